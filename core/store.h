@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/**
+ * @file store.h
+ * @brief The site database, behind one storage interface (internal to libamtprov).
+ *
+ * All persistent site state goes through these functions: devices and their provisioning
+ * state, every issued certificate, status messages, the audit trail, pending operations
+ * (queued revocations, CA cookies to poll, write-ahead password commits) and maintenance
+ * task runs. SQLite is the default back end (store_sqlite.c); the functions dispatch
+ * through `struct store_ops` so a shared PostgreSQL back end can be added later.
+ *
+ * Conventions:
+ *  - Every function returns an enum amtprov_status and fills @p err on failure, with
+ *    err->where naming the database file.
+ *  - Records are plain structs with fixed-size text fields; callers own them.
+ *  - Each mutating call is atomic on its own. store_tx_begin/commit group several calls
+ *    into one transaction (nesting is an error).
+ *  - Times are Unix seconds (the caller passes "now", so tests can drive the clock).
+ */
+#ifndef AMTPROV_CORE_STORE_H
+#define AMTPROV_CORE_STORE_H
+
+#include <stdint.h>
+
+#include <amtprov/error.h>
+
+#define STORE_FQDN_SIZE 256
+#define STORE_UUID_SIZE 40
+#define STORE_STATE_SIZE 40
+#define STORE_TEXT_SIZE 512
+#define STORE_SHORT_SIZE 64
+#define STORE_HASH_SIZE 132 /* SHA-512 hex + NUL fits */
+#define STORE_DN_SIZE 512
+
+/** Current schema version (PRAGMA user_version). */
+#define STORE_SCHEMA_VERSION 1
+
+struct store;
+
+/** Open flags. */
+#define STORE_OPEN_CREATE 0x1   /**< create the file and schema if missing */
+#define STORE_OPEN_READONLY 0x2 /**< for reporting tools; no migration is run */
+
+/** A device record. */
+struct store_device {
+	int64_t id;                          /**< assigned by store_device_add */
+	char fqdn[STORE_FQDN_SIZE];          /**< unique, lower case */
+	char uuid[STORE_UUID_SIZE];          /**< unique, lower case canonical */
+	char amt_version[STORE_SHORT_SIZE];  /**< "11.8.50" */
+	char wired_ip[STORE_SHORT_SIZE];     /**< may be empty */
+	char otp_hash[STORE_HASH_SIZE];      /**< hex, may be empty */
+	char state[STORE_STATE_SIZE];        /**< device_state name, see device_state.h */
+	int64_t state_since;
+	int last_error_code;                 /**< enum amtprov_status of the last failure, 0 */
+	char last_error[STORE_TEXT_SIZE];    /**< human reason of the last failure, or "" */
+	int attempts;                        /**< failed attempts in the current state */
+	int64_t next_attempt_at;             /**< 0: now; used by the engine for retries */
+	int wireless_capable;
+	int blocked;                         /**< R-REV-02d */
+	int64_t created_at;
+	int64_t updated_at;
+};
+
+/** Certificate status values stored in certificates.status. */
+#define STORE_CERT_ACTIVE "active"            /**< issued and in use */
+#define STORE_CERT_REVOKE_PENDING "revoke-pending" /**< to be revoked; queued at the CA */
+#define STORE_CERT_REVOKED "revoked"
+#define STORE_CERT_EXPIRED "expired"
+
+/** A certificate record: every certificate amtprov obtained, never deleted. */
+struct store_cert {
+	int64_t id;
+	int64_t device_id;                     /**< 0 if not tied to a device (provisioning) */
+	char serial_hex[STORE_SHORT_SIZE * 2];  /**< upper-case hex */
+	char issuer[STORE_DN_SIZE];            /**< RFC 4514 */
+	char subject[STORE_DN_SIZE];
+	int purpose;                           /**< enum amtprov_cert_purpose */
+	char profile[STORE_SHORT_SIZE];        /**< 802.1X profile name or "" */
+	char template_name[STORE_SHORT_SIZE];
+	char ca_instance[STORE_SHORT_SIZE];
+	char request_id[STORE_SHORT_SIZE];
+	char sha256[STORE_HASH_SIZE];          /**< thumbprint, upper-case hex, unique */
+	int64_t not_before;
+	int64_t not_after;
+	char status[STORE_SHORT_SIZE];         /**< STORE_CERT_* */
+	int revocation_reason;                 /**< enum amtprov_revocation_reason, -1 if none */
+	int64_t revoked_at;                    /**< 0 if not revoked */
+	int64_t created_at;
+};
+
+/** Filters for store_cert_list; zero/empty fields match everything. */
+struct store_cert_filter {
+	int64_t device_id;
+	int purpose;
+	const char *status;          /**< NULL: any */
+	int64_t not_after_before;    /**< 0: any; else only not_after < this */
+};
+
+/** Severity of a status message. Values are stored. */
+enum store_severity {
+	STORE_SEV_INFO = 0,
+	STORE_SEV_WARNING = 1,
+	STORE_SEV_ERROR = 2,
+};
+
+/** A stored status message. */
+struct store_status_msg {
+	int64_t id;
+	uint32_t msg_id;                /**< catalog ID, e.g. 7210 */
+	int severity;                   /**< enum store_severity */
+	char device[STORE_FQDN_SIZE];   /**< device FQDN or "" for site-wide */
+	char text[STORE_TEXT_SIZE];
+	int64_t created_at;
+};
+
+/** Filters for store_status_list; zero/empty fields match everything. */
+struct store_status_filter {
+	uint32_t msg_id;
+	int min_severity;               /**< -1 or 0: all */
+	const char *device;
+	int64_t since;                  /**< created_at >= since */
+	int64_t until;                  /**< 0: no limit; else created_at < until */
+	int limit;                      /**< 0: no limit; newest first */
+};
+
+/** An audit record (append-only). */
+struct store_audit {
+	int64_t id;
+	int64_t at;
+	char actor[STORE_SHORT_SIZE];      /**< "amtprovd", "cli:root", plugin instance */
+	int64_t device_id;                 /**< 0: site-wide */
+	char action[STORE_SHORT_SIZE];     /**< "state", "device.add", "cert.issue", ... */
+	char detail[STORE_TEXT_SIZE];      /**< never a secret */
+};
+
+/** A pending operation: work that must not be forgotten across restarts. */
+struct store_pending {
+	int64_t id;
+	int64_t device_id;                 /**< 0: none */
+	char kind[STORE_SHORT_SIZE];       /**< "revoke", "ca-poll", "commit-password", ... */
+	char payload[2048];                /**< JSON, no secrets (credential names only) */
+	int64_t created_at;
+	int64_t next_attempt_at;
+	int attempts;
+	char last_error[STORE_TEXT_SIZE];
+};
+
+/** A maintenance task's bookkeeping. */
+struct store_task {
+	char name[STORE_SHORT_SIZE];
+	int64_t last_run;                  /**< 0: never */
+	int last_result;                   /**< enum amtprov_status */
+	char last_detail[STORE_TEXT_SIZE];
+	int64_t next_run;
+};
+
+/* Iteration callbacks: return 0 to go on, non-zero to stop (not an error). Records are
+ * borrowed for the call. */
+typedef int (*store_device_cb)(void *ctx, const struct store_device *dev);
+typedef int (*store_cert_cb)(void *ctx, const struct store_cert *cert);
+typedef int (*store_status_cb)(void *ctx, const struct store_status_msg *msg);
+typedef int (*store_audit_cb)(void *ctx, const struct store_audit *rec);
+typedef int (*store_pending_cb)(void *ctx, const struct store_pending *op);
+
+/**
+ * Opens (and with STORE_OPEN_CREATE creates) a site database.
+ * @param[in] path  file path of the SQLite database
+ * @return AMTPROV_OK; AMTPROV_E_NOT_FOUND (missing, no CREATE); AMTPROV_E_CORRUPT (not a
+ *         database, failed integrity check, or a schema newer than this build knows);
+ *         AMTPROV_E_BUSY; AMTPROV_E_IO. A failed open changes nothing on disk.
+ */
+int store_open(const char *path, int flags, struct store **out, struct amtprov_error *err);
+/** Closes. Accepts NULL. */
+void store_close(struct store *st);
+/** The path it was opened with (borrowed). */
+const char *store_path(const struct store *st);
+/** Schema version found on disk (after migrations). */
+int store_schema_version(struct store *st);
+/** Runs an integrity check; AMTPROV_E_CORRUPT with the first problem in err. */
+int store_check(struct store *st, struct amtprov_error *err);
+
+int store_tx_begin(struct store *st, struct amtprov_error *err);
+int store_tx_commit(struct store *st, struct amtprov_error *err);
+/** Rolls back; never fails visibly (logs nothing, returns nothing). */
+void store_tx_rollback(struct store *st);
+
+/* ---- devices ---- */
+/** Adds a device. AMTPROV_E_EXISTS if the FQDN or UUID is taken (err names which).
+ * Sets dev->id. Writes an audit record "device.add". */
+int store_device_add(struct store *st, struct store_device *dev, const char *actor,
+		     int64_t now, struct amtprov_error *err);
+int store_device_get(struct store *st, int64_t id, struct store_device *out,
+		     struct amtprov_error *err);
+/** By FQDN (case-insensitive) or, if @p key looks like a UUID, by UUID. */
+int store_device_find(struct store *st, const char *key, struct store_device *out,
+		      struct amtprov_error *err);
+/** Lists devices (ordered by id); @p state NULL for all. */
+int store_device_list(struct store *st, const char *state, store_device_cb cb, void *ctx,
+		      struct amtprov_error *err);
+/** Counts devices per state: calls cb(ctx, state, count) for each state present. */
+int store_device_count_by_state(struct store *st,
+				int (*cb)(void *ctx, const char *state, int64_t count),
+				void *ctx, struct amtprov_error *err);
+/**
+ * Compare-and-set of a device's state, atomically with an audit record "state" whose detail
+ * is "FROM -> TO[: error]". Fails with AMTPROV_E_STATE (and changes nothing) if the stored
+ * state is not @p from. Sets last_error_code/last_error (empty clears them), attempts
+ * (reset to 0 when the state changes, incremented when from == to), next_attempt_at.
+ */
+int store_device_transition(struct store *st, int64_t id, const char *from, const char *to,
+			    int error_code, const char *error_text, int64_t next_attempt_at,
+			    const char *actor, int64_t now, struct amtprov_error *err);
+/** Updates the descriptive fields (amt_version, wired_ip, otp_hash, uuid,
+ * wireless_capable, blocked) of an existing device; state fields are left alone. */
+int store_device_update(struct store *st, const struct store_device *dev, const char *actor,
+			int64_t now, struct amtprov_error *err);
+
+/* ---- certificates ---- */
+/** Records an issued certificate. AMTPROV_E_EXISTS if sha256 is already recorded. */
+int store_cert_add(struct store *st, struct store_cert *cert, int64_t now,
+		   struct amtprov_error *err);
+int store_cert_get(struct store *st, int64_t id, struct store_cert *out,
+		   struct amtprov_error *err);
+int store_cert_list(struct store *st, const struct store_cert_filter *filter,
+		    store_cert_cb cb, void *ctx, struct amtprov_error *err);
+/** Sets status (and revocation reason/time when status is STORE_CERT_REVOKED). */
+int store_cert_set_status(struct store *st, int64_t id, const char *status, int reason,
+			  int64_t now, struct amtprov_error *err);
+
+/* ---- status messages ---- */
+int store_status_add(struct store *st, struct store_status_msg *msg, int64_t now,
+		     struct amtprov_error *err);
+int store_status_list(struct store *st, const struct store_status_filter *filter,
+		      store_status_cb cb, void *ctx, struct amtprov_error *err);
+
+/* ---- audit ---- */
+int store_audit_add(struct store *st, const char *actor, int64_t device_id,
+		    const char *action, const char *detail, int64_t now,
+		    struct amtprov_error *err);
+/** Lists audit records for a device (0: all), oldest first, at most @p limit (0: all). */
+int store_audit_list(struct store *st, int64_t device_id, int limit, store_audit_cb cb,
+		     void *ctx, struct amtprov_error *err);
+
+/* ---- pending operations ---- */
+int store_pending_add(struct store *st, struct store_pending *op, int64_t now,
+		      struct amtprov_error *err);
+/** Lists operations due at @p now (next_attempt_at <= now), oldest first; kind NULL: all. */
+int store_pending_due(struct store *st, const char *kind, int64_t now, store_pending_cb cb,
+		      void *ctx, struct amtprov_error *err);
+/** Lists all operations of a device (0: all devices). */
+int store_pending_list(struct store *st, int64_t device_id, store_pending_cb cb, void *ctx,
+		       struct amtprov_error *err);
+/** Records a failed attempt: attempts+1, last_error, next_attempt_at. */
+int store_pending_retry(struct store *st, int64_t id, const char *last_error,
+			int64_t next_attempt_at, struct amtprov_error *err);
+/** Removes a completed operation. */
+int store_pending_done(struct store *st, int64_t id, struct amtprov_error *err);
+
+/* ---- maintenance tasks ---- */
+/** Reads a task's record; AMTPROV_E_NOT_FOUND if it never ran and was never scheduled. */
+int store_task_get(struct store *st, const char *name, struct store_task *out,
+		   struct amtprov_error *err);
+/** Inserts or replaces a task's record. */
+int store_task_put(struct store *st, const struct store_task *task, struct amtprov_error *err);
+
+#endif /* AMTPROV_CORE_STORE_H */
