@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "status.h"
+#include "util.h"
+
+struct engine_job {
+	struct engine *e;
+	struct store_device dev;
+	enum device_state state; /* the runnable state the job is for */
+	enum device_state doing; /* the -ING state persisted while it runs (or == state) */
+	/* blocking call */
+	engine_blocking_fn fn;
+	engine_blocking_done bdone;
+	void *barg;
+	int brc;
+	struct amtprov_error berr;
+	struct engine_job *qnext;
+};
+
+struct handler {
+	engine_step_fn fn;
+	void *ctx;
+};
+
+struct engine {
+	struct event_base *base;
+	struct store *st;
+	struct alog *lg;
+	struct engine_config cfg;
+	int64_t (*now)(void *);
+	void *now_ctx;
+	engine_status_fn status;
+	void *status_ctx;
+	struct handler handlers[DS_COUNT];
+
+	/* in-flight set: open addressing on device id */
+	struct engine_job **slots;
+	size_t n_slots;
+	int in_flight;
+
+	struct event *scan_ev;
+	struct event *done_ev;
+
+	pthread_t *threads;
+	int n_threads;
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct engine_job *work_head, *work_tail;
+	struct engine_job *done_head;
+	int stopping;
+};
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void evthread_init(void)
+{
+	evthread_use_pthreads();
+}
+
+static int64_t now_of(struct engine *e)
+{
+	return e->now ? e->now(e->now_ctx) : util_now();
+}
+
+static void emit(struct engine *e, uint32_t id, const char *device, const char *detail)
+{
+	if (e->status)
+		e->status(e->status_ctx, id, device, detail);
+}
+
+int engine_error_transient(int code)
+{
+	return code == AMTPROV_E_UNREACHABLE || code == AMTPROV_E_TIMEOUT ||
+	       code == AMTPROV_E_BUSY || code == AMTPROV_E_IO;
+}
+
+/* ---- in-flight set ---- */
+
+static size_t slot_of(struct engine *e, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ULL;
+
+	return (size_t)(h % e->n_slots);
+}
+
+static int inflight_has(struct engine *e, int64_t id)
+{
+	for (size_t i = slot_of(e, id), n = 0; n < e->n_slots; i = (i + 1) % e->n_slots, n++) {
+		if (!e->slots[i])
+			return 0;
+		if (e->slots[i]->dev.id == id)
+			return 1;
+	}
+	return 0;
+}
+
+static void inflight_add(struct engine *e, struct engine_job *job)
+{
+	size_t i = slot_of(e, job->dev.id);
+
+	while (e->slots[i])
+		i = (i + 1) % e->n_slots;
+	e->slots[i] = job;
+	e->in_flight++;
+}
+
+static void inflight_del(struct engine *e, struct engine_job *job)
+{
+	size_t i = slot_of(e, job->dev.id);
+
+	while (e->slots[i] && e->slots[i] != job)
+		i = (i + 1) % e->n_slots;
+	if (!e->slots[i])
+		return;
+	e->slots[i] = NULL;
+	e->in_flight--;
+	/* Re-insert the rest of the cluster so lookups keep finding them. */
+	for (size_t j = (i + 1) % e->n_slots; e->slots[j]; j = (j + 1) % e->n_slots) {
+		struct engine_job *moved = e->slots[j];
+
+		e->slots[j] = NULL;
+		e->in_flight--;
+		inflight_add(e, moved);
+	}
+}
+
+/* ---- worker pool ---- */
+
+static void *worker_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		struct engine_job *job;
+
+		pthread_mutex_lock(&e->qlock);
+		while (!e->work_head && !e->stopping)
+			pthread_cond_wait(&e->qcond, &e->qlock);
+		if (e->stopping) {
+			pthread_mutex_unlock(&e->qlock);
+			return NULL;
+		}
+		job = e->work_head;
+		e->work_head = job->qnext;
+		if (!e->work_head)
+			e->work_tail = NULL;
+		pthread_mutex_unlock(&e->qlock);
+
+		amtprov_error_clear(&job->berr);
+		{
+			struct alog_ctx prev = alog_ctx_set(NULL, job->dev.fqdn);
+
+			job->brc = job->fn(job->barg, &job->berr);
+			alog_ctx_restore(prev);
+		}
+
+		pthread_mutex_lock(&e->qlock);
+		job->qnext = e->done_head;
+		e->done_head = job;
+		pthread_mutex_unlock(&e->qlock);
+		event_active(e->done_ev, EV_READ, 0);
+	}
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct engine *e = arg;
+	struct engine_job *list;
+
+	pthread_mutex_lock(&e->qlock);
+	list = e->done_head;
+	e->done_head = NULL;
+	pthread_mutex_unlock(&e->qlock);
+	while (list) {
+		struct engine_job *job = list;
+		struct alog_ctx prev;
+
+		list = job->qnext;
+		job->qnext = NULL;
+		prev = alog_ctx_set(NULL, job->dev.fqdn);
+		job->bdone(job, job->brc, &job->berr, job->barg);
+		alog_ctx_restore(prev);
+	}
+}
+
+int engine_job_blocking(struct engine_job *job, engine_blocking_fn fn, engine_blocking_done done,
+			void *arg, struct amtprov_error *err)
+{
+	struct engine *e = job->e;
+
+	if (!fn || !done)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, job->dev.fqdn, "no function");
+	job->fn = fn;
+	job->bdone = done;
+	job->barg = arg;
+	pthread_mutex_lock(&e->qlock);
+	job->qnext = NULL;
+	if (e->work_tail)
+		e->work_tail->qnext = job;
+	else
+		e->work_head = job;
+	e->work_tail = job;
+	pthread_cond_signal(&e->qcond);
+	pthread_mutex_unlock(&e->qlock);
+	return AMTPROV_OK;
+}
+
+/* ---- transitions ---- */
+
+static int64_t backoff(const struct engine *e, int attempts)
+{
+	int64_t d = e->cfg.retry_base_seconds;
+
+	for (int i = 0; i < attempts && d < e->cfg.retry_max_seconds; i++)
+		d *= 2;
+	return d > e->cfg.retry_max_seconds ? e->cfg.retry_max_seconds : d;
+}
+
+static int persist(struct engine *e, struct engine_job *job, enum device_state from,
+		   enum device_state to, int code, const char *text, int64_t next_at, int attempts)
+{
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	rc = store_device_transition_ex(e->st, job->dev.id, device_state_name(from),
+					device_state_name(to), code, text ? text : "", next_at,
+					attempts, e->cfg.actor, now_of(e), &err);
+	if (rc != AMTPROV_OK)
+		alog(e->lg, AMTPROV_LOG_ERROR, "%s: cannot record %s -> %s: %s", job->dev.fqdn,
+		     device_state_name(from), device_state_name(to), err.msg);
+	return rc;
+}
+
+static void job_free(struct engine_job *job)
+{
+	inflight_del(job->e, job);
+	free(job);
+}
+
+static void finish(struct engine_job *job, enum device_state next, int error_code,
+		   const char *error_text, int may_retry)
+{
+	struct engine *e = job->e;
+	const char *fqdn = job->dev.fqdn;
+	char detail[STORE_TEXT_SIZE];
+	struct alog_ctx prev = alog_ctx_set(NULL, fqdn);
+
+	if (error_code == AMTPROV_OK && next != DS_INVALID) {
+		if (!device_state_allowed(job->doing, next)) {
+			/* A handler bug must not corrupt the state machine: fail the device. */
+			snprintf(detail, sizeof(detail), "internal error: step asked for %s -> %s",
+				 device_state_name(job->doing), device_state_name(next));
+			alog(e->lg, AMTPROV_LOG_ERROR, "%s", detail);
+			persist(e, job, job->doing, DS_FAILED, AMTPROV_E_INTERNAL, detail, 0,
+				job->dev.attempts);
+			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
+		} else {
+			int attempts = next == job->state ? job->dev.attempts : 0;
+
+			alog(e->lg, AMTPROV_LOG_INFO, "%s -> %s", device_state_name(job->doing),
+			     device_state_name(next));
+			persist(e, job, job->doing, next, 0, "", 0, attempts);
+		}
+	} else {
+		int code = error_code ? error_code : AMTPROV_E_INTERNAL;
+		const char *why = error_text && *error_text ? error_text : amtprov_strerror(code);
+		int attempts = job->dev.attempts + 1;
+		enum device_state back = device_state_rewind(job->doing);
+
+		if (may_retry && engine_error_transient(code) && attempts < e->cfg.max_attempts) {
+			int64_t delay = backoff(e, job->dev.attempts);
+
+			snprintf(detail, sizeof(detail), "%s (attempt %d of %d, next in %llds)", why,
+				 attempts, e->cfg.max_attempts, (long long)delay);
+			alog(e->lg, AMTPROV_LOG_WARNING, "%s: %s", device_state_name(back), detail);
+			persist(e, job, job->doing, back, code, why, now_of(e) + delay, attempts);
+			emit(e, STATUS_PROVISIONING_RETRY, fqdn, detail);
+		} else {
+			snprintf(detail, sizeof(detail), "%s failed: %s", device_state_name(job->state),
+				 why);
+			alog(e->lg, AMTPROV_LOG_ERROR, "%s", detail);
+			persist(e, job, job->doing, DS_FAILED, code, detail, 0, attempts);
+			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
+		}
+	}
+	alog_ctx_restore(prev);
+	job_free(job);
+}
+
+void engine_job_done(struct engine_job *job, enum device_state next, int error_code,
+		     const char *error_text)
+{
+	finish(job, next, error_code, error_text, 1);
+}
+
+void engine_job_fail(struct engine_job *job, int error_code, const char *error_text)
+{
+	finish(job, DS_INVALID, error_code ? error_code : AMTPROV_E_INTERNAL, error_text, 0);
+}
+
+const struct store_device *engine_job_device(const struct engine_job *job)
+{
+	return &job->dev;
+}
+
+struct engine *engine_job_engine(const struct engine_job *job)
+{
+	return job->e;
+}
+
+enum device_state engine_job_state(const struct engine_job *job)
+{
+	return job->state;
+}
+
+/* ---- scanning ---- */
+
+struct candidates {
+	struct engine *e;
+	struct store_device *devs;
+	size_t n, cap;
+	int64_t now;
+};
+
+static int collect(void *ctx, const struct store_device *dev)
+{
+	struct candidates *c = ctx;
+	struct engine *e = c->e;
+
+	if ((int)(c->n) + e->in_flight >= e->cfg.max_in_flight)
+		return 1;
+	if (dev->blocked || dev->next_attempt_at > c->now || inflight_has(e, dev->id))
+		return 0;
+	if (c->n == c->cap) {
+		size_t ncap = c->cap ? c->cap * 2 : 64;
+		struct store_device *nd = realloc(c->devs, ncap * sizeof(*nd));
+
+		if (!nd)
+			return 1;
+		c->devs = nd;
+		c->cap = ncap;
+	}
+	c->devs[c->n++] = *dev;
+	return 0;
+}
+
+static void start_job(struct engine *e, const struct store_device *dev)
+{
+	enum device_state s = device_state_parse(dev->state);
+	struct handler *h = &e->handlers[s];
+	struct engine_job *job;
+	struct alog_ctx prev;
+
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return;
+	job->e = e;
+	job->dev = *dev;
+	job->state = s;
+	job->doing = device_state_doing(s);
+	inflight_add(e, job);
+	if (job->doing != s &&
+	    persist(e, job, s, job->doing, 0, "", 0, dev->attempts) != AMTPROV_OK) {
+		/* Someone else moved it (CLI, another host): leave it alone. */
+		job_free(job);
+		return;
+	}
+	util_strlcpy(job->dev.state, device_state_name(job->doing), sizeof(job->dev.state));
+	prev = alog_ctx_set(NULL, job->dev.fqdn);
+	h->fn(job, h->ctx);
+	alog_ctx_restore(prev);
+}
+
+/* @return how many jobs were started */
+static int scan(struct engine *e)
+{
+	struct candidates c = {.e = e, .now = now_of(e)};
+	struct amtprov_error err;
+	int started = 0;
+
+	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
+		if (!e->handlers[s].fn || !device_state_runnable((enum device_state)s))
+			continue;
+		if (e->in_flight + (int)c.n >= e->cfg.max_in_flight)
+			break;
+		amtprov_error_clear(&err);
+		if (store_device_list(e->st, device_state_name((enum device_state)s), collect, &c,
+				      &err) != AMTPROV_OK)
+			alog(e->lg, AMTPROV_LOG_ERROR, "cannot list devices: %s", err.msg);
+	}
+	/* Started after listing: no job writes while a read statement is open. */
+	for (size_t i = 0; i < c.n; i++, started++)
+		start_job(e, &c.devs[i]);
+	free(c.devs);
+	return started;
+}
+
+static void on_scan(evutil_socket_t fd, short what, void *arg)
+{
+	scan(arg);
+}
+
+void engine_kick(struct engine *e)
+{
+	scan(e);
+}
+
+/* ---- lifecycle ---- */
+
+struct engine *engine_new(struct store *st, struct alog *lg, const struct engine_config *cfg,
+			  int64_t (*now)(void *ctx), void *now_ctx, engine_status_fn status,
+			  void *status_ctx, struct amtprov_error *err)
+{
+	struct engine *e;
+	struct timeval tv;
+
+	pthread_once(&evthread_once, evthread_init);
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	e->st = st;
+	e->lg = lg;
+	if (cfg)
+		e->cfg = *cfg;
+	if (e->cfg.max_in_flight <= 0)
+		e->cfg.max_in_flight = 256;
+	if (e->cfg.workers <= 0)
+		e->cfg.workers = 4;
+	if (e->cfg.retry_base_seconds <= 0)
+		e->cfg.retry_base_seconds = 60;
+	if (e->cfg.retry_max_seconds < e->cfg.retry_base_seconds)
+		e->cfg.retry_max_seconds = e->cfg.retry_base_seconds > 3600 ? e->cfg.retry_base_seconds
+									     : 3600;
+	if (e->cfg.max_attempts <= 0)
+		e->cfg.max_attempts = 10;
+	if (e->cfg.scan_interval_ms <= 0)
+		e->cfg.scan_interval_ms = 1000;
+	if (!e->cfg.actor)
+		e->cfg.actor = "amtprovd";
+	e->now = now;
+	e->now_ctx = now_ctx;
+	e->status = status;
+	e->status_ctx = status_ctx;
+	e->n_slots = (size_t)e->cfg.max_in_flight * 2 + 1;
+	e->slots = calloc(e->n_slots, sizeof(*e->slots));
+	pthread_mutex_init(&e->qlock, NULL);
+	pthread_cond_init(&e->qcond, NULL);
+	e->base = event_base_new();
+	if (!e->slots || !e->base)
+		goto fail;
+	e->done_ev = event_new(e->base, -1, 0, on_done, e);
+	e->scan_ev = event_new(e->base, -1, EV_PERSIST, on_scan, e);
+	if (!e->done_ev || !e->scan_ev)
+		goto fail;
+	tv.tv_sec = e->cfg.scan_interval_ms / 1000;
+	tv.tv_usec = (e->cfg.scan_interval_ms % 1000) * 1000;
+	event_add(e->scan_ev, &tv);
+	e->threads = calloc((size_t)e->cfg.workers, sizeof(*e->threads));
+	if (!e->threads)
+		goto fail;
+	for (int i = 0; i < e->cfg.workers; i++) {
+		if (pthread_create(&e->threads[i], NULL, worker_main, e) != 0)
+			goto fail;
+		e->n_threads++;
+	}
+	return e;
+fail:
+	amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "cannot create the engine");
+	engine_free(e);
+	return NULL;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->qlock);
+	e->stopping = 1;
+	pthread_cond_broadcast(&e->qcond);
+	pthread_mutex_unlock(&e->qlock);
+	for (int i = 0; i < e->n_threads; i++)
+		pthread_join(e->threads[i], NULL);
+	/* Abandon jobs: their -ING state stays recorded, as after a crash. */
+	for (size_t i = 0; e->slots && i < e->n_slots; i++)
+		free(e->slots[i]);
+	if (e->scan_ev)
+		event_free(e->scan_ev);
+	if (e->done_ev)
+		event_free(e->done_ev);
+	if (e->base)
+		event_base_free(e->base);
+	pthread_mutex_destroy(&e->qlock);
+	pthread_cond_destroy(&e->qcond);
+	free(e->threads);
+	free(e->slots);
+	free(e);
+}
+
+int engine_set_handler(struct engine *e, enum device_state s, engine_step_fn fn, void *ctx)
+{
+	if ((int)s <= DS_INVALID || s >= DS_COUNT || !device_state_runnable(s))
+		return AMTPROV_E_INVALID;
+	e->handlers[s].fn = fn;
+	e->handlers[s].ctx = ctx;
+	return AMTPROV_OK;
+}
+
+struct rewind_ctx {
+	int64_t *ids;
+	size_t n, cap;
+};
+
+static int collect_ing(void *ctx, const struct store_device *dev)
+{
+	struct rewind_ctx *r = ctx;
+
+	if (r->n == r->cap) {
+		size_t ncap = r->cap ? r->cap * 2 : 32;
+		int64_t *ni = realloc(r->ids, ncap * sizeof(*ni));
+
+		if (!ni)
+			return 1;
+		r->ids = ni;
+		r->cap = ncap;
+	}
+	r->ids[r->n++] = dev->id;
+	return 0;
+}
+
+int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err)
+{
+	int count = 0;
+
+	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
+		struct rewind_ctx r = {0};
+		const char *from = device_state_name((enum device_state)s);
+		const char *to = device_state_name(device_state_rewind((enum device_state)s));
+		int rc;
+
+		if (!device_state_in_progress((enum device_state)s))
+			continue;
+		rc = store_device_list(e->st, from, collect_ing, &r, err);
+		for (size_t i = 0; rc == AMTPROV_OK && i < r.n; i++) {
+			struct store_device dev;
+
+			rc = store_device_get(e->st, r.ids[i], &dev, err);
+			if (rc)
+				break;
+			rc = store_device_transition_ex(e->st, dev.id, from, to, AMTPROV_OK,
+							"interrupted by a restart; step will run again",
+							0, dev.attempts, e->cfg.actor, now_of(e), err);
+			if (rc == AMTPROV_E_STATE) {
+				rc = AMTPROV_OK; /* moved meanwhile */
+				continue;
+			}
+			if (rc)
+				break;
+			alog(e->lg, AMTPROV_LOG_WARNING, "%s: rewound %s -> %s after restart",
+			     dev.fqdn, from, to);
+			emit(e, STATUS_STATE_RESUMED, dev.fqdn, from);
+			count++;
+		}
+		free(r.ids);
+		if (rc)
+			return rc;
+	}
+	if (rewound)
+		*rewound = count;
+	return AMTPROV_OK;
+}
+
+int engine_run(struct engine *e, struct amtprov_error *err)
+{
+	scan(e);
+	if (event_base_dispatch(e->base) < 0)
+		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "event loop failed");
+	return AMTPROV_OK;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	*(int *)arg = 1;
+}
+
+int engine_run_until_idle(struct engine *e, int64_t timeout_ms, struct amtprov_error *err)
+{
+	int expired = 0;
+	struct event *deadline = evtimer_new(e->base, on_deadline, &expired);
+	struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+
+	if (!deadline)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	evtimer_add(deadline, &tv);
+	for (;;) {
+		int started = scan(e);
+
+		if (started == 0 && e->in_flight == 0)
+			break;
+		if (expired)
+			break;
+		event_base_loop(e->base, EVLOOP_ONCE);
+	}
+	event_free(deadline);
+	if (e->in_flight != 0 || expired)
+		return amtprov_error_set(err, AMTPROV_E_TIMEOUT, NULL,
+					 "engine still busy after %lld ms (%d devices in flight)",
+					 (long long)timeout_ms, e->in_flight);
+	return AMTPROV_OK;
+}
+
+void engine_stop(struct engine *e)
+{
+	event_base_loopbreak(e->base);
+}
+
+struct event_base *engine_base(struct engine *e)
+{
+	return e->base;
+}
+
+int engine_in_flight(const struct engine *e)
+{
+	return e->in_flight;
+}

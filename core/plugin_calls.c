@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Checked calls into plugins. The core never calls a vtable slot directly: these wrappers
+ * check the kind, the slot (struct_size and non-NULL), the declared capability, lock
+ * non-thread-safe instances, set the log context, and validate what comes back, so a
+ * buggy plugin yields a clear error naming it instead of undefined behavior.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plugin_host_int.h"
+
+#define SLOT(ops, type, member) \
+	((ops)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member) && (ops)->member)
+
+static int wrong_kind(struct plugin_instance *pi, uint32_t kind, struct amtprov_error *err)
+{
+	return amtprov_error_set(err, AMTPROV_E_INTERNAL, pi->name,
+				 "instance '%s' is a %s plugin, not %s", pi->name,
+				 plugin_kind_name(pi->mod->desc->kind), plugin_kind_name(kind));
+}
+
+static const struct amtprov_ca_ops *ca_ops(struct plugin_instance *pi, struct amtprov_error *err)
+{
+	if (pi->mod->desc->kind != AMTPROV_KIND_CA) {
+		wrong_kind(pi, AMTPROV_KIND_CA, err);
+		return NULL;
+	}
+	return pi->mod->desc->ops;
+}
+
+void pi_ca_result_release(struct amtprov_ca_result *res)
+{
+	if (!res)
+		return;
+	free(res->cert_der);
+	free(res->chain_pem);
+	res->cert_der = NULL;
+	res->cert_len = 0;
+	res->chain_pem = NULL;
+}
+
+static void result_init(struct amtprov_ca_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->struct_size = sizeof(*res);
+	res->outcome = AMTPROV_CA_NOT_SUPPORTED;
+}
+
+/* Validates a result so callers can trust it. */
+static int check_result(struct plugin_instance *pi, const char *op, int want_cert,
+			struct amtprov_ca_result *res, struct amtprov_error *err)
+{
+	/* Force termination: a plugin that filled a buffer to the brim must not make us read
+	 * past it. */
+	res->cookie[sizeof(res->cookie) - 1] = '\0';
+	res->message[sizeof(res->message) - 1] = '\0';
+	res->request_id[sizeof(res->request_id) - 1] = '\0';
+	switch (res->outcome) {
+	case AMTPROV_CA_ISSUED:
+		if (want_cert && (!res->cert_der || res->cert_len == 0))
+			goto bad;
+		break;
+	case AMTPROV_CA_WAIT:
+	case AMTPROV_CA_WAIT_WITH_DELAY:
+		if (!res->cookie[0])
+			goto bad;
+		break;
+	case AMTPROV_CA_REJECTED:
+	case AMTPROV_CA_UNREACHABLE:
+	case AMTPROV_CA_UNCONFIGURED:
+	case AMTPROV_CA_NOT_SUPPORTED:
+	case AMTPROV_CA_NEED_REKEY:
+		break;
+	default:
+		pi_ca_result_release(res);
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "CA plugin '%s' returned unknown outcome %u from %s", pi->name,
+					 (unsigned)res->outcome, op);
+	}
+	if (res->outcome != AMTPROV_CA_ISSUED)
+		pi_ca_result_release(res);
+	return AMTPROV_OK;
+bad:
+	pi_ca_result_release(res);
+	return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+				 "CA plugin '%s' returned %s from %s without the data it needs",
+				 pi->name, amtprov_ca_outcome_name(res->outcome), op);
+}
+
+int pi_ca_submit(struct plugin_instance *pi, const char *device,
+		 const struct amtprov_ca_request *req, struct amtprov_ca_result *res,
+		 struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	result_init(res);
+	pi_enter(&c, pi, device);
+	rc = o->submit(pi->handle, req, res, err);
+	pi_leave(&c);
+	if (rc != AMTPROV_OK) {
+		pi_ca_result_release(res);
+		return amtprov_error_set(err, rc, pi->name, "CA '%s' submit failed: %s", pi->name,
+					 amtprov_strerror(rc));
+	}
+	return check_result(pi, "submit", 1, res, err);
+}
+
+int pi_ca_poll(struct plugin_instance *pi, const char *device,
+	       const struct amtprov_ca_request *req, const char *cookie,
+	       struct amtprov_ca_result *res, struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	result_init(res);
+	if (!SLOT(o, struct amtprov_ca_ops, poll) || !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_POLL))
+		return AMTPROV_OK; /* outcome NOT_SUPPORTED */
+	pi_enter(&c, pi, device);
+	rc = o->poll(pi->handle, req, cookie, res, err);
+	pi_leave(&c);
+	if (rc != AMTPROV_OK) {
+		pi_ca_result_release(res);
+		return amtprov_error_set(err, rc, pi->name, "CA '%s' poll failed: %s", pi->name,
+					 amtprov_strerror(rc));
+	}
+	return check_result(pi, "poll", 1, res, err);
+}
+
+int pi_ca_revoke(struct plugin_instance *pi, const char *device,
+		 const struct amtprov_ca_revocation *rev, struct amtprov_ca_result *res,
+		 struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	result_init(res);
+	if (!SLOT(o, struct amtprov_ca_ops, revoke) ||
+	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_REVOKE))
+		return AMTPROV_OK;
+	pi_enter(&c, pi, device);
+	rc = o->revoke(pi->handle, rev, res, err);
+	pi_leave(&c);
+	if (rc != AMTPROV_OK) {
+		pi_ca_result_release(res);
+		return amtprov_error_set(err, rc, pi->name, "CA '%s' revoke failed: %s", pi->name,
+					 amtprov_strerror(rc));
+	}
+	return check_result(pi, "revoke", 0, res, err);
+}
+
+int pi_ca_fetch_crl(struct plugin_instance *pi, uint8_t **der, size_t *len,
+		    struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_ca_ops, fetch_crl) || !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_CRL))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "CA '%s' does not publish a CRL", pi->name);
+	*der = NULL;
+	*len = 0;
+	pi_enter(&c, pi, NULL);
+	rc = o->fetch_crl(pi->handle, der, len, err);
+	pi_leave(&c);
+	if (rc == AMTPROV_OK && (!*der || !*len)) {
+		free(*der);
+		*der = NULL;
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "CA '%s' returned an empty CRL", pi->name);
+	}
+	return rc;
+}
+
+int pi_ca_fetch_roots(struct plugin_instance *pi, char **pem, struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_ca_ops, fetch_roots) ||
+	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_ROOTS))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "CA '%s' cannot return its roots", pi->name);
+	*pem = NULL;
+	pi_enter(&c, pi, NULL);
+	rc = o->fetch_roots(pi->handle, pem, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_ca_list_templates(struct plugin_instance *pi, amtprov_ca_template_cb cb, void *ctx,
+			 struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_ca_ops, list_templates) ||
+	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_TEMPLATES))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "CA '%s' cannot list templates", pi->name);
+	pi_enter(&c, pi, NULL);
+	rc = o->list_templates(pi->handle, cb, ctx, err);
+	pi_leave(&c);
+	return rc;
+}
+
+static const struct amtprov_credstore_ops *cs_ops(struct plugin_instance *pi,
+						  struct amtprov_error *err)
+{
+	if (pi->mod->desc->kind != AMTPROV_KIND_CREDSTORE) {
+		wrong_kind(pi, AMTPROV_KIND_CREDSTORE, err);
+		return NULL;
+	}
+	return pi->mod->desc->ops;
+}
+
+int pi_credstore_get(struct plugin_instance *pi, const char *name,
+		     struct amtprov_secret **out, struct amtprov_error *err)
+{
+	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	*out = NULL;
+	pi_enter(&c, pi, NULL);
+	rc = o->get(pi->handle, name, out, err);
+	pi_leave(&c);
+	if (rc == AMTPROV_OK && !*out)
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "credential store '%s' returned no secret", pi->name);
+	return rc;
+}
+
+int pi_credstore_put(struct plugin_instance *pi, const char *name,
+		     const struct amtprov_secret *value, struct amtprov_error *err)
+{
+	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, NULL);
+	rc = o->put(pi->handle, name, value, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_credstore_remove(struct plugin_instance *pi, const char *name,
+			struct amtprov_error *err)
+{
+	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, NULL);
+	rc = o->remove(pi->handle, name, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, void *ctx,
+		      struct amtprov_error *err)
+{
+	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_credstore_ops, list))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "credential store '%s' cannot list records", pi->name);
+	pi_enter(&c, pi, NULL);
+	rc = o->list(pi->handle, cb, ctx, err);
+	pi_leave(&c);
+	return rc;
+}
+
+static const struct amtprov_directory_ops *dir_ops(struct plugin_instance *pi,
+						   struct amtprov_error *err)
+{
+	if (pi->mod->desc->kind != AMTPROV_KIND_DIRECTORY) {
+		wrong_kind(pi, AMTPROV_KIND_DIRECTORY, err);
+		return NULL;
+	}
+	return pi->mod->desc->ops;
+}
+
+int pi_directory_create(struct plugin_instance *pi, const char *device,
+			const struct amtprov_directory_account *acct,
+			struct amtprov_secret **password, struct amtprov_error *err)
+{
+	const struct amtprov_directory_ops *o = dir_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (password)
+		*password = NULL;
+	pi_enter(&c, pi, device);
+	rc = o->create_account(pi->handle, acct, password, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_directory_delete(struct plugin_instance *pi, const char *device, const char *fqdn,
+			struct amtprov_error *err)
+{
+	const struct amtprov_directory_ops *o = dir_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, device);
+	rc = o->delete_account(pi->handle, fqdn, err);
+	pi_leave(&c);
+	return rc;
+}
