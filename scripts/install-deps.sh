@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs amtprov's build and test dependencies from Debian 12 packages. Safe to re-run:
+# when everything is already installed it does nothing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libssl-dev openssl          # all PKI and TLS
+  libxml2-dev                 # SOAP, WS-Man, enrollment XML
+  libltdl-dev                 # plugin loading
+  libjansson-dev              # manifests, JSON
+  libcunit1-dev               # unit tests
+  libsqlite3-dev sqlite3      # the site database (sqlite3 CLI: tests inspect it)
+  libevent-dev                # the engine's event loop
+  libcurl4-openssl-dev        # HTTPS + Digest client for the AMT transport
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

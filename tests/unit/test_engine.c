@@ -1,0 +1,539 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The engine: many devices at once without a thread per device, persisted transitions,
+ * retry with backoff on a driven clock, failure isolation, restart recovery (R-PROV-13).
+ * Step handlers here are test doubles; every state a device visits is checked against an
+ * allow-list so a state-machine loop fails fast instead of spinning.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "device_state.h"
+#include "engine.h"
+#include "status.h"
+#include "store.h"
+#include "test_util.h"
+
+struct fixture {
+	char *dir;
+	char *dbpath;
+	struct store *st;
+	struct alog *log;
+	int64_t now;
+	/* status messages seen */
+	int n_retry, n_failed, n_resumed;
+	/* handler behavior */
+	int fail_fqdn_index;      /* device index that fails permanently, -1: none */
+	int transient_failures;   /* NEED_CERTIFICATE fails with E_UNREACHABLE this often */
+	int bad_transition;       /* NEED_DEVICE_CHECK asks for a forbidden state */
+	pthread_mutex_t lock;
+	int concurrent, max_concurrent, blocking_calls;
+	int visits_outside_allow_list;
+};
+
+static int64_t fake_now(void *ctx)
+{
+	return ((struct fixture *)ctx)->now;
+}
+
+static void on_status(void *ctx, uint32_t id, const char *device, const char *detail)
+{
+	struct fixture *f = ctx;
+
+	if (id == STATUS_PROVISIONING_RETRY)
+		f->n_retry++;
+	else if (id == STATUS_PROVISIONING_FAILED)
+		f->n_failed++;
+	else if (id == STATUS_STATE_RESUMED)
+		f->n_resumed++;
+}
+
+static void quiet_log(void *ctx, int level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	(void)line;
+}
+
+static int setup(struct fixture *f)
+{
+	struct amtprov_error err;
+
+	memset(f, 0, sizeof(*f));
+	f->fail_fqdn_index = -1;
+	f->now = 1800000000;
+	pthread_mutex_init(&f->lock, NULL);
+	f->dir = tu_mkdtemp("engine");
+	if (!f->dir)
+		return -1;
+	if (asprintf(&f->dbpath, "%s/site.db", f->dir) < 0)
+		return -1;
+	amtprov_error_clear(&err);
+	if (store_open(f->dbpath, STORE_OPEN_CREATE, &f->st, &err) != AMTPROV_OK)
+		return -1;
+	f->log = alog_new("test", AMTPROV_LOG_DEBUG, ALOG_STDERR);
+	alog_set_callback(f->log, quiet_log, NULL);
+	return 0;
+}
+
+static void teardown(struct fixture *f)
+{
+	store_close(f->st);
+	alog_free(f->log);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f->dbpath);
+	pthread_mutex_destroy(&f->lock);
+}
+
+static void add_devices(struct fixture *f, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct store_device d;
+		struct amtprov_error err;
+
+		memset(&d, 0, sizeof(d));
+		snprintf(d.fqdn, sizeof(d.fqdn), "pc%04d.contoso.com", i);
+		snprintf(d.uuid, sizeof(d.uuid), "00000000-0000-4000-8000-%012d", i);
+		snprintf(d.amt_version, sizeof(d.amt_version), "11.8.50");
+		snprintf(d.state, sizeof(d.state), "REGISTERED");
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL_FATAL(store_device_add(f->st, &d, "test", f->now, &err), AMTPROV_OK);
+	}
+}
+
+static struct engine *make_engine(struct fixture *f, int max_in_flight)
+{
+	struct engine_config cfg = {
+		.max_in_flight = max_in_flight,
+		.workers = 2,
+		.retry_base_seconds = 60,
+		.retry_max_seconds = 600,
+		.max_attempts = 3,
+		.scan_interval_ms = 10,
+		.actor = "test",
+	};
+	struct amtprov_error err;
+	struct engine *e;
+
+	amtprov_error_clear(&err);
+	e = engine_new(f->st, f->log, &cfg, fake_now, f, on_status, f, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	return e;
+}
+
+static int device_index(const struct store_device *d)
+{
+	int i = -1;
+
+	sscanf(d->fqdn, "pc%d.", &i);
+	return i;
+}
+
+/* The states this test flow may visit: REGISTERED -> NEED_DEVICE_CHECK -> NEED_CERTIFICATE
+ * -> NEED_FIRST_STAGE (where the test flow ends), plus FAILED. */
+static void check_allowed(struct fixture *f, enum device_state s)
+{
+	switch (s) {
+	case DS_REGISTERED:
+	case DS_NEED_DEVICE_CHECK:
+	case DS_NEED_CERTIFICATE:
+		break;
+	default:
+		pthread_mutex_lock(&f->lock);
+		f->visits_outside_allow_list++;
+		pthread_mutex_unlock(&f->lock);
+	}
+}
+
+static void step_registered(struct engine_job *job, void *ctx)
+{
+	check_allowed(ctx, engine_job_state(job));
+	engine_job_done(job, DS_NEED_DEVICE_CHECK, AMTPROV_OK, NULL);
+}
+
+/* A step that blocks on a worker thread, like a CA or directory call. */
+static int slow_call(void *arg, struct amtprov_error *err)
+{
+	struct fixture *f = arg;
+
+	pthread_mutex_lock(&f->lock);
+	f->blocking_calls++;
+	pthread_mutex_unlock(&f->lock);
+	usleep(1000);
+	return AMTPROV_OK;
+}
+
+static void slow_done(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
+{
+	struct fixture *f = arg;
+
+	pthread_mutex_lock(&f->lock);
+	f->concurrent--;
+	pthread_mutex_unlock(&f->lock);
+	if (f->bad_transition) {
+		engine_job_done(job, DS_PROVISIONED, AMTPROV_OK, NULL); /* skips the flow */
+		return;
+	}
+	if (device_index(engine_job_device(job)) == f->fail_fqdn_index) {
+		engine_job_done(job, DS_INVALID, AMTPROV_E_VERIFY, "OTP hash does not match");
+		return;
+	}
+	engine_job_done(job, DS_NEED_CERTIFICATE, rc, NULL);
+}
+
+static void step_device_check(struct engine_job *job, void *ctx)
+{
+	struct fixture *f = ctx;
+	struct amtprov_error err;
+
+	check_allowed(f, engine_job_state(job));
+	/* The engine persisted the -ING state before calling us. */
+	CU_ASSERT_STRING_EQUAL(engine_job_device(job)->state, "CHECKING_DEVICE");
+	pthread_mutex_lock(&f->lock);
+	if (++f->concurrent > f->max_concurrent)
+		f->max_concurrent = f->concurrent;
+	pthread_mutex_unlock(&f->lock);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_job_blocking(job, slow_call, slow_done, f, &err), AMTPROV_OK);
+}
+
+static void step_certificate(struct engine_job *job, void *ctx)
+{
+	struct fixture *f = ctx;
+
+	check_allowed(f, engine_job_state(job));
+	if (f->transient_failures > 0) {
+		f->transient_failures--;
+		engine_job_done(job, DS_INVALID, AMTPROV_E_UNREACHABLE, "CA unreachable");
+		return;
+	}
+	engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
+}
+
+static void set_handlers(struct engine *e, struct fixture *f)
+{
+	engine_set_handler(e, DS_REGISTERED, step_registered, f);
+	engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
+	engine_set_handler(e, DS_NEED_CERTIFICATE, step_certificate, f);
+}
+
+struct count_ctx {
+	const char *state;
+	int64_t n;
+};
+
+static int count_cb(void *ctx, const char *state, int64_t count)
+{
+	struct count_ctx *c = ctx;
+
+	if (strcmp(state, c->state) == 0)
+		c->n = count;
+	return 0;
+}
+
+static int64_t count_in(struct fixture *f, const char *state)
+{
+	struct count_ctx c = {.state = state};
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	store_device_count_by_state(f->st, count_cb, &c, &err);
+	return c.n;
+}
+
+/* Many devices, bounded concurrency, no thread per device: 300 devices with at most 16 in
+ * flight and 2 worker threads all reach the end of the flow. */
+static void test_many_devices_bounded_concurrency(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 300);
+	e = make_engine(&f, 16);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 60000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 300);
+	CU_ASSERT_TRUE(f.max_concurrent <= 16);
+	CU_ASSERT_TRUE(f.max_concurrent >= 2);
+	CU_ASSERT_EQUAL(f.blocking_calls, 300);
+	CU_ASSERT_EQUAL(f.visits_outside_allow_list, 0);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 0);
+	engine_free(e);
+	teardown(&f);
+}
+
+/* Each transition is persisted with an audit record "FROM -> TO" (R-PROV-13). */
+struct audit_ctx {
+	int n;
+	char last[STORE_TEXT_SIZE];
+};
+
+static int audit_cb(void *ctx, const struct store_audit *a)
+{
+	struct audit_ctx *c = ctx;
+
+	if (strcmp(a->action, "state") == 0) {
+		c->n++;
+		snprintf(c->last, sizeof(c->last), "%s", a->detail);
+	}
+	return 0;
+}
+
+static void test_transitions_are_persisted_and_audited(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+	struct audit_ctx ac = {0};
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 1);
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	engine_free(e);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_FIRST_STAGE");
+	store_audit_list(f.st, d.id, 0, audit_cb, &ac, &err);
+	/* REGISTERED->NEED_DEVICE_CHECK, ->CHECKING_DEVICE, ->NEED_CERTIFICATE,
+	 * ->REQUESTING_CERTIFICATE, ->NEED_FIRST_STAGE */
+	CU_ASSERT_EQUAL(ac.n, 5);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ac.last, "REQUESTING_CERTIFICATE -> NEED_FIRST_STAGE"));
+	teardown(&f);
+}
+
+/* A transient failure goes back to the NEED_ state with backoff; the device is not retried
+ * before its time (driven clock), and succeeds once the cause passes. */
+static void test_transient_failure_retries_with_backoff(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 1);
+	f.transient_failures = 2;
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_CERTIFICATE");
+	CU_ASSERT_EQUAL(d.attempts, 1);
+	CU_ASSERT_EQUAL(d.last_error_code, AMTPROV_E_UNREACHABLE);
+	CU_ASSERT_EQUAL(d.next_attempt_at, f.now + 60);
+	CU_ASSERT_EQUAL(f.n_retry, 1);
+
+	/* Not due yet: nothing happens. */
+	f.now += 59;
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(f.transient_failures, 1);
+
+	/* Due: fails again, backoff doubles. */
+	f.now += 1;
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.attempts, 2);
+	CU_ASSERT_EQUAL(d.next_attempt_at, f.now + 120);
+
+	/* The cause passed: the step succeeds, attempts reset. */
+	f.now += 120;
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_FIRST_STAGE");
+	CU_ASSERT_EQUAL(d.attempts, 0);
+	CU_ASSERT_STRING_EQUAL(d.last_error, "");
+	engine_free(e);
+	teardown(&f);
+}
+
+/* After max_attempts transient failures the device ends in FAILED with the reason. */
+static void test_transient_failure_gives_up_after_max_attempts(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 1);
+	f.transient_failures = 100;
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+		f.now += 3600;
+	}
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "FAILED");
+	CU_ASSERT_EQUAL(d.last_error_code, AMTPROV_E_UNREACHABLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "CA unreachable"));
+	CU_ASSERT_EQUAL(f.n_retry, 2);
+	CU_ASSERT_EQUAL(f.n_failed, 1);
+	engine_free(e);
+	teardown(&f);
+}
+
+/* A permanent failure of one device fails that device only, with its reason. */
+static void test_one_device_failure_does_not_stop_others(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 20);
+	f.fail_fqdn_index = 7;
+	e = make_engine(&f, 8);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 20000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 19);
+	CU_ASSERT_EQUAL(count_in(&f, "FAILED"), 1);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0007.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "FAILED");
+	CU_ASSERT_EQUAL(d.last_error_code, AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "NEED_DEVICE_CHECK failed: OTP hash does not match"));
+	CU_ASSERT_EQUAL(f.n_retry, 0);
+	engine_free(e);
+	teardown(&f);
+}
+
+/* R-PROV-13: a step interrupted by a crash is rewound on start and runs again. */
+static void test_recover_rewinds_interrupted_steps(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+	int rewound = -1;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 3);
+	amtprov_error_clear(&err);
+	/* As a crash would leave them: one mid device check, one mid CA request. */
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 1, "REGISTERED", "NEED_DEVICE_CHECK", 0, "", 0,
+						"test", f.now, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 1, "NEED_DEVICE_CHECK", "CHECKING_DEVICE", 0,
+						"", 0, "test", f.now, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 2, "REGISTERED", "NEED_DEVICE_CHECK", 0, "", 0,
+						"test", f.now, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 2, "NEED_DEVICE_CHECK", "CHECKING_DEVICE", 0,
+						"", 0, "test", f.now, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 2, "CHECKING_DEVICE", "NEED_CERTIFICATE", 0,
+						"", 0, "test", f.now, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 2, "NEED_CERTIFICATE",
+						"REQUESTING_CERTIFICATE", 0, "", 0, "test", f.now,
+						&err), AMTPROV_OK);
+	e = make_engine(&f, 4);
+	CU_ASSERT_EQUAL(engine_recover(e, &rewound, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(rewound, 2);
+	CU_ASSERT_EQUAL(f.n_resumed, 2);
+	CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_DEVICE_CHECK");
+	CU_ASSERT_EQUAL(store_device_get(f.st, 2, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_CERTIFICATE");
+	/* ... and the flow continues from there. */
+	set_handlers(e, &f);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 3);
+	engine_free(e);
+	teardown(&f);
+}
+
+/* A handler that asks for a transition the state machine forbids fails the device with an
+ * internal error instead of corrupting its state. */
+static void test_forbidden_transition_fails_device(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 1);
+	f.bad_transition = 1;
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_find(f.st, "pc0000.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "FAILED");
+	CU_ASSERT_EQUAL(d.last_error_code, AMTPROV_E_INTERNAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "CHECKING_DEVICE -> PROVISIONED"));
+	engine_free(e);
+	teardown(&f);
+}
+
+/* A blocked device (R-REV-02d) is never picked up. */
+static void test_blocked_device_is_not_worked_on(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 2);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+	d.blocked = 1;
+	CU_ASSERT_EQUAL(store_device_update(f.st, &d, "test", f.now, &err), AMTPROV_OK);
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "REGISTERED");
+	CU_ASSERT_EQUAL(store_device_get(f.st, 2, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_FIRST_STAGE");
+	engine_free(e);
+	teardown(&f);
+}
+
+static void test_transient_codes(void)
+{
+	CU_ASSERT_TRUE(engine_error_transient(AMTPROV_E_UNREACHABLE));
+	CU_ASSERT_TRUE(engine_error_transient(AMTPROV_E_TIMEOUT));
+	CU_ASSERT_TRUE(engine_error_transient(AMTPROV_E_BUSY));
+	CU_ASSERT_FALSE(engine_error_transient(AMTPROV_E_VERIFY));
+	CU_ASSERT_FALSE(engine_error_transient(AMTPROV_E_AUTH));
+	CU_ASSERT_FALSE(engine_error_transient(AMTPROV_E_CONFIG));
+}
+
+void register_engine_tests(void);
+void register_engine_tests(void)
+{
+	CU_pSuite s = CU_add_suite("engine", NULL, NULL);
+
+	CU_add_test(s, "300 devices finish with bounded concurrency and 2 workers",
+		    test_many_devices_bounded_concurrency);
+	CU_add_test(s, "each transition is persisted and audited (R-PROV-13)",
+		    test_transitions_are_persisted_and_audited);
+	CU_add_test(s, "transient failure retries with backoff on the driven clock",
+		    test_transient_failure_retries_with_backoff);
+	CU_add_test(s, "transient failure ends in FAILED after max attempts",
+		    test_transient_failure_gives_up_after_max_attempts);
+	CU_add_test(s, "one device's failure does not stop the others",
+		    test_one_device_failure_does_not_stop_others);
+	CU_add_test(s, "restart rewinds interrupted steps and resumes (R-PROV-13)",
+		    test_recover_rewinds_interrupted_steps);
+	CU_add_test(s, "a forbidden transition fails the device, not the state machine",
+		    test_forbidden_transition_fails_device);
+	CU_add_test(s, "a blocked device is not worked on (R-REV-02d)",
+		    test_blocked_device_is_not_worked_on);
+	CU_add_test(s, "transient error codes", test_transient_codes);
+}

@@ -1,0 +1,1141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * amtprov: the command line for a site. Results go to stdout (text, or JSON with --json);
+ * diagnostics go to stderr. Exit codes are documented in docs/man/amtprov.1 and below.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "device_state.h"
+#include "log.h"
+#include "manifest.h"
+#include "plugin_host.h"
+#include "site.h"
+#include "status.h"
+#include "store.h"
+#include "util.h"
+
+/* Exit codes. */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,     /* the operation failed (not found, refused, ...) */
+	EXIT_USAGE = 2,    /* bad command line */
+	EXIT_CONFIG = 3,   /* manifest or plugin configuration invalid */
+	EXIT_DB = 4,       /* site database missing, corrupt or busy */
+	EXIT_PLUGIN = 5,   /* a plugin could not be loaded */
+};
+
+struct cli {
+	const char *manifest;
+	int json;
+	int verbose;
+	struct alog *log;
+	char **plugin_dirs;
+	size_t n_plugin_dirs;
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: amtprov [OPTIONS] COMMAND [ARGS]\n"
+	      "Manage an amtprov site: its manifest, database, devices and certificates.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -m, --manifest FILE   site manifest (default: $AMTPROV_MANIFEST)\n"
+	      "  -j, --json            machine-readable JSON on stdout\n"
+	      "  -v, --verbose         more diagnostics on stderr (repeat for debug)\n"
+	      "  -h, --help            show this help and exit\n"
+	      "  -V, --version         show the version and exit\n"
+	      "\n"
+	      "Commands:\n"
+	      "  manifest check [--no-plugins]   validate the manifest (every error, with its\n"
+	      "                                  JSON path) and load its plugins\n"
+	      "  db init                         create the site database\n"
+	      "  db check                        check the database's integrity\n"
+	      "  device add OPTIONS              register a device (see 'amtprov device add -h')\n"
+	      "  device list [--state STATE]     list devices\n"
+	      "  device show DEVICE              one device, its certificates and audit trail\n"
+	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
+	      "  cert list [FILTERS]             issued certificates (see 'amtprov cert list -h')\n"
+	      "  status [FILTERS]                status messages (see 'amtprov status -h')\n"
+	      "  status catalog                  every status message ID with its meaning\n"
+	      "  plugin list                     the site's plugin instances\n"
+	      "  plugin show [--plugin-dir DIR] NAME   load a plugin and show its descriptor\n"
+	      "  states                          the provisioning states and their meaning\n"
+	      "\n"
+	      "DEVICE is an FQDN or a UUID.\n"
+	      "Exit status: 0 success, 1 operation failed, 2 usage error, 3 invalid manifest or\n"
+	      "configuration, 4 database error, 5 plugin could not be loaded.\n",
+	      out);
+}
+
+static int exit_for(int code)
+{
+	switch (code) {
+	case AMTPROV_OK: return EXIT_OK;
+	case AMTPROV_E_CONFIG:
+	case AMTPROV_E_PARSE: return EXIT_CONFIG;
+	case AMTPROV_E_CORRUPT:
+	case AMTPROV_E_BUSY: return EXIT_DB;
+	case AMTPROV_E_ABI: return EXIT_PLUGIN;
+	default: return EXIT_FAIL;
+	}
+}
+
+static void print_error(const struct amtprov_error *err)
+{
+	if (err->where[0])
+		fprintf(stderr, "amtprov: %s: %s\n", err->where, err->msg);
+	else
+		fprintf(stderr, "amtprov: %s\n", err->msg[0] ? err->msg : amtprov_strerror(err->code));
+}
+
+static void emit_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+	json_decref(j);
+}
+
+/* Opens the site; on failure prints every problem and returns an exit code. */
+static int open_site(struct cli *c, int flags, struct site **out)
+{
+	struct site_options opt = {
+		.manifest = c->manifest, .flags = flags, .log = c->log, .actor = "cli"};
+	struct manifest_problems probs = {0};
+	struct amtprov_error err;
+	int rc;
+
+	if (!c->manifest) {
+		fprintf(stderr, "amtprov: no manifest: use -m FILE or set AMTPROV_MANIFEST\n");
+		return EXIT_USAGE;
+	}
+	amtprov_error_clear(&err);
+	rc = site_open(&opt, out, &probs, &err);
+	if (probs.count)
+		manifest_problems_print(&probs, c->manifest, stderr);
+	manifest_problems_free(&probs);
+	if (rc != AMTPROV_OK) {
+		if (rc != AMTPROV_E_CONFIG || !probs.count)
+			print_error(&err);
+		if (rc == AMTPROV_E_NOT_FOUND && strstr(err.msg, "database"))
+			return EXIT_DB;
+		if (err.where[0] && strstr(err.where, ".so"))
+			return EXIT_PLUGIN;
+		if (rc == AMTPROV_E_NOT_FOUND && strstr(err.msg, "plugin"))
+			return EXIT_PLUGIN;
+		if (rc == AMTPROV_E_IO && strstr(err.where, ".db"))
+			return EXIT_DB;
+		return exit_for(rc);
+	}
+	return EXIT_OK;
+}
+
+/* ---------------- manifest ---------------- */
+
+static int cmd_manifest(struct cli *c, int argc, char **argv)
+{
+	int no_plugins = 0, rc;
+	struct site *s = NULL;
+	static const struct option opts[] = {
+		{"no-plugins", no_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'}, {0}};
+	int o;
+
+	if (argc < 2 || strcmp(argv[1], "check") != 0) {
+		fprintf(stderr, "amtprov: usage: amtprov -m FILE manifest check [--no-plugins]\n");
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
+		if (o == 'n')
+			no_plugins = 1;
+		else if (o == 'h') {
+			puts("Usage: amtprov -m FILE manifest check [--no-plugins]\n"
+			     "Validates the manifest completely (every error with its JSON path),\n"
+			     "then loads its plugins and checks their capabilities.");
+			return EXIT_OK;
+		} else
+			return EXIT_USAGE;
+	}
+	if (optind < argc)
+		c->manifest = argv[optind];
+	rc = open_site(c, SITE_NO_DB | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	if (rc == EXIT_OK) {
+		struct manifest *m = site_manifest(s);
+
+		if (c->json) {
+			json_t *j = json_pack("{s:b,s:s,s:s,s:s,s:s,s:i}", "valid", 1, "site",
+					      m->site_name, "service_point_fqdn",
+					      m->service_point_fqdn, "dns_suffix", m->dns_suffix,
+					      "database", m->database_path, "plugins",
+					      (int)m->n_plugins);
+			emit_json(j);
+		} else {
+			printf("%s: valid (site %s, service point %s, %zu plugin instance%s%s)\n",
+			       c->manifest, m->site_name, m->service_point_fqdn, m->n_plugins,
+			       m->n_plugins == 1 ? "" : "s", no_plugins ? ", plugins not loaded" : " loaded");
+		}
+	} else if (c->json) {
+		emit_json(json_pack("{s:b}", "valid", 0));
+	}
+	site_close(s);
+	return rc;
+}
+
+/* ---------------- db ---------------- */
+
+static int cmd_db(struct cli *c, int argc, char **argv)
+{
+	struct site *s = NULL;
+	struct amtprov_error err;
+	int rc;
+
+	if (argc < 2) {
+		fprintf(stderr, "amtprov: usage: amtprov db init|check\n");
+		return EXIT_USAGE;
+	}
+	amtprov_error_clear(&err);
+	if (strcmp(argv[1], "init") == 0) {
+		rc = open_site(c, SITE_CREATE_DB | SITE_NO_PLUGINS, &s);
+		if (rc)
+			return rc;
+		if (c->json)
+			emit_json(json_pack("{s:s,s:i}", "database", store_path(site_store(s)),
+					    "schema_version", store_schema_version(site_store(s))));
+		else
+			printf("site database %s ready (schema %d)\n", store_path(site_store(s)),
+			       store_schema_version(site_store(s)));
+		site_close(s);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "check") == 0) {
+		rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+		if (rc)
+			return rc;
+		rc = store_check(site_store(s), &err);
+		if (rc) {
+			print_error(&err);
+			site_close(s);
+			return EXIT_DB;
+		}
+		if (c->json)
+			emit_json(json_pack("{s:s,s:b}", "database", store_path(site_store(s)), "ok", 1));
+		else
+			printf("%s: ok\n", store_path(site_store(s)));
+		site_close(s);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "amtprov: unknown db command '%s'\n", argv[1]);
+	return EXIT_USAGE;
+}
+
+/* ---------------- devices ---------------- */
+
+static int valid_fqdn(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+	int dots = 0;
+
+	if (len == 0 || len > 253 || s[0] == '.' || s[len - 1] == '.')
+		return 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '.') {
+			if (label == 0 || p[-1] == '-')
+				return 0;
+			dots++;
+			label = 0;
+			continue;
+		}
+		if (!(isalnum((unsigned char)*p) || *p == '-') || (label == 0 && *p == '-'))
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return dots >= 1;
+}
+
+static int valid_uuid(const char *s)
+{
+	static const int dash[] = {8, 13, 18, 23};
+
+	if (strlen(s) != 36)
+		return 0;
+	for (int i = 0, d = 0; i < 36; i++) {
+		if (d < 4 && i == dash[d]) {
+			if (s[i] != '-')
+				return 0;
+			d++;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int valid_version(const char *s)
+{
+	int parts = 0;
+	const char *p = s;
+
+	while (*p) {
+		if (!isdigit((unsigned char)*p))
+			return 0;
+		while (isdigit((unsigned char)*p))
+			p++;
+		parts++;
+		if (*p == '.')
+			p++;
+		else if (*p)
+			return 0;
+	}
+	return parts >= 2 && parts <= 4 && s[strlen(s) - 1] != '.';
+}
+
+static int valid_hash(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n != 40 && n != 64 && n != 96 && n != 128)
+		return 0;
+	for (const char *p = s; *p; p++)
+		if (!isxdigit((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+static int valid_ip(const char *s)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static void device_add_usage(FILE *out)
+{
+	fputs("Usage: amtprov -m FILE device add --fqdn FQDN --uuid UUID --amt-version VER\n"
+	      "                [--wired-ip IP] [--otp-hash HEX] [--wireless]\n"
+	      "                [--provisioning-state pre|in|post]\n"
+	      "       amtprov -m FILE device add --from-json FILE   (as the host agent prints it)\n"
+	      "Registers a device for provisioning (R-PROV-02/03). A device whose AMT is not\n"
+	      "in the Not Provisioned state ('pre') is refused (R-PROV-01).\n",
+	      out);
+}
+
+static int cmd_device_add(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"fqdn", required_argument, NULL, 'f'},
+		{"uuid", required_argument, NULL, 'u'},
+		{"amt-version", required_argument, NULL, 'a'},
+		{"wired-ip", required_argument, NULL, 'i'},
+		{"otp-hash", required_argument, NULL, 'o'},
+		{"wireless", no_argument, NULL, 'w'},
+		{"provisioning-state", required_argument, NULL, 'p'},
+		{"from-json", required_argument, NULL, 'J'},
+		{"help", no_argument, NULL, 'h'},
+		{0}};
+	const char *fqdn = NULL, *uuid = NULL, *ver = NULL, *ip = NULL, *otp = NULL;
+	const char *pstate = "pre", *from_json = NULL;
+	int wireless = 0, o, rc;
+	json_t *jin = NULL;
+	struct store_device dev;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'f': fqdn = optarg; break;
+		case 'u': uuid = optarg; break;
+		case 'a': ver = optarg; break;
+		case 'i': ip = optarg; break;
+		case 'o': otp = optarg; break;
+		case 'w': wireless = 1; break;
+		case 'p': pstate = optarg; break;
+		case 'J': from_json = optarg; break;
+		case 'h': device_add_usage(stdout); return EXIT_OK;
+		default: device_add_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (from_json) {
+		json_error_t jerr;
+		int jw = 0;
+
+		jin = json_load_file(from_json, JSON_REJECT_DUPLICATES, &jerr);
+		if (!jin) {
+			fprintf(stderr, "amtprov: %s:%d:%d: %s\n", from_json, jerr.line, jerr.column,
+				jerr.text);
+			return EXIT_USAGE;
+		}
+		if (json_unpack_ex(jin, &jerr, 0, "{s:s,s:s,s:s,s?s,s?s,s?b,s?s}", "fqdn", &fqdn,
+				   "uuid", &uuid, "amt_version", &ver, "wired_ip", &ip, "otp_hash",
+				   &otp, "wireless", &jw, "provisioning_state", &pstate) != 0) {
+			fprintf(stderr, "amtprov: %s: %s\n", from_json, jerr.text);
+			json_decref(jin);
+			return EXIT_USAGE;
+		}
+		wireless = jw;
+	}
+	rc = EXIT_USAGE;
+	if (!fqdn || !uuid || !ver) {
+		fprintf(stderr, "amtprov: device add needs --fqdn, --uuid and --amt-version\n");
+		goto out;
+	}
+	if (!valid_fqdn(fqdn)) {
+		fprintf(stderr, "amtprov: --fqdn '%s' is not a fully qualified domain name\n", fqdn);
+		goto out;
+	}
+	if (!valid_uuid(uuid)) {
+		fprintf(stderr, "amtprov: --uuid '%s' is not a UUID (8-4-4-4-12 hex digits)\n", uuid);
+		goto out;
+	}
+	if (!valid_version(ver)) {
+		fprintf(stderr, "amtprov: --amt-version '%s' is not a version like 11.8.50\n", ver);
+		goto out;
+	}
+	if (ip && !valid_ip(ip)) {
+		fprintf(stderr, "amtprov: --wired-ip '%s' is not an IPv4 or IPv6 address\n", ip);
+		goto out;
+	}
+	if (otp && !valid_hash(otp)) {
+		fprintf(stderr, "amtprov: --otp-hash must be a SHA-1/256/384/512 hash in hex\n");
+		goto out;
+	}
+	if (strcmp(pstate, "pre") && strcmp(pstate, "in") && strcmp(pstate, "post")) {
+		fprintf(stderr, "amtprov: --provisioning-state must be pre, in or post\n");
+		goto out;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS, &s);
+	if (rc)
+		goto out;
+	if (strcmp(pstate, "pre") != 0) {
+		/* R-PROV-01: only Not Provisioned devices start the flow. */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s: AMT provisioning state is '%s', not 'pre' (Not Provisioned)",
+			 fqdn, pstate);
+		site_status(s, STATUS_DEVICE_REFUSED, fqdn, why);
+		fprintf(stderr, "amtprov: refused: %s\n", why);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	memset(&dev, 0, sizeof(dev));
+	util_strlcpy(dev.fqdn, fqdn, sizeof(dev.fqdn));
+	util_lower(dev.fqdn);
+	util_strlcpy(dev.uuid, uuid, sizeof(dev.uuid));
+	util_lower(dev.uuid);
+	util_strlcpy(dev.amt_version, ver, sizeof(dev.amt_version));
+	util_strlcpy(dev.wired_ip, ip, sizeof(dev.wired_ip));
+	util_strlcpy(dev.otp_hash, otp, sizeof(dev.otp_hash));
+	util_lower(dev.otp_hash);
+	util_strlcpy(dev.state, device_state_name(DS_REGISTERED), sizeof(dev.state));
+	dev.wireless_capable = wireless;
+	amtprov_error_clear(&err);
+	if (store_device_add(site_store(s), &dev, "cli", site_now(s), &err) != AMTPROV_OK) {
+		print_error(&err);
+		rc = exit_for(err.code);
+		goto out;
+	}
+	site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, dev.amt_version);
+	if (c->json)
+		emit_json(json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
+				    "uuid", dev.uuid, "state", dev.state));
+	else
+		printf("registered %s (id %lld, AMT %s)\n", dev.fqdn, (long long)dev.id,
+		       dev.amt_version);
+	rc = EXIT_OK;
+out:
+	site_close(s);
+	json_decref(jin);
+	return rc;
+}
+
+static json_t *device_json(const struct store_device *d)
+{
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:I,s:b,s:b,s:I,s:I}", "id",
+			 (json_int_t)d->id, "fqdn", d->fqdn, "uuid", d->uuid, "amt_version",
+			 d->amt_version, "wired_ip", d->wired_ip, "otp_hash", d->otp_hash, "state",
+			 d->state, "state_since", (json_int_t)d->state_since, "last_error_code",
+			 d->last_error_code, "last_error", d->last_error, "attempts", d->attempts,
+			 "next_attempt_at", (json_int_t)d->next_attempt_at, "wireless_capable",
+			 d->wireless_capable, "blocked", d->blocked, "created_at",
+			 (json_int_t)d->created_at, "updated_at", (json_int_t)d->updated_at);
+}
+
+struct list_ctx {
+	struct cli *c;
+	json_t *arr;
+	int n;
+};
+
+static int list_device(void *ctx, const struct store_device *d)
+{
+	struct list_ctx *l = ctx;
+
+	if (l->arr) {
+		json_array_append_new(l->arr, device_json(d));
+	} else {
+		if (l->n == 0)
+			printf("%-6s %-36s %-10s %-28s %s\n", "ID", "FQDN", "AMT", "STATE", "LAST ERROR");
+		printf("%-6lld %-36s %-10s %-28s %s\n", (long long)d->id, d->fqdn, d->amt_version,
+		       d->state, d->last_error);
+	}
+	l->n++;
+	return 0;
+}
+
+static int cmd_device_list(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *state = NULL;
+	struct list_ctx l = {.c = c};
+	struct site *s = NULL;
+	struct amtprov_error err;
+	int o, rc;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		if (o == 's')
+			state = optarg;
+		else if (o == 'h') {
+			puts("Usage: amtprov -m FILE device list [--state STATE]");
+			return EXIT_OK;
+		} else
+			return EXIT_USAGE;
+	}
+	if (state && device_state_parse(state) == DS_INVALID) {
+		fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n", state);
+		return EXIT_USAGE;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+	if (rc)
+		return rc;
+	if (c->json)
+		l.arr = json_array();
+	amtprov_error_clear(&err);
+	rc = store_device_list(site_store(s), state, list_device, &l, &err);
+	if (rc) {
+		print_error(&err);
+		json_decref(l.arr);
+		site_close(s);
+		return exit_for(rc);
+	}
+	if (l.arr)
+		emit_json(l.arr);
+	else if (l.n == 0)
+		printf("no devices%s%s\n", state ? " in state " : "", state ? state : "");
+	site_close(s);
+	return EXIT_OK;
+}
+
+static const char *purpose_name(int p)
+{
+	switch (p) {
+	case AMTPROV_PURPOSE_WEB_SERVER: return "web-server";
+	case AMTPROV_PURPOSE_CLIENT_8021X: return "8021x-client";
+	case AMTPROV_PURPOSE_PROVISIONING: return "provisioning";
+	default: return "?";
+	}
+}
+
+static int purpose_parse(const char *s)
+{
+	if (strcmp(s, "web-server") == 0)
+		return AMTPROV_PURPOSE_WEB_SERVER;
+	if (strcmp(s, "8021x-client") == 0)
+		return AMTPROV_PURPOSE_CLIENT_8021X;
+	if (strcmp(s, "provisioning") == 0)
+		return AMTPROV_PURPOSE_PROVISIONING;
+	return -1;
+}
+
+static json_t *cert_json(const struct store_cert *x)
+{
+	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:i,s:I}", "id",
+			 (json_int_t)x->id, "device_id", (json_int_t)x->device_id, "serial",
+			 x->serial_hex, "issuer", x->issuer, "subject", x->subject, "purpose",
+			 purpose_name(x->purpose), "profile", x->profile, "template",
+			 x->template_name, "ca", x->ca_instance, "sha256", x->sha256, "not_before",
+			 (json_int_t)x->not_before, "not_after", (json_int_t)x->not_after, "status",
+			 x->status, "revocation_reason", x->revocation_reason, "revoked_at",
+			 (json_int_t)x->revoked_at);
+}
+
+struct cert_ctx {
+	json_t *arr;
+	int n;
+	int64_t now;
+};
+
+static int list_cert(void *ctx, const struct store_cert *x)
+{
+	struct cert_ctx *l = ctx;
+	char na[32];
+
+	if (l->arr) {
+		json_array_append_new(l->arr, cert_json(x));
+	} else {
+		if (l->n == 0)
+			printf("%-6s %-24s %-13s %-15s %-21s %6s %s\n", "ID", "SERIAL", "PURPOSE",
+			       "STATUS", "NOT AFTER", "DAYS", "SUBJECT");
+		printf("%-6lld %-24.24s %-13s %-15s %-21s %6lld %s\n", (long long)x->id,
+		       x->serial_hex, purpose_name(x->purpose), x->status,
+		       util_fmt_time(x->not_after, na, sizeof(na)),
+		       (long long)((x->not_after - l->now) / 86400), x->subject);
+	}
+	l->n++;
+	return 0;
+}
+
+static int cmd_cert(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"device", required_argument, NULL, 'd'},
+					     {"purpose", required_argument, NULL, 'p'},
+					     {"status", required_argument, NULL, 's'},
+					     {"expiring-within", required_argument, NULL, 'e'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	struct store_cert_filter f = {0};
+	const char *device = NULL;
+	long long days = -1;
+	struct cert_ctx l = {0};
+	struct site *s = NULL;
+	struct amtprov_error err;
+	int o, rc;
+
+	if (argc < 2 || strcmp(argv[1], "list") != 0) {
+		fprintf(stderr, "amtprov: usage: amtprov cert list [FILTERS]\n");
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "d:p:s:e:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': device = optarg; break;
+		case 'p':
+			f.purpose = purpose_parse(optarg);
+			if (f.purpose < 0) {
+				fprintf(stderr, "amtprov: --purpose is web-server, 8021x-client or "
+						"provisioning\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 's': f.status = optarg; break;
+		case 'e':
+			if (util_parse_ll(optarg, 0, 36500, &days) < 0) {
+				fprintf(stderr, "amtprov: --expiring-within takes a number of days\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			puts("Usage: amtprov -m FILE cert list [--device DEVICE] [--purpose web-server|"
+			     "8021x-client|provisioning]\n"
+			     "                               [--status active|revoke-pending|revoked|"
+			     "expired] [--expiring-within DAYS]");
+			return EXIT_OK;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+	if (rc)
+		return rc;
+	amtprov_error_clear(&err);
+	l.now = site_now(s);
+	if (device) {
+		struct store_device d;
+
+		if (store_device_find(site_store(s), device, &d, &err) != AMTPROV_OK) {
+			print_error(&err);
+			site_close(s);
+			return EXIT_FAIL;
+		}
+		f.device_id = d.id;
+	}
+	if (days >= 0)
+		f.not_after_before = l.now + days * 86400 + 1;
+	if (c->json)
+		l.arr = json_array();
+	rc = store_cert_list(site_store(s), &f, list_cert, &l, &err);
+	if (rc) {
+		print_error(&err);
+		json_decref(l.arr);
+		site_close(s);
+		return exit_for(rc);
+	}
+	if (l.arr)
+		emit_json(l.arr);
+	else if (!l.n)
+		puts("no certificates");
+	site_close(s);
+	return EXIT_OK;
+}
+
+struct show_ctx {
+	json_t *arr;
+};
+
+static int show_audit(void *ctx, const struct store_audit *a)
+{
+	struct show_ctx *sc = ctx;
+	char t[32];
+
+	if (sc->arr)
+		json_array_append_new(sc->arr, json_pack("{s:I,s:s,s:s,s:s}", "at", (json_int_t)a->at,
+							 "actor", a->actor, "action", a->action,
+							 "detail", a->detail));
+	else
+		printf("  %s  %-10s %-14s %s\n", util_fmt_time(a->at, t, sizeof(t)), a->actor,
+		       a->action, a->detail);
+	return 0;
+}
+
+static int cmd_device_show(struct cli *c, int argc, char **argv)
+{
+	struct store_device d;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct show_ctx sc = {0};
+	struct cert_ctx cc = {0};
+	struct store_cert_filter f = {0};
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "amtprov: usage: amtprov device show FQDN|UUID\n");
+		return EXIT_USAGE;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+	if (rc)
+		return rc;
+	amtprov_error_clear(&err);
+	if (store_device_find(site_store(s), argv[1], &d, &err) != AMTPROV_OK) {
+		print_error(&err);
+		site_close(s);
+		return EXIT_FAIL;
+	}
+	f.device_id = d.id;
+	cc.now = site_now(s);
+	if (c->json) {
+		json_t *j = device_json(&d);
+
+		sc.arr = json_array();
+		cc.arr = json_array();
+		store_audit_list(site_store(s), d.id, 0, show_audit, &sc, &err);
+		store_cert_list(site_store(s), &f, list_cert, &cc, &err);
+		json_object_set_new(j, "audit", sc.arr);
+		json_object_set_new(j, "certificates", cc.arr);
+		emit_json(j);
+	} else {
+		char t[32];
+
+		printf("device      %s\nuuid        %s\nAMT         %s\nwired IP    %s\n"
+		       "wireless    %s\nstate       %s (since %s)\n",
+		       d.fqdn, d.uuid, d.amt_version, d.wired_ip[0] ? d.wired_ip : "-",
+		       d.wireless_capable ? "capable" : "no", d.state,
+		       util_fmt_time(d.state_since, t, sizeof(t)));
+		if (d.blocked)
+			puts("blocked     yes");
+		if (d.last_error[0])
+			printf("last error  %s (%s)\n", d.last_error, amtprov_status_name(d.last_error_code));
+		if (d.next_attempt_at > cc.now)
+			printf("next try    %s\n", util_fmt_time(d.next_attempt_at, t, sizeof(t)));
+		if (strcmp(d.state, "NEED_DEVICE_CHECK") == 0)
+			puts("note        the AMT steps run when an amt-transport instance is "
+			     "configured (amt.transport)");
+		puts("certificates:");
+		store_cert_list(site_store(s), &f, list_cert, &cc, &err);
+		if (!cc.n)
+			puts("  none");
+		puts("audit trail:");
+		store_audit_list(site_store(s), d.id, 0, show_audit, &sc, &err);
+	}
+	site_close(s);
+	return EXIT_OK;
+}
+
+static int cmd_device_retry(struct cli *c, int argc, char **argv)
+{
+	struct store_device d;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "amtprov: usage: amtprov device retry FQDN|UUID\n");
+		return EXIT_USAGE;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS, &s);
+	if (rc)
+		return rc;
+	amtprov_error_clear(&err);
+	rc = store_device_find(site_store(s), argv[1], &d, &err);
+	if (rc == AMTPROV_OK && strcmp(d.state, "FAILED") != 0)
+		rc = amtprov_error_set(&err, AMTPROV_E_STATE, d.fqdn,
+				       "device is %s, not FAILED: nothing to retry", d.state);
+	if (rc == AMTPROV_OK)
+		rc = store_device_transition(site_store(s), d.id, "FAILED", "REGISTERED", 0, "", 0,
+					     "cli", site_now(s), &err);
+	if (rc) {
+		print_error(&err);
+		site_close(s);
+		return EXIT_FAIL;
+	}
+	if (c->json)
+		emit_json(json_pack("{s:s,s:s}", "fqdn", d.fqdn, "state", "REGISTERED"));
+	else
+		printf("%s: FAILED -> REGISTERED; amtprovd will provision it again\n", d.fqdn);
+	site_close(s);
+	return EXIT_OK;
+}
+
+static int cmd_device(struct cli *c, int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "amtprov: usage: amtprov device add|list|show|retry ...\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "register") == 0)
+		return cmd_device_add(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return cmd_device_list(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "show") == 0)
+		return cmd_device_show(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "retry") == 0)
+		return cmd_device_retry(c, argc - 1, argv + 1);
+	fprintf(stderr, "amtprov: unknown device command '%s'\n", argv[1]);
+	return EXIT_USAGE;
+}
+
+/* ---------------- status ---------------- */
+
+struct status_ctx {
+	json_t *arr;
+	int n;
+};
+
+static int list_status(void *ctx, const struct store_status_msg *m)
+{
+	struct status_ctx *sc = ctx;
+	const struct status_entry *e = status_lookup(m->msg_id);
+	char t[32];
+
+	if (sc->arr)
+		json_array_append_new(sc->arr,
+				      json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:I}", "id", (json_int_t)m->id,
+						"msg_id", (int)m->msg_id, "name", e ? e->name : "?",
+						"severity", status_severity_name(m->severity),
+						"device", m->device, "text", m->text, "at",
+						(json_int_t)m->created_at));
+	else
+		printf("%s %5u %-7s %-24s %s%s%s\n", util_fmt_time(m->created_at, t, sizeof(t)),
+		       (unsigned)m->msg_id, status_severity_name(m->severity), e ? e->name : "?",
+		       m->device[0] ? m->device : "", m->device[0] ? ": " : "", m->text);
+	sc->n++;
+	return 0;
+}
+
+static int cmd_status(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
+					     {"severity", required_argument, NULL, 's'},
+					     {"device", required_argument, NULL, 'd'},
+					     {"since", required_argument, NULL, 'S'},
+					     {"limit", required_argument, NULL, 'l'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	struct store_status_filter f = {.min_severity = -1};
+	struct status_ctx sc = {0};
+	struct site *s = NULL;
+	struct amtprov_error err;
+	long long v;
+	int o, rc;
+
+	if (argc >= 2 && strcmp(argv[1], "catalog") == 0) {
+		size_t n;
+		const struct status_entry *cat = status_catalog(&n);
+		json_t *arr = c->json ? json_array() : NULL;
+
+		for (size_t i = 0; i < n; i++) {
+			if (arr)
+				json_array_append_new(arr, json_pack("{s:i,s:s,s:s,s:s}", "id",
+								     (int)cat[i].id, "name", cat[i].name,
+								     "severity",
+								     status_severity_name(cat[i].severity),
+								     "text", cat[i].text));
+			else
+				printf("%5u %-7s %-24s %s\n", (unsigned)cat[i].id,
+				       status_severity_name(cat[i].severity), cat[i].name, cat[i].text);
+		}
+		if (arr)
+			emit_json(arr);
+		return EXIT_OK;
+	}
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "i:s:d:S:l:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'i':
+			if (util_parse_ll(optarg, 1, 99999, &v) < 0)
+				return EXIT_USAGE;
+			f.msg_id = (uint32_t)v;
+			break;
+		case 's':
+			f.min_severity = status_severity_parse(optarg);
+			if (f.min_severity < 0) {
+				fprintf(stderr, "amtprov: --severity is info, warning or error\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'd': f.device = optarg; break;
+		case 'S':
+			if (util_parse_ll(optarg, 0, INT64_MAX / 2, &v) < 0) {
+				fprintf(stderr, "amtprov: --since takes Unix seconds\n");
+				return EXIT_USAGE;
+			}
+			f.since = v;
+			break;
+		case 'l':
+			if (util_parse_ll(optarg, 1, 1000000, &v) < 0)
+				return EXIT_USAGE;
+			f.limit = (int)v;
+			break;
+		case 'h':
+			puts("Usage: amtprov -m FILE status [--id N] [--severity info|warning|error]\n"
+			     "                             [--device FQDN] [--since UNIX_SECONDS] "
+			     "[--limit N]\n"
+			     "       amtprov status catalog");
+			return EXIT_OK;
+		default: return EXIT_USAGE;
+		}
+	}
+	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+	if (rc)
+		return rc;
+	if (c->json)
+		sc.arr = json_array();
+	amtprov_error_clear(&err);
+	rc = store_status_list(site_store(s), &f, list_status, &sc, &err);
+	if (rc) {
+		print_error(&err);
+		json_decref(sc.arr);
+		site_close(s);
+		return exit_for(rc);
+	}
+	if (sc.arr)
+		emit_json(sc.arr);
+	else if (!sc.n)
+		puts("no status messages");
+	site_close(s);
+	return EXIT_OK;
+}
+
+/* ---------------- plugins ---------------- */
+
+static json_t *desc_json(const struct amtprov_plugin *d, const char *path)
+{
+	json_t *caps = json_array(), *cfg = json_array();
+	char abi[16];
+
+	snprintf(abi, sizeof(abi), "%u.%u", d->abi_major, d->abi_minor);
+	for (const char *const *cp = d->capabilities; cp && *cp; cp++)
+		json_array_append_new(caps, json_string(*cp));
+	for (const struct amtprov_config_field *f = d->config_table; f && f->name; f++)
+		json_array_append_new(cfg, json_pack("{s:s,s:b,s:s?,s:s?}", "key", f->name, "required",
+						     f->required, "default", f->def, "help", f->help));
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:s}", "name", d->name, "kind",
+			 plugin_kind_name(d->kind), "version", d->version ? d->version : "",
+			 "description", d->description ? d->description : "", "abi", abi,
+			 "thread_safe", (d->flags & AMTPROV_PLUGIN_THREAD_SAFE) != 0,
+			 "capabilities", caps, "config", cfg, "path", path);
+}
+
+static void print_desc(const struct amtprov_plugin *d, const char *path)
+{
+	printf("plugin       %s %s\nkind         %s\nABI          %u.%u\nfile         %s\n"
+	       "thread-safe  %s\ndescription  %s\ncapabilities",
+	       d->name, d->version ? d->version : "", plugin_kind_name(d->kind), d->abi_major,
+	       d->abi_minor, path, (d->flags & AMTPROV_PLUGIN_THREAD_SAFE) ? "yes" : "no",
+	       d->description ? d->description : "");
+	for (const char *const *cp = d->capabilities; cp && *cp; cp++)
+		printf(" %s", *cp);
+	putchar('\n');
+	for (const struct amtprov_config_field *f = d->config_table; f && f->name; f++)
+		printf("config       %-20s %s%s%s%s\n", f->name, f->required ? "(required) " : "",
+		       f->def ? "[default " : "", f->def ? f->def : "", f->def ? "] " : "");
+}
+
+static int cmd_plugin(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "show") == 0) {
+		static const struct option opts[] = {{"plugin-dir", required_argument, NULL, 'd'},
+						     {"help", no_argument, NULL, 'h'},
+						     {0}};
+		struct host_env env = {.log = c->log};
+		struct plugin_host *ph;
+		const struct amtprov_plugin *d;
+		const char *path;
+		struct amtprov_error err;
+		int o, rc;
+
+		argc--;
+		argv++;
+		optind = 1;
+		ph = plugin_host_new(&env);
+		if (!ph)
+			return EXIT_FAIL;
+		amtprov_error_clear(&err);
+		while ((o = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+			if (o == 'd') {
+				plugin_host_add_dir(ph, optarg, &err);
+			} else if (o == 'h') {
+				puts("Usage: amtprov plugin show [--plugin-dir DIR]... NAME\n"
+				     "Loads plugin NAME (searching DIR..., $AMTPROV_PLUGIN_PATH, then the\n"
+				     "install directory), checks its descriptor and prints it.");
+				plugin_host_free(ph);
+				return EXIT_OK;
+			} else {
+				plugin_host_free(ph);
+				return EXIT_USAGE;
+			}
+		}
+		if (optind != argc - 1) {
+			fprintf(stderr, "amtprov: usage: amtprov plugin show [--plugin-dir DIR] NAME\n");
+			plugin_host_free(ph);
+			return EXIT_USAGE;
+		}
+		rc = plugin_host_load(ph, argv[optind], &d, &path, &err);
+		if (rc) {
+			print_error(&err);
+			plugin_host_free(ph);
+			return EXIT_PLUGIN;
+		}
+		if (c->json) {
+			emit_json(desc_json(d, path));
+		} else {
+			print_desc(d, path);
+		}
+		plugin_host_free(ph);
+		return EXIT_OK;
+	}
+	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
+		struct site *s = NULL;
+		json_t *arr;
+		int rc = open_site(c, SITE_NO_DB, &s);
+
+		if (rc)
+			return rc;
+		arr = c->json ? json_array() : NULL;
+		for (size_t i = 0; i < plugin_host_count(site_plugins(s)); i++) {
+			struct plugin_instance *pi = plugin_host_at(site_plugins(s), i);
+			const struct amtprov_plugin *d = plugin_instance_desc(pi);
+
+			if (arr) {
+				json_t *j = desc_json(d, plugin_instance_path(pi));
+
+				json_object_set_new(j, "instance", json_string(plugin_instance_name(pi)));
+				json_array_append_new(arr, j);
+			} else {
+				printf("%-16s %-18s %-10s %s\n", plugin_instance_name(pi), d->name,
+				       plugin_kind_name(d->kind), plugin_instance_path(pi));
+			}
+		}
+		if (arr)
+			emit_json(arr);
+		site_close(s);
+		return EXIT_OK;
+	}
+	fprintf(stderr, "amtprov: usage: amtprov plugin list | plugin show NAME\n");
+	return EXIT_USAGE;
+}
+
+static int cmd_states(struct cli *c)
+{
+	json_t *arr = c->json ? json_array() : NULL;
+
+	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
+		enum device_state ds = (enum device_state)s;
+
+		if (arr)
+			json_array_append_new(arr, json_pack("{s:s,s:b,s:b}", "state",
+							     device_state_name(ds), "runnable",
+							     device_state_runnable(ds), "in_progress",
+							     device_state_in_progress(ds)));
+		else
+			printf("%-28s %s\n", device_state_name(ds),
+			       device_state_in_progress(ds) ? "in progress (rewound on restart)"
+			       : device_state_runnable(ds)  ? "waiting for amtprovd"
+							    : "");
+	}
+	if (arr)
+		emit_json(arr);
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"manifest", required_argument, NULL, 'm'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"verbose", no_argument, NULL, 'v'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {0}};
+	struct cli c = {.manifest = getenv("AMTPROV_MANIFEST")};
+	int o, rc;
+	const char *cmd;
+
+	/* '+': stop at the command, so each command parses its own options. */
+	while ((o = getopt_long(argc, argv, "+m:jvhV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm': c.manifest = optarg; break;
+		case 'j': c.json = 1; break;
+		case 'v': c.verbose++; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("amtprov %s (plugin ABI %d.%d)\n", AMTPROV_VERSION,
+				 AMTPROV_ABI_MAJOR, AMTPROV_ABI_MINOR);
+			return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (c.manifest && !*c.manifest)
+		c.manifest = NULL;
+	c.log = alog_new("amtprov", c.verbose >= 2 ? AMTPROV_LOG_DEBUG
+				    : c.verbose ? AMTPROV_LOG_INFO
+						: AMTPROV_LOG_WARNING,
+			 ALOG_STDERR);
+	argc -= optind;
+	argv += optind;
+	cmd = argv[0];
+	if (strcmp(cmd, "manifest") == 0)
+		rc = cmd_manifest(&c, argc, argv);
+	else if (strcmp(cmd, "db") == 0)
+		rc = cmd_db(&c, argc, argv);
+	else if (strcmp(cmd, "device") == 0)
+		rc = cmd_device(&c, argc, argv);
+	else if (strcmp(cmd, "cert") == 0)
+		rc = cmd_cert(&c, argc, argv);
+	else if (strcmp(cmd, "status") == 0)
+		rc = cmd_status(&c, argc, argv);
+	else if (strcmp(cmd, "plugin") == 0)
+		rc = cmd_plugin(&c, argc, argv);
+	else if (strcmp(cmd, "states") == 0)
+		rc = cmd_states(&c);
+	else {
+		fprintf(stderr, "amtprov: unknown command '%s' (see amtprov --help)\n", cmd);
+		rc = EXIT_USAGE;
+	}
+	alog_free(c.log);
+	return rc;
+}

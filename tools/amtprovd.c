@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * amtprovd: the host process of a site. Loads the manifest, plugins and site database,
+ * rewinds steps a crash interrupted, then runs the provisioning engine until SIGTERM or
+ * SIGINT. SIGHUP reloads the manifest: a valid new one replaces the running
+ * configuration; an invalid one is reported (status 8003) and the old one stays.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "engine.h"
+#include "flow.h"
+#include "log.h"
+#include "site.h"
+#include "status.h"
+#include "util.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_DB = 4, EXIT_PLUGIN = 5 };
+
+struct daemon {
+	const char *manifest;
+	const char *pid_file;
+	int once;
+	int64_t once_timeout_ms;
+	struct alog *log;
+	struct site *site;
+	struct engine *engine;
+	struct flow *flow;
+	int reload;
+	int stop;
+	struct event *sig_term, *sig_int, *sig_hup;
+};
+
+static void usage(FILE *out)
+{
+	fputs("Usage: amtprovd -m MANIFEST [OPTIONS]\n"
+	      "Runs the amtprov provisioning engine for one site.\n"
+	      "\n"
+	      "  -m, --manifest FILE     site manifest (default: $AMTPROV_MANIFEST)\n"
+	      "  -l, --log-level LEVEL   error, warning, notice, info (default), debug\n"
+	      "  -s, --syslog            log to syslog instead of stderr\n"
+	      "  -p, --pid-file FILE     write the process ID to FILE (removed on exit)\n"
+	      "      --once[=SECONDS]    work until nothing is due, then exit (default limit 600 s)\n"
+	      "  -h, --help              show this help and exit\n"
+	      "  -V, --version           show the version and exit\n"
+	      "\n"
+	      "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the manifest.\n"
+	      "The site database is created on first start if it does not exist.\n"
+	      "Exit status: 0 clean stop, 1 failure, 2 usage, 3 invalid manifest, 4 database\n"
+	      "error, 5 plugin could not be loaded.\n",
+	      out);
+}
+
+static int exit_for(const struct amtprov_error *err)
+{
+	switch (err->code) {
+	case AMTPROV_E_CONFIG:
+	case AMTPROV_E_PARSE: return EXIT_CONFIG;
+	case AMTPROV_E_CORRUPT:
+	case AMTPROV_E_BUSY: return EXIT_DB;
+	case AMTPROV_E_ABI: return EXIT_PLUGIN;
+	case AMTPROV_E_NOT_FOUND:
+		if (strstr(err->msg, "plugin"))
+			return EXIT_PLUGIN;
+		if (strstr(err->msg, "database"))
+			return EXIT_DB;
+		return EXIT_FAIL;
+	default:
+		if (strstr(err->where, ".so"))
+			return EXIT_PLUGIN;
+		return EXIT_FAIL;
+	}
+}
+
+/* Opens the site and everything that hangs off it. */
+static int start_site(struct daemon *d, struct site **site, struct amtprov_error *err)
+{
+	struct site_options opt = {
+		.manifest = d->manifest, .flags = SITE_CREATE_DB, .log = d->log, .actor = "amtprovd"};
+	struct manifest_problems probs = {0};
+	int rc;
+
+	rc = site_open(&opt, site, &probs, err);
+	for (size_t i = 0; i < probs.count; i++)
+		alog(d->log, probs.items[i].warning ? AMTPROV_LOG_WARNING : AMTPROV_LOG_ERROR,
+		     "%s: %s: %s", d->manifest, probs.items[i].path[0] ? probs.items[i].path : "(document)",
+		     probs.items[i].msg);
+	manifest_problems_free(&probs);
+	if (rc)
+		return rc;
+	rc = plugin_host_start_all(site_plugins(*site), err);
+	if (rc) {
+		site_close(*site);
+		*site = NULL;
+	}
+	return rc;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		d->reload = 1;
+		alog(d->log, AMTPROV_LOG_NOTICE, "SIGHUP: reloading %s", d->manifest);
+	} else {
+		d->stop = 1;
+		alog(d->log, AMTPROV_LOG_NOTICE, "signal %d: stopping", (int)sig);
+	}
+	engine_stop(d->engine);
+}
+
+static void drop_signals(struct daemon *d)
+{
+	if (d->sig_term)
+		event_free(d->sig_term);
+	if (d->sig_int)
+		event_free(d->sig_int);
+	if (d->sig_hup)
+		event_free(d->sig_hup);
+	d->sig_term = d->sig_int = d->sig_hup = NULL;
+}
+
+static void engine_status(void *site, uint32_t id, const char *device, const char *detail)
+{
+	site_status(site, id, device, detail);
+}
+
+static int start_engine(struct daemon *d, struct amtprov_error *err)
+{
+	struct manifest *m = site_manifest(d->site);
+	struct engine_config cfg = {
+		.max_in_flight = m->engine.max_in_flight,
+		.workers = m->engine.ca_workers,
+		.retry_base_seconds = m->engine.retry_base_seconds,
+		.retry_max_seconds = m->engine.retry_max_seconds,
+		.max_attempts = m->engine.max_attempts,
+		.actor = "amtprovd",
+	};
+	struct event_base *base;
+	int rewound = 0, rc;
+
+	d->engine = engine_new(site_store(d->site), d->log, &cfg, site_clock, d->site,
+			       engine_status, d->site, err);
+	if (!d->engine)
+		return err->code ? err->code : AMTPROV_E_NOMEM;
+	d->flow = flow_new(d->site);
+	if (!d->flow)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	rc = flow_register(d->engine, d->flow, err);
+	if (rc)
+		return rc;
+	rc = engine_recover(d->engine, &rewound, err);
+	if (rc)
+		return rc;
+	if (rewound)
+		alog(d->log, AMTPROV_LOG_NOTICE, "rewound %d interrupted step%s", rewound,
+		     rewound == 1 ? "" : "s");
+	base = engine_base(d->engine);
+	d->sig_term = evsignal_new(base, SIGTERM, on_signal, d);
+	d->sig_int = evsignal_new(base, SIGINT, on_signal, d);
+	d->sig_hup = evsignal_new(base, SIGHUP, on_signal, d);
+	if (!d->sig_term || !d->sig_int || !d->sig_hup || evsignal_add(d->sig_term, NULL) ||
+	    evsignal_add(d->sig_int, NULL) || evsignal_add(d->sig_hup, NULL))
+		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot install signal handlers");
+	return AMTPROV_OK;
+}
+
+static void stop_engine(struct daemon *d)
+{
+	drop_signals(d);
+	/* Jobs still in flight stay in their -ING state, rewound by the next recover. */
+	engine_free(d->engine);
+	d->engine = NULL;
+	flow_free(d->flow);
+	d->flow = NULL;
+}
+
+static int write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+
+	if (fd < 0)
+		return -1;
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* SIGHUP: the new manifest must load in full before the running one is dropped. */
+static void do_reload(struct daemon *d)
+{
+	struct site *fresh = NULL;
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	stop_engine(d);
+	if (start_site(d, &fresh, &err) != AMTPROV_OK) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s: %s", err.where, err.msg);
+		alog(d->log, AMTPROV_LOG_ERROR, "reload failed, keeping the running configuration: %s",
+		     msg);
+		site_status(d->site, STATUS_RELOAD_FAILED, NULL, msg);
+	} else {
+		site_close(d->site);
+		d->site = fresh;
+		site_status(d->site, STATUS_DAEMON_RELOADED, NULL, d->manifest);
+	}
+	amtprov_error_clear(&err);
+	if (start_engine(d, &err) != AMTPROV_OK) {
+		alog(d->log, AMTPROV_LOG_ERROR, "cannot restart the engine: %s", err.msg);
+		d->stop = 1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {{"manifest", required_argument, NULL, 'm'},
+					     {"log-level", required_argument, NULL, 'l'},
+					     {"syslog", no_argument, NULL, 's'},
+					     {"pid-file", required_argument, NULL, 'p'},
+					     {"once", optional_argument, NULL, 'o'},
+					     {"help", no_argument, NULL, 'h'},
+					     {"version", no_argument, NULL, 'V'},
+					     {0}};
+	struct daemon d = {.manifest = getenv("AMTPROV_MANIFEST"), .once_timeout_ms = 600000};
+	struct amtprov_error err;
+	int level = AMTPROV_LOG_INFO, use_syslog = 0, o, rc = EXIT_OK;
+	long long secs;
+
+	while ((o = getopt_long(argc, argv, "m:l:sp:hV", opts, NULL)) != -1) {
+		switch (o) {
+		case 'm': d.manifest = optarg; break;
+		case 'l':
+			level = alog_level_parse(optarg);
+			if (level < 0 || level > AMTPROV_LOG_DEBUG) {
+				fprintf(stderr, "amtprovd: unknown log level '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 's': use_syslog = 1; break;
+		case 'p': d.pid_file = optarg; break;
+		case 'o':
+			d.once = 1;
+			if (optarg) {
+				if (util_parse_ll(optarg, 1, 86400, &secs) < 0) {
+					fprintf(stderr, "amtprovd: --once takes seconds (1..86400)\n");
+					return EXIT_USAGE;
+				}
+				d.once_timeout_ms = secs * 1000;
+			}
+			break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("amtprovd %s (plugin ABI %d.%d)\n", AMTPROV_VERSION, AMTPROV_ABI_MAJOR,
+				 AMTPROV_ABI_MINOR);
+			return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !d.manifest || !*d.manifest) {
+		if (optind != argc)
+			fprintf(stderr, "amtprovd: unexpected argument '%s'\n", argv[optind]);
+		else
+			fprintf(stderr, "amtprovd: no manifest: use -m FILE or set AMTPROV_MANIFEST\n");
+		return EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	d.log = alog_new("amtprovd", level, use_syslog ? ALOG_SYSLOG : ALOG_STDERR);
+	if (!d.log)
+		return EXIT_FAIL;
+	amtprov_error_clear(&err);
+	if (start_site(&d, &d.site, &err) != AMTPROV_OK) {
+		alog(d.log, AMTPROV_LOG_ERROR, "%s%s%s", err.where, err.where[0] ? ": " : "", err.msg);
+		rc = exit_for(&err);
+		goto out;
+	}
+	if (start_engine(&d, &err) != AMTPROV_OK) {
+		alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (d.pid_file && write_pid_file(d.pid_file) < 0)
+		alog(d.log, AMTPROV_LOG_WARNING, "cannot write pid file %s: %s", d.pid_file,
+		     strerror(errno));
+	site_status(d.site, STATUS_DAEMON_STARTED, NULL, d.manifest);
+	alog(d.log, AMTPROV_LOG_NOTICE, "site %s: serving (database %s)",
+	     site_manifest(d.site)->site_name, site_manifest(d.site)->database_path);
+
+	while (!d.stop) {
+		amtprov_error_clear(&err);
+		if (d.once) {
+			if (engine_run_until_idle(d.engine, d.once_timeout_ms, &err) != AMTPROV_OK) {
+				alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
+				rc = EXIT_FAIL;
+			}
+			break;
+		}
+		if (engine_run(d.engine, &err) != AMTPROV_OK) {
+			alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
+			rc = EXIT_FAIL;
+			break;
+		}
+		if (d.reload && !d.stop) {
+			d.reload = 0;
+			do_reload(&d);
+		}
+	}
+	site_status(d.site, STATUS_DAEMON_STOPPED, NULL, "");
+out:
+	if (d.engine)
+		stop_engine(&d);
+	if (d.site)
+		plugin_host_stop_all(site_plugins(d.site));
+	site_close(d.site);
+	if (d.pid_file)
+		unlink(d.pid_file);
+	alog_free(d.log);
+	return rc;
+}
