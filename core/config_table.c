@@ -258,8 +258,8 @@ int config_table_parse(const json_t *config, const struct amtprov_config_field *
 
 		manifest_path_key(p, sizeof(p), base, f->name);
 		if (!known_type(f->type)) {
-			fail(&c, p, "the plugin's table gives key '%s' an unknown type %d (a plugin "
-				    "bug)", f->name, f->type);
+			fail(&c, p, "the plugin's table gives key '%s' an unknown type %d "
+				    "(a plugin bug)", f->name, f->type);
 			continue;
 		}
 		if (!v) {

@@ -129,8 +129,10 @@ void manifest_path_key(char *buf, size_t size, const char *base, const char *key
 
 void manifest_path_index(char *buf, size_t size, const char *base, size_t index_)
 {
-	if (buf && size)
-		snprintf(buf, size, "%s/%zu", base ? base : "", index_);
+	/* Truncation is acceptable (paths are for people); the return value is checked
+	 * only for an encoding error. */
+	if (buf && size && snprintf(buf, size, "%s/%zu", base ? base : "", index_) < 0)
+		buf[0] = '\0';
 }
 
 static int is_alpha(int ch)
@@ -588,8 +590,8 @@ static void note_credential(struct vctx *c, const char *path)
 static int cred_check(struct vctx *c, const char *s, const char *p)
 {
 	if (!manifest_credential_name_valid(s)) {
-		err_at(c, p, "'%s' is not a valid credential name (^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$)",
-		       s);
+		err_at(c, p, "'%s' is not a valid credential name "
+			     "(^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$)", s);
 		return 0;
 	}
 	note_credential(c, p);
@@ -737,8 +739,8 @@ static void parse_site(struct vctx *c, json_t *root)
 	if (get_string(c, site, p, "name", 1, &s)) {
 		if (!name_valid(s, "._-", 64)) {
 			manifest_path_key(kp, sizeof(kp), p, "name");
-			err_at(c, kp, "'%s' is not a valid site name (^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)",
-			       s);
+			err_at(c, kp, "'%s' is not a valid site name "
+				      "(^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$)", s);
 		} else {
 			c->m->site_name = s;
 		}
@@ -1087,8 +1089,9 @@ static void parse_user_accounts(struct vctx *c, json_t *amt, const char *path)
 		if (a->kerberos) {
 			if (json_object_get(v, "password")) {
 				manifest_path_key(kp, sizeof(kp), ap, "password");
-				err_at(c, kp, "a Kerberos account has no password (remove it, or set "
-					      "\"kerberos\": false for a Digest account)");
+				err_at(c, kp, "a Kerberos account has no password (remove "
+					      "it, or set \"kerberos\": false for a Digest "
+					      "account)");
 			}
 		} else {
 			get_credential(c, v, ap, "password", 1, &a->password);
@@ -1118,8 +1121,8 @@ static void parse_amt(struct vctx *c, json_t *root)
 		if (get_string(c, amt, p, "directory_container", 0, &c->m->directory_container) &&
 		    !json_object_get(amt, "directory")) {
 			manifest_path_key(kp, sizeof(kp), p, "directory_container");
-			err_at(c, kp, "needs 'directory' (the directory plugin instance that creates "
-				      "the account, R-PROV-04)");
+			err_at(c, kp, "needs 'directory' (the directory plugin instance "
+				      "that creates the account, R-PROV-04)");
 		}
 		policy = get_enum(c, amt, p, "mebx_password_policy", 0, policies, NULL);
 		if (policy > 0 && !c->m->mebx_password) {
@@ -1302,8 +1305,9 @@ static void parse_ieee8021x(struct vctx *c, json_t *root)
 				break;
 			n += (size_t)w;
 		}
-		warn_at(c, p, "802.1X profiles use %zu different client-certificate templates (%s); "
-			      "one template is best practice (R-8021X-03)", n_all_tmpl, list);
+		warn_at(c, p, "802.1X profiles use %zu different client-certificate "
+			      "templates (%s); one template is best practice (R-8021X-03)",
+			n_all_tmpl, list);
 	}
 out:
 	free(names);
@@ -1346,8 +1350,9 @@ static void parse_maintenance(struct vctx *c, json_t *root)
 		 * error_days of 15 just as much. */
 		if ((ok_w || ok_e) && mt->provcert_error_days >= mt->provcert_warning_days) {
 			manifest_path_key(kp, sizeof(kp), sp, ok_e ? "error_days" : "warning_days");
-			err_at(c, kp, "error_days (%d) must be smaller than warning_days (%d) (R-PC-06)",
-			       mt->provcert_error_days, mt->provcert_warning_days);
+			err_at(c, kp, "error_days (%d) must be smaller than warning_days (%d) "
+				      "(R-PC-06)", mt->provcert_error_days,
+			       mt->provcert_warning_days);
 		}
 	}
 }

@@ -1,0 +1,915 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests for the site manifest (core/manifest.c, docs/manifest.md).
+ *
+ * Inline manifests are written with single quotes, which load() turns into double quotes,
+ * so the JSON stays readable inside C strings. Fixture files under
+ * tests/fixtures/manifests/ cover the cases where a whole file reads better.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include <amtprov/plugin.h>
+
+#include "manifest.h"
+
+#ifndef AMTPROV_FIXTURES_DIR
+#error "AMTPROV_FIXTURES_DIR must be defined by the build"
+#endif
+#ifndef AMTPROV_EXAMPLES_DIR
+#error "AMTPROV_EXAMPLES_DIR must be defined by the build"
+#endif
+
+#define MANIFEST_FIXTURES AMTPROV_FIXTURES_DIR "/manifests"
+/* A name for inline manifests: relative paths resolve against its directory. */
+#define INLINE_NAME "/srv/amtprov/contoso/site.json"
+
+/* The smallest valid start of a manifest; tests append sections and the closing brace. */
+#define HEAD                                                                              \
+	"{'manifest_version':1,'site':{'name':'contoso-lab','service_point_fqdn':"         \
+	"'oob.contoso.com','dns_suffix':'contoso.com'}"
+
+void register_manifest_tests(void);
+
+/* Loads @p text with ' turned into ". */
+static int load(const char *text, struct manifest **m, struct manifest_problems *pr,
+		struct amtprov_error *err)
+{
+	char *json = strdup(text);
+	char *q;
+	int rc;
+
+	CU_ASSERT_FATAL(json != NULL);
+	for (q = json; *q; q++)
+		if (*q == '\'')
+			*q = '"';
+	amtprov_error_clear(err);
+	rc = manifest_load_string(json, INLINE_NAME, m, pr, err);
+	free(json);
+	return rc;
+}
+
+/* 1 if @p pr holds a problem at @p path of the given kind whose message contains @p text
+ * (NULL: any message). */
+static int has_problem(const struct manifest_problems *pr, const char *path, int warning,
+		       const char *text)
+{
+	size_t i;
+
+	for (i = 0; i < pr->count; i++) {
+		const struct manifest_problem *p = &pr->items[i];
+
+		if (strcmp(p->path, path) == 0 && p->warning == warning &&
+		    (!text || strstr(p->msg, text)))
+			return 1;
+	}
+	return 0;
+}
+
+/* Loads a manifest that must fail with AMTPROV_E_CONFIG and an error at @p path. */
+static void expect_error(const char *text, const char *path, const char *msg_part)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+	int rc = load(text, &m, &pr, &err);
+
+	CU_ASSERT_EQUAL(rc, AMTPROV_E_CONFIG);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_EQUAL(err.code, AMTPROV_E_CONFIG);
+	if (!has_problem(&pr, path, 0, msg_part)) {
+		fprintf(stderr, "\nexpected an error at %s (%s); got:\n", path,
+			msg_part ? msg_part : "any");
+		manifest_problems_print(&pr, "inline", stderr);
+		CU_FAIL("expected error not reported");
+	}
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* Loads a manifest that must succeed; returns it (caller frees). */
+static struct manifest *expect_ok(const char *text, struct manifest_problems *pr)
+{
+	struct manifest *m = NULL;
+	struct amtprov_error err;
+	int rc = load(text, &m, pr, &err);
+
+	if (rc != AMTPROV_OK) {
+		fprintf(stderr, "\nunexpected failure: %s: %s\n", err.where, err.msg);
+		manifest_problems_print(pr, "inline", stderr);
+	}
+	CU_ASSERT_EQUAL(rc, AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL(m);
+	return m;
+}
+
+/* ---- examples ---------------------------------------------------------------------------- */
+
+static void test_minimal_example_loads(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load(AMTPROV_EXAMPLES_DIR "/manifests/minimal.json", &m, &pr,
+				      &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(pr.count, 0);
+	CU_ASSERT_STRING_EQUAL(m->site_name, "minimal");
+	CU_ASSERT_EQUAL(m->n_plugins, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* R-WS-01, R-8021X-03, R-PC-06: the complete lab example loads with no problem at all. */
+static void test_lab_example_loads_without_problems(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+	const struct manifest_plugin *p;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load(AMTPROV_EXAMPLES_DIR "/manifests/lab-site.json", &m, &pr,
+				      &err), AMTPROV_OK);
+	manifest_problems_print(&pr, "lab-site.json", stderr);
+	CU_ASSERT_EQUAL(pr.count, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->n_plugins, 4);
+	p = manifest_plugin_find(m, "lab-ca");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_STRING_EQUAL(p->plugin, "ca-local");
+	CU_ASSERT_EQUAL(p->expected_kind, AMTPROV_KIND_CA);
+	CU_ASSERT_STRING_EQUAL(m->web_server.ca, "lab-ca");
+	CU_ASSERT_STRING_EQUAL(m->web_server.template_name, "AMTWebServer");
+	CU_ASSERT_STRING_EQUAL(m->credstore, "creds");
+	CU_ASSERT_STRING_EQUAL(m->transport, "amt");
+	CU_ASSERT_STRING_EQUAL(m->netprofile, "radius");
+	CU_ASSERT_PTR_NOT_NULL(m->ieee8021x);
+	CU_ASSERT_EQUAL(m->n_prov_accounts, 2);
+	CU_ASSERT_PTR_NULL(m->prov_accounts[1].password); /* null: empty password */
+	CU_ASSERT_EQUAL(m->mebx_policy, 1);
+	CU_ASSERT_EQUAL(m->n_amt_accounts, 1);
+	CU_ASSERT_EQUAL(m->amt_accounts[0].kerberos, 0);
+	CU_ASSERT_STRING_EQUAL(m->amt_accounts[0].realms[0], "redirection");
+	CU_ASSERT_PTR_NULL(m->amt_accounts[0].realms[4]);
+	CU_ASSERT_EQUAL(m->web_ui, 1);
+	CU_ASSERT_EQUAL(m->ider, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* ---- defaults ---------------------------------------------------------------------------- */
+
+/* R-WS-03 (7 days / 42 days), R-PC-06 (24 h / 40 / 15 days), R-PROV-09 (factory account). */
+static void test_defaults_are_applied(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(HEAD "}", &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->maintenance.evaluate_interval_days, 7);
+	CU_ASSERT_EQUAL(m->maintenance.renew_within_days, 42);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_check_hours, 24);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_warning_days, 40);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_error_days, 15);
+	CU_ASSERT_EQUAL(m->engine.max_in_flight, 256);
+	CU_ASSERT_EQUAL(m->engine.ca_workers, 4);
+	CU_ASSERT_EQUAL(m->engine.retry_base_seconds, 60);
+	CU_ASSERT_EQUAL(m->engine.retry_max_seconds, 3600);
+	CU_ASSERT_EQUAL(m->engine.max_attempts, 10);
+	CU_ASSERT_EQUAL(m->web_server.key_bits, 2048);
+	CU_ASSERT_PTR_NULL(m->web_server.ca);
+	CU_ASSERT_EQUAL(m->admin_password_length, 16);
+	CU_ASSERT_EQUAL(m->mebx_policy, 0); /* no MEBx password configured: nothing to set */
+	CU_ASSERT_EQUAL(m->kerberos, -1);
+	CU_ASSERT_EQUAL(m->web_ui, -1);
+	CU_ASSERT_EQUAL(m->sol, -1);
+	CU_ASSERT_EQUAL(m->ider, -1);
+	CU_ASSERT_EQUAL(m->ping, -1);
+	CU_ASSERT_PTR_NULL(m->power_policy);
+	CU_ASSERT_EQUAL(m->n_prov_accounts, 1);
+	CU_ASSERT_STRING_EQUAL(m->prov_accounts[0].user, "admin");
+	CU_ASSERT_PTR_NULL(m->prov_accounts[0].password);
+	CU_ASSERT_STRING_EQUAL(m->state_dir, "/srv/amtprov/contoso/state");
+	CU_ASSERT_STRING_EQUAL(m->database_path, "/srv/amtprov/contoso/state/site.db");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m->plugin_path);
+	CU_ASSERT_PTR_NULL(m->plugin_path[0]);
+	CU_ASSERT_STRING_EQUAL(m->file, INLINE_NAME);
+	CU_ASSERT_STRING_EQUAL(m->dir, "/srv/amtprov/contoso");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* R-WS-03, R-PC-06: configured values replace the defaults. */
+static void test_maintenance_values_are_configurable(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(
+		HEAD ",'maintenance':{'evaluate_certificates':{'interval_days':1,"
+		     "'renew_within_days':60},'provisioning_certificate_check':{"
+		     "'interval_hours':12,'warning_days':60,'error_days':20}}}", &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->maintenance.evaluate_interval_days, 1);
+	CU_ASSERT_EQUAL(m->maintenance.renew_within_days, 60);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_check_hours, 12);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_warning_days, 60);
+	CU_ASSERT_EQUAL(m->maintenance.provcert_error_days, 20);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* ---- structure --------------------------------------------------------------------------- */
+
+static void test_unknown_key_is_refused_with_its_path(void)
+{
+	expect_error(HEAD ",'colour':'blue'}", "/colour", "unknown key 'colour'");
+	expect_error(HEAD ",'amt':{'pingg':true}}", "/amt/pingg", "unknown key");
+	expect_error(HEAD ",'plugins':{'x':{'plugin':'ca-local','bogus':1}},"
+			  "'certificates':{'web_server':{'ca':'x'}}}",
+		     "/plugins/x/bogus", "unknown key 'bogus'");
+	/* RFC 6901 escaping of '/' and '~' in the key. */
+	expect_error(HEAD ",'a/b~c':1}", "/a~1b~0c", "unknown key");
+}
+
+/* Every error is reported in one load, and the summary counts them. */
+static void test_all_errors_are_reported_at_once(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+	int rc = load("{'manifest_version':1,'site':{'name':'-bad','service_point_fqdn':'oob',"
+		      "'dns_suffix':'contoso.com','extra':1},'engine':{'ca_workers':0},"
+		      "'amt':{'admin_password_length':'16'}}",
+		      &m, &pr, &err);
+
+	CU_ASSERT_EQUAL(rc, AMTPROV_E_CONFIG);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_EQUAL(pr.errors, 5);
+	CU_ASSERT(has_problem(&pr, "/site/extra", 0, "unknown key"));
+	CU_ASSERT(has_problem(&pr, "/site/name", 0, "not a valid site name"));
+	CU_ASSERT(has_problem(&pr, "/site/service_point_fqdn", 0, "R-PC-02"));
+	CU_ASSERT(has_problem(&pr, "/engine/ca_workers", 0, "from 1 to 64"));
+	CU_ASSERT(has_problem(&pr, "/amt/admin_password_length", 0, "integer"));
+	CU_ASSERT_STRING_EQUAL(err.where, INLINE_NAME);
+	CU_ASSERT(strncmp(err.msg, "5 errors in manifest: /site/extra: ", 35) == 0);
+	manifest_problems_free(&pr);
+}
+
+static void test_wrong_manifest_version_names_both_versions(void)
+{
+	expect_error("{'manifest_version':2,'site':{}}", "/manifest_version",
+		     "manifest_version 2 is not supported; this build reads version 1");
+	expect_error("{'manifest_version':'1'}", "/manifest_version", "integer");
+	expect_error("{'site':{'name':'a','service_point_fqdn':'a.b.com','dns_suffix':'b.com'}}",
+		     "/manifest_version", "missing required key");
+}
+
+static void test_missing_site_fields_are_reported(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+
+	CU_ASSERT_EQUAL(load("{'manifest_version':1,'site':{}}", &m, &pr, &err),
+			AMTPROV_E_CONFIG);
+	CU_ASSERT_EQUAL(pr.errors, 3);
+	CU_ASSERT(has_problem(&pr, "/site/name", 0, "missing required key 'name'"));
+	CU_ASSERT(has_problem(&pr, "/site/service_point_fqdn", 0, "missing required key"));
+	CU_ASSERT(has_problem(&pr, "/site/dns_suffix", 0, "missing required key"));
+	manifest_problems_free(&pr);
+	expect_error("{'manifest_version':1}", "/site", "missing required key 'site'");
+	expect_error("{'manifest_version':1,'site':{'name':'','service_point_fqdn':'a.b.com',"
+		     "'dns_suffix':'b.com'}}", "/site/name", "must not be empty");
+}
+
+/* R-PC-02: the service point FQDN becomes the provisioning certificate's CN. */
+static void test_bad_service_point_fqdn_is_refused(void)
+{
+	static const char *const bad[] = {
+		"oob", "oob.contoso.com.", "-oob.contoso.com", "oob-.contoso.com",
+		"oob_1.contoso.com", "oob..contoso.com", "10.0.0.1", "oob.contoso.com:443",
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.contoso.com",
+		NULL};
+	size_t i;
+
+	for (i = 0; bad[i]; i++) {
+		char json[512];
+
+		snprintf(json, sizeof(json),
+			 "{'manifest_version':1,'site':{'name':'s','service_point_fqdn':'%s',"
+			 "'dns_suffix':'contoso.com'}}", bad[i]);
+		expect_error(json, "/site/service_point_fqdn", "R-PC-02");
+	}
+	expect_error("{'manifest_version':1,'site':{'name':'s','service_point_fqdn':"
+		     "'oob.contoso.com','dns_suffix':'com'}}", "/site/dns_suffix", "two labels");
+}
+
+/* R-PC-02, R-PC-05: DNS names are stored lower-cased; a namespace mismatch is a warning. */
+static void test_fqdn_is_lower_cased_and_namespace_checked(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(
+		"{'manifest_version':1,'site':{'name':'s','service_point_fqdn':'OOB.Contoso.COM',"
+		"'dns_suffix':'Sales.Contoso.com'}}", &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->service_point_fqdn, "oob.contoso.com");
+	CU_ASSERT_STRING_EQUAL(m->dns_suffix, "sales.contoso.com");
+	CU_ASSERT_EQUAL(pr.count, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	m = expect_ok("{'manifest_version':1,'site':{'name':'s','service_point_fqdn':"
+		      "'server1.northwindtraders.com','dns_suffix':'contoso.com'}}", &pr);
+	CU_ASSERT(has_problem(&pr, "/site/service_point_fqdn", 1, "R-PC-05"));
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* ---- references -------------------------------------------------------------------------- */
+
+static void test_dangling_plugin_reference_is_refused(void)
+{
+	expect_error(HEAD ",'amt':{'transport':'amt'}}", "/amt/transport",
+		     "plugin instance 'amt' is not declared under /plugins");
+	expect_error(HEAD ",'plugins':{'ca':{'plugin':'ca-local'}},'ieee8021x':{'plugin':'r',"
+			  "'wired':{'name':'w','eap':'eap-tls','client_certificate':{'ca':'ca2'}}},"
+			  "'certificates':{'web_server':{'ca':'ca'}}}",
+		     "/ieee8021x/wired/client_certificate/ca", "'ca2' is not declared");
+}
+
+static void test_instance_used_as_two_kinds_is_refused(void)
+{
+	expect_error(HEAD ",'plugins':{'x':{'plugin':'ca-local'}},"
+			  "'certificates':{'web_server':{'ca':'x'}},'amt':{'transport':'x'}}",
+		     "/amt/transport", "as a CA plugin at /certificates/web_server/ca");
+}
+
+static void test_expected_kind_is_recorded_and_unused_instance_warned(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(
+		HEAD ",'plugins':{'ca':{'plugin':'ca-local','required':false,'config':{'k':[1]}},"
+		     "'amt':{'plugin':'amt-transport'},'cs':{'plugin':'credstore-file'},"
+		     "'spare':{'plugin':'ca-other'}},"
+		     "'credentials':{'store':'cs'},'certificates':{'web_server':{'ca':'ca'}},"
+		     "'amt':{'transport':'amt'}}", &pr);
+	const struct manifest_plugin *p;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	p = manifest_plugin_find(m, "ca");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->expected_kind, AMTPROV_KIND_CA);
+	CU_ASSERT_EQUAL(p->required, 0);
+	CU_ASSERT(json_is_array(json_object_get(p->config, "k")));
+	p = manifest_plugin_find(m, "amt");
+	CU_ASSERT_EQUAL(p->expected_kind, AMTPROV_KIND_TRANSPORT);
+	CU_ASSERT_EQUAL(p->required, 1);
+	CU_ASSERT(json_is_object(p->config)); /* absent: an empty object, never NULL */
+	CU_ASSERT_EQUAL(json_object_size(p->config), 0);
+	CU_ASSERT_EQUAL(manifest_plugin_find(m, "cs")->expected_kind, AMTPROV_KIND_CREDSTORE);
+	CU_ASSERT_EQUAL(manifest_plugin_find(m, "spare")->expected_kind, 0);
+	CU_ASSERT_PTR_NULL(manifest_plugin_find(m, "nope"));
+	CU_ASSERT_EQUAL(pr.errors, 0);
+	CU_ASSERT(has_problem(&pr, "/plugins/spare", 1, "declared but not used"));
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* R-ACC-02: credentials are names in a store; naming one without a store is an error. */
+static void test_credential_without_store_is_refused(void)
+{
+	expect_error(HEAD ",'credentials':{'mebx_password':'site/mebx'}}",
+		     "/credentials/mebx_password", "credentials.store");
+	/* Reported once, at the first place that names a credential. */
+	expect_error(HEAD ",'credentials':{'provisioning_accounts':[{'user':'admin',"
+			  "'password':'site/a'}]},'amt':{'user_accounts':[{'name':'h',"
+			  "'kerberos':false,'password':'site/h','realms':['redirection']}]}}",
+		     "/credentials/provisioning_accounts/0/password", "credentials.store");
+	expect_error(HEAD ",'plugins':{'cs':{'plugin':'credstore-file'}},"
+			  "'credentials':{'store':'cs','mebx_password':'bad name'}}",
+		     "/credentials/mebx_password", "not a valid credential name");
+}
+
+/* R-PROV-10: a MEBx policy that sets the password needs one. */
+static void test_mebx_policy_needs_a_password(void)
+{
+	expect_error(HEAD ",'amt':{'mebx_password_policy':'always'}}",
+		     "/amt/mebx_password_policy", "credentials.mebx_password");
+	expect_error(HEAD ",'amt':{'mebx_password_policy':'sometimes'}}",
+		     "/amt/mebx_password_policy", "not one of");
+}
+
+/* R-PC-07: the provisioning certificate is named one way only. */
+static void test_pkcs12_and_certificate_are_exclusive(void)
+{
+	expect_error(HEAD ",'provisioning_certificate':{'certificate':'a.pem','pkcs12':'a.p12'}}",
+		     "/provisioning_certificate", "mutually exclusive");
+	expect_error(HEAD ",'provisioning_certificate':{}}", "/provisioning_certificate",
+		     "needs either");
+	expect_error(HEAD ",'provisioning_certificate':{'pkcs12':'a.p12','key':'a.key'}}",
+		     "/provisioning_certificate/key", "belongs with 'certificate'");
+}
+
+/* R-PROV-11 (1): AMT user accounts. */
+static void test_amt_user_accounts_are_checked(void)
+{
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'CONTOSO\\\\Admins','password':'x',"
+			  "'realms':['redirection']}]}}",
+		     "/amt/user_accounts/0/password", "Kerberos account has no password");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'h','kerberos':false,"
+			  "'realms':['redirection']}]}}",
+		     "/amt/user_accounts/0/password", "missing required key");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':['redirection']},"
+			  "{'name':'a','realms':['redirection']}]}}",
+		     "/amt/user_accounts/1/name", "already defined");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':['storage','bogus']}]}}",
+		     "/amt/user_accounts/0/realms/1", "unknown AMT realm 'bogus'");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':['storage','storage']}]}}",
+		     "/amt/user_accounts/0/realms/1", "listed twice");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':[]}]}}",
+		     "/amt/user_accounts/0/realms", "at least one realm");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':['eit'],"
+			  "'access':'remote'}]}}", "/amt/user_accounts/0/access", "not one of");
+}
+
+/* R-PROV-04: a directory container only makes sense with a directory plugin. */
+static void test_directory_container_needs_directory(void)
+{
+	expect_error(HEAD ",'amt':{'directory_container':'OU=AMT,DC=contoso,DC=com'}}",
+		     "/amt/directory_container", "needs 'directory'");
+}
+
+/* ---- 802.1X ------------------------------------------------------------------------------ */
+
+#define X_PLUGINS                                                                         \
+	",'plugins':{'ca':{'plugin':'ca-local'},'radius':{'plugin':'radius-8021x'}}"
+
+/* R-8021X-01: EAP-TLS always needs a client certificate; the others may do without. */
+static void test_eap_tls_requires_a_client_certificate(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m;
+
+	expect_error(HEAD X_PLUGINS ",'ieee8021x':{'plugin':'radius','wired':{'name':'w',"
+				    "'eap':'eap-tls'}},'certificates':{'web_server':{'ca':'ca'}}}",
+		     "/ieee8021x/wired/client_certificate", "R-8021X-01");
+	expect_error(HEAD X_PLUGINS ",'ieee8021x':{'plugin':'radius','wireless':[{'name':'w',"
+				    "'ssid':'S','security':'wpa2-enterprise','eap':'eap-tls'}]},"
+				    "'certificates':{'web_server':{'ca':'ca'}}}",
+		     "/ieee8021x/wireless/0/client_certificate", "R-8021X-01");
+	m = expect_ok(HEAD X_PLUGINS ",'ieee8021x':{'plugin':'radius','wired':{'name':'w',"
+				     "'eap':'peap-mschapv2','username':'u'}},"
+				     "'certificates':{'web_server':{'ca':'ca'}}}", &pr);
+	CU_ASSERT_EQUAL(pr.count, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* Builds an 802.1X section with @p n wireless profiles using @p n_templates templates. */
+static char *wireless_manifest(int n, int n_templates)
+{
+	size_t cap = 8192, len;
+	char *s = malloc(cap);
+	int i;
+
+	CU_ASSERT_FATAL(s != NULL);
+	len = (size_t)snprintf(s, cap,
+			       "%s%s,'certificates':{'web_server':{'ca':'ca'}},"
+			       "'ieee8021x':{'plugin':'radius','wireless':[",
+			       HEAD, X_PLUGINS);
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(s + len, cap - len,
+					"%s{'name':'wifi%d','ssid':'SSID%d','priority':%d,"
+					"'security':'wpa2-enterprise','eap':'eap-tls',"
+					"'client_certificate':{'ca':'ca','template':'T%d'}}",
+					i ? "," : "", i, i, i, i % n_templates);
+	snprintf(s + len, cap - len, "]}}");
+	return s;
+}
+
+/* R-8021X-03: at most 8 different templates across wireless profiles. */
+static void test_more_than_eight_wireless_templates_is_an_error(void)
+{
+	char *json = wireless_manifest(9, 9);
+
+	expect_error(json, "/ieee8021x/wireless", "R-8021X-03");
+	free(json);
+}
+
+/* R-8021X-03: more than one template works, with a warning that names them. */
+static void test_several_templates_give_a_warning(void)
+{
+	struct manifest_problems pr = {0};
+	char *json = wireless_manifest(8, 8);
+	struct manifest *m = expect_ok(json, &pr);
+
+	CU_ASSERT_EQUAL(pr.errors, 0);
+	CU_ASSERT(has_problem(&pr, "/ieee8021x", 1, "8 different client-certificate templates"));
+	CU_ASSERT(has_problem(&pr, "/ieee8021x", 1, "T0, T1"));
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	free(json);
+
+	json = wireless_manifest(3, 1);
+	m = expect_ok(json, &pr);
+	CU_ASSERT_EQUAL(pr.count, 0); /* one template: best practice, no warning */
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	free(json);
+}
+
+static void test_wireless_profiles_are_checked(void)
+{
+	char *json = wireless_manifest(17, 1);
+
+	expect_error(json, "/ieee8021x/wireless", "at most 16");
+	free(json);
+	expect_error(HEAD X_PLUGINS ",'ieee8021x':{'plugin':'radius','wired':{'name':'p',"
+				    "'eap':'peap-mschapv2'},'wireless':[{'name':'p','ssid':'S',"
+				    "'security':'wpa2-enterprise','eap':'peap-mschapv2'}]}}",
+		     "/ieee8021x/wireless/0/name", "used twice");
+	expect_error(HEAD X_PLUGINS ",'ieee8021x':{'plugin':'radius','wireless':[{'name':'p',"
+				    "'ssid':'S','priority':256,'security':'wpa2-enterprise',"
+				    "'eap':'peap-mschapv2'}]}}",
+		     "/ieee8021x/wireless/0/priority", "from 0 to 255");
+	expect_error(HEAD ",'ieee8021x':{'wired':{'name':'p','eap':'peap-mschapv2'}}}",
+		     "/ieee8021x/plugin", "missing required key");
+}
+
+/* ---- JSON errors ------------------------------------------------------------------------- */
+
+static void test_duplicate_json_keys_are_refused(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+
+	CU_ASSERT_EQUAL(load(HEAD ",'engine':{'ca_workers':2,'ca_workers':3}}", &m, &pr, &err),
+			AMTPROV_E_PARSE);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "duplicate"));
+	CU_ASSERT_EQUAL(pr.errors, 1);
+	manifest_problems_free(&pr);
+}
+
+static void test_syntax_error_gives_line_and_column(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load_string("{\n  \"manifest_version\": 1,\n  \"site\": {,\n}",
+					     "x.json", &m, &pr, &err),
+			AMTPROV_E_PARSE);
+	CU_ASSERT_PTR_NULL(m);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "line 3, column 12"));
+	CU_ASSERT_STRING_EQUAL(err.where, "x.json");
+	CU_ASSERT_EQUAL(pr.count, 1);
+	CU_ASSERT_STRING_EQUAL(pr.items[0].path, "");
+	CU_ASSERT_PTR_NOT_NULL(strstr(pr.items[0].msg, "line 3"));
+	manifest_problems_free(&pr);
+}
+
+/* R-PC-06: the error threshold lies below the warning threshold. */
+static void test_error_days_must_be_below_warning_days(void)
+{
+	expect_error(HEAD ",'maintenance':{'provisioning_certificate_check':{'warning_days':20,"
+			  "'error_days':20}}}",
+		     "/maintenance/provisioning_certificate_check/error_days", "R-PC-06");
+	/* The default error_days (15) counts too. */
+	expect_error(HEAD ",'maintenance':{'provisioning_certificate_check':{'warning_days':10}}}",
+		     "/maintenance/provisioning_certificate_check/warning_days", "R-PC-06");
+	expect_error(HEAD ",'maintenance':{'evaluate_certificates':{'interval_days':0}}}",
+		     "/maintenance/evaluate_certificates/interval_days", "from 1 to 365");
+	expect_error(HEAD ",'engine':{'retry':{'base_seconds':100,'max_seconds':50}}}",
+		     "/engine/retry/max_seconds", "base_seconds");
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+static void test_relative_paths_resolve_against_the_manifest_directory(void)
+{
+	struct manifest *m = NULL;
+	struct manifest_problems pr = {0};
+	struct amtprov_error err;
+	char want[1024];
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load(MANIFEST_FIXTURES "/good-relative-paths.json", &m, &pr,
+				      &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	/* The fixtures directory may be reached through a symbolic link: compare with what
+	 * the manifest reports as its own directory, then check that is the fixtures one. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(m->dir, "/tests/fixtures/manifests"));
+	snprintf(want, sizeof(want), "%s/run/state", m->dir);
+	CU_ASSERT_STRING_EQUAL(m->state_dir, want);
+	snprintf(want, sizeof(want), "%s/db/../db/site.db", m->dir);
+	CU_ASSERT_STRING_EQUAL(m->database_path, want);
+	snprintf(want, sizeof(want), "%s/plugins", m->dir);
+	CU_ASSERT_STRING_EQUAL(m->plugin_path[0], want);
+	CU_ASSERT_STRING_EQUAL(m->plugin_path[1], "/opt/amtprov/plugins");
+	CU_ASSERT_PTR_NULL(m->plugin_path[2]);
+	snprintf(want, sizeof(want), "%s/certs/prov-chain.pem", m->dir);
+	CU_ASSERT_STRING_EQUAL(m->provcert_file, want);
+	snprintf(want, sizeof(want), "%s/certs/prov.key", m->dir);
+	CU_ASSERT_STRING_EQUAL(m->provcert_key_file, want);
+	CU_ASSERT_PTR_NULL(m->provcert_pkcs12_file);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+/* 802.1X server_ca paths are resolved inside the borrowed ieee8021x object. */
+static void test_8021x_server_ca_is_resolved_in_the_tree(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(
+		HEAD X_PLUGINS ",'certificates':{'web_server':{'ca':'ca'}},'ieee8021x':{"
+			       "'plugin':'radius','wired':{'name':'w','eap':'peap-mschapv2',"
+			       "'server_ca':'certs/radius-ca.pem',"
+			       "'server_name':'Radius.Contoso.com'}}}",
+		&pr);
+	const json_t *wired;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	wired = json_object_get(m->ieee8021x, "wired");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(wired, "server_ca")),
+			       "/srv/amtprov/contoso/certs/radius-ca.pem");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(wired, "server_name")),
+			       "radius.contoso.com");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+static void test_missing_file_is_not_found(void)
+{
+	struct manifest *m = (struct manifest *)&m; /* a sentinel that must stay untouched */
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load(MANIFEST_FIXTURES "/no-such-file.json", &m, NULL, &err),
+			AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_PTR_EQUAL(m, (struct manifest *)&m);
+	CU_ASSERT_STRING_EQUAL(err.where, MANIFEST_FIXTURES "/no-such-file.json");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(manifest_load(MANIFEST_FIXTURES, &m, NULL, &err), AMTPROV_E_IO);
+}
+
+/* A failed load returns no manifest and frees everything (LeakSanitizer checks the rest). */
+static void test_failed_load_returns_nothing_and_leaks_nothing(void)
+{
+	struct manifest *m = (struct manifest *)&m;
+	struct amtprov_error err;
+
+	/* Fails late (cross references) after every section allocated something. */
+	CU_ASSERT_EQUAL(load(HEAD ",'plugin_path':['p'],'plugins':{'a':{'plugin':'x'}},"
+			     "'credentials':{'provisioning_accounts':[{'user':'u'}]},"
+			     "'provisioning_certificate':{'certificate':'c.pem'},"
+			     "'amt':{'transport':'missing','user_accounts':[{'name':'n',"
+			     "'realms':['eit']}]}}", &m, NULL, &err),
+			AMTPROV_E_CONFIG);
+	CU_ASSERT_PTR_EQUAL(m, (struct manifest *)&m);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/amt/transport"));
+	manifest_free(NULL); /* accepted */
+}
+
+/* Every bad-*.json fixture fails with the listed code and an error at the listed path. */
+static const struct {
+	const char *file;
+	int code;
+	const char *path;
+} bad_fixtures[] = {
+	{"bad-unknown-key.json", AMTPROV_E_CONFIG, "/site/nmae"},
+	{"bad-version.json", AMTPROV_E_CONFIG, "/manifest_version"},
+	{"bad-fqdn.json", AMTPROV_E_CONFIG, "/site/service_point_fqdn"},         /* R-PC-02 */
+	{"bad-missing-site.json", AMTPROV_E_CONFIG, "/site"},
+	{"bad-dangling-plugin.json", AMTPROV_E_CONFIG, "/certificates/web_server/ca"},
+	{"bad-kind-conflict.json", AMTPROV_E_CONFIG, "/amt/transport"},
+	{"bad-credential-no-store.json", AMTPROV_E_CONFIG, "/credentials/mebx_password"},
+	{"bad-pkcs12-and-certificate.json", AMTPROV_E_CONFIG, "/provisioning_certificate"},
+	{"bad-eap-tls-without-certificate.json", AMTPROV_E_CONFIG,
+	 "/ieee8021x/wired/client_certificate"},                                  /* R-8021X-01 */
+	{"bad-error-days.json", AMTPROV_E_CONFIG,
+	 "/maintenance/provisioning_certificate_check/error_days"},               /* R-PC-06 */
+	{"bad-realm.json", AMTPROV_E_CONFIG, "/amt/user_accounts/0/realms/1"},   /* R-PROV-11 */
+	{"bad-ssid-too-long.json", AMTPROV_E_CONFIG, "/ieee8021x/wireless/0/ssid"},
+	{"bad-not-object.json", AMTPROV_E_CONFIG, ""},
+	{"bad-duplicate-key.json", AMTPROV_E_PARSE, ""},
+	{"bad-syntax.json", AMTPROV_E_PARSE, ""},
+};
+
+static void test_bad_fixtures_fail_at_the_expected_path(void)
+{
+	size_t i, n = sizeof(bad_fixtures) / sizeof(bad_fixtures[0]);
+	DIR *d;
+	struct dirent *de;
+
+	for (i = 0; i < n; i++) {
+		char file[1024];
+		struct manifest *m = NULL;
+		struct manifest_problems pr = {0};
+		struct amtprov_error err;
+		int rc;
+
+		snprintf(file, sizeof(file), "%s/%s", MANIFEST_FIXTURES, bad_fixtures[i].file);
+		amtprov_error_clear(&err);
+		rc = manifest_load(file, &m, &pr, &err);
+		if (rc != bad_fixtures[i].code ||
+		    !has_problem(&pr, bad_fixtures[i].path, 0, NULL)) {
+			fprintf(stderr, "\n%s: rc %d (want %d), want an error at '%s'; got:\n",
+				bad_fixtures[i].file, rc, bad_fixtures[i].code,
+				bad_fixtures[i].path);
+			manifest_problems_print(&pr, bad_fixtures[i].file, stderr);
+			CU_FAIL("bad fixture did not fail as expected");
+		}
+		CU_ASSERT_PTR_NULL(m);
+		CU_ASSERT_EQUAL(err.code, bad_fixtures[i].code);
+		manifest_problems_free(&pr);
+	}
+
+	/* A new bad-*.json without an entry in the table above is a test bug. */
+	d = opendir(MANIFEST_FIXTURES);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		int listed = 0;
+
+		if (strncmp(de->d_name, "bad-", 4) != 0 || len < 5 ||
+		    strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		for (i = 0; i < n; i++)
+			if (strcmp(bad_fixtures[i].file, de->d_name) == 0)
+				listed = 1;
+		if (!listed)
+			fprintf(stderr, "\nfixture %s has no expectation\n", de->d_name);
+		CU_ASSERT(listed);
+	}
+	closedir(d);
+}
+
+/* ---- capabilities ------------------------------------------------------------------------ */
+
+struct caps {
+	char lines[32][160];
+	int n;
+	int stop_after;
+};
+
+static int collect_cap(void *ctx, const char *instance, const char *cap, const char *path)
+{
+	struct caps *c = ctx;
+
+	if (c->n < 32)
+		snprintf(c->lines[c->n], sizeof(c->lines[0]), "%s %s %s", instance, cap, path);
+	c->n++;
+	return c->stop_after && c->n >= c->stop_after ? 42 : 0;
+}
+
+static int caps_has(const struct caps *c, const char *line)
+{
+	int i;
+
+	for (i = 0; i < c->n && i < 32; i++)
+		if (strcmp(c->lines[i], line) == 0)
+			return 1;
+	return 0;
+}
+
+/* R-WS-01, R-REV-02, R-8021X-02, R-PROV-04, R-PROV-10/11: what each instance must provide. */
+static void test_required_caps_list_what_the_site_needs(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(
+		HEAD ",'plugins':{'ca':{'plugin':'ca-local'},'ca2':{'plugin':'ca-mscert'},"
+		     "'radius':{'plugin':'radius-8021x'},'amt':{'plugin':'amt-transport'},"
+		     "'ad':{'plugin':'dir-ad'}},"
+		     "'certificates':{'web_server':{'ca':'ca'}},"
+		     "'amt':{'transport':'amt','directory':'ad','directory_container':'OU=AMT'},"
+		     "'ieee8021x':{'plugin':'radius','wireless':[{'name':'w','ssid':'S',"
+		     "'security':'wpa3-enterprise','eap':'eap-tls','client_certificate':"
+		     "{'ca':'ca2','template':'T'}}]}}", &pr);
+	struct caps c;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(manifest_required_caps(m, collect_cap, &c), 0);
+	CU_ASSERT_EQUAL(c.n, 10);
+	CU_ASSERT(caps_has(&c, "ca ca:submit /certificates/web_server/ca"));
+	CU_ASSERT(caps_has(&c, "ca ca:purpose-web-server /certificates/web_server/ca"));
+	CU_ASSERT(caps_has(&c, "ca ca:revoke /certificates/web_server/ca"));
+	CU_ASSERT(caps_has(&c, "ca2 ca:submit /ieee8021x/wireless/0/client_certificate/ca"));
+	CU_ASSERT(caps_has(&c, "ca2 ca:purpose-8021x-client "
+			       "/ieee8021x/wireless/0/client_certificate/ca"));
+	CU_ASSERT(caps_has(&c, "ca2 ca:revoke /ieee8021x/wireless/0/client_certificate/ca"));
+	CU_ASSERT(caps_has(&c, "amt transport:wsman /amt/transport"));
+	CU_ASSERT(caps_has(&c, "amt transport:soap /amt/transport"));
+	CU_ASSERT(caps_has(&c, "radius netprofile:wifi /ieee8021x/plugin"));
+	CU_ASSERT(!caps_has(&c, "radius netprofile:wired /ieee8021x/plugin"));
+	CU_ASSERT(caps_has(&c, "ad directory:account /amt/directory"));
+	CU_ASSERT_EQUAL(manifest_plugin_find(m, "ad")->expected_kind, AMTPROV_KIND_DIRECTORY);
+	CU_ASSERT_EQUAL(manifest_plugin_find(m, "radius")->expected_kind,
+			AMTPROV_KIND_NETPROFILE);
+
+	/* A non-zero answer stops the walk and is returned. */
+	memset(&c, 0, sizeof(c));
+	c.stop_after = 2;
+	CU_ASSERT_EQUAL(manifest_required_caps(m, collect_cap, &c), 42);
+	CU_ASSERT_EQUAL(c.n, 2);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+static void test_problems_print_format(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = NULL;
+	struct amtprov_error err;
+	char buf[4096];
+	size_t n;
+	FILE *f = tmpfile();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(load(HEAD ",'plugins':{'x':{'plugin':'p'}},'bogus':1}", &m, &pr, &err),
+			AMTPROV_E_CONFIG);
+	manifest_problems_print(&pr, "site.json", f);
+	rewind(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "site.json: /bogus: unknown key 'bogus'"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "site.json: /plugins/x: warning: plugin instance 'x' "
+					   "is declared but not used\n"));
+	CU_ASSERT_EQUAL(pr.count, 2);
+	CU_ASSERT_EQUAL(pr.errors, 1);
+	manifest_problems_free(&pr);
+}
+
+void register_manifest_tests(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc fn;
+	} tests[] = {
+		{"minimal example loads", test_minimal_example_loads},
+		{"lab example loads without problems", test_lab_example_loads_without_problems},
+		{"defaults are applied (R-WS-03, R-PC-06)", test_defaults_are_applied},
+		{"maintenance values are configurable", test_maintenance_values_are_configurable},
+		{"unknown key is refused with its path", test_unknown_key_is_refused_with_its_path},
+		{"all errors are reported at once", test_all_errors_are_reported_at_once},
+		{"wrong manifest_version names both versions",
+		 test_wrong_manifest_version_names_both_versions},
+		{"missing site fields are reported", test_missing_site_fields_are_reported},
+		{"bad service point FQDN is refused (R-PC-02)",
+		 test_bad_service_point_fqdn_is_refused},
+		{"FQDN lower-cased, namespace checked (R-PC-05)",
+		 test_fqdn_is_lower_cased_and_namespace_checked},
+		{"dangling plugin reference is refused", test_dangling_plugin_reference_is_refused},
+		{"instance used as two kinds is refused",
+		 test_instance_used_as_two_kinds_is_refused},
+		{"expected kind recorded, unused instance warned",
+		 test_expected_kind_is_recorded_and_unused_instance_warned},
+		{"credential without store is refused", test_credential_without_store_is_refused},
+		{"MEBx policy needs a password", test_mebx_policy_needs_a_password},
+		{"pkcs12 and certificate are exclusive", test_pkcs12_and_certificate_are_exclusive},
+		{"AMT user accounts are checked (R-PROV-11)", test_amt_user_accounts_are_checked},
+		{"directory container needs directory", test_directory_container_needs_directory},
+		{"EAP-TLS requires a client certificate (R-8021X-01)",
+		 test_eap_tls_requires_a_client_certificate},
+		{"more than 8 wireless templates is an error (R-8021X-03)",
+		 test_more_than_eight_wireless_templates_is_an_error},
+		{"several templates give a warning (R-8021X-03)",
+		 test_several_templates_give_a_warning},
+		{"wireless profiles are checked", test_wireless_profiles_are_checked},
+		{"duplicate JSON keys are refused", test_duplicate_json_keys_are_refused},
+		{"syntax error gives line and column", test_syntax_error_gives_line_and_column},
+		{"error_days must be below warning_days (R-PC-06)",
+		 test_error_days_must_be_below_warning_days},
+		{"relative paths resolve against the manifest directory",
+		 test_relative_paths_resolve_against_the_manifest_directory},
+		{"802.1X server_ca is resolved in the tree",
+		 test_8021x_server_ca_is_resolved_in_the_tree},
+		{"missing file is not found", test_missing_file_is_not_found},
+		{"failed load returns nothing and leaks nothing",
+		 test_failed_load_returns_nothing_and_leaks_nothing},
+		{"bad fixtures fail at the expected path",
+		 test_bad_fixtures_fail_at_the_expected_path},
+		{"required caps list what the site needs",
+		 test_required_caps_list_what_the_site_needs},
+		{"problems print format", test_problems_print_format},
+	};
+	CU_pSuite s = CU_add_suite("manifest", NULL, NULL);
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		CU_add_test(s, tests[i].name, tests[i].fn);
+}
