@@ -111,7 +111,7 @@ static int valid_reason(int r)
 	return r >= 0 && r <= 10 && r != 7;
 }
 
-/* Argument checks shared by every entry point: a handle and (for most) an out pointer. */
+/* Every entry point needs a handle that store_open() completed. */
 #define CHECK_ST(st, err)                                                                  \
 	do {                                                                                \
 		if (!(st) || !(st)->ops)                                                    \
@@ -315,6 +315,15 @@ int store_device_transition(struct store *st, int64_t id, const char *from, cons
 			    int error_code, const char *error_text, int64_t next_attempt_at,
 			    const char *actor, int64_t now, struct amtprov_error *err)
 {
+	return store_device_transition_ex(st, id, from, to, error_code, error_text,
+					  next_attempt_at, -1, actor, now, err);
+}
+
+int store_device_transition_ex(struct store *st, int64_t id, const char *from, const char *to,
+			       int error_code, const char *error_text, int64_t next_attempt_at,
+			       int attempts, const char *actor, int64_t now,
+			       struct amtprov_error *err)
+{
 	int rc;
 
 	CHECK_ST(st, err);
@@ -326,9 +335,11 @@ int store_device_transition(struct store *st, int64_t id, const char *from, cons
 		return rc;
 	if (error_code < 0)
 		return bad_arg(st, err, "error_code: must be an amtprov_status (>= 0)");
+	if (attempts < -1)
+		return bad_arg(st, err, "attempts: must be >= 0, or -1 for the default rule");
 	return st->ops->device_transition(st, id, from, to, error_code,
-					  error_text ? error_text : "", next_attempt_at, actor,
-					  now, err);
+					  error_text ? error_text : "", next_attempt_at, attempts,
+					  actor, now, err);
 }
 
 int store_device_update(struct store *st, const struct store_device *dev, const char *actor,

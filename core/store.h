@@ -16,6 +16,11 @@
  *  - Each mutating call is atomic on its own. store_tx_begin/commit group several calls
  *    into one transaction (nesting is an error).
  *  - Times are Unix seconds (the caller passes "now", so tests can drive the clock).
+ *  - Threads: one handle per thread; a struct store must not be used by two threads at
+ *    once. Several handles (threads or processes) may share one database file.
+ *  - List callbacks run with no cursor open: a callback may call any store function on
+ *    the same handle (e.g. transition the device it is given).
+ *  - Details (validation, normalisation, schema, migrations): docs/database.md.
  */
 #ifndef AMTPROV_CORE_STORE_H
 #define AMTPROV_CORE_STORE_H
@@ -210,6 +215,15 @@ int store_device_count_by_state(struct store *st,
 int store_device_transition(struct store *st, int64_t id, const char *from, const char *to,
 			    int error_code, const char *error_text, int64_t next_attempt_at,
 			    const char *actor, int64_t now, struct amtprov_error *err);
+/**
+ * Like store_device_transition(), but stores @p attempts as given (>= 0) instead of applying
+ * the reset/increment rule, for callers that count attempts across the states of one step
+ * (NEED_X -> X_ING -> NEED_X). @p attempts = -1 applies the rule.
+ */
+int store_device_transition_ex(struct store *st, int64_t id, const char *from, const char *to,
+			       int error_code, const char *error_text, int64_t next_attempt_at,
+			       int attempts, const char *actor, int64_t now,
+			       struct amtprov_error *err);
 /** Updates the descriptive fields (amt_version, wired_ip, otp_hash, uuid,
  * wireless_capable, blocked) of an existing device; state fields are left alone. */
 int store_device_update(struct store *st, const struct store_device *dev, const char *actor,

@@ -56,10 +56,12 @@ struct store_ops {
 	int (*device_count_by_state)(struct store *st,
 				     int (*cb)(void *ctx, const char *state, int64_t count),
 				     void *ctx, struct amtprov_error *err);
-	/** @p error_text is never NULL here (store.c passes "" instead). */
+	/** @p error_text is never NULL here (store.c passes "" instead); @p attempts is the
+	 * value to store, or -1 for the rule (reset on a change, +1 when from == to). */
 	int (*device_transition)(struct store *st, int64_t id, const char *from, const char *to,
 				 int error_code, const char *error_text, int64_t next_attempt_at,
-				 const char *actor, int64_t now, struct amtprov_error *err);
+				 int attempts, const char *actor, int64_t now,
+				 struct amtprov_error *err);
 	int (*device_update)(struct store *st, const struct store_device *dev,
 			     const char *actor, int64_t now, struct amtprov_error *err);
 
