@@ -228,11 +228,15 @@ static int persist(struct engine *e, struct engine_job *job, enum device_state f
 		   enum device_state to, int code, const char *text, int64_t next_at, int attempts)
 {
 	struct amtprov_error err;
+	char reason[STORE_TEXT_SIZE];
 	int rc;
 
+	/* Reasons come from plugins and peers: cut them to what the store keeps rather than
+	 * lose the transition. */
+	util_strlcpy(reason, text ? text : "", sizeof(reason));
 	amtprov_error_clear(&err);
 	rc = store_device_transition_ex(e->st, job->dev.id, device_state_name(from),
-					device_state_name(to), code, text ? text : "", next_at,
+					device_state_name(to), code, reason, next_at,
 					attempts, e->cfg.actor, now_of(e), &err);
 	if (rc != AMTPROV_OK)
 		alog(e->lg, AMTPROV_LOG_ERROR, "%s: cannot record %s -> %s: %s", job->dev.fqdn,

@@ -14,16 +14,16 @@ struct flow {
 
 int flow_device_spns(const char *fqdn, char *buf, size_t buflen, const char **out, size_t max)
 {
-	static const char *const fmts[] = {"HTTP/%s:16992", "HTTP/%s:16993", "HTTPS/%s:16993",
-					   "HTTP/%s"};
+	static const char *const forms[][2] = {
+		{"HTTP/", ":16992"}, {"HTTP/", ":16993"}, {"HTTPS/", ":16993"}, {"HTTP/", ""}};
 	size_t used = 0, n = 0;
 
-	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
 		int w;
 
 		if (n + 1 >= max || used >= buflen)
 			return -1;
-		w = snprintf(buf + used, buflen - used, fmts[i], fqdn);
+		w = snprintf(buf + used, buflen - used, "%s%s%s", forms[i][0], fqdn, forms[i][1]);
 		if (w < 0 || (size_t)w >= buflen - used)
 			return -1;
 		out[n++] = buf + used;
@@ -90,7 +90,7 @@ static int dir_create(void *arg, struct amtprov_error *err)
 static void dir_done(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
 {
 	struct dir_call *c = arg;
-	char why[STORE_TEXT_SIZE];
+	char why[STORE_TEXT_SIZE + STORE_FQDN_SIZE + AMTPROV_ERROR_MSG_SIZE];
 
 	if (rc == AMTPROV_OK) {
 		free(c);

@@ -473,7 +473,7 @@ int plugin_host_create(struct plugin_host *ph, const char *instance, const char 
 		pi_leave(&c);
 		if (rc != AMTPROV_OK) {
 			/* The plugin's own message, located at its manifest section. */
-			char where[AMTPROV_ERROR_WHERE_SIZE];
+			char where[AMTPROV_ERROR_WHERE_SIZE * 2 + 80];
 
 			snprintf(where, sizeof(where), "%s/%s/config%s%s",
 				 ph->env.config_base ? ph->env.config_base : "/plugins", instance,

@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared helpers for integration tests: a private temp dir, processes that are always
+# stopped (even when a test fails), sanitizer-report detection, and a closing
+# "N passed, N failed" line. Source it; set TEST_NAME first.
+set -uo pipefail
+
+: "${AMTPROV_BUILD_DIR:?set AMTPROV_BUILD_DIR to the build tree}"
+: "${AMTPROV_SOURCE_DIR:?set AMTPROV_SOURCE_DIR to the source tree}"
+AMTPROV="$AMTPROV_BUILD_DIR/tools/amtprov"
+AMTPROVD="$AMTPROV_BUILD_DIR/tools/amtprovd"
+TEST_PLUGINS="$AMTPROV_BUILD_DIR/tests/plugins"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/amtprov-it-${TEST_NAME:-test}-XXXXXX")
+chmod 700 "$T"
+PIDS=()
+PASSED=0
+FAILED=0
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill -9 "$p" 2>/dev/null
+  done
+  wait 2>/dev/null
+  if [ "$FAILED" -gt 0 ] && [ -n "${KEEP_ON_FAILURE:-}" ]; then
+    echo "kept $T for inspection" >&2
+  else
+    rm -rf "$T"
+  fi
+}
+trap cleanup EXIT
+
+pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
+
+# check NAME CMD...: runs CMD, passes when it exits 0.
+check() {
+  local name=$1; shift
+  if "$@"; then pass "$name"; else fail "$name"; fi
+}
+
+# Any AddressSanitizer/UBSan/LSan report in a log file fails the test.
+no_sanitizer_reports() {
+  local f
+  for f in "$@"; do
+    if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer" "$f" 2>/dev/null; then
+      echo "sanitizer report in $f:" >&2
+      cat "$f" >&2
+      return 1
+    fi
+  done
+  return 0
+}
+
+# run_cli OUT ERR ARGS...: runs amtprov, stores stdout/stderr paths, returns its exit code.
+run_cli() {
+  local out=$1 err=$2; shift 2
+  "$AMTPROV" "$@" >"$out" 2>"$err"
+  local rc=$?
+  no_sanitizer_reports "$err" || rc=99
+  return $rc
+}
+
+# expect_rc WANT NAME CMD...: passes when CMD exits with WANT.
+expect_rc() {
+  local want=$1 name=$2; shift 2
+  "$@"
+  local rc=$?
+  if [ "$rc" -eq "$want" ]; then pass "$name"; else fail "$name (exit $rc, want $want)"; fi
+}
+
+# start_daemon LOG ARGS...: starts amtprovd in the background; sets DAEMON_PID.
+start_daemon() {
+  local log=$1; shift
+  "$AMTPROVD" "$@" 2>"$log" &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_for() {
+  local limit=$1; shift
+  local i=0
+  while ! "$@" 2>/dev/null; do
+    i=$((i + 1))
+    [ "$i" -ge $((limit * 10)) ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
+finish() {
+  echo "${TEST_NAME}: $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
+
+# A minimal valid site in $T/site (manifest $T/site/site.json), optional JSON to merge.
+make_site() {
+  local extra=${1:-}
+  mkdir -p "$T/site"
+  cat >"$T/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "it", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$TEST_PLUGINS"]${extra:+,
+  $extra}
+}
+JSON
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The amtprov command line as a user meets it: help, exit codes, manifest errors with their
+# JSON paths, database creation and corruption, device registration (R-PROV-01/02/03),
+# status messages, plugin loading errors that name the file.
+TEST_NAME=cli
+. "$(dirname "$0")/lib.sh"
+
+O="$T/out"; E="$T/err"
+json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1"; }
+
+# --- help, version, usage errors
+expect_rc 0 "--help exits 0" run_cli "$O" "$E" --help
+check "--help prints usage on stdout" grep -q "Usage: amtprov" "$O"
+expect_rc 0 "--version exits 0" run_cli "$O" "$E" --version
+expect_rc 2 "no command is a usage error (exit 2)" run_cli "$O" "$E"
+expect_rc 2 "unknown command is a usage error" run_cli "$O" "$E" frobnicate
+check "unknown command is named on stderr" grep -q "frobnicate" "$E"
+expect_rc 2 "no manifest is a usage error" env -u AMTPROV_MANIFEST "$AMTPROV" device list >"$O" 2>"$E"
+
+# --- manifest check
+expect_rc 0 "minimal example manifest is valid" \
+  run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/minimal.json" manifest check
+expect_rc 0 "lab example manifest is valid (plugins not loaded)" \
+  run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/lab-site.json" manifest check --no-plugins
+mkdir -p "$T/bad"
+printf '{"manifest_version": 1,\n "site": {"name": "x",,}}\n' >"$T/bad/syntax.json"
+expect_rc 3 "malformed JSON manifest exits 3" run_cli "$O" "$E" -m "$T/bad/syntax.json" manifest check
+check "malformed JSON error names the file and line" grep -q "syntax.json.*2" "$E"
+cat >"$T/bad/many.json" <<'JSON'
+{"manifest_version": 1,
+ "site": {"name": "x", "service_point_fqdn": "not a host", "dns_suffix": "contoso.com", "colour": "red"},
+ "engine": {"max_in_flight": 0}}
+JSON
+expect_rc 3 "invalid manifest exits 3" run_cli "$O" "$E" -m "$T/bad/many.json" manifest check
+check "every error is reported with its JSON path (3 at once)" \
+  bash -c "grep -q '/site/service_point_fqdn' '$E' && grep -q '/site/colour' '$E' && grep -q '/engine/max_in_flight' '$E'"
+check "invalid manifest creates no state" test ! -e "$T/bad/state"
+expect_rc 0 "manifest check --json" run_cli "$O" "$E" --json \
+  -m "$AMTPROV_SOURCE_DIR/examples/manifests/minimal.json" manifest check --no-plugins
+check "manifest check --json is JSON" json_ok "$O"
+
+# --- database
+make_site
+M="$T/site/site.json"
+expect_rc 4 "commands on a missing database exit 4" run_cli "$O" "$E" -m "$M" device list
+check "missing database error says how to create it" grep -q "amtprov db init" "$E"
+expect_rc 0 "db init creates the database" run_cli "$O" "$E" -m "$M" db init
+check "database is owner-only (0600)" test "$(stat -c %a "$T/site/state/site.db")" = 600
+expect_rc 0 "db init is idempotent" run_cli "$O" "$E" -m "$M" db init
+expect_rc 0 "db check passes on a good database" run_cli "$O" "$E" -m "$M" db check
+
+# --- devices (R-PROV-01/02/03)
+OTP=$(printf 'otp' | sha256sum | cut -d' ' -f1)
+expect_rc 0 "device add registers a device" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn PC1.Contoso.com --uuid 11111111-2222-4333-8444-555555555555 --amt-version 11.8.50 \
+  --wired-ip 10.0.0.5 --otp-hash "$OTP" --wireless
+expect_rc 1 "a duplicate FQDN is refused (exit 1)" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn pc1.contoso.com --uuid 11111111-2222-4333-8444-555555555556 --amt-version 11.8.50
+check "duplicate error names the field" grep -qi "fqdn" "$E"
+expect_rc 2 "a bad FQDN is a usage error" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn "bad host" --uuid 11111111-2222-4333-8444-555555555557 --amt-version 11.8.50
+expect_rc 2 "a bad UUID is a usage error" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn pc2.contoso.com --uuid nope --amt-version 11.8.50
+expect_rc 1 "R-PROV-01: a provisioned device is refused" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn pc3.contoso.com --uuid 11111111-2222-4333-8444-555555555558 --amt-version 12.0.1 \
+  --provisioning-state post
+check "R-PROV-01: refusal says why" grep -q "not 'pre'" "$E"
+cat >"$T/agent.json" <<'JSON'
+{"fqdn": "pc4.contoso.com", "uuid": "11111111-2222-4333-8444-555555555559",
+ "amt_version": "16.1.25", "wired_ip": "10.0.0.9", "provisioning_state": "pre"}
+JSON
+expect_rc 0 "device add --from-json (host agent output)" run_cli "$O" "$E" -m "$M" device add --from-json "$T/agent.json"
+expect_rc 0 "device list --json" run_cli "$O" "$E" -m "$M" --json device list
+check "device list --json is JSON with 2 devices" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==2 and d[0]["fqdn"]=="pc1.contoso.com" and d[0]["state"]=="REGISTERED" and d[0]["wireless_capable"]' "$O"
+expect_rc 0 "device show by UUID" run_cli "$O" "$E" -m "$M" device show 11111111-2222-4333-8444-555555555555
+check "device show prints the audit trail" grep -q "device.add" "$O"
+expect_rc 1 "device show of an unknown device exits 1" run_cli "$O" "$E" -m "$M" device show nosuch.contoso.com
+expect_rc 1 "device retry of a non-FAILED device exits 1" run_cli "$O" "$E" -m "$M" device retry pc1.contoso.com
+check "retry refusal names the state" grep -q "REGISTERED" "$E"
+
+# --- status messages
+expect_rc 0 "status lists registrations" run_cli "$O" "$E" -m "$M" status --id 8100
+check "status 8100 recorded per registered device" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 2
+expect_rc 0 "status --severity error" run_cli "$O" "$E" -m "$M" --json status --severity error
+check "R-PROV-01 refusal stored as status 8101" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101]' "$O"
+expect_rc 0 "status catalog" run_cli "$O" "$E" status catalog
+check "catalog has 7210 and 7211 (R-PC-06)" bash -c "grep -q '^ 7210 warning' '$O' && grep -q '^ 7211 error' '$O'"
+expect_rc 0 "cert list on an empty site" run_cli "$O" "$E" -m "$M" cert list --expiring-within 42
+
+# --- plugins
+expect_rc 0 "plugin show loads a plugin" run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" fake-ca-issued
+check "plugin show prints kind and capabilities" bash -c "grep -q 'kind *ca' '$O' && grep -q 'ca:revoke' '$O'"
+expect_rc 5 "plugin show of a foreign-ABI plugin exits 5" run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" bad-abi-major
+check "ABI error names the file" grep -q "bad-abi-major.so" "$E"
+make_site '"plugins": {"lab-ca": {"plugin": "no-such-ca"}}, "certificates": {"web_server": {"ca": "lab-ca"}}'
+expect_rc 5 "a missing plugin exits 5" run_cli "$O" "$E" -m "$M" manifest check
+check "missing plugin error names it and the directories searched" \
+  bash -c "grep -q 'no-such-ca' '$E' && grep -q '$TEST_PLUGINS' '$E'"
+
+# --- a corrupt database is refused and left untouched
+make_site
+head -c 16384 /dev/urandom >"$T/site/state/site.db"
+cp "$T/site/state/site.db" "$T/corrupt.copy"
+expect_rc 4 "a corrupt database exits 4" run_cli "$O" "$E" -m "$M" device list
+check "corrupt database error names the file" grep -q "site.db" "$E"
+expect_rc 4 "device add on a corrupt database exits 4" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn pc9.contoso.com --uuid 11111111-2222-4333-8444-555555555550 --amt-version 11.8.50
+check "the corrupt database is unchanged" cmp -s "$T/site/state/site.db" "$T/corrupt.copy"
+
+finish

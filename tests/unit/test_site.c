@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Opening a site: everything is validated before anything is created or changed, and every
+ * failure names the file, field or plugin.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CUnit/CUnit.h>
+
+#include "site.h"
+#include "status.h"
+#include "test_util.h"
+
+#define SITE_HEAD                                                                 \
+	"{\"manifest_version\":1,\"site\":{\"name\":\"t\",\"service_point_fqdn\":" \
+	"\"oob.contoso.com\",\"dns_suffix\":\"contoso.com\"},"                     \
+	"\"plugin_path\":[\"" AMTPROV_TEST_PLUGIN_DIR "\"]"
+
+static void quiet(void *ctx, int level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	(void)line;
+}
+
+struct fx {
+	char *dir;
+	char *manifest;
+	char *state;
+	char *db;
+	struct alog *log;
+};
+
+static void fx_init(struct fx *f, const char *manifest_json)
+{
+	memset(f, 0, sizeof(*f));
+	f->dir = tu_mkdtemp("site");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->dir);
+	f->manifest = tu_write(f->dir, "site.json", manifest_json);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->manifest);
+	CU_ASSERT_TRUE_FATAL(asprintf(&f->state, "%s/state", f->dir) > 0);
+	CU_ASSERT_TRUE_FATAL(asprintf(&f->db, "%s/state/site.db", f->dir) > 0);
+	f->log = alog_new("test", AMTPROV_LOG_DEBUG, ALOG_STDERR);
+	alog_set_callback(f->log, quiet, NULL);
+}
+
+static void fx_done(struct fx *f)
+{
+	alog_free(f->log);
+	tu_rmrf(f->dir);
+	free(f->dir);
+	free(f->manifest);
+	free(f->state);
+	free(f->db);
+}
+
+static int open_site(struct fx *f, int flags, struct site **s, struct amtprov_error *err)
+{
+	struct site_options o = {.manifest = f->manifest, .flags = flags, .log = f->log,
+				 .actor = "test"};
+	struct manifest_problems p = {0};
+	int rc;
+
+	amtprov_error_clear(err);
+	rc = site_open(&o, s, &p, err);
+	manifest_problems_free(&p);
+	return rc;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static void test_creates_database_only_when_asked(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct stat st;
+
+	fx_init(&f, SITE_HEAD "}");
+	/* Without SITE_CREATE_DB: a clear error, and nothing created. */
+	CU_ASSERT_EQUAL(open_site(&f, SITE_NO_PLUGINS, &s, &err), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_STRING_EQUAL(err.where, f.db);
+	CU_ASSERT_TRUE(tu_contains(err.msg, "amtprov db init"));
+	CU_ASSERT_FALSE(exists(f.state));
+
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(stat(f.db, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 077, 0); /* holds OTP hashes: owner only */
+	CU_ASSERT_EQUAL(stat(f.state, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 077, 0);
+	site_close(s);
+	fx_done(&f);
+}
+
+static void test_bad_manifest_changes_nothing(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"bogus\":1}");
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_CONFIG);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_TRUE(tu_contains(err.where, "site.json"));
+	CU_ASSERT_TRUE(tu_contains(err.msg, "/bogus"));
+	CU_ASSERT_FALSE(exists(f.state));
+	fx_done(&f);
+}
+
+static void test_corrupt_database_is_refused_untouched(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	char *before = NULL, *after = NULL;
+	size_t n1 = 0, n2 = 0;
+	FILE *fp;
+
+	fx_init(&f, SITE_HEAD "}");
+	CU_ASSERT_EQUAL_FATAL(mkdir(f.state, 0700), 0);
+	fp = fopen(f.db, "wb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	for (int i = 0; i < 8192; i++)
+		fputc((i * 7919) & 0xff, fp);
+	fclose(fp);
+	fp = fopen(f.db, "rb");
+	before = malloc(8192);
+	n1 = fread(before, 1, 8192, fp);
+	fclose(fp);
+
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_STRING_EQUAL(err.where, f.db);
+
+	fp = fopen(f.db, "rb");
+	after = malloc(8192);
+	n2 = fread(after, 1, 8192, fp);
+	fclose(fp);
+	CU_ASSERT_EQUAL(n1, n2);
+	CU_ASSERT_EQUAL(memcmp(before, after, n1), 0);
+	free(before);
+	free(after);
+	fx_done(&f);
+}
+
+static void test_missing_plugin_names_it_and_creates_nothing(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"no-such-ca\"}},"
+			      "\"certificates\":{\"web_server\":{\"ca\":\"lab-ca\"}}}");
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(s);
+	CU_ASSERT_TRUE(tu_contains(err.msg, "no-such-ca"));
+	CU_ASSERT_TRUE(tu_contains(err.msg, "/plugins/lab-ca"));
+	CU_ASSERT_FALSE(exists(f.db));
+	fx_done(&f);
+}
+
+static void test_foreign_abi_plugin_is_refused_naming_the_file(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"bad-abi-major\"}},"
+			      "\"certificates\":{\"web_server\":{\"ca\":\"lab-ca\"}}}");
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_ABI);
+	CU_ASSERT_TRUE(tu_contains(err.where, "bad-abi-major.so"));
+	CU_ASSERT_TRUE(tu_contains(err.msg, "ABI"));
+	CU_ASSERT_FALSE(exists(f.db));
+	fx_done(&f);
+}
+
+/* R-CA-05 / STYLE 17: what the manifest asks of a plugin is checked at load time. */
+static void test_missing_capability_is_a_load_error(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"thread-safe-ca\"}},"
+			      "\"certificates\":{\"web_server\":{\"ca\":\"lab-ca\"}}}");
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_CONFIG);
+	CU_ASSERT_STRING_EQUAL(err.where, "/certificates/web_server/ca");
+	CU_ASSERT_TRUE(tu_contains(err.msg, "ca:purpose-web-server"));
+	CU_ASSERT_FALSE(exists(f.db));
+	fx_done(&f);
+}
+
+static void test_plugin_of_wrong_kind_is_refused(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"fake-credstore\"}},"
+			      "\"certificates\":{\"web_server\":{\"ca\":\"lab-ca\"}}}");
+	CU_ASSERT_EQUAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_E_CONFIG);
+	CU_ASSERT_TRUE(tu_contains(err.msg, "credstore"));
+	fx_done(&f);
+}
+
+static void test_loads_a_complete_site_with_plugins(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{"
+			      "\"lab-ca\":{\"plugin\":\"fake-ca-issued\"},"
+			      "\"second-ca\":{\"plugin\":\"fake-ca-issued\"},"
+			      "\"creds\":{\"plugin\":\"fake-credstore\"},"
+			      "\"ad\":{\"plugin\":\"fake-directory\"}},"
+			      "\"credentials\":{\"store\":\"creds\"},"
+			      "\"certificates\":{\"web_server\":{\"ca\":\"lab-ca\"}},"
+			      "\"amt\":{\"directory\":\"ad\"}}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(plugin_host_count(site_plugins(s)), 4);
+	CU_ASSERT_PTR_NOT_NULL(plugin_host_find(site_plugins(s), "second-ca"));
+	CU_ASSERT_STRING_EQUAL(site_manifest(s)->site_name, "t");
+	site_close(s);
+	fx_done(&f);
+}
+
+struct status_seen {
+	int n;
+	uint32_t ids[8];
+};
+
+static int status_cb(void *ctx, const struct store_status_msg *m)
+{
+	struct status_seen *ss = ctx;
+
+	if (ss->n < 8)
+		ss->ids[ss->n] = m->msg_id;
+	ss->n++;
+	return 0;
+}
+
+static void *status_from_thread(void *arg)
+{
+	site_status(arg, STATUS_PROVCERT_EXPIRING_SOON, NULL, "14 days left");
+	return NULL;
+}
+
+/* R-PC-06: status messages are stored and queryable; from any thread. */
+static void test_status_messages_are_stored_from_any_thread(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct status_seen seen = {0};
+	struct store_status_filter flt = {.min_severity = -1};
+	pthread_t t;
+
+	fx_init(&f, SITE_HEAD "}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB | SITE_NO_PLUGINS, &s, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(site_status(s, STATUS_PROVCERT_EXPIRING, NULL, "40 days left"), AMTPROV_OK);
+	CU_ASSERT_EQUAL(site_status(s, 4242, NULL, "x"), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_EQUAL(pthread_create(&t, NULL, status_from_thread, s), 0);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(store_status_list(site_store(s), &flt, status_cb, &seen, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, 2);
+	flt.msg_id = 7211;
+	seen.n = 0;
+	CU_ASSERT_EQUAL(store_status_list(site_store(s), &flt, status_cb, &seen, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, 1);
+	CU_ASSERT_EQUAL(seen.ids[0], 7211);
+	site_close(s);
+	fx_done(&f);
+}
+
+void register_site_tests(void);
+void register_site_tests(void)
+{
+	CU_pSuite s = CU_add_suite("site", NULL, NULL);
+
+	CU_add_test(s, "the database is created only when asked, owner-only",
+		    test_creates_database_only_when_asked);
+	CU_add_test(s, "a bad manifest is refused and nothing is created",
+		    test_bad_manifest_changes_nothing);
+	CU_add_test(s, "a corrupt database is refused and left byte-for-byte untouched",
+		    test_corrupt_database_is_refused_untouched);
+	CU_add_test(s, "a missing plugin is named and nothing is created",
+		    test_missing_plugin_names_it_and_creates_nothing);
+	CU_add_test(s, "a plugin with a foreign ABI is refused naming the file",
+		    test_foreign_abi_plugin_is_refused_naming_the_file);
+	CU_add_test(s, "a capability the manifest needs but the plugin lacks is a load error (R-CA-05)",
+		    test_missing_capability_is_a_load_error);
+	CU_add_test(s, "a plugin of the wrong kind is refused", test_plugin_of_wrong_kind_is_refused);
+	CU_add_test(s, "a complete site loads with two instances of one plugin",
+		    test_loads_a_complete_site_with_plugins);
+	CU_add_test(s, "status messages are stored and queryable from any thread (R-PC-06)",
+		    test_status_messages_are_stored_from_any_thread);
+}
