@@ -47,6 +47,7 @@ struct engine {
 	int in_flight;
 
 	struct event *scan_ev;
+	struct event *kick_ev; /* a scan on the next loop turn, after a step finished */
 	struct event *done_ev;
 
 	pthread_t *threads;
@@ -272,7 +273,10 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 
 			alog(e->lg, AMTPROV_LOG_INFO, "%s -> %s", device_state_name(job->doing),
 			     device_state_name(next));
-			persist(e, job, job->doing, next, 0, "", 0, attempts);
+			/* The next step need not wait for the periodic scan. */
+			if (persist(e, job, job->doing, next, 0, "", 0, attempts) == AMTPROV_OK &&
+			    device_state_runnable(next))
+				event_active(e->kick_ev, EV_TIMEOUT, 0);
 		}
 	} else {
 		int code = error_code ? error_code : AMTPROV_E_INTERNAL;
@@ -413,6 +417,11 @@ static void on_scan(evutil_socket_t fd, short what, void *arg)
 	scan(arg);
 }
 
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	scan(arg);
+}
+
 void engine_kick(struct engine *e)
 {
 	scan(e);
@@ -465,7 +474,8 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 		goto fail;
 	e->done_ev = event_new(e->base, -1, 0, on_done, e);
 	e->scan_ev = event_new(e->base, -1, EV_PERSIST, on_scan, e);
-	if (!e->done_ev || !e->scan_ev)
+	e->kick_ev = event_new(e->base, -1, 0, on_kick, e);
+	if (!e->done_ev || !e->scan_ev || !e->kick_ev)
 		goto fail;
 	tv.tv_sec = e->cfg.scan_interval_ms / 1000;
 	tv.tv_usec = (e->cfg.scan_interval_ms % 1000) * 1000;
@@ -500,6 +510,8 @@ void engine_free(struct engine *e)
 		free(e->slots[i]);
 	if (e->scan_ev)
 		event_free(e->scan_ev);
+	if (e->kick_ev)
+		event_free(e->kick_ev);
 	if (e->done_ev)
 		event_free(e->done_ev);
 	if (e->base)

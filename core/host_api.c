@@ -118,22 +118,27 @@ static const char *h_state_dir(const struct amtprov_host *host)
 	struct plugin_instance *pi = instance_of(host);
 	struct amtprov_error err;
 	char *dir = NULL;
+	const char *res = NULL;
 
-	if (pi->state_dir)
-		return pi->state_dir;
-	if (!pi->ph->env.state_root)
-		return NULL;
+	pthread_mutex_lock(&pi->ph->state_dir_lock);
+	if (pi->state_dir || !pi->ph->env.state_root) {
+		res = pi->state_dir;
+		goto out;
+	}
 	if (asprintf(&dir, "%s/plugins/%s", pi->ph->env.state_root, pi->name) < 0)
-		return NULL;
+		goto out;
 	amtprov_error_clear(&err);
 	if (util_mkdir_p(dir, 0700, &err) != AMTPROV_OK || chmod(dir, 0700) < 0) {
 		alog(pi->ph->env.log, AMTPROV_LOG_ERROR, "%s: %s", err.where[0] ? err.where : dir,
 		     err.msg[0] ? err.msg : strerror(errno));
 		free(dir);
-		return NULL;
+		goto out;
 	}
 	pi->state_dir = dir;
-	return dir;
+	res = dir;
+out:
+	pthread_mutex_unlock(&pi->ph->state_dir_lock);
+	return res;
 }
 
 static const char *h_instance_name(const struct amtprov_host *host)

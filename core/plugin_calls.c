@@ -5,6 +5,7 @@
  * non-thread-safe instances, set the log context, and validate what comes back, so a
  * buggy plugin yields a clear error naming it instead of undefined behavior.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,16 +116,20 @@ int pi_ca_poll(struct plugin_instance *pi, const char *device,
 	       struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	char ck[AMTPROV_CA_COOKIE_SIZE];
 	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
+	/* The caller may pass the previous result's own cookie: copy it before that result is
+	 * cleared for the new answer. */
+	snprintf(ck, sizeof(ck), "%s", cookie ? cookie : "");
 	result_init(res);
 	if (!SLOT(o, struct amtprov_ca_ops, poll) || !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_POLL))
 		return AMTPROV_OK; /* outcome NOT_SUPPORTED */
 	pi_enter(&c, pi, device);
-	rc = o->poll(pi->handle, req, cookie, res, err);
+	rc = o->poll(pi->handle, req, ck, res, err);
 	pi_leave(&c);
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);

@@ -22,6 +22,7 @@ struct plugin_host *plugin_host_new(const struct host_env *env)
 		return NULL;
 	if (env)
 		ph->env = *env;
+	pthread_mutex_init(&ph->state_dir_lock, NULL);
 	return ph;
 }
 
@@ -68,6 +69,7 @@ void plugin_host_free(struct plugin_host *ph)
 	free(ph->dirs);
 	free(ph->mods);
 	free(ph->insts);
+	pthread_mutex_destroy(&ph->state_dir_lock);
 	free(ph);
 }
 

@@ -66,8 +66,9 @@ int plugin_host_create(struct plugin_host *ph, const char *instance, const char 
 		       const json_t *config, int expected_kind, struct plugin_instance **out,
 		       struct amtprov_error *err);
 
-/** Calls ops->start on every instance not yet started, in creation order. Stops at the
- * first failure of a required instance; optional ones are logged and skipped. */
+/** Calls ops->start on every instance not yet started, in creation order, and stops at the
+ * first failure (err names the instance and its file). Optional instances are handled
+ * earlier: one that fails to load or create is never added to the host. */
 int plugin_host_start_all(struct plugin_host *ph, struct amtprov_error *err);
 /** Calls ops->stop on started instances in reverse order. */
 void plugin_host_stop_all(struct plugin_host *ph);

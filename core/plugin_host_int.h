@@ -41,6 +41,7 @@ struct plugin_host {
 	struct plugin_instance **insts;
 	size_t n_insts;
 	struct plugin_instance *credstore;
+	pthread_mutex_t state_dir_lock; /* state_dir() may be called from plugin threads */
 };
 
 /* host_api.c */

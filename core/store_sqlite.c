@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,7 +44,81 @@ _Static_assert(ARRAY_LEN(store_migrations) == STORE_SCHEMA_VERSION,
 struct sq {
 	sqlite3 *db;
 	int version;
+	dev_t dev; /* identity of the file, for the open-files registry */
+	ino_t ino;
 };
+
+/*
+ * Database files this process has open through SQLite. On POSIX, closing *any* descriptor
+ * of a file drops every lock the process holds on it, so the raw header check below must
+ * never run while SQLite holds the same file open in this process: it would silently drop
+ * SQLite's locks, another process would then believe it is the last user, checkpoint and
+ * delete the WAL, and our connection would keep reading a dead snapshot. A file already
+ * open here was checked when it was first opened.
+ */
+struct open_file {
+	dev_t dev;
+	ino_t ino;
+	int count;
+};
+static pthread_mutex_t open_files_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct open_file *open_files;
+static size_t n_open_files;
+
+static int open_files_has(dev_t dev, ino_t ino)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&open_files_lock);
+	for (size_t i = 0; i < n_open_files && !found; i++)
+		found = open_files[i].dev == dev && open_files[i].ino == ino;
+	pthread_mutex_unlock(&open_files_lock);
+	return found;
+}
+
+static int open_files_add(dev_t dev, ino_t ino)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&open_files_lock);
+	for (size_t i = 0; i < n_open_files; i++) {
+		if (open_files[i].dev == dev && open_files[i].ino == ino) {
+			open_files[i].count++;
+			goto out;
+		}
+	}
+	{
+		struct open_file *nf = realloc(open_files, (n_open_files + 1) * sizeof(*nf));
+
+		if (!nf) {
+			rc = -1;
+			goto out;
+		}
+		open_files = nf;
+		open_files[n_open_files++] = (struct open_file){dev, ino, 1};
+	}
+out:
+	pthread_mutex_unlock(&open_files_lock);
+	return rc;
+}
+
+static void open_files_del(dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&open_files_lock);
+	for (size_t i = 0; i < n_open_files; i++) {
+		if (open_files[i].dev == dev && open_files[i].ino == ino) {
+			if (--open_files[i].count == 0) {
+				open_files[i] = open_files[--n_open_files];
+				if (n_open_files == 0) {
+					free(open_files);
+					open_files = NULL;
+				}
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_files_lock);
+}
 
 static sqlite3 *db_of(struct store *st)
 {
@@ -731,7 +806,7 @@ int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err)
 		}
 		/* EEXIST: someone created it meanwhile; treat it as existing. */
 	}
-	if (!created) {
+	if (!created && !open_files_has(sb.st_dev, sb.st_ino)) {
 		if ((rc = check_header(st, flags, &fresh, err)))
 			return rc;
 	}
@@ -757,6 +832,15 @@ int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err)
 			unlink_created(st->path);
 		return rc;
 	}
+	/* The file may have been created above: identify it now. */
+	if (stat(st->path, &sb) != 0 || open_files_add(sb.st_dev, sb.st_ino) != 0) {
+		sqlite3_close(q->db);
+		free(q);
+		st->be = NULL;
+		return amtprov_error_set(err, AMTPROV_E_IO, st->path, "cannot register the open file");
+	}
+	q->dev = sb.st_dev;
+	q->ino = sb.st_ino;
 	st->ops = &sqlite_ops;
 	return AMTPROV_OK;
 }
@@ -771,6 +855,7 @@ static void sq_close(struct store *st)
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	/* All statements are finalized by their callers, so this cannot be SQLITE_BUSY. */
 	sqlite3_close(q->db);
+	open_files_del(q->dev, q->ino);
 	free(q);
 	st->be = NULL;
 }

@@ -37,8 +37,65 @@ struct daemon {
 	struct flow *flow;
 	int reload;
 	int stop;
-	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *sig_ev;
 };
+
+/* Signals are caught once for the whole process and turned into bytes on a pipe that each
+ * engine's loop watches. Handlers are never reset while engines are swapped on reload, so
+ * no signal is lost or falls back to its default action in between. */
+static int sig_pipe[2] = {-1, -1};
+static volatile sig_atomic_t got_stop, got_hup;
+
+static void catch_signal(int sig)
+{
+	int saved = errno;
+	char c = (char)sig;
+
+	if (sig == SIGHUP)
+		got_hup = 1;
+	else
+		got_stop = sig;
+	if (write(sig_pipe[1], &c, 1) < 0) {
+		/* Pipe full: the flags above already carry the signal. */
+	}
+	errno = saved;
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = catch_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0 ||
+	    sigaction(SIGHUP, &sa, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Moves caught signals into the daemon's state; true if the loop must stop. */
+static int take_signals(struct daemon *d)
+{
+	char buf[64];
+
+	while (read(sig_pipe[0], buf, sizeof(buf)) > 0)
+		;
+	if (got_hup) {
+		got_hup = 0;
+		d->reload = 1;
+		alog(d->log, AMTPROV_LOG_NOTICE, "SIGHUP: reloading %s", d->manifest);
+	}
+	if (got_stop && !d->stop) {
+		d->stop = 1;
+		alog(d->log, AMTPROV_LOG_NOTICE, "signal %d: stopping", (int)got_stop);
+	}
+	return d->reload || d->stop;
+}
 
 static void usage(FILE *out)
 {
@@ -105,29 +162,19 @@ static int start_site(struct daemon *d, struct site **site, struct amtprov_error
 	return rc;
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (sig == SIGHUP) {
-		d->reload = 1;
-		alog(d->log, AMTPROV_LOG_NOTICE, "SIGHUP: reloading %s", d->manifest);
-	} else {
-		d->stop = 1;
-		alog(d->log, AMTPROV_LOG_NOTICE, "signal %d: stopping", (int)sig);
-	}
-	engine_stop(d->engine);
+	if (take_signals(d))
+		engine_stop(d->engine);
 }
 
 static void drop_signals(struct daemon *d)
 {
-	if (d->sig_term)
-		event_free(d->sig_term);
-	if (d->sig_int)
-		event_free(d->sig_int);
-	if (d->sig_hup)
-		event_free(d->sig_hup);
-	d->sig_term = d->sig_int = d->sig_hup = NULL;
+	if (d->sig_ev)
+		event_free(d->sig_ev);
+	d->sig_ev = NULL;
 }
 
 static void engine_status(void *site, uint32_t id, const char *device, const char *detail)
@@ -166,12 +213,9 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		alog(d->log, AMTPROV_LOG_NOTICE, "rewound %d interrupted step%s", rewound,
 		     rewound == 1 ? "" : "s");
 	base = engine_base(d->engine);
-	d->sig_term = evsignal_new(base, SIGTERM, on_signal, d);
-	d->sig_int = evsignal_new(base, SIGINT, on_signal, d);
-	d->sig_hup = evsignal_new(base, SIGHUP, on_signal, d);
-	if (!d->sig_term || !d->sig_int || !d->sig_hup || evsignal_add(d->sig_term, NULL) ||
-	    evsignal_add(d->sig_int, NULL) || evsignal_add(d->sig_hup, NULL))
-		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot install signal handlers");
+	d->sig_ev = event_new(base, sig_pipe[0], EV_READ | EV_PERSIST, on_signal, d);
+	if (!d->sig_ev || event_add(d->sig_ev, NULL) < 0)
+		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot watch for signals");
 	return AMTPROV_OK;
 }
 
@@ -278,10 +322,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "amtprovd: no manifest: use -m FILE or set AMTPROV_MANIFEST\n");
 		return EXIT_USAGE;
 	}
-	signal(SIGPIPE, SIG_IGN);
 	d.log = alog_new("amtprovd", level, use_syslog ? ALOG_SYSLOG : ALOG_STDERR);
 	if (!d.log)
 		return EXIT_FAIL;
+	if (install_signals() < 0) {
+		alog(d.log, AMTPROV_LOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
+		alog_free(d.log);
+		return EXIT_FAIL;
+	}
 	amtprov_error_clear(&err);
 	if (start_site(&d, &d.site, &err) != AMTPROV_OK) {
 		alog(d.log, AMTPROV_LOG_ERROR, "%s%s%s", err.where, err.where[0] ? ": " : "", err.msg);
@@ -301,6 +349,15 @@ int main(int argc, char **argv)
 	     site_manifest(d.site)->site_name, site_manifest(d.site)->database_path);
 
 	while (!d.stop) {
+		/* A signal that arrived while no loop was watching (during a reload). */
+		take_signals(&d);
+		if (d.stop)
+			break;
+		if (d.reload) {
+			d.reload = 0;
+			do_reload(&d);
+			continue;
+		}
 		amtprov_error_clear(&err);
 		if (d.once) {
 			if (engine_run_until_idle(d.engine, d.once_timeout_ms, &err) != AMTPROV_OK) {
@@ -313,10 +370,6 @@ int main(int argc, char **argv)
 			alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
 			rc = EXIT_FAIL;
 			break;
-		}
-		if (d.reload && !d.stop) {
-			d.reload = 0;
-			do_reload(&d);
 		}
 	}
 	site_status(d.site, STATUS_DAEMON_STOPPED, NULL, "");

@@ -9,6 +9,8 @@ TEST_NAME=amtprovd
 
 O="$T/out"; E="$T/err"
 q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
+# q_is WANT SQL: the query's answer is WANT (re-run on every poll by wait_for).
+q_is() { [ "$(q "$2")" = "$1" ]; }
 
 register() { # register N devices starting at index I
   local i n=$1 start=${2:-0}
@@ -62,15 +64,15 @@ cp "$T/site/site.json" "$T/good.json"
 echo '{ broken' >"$T/site/site.json"
 kill -HUP "$DAEMON_PID"
 check "a reload with an invalid manifest is reported (status 8003)" \
-  wait_for 10 test "$(q "select count(*) from status_messages where msg_id=8003")" = 1
+  wait_for 10 q_is 1 "select count(*) from status_messages where msg_id=8003"
 check "amtprovd keeps running after a failed reload" kill -0 "$DAEMON_PID"
 cp "$T/good.json" "$T/site/site.json"
 kill -HUP "$DAEMON_PID"
 check "a reload with a valid manifest is applied (status 8002)" \
-  wait_for 10 test "$(q "select count(*) from status_messages where msg_id=8002")" = 1
+  wait_for 10 q_is 1 "select count(*) from status_messages where msg_id=8002"
 check "register 3 devices while amtprovd runs" register 3
 check "amtprovd picks up devices registered while it runs" \
-  wait_for 15 test "$(q "select count(*) from devices where state='NEED_DEVICE_CHECK'")" = 3
+  wait_for 15 q_is 3 "select count(*) from devices where state='NEED_DEVICE_CHECK'"
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID"; rc=$?
 check "SIGTERM stops amtprovd with exit 0" test "$rc" -eq 0

@@ -29,6 +29,7 @@
 #error "AMTPROV_FIXTURES_DIR must name tests/fixtures (absolute path)"
 #endif
 
+
 void register_store_tests(void);
 
 static char tdir[4096];
@@ -1266,6 +1267,73 @@ static void test_overlong_or_malformed_fields_are_invalid(void)
 	store_close(NULL);
 }
 
+struct count_ctx_reg {
+	int n;
+};
+
+static int count_devices_cb(void *ctx, const struct store_device *d)
+{
+	(void)d;
+	((struct count_ctx_reg *)ctx)->n++;
+	return 0;
+}
+
+/*
+ * Opening a second handle on a database this process already has open, then closing the
+ * first, must not drop the survivor's file locks; otherwise another process that writes and
+ * closes believes it was the last user, checkpoints and deletes the WAL, and the survivor
+ * never sees new rows again. The original failure was reproduced by the amtprovd reload
+ * integration test (tests/integration/test_amtprovd.sh); this test guards the same sequence
+ * at the store level.
+ */
+static void test_second_handle_in_process_keeps_seeing_other_writers(void)
+{
+	struct store *a = open_new(), *b;
+	struct store_status_msg m;
+	struct amtprov_error err;
+	struct count_ctx_reg c = {0};
+	pid_t pid;
+	int status = -1;
+
+	/* As amtprovd's reload does: the running handle works, a new one opens beside it and
+	 * works too, then the old one closes. */
+	add_device(a, 1);
+	b = reopen();
+	memset(&m, 0, sizeof(m));
+	m.msg_id = 8002;
+	snprintf(m.text, sizeof(m.text), "reloaded");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_status_add(b, &m, 1000, &err), AMTPROV_OK);
+	store_close(a);
+	/* The survivor reads the table first, as amtprovd's scans do, so a dead snapshot
+	 * would show as a stale answer below. */
+	CU_ASSERT_EQUAL(store_device_list(b, NULL, count_devices_cb, &c, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(c.n, 1);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		/* Another process: write one device and close (which may checkpoint). */
+		struct store *w = NULL;
+		struct store_device d;
+
+		amtprov_error_clear(&err);
+		if (store_open(dbpath, 0, &w, &err) != AMTPROV_OK)
+			_exit(2);
+		make_device(&d, 77);
+		if (store_device_add(w, &d, "child", 1000, &err) != AMTPROV_OK)
+			_exit(3);
+		store_close(w);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	c.n = 0;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_list(b, NULL, count_devices_cb, &c, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(c.n, 2);
+	store_close(b);
+}
+
 void register_store_tests(void)
 {
 	static const struct {
@@ -1300,6 +1368,8 @@ void register_store_tests(void)
 		{ "failed call inside a transaction is atomic",
 		  test_tx_failed_call_inside_transaction_is_atomic },
 		{ "committed state survives reopen", test_committed_state_survives_reopen },
+		{ "a second handle in one process keeps seeing other processes' writes",
+		  test_second_handle_in_process_keeps_seeing_other_writers },
 		{ "SIGKILL keeps committed, drops uncommitted",
 		  test_sigkill_keeps_committed_and_drops_uncommitted },
 		{ "certificates: add, list filters, revoke Superseded",
