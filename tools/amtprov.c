@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "device_state.h"
+#include "exit_codes.h"
 #include "log.h"
 #include "manifest.h"
 #include "plugin_host.h"
@@ -22,15 +23,6 @@
 #include "store.h"
 #include "util.h"
 
-/* Exit codes. */
-enum {
-	EXIT_OK = 0,
-	EXIT_FAIL = 1,     /* the operation failed (not found, refused, ...) */
-	EXIT_USAGE = 2,    /* bad command line */
-	EXIT_CONFIG = 3,   /* manifest or plugin configuration invalid */
-	EXIT_DB = 4,       /* site database missing, corrupt or busy */
-	EXIT_PLUGIN = 5,   /* a plugin could not be loaded */
-};
 
 struct cli {
 	const char *manifest;
@@ -77,15 +69,9 @@ static void usage(FILE *out)
 
 static int exit_for(int code)
 {
-	switch (code) {
-	case AMTPROV_OK: return EXIT_OK;
-	case AMTPROV_E_CONFIG:
-	case AMTPROV_E_PARSE: return EXIT_CONFIG;
-	case AMTPROV_E_CORRUPT:
-	case AMTPROV_E_BUSY: return EXIT_DB;
-	case AMTPROV_E_ABI: return EXIT_PLUGIN;
-	default: return EXIT_FAIL;
-	}
+	struct amtprov_error e = {.code = code};
+
+	return tool_exit_code(&e);
 }
 
 static void print_error(const struct amtprov_error *err)
@@ -124,15 +110,7 @@ static int open_site(struct cli *c, int flags, struct site **out)
 	if (rc != AMTPROV_OK) {
 		if (rc != AMTPROV_E_CONFIG || !probs.count)
 			print_error(&err);
-		if (rc == AMTPROV_E_NOT_FOUND && strstr(err.msg, "database"))
-			return EXIT_DB;
-		if (err.where[0] && strstr(err.where, ".so"))
-			return EXIT_PLUGIN;
-		if (rc == AMTPROV_E_NOT_FOUND && strstr(err.msg, "plugin"))
-			return EXIT_PLUGIN;
-		if (rc == AMTPROV_E_IO && strstr(err.where, ".db"))
-			return EXIT_DB;
-		return exit_for(rc);
+		return tool_exit_code(&err);
 	}
 	return EXIT_OK;
 }
@@ -418,12 +396,12 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 		goto out;
 	if (strcmp(pstate, "pre") != 0) {
 		/* R-PROV-01: only Not Provisioned devices start the flow. */
-		char why[256];
+		char why[128];
 
-		snprintf(why, sizeof(why), "%s: AMT provisioning state is '%s', not 'pre' (Not Provisioned)",
-			 fqdn, pstate);
+		snprintf(why, sizeof(why), "AMT provisioning state is '%s', not 'pre' (Not Provisioned)",
+			 pstate);
 		site_status(s, STATUS_DEVICE_REFUSED, fqdn, why);
-		fprintf(stderr, "amtprov: refused: %s\n", why);
+		fprintf(stderr, "amtprov: refused %s: %s\n", fqdn, why);
 		rc = EXIT_FAIL;
 		goto out;
 	}
@@ -444,7 +422,13 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 		rc = exit_for(err.code);
 		goto out;
 	}
-	site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, dev.amt_version);
+	{
+		char detail[2 * STORE_SHORT_SIZE + 32];
+
+		snprintf(detail, sizeof(detail), "AMT %s%s%s", dev.amt_version,
+			 dev.wired_ip[0] ? ", wired IP " : "", dev.wired_ip);
+		site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, detail);
+	}
 	if (c->json)
 		emit_json(json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
 				    "uuid", dev.uuid, "state", dev.state));

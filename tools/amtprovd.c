@@ -18,13 +18,13 @@
 #include <event2/event.h>
 
 #include "engine.h"
+#include "exit_codes.h"
 #include "flow.h"
 #include "log.h"
 #include "site.h"
 #include "status.h"
 #include "util.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_CONFIG = 3, EXIT_DB = 4, EXIT_PLUGIN = 5 };
 
 struct daemon {
 	const char *manifest;
@@ -115,27 +115,6 @@ static void usage(FILE *out)
 	      "Exit status: 0 clean stop, 1 failure, 2 usage, 3 invalid manifest, 4 database\n"
 	      "error, 5 plugin could not be loaded.\n",
 	      out);
-}
-
-static int exit_for(const struct amtprov_error *err)
-{
-	switch (err->code) {
-	case AMTPROV_E_CONFIG:
-	case AMTPROV_E_PARSE: return EXIT_CONFIG;
-	case AMTPROV_E_CORRUPT:
-	case AMTPROV_E_BUSY: return EXIT_DB;
-	case AMTPROV_E_ABI: return EXIT_PLUGIN;
-	case AMTPROV_E_NOT_FOUND:
-		if (strstr(err->msg, "plugin"))
-			return EXIT_PLUGIN;
-		if (strstr(err->msg, "database"))
-			return EXIT_DB;
-		return EXIT_FAIL;
-	default:
-		if (strstr(err->where, ".so"))
-			return EXIT_PLUGIN;
-		return EXIT_FAIL;
-	}
 }
 
 /* Opens the site and everything that hangs off it. */
@@ -333,7 +312,7 @@ int main(int argc, char **argv)
 	amtprov_error_clear(&err);
 	if (start_site(&d, &d.site, &err) != AMTPROV_OK) {
 		alog(d.log, AMTPROV_LOG_ERROR, "%s%s%s", err.where, err.where[0] ? ": " : "", err.msg);
-		rc = exit_for(&err);
+		rc = tool_exit_code(&err);
 		goto out;
 	}
 	if (start_engine(&d, &err) != AMTPROV_OK) {
