@@ -14,6 +14,10 @@ PACKAGES=(
   libsqlite3-dev sqlite3      # the site database (sqlite3 CLI: tests inspect it)
   libevent-dev                # the engine's event loop
   libcurl4-openssl-dev        # HTTPS + Digest client for the AMT transport
+  libmicrohttpd-dev           # small HTTP servers: ca-local's CRL endpoint
+  curl                        # tests: a real TLS + Digest client against amtsim
+  scep                        # tests: a real SCEP CA (scepserver) for ca-external
+  amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
 )
 
 missing=()
