@@ -305,6 +305,24 @@ int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, 
 	return rc;
 }
 
+int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err)
+{
+	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_credstore_ops, rotate_key) ||
+	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CREDSTORE_ROTATE))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "credential store '%s' cannot rotate its key", pi->name);
+	pi_enter(&c, pi, NULL);
+	rc = o->rotate_key(pi->handle, err);
+	pi_leave(&c);
+	return rc;
+}
+
 static const struct amtprov_directory_ops *dir_ops(struct plugin_instance *pi,
 						   struct amtprov_error *err)
 {

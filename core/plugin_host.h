@@ -125,6 +125,8 @@ int pi_credstore_remove(struct plugin_instance *pi, const char *name,
 			struct amtprov_error *err);
 int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, void *ctx,
 		      struct amtprov_error *err);
+/** Re-encrypts every record under a new key (capability credstore:rotate). */
+int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err);
 
 int pi_directory_create(struct plugin_instance *pi, const char *device,
 			const struct amtprov_directory_account *acct,
