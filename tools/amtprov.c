@@ -5,11 +5,15 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -18,6 +22,7 @@
 #include "log.h"
 #include "manifest.h"
 #include "plugin_host.h"
+#include "preflight.h"
 #include "site.h"
 #include "status.h"
 #include "store.h"
@@ -55,6 +60,10 @@ static void usage(FILE *out)
 	      "  device show DEVICE              one device, its certificates and audit trail\n"
 	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
 	      "  cert list [FILTERS]             issued certificates (see 'amtprov cert list -h')\n"
+	      "  cert check [OPTIONS]            preflight the provisioning certificate: every\n"
+	      "                                  check, expected vs actual, root thumbprints\n"
+	      "  cert import OPTIONS             check and copy a provisioning certificate into\n"
+	      "                                  the state directory (see 'amtprov cert import -h')\n"
 	      "  status [FILTERS]                status messages (see 'amtprov status -h')\n"
 	      "  status catalog                  every status message ID with its meaning\n"
 	      "  plugin list                     the site's plugin instances\n"
@@ -581,6 +590,495 @@ static int list_cert(void *ctx, const struct store_cert *x)
 	return 0;
 }
 
+/* ---------------- provisioning certificate: check and import ---------------- */
+
+/* Where the certificate comes from, and what the checks need besides it. */
+struct pc_args {
+	const char *cert, *key, *pkcs12, *pw_cred, *pw_file;
+	const char **crls;
+	size_t n_crls;
+	const char *device, *device_hashes, *device_suffix, *device_ad;
+	const char *service_point, *force_name;
+	long long now;
+	int have_now;
+};
+
+static void cert_check_usage(FILE *out)
+{
+	fputs("Usage: amtprov [-m FILE] cert check [--cert FILE [--key FILE] | --pkcs12 FILE\n"
+	      "                [--password-credential NAME | --password-file FILE]] [--crl FILE]...\n"
+	      "                [--device FQDN [--device-hashes FILE] [--device-suffix SUFFIX]\n"
+	      "                [--device-ad-domain DOMAIN]] [--service-point FQDN]\n"
+	      "                [--now UNIX_SECONDS]\n"
+	      "Checks the provisioning certificate the manifest names (R-PC-07), or the one given,\n"
+	      "against R-PC-01..08 and the CSME 16 rules: every check with PASS/WARN/FAIL, expected\n"
+	      "and actual, and the root thumbprints to add to AMT (R-PC-04). With --device, also\n"
+	      "the device's namespace (R-PC-05), trusted DNS suffix and reported root hashes\n"
+	      "(--device-hashes: lines 'sha256 HEX'). Exit 0 when nothing fails, 1 otherwise.\n",
+	      out);
+}
+
+static void cert_import_usage(FILE *out)
+{
+	fputs("Usage: amtprov -m FILE cert import (--cert FILE [--key FILE] | --pkcs12 FILE\n"
+	      "                (--password-credential NAME | --password-file FILE))\n"
+	      "                [--force-name NAME] [--crl FILE]... [--now UNIX_SECONDS]\n"
+	      "Runs every 'cert check' check; refuses (exit 1, reasons printed) when one fails;\n"
+	      "otherwise copies the chain (leaf -> root) and key (0600) into\n"
+	      "<state_dir>/provisioning/ and prints the manifest snippet that names them. The\n"
+	      "manifest is not edited: the certificate takes effect once it names it (R-PC-07).\n",
+	      out);
+}
+
+/* Parses the options shared by check and import. @return -1 to continue, else an exit. */
+static int pc_parse(int argc, char **argv, int import, struct pc_args *a)
+{
+	static const struct option opts[] = {
+		{"cert", required_argument, NULL, 'c'},
+		{"key", required_argument, NULL, 'k'},
+		{"pkcs12", required_argument, NULL, 'p'},
+		{"password-credential", required_argument, NULL, 'P'},
+		{"password-file", required_argument, NULL, 'F'},
+		{"crl", required_argument, NULL, 'r'},
+		{"device", required_argument, NULL, 'd'},
+		{"device-hashes", required_argument, NULL, 'H'},
+		{"device-suffix", required_argument, NULL, 'S'},
+		{"device-ad-domain", required_argument, NULL, 'A'},
+		{"service-point", required_argument, NULL, 's'},
+		{"force-name", required_argument, NULL, 'N'},
+		{"now", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{0}};
+	void (*use)(FILE *) = import ? cert_import_usage : cert_check_usage;
+	int o;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': a->cert = optarg; break;
+		case 'k': a->key = optarg; break;
+		case 'p': a->pkcs12 = optarg; break;
+		case 'P': a->pw_cred = optarg; break;
+		case 'F': a->pw_file = optarg; break;
+		case 'r': {
+			const char **v = realloc(a->crls, (a->n_crls + 1) * sizeof(*v));
+
+			if (!v)
+				return EXIT_FAIL;
+			a->crls = v;
+			a->crls[a->n_crls++] = optarg;
+			break;
+		}
+		case 'd': a->device = optarg; break;
+		case 'H': a->device_hashes = optarg; break;
+		case 'S': a->device_suffix = optarg; break;
+		case 'A': a->device_ad = optarg; break;
+		case 's': a->service_point = optarg; break;
+		case 'N': a->force_name = optarg; break;
+		case 'n':
+			if (util_parse_ll(optarg, 0, INT64_MAX / 2, &a->now) < 0) {
+				fprintf(stderr, "amtprov: --now takes Unix seconds\n");
+				return EXIT_USAGE;
+			}
+			a->have_now = 1;
+			break;
+		case 'h': use(stdout); return EXIT_OK;
+		default: use(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "amtprov: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (a->cert && a->pkcs12) {
+		fprintf(stderr, "amtprov: --cert and --pkcs12 are mutually exclusive\n");
+		return EXIT_USAGE;
+	}
+	if (a->key && !a->cert) {
+		fprintf(stderr, "amtprov: --key goes with --cert\n");
+		return EXIT_USAGE;
+	}
+	if ((a->pw_cred || a->pw_file) && !a->pkcs12) {
+		fprintf(stderr, "amtprov: --password-credential/--password-file go with --pkcs12\n");
+		return EXIT_USAGE;
+	}
+	if (a->pw_cred && a->pw_file) {
+		fprintf(stderr, "amtprov: give --password-credential or --password-file, not both\n");
+		return EXIT_USAGE;
+	}
+	if ((a->device_hashes || a->device_suffix || a->device_ad) && !a->device) {
+		fprintf(stderr, "amtprov: the --device-* options need --device FQDN\n");
+		return EXIT_USAGE;
+	}
+	if (import && !a->cert && !a->pkcs12) {
+		fprintf(stderr, "amtprov: cert import needs --cert FILE or --pkcs12 FILE\n");
+		return EXIT_USAGE;
+	}
+	if (a->force_name && (!*a->force_name || a->force_name[0] == '.' ||
+			      strchr(a->force_name, '/') || strlen(a->force_name) > 100)) {
+		fprintf(stderr, "amtprov: --force-name must be a plain file name (no '/', not "
+				"starting with '.')\n");
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* Reads a password file (first line, without the newline) into a NUL-terminated secret. */
+static int read_password_file(const char *file, struct amtprov_secret **out,
+			      struct amtprov_error *err)
+{
+	char *d = NULL;
+	size_t l = 0;
+	int rc = util_read_file(file, 4096, &d, &l, err);
+
+	if (rc != AMTPROV_OK)
+		return rc;
+	*out = util_secret_new(l + 1);
+	if (*out) {
+		size_t n = 0;
+
+		while (n < l && d[n] != '\n' && d[n] != '\r')
+			n++;
+		memcpy((*out)->data, d, n);
+		(*out)->len = n;
+	}
+	util_wipe(d, l);
+	free(d);
+	return *out ? AMTPROV_OK : amtprov_error_set(err, AMTPROV_E_NOMEM, file, "out of memory");
+}
+
+/*
+ * Loads the certificate from the command line or, without one, from the manifest
+ * (R-PC-07). The PKCS#12 password comes from the site's credential store or a file and is
+ * never printed. @return an exit code.
+ */
+static int pc_load(struct site *s, const struct pc_args *a, struct preflight **pf)
+{
+	struct manifest *m = s ? site_manifest(s) : NULL;
+	struct plugin_instance *cs = NULL;
+	struct amtprov_secret *pw = NULL;
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	if (m && m->credstore)
+		cs = plugin_host_find(site_plugins(s), m->credstore);
+	if (a->cert) {
+		rc = preflight_load_files(a->cert, a->key, pf, &err);
+	} else if (a->pkcs12) {
+		char *pass = NULL;
+
+		rc = AMTPROV_OK;
+		if (a->pw_file) {
+			rc = read_password_file(a->pw_file, &pw, &err);
+		} else if (a->pw_cred) {
+			if (!cs)
+				rc = amtprov_error_set(&err, AMTPROV_E_CONFIG, "/credentials/store",
+						       "the site has no credential store to read "
+						       "'%s' from", a->pw_cred);
+			else
+				rc = pi_credstore_get(cs, a->pw_cred, &pw, &err);
+		}
+		if (rc == AMTPROV_OK && pw) {
+			pass = calloc(1, pw->len + 1);
+			if (pass)
+				memcpy(pass, pw->data, pw->len);
+			else
+				rc = amtprov_error_set(&err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		}
+		if (rc == AMTPROV_OK)
+			rc = preflight_load_pkcs12_file(a->pkcs12, pass, pf, &err);
+		if (pass) {
+			util_wipe(pass, pw->len);
+			free(pass);
+		}
+		util_secret_free(pw);
+	} else if (m) {
+		rc = preflight_load_manifest(m, cs, pf, &err);
+		if (rc != AMTPROV_OK) {
+			print_error(&err);
+			return rc == AMTPROV_E_AUTH ? EXIT_FAIL : tool_exit_code(&err);
+		}
+	} else {
+		fprintf(stderr, "amtprov: no certificate: use -m FILE (the manifest's provisioning "
+				"certificate), --cert FILE or --pkcs12 FILE\n");
+		return EXIT_USAGE;
+	}
+	if (rc != AMTPROV_OK) {
+		print_error(&err);
+		return rc == AMTPROV_E_CONFIG ? EXIT_CONFIG : EXIT_FAIL;
+	}
+	for (size_t i = 0; i < a->n_crls; i++) {
+		amtprov_error_clear(&err);
+		if (preflight_add_crl_file(*pf, a->crls[i], &err) != AMTPROV_OK) {
+			print_error(&err);
+			preflight_free(*pf);
+			*pf = NULL;
+			return EXIT_FAIL;
+		}
+	}
+	preflight_add_cdp_crls(*pf);
+	return EXIT_OK;
+}
+
+/* Opens the site when there is a manifest: with plugins only when a credential is needed. */
+static int pc_open(struct cli *c, const struct pc_args *a, int required, struct site **s)
+{
+	int need_cs = 0;
+
+	*s = NULL;
+	if (!c->manifest) {
+		if (!required && (a->cert || (a->pkcs12 && !a->pw_cred)))
+			return EXIT_OK;
+		return open_site(c, SITE_NO_DB | SITE_NO_PLUGINS, s); /* prints "no manifest" */
+	}
+	if (a->pw_cred) {
+		need_cs = 1;
+	} else if (!a->cert && !a->pkcs12) {
+		/* The manifest's own certificate: its PKCS#12 password is a credential. */
+		struct manifest *m = NULL;
+		struct amtprov_error err;
+
+		amtprov_error_clear(&err);
+		if (manifest_load(c->manifest, &m, NULL, &err) == AMTPROV_OK) {
+			need_cs = m->provcert_pkcs12_password != NULL;
+			manifest_free(m);
+		}
+	}
+	return open_site(c, SITE_NO_DB | (need_cs ? 0 : SITE_NO_PLUGINS), s);
+}
+
+static int pc_run(struct site *s, const struct pc_args *a, struct preflight *pf,
+		  struct pf_report *r)
+{
+	struct manifest *m = s ? site_manifest(s) : NULL;
+	struct pf_options opt = {0};
+	struct pf_hash *hashes = NULL;
+	struct amtprov_error err;
+	int rc;
+
+	opt.service_point_fqdn = a->service_point ? a->service_point
+				 : m		  ? m->service_point_fqdn
+						  : NULL;
+	opt.now = a->have_now ? a->now : (s ? site_now(s) : util_now());
+	if (m) {
+		opt.warning_days = m->maintenance.provcert_warning_days;
+		opt.error_days = m->maintenance.provcert_error_days;
+	}
+	if (preflight_run(pf, &opt, r) != AMTPROV_OK)
+		return EXIT_FAIL;
+	if (a->device) {
+		struct pf_device dev = {.fqdn = a->device, .ad_domain = a->device_ad,
+					.trusted_dns_suffix = a->device_suffix};
+
+		amtprov_error_clear(&err);
+		if (a->device_hashes) {
+			char *text = NULL;
+			size_t len = 0;
+
+			rc = util_read_file(a->device_hashes, 1u << 20, &text, &len, &err);
+			if (rc == AMTPROV_OK)
+				rc = preflight_parse_hashes(text, a->device_hashes, &hashes,
+							    &dev.n_hashes, &err);
+			free(text);
+			if (rc != AMTPROV_OK) {
+				print_error(&err);
+				return EXIT_USAGE;
+			}
+			dev.hashes = hashes;
+			dev.hashes_known = 1;
+		}
+		rc = preflight_device(pf, &opt, &dev, r);
+		free(hashes);
+		if (rc != AMTPROV_OK)
+			return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int cmd_cert_check(struct cli *c, int argc, char **argv)
+{
+	struct pc_args a = {0};
+	struct site *s = NULL;
+	struct preflight *pf = NULL;
+	struct pf_report r = {0};
+	int rc = pc_parse(argc, argv, 0, &a);
+
+	if (rc >= 0)
+		goto out;
+	rc = pc_open(c, &a, 0, &s);
+	if (rc)
+		goto out;
+	rc = pc_load(s, &a, &pf);
+	if (rc)
+		goto out;
+	rc = pc_run(s, &a, pf, &r);
+	if (rc)
+		goto out;
+	if (c->json)
+		emit_json(pf_report_json(&r));
+	else
+		pf_report_print(&r, stdout, c->verbose);
+	rc = r.failed ? EXIT_FAIL : EXIT_OK;
+out:
+	pf_report_free(&r);
+	preflight_free(pf);
+	site_close(s);
+	free(a.crls);
+	return rc;
+}
+
+/* Writes @p len bytes to a new file (never replaces one) with @p mode. */
+static int write_new_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	size_t off = 0;
+
+	if (fd < 0) {
+		fprintf(stderr, "amtprov: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, data + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			fprintf(stderr, "amtprov: %s: %s\n", path, strerror(errno));
+			close(fd);
+			unlink(path);
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fprintf(stderr, "amtprov: %s: %s\n", path, strerror(errno));
+		unlink(path);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_cert_import(struct cli *c, int argc, char **argv)
+{
+	struct pc_args a = {0};
+	struct site *s = NULL;
+	struct preflight *pf = NULL;
+	struct pf_report r = {0};
+	struct amtprov_secret *key = NULL;
+	struct amtprov_error err;
+	char *chain = NULL, *dir = NULL, *cpath = NULL, *kpath = NULL;
+	char base[128], t[32];
+	size_t clen = 0;
+	int rc = pc_parse(argc, argv, 1, &a);
+
+	if (rc >= 0)
+		goto out;
+	rc = pc_open(c, &a, 1, &s);
+	if (rc)
+		goto out;
+	rc = pc_load(s, &a, &pf);
+	if (rc)
+		goto out;
+	rc = pc_run(s, &a, pf, &r);
+	if (rc)
+		goto out;
+	if (r.failed) {
+		/* Refused: the reasons on stdout (as for check), a one-line verdict on stderr. */
+		if (c->json) {
+			json_t *j = pf_report_json(&r);
+
+			json_object_set_new(j, "imported", json_false());
+			emit_json(j);
+		} else {
+			pf_report_print(&r, stdout, 0);
+		}
+		fprintf(stderr, "amtprov: refused: %zu check%s failed:", r.failed,
+			r.failed == 1 ? "" : "s");
+		for (size_t i = 0; i < r.n; i++)
+			if (!r.items[i].ok)
+				fprintf(stderr, " %s", r.items[i].id);
+		fputc('\n', stderr);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	amtprov_error_clear(&err);
+	rc = EXIT_FAIL;
+	if (preflight_chain_pem(pf, &chain, &clen, &err) != AMTPROV_OK ||
+	    preflight_key_pem(pf, &key, &err) != AMTPROV_OK) {
+		print_error(&err);
+		goto out;
+	}
+	dir = util_path_join(site_manifest(s)->state_dir, "provisioning");
+	if (!dir || util_mkdir_p(dir, 0700, &err) != AMTPROV_OK) {
+		print_error(&err);
+		goto out;
+	}
+	if (a.force_name) {
+		util_strlcpy(base, a.force_name, sizeof(base));
+	} else {
+		/* provcert-YYYYMMDDTHHMMSSZ: sorts by time, no ':' for file systems that mind. */
+		size_t o = 0;
+
+		util_fmt_time(a.have_now ? a.now : site_now(s), t, sizeof(t));
+		o = (size_t)snprintf(base, sizeof(base), "provcert-");
+		for (const char *p = t; *p && o + 1 < sizeof(base); p++)
+			if (*p != '-' && *p != ':')
+				base[o++] = *p;
+		base[o] = '\0';
+	}
+	{
+		char cn[160], kn[160];
+
+		snprintf(cn, sizeof(cn), "%s.pem", base);
+		snprintf(kn, sizeof(kn), "%s.key", base);
+		cpath = util_path_join(dir, cn);
+		kpath = util_path_join(dir, kn);
+	}
+	if (!cpath || !kpath)
+		goto out;
+	if (access(cpath, F_OK) == 0 || access(kpath, F_OK) == 0) {
+		fprintf(stderr, "amtprov: %s already exists: choose another --force-name\n",
+			access(cpath, F_OK) == 0 ? cpath : kpath);
+		goto out;
+	}
+	if (write_new_file(kpath, key->data, key->len, 0600) < 0)
+		goto out;
+	if (write_new_file(cpath, chain, clen, 0644) < 0) {
+		unlink(kpath);
+		goto out;
+	}
+	if (c->json) {
+		json_t *j = pf_report_json(&r);
+
+		json_object_set_new(j, "imported", json_true());
+		json_object_set_new(j, "certificate", json_string(cpath));
+		json_object_set_new(j, "key", json_string(kpath));
+		emit_json(j);
+	} else {
+		pf_report_print(&r, stdout, 0);
+		printf("imported: chain %s, key %s (0600)\n"
+		       "To use it, name it in %s (R-PC-07); it takes effect when the site reloads:\n"
+		       "  \"provisioning_certificate\": {\n"
+		       "    \"certificate\": \"%s\",\n"
+		       "    \"key\": \"%s\"\n"
+		       "  }\n",
+		       cpath, kpath, site_manifest(s)->file, cpath, kpath);
+	}
+	rc = EXIT_OK;
+out:
+	util_secret_free(key);
+	free(chain);
+	free(dir);
+	free(cpath);
+	free(kpath);
+	pf_report_free(&r);
+	preflight_free(pf);
+	site_close(s);
+	free(a.crls);
+	return rc;
+}
+
 static int cmd_cert(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"device", required_argument, NULL, 'd'},
@@ -597,8 +1095,12 @@ static int cmd_cert(struct cli *c, int argc, char **argv)
 	struct amtprov_error err;
 	int o, rc;
 
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return cmd_cert_check(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "import") == 0)
+		return cmd_cert_import(c, argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "list") != 0) {
-		fprintf(stderr, "amtprov: usage: amtprov cert list [FILTERS]\n");
+		fprintf(stderr, "amtprov: usage: amtprov cert list|check|import ...\n");
 		return EXIT_USAGE;
 	}
 	argc--;
