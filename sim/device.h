@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The simulated AMT device: everything provisioning can see or change, persisted per device
+ * as one JSON file. Behaviour that differs between firmware generations is asked through the
+ * device_* helpers below, never by comparing version numbers at call sites, so the version
+ * rules live in one place.
+ */
+#ifndef AMTSIM_DEVICE_H
+#define AMTSIM_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#define DEV_MAX_HASHES 33      /* MEI CERT_HASH_MAX_NUMBER */
+#define DEV_MAX_USER_HASHES 3  /* custom hashes addable in MEBx / remotely */
+#define DEV_MAX_USERS 16
+#define DEV_MAX_CERTS 32
+#define DEV_MAX_KEYS 16
+#define DEV_MAX_WIFI 16        /* AMT: 16 wireless profiles in total ... */
+#define DEV_MAX_WIFI_USER 8    /* ... of which at most 8 user (host-synced) profiles */
+#define DEV_MAX_CTX 32
+#define DEV_MAX_TRUSTED_CN 4
+#define DEV_MAX_SPN 4
+#define DEV_AUDIT_MAX 256      /* ring: oldest entries are dropped, keeps memory bounded */
+
+enum dev_prov_state { DEV_PRE = 0, DEV_IN = 1, DEV_POST = 2 };
+enum dev_control_mode { DEV_CM_NONE = 0, DEV_CM_CCM = 1, DEV_CM_ACM = 2 };
+enum dev_hash_algo { DEV_HASH_SHA1 = 1, DEV_HASH_SHA256 = 2, DEV_HASH_SHA384 = 3 };
+
+struct dev_root_hash {
+	char name[64];
+	int algo;                 /* enum dev_hash_algo */
+	unsigned char hash[48];
+	bool is_default;          /* embedded by Intel/OEM: survives unprovision */
+	bool enabled;
+};
+
+struct dev_user {
+	uint32_t handle;
+	char username[17];
+	char ha1[33];             /* hex MD5(user:realm:password), what Digest needs */
+	char kerberos_sid[64];    /* base64, may be empty */
+	int access;               /* 0 local, 1 network, 2 both */
+	uint32_t realms;          /* bit n = realm n (2..24) */
+	bool enabled;
+};
+
+struct dev_cert {
+	uint32_t handle;
+	char *der_b64;            /* owned */
+	bool trusted_root;
+	bool read_only;
+};
+
+struct dev_key {
+	uint32_t handle;
+	char *pem;                /* private key PEM, owned */
+};
+
+struct dev_tls_settings {
+	bool enabled;
+	bool mutual_auth;
+	bool accept_non_secure;
+	char trusted_cn[DEV_MAX_TRUSTED_CN][64];
+	int n_trusted_cn;
+	uint32_t cert_handle;     /* 0 = none: the self-signed certificate is used */
+};
+
+struct dev_kerberos {
+	bool enabled;
+	char realm[128];
+	char spn[DEV_MAX_SPN][128];
+	int spn_protocol[DEV_MAX_SPN];
+	int n_spn;
+	int key_version;
+	int encryption_algorithm;
+	char master_key_b64[64];
+	int clock_tolerance;      /* minutes */
+};
+
+struct dev_port {
+	char mac[18];
+	bool dhcp;
+	bool ip_sync;
+	bool shared_static_ip;
+	char ip[46];
+	char mask[46];
+	char gateway[46];
+	char dns1[46];
+	char dns2[46];
+	bool link_up;
+	int enabled_state;        /* wireless: CIM_WiFiPort RequestStateChange values */
+};
+
+struct dev_8021x {
+	bool enabled;
+	int protocol;
+	char username[129];
+	char password[33];
+	char domain[129];
+	char roaming_identity[129];
+	char server_cert_name[129];
+	int server_cert_name_comparison;
+	int pxe_timeout;
+	uint32_t client_cert_handle;
+	uint32_t root_cert_handle;
+};
+
+struct dev_wifi {
+	char name[33];
+	char ssid[33];
+	int priority;
+	int auth_method;
+	int encryption;
+	char psk[64];
+	bool user_profile;        /* synced from the host, not IT-defined */
+	int ieee8021x_protocol;   /* -1 when not 802.1X */
+	char ieee8021x_username[129];
+	uint32_t client_cert_handle;
+	uint32_t ca_cert_handle;
+};
+
+struct dev_ctx {
+	char type[40];            /* "TLS", "802.1X", "WiFi", ... */
+	uint32_t cert_handle;
+	char providing[128];      /* InstanceID of the element providing context */
+};
+
+struct dev_audit {
+	time_t when;
+	char *event;              /* owned */
+};
+
+struct device {
+	char id[64];
+	char uuid[37];            /* lower-case, canonical 8-4-4-4-12 */
+	char version[32];         /* "11.8.50" */
+	int ver_major, ver_minor, ver_build;
+	int prov_state;           /* enum dev_prov_state */
+	int control_mode;         /* enum dev_control_mode */
+	char realm[48];           /* "Digest:" + 32 upper-case hex */
+	char mebx_password[33];
+	bool mebx_password_default;
+	char admin_user[17];
+	char admin_ha1[33];       /* hex MD5(admin:realm:pw); provisioning uses an empty pw */
+	struct dev_user users[DEV_MAX_USERS];
+	int n_users;
+	uint32_t next_handle;
+	char host_name[64];
+	char domain_name[192];
+	char pki_dns_suffix[224];
+	char dhcp_domain[192];    /* DHCP option 15 */
+	char config_server_fqdn[256];
+	struct dev_root_hash hashes[DEV_MAX_HASHES];
+	int n_hashes;
+	char otp[33];             /* set by the host agent; empty = none */
+	struct dev_cert certs[DEV_MAX_CERTS];
+	int n_certs;
+	struct dev_key keys[DEV_MAX_KEYS];
+	int n_keys;
+	struct dev_tls_settings tls_remote, tls_local;
+	struct dev_kerberos kerberos;
+	char power_scheme[64];
+	bool redirection_listener, sol_enabled, ider_enabled, kvm_enabled, web_ui_enabled;
+	bool ping_enabled, rmcp_ping_enabled;
+	struct dev_port wired, wireless;
+	struct dev_8021x ieee8021x;
+	struct dev_wifi wifi[DEV_MAX_WIFI];
+	int n_wifi;
+	int wifi_sync_mode;       /* localProfileSynchronizationEnabled */
+	struct dev_ctx ctxs[DEV_MAX_CTX];
+	int n_ctx;
+	struct dev_audit audit[DEV_AUDIT_MAX];
+	int audit_start, audit_len;
+	/* The self-signed TLS identity (PEM), created on first start and then kept. */
+	char *self_cert_pem;
+	char *self_key_pem;
+	/* Lets today's clients (which refuse TLS < 1.2) reach a simulated pre-12.0 device:
+	 * real firmware cannot do this. Off by default. */
+	bool tls_modern_override;
+	/* Runtime only, not persisted. */
+	char address[46];         /* the 127.x.y.z the device listens on */
+	char state_path[4096];
+	bool dirty;
+	void *runtime;            /* owned by the server (struct sim_dev_rt) */
+};
+
+/* Version-dependent behaviour (AMT-PROTOCOL.md §12.2). */
+bool device_has_legacy_soap(const struct device *d);   /* EOI SOAP only below 9.0 */
+int device_min_tls_version(const struct device *d);    /* OpenSSL TLS1_x_VERSION */
+int device_max_tls_version(const struct device *d);
+bool device_refuses_sha1_and_small_rsa(const struct device *d); /* CSME 16+ */
+bool device_has_default_sha1_hashes(const struct device *d);    /* removed in 11.0 */
+bool device_has_psk(const struct device *d);                    /* removed in 11.0 */
+bool device_has_control_modes(const struct device *d);          /* 7.0+ */
+bool device_allows_non_tls(const struct device *d);             /* closed from 16.1 */
+
+/** Parses "M.m.b" into the device's version fields. @return 0 or -1. */
+int device_set_version(struct device *d, const char *version);
+
+/** Initialises @p d with factory defaults for @p version (pre-provisioned). @return 0/-1. */
+int device_init(struct device *d, const char *id, const char *version);
+
+/** Frees owned memory inside @p d (not @p d itself). */
+void device_clear(struct device *d);
+
+/** Fresh realm "Digest:" + 32 upper-case hex into @p out (>= 40 bytes). */
+void device_new_realm(char *out, size_t size);
+
+/** hex MD5(user ":" realm ":" password) into @p out (33 bytes). */
+void device_ha1(const char *user, const char *realm, const char *password, char out[33]);
+
+/** Appends an audit entry (printf-style) and marks the device dirty. */
+void device_audit(struct device *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Adds a root hash. @return 0, -1 full/invalid, -2 duplicate. */
+int device_add_hash(struct device *d, const char *name, int algo, const unsigned char *hash,
+		    bool is_default, bool enabled);
+
+/** Full unprovision: back to PRE, user hashes/ACLs/certs/keys/profiles removed. */
+void device_unprovision(struct device *d);
+
+/** Sets the OTP (8..32 printable chars). @return 0 or -1 (wrong state or length). */
+int device_set_otp(struct device *d, const char *otp);
+
+/** Applies fleet-description overrides (same keys as the state file). @return 0/-1. */
+int device_apply_json(struct device *d, json_t *obj, char *err, size_t errlen);
+
+/** Serialises the whole device state. Caller owns the result. */
+json_t *device_to_json(const struct device *d, bool include_secrets);
+
+/** Loads state from @p path into @p d (initialised). @return 0 or -1 with @p err. */
+int device_load(struct device *d, const char *path, char *err, size_t errlen);
+
+/** Writes the state atomically to @p path. @return 0 or -1. */
+int device_save(struct device *d, const char *path);
+
+const char *device_state_name(int state);
+int device_state_parse(const char *s);
+
+#endif

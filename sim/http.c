@@ -1,0 +1,477 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+
+enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING };
+
+struct conn {
+	struct conn *prev, *next; /* the server's list, so shutdown frees every connection */
+	struct sim_server *srv;
+	struct device *dev;
+	struct bufferevent *bev;
+	bool tls;
+	bool handshake_done;
+	enum conn_state state;
+	size_t header_bytes;
+	bool have_request_line;
+	struct http_request req;
+	char peer[64];
+};
+
+struct listen_arg {
+	struct sim_server *srv;
+	struct device *dev;
+	bool tls;
+};
+
+const char *http_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Request Entity Too Large";
+	case 415: return "Unsupported Media Type";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	default: return "Unknown";
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (c->srv->conns == c)
+		c->srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->bev)
+		bufferevent_free(c->bev);
+	free(c->req.body);
+	free(c);
+}
+
+static void conn_reset(struct conn *c)
+{
+	free(c->req.body);
+	memset(&c->req, 0, sizeof(c->req));
+	c->state = CONN_HEADERS;
+	c->header_bytes = 0;
+	c->have_request_line = false;
+}
+
+static void write_response(struct conn *c, struct http_response *r, const char *www_auth)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct device *d = c->dev;
+	bool chunked = c->req.minor >= 1 && r->body.len > 0;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", r->status, http_reason(r->status));
+	if (www_auth)
+		evbuffer_add_printf(out, "WWW-Authenticate: %s\r\n", www_auth);
+	evbuffer_add_printf(out, "Server: Intel(R) Active Management Technology %s\r\n", d->version);
+	if (r->body.len)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n",
+				    r->content_type ? r->content_type : "text/plain");
+	if (!c->req.keep_alive)
+		evbuffer_add_printf(out, "Connection: close\r\n");
+	if (chunked) {
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n\r\n");
+		/* Several chunks, like the firmware: clients must reassemble. */
+		for (size_t off = 0; off < r->body.len; off += 4096) {
+			size_t n = r->body.len - off < 4096 ? r->body.len - off : 4096;
+
+			evbuffer_add_printf(out, "%zx\r\n", n);
+			evbuffer_add(out, r->body.data + off, n);
+			evbuffer_add(out, "\r\n", 2);
+		}
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	} else {
+		evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", r->body.len);
+		if (r->body.len)
+			evbuffer_add(out, r->body.data, r->body.len);
+	}
+	if (!c->req.keep_alive)
+		c->state = CONN_CLOSING;
+}
+
+static void simple_error(struct conn *c, int status, const char *msg)
+{
+	struct http_response r = {.status = status, .content_type = "text/plain"};
+
+	c->req.keep_alive = false;
+	sbuf_add(&r.body, msg);
+	write_response(c, &r, NULL);
+	sbuf_free(&r.body);
+}
+
+static bool ha1_lookup(void *arg, const char *user, char ha1[33])
+{
+	struct device *d = arg;
+
+	if (!strcmp(user, d->admin_user)) {
+		sim_strlcpy(ha1, d->admin_ha1, 33);
+		return true;
+	}
+	for (int i = 0; i < d->n_users; i++) {
+		if (d->users[i].enabled && !strcmp(d->users[i].username, user) && d->users[i].ha1[0]) {
+			sim_strlcpy(ha1, d->users[i].ha1, 33);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void handle_request(struct conn *c)
+{
+	struct device *d = c->dev;
+	struct sim_dev_rt *rt = d->runtime;
+	struct http_response r = {.status = 500};
+	char user[17] = "", chal[256];
+	time_t now = time(NULL);
+	enum digest_result dr;
+
+	rt->requests++;
+	c->req.tls = c->tls;
+	dr = digest_check(&rt->digest, d->realm, c->req.method,
+			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
+			  sizeof(user), now);
+	if (dr != DIGEST_OK) {
+		if (dr != DIGEST_MISSING) {
+			rt->auth_failures++;
+			device_audit(d, "http digest refused from %s: %s", c->peer, digest_result_name(dr));
+		}
+		/* Every 401 carries a new nonce; stale=true tells the client to retry silently. */
+		digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal, sizeof(chal), now);
+		r.status = 401;
+		write_response(c, &r, chal);
+		return;
+	}
+	c->req.user = user;
+	c->srv->handler(c->srv, d, &c->req, &r);
+	write_response(c, &r, NULL);
+	sbuf_free(&r.body);
+}
+
+static int parse_request_line(struct conn *c, const char *line)
+{
+	char ver[16];
+	const char *sp1 = strchr(line, ' '), *sp2;
+
+	if (!sp1 || (size_t)(sp1 - line) >= sizeof(c->req.method))
+		return -1;
+	sp2 = strchr(sp1 + 1, ' ');
+	if (!sp2 || (size_t)(sp2 - sp1 - 1) >= sizeof(c->req.path))
+		return -1;
+	memcpy(c->req.method, line, (size_t)(sp1 - line));
+	memcpy(c->req.path, sp1 + 1, (size_t)(sp2 - sp1 - 1));
+	if (sim_strlcpy(ver, sp2 + 1, sizeof(ver)) != 0)
+		return -1;
+	if (!strcmp(ver, "HTTP/1.1"))
+		c->req.minor = 1;
+	else if (!strcmp(ver, "HTTP/1.0"))
+		c->req.minor = 0;
+	else
+		return -1;
+	c->req.keep_alive = c->req.minor == 1;
+	return 0;
+}
+
+static int parse_header(struct conn *c, char *line)
+{
+	char *colon = strchr(line, ':'), *v;
+
+	if (!colon)
+		return -1;
+	*colon = '\0';
+	v = colon + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (!strcasecmp(line, "Authorization")) {
+		sim_strlcpy(c->req.authorization, v, sizeof(c->req.authorization));
+	} else if (!strcasecmp(line, "Content-Type")) {
+		sim_strlcpy(c->req.content_type, v, sizeof(c->req.content_type));
+	} else if (!strcasecmp(line, "SOAPAction")) {
+		sim_strlcpy(c->req.soap_action, v, sizeof(c->req.soap_action));
+	} else if (!strcasecmp(line, "Content-Length")) {
+		long long n;
+
+		if (sim_parse_ll(v, 0, HTTP_MAX_BODY, &n) != 0)
+			return -2;
+		c->req.content_length = (size_t)n;
+	} else if (!strcasecmp(line, "Transfer-Encoding")) {
+		return -3; /* chunked request bodies: not supported yet */
+	} else if (!strcasecmp(line, "Connection")) {
+		if (strcasestr(v, "close"))
+			c->req.keep_alive = false;
+		else if (strcasestr(v, "keep-alive"))
+			c->req.keep_alive = true;
+	}
+	return 0;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (c->state != CONN_CLOSING) {
+		if (c->state == CONN_HEADERS) {
+			size_t len;
+			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+			int rc;
+
+			if (!line) {
+				if (evbuffer_get_length(in) > HTTP_MAX_HEADER)
+					simple_error(c, 413, "header too large\n");
+				return;
+			}
+			c->header_bytes += len + 2;
+			if (c->header_bytes > HTTP_MAX_HEADER) {
+				free(line);
+				simple_error(c, 413, "header too large\n");
+				return;
+			}
+			if (!c->have_request_line) {
+				if (len == 0) { /* tolerate stray CRLF between requests */
+					free(line);
+					continue;
+				}
+				rc = parse_request_line(c, line);
+				free(line);
+				if (rc) {
+					simple_error(c, 400, "bad request line\n");
+					return;
+				}
+				c->have_request_line = true;
+				continue;
+			}
+			if (len > 0) {
+				rc = parse_header(c, line);
+				free(line);
+				if (rc == -2) {
+					simple_error(c, 413, "body too large\n");
+					return;
+				}
+				if (rc == -3) {
+					simple_error(c, 501, "chunked request bodies are not supported\n");
+					return;
+				}
+				if (rc) {
+					simple_error(c, 400, "bad header\n");
+					return;
+				}
+				continue;
+			}
+			free(line);
+			c->state = CONN_BODY;
+		}
+		if (c->state == CONN_BODY) {
+			if (evbuffer_get_length(in) < c->req.content_length)
+				return;
+			c->req.body = malloc(c->req.content_length + 1);
+			if (!c->req.body) {
+				simple_error(c, 500, "out of memory\n");
+				return;
+			}
+			evbuffer_remove(in, c->req.body, c->req.content_length);
+			c->req.body[c->req.content_length] = '\0';
+			c->req.body_len = c->req.content_length;
+			handle_request(c);
+			if (c->state == CONN_CLOSING)
+				return;
+			conn_reset(c);
+		}
+	}
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_free(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		c->handshake_done = true;
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && c->tls && !c->handshake_done) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char buf[256] = "connection closed during handshake";
+		struct sim_dev_rt *rt = c->dev->runtime;
+
+		if (e)
+			ERR_error_string_n(e, buf, sizeof(buf));
+		rt->handshake_failures++;
+		device_audit(c->dev, "TLS handshake with %s failed: %s", c->peer, buf);
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct listen_arg *la = arg;
+	struct sim_server *srv = la->srv;
+	struct device *d = la->dev;
+	struct sim_dev_rt *rt = d->runtime;
+	struct conn *c = calloc(1, sizeof(*c));
+	struct timeval idle = {120, 0};
+	int one = 1;
+
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = srv;
+	c->dev = d;
+	c->tls = la->tls;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->peer,
+			  sizeof(c->peer));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	srv->connections++;
+	if (la->tls) {
+		SSL *ssl = SSL_new(srv->ssl_ctx);
+
+		if (!ssl || tls_setup_ssl(ssl, d, rt->cert, rt->key) != 0) {
+			SSL_free(ssl);
+			evutil_closesocket(fd);
+			free(c);
+			return;
+		}
+		c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							BEV_OPT_CLOSE_ON_FREE);
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->handshake_done = true;
+	}
+	if (!c->bev) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (c->next)
+		c->next->prev = c;
+	srv->conns = c;
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	(void)l;
+	(void)salen;
+}
+
+static struct evconnlistener *listen_on(struct sim_server *srv, struct device *d, int port,
+					bool tls, void **arg_out, char *err, size_t errlen)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct listen_arg *la;
+	struct evconnlistener *l;
+
+	if (inet_pton(AF_INET, d->address, &sin.sin_addr) != 1 ||
+	    (ntohl(sin.sin_addr.s_addr) >> 24) != 127) {
+		snprintf(err, errlen, "%s: address %s is not in 127.0.0.0/8", d->id, d->address);
+		return NULL;
+	}
+	la = calloc(1, sizeof(*la));
+	if (!la)
+		return NULL;
+	la->srv = srv;
+	la->dev = d;
+	la->tls = tls;
+	l = evconnlistener_new_bind(srv->base, on_accept, la,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 128,
+				    (struct sockaddr *)&sin, sizeof(sin));
+	if (!l) {
+		snprintf(err, errlen, "%s: cannot listen on %s:%d: %s", d->id, d->address, port,
+			 strerror(errno));
+		free(la);
+		return NULL;
+	}
+	*arg_out = la;
+	return l;
+}
+
+static void free_listener(struct evconnlistener *l, void *arg)
+{
+	if (l)
+		evconnlistener_free(l);
+	free(arg);
+}
+
+int http_device_listen(struct sim_server *srv, struct device *d, int tls_port, int plain_port,
+		       char *err, size_t errlen)
+{
+	struct sim_dev_rt *rt = calloc(1, sizeof(*rt));
+
+	if (!rt)
+		return -1;
+	d->runtime = rt;
+	rt->digest.lifetime = srv->nonce_lifetime;
+	if (tls_load_identity(d, &rt->cert, &rt->key) != 0) {
+		snprintf(err, errlen, "%s: no TLS identity", d->id);
+		goto fail;
+	}
+	if (tls_port > 0) {
+		rt->tls_listener = listen_on(srv, d, tls_port, true, &rt->tls_arg, err, errlen);
+		if (!rt->tls_listener)
+			goto fail;
+	}
+	if (plain_port > 0) {
+		rt->plain_listener = listen_on(srv, d, plain_port, false, &rt->plain_arg, err, errlen);
+		if (!rt->plain_listener)
+			goto fail;
+	}
+	return 0;
+fail:
+	http_device_stop(d);
+	return -1;
+}
+
+void http_device_stop(struct device *d)
+{
+	struct sim_dev_rt *rt = d->runtime;
+
+	if (!rt)
+		return;
+	free_listener(rt->tls_listener, rt->tls_arg);
+	free_listener(rt->plain_listener, rt->plain_arg);
+	X509_free(rt->cert);
+	EVP_PKEY_free(rt->key);
+	free(rt);
+	d->runtime = NULL;
+}
+
+void http_server_close_all(struct sim_server *srv)
+{
+	while (srv->conns)
+		conn_free(srv->conns);
+}
