@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "plugin_host_int.h"
 
 #define SLOT(ops, type, member) \
@@ -320,6 +322,126 @@ int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err)
 	pi_enter(&c, pi, NULL);
 	rc = o->rotate_key(pi->handle, err);
 	pi_leave(&c);
+	return rc;
+}
+
+static const struct amtprov_transport_ops *tr_ops(struct plugin_instance *pi,
+						  struct amtprov_error *err)
+{
+	if (pi->mod->desc->kind != AMTPROV_KIND_TRANSPORT) {
+		wrong_kind(pi, AMTPROV_KIND_TRANSPORT, err);
+		return NULL;
+	}
+	return pi->mod->desc->ops;
+}
+
+int pi_transport_session_open(struct plugin_instance *pi,
+			      const struct amtprov_transport_target *target, void **session,
+			      struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	*session = NULL;
+	pi_enter(&c, pi, target->device ? target->device->fqdn : NULL);
+	rc = o->session_open(pi->handle, target, session, err);
+	pi_leave(&c);
+	if (rc == AMTPROV_OK && !*session)
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "transport '%s' opened no session", pi->name);
+	return rc;
+}
+
+void pi_transport_session_close(struct plugin_instance *pi, void *session)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, NULL);
+	struct pi_call c;
+
+	if (!o || !session)
+		return;
+	pi_enter(&c, pi, NULL);
+	o->session_close(pi->handle, session);
+	pi_leave(&c);
+}
+
+int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
+		       const json_t *params, amtprov_transport_done_cb done, void *cb_ctx,
+		       struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, NULL);
+	rc = o->begin(pi->handle, session, op, params, done, cb_ctx, err);
+	pi_leave(&c);
+	/* begin() has no result to give at once: OK would leave the caller waiting for a
+	 * done callback that the ABI does not promise. */
+	if (rc == AMTPROV_OK)
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "transport '%s' answered begin() with OK instead of AGAIN",
+					 pi->name);
+	return rc;
+}
+
+int pi_transport_get_wait(struct plugin_instance *pi, struct amtprov_wait *wait,
+			  struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	wait->fd = -1;
+	wait->events = 0;
+	wait->timeout_ms = -1;
+	pi_enter(&c, pi, NULL);
+	rc = o->get_wait(pi->handle, wait, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_transport_drive(struct plugin_instance *pi, struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, NULL);
+	rc = o->drive(pi->handle, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_transport_finish(struct plugin_instance *pi, void *session, json_t **result,
+			struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	*result = NULL;
+	pi_enter(&c, pi, NULL);
+	rc = o->finish(pi->handle, session, result, err);
+	pi_leave(&c);
+	if (rc == AMTPROV_OK && !*result)
+		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
+					 "transport '%s' finished an operation without a result",
+					 pi->name);
+	if (rc != AMTPROV_OK && *result) {
+		json_decref(*result);
+		*result = NULL;
+	}
 	return rc;
 }
 

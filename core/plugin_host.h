@@ -128,6 +128,22 @@ int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, 
 /** Re-encrypts every record under a new key (capability credstore:rotate). */
 int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err);
 
+/* Transport: non-blocking calls, run on the loop thread (see transport_loop.h). */
+int pi_transport_session_open(struct plugin_instance *pi,
+			      const struct amtprov_transport_target *target, void **session,
+			      struct amtprov_error *err);
+void pi_transport_session_close(struct plugin_instance *pi, void *session);
+/** Starts op; AMTPROV_AGAIN when running (then exactly one done callback follows). */
+int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
+		       const json_t *params, amtprov_transport_done_cb done, void *cb_ctx,
+		       struct amtprov_error *err);
+int pi_transport_get_wait(struct plugin_instance *pi, struct amtprov_wait *wait,
+			  struct amtprov_error *err);
+int pi_transport_drive(struct plugin_instance *pi, struct amtprov_error *err);
+/** Collects a finished op; @p result is a new reference on AMTPROV_OK. */
+int pi_transport_finish(struct plugin_instance *pi, void *session, json_t **result,
+			struct amtprov_error *err);
+
 int pi_directory_create(struct plugin_instance *pi, const char *device,
 			const struct amtprov_directory_account *acct,
 			struct amtprov_secret **password, struct amtprov_error *err);

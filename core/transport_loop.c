@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "transport_loop.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+struct tcall {
+	struct tloop *t;
+	void *session;
+	tloop_done_fn done;
+	void *ctx;
+	int finished;       /* the plugin called its done callback */
+	struct tcall *next; /* in-flight list */
+};
+
+struct tloop {
+	struct event_base *base;
+	struct plugin_instance *pi;
+	struct alog *lg;
+	struct event *ev;
+	int ev_fd;
+	struct tcall *calls;
+	int pending;
+	int driving; /* re-arm once after drive, not from inside it */
+};
+
+static void rearm(struct tloop *t);
+
+static void on_plugin_done(void *cb_ctx)
+{
+	struct tcall *c = cb_ctx;
+
+	c->finished = 1;
+}
+
+/* Finishes every call the plugin reported done. A caller's callback may start the next
+ * operation on its session, so each finished call is unlinked before the callback. */
+static void complete_finished(struct tloop *t)
+{
+	for (;;) {
+		struct tcall **pp = &t->calls, *c = NULL;
+		struct amtprov_error err;
+		json_t *result = NULL;
+		int rc;
+
+		for (; *pp; pp = &(*pp)->next) {
+			if ((*pp)->finished) {
+				c = *pp;
+				*pp = c->next;
+				break;
+			}
+		}
+		if (!c)
+			return;
+		t->pending--;
+		amtprov_error_clear(&err);
+		rc = pi_transport_finish(t->pi, c->session, &result, &err);
+		c->done(c->ctx, rc, result, &err);
+		json_decref(result);
+		free(c);
+	}
+}
+
+static void on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct tloop *t = arg;
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	t->driving = 1;
+	if (pi_transport_drive(t->pi, &err) != AMTPROV_OK)
+		alog(t->lg, AMTPROV_LOG_ERROR, "transport %s: drive failed: %s",
+		     plugin_instance_name(t->pi), err.msg);
+	t->driving = 0;
+	complete_finished(t);
+	rearm(t);
+}
+
+/* Watches the instance's descriptor and timeout as get_wait() says now. */
+static void rearm(struct tloop *t)
+{
+	struct amtprov_wait w;
+	struct amtprov_error err;
+	struct timeval tv, *tvp = NULL;
+	short what = 0;
+
+	if (t->driving)
+		return;
+	amtprov_error_clear(&err);
+	if (pi_transport_get_wait(t->pi, &w, &err) != AMTPROV_OK) {
+		alog(t->lg, AMTPROV_LOG_ERROR, "transport %s: get_wait failed: %s",
+		     plugin_instance_name(t->pi), err.msg);
+		return;
+	}
+	if (t->ev && (t->ev_fd != w.fd)) {
+		event_free(t->ev);
+		t->ev = NULL;
+	}
+	if (w.events & AMTPROV_WAIT_READ)
+		what |= EV_READ;
+	if (w.events & AMTPROV_WAIT_WRITE)
+		what |= EV_WRITE;
+	if (w.timeout_ms >= 0) {
+		tv.tv_sec = w.timeout_ms / 1000;
+		tv.tv_usec = (w.timeout_ms % 1000) * 1000;
+		tvp = &tv;
+	}
+	if (t->ev)
+		event_del(t->ev);
+	else {
+		t->ev = event_new(t->base, w.fd, what, on_event, t);
+		t->ev_fd = w.fd;
+	}
+	if (!t->ev)
+		return;
+	event_assign(t->ev, t->base, w.fd, what, on_event, t);
+	/* Nothing in flight and nothing to wait for: stay idle. */
+	if (!t->pending && !tvp)
+		return;
+	event_add(t->ev, tvp);
+}
+
+struct tloop *tloop_new(struct event_base *base, struct plugin_instance *pi, struct alog *lg,
+			struct amtprov_error *err)
+{
+	struct tloop *t;
+
+	if (plugin_instance_kind(pi) != AMTPROV_KIND_TRANSPORT) {
+		amtprov_error_set(err, AMTPROV_E_CONFIG, plugin_instance_name(pi),
+				  "instance '%s' is not a transport", plugin_instance_name(pi));
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	t->base = base;
+	t->pi = pi;
+	t->lg = lg;
+	t->ev_fd = -1;
+	return t;
+}
+
+void tloop_free(struct tloop *t)
+{
+	if (!t)
+		return;
+	while (t->calls) {
+		struct tcall *c = t->calls;
+
+		t->calls = c->next;
+		free(c);
+	}
+	if (t->ev)
+		event_free(t->ev);
+	free(t);
+}
+
+int tloop_session_open(struct tloop *t, const struct amtprov_transport_target *target,
+		       void **session, struct amtprov_error *err)
+{
+	return pi_transport_session_open(t->pi, target, session, err);
+}
+
+void tloop_session_close(struct tloop *t, void *session)
+{
+	for (struct tcall **pp = &t->calls; *pp;) {
+		struct tcall *c = *pp;
+
+		if (c->session == session) {
+			*pp = c->next;
+			t->pending--;
+			free(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+	pi_transport_session_close(t->pi, session);
+	rearm(t);
+}
+
+int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params,
+	       tloop_done_fn done, void *ctx, struct amtprov_error *err)
+{
+	struct tcall *c = calloc(1, sizeof(*c));
+	json_t *empty = NULL;
+	int rc;
+
+	if (!c)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	c->t = t;
+	c->session = session;
+	c->done = done;
+	c->ctx = ctx;
+	if (!params)
+		params = empty = json_object();
+	rc = pi_transport_begin(t->pi, session, op, params, on_plugin_done, c, err);
+	json_decref(empty);
+	if (rc != AMTPROV_AGAIN) {
+		free(c);
+		return rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc;
+	}
+	c->next = t->calls;
+	t->calls = c;
+	t->pending++;
+	rearm(t);
+	/* A plugin that reported completion from inside begin() gets one pass of the loop,
+	 * so the caller's callback never runs inside tloop_call(). */
+	if (c->finished && t->ev)
+		event_active(t->ev, EV_READ, 0);
+	return AMTPROV_OK;
+}
+
+int tloop_pending(const struct tloop *t)
+{
+	return t->pending;
+}
