@@ -2,14 +2,34 @@
 #include "flow.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "pki.h"
+#include "preflight.h"
 #include "status.h"
+#include "transport_loop.h"
 #include "util.h"
+
+/* A Digest account for provisioning (R-PROV-09), its password loaded once. */
+struct flow_account {
+	char *user;
+	struct amtprov_secret *password;
+};
 
 struct flow {
 	struct site *site;
+	/* The AMT steps; set when the site has a transport and a usable provisioning
+	 * certificate (otherwise devices wait in NEED_DEVICE_CHECK, and a status says why). */
+	struct tloop *tloop;
+	struct preflight *pf;
+	char *chain_pem;                 /* R-PROV-07: leaf -> root */
+	struct amtprov_secret *key_pem;
+	struct flow_account *accounts;
+	struct amtprov_transport_account *tr_accounts;
+	size_t n_accounts;
 };
 
 int flow_device_spns(const char *fqdn, char *buf, size_t buflen, const char **out, size_t max)
@@ -138,6 +158,199 @@ static void step_directory(struct engine_job *job, void *ctx)
 	}
 }
 
+/* ---- NEED_DEVICE_CHECK: R-PROV-01 state, R-PC-05 namespace, R-PROV-05 OTP, root hash ---- */
+
+struct check {
+	struct flow *f;
+	struct engine_job *job;
+	void *session;
+	struct amtprov_device_info info;
+	char fqdn[STORE_FQDN_SIZE];
+	char otp_hash[STORE_HASH_SIZE];
+};
+
+static void check_end(struct check *c, enum device_state next, int rc, const char *why,
+		      int permanent)
+{
+	if (c->session)
+		tloop_session_close(c->f->tloop, c->session);
+	if (permanent)
+		engine_job_fail(c->job, rc, why);
+	else
+		engine_job_done(c->job, next, rc, why);
+	free(c);
+}
+
+static int hash_alg(const json_t *v)
+{
+	if (json_is_integer(v))
+		return (int)json_integer_value(v); /* AMT's HashType: 1, 2, 3 */
+	return json_is_string(v) ? pki_hash_parse(json_string_value(v)) : -1;
+}
+
+static void on_hashes(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	struct check *c = ctx;
+	struct manifest *m = site_manifest(c->f->site);
+	const json_t *arr = result ? json_object_get(result, "hashes") : NULL;
+	struct pf_hash *hashes = NULL;
+	struct pf_report r = {0};
+	struct pf_options opt = {.service_point_fqdn = m->service_point_fqdn,
+				 .now = site_now(c->f->site)};
+	struct pf_device dev = {.fqdn = c->fqdn, .hashes_known = 1};
+	const struct pf_result *bad;
+	size_t n = 0, i;
+	json_t *h;
+
+	if (rc != AMTPROV_OK) {
+		check_end(c, DS_INVALID, rc, err->msg, 0);
+		return;
+	}
+	hashes = calloc(json_array_size(arr) + 1, sizeof(*hashes));
+	json_array_foreach(arr, i, h) {
+		const char *hex = json_string_value(json_object_get(h, "hash"));
+		int alg = hash_alg(json_object_get(h, "algorithm"));
+
+		if (hashes && hex && alg > 0) {
+			hashes[n].alg = alg;
+			util_strlcpy(hashes[n].hex, hex, sizeof(hashes[n].hex));
+			n++;
+		}
+	}
+	dev.hashes = hashes;
+	dev.n_hashes = n;
+	preflight_device(c->f->pf, &opt, &dev, &r);
+	free(hashes);
+	bad = pf_report_find(&r, "device-root-hash", NULL);
+	if (bad && !bad->ok) {
+		char why[2 * PF_TEXT_SIZE + 96];
+
+		/* The admin's fix is in the firmware: say which hash to add (R-PC-04). */
+		snprintf(why, sizeof(why), "root certificate hash not active in AMT: expected %.200s; "
+			 "device reports %.200s", bad->expected, bad->actual);
+		pf_report_free(&r);
+		check_end(c, DS_INVALID, AMTPROV_E_VERIFY, why, 1);
+		return;
+	}
+	pf_report_free(&r);
+	check_end(c, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL, 0);
+}
+
+static void on_otp(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	struct check *c = ctx;
+	const char *reported = result ? json_string_value(json_object_get(result, "otp_hash")) : NULL;
+	struct amtprov_error e2;
+
+	if (rc != AMTPROV_OK) {
+		check_end(c, DS_INVALID, rc, err->msg, 0);
+		return;
+	}
+	/* R-PROV-05: the hash the agent registered must be what the firmware holds. */
+	if (!reported || strcasecmp(reported, c->otp_hash) != 0) {
+		char why[2 * STORE_HASH_SIZE + 96];
+
+		snprintf(why, sizeof(why), "R-PROV-05: OTP hash mismatch: registered %.130s, "
+			 "firmware reports %.130s", c->otp_hash, reported ? reported : "(none)");
+		site_status(c->f->site, STATUS_OTP_MISMATCH, c->fqdn, why);
+		check_end(c, DS_INVALID, AMTPROV_E_VERIFY, why, 1);
+		return;
+	}
+	amtprov_error_clear(&e2);
+	if (tloop_call(c->f->tloop, c->session, AMTPROV_AMT_GET_HASHES, NULL, on_hashes, c, &e2))
+		check_end(c, DS_INVALID, e2.code, e2.msg, 0);
+}
+
+static void on_setup_state(void *ctx, int rc, const json_t *result,
+			   const struct amtprov_error *err)
+{
+	struct check *c = ctx;
+	const char *state = result ? json_string_value(json_object_get(result, "state")) : NULL;
+	struct amtprov_error e2;
+
+	if (rc != AMTPROV_OK) {
+		check_end(c, DS_INVALID, rc, err->msg, 0);
+		return;
+	}
+	/* R-PROV-01: only a device that is not provisioned is configured. */
+	if (!state || (strcmp(state, "pre") != 0 && strcmp(state, "in") != 0)) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "R-PROV-01: AMT provisioning state is '%s', not "
+			 "Not Provisioned", state ? state : "(unknown)");
+		site_status(c->f->site, STATUS_DEVICE_REFUSED, c->fqdn, why);
+		check_end(c, DS_INVALID, AMTPROV_E_STATE, why, 1);
+		return;
+	}
+	amtprov_error_clear(&e2);
+	if (tloop_call(c->f->tloop, c->session, AMTPROV_AMT_GET_OTP_HASH, NULL, on_otp, c, &e2))
+		check_end(c, DS_INVALID, e2.code, e2.msg, 0);
+}
+
+static void step_device_check(struct engine_job *job, void *ctx)
+{
+	struct flow *f = ctx;
+	const struct store_device *d = engine_job_device(job);
+	struct manifest *m = site_manifest(f->site);
+	struct amtprov_transport_target tgt;
+	struct amtprov_error err;
+	char root[STORE_FQDN_SIZE], sp_root[STORE_FQDN_SIZE];
+	struct check *c;
+	int major = 0, minor = 0;
+
+	/* R-PC-05: AMT would refuse the provisioning certificate anyway; say why up front. */
+	if (!pki_namespace_shared(d->fqdn, m->service_point_fqdn, root, sizeof(root), sp_root,
+				  sizeof(sp_root))) {
+		char why[2 * STORE_FQDN_SIZE + 2 * 64 + 96];
+
+		snprintf(why, sizeof(why), "R-PC-05: device %.200s (namespace %.60s) and service "
+			 "point %.200s (namespace %.60s) do not share a DNS namespace",
+			 d->fqdn, root, m->service_point_fqdn, sp_root);
+		site_status(f->site, STATUS_NAMESPACE_MISMATCH, d->fqdn, why);
+		engine_job_fail(job, AMTPROV_E_VERIFY, why);
+		return;
+	}
+	if (!d->otp_hash[0]) {
+		engine_job_fail(job, AMTPROV_E_INVALID,
+				"R-PROV-02: the device was registered without an OTP hash; "
+				"register it again with its agent's OTP hash");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
+		return;
+	}
+	c->f = f;
+	c->job = job;
+	util_strlcpy(c->fqdn, d->fqdn, sizeof(c->fqdn));
+	util_strlcpy(c->otp_hash, d->otp_hash, sizeof(c->otp_hash));
+	sscanf(d->amt_version, "%d.%d", &major, &minor);
+	c->info = (struct amtprov_device_info){.struct_size = sizeof(c->info), .fqdn = c->fqdn,
+					       .uuid = d->uuid, .amt_major = major,
+					       .amt_minor = minor,
+					       .wired_ip = d->wired_ip[0] ? d->wired_ip : NULL,
+					       .wireless_capable = d->wireless_capable};
+	memset(&tgt, 0, sizeof(tgt));
+	tgt.struct_size = sizeof(tgt);
+	tgt.device = &c->info;
+	/* R-PROV-02: wireless-capable devices are provisioned over their wired address. */
+	tgt.address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
+	tgt.port = 16993;
+	tgt.mode = AMTPROV_TRANSPORT_PROVISIONING;
+	tgt.client_chain_pem = f->chain_pem;
+	tgt.client_key_pem = f->key_pem;
+	tgt.accounts = f->tr_accounts;
+	tgt.n_accounts = f->n_accounts;
+	amtprov_error_clear(&err);
+	if (tloop_session_open(f->tloop, &tgt, &c->session, &err) != AMTPROV_OK ||
+	    tloop_call(f->tloop, c->session, AMTPROV_AMT_GET_SETUP_STATE, NULL, on_setup_state, c,
+		       &err) != AMTPROV_OK) {
+		check_end(c, DS_INVALID, err.code, err.msg, 0);
+		return;
+	}
+}
+
 struct flow *flow_new(struct site *site)
 {
 	struct flow *f = calloc(1, sizeof(*f));
@@ -147,16 +360,115 @@ struct flow *flow_new(struct site *site)
 	return f;
 }
 
+static void drop_amt(struct flow *f)
+{
+	tloop_free(f->tloop);
+	f->tloop = NULL;
+	preflight_free(f->pf);
+	f->pf = NULL;
+	free(f->chain_pem);
+	f->chain_pem = NULL;
+	util_secret_free(f->key_pem);
+	f->key_pem = NULL;
+	for (size_t i = 0; i < f->n_accounts; i++) {
+		free(f->accounts[i].user);
+		util_secret_free(f->accounts[i].password);
+	}
+	free(f->accounts);
+	free(f->tr_accounts);
+	f->accounts = NULL;
+	f->tr_accounts = NULL;
+	f->n_accounts = 0;
+}
+
 void flow_free(struct flow *f)
 {
+	if (!f)
+		return;
+	drop_amt(f);
 	free(f);
+}
+
+/* Loads what the AMT steps need once: the provisioning certificate the manifest names
+ * (R-PC-07) and the Digest accounts' passwords (R-PROV-09). */
+static int prepare_amt(struct engine *e, struct flow *f, struct amtprov_error *err)
+{
+	struct manifest *m = site_manifest(f->site);
+	struct plugin_host *ph = site_plugins(f->site);
+	struct plugin_instance *tr = plugin_host_find(ph, m->transport);
+	struct plugin_instance *cs = m->credstore ? plugin_host_find(ph, m->credstore) : NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!tr)
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/amt/transport",
+					 "transport instance '%s' is not loaded", m->transport);
+	rc = preflight_load_manifest(m, cs, &f->pf, err);
+	if (rc == AMTPROV_OK)
+		rc = preflight_chain_pem(f->pf, &f->chain_pem, &len, err);
+	if (rc == AMTPROV_OK)
+		rc = preflight_key_pem(f->pf, &f->key_pem, err);
+	if (rc)
+		return rc;
+	f->accounts = calloc(m->n_prov_accounts ? m->n_prov_accounts : 1, sizeof(*f->accounts));
+	f->tr_accounts = calloc(m->n_prov_accounts ? m->n_prov_accounts : 1,
+				sizeof(*f->tr_accounts));
+	if (!f->accounts || !f->tr_accounts)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < m->n_prov_accounts; i++) {
+		const struct manifest_prov_account *a = &m->prov_accounts[i];
+		struct flow_account *fa = &f->accounts[i];
+
+		fa->user = strdup(a->user);
+		if (!fa->user)
+			return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		if (a->password) {
+			if (!cs)
+				return amtprov_error_set(err, AMTPROV_E_CONFIG, "/credentials/store",
+							 "no credential store for account '%s'",
+							 a->user);
+			rc = pi_credstore_get(cs, a->password, &fa->password, err);
+			if (rc)
+				return rc;
+		} else {
+			fa->password = util_secret_new(0); /* AMT's empty provisioning password */
+			if (!fa->password)
+				return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		}
+		f->tr_accounts[i].user = fa->user;
+		f->tr_accounts[i].password = fa->password;
+		f->n_accounts++;
+	}
+	f->tloop = tloop_new(engine_base(e), tr, site_log(f->site), err);
+	return f->tloop ? AMTPROV_OK : err->code;
 }
 
 int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 {
+	struct manifest *m;
+
 	if (!e || !f)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, NULL, "no engine or flow");
+	m = site_manifest(f->site);
 	engine_set_handler(e, DS_REGISTERED, step_registered, f);
 	engine_set_handler(e, DS_NEED_DIRECTORY_ACCOUNT, step_directory, f);
+	if (m->transport) {
+		struct amtprov_error perr;
+
+		amtprov_error_clear(&perr);
+		drop_amt(f);
+		if (prepare_amt(e, f, &perr) != AMTPROV_OK) {
+			/* Provisioning stops (devices wait in NEED_DEVICE_CHECK) until the site
+			 * is fixed; nothing is failed for a site-wide problem. */
+			char msg[AMTPROV_ERROR_MSG_SIZE + AMTPROV_ERROR_WHERE_SIZE + 4];
+
+			snprintf(msg, sizeof(msg), "%s%s%s", perr.where, perr.where[0] ? ": " : "",
+				 perr.msg);
+			site_status(f->site, STATUS_PROVCERT_INVALID, NULL, msg);
+			drop_amt(f);
+		} else {
+			engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
+		}
+	}
 	return AMTPROV_OK;
 }

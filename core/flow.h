@@ -3,11 +3,12 @@
  * @file flow.h
  * @brief The provisioning flow's step handlers, registered on an engine for a site.
  *
- * Implemented so far: REGISTERED (start; choose the first step) and
- * NEED_DIRECTORY_ACCOUNT (R-PROV-04: account + SPNs through the directory plugin). The
- * AMT steps (device check, certificate, first and second stage, commit) need the
- * transport and land with it; until then devices wait in NEED_DEVICE_CHECK and
- * `amtprov device show` says why.
+ * Implemented so far: REGISTERED (start; choose the first step), NEED_DIRECTORY_ACCOUNT
+ * (R-PROV-04: account + SPNs through the directory plugin) and NEED_DEVICE_CHECK
+ * (R-PC-05 namespace, R-PROV-01 setup state, R-PROV-05 OTP hash, root hash in the
+ * firmware) over the site's transport with the provisioning certificate (R-PROV-07) and
+ * the ordered Digest accounts (R-PROV-09). The certificate and configuration steps come
+ * next; devices wait in NEED_CERTIFICATE until they land.
  */
 #ifndef AMTPROV_CORE_FLOW_H
 #define AMTPROV_CORE_FLOW_H

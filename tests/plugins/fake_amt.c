@@ -6,9 +6,14 @@
  * event-loop integration is exercised without any network.
  *
  * Config: "latency_ms" (default 5), "fail_op" (an op number that fails with E_DEVICE,
- * default 0 = none), "fail_fqdn" (only that device fails it; "" = every device).
+ * default 0 = none), "fail_fqdn" (only that device fails it; "" = every device),
+ * "post_fqdn" (that device reports it is already provisioned), "otp_hash" (what every
+ * device reports as its OTP hash), "root_hash" (the one SHA-256 root hash every device
+ * reports).
  * Results: GET_CORE_VERSION -> {"version": "<amt version of the device>"},
- *          GET_SETUP_STATE -> {"state": "pre"}; every other op -> {"op": N}.
+ *          GET_SETUP_STATE -> {"state": "pre" | "post"}, GET_OTP_HASH -> {"otp_hash": ..},
+ *          GET_HASHES -> {"hashes": [{"algorithm": "sha256", "hash": ..}]};
+ *          every other op -> {"op": N}.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -26,6 +31,9 @@ struct fa_cfg {
 	long long latency_ms;
 	long long fail_op;
 	char *fail_fqdn;
+	char *post_fqdn;
+	char *otp_hash;
+	char *root_hash;
 };
 
 struct fa_session {
@@ -55,6 +63,12 @@ static const struct amtprov_config_field fa_table[] = {
 	 "operation number that fails with E_DEVICE"},
 	{"fail_fqdn", AMTPROV_CFG_STRING, offsetof(struct fa_cfg, fail_fqdn), 0, "", 0, 0,
 	 "device that fails fail_op; empty: all"},
+	{"post_fqdn", AMTPROV_CFG_STRING, offsetof(struct fa_cfg, post_fqdn), 0, "", 0, 0,
+	 "device that reports post-provisioning"},
+	{"otp_hash", AMTPROV_CFG_STRING, offsetof(struct fa_cfg, otp_hash), 0, "", 0, 0,
+	 "OTP hash every device reports"},
+	{"root_hash", AMTPROV_CFG_STRING, offsetof(struct fa_cfg, root_hash), 0, "", 0, 0,
+	 "SHA-256 root hash every device reports"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -248,7 +262,13 @@ static int fa_finish(void *instance, void *session, struct json_t **result,
 	if (op == AMTPROV_AMT_GET_CORE_VERSION)
 		*result = json_pack("{s:s}", "version", s->version);
 	else if (op == AMTPROV_AMT_GET_SETUP_STATE)
-		*result = json_pack("{s:s}", "state", "pre");
+		*result = json_pack("{s:s}", "state",
+				    strcmp(in->cfg.post_fqdn, s->fqdn) == 0 ? "post" : "pre");
+	else if (op == AMTPROV_AMT_GET_OTP_HASH)
+		*result = json_pack("{s:s}", "otp_hash", in->cfg.otp_hash);
+	else if (op == AMTPROV_AMT_GET_HASHES)
+		*result = json_pack("{s:[{s:s,s:s}]}", "hashes", "algorithm", "sha256", "hash",
+				    in->cfg.root_hash);
 	else
 		*result = json_pack("{s:i}", "op", (int)op);
 	return *result ? AMTPROV_OK : amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
