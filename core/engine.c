@@ -252,7 +252,7 @@ static void job_free(struct engine_job *job)
 }
 
 static void finish(struct engine_job *job, enum device_state next, int error_code,
-		   const char *error_text, int may_retry)
+		   const char *error_text, int may_retry, int64_t at)
 {
 	struct engine *e = job->e;
 	const char *fqdn = job->dev.fqdn;
@@ -274,8 +274,8 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			alog(e->lg, AMTPROV_LOG_INFO, "%s -> %s", device_state_name(job->doing),
 			     device_state_name(next));
 			/* The next step need not wait for the periodic scan. */
-			if (persist(e, job, job->doing, next, 0, "", 0, attempts) == AMTPROV_OK &&
-			    device_state_runnable(next))
+			if (persist(e, job, job->doing, next, 0, "", at, attempts) == AMTPROV_OK &&
+			    device_state_runnable(next) && at <= now_of(e))
 				event_active(e->kick_ev, EV_TIMEOUT, 0);
 		}
 	} else {
@@ -307,12 +307,17 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 void engine_job_done(struct engine_job *job, enum device_state next, int error_code,
 		     const char *error_text)
 {
-	finish(job, next, error_code, error_text, 1);
+	finish(job, next, error_code, error_text, 1, 0);
+}
+
+void engine_job_defer(struct engine_job *job, enum device_state next, int64_t at)
+{
+	finish(job, next, AMTPROV_OK, NULL, 1, at);
 }
 
 void engine_job_fail(struct engine_job *job, int error_code, const char *error_text)
 {
-	finish(job, DS_INVALID, error_code ? error_code : AMTPROV_E_INTERNAL, error_text, 0);
+	finish(job, DS_INVALID, error_code ? error_code : AMTPROV_E_INTERNAL, error_text, 0, 0);
 }
 
 const struct store_device *engine_job_device(const struct engine_job *job)

@@ -104,6 +104,10 @@ enum device_state engine_job_state(const struct engine_job *job);
  */
 void engine_job_done(struct engine_job *job, enum device_state next, int error_code,
 		     const char *error_text);
+/** Ends the job successfully, moving to @p next but not before @p at (Unix seconds): for
+ * waiting states such as CA_WAITING, which are polled later. */
+void engine_job_defer(struct engine_job *job, enum device_state next, int64_t at);
+
 /** Like engine_job_done with a failure that is never retried. */
 void engine_job_fail(struct engine_job *job, int error_code, const char *error_text);
 

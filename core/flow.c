@@ -13,24 +13,7 @@
 #include "transport_loop.h"
 #include "util.h"
 
-/* A Digest account for provisioning (R-PROV-09), its password loaded once. */
-struct flow_account {
-	char *user;
-	struct amtprov_secret *password;
-};
-
-struct flow {
-	struct site *site;
-	/* The AMT steps; set when the site has a transport and a usable provisioning
-	 * certificate (otherwise devices wait in NEED_DEVICE_CHECK, and a status says why). */
-	struct tloop *tloop;
-	struct preflight *pf;
-	char *chain_pem;                 /* R-PROV-07: leaf -> root */
-	struct amtprov_secret *key_pem;
-	struct flow_account *accounts;
-	struct amtprov_transport_account *tr_accounts;
-	size_t n_accounts;
-};
+#include "flow_int.h"
 
 int flow_device_spns(const char *fqdn, char *buf, size_t buflen, const char **out, size_t max)
 {
@@ -468,6 +451,20 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 			drop_amt(f);
 		} else {
 			engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
+		}
+	}
+	/* R-PROV-06: the web server certificate, when the site names a CA for it; its key
+	 * is kept in the credential store, so one is required. */
+	if (m->web_server.ca) {
+		if (!m->credstore || !plugin_host_find(site_plugins(f->site), m->credstore) ||
+		    !plugin_host_find(site_plugins(f->site), m->web_server.ca)) {
+			site_status(f->site, STATUS_SITE_INCOMPLETE, NULL,
+				    "/certificates/web_server: a loaded CA instance and a credential "
+				    "store (/credentials/store) are needed to request web server "
+				    "certificates");
+		} else {
+			engine_set_handler(e, DS_NEED_CERTIFICATE, flow_step_certificate, f);
+			engine_set_handler(e, DS_CA_WAITING, flow_step_ca_waiting, f);
 		}
 	}
 	return AMTPROV_OK;

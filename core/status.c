@@ -17,6 +17,9 @@ static const struct status_entry catalog[] = {
 	 "Reloading the site manifest failed; the previous configuration stays in force"},
 	{8010, STORE_SEV_WARNING, "PLUGIN_OPTIONAL_FAILED",
 	 "An optional plugin could not be loaded or started; features that need it are off"},
+	{8011, STORE_SEV_ERROR, "SITE_INCOMPLETE",
+	 "Part of the site configuration a provisioning step needs is missing; devices wait at "
+	 "that step until it is configured"},
 	{8100, STORE_SEV_INFO, "DEVICE_REGISTERED", "A device was registered for provisioning"},
 	{8101, STORE_SEV_ERROR, "DEVICE_REFUSED",
 	 "A device was refused: its AMT status is not Not Provisioned"},

@@ -24,6 +24,7 @@ enum status_id {
 	STATUS_DAEMON_RELOADED = 8002,
 	STATUS_RELOAD_FAILED = 8003,
 	STATUS_PLUGIN_OPTIONAL_FAILED = 8010,
+	STATUS_SITE_INCOMPLETE = 8011,        /**< a step's configuration is missing: it waits */
 
 	STATUS_DEVICE_REGISTERED = 8100,
 	STATUS_DEVICE_REFUSED = 8101,         /**< not in Not Provisioned state (R-PROV-01) */

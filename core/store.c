@@ -443,6 +443,36 @@ int store_cert_list(struct store *st, const struct store_cert_filter *filter,
 	return st->ops->cert_list(st, filter, cb, ctx, err);
 }
 
+int store_cert_data_put(struct store *st, int64_t cert_id, const uint8_t *der, size_t der_len,
+			const char *chain_pem, struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)))
+		return rc;
+	if (!der || der_len == 0 || der_len > 1024 * 1024)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, st->path,
+					 "der: a certificate of 1 byte to 1 MiB is required");
+	if (chain_pem && strlen(chain_pem) > 4 * 1024 * 1024)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, st->path,
+					 "chain_pem: larger than 4 MiB");
+	return st->ops->cert_data_put(st, cert_id, der, der_len, chain_pem, err);
+}
+
+int store_cert_data_get(struct store *st, int64_t cert_id, uint8_t **der, size_t *der_len,
+			char **chain_pem, struct amtprov_error *err)
+{
+	CHECK_ST(st, err);
+	if (!der || !der_len)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, st->path, "no output buffer");
+	*der = NULL;
+	*der_len = 0;
+	if (chain_pem)
+		*chain_pem = NULL;
+	return st->ops->cert_data_get(st, cert_id, der, der_len, chain_pem, err);
+}
+
 int store_cert_set_status(struct store *st, int64_t id, const char *status, int reason,
 			  int64_t now, struct amtprov_error *err)
 {

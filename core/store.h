@@ -38,7 +38,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -143,7 +143,7 @@ struct store_pending {
 	int64_t id;
 	int64_t device_id;                 /**< 0: none */
 	char kind[STORE_SHORT_SIZE];       /**< "revoke", "ca-poll", "commit-password", ... */
-	char payload[2048];                /**< JSON, no secrets (credential names only) */
+	char payload[8192];                /**< JSON, no secrets (credential names only) */
 	int64_t created_at;
 	int64_t next_attempt_at;
 	int attempts;
@@ -240,6 +240,19 @@ int store_cert_list(struct store *st, const struct store_cert_filter *filter,
 /** Sets status (and revocation reason/time when status is STORE_CERT_REVOKED). */
 int store_cert_set_status(struct store *st, int64_t id, const char *status, int reason,
 			  int64_t now, struct amtprov_error *err);
+
+/**
+ * Stores a certificate's DER and its issuing chain (PEM, may be NULL) beside its record.
+ * Once per certificate: AMTPROV_E_EXISTS if already stored. Both buffers are copied.
+ */
+int store_cert_data_put(struct store *st, int64_t cert_id, const uint8_t *der, size_t der_len,
+			const char *chain_pem, struct amtprov_error *err);
+/**
+ * Reads them back. @p der and @p chain_pem (may be NULL) are malloc'd, caller frees;
+ * AMTPROV_E_NOT_FOUND when nothing was stored for @p cert_id.
+ */
+int store_cert_data_get(struct store *st, int64_t cert_id, uint8_t **der, size_t *der_len,
+			char **chain_pem, struct amtprov_error *err);
 
 /* ---- status messages ---- */
 int store_status_add(struct store *st, struct store_status_msg *msg, int64_t now,

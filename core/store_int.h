@@ -72,6 +72,10 @@ struct store_ops {
 	/** @p filter is never NULL here (store.c passes an all-zero filter instead). */
 	int (*cert_list)(struct store *st, const struct store_cert_filter *filter,
 			 store_cert_cb cb, void *ctx, struct amtprov_error *err);
+	int (*cert_data_put)(struct store *st, int64_t cert_id, const uint8_t *der,
+			     size_t der_len, const char *chain_pem, struct amtprov_error *err);
+	int (*cert_data_get)(struct store *st, int64_t cert_id, uint8_t **der, size_t *der_len,
+			     char **chain_pem, struct amtprov_error *err);
 	int (*cert_set_status)(struct store *st, int64_t id, const char *status, int reason,
 			       int64_t now, struct amtprov_error *err);
 

@@ -123,7 +123,19 @@ static const char *const store_migrations[] = {
 	"\n"
 	"PRAGMA user_version = 1;\n",
 
-	/* 1 -> 2 goes here. */
+	/* 1 -> 2: the certificates themselves, so a step that installs one in AMT after a
+	 * restart has it (R-PROV-13), and revocation has the exact certificate. Apart from
+	 * certificates so listing stays small. */
+	"CREATE TABLE certificate_data (\n"
+	"  cert_id INTEGER PRIMARY KEY REFERENCES certificates (id),\n"
+	"  der BLOB NOT NULL CHECK (length(der) > 0),\n"
+	"  chain_pem TEXT NOT NULL DEFAULT ''\n"
+	");\n"
+	"CREATE TRIGGER certificate_data_keep BEFORE DELETE ON certificate_data\n"
+	"  BEGIN SELECT RAISE(ABORT, 'certificate data is never deleted'); END;\n"
+	"PRAGMA user_version = 2;\n",
+
+	/* 2 -> 3 goes here. */
 };
 
 #endif /* AMTPROV_CORE_STORE_MIGRATIONS_H */

@@ -1519,6 +1519,86 @@ static int sq_cert_set_status(struct store *st, int64_t id, const char *status, 
 	return op_end(st, rc, err);
 }
 
+static int sq_cert_data_put(struct store *st, int64_t cert_id, const uint8_t *der,
+			    size_t der_len, const char *chain_pem, struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	rc = prepare(st, "INSERT INTO certificate_data (cert_id, der, chain_pem) VALUES (?1, ?2, ?3)",
+		     &s, err);
+	if (rc == AMTPROV_OK) {
+		if (sqlite3_bind_int64(s, 1, cert_id) != SQLITE_OK ||
+		    sqlite3_bind_blob(s, 2, der, (int)der_len, SQLITE_TRANSIENT) != SQLITE_OK ||
+		    sqlite3_bind_text(s, 3, chain_pem ? chain_pem : "", -1, SQLITE_TRANSIENT) !=
+			    SQLITE_OK)
+			rc = sq_fail(st, db_of(st), sqlite3_errcode(db_of(st)), "binding", err);
+	}
+	if (rc == AMTPROV_OK) {
+		r = sqlite3_step(s);
+		/* Extended result codes are on: compare the primary code. */
+		if ((r & 0xff) == SQLITE_CONSTRAINT) {
+			int ext = sqlite3_extended_errcode(db_of(st));
+
+			rc = ext == SQLITE_CONSTRAINT_FOREIGNKEY
+				     ? amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+							 "no certificate %lld", (long long)cert_id)
+				     : amtprov_error_set(err, AMTPROV_E_EXISTS, st->path,
+							 "certificate %lld already has its data",
+							 (long long)cert_id);
+		} else if (r != SQLITE_DONE) {
+			rc = sq_fail(st, db_of(st), r, "storing a certificate", err);
+		}
+	}
+	sqlite3_finalize(s);
+	return op_end(st, rc, err);
+}
+
+static int sq_cert_data_get(struct store *st, int64_t cert_id, uint8_t **der, size_t *der_len,
+			    char **chain_pem, struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	rc = prepare(st, "SELECT der, chain_pem FROM certificate_data WHERE cert_id = ?1", &s, err);
+	if (rc == AMTPROV_OK && sqlite3_bind_int64(s, 1, cert_id) != SQLITE_OK)
+		rc = sq_fail(st, db_of(st), sqlite3_errcode(db_of(st)), "binding", err);
+	if (rc == AMTPROV_OK) {
+		r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			int n = sqlite3_column_bytes(s, 0);
+			const void *blob = sqlite3_column_blob(s, 0);
+			const char *chain = (const char *)sqlite3_column_text(s, 1);
+
+			*der = malloc(n > 0 ? (size_t)n : 1);
+			if (chain_pem)
+				*chain_pem = strdup(chain ? chain : "");
+			if (!*der || (chain_pem && !*chain_pem)) {
+				free(*der);
+				*der = NULL;
+				if (chain_pem) {
+					free(*chain_pem);
+					*chain_pem = NULL;
+				}
+				rc = amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
+			} else {
+				memcpy(*der, blob, (size_t)n);
+				*der_len = (size_t)n;
+			}
+		} else if (r == SQLITE_DONE) {
+			rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+					       "no stored data for certificate %lld",
+					       (long long)cert_id);
+		} else {
+			rc = sq_fail(st, db_of(st), r, "reading a certificate", err);
+		}
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 /* ---- status messages ---- */
 
 static void read_status(struct rd *r, void *row)
@@ -1944,6 +2024,8 @@ static const struct store_ops sqlite_ops = {
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,
 	.cert_set_status = sq_cert_set_status,
+	.cert_data_put = sq_cert_data_put,
+	.cert_data_get = sq_cert_data_get,
 	.status_add = sq_status_add,
 	.status_list = sq_status_list,
 	.audit_add = sq_audit_add,

@@ -832,7 +832,7 @@ static void test_revoke_and_poll_follow_declared_capabilities(void)
 	fx_init(&f, 1);
 	issued = mk(&f, "a", "fake-ca-issued", NULL);
 	unreach = mk(&f, "b", "fake-ca-unreachable", NULL);
-	rejected = mk(&f, "c", "fake-ca-rejected", NULL);
+	rejected = mk(&f, "c", "fake-ca-unconfigured", NULL); /* declares no ca:revoke */
 	make_request(&req);
 	amtprov_error_clear(&err);
 	CU_ASSERT_EQUAL(pi_ca_revoke(issued, "dev1.example.com", &rev, &res, &err), AMTPROV_OK);

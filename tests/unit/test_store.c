@@ -1334,6 +1334,42 @@ static void test_second_handle_in_process_keeps_seeing_other_writers(void)
 	store_close(b);
 }
 
+/* R-PROV-13: an issued certificate's DER and chain are kept for the step that installs it. */
+static void test_cert_data_put_get_once(void)
+{
+	struct store *st = open_new();
+	struct store_cert c;
+	struct amtprov_error err;
+	static const uint8_t der[] = {0x30, 0x82, 0x01, 0x0a, 0x02, 0x01, 0x05};
+	uint8_t *got = NULL;
+	size_t len = 0;
+	char *chain = NULL;
+	int64_t dev = add_device(st, 5);
+
+	make_cert(&c, dev, 5, AMTPROV_PURPOSE_WEB_SERVER, 5000);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_cert_add(st, &c, 1000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_cert_data_get(st, c.id, &got, &len, &chain, &err), AMTPROV_E_NOT_FOUND);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_cert_data_put(st, c.id, der, sizeof(der), "-----BEGIN CERTIFICATE-----",
+					    &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_cert_data_put(st, c.id, der, sizeof(der), NULL, &err), AMTPROV_E_EXISTS);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_cert_data_put(st, 9999, der, sizeof(der), NULL, &err),
+			AMTPROV_E_NOT_FOUND);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_cert_data_put(st, c.id, der, 0, NULL, &err), AMTPROV_E_INVALID);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_cert_data_get(st, c.id, &got, &len, &chain, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(len, sizeof(der));
+	CU_ASSERT_EQUAL(memcmp(got, der, len), 0);
+	CU_ASSERT_STRING_EQUAL(chain, "-----BEGIN CERTIFICATE-----");
+	free(got);
+	free(chain);
+	CU_ASSERT_EQUAL(store_schema_version(st), STORE_SCHEMA_VERSION);
+	store_close(st);
+}
+
 void register_store_tests(void)
 {
 	static const struct {
@@ -1375,6 +1411,8 @@ void register_store_tests(void)
 		{ "certificates: add, list filters, revoke Superseded",
 		  test_cert_add_list_filters_and_revoke_superseded },
 		{ "certificates: duplicate sha256 is E_EXISTS", test_cert_duplicate_sha256_is_exists },
+		{ "certificates: DER and chain stored once, read back (R-PROV-13)",
+		  test_cert_data_put_get_once },
 		{ "status messages: filters, limit, newest first",
 		  test_status_messages_filter_and_limit_newest_first },
 		{ "status messages: paging has no skips or repeats",

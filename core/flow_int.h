@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to the flow's files (flow.c, flow_cert.c). */
+#ifndef AMTPROV_CORE_FLOW_INT_H
+#define AMTPROV_CORE_FLOW_INT_H
+
+#include "flow.h"
+#include "preflight.h"
+#include "transport_loop.h"
+
+/* A Digest account for provisioning (R-PROV-09), its password loaded once. */
+struct flow_account {
+	char *user;
+	struct amtprov_secret *password;
+};
+
+struct flow {
+	struct site *site;
+	/* The AMT steps; set when the site has a transport and a usable provisioning
+	 * certificate (otherwise devices wait in NEED_DEVICE_CHECK, and a status says why). */
+	struct tloop *tloop;
+	struct preflight *pf;
+	char *chain_pem;                 /* R-PROV-07: leaf -> root */
+	struct amtprov_secret *key_pem;
+	struct flow_account *accounts;
+	struct amtprov_transport_account *tr_accounts;
+	size_t n_accounts;
+};
+
+
+/* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
+void flow_step_certificate(struct engine_job *job, void *ctx);
+void flow_step_ca_waiting(struct engine_job *job, void *ctx);
+/* The credential-store record that holds a device's web server key. */
+void flow_web_key_name(const char *fqdn, char *out, size_t size);
+
+#endif
