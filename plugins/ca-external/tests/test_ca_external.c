@@ -1,0 +1,809 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_ca_external.c - CUnit tests of the ca-external plugin, loaded through the real plugin
+ * host from the build's plugin directory.
+ *
+ * request-file mode: the test plays the external CA with the real `openssl x509 -req`
+ * on the request the plugin wrote, and drops the answer (PEM chain, PKCS#12) in the inbox.
+ * scep mode: a real `scepserver` (Debian's scep package, micromdm/scep) is started on a free
+ * port; the test connects to 127.0.0.1 only and kills the server even when a test fails.
+ */
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <amtprov/ca.h>
+
+#include "ce.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "util.h"
+
+/* Test paths are short temporary directories; GCC cannot know that. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define SP_FQDN "oob.contoso.com"
+#define FQDN "amt1.contoso.com"
+#define CHALLENGE "secret123"
+#define P12_PASS "p12-s3cret"
+
+/* ---- fixture ---- */
+
+struct fx {
+	struct alog *log;
+	char **lines;
+	size_t n;
+	char root[PATH_MAX];
+	char dir[PATH_MAX]; /* <root>/plugins/ext */
+	struct plugin_host *ph;
+	struct plugin_instance *pi, *cs;
+};
+
+static void cap_cb(void *ctx, int level, const char *line)
+{
+	struct fx *f = ctx;
+	char **grown = realloc(f->lines, (f->n + 1) * sizeof(*grown));
+
+	(void)level;
+	if (grown) {
+		f->lines = grown;
+		if ((f->lines[f->n] = strdup(line)))
+			f->n++;
+	}
+}
+
+static int log_has(struct fx *f, const char *needle)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strstr(f->lines[i], needle))
+			return 1;
+	return 0;
+}
+
+static int run(const char *cmd)
+{
+	int st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void put_secret(struct fx *f, const char *name, const char *value)
+{
+	struct amtprov_secret *sec = util_secret_new(strlen(value));
+	struct amtprov_error err;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sec);
+	memcpy(sec->data, value, strlen(value));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(pi_credstore_put(f->cs, name, sec, &err), AMTPROV_OK);
+	util_secret_free(sec);
+}
+
+static int try_create(struct fx *f, const char *cfg_json, struct amtprov_error *err)
+{
+	json_t *cfg = json_loads(cfg_json, 0, NULL);
+	int rc;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	amtprov_error_clear(err);
+	rc = plugin_host_create(f->ph, "ext", "ca-external", cfg, AMTPROV_KIND_CA, &f->pi, err);
+	json_decref(cfg);
+	return rc;
+}
+
+/* A host with a fake credential store and one started instance "ext". */
+static void fx_init(struct fx *f, const char *cfg)
+{
+	struct amtprov_error err;
+	json_t *empty = json_object();
+	struct host_env env;
+
+	memset(f, 0, sizeof(*f));
+	f->log = alog_new("ca-external-test", AMTPROV_LOG_DEBUG, ALOG_CALLBACK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->log);
+	alog_set_callback(f->log, cap_cb, f);
+	snprintf(f->root, sizeof(f->root), "/tmp/ca-ext-test-XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(f->root));
+	snprintf(f->dir, sizeof(f->dir), "%s/plugins/ext", f->root);
+	env = (struct host_env){.log = f->log, .state_root = f->root, .config_base = "/plugins"};
+	f->ph = plugin_host_new(&env);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->ph);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_add_dir(f->ph, AMTPROV_PLUGIN_BUILD_DIR, &err),
+			      AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_add_dir(f->ph, AMTPROV_TEST_PLUGIN_DIR, &err),
+			      AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_create(f->ph, "store", "fake-credstore", empty,
+						 AMTPROV_KIND_CREDSTORE, &f->cs, &err),
+			      AMTPROV_OK);
+	json_decref(empty);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_set_credstore(f->ph, f->cs, &err), AMTPROV_OK);
+	if (!cfg)
+		return;
+	if (try_create(f, cfg, &err) != AMTPROV_OK)
+		fprintf(stderr, "\n  create: %s: %s\n", err.where, err.msg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->pi);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(f->ph, &err), AMTPROV_OK);
+}
+
+static void fx_done(struct fx *f)
+{
+	char cmd[PATH_MAX + 16];
+
+	plugin_host_free(f->ph);
+	alog_free(f->log);
+	for (size_t i = 0; i < f->n; i++)
+		free(f->lines[i]);
+	free(f->lines);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
+	CU_ASSERT_EQUAL(run(cmd), 0);
+}
+
+/* ---- requests and the external CA ---- */
+
+static EVP_PKEY *cached_key;
+
+/* A DER request for a provisioning certificate, built as amtprov-request builds it. */
+static uint8_t *make_csr(const char *challenge, EVP_PKEY **key_out, size_t *len)
+{
+	struct ce_request_opts o = {.cn = SP_FQDN, .marker = CE_MARK_BOTH, .bits = 2048,
+				    .challenge = challenge};
+	struct amtprov_error err;
+	EVP_PKEY *key = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *der = NULL;
+	uint8_t *copy;
+	int n;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(ce_request_new(&o, &key, &req, &err), AMTPROV_OK);
+	n = i2d_X509_REQ(req, &der);
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	copy = malloc((size_t)n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(copy);
+	memcpy(copy, der, (size_t)n);
+	*len = (size_t)n;
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	if (key_out)
+		*key_out = key;
+	else
+		EVP_PKEY_free(key);
+	return copy;
+}
+
+static void result_init(struct amtprov_ca_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->struct_size = sizeof(*res);
+}
+
+static int submit(struct fx *f, const uint8_t *csr, size_t len, struct amtprov_ca_result *res)
+{
+	struct amtprov_ca_request req = {
+		.struct_size = sizeof(req),
+		.purpose = AMTPROV_PURPOSE_PROVISIONING,
+		.csr_der = csr,
+		.csr_len = len,
+		.template_name = "AMTProvisioning",
+		.subject_fqdn = SP_FQDN,
+	};
+	struct amtprov_error err;
+	int rc;
+
+	result_init(res);
+	amtprov_error_clear(&err);
+	rc = pi_ca_submit(f->pi, SP_FQDN, &req, res, &err);
+	if (rc != AMTPROV_OK)
+		fprintf(stderr, "\n  submit: %s: %s\n", amtprov_status_name(rc), err.msg);
+	return rc;
+}
+
+/* Polls; @p csr NULL exercises the copy the plugin kept (a poll after a restart). */
+static int poll_req(struct fx *f, const uint8_t *csr, size_t len, const char *cookie,
+		    struct amtprov_ca_result *res)
+{
+	struct amtprov_ca_request req = {
+		.struct_size = sizeof(req),
+		.purpose = AMTPROV_PURPOSE_PROVISIONING,
+		.csr_der = csr,
+		.csr_len = len,
+		.subject_fqdn = SP_FQDN,
+	};
+	struct amtprov_error err;
+	char *c = strdup(cookie);
+	int rc;
+
+	result_init(res);
+	amtprov_error_clear(&err);
+	rc = pi_ca_poll(f->pi, SP_FQDN, &req, c, res, &err);
+	if (rc != AMTPROV_OK)
+		fprintf(stderr, "\n  poll: %s: %s\n", amtprov_status_name(rc), err.msg);
+	free(c);
+	return rc;
+}
+
+/* The external CA: a root made with `openssl req -x509` in <root>/extca. */
+static void make_ext_ca(struct fx *f)
+{
+	char cmd[4 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && mkdir -p extca && openssl req -x509 -newkey rsa:2048 -nodes "
+		 "-keyout extca/ca.key -out extca/ca.pem -days 30 -subj '/O=Example "
+		 "Trust/CN=Example External CA' >extca/log 2>&1",
+		 f->root);
+	CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+}
+
+/* The external CA signs @p csr_path, copying the requested extensions (a version 2
+ * template would do the same, R-CA-03), into @p out. */
+static void ext_sign(struct fx *f, const char *csr_path, const char *out)
+{
+	char cmd[6 * PATH_MAX];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && openssl x509 -req -in '%s' -CA extca/ca.pem -CAkey extca/ca.key "
+		 "-CAcreateserial -days 20 -copy_extensions copy -out '%s' >>extca/log 2>&1",
+		 f->root, csr_path, out);
+	CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+}
+
+static X509 *result_cert(const struct amtprov_ca_result *res)
+{
+	const unsigned char *p = res->cert_der;
+
+	return d2i_X509(NULL, &p, (long)res->cert_len);
+}
+
+static int has_eku(X509 *x, const char *oid)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	ASN1_OBJECT *want = OBJ_txt2obj(oid, 1);
+	int found = 0;
+
+	for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++)
+		found |= OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0;
+	EXTENDED_KEY_USAGE_free(eku);
+	ASN1_OBJECT_free(want);
+	return found;
+}
+
+/* ---- request-file mode ---- */
+
+#define RF_CFG "{\"mode\": \"request-file\", \"poll_interval\": 0}"
+
+/* R-CA-03, R-PC-01: the request goes out as a file, the external CA signs it with
+ * `openssl x509 -req`, the chain (in the wrong order) comes back, the key is checked. */
+static void test_request_file_round_trip(void)
+{
+	struct fx f;
+	struct amtprov_ca_result res;
+	EVP_PKEY *key;
+	size_t len;
+	uint8_t *csr;
+	char path[PATH_MAX], cookie[AMTPROV_CA_COOKIE_SIZE], cmd[4 * PATH_MAX];
+	struct stat st;
+	X509 *x;
+
+	fx_init(&f, RF_CFG);
+	make_ext_ca(&f);
+	csr = make_csr(NULL, &key, &len);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(res.outcome, AMTPROV_CA_WAIT);
+	CU_ASSERT_TRUE_FATAL(ce_id_ok(res.cookie));
+	CU_ASSERT_STRING_EQUAL(res.request_id, res.cookie);
+	snprintf(cookie, sizeof(cookie), "%s", res.cookie);
+	pi_ca_result_release(&res);
+	snprintf(path, sizeof(path), "%s/outbox/%s.csr", f.dir, cookie);
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/outbox/%s.json", f.dir, cookie);
+	{
+		json_t *meta = json_load_file(path, 0, NULL);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(meta);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(meta, "purpose")),
+				       "provisioning");
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(meta, "template")),
+				       "AMTProvisioning");
+		json_decref(meta);
+	}
+
+	/* Nothing in the inbox yet: WAIT again with the same cookie. */
+	CU_ASSERT_EQUAL(poll_req(&f, csr, len, cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_WAIT);
+	CU_ASSERT_STRING_EQUAL(res.cookie, cookie);
+	pi_ca_result_release(&res);
+
+	/* The CA answers; the chain file lists the CA first, the leaf second. */
+	snprintf(path, sizeof(path), "%s/outbox/%s.csr", f.dir, cookie);
+	ext_sign(&f, path, "leaf.pem");
+	snprintf(cmd, sizeof(cmd), "cd '%s' && cat extca/ca.pem leaf.pem > '%s/inbox/%s.pem'",
+		 f.root, f.dir, cookie);
+	CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+	CU_ASSERT_EQUAL(poll_req(&f, NULL, 0, cookie, &res), AMTPROV_OK);
+	if (res.outcome != AMTPROV_CA_ISSUED)
+		fprintf(stderr, "\n  %s: %s\n", amtprov_ca_outcome_name(res.outcome), res.message);
+	CU_ASSERT_EQUAL_FATAL(res.outcome, AMTPROV_CA_ISSUED);
+	x = result_cert(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	CU_ASSERT_TRUE(ce_same_key(X509_get0_pubkey(x), key));
+	CU_ASSERT_TRUE(has_eku(x, "1.3.6.1.5.5.7.3.1"));
+	CU_ASSERT_TRUE(has_eku(x, CE_OID_AMT_PROV));
+	CU_ASSERT_PTR_NOT_NULL(res.chain_pem);
+	CU_ASSERT_PTR_NOT_NULL(res.chain_pem && strstr(res.chain_pem, "BEGIN CERTIFICATE"));
+	X509_free(x);
+	pi_ca_result_release(&res);
+	/* Consumed: renamed so it is not imported twice. */
+	snprintf(path, sizeof(path), "%s/inbox/%s.pem.imported", f.dir, cookie);
+	CU_ASSERT_EQUAL(stat(path, &st), 0);
+	EVP_PKEY_free(key);
+	free(csr);
+	fx_done(&f);
+}
+
+/* R-CA-03: a certificate for another key is refused; so is a request the CA turned down. */
+static void test_request_file_refusals(void)
+{
+	struct fx f;
+	struct amtprov_ca_result res;
+	size_t len, len2;
+	uint8_t *csr = make_csr(NULL, NULL, &len), *other = make_csr(NULL, NULL, &len2);
+	char path[PATH_MAX], cookie[AMTPROV_CA_COOKIE_SIZE], cookie2[AMTPROV_CA_COOKIE_SIZE];
+	FILE *fp;
+
+	fx_init(&f, RF_CFG);
+	make_ext_ca(&f);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	snprintf(cookie, sizeof(cookie), "%s", res.cookie);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, other, len2, &res), AMTPROV_OK);
+	snprintf(cookie2, sizeof(cookie2), "%s", res.cookie);
+	CU_ASSERT_STRING_NOT_EQUAL(cookie, cookie2);
+
+	/* The answer to request 2 dropped under request 1's name. */
+	snprintf(path, sizeof(path), "%s/outbox/%s.csr", f.dir, cookie2);
+	ext_sign(&f, path, "other.pem");
+	snprintf(path, sizeof(path), "cp '%s/other.pem' '%s/inbox/%s.crt'", f.root, f.dir, cookie);
+	CU_ASSERT_EQUAL_FATAL(run(path), 0);
+	CU_ASSERT_EQUAL(poll_req(&f, csr, len, cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "certificate does not match the request key"));
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	pi_ca_result_release(&res);
+
+	/* A .rejected file carries the CA's reason. */
+	snprintf(path, sizeof(path), "%s/inbox/%s.rejected", f.dir, cookie2);
+	fp = fopen(path, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	fputs("\nOrganization validation failed for contoso.com\nmore detail\n", fp);
+	fclose(fp);
+	CU_ASSERT_EQUAL(poll_req(&f, other, len2, cookie2, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "Organization validation failed for contoso.com"));
+	pi_ca_result_release(&res);
+
+	/* A cookie that tries to leave the inbox is refused outright. */
+	CU_ASSERT_EQUAL(poll_req(&f, csr, len, "../../etc/passwd", &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	pi_ca_result_release(&res);
+	free(csr);
+	free(other);
+	fx_done(&f);
+}
+
+/* R-CA-03: a PKCS#12 answer, its password from the credential store, never logged. */
+static void test_request_file_pkcs12(void)
+{
+	struct fx f;
+	struct amtprov_ca_result res;
+	EVP_PKEY *key;
+	size_t len;
+	uint8_t *csr;
+	char path[PATH_MAX], cookie[AMTPROV_CA_COOKIE_SIZE], cmd[6 * PATH_MAX];
+	X509 *x;
+
+	fx_init(&f, NULL);
+	put_secret(&f, "ext/p12-pass", "not-the-password");
+	{
+		struct amtprov_error err;
+
+		CU_ASSERT_EQUAL_FATAL(try_create(&f,
+						 "{\"mode\": \"request-file\", \"poll_interval\": "
+						 "60, \"p12_password\": \"ext/p12-pass\"}",
+						 &err),
+				      AMTPROV_OK);
+		CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(f.ph, &err), AMTPROV_OK);
+	}
+	make_ext_ca(&f);
+	csr = make_csr(NULL, &key, &len);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_WAIT_WITH_DELAY);
+	CU_ASSERT_EQUAL(res.delay_seconds, 60);
+	snprintf(cookie, sizeof(cookie), "%s", res.cookie);
+	snprintf(path, sizeof(path), "%s/outbox/%s.csr", f.dir, cookie);
+	ext_sign(&f, path, "leaf.pem");
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && openssl pkcs12 -export -nokeys -in leaf.pem -certfile extca/ca.pem "
+		 "-passout pass:%s -out '%s/inbox/%s.p12'",
+		 f.root, P12_PASS, f.dir, cookie);
+	CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+
+	/* Wrong password in the store: not final, the file stays for the next poll. */
+	CU_ASSERT_EQUAL(poll_req(&f, csr, len, cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_UNCONFIGURED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "wrong password"));
+	pi_ca_result_release(&res);
+
+	put_secret(&f, "ext/p12-pass", P12_PASS);
+	CU_ASSERT_EQUAL(poll_req(&f, csr, len, cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(res.outcome, AMTPROV_CA_ISSUED);
+	x = result_cert(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	CU_ASSERT_TRUE(ce_same_key(X509_get0_pubkey(x), key));
+	CU_ASSERT_PTR_NOT_NULL(res.chain_pem);
+	X509_free(x);
+	pi_ca_result_release(&res);
+	CU_ASSERT_FALSE(log_has(&f, P12_PASS));
+	EVP_PKEY_free(key);
+	free(csr);
+	fx_done(&f);
+}
+
+/* R-PC-01/02, R-CA-03: amtprov-request makes a 0600 RSA key and a request with CN = the
+ * service point FQDN, EKU serverAuth + AMT OID and the setup OU; import checks the key. */
+static void test_provisioning_request_tool(void)
+{
+	struct fx f;
+	char cmd[6 * PATH_MAX], path[PATH_MAX], buf[256];
+	struct stat st;
+	X509_REQ *req;
+	X509_NAME *subj;
+	STACK_OF(X509_EXTENSION) *exts;
+	EXTENDED_KEY_USAGE *eku;
+	EVP_PKEY *pub;
+	FILE *fp;
+	int found_oid = 0, found_sa = 0, idx;
+
+	fx_init(&f, NULL);
+	make_ext_ca(&f);
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && '%s' new --cn %s --key prov.key --csr prov.csr --marker both",
+		 f.root, AMTPROV_REQUEST_TOOL, SP_FQDN);
+	CU_ASSERT_EQUAL_FATAL(run(cmd), 0);
+	snprintf(path, sizeof(path), "%s/prov.key", f.root);
+	CU_ASSERT_EQUAL_FATAL(stat(path, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+
+	snprintf(path, sizeof(path), "%s/prov.csr", f.root);
+	fp = fopen(path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+	req = PEM_read_X509_REQ(fp, NULL, NULL, NULL);
+	fclose(fp);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+	CU_ASSERT_EQUAL(X509_REQ_verify(req, X509_REQ_get0_pubkey(req)), 1);
+	subj = X509_REQ_get_subject_name(req);
+	CU_ASSERT_TRUE(X509_NAME_get_text_by_NID(subj, NID_commonName, buf, sizeof(buf)) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, SP_FQDN);
+	CU_ASSERT_TRUE(X509_NAME_get_text_by_NID(subj, NID_organizationalUnitName, buf,
+						 sizeof(buf)) > 0);
+	CU_ASSERT_STRING_EQUAL(buf, CE_OU_AMT_PROV);
+	pub = X509_REQ_get0_pubkey(req);
+	CU_ASSERT_TRUE(EVP_PKEY_is_a(pub, "RSA") && EVP_PKEY_get_bits(pub) >= 2048);
+	exts = X509_REQ_get_extensions(req);
+	idx = X509v3_get_ext_by_NID(exts, NID_ext_key_usage, -1);
+	CU_ASSERT_TRUE_FATAL(idx >= 0);
+	eku = X509V3_EXT_d2i(X509v3_get_ext(exts, idx));
+	for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++) {
+		OBJ_obj2txt(buf, sizeof(buf), sk_ASN1_OBJECT_value(eku, i), 1);
+		found_oid |= strcmp(buf, CE_OID_AMT_PROV) == 0;
+		found_sa |= strcmp(buf, "1.3.6.1.5.5.7.3.1") == 0;
+	}
+	CU_ASSERT_TRUE(found_oid);
+	CU_ASSERT_TRUE(found_sa);
+	EXTENDED_KEY_USAGE_free(eku);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+
+	/* The external CA signs; the answer imports against the key, and not against another. */
+	ext_sign(&f, "prov.csr", "answer.pem");
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && cat extca/ca.pem >> answer.pem && '%s' import --key prov.key --in "
+		 "answer.pem --out provisioning.pem >/dev/null && openssl verify -CAfile "
+		 "extca/ca.pem provisioning.pem >/dev/null",
+		 f.root, AMTPROV_REQUEST_TOOL);
+	CU_ASSERT_EQUAL(run(cmd), 0);
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && '%s' new --cn other.contoso.com --key other.key --csr other.csr "
+		 ">/dev/null && '%s' import --key other.key --in answer.pem --out x.pem 2>err.txt; "
+		 "st=$?; grep -q 'does not match the request key' err.txt && exit $st",
+		 f.root, AMTPROV_REQUEST_TOOL, AMTPROV_REQUEST_TOOL);
+	CU_ASSERT_EQUAL(run(cmd), 1);
+	/* PKCS#12 with the password from a file. */
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && printf '%%s\\n' '%s' > pw && openssl pkcs12 -export -inkey prov.key "
+		 "-in answer.pem -passout pass:%s -out answer.p12 && '%s' import --key prov.key "
+		 "--in answer.p12 --password-file pw --out p12.pem >/dev/null",
+		 f.root, P12_PASS, P12_PASS, AMTPROV_REQUEST_TOOL);
+	CU_ASSERT_EQUAL(run(cmd), 0);
+	fx_done(&f);
+}
+
+static void test_config_errors(void)
+{
+	static const struct {
+		const char *cfg, *where;
+	} bad[] = {
+		{"{}", "mode"},
+		{"{\"mode\": \"email\"}", "/mode"},
+		{"{\"mode\": \"scep\"}", "/url"},
+		{"{\"mode\": \"scep\", \"url\": \"ftp://x\"}", "/url"},
+		{"{\"mode\": \"scep\", \"url\": \"http://x\", \"ca_fingerprint\": \"abc\"}",
+		 "/ca_fingerprint"},
+		{"{\"mode\": \"request-file\", \"url\": \"http://x\"}", "/mode"},
+		{"{\"mode\": \"request-file\", \"bogus\": 1}", "bogus"},
+	};
+	struct fx f;
+	struct amtprov_error err;
+
+	fx_init(&f, NULL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f.pi = NULL;
+		CU_ASSERT_NOT_EQUAL(try_create(&f, bad[i].cfg, &err), AMTPROV_OK);
+		if (!strstr(err.where, bad[i].where) && !strstr(err.msg, bad[i].where))
+			fprintf(stderr, "\n  %s: where '%s' msg '%s'\n", bad[i].cfg, err.where,
+				err.msg);
+		CU_ASSERT_TRUE(strstr(err.where, bad[i].where) || strstr(err.msg, bad[i].where));
+	}
+	fx_done(&f);
+}
+
+/* ---- scep mode against the real scepserver ---- */
+
+static pid_t scep_pid;
+static char scep_dir[PATH_MAX];
+static int scep_port;
+
+static void scep_stop(void)
+{
+	if (scep_pid > 0) {
+		kill(scep_pid, SIGTERM);
+		waitpid(scep_pid, NULL, 0);
+		scep_pid = 0;
+	}
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t l = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(s, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (s >= 0)
+		close(s);
+	return port;
+}
+
+/* scepserver binds every interface (it has no bind option); the plugin only ever talks to
+ * 127.0.0.1. */
+static int scep_start(void)
+{
+	char cmd[2 * PATH_MAX], port[16], logp[PATH_MAX];
+
+	snprintf(scep_dir, sizeof(scep_dir), "/tmp/ca-ext-scep-XXXXXX");
+	if (!mkdtemp(scep_dir))
+		return -1;
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && scepserver ca -init -depot depot -organization TestOrg -keySize 2048 "
+		 ">init.log 2>&1",
+		 scep_dir);
+	if (run(cmd) != 0)
+		return -1;
+	scep_port = free_port();
+	snprintf(port, sizeof(port), "%d", scep_port);
+	snprintf(logp, sizeof(logp), "%s/server.log", scep_dir);
+	scep_pid = fork();
+	if (scep_pid == 0) {
+		FILE *lf = freopen(logp, "w", stdout);
+
+		(void)lf;
+		/* Dies with the test, even when the test itself crashes. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(STDOUT_FILENO, STDERR_FILENO);
+		if (chdir(scep_dir) == 0)
+			execlp("scepserver", "scepserver", "-depot", "depot", "-port", port,
+			       "-challenge=" CHALLENGE, "-allowrenew", "0", "-debug", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(cmd, sizeof(cmd), "grep -q listening '%s'", logp);
+		if (run(cmd) == 0)
+			return 0;
+		usleep(100000);
+	}
+	return -1;
+}
+
+static int scep_suite_init(void)
+{
+	return 0;
+}
+
+static int scep_suite_clean(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	scep_stop();
+	if (scep_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", scep_dir);
+		run(cmd);
+	}
+	return 0;
+}
+
+static X509 *load_pem_cert(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	X509 *x = fp ? PEM_read_X509(fp, NULL, NULL, NULL) : NULL;
+
+	if (fp)
+		fclose(fp);
+	return x;
+}
+
+static int verifies(X509 *leaf, X509 *ca)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	int ok;
+
+	X509_STORE_add_cert(st, ca);
+	X509_STORE_CTX_init(ctx, st, leaf, NULL);
+	ok = X509_verify_cert(ctx) == 1;
+	if (!ok)
+		fprintf(stderr, "\n  verify: %s\n",
+			X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	return ok;
+}
+
+/* R-CA-03 (external CA by SCEP): right challenge issues, wrong challenge is REJECTED with the
+ * server's answer, a request without a challenge is refused with a reason, a stopped server
+ * is UNREACHABLE. */
+static void test_scep_enroll(void)
+{
+	struct fx f;
+	struct amtprov_ca_result res;
+	struct amtprov_error err;
+	char cfg[512], path[PATH_MAX], *roots = NULL;
+	EVP_PKEY *key;
+	size_t len;
+	uint8_t *csr;
+	X509 *x, *ca;
+
+	CU_ASSERT_EQUAL_FATAL(scep_start(), 0);
+	snprintf(cfg, sizeof(cfg),
+		 "{\"mode\": \"scep\", \"url\": \"http://127.0.0.1:%d/scep\", \"challenge\": "
+		 "\"ext/scep-challenge\", \"timeout_seconds\": 10}",
+		 scep_port);
+	fx_init(&f, NULL);
+	put_secret(&f, "ext/scep-challenge", CHALLENGE);
+	CU_ASSERT_EQUAL_FATAL(try_create(&f, cfg, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(f.ph, &err), AMTPROV_OK);
+	snprintf(path, sizeof(path), "%s/depot/ca.pem", scep_dir);
+	ca = load_pem_cert(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+
+	/* Right challenge. */
+	csr = make_csr(CHALLENGE, &key, &len);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	if (res.outcome != AMTPROV_CA_ISSUED)
+		fprintf(stderr, "\n  %s: %s\n", amtprov_ca_outcome_name(res.outcome), res.message);
+	CU_ASSERT_EQUAL_FATAL(res.outcome, AMTPROV_CA_ISSUED);
+	x = result_cert(&res);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	CU_ASSERT_TRUE(ce_same_key(X509_get0_pubkey(x), key));
+	CU_ASSERT_TRUE(verifies(x, ca));
+	CU_ASSERT_PTR_NOT_NULL(res.chain_pem);
+	CU_ASSERT_TRUE(res.request_id[0] != '\0');
+	X509_free(x);
+	pi_ca_result_release(&res);
+	EVP_PKEY_free(key);
+	free(csr);
+
+	/* fetch_roots is GetCACert. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(pi_ca_fetch_roots(f.pi, &roots, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL(roots && strstr(roots, "BEGIN CERTIFICATE"));
+	free(roots);
+
+	/* Wrong challenge: the server's own verdict. */
+	csr = make_csr("WRONG", NULL, &len);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	if (!strstr(res.message, "badRequest"))
+		fprintf(stderr, "\n  wrong challenge: %s: %s\n",
+			amtprov_ca_outcome_name(res.outcome), res.message);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "badRequest"));
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	pi_ca_result_release(&res);
+	free(csr);
+
+	/* No challenge in the request while the server needs one. */
+	csr = make_csr(NULL, NULL, &len);
+	CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "challengePassword"));
+	pi_ca_result_release(&res);
+	free(csr);
+
+	/* Server gone. */
+	scep_stop();
+	csr = make_csr(CHALLENGE, NULL, &len);
+	CU_ASSERT_EQUAL(submit(&f, csr, len, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_UNREACHABLE);
+	pi_ca_result_release(&res);
+	free(csr);
+	CU_ASSERT_FALSE(log_has(&f, CHALLENGE));
+	X509_free(ca);
+	fx_done(&f);
+}
+
+static void test_descriptor(void)
+{
+	struct fx f;
+
+	fx_init(&f, RF_CFG);
+	CU_ASSERT_TRUE(plugin_instance_has_cap(f.pi, AMTPROV_CAP_CA_POLL));
+	CU_ASSERT_TRUE(plugin_instance_has_cap(f.pi, AMTPROV_CAP_CA_PURPOSE_PROV));
+	CU_ASSERT_FALSE(plugin_instance_has_cap(f.pi, AMTPROV_CAP_CA_REVOKE));
+	fx_done(&f);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	s = CU_add_suite("ca_external_request_file", NULL, NULL);
+	CU_add_test(s, "request file round trip via openssl x509 -req (R-CA-03, R-PC-01)",
+		    test_request_file_round_trip);
+	CU_add_test(s, "wrong key and .rejected answers refused (R-CA-03)",
+		    test_request_file_refusals);
+	CU_add_test(s, "PKCS#12 answer, password from the credential store (R-CA-03)",
+		    test_request_file_pkcs12);
+	CU_add_test(s, "amtprov-request: provisioning CSR with AMT OID/OU (R-PC-01/02, R-CA-03)",
+		    test_provisioning_request_tool);
+	CU_add_test(s, "configuration errors", test_config_errors);
+	CU_add_test(s, "descriptor capabilities", test_descriptor);
+	s = CU_add_suite("ca_external_scep", scep_suite_init, scep_suite_clean);
+	CU_add_test(s, "SCEP against the real scepserver (R-CA-03)", test_scep_enroll);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	EVP_PKEY_free(cached_key);
+	return failed ? 1 : 0;
+}
