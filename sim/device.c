@@ -274,7 +274,12 @@ int device_init(struct device *d, const char *id, const char *version)
 	d->tls_local.accept_non_secure = true;
 	d->kerberos.clock_tolerance = 5;
 	d->ieee8021x.pxe_timeout = 120;
+	d->ieee8021x.ips_enabled = 3;
+	d->ieee8021x.available_in_s0 = true;
 	d->wifi_sync_mode = 0;
+	d->keygen_ms = 1500;
+	if (sim_random(d->hbs_nonce, sizeof(d->hbs_nonce)) != 0)
+		return -1;
 	for (size_t i = 0; i < sizeof(default_hashes) / sizeof(default_hashes[0]); i++) {
 		const struct default_hash *h = &default_hashes[i];
 		unsigned char bin[48];
@@ -315,6 +320,9 @@ void device_clear(struct device *d)
 	free(d->self_key_pem);
 	d->self_cert_pem = NULL;
 	d->self_key_pem = NULL;
+	for (int i = 0; i < d->hbs_chain_len; i++)
+		free(d->hbs_chain[i]);
+	d->hbs_chain_len = 0;
 }
 
 static void audit_push(struct device *d, time_t when, char *event)
@@ -373,6 +381,10 @@ void device_unprovision(struct device *d)
 	d->kerberos.clock_tolerance = 5;
 	memset(&d->ieee8021x, 0, sizeof(d->ieee8021x));
 	d->ieee8021x.pxe_timeout = 120;
+	d->ieee8021x.ips_enabled = 3;
+	d->ieee8021x.available_in_s0 = true;
+	d->tls_pending = false;
+	d->tls_generation++;
 	d->prov_state = DEV_PRE;
 	d->control_mode = DEV_CM_NONE;
 	d->otp[0] = '\0';
@@ -432,6 +444,7 @@ static const struct field device_fields[] = {
 	FB(device, "ping_enabled", ping_enabled),
 	FB(device, "rmcp_ping_enabled", rmcp_ping_enabled),
 	FI(device, "wifi_sync_mode", wifi_sync_mode),
+	FI(device, "clock_offset", clock_offset), FB(device, "tls_pending", tls_pending),
 	FB(device, "tls_modern_override", tls_modern_override),
 	FEND,
 };
@@ -466,7 +479,9 @@ static const struct field x_fields[] = {
 	FI(dev_8021x, "server_cert_name_comparison", server_cert_name_comparison),
 	FI(dev_8021x, "pxe_timeout", pxe_timeout),
 	FU(dev_8021x, "client_cert_handle", client_cert_handle),
-	FU(dev_8021x, "root_cert_handle", root_cert_handle), FEND,
+	FU(dev_8021x, "root_cert_handle", root_cert_handle),
+	FI(dev_8021x, "ips_enabled", ips_enabled),
+	FB(dev_8021x, "available_in_s0", available_in_s0), FEND,
 };
 
 static const struct field user_fields[] = {
@@ -567,6 +582,10 @@ json_t *device_to_json(const struct device *d, bool secrets)
 		json_object_set_new(o, "address", json_string(d->address));
 	json_object_set_new(o, "tls_remote", fields_to_json(tls_fields, &d->tls_remote, secrets));
 	json_object_set_new(o, "tls_local", fields_to_json(tls_fields, &d->tls_local, secrets));
+	json_object_set_new(o, "tls_remote_pending",
+			    fields_to_json(tls_fields, &d->tls_remote_pending, secrets));
+	json_object_set_new(o, "tls_local_pending",
+			    fields_to_json(tls_fields, &d->tls_local_pending, secrets));
 	a = json_array();
 	for (int i = 0; i < d->tls_remote.n_trusted_cn; i++)
 		json_array_append_new(a, json_string(d->tls_remote.trusted_cn[i]));
@@ -716,6 +735,12 @@ int device_apply_json(struct device *d, json_t *o, char *err, size_t errlen)
 			     "tls_remote", err, errlen) ||
 	    fields_from_json(tls_fields, &d->tls_local, json_object_get(o, "tls_local"),
 			     "tls_local", err, errlen) ||
+	    fields_from_json(tls_fields, &d->tls_remote_pending,
+			     json_object_get(o, "tls_remote_pending"), "tls_remote_pending", err,
+			     errlen) ||
+	    fields_from_json(tls_fields, &d->tls_local_pending,
+			     json_object_get(o, "tls_local_pending"), "tls_local_pending", err,
+			     errlen) ||
 	    fields_from_json(krb_fields, &d->kerberos, json_object_get(o, "kerberos"), "kerberos",
 			     err, errlen) ||
 	    fields_from_json(port_fields, &d->wired, json_object_get(o, "wired"), "wired", err,
@@ -896,4 +921,208 @@ int device_save(struct device *d, const char *path)
 	if (rc == 0)
 		d->dirty = false;
 	return rc;
+}
+
+/* ---- wireless profiles ---------------------------------------------------------------- */
+
+int device_add_wifi(struct device *d, const struct dev_wifi *w)
+{
+	int users = 0, oldest_user = -1;
+
+	for (int i = 0; i < d->n_wifi; i++) {
+		if (!strcmp(d->wifi[i].name, w->name))
+			return -2;
+		if (d->wifi[i].user_profile) {
+			users++;
+			if (oldest_user < 0)
+				oldest_user = i; /* kept in insertion order: the first is the oldest */
+		}
+	}
+	/* AMT keeps at most 8 user (host-synced) profiles: the 9th replaces the oldest. A user
+	 * profile may also take the oldest user slot when all 16 are taken. */
+	if (w->user_profile && oldest_user >= 0 &&
+	    (users >= DEV_MAX_WIFI_USER || d->n_wifi >= DEV_MAX_WIFI)) {
+		memmove(&d->wifi[oldest_user], &d->wifi[oldest_user + 1],
+			(size_t)(d->n_wifi - oldest_user - 1) * sizeof(d->wifi[0]));
+		d->n_wifi--;
+		device_audit(d, "wireless: oldest user profile replaced (limit %d user profiles)",
+			     DEV_MAX_WIFI_USER);
+	}
+	if (d->n_wifi >= DEV_MAX_WIFI)
+		return -1;
+	d->wifi[d->n_wifi++] = *w;
+	d->dirty = true;
+	return 0;
+}
+
+/* ---- fault injection ------------------------------------------------------------------- */
+
+uint64_t device_fault_rand(struct device *d)
+{
+	/* xorshift64*: tiny, fast and good enough to make fault patterns repeatable. */
+	uint64_t x = d->faults.rng ? d->faults.rng : 0x9E3779B97F4A7C15ULL;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	d->faults.rng = x;
+	return x * 0x2545F4914F6CDD1DULL;
+}
+
+static bool roll_percent(struct device *d, unsigned pct)
+{
+	return pct && device_fault_rand(d) % 100 < pct;
+}
+
+static bool nth_hit(unsigned long count, unsigned long nth, bool repeat)
+{
+	if (!nth)
+		return false;
+	return repeat ? count % nth == 0 : count == nth;
+}
+
+bool device_fault_drop(struct device *d)
+{
+	struct dev_faults *f = &d->faults;
+
+	f->requests++;
+	return nth_hit(f->requests, f->drop_nth, f->drop_repeat) || roll_percent(d, f->drop_percent);
+}
+
+bool device_fault_digest(struct device *d)
+{
+	struct dev_faults *f = &d->faults;
+
+	f->auth_requests++;
+	return nth_hit(f->auth_requests, f->digest_fail_nth, f->digest_fail_repeat) ||
+	       roll_percent(d, f->digest_fail_percent);
+}
+
+unsigned device_fault_latency(struct device *d)
+{
+	struct dev_faults *f = &d->faults;
+
+	return f->latency_ms +
+	       (f->latency_jitter_ms ? (unsigned)(device_fault_rand(d) % (f->latency_jitter_ms + 1))
+				     : 0);
+}
+
+bool device_flash_write(struct device *d)
+{
+	struct dev_faults *f = &d->faults;
+
+	if (f->flash_writes && f->flash_writes_done >= f->flash_writes)
+		return false;
+	f->flash_writes_done++;
+	return true;
+}
+
+static int fault_uint(json_t *o, const char *key, unsigned long max, unsigned long *out,
+		      char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    (unsigned long long)json_integer_value(v) > max) {
+		snprintf(err, errlen, "faults.%s: want an integer 0..%lu", key, max);
+		return -1;
+	}
+	*out = (unsigned long)json_integer_value(v);
+	return 0;
+}
+
+static int fault_bool(json_t *o, const char *key, bool *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v)) {
+		snprintf(err, errlen, "faults.%s: want true or false", key);
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t errlen)
+{
+	static const char *const known[] = {
+		"seed", "latency_ms", "latency_jitter_ms", "drop_nth", "drop_repeat",
+		"drop_percent", "commit_fail", "flash_writes", "wrong_otp", "digest_fail_nth",
+		"digest_fail_repeat", "digest_fail_percent"};
+	unsigned long v;
+	const char *k;
+	json_t *val;
+
+	if (!o)
+		return 0;
+	if (!json_is_object(o)) {
+		snprintf(err, errlen, "faults: not an object");
+		return -1;
+	}
+	/* Strict: a misspelt fault would silently test nothing. */
+	json_object_foreach(o, k, val) {
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			ok = ok || !strcmp(k, known[i]);
+		if (!ok) {
+			snprintf(err, errlen, "faults: unknown key \"%s\"", k);
+			return -1;
+		}
+	}
+	v = 0;
+	if (json_object_get(o, "seed")) {
+		if (fault_uint(o, "seed", 0xffffffffUL, &v, err, errlen))
+			return -1;
+		f->seed = v;
+	}
+#define U(key, field, max)                                              \
+	do {                                                            \
+		v = f->field;                                           \
+		if (fault_uint(o, key, max, &v, err, errlen))           \
+			return -1;                                      \
+		f->field = v;                                           \
+	} while (0)
+	U("latency_ms", latency_ms, 600000);
+	U("latency_jitter_ms", latency_jitter_ms, 600000);
+	U("drop_nth", drop_nth, 0xffffffffUL);
+	U("drop_percent", drop_percent, 100);
+	U("flash_writes", flash_writes, 0xffffffffUL);
+	U("digest_fail_nth", digest_fail_nth, 0xffffffffUL);
+	U("digest_fail_percent", digest_fail_percent, 100);
+#undef U
+	v = (unsigned long)f->commit_fail;
+	if (fault_uint(o, "commit_fail", 0xffff, &v, err, errlen))
+		return -1;
+	f->commit_fail = (int)v;
+	if (fault_bool(o, "drop_repeat", &f->drop_repeat, err, errlen) ||
+	    fault_bool(o, "wrong_otp", &f->wrong_otp, err, errlen) ||
+	    fault_bool(o, "digest_fail_repeat", &f->digest_fail_repeat, err, errlen))
+		return -1;
+	return 0;
+}
+
+int device_apply_faults(struct device *d, json_t *fleet, json_t *dev, char *err, size_t errlen)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	memset(&d->faults, 0, sizeof(d->faults));
+	if (faults_from_json(&d->faults, fleet, err, errlen) ||
+	    faults_from_json(&d->faults, dev, err, errlen))
+		return -1;
+	/* FNV-1a of the id: devices of one fleet get different, repeatable sequences. */
+	for (const char *p = d->id; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	/* splitmix64 of seed ^ id-hash: nearby seeds give unrelated sequences; never 0. */
+	h ^= d->faults.seed;
+	h += 0x9E3779B97F4A7C15ULL;
+	h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
+	h ^= h >> 31;
+	d->faults.rng = h ? h : 1;
+	return 0;
 }

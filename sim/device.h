@@ -108,6 +108,8 @@ struct dev_8021x {
 	int pxe_timeout;
 	uint32_t client_cert_handle;
 	uint32_t root_cert_handle;
+	int ips_enabled;          /* IPS_IEEE8021xSettings.Enabled: 2 on, 3 off, 6 on without certs */
+	bool available_in_s0;
 };
 
 struct dev_wifi {
@@ -128,6 +130,31 @@ struct dev_ctx {
 	char type[40];            /* "TLS", "802.1X", "WiFi", ... */
 	uint32_t cert_handle;
 	char providing[128];      /* InstanceID of the element providing context */
+};
+
+/*
+ * Fault injection (fleet JSON "faults", fleet-wide and per device; docs/amtsim.md). Not
+ * persisted: the fleet description decides on every start. Random choices come from a
+ * per-device generator seeded with seed ^ hash(device id), so runs repeat exactly.
+ */
+struct dev_faults {
+	unsigned latency_ms;          /* added to every response */
+	unsigned latency_jitter_ms;   /* plus 0..jitter, seeded */
+	unsigned long drop_nth;       /* close instead of answering request N (1-based) */
+	bool drop_repeat;             /* ... and every N-th request after it */
+	unsigned drop_percent;        /* seeded random drops, 0..100 */
+	int commit_fail;              /* CommitChanges returns this ReturnValue (0 = no fault) */
+	unsigned long flash_writes;   /* flash writes allowed before 38 FLASH_WRITE_LIMIT_EXCEEDED
+				       * (0 = unlimited) */
+	bool wrong_otp;               /* ProvisioningServerOTP reads back a different value */
+	unsigned long digest_fail_nth;/* refuse correct Digest credentials on authenticated
+				       * request N ... */
+	bool digest_fail_repeat;      /* ... and every N-th after it */
+	unsigned digest_fail_percent; /* seeded random Digest refusals */
+	uint64_t seed;
+	/* state */
+	uint64_t rng;
+	unsigned long requests, auth_requests, flash_writes_done;
 };
 
 struct dev_audit {
@@ -163,6 +190,10 @@ struct device {
 	struct dev_key keys[DEV_MAX_KEYS];
 	int n_keys;
 	struct dev_tls_settings tls_remote, tls_local;
+	/* TLS settings Put waits for CommitChanges (AMT-PROTOCOL.md §8.5); TrustedCN does not. */
+	struct dev_tls_settings tls_remote_pending, tls_local_pending;
+	bool tls_pending;
+	int clock_offset;         /* device clock minus real time, seconds (SetHighAccuracyTimeSynch) */
 	struct dev_kerberos kerberos;
 	char power_scheme[64];
 	bool redirection_listener, sol_enabled, ider_enabled, kvm_enabled, web_ui_enabled;
@@ -186,6 +217,15 @@ struct device {
 	char address[46];         /* the 127.x.y.z the device listens on */
 	char state_path[4096];
 	bool dirty;
+	unsigned tls_generation;  /* bumped when the TLS identity to serve changes */
+	unsigned keygen_ms;       /* modelled GenerateKeyPair latency */
+	bool krb_credential_cache; /* AMT_KerberosSettingData credential cache state */
+	struct dev_faults faults;
+	/* IPS_HostBasedSetupService: certificates from AddNextCertInChain (base64 DER, owned). */
+	char *hbs_chain[4];
+	int hbs_chain_len;
+	bool hbs_chain_complete;
+	unsigned char hbs_nonce[20];
 	void *runtime;            /* owned by the server (struct sim_dev_rt) */
 };
 
@@ -238,6 +278,29 @@ int device_load(struct device *d, const char *path, char *err, size_t errlen);
 
 /** Writes the state atomically to @p path. @return 0 or -1. */
 int device_save(struct device *d, const char *path);
+
+/** Adds a wireless profile, enforcing AMT's limits: 16 in total, at most 8 user profiles
+ * (a 9th user profile replaces the oldest one). @return 0, -1 full, -2 duplicate name. */
+int device_add_wifi(struct device *d, const struct dev_wifi *w);
+
+/** Applies the fleet's fault-injection settings: @p fleet (fleet-wide "faults", may be NULL),
+ * then @p dev (the device's own, may be NULL). @return 0 or -1 with @p err. */
+int device_apply_faults(struct device *d, json_t *fleet, json_t *dev, char *err, size_t errlen);
+
+/** Next value of the device's seeded generator. */
+uint64_t device_fault_rand(struct device *d);
+
+/** Counts one request; true when fault injection drops it. */
+bool device_fault_drop(struct device *d);
+
+/** Counts one correctly authenticated request; true when it must be refused anyway. */
+bool device_fault_digest(struct device *d);
+
+/** Latency to add to a response, ms. */
+unsigned device_fault_latency(struct device *d);
+
+/** Counts one flash write. @return false when the write limit is exhausted (38). */
+bool device_flash_write(struct device *d);
 
 const char *device_state_name(int state);
 int device_state_parse(const char *s);

@@ -17,7 +17,9 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
-enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING };
+/* CONN_DELAYED: a response waits on a timer (modelled firmware latency); CONN_DROP: fault
+ * injection closes the connection without an answer. */
+enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP };
 
 struct conn {
 	struct conn *prev, *next; /* the server's list, so shutdown frees every connection */
@@ -31,6 +33,10 @@ struct conn {
 	bool have_request_line;
 	struct http_request req;
 	char peer[64];
+	struct event *delay_timer;
+	struct http_response pending;
+	char pending_auth[256];
+	bool pending_has_auth;
 };
 
 struct listen_arg {
@@ -67,6 +73,9 @@ static void conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->delay_timer)
+		event_free(c->delay_timer);
+	sbuf_free(&c->pending.body);
 	free(c->req.body);
 	free(c);
 }
@@ -142,6 +151,52 @@ static bool ha1_lookup(void *arg, const char *user, char ha1[33])
 	return false;
 }
 
+static void conn_read(struct bufferevent *bev, void *arg);
+
+static void on_delay(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	write_response(c, &c->pending, c->pending_has_auth ? c->pending_auth : NULL);
+	sbuf_free(&c->pending.body);
+	memset(&c->pending, 0, sizeof(c->pending));
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_reset(c);
+	/* A client may have sent its next request already. */
+	conn_read(c->bev, c);
+}
+
+/* Sends @p r now, or after the device's modelled latency (the event loop keeps serving
+ * every other device meanwhile). Takes the body. */
+static void respond(struct conn *c, struct http_response *r, const char *www_auth)
+{
+	unsigned ms = r->delay_ms + device_fault_latency(c->dev);
+	struct timeval tv;
+
+	if (!ms) {
+		write_response(c, r, www_auth);
+		sbuf_free(&r->body);
+		return;
+	}
+	if (!c->delay_timer)
+		c->delay_timer = evtimer_new(c->srv->base, on_delay, c);
+	if (!c->delay_timer) {
+		write_response(c, r, www_auth);
+		sbuf_free(&r->body);
+		return;
+	}
+	c->pending = *r;
+	memset(&r->body, 0, sizeof(r->body));
+	c->pending_has_auth = www_auth != NULL;
+	if (www_auth)
+		sim_strlcpy(c->pending_auth, www_auth, sizeof(c->pending_auth));
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (long)(ms % 1000) * 1000;
+	evtimer_add(c->delay_timer, &tv);
+	c->state = CONN_DELAYED;
+}
+
 static void handle_request(struct conn *c)
 {
 	struct device *d = c->dev;
@@ -153,9 +208,19 @@ static void handle_request(struct conn *c)
 
 	rt->requests++;
 	c->req.tls = c->tls;
+	if (device_fault_drop(d)) {
+		device_audit(d, "fault injection: connection from %s dropped on request %lu", c->peer,
+			     d->faults.requests);
+		c->state = CONN_DROP;
+		return;
+	}
 	dr = digest_check(&rt->digest, d->realm, c->req.method,
 			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
 			  sizeof(user), now);
+	if (dr == DIGEST_OK && device_fault_digest(d)) {
+		device_audit(d, "fault injection: correct Digest credentials refused");
+		dr = DIGEST_BAD_RESPONSE;
+	}
 	if (dr != DIGEST_OK) {
 		if (dr != DIGEST_MISSING) {
 			rt->auth_failures++;
@@ -164,13 +229,12 @@ static void handle_request(struct conn *c)
 		/* Every 401 carries a new nonce; stale=true tells the client to retry silently. */
 		digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal, sizeof(chal), now);
 		r.status = 401;
-		write_response(c, &r, chal);
+		respond(c, &r, chal);
 		return;
 	}
 	c->req.user = user;
 	c->srv->handler(c->srv, d, &c->req, &r);
-	write_response(c, &r, NULL);
-	sbuf_free(&r.body);
+	respond(c, &r, NULL);
 }
 
 static int parse_request_line(struct conn *c, const char *line)
@@ -235,7 +299,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (c->state != CONN_CLOSING) {
+	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP) {
 		if (c->state == CONN_HEADERS) {
 			size_t len;
 			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -298,7 +362,11 @@ static void conn_read(struct bufferevent *bev, void *arg)
 			c->req.body[c->req.content_length] = '\0';
 			c->req.body_len = c->req.content_length;
 			handle_request(c);
-			if (c->state == CONN_CLOSING)
+			if (c->state == CONN_DROP) {
+				conn_free(c);
+				return;
+			}
+			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED)
 				return;
 			conn_reset(c);
 		}
@@ -335,6 +403,25 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 }
 
+/* The certificate to serve changed (CommitChanges): load it for new connections. */
+static void reload_identity(struct device *d)
+{
+	struct sim_dev_rt *rt = d->runtime;
+	X509 *cert;
+	EVP_PKEY *key;
+	STACK_OF(X509) *chain;
+
+	if (tls_load_active_identity(d, &cert, &key, &chain) != 0)
+		return;
+	X509_free(rt->cert);
+	EVP_PKEY_free(rt->key);
+	sk_X509_pop_free(rt->chain, X509_free);
+	rt->cert = cert;
+	rt->key = key;
+	rt->chain = chain;
+	rt->tls_generation = d->tls_generation;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -358,10 +445,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 			  sizeof(c->peer));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	srv->connections++;
+	/* After CommitChanges enabled TLS with AcceptNonSecureConnections=false, the non-TLS
+	 * port no longer answers. */
+	if (!la->tls && d->prov_state == DEV_POST && d->tls_remote.enabled &&
+	    !d->tls_remote.accept_non_secure) {
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	if (la->tls && rt->tls_generation != d->tls_generation)
+		reload_identity(d);
 	if (la->tls) {
 		SSL *ssl = SSL_new(srv->ssl_ctx);
 
-		if (!ssl || tls_setup_ssl(ssl, d, rt->cert, rt->key) != 0) {
+		if (!ssl || tls_setup_ssl(ssl, d, rt->cert, rt->key, rt->chain) != 0) {
 			SSL_free(ssl);
 			evutil_closesocket(fd);
 			free(c);
@@ -436,7 +533,8 @@ int http_device_listen(struct sim_server *srv, struct device *d, int tls_port, i
 		return -1;
 	d->runtime = rt;
 	rt->digest.lifetime = srv->nonce_lifetime;
-	if (tls_load_identity(d, &rt->cert, &rt->key) != 0) {
+	rt->tls_generation = d->tls_generation;
+	if (tls_load_active_identity(d, &rt->cert, &rt->key, &rt->chain) != 0) {
 		snprintf(err, errlen, "%s: no TLS identity", d->id);
 		goto fail;
 	}
@@ -466,6 +564,7 @@ void http_device_stop(struct device *d)
 	free_listener(rt->plain_listener, rt->plain_arg);
 	X509_free(rt->cert);
 	EVP_PKEY_free(rt->key);
+	sk_X509_pop_free(rt->chain, X509_free);
 	free(rt);
 	d->runtime = NULL;
 }

@@ -40,6 +40,7 @@ struct http_response {
 	int status;
 	const char *content_type;
 	struct sbuf body;
+	unsigned delay_ms;       /* answer only after this long (modelled firmware work) */
 };
 
 struct sim_server;
@@ -57,6 +58,8 @@ struct sim_dev_rt {
 	struct evconnlistener *tls_listener;
 	struct evconnlistener *plain_listener;
 	void *tls_arg, *plain_arg; /* the listeners' callback arguments */
+	STACK_OF(X509) *chain;     /* intermediates sent with an installed certificate */
+	unsigned tls_generation;   /* the device's tls_generation this identity was loaded for */
 	unsigned long requests, auth_failures, handshake_failures;
 };
 

@@ -201,6 +201,32 @@ static json_t *control_command(struct fleet *f, json_t *cmd)
 		save_dirty(f);
 		return json_pack("{s:b,s:o}", "ok", 1, "agent", o);
 	}
+	if (!strcmp(c, "wifi_user_profile")) {
+		/* The host OS syncing one of its wireless profiles into AMT (user profile). */
+		struct dev_wifi w;
+		const char *name = json_string_value(json_object_get(cmd, "name"));
+		const char *ssid = json_string_value(json_object_get(cmd, "ssid"));
+		int rc;
+
+		if (!d->wifi_sync_mode)
+			return json_pack("{s:b,s:s}", "ok", 0, "error",
+					 "host profile synchronisation is disabled "
+					 "(localProfileSynchronizationEnabled = 0)");
+		memset(&w, 0, sizeof(w));
+		w.ieee8021x_protocol = -1;
+		w.user_profile = true;
+		w.auth_method = 6;
+		w.encryption = 4;
+		if (!name || !ssid || sim_strlcpy(w.name, name, sizeof(w.name)) ||
+		    sim_strlcpy(w.ssid, ssid, sizeof(w.ssid)) || !name[0])
+			return json_pack("{s:b,s:s}", "ok", 0, "error", "need \"name\" and \"ssid\" (<= 32)");
+		rc = device_add_wifi(d, &w);
+		if (rc)
+			return json_pack("{s:b,s:s}", "ok", 0, "error",
+					 rc == -2 ? "duplicate profile name" : "16 profiles already");
+		device_audit(d, "wireless: user profile \"%s\" synced from the host", name);
+		return json_pack("{s:b,s:i}", "ok", 1, "profiles", d->n_wifi);
+	}
 	return json_pack("{s:b,s:s}", "ok", 0, "error", "unknown command");
 }
 
@@ -338,6 +364,16 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 		fprintf(stderr, "amtsim: fleet: \"devices\" must be an array\n");
 		return -1;
 	}
+	json_t *kl = json_object_get(fleet, "keygen_latency_ms");
+	unsigned keygen_ms_def = 1500; /* real firmware needs seconds for an RSA-2048 key */
+
+	if (kl && (!json_is_integer(kl) || json_integer_value(kl) < 0 ||
+		   json_integer_value(kl) > 600000)) {
+		fprintf(stderr, "amtsim: fleet: keygen_latency_ms: 0..600000\n");
+		return -1;
+	}
+	if (kl)
+		keygen_ms_def = (unsigned)json_integer_value(kl);
 	f->devs = calloc(json_array_size(devs) + 1, sizeof(*f->devs));
 	if (!f->devs)
 		return -1;
@@ -402,6 +438,16 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 			fprintf(stderr, "amtsim: cannot write %s: %s\n", d->state_path, strerror(errno));
 			return -1;
 		}
+		/* Fault injection and key-generation latency come from the fleet on every start,
+		 * whether or not a state file exists. */
+		if (device_apply_faults(d, json_object_get(fleet, "faults"),
+					json_object_get(e, "faults"), err, sizeof(err)) != 0) {
+			fprintf(stderr, "amtsim: fleet: %s: %s\n", id, err);
+			return -1;
+		}
+		d->keygen_ms = keygen_ms_def;
+		if (json_is_integer(json_object_get(e, "keygen_latency_ms")))
+			d->keygen_ms = (unsigned)json_integer_value(json_object_get(e, "keygen_latency_ms"));
 		if (json_is_integer(tp))
 			tls_port = (int)json_integer_value(tp);
 		http_port = device_allows_non_tls(d) ? http_port_def : 0;
@@ -502,6 +548,7 @@ static int cmd_serve(const char *fleet_path, const char *state_dir, const char *
 		fprintf(stderr, "amtsim: initialisation failed (event base, TLS or key pool)\n");
 		goto out;
 	}
+	wsman_set_keypool(&f.pool);
 	if (load_fleet(&f, fleet, tls_port, http_port) != 0 || control_listen(&f) != 0)
 		goto out;
 	f.save_timer = event_new(f.srv.base, -1, EV_PERSIST, on_save_timer, &f);

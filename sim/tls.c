@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <openssl/err.h>
@@ -200,6 +201,124 @@ int tls_load_identity(const struct device *d, X509 **cert, EVP_PKEY **key)
 		return -1;
 	}
 	return 0;
+}
+
+static X509 *b64_cert(const char *b64)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t n = 0;
+	X509 *x = NULL;
+
+	if (b64 && sim_b64_decode(b64, &der, &n) == 0 && n && n < 0x7fffffff) {
+		p = der;
+		x = d2i_X509(NULL, &p, (long)n);
+	}
+	free(der);
+	return x;
+}
+
+int tls_load_active_identity(const struct device *d, X509 **cert, EVP_PKEY **key,
+			     STACK_OF(X509) **chain)
+{
+	X509 *leaf = NULL, *cur;
+	EVP_PKEY *k = NULL;
+
+	*chain = NULL;
+	if (d->prov_state == DEV_POST && d->tls_remote.enabled && d->tls_remote.cert_handle) {
+		for (int i = 0; i < d->n_certs && !leaf; i++)
+			if (d->certs[i].handle == d->tls_remote.cert_handle)
+				leaf = b64_cert(d->certs[i].der_b64);
+		for (int i = 0; leaf && i < d->n_keys && !k; i++) {
+			BIO *b = BIO_new_mem_buf(d->keys[i].pem, -1);
+			EVP_PKEY *c = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+
+			BIO_free(b);
+			if (c && EVP_PKEY_eq(c, X509_get0_pubkey(leaf)) == 1)
+				k = c;
+			else
+				EVP_PKEY_free(c);
+		}
+	}
+	if (!leaf || !k) {
+		X509_free(leaf);
+		EVP_PKEY_free(k);
+		return tls_load_identity(d, cert, key);
+	}
+	/* The chain AMT sends: issuers from its own store, up to a self-signed root. */
+	*chain = sk_X509_new_null();
+	cur = leaf;
+	for (int depth = 0; *chain && depth < 5 && X509_check_issued(cur, cur) != X509_V_OK;
+	     depth++) {
+		X509 *issuer = NULL;
+
+		for (int i = 0; i < d->n_certs && !issuer; i++) {
+			X509 *c = b64_cert(d->certs[i].der_b64);
+
+			if (c && X509_cmp(c, cur) != 0 && X509_check_issued(c, cur) == X509_V_OK)
+				issuer = c;
+			else
+				X509_free(c);
+		}
+		if (!issuer || !sk_X509_push(*chain, issuer)) {
+			X509_free(issuer);
+			break;
+		}
+		cur = issuer;
+	}
+	*cert = leaf;
+	*key = k;
+	return 0;
+}
+
+bool tls_check_mutual_auth(const struct device *d, X509 *leaf, STACK_OF(X509) *chain,
+			   char *reason, size_t rsize)
+{
+	X509_STORE *st = X509_STORE_new();
+	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+	bool ok = false;
+	int roots = 0;
+
+	if (!leaf) {
+		snprintf(reason, rsize, "no client certificate presented");
+		goto out;
+	}
+	for (int i = 0; st && i < d->n_certs; i++) {
+		X509 *c = d->certs[i].trusted_root ? b64_cert(d->certs[i].der_b64) : NULL;
+
+		if (c && X509_STORE_add_cert(st, c) == 1)
+			roots++;
+		X509_free(c);
+	}
+	if (!roots) {
+		snprintf(reason, rsize, "mutual authentication: no trusted root certificate in the store");
+		goto out;
+	}
+	if (!ctx || X509_STORE_CTX_init(ctx, st, leaf, chain) != 1)
+		goto out;
+	if (X509_verify_cert(ctx) != 1) {
+		snprintf(reason, rsize, "mutual authentication: %s",
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+		goto out;
+	}
+	if (d->tls_remote.n_trusted_cn) {
+		char cn[256] = "";
+		X509_NAME *n = X509_get_subject_name(leaf);
+
+		X509_NAME_get_text_by_NID(n, NID_commonName, cn, sizeof(cn));
+		for (int i = 0; i < d->tls_remote.n_trusted_cn && !ok; i++)
+			ok = !strcasecmp(cn, d->tls_remote.trusted_cn[i]);
+		if (!ok) {
+			snprintf(reason, rsize, "mutual authentication: CN \"%s\" is not a TrustedCN", cn);
+			goto out;
+		}
+	}
+	snprintf(reason, rsize, "mutual authentication accepted");
+	ok = true;
+out:
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	return ok;
 }
 
 /* ---- provisioning certificate checks --------------------------------------------------- */
@@ -488,6 +607,16 @@ static int app_verify(X509_STORE_CTX *sctx, void *arg)
 
 	if (!d)
 		return 0;
+	if (d->prov_state == DEV_POST) {
+		/* Provisioned: only asked for when MutualAuthentication is on. */
+		ok = tls_check_mutual_auth(d, X509_STORE_CTX_get0_cert(sctx),
+					   X509_STORE_CTX_get0_untrusted(sctx), reason,
+					   sizeof(reason));
+		device_audit(d, "TLS client certificate %s: %s", ok ? "accepted" : "refused", reason);
+		if (!ok)
+			X509_STORE_CTX_set_error(sctx, X509_V_ERR_APPLICATION_VERIFICATION);
+		return ok ? 1 : 0;
+	}
 	ok = tls_check_provisioning_chain(d, X509_STORE_CTX_get0_cert(sctx),
 					  X509_STORE_CTX_get0_untrusted(sctx), reason,
 					  sizeof(reason));
@@ -521,7 +650,8 @@ SSL_CTX *tls_server_ctx(void)
 	return c;
 }
 
-int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key)
+int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key,
+		  STACK_OF(X509) *chain)
 {
 	int minv = device_min_tls_version(d), maxv = device_max_tls_version(d);
 
@@ -531,12 +661,16 @@ int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key)
 	    SSL_use_PrivateKey(ssl, key) != 1 || !SSL_set_min_proto_version(ssl, minv) ||
 	    !SSL_set_max_proto_version(ssl, maxv))
 		return -1;
+	if (chain && sk_X509_num(chain) > 0 && SSL_set1_chain(ssl, chain) != 1)
+		return -1;
 	/* Legacy protocol versions need security level 0 in OpenSSL 3. */
 	SSL_set_security_level(ssl, minv < TLS1_2_VERSION ? 0 : 1);
 	if (d->prov_state == DEV_IN)
 		SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	else if (d->prov_state == DEV_PRE)
 		SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	else if (d->tls_remote.enabled && d->tls_remote.mutual_auth)
+		SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	else
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
 	return 0;

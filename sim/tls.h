@@ -41,6 +41,23 @@ int tls_ensure_self_cert(struct device *d, struct tls_keypool *pool);
 /** Parses the device's certificate and key PEMs. Caller frees both. @return 0 or -1. */
 int tls_load_identity(const struct device *d, X509 **cert, EVP_PKEY **key);
 
+/**
+ * The identity the device serves now: after CommitChanges enabled TLS, the certificate of
+ * its TLS credential context with its stored key and the issuers found in its store
+ * (@p chain, leaf excluded); otherwise the self-signed certificate (@p chain NULL).
+ * Caller frees all three. @return 0 or -1.
+ */
+int tls_load_active_identity(const struct device *d, X509 **cert, EVP_PKEY **key,
+			     STACK_OF(X509) **chain);
+
+/**
+ * AMT's client-certificate check once provisioned with MutualAuthentication: the chain
+ * must verify to a trusted root in the device's store and, when TrustedCN entries exist,
+ * the leaf CN must be one of them. @return true when accepted.
+ */
+bool tls_check_mutual_auth(const struct device *d, X509 *leaf, STACK_OF(X509) *chain,
+			   char *reason, size_t reason_size);
+
 /** The server context shared by all devices (certificates are set per connection). */
 SSL_CTX *tls_server_ctx(void);
 
@@ -48,7 +65,8 @@ SSL_CTX *tls_server_ctx(void);
  * Configures @p ssl for @p d: certificate, version range, and client certificate request
  * while pre/in provisioning. The device pointer is stored in the SSL's ex data.
  */
-int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key);
+int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key,
+		  STACK_OF(X509) *chain);
 
 /** The device stored by tls_setup_ssl. */
 struct device *tls_ssl_device(const SSL *ssl);

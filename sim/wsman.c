@@ -10,6 +10,7 @@
 #include <libxml/parser.h>
 
 #include "simutil.h"
+#include "wsman_int.h"
 
 /* ---- safe XML ------------------------------------------------------------------------ */
 
@@ -76,22 +77,7 @@ void xml_text(xmlNodePtr n, char *out, size_t size)
 
 /* ---- request ------------------------------------------------------------------------- */
 
-#define MAX_SEL 4
-
-struct wreq {
-	char action[512];
-	char resource[512];
-	char message_id[256];
-	struct {
-		char name[64];
-		char value[256];
-	} sel[MAX_SEL];
-	int n_sel;
-	xmlNodePtr body;   /* <Body> */
-	xmlNodePtr input;  /* first element of the body, if any */
-};
-
-static const char *sel_get(const struct wreq *w, const char *name)
+const char *wm_sel(const struct wreq *w, const char *name)
 {
 	for (int i = 0; i < w->n_sel; i++)
 		if (!strcmp(w->sel[i].name, name))
@@ -130,7 +116,7 @@ static void env_close(struct sbuf *b)
 }
 
 /* A SOAP 1.2 fault shaped like AMT's. @p sender chooses a:Sender vs a:Receiver. */
-static void fault(struct http_response *r, const struct wreq *w, int status, bool sender,
+void wm_fault(struct http_response *r, const struct wreq *w, int status, bool sender,
 		  const char *action, const char *subcode_ns, const char *subcode,
 		  const char *reason, const char *detail)
 {
@@ -160,109 +146,156 @@ static void fault(struct http_response *r, const struct wreq *w, int status, boo
 
 static void fault_dest_unreachable(struct http_response *r, const struct wreq *w)
 {
-	fault(r, w, 400, true, WSA_FAULT, NS_WSA, "DestinationUnreachable",
+	wm_fault(r, w, 400, true, WSA_FAULT, NS_WSA, "DestinationUnreachable",
 	      "No route can be determined to reach the destination role defined by the WS-Addressing To.",
 	      "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidResourceURI");
 }
 
-static void fault_action(struct http_response *r, const struct wreq *w)
+void wm_fault_action(struct http_response *r, const struct wreq *w)
 {
-	fault(r, w, 400, true, WSA_FAULT, NS_WSA, "ActionNotSupported",
+	wm_fault(r, w, 400, true, WSA_FAULT, NS_WSA, "ActionNotSupported",
 	      "The action is not supported by the service.", NULL);
 }
 
-static void fault_selectors(struct http_response *r, const struct wreq *w)
+void wm_fault_selectors(struct http_response *r, const struct wreq *w)
 {
-	fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "InvalidSelectors",
+	wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "InvalidSelectors",
 	      "The Selectors for the resource were not valid.",
 	      "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors");
 }
 
-static void fault_schema(struct http_response *r, const struct wreq *w, const char *why)
+void wm_fault_schema(struct http_response *r, const struct wreq *w, const char *why)
 {
-	fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "SchemaValidationError", why, NULL);
+	wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "SchemaValidationError", why, NULL);
 }
 
-static void fault_access(struct http_response *r, const struct wreq *w, const char *why)
+void wm_fault_access(struct http_response *r, const struct wreq *w, const char *why)
 {
-	fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "AccessDenied", why, NULL);
+	wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "AccessDenied", why, NULL);
+}
+
+void wm_fault_invalid(struct http_response *r, const struct wreq *w, const char *why)
+{
+	wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "InvalidParameter", why,
+		 "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue");
+}
+
+void wm_fault_exists(struct http_response *r, const struct wreq *w, const char *why)
+{
+	wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSMAN, "AlreadyExists", why, NULL);
+}
+
+void wm_fault_internal(struct http_response *r, const struct wreq *w, const char *why)
+{
+	wm_fault(r, w, 500, false, WSMAN_FAULT, NS_WSMAN, "InternalError", why, NULL);
 }
 
 /* ---- property helpers -------------------------------------------------------------------- */
 
-static void ps(struct sbuf *b, const char *name, const char *v)
+void wm_ps(struct sbuf *b, const char *name, const char *v)
 {
 	sbuf_printf(b, "<h:%s>", name);
 	sbuf_add_xml(b, v);
 	sbuf_printf(b, "</h:%s>", name);
 }
 
-static void pi(struct sbuf *b, const char *name, long long v)
+void wm_pi(struct sbuf *b, const char *name, long long v)
 {
 	sbuf_printf(b, "<h:%s>%lld</h:%s>", name, v, name);
 }
 
-static void pb(struct sbuf *b, const char *name, bool v)
+void wm_pb(struct sbuf *b, const char *name, bool v)
 {
 	sbuf_printf(b, "<h:%s>%s</h:%s>", name, v ? "true" : "false", name);
 }
 
 /* ---- classes ----------------------------------------------------------------------------- */
 
-/* Renders instance @p idx's properties into @p b and its key value into @p key.
- * @return 0, or -1 when @p idx is past the last instance. */
-typedef int (*render_fn)(struct device *d, int idx, struct sbuf *b, char *key, size_t keysize);
+void wm_refparams(struct sbuf *b, const char *uri_base, const char *cls, const char *sel_name,
+		  const char *sel_value)
+{
+	sbuf_printf(b, "<b:ReferenceParameters><c:ResourceURI>%s%s</c:ResourceURI><c:SelectorSet>"
+		       "<c:Selector Name=\"%s\">", uri_base, cls, sel_name);
+	sbuf_add_xml(b, sel_value);
+	sbuf_add(b, "</c:Selector></c:SelectorSet></b:ReferenceParameters>");
+}
 
-/* Applies a Put body. @return 0 ok, otherwise fills the fault. */
-typedef int (*put_fn)(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
-		      struct http_response *r);
+void wm_pepr(struct sbuf *b, const char *name, const char *uri_base, const char *cls,
+	     const char *sel_name, const char *sel_value)
+{
+	sbuf_printf(b, "<h:%s><b:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/"
+		       "anonymous</b:Address>", name);
+	wm_refparams(b, uri_base, cls, sel_name, sel_value);
+	sbuf_printf(b, "</h:%s>", name);
+}
 
-/* Runs a method. Writes the _OUTPUT content (without ReturnValue) and returns ReturnValue,
- * or -1 after writing a fault. */
-typedef int (*method_fn)(struct device *d, xmlNodePtr input, const struct wreq *w,
-			 struct sbuf *out, struct http_response *r);
+int wm_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "true") || !strcmp(s, "1")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(s, "false") || !strcmp(s, "0")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
 
-struct method {
-	const char *name;
-	method_fn fn;
-};
+void wm_ref_selector(xmlNodePtr arg, char *out, size_t size)
+{
+	xmlNodePtr rp = xml_child(arg, NS_WSA, "ReferenceParameters");
+	xmlNodePtr ss = rp ? xml_child(rp, NS_WSMAN, "SelectorSet") : NULL;
+	xmlNodePtr sel = ss ? xml_child(ss, NS_WSMAN, "Selector") : NULL;
 
-struct wclass {
-	const char *name;
-	const char *uri_base;
-	const char *key;       /* selector name that identifies an instance */
-	render_fn render;
-	put_fn put;
-	const struct method *methods;
-};
+	if (sel)
+		xml_text(sel, out, size);
+	else if (rp)
+		out[0] = '\0';
+	else
+		xml_text(arg, out, size);
+}
+
+int wm_parse_handle(const char *id, const char *prefix, uint32_t *handle)
+{
+	size_t n = strlen(prefix);
+	long long v;
+
+	if (strncmp(id, prefix, n) != 0 || sim_parse_ll(id + n, 0, 0xffffffffLL, &v) != 0)
+		return -1;
+	*handle = (uint32_t)v;
+	return 0;
+}
+
+
 
 static int r_general(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 {
 	if (idx)
 		return -1;
 	sim_strlcpy(key, "Intel(r) AMT: General Settings", ks);
-	ps(b, "ElementName", "Intel(r) AMT: General Settings");
-	ps(b, "InstanceID", key);
-	pb(b, "NetworkInterfaceEnabled", true);
-	ps(b, "DigestRealm", d->realm);
-	pi(b, "IdleWakeTimeout", 65535);
-	ps(b, "HostName", d->host_name);
-	ps(b, "DomainName", d->domain_name);
-	pb(b, "PingResponseEnabled", d->ping_enabled);
-	pb(b, "WsmanOnlyMode", !device_has_legacy_soap(d));
-	pi(b, "PreferredAddressFamily", 0);
-	pi(b, "DHCPv6ConfigurationTimeout", 0);
-	pb(b, "DDNSUpdateEnabled", false);
-	pb(b, "DDNSUpdateByDHCPServerEnabled", true);
-	pb(b, "SharedFQDN", true);
-	pi(b, "DDNSTTL", 900);
-	pi(b, "AMTNetworkEnabled", 1);
-	pb(b, "RmcpPingResponseEnabled", d->rmcp_ping_enabled);
-	pi(b, "DDNSPeriodicUpdateInterval", 1440);
-	pi(b, "PresenceNotificationInterval", 0);
-	pi(b, "PrivacyLevel", 0);
-	pi(b, "PowerSource", 0);
-	pb(b, "ThunderboltDockEnabled", false);
+	wm_ps(b, "ElementName", "Intel(r) AMT: General Settings");
+	wm_ps(b, "InstanceID", key);
+	wm_pb(b, "NetworkInterfaceEnabled", true);
+	wm_ps(b, "DigestRealm", d->realm);
+	wm_pi(b, "IdleWakeTimeout", 65535);
+	wm_ps(b, "HostName", d->host_name);
+	wm_ps(b, "DomainName", d->domain_name);
+	wm_pb(b, "PingResponseEnabled", d->ping_enabled);
+	wm_pb(b, "WsmanOnlyMode", !device_has_legacy_soap(d));
+	wm_pi(b, "PreferredAddressFamily", 0);
+	wm_pi(b, "DHCPv6ConfigurationTimeout", 0);
+	wm_pb(b, "DDNSUpdateEnabled", false);
+	wm_pb(b, "DDNSUpdateByDHCPServerEnabled", true);
+	wm_pb(b, "SharedFQDN", true);
+	wm_pi(b, "DDNSTTL", 900);
+	wm_pi(b, "AMTNetworkEnabled", 1);
+	wm_pb(b, "RmcpPingResponseEnabled", d->rmcp_ping_enabled);
+	wm_pi(b, "DDNSPeriodicUpdateInterval", 1440);
+	wm_pi(b, "PresenceNotificationInterval", 0);
+	wm_pi(b, "PrivacyLevel", 0);
+	wm_pi(b, "PowerSource", 0);
+	wm_pb(b, "ThunderboltDockEnabled", false);
 	return 0;
 }
 
@@ -288,7 +321,7 @@ static int p_general(struct device *d, int idx, xmlNodePtr inst, const struct wr
 	xml_text(n, host, sizeof(host));
 	xml_text(xml_child(inst, NULL, "DomainName"), dom, sizeof(dom));
 	if ((n && !valid_dns_label_str(host, 63)) || !valid_dns_label_str(dom, 191)) {
-		fault_schema(r, w, "HostName/DomainName invalid");
+		wm_fault_schema(r, w, "HostName/DomainName invalid");
 		return -1;
 	}
 	if (n && strcmp(host, d->host_name)) {
@@ -330,9 +363,9 @@ static int r_swid(struct device *d, int idx, struct sbuf *b, char *key, size_t k
 	if (idx < 0 || idx >= (int)(sizeof(e) / sizeof(e[0])))
 		return -1;
 	sim_strlcpy(key, e[idx].id, ks);
-	ps(b, "InstanceID", e[idx].id);
-	pb(b, "IsEntity", true);
-	ps(b, "VersionString", e[idx].v);
+	wm_ps(b, "InstanceID", e[idx].id);
+	wm_pb(b, "IsEntity", true);
+	wm_ps(b, "VersionString", e[idx].v);
 	return 0;
 }
 
@@ -341,35 +374,40 @@ static int r_setup(struct device *d, int idx, struct sbuf *b, char *key, size_t 
 	if (idx)
 		return -1;
 	sim_strlcpy(key, "Intel(r) AMT Setup and Configuration Service", ks);
-	ps(b, "CreationClassName", "AMT_SetupAndConfigurationService");
-	ps(b, "ElementName", key);
-	pi(b, "EnabledState", 5);
-	ps(b, "Name", key);
-	pi(b, "PasswordModel", 1);
+	wm_ps(b, "CreationClassName", "AMT_SetupAndConfigurationService");
+	wm_ps(b, "ElementName", key);
+	wm_pi(b, "EnabledState", 5);
+	wm_ps(b, "Name", key);
+	wm_pi(b, "PasswordModel", 1);
 	/* ProvisioningMode: 1 ACM, 4 CCM (7.0+); before 7.0 every mode reports 1 (Enterprise). */
-	pi(b, "ProvisioningMode", d->control_mode == DEV_CM_CCM ? 4 : 1);
+	wm_pi(b, "ProvisioningMode", d->control_mode == DEV_CM_CCM ? 4 : 1);
 	/* The OTP is readable only while in provisioning (AMT-PROTOCOL.md §3). */
 	if (d->prov_state == DEV_IN && d->otp[0]) {
-		char *b64 = sim_b64_encode((const unsigned char *)d->otp, strlen(d->otp));
+		char otp[40];
+		char *b64;
 
-		ps(b, "ProvisioningServerOTP", b64 ? b64 : "");
+		/* Fault injection: the firmware reports an OTP the agent never registered. */
+		snprintf(otp, sizeof(otp), "%s%s", d->faults.wrong_otp ? "X" : "", d->otp);
+		b64 = sim_b64_encode((const unsigned char *)otp, strlen(otp));
+
+		wm_ps(b, "ProvisioningServerOTP", b64 ? b64 : "");
 		free(b64);
 	}
-	pi(b, "ProvisioningState", d->prov_state);
-	pi(b, "RequestedState", 12);
-	ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
-	ps(b, "SystemName", "Intel(r) AMT");
-	pb(b, "ZeroTouchConfigurationEnabled", true);
+	wm_pi(b, "ProvisioningState", d->prov_state);
+	wm_pi(b, "RequestedState", 12);
+	wm_ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
+	wm_ps(b, "SystemName", "Intel(r) AMT");
+	wm_pb(b, "ZeroTouchConfigurationEnabled", true);
 	if (d->config_server_fqdn[0])
-		ps(b, "ConfigurationServerFQDN", d->config_server_fqdn);
+		wm_ps(b, "ConfigurationServerFQDN", d->config_server_fqdn);
 	if (d->dhcp_domain[0])
-		ps(b, "DhcpDNSSuffix", d->dhcp_domain);
+		wm_ps(b, "DhcpDNSSuffix", d->dhcp_domain);
 	if (d->pki_dns_suffix[0])
-		ps(b, "TrustedDNSSuffix", d->pki_dns_suffix);
+		wm_ps(b, "TrustedDNSSuffix", d->pki_dns_suffix);
 	return 0;
 }
 
-static void arg_text(xmlNodePtr input, const char *name, char *out, size_t size)
+void wm_arg(xmlNodePtr input, const char *name, char *out, size_t size)
 {
 	xml_text(xml_child(input, NULL, name), out, size);
 }
@@ -401,6 +439,21 @@ static bool strong_password(const char *p)
 static int m_commit(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		    struct http_response *r)
 {
+	int rv;
+
+	if (d->faults.commit_fail) {
+		device_audit(d, "CommitChanges: fault injection, ReturnValue %d", d->faults.commit_fail);
+		return d->faults.commit_fail;
+	}
+	if (!device_flash_write(d)) {
+		device_audit(d, "CommitChanges: flash write limit exceeded");
+		return 38; /* FLASH_WRITE_LIMIT_EXCEEDED */
+	}
+	rv = wm_commit_tls(d);
+	if (rv) {
+		device_audit(d, "CommitChanges: ReturnValue %d (TLS enabled without a credential context)", rv);
+		return rv;
+	}
 	if (d->prov_state == DEV_IN) {
 		d->prov_state = DEV_POST;
 		d->control_mode = DEV_CM_ACM;
@@ -417,11 +470,13 @@ static int m_set_mebx(struct device *d, xmlNodePtr in, const struct wreq *w, str
 {
 	char pw[64];
 
-	arg_text(in, "Password", pw, sizeof(pw));
+	wm_arg(in, "Password", pw, sizeof(pw));
 	if (d->prov_state == DEV_POST && !d->mebx_password_default)
 		return 16; /* NOT_PERMITTED */
 	if (!strong_password(pw))
 		return 2054; /* INVALID_PASSWORD */
+	if (!device_flash_write(d))
+		return 38;
 	sim_strlcpy(d->mebx_password, pw, sizeof(d->mebx_password));
 	d->mebx_password_default = false;
 	device_audit(d, "SetMEBxPassword");
@@ -434,7 +489,7 @@ static int m_unprovision(struct device *d, xmlNodePtr in, const struct wreq *w,
 	char mode[16];
 	long long m;
 
-	arg_text(in, "ProvisioningMode", mode, sizeof(mode));
+	wm_arg(in, "ProvisioningMode", mode, sizeof(mode));
 	if (sim_parse_ll(mode, 0, 4, &m) != 0)
 		return 36; /* INVALID_PARAMETER */
 	device_unprovision(d);
@@ -456,7 +511,7 @@ static int m_get_uuid(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	if (sim_unhex(hex, raw, sizeof(raw)) != 16)
 		return 1;
 	b64 = sim_b64_encode(raw, sizeof(raw));
-	ps(out, "UUID", b64 ? b64 : "");
+	wm_ps(out, "UUID", b64 ? b64 : "");
 	free(b64);
 	return 0;
 }
@@ -474,14 +529,14 @@ static int r_auth(struct device *d, int idx, struct sbuf *b, char *key, size_t k
 	if (idx)
 		return -1;
 	sim_strlcpy(key, "Intel(r) AMT Authorization Service", ks);
-	pb(b, "AllowHttpQopAuthOnly", true);
-	ps(b, "CreationClassName", "AMT_AuthorizationService");
-	ps(b, "ElementName", key);
-	pi(b, "EnabledState", 5);
-	ps(b, "Name", key);
-	pi(b, "RequestedState", 12);
-	ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
-	ps(b, "SystemName", "Intel(r) AMT");
+	wm_pb(b, "AllowHttpQopAuthOnly", true);
+	wm_ps(b, "CreationClassName", "AMT_AuthorizationService");
+	wm_ps(b, "ElementName", key);
+	wm_pi(b, "EnabledState", 5);
+	wm_ps(b, "Name", key);
+	wm_pi(b, "RequestedState", 12);
+	wm_ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
+	wm_ps(b, "SystemName", "Intel(r) AMT");
 	return 0;
 }
 
@@ -523,12 +578,14 @@ static int m_set_admin(struct device *d, xmlNodePtr in, const struct wreq *w, st
 {
 	char user[64], pw[128], ha1[33];
 
-	arg_text(in, "Username", user, sizeof(user));
-	arg_text(in, "DigestPassword", pw, sizeof(pw));
+	wm_arg(in, "Username", user, sizeof(user));
+	wm_arg(in, "DigestPassword", pw, sizeof(pw));
 	if (!valid_username(user))
 		return 12; /* INVALID_NAME */
 	if (digest_pw_to_ha1(pw, ha1) != 0)
 		return 2054;
+	if (!device_flash_write(d))
+		return 38;
 	sim_strlcpy(d->admin_user, user, sizeof(d->admin_user));
 	sim_strlcpy(d->admin_ha1, ha1, sizeof(d->admin_ha1));
 	device_audit(d, "SetAdminAclEntryEx: admin user \"%s\"", user);
@@ -538,7 +595,7 @@ static int m_set_admin(struct device *d, xmlNodePtr in, const struct wreq *w, st
 static int m_get_admin(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		       struct http_response *r)
 {
-	ps(out, "Username", d->admin_user);
+	wm_ps(out, "Username", d->admin_user);
 	return 0;
 }
 
@@ -549,10 +606,10 @@ static int m_add_user(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	struct dev_user *u;
 	long long access = 2, realm;
 
-	arg_text(in, "DigestUsername", user, sizeof(user));
-	arg_text(in, "DigestPassword", pw, sizeof(pw));
-	arg_text(in, "KerberosUserSid", sid, sizeof(sid));
-	arg_text(in, "AccessPermission", acc, sizeof(acc));
+	wm_arg(in, "DigestUsername", user, sizeof(user));
+	wm_arg(in, "DigestPassword", pw, sizeof(pw));
+	wm_arg(in, "KerberosUserSid", sid, sizeof(sid));
+	wm_arg(in, "AccessPermission", acc, sizeof(acc));
 	if (!user[0] && !sid[0])
 		return 36;
 	if (user[0] && !valid_username(user))
@@ -568,6 +625,8 @@ static int m_add_user(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	memset(u, 0, sizeof(*u));
 	if (user[0] && digest_pw_to_ha1(pw, u->ha1) != 0)
 		return 2054;
+	if (!device_flash_write(d))
+		return 38;
 	sim_strlcpy(u->username, user, sizeof(u->username));
 	sim_strlcpy(u->kerberos_sid, sid, sizeof(u->kerberos_sid));
 	u->access = (int)access;
@@ -590,17 +649,17 @@ static int m_add_user(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	u->handle = d->next_handle++;
 	d->n_users++;
 	device_audit(d, "AddUserAclEntryEx: \"%s\" handle %u", user[0] ? user : sid, u->handle);
-	pi(out, "Handle", u->handle);
+	wm_pi(out, "Handle", u->handle);
 	return 0;
 }
 
 static int m_enum_users(struct device *d, xmlNodePtr in, const struct wreq *w,
 			struct sbuf *out, struct http_response *r)
 {
-	pi(out, "TotalCount", d->n_users);
-	pi(out, "HandlesCount", d->n_users);
+	wm_pi(out, "TotalCount", d->n_users);
+	wm_pi(out, "HandlesCount", d->n_users);
 	for (int i = 0; i < d->n_users; i++)
-		pi(out, "Handles", d->users[i].handle);
+		wm_pi(out, "Handles", d->users[i].handle);
 	return 0;
 }
 
@@ -610,7 +669,7 @@ static int m_remove_user(struct device *d, xmlNodePtr in, const struct wreq *w,
 	char h[16];
 	long long handle;
 
-	arg_text(in, "Handle", h, sizeof(h));
+	wm_arg(in, "Handle", h, sizeof(h));
 	if (sim_parse_ll(h, 0, 0xffffffffLL, &handle) != 0)
 		return 36;
 	for (int i = 0; i < d->n_users; i++) {
@@ -645,14 +704,14 @@ static int r_hash(struct device *d, int idx, struct sbuf *b, char *key, size_t k
 	sim_hex(h->hash, len, hex, true);
 	snprintf(id, sizeof(id), "Intel(r) AMT Certificate Hash: %d", idx);
 	sim_strlcpy(key, id, ks);
-	ps(b, "Description", h->name);
-	ps(b, "ElementName", h->name);
-	pb(b, "Enabled", h->enabled);
-	ps(b, "HashData", hex);
+	wm_ps(b, "Description", h->name);
+	wm_ps(b, "ElementName", h->name);
+	wm_pb(b, "Enabled", h->enabled);
+	wm_ps(b, "HashData", hex);
 	/* HashType: CIM values 1 SHA1, 2 SHA256 (? not confirmed), 3 SHA384. */
-	pi(b, "HashType", h->algo);
-	ps(b, "InstanceID", id);
-	pb(b, "IsDefault", h->is_default);
+	wm_pi(b, "HashType", h->algo);
+	wm_ps(b, "InstanceID", id);
+	wm_pb(b, "IsDefault", h->is_default);
 	return 0;
 }
 
@@ -666,76 +725,76 @@ static int r_ethernet(struct device *d, int idx, struct sbuf *b, char *key, size
 	p = idx ? &d->wireless : &d->wired;
 	snprintf(id, sizeof(id), "Intel(r) AMT Ethernet Port Settings %d", idx);
 	sim_strlcpy(key, id, ks);
-	pb(b, "DHCPEnabled", p->dhcp);
+	wm_pb(b, "DHCPEnabled", p->dhcp);
 	if (!p->dhcp && p->ip[0]) {
-		ps(b, "DefaultGateway", p->gateway);
+		wm_ps(b, "DefaultGateway", p->gateway);
 	}
-	ps(b, "ElementName", "Intel(r) AMT Ethernet Port Settings");
-	ps(b, "IPAddress", p->ip);
-	ps(b, "InstanceID", id);
-	pb(b, "IpSyncEnabled", p->ip_sync);
-	pb(b, "LinkIsUp", p->link_up);
-	pi(b, "LinkPolicy", 1);
-	pi(b, "LinkPolicy", 14);
-	pi(b, "LinkPolicy", 16);
-	ps(b, "MACAddress", p->mac);
-	pi(b, "PhysicalConnectionType", idx ? 3 : 0);
+	wm_ps(b, "ElementName", "Intel(r) AMT Ethernet Port Settings");
+	wm_ps(b, "IPAddress", p->ip);
+	wm_ps(b, "InstanceID", id);
+	wm_pb(b, "IpSyncEnabled", p->ip_sync);
+	wm_pb(b, "LinkIsUp", p->link_up);
+	wm_pi(b, "LinkPolicy", 1);
+	wm_pi(b, "LinkPolicy", 14);
+	wm_pi(b, "LinkPolicy", 16);
+	wm_ps(b, "MACAddress", p->mac);
+	wm_pi(b, "PhysicalConnectionType", idx ? 3 : 0);
 	if (!p->dhcp) {
-		ps(b, "PrimaryDNS", p->dns1);
-		ps(b, "SecondaryDNS", p->dns2);
-		ps(b, "SubnetMask", p->mask);
+		wm_ps(b, "PrimaryDNS", p->dns1);
+		wm_ps(b, "SecondaryDNS", p->dns2);
+		wm_ps(b, "SubnetMask", p->mask);
 	}
-	pb(b, "SharedDynamicIP", true);
-	pb(b, "SharedMAC", true);
-	pb(b, "SharedStaticIp", p->shared_static_ip);
-	return 0;
-}
-
-static int r_tls(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
-{
-	const struct dev_tls_settings *t;
-	const char *id;
-
-	if (idx < 0 || idx > 1)
-		return -1;
-	t = idx ? &d->tls_local : &d->tls_remote;
-	id = idx ? "Intel(r) AMT LMS TLS Settings" : "Intel(r) AMT 802.3 TLS Settings";
-	sim_strlcpy(key, id, ks);
-	pb(b, "AcceptNonSecureConnections", t->accept_non_secure);
-	ps(b, "ElementName", id);
-	pb(b, "Enabled", t->enabled);
-	ps(b, "InstanceID", id);
-	pb(b, "MutualAuthentication", t->mutual_auth);
-	for (int i = 0; i < t->n_trusted_cn; i++)
-		ps(b, "TrustedCN", t->trusted_cn[i]);
-	return 0;
-}
-
-static int r_pubcert(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
-{
-	char id[64];
-
-	if (idx < 0 || idx >= d->n_certs)
-		return -1;
-	snprintf(id, sizeof(id), "Intel(r) AMT Certificate: Handle: %u", d->certs[idx].handle);
-	sim_strlcpy(key, id, ks);
-	ps(b, "ElementName", "Intel(r) AMT Certificate");
-	ps(b, "InstanceID", id);
-	pb(b, "ReadOnlyCertificate", d->certs[idx].read_only);
-	pb(b, "TrustedRootCertficate", d->certs[idx].trusted_root); /* sic, as the firmware */
-	ps(b, "X509Certificate", d->certs[idx].der_b64);
+	wm_pb(b, "SharedDynamicIP", true);
+	wm_pb(b, "SharedMAC", true);
+	wm_pb(b, "SharedStaticIp", p->shared_static_ip);
 	return 0;
 }
 
 static const struct wclass classes[] = {
-	{"AMT_GeneralSettings", AMT_URI, "InstanceID", r_general, p_general, NULL},
-	{"CIM_SoftwareIdentity", CIM_URI, "InstanceID", r_swid, NULL, NULL},
-	{"AMT_SetupAndConfigurationService", AMT_URI, "Name", r_setup, NULL, setup_methods},
-	{"AMT_AuthorizationService", AMT_URI, "Name", r_auth, NULL, auth_methods},
-	{"AMT_ProvisioningCertificateHash", AMT_URI, "InstanceID", r_hash, NULL, NULL},
-	{"AMT_EthernetPortSettings", AMT_URI, "InstanceID", r_ethernet, NULL, NULL},
-	{"AMT_TLSSettingData", AMT_URI, "InstanceID", r_tls, NULL, NULL},
-	{"AMT_PublicKeyCertificate", AMT_URI, "InstanceID", r_pubcert, NULL, NULL},
+	{"AMT_GeneralSettings", AMT_URI, "InstanceID",
+	 r_general, p_general, NULL, NULL, NULL, KEY_EXACT},
+	{"CIM_SoftwareIdentity", CIM_URI, "InstanceID",
+	 r_swid, NULL, NULL, NULL, NULL, KEY_EXACT},
+	{"AMT_SetupAndConfigurationService", AMT_URI, "Name",
+	 r_setup, NULL, setup_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_AuthorizationService", AMT_URI, "Name",
+	 r_auth, NULL, auth_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_ProvisioningCertificateHash", AMT_URI, "InstanceID",
+	 r_hash, NULL, NULL, NULL, NULL, KEY_EXACT},
+	{"AMT_EthernetPortSettings", AMT_URI, "InstanceID",
+	 r_ethernet, p_ethernet, NULL, NULL, NULL, KEY_EXACT},
+	{"AMT_TLSSettingData", AMT_URI, "InstanceID",
+	 r_tls, p_tls, NULL, NULL, NULL, KEY_EXACT},
+	{"AMT_PublicKeyCertificate", AMT_URI, "InstanceID",
+	 r_pubcert, NULL, NULL, NULL, d_pubcert, KEY_EXACT},
+	{"AMT_PublicPrivateKeyPair", AMT_URI, "InstanceID",
+	 r_keypair, NULL, NULL, NULL, d_keypair, KEY_EXACT},
+	{"AMT_PublicKeyManagementService", AMT_URI, "Name",
+	 r_pkms, NULL, pkms_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_TLSCredentialContext", AMT_URI, "ElementInContext",
+	 r_tlsctx, NULL, NULL, c_tlsctx, d_tlsctx, KEY_ASSOC},
+	{"AMT_TimeSynchronizationService", AMT_URI, "Name",
+	 r_timesync, NULL, timesync_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_KerberosSettingData", AMT_URI, "InstanceID",
+	 r_kerberos, NULL, kerberos_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_RedirectionService", AMT_URI, "Name",
+	 r_redir, p_redir, redir_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_SystemPowerScheme", AMT_URI, "InstanceID",
+	 r_power, NULL, power_methods, NULL, NULL, KEY_EXACT},
+	{"IPS_HostBasedSetupService", IPS_URI, "Name",
+	 r_hbs, NULL, hbs_methods, NULL, NULL, KEY_EXACT},
+	{"CIM_WiFiPort", CIM_URI, "DeviceID",
+	 r_wifiport, NULL, wifiport_methods, NULL, NULL, KEY_EXACT},
+	{"CIM_WiFiEndpointSettings", CIM_URI, "InstanceID",
+	 r_wifiset, NULL, NULL, NULL, d_wifiset, KEY_EXACT},
+	{"AMT_WiFiPortConfigurationService", AMT_URI, "Name",
+	 r_wifisvc, p_wifisvc, wifisvc_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_8021XProfile", AMT_URI, "InstanceID",
+	 r_8021xprof, p_8021xprof, NULL, NULL, NULL, KEY_EXACT},
+	{"IPS_IEEE8021xSettings", IPS_URI, "InstanceID",
+	 r_ips8021x, p_ips8021x, ips8021x_methods, NULL, NULL, KEY_EXACT},
+	{"CIM_CredentialContext", CIM_URI, "ElementInContext",
+	 r_credctx, NULL, NULL, NULL, NULL, KEY_ASSOC},
 };
 
 #define N_CLASSES ((int)(sizeof(classes) / sizeof(classes[0])))
@@ -770,9 +829,9 @@ static void render_instance(struct device *d, int ci, int idx, struct sbuf *out,
 static int select_instance(struct device *d, int ci, const struct wreq *w)
 {
 	char key[256];
-	const char *want = sel_get(w, classes[ci].key);
+	const char *want = wm_sel(w, classes[ci].key);
 
-	if (w->n_sel && !want)
+	if (w->n_sel && !want && classes[ci].match == KEY_EXACT)
 		return -1;
 	for (int idx = 0;; idx++) {
 		struct sbuf tmp = {0};
@@ -783,8 +842,13 @@ static int select_instance(struct device *d, int ci, const struct wreq *w)
 		if (rc)
 			return -1;
 		/* Singletons (and the first instance) answer a Get without selectors. */
-		if (!want || !strcmp(want, key))
+		if (!w->n_sel)
 			return idx;
+		if (classes[ci].match == KEY_EXACT && !strcmp(want, key))
+			return idx;
+		for (int i = 0; classes[ci].match == KEY_ASSOC && i < w->n_sel; i++)
+			if (strstr(w->sel[i].value, key))
+				return idx;
 	}
 }
 
@@ -814,7 +878,7 @@ static void do_get(struct device *d, int ci, const struct wreq *w, struct http_r
 	int idx = select_instance(d, ci, w), rc;
 
 	if (idx < 0) {
-		fault_selectors(r, w);
+		wm_fault_selectors(r, w);
 		return;
 	}
 	env_open(&r->body, w, NS_WXF "/GetResponse");
@@ -830,15 +894,15 @@ static void do_put(struct device *d, int ci, const struct wreq *w, struct http_r
 	xmlNodePtr inst = w->input;
 
 	if (!classes[ci].put) {
-		fault_action(r, w);
+		wm_fault_action(r, w);
 		return;
 	}
 	if (idx < 0) {
-		fault_selectors(r, w);
+		wm_fault_selectors(r, w);
 		return;
 	}
 	if (!inst || strcmp((const char *)inst->name, classes[ci].name) != 0) {
-		fault_schema(r, w, "Put body must be the class instance");
+		wm_fault_schema(r, w, "Put body must be the class instance");
 		return;
 	}
 	if (classes[ci].put(d, idx, inst, w, r) != 0)
@@ -846,6 +910,55 @@ static void do_put(struct device *d, int ci, const struct wreq *w, struct http_r
 	env_open(&r->body, w, NS_WXF "/PutResponse");
 	render_instance(d, ci, idx, &r->body, key, sizeof(key), &rc);
 	env_close(&r->body);
+	r->status = 200;
+}
+
+static void do_create(struct device *d, int ci, const struct wreq *w, struct http_response *r)
+{
+	struct sbuf epr = {0};
+
+	if (!classes[ci].create) {
+		wm_fault_action(r, w);
+		return;
+	}
+	if (!w->input || strcmp((const char *)w->input->name, classes[ci].name) != 0) {
+		wm_fault_schema(r, w, "Create body must be the class instance");
+		return;
+	}
+	if (classes[ci].create(d, w->input, w, &epr, r) != 0) {
+		sbuf_free(&epr);
+		return;
+	}
+	env_open(&r->body, w, NS_WXF "/CreateResponse");
+	sbuf_add(&r->body, "<e:ResourceCreated><b:Address>http://schemas.xmlsoap.org/ws/2004/08/"
+			   "addressing/role/anonymous</b:Address>");
+	sbuf_addn(&r->body, epr.data ? epr.data : "", epr.len);
+	sbuf_add(&r->body, "</e:ResourceCreated>");
+	env_close(&r->body);
+	sbuf_free(&epr);
+	d->dirty = true;
+	r->status = 200;
+}
+
+static void do_delete(struct device *d, int ci, const struct wreq *w, struct http_response *r)
+{
+	int idx;
+
+	if (!classes[ci].del) {
+		wm_fault_action(r, w);
+		return;
+	}
+	/* Delete names its instance: no selector is not "the first one". */
+	idx = w->n_sel ? select_instance(d, ci, w) : -1;
+	if (idx < 0) {
+		wm_fault_selectors(r, w);
+		return;
+	}
+	if (classes[ci].del(d, idx, w, r) != 0)
+		return;
+	env_open(&r->body, w, NS_WXF "/DeleteResponse");
+	env_close(&r->body);
+	d->dirty = true;
 	r->status = 200;
 }
 
@@ -871,7 +984,7 @@ static void do_pull(struct device *d, int ci_req, const struct wreq *w, struct h
 
 	xml_text(xml_child(pull, NS_WSEN, "EnumerationContext"), text, sizeof(text));
 	if (parse_context(text, &ci, &pos) != 0 || ci != ci_req) {
-		fault(r, w, 400, true, WSMAN_FAULT, NS_WSEN, "InvalidEnumerationContext",
+		wm_fault(r, w, 400, true, WSMAN_FAULT, NS_WSEN, "InvalidEnumerationContext",
 		      "The supplied enumeration context is invalid.", NULL);
 		return;
 	}
@@ -921,12 +1034,12 @@ static void do_method(struct device *d, int ci, const char *mname, const struct 
 		if (!strcmp(p->name, mname))
 			m = p;
 	if (!m) {
-		fault_action(r, w);
+		wm_fault_action(r, w);
 		return;
 	}
 	snprintf(want, sizeof(want), "%s_INPUT", mname);
 	if (!w->input || strcmp((const char *)w->input->name, want) != 0) {
-		fault_schema(r, w, "method body must be the _INPUT element");
+		wm_fault_schema(r, w, "method body must be the _INPUT element");
 		return;
 	}
 	rv = m->fn(d, w->input, w, &out, r);
@@ -997,7 +1110,7 @@ void wsman_handle(struct device *d, const struct http_request *req, struct http_
 	env = doc ? xmlDocGetRootElement(doc) : NULL;
 	if (!env || strcmp((const char *)env->name, "Envelope") || !env->ns ||
 	    strcmp((const char *)env->ns->href, NS_SOAP12)) {
-		fault(r, &w, 400, true, WSMAN_FAULT, NS_WSMAN, "SchemaValidationError",
+		wm_fault(r, &w, 400, true, WSMAN_FAULT, NS_WSMAN, "SchemaValidationError",
 		      "The request is not a well-formed SOAP 1.2 envelope (DTDs are refused).", NULL);
 		goto out;
 	}
@@ -1021,6 +1134,10 @@ void wsman_handle(struct device *d, const struct http_request *req, struct http_
 		do_get(d, ci, &w, r);
 	else if (!strcmp(w.action, NS_WXF "/Put"))
 		do_put(d, ci, &w, r);
+	else if (!strcmp(w.action, NS_WXF "/Create"))
+		do_create(d, ci, &w, r);
+	else if (!strcmp(w.action, NS_WXF "/Delete"))
+		do_delete(d, ci, &w, r);
 	else if (!strcmp(w.action, NS_WSEN "/Enumerate"))
 		do_enumerate(d, ci, &w, r);
 	else if (!strcmp(w.action, NS_WSEN "/Pull"))
@@ -1035,9 +1152,8 @@ void wsman_handle(struct device *d, const struct http_request *req, struct http_
 		if (!strncmp(w.action, w.resource, n) && w.action[n] == '/' && w.action[n + 1])
 			do_method(d, ci, w.action + n + 1, &w, r);
 		else
-			fault_action(r, &w);
+			wm_fault_action(r, &w);
 	}
-	(void)fault_access;
 out:
 	xmlFreeDoc(doc);
 }

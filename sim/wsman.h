@@ -36,6 +36,10 @@ xmlNodePtr xml_child(xmlNodePtr n, const char *ns, const char *name);
 /** Text content of @p n (trimmed) into @p out. */
 void xml_text(xmlNodePtr n, char *out, size_t size);
 
+/** The fleet's key pool, from which GenerateKeyPair draws keys. */
+struct tls_keypool;
+void wsman_set_keypool(struct tls_keypool *pool);
+
 /** Answers POST /wsman. */
 void wsman_handle(struct device *d, const struct http_request *req, struct http_response *resp);
 
