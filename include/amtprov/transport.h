@@ -91,6 +91,19 @@ enum amtprov_amt_op {
 	AMTPROV_AMT_SET_8021X = 21,          /**< {"wired":{..},"wireless":[..]} -> {} */
 	AMTPROV_AMT_GET_DEVICE_CERT = 22,    /**< {} -> {"cert_der_b64"} (TLS server cert) */
 	AMTPROV_AMT_DELETE_CERTIFICATE = 23, /**< {"cert_handle"} -> {} */
+	/* Generic WS-Management access (any AMT >= 3), for settings no operation above covers.
+	 * "class" is "AMT_x", "CIM_x", "IPS_x" or a full resource URI; "selectors" an object
+	 * of selector names and string values (the EPR). Properties are strings, numbers,
+	 * booleans or arrays of them (repeated elements). */
+	AMTPROV_AMT_WSMAN_GET = 24,       /**< {"class","selectors"?} -> {"instance":{..}} */
+	AMTPROV_AMT_WSMAN_PUT = 25,       /**< {"class","selectors"?,"properties":{..}} ->
+					       {"instance":{..}} (the whole instance) */
+	AMTPROV_AMT_WSMAN_CREATE = 26,    /**< {"class","properties"} -> {"selectors":{..}} */
+	AMTPROV_AMT_WSMAN_DELETE = 27,    /**< {"class","selectors"} -> {} */
+	AMTPROV_AMT_WSMAN_ENUMERATE = 28, /**< {"class"} -> {"items":[{..}]} (Enumerate+Pull) */
+	AMTPROV_AMT_WSMAN_INVOKE = 29,    /**< {"class","selectors"?,"method","args":{..}} ->
+					       {"return_value":0,"output":{..}}; a non-zero
+					       ReturnValue is AMTPROV_E_DEVICE */
 };
 
 /** Called by the plugin, from drive(), when an operation begun with begin() finished

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * at_internal.h - shared declarations of the amt-transport plugin: the instance (one libcurl
+ * multi handle and one epoll fd), sessions (one easy handle each, so one kept-alive
+ * connection and one Digest state per device), the request builders of the WS-Man and legacy
+ * SOAP clients and the operation step machines.
+ */
+#ifndef AT_INTERNAL_H
+#define AT_INTERNAL_H
+
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <libxml/tree.h>
+#include <openssl/x509.h>
+
+#include <amtprov/transport.h>
+
+#define AT_NS_AMT "http://intel.com/wbem/wscim/1/amt-schema/1/"
+#define AT_NS_CIM "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/"
+#define AT_NS_IPS "http://intel.com/wbem/wscim/1/ips-schema/1/"
+#define AT_NS_WSA "http://schemas.xmlsoap.org/ws/2004/08/addressing"
+#define AT_NS_WSMAN "http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"
+#define AT_NS_WXF "http://schemas.xmlsoap.org/ws/2004/09/transfer"
+#define AT_NS_WSEN "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
+
+/* ---- growable text buffer ---- */
+struct at_buf {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+void at_buf_addn(struct at_buf *b, const char *s, size_t n);
+void at_buf_add(struct at_buf *b, const char *s);
+void at_buf_printf(struct at_buf *b, const char *fmt, ...) AMTPROV_PRINTF(2, 3);
+/* Appends @p s with the five XML special characters escaped. */
+void at_buf_add_xml(struct at_buf *b, const char *s);
+void at_buf_reset(struct at_buf *b);
+void at_buf_free(struct at_buf *b);
+
+/* ---- configuration ---- */
+struct at_cfg {
+	long long timeout_ms;
+	long long connect_timeout_ms;
+	long long max_sessions;
+	long long crl_cache_seconds;
+	long long max_pulls;
+	int verbose_wire;
+	int crl_check;
+	int self_signed_name_check;
+	int precheck_provisioning_cert;
+	int legacy_tls;
+};
+
+struct at_account {
+	char *user;
+	struct amtprov_secret *password;
+};
+
+struct at_crl_entry {
+	struct at_crl_entry *next;
+	char *url;
+	X509_CRL *crl;
+	int64_t expires; /* host->now() seconds */
+};
+
+enum at_proto { AT_WSMAN = 1, AT_SOAP = 2, AT_CRLGET = 3 };
+
+struct at_session;
+
+struct at_instance {
+	const struct amtprov_host *host;
+	struct at_cfg cfg;
+	CURLM *multi;
+	int epfd;
+	int64_t timer_at; /* monotonic ms when curl wants its timeout action; -1: none */
+	struct at_session *sessions;
+	size_t n_sessions;
+	struct at_session *pend_head, *pend_tail; /* finished operations awaiting done() */
+	struct at_crl_entry *crls;
+	int in_drive;
+};
+
+struct at_session {
+	struct at_instance *in;
+	struct at_session *next, *prev;
+	struct at_session *pend_next;
+	int pending;
+
+	CURL *easy;
+	int easy_added;
+	char *address, *fqdn, *url_host;
+	uint16_t port;
+	uint32_t mode;
+	int amt_major;
+	X509 *client_leaf;
+	STACK_OF(X509) *client_chain;
+	EVP_PKEY *client_key;
+	char *ca_bundle_pem, *crl_url;
+	struct at_account *accounts;
+	size_t n_accounts;
+	size_t account;   /* account being tried */
+	int good_account; /* index that authenticated, -1 */
+	int64_t timeout_ms;
+
+	X509_CRL *crl; /* for MANAGED mode, a reference of the cached CRL */
+	unsigned char peer_sha256[32];
+	int peer_pinned;
+	unsigned char *peer_der;
+	int peer_der_len;
+	char tls_why[256];
+	char curl_err[CURL_ERROR_SIZE];
+
+	/* the running operation */
+	int busy, finished;
+	uint32_t op;
+	json_t *params;
+	int step;
+	json_t *result;
+	json_t *scratch;
+	int rc;
+	struct amtprov_error err;
+	amtprov_transport_done_cb done;
+	void *cb_ctx;
+	int64_t deadline;
+
+	/* the current request and its response */
+	enum at_proto proto;
+	char path[96];
+	struct at_buf req;
+	struct at_buf resp;
+	long http_code;
+	char soap_action[192];
+	char method[64];   /* invoked method, for its ReturnValue */
+	long tolerate_rv;  /* a ReturnValue besides 0 the step wants to see, -1: none */
+	long last_rv;
+	struct curl_slist *hdrs;
+	xmlDocPtr doc;
+	xmlNodePtr body;
+	unsigned msg_id;
+	int auth_rounds;
+	int req_sensitive; /* request body carries a secret: never logged */
+	CURL *crl_easy;
+	struct at_buf crl_buf;
+	int crl_wait; /* the first request waits for the CRL */
+	struct curl_slist *connect_to;
+	int tls_ok; /* a request went through: later TLS failures are not a refusal */
+};
+
+/* ---- XML helpers (at_xml.c) ---- */
+/* Parses without network, without entity expansion; refuses any DOCTYPE. */
+xmlDocPtr at_xml_parse(const char *buf, size_t len);
+xmlNodePtr at_xml_child(xmlNodePtr parent, const char *local);
+xmlNodePtr at_xml_find(xmlNodePtr root, const char *local);
+/* Text of an element, malloc'd (never NULL unless out of memory). */
+char *at_xml_text(xmlNodePtr n);
+/* The text of the first descendant named @p local into @p out; 0 when found. */
+int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n);
+/* Element -> JSON: leaf text, children as object members, repeated names as arrays. */
+json_t *at_xml_to_json(xmlNodePtr n);
+/* An EPR's selectors ({"InstanceID": "..."}) found under @p n, NULL when none. */
+json_t *at_xml_epr(xmlNodePtr n);
+
+/* ---- status names (at_status.c) ---- */
+const char *at_pt_status_name(long v);
+/* Name of a ReturnValue of @p method: the method's own table, else PT_STATUS. */
+const char *at_return_name(const char *method, long v);
+
+/* ---- protocol (at_proto.c) ---- */
+/* Expands "AMT_x"/"CIM_x"/"IPS_x" to its resource URI; full URIs are kept. */
+void at_class_uri(const char *cls, char *out, size_t n);
+/* Each builder prepares s->req and returns AMTPROV_AGAIN (or an error). @p sel is a JSON
+ * object of selector names and values (may be NULL). */
+int at_wsman_get(struct at_session *s, const char *cls, const json_t *sel);
+int at_wsman_put(struct at_session *s, const char *cls, const json_t *sel, const json_t *props);
+int at_wsman_create(struct at_session *s, const char *cls, const char *body_xml);
+int at_wsman_delete(struct at_session *s, const char *cls, const json_t *sel);
+int at_wsman_enumerate(struct at_session *s, const char *cls);
+int at_wsman_pull(struct at_session *s, const char *cls, const char *context);
+int at_wsman_invoke(struct at_session *s, const char *cls, const json_t *sel, const char *method,
+		    const char *args_xml);
+/* Appends `<h:name>value</h:name>` / an EPR argument to an Invoke argument list. */
+void at_arg(struct at_buf *b, const char *name, const char *value);
+void at_arg_epr(struct at_buf *b, const char *name, const char *cls, const char *sel_name,
+		const char *sel_value);
+/* Renders an instance for Put/Create from JSON properties. */
+void at_instance_xml(struct at_buf *b, const char *cls, const json_t *props);
+/* Legacy EOI SOAP 1.1 call to /<service>Service in namespace .../<service>/2004/01. */
+int at_soap_call(struct at_session *s, const char *service, const char *op, const char *args_xml);
+/* Checks a completed response (HTTP code, faults, ReturnValue/StatusCode); parses into
+ * s->doc / s->body. */
+int at_check_response(struct at_session *s);
+
+/* ---- operations (at_ops.c) ---- */
+/* Advances the running operation: AMTPROV_AGAIN (a request is in s->req), AMTPROV_OK (result
+ * in s->result), or an error (s->err filled). */
+int at_op_step(struct at_session *s);
+/* Whether @p op is known (so begin() can refuse unknown ones at once). */
+int at_op_known(uint32_t op);
+const char *at_op_name(uint32_t op);
+
+/* ---- TLS (at_tls.c) ---- */
+CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp);
+int at_tls_load_client(struct at_session *s, const char *chain_pem,
+		       const struct amtprov_secret *key_pem, struct amtprov_error *err);
+X509_CRL *at_crl_parse(const char *buf, size_t len);
+
+#endif /* AT_INTERNAL_H */

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * at_tls.c - TLS policy of the amt-transport plugin, applied through libcurl's SSL_CTX
+ * callback so the client key never leaves memory (R-PROV-07) and the trust rules are ours:
+ *
+ *  PROVISIONING: the provisioning certificate and its chain are the client certificate. The
+ *    device's certificate is accepted only if it is one self-signed certificate, validly
+ *    self-signed, naming this session's address (or device FQDN); its SHA-256 is pinned for
+ *    the session, so a reconnect to another certificate is refused.
+ *  MANAGED: OpenSSL verifies the chain against ca_bundle_pem (the only anchors; libcurl loads
+ *    no system store) and the leaf against the CRL fetched for the session (R-REV-01).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "at_internal.h"
+
+static int ex_index = -1;
+static CRYPTO_ONCE ex_once = CRYPTO_ONCE_STATIC_INIT;
+
+static void ex_init(void)
+{
+	ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+static struct at_session *session_of(X509_STORE_CTX *xs)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+
+	return ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index) : NULL;
+}
+
+static void keep_peer(struct at_session *s, X509 *leaf)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(leaf, &der);
+
+	if (n <= 0)
+		return;
+	OPENSSL_free(s->peer_der);
+	s->peer_der = der;
+	s->peer_der_len = n;
+}
+
+static int names_target(struct at_session *s, X509 *x)
+{
+	if (X509_check_ip_asc(x, s->address, 0) == 1)
+		return 1;
+	if (X509_check_host(x, s->address, 0, 0, NULL) == 1)
+		return 1;
+	return s->fqdn && s->fqdn[0] && X509_check_host(x, s->fqdn, 0, 0, NULL) == 1;
+}
+
+static int verify_provisioning(int ok, X509_STORE_CTX *xs)
+{
+	struct at_session *s = session_of(xs);
+	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
+	X509 *leaf = chain && sk_X509_num(chain) ? sk_X509_value(chain, 0) : NULL;
+	int e = X509_STORE_CTX_get_error(xs);
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_PKEY *pub;
+
+	if (!s || !leaf)
+		return 0;
+	if (ok && e == X509_V_OK && sk_X509_num(chain) == 1)
+		goto check_leaf; /* already accepted at depth 0 */
+	if (sk_X509_num(chain) != 1 || X509_STORE_CTX_get_error_depth(xs) != 0 ||
+	    (e != X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT && e != X509_V_OK)) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "provisioning mode accepts only AMT's own self-signed certificate; the "
+			 "device presented %d certificate(s) (%s)",
+			 chain ? sk_X509_num(chain) : 0, X509_verify_cert_error_string(e));
+		return 0;
+	}
+check_leaf:
+	pub = X509_get0_pubkey(leaf);
+	/* Not X509_check_issued(): AMT's certificate has no keyCertSign usage. */
+	if (X509_NAME_cmp(X509_get_subject_name(leaf), X509_get_issuer_name(leaf)) != 0 || !pub ||
+	    X509_verify(leaf, pub) != 1) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "device certificate is not validly self-signed");
+		return 0;
+	}
+	if (s->in->cfg.self_signed_name_check && !names_target(s, leaf)) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "self-signed device certificate does not name this session's address %s%s%s; "
+			 "it is accepted only for the device it belongs to",
+			 s->address, s->fqdn ? " or " : "", s->fqdn ? s->fqdn : "");
+		return 0;
+	}
+	if (!X509_digest(leaf, EVP_sha256(), md, &mdlen) || mdlen != 32)
+		return 0;
+	if (s->peer_pinned && memcmp(md, s->peer_sha256, 32) != 0) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "device certificate changed within the session (pinned SHA-256 differs)");
+		return 0;
+	}
+	if (!s->peer_pinned) {
+		char hex[65];
+
+		memcpy(s->peer_sha256, md, 32);
+		s->peer_pinned = 1;
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		s->in->host->log(s->in->host, AMTPROV_LOG_INFO,
+				 "%s: accepted AMT self-signed certificate SHA-256 %s for provisioning",
+				 s->address, hex);
+	}
+	keep_peer(s, leaf);
+	/* Accepted: clear the self-signed error so libcurl's own verify-result check passes. */
+	X509_STORE_CTX_set_error(xs, X509_V_OK);
+	return 1;
+}
+
+static int verify_managed(int ok, X509_STORE_CTX *xs)
+{
+	struct at_session *s = session_of(xs);
+	int e = X509_STORE_CTX_get_error(xs);
+
+	if (!s)
+		return 0;
+	if (!ok) {
+		const char *hint = "";
+
+		if (e == X509_V_ERR_CERT_REVOKED)
+			hint = " (revoked: listed in the CRL)";
+		else if (e == X509_V_ERR_UNABLE_TO_GET_CRL)
+			hint = " (the CRL does not cover this certificate's issuer)";
+		else if (e == X509_V_ERR_CRL_HAS_EXPIRED)
+			hint = " (the CRL is out of date)";
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "device certificate rejected at depth %d: %s%s",
+			 X509_STORE_CTX_get_error_depth(xs), X509_verify_cert_error_string(e), hint);
+		return 0;
+	}
+	if (X509_STORE_CTX_get_error_depth(xs) == 0)
+		keep_peer(s, X509_STORE_CTX_get_current_cert(xs));
+	return 1;
+}
+
+CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
+{
+	SSL_CTX *ctx = sslctx;
+	struct at_session *s = userp;
+
+	(void)curl;
+	CRYPTO_THREAD_run_once(&ex_once, ex_init);
+	if (ex_index < 0 || !SSL_CTX_set_ex_data(ctx, ex_index, s))
+		return CURLE_SSL_CERTPROBLEM;
+	if (s->amt_major > 0 && s->amt_major < 12 && s->in->cfg.legacy_tls) {
+		/* AMT below 12.0 speaks TLS 1.0/1.1 only (AMT-PROTOCOL.md 12.2). */
+		SSL_CTX_set_security_level(ctx, 0);
+		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
+	}
+	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
+		if (s->client_leaf) {
+			if (SSL_CTX_use_certificate(ctx, s->client_leaf) != 1 ||
+			    SSL_CTX_use_PrivateKey(ctx, s->client_key) != 1 ||
+			    SSL_CTX_check_private_key(ctx) != 1)
+				return CURLE_SSL_CERTPROBLEM;
+			SSL_CTX_clear_chain_certs(ctx);
+			for (int i = 0; i < sk_X509_num(s->client_chain); i++)
+				if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(s->client_chain, i)) != 1)
+					return CURLE_SSL_CERTPROBLEM;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_provisioning);
+	} else {
+		if (s->crl) {
+			X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+
+			if (!st || X509_STORE_add_crl(st, s->crl) != 1)
+				return CURLE_SSL_CRL_BADFILE;
+			X509_STORE_set_flags(st, X509_V_FLAG_CRL_CHECK);
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_managed);
+	}
+	return CURLE_OK;
+}
+
+static int has_eku(X509 *x, int nid)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	int found = 0;
+
+	for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++)
+		if (OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, i)) == nid)
+			found = 1;
+	EXTENDED_KEY_USAGE_free(eku);
+	return found;
+}
+
+static int has_amt_oid(X509 *x)
+{
+	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+	char txt[80];
+	int found = 0;
+
+	for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++) {
+		OBJ_obj2txt(txt, sizeof(txt), sk_ASN1_OBJECT_value(eku, i), 1);
+		if (!strcmp(txt, "2.16.840.1.113741.1.2.3"))
+			found = 1;
+	}
+	EXTENDED_KEY_USAGE_free(eku);
+	if (!found) {
+		X509_NAME *nm = X509_get_subject_name(x);
+		int pos = -1;
+
+		while (!found &&
+		       (pos = X509_NAME_get_index_by_NID(nm, NID_organizationalUnitName, pos)) >= 0) {
+			ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(nm, pos));
+			const char *want = "Intel(R) Client Setup Certificate";
+
+			found = d && (size_t)ASN1_STRING_length(d) == strlen(want) &&
+				!memcmp(ASN1_STRING_get0_data(d), want, strlen(want));
+		}
+	}
+	return found;
+}
+
+int at_tls_load_client(struct at_session *s, const char *chain_pem,
+		       const struct amtprov_secret *key_pem, struct amtprov_error *err)
+{
+	BIO *b = BIO_new_mem_buf(chain_pem, -1);
+	X509 *x;
+
+	if (!b)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	s->client_chain = sk_X509_new_null();
+	while (s->client_chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		if (!s->client_leaf)
+			s->client_leaf = x;
+		else if (!sk_X509_push(s->client_chain, x))
+			X509_free(x);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (!s->client_leaf)
+		return amtprov_error_set(err, AMTPROV_E_PARSE, "client_chain_pem",
+					 "no PEM certificate in the provisioning certificate chain");
+	b = BIO_new_mem_buf(key_pem->data, (int)key_pem->len);
+	s->client_key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	ERR_clear_error();
+	if (!s->client_key)
+		return amtprov_error_set(err, AMTPROV_E_PARSE, "client_key_pem",
+					 "the provisioning certificate's key is not a PEM private key");
+	if (X509_check_private_key(s->client_leaf, s->client_key) != 1) {
+		ERR_clear_error();
+		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_key_pem",
+					 "the key does not belong to the provisioning certificate");
+	}
+	if (!s->in->cfg.precheck_provisioning_cert)
+		return AMTPROV_OK;
+	/* AMT refuses these in the handshake without saying why; say it here (R-PC-01). */
+	if (!has_amt_oid(s->client_leaf))
+		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_chain_pem",
+					 "provisioning certificate has neither the AMT provisioning "
+					 "EKU OID 2.16.840.1.113741.1.2.3 nor OU \"Intel(R) Client "
+					 "Setup Certificate\": AMT would refuse it");
+	if (!has_eku(s->client_leaf, NID_server_auth))
+		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_chain_pem",
+					 "provisioning certificate lacks EKU serverAuth: AMT would "
+					 "refuse it");
+	return AMTPROV_OK;
+}
+
+X509_CRL *at_crl_parse(const char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)buf;
+	X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+
+	if (!crl) {
+		BIO *b = BIO_new_mem_buf(buf, (int)len);
+
+		crl = b ? PEM_read_bio_X509_CRL(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+	}
+	ERR_clear_error();
+	return crl;
+}

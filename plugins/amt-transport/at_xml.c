@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * at_xml.c - text buffers and safe XML reading for the amt-transport plugin. Responses come
+ * from the network, so libxml2 parses them with no network access, no entity substitution
+ * and no DTD at all: a DOCTYPE is refused outright (billion-laughs and XXE stay impossible).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+
+#include "at_internal.h"
+
+static int buf_grow(struct at_buf *b, size_t more)
+{
+	size_t want = b->len + more + 1;
+	char *p;
+
+	if (b->oom)
+		return -1;
+	if (want <= b->cap)
+		return 0;
+	if (want < 256)
+		want = 256;
+	if (want < b->cap * 2)
+		want = b->cap * 2;
+	p = realloc(b->p, want);
+	if (!p) {
+		b->oom = 1;
+		return -1;
+	}
+	b->p = p;
+	b->cap = want;
+	return 0;
+}
+
+void at_buf_addn(struct at_buf *b, const char *s, size_t n)
+{
+	if (buf_grow(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void at_buf_add(struct at_buf *b, const char *s)
+{
+	at_buf_addn(b, s, strlen(s));
+}
+
+void at_buf_printf(struct at_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_grow(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void at_buf_add_xml(struct at_buf *b, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': at_buf_add(b, "&lt;"); break;
+		case '>': at_buf_add(b, "&gt;"); break;
+		case '&': at_buf_add(b, "&amp;"); break;
+		case '"': at_buf_add(b, "&quot;"); break;
+		case '\'': at_buf_add(b, "&apos;"); break;
+		default: at_buf_addn(b, s, 1); break;
+		}
+	}
+}
+
+void at_buf_reset(struct at_buf *b)
+{
+	b->len = 0;
+	b->oom = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+
+void at_buf_free(struct at_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+xmlDocPtr at_xml_parse(const char *buf, size_t len)
+{
+	xmlDocPtr doc;
+
+	if (!buf || !len || len > 64u * 1024 * 1024)
+		return NULL;
+	doc = xmlReadMemory(buf, (int)len, NULL, NULL,
+			    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc && (doc->intSubset || doc->extSubset)) {
+		xmlFreeDoc(doc);
+		return NULL;
+	}
+	if (doc && !xmlDocGetRootElement(doc)) {
+		xmlFreeDoc(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+xmlNodePtr at_xml_child(xmlNodePtr parent, const char *local)
+{
+	for (xmlNodePtr c = parent ? parent->children : NULL; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE && !strcmp((const char *)c->name, local))
+			return c;
+	return NULL;
+}
+
+xmlNodePtr at_xml_find(xmlNodePtr root, const char *local)
+{
+	if (!root)
+		return NULL;
+	if (root->type == XML_ELEMENT_NODE && !strcmp((const char *)root->name, local))
+		return root;
+	for (xmlNodePtr c = root->children; c; c = c->next) {
+		xmlNodePtr f = c->type == XML_ELEMENT_NODE ? at_xml_find(c, local) : NULL;
+
+		if (f)
+			return f;
+	}
+	return NULL;
+}
+
+char *at_xml_text(xmlNodePtr n)
+{
+	xmlChar *t = n ? xmlNodeGetContent(n) : NULL;
+	char *r = strdup(t ? (const char *)t : "");
+
+	xmlFree(t);
+	return r;
+}
+
+int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n)
+{
+	xmlNodePtr f = at_xml_find(root, local);
+	char *t;
+
+	if (!f)
+		return -1;
+	t = at_xml_text(f);
+	if (!t)
+		return -1;
+	snprintf(out, n, "%s", t);
+	free(t);
+	return 0;
+}
+
+static int has_element_children(xmlNodePtr n)
+{
+	for (xmlNodePtr c = n->children; c; c = c->next)
+		if (c->type == XML_ELEMENT_NODE)
+			return 1;
+	return 0;
+}
+
+json_t *at_xml_to_json(xmlNodePtr n)
+{
+	json_t *o;
+
+	if (!has_element_children(n)) {
+		char *t = at_xml_text(n);
+		json_t *s = t ? json_string(t) : NULL;
+
+		free(t);
+		return s ? s : json_null();
+	}
+	o = json_object();
+	for (xmlNodePtr c = n->children; o && c; c = c->next) {
+		const char *k = (const char *)c->name;
+		json_t *v, *old;
+
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		v = at_xml_to_json(c);
+		old = json_object_get(o, k);
+		if (!old) {
+			json_object_set_new(o, k, v);
+		} else if (json_is_array(old)) {
+			json_array_append_new(old, v);
+		} else {
+			json_t *a = json_array();
+
+			json_array_append(a, old);
+			json_array_append_new(a, v);
+			json_object_set_new(o, k, a);
+		}
+	}
+	return o;
+}
+
+json_t *at_xml_epr(xmlNodePtr n)
+{
+	xmlNodePtr ss = at_xml_find(n, "SelectorSet");
+	json_t *o;
+
+	if (!ss)
+		return NULL;
+	o = json_object();
+	for (xmlNodePtr c = ss->children; o && c; c = c->next) {
+		xmlChar *name;
+		char *t;
+
+		if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "Selector"))
+			continue;
+		name = xmlGetProp(c, (const xmlChar *)"Name");
+		t = at_xml_text(c);
+		if (name && t)
+			json_object_set_new(o, (const char *)name, json_string(t));
+		xmlFree(name);
+		free(t);
+	}
+	return o;
+}

@@ -1,0 +1,917 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * test_amt_transport.c - CUnit tests of the amt-transport plugin, loaded through the real
+ * plugin host, against a real amtsim fleet on a private 127.x.y.0/24 network: Digest and the
+ * ordered account retry (R-PROV-08/09), provisioning TLS with a client chain (R-PROV-07),
+ * self-signed acceptance only for the session's address, MANAGED verification with a CRL,
+ * revocation and fail-closed (R-REV-01), WS-Man Get/Put/Enumerate/Invoke, faults and AMT
+ * return values, legacy SOAP, 200 sessions through one fd, and timeouts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <CUnit/Basic.h>
+#include <jansson.h>
+
+#include <amtprov/transport.h>
+
+#include "log.h"
+#include "plugin_host.h"
+
+/* A JSON string equals @p want; a missing value fails the test instead of crashing it. */
+#define ASSERT_JSTR(v, want)                                              \
+	do {                                                              \
+		const char *jstr_ = (v);                                  \
+		CU_ASSERT_PTR_NOT_NULL(jstr_);                            \
+		CU_ASSERT_STRING_EQUAL(jstr_ ? jstr_ : "(missing)", want); \
+	} while (0)
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define N_FLEET 16
+
+static char net[32];       /* "127.a.b" */
+static char dir[PATH_MAX]; /* temporary directory */
+static pid_t sim_pid = -1, crl_pid = -1, other_pid = -1;
+static int hang_fd = -1;
+static struct alog *logp;
+static struct plugin_host *ph;
+static struct plugin_instance *pi_main, *pi_nocheck;
+static char root_hash[80];
+
+static char *slurp(const char *name)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = calloc(1, (size_t)n + 1);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+static void addr(char *out, size_t n, int host)
+{
+	snprintf(out, n, "%s.%d", net, host);
+}
+
+static pid_t spawn(char *const argv[], const char *logname)
+{
+	pid_t p = fork();
+
+	if (p == 0) {
+		char path[PATH_MAX];
+		FILE *o;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, logname);
+		o = freopen(path, "w", stdout);
+		if (o)
+			dup2(fileno(o), 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return p;
+}
+
+static void reap(pid_t *p)
+{
+	if (*p > 0) {
+		kill(*p, SIGTERM);
+		waitpid(*p, NULL, 0);
+		*p = -1;
+	}
+}
+
+static void cleanup_all(void)
+{
+	char cmd[PATH_MAX + 16];
+
+	reap(&sim_pid);
+	reap(&crl_pid);
+	reap(&other_pid);
+	if (hang_fd >= 0)
+		close(hang_fd);
+	hang_fd = -1;
+	if (dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", dir);
+		dir[0] = '\0';
+	}
+}
+
+static int wait_port(const char *ip, int port)
+{
+	for (int i = 0; i < 200; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+		inet_pton(AF_INET, ip, &sa.sin_addr);
+		ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		close(fd);
+		if (ok)
+			return 0;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static json_t *device(const char *id, int host, const char *ver, const char *state)
+{
+	char a[40];
+
+	addr(a, sizeof(a), host);
+	return json_pack("{ss ss ss ss ss ss ss}", "id", id, "address", a, "amt_version", ver,
+			 "provisioning_state", state, "admin_password", "P@ssw0rd1", "host_name",
+			 id, "domain_name", "contoso.com");
+}
+
+static int suite_init(void)
+{
+	char cmd[PATH_MAX * 2], a[40], port[16];
+	json_t *fleet, *devs, *d;
+	char *pem, *key;
+	struct amtprov_error err;
+	struct host_env env = {.config_base = "/plugins"};
+	json_t *cfg;
+	FILE *f;
+
+	atexit(cleanup_all);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(net, sizeof(net), "127.%d.%d", 100 + (int)(getpid() % 100),
+		 (int)((getpid() / 100) % 250) + 1);
+	snprintf(dir, sizeof(dir), "/tmp/amt-transport-test-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(cmd, sizeof(cmd), "bash '%s/plugins/amt-transport/tests/mkpki.sh' '%s' '%s'",
+		 AMTPROV_SOURCE_DIR, dir, net);
+	if (system(cmd) != 0)
+		return -1;
+	pem = slurp("root.sha256");
+	if (!pem)
+		return -1;
+	snprintf(root_hash, sizeof(root_hash), "%.64s", pem);
+	free(pem);
+
+	/* The fleet: in1 (provisioning), post1, legacy (AMT 6), man1/rev1 (CA-issued server
+	 * certificates, for MANAGED mode), and fleet devices for the many-sessions test. */
+	devs = json_array();
+	d = device("in1", 1, "12.0.45", "in");
+	json_object_del(d, "admin_password");
+	json_object_set_new(d, "dhcp_domain", json_string("contoso.com"));
+	json_object_set_new(d, "otp", json_string("Secret0TP123"));
+	json_object_set_new(d, "root_hashes",
+			    json_pack("[{ss ss ss}]", "name", "test root", "algo", "sha256", "hash",
+				      root_hash));
+	json_array_append_new(devs, d);
+	json_array_append_new(devs, device("post1", 2, "16.1.25", "post"));
+	d = device("legacy1", 3, "6.2.61", "post");
+	json_object_set_new(d, "tls_modern_override", json_true());
+	json_array_append_new(devs, d);
+	for (int i = 0; i < 2; i++) {
+		const char *n = i ? "rev1" : "man1";
+		char f1[32], f2[32];
+
+		d = device(n, 4 + i, "16.1.25", "post");
+		snprintf(f1, sizeof(f1), "%s.pem", n);
+		snprintf(f2, sizeof(f2), "%s.key", n);
+		pem = slurp(f1);
+		key = slurp(f2);
+		if (!pem || !key)
+			return -1;
+		json_object_set_new(d, "self_cert_pem", json_string(pem));
+		json_object_set_new(d, "self_key_pem", json_string(key));
+		free(pem);
+		free(key);
+		json_array_append_new(devs, d);
+	}
+	for (int i = 0; i < N_FLEET; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "f%d", i);
+		json_array_append_new(devs, device(id, 100 + i, "16.1.25", "post"));
+	}
+	fleet = json_pack("{si si so}", "key_pool", 2, "key_bits", 2048, "devices", devs);
+	snprintf(cmd, sizeof(cmd), "%s/fleet.json", dir);
+	if (json_dump_file(fleet, cmd, 0) != 0)
+		return -1;
+	json_decref(fleet);
+	snprintf(cmd, sizeof(cmd), "%s/state", dir);
+	mkdir(cmd, 0700);
+	{
+		char fl[PATH_MAX], st[PATH_MAX];
+		char *argv[] = {AMTSIM_PATH, "serve", "--fleet", fl, "--state-dir", st, "--quiet",
+				NULL};
+
+		snprintf(fl, sizeof(fl), "%s/fleet.json", dir);
+		snprintf(st, sizeof(st), "%s/state", dir);
+		sim_pid = spawn(argv, "amtsim.log");
+	}
+	/* A CRL server (python's http.server: any HTTP server will do). */
+	addr(a, sizeof(a), 20);
+	{
+		char cd[PATH_MAX];
+		char *argv[] = {"python3", "-m", "http.server", "18080", "--bind", a,
+				"--directory", cd, NULL};
+
+		snprintf(cd, sizeof(cd), "%s/crl", dir);
+		crl_pid = spawn(argv, "crl.log");
+	}
+	/* A TLS server with a self-signed certificate naming another address (.1). */
+	{
+		char acc[64], c[PATH_MAX], k[PATH_MAX];
+		char *argv[] = {"openssl", "s_server", "-quiet", "-accept", acc, "-cert", c, "-key",
+				k, NULL};
+
+		addr(a, sizeof(a), 31);
+		snprintf(acc, sizeof(acc), "%s:16993", a);
+		snprintf(c, sizeof(c), "%s/other.pem", dir);
+		snprintf(k, sizeof(k), "%s/other.key", dir);
+		other_pid = spawn(argv, "other.log");
+	}
+	/* A device that never answers: a listening socket nobody accepts on. */
+	{
+		struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(16993)};
+
+		addr(a, sizeof(a), 30);
+		inet_pton(AF_INET, a, &sa.sin_addr);
+		hang_fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(hang_fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(hang_fd, 8))
+			return -1;
+	}
+	for (int h = 1; h <= 5; h++) {
+		addr(a, sizeof(a), h);
+		if (wait_port(a, 16993))
+			return -1;
+	}
+	addr(a, sizeof(a), 100 + N_FLEET - 1);
+	addr(port, sizeof(port), 20);
+	if (wait_port(a, 16993) || wait_port(port, 18080))
+		return -1;
+	addr(a, sizeof(a), 31);
+	if (wait_port(a, 16993))
+		return -1;
+
+	logp = alog_new("amt-transport-test", AMTPROV_LOG_WARNING, ALOG_STDERR);
+	env.log = logp;
+	ph = plugin_host_new(&env);
+	amtprov_error_clear(&err);
+	if (!ph || plugin_host_add_dir(ph, AMTPROV_PLUGIN_BUILD_DIR, &err) != AMTPROV_OK)
+		return -1;
+	cfg = json_pack("{si si}", "timeout_ms", 20000, "connect_timeout_ms", 5000);
+	if (plugin_host_create(ph, "tr", "amt-transport", cfg, AMTPROV_KIND_TRANSPORT, &pi_main,
+			       &err) != AMTPROV_OK) {
+		fprintf(stderr, "create: %s\n", err.msg);
+		return -1;
+	}
+	json_decref(cfg);
+	cfg = json_pack("{sb}", "precheck_provisioning_cert", 0);
+	if (plugin_host_create(ph, "tr2", "amt-transport", cfg, AMTPROV_KIND_TRANSPORT,
+			       &pi_nocheck, &err) != AMTPROV_OK)
+		return -1;
+	json_decref(cfg);
+	f = NULL;
+	(void)f;
+	return plugin_host_start_all(ph, &err) == AMTPROV_OK ? 0 : -1;
+}
+
+static int suite_clean(void)
+{
+	plugin_host_free(ph);
+	ph = NULL;
+	alog_free(logp);
+	cleanup_all();
+	return 0;
+}
+
+/* ---- a small driver ---- */
+
+static const struct amtprov_transport_ops *ops_of(struct plugin_instance *pi)
+{
+	return plugin_instance_desc(pi)->ops;
+}
+
+struct tgt {
+	struct amtprov_transport_target t;
+	struct amtprov_device_info dev;
+	struct amtprov_transport_account acc[4];
+	struct amtprov_secret *pw[4];
+	char address[40];
+	char *chain, *key_pem;
+	struct amtprov_secret *key;
+	char *ca;
+	char crl_url[128];
+};
+
+static void tgt_init(struct tgt *g, struct plugin_instance *pi, int host, int amt_major,
+		     uint32_t mode, const char *fqdn, const char *chain_name)
+{
+	const struct amtprov_host *h = plugin_instance_host(pi);
+
+	memset(g, 0, sizeof(*g));
+	addr(g->address, sizeof(g->address), host);
+	g->dev.struct_size = sizeof(g->dev);
+	g->dev.fqdn = fqdn;
+	g->dev.amt_major = amt_major;
+	g->t.struct_size = sizeof(g->t);
+	g->t.device = &g->dev;
+	g->t.address = g->address;
+	g->t.port = 16993;
+	g->t.mode = mode;
+	g->t.accounts = g->acc;
+	if (mode == AMTPROV_TRANSPORT_PROVISIONING) {
+		char n[64];
+
+		snprintf(n, sizeof(n), "%s.chain", chain_name);
+		g->chain = slurp(n);
+		snprintf(n, sizeof(n), "%s.key", chain_name);
+		g->key_pem = slurp(n);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g->chain);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(g->key_pem);
+		g->key = h->secret_new(h, strlen(g->key_pem));
+		memcpy(g->key->data, g->key_pem, strlen(g->key_pem));
+		g->t.client_chain_pem = g->chain;
+		g->t.client_key_pem = g->key;
+	} else {
+		char a[40];
+
+		g->ca = slurp("root.pem");
+		g->t.ca_bundle_pem = g->ca;
+		addr(a, sizeof(a), 20);
+		snprintf(g->crl_url, sizeof(g->crl_url), "http://%s:18080/root.crl", a);
+		g->t.crl_url = g->crl_url;
+	}
+}
+
+static void tgt_account(struct tgt *g, struct plugin_instance *pi, const char *user,
+			const char *pw)
+{
+	const struct amtprov_host *h = plugin_instance_host(pi);
+	size_t i = g->t.n_accounts++;
+
+	g->pw[i] = h->secret_new(h, strlen(pw));
+	memcpy(g->pw[i]->data, pw, strlen(pw));
+	g->acc[i].user = user;
+	g->acc[i].password = g->pw[i];
+}
+
+static void tgt_free(struct tgt *g, struct plugin_instance *pi)
+{
+	const struct amtprov_host *h = plugin_instance_host(pi);
+
+	for (size_t i = 0; i < g->t.n_accounts; i++)
+		h->secret_free(h, g->pw[i]);
+	h->secret_free(h, g->key);
+	free(g->chain);
+	free(g->key_pem);
+	free(g->ca);
+}
+
+static void on_done(void *ctx)
+{
+	(*(int *)ctx)++;
+}
+
+/* Drives the instance until @p *count reaches @p want or @p ms pass. */
+static void pump(struct plugin_instance *pi, int *count, int want, int ms)
+{
+	const struct amtprov_transport_ops *o = ops_of(pi);
+	void *inst = plugin_instance_handle(pi);
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (*count < want) {
+		struct amtprov_wait w;
+		struct amtprov_error err;
+		struct pollfd pfd;
+		int64_t el;
+
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL_FATAL(o->get_wait(inst, &w, &err), AMTPROV_OK);
+		pfd.fd = w.fd;
+		pfd.events = POLLIN;
+		poll(&pfd, 1, w.timeout_ms < 0 || w.timeout_ms > 200 ? 200 : (int)w.timeout_ms);
+		CU_ASSERT_EQUAL_FATAL(o->drive(inst, &err), AMTPROV_OK);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (el > ms)
+			break;
+	}
+}
+
+/* One operation on an open session; returns its status, result in *res. */
+static int run(struct plugin_instance *pi, void *sess, uint32_t op, const char *params,
+	       json_t **res, struct amtprov_error *err)
+{
+	const struct amtprov_transport_ops *o = ops_of(pi);
+	void *inst = plugin_instance_handle(pi);
+	json_t *p = json_loads(params ? params : "{}", 0, NULL);
+	int done = 0, rc;
+
+	*res = NULL;
+	amtprov_error_clear(err);
+	rc = o->begin(inst, sess, op, p, on_done, &done, err);
+	json_decref(p);
+	if (rc != AMTPROV_AGAIN)
+		return rc;
+	pump(pi, &done, 1, 30000);
+	CU_ASSERT_EQUAL_FATAL(done, 1);
+	rc = o->finish(inst, sess, res, err);
+	if (rc != AMTPROV_OK && getenv("AT_TEST_VERBOSE"))
+		fprintf(stderr, "\n  op %u: %s: %s\n", (unsigned)op, amtprov_status_name(rc),
+			err->msg);
+	return rc;
+}
+
+static void *open_ok(struct plugin_instance *pi, struct tgt *g)
+{
+	struct amtprov_error err;
+	void *s = NULL;
+	int rc;
+
+	amtprov_error_clear(&err);
+	rc = ops_of(pi)->session_open(plugin_instance_handle(pi), &g->t, &s, &err);
+	if (rc != AMTPROV_OK)
+		fprintf(stderr, "\n  session_open: %s: %s\n", amtprov_status_name(rc), err.msg);
+	CU_ASSERT_EQUAL_FATAL(rc, AMTPROV_OK);
+	return s;
+}
+
+static void close_s(struct plugin_instance *pi, void *s)
+{
+	ops_of(pi)->session_close(plugin_instance_handle(pi), s);
+}
+
+/* ---- tests ---- */
+
+/* R-PROV-08: Digest over TLS; WS-Man Get of the core version. */
+static void test_digest_ok(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 2, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "version")), "16.1.25");
+	json_decref(r);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_account(plugin_instance_handle(pi_main), s), 0);
+	/* Connection and Digest nonce reused for a second request. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "state")), "post");
+	ASSERT_JSTR(json_string_value(json_object_get(r, "mode")), "acm");
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* R-PROV-09: all accounts wrong -> E_AUTH naming the count; second account works. */
+static void test_digest_accounts(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 2, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "Wrong1!pass");
+	tgt_account(&g, pi_main, "admin", "Wrong2!pass");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_AUTH);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "all 2 configured account"));
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "Wrong"));
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_account(plugin_instance_handle(pi_main), s), -1);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	tgt_init(&g, pi_main, 2, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "Wrong1!pass");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	tgt_account(&g, pi_main, "admin", "Wrong3!pass");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_account(plugin_instance_handle(pi_main), s), 1);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* R-PROV-07: provisioning certificate chain accepted by the device in state "in"; OTP and
+ * hash table readable in that session. */
+static void test_provisioning_tls(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r, *e;
+	size_t i;
+	int found = 0;
+	void *s;
+
+	tgt_init(&g, pi_main, 1, 12, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "state")), "in");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_OTP_HASH, NULL, &r, &err), AMTPROV_OK);
+	/* sha256("Secret0TP123") */
+	CU_ASSERT_EQUAL(strlen(json_string_value(json_object_get(r, "otp_hash"))), 64);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_HASHES, NULL, &r, &err), AMTPROV_OK);
+	json_array_foreach(json_object_get(r, "hashes"), i, e)
+		if (!strcmp(json_string_value(json_object_get(e, "hash")), root_hash))
+			found = 1;
+	CU_ASSERT(found);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_DEVICE_CERT, NULL, &r, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(strlen(json_string_value(json_object_get(r, "sha256"))), 64);
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* A chain without the AMT OID: refused before connecting (precheck) and, with the precheck
+ * off, by the device in the handshake; both errors say why. */
+static void test_provisioning_no_oid(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s = NULL;
+
+	tgt_init(&g, pi_main, 1, 12, AMTPROV_TRANSPORT_PROVISIONING, NULL, "nooid");
+	tgt_account(&g, pi_main, "admin", "");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_open(plugin_instance_handle(pi_main), &g.t, &s,
+						      &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "2.16.840.1.113741.1.2.3"));
+	tgt_free(&g, pi_main);
+
+	tgt_init(&g, pi_nocheck, 1, 12, AMTPROV_TRANSPORT_PROVISIONING, NULL, "nooid");
+	tgt_account(&g, pi_nocheck, "admin", "");
+	s = open_ok(pi_nocheck, &g);
+	CU_ASSERT_EQUAL(run(pi_nocheck, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err),
+			AMTPROV_E_DENIED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "refused the provisioning TLS handshake"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "2.16.840.1.113741.1.2.3"));
+	close_s(pi_nocheck, s);
+	tgt_free(&g, pi_nocheck);
+}
+
+/* A self-signed certificate is accepted only for the address it names. */
+static void test_self_signed_other_address(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 31, 12, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "does not name this session's address"));
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* R-REV-01: MANAGED mode with a CA-issued certificate: valid + CRL ok; revoked refused; CRL
+ * unreachable -> fail closed. */
+static void test_managed(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+	char a[40];
+
+	tgt_init(&g, pi_main, 4, 16, AMTPROV_TRANSPORT_MANAGED, "man1.contoso.com", NULL);
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_DEVICE_CERT, NULL, &r, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL(json_object_get(r, "cert_der_b64"));
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	tgt_init(&g, pi_main, 5, 16, AMTPROV_TRANSPORT_MANAGED, "rev1.contoso.com", NULL);
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "revoked"));
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	/* The self-signed certificate of a provisioned device is not trusted in MANAGED mode. */
+	tgt_init(&g, pi_main, 2, 16, AMTPROV_TRANSPORT_MANAGED, NULL, NULL);
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_VERIFY);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	tgt_init(&g, pi_main, 4, 16, AMTPROV_TRANSPORT_MANAGED, "man1.contoso.com", NULL);
+	addr(a, sizeof(a), 21);
+	snprintf(g.crl_url, sizeof(g.crl_url), "http://%s:18080/root.crl", a);
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "could not be fetched"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "R-REV-01"));
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* WS-Man Get/Put/Enumerate/Invoke, a fault, and a non-zero ReturnValue. */
+static void test_wsman(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 2, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_HOST_NAME,
+			    "{\"host\":\"renamed\",\"domain\":\"fabrikam.com\"}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_GeneralSettings\"}",
+			    &r, &err),
+			AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(
+		json_string_value(json_object_get(json_object_get(r, "instance"), "HostName")),
+		"renamed");
+	CU_ASSERT_STRING_EQUAL(
+		json_string_value(json_object_get(json_object_get(r, "instance"), "DomainName")),
+		"fabrikam.com");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_PING, "{\"enabled\":false}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_ENUMERATE,
+			    "{\"class\":\"CIM_SoftwareIdentity\"}", &r, &err),
+			AMTPROV_OK);
+	CU_ASSERT(json_array_size(json_object_get(r, "items")) >= 2);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_INVOKE,
+			    "{\"class\":\"AMT_AuthorizationService\","
+			    "\"method\":\"EnumerateUserAclEntries\",\"args\":{\"StartIndex\":1}}",
+			    &r, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "return_value")), 0);
+	json_decref(r);
+	/* A fault becomes a clear error. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_NoSuchThing\"}",
+			    &r, &err),
+			AMTPROV_E_PROTOCOL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "DestinationUnreachable"));
+	/* A failing ReturnValue becomes E_DEVICE naming the AMT status. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_INVOKE,
+			    "{\"class\":\"AMT_AuthorizationService\","
+			    "\"method\":\"RemoveUserAclEntry\",\"args\":{\"Handle\":77}}",
+			    &r, &err),
+			AMTPROV_E_DEVICE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "RemoveUserAclEntry returned"));
+	/* Unknown operations are refused at begin(). */
+	CU_ASSERT_EQUAL(run(pi_main, s, 9999, NULL, &r, &err), AMTPROV_E_NOT_SUPPORTED);
+	/* Bad parameters are refused at begin(), with no done(). */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_HOST_NAME, "{}", &r, &err),
+			AMTPROV_E_INVALID);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* Legacy SOAP for AMT < 9. */
+static void test_legacy_soap(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 3, 6, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "version")), "6.2.61");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "state")), "post");
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* 200 sessions in flight at once, one thread, one fd. */
+#define N_MANY 200
+static void test_many_sessions(void)
+{
+	static struct tgt g[N_MANY];
+	void *s[N_MANY];
+	int done = 0, ok = 0;
+	const struct amtprov_transport_ops *o = ops_of(pi_main);
+	void *inst = plugin_instance_handle(pi_main);
+
+	for (int i = 0; i < N_MANY; i++) {
+		struct amtprov_error err;
+		json_t *p = json_object();
+
+		tgt_init(&g[i], pi_main, 100 + i % N_FLEET, 16, AMTPROV_TRANSPORT_PROVISIONING,
+			 NULL, "prov");
+		tgt_account(&g[i], pi_main, "admin", "P@ssw0rd1");
+		s[i] = open_ok(pi_main, &g[i]);
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL(o->begin(inst, s[i], AMTPROV_AMT_GET_CORE_VERSION, p, on_done,
+					 &done, &err),
+				AMTPROV_AGAIN);
+		json_decref(p);
+	}
+	pump(pi_main, &done, N_MANY, 60000);
+	CU_ASSERT_EQUAL(done, N_MANY);
+	for (int i = 0; i < N_MANY; i++) {
+		struct amtprov_error err;
+		json_t *r = NULL;
+
+		amtprov_error_clear(&err);
+		if (o->finish(inst, s[i], &r, &err) == AMTPROV_OK)
+			ok++;
+		else if (ok == i)
+			fprintf(stderr, "\n  session %d: %s\n", i, err.msg);
+		json_decref(r);
+		close_s(pi_main, s[i]);
+		tgt_free(&g[i], pi_main);
+	}
+	CU_ASSERT_EQUAL(ok, N_MANY);
+}
+
+/* A device that accepts TCP and never answers: E_TIMEOUT. */
+static void test_timeout(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, 30, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	g.t.timeout_ms = 800;
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_TIMEOUT);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
+/* Closing a session with an operation in flight: no done(), no leak. */
+static void test_close_in_flight(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	int done = 0;
+	void *s;
+	json_t *p = json_object();
+
+	/* The silent device (.30), so the operation is surely still running. */
+	tgt_init(&g, pi_main, 30, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->begin(plugin_instance_handle(pi_main), s,
+					       AMTPROV_AMT_GET_CORE_VERSION, p, on_done, &done,
+					       &err),
+			AMTPROV_AGAIN);
+	json_decref(p);
+	pump(pi_main, &done, 1, 30);
+	close_s(pi_main, s);
+	pump(pi_main, &done, 1, 100);
+	CU_ASSERT_EQUAL(done, 0);
+	tgt_free(&g, pi_main);
+}
+
+/* Second-stage operations against amtsim's key/certificate, time, TLS, Kerberos and
+ * redirection classes (R-PROV-10/11). */
+static void test_second_stage(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+	char *pem = slurp("root.pem"), *b64 = NULL, params[8192];
+	const char *key_handle, *cert_handle;
+	char kh[256], ch[256];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pem);
+	/* PEM body without armour and newlines = base64 DER. */
+	b64 = calloc(1, strlen(pem) + 1);
+	for (const char *p = strstr(pem, "\n") + 1, *q = b64; p && *p && *p != '-'; p++)
+		if (*p != '\n')
+			*(char *)q++ = *p;
+	tgt_init(&g, pi_main, 100, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_TIME, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GENERATE_KEY_PAIR, "{\"bits\":2048}", &r, &err),
+			AMTPROV_OK);
+	key_handle = json_string_value(json_object_get(r, "key_handle"));
+	snprintf(kh, sizeof(kh), "%s", key_handle ? key_handle : "");
+	CU_ASSERT(kh[0] != '\0');
+	json_decref(r);
+	snprintf(params, sizeof(params), "{\"cert_der_b64\":\"%s\",\"trusted_root\":true}", b64);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_ADD_CERTIFICATE, params, &r, &err), AMTPROV_OK);
+	cert_handle = json_string_value(json_object_get(r, "cert_handle"));
+	snprintf(ch, sizeof(ch), "%s", cert_handle ? cert_handle : "");
+	CU_ASSERT(ch[0] != '\0');
+	json_decref(r);
+	/* The certificate's key is not in AMT: ENABLE_TLS may be refused; either way, a clear
+	 * outcome. */
+	snprintf(params, sizeof(params), "{\"cert_handle\":\"%s\"}", ch);
+	if (run(pi_main, s, AMTPROV_AMT_ENABLE_TLS, params, &r, &err) == AMTPROV_OK)
+		json_decref(r);
+	else
+		CU_ASSERT(err.msg[0] != '\0');
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_REDIRECTION,
+			    "{\"sol\":true,\"ider\":true}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET,
+			    "{\"class\":\"AMT_RedirectionService\"}", &r, &err), AMTPROV_OK);
+	{
+		/* A missing value must fail the test, not crash it. */
+		const char *v = json_string_value(
+			json_object_get(json_object_get(r, "instance"), "ListenerEnabled"));
+
+		CU_ASSERT_PTR_NOT_NULL(v);
+		CU_ASSERT_STRING_EQUAL(v ? v : "(missing)", "true");
+	}
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_DELETE_CERTIFICATE, "{\"cert_handle\":\"nope\"}",
+			    &r, &err) != AMTPROV_OK, 1);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+	free(pem);
+	free(b64);
+}
+
+int main(void)
+{
+	CU_pSuite su;
+	unsigned fails;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 1;
+	su = CU_add_suite("amt_transport", suite_init, suite_clean);
+	CU_add_test(su, "digest ok (R-PROV-08)", test_digest_ok);
+	CU_add_test(su, "digest accounts in order (R-PROV-09)", test_digest_accounts);
+	CU_add_test(su, "provisioning TLS (R-PROV-07)", test_provisioning_tls);
+	CU_add_test(su, "provisioning cert without OID", test_provisioning_no_oid);
+	CU_add_test(su, "self-signed only for its address", test_self_signed_other_address);
+	CU_add_test(su, "managed mode + CRL (R-REV-01)", test_managed);
+	CU_add_test(su, "ws-man get/put/enumerate/invoke/faults", test_wsman);
+	CU_add_test(su, "legacy SOAP (AMT < 9)", test_legacy_soap);
+	CU_add_test(su, "second stage ops", test_second_stage);
+	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
+	CU_add_test(su, "timeout", test_timeout);
+	CU_add_test(su, "close in flight", test_close_in_flight);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
