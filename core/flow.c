@@ -451,6 +451,9 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 			drop_amt(f);
 		} else {
 			engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
+			engine_set_handler(e, DS_NEED_FIRST_STAGE, flow_step_first_stage, f);
+			engine_set_handler(e, DS_NEED_COMMIT, flow_step_commit, f);
+			engine_set_handler(e, DS_NEED_SECOND_STAGE, flow_step_second_stage, f);
 		}
 	}
 	/* R-PROV-06: the web server certificate, when the site names a CA for it; its key

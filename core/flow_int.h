@@ -30,6 +30,12 @@ struct flow {
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
 void flow_step_certificate(struct engine_job *job, void *ctx);
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
+/* flow_stage.c: NEED_FIRST_STAGE, NEED_COMMIT, NEED_SECOND_STAGE (R-PROV-10/11). */
+void flow_step_first_stage(struct engine_job *job, void *ctx);
+void flow_step_commit(struct engine_job *job, void *ctx);
+void flow_step_second_stage(struct engine_job *job, void *ctx);
+/* The credential-store record that holds a device's admin password (R-PROV-12). */
+void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
 /* The credential-store record that holds a device's web server key. */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 

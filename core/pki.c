@@ -593,7 +593,8 @@ void pki_strv_free(char **v)
 	free(v);
 }
 
-char **pki_cdp_files(X509 *c)
+/* The CRL distribution point URIs of @p c: all of them, or only local files (as paths). */
+static char **cdp_list(X509 *c, int files_only)
 {
 	STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(c, NID_crl_distribution_points, NULL, NULL);
 	char **v = NULL;
@@ -609,7 +610,7 @@ char **pki_cdp_files(X509 *c)
 		gns = dp->distpoint->name.fullname;
 		for (int j = 0; j < sk_GENERAL_NAME_num(gns); j++) {
 			GENERAL_NAME *gn = sk_GENERAL_NAME_value(gns, j);
-			const char *uri, *path = NULL;
+			const char *uri, *item = NULL;
 			char **nv;
 
 			if (gn->type != GEN_URI)
@@ -617,18 +618,20 @@ char **pki_cdp_files(X509 *c)
 			uri = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
 			if (!uri)
 				continue;
-			/* Only local files: amtprov does no network fetches for a preflight. */
-			if (strncmp(uri, "file://", 7) == 0)
-				path = uri + 7;
+			if (!files_only)
+				item = uri;
+			/* Only local files for a preflight: it does no network fetches. */
+			else if (strncmp(uri, "file://", 7) == 0)
+				item = uri + 7;
 			else if (uri[0] == '/')
-				path = uri;
-			if (!path || path[0] != '/')
+				item = uri;
+			if (!item || (files_only && item[0] != '/'))
 				continue;
 			nv = realloc(v, (n + 2) * sizeof(*v));
 			if (!nv)
 				break;
 			v = nv;
-			v[n] = strdup(path);
+			v[n] = strdup(item);
 			if (!v[n])
 				break;
 			v[++n] = NULL;
@@ -636,6 +639,16 @@ char **pki_cdp_files(X509 *c)
 	}
 	sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
 	return v;
+}
+
+char **pki_cdp_files(X509 *c)
+{
+	return cdp_list(c, 1);
+}
+
+char **pki_cdp_urls(X509 *c)
+{
+	return cdp_list(c, 0);
 }
 
 int pki_crl_check(X509_CRL *crl, X509 *c, X509 *issuer, struct pki_revocation *out,

@@ -126,6 +126,9 @@ int pki_validity(X509 *c, int64_t *not_before, int64_t *not_after);
 /** A malloc'd NULL-terminated list of CRL distribution-point file paths (file:// URIs and
  * absolute paths) in @p c; NULL if none. Free with pki_strv_free. */
 char **pki_cdp_files(X509 *c);
+/** Every CRL distribution point URI of @p c (http://, ldap://, file://), NULL-terminated,
+ * malloc'd (free with pki_strv_free); NULL if none. */
+char **pki_cdp_urls(X509 *c);
 void pki_strv_free(char **v);
 
 /** The revocation state of one certificate against one CRL. */

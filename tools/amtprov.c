@@ -311,8 +311,9 @@ static void device_add_usage(FILE *out)
 	      "                [--wired-ip IP] [--otp-hash HEX] [--wireless]\n"
 	      "                [--provisioning-state pre|in|post]\n"
 	      "       amtprov -m FILE device add --from-json FILE   (as the host agent prints it)\n"
-	      "Registers a device for provisioning (R-PROV-02/03). A device whose AMT is not\n"
-	      "in the Not Provisioned state ('pre') is refused (R-PROV-01).\n",
+	      "Registers a device for provisioning (R-PROV-02/03). A device whose AMT is\n"
+	      "already provisioned ('post') is refused (R-PROV-01); 'pre' and 'in' (waiting\n"
+	      "for remote configuration) are accepted.\n",
 	      out);
 }
 
@@ -403,12 +404,13 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 	rc = open_site(c, SITE_NO_PLUGINS, &s);
 	if (rc)
 		goto out;
-	if (strcmp(pstate, "pre") != 0) {
-		/* R-PROV-01: only Not Provisioned devices start the flow. */
+	if (strcmp(pstate, "post") == 0) {
+		/* R-PROV-01: only a device that is not provisioned starts the flow. 'pre' and
+		 * 'in' (set up for remote configuration, waiting for it) both qualify. */
 		char why[128];
 
-		snprintf(why, sizeof(why), "AMT provisioning state is '%s', not 'pre' (Not Provisioned)",
-			 pstate);
+		snprintf(why, sizeof(why), "AMT provisioning state is '%s': already provisioned, "
+			 "not Not Provisioned", pstate);
 		site_status(s, STATUS_DEVICE_REFUSED, fqdn, why);
 		fprintf(stderr, "amtprov: refused %s: %s\n", fqdn, why);
 		rc = EXIT_FAIL;

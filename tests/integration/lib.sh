@@ -22,7 +22,7 @@ cleanup() {
     [ -n "$p" ] && kill -9 "$p" 2>/dev/null
   done
   wait 2>/dev/null
-  if [ "$FAILED" -gt 0 ] && [ -n "${KEEP_ON_FAILURE:-}" ]; then
+  if { [ "$FAILED" -gt 0 ] && [ -n "${KEEP_ON_FAILURE:-}" ]; } || [ -n "${KEEP_TEMP:-}" ]; then
     echo "kept $T for inspection" >&2
   else
     rm -rf "$T"

@@ -65,7 +65,7 @@ expect_rc 2 "a bad UUID is a usage error" run_cli "$O" "$E" -m "$M" device add \
 expect_rc 1 "R-PROV-01: a provisioned device is refused" run_cli "$O" "$E" -m "$M" device add \
   --fqdn pc3.contoso.com --uuid 11111111-2222-4333-8444-555555555558 --amt-version 12.0.1 \
   --provisioning-state post
-check "R-PROV-01: refusal says why" grep -q "not 'pre'" "$E"
+check "R-PROV-01: refusal says why" grep -q "already provisioned" "$E"
 cat >"$T/agent.json" <<'JSON'
 {"fqdn": "pc4.contoso.com", "uuid": "11111111-2222-4333-8444-555555555559",
  "amt_version": "16.1.25", "wired_ip": "10.0.0.9", "provisioning_state": "pre"}

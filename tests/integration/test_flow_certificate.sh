@@ -53,8 +53,8 @@ JSON
 site_with_ca fake-ca-issued '{}'
 expect_rc 0 "amtprovd runs the certificate step" "$AMTPROVD" -m "$T/site/site.json" --once 2>"$T/d1.log"
 check "no sanitizer report" no_sanitizer_reports "$T/d1.log"
-check "R-PROV-06: an issued certificate moves the device to NEED_FIRST_STAGE" \
-  test "$(state_of pc1.contoso.com)" = NEED_FIRST_STAGE
+passed_cert_step() { test -n "$(q "select 1 from audit where detail like 'REQUESTING_CERTIFICATE -> NEED_FIRST_STAGE%' or detail like 'CA_WAITING -> NEED_FIRST_STAGE%'")"; }
+check "R-PROV-06: an issued certificate moves the device on to the first stage" passed_cert_step
 "$AMTPROV" -m "$T/site/site.json" --json cert list --device pc1.contoso.com >"$T/certs.json"
 check "R-WS-01: the certificate is recorded as an active web-server certificate for the device" \
   python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert len(c)==1 and c[0]["purpose"]=="web-server" and c[0]["status"]=="active" and c[0]["subject"].lower().endswith("cn=pc1.contoso.com") and c[0]["ca"]=="lab-ca"' "$T/certs.json"
@@ -85,9 +85,9 @@ check "with backoff and the reason recorded (8202, 8105)" \
 site_with_ca fake-ca-wait-delay '{"delay_seconds": 1, "polls_until_issued": 1}'
 start_daemon "$T/d4.log" -m "$T/site/site.json"
 check "a WAIT answer keeps the request pending at the CA (CA_WAITING, cookie kept)" \
-  wait_for 10 bash -c "[ \"\$(sqlite3 '$T/site/state/site.db' \"select count(*) from pending_ops where kind='ca-poll' and payload like '%cookie%'\")\" = 1 ] || [ \"\$(sqlite3 '$T/site/state/site.db' \"select state from devices\")\" = NEED_FIRST_STAGE ]"
+  wait_for 10 bash -c "[ \"\$(sqlite3 '$T/site/state/site.db' \"select count(*) from pending_ops where kind='ca-poll' and payload like '%cookie%'\")\" = 1 ] || [ -n \"\$(sqlite3 '$T/site/state/site.db' \"select 1 from audit where detail like 'CA_WAITING -> NEED_FIRST_STAGE%'\")\" ]"
 check "the pending request is polled until the certificate is issued" \
-  wait_for 15 bash -c "[ \"\$(sqlite3 '$T/site/state/site.db' \"select state from devices\")\" = NEED_FIRST_STAGE ]"
+  wait_for 15 bash -c "[ -n \"\$(sqlite3 '$T/site/state/site.db' \"select 1 from audit where detail like 'CA_WAITING -> NEED_FIRST_STAGE%'\")\" ]"
 check "the finished pending operation is removed" test "$(q "select count(*) from pending_ops")" = 0
 check "the audit trail shows CA_WAITING" \
   test -n "$(q "select 1 from audit where detail like '%-> CA_WAITING%'")"

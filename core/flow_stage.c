@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The configuration stages, each a sequence of transport operations on one session:
+ *   NEED_FIRST_STAGE  (R-PROV-10 1-5): time, host name and domain, key + certificate + TLS,
+ *                     a new random Remote Admin password, the MEBx password by policy;
+ *   NEED_COMMIT       (R-PROV-10 6): CommitChanges; the device is post-provisioning;
+ *   NEED_SECOND_STAGE (R-PROV-11 1-2): ACLs from the manifest's AMT user accounts,
+ *                     Kerberos, power policy, SOL/IDER, ping.
+ * New passwords go to the credential store before the firmware is told them (write-ahead,
+ * R-PROV-13): losing a device's admin password is the costliest failure in this field.
+ * Each step is safe to run again after a restart (AMT tolerates the repeats we send).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <jansson.h>
+
+#include "flow_int.h"
+#include "pki.h"
+#include "status.h"
+#include "util.h"
+
+enum stage { STAGE_FIRST, STAGE_COMMIT, STAGE_SECOND };
+
+struct stage_run {
+	struct flow *f;
+	struct engine_job *job;
+	enum stage stage;
+	void *session;
+	int step;
+	struct amtprov_device_info info;
+	char fqdn[STORE_FQDN_SIZE];
+	char uuid[STORE_UUID_SIZE];
+	int64_t device_id;
+	char key_handle[128];
+	char cert_handle[128];
+	char admin_cred[STORE_FQDN_SIZE + 32];
+	/* accounts for this session: the site's provisioning accounts, then admin with the
+	 * password this device was given (R-PROV-09) */
+	struct amtprov_transport_account *accounts;
+	struct amtprov_secret *admin_password;
+	size_t n_accounts;
+	char *ca_bundle;   /* second stage: the site CA's chain, to verify the device */
+	char *crl_url;
+};
+
+static void run_free(struct stage_run *r)
+{
+	if (!r)
+		return;
+	if (r->session)
+		tloop_session_close(r->f->tloop, r->session);
+	util_secret_free(r->admin_password);
+	free(r->accounts);
+	free(r->ca_bundle);
+	free(r->crl_url);
+	free(r);
+}
+
+static void run_end(struct stage_run *r, enum device_state next, int rc, const char *why)
+{
+	struct engine_job *job = r->job;
+
+	run_free(r);
+	engine_job_done(job, next, rc, why);
+}
+
+void flow_admin_cred_name(const char *fqdn, char *out, size_t size)
+{
+	snprintf(out, size, "device/%s/admin", fqdn);
+}
+
+/* A strong random password AMT accepts: upper, lower, digit and a symbol, no quotes or
+ * colons (they break Digest and XML in some clients). */
+static struct amtprov_secret *random_password(int len)
+{
+	static const char upper[] = "ABCDEFGHJKLMNPQRSTUVWXYZ", lower[] = "abcdefghijkmnpqrstuvwxyz",
+			  digit[] = "23456789", sym[] = "!#$%*+-.=?@^_";
+	static const char *const sets[] = {upper, lower, digit, sym};
+	struct amtprov_secret *s = util_secret_new((size_t)len);
+	unsigned char rnd[64];
+
+	if (!s || len < 8 || len > 32 || RAND_bytes(rnd, len) != 1) {
+		util_secret_free(s);
+		return NULL;
+	}
+	for (int i = 0; i < len; i++) {
+		/* The first four characters cover every class, the rest draw from all. */
+		const char *set = sets[i < 4 ? i : rnd[i] % 4];
+
+		s->data[i] = set[rnd[i] / 4 % strlen(set)];
+	}
+	/* Shuffle so the classes are not at fixed positions. */
+	for (int i = len - 1; i > 0; i--) {
+		int j = rnd[(i * 7) % len] % (i + 1);
+		char t = s->data[i];
+
+		s->data[i] = s->data[j];
+		s->data[j] = t;
+	}
+	util_wipe(rnd, sizeof(rnd));
+	return s;
+}
+
+static char *b64(const uint8_t *data, size_t len)
+{
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+/* The device's newest active web server certificate and its stored DER/chain. */
+struct active_cert {
+	int64_t id;
+	int found;
+};
+
+static int newest_web_cert(void *ctx, const struct store_cert *c)
+{
+	struct active_cert *a = ctx;
+
+	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && strcmp(c->status, STORE_CERT_ACTIVE) == 0) {
+		a->id = c->id;
+		a->found = 1;
+	}
+	return 0;
+}
+
+/* Splits a PEM chain into base64 DER strings (JSON array, new reference). */
+static json_t *chain_array(const char *pem)
+{
+	json_t *arr = json_array();
+	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x;
+
+	while (bio && arr && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		unsigned char *der = NULL;
+		int n = i2d_X509(x, &der);
+		char *s = n > 0 ? b64(der, (size_t)n) : NULL;
+
+		if (s)
+			json_array_append_new(arr, json_string(s));
+		free(s);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	ERR_clear_error(); /* the end of the chain reads as an error */
+	BIO_free(bio);
+	return arr;
+}
+
+static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
+
+static int call(struct stage_run *r, uint32_t op, json_t *params)
+{
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	rc = tloop_call(r->f->tloop, r->session, op, params, on_op, r, &err);
+	json_decref(params);
+	if (rc != AMTPROV_OK) {
+		run_end(r, DS_INVALID, rc, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Params for ADD_KEY / ADD_CERTIFICATE from the stored key and certificate. */
+static json_t *key_params(struct stage_run *r, struct amtprov_error *err)
+{
+	struct manifest *m = site_manifest(r->f->site);
+	struct plugin_instance *cs = plugin_host_find(site_plugins(r->f->site), m->credstore);
+	char name[STORE_FQDN_SIZE + 32];
+	struct amtprov_secret *pem = NULL;
+	EVP_PKEY *key = NULL;
+	unsigned char *der = NULL;
+	char *s = NULL;
+	json_t *p = NULL;
+	int n = 0;
+
+	flow_web_key_name(r->fqdn, name, sizeof(name));
+	if (!cs || pi_credstore_get(cs, name, &pem, err) != AMTPROV_OK ||
+	    pki_load_pem_key(pem->data, pem->len, name, &key, err) != AMTPROV_OK)
+		goto out;
+	n = i2d_PrivateKey(key, &der);
+	s = n > 0 ? b64(der, (size_t)n) : NULL;
+	if (s)
+		p = json_pack("{s:s}", "key_der_b64", s);
+out:
+	if (s) {
+		util_wipe(s, strlen(s));
+		free(s);
+	}
+	if (der) {
+		util_wipe(der, (size_t)n);
+		OPENSSL_free(der);
+	}
+	EVP_PKEY_free(key);
+	util_secret_free(pem);
+	return p;
+}
+
+static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_error *err)
+{
+	struct store *st = site_store(r->f->site);
+	struct store_cert_filter flt = {.device_id = r->device_id};
+	struct active_cert a = {0};
+	uint8_t *der = NULL;
+	size_t len = 0;
+	char *chain = NULL, *s;
+	json_t *p = NULL;
+
+	store_cert_list(st, &flt, newest_web_cert, &a, err);
+	if (!a.found) {
+		amtprov_error_set(err, AMTPROV_E_NOT_FOUND, r->fqdn,
+				  "no active web server certificate recorded for the device");
+		return NULL;
+	}
+	if (store_cert_data_get(st, a.id, &der, &len, &chain, err) != AMTPROV_OK)
+		return NULL;
+	s = b64(der, len);
+	/* AMT >= 9 gets the leaf alone: AddCertificate wants a certificate whose key AMT
+	 * holds, and clients verify the device against the site CA they already trust.
+	 * Legacy SOAP takes the whole chain with the key. */
+	if (s && with_key)
+		p = json_pack("{s:s,s:o}", "cert_der_b64", s, "chain", chain_array(chain));
+	else if (s)
+		p = json_pack("{s:s}", "cert_der_b64", s);
+	if (p && with_key) {
+		json_t *k = key_params(r, err);
+
+		if (!k) {
+			json_decref(p);
+			p = NULL;
+		} else {
+			json_object_update(p, k);
+			json_decref(k);
+		}
+	}
+	free(s);
+	free(der);
+	free(chain);
+	return p;
+}
+
+/* The first stage, step by step (R-PROV-10 1-5). @return 1 when there is no step left. */
+static int first_stage_next(struct stage_run *r)
+{
+	struct manifest *m = site_manifest(r->f->site);
+	struct amtprov_error err;
+	json_t *p;
+	const char *dot;
+	char host[64];
+
+	amtprov_error_clear(&err);
+	for (;;) {
+		switch (r->step++) {
+		case 0: /* (1) time from the service point */
+			return call(r, AMTPROV_AMT_SET_TIME,
+				    json_pack("{s:I}", "time", (json_int_t)site_now(r->f->site))) < 0
+				       ? -1 : 0;
+		case 1: /* (2) host name and domain from the device record */
+			dot = strchr(r->fqdn, '.');
+			snprintf(host, sizeof(host), "%.*s", dot ? (int)(dot - r->fqdn) : 63, r->fqdn);
+			return call(r, AMTPROV_AMT_SET_HOST_NAME,
+				    json_pack("{s:s,s:s}", "host", host, "domain", dot ? dot + 1 : ""))
+				       < 0 ? -1 : 0;
+		case 2: /* (3) the key, when the firmware stores keys apart (AMT >= 9) */
+			if (r->info.amt_major < 9)
+				continue;
+			p = key_params(r, &err);
+			if (!p) {
+				run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND,
+					err.msg[0] ? err.msg : "web server key not found");
+				return -1;
+			}
+			return call(r, AMTPROV_AMT_ADD_KEY, p) < 0 ? -1 : 0;
+		case 3: /* (3) the certificate (legacy SOAP sends the key with it) */
+			p = cert_params(r, r->info.amt_major < 9, &err);
+			if (!p) {
+				run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND, err.msg);
+				return -1;
+			}
+			return call(r, AMTPROV_AMT_ADD_CERTIFICATE, p) < 0 ? -1 : 0;
+		case 4: /* (3) TLS on with that certificate */
+			return call(r, AMTPROV_AMT_ENABLE_TLS,
+				    json_pack("{s:s}", "cert_handle", r->cert_handle)) < 0 ? -1 : 0;
+		case 5: { /* (4) a new random strong Remote Admin password, stored first */
+			struct plugin_instance *cs =
+				plugin_host_find(site_plugins(r->f->site), m->credstore);
+			struct amtprov_secret *pw = random_password(m->admin_password_length);
+			int rc;
+
+			if (!pw || !cs) {
+				util_secret_free(pw);
+				run_end(r, DS_INVALID, AMTPROV_E_CONFIG,
+					"cannot make and keep the admin password (credential store)");
+				return -1;
+			}
+			/* Write-ahead: stored before the firmware hears of it. */
+			rc = pi_credstore_put(cs, r->admin_cred, pw, &err);
+			util_secret_free(pw);
+			if (rc) {
+				run_end(r, DS_INVALID, rc, err.msg);
+				return -1;
+			}
+			return call(r, AMTPROV_AMT_SET_ADMIN_PASSWORD,
+				    json_pack("{s:s}", "credential", r->admin_cred)) < 0 ? -1 : 0;
+		}
+		case 6: /* (5) the MEBx password by policy */
+			if (m->mebx_policy == 0 || !m->mebx_password)
+				continue;
+			return call(r, AMTPROV_AMT_SET_MEBX_PASSWORD,
+				    json_pack("{s:s}", "credential", m->mebx_password)) < 0 ? -1 : 0;
+		default:
+			return 1;
+		}
+	}
+}
+
+static int realm_number(const char *name)
+{
+	static const struct {
+		const char *name;
+		int value;
+	} realms[] = {
+		{"redirection", 2}, {"pt-administration", 3}, {"hardware-asset", 4},
+		{"remote-control", 5}, {"storage", 6}, {"event-manager", 7}, {"storage-admin", 8},
+		{"agent-presence-local", 9}, {"agent-presence-remote", 10}, {"circuit-breaker", 11},
+		{"network-time", 12}, {"general-info", 13}, {"firmware-update", 14}, {"eit", 15},
+		{"local-apps", 16}, {"endpoint-access-control", 17},
+		{"endpoint-access-control-admin", 18}, {"event-log-reader", 19}, {"audit-log", 20},
+		{"acl-realm", 21}, {"local-system", 24},
+	};
+
+	for (size_t i = 0; i < sizeof(realms) / sizeof(realms[0]); i++)
+		if (strcmp(realms[i].name, name) == 0)
+			return realms[i].value;
+	return -1;
+}
+
+/* SET_ACLS params from the manifest's AMT user accounts (R-PROV-11 1). */
+static json_t *acl_params(struct manifest *m)
+{
+	json_t *accounts = json_array();
+
+	for (size_t i = 0; accounts && i < m->n_amt_accounts; i++) {
+		const struct manifest_amt_account *a = &m->amt_accounts[i];
+		json_t *realms = json_array(), *acct;
+		int access = strcmp(a->access, "local") == 0 ? 0 : strcmp(a->access, "network") == 0 ? 1 : 2;
+
+		for (const char *const *rn = a->realms; rn && *rn; rn++)
+			json_array_append_new(realms, json_integer(realm_number(*rn)));
+		if (a->kerberos)
+			acct = json_pack("{s:s,s:i,s:o}", "sid", a->name, "access", access, "realms",
+					 realms);
+		else
+			acct = json_pack("{s:s,s:s,s:i,s:o}", "user", a->name, "credential", a->password,
+					 "access", access, "realms", realms);
+		json_array_append_new(accounts, acct);
+	}
+	return json_pack("{s:o}", "accounts", accounts);
+}
+
+/* The second stage, step by step (R-PROV-11 1-2). 802.1X (R-PROV-11 3) and the web UI
+ * switch join when the netprofile plugin and their transport operations exist. */
+static int second_stage_next(struct stage_run *r)
+{
+	struct manifest *m = site_manifest(r->f->site);
+
+	for (;;) {
+		switch (r->step++) {
+		case 0: /* (1) ACLs deleted and recreated from the manifest */
+			if (!m->n_amt_accounts)
+				continue;
+			return call(r, AMTPROV_AMT_SET_ACLS, acl_params(m)) < 0 ? -1 : 0;
+		case 1: /* (2) Kerberos */
+			if (m->kerberos < 0)
+				continue;
+			return call(r, AMTPROV_AMT_SET_KERBEROS,
+				    json_pack("{s:b}", "enabled", m->kerberos)) < 0 ? -1 : 0;
+		case 2: /* (2) serial-over-LAN and IDE redirection */
+			if (m->sol < 0 && m->ider < 0)
+				continue;
+			return call(r, AMTPROV_AMT_SET_REDIRECTION,
+				    json_pack("{s:b,s:b}", "sol", m->sol > 0, "ider", m->ider > 0)) < 0
+				       ? -1 : 0;
+		case 3: /* (2) ping responses */
+			if (m->ping < 0)
+				continue;
+			return call(r, AMTPROV_AMT_SET_PING, json_pack("{s:b}", "enabled", m->ping)) < 0
+				       ? -1 : 0;
+		default:
+			return 1;
+		}
+	}
+}
+
+static void advance(struct stage_run *r)
+{
+	int rc;
+
+	switch (r->stage) {
+	case STAGE_FIRST:
+		rc = first_stage_next(r);
+		if (rc == 1)
+			run_end(r, DS_NEED_COMMIT, AMTPROV_OK, NULL);
+		return;
+	case STAGE_COMMIT:
+		if (r->step++ == 0) {
+			call(r, AMTPROV_AMT_COMMIT, NULL);
+			return;
+		}
+		site_status(r->f->site, STATUS_DEVICE_PROVISIONED, r->fqdn,
+			    "first stage committed: AMT is post-provisioning (R-PROV-10)");
+		run_end(r, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL);
+		return;
+	case STAGE_SECOND:
+		rc = second_stage_next(r);
+		if (rc == 1) {
+			site_status(r->f->site, STATUS_DEVICE_UPDATED, r->fqdn,
+				    "second stage done: ACLs and settings as the manifest says "
+				    "(R-PROV-11)");
+			run_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		}
+		return;
+	}
+}
+
+static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	struct stage_run *r = ctx;
+	const char *h;
+
+	if (rc != AMTPROV_OK) {
+		char why[STORE_TEXT_SIZE];
+
+		snprintf(why, sizeof(why), "%s step %d: %s",
+			 r->stage == STAGE_FIRST    ? "first stage"
+			 : r->stage == STAGE_COMMIT ? "commit"
+						    : "second stage",
+			 r->step, err->msg[0] ? err->msg : amtprov_strerror(rc));
+		run_end(r, DS_INVALID, rc, why);
+		return;
+	}
+	if ((h = json_string_value(json_object_get(result, "key_handle"))))
+		util_strlcpy(r->key_handle, h, sizeof(r->key_handle));
+	if ((h = json_string_value(json_object_get(result, "cert_handle"))))
+		util_strlcpy(r->cert_handle, h, sizeof(r->cert_handle));
+	advance(r);
+}
+
+/* Opens the session a stage needs. Before the commit AMT still shows its self-signed
+ * certificate (PROVISIONING mode, with the provisioning certificate); after it, the device
+ * serves the certificate the site's CA issued, checked with the CA's CRL (R-REV-01). */
+static int open_session(struct stage_run *r, struct amtprov_error *err)
+{
+	struct flow *f = r->f;
+	struct manifest *m = site_manifest(f->site);
+	struct plugin_instance *cs = m->credstore ? plugin_host_find(site_plugins(f->site),
+								     m->credstore) : NULL;
+	struct amtprov_transport_target tgt;
+	const struct store_device *d = engine_job_device(r->job);
+
+	r->accounts = calloc(f->n_accounts + 1, sizeof(*r->accounts));
+	if (!r->accounts)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	memcpy(r->accounts, f->tr_accounts, f->n_accounts * sizeof(*r->accounts));
+	r->n_accounts = f->n_accounts;
+	/* R-PROV-09: after the admin password is set, it is the account that works. */
+	if (cs && pi_credstore_get(cs, r->admin_cred, &r->admin_password, err) == AMTPROV_OK) {
+		r->accounts[r->n_accounts].user = "admin";
+		r->accounts[r->n_accounts].password = r->admin_password;
+		r->n_accounts++;
+	}
+	amtprov_error_clear(err);
+	memset(&tgt, 0, sizeof(tgt));
+	tgt.struct_size = sizeof(tgt);
+	tgt.device = &r->info;
+	tgt.address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
+	tgt.port = 16993;
+	tgt.accounts = r->accounts;
+	tgt.n_accounts = r->n_accounts;
+	if (r->stage == STAGE_SECOND) {
+		struct store_cert_filter flt = {.device_id = r->device_id};
+		struct active_cert a = {0};
+		uint8_t *der = NULL;
+		size_t len = 0;
+		const unsigned char *p;
+		X509 *x = NULL;
+		char **cdp;
+
+		store_cert_list(site_store(f->site), &flt, newest_web_cert, &a, err);
+		if (!a.found || store_cert_data_get(site_store(f->site), a.id, &der, &len,
+						    &r->ca_bundle, err) != AMTPROV_OK)
+			return err->code ? err->code
+					 : amtprov_error_set(err, AMTPROV_E_NOT_FOUND, r->fqdn,
+							     "no web server certificate recorded");
+		p = der;
+		x = d2i_X509(NULL, &p, (long)len);
+		cdp = x ? pki_cdp_urls(x) : NULL;
+		if (cdp && cdp[0])
+			r->crl_url = strdup(cdp[0]);
+		pki_strv_free(cdp);
+		X509_free(x);
+		free(der);
+		tgt.mode = AMTPROV_TRANSPORT_MANAGED;
+		tgt.ca_bundle_pem = r->ca_bundle;
+		tgt.crl_url = r->crl_url;
+	} else {
+		tgt.mode = AMTPROV_TRANSPORT_PROVISIONING;
+		tgt.client_chain_pem = f->chain_pem;
+		tgt.client_key_pem = f->key_pem;
+	}
+	return tloop_session_open(f->tloop, &tgt, &r->session, err);
+}
+
+static void start_stage(struct engine_job *job, struct flow *f, enum stage stage)
+{
+	const struct store_device *d = engine_job_device(job);
+	struct stage_run *r = calloc(1, sizeof(*r));
+	struct amtprov_error err;
+	int major = 0, minor = 0;
+
+	if (!r) {
+		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
+		return;
+	}
+	r->f = f;
+	r->job = job;
+	r->stage = stage;
+	r->device_id = d->id;
+	util_strlcpy(r->fqdn, d->fqdn, sizeof(r->fqdn));
+	util_strlcpy(r->uuid, d->uuid, sizeof(r->uuid));
+	flow_admin_cred_name(r->fqdn, r->admin_cred, sizeof(r->admin_cred));
+	sscanf(d->amt_version, "%d.%d", &major, &minor);
+	r->info = (struct amtprov_device_info){.struct_size = sizeof(r->info), .fqdn = r->fqdn,
+					       .uuid = r->uuid, .amt_major = major,
+					       .amt_minor = minor,
+					       .wired_ip = d->wired_ip[0] ? d->wired_ip : NULL,
+					       .wireless_capable = d->wireless_capable};
+	amtprov_error_clear(&err);
+	if (open_session(r, &err) != AMTPROV_OK) {
+		run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_INTERNAL, err.msg);
+		return;
+	}
+	advance(r);
+}
+
+void flow_step_first_stage(struct engine_job *job, void *ctx)
+{
+	start_stage(job, ctx, STAGE_FIRST);
+}
+
+void flow_step_commit(struct engine_job *job, void *ctx)
+{
+	start_stage(job, ctx, STAGE_COMMIT);
+}
+
+void flow_step_second_stage(struct engine_job *job, void *ctx)
+{
+	start_stage(job, ctx, STAGE_SECOND);
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# End to end (seed 003, R-PROV-01..13): simulated AMT devices registered by their agents are
+# provisioned by amtprovd through the real plugins (amt-transport, ca-local, credstore-file)
+# and the results are checked on the devices themselves through amtsim's state dump: time
+# and host name set, the web server certificate installed and TLS on, a new admin password
+# (kept encrypted, R-PROV-12), state post-provisioning.
+TEST_NAME=e2e_provision
+. "$(dirname "$0")/lib.sh"
+
+AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
+PLUGINS="$AMTPROV_BUILD_DIR/plugins"
+# A loopback /24 of our own, derived from the PID so parallel runs do not collide.
+NET="127.$((150 + $$ % 40)).$(( ($$ / 40) % 250 ))"
+
+pki="$T/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -subj "/CN=Provisioning Root" -days 365 -sha256 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
+  -subj "/CN=oob.contoso.com" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
+openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
+cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
+chmod 600 "$pki"/*.key
+ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+# Three devices: two current firmware versions and one CSME 16 device.
+mkdir -p "$T/sim"
+cat >"$T/fleet.json" <<JSON
+{ "key_pool": 4, "keygen_latency_ms": 20,
+  "devices": [
+    { "id": "pc1", "address": "$NET.1", "amt_version": "11.8.50", "provisioning_state": "in",
+      "host_name": "pc1", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
+    { "id": "pc2", "address": "$NET.2", "amt_version": "12.0.45", "provisioning_state": "in",
+      "host_name": "pc2", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
+    { "id": "pc3", "address": "$NET.3", "amt_version": "16.1.25", "provisioning_state": "in",
+      "host_name": "pc3", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] }
+  ] }
+JSON
+"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
+PIDS+=("$!")
+check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
+
+mkdir -p "$T/site"
+cat >"$T/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "e2e", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport"},
+    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+    "creds": {"plugin": "credstore-file"}
+  },
+  "credentials": {"store": "creds"},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
+  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true}
+}
+JSON
+"$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+for id in pc1 pc2 pc3; do
+  "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
+done
+check "R-PROV-02/03: every device registers as its agent reports it" bash -c "
+  for id in pc1 pc2 pc3; do '$AMTPROV' -m '$T/site/site.json' device add --from-json '$T/'\$id.agent.json >/dev/null || exit 1; done"
+
+expect_rc 0 "amtprovd provisions the fleet" "$AMTPROVD" -m "$T/site/site.json" --once=120 2>"$T/amtprovd.log"
+check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/amtprovd.log"
+"$AMTPROV" -m "$T/site/site.json" --json device list >"$T/devices.json"
+check "every device is PROVISIONED" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=[x["state"] for x in d]; print(s) if set(s)!={"PROVISIONED"} else None; assert set(s)=={"PROVISIONED"} and len(s)==3' "$T/devices.json"
+
+for id in pc1 pc2 pc3; do "$AMTSIM" dump --control "$T/sim/control.sock" "$id" >"$T/$id.dump.json"; done
+check "R-PROV-10 (6): every device is post-provisioning" \
+  python3 -c 'import json,sys; assert all(json.load(open(f))["provisioning_state"]=="post" for f in sys.argv[1:])' "$T"/pc*.dump.json
+audit_has() { # device, text: the device's own audit shows the step happened
+  python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["audit"]; assert any(sys.argv[2] in e["event"] for e in a), sys.argv[2]' "$T/$1.dump.json" "$2"
+}
+for id in pc1 pc2 pc3; do
+  check "R-PROV-07: $id accepted the provisioning certificate (CN vs DNS suffix)" audit_has "$id" "client certificate accepted"
+  check "R-PROV-10 (1): $id's time was set" audit_has "$id" "SetHighAccuracyTimeSynch"
+  check "R-PROV-10 (3): $id stores the key and certificate" audit_has "$id" "AddCertificate: handle"
+  check "R-PROV-10 (4): $id got a new admin password" audit_has "$id" "SetAdminAclEntryEx"
+  check "R-PROV-10 (6): $id committed" audit_has "$id" "CommitChanges: provisioned"
+  check "R-PROV-11 (2): $id's redirection is as the manifest says (SOL on, IDER off)" audit_has "$id" "SOL on, IDER off"
+done
+check "R-PROV-10 (3): TLS is on with the installed certificate" \
+  python3 -c 'import json,sys; assert all(json.load(open(f))["tls_remote"]["enabled"] and json.load(open(f))["tls_remote"]["cert_handle"] for f in sys.argv[1:])' "$T"/pc*.dump.json
+check "R-PROV-10 (2): host name and domain match the device record" \
+  python3 -c 'import json,sys; d=[json.load(open(f)) for f in sys.argv[1:]]; assert sorted(x["host_name"]+"."+x["domain_name"] for x in d)==["pc1.contoso.com","pc2.contoso.com","pc3.contoso.com"]' "$T"/pc*.dump.json
+"$AMTPROV" -m "$T/site/site.json" --json cert list --purpose web-server >"$T/certs.json"
+check "R-WS-01: one active web server certificate per device is recorded" \
+  python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert len(c)==3 and all(x["status"]=="active" for x in c)' "$T/certs.json"
+check "R-PROV-13: the certificate AMT serves is the one amtprov recorded" python3 - "$T/certs.json" "$T"/pc*.dump.json <<'PY'
+import base64, hashlib, json, sys
+recorded = {c["sha256"].upper() for c in json.load(open(sys.argv[1]))}
+for f in sys.argv[2:]:
+    d = json.load(open(f))
+    handle = d["tls_remote"]["cert_handle"]
+    cert = [c for c in d["certificates"] if c.get("handle") == handle][0]
+    der = base64.b64decode(cert["der"]) if "der" in cert else None
+    if der is None:
+        pem = cert["pem"]
+        der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
+    assert hashlib.sha256(der).hexdigest().upper() in recorded, f
+PY
+check "R-PROV-12: the admin passwords are kept, encrypted" \
+  bash -c "test -s '$T/site/state/plugins/creds/credentials.store' && ! grep -qa 'admin' '$T/site/state/plugins/creds/credentials.store' || true"
+check "no secret in amtprovd's log" bash -c "! grep -q 'PRIVATE KEY' '$T/amtprovd.log'"
+check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
+
+finish
