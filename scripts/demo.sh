@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The demo: builds amtprov, creates a lab site in ./demo-site, registers a fleet of devices
-# the way their host agents would (R-PROV-02/03), runs amtprovd over them and prints what
-# happened. Usage: scripts/demo.sh [DEVICES]   (default 12)
+# The demo: builds amtprov and provisions a fleet of simulated Intel AMT devices (amtsim)
+# through amtprovd with the real plugins: the embedded CA (ca-local), the encrypted
+# credential store (credstore-file) and the AMT transport. A few devices fail for real
+# reasons (namespace mismatch, root hash missing in the firmware, wrong one-time password),
+# to show amtprov's diagnostics. Then it prints what happened and where to look next.
+# Usage: scripts/demo.sh [DEVICES]   (default 12, at most 200)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 n=${1:-12}
 case "$n" in ''|*[!0-9]*) echo "usage: scripts/demo.sh [DEVICES]" >&2; exit 2;; esac
+if [ "$n" -lt 1 ] || [ "$n" -gt 200 ]; then echo "demo: DEVICES must be 1..200" >&2; exit 2; fi
 
 bash scripts/install-deps.sh
 echo "== building amtprov"
@@ -15,66 +19,101 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
 amtprov="$root/build/tools/amtprov"
 amtprovd="$root/build/tools/amtprovd"
+amtsim="$root/build/sim/amtsim"
 
-site="$root/demo-site"
-rm -rf "$site"
-mkdir -p "$site"
-chmod 700 "$site"
-cat >"$site/site.json" <<JSON
+demo="$root/demo-site"
+rm -rf "$demo"
+mkdir -p "$demo/pki" "$demo/sim"
+chmod 700 "$demo"
+net="127.77.$(( $$ % 200 + 20 ))"
+sim_pid=""
+cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+echo "== a provisioning certificate (CN = service point, AMT OID), as an admin would buy one"
+pki="$demo/pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -subj "/CN=Contoso Provisioning Root" -days 3650 -sha256 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
+  -subj "/CN=oob.contoso.com" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
+openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+  -CAcreateserial -days 365 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
+cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
+chmod 600 "$pki"/*.key
+root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+echo "== a fleet of $n simulated AMT devices on $net.0/24 (amtsim)"
+versions=("11.8.50" "12.0.45" "16.1.25" "15.0.30")
+{
+  echo '{ "key_pool": 8, "keygen_latency_ms": 50, "devices": ['
+  for ((i = 1; i <= n; i++)); do
+    v=${versions[$((i % 4))]}
+    domain="contoso.com"; hashes="[{\"name\": \"Contoso root\", \"algo\": \"sha256\", \"hash\": \"$root_hash\"}]"
+    faults="{}"
+    # Three devices that fail for real reasons (when the fleet is big enough to spare them).
+    if [ "$n" -ge 6 ]; then
+      [ "$i" -eq 4 ] && domain="northwindtraders.com"      # outside the namespace (R-PC-05)
+      [ "$i" -eq 5 ] && hashes="[]"                         # root hash not in firmware (R-PC-04)
+      [ "$i" -eq 6 ] && faults='{"wrong_otp": true}'        # OTP mismatch (R-PROV-05)
+    fi
+    printf '  %s{"id": "pc%03d", "address": "%s.%d", "amt_version": "%s", "provisioning_state": "in", "host_name": "pc%03d", "domain_name": "%s", "dhcp_domain": "%s", "root_hashes": %s, "faults": %s}\n' \
+      "$([ "$i" -gt 1 ] && echo ,)" "$i" "$net" "$i" "$v" "$i" "$domain" "$domain" "$hashes" "$faults"
+  done
+  echo '] }'
+} >"$demo/fleet.json"
+"$amtsim" serve --fleet "$demo/fleet.json" --state-dir "$demo/sim" --quiet 2>"$demo/amtsim.log" &
+sim_pid=$!
+for _ in $(seq 100); do [ -S "$demo/sim/control.sock" ] && break; sleep 0.1; done
+
+cat >"$demo/site.json" <<JSON
 {
   "manifest_version": 1,
-  "site": {
-    "name": "contoso-lab",
-    "service_point_fqdn": "oob.contoso.com",
-    "dns_suffix": "contoso.com",
-    "description": "amtprov demo site"
-  },
+  "site": { "name": "contoso-lab", "service_point_fqdn": "oob.contoso.com",
+            "dns_suffix": "contoso.com", "description": "amtprov demo site" },
   "plugin_path": ["$root/build/plugins"],
-  "maintenance": {
-    "evaluate_certificates": { "interval_days": 7, "renew_within_days": 42 },
-    "provisioning_certificate_check": { "interval_hours": 24, "warning_days": 40, "error_days": 15 }
-  }
+  "plugins": {
+    "amt":    { "plugin": "amt-transport" },
+    "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "$net.250:8080" } },
+    "creds":  { "plugin": "credstore-file" }
+  },
+  "credentials": { "store": "creds" },
+  "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer" } },
+  "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
+  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true }
 }
 JSON
-echo "== site manifest $site/site.json"
-"$amtprov" -m "$site/site.json" manifest check
-"$amtprov" -m "$site/site.json" db init
+echo "== site manifest $demo/site.json"
+"$amtprov" -m "$demo/site.json" manifest check
+"$amtprov" -m "$demo/site.json" db init
+echo "== the provisioning certificate, checked before anything is touched (R-PC-01..08)"
+"$amtprov" -m "$demo/site.json" cert check --now "$(date +%s)" | tail -n 6 || true
 
-echo "== registering $n devices as their host agents would (OTP hash, AMT version, wired IP)"
+echo "== each device's agent registers it (OTP hash, AMT version, wired IP: R-PROV-02/03)"
 for ((i = 1; i <= n; i++)); do
-  otp=$(head -c 16 /dev/urandom | sha256sum | cut -d' ' -f1)
-  major=$(( (i % 4 == 0) ? 8 : (i % 3 == 0) ? 16 : 11 ))
-  "$amtprov" -m "$site/site.json" device add --fqdn "$(printf 'pc%03d.contoso.com' "$i")" \
-    --uuid "$(printf '4c4c4544-0000-4000-8000-%012d' "$i")" --amt-version "$major.0.$((i + 10))" \
-    --wired-ip "10.20.0.$i" --otp-hash "$otp" >/dev/null
+  id=$(printf 'pc%03d' "$i")
+  "$amtsim" agent --state-dir "$demo/sim" --device "$id" >"$demo/sim/$id.agent.json"
+  "$amtprov" -m "$demo/site.json" device add --from-json "$demo/sim/$id.agent.json" >/dev/null
 done
-echo "== a device whose AMT is already provisioned is refused (R-PROV-01):"
-"$amtprov" -m "$site/site.json" device add --fqdn pc999.contoso.com \
-  --uuid 4c4c4544-0000-4000-8000-999999999999 --amt-version 12.0.20 --provisioning-state post || true
 
-echo "== running amtprovd until no work is due"
+echo "== amtprovd provisions the fleet"
 start=$(date +%s%N)
-"$amtprovd" -m "$site/site.json" --once --log-level notice
+"$amtprovd" -m "$demo/site.json" --once=600 --log-level warning 2>"$demo/amtprovd.log" || true
 end=$(date +%s%N)
-
-echo
-echo "== devices"
-"$amtprov" -m "$site/site.json" device list
-echo
-echo "== status messages"
-"$amtprov" -m "$site/site.json" status
-echo
 ms=$(( (end - start) / 1000000 ))
-printf "amtprovd took %d.%03d s for %d devices.\n" $((ms / 1000)) $((ms % 1000)) "$n"
-cat <<EOF2
 
-Every device went from REGISTERED to NEED_DEVICE_CHECK. That is where provisioning
-stops today: the OTP check, the certificate and the AMT configuration steps need the AMT
-transport and the simulator, which are still to come.
+echo
+"$amtprov" -m "$demo/site.json" report
+echo
+provisioned=$("$amtprov" -m "$demo/site.json" device list --state PROVISIONED | grep -c contoso || true)
+printf "%d of %d devices provisioned in %d.%03d s.\n" "$provisioned" "$n" $((ms / 1000)) $((ms % 1000))
+cat <<EOF
 
 Where to look next:
-  $amtprov -m $site/site.json device show pc001.contoso.com   # state and audit trail
-  $amtprov -m $site/site.json --json device list              # machine-readable
-  $amtprov status catalog                                     # every status message ID
-  sqlite3 $site/state/site.db .tables                         # the site database
-EOF2
+  $amtprov -m $demo/site.json device show pc004.northwindtraders.com   # why it failed; audit trail
+  $amtprov -m $demo/site.json cert list                        # every certificate issued
+  $amtprov -m $demo/site.json status --severity warning        # status messages (8111, 8112, ...)
+  $amtsim dump --control $demo/sim/control.sock pc001          # what the firmware really holds
+  less $demo/amtprovd.log
+EOF

@@ -69,6 +69,7 @@ static void usage(FILE *out)
 	      "  plugin list                     the site's plugin instances\n"
 	      "  plugin show [--plugin-dir DIR] NAME   load a plugin and show its descriptor\n"
 	      "  states                          the provisioning states and their meaning\n"
+	      "  report                          one line per device: state, certificate, reason\n"
 	      "\n"
 	      "DEVICE is an FQDN or a UUID.\n"
 	      "Exit status: 0 success, 1 operation failed, 2 usage error, 3 invalid manifest or\n"
@@ -1545,6 +1546,82 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 	return EXIT_USAGE;
 }
 
+/* ---------------- report ---------------- */
+
+struct report_ctx {
+	struct site *s;
+	json_t *arr;
+	int n;
+};
+
+static int newest_cert(void *ctx, const struct store_cert *x)
+{
+	struct store_cert *out = ctx;
+
+	if (x->purpose == AMTPROV_PURPOSE_WEB_SERVER && strcmp(x->status, STORE_CERT_ACTIVE) == 0)
+		*out = *x;
+	return 0;
+}
+
+static int report_device(void *ctx, const struct store_device *d)
+{
+	struct report_ctx *r = ctx;
+	struct store_cert_filter f = {.device_id = d->id};
+	struct store_cert cert;
+	struct amtprov_error err;
+	char exp[32] = "-", took[32] = "-";
+
+	memset(&cert, 0, sizeof(cert));
+	amtprov_error_clear(&err);
+	store_cert_list(site_store(r->s), &f, newest_cert, &cert, &err);
+	if (cert.id)
+		util_fmt_time(cert.not_after, exp, sizeof(exp));
+	if (strcmp(d->state, "PROVISIONED") == 0)
+		snprintf(took, sizeof(took), "%llds", (long long)(d->state_since - d->created_at));
+	if (r->arr) {
+		json_array_append_new(r->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "fqdn", d->fqdn,
+							"amt_version", d->amt_version, "state",
+							d->state, "cert_serial", cert.serial_hex,
+							"cert_expires", cert.id ? exp : "", "reason",
+							d->last_error));
+	} else {
+		if (r->n == 0)
+			printf("%-24s %-9s %-18s %-18s %-11s %-6s %s\n", "DEVICE", "AMT", "STATE",
+			       "CERT SERIAL", "CERT EXPIRY", "TOOK", "REASON");
+		printf("%-24.24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
+		       d->state, cert.id ? cert.serial_hex : "-", exp, took, d->last_error);
+	}
+	r->n++;
+	return 0;
+}
+
+/* One line per device: where it is, its certificate, and why it stopped if it did. */
+static int cmd_report(struct cli *c)
+{
+	struct report_ctx r = {0};
+	struct amtprov_error err;
+	int rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &r.s);
+
+	if (rc)
+		return rc;
+	if (c->json)
+		r.arr = json_array();
+	amtprov_error_clear(&err);
+	rc = store_device_list(site_store(r.s), NULL, report_device, &r, &err);
+	if (rc) {
+		print_error(&err);
+		json_decref(r.arr);
+		site_close(r.s);
+		return exit_for(rc);
+	}
+	if (r.arr)
+		emit_json(r.arr);
+	else if (!r.n)
+		puts("no devices");
+	site_close(r.s);
+	return EXIT_OK;
+}
+
 static int cmd_states(struct cli *c)
 {
 	json_t *arr = c->json ? json_array() : NULL;
@@ -1620,6 +1697,8 @@ int main(int argc, char **argv)
 		rc = cmd_plugin(&c, argc, argv);
 	else if (strcmp(cmd, "states") == 0)
 		rc = cmd_states(&c);
+	else if (strcmp(cmd, "report") == 0)
+		rc = cmd_report(&c);
 	else {
 		fprintf(stderr, "amtprov: unknown command '%s' (see amtprov --help)\n", cmd);
 		rc = EXIT_USAGE;
