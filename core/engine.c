@@ -23,6 +23,9 @@ struct engine_job {
 	int brc;
 	struct amtprov_error berr;
 	struct engine_job *qnext;
+	/* releases the step's state if the job is abandoned */
+	void (*abort_fn)(void *arg);
+	void *abort_arg;
 };
 
 struct handler {
@@ -57,6 +60,7 @@ struct engine {
 	struct engine_job *work_head, *work_tail;
 	struct engine_job *done_head;
 	int stopping;
+	int shut_down;
 };
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
@@ -320,6 +324,12 @@ void engine_job_fail(struct engine_job *job, int error_code, const char *error_t
 	finish(job, DS_INVALID, error_code ? error_code : AMTPROV_E_INTERNAL, error_text, 0, 0);
 }
 
+void engine_job_set_abort(struct engine_job *job, void (*fn)(void *arg), void *arg)
+{
+	job->abort_fn = fn;
+	job->abort_arg = arg;
+}
+
 const struct store_device *engine_job_device(const struct engine_job *job)
 {
 	return &job->dev;
@@ -500,19 +510,37 @@ fail:
 	return NULL;
 }
 
-void engine_free(struct engine *e)
+void engine_shutdown(struct engine *e)
 {
-	if (!e)
+	if (!e || e->shut_down)
 		return;
+	e->shut_down = 1;
 	pthread_mutex_lock(&e->qlock);
 	e->stopping = 1;
 	pthread_cond_broadcast(&e->qcond);
 	pthread_mutex_unlock(&e->qlock);
 	for (int i = 0; i < e->n_threads; i++)
 		pthread_join(e->threads[i], NULL);
-	/* Abandon jobs: their -ING state stays recorded, as after a crash. */
-	for (size_t i = 0; e->slots && i < e->n_slots; i++)
-		free(e->slots[i]);
+	/* Abandon jobs: their -ING state stays recorded, as after a crash; each step releases
+	 * its own state (sessions, calls) through its abort hook. */
+	for (size_t i = 0; e->slots && i < e->n_slots; i++) {
+		struct engine_job *job = e->slots[i];
+
+		if (!job)
+			continue;
+		e->slots[i] = NULL;
+		if (job->abort_fn)
+			job->abort_fn(job->abort_arg);
+		free(job);
+	}
+	e->in_flight = 0;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	engine_shutdown(e);
 	if (e->scan_ev)
 		event_free(e->scan_ev);
 	if (e->kick_ev)

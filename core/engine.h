@@ -60,8 +60,14 @@ typedef void (*engine_status_fn)(void *ctx, uint32_t id, const char *device,
 struct engine *engine_new(struct store *st, struct alog *lg, const struct engine_config *cfg,
 			  int64_t (*now)(void *ctx), void *now_ctx, engine_status_fn status,
 			  void *status_ctx, struct amtprov_error *err);
-/** Stops workers and frees. Jobs still in flight are abandoned in their -ING state (as a
- * crash would leave them; engine_recover rewinds them next time). Accepts NULL. */
+/**
+ * Stops the workers and abandons the jobs in flight: they stay in their -ING state (as a
+ * crash would leave them; engine_recover rewinds them next time) and each step releases its
+ * own state through its abort hook. The event base stays usable, so whatever watches it
+ * (transport loops) can be freed next, before engine_free(). Idempotent.
+ */
+void engine_shutdown(struct engine *e);
+/** Shuts down (if not done) and frees, event base included. Accepts NULL. */
 void engine_free(struct engine *e);
 
 /** Registers the handler for runnable state @p s (REGISTERED, CA_WAITING or a NEED_
@@ -110,6 +116,13 @@ void engine_job_defer(struct engine_job *job, enum device_state next, int64_t at
 
 /** Like engine_job_done with a failure that is never retried. */
 void engine_job_fail(struct engine_job *job, int error_code, const char *error_text);
+
+/**
+ * Registers how to release a step's own state if the engine is freed while the job is in
+ * flight (shutdown, reload): @p fn(@p arg) is called instead of any completion. A step sets
+ * it when it allocates per-job state; engine_job_done() forgets it.
+ */
+void engine_job_set_abort(struct engine_job *job, void (*fn)(void *arg), void *arg);
 
 /** A blocking call run on a worker thread: it must not touch the store or the loop. */
 typedef int (*engine_blocking_fn)(void *arg, struct amtprov_error *err);

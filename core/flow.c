@@ -138,7 +138,9 @@ static void step_directory(struct engine_job *job, void *ctx)
 	if (engine_job_blocking(job, dir_create, dir_done, c, &err) != AMTPROV_OK) {
 		free(c);
 		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
 	}
+	engine_job_set_abort(job, free, c);
 }
 
 /* ---- NEED_DEVICE_CHECK: R-PROV-01 state, R-PC-05 namespace, R-PROV-05 OTP, root hash ---- */
@@ -151,6 +153,15 @@ struct check {
 	char fqdn[STORE_FQDN_SIZE];
 	char otp_hash[STORE_HASH_SIZE];
 };
+
+static void check_abort(void *arg)
+{
+	struct check *c = arg;
+
+	if (c->session)
+		tloop_session_close(c->f->tloop, c->session);
+	free(c);
+}
 
 static void check_end(struct check *c, enum device_state next, int rc, const char *why,
 		      int permanent)
@@ -306,6 +317,7 @@ static void step_device_check(struct engine_job *job, void *ctx)
 	}
 	c->f = f;
 	c->job = job;
+	engine_job_set_abort(job, check_abort, c);
 	util_strlcpy(c->fqdn, d->fqdn, sizeof(c->fqdn));
 	util_strlcpy(c->otp_hash, d->otp_hash, sizeof(c->otp_hash));
 	sscanf(d->amt_version, "%d.%d", &major, &minor);

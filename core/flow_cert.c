@@ -65,6 +65,11 @@ static void call_free(struct cert_call *c)
 	free(c);
 }
 
+static void call_abort(void *arg)
+{
+	call_free(arg);
+}
+
 static int drain(struct amtprov_error *err, int code, const char *where, const char *what)
 {
 	return pki_error(err, code, where, "%s", what);
@@ -290,12 +295,14 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 		json_t *payload;
 		char *text;
 
-		if (c->pending_id) {
-			/* Still pending: poll again later (the cookie may have changed). */
+		if (c->pending_id && strcmp(c->res.cookie, c->cookie) == 0) {
+			/* Still pending with the same cookie: poll again later. */
 			store_pending_retry(st, c->pending_id, "CA: request pending", at, &e2);
 			engine_job_defer(job, DS_CA_WAITING, at);
 			break;
 		}
+		/* A CA may hand out a new cookie with each answer: keep the latest, in a new
+		 * record written before the old one is dropped (never none on disk). */
 		/* The cookie and the request are what a poll after a restart needs (CAs may
 		 * want the request again, as certmonger's POLL passes it). */
 		{
@@ -324,6 +331,8 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 		}
 		free(text);
 		store_pending_retry(st, op.id, "CA: request pending", at, &e2);
+		if (c->pending_id)
+			store_pending_done(st, c->pending_id, &e2);
 		engine_job_defer(job, DS_CA_WAITING, at);
 		break;
 	}
@@ -399,7 +408,9 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 	if (engine_job_blocking(job, work_submit, on_answer, c, &err) != AMTPROV_OK) {
 		call_free(c);
 		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
 	}
+	engine_job_set_abort(job, call_abort, c);
 }
 
 struct find_poll {
@@ -458,5 +469,7 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx)
 	if (engine_job_blocking(job, work_poll, on_answer, c, &err) != AMTPROV_OK) {
 		call_free(c);
 		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
 	}
+	engine_job_set_abort(job, call_abort, c);
 }

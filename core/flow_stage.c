@@ -65,6 +65,11 @@ static void run_free(struct stage_run *r)
 	free(r);
 }
 
+static void run_abort(void *arg)
+{
+	run_free(arg);
+}
+
 static void run_end(struct stage_run *r, enum device_state next, int rc, const char *why)
 {
 	struct engine_job *job = r->job;
@@ -540,6 +545,7 @@ static void start_stage(struct engine_job *job, struct flow *f, enum stage stage
 	r->f = f;
 	r->job = job;
 	r->stage = stage;
+	engine_job_set_abort(job, run_abort, r);
 	r->device_id = d->id;
 	util_strlcpy(r->fqdn, d->fqdn, sizeof(r->fqdn));
 	util_strlcpy(r->uuid, d->uuid, sizeof(r->uuid));

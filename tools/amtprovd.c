@@ -201,11 +201,14 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 static void stop_engine(struct daemon *d)
 {
 	drop_signals(d);
-	/* Jobs still in flight stay in their -ING state, rewound by the next recover. */
-	engine_free(d->engine);
-	d->engine = NULL;
+	/* Jobs still in flight stay in their -ING state, rewound by the next recover. The flow
+	 * (and its transport loop, which watches the engine's event base) goes before the
+	 * engine frees that base. */
+	engine_shutdown(d->engine);
 	flow_free(d->flow);
 	d->flow = NULL;
+	engine_free(d->engine);
+	d->engine = NULL;
 }
 
 static int write_pid_file(const char *path)

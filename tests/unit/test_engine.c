@@ -504,6 +504,46 @@ static void test_blocked_device_is_not_worked_on(void)
 	teardown(&f);
 }
 
+/* A step still in flight when the engine stops releases its own state through its abort
+ * hook (else every shutdown mid-step would leak, and sessions would stay open). */
+static int aborted;
+
+static void abort_hook(void *arg)
+{
+	aborted++;
+	free(arg);
+}
+
+static void step_never_finishes(struct engine_job *job, void *ctx)
+{
+	engine_job_set_abort(job, abort_hook, malloc(64));
+}
+
+static void test_shutdown_runs_abort_hooks_of_jobs_in_flight(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 3);
+	e = make_engine(&f, 4);
+	engine_set_handler(e, DS_REGISTERED, step_never_finishes, &f);
+	aborted = 0;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 300, &err), AMTPROV_E_TIMEOUT);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 3);
+	engine_shutdown(e);
+	CU_ASSERT_EQUAL(aborted, 3);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 0);
+	engine_free(e);
+	/* REGISTERED has no -ING state: the devices are simply where they were. */
+	CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "REGISTERED");
+	teardown(&f);
+}
+
 static void test_transient_codes(void)
 {
 	CU_ASSERT_TRUE(engine_error_transient(AMTPROV_E_UNREACHABLE));
@@ -535,5 +575,7 @@ void register_engine_tests(void)
 		    test_forbidden_transition_fails_device);
 	CU_add_test(s, "a blocked device is not worked on (R-REV-02d)",
 		    test_blocked_device_is_not_worked_on);
+	CU_add_test(s, "shutdown releases the state of steps in flight (abort hooks)",
+		    test_shutdown_runs_abort_hooks_of_jobs_in_flight);
 	CU_add_test(s, "transient error codes", test_transient_codes);
 }

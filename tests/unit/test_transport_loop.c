@@ -175,8 +175,11 @@ static void setup(struct tl_fixture *f, int n, const char *plugin_config)
 
 static void teardown(struct tl_fixture *f)
 {
-	engine_free(f->e);
+	/* The loop watches the engine's base: shut the engine down, free the loop, then the
+	 * base. */
+	engine_shutdown(f->e);
 	tloop_free(f->t);
+	engine_free(f->e);
 	plugin_host_free(f->ph);
 	store_close(f->st);
 	alog_free(f->log);
