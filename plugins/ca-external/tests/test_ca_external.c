@@ -7,6 +7,8 @@
  * on the request the plugin wrote, and drops the answer (PEM chain, PKCS#12) in the inbox.
  * scep mode: a real `scepserver` (Debian's scep package, micromdm/scep) is started on a free
  * port; the test connects to 127.0.0.1 only and kills the server even when a test fails.
+ * scep PENDING/CertPoll: scepserver never answers PENDING, so an in-process responder
+ * (scep_stub.c) with its own CA plays a CA that waits for manual approval.
  */
 #include <limits.h>
 #include <netinet/in.h>
@@ -33,6 +35,7 @@
 #include "ce.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "scep_stub.h"
 #include "util.h"
 
 /* Test paths are short temporary directories; GCC cannot know that. */
@@ -107,20 +110,14 @@ static int try_create(struct fx *f, const char *cfg_json, struct amtprov_error *
 	return rc;
 }
 
-/* A host with a fake credential store and one started instance "ext". */
-static void fx_init(struct fx *f, const char *cfg)
+/* The plugin host over f->root with a fake credential store and, with @p cfg, one started
+ * instance "ext". Split from fx_init so a test can restart the host on the same state. */
+static void fx_host_up(struct fx *f, const char *cfg)
 {
 	struct amtprov_error err;
 	json_t *empty = json_object();
 	struct host_env env;
 
-	memset(f, 0, sizeof(*f));
-	f->log = alog_new("ca-external-test", AMTPROV_LOG_DEBUG, ALOG_CALLBACK);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(f->log);
-	alog_set_callback(f->log, cap_cb, f);
-	snprintf(f->root, sizeof(f->root), "/tmp/ca-ext-test-XXXXXX");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(f->root));
-	snprintf(f->dir, sizeof(f->dir), "%s/plugins/ext", f->root);
 	env = (struct host_env){.log = f->log, .state_root = f->root, .config_base = "/plugins"};
 	f->ph = plugin_host_new(&env);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f->ph);
@@ -140,6 +137,29 @@ static void fx_init(struct fx *f, const char *cfg)
 		fprintf(stderr, "\n  create: %s: %s\n", err.where, err.msg);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(f->pi);
 	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(f->ph, &err), AMTPROV_OK);
+}
+
+/* A host with a fake credential store and one started instance "ext". */
+static void fx_init(struct fx *f, const char *cfg)
+{
+	memset(f, 0, sizeof(*f));
+	f->log = alog_new("ca-external-test", AMTPROV_LOG_DEBUG, ALOG_CALLBACK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f->log);
+	alog_set_callback(f->log, cap_cb, f);
+	snprintf(f->root, sizeof(f->root), "/tmp/ca-ext-test-XXXXXX");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(f->root));
+	snprintf(f->dir, sizeof(f->dir), "%s/plugins/ext", f->root);
+	fx_host_up(f, cfg);
+}
+
+/* A service restart: every instance is destroyed and the module unloaded, then the host is
+ * built again over the same state root (the fake credential store starts empty). */
+static void fx_restart(struct fx *f, const char *cfg)
+{
+	plugin_host_free(f->ph);
+	f->ph = NULL;
+	f->pi = f->cs = NULL;
+	fx_host_up(f, cfg);
 }
 
 static void fx_done(struct fx *f)
@@ -768,6 +788,333 @@ static void test_scep_enroll(void)
 	fx_done(&f);
 }
 
+/* ---- scep PENDING and CertPoll against the in-process responder ---- */
+
+/* One test's world; the per-test teardown frees it, also after a fatal assertion. */
+static struct {
+	struct scep_stub *stub;
+	struct fx f;
+	int have_fx;
+	char cfg[512];
+	uint8_t *csr;
+	size_t csr_len;
+	EVP_PKEY *key;
+	char cookie[AMTPROV_CA_COOKIE_SIZE];
+} pd;
+
+static void pending_setup(void)
+{
+	memset(&pd, 0, sizeof(pd));
+	pd.stub = scep_stub_start();
+}
+
+static void pending_teardown(void)
+{
+	if (pd.have_fx)
+		fx_done(&pd.f);
+	scep_stub_stop(pd.stub);
+	free(pd.csr);
+	EVP_PKEY_free(pd.key);
+	memset(&pd, 0, sizeof(pd));
+}
+
+/* The plugin in scep mode on the stub; @p pin: ca_fingerprint set to the stub's CA. */
+static void pending_up(int poll_interval, int pin)
+{
+	char fpr[3 * 32 + 1] = "";
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	if (pin) {
+		uint8_t md[32];
+		unsigned int len = sizeof(md);
+
+		CU_ASSERT_TRUE_FATAL(X509_digest(scep_stub_ca(pd.stub), EVP_sha256(), md, &len));
+		for (unsigned int i = 0; i < len; i++)
+			snprintf(fpr + 3 * i, sizeof(fpr) - 3 * i, "%02X%s", md[i],
+				 i + 1 < len ? ":" : "");
+	}
+	snprintf(pd.cfg, sizeof(pd.cfg),
+		 "{\"mode\": \"scep\", \"url\": \"http://127.0.0.1:%d/scep\", "
+		 "\"timeout_seconds\": 10, \"poll_interval\": %d%s%s%s}",
+		 scep_stub_port(pd.stub), poll_interval, pin ? ", \"ca_fingerprint\": \"" : "",
+		 fpr, pin ? "\"" : "");
+	pd.have_fx = 1;
+	fx_init(&pd.f, pd.cfg);
+	pd.csr = make_csr(NULL, &pd.key, &pd.csr_len);
+}
+
+/* The plugin's transactionID for @p key: hex SHA-256 of its SubjectPublicKeyInfo. */
+static void expected_tid(EVP_PKEY *key, char out[65])
+{
+	unsigned char *spki = NULL, md[32];
+	unsigned int mdlen = sizeof(md);
+	int n = i2d_PUBKEY(key, &spki);
+
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	CU_ASSERT_TRUE_FATAL(EVP_Digest(spki, (size_t)n, md, &mdlen, EVP_sha256(), NULL));
+	OPENSSL_free(spki);
+	ce_hex(md, 32, out);
+}
+
+/* <state>/scep-<cookie>.pem: the transient key kept while the request is pending. */
+static int pending_file_mode(const char *cookie)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/scep-%s.pem", pd.f.dir, cookie);
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+static void show(const char *what, const struct amtprov_ca_result *res)
+{
+	fprintf(stderr, "\n  %s: %s: %s\n", what, amtprov_ca_outcome_name(res->outcome),
+		res->message);
+}
+
+/* Submit and expect the CA to hold the request: the cookie comes back for the polls. */
+static void pending_submit(uint32_t outcome, uint32_t delay)
+{
+	struct amtprov_ca_result res;
+
+	CU_ASSERT_EQUAL_FATAL(submit(&pd.f, pd.csr, pd.csr_len, &res), AMTPROV_OK);
+	if (res.outcome != outcome)
+		show("submit", &res);
+	CU_ASSERT_EQUAL(res.delay_seconds, delay);
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	snprintf(pd.cookie, sizeof(pd.cookie), "%s", res.cookie);
+	pi_ca_result_release(&res);
+	CU_ASSERT_EQUAL_FATAL(res.outcome, outcome);
+}
+
+/* A poll that the CA answers PENDING: the same outcome and the same cookie again. */
+static void expect_poll_wait(uint32_t outcome, uint32_t delay)
+{
+	struct amtprov_ca_result res;
+
+	CU_ASSERT_EQUAL_FATAL(poll_req(&pd.f, pd.csr, pd.csr_len, pd.cookie, &res), AMTPROV_OK);
+	if (res.outcome != outcome)
+		show("poll", &res);
+	CU_ASSERT_EQUAL(res.outcome, outcome);
+	CU_ASSERT_EQUAL(res.delay_seconds, delay);
+	CU_ASSERT_STRING_EQUAL(res.cookie, pd.cookie);
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	pi_ca_result_release(&res);
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), 0600);
+}
+
+/* A poll answered ISSUED with a certificate for the request's key, issued by the stub's CA. */
+static void expect_poll_issued(const uint8_t *csr, size_t csr_len)
+{
+	struct amtprov_ca_result res;
+	X509 *x;
+
+	CU_ASSERT_EQUAL_FATAL(poll_req(&pd.f, csr, csr_len, pd.cookie, &res), AMTPROV_OK);
+	if (res.outcome != AMTPROV_CA_ISSUED)
+		show("poll", &res);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_ISSUED);
+	x = result_cert(&res);
+	CU_ASSERT_PTR_NOT_NULL(x);
+	if (x) {
+		CU_ASSERT_TRUE(ce_same_key(X509_get0_pubkey(x), pd.key));
+		CU_ASSERT_TRUE(verifies(x, scep_stub_ca(pd.stub)));
+		CU_ASSERT_TRUE(has_eku(x, CE_OID_AMT_PROV));
+	}
+	/* The chain is the CA from GetCACert. */
+	CU_ASSERT_PTR_NOT_NULL(res.chain_pem && strstr(res.chain_pem, "BEGIN CERTIFICATE"));
+	X509_free(x);
+	pi_ca_result_release(&res);
+	/* Decided: the transient key is gone. */
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), -1);
+}
+
+/* certmonger's WAIT + cookie: the CA holds the PKCSReq (PENDING), submit answers WAIT
+ * (poll_interval 0: the core's own schedule) with the transactionID as cookie, and the
+ * transient key is kept 0600 for the polls. */
+static void test_scep_pending_submit_wait_cookie(void)
+{
+	struct scep_stub_stats st;
+	char tid[65];
+
+	pending_up(0, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	expected_tid(pd.key, tid);
+	CU_ASSERT_STRING_EQUAL(pd.cookie, tid);
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), 0600);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_TRUE(st.caps >= 1 && st.cacert >= 1);
+	CU_ASSERT_EQUAL(st.pkcsreq, 1);
+	CU_ASSERT_EQUAL(st.certpoll, 0);
+	CU_ASSERT_EQUAL(st.bad, 0);
+	CU_ASSERT_STRING_EQUAL(st.last_tid, tid);
+	if (st.bad)
+		fprintf(stderr, "\n  stub: %s\n", st.last_error);
+}
+
+/* certmonger's WAIT_WITH_DELAY + cookie: with poll_interval 45 every PENDING answer is
+ * WAIT_WITH_DELAY 45 with the same cookie; CertPolls stay PENDING twice, then SUCCESS gives
+ * ISSUED with a certificate for the request's key; a later poll finds no transaction. */
+static void test_scep_pending_poll_wait_then_issued(void)
+{
+	struct amtprov_ca_result res;
+	struct scep_stub_stats st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	scep_stub_set_pending_polls(pd.stub, 2);
+	pending_up(45, 1);
+	pending_submit(AMTPROV_CA_WAIT_WITH_DELAY, 45);
+	expect_poll_wait(AMTPROV_CA_WAIT_WITH_DELAY, 45);
+	expect_poll_wait(AMTPROV_CA_WAIT_WITH_DELAY, 45);
+	expect_poll_issued(pd.csr, pd.csr_len);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_EQUAL(st.pkcsreq, 1);
+	CU_ASSERT_EQUAL(st.certpoll, 3);
+	CU_ASSERT_EQUAL(st.issued, 1);
+	/* CertPoll: the PKCSReq's transient signer, IssuerAndSubject = CA name + request's. */
+	CU_ASSERT_EQUAL(st.signer_changed, 0);
+	CU_ASSERT_EQUAL(st.names_wrong, 0);
+	CU_ASSERT_EQUAL(st.bad, 0);
+	/* GetCACaps said POSTPKIOperation, AES, SHA-256. */
+	CU_ASSERT_EQUAL(st.gets, 0);
+	CU_ASSERT_STRING_EQUAL(st.cipher, "AES-128-CBC");
+	CU_ASSERT_STRING_EQUAL(st.digest, "SHA256");
+
+	CU_ASSERT_EQUAL(poll_req(&pd.f, pd.csr, pd.csr_len, pd.cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "no pending SCEP transaction"));
+	pi_ca_result_release(&res);
+}
+
+/* certmonger's WAIT + cookie across a restart: the instance is destroyed and the module
+ * unloaded while the CA still says PENDING; the new instance polls with the same cookie (and
+ * without the request) and opens the SUCCESS envelope with the persisted transient key. */
+static void test_scep_pending_poll_after_restart(void)
+{
+	struct scep_stub_stats st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	scep_stub_set_pending_polls(pd.stub, 1);
+	pending_up(0, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	expect_poll_wait(AMTPROV_CA_WAIT, 0);
+	fx_restart(&pd.f, pd.cfg);
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), 0600);
+	expect_poll_issued(NULL, 0);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_EQUAL(st.certpoll, 2);
+	CU_ASSERT_EQUAL(st.issued, 1);
+	CU_ASSERT_EQUAL(st.signer_changed, 0);
+	CU_ASSERT_EQUAL(st.bad, 0);
+}
+
+/* certmonger's WAIT + cookie ending in a refusal: FAILURE on a CertPoll is REJECTED with the
+ * failInfo's name, and the transient key is deleted. */
+static void test_scep_pending_poll_failure(void)
+{
+	struct amtprov_ca_result res;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	scep_stub_set_pending_polls(pd.stub, 1);
+	scep_stub_set_fail_info(pd.stub, 4);
+	pending_up(0, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	expect_poll_wait(AMTPROV_CA_WAIT, 0);
+	CU_ASSERT_EQUAL_FATAL(poll_req(&pd.f, pd.csr, pd.csr_len, pd.cookie, &res), AMTPROV_OK);
+	if (res.outcome != AMTPROV_CA_REJECTED)
+		show("poll", &res);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "badCertId"));
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	pi_ca_result_release(&res);
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), -1);
+
+	/* The same request again (same transaction), refused at once with badAlg. */
+	scep_stub_set_pending_polls(pd.stub, 0);
+	scep_stub_set_fail_info(pd.stub, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	CU_ASSERT_EQUAL_FATAL(poll_req(&pd.f, pd.csr, pd.csr_len, pd.cookie, &res), AMTPROV_OK);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_REJECTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "badAlg"));
+	pi_ca_result_release(&res);
+}
+
+/* A forged poll answer must not be taken, even when it carries a real certificate. */
+static void expect_forged_refused(enum scep_stub_forge forge, const char *why)
+{
+	struct amtprov_ca_result res;
+
+	scep_stub_forge_next(pd.stub, forge);
+	CU_ASSERT_EQUAL_FATAL(poll_req(&pd.f, pd.csr, pd.csr_len, pd.cookie, &res), AMTPROV_OK);
+	if (!strstr(res.message, why))
+		show("forged", &res);
+	/* UNREACHABLE, not REJECTED: whoever forged it must not end the real transaction. */
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_UNREACHABLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, why));
+	CU_ASSERT_PTR_NULL(res.cert_der);
+	pi_ca_result_release(&res);
+	CU_ASSERT_EQUAL(pending_file_mode(pd.cookie), 0600);
+}
+
+/* certmonger's WAIT + cookie against forged CertReps: a SUCCESS with a wrong recipientNonce
+ * (replay), another transactionID or a signature by a key that only claims the CA's name is
+ * refused and the transaction stays pending; the genuine answer then issues. */
+static void test_scep_pending_forged_replies(void)
+{
+	struct amtprov_ca_result res;
+	struct scep_stub_stats st;
+	EVP_PKEY *okey = NULL;
+	uint8_t *other;
+	size_t other_len;
+	char otid[65];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	pending_up(0, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	expect_forged_refused(SCEP_FORGE_RECIPIENT_NONCE, "recipientNonce");
+	expect_forged_refused(SCEP_FORGE_TRANSACTION_ID, "not a CertRep for transaction");
+	expect_forged_refused(SCEP_FORGE_SIGNER, "signature does not verify");
+	expect_poll_issued(pd.csr, pd.csr_len);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_EQUAL(st.issued, 4); /* the forged answers did carry certificates */
+	CU_ASSERT_EQUAL(st.bad, 0);
+
+	/* A forged PENDING to a PKCSReq gives no cookie and keeps no key. */
+	other = make_csr(NULL, &okey, &other_len);
+	expected_tid(okey, otid);
+	EVP_PKEY_free(okey);
+	scep_stub_forge_next(pd.stub, SCEP_FORGE_RECIPIENT_NONCE);
+	CU_ASSERT_EQUAL(submit(&pd.f, other, other_len, &res), AMTPROV_OK);
+	free(other);
+	CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_UNREACHABLE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(res.message, "recipientNonce"));
+	CU_ASSERT_STRING_EQUAL(res.cookie, "");
+	pi_ca_result_release(&res);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_STRING_EQUAL(st.last_tid, otid); /* the stub did see that PKCSReq */
+	CU_ASSERT_EQUAL(pending_file_mode(otid), -1);
+}
+
+/* certmonger's WAIT + cookie with a minimal server: no GetCACaps capabilities, so PKCSReq and
+ * CertPoll go by GET with base64, enveloped with 3DES and signed with SHA-1 (RFC 8894 3.5.2
+ * defaults), and the pending request still issues. */
+static void test_scep_pending_minimal_caps(void)
+{
+	struct scep_stub_stats st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pd.stub);
+	scep_stub_set_caps(pd.stub, "");
+	scep_stub_set_pending_polls(pd.stub, 1);
+	pending_up(0, 0);
+	pending_submit(AMTPROV_CA_WAIT, 0);
+	expect_poll_wait(AMTPROV_CA_WAIT, 0);
+	expect_poll_issued(pd.csr, pd.csr_len);
+	scep_stub_stats(pd.stub, &st);
+	CU_ASSERT_EQUAL(st.gets, 3);
+	CU_ASSERT_STRING_EQUAL(st.cipher, "DES-EDE3-CBC");
+	CU_ASSERT_STRING_EQUAL(st.digest, "SHA1");
+	CU_ASSERT_EQUAL(st.bad, 0);
+}
+
 static void test_descriptor(void)
 {
 	struct fx f;
@@ -800,6 +1147,21 @@ int main(void)
 	CU_add_test(s, "descriptor capabilities", test_descriptor);
 	s = CU_add_suite("ca_external_scep", scep_suite_init, scep_suite_clean);
 	CU_add_test(s, "SCEP against the real scepserver (R-CA-03)", test_scep_enroll);
+	s = CU_add_suite_with_setup_and_teardown("ca_external_scep_pending", NULL, NULL,
+						 pending_setup, pending_teardown);
+	CU_add_test(s, "SCEP PENDING: submit answers WAIT + cookie (certmonger WAIT)",
+		    test_scep_pending_submit_wait_cookie);
+	CU_add_test(s, "SCEP CertPoll: WAIT_WITH_DELAY + cookie while PENDING, then ISSUED "
+		       "(certmonger WAIT_WITH_DELAY)",
+		    test_scep_pending_poll_wait_then_issued);
+	CU_add_test(s, "SCEP CertPoll after a restart, same cookie (certmonger WAIT + cookie)",
+		    test_scep_pending_poll_after_restart);
+	CU_add_test(s, "SCEP CertPoll FAILURE: REJECTED with failInfo (certmonger WAIT + cookie)",
+		    test_scep_pending_poll_failure);
+	CU_add_test(s, "SCEP CertPoll forged CertRep refused (certmonger WAIT + cookie)",
+		    test_scep_pending_forged_replies);
+	CU_add_test(s, "SCEP CertPoll by GET, 3DES, SHA-1 without caps (certmonger WAIT + cookie)",
+		    test_scep_pending_minimal_caps);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
