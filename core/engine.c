@@ -654,9 +654,9 @@ int engine_run_until_idle(struct engine *e, int64_t timeout_ms, struct amtprov_e
 	for (;;) {
 		int started = scan(e);
 
-		if (started == 0 && e->in_flight == 0)
-			break;
 		if (expired)
+			break;
+		if (started == 0 && e->in_flight == 0)
 			break;
 		event_base_loop(e->base, EVLOOP_ONCE);
 	}

@@ -149,6 +149,7 @@ struct check {
 	struct flow *f;
 	struct engine_job *job;
 	void *session;
+	struct flow_device_accounts accounts;
 	struct amtprov_device_info info;
 	char fqdn[STORE_FQDN_SIZE];
 	char otp_hash[STORE_HASH_SIZE];
@@ -160,6 +161,7 @@ static void check_abort(void *arg)
 
 	if (c->session)
 		tloop_session_close(c->f->tloop, c->session);
+	flow_device_accounts_free(&c->accounts);
 	free(c);
 }
 
@@ -168,6 +170,7 @@ static void check_end(struct check *c, enum device_state next, int rc, const cha
 {
 	if (c->session)
 		tloop_session_close(c->f->tloop, c->session);
+	flow_device_accounts_free(&c->accounts);
 	if (permanent)
 		engine_job_fail(c->job, rc, why);
 	else
@@ -335,15 +338,61 @@ static void step_device_check(struct engine_job *job, void *ctx)
 	tgt.mode = AMTPROV_TRANSPORT_PROVISIONING;
 	tgt.client_chain_pem = f->chain_pem;
 	tgt.client_key_pem = f->key_pem;
-	tgt.accounts = f->tr_accounts;
-	tgt.n_accounts = f->n_accounts;
 	amtprov_error_clear(&err);
+	if (flow_device_accounts(f, c->fqdn, &c->accounts, &err) != AMTPROV_OK) {
+		check_end(c, DS_INVALID, err.code, err.msg, 0);
+		return;
+	}
+	tgt.accounts = c->accounts.list;
+	tgt.n_accounts = c->accounts.n;
 	if (tloop_session_open(f->tloop, &tgt, &c->session, &err) != AMTPROV_OK ||
 	    tloop_call(f->tloop, c->session, AMTPROV_AMT_GET_SETUP_STATE, NULL, on_setup_state, c,
 		       &err) != AMTPROV_OK) {
 		check_end(c, DS_INVALID, err.code, err.msg, 0);
 		return;
 	}
+}
+
+int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
+			 struct amtprov_error *err)
+{
+	struct manifest *m = site_manifest(f->site);
+	struct plugin_instance *cs =
+		m->credstore ? plugin_host_find(site_plugins(f->site), m->credstore) : NULL;
+	char name[STORE_FQDN_SIZE + 40];
+	struct amtprov_error ignore;
+
+	memset(out, 0, sizeof(*out));
+	out->list = calloc(f->n_accounts + 2, sizeof(*out->list));
+	if (!out->list)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	memcpy(out->list, f->tr_accounts, f->n_accounts * sizeof(*out->list));
+	out->n = f->n_accounts;
+	if (!cs)
+		return AMTPROV_OK;
+	flow_admin_cred_name(fqdn, name, sizeof(name));
+	amtprov_error_clear(&ignore);
+	if (pi_credstore_get(cs, name, &out->current, &ignore) == AMTPROV_OK) {
+		out->list[out->n].user = "admin";
+		out->list[out->n++].password = out->current;
+	}
+	util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
+	amtprov_error_clear(&ignore);
+	if (pi_credstore_get(cs, name, &out->pending, &ignore) == AMTPROV_OK) {
+		out->list[out->n].user = "admin";
+		out->list[out->n++].password = out->pending;
+	}
+	return AMTPROV_OK;
+}
+
+void flow_device_accounts_free(struct flow_device_accounts *a)
+{
+	if (!a)
+		return;
+	free(a->list);
+	util_secret_free(a->current);
+	util_secret_free(a->pending);
+	memset(a, 0, sizeof(*a));
 }
 
 struct flow *flow_new(struct site *site)

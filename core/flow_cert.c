@@ -31,6 +31,7 @@
 #include "util.h"
 
 #define CA_POLL_KIND "ca-poll"
+#define CA_SUBMIT_KIND "ca-submit" /* write-ahead record of a request in flight at the CA */
 #define DEFAULT_POLL_SECONDS 60
 
 void flow_web_key_name(const char *fqdn, char *out, size_t size)
@@ -52,6 +53,7 @@ struct cert_call {
 	char cookie[AMTPROV_CA_COOKIE_SIZE]; /* CA_WAITING: what to poll with */
 	uint8_t *csr_der;
 	size_t csr_len;
+	int64_t submit_marker;              /* the ca-submit pending operation, 0 if none */
 	struct amtprov_ca_result res;
 	struct amtprov_error perr; /* preparation error from the worker */
 };
@@ -176,7 +178,7 @@ static int work_poll(void *arg, struct amtprov_error *err)
 }
 
 /* Parses an issued certificate, checks it is for our key and the device, records it. */
-static int record_issued(struct cert_call *c, struct amtprov_error *err)
+static int record_issued(struct cert_call *c, int64_t *new_id, struct amtprov_error *err)
 {
 	struct store *st = site_store(c->f->site);
 	const unsigned char *p = c->res.cert_der;
@@ -245,6 +247,7 @@ static int record_issued(struct cert_call *c, struct amtprov_error *err)
 	if (rc == AMTPROV_OK) {
 		char detail[STORE_TEXT_SIZE];
 
+		*new_id = rec.id;
 		snprintf(detail, sizeof(detail), "web server certificate serial %.64s from %.60s, "
 			 "expires %lld", rec.serial_hex, rec.ca_instance, (long long)rec.not_after);
 		site_status(c->f->site, STATUS_CERT_ISSUED, c->fqdn, detail);
@@ -257,6 +260,139 @@ out:
 	return rc;
 }
 
+/* ---- R-REV-02b: an earlier certificate of the same device is revoked, Superseded ---- */
+
+#define REVOKE_KIND "revoke"
+#define MAX_OLD 16
+
+struct revoke_call {
+	struct flow *f;
+	struct plugin_instance *cas[MAX_OLD]; /* the CA that issued each certificate */
+	char fqdn[STORE_FQDN_SIZE];
+	size_t n;
+	struct store_cert certs[MAX_OLD];
+	int64_t pending[MAX_OLD];
+	struct amtprov_ca_result res[MAX_OLD];
+	int rc[MAX_OLD];
+};
+
+struct old_certs {
+	struct revoke_call *r;
+	int64_t keep_id;
+};
+
+static int collect_old(void *ctx, const struct store_cert *c)
+{
+	struct old_certs *o = ctx;
+
+	if (c->id != o->keep_id && c->purpose == AMTPROV_PURPOSE_WEB_SERVER &&
+	    strcmp(c->status, STORE_CERT_ACTIVE) == 0 && o->r->n < MAX_OLD)
+		o->r->certs[o->r->n++] = *c;
+	return 0;
+}
+
+static int work_revoke(void *arg, struct amtprov_error *err)
+{
+	struct revoke_call *r = arg;
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct amtprov_ca_revocation rev = {
+			.struct_size = sizeof(rev),
+			.serial_hex = r->certs[i].serial_hex,
+			.issuer = r->certs[i].issuer,
+			.reason = AMTPROV_REVOKE_SUPERSEDED,
+		};
+		struct amtprov_error e;
+
+		amtprov_error_clear(&e);
+		if (!r->cas[i]) {
+			r->res[i].outcome = AMTPROV_CA_UNCONFIGURED;
+			snprintf(r->res[i].message, sizeof(r->res[i].message),
+				 "CA instance '%s' is not loaded", r->certs[i].ca_instance);
+			r->rc[i] = AMTPROV_OK;
+			continue;
+		}
+		r->rc[i] = pi_ca_revoke(r->cas[i], r->fqdn, &rev, &r->res[i], &e);
+	}
+	return AMTPROV_OK;
+}
+
+static void on_revoked(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
+{
+	struct revoke_call *r = arg;
+	struct store *st = site_store(r->f->site);
+	int64_t now = site_now(r->f->site);
+
+	for (size_t i = 0; i < r->n; i++) {
+		struct amtprov_error e;
+		char detail[STORE_TEXT_SIZE];
+
+		amtprov_error_clear(&e);
+		snprintf(detail, sizeof(detail), "serial %.64s superseded by a new certificate "
+			 "(R-REV-02b)", r->certs[i].serial_hex);
+		if (r->rc[i] == AMTPROV_OK && r->res[i].outcome == AMTPROV_CA_ISSUED) {
+			store_cert_set_status(st, r->certs[i].id, STORE_CERT_REVOKED,
+					      AMTPROV_REVOKE_SUPERSEDED, now, &e);
+			store_pending_done(st, r->pending[i], &e);
+			site_status(r->f->site, STATUS_CERT_REVOKED, r->fqdn, detail);
+		} else {
+			/* Never forgotten: the pending operation stays for the retry task. */
+			store_pending_retry(st, r->pending[i],
+					    r->res[i].message[0] ? r->res[i].message
+								 : amtprov_ca_outcome_name(r->res[i].outcome),
+					    now + DEFAULT_POLL_SECONDS, &e);
+			site_status(r->f->site, STATUS_REVOCATION_QUEUED, r->fqdn, detail);
+		}
+		pi_ca_result_release(&r->res[i]);
+	}
+	free(r);
+	engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
+}
+
+/* Queues (write-ahead) and starts the revocation of the device's other active web server
+ * certificates. @return 1 if the job continues in on_revoked, 0 if there was nothing. */
+static int revoke_superseded(struct cert_call *c, struct engine_job *job, int64_t new_id)
+{
+	struct store *st = site_store(c->f->site);
+	struct store_cert_filter flt = {.device_id = c->device_id};
+	struct revoke_call *r = calloc(1, sizeof(*r));
+	struct old_certs o = {.r = r, .keep_id = new_id};
+	struct amtprov_error err;
+
+	if (!r)
+		return 0;
+	amtprov_error_clear(&err);
+	store_cert_list(st, &flt, collect_old, &o, &err);
+	if (!r->n) {
+		free(r);
+		return 0;
+	}
+	r->f = c->f;
+	util_strlcpy(r->fqdn, c->fqdn, sizeof(r->fqdn));
+	for (size_t i = 0; i < r->n; i++) {
+		struct store_pending op;
+
+		r->cas[i] = plugin_host_find(site_plugins(c->f->site), r->certs[i].ca_instance);
+		memset(&op, 0, sizeof(op));
+		op.device_id = c->device_id;
+		util_strlcpy(op.kind, REVOKE_KIND, sizeof(op.kind));
+		snprintf(op.payload, sizeof(op.payload),
+			 "{\"cert_id\":%lld,\"reason\":%d,\"ca\":\"%s\"}",
+			 (long long)r->certs[i].id, AMTPROV_REVOKE_SUPERSEDED, r->certs[i].ca_instance);
+		/* Recorded before the CA is asked, so a crash cannot lose the revocation. */
+		store_cert_set_status(st, r->certs[i].id, STORE_CERT_REVOKE_PENDING, -1,
+				      site_now(c->f->site), &err);
+		store_pending_add(st, &op, site_now(c->f->site), &err);
+		r->pending[i] = op.id;
+	}
+	if (engine_job_blocking(job, work_revoke, on_revoked, r, &err) != AMTPROV_OK) {
+		free(r);
+		return 0; /* queued: the retry task revokes them */
+	}
+	engine_job_set_abort(job, free, r);
+	return 1;
+}
+
 /* Turns a CA answer into the device's next state (loop thread). */
 static void on_answer(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
 {
@@ -267,6 +403,10 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 	char why[STORE_TEXT_SIZE];
 
 	amtprov_error_clear(&e2);
+	/* The CA answered: the request is no longer in an unknown state. */
+	if (c->submit_marker)
+		store_pending_done(st, c->submit_marker, &e2);
+	amtprov_error_clear(&e2);
 	if (c->perr.code) {
 		engine_job_done(job, DS_INVALID, c->perr.code, c->perr.msg);
 		goto out;
@@ -276,16 +416,22 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 		goto out;
 	}
 	switch (c->res.outcome) {
-	case AMTPROV_CA_ISSUED:
-		if (record_issued(c, &e2) != AMTPROV_OK) {
+	case AMTPROV_CA_ISSUED: {
+		int64_t new_id = 0;
+
+		if (record_issued(c, &new_id, &e2) != AMTPROV_OK) {
 			snprintf(why, sizeof(why), "certificate not recorded: %s", e2.msg);
 			engine_job_fail(job, e2.code, why);
 			break;
 		}
 		if (c->pending_id)
 			store_pending_done(st, c->pending_id, &e2);
+		/* R-REV-02b: an older certificate of this device is superseded. */
+		if (revoke_superseded(c, job, new_id))
+			break;
 		engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
 		break;
+	}
 	case AMTPROV_CA_WAIT:
 	case AMTPROV_CA_WAIT_WITH_DELAY: {
 		int64_t at = now + (c->res.outcome == AMTPROV_CA_WAIT_WITH_DELAY && c->res.delay_seconds
@@ -395,15 +541,71 @@ static struct cert_call *call_new(struct flow *f, struct engine_job *job)
 	return c;
 }
 
+struct find_kind {
+	const char *kind;
+	struct store_pending op;
+	int found;
+};
+
+static int find_kind_cb(void *ctx, const struct store_pending *op)
+{
+	struct find_kind *fk = ctx;
+
+	if (strcmp(op->kind, fk->kind) != 0)
+		return 0;
+	fk->op = *op;
+	fk->found = 1;
+	return 1;
+}
+
+/* A ca-submit record left by an earlier attempt means a restart came while the CA had the
+ * request: it may have issued a certificate amtprov never received. Say so (R-PROV-13). */
+static void report_interrupted_request(struct cert_call *c)
+{
+	struct store *st = site_store(c->f->site);
+	struct amtprov_error err;
+
+	for (;;) {
+		struct find_kind fk = {.kind = CA_SUBMIT_KIND};
+		char detail[sizeof(fk.op.payload) + 64];
+
+		amtprov_error_clear(&err);
+		store_pending_list(st, c->device_id, find_kind_cb, &fk, &err);
+		if (!fk.found)
+			return;
+		snprintf(detail, sizeof(detail), "request sent %lld to %.1200s",
+			 (long long)fk.op.created_at, fk.op.payload);
+		site_status(c->f->site, STATUS_CERT_MAYBE_UNTRACKED, c->fqdn, detail);
+		if (store_pending_done(st, fk.op.id, &err) != AMTPROV_OK)
+			return;
+	}
+}
+
 void flow_step_certificate(struct engine_job *job, void *ctx)
 {
 	struct cert_call *c = call_new(ctx, job);
+	struct store_pending marker;
 	struct amtprov_error err;
 
 	if (!c) {
 		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
 		return;
 	}
+	report_interrupted_request(c);
+	/* Write-ahead: the request is on record before the CA can issue anything. */
+	memset(&marker, 0, sizeof(marker));
+	marker.device_id = c->device_id;
+	util_strlcpy(marker.kind, CA_SUBMIT_KIND, sizeof(marker.kind));
+	snprintf(marker.payload, sizeof(marker.payload), "{\"ca\":\"%s\",\"template\":\"%s\"}",
+		 plugin_instance_name(c->ca), c->template_name);
+	amtprov_error_clear(&err);
+	if (store_pending_add(site_store(c->f->site), &marker, site_now(c->f->site), &err) !=
+	    AMTPROV_OK) {
+		call_free(c);
+		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
+	}
+	c->submit_marker = marker.id;
 	amtprov_error_clear(&err);
 	if (engine_job_blocking(job, work_submit, on_answer, c, &err) != AMTPROV_OK) {
 		call_free(c);

@@ -36,6 +36,18 @@ void flow_step_commit(struct engine_job *job, void *ctx);
 void flow_step_second_stage(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
+/* The Digest accounts to try for a device, in order (R-PROV-09): the site's provisioning
+ * accounts, then admin with this device's stored password and with a pending one (set just
+ * before a crash). Free with flow_device_accounts_free. */
+struct flow_device_accounts {
+	struct amtprov_transport_account *list;
+	size_t n;
+	struct amtprov_secret *current;
+	struct amtprov_secret *pending;
+};
+int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
+			 struct amtprov_error *err);
+void flow_device_accounts_free(struct flow_device_accounts *a);
 /* The credential-store record that holds a device's web server key. */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 

@@ -43,11 +43,12 @@ struct stage_run {
 	char key_handle[128];
 	char cert_handle[128];
 	char admin_cred[STORE_FQDN_SIZE + 32];
+	char admin_pending[STORE_FQDN_SIZE + 40];
+	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
+	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
-	struct amtprov_transport_account *accounts;
-	struct amtprov_secret *admin_password;
-	size_t n_accounts;
+	struct flow_device_accounts accounts;
 	char *ca_bundle;   /* second stage: the site CA's chain, to verify the device */
 	char *crl_url;
 };
@@ -58,8 +59,8 @@ static void run_free(struct stage_run *r)
 		return;
 	if (r->session)
 		tloop_session_close(r->f->tloop, r->session);
-	util_secret_free(r->admin_password);
-	free(r->accounts);
+	flow_device_accounts_free(&r->accounts);
+	free(r->cert_b64);
 	free(r->ca_bundle);
 	free(r->crl_url);
 	free(r);
@@ -235,6 +236,8 @@ static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_err
 	if (store_cert_data_get(st, a.id, &der, &len, &chain, err) != AMTPROV_OK)
 		return NULL;
 	s = b64(der, len);
+	free(r->cert_b64);
+	r->cert_b64 = s ? strdup(s) : NULL;
 	/* AMT >= 9 gets the leaf alone: AddCertificate wants a certificate whose key AMT
 	 * holds, and clients verify the device against the site CA they already trust.
 	 * Legacy SOAP takes the whole chain with the key. */
@@ -313,15 +316,18 @@ static int first_stage_next(struct stage_run *r)
 					"cannot make and keep the admin password (credential store)");
 				return -1;
 			}
-			/* Write-ahead: stored before the firmware hears of it. */
-			rc = pi_credstore_put(cs, r->admin_cred, pw, &err);
+			/* Write-ahead, without losing the current one: the new password goes to
+			 * a pending record first and replaces the current record only once the
+			 * firmware has taken it (see on_op). Whatever happens in between, the
+			 * device's real password is in the store. */
+			rc = pi_credstore_put(cs, r->admin_pending, pw, &err);
 			util_secret_free(pw);
 			if (rc) {
 				run_end(r, DS_INVALID, rc, err.msg);
 				return -1;
 			}
 			return call(r, AMTPROV_AMT_SET_ADMIN_PASSWORD,
-				    json_pack("{s:s}", "credential", r->admin_cred)) < 0 ? -1 : 0;
+				    json_pack("{s:s}", "credential", r->admin_pending)) < 0 ? -1 : 0;
 		}
 		case 6: /* (5) the MEBx password by policy */
 			if (m->mebx_policy == 0 || !m->mebx_password)
@@ -443,11 +449,95 @@ static void advance(struct stage_run *r)
 	}
 }
 
+static int already_there(int rc, const struct amtprov_error *err)
+{
+	return rc == AMTPROV_E_DEVICE && err &&
+	       (strstr(err->msg, "DUPLICATE") || strstr(err->msg, "AlreadyExists"));
+}
+
+/* The first stage runs again after a restart (R-PROV-13): what AMT already holds from the
+ * interrupted run is adopted, not treated as an error. */
+static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_error *err)
+{
+	int done = r->step - 1; /* the step that just ran */
+
+	if (r->stage != STAGE_FIRST || !already_there(rc, err))
+		return 0;
+	if (done == 2 || done == 4) { /* key stored / TLS context exists */
+		advance(r);
+		return 1;
+	}
+	if (done == 3) { /* certificate stored: find its handle */
+		r->looking_up_cert = 1;
+		call(r, AMTPROV_AMT_WSMAN_ENUMERATE,
+		     json_pack("{s:s}", "class", "AMT_PublicKeyCertificate"));
+		return 1;
+	}
+	return 0;
+}
+
+static int adopt_cert_handle(struct stage_run *r, const json_t *result)
+{
+	const json_t *items = json_object_get(result, "items"), *it;
+	size_t i;
+
+	json_array_foreach(items, i, it) {
+		const char *der = json_string_value(json_object_get(it, "X509Certificate"));
+		const char *id = json_string_value(json_object_get(it, "InstanceID"));
+
+		if (der && id && r->cert_b64 && strcmp(der, r->cert_b64) == 0) {
+			util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The firmware took the new admin password: it becomes the current one. */
+static int promote_admin_password(struct stage_run *r, struct amtprov_error *err)
+{
+	struct manifest *m = site_manifest(r->f->site);
+	struct plugin_instance *cs = plugin_host_find(site_plugins(r->f->site), m->credstore);
+	struct amtprov_secret *pw = NULL;
+	int rc;
+
+	if (!cs)
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, NULL, "no credential store");
+	rc = pi_credstore_get(cs, r->admin_pending, &pw, err);
+	if (rc == AMTPROV_OK)
+		rc = pi_credstore_put(cs, r->admin_cred, pw, err);
+	util_secret_free(pw);
+	if (rc == AMTPROV_OK)
+		pi_credstore_remove(cs, r->admin_pending, err);
+	return rc;
+}
+
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct stage_run *r = ctx;
 	const char *h;
 
+	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
+		return;
+	if (rc == AMTPROV_OK && r->looking_up_cert) {
+		r->looking_up_cert = 0;
+		if (!adopt_cert_handle(r, result)) {
+			run_end(r, DS_INVALID, AMTPROV_E_DEVICE,
+				"AMT reports the certificate as a duplicate but does not list it");
+			return;
+		}
+		advance(r);
+		return;
+	}
+	if (rc == AMTPROV_OK && r->stage == STAGE_FIRST && r->step - 1 == 5) {
+		struct amtprov_error e2;
+
+		amtprov_error_clear(&e2);
+		if (promote_admin_password(r, &e2) != AMTPROV_OK) {
+			run_end(r, DS_INVALID, e2.code, e2.msg);
+			return;
+		}
+	}
 	if (rc != AMTPROV_OK) {
 		char why[STORE_TEXT_SIZE];
 
@@ -472,31 +562,19 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 static int open_session(struct stage_run *r, struct amtprov_error *err)
 {
 	struct flow *f = r->f;
-	struct manifest *m = site_manifest(f->site);
-	struct plugin_instance *cs = m->credstore ? plugin_host_find(site_plugins(f->site),
-								     m->credstore) : NULL;
 	struct amtprov_transport_target tgt;
 	const struct store_device *d = engine_job_device(r->job);
 
-	r->accounts = calloc(f->n_accounts + 1, sizeof(*r->accounts));
-	if (!r->accounts)
-		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	memcpy(r->accounts, f->tr_accounts, f->n_accounts * sizeof(*r->accounts));
-	r->n_accounts = f->n_accounts;
-	/* R-PROV-09: after the admin password is set, it is the account that works. */
-	if (cs && pi_credstore_get(cs, r->admin_cred, &r->admin_password, err) == AMTPROV_OK) {
-		r->accounts[r->n_accounts].user = "admin";
-		r->accounts[r->n_accounts].password = r->admin_password;
-		r->n_accounts++;
-	}
+	if (flow_device_accounts(f, r->fqdn, &r->accounts, err) != AMTPROV_OK)
+		return err->code;
 	amtprov_error_clear(err);
 	memset(&tgt, 0, sizeof(tgt));
 	tgt.struct_size = sizeof(tgt);
 	tgt.device = &r->info;
 	tgt.address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
 	tgt.port = 16993;
-	tgt.accounts = r->accounts;
-	tgt.n_accounts = r->n_accounts;
+	tgt.accounts = r->accounts.list;
+	tgt.n_accounts = r->accounts.n;
 	if (r->stage == STAGE_SECOND) {
 		struct store_cert_filter flt = {.device_id = r->device_id};
 		struct active_cert a = {0};
@@ -550,6 +628,7 @@ static void start_stage(struct engine_job *job, struct flow *f, enum stage stage
 	util_strlcpy(r->fqdn, d->fqdn, sizeof(r->fqdn));
 	util_strlcpy(r->uuid, d->uuid, sizeof(r->uuid));
 	flow_admin_cred_name(r->fqdn, r->admin_cred, sizeof(r->admin_cred));
+	snprintf(r->admin_pending, sizeof(r->admin_pending), "%s.pending", r->admin_cred);
 	sscanf(d->amt_version, "%d.%d", &major, &minor);
 	r->info = (struct amtprov_device_info){.struct_size = sizeof(r->info), .fqdn = r->fqdn,
 					       .uuid = r->uuid, .amt_major = major,

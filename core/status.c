@@ -55,6 +55,9 @@ static const struct status_entry catalog[] = {
 	 "The provisioning certificate fails a check; provisioning would fail"},
 	{8209, STORE_SEV_WARNING, "8021X_TEMPLATES",
 	 "802.1X profiles use more than one certificate template; one is best practice"},
+	{8210, STORE_SEV_WARNING, "CERT_MAYBE_UNTRACKED",
+	 "A certificate request was interrupted by a restart after it reached the CA; the CA may "
+	 "hold a certificate amtprov never received: check it and revoke it"},
 	{8300, STORE_SEV_INFO, "TASK_COMPLETED", "A maintenance task completed"},
 	{8301, STORE_SEV_ERROR, "TASK_FAILED", "A maintenance task failed"},
 };

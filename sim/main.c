@@ -406,13 +406,19 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 			return -1;
 		}
 		if (access(d->state_path, F_OK) == 0) {
-			/* The state file wins: a restarted fleet continues where it stopped. */
+			/* The state file wins: a restarted fleet continues where it stopped.
+			 * device_clear() wipes the whole device, its state path included: keep
+			 * a copy to load from and to restore. */
+			char path[sizeof(d->state_path)];
+
+			sim_strlcpy(path, d->state_path, sizeof(path));
 			device_clear(d);
 			if (device_init(d, id, ver ? ver : "11.8.50") != 0 ||
-			    device_load(d, d->state_path, err, sizeof(err)) != 0) {
+			    device_load(d, path, err, sizeof(err)) != 0) {
 				fprintf(stderr, "amtsim: %s\n", err);
 				return -1;
 			}
+			sim_strlcpy(d->state_path, path, sizeof(d->state_path));
 			sim_strlcpy(d->address, addr, sizeof(d->address));
 		} else {
 			if ((defaults && device_apply_json(d, defaults, err, sizeof(err)) != 0) ||

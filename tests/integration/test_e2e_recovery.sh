@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Failure and recovery end to end, with amtsim, ca-local, credstore-file and amt-transport:
+#  - a commit the firmware refuses leaves the device FAILED with the AMT reason; after the
+#    cause is gone, `amtprov device retry` provisions it, and the certificate of the failed
+#    attempt is revoked with reason Superseded and appears on ca-local's CRL (R-REV-02b);
+#  - amtprovd SIGKILLed in the middle of provisioning a fleet, then restarted, finishes every
+#    device, and every certificate the CA issued is known to amtprov or reported (R-PROV-13).
+TEST_NAME=e2e_recovery
+. "$(dirname "$0")/lib.sh"
+
+AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
+PLUGINS="$AMTPROV_BUILD_DIR/plugins"
+NET="127.$((190 + $$ % 10)).$(( ($$ / 10) % 250 ))"
+q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
+qca() { sqlite3 -batch -noheader "$T/site/state/plugins/lab-ca/issuance.db" "$1"; }
+
+pki="$T/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -subj "/CN=Provisioning Root" -days 365 -sha256 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" -subj "/CN=oob.contoso.com" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
+openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
+cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
+chmod 600 "$pki"/*.key
+ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+SIM_PID=""
+fleet() { # N, faults JSON for every device
+  { echo "{ \"key_pool\": 4, \"keygen_latency_ms\": 20, \"faults\": $2, \"devices\": ["
+    for ((i = 1; i <= $1; i++)); do
+      printf '%s{"id": "pc%d", "address": "%s.%d", "amt_version": "12.0.45", "provisioning_state": "in", "host_name": "pc%d", "domain_name": "contoso.com", "dhcp_domain": "contoso.com", "root_hashes": [{"name": "root", "algo": "sha256", "hash": "%s"}]}\n' \
+        "$([ "$i" -gt 1 ] && echo ,)" "$i" "$NET" "$i" "$i" "$ROOT_HASH"
+    done
+    echo "] }"; } >"$T/fleet.json"
+}
+sim_start() {
+  "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>>"$T/amtsim.log" &
+  SIM_PID=$!; PIDS+=("$SIM_PID")
+  wait_for 20 test -S "$T/sim/control.sock"
+}
+sim_stop() { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; rm -f "$T/sim/control.sock"; }
+site() {
+  mkdir -p "$T/site"
+  cat >"$T/site/site.json" <<JSON
+{ "manifest_version": 1,
+  "site": { "name": "rec", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": { "amt": {"plugin": "amt-transport"},
+               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+               "creds": {"plugin": "credstore-file"} },
+  "credentials": {"store": "creds"},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
+  "amt": {"transport": "amt", "serial_over_lan": true},
+  "engine": {"max_in_flight": 8, "retry": {"base_seconds": 1, "max_seconds": 2, "max_attempts": 5}} }
+JSON
+  rm -rf "$T/site/state"; "$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+}
+register() { # N
+  for ((i = 1; i <= $1; i++)); do
+    "$AMTSIM" agent --state-dir "$T/sim" --device "pc$i" >"$T/agent$i.json" &&
+      "$AMTPROV" -m "$T/site/site.json" device add --from-json "$T/agent$i.json" >/dev/null || return 1
+  done
+}
+
+# --- 1. the firmware refuses a flash write mid-first-stage; retry after the cause is gone
+# (R-REV-02b). The first flash write (AddKey) passes, the second (AddCertificate) fails.
+mkdir -p "$T/sim"; fleet 1 '{"flash_writes": 1}'; sim_start; site
+check "register the device" register 1
+"$AMTPROVD" -m "$T/site/site.json" --once=60 2>"$T/d1.log"
+check "a flash write the firmware refuses fails the device" test "$(q "select state from devices")" = FAILED
+check "with the AMT return value as the reason" \
+  test -n "$(q "select 1 from devices where last_error like '%FLASH_WRITE_LIMIT%' or last_error like '%38%'")"
+FIRST=$(q "select serial_hex from certificates where status='active'")
+check "the failed attempt's certificate is on record" test -n "$FIRST"
+sim_stop; fleet 1 '{}'; sim_start
+expect_rc 0 "amtprov device retry" "$AMTPROV" -m "$T/site/site.json" device retry pc1.contoso.com >/dev/null 2>&1
+"$AMTPROVD" -m "$T/site/site.json" --once=60 2>"$T/d2.log"
+check "after the retry the device is PROVISIONED" test "$(q "select state from devices")" = PROVISIONED
+check "R-REV-02b: the earlier certificate is revoked, reason Superseded (4)" \
+  test "$(q "select status || ':' || revocation_reason from certificates where serial_hex='$FIRST'")" = "revoked:4"
+check "R-REV-02b: exactly one certificate is active" test "$(q "select count(*) from certificates where status='active'")" = 1
+openssl crl -in "$T/site/state/plugins/lab-ca/crl.pem" -noout -text >"$T/crl1.txt" 2>&1
+check "R-REV-02b: the CA's CRL lists the earlier serial as superseded" \
+  python3 -c '
+import re, sys
+text = open(sys.argv[1]).read()
+want = sys.argv[2].lstrip("0").upper()
+for block in text.split("Serial Number:")[1:]:
+    serial = block.split()[0].replace(":", "").lstrip("0").upper()
+    if serial == want:
+        assert "Superseded" in block.split("Serial Number:")[0], block
+        sys.exit(0)
+sys.exit("serial %s not on the CRL" % want)' "$T/crl1.txt" "$FIRST"
+check "status 8203 (certificate revoked) recorded" test "$(q "select count(*) from status_messages where msg_id=8203")" = 1
+check "no revocation left pending" test "$(q "select count(*) from pending_ops where kind='revoke'")" = 0
+sim_stop
+
+# --- 2. amtprovd killed with SIGKILL mid-flow, restarted (R-PROV-13)
+rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 6 '{"latency_ms": 120}'; sim_start; site
+check "register 6 devices" register 6
+start_daemon "$T/d3.log" -m "$T/site/site.json"
+sleep 2.5
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+check "the kill came mid-flow (not every device was done)" \
+  test "$(q "select count(*) from devices where state='PROVISIONED'")" -lt 6
+check "the database is intact after SIGKILL" test "$(q "pragma integrity_check")" = ok
+expect_rc 0 "a restarted amtprovd finishes the work" "$AMTPROVD" -m "$T/site/site.json" --once=120 2>"$T/d4.log"
+check "every device is PROVISIONED" test "$(q "select count(*) from devices where state='PROVISIONED'")" = 6
+check "one active web server certificate per device" \
+  test "$(q "select count(distinct device_id) || '/' || count(*) from certificates where status='active'")" = "6/6"
+# Every certificate the CA issued is known to amtprov, or was reported as possibly untracked.
+issued=$(qca "select count(*) from certificates")
+known=$(q "select count(*) from certificates")
+reported=$(q "select count(*) from status_messages where msg_id=8210")
+check "R-PROV-13: every certificate the CA issued is recorded or reported ($issued issued, $known recorded, $reported reported)" \
+  test "$issued" -le $((known + reported))
+check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/amtsim.log"
+sim_stop
+finish
