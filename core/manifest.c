@@ -13,6 +13,7 @@
  * borrowed "ieee8021x" object, an empty "config" object) the tree itself is updated, so that
  * borrowed pointers and the JSON a plugin sees agree.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -26,10 +27,12 @@
 
 #include "manifest.h"
 #include "manifest_int.h"
+#include "util.h"
 
 #define PATH_SIZE AMTPROV_ERROR_WHERE_SIZE
 
 /* Limits of the format (docs/manifest.md). */
+#define MAX_API_TOKENS 16        /* api.tokens */
 #define MAX_ACCOUNTS 32          /* amt.user_accounts, credentials.provisioning_accounts */
 #define MAX_WIRELESS 16          /* AMT stores at most 16 wireless profiles */
 #define MAX_WIRELESS_TEMPLATES 8 /* R-8021X-03 */
@@ -1385,6 +1388,113 @@ static void parse_engine(struct vctx *c, json_t *root)
 	}
 }
 
+/* "host:port" with an IP literal host ("[v6]:port" for IPv6). A name is refused: resolving it
+ * at load time would make validation depend on DNS, and the address a server listens on is
+ * the operator's deliberate choice. */
+static void parse_listen(struct vctx *c, const char *s, const char *p)
+{
+	const char *colon, *hs = s;
+	size_t hlen;
+	char host[64];
+	unsigned char buf[16];
+	long long port;
+	int v6 = 0;
+
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (!end || end[1] != ':') {
+			err_at(c, p, "'%s' is not host:port ([IPv6]:port for IPv6)", s);
+			return;
+		}
+		hs = s + 1;
+		hlen = (size_t)(end - hs);
+		colon = end + 1;
+		v6 = 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || strchr(s, ':') != colon) {
+			err_at(c, p, "'%s' is not host:port ([IPv6]:port for IPv6)", s);
+			return;
+		}
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		err_at(c, p, "'%s' has no valid host part", s);
+		return;
+	}
+	memcpy(host, hs, hlen);
+	host[hlen] = '\0';
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, host, buf) != 1) {
+		err_at(c, p, "'%s' is not an IP%s address (names are not resolved here)", host,
+		       v6 ? "v6" : "v4");
+		return;
+	}
+	if (util_parse_ll(colon + 1, 1, 65535, &port) < 0) {
+		err_at(c, p, "'%s' is not a port from 1 to 65535", colon + 1);
+		return;
+	}
+	c->m->api.host = dup_str(c, host);
+	c->m->api.port = (int)port;
+}
+
+static void parse_api(struct vctx *c, json_t *root)
+{
+	static const char *const keys[] = {"listen", "certificate", "key", "tokens", "client_ca",
+					   "max_body", NULL};
+	struct manifest_api *a = &c->m->api;
+	char p[PATH_SIZE], tp[PATH_SIZE], lp[PATH_SIZE];
+	json_t *api = get_object(c, root, "", "api", 0, p), *arr, *v;
+	const char *listen;
+	size_t i, n;
+
+	if (!api)
+		return;
+	a->enabled = 1;
+	check_keys(c, api, p, keys);
+	if (get_string(c, api, p, "listen", 1, &listen)) {
+		manifest_path_key(lp, sizeof(lp), p, "listen");
+		parse_listen(c, listen, lp);
+	}
+	get_file(c, api, p, "certificate", 1, &a->certificate);
+	get_file(c, api, p, "key", 1, &a->key);
+	get_file(c, api, p, "client_ca", 0, &a->client_ca);
+	get_int(c, api, p, "max_body", 1024, 1048576, &a->max_body);
+	arr = get_array(c, api, p, "tokens", 1, tp);
+	if (!arr)
+		return;
+	n = json_array_size(arr);
+	/* No token would mean either no write at all or an unauthenticated one: neither is a
+	 * registration API. */
+	if (n == 0)
+		err_at(c, tp, "must name at least one credential holding a bearer token");
+	if (n > MAX_API_TOKENS)
+		err_at(c, tp, "names %zu tokens; at most %d are allowed", n, MAX_API_TOKENS);
+	a->tokens = zalloc(c, n + 1, sizeof(*a->tokens));
+	if (!a->tokens)
+		return;
+	json_array_foreach(arr, i, v) {
+		char ip[PATH_SIZE];
+		const char *s;
+		size_t j;
+
+		manifest_path_index(ip, sizeof(ip), tp, i);
+		if (!string_ok(c, v, ip))
+			continue;
+		s = json_string_value(v);
+		if (!cred_check(c, s, ip))
+			continue;
+		for (j = 0; j < a->n_tokens; j++)
+			if (strcmp(a->tokens[j], s) == 0)
+				break;
+		if (j < a->n_tokens) {
+			err_at(c, ip, "credential '%s' is listed twice", s);
+			continue;
+		}
+		a->tokens[a->n_tokens++] = s;
+	}
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Cross references                                                                           */
 /* ------------------------------------------------------------------------------------------ */
@@ -1473,6 +1583,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.retry_base_seconds = 60;
 	m->engine.retry_max_seconds = 3600;
 	m->engine.max_attempts = 10;
+	m->api.max_body = 65536;
 }
 
 static void validate(struct vctx *c, json_t *root)
@@ -1480,7 +1591,7 @@ static void validate(struct vctx *c, json_t *root)
 	static const char *const keys[] = {
 		"$schema", "manifest_version", "site", "state_dir", "database", "plugin_path",
 		"plugins", "credentials", "provisioning_certificate", "certificates", "amt",
-		"ieee8021x", "maintenance", "engine", NULL};
+		"ieee8021x", "maintenance", "engine", "api", NULL};
 	json_t *v;
 
 	if (!json_is_object(root)) {
@@ -1514,6 +1625,7 @@ static void validate(struct vctx *c, json_t *root)
 	parse_ieee8021x(c, root);
 	parse_maintenance(c, root);
 	parse_engine(c, root);
+	parse_api(c, root);
 	resolve_refs(c);
 }
 
@@ -1664,6 +1776,11 @@ void manifest_free(struct manifest *m)
 	free(m->provcert_file);
 	free(m->provcert_key_file);
 	free(m->provcert_pkcs12_file);
+	free(m->api.host);
+	free(m->api.certificate);
+	free(m->api.key);
+	free(m->api.client_ca);
+	free(m->api.tokens);
 	free(m->database_path);
 	free(m->state_dir);
 	free(m->file);

@@ -91,6 +91,19 @@ struct manifest_engine {
 	int max_attempts;             /**< default 10; then the device stays FAILED */
 };
 
+/** The registration API (docs/api.md); enabled = 0 when the manifest has no "api". */
+struct manifest_api {
+	int enabled;
+	char *host;                   /**< IP literal to listen on (IPv6 without brackets) */
+	int port;
+	char *certificate;            /**< PEM server chain, leaf first; absolute */
+	char *key;                    /**< PEM private key; absolute */
+	char *client_ca;              /**< PEM CA bundle for mutual TLS, or NULL; absolute */
+	const char **tokens;          /**< credential names of the bearer tokens, NULL-terminated */
+	size_t n_tokens;
+	int max_body;                 /**< largest request body in bytes; default 65536 */
+};
+
 /** A loaded, validated manifest. Everything is owned by it; borrowed by callers. */
 struct manifest {
 	char *file;                   /**< absolute path of the manifest */
@@ -138,6 +151,7 @@ struct manifest {
 
 	struct manifest_maintenance maintenance;
 	struct manifest_engine engine;
+	struct manifest_api api;
 };
 
 /**

@@ -15,8 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
+#include "device_input.h"
 #include "device_state.h"
 #include "exit_codes.h"
 #include "log.h"
@@ -59,6 +61,11 @@ static void usage(FILE *out)
 	      "  device list [--state STATE]     list devices\n"
 	      "  device show DEVICE              one device, its certificates and audit trail\n"
 	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
+	      "  device register OPTIONS         register through amtprovd's HTTPS API, as a\n"
+	      "                                  host agent does (see 'amtprov device register -h')\n"
+	      "  cred set NAME (--from-file FILE | --stdin)   store a secret in the site's\n"
+	      "                                  credential store (never printed)\n"
+	      "  cred list                       credential record names\n"
 	      "  cert list [FILTERS]             issued certificates (see 'amtprov cert list -h')\n"
 	      "  cert check [OPTIONS]            preflight the provisioning certificate: every\n"
 	      "                                  check, expected vs actual, root thumbprints\n"
@@ -141,7 +148,9 @@ static int cmd_manifest(struct cli *c, int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	optind = 1;
+	/* 0, not 1: glibc then re-reads the option string, so NAME may come after --stdin
+	 * (main parsed with '+', which stops at the first non-option). */
+	optind = 0;
 	while ((o = getopt_long(argc, argv, "nh", opts, NULL)) != -1) {
 		if (o == 'n')
 			no_plugins = 1;
@@ -227,90 +236,22 @@ static int cmd_db(struct cli *c, int argc, char **argv)
 
 /* ---------------- devices ---------------- */
 
-static int valid_fqdn(const char *s)
-{
-	size_t len = strlen(s), label = 0;
-	int dots = 0;
-
-	if (len == 0 || len > 253 || s[0] == '.' || s[len - 1] == '.')
-		return 0;
-	for (const char *p = s; *p; p++) {
-		if (*p == '.') {
-			if (label == 0 || p[-1] == '-')
-				return 0;
-			dots++;
-			label = 0;
-			continue;
-		}
-		if (!(isalnum((unsigned char)*p) || *p == '-') || (label == 0 && *p == '-'))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return dots >= 1;
-}
-
-static int valid_uuid(const char *s)
-{
-	static const int dash[] = {8, 13, 18, 23};
-
-	if (strlen(s) != 36)
-		return 0;
-	for (int i = 0, d = 0; i < 36; i++) {
-		if (d < 4 && i == dash[d]) {
-			if (s[i] != '-')
-				return 0;
-			d++;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
-static int valid_version(const char *s)
-{
-	int parts = 0;
-	const char *p = s;
-
-	while (*p) {
-		if (!isdigit((unsigned char)*p))
-			return 0;
-		while (isdigit((unsigned char)*p))
-			p++;
-		parts++;
-		if (*p == '.')
-			p++;
-		else if (*p)
-			return 0;
-	}
-	return parts >= 2 && parts <= 4 && s[strlen(s) - 1] != '.';
-}
-
-static int valid_hash(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n != 40 && n != 64 && n != 96 && n != 128)
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!isxdigit((unsigned char)*p))
-			return 0;
-	return 1;
-}
-
-static int valid_ip(const char *s)
-{
-	unsigned char buf[16];
-
-	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
-}
+/* The options `device add` and `device register` share, and what they were given. */
+struct dev_args {
+	struct device_input in;
+	const char *from_json;
+	json_t *jin;             /* keeps --from-json strings alive */
+	const char *url;         /* register only */
+	const char *token_file;  /* register only */
+	const char *cacert;      /* register only */
+};
 
 static void device_add_usage(FILE *out)
 {
 	fputs("Usage: amtprov -m FILE device add --fqdn FQDN --uuid UUID --amt-version VER\n"
 	      "                [--wired-ip IP] [--otp-hash HEX] [--wireless]\n"
 	      "                [--provisioning-state pre|in|post]\n"
+	      "                [--manufacturer TEXT] [--model TEXT]\n"
 	      "       amtprov -m FILE device add --from-json FILE   (as the host agent prints it)\n"
 	      "Registers a device for provisioning (R-PROV-02/03). A device whose AMT is\n"
 	      "already provisioned ('post') is refused (R-PROV-01); 'pre' and 'in' (waiting\n"
@@ -318,7 +259,20 @@ static void device_add_usage(FILE *out)
 	      out);
 }
 
-static int cmd_device_add(struct cli *c, int argc, char **argv)
+static void device_register_usage(FILE *out)
+{
+	fputs("Usage: amtprov device register --url https://HOST:PORT --token-file FILE\n"
+	      "                [--cacert FILE] (--from-json FILE | DEVICE OPTIONS)\n"
+	      "Registers a device through amtprovd's HTTPS API, as a host agent does. DEVICE\n"
+	      "OPTIONS are those of 'amtprov device add'. The token file holds the bearer token\n"
+	      "(one trailing newline is ignored). No manifest is needed.\n"
+	      "Exit status: 0 registered, 1 refused (R-PROV-01), already registered, rejected\n"
+	      "token or server unreachable, 2 usage error or input the server found invalid.\n",
+	      out);
+}
+
+/* Parses the options; returns -1 to go on, else an exit code. */
+static int device_args(int argc, char **argv, int reg, struct dev_args *a)
 {
 	static const struct option opts[] = {
 		{"fqdn", required_argument, NULL, 'f'},
@@ -328,119 +282,109 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 		{"otp-hash", required_argument, NULL, 'o'},
 		{"wireless", no_argument, NULL, 'w'},
 		{"provisioning-state", required_argument, NULL, 'p'},
+		{"manufacturer", required_argument, NULL, 'M'},
+		{"model", required_argument, NULL, 'D'},
 		{"from-json", required_argument, NULL, 'J'},
+		{"url", required_argument, NULL, 'U'},
+		{"token-file", required_argument, NULL, 'T'},
+		{"cacert", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{0}};
-	const char *fqdn = NULL, *uuid = NULL, *ver = NULL, *ip = NULL, *otp = NULL;
-	const char *pstate = "pre", *from_json = NULL;
-	int wireless = 0, o, rc;
-	json_t *jin = NULL;
-	struct store_device dev;
-	struct site *s = NULL;
-	struct amtprov_error err;
+	void (*help)(FILE *) = reg ? device_register_usage : device_add_usage;
+	const char *field = NULL;
+	char msg[256];
+	int o;
 
+	memset(a, 0, sizeof(*a));
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'f': fqdn = optarg; break;
-		case 'u': uuid = optarg; break;
-		case 'a': ver = optarg; break;
-		case 'i': ip = optarg; break;
-		case 'o': otp = optarg; break;
-		case 'w': wireless = 1; break;
-		case 'p': pstate = optarg; break;
-		case 'J': from_json = optarg; break;
-		case 'h': device_add_usage(stdout); return EXIT_OK;
-		default: device_add_usage(stderr); return EXIT_USAGE;
+		case 'f': a->in.fqdn = optarg; break;
+		case 'u': a->in.uuid = optarg; break;
+		case 'a': a->in.amt_version = optarg; break;
+		case 'i': a->in.wired_ip = optarg; break;
+		case 'o': a->in.otp_hash = optarg; break;
+		case 'w': a->in.wireless = 1; break;
+		case 'p': a->in.provisioning_state = optarg; break;
+		case 'M': a->in.manufacturer = optarg; break;
+		case 'D': a->in.model = optarg; break;
+		case 'J': a->from_json = optarg; break;
+		case 'U': if (!reg) goto bad_opt; a->url = optarg; break;
+		case 'T': if (!reg) goto bad_opt; a->token_file = optarg; break;
+		case 'C': if (!reg) goto bad_opt; a->cacert = optarg; break;
+		case 'h': help(stdout); return EXIT_OK;
+		default: help(stderr); return EXIT_USAGE;
 		}
 	}
-	if (from_json) {
+	if (optind != argc) {
+		fprintf(stderr, "amtprov: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (a->from_json) {
 		json_error_t jerr;
-		int jw = 0;
 
-		jin = json_load_file(from_json, JSON_REJECT_DUPLICATES, &jerr);
-		if (!jin) {
-			fprintf(stderr, "amtprov: %s:%d:%d: %s\n", from_json, jerr.line, jerr.column,
-				jerr.text);
+		if (a->in.fqdn || a->in.uuid || a->in.amt_version || a->in.wired_ip ||
+		    a->in.otp_hash || a->in.wireless || a->in.provisioning_state ||
+		    a->in.manufacturer || a->in.model) {
+			fprintf(stderr, "amtprov: --from-json replaces the device options\n");
 			return EXIT_USAGE;
 		}
-		if (json_unpack_ex(jin, &jerr, 0, "{s:s,s:s,s:s,s?s,s?s,s?b,s?s}", "fqdn", &fqdn,
-				   "uuid", &uuid, "amt_version", &ver, "wired_ip", &ip, "otp_hash",
-				   &otp, "wireless", &jw, "provisioning_state", &pstate) != 0) {
-			fprintf(stderr, "amtprov: %s: %s\n", from_json, jerr.text);
-			json_decref(jin);
+		a->jin = json_load_file(a->from_json, JSON_REJECT_DUPLICATES, &jerr);
+		if (!a->jin) {
+			fprintf(stderr, "amtprov: %s:%d:%d: %s\n", a->from_json, jerr.line,
+				jerr.column, jerr.text);
 			return EXIT_USAGE;
 		}
-		wireless = jw;
+		if (device_input_from_json(a->jin, &a->in, &field, msg, sizeof(msg)) != AMTPROV_OK) {
+			fprintf(stderr, "amtprov: %s: %s\n", a->from_json, msg);
+			return EXIT_USAGE;
+		}
+	} else if (!a->in.fqdn || !a->in.uuid || !a->in.amt_version) {
+		fprintf(stderr, "amtprov: device %s needs --fqdn, --uuid and --amt-version\n",
+			reg ? "register" : "add");
+		return EXIT_USAGE;
 	}
-	rc = EXIT_USAGE;
-	if (!fqdn || !uuid || !ver) {
-		fprintf(stderr, "amtprov: device add needs --fqdn, --uuid and --amt-version\n");
+	/* The same checks as the API's (core/device_input.c), before anything is opened. */
+	if (device_input_check(&a->in, &field, msg, sizeof(msg)) != AMTPROV_OK) {
+		fprintf(stderr, "amtprov: %s: %s\n", field, msg);
+		return EXIT_USAGE;
+	}
+	return -1;
+bad_opt:
+	help(stderr);
+	return EXIT_USAGE;
+}
+
+static int cmd_device_add(struct cli *c, int argc, char **argv)
+{
+	struct dev_args a;
+	struct store_device dev;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	char why[256];
+	int rc;
+
+	rc = device_args(argc, argv, 0, &a);
+	if (rc >= 0)
 		goto out;
-	}
-	if (!valid_fqdn(fqdn)) {
-		fprintf(stderr, "amtprov: --fqdn '%s' is not a fully qualified domain name\n", fqdn);
-		goto out;
-	}
-	if (!valid_uuid(uuid)) {
-		fprintf(stderr, "amtprov: --uuid '%s' is not a UUID (8-4-4-4-12 hex digits)\n", uuid);
-		goto out;
-	}
-	if (!valid_version(ver)) {
-		fprintf(stderr, "amtprov: --amt-version '%s' is not a version like 11.8.50\n", ver);
-		goto out;
-	}
-	if (ip && !valid_ip(ip)) {
-		fprintf(stderr, "amtprov: --wired-ip '%s' is not an IPv4 or IPv6 address\n", ip);
-		goto out;
-	}
-	if (otp && !valid_hash(otp)) {
-		fprintf(stderr, "amtprov: --otp-hash must be a SHA-1/256/384/512 hash in hex\n");
-		goto out;
-	}
-	if (strcmp(pstate, "pre") && strcmp(pstate, "in") && strcmp(pstate, "post")) {
-		fprintf(stderr, "amtprov: --provisioning-state must be pre, in or post\n");
-		goto out;
-	}
 	rc = open_site(c, SITE_NO_PLUGINS, &s);
 	if (rc)
 		goto out;
-	if (strcmp(pstate, "post") == 0) {
-		/* R-PROV-01: only a device that is not provisioned starts the flow. 'pre' and
-		 * 'in' (set up for remote configuration, waiting for it) both qualify. */
-		char why[128];
-
-		snprintf(why, sizeof(why), "AMT provisioning state is '%s': already provisioned, "
-			 "not Not Provisioned", pstate);
-		site_status(s, STATUS_DEVICE_REFUSED, fqdn, why);
-		fprintf(stderr, "amtprov: refused %s: %s\n", fqdn, why);
+	if (device_input_refused(&a.in, why, sizeof(why))) {
+		site_status(s, STATUS_DEVICE_REFUSED, a.in.fqdn, why);
+		fprintf(stderr, "amtprov: refused %s: %s\n", a.in.fqdn, why);
 		rc = EXIT_FAIL;
 		goto out;
 	}
-	memset(&dev, 0, sizeof(dev));
-	util_strlcpy(dev.fqdn, fqdn, sizeof(dev.fqdn));
-	util_lower(dev.fqdn);
-	util_strlcpy(dev.uuid, uuid, sizeof(dev.uuid));
-	util_lower(dev.uuid);
-	util_strlcpy(dev.amt_version, ver, sizeof(dev.amt_version));
-	util_strlcpy(dev.wired_ip, ip, sizeof(dev.wired_ip));
-	util_strlcpy(dev.otp_hash, otp, sizeof(dev.otp_hash));
-	util_lower(dev.otp_hash);
-	util_strlcpy(dev.state, device_state_name(DS_REGISTERED), sizeof(dev.state));
-	dev.wireless_capable = wireless;
+	device_input_to_record(&a.in, &dev);
 	amtprov_error_clear(&err);
 	if (store_device_add(site_store(s), &dev, "cli", site_now(s), &err) != AMTPROV_OK) {
 		print_error(&err);
 		rc = exit_for(err.code);
 		goto out;
 	}
-	{
-		char detail[2 * STORE_SHORT_SIZE + 32];
-
-		snprintf(detail, sizeof(detail), "AMT %s%s%s", dev.amt_version,
-			 dev.wired_ip[0] ? ", wired IP " : "", dev.wired_ip);
-		site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, detail);
-	}
+	device_input_summary(&a.in, why, sizeof(why));
+	site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, why);
 	if (c->json)
 		emit_json(json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
 				    "uuid", dev.uuid, "state", dev.state));
@@ -450,7 +394,230 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 	rc = EXIT_OK;
 out:
 	site_close(s);
-	json_decref(jin);
+	json_decref(a.jin);
+	return rc;
+}
+
+/* ---- device register: the host agent's side of the API (docs/api.md) ---- */
+
+struct http_body {
+	char *data;
+	size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct http_body *b = arg;
+	size_t add = size * n;
+	char *p;
+
+	/* An answer is a few hundred bytes; anything huge is not this API. */
+	if (b->len + add > 65536)
+		return 0;
+	p = realloc(b->data, b->len + add + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->len, ptr, add);
+	b->len += add;
+	p[b->len] = '\0';
+	b->data = p;
+	return add;
+}
+
+/* Reads a token or secret file: at most @p max bytes, one trailing newline dropped. */
+static struct amtprov_secret *read_secret(const char *file, FILE *stream, size_t max)
+{
+	struct amtprov_secret *sec;
+	struct amtprov_error err;
+	char *data = NULL;
+	size_t len = 0;
+
+	amtprov_error_clear(&err);
+	if (file) {
+		if (util_read_file(file, max, &data, &len, &err) != AMTPROV_OK) {
+			print_error(&err);
+			return NULL;
+		}
+	} else {
+		size_t cap = 4096, n;
+
+		data = malloc(cap + 1);
+		while (data && (n = fread(data + len, 1, cap - len, stream)) > 0) {
+			len += n;
+			if (len == cap) {
+				char *bigger;
+
+				if (cap >= max) {
+					fprintf(stderr, "amtprov: the secret is longer than %zu bytes\n",
+						max);
+					util_wipe(data, len);
+					free(data);
+					return NULL;
+				}
+				/* Grow by copying, so no stale copy of the secret is left behind. */
+				bigger = malloc(cap * 2 + 1);
+				if (bigger)
+					memcpy(bigger, data, len);
+				util_wipe(data, len);
+				free(data);
+				data = bigger;
+				cap *= 2;
+			}
+		}
+		if (!data) {
+			fprintf(stderr, "amtprov: out of memory\n");
+			return NULL;
+		}
+	}
+	if (len && data[len - 1] == '\n')
+		len--;
+	if (len && data[len - 1] == '\r')
+		len--;
+	sec = len ? util_secret_new(len) : NULL;
+	if (sec)
+		memcpy(sec->data, data, len);
+	else
+		fprintf(stderr, "amtprov: %s%sthe secret is empty\n", file ? file : "",
+			file ? ": " : "");
+	util_wipe(data, len);
+	free(data);
+	return sec;
+}
+
+static int cmd_device_register(struct cli *c, int argc, char **argv)
+{
+	struct dev_args a;
+	struct amtprov_secret *tok = NULL;
+	struct curl_slist *hdrs = NULL;
+	struct http_body resp = {0};
+	char *body = NULL, url[2048], errbuf[CURL_ERROR_SIZE];
+	json_t *jb = NULL, *jr = NULL;
+	const char *msg;
+	long code = 0;
+	CURL *curl = NULL;
+	CURLcode cc;
+	size_t ulen;
+	int rc, global = 0;
+
+	rc = device_args(argc, argv, 1, &a);
+	if (rc >= 0)
+		goto out;
+	rc = EXIT_USAGE;
+	if (!a.url || !a.token_file) {
+		fprintf(stderr, "amtprov: device register needs --url and --token-file\n");
+		goto out;
+	}
+	/* The token must never cross the network in the clear. */
+	if (strncasecmp(a.url, "https://", 8) != 0) {
+		fprintf(stderr, "amtprov: --url must be an https:// URL\n");
+		goto out;
+	}
+	ulen = strlen(a.url);
+	while (ulen > 8 && a.url[ulen - 1] == '/')
+		ulen--;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/v1/devices", (int)ulen, a.url) >= sizeof(url)) {
+		fprintf(stderr, "amtprov: --url is too long\n");
+		goto out;
+	}
+	tok = read_secret(a.token_file, NULL, 4096);
+	if (!tok) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	jb = json_pack("{s:s,s:s,s:s,s:b,s:s}", "fqdn", a.in.fqdn, "uuid", a.in.uuid,
+		       "amt_version", a.in.amt_version, "wireless", a.in.wireless,
+		       "provisioning_state",
+		       a.in.provisioning_state ? a.in.provisioning_state : "pre");
+	if (jb && a.in.wired_ip)
+		json_object_set_new(jb, "wired_ip", json_string(a.in.wired_ip));
+	if (jb && a.in.otp_hash)
+		json_object_set_new(jb, "otp_hash", json_string(a.in.otp_hash));
+	if (jb && a.in.manufacturer)
+		json_object_set_new(jb, "manufacturer", json_string(a.in.manufacturer));
+	if (jb && a.in.model)
+		json_object_set_new(jb, "model", json_string(a.in.model));
+	body = jb ? json_dumps(jb, JSON_COMPACT) : NULL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "amtprov: cannot initialise libcurl\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	global = 1;
+	curl = curl_easy_init();
+	if (!body || !curl) {
+		fprintf(stderr, "amtprov: out of memory\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (strlen(tok->data) != tok->len || strpbrk(tok->data, "\r\n")) {
+		fprintf(stderr, "amtprov: %s: the token must be one line\n", a.token_file);
+		goto out;
+	}
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	/* libcurl builds the Authorization header itself: no copy of the token is left in a
+	 * header list this program cannot wipe. */
+	curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+	curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, tok->data);
+	errbuf[0] = '\0';
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (a.cacert)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, a.cacert);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	cc = curl_easy_perform(curl);
+	if (cc != CURLE_OK) {
+		fprintf(stderr, "amtprov: %s: %s\n", url, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+	jr = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
+	msg = jr ? json_string_value(json_object_get(jr, "error")) : NULL;
+	if (code == 201) {
+		if (c->json && jr) {
+			emit_json(jr);
+			jr = NULL;
+		} else {
+			const char *f = json_string_value(json_object_get(jr, "fqdn"));
+			const char *st = json_string_value(json_object_get(jr, "state"));
+
+			printf("registered %s (id %lld, state %s)\n", f ? f : a.in.fqdn,
+			       (long long)json_integer_value(json_object_get(jr, "id")), st ? st : "?");
+		}
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (code == 422) {
+		const char *why = jr ? json_string_value(json_object_get(jr, "reason")) : NULL;
+
+		fprintf(stderr, "amtprov: refused %s: %s\n", a.in.fqdn, why ? why : "(no reason)");
+	} else {
+		fprintf(stderr, "amtprov: %s: HTTP %ld: %s\n", url, code, msg ? msg : "(no detail)");
+	}
+	rc = code == 400 ? EXIT_USAGE : EXIT_FAIL;
+out:
+	if (curl)
+		curl_easy_cleanup(curl);
+	curl_slist_free_all(hdrs);
+	if (global)
+		curl_global_cleanup();
+	util_secret_free(tok);
+	free(body);
+	free(resp.data);
+	json_decref(jr);
+	json_decref(jb);
+	json_decref(a.jin);
 	return rc;
 }
 
@@ -1108,7 +1275,9 @@ static int cmd_cert(struct cli *c, int argc, char **argv)
 	}
 	argc--;
 	argv++;
-	optind = 1;
+	/* 0, not 1: glibc then re-reads the option string, so NAME may come after --stdin
+	 * (main parsed with '+', which stops at the first non-option). */
+	optind = 0;
 	while ((o = getopt_long(argc, argv, "d:p:s:e:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'd': device = optarg; break;
@@ -1290,11 +1459,13 @@ static int cmd_device_retry(struct cli *c, int argc, char **argv)
 static int cmd_device(struct cli *c, int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "amtprov: usage: amtprov device add|list|show|retry ...\n");
+		fprintf(stderr, "amtprov: usage: amtprov device add|register|list|show|retry ...\n");
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "register") == 0)
+	if (strcmp(argv[1], "add") == 0)
 		return cmd_device_add(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "register") == 0)
+		return cmd_device_register(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "list") == 0)
 		return cmd_device_list(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "show") == 0)
@@ -1303,6 +1474,137 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 		return cmd_device_retry(c, argc - 1, argv + 1);
 	fprintf(stderr, "amtprov: unknown device command '%s'\n", argv[1]);
 	return EXIT_USAGE;
+}
+
+/* ---------------- credentials ---------------- */
+
+static void cred_usage(FILE *out)
+{
+	fputs("Usage: amtprov -m FILE cred set NAME (--from-file FILE | --stdin)\n"
+	      "       amtprov -m FILE cred list\n"
+	      "Stores a secret in the site's credential store (credentials.store), or lists\n"
+	      "the record names. A secret is never printed. One trailing newline of the input\n"
+	      "is dropped, so 'echo TOKEN | amtprov cred set NAME --stdin' stores TOKEN.\n",
+	      out);
+}
+
+/* Opens the site with its plugins started and finds the credential store. */
+static int open_credstore(struct cli *c, struct site **s, struct plugin_instance **cs)
+{
+	struct amtprov_error err;
+	const char *name;
+	int rc = open_site(c, SITE_NO_DB, s);
+
+	if (rc)
+		return rc;
+	name = site_manifest(*s)->credstore;
+	*cs = name ? plugin_host_find(site_plugins(*s), name) : NULL;
+	if (!*cs) {
+		fprintf(stderr, "amtprov: %s: no credential store (credentials.store)\n",
+			c->manifest);
+		return EXIT_CONFIG;
+	}
+	amtprov_error_clear(&err);
+	if (plugin_host_start_all(site_plugins(*s), &err) != AMTPROV_OK) {
+		print_error(&err);
+		return tool_exit_code(&err);
+	}
+	return EXIT_OK;
+}
+
+static int print_cred_name(void *ctx, const char *name)
+{
+	json_t *arr = ctx;
+
+	if (arr)
+		json_array_append_new(arr, json_string(name));
+	else
+		printf("%s\n", name);
+	return 0;
+}
+
+static int cmd_cred(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"from-file", required_argument, NULL, 'f'},
+					     {"stdin", no_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *file = NULL, *name;
+	int use_stdin = 0, o, rc;
+	struct site *s = NULL;
+	struct plugin_instance *cs = NULL;
+	struct amtprov_secret *sec = NULL;
+	struct amtprov_error err;
+	json_t *arr = NULL;
+
+	if (argc < 2 || (strcmp(argv[1], "set") && strcmp(argv[1], "list"))) {
+		cred_usage(argc >= 2 && !strcmp(argv[1], "-h") ? stdout : stderr);
+		return argc >= 2 && !strcmp(argv[1], "-h") ? EXIT_OK : EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	/* 0, not 1: glibc then re-reads the option string, so NAME may come after --stdin
+	 * (main parsed with '+', which stops at the first non-option). */
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'f': file = optarg; break;
+		case 's': use_stdin = 1; break;
+		case 'h': cred_usage(stdout); return EXIT_OK;
+		default: cred_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	amtprov_error_clear(&err);
+	if (strcmp(argv[0], "list") == 0) {
+		if (optind != argc || file || use_stdin) {
+			cred_usage(stderr);
+			return EXIT_USAGE;
+		}
+		rc = open_credstore(c, &s, &cs);
+		if (rc)
+			goto out;
+		arr = c->json ? json_array() : NULL;
+		if (pi_credstore_list(cs, print_cred_name, arr, &err) != AMTPROV_OK) {
+			print_error(&err);
+			rc = exit_for(err.code);
+			goto out;
+		}
+		if (arr) {
+			emit_json(arr);
+			arr = NULL;
+		}
+		rc = EXIT_OK;
+		goto out;
+	}
+	if (optind + 1 != argc || (!file) == (!use_stdin)) {
+		fprintf(stderr, "amtprov: cred set takes NAME and one of --from-file or --stdin\n");
+		return EXIT_USAGE;
+	}
+	name = argv[optind];
+	sec = read_secret(file, stdin, 1024 * 1024);
+	if (!sec)
+		return EXIT_FAIL;
+	rc = open_credstore(c, &s, &cs);
+	if (rc)
+		goto out;
+	if (pi_credstore_put(cs, name, sec, &err) != AMTPROV_OK) {
+		print_error(&err);
+		rc = exit_for(err.code);
+		goto out;
+	}
+	/* The name and the length only: never the value. */
+	if (c->json)
+		emit_json(json_pack("{s:s,s:I}", "name", name, "length", (json_int_t)sec->len));
+	else
+		printf("stored %s (%zu bytes)\n", name, sec->len);
+	rc = EXIT_OK;
+out:
+	util_secret_free(sec);
+	json_decref(arr);
+	if (s)
+		plugin_host_stop_all(site_plugins(s));
+	site_close(s);
+	return rc;
 }
 
 /* ---------------- status ---------------- */
@@ -1693,6 +1995,8 @@ int main(int argc, char **argv)
 		rc = cmd_cert(&c, argc, argv);
 	else if (strcmp(cmd, "status") == 0)
 		rc = cmd_status(&c, argc, argv);
+	else if (strcmp(cmd, "cred") == 0)
+		rc = cmd_cred(&c, argc, argv);
 	else if (strcmp(cmd, "plugin") == 0)
 		rc = cmd_plugin(&c, argc, argv);
 	else if (strcmp(cmd, "states") == 0)

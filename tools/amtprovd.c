@@ -17,6 +17,7 @@
 
 #include <event2/event.h>
 
+#include "api.h"
 #include "engine.h"
 #include "exit_codes.h"
 #include "flow.h"
@@ -35,6 +36,7 @@ struct daemon {
 	struct site *site;
 	struct engine *engine;
 	struct flow *flow;
+	struct api *api;
 	int reload;
 	int stop;
 	struct event *sig_ev;
@@ -195,12 +197,18 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 	d->sig_ev = event_new(base, sig_pipe[0], EV_READ | EV_PERSIST, on_signal, d);
 	if (!d->sig_ev || event_add(d->sig_ev, NULL) < 0)
 		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot watch for signals");
-	return AMTPROV_OK;
+	/* The registration API lives on the engine's event base and kicks the engine, so it
+	 * starts after the engine (and is freed before it, in stop_engine). */
+	return api_start(d->site, d->engine, &d->api, err);
 }
 
 static void stop_engine(struct daemon *d)
 {
 	drop_signals(d);
+	/* The API first: its connections live on the engine's base and its handlers call the
+	 * engine, so no request may arrive once the engine starts going away. */
+	api_free(d->api);
+	d->api = NULL;
 	/* Jobs still in flight stay in their -ING state, rewound by the next recover. The flow
 	 * (and its transport loop, which watches the engine's event base) goes before the
 	 * engine frees that base. */
@@ -319,8 +327,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (start_engine(&d, &err) != AMTPROV_OK) {
-		alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
-		rc = EXIT_FAIL;
+		alog(d.log, AMTPROV_LOG_ERROR, "%s%s%s", err.where, err.where[0] ? ": " : "",
+		     err.msg);
+		rc = err.code == AMTPROV_E_CONFIG ? EXIT_CONFIG : EXIT_FAIL;
 		goto out;
 	}
 	if (d.pid_file && write_pid_file(d.pid_file) < 0)

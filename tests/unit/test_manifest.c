@@ -852,6 +852,89 @@ static void test_problems_print_format(void)
 	manifest_problems_free(&pr);
 }
 
+/* The registration API section (docs/api.md): parsed, defaulted, every error at its path. */
+#define API_HEAD HEAD ",'plugins':{'cs':{'plugin':'credstore-file'}},'credentials':{'store':'cs'}"
+
+static void test_api_section_is_parsed(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(API_HEAD ",'api':{'listen':'127.0.0.1:8443','certificate':"
+					       "'api.pem','key':'/etc/api.key','tokens':['api/a',"
+					       "'api/b'],'client_ca':'ca.pem','max_body':2048}}",
+				       &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->api.enabled, 1);
+	CU_ASSERT_STRING_EQUAL(m->api.host, "127.0.0.1");
+	CU_ASSERT_EQUAL(m->api.port, 8443);
+	CU_ASSERT_STRING_EQUAL(m->api.certificate, "/srv/amtprov/contoso/api.pem");
+	CU_ASSERT_STRING_EQUAL(m->api.key, "/etc/api.key");
+	CU_ASSERT_STRING_EQUAL(m->api.client_ca, "/srv/amtprov/contoso/ca.pem");
+	CU_ASSERT_EQUAL(m->api.n_tokens, 2);
+	CU_ASSERT_STRING_EQUAL(m->api.tokens[1], "api/b");
+	CU_ASSERT_PTR_NULL(m->api.tokens[2]);
+	CU_ASSERT_EQUAL(m->api.max_body, 2048);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	m = expect_ok(API_HEAD ",'api':{'listen':'[::1]:443','certificate':'a.pem','key':'a.key',"
+			       "'tokens':['t']}}",
+		      &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->api.host, "::1");
+	CU_ASSERT_EQUAL(m->api.port, 443);
+	CU_ASSERT_EQUAL(m->api.max_body, 65536);
+	CU_ASSERT_PTR_NULL(m->api.client_ca);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	m = expect_ok(HEAD "}", &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->api.enabled, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+}
+
+static void test_api_section_errors_have_paths(void)
+{
+#define API_OK_REST "'certificate':'a.pem','key':'a.key','tokens':['t']"
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:8443'," API_OK_REST ",'port':1}}",
+		     "/api/port", "unknown key");
+	expect_error(API_HEAD ",'api':{" API_OK_REST "}}", "/api/listen", "missing required key");
+	expect_error(API_HEAD ",'api':{'listen':'localhost:8443'," API_OK_REST "}}", "/api/listen",
+		     "not an IPv4 address");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1'," API_OK_REST "}}", "/api/listen",
+		     "host:port");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:0'," API_OK_REST "}}", "/api/listen",
+		     "port from 1 to 65535");
+	expect_error(API_HEAD ",'api':{'listen':'::1:443'," API_OK_REST "}}", "/api/listen",
+		     "[IPv6]:port");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','key':'a.key','tokens':['t']}}",
+		     "/api/certificate", "missing required key");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','tokens':['t']}}",
+		     "/api/key", "missing required key");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key'}}",
+		     "/api/tokens", "missing required key");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
+			      "'tokens':[]}}",
+		     "/api/tokens", "at least one");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
+			      "'tokens':['t','t']}}",
+		     "/api/tokens/1", "listed twice");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
+			      "'tokens':['bad name']}}",
+		     "/api/tokens/0", "not a valid credential name");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_body':10}}",
+		     "/api/max_body", "from 1024 to 1048576");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'client_ca':''}}",
+		     "/api/client_ca", "must not be empty");
+	expect_error(API_HEAD ",'api':[]}", "/api", "must be an object");
+	/* Tokens live in the credential store: naming them without one is an error. */
+	expect_error(HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST "}}", "/api/tokens/0",
+		     "credentials.store");
+#undef API_OK_REST
+}
+
 void register_manifest_tests(void)
 {
 	static const struct {
@@ -904,6 +987,8 @@ void register_manifest_tests(void)
 		{"required caps list what the site needs",
 		 test_required_caps_list_what_the_site_needs},
 		{"problems print format", test_problems_print_format},
+		{"api section is parsed", test_api_section_is_parsed},
+		{"api section errors have paths", test_api_section_errors_have_paths},
 	};
 	CU_pSuite s = CU_add_suite("manifest", NULL, NULL);
 	size_t i;

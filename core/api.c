@@ -1,0 +1,570 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The registration API (docs/api.md): libevent's evhttp over TLS (bufferevent_openssl) on
+ * the engine's event base. Endpoints:
+ *   GET  /v1/health                 unauthenticated; {"status":"ok"} and nothing else
+ *   POST /v1/devices                bearer token; registers a device (R-PROV-01/02/03)
+ *   GET  /v1/devices/{fqdn-or-uuid} bearer token; its state and last error
+ * Everything else is 404 (unknown path) or 405 (known path, other method).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "api.h"
+#include "device_input.h"
+#include "status.h"
+#include "util.h"
+
+#define API_MAX_HEADERS 8192       /* request line + headers */
+#define API_TIMEOUT_SECONDS 30     /* an idle or slow connection is closed */
+#define TOKEN_HASH_LEN 32          /* SHA-256 */
+
+struct api {
+	struct site *site;
+	struct engine *engine;
+	struct alog *log;
+	SSL_CTX *tls;
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	/* Only SHA-256 digests of the tokens are kept: comparing digests is constant time
+	 * whatever the presented token's length, and the tokens themselves leave memory as
+	 * soon as they are read. */
+	unsigned char (*token_hash)[TOKEN_HASH_LEN];
+	size_t n_tokens;     /* digests filled */
+	size_t n_alloc;      /* digests allocated */
+	int port;
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* TLS                                                                                      */
+/* ---------------------------------------------------------------------------------------- */
+
+static int tls_error(struct amtprov_error *err, const char *where, const char *what)
+{
+	char buf[256];
+	unsigned long e = ERR_get_error();
+
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
+	else
+		util_strlcpy(buf, "unknown TLS error", sizeof(buf));
+	ERR_clear_error();
+	return amtprov_error_set(err, AMTPROV_E_CONFIG, where, "%s: %s", what, buf);
+}
+
+static SSL_CTX *tls_new(const struct manifest_api *m, struct amtprov_error *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (!ctx) {
+		tls_error(err, NULL, "cannot create a TLS context");
+		return NULL;
+	}
+	/* TLS 1.2 is the oldest version without known protocol weaknesses. */
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
+		tls_error(err, NULL, "cannot require TLS 1.2");
+		goto fail;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				      SSL_OP_NO_COMPRESSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, m->certificate) != 1) {
+		tls_error(err, m->certificate, "cannot load the API certificate chain");
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, m->key, SSL_FILETYPE_PEM) != 1) {
+		tls_error(err, m->key, "cannot load the API private key");
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_error(err, m->key, "the API key does not match its certificate");
+		goto fail;
+	}
+	if (m->client_ca) {
+		/* Mutual TLS comes on top of the bearer token, never instead of it. */
+		if (SSL_CTX_load_verify_locations(ctx, m->client_ca, NULL) != 1) {
+			tls_error(err, m->client_ca, "cannot load the client CA bundle");
+			goto fail;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
+{
+	struct api *a = arg;
+	SSL *ssl = SSL_new(a->tls);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Many clients close without close_notify; that is not an attack on a request that
+	 * already got its full answer. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Responses                                                                                */
+/* ---------------------------------------------------------------------------------------- */
+
+static void peer_name(struct evhttp_request *req, char *buf, size_t size)
+{
+	struct evhttp_connection *con = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (con)
+		evhttp_connection_get_peer(con, &addr, &port);
+	snprintf(buf, size, "%s", addr ? addr : "?");
+}
+
+static void reply_json(struct evhttp_request *req, int code, const char *reason, json_t *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *out = evbuffer_new();
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (out && text) {
+		evbuffer_add(out, text, strlen(text));
+		evbuffer_add(out, "\n", 1);
+	}
+	evhttp_send_reply(req, code, reason, out);
+	if (out)
+		evbuffer_free(out);
+	free(text);
+	json_decref(body);
+}
+
+/* {"error": msg[, "field": field]} */
+static void reply_error(struct evhttp_request *req, int code, const char *reason,
+			const char *msg, const char *field)
+{
+	json_t *b = json_pack("{s:s}", "error", msg);
+
+	if (b && field)
+		json_object_set_new(b, "field", json_string(field));
+	reply_json(req, code, reason, b);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Authentication                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/* 1 when the request carries one of the site's bearer tokens. Every stored digest is
+ * compared, without stopping at a match, so timing says nothing about which one. */
+static int authorized(struct api *a, struct evhttp_request *req, const char **why)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
+					   "Authorization");
+	unsigned char md[TOKEN_HASH_LEN];
+	unsigned int mdlen = 0;
+	size_t len;
+	int ok = 0;
+
+	if (!h) {
+		*why = "no Authorization header";
+		return 0;
+	}
+	if (strncasecmp(h, "Bearer ", 7) != 0) {
+		*why = "not a Bearer credential";
+		return 0;
+	}
+	h += 7;
+	while (*h == ' ')
+		h++;
+	len = strlen(h);
+	while (len && h[len - 1] == ' ')
+		len--;
+	if (len == 0) {
+		*why = "empty bearer token";
+		return 0;
+	}
+	if (EVP_Digest(h, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != TOKEN_HASH_LEN) {
+		*why = "cannot hash the token";
+		return 0;
+	}
+	for (size_t i = 0; i < a->n_tokens; i++)
+		ok |= CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0;
+	OPENSSL_cleanse(md, sizeof(md));
+	if (!ok)
+		*why = "wrong bearer token";
+	return ok;
+}
+
+static void reply_unauthorized(struct api *a, struct evhttp_request *req, const char *why,
+			       const char *method, const char *path)
+{
+	char peer[64];
+
+	peer_name(req, peer, sizeof(peer));
+	/* The token is never logged, right or wrong: a wrong one may be a typo of a right one. */
+	alog(a->log, AMTPROV_LOG_WARNING, "api: %s %s from %s refused: %s", method, path, peer,
+	     why);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  strcmp(why, "no Authorization header") == 0
+				  ? "Bearer realm=\"amtprov\""
+				  : "Bearer realm=\"amtprov\", error=\"invalid_token\"");
+	reply_error(req, 401, "Unauthorized", "a valid bearer token is required", NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Handlers                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/* "application/json", optionally with parameters ("; charset=utf-8"). */
+static int json_content_type(struct evhttp_request *req)
+{
+	const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	size_t n = strlen("application/json");
+
+	return ct && strncasecmp(ct, "application/json", n) == 0 &&
+	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void register_device(struct api *a, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *field = NULL;
+	char msg[256], why[256], peer[48], actor[STORE_SHORT_SIZE], summary[256];
+	struct device_input di;
+	struct store_device dev;
+	struct amtprov_error err;
+	json_error_t jerr;
+	json_t *body;
+	unsigned char *data;
+	int rc;
+
+	peer_name(req, peer, sizeof(peer));
+	if (!json_content_type(req)) {
+		reply_error(req, 415, "Unsupported Media Type",
+			    "the body must be JSON (Content-Type: application/json)", NULL);
+		return;
+	}
+	if (len == 0) {
+		reply_error(req, 400, "Bad Request", "the body is empty", "");
+		return;
+	}
+	data = evbuffer_pullup(in, (ev_ssize_t)len);
+	if (!data) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	/* Duplicate keys are refused: which of two "fqdn" values wins is not something the
+	 * agent and the server should disagree on. */
+	body = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!body) {
+		snprintf(msg, sizeof(msg), "malformed JSON at line %d, column %d: %s", jerr.line,
+			 jerr.column, jerr.text);
+		reply_error(req, 400, "Bad Request", msg, "");
+		return;
+	}
+	if (device_input_from_json(body, &di, &field, msg, sizeof(msg)) != AMTPROV_OK ||
+	    device_input_check(&di, &field, msg, sizeof(msg)) != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_NOTICE, "api: registration from %s refused: %s", peer, msg);
+		reply_error(req, 400, "Bad Request", msg, field);
+		goto out;
+	}
+	if (device_input_refused(&di, why, sizeof(why))) {
+		/* R-PROV-01 */
+		site_status(a->site, STATUS_DEVICE_REFUSED, di.fqdn, why);
+		reply_json(req, 422, "Unprocessable Entity",
+			   json_pack("{s:s,s:s,s:s,s:i}", "error", "device refused", "reason", why,
+				     "fqdn", di.fqdn, "status", (int)STATUS_DEVICE_REFUSED));
+		goto out;
+	}
+	device_input_to_record(&di, &dev);
+	snprintf(actor, sizeof(actor), "api:%s", peer);
+	amtprov_error_clear(&err);
+	rc = store_device_add(site_store(a->site), &dev, actor, site_now(a->site), &err);
+	if (rc == AMTPROV_E_EXISTS) {
+		reply_error(req, 409, "Conflict", err.msg[0] ? err.msg : "the device exists",
+			    strstr(err.msg, "uuid") || strstr(err.msg, "UUID") ? "uuid" : "fqdn");
+		goto out;
+	}
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot add %s: %s", dev.fqdn, err.msg);
+		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
+			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
+			    "the device could not be stored", NULL);
+		goto out;
+	}
+	device_input_summary(&di, summary, sizeof(summary));
+	site_status(a->site, STATUS_DEVICE_REGISTERED, dev.fqdn, summary);
+	alog(a->log, AMTPROV_LOG_INFO, "api: registered %s (id %lld) from %s", dev.fqdn,
+	     (long long)dev.id, peer);
+	/* Provisioning starts now rather than at the engine's next scan. */
+	engine_kick(a->engine);
+	{
+		char loc[STORE_FQDN_SIZE + 16];
+
+		snprintf(loc, sizeof(loc), "/v1/devices/%s", dev.fqdn);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	}
+	reply_json(req, 201, "Created",
+		   json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
+			     "uuid", dev.uuid, "state", dev.state));
+out:
+	json_decref(body);
+}
+
+static void show_device(struct api *a, struct evhttp_request *req, const char *raw_key)
+{
+	char *key = evhttp_uridecode(raw_key, 0, NULL);
+	struct store_device dev;
+	struct amtprov_error err;
+	int rc;
+
+	if (!key) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	if (!*key || strlen(key) >= STORE_FQDN_SIZE || strchr(key, '/')) {
+		reply_error(req, 404, "Not Found", "no such device", NULL);
+		free(key);
+		return;
+	}
+	amtprov_error_clear(&err);
+	rc = store_device_find(site_store(a->site), key, &dev, &err);
+	free(key);
+	if (rc == AMTPROV_E_NOT_FOUND) {
+		reply_error(req, 404, "Not Found", "no such device", NULL);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: device lookup failed: %s", err.msg);
+		reply_error(req, 500, "Internal Server Error", "the device could not be read", NULL);
+		return;
+	}
+	/* Never the OTP hash: the API reports progress, not what the device proved. */
+	reply_json(req, 200, "OK",
+		   json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:b}", "id", (json_int_t)dev.id,
+			     "fqdn", dev.fqdn, "uuid", dev.uuid, "amt_version", dev.amt_version,
+			     "state", dev.state, "state_since", (json_int_t)dev.state_since,
+			     "last_error_code", dev.last_error_code, "last_error", dev.last_error,
+			     "attempts", dev.attempts, "blocked", dev.blocked));
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "?";
+	}
+}
+
+static void method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+	reply_error(req, 405, "Method Not Allowed", "method not allowed here", NULL);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	static const char devices[] = "/v1/devices";
+	struct api *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *why = NULL;
+
+	if (!path)
+		path = "";
+	if (strcmp(path, "/v1/health") == 0) {
+		if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD)
+			method_not_allowed(req, "GET, HEAD");
+		else
+			reply_json(req, 200, "OK", json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, devices) == 0) {
+		if (m != EVHTTP_REQ_POST)
+			method_not_allowed(req, "POST");
+		else if (!authorized(a, req, &why))
+			reply_unauthorized(a, req, why, method_name(m), devices);
+		else
+			register_device(a, req);
+		return;
+	}
+	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&
+	    path[sizeof(devices)] != '\0') {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else if (!authorized(a, req, &why))
+			reply_unauthorized(a, req, why, method_name(m), "/v1/devices/{device}");
+		else
+			show_device(a, req, path + sizeof(devices));
+		return;
+	}
+	reply_error(req, 404, "Not Found", "no such resource", NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Life cycle                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+
+static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_error *err)
+{
+	struct plugin_instance *cs =
+		m->credstore ? plugin_host_find(site_plugins(a->site), m->credstore) : NULL;
+
+	if (!cs)
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
+					 "the API needs the credential store (credentials.store)");
+	a->n_alloc = m->api.n_tokens ? m->api.n_tokens : 1;
+	a->token_hash = calloc(a->n_alloc, sizeof(*a->token_hash));
+	if (!a->token_hash)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < m->api.n_tokens; i++) {
+		struct amtprov_secret *s = NULL;
+		unsigned int mdlen = 0;
+		int rc = pi_credstore_get(cs, m->api.tokens[i], &s, err);
+
+		if (rc != AMTPROV_OK) {
+			/* A token the API cannot read is a configuration problem of the site. */
+			char why[AMTPROV_ERROR_MSG_SIZE];
+
+			util_strlcpy(why, err->msg, sizeof(why));
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
+						 "cannot read bearer token '%s': %s",
+						 m->api.tokens[i], why);
+		}
+		/* Short tokens can be guessed over the network. */
+		if (s->len < 16) {
+			util_secret_free(s);
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
+						 "credential '%s' holds a bearer token shorter than "
+						 "16 bytes", m->api.tokens[i]);
+		}
+		rc = EVP_Digest(s->data, s->len, a->token_hash[i], &mdlen, EVP_sha256(), NULL);
+		util_secret_free(s);
+		if (rc != 1 || mdlen != TOKEN_HASH_LEN)
+			return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot hash a token");
+		a->n_tokens++;
+	}
+	return AMTPROV_OK;
+}
+
+int api_start(struct site *site, struct engine *engine, struct api **out,
+	      struct amtprov_error *err)
+{
+	const struct manifest *m = site_manifest(site);
+	struct event_base *base = engine_base(engine);
+	struct api *a;
+	int rc;
+
+	*out = NULL;
+	if (!m->api.enabled)
+		return AMTPROV_OK;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	a->site = site;
+	a->engine = engine;
+	a->log = site_log(site);
+	rc = load_tokens(a, m, err);
+	if (rc)
+		goto fail;
+	a->tls = tls_new(&m->api, err);
+	if (!a->tls) {
+		rc = err->code ? err->code : AMTPROV_E_CONFIG;
+		goto fail;
+	}
+	a->http = evhttp_new(base);
+	if (!a->http) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "cannot create the HTTP server");
+		goto fail;
+	}
+	evhttp_set_bevcb(a->http, new_tls_bev, a);
+	evhttp_set_gencb(a->http, on_request, a);
+	/* A body over the limit is refused with 413 before it is read in full. */
+	evhttp_set_max_body_size(a->http, (ev_ssize_t)m->api.max_body);
+	evhttp_set_max_headers_size(a->http, API_MAX_HEADERS);
+	evhttp_set_timeout(a->http, API_TIMEOUT_SECONDS);
+	/* Let every method reach on_request, which answers 405 with an Allow header. */
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	a->sock = evhttp_bind_socket_with_handle(a->http, m->api.host, (ev_uint16_t)m->api.port);
+	if (!a->sock) {
+		rc = amtprov_error_set(err, AMTPROV_E_IO, "/api/listen", "cannot listen on %s port %d",
+				       m->api.host, m->api.port);
+		goto fail;
+	}
+	{
+		struct sockaddr_storage ss;
+		ev_socklen_t sl = sizeof(ss);
+		evutil_socket_t fd = evhttp_bound_socket_get_fd(a->sock);
+
+		a->port = m->api.port;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+			if (ss.ss_family == AF_INET)
+				a->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+			else if (ss.ss_family == AF_INET6)
+				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		}
+	}
+	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu token%s%s)",
+	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
+	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s",
+	     m->api.client_ca ? ", client certificates required" : "");
+	*out = a;
+	return AMTPROV_OK;
+fail:
+	api_free(a);
+	return rc;
+}
+
+void api_free(struct api *a)
+{
+	if (!a)
+		return;
+	if (a->http)
+		evhttp_free(a->http);
+	SSL_CTX_free(a->tls);
+	if (a->token_hash)
+		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
+	free(a->token_hash);
+	free(a);
+}
+
+int api_port(const struct api *a)
+{
+	return a ? a->port : 0;
+}

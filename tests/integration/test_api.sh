@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The registration API (docs/api.md): amtprovd serves HTTPS on loopback; a host agent
+# registers devices with a bearer token (R-PROV-02/03), a provisioned device is refused
+# (R-PROV-01), and nothing is written without the token.
+TEST_NAME=api
+. "$(dirname "$0")/lib.sh"
+
+PLUGINS="$AMTPROV_BUILD_DIR/plugins"
+# An address and port of our own, so parallel test runs do not collide.
+IP="127.$((60 + $$ % 40)).$(( ($$ / 40) % 250 + 1)).$(( ($$ / 10000) % 200 + 10 ))"
+PORT=$((20000 + $$ % 20000))
+URL="https://$IP:$PORT"
+O="$T/out"; E="$T/err"
+M="$T/site/site.json"
+TOKEN="tok-$(openssl rand -hex 24)"
+
+# --- a server certificate for $IP
+pki="$T/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/api.key" -out "$pki/api.pem" \
+  -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$IP" \
+  -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+chmod 600 "$pki/api.key"
+
+mkdir -p "$T/site"
+cat >"$M" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "api", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": { "creds": {"plugin": "credstore-file"} },
+  "credentials": {"store": "creds"},
+  "api": { "listen": "$IP:$PORT", "certificate": "$pki/api.pem", "key": "$pki/api.key",
+           "tokens": ["api/agent-token"], "max_body": 4096 }
+}
+JSON
+
+# --- the token goes into the credential store; it is never echoed
+expect_rc 0 "cred set --stdin stores the token" run_cli "$O" "$E" -m "$M" cred set api/agent-token --stdin <<<"$TOKEN"
+check "cred set does not print the secret" bash -c "! grep -qF -- '$TOKEN' '$O' '$E'"
+printf '%s\n' "$TOKEN" >"$T/token"; chmod 600 "$T/token"
+printf 'another-secret-value-1234\n' >"$T/other"
+expect_rc 0 "cred set --from-file" run_cli "$O" "$E" -m "$M" cred set other --from-file "$T/other"
+expect_rc 0 "cred list" run_cli "$O" "$E" -m "$M" cred list
+check "cred list shows the names only" bash -c "grep -qx 'api/agent-token' '$O' && grep -qx other '$O' && ! grep -q 'another-secret' '$O'"
+expect_rc 2 "cred set needs --from-file or --stdin" run_cli "$O" "$E" -m "$M" cred set x
+
+"$AMTPROV" -m "$M" db init >/dev/null
+LOG="$T/amtprovd.log"
+start_daemon "$LOG" -m "$M" -l debug
+up() { curl -s --cacert "$pki/api.pem" "$URL/v1/health" >/dev/null; }
+check "amtprovd serves the API" wait_for 20 up
+
+# c ARGS...: curl through TLS; prints the status code, body to $O
+c() { curl -s -o "$O" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
+is() { [ "$1" = "$2" ] || { echo "got $1, want $2: $(cat "$O" 2>/dev/null)" >&2; return 1; }; }
+dev_json() { # fqdn uuid [state]
+  printf '{"fqdn":"%s","uuid":"%s","amt_version":"11.8.50","wired_ip":"10.0.0.5","otp_hash":"%s","provisioning_state":"%s","wireless":true,"manufacturer":"Contoso","model":"OptiBox 7"}' \
+    "$1" "$2" "$(printf otp | sha256sum | cut -d' ' -f1)" "${3:-pre}"
+}
+post() { # body [token-args...]
+  local b=$1; shift
+  c -X POST -H 'Content-Type: application/json' "$@" --data-binary "$b" "$URL/v1/devices"
+}
+ndev() { "$AMTPROV" -m "$M" device list 2>/dev/null | grep -c contoso.com; }
+AUTH=(-H "Authorization: Bearer $TOKEN")
+
+check "health works without authentication" is "$(c "$URL/v1/health")" 200
+check "health says only ok" python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"status": "ok"}' "$O"
+
+D1=$(dev_json pc1.contoso.com 11111111-2222-4333-8444-000000000001)
+check "POST without a token is 401" is "$(c -D "$T/h" -X POST -H 'Content-Type: application/json' --data-binary "$D1" "$URL/v1/devices")" 401
+check "401 carries WWW-Authenticate: Bearer" grep -qi '^WWW-Authenticate: Bearer' "$T/h"
+check "no device was created" is "$(ndev)" 0
+check "wrong token is 401" is "$(post "$D1" -H "Authorization: Bearer ${TOKEN}x")" 401
+check "Basic credentials are 401" is "$(post "$D1" -u "a:$TOKEN")" 401
+check "still no device" is "$(ndev)" 0
+check "GET of a device without a token is 401" is "$(c "$URL/v1/devices/pc1.contoso.com")" 401
+check "the refusal was logged" grep -q "api: POST /v1/devices from .* refused: wrong bearer token" "$LOG"
+
+check "good token: 201 Created" is "$(post "$D1" "${AUTH[@]}")" 201
+check "the answer names the device and its state" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fqdn"]=="pc1.contoso.com" and d["state"]=="REGISTERED" and d["id"]>0' "$O"
+check "the device appears in device list" bash -c "'$AMTPROV' -m '$M' device list | grep -q pc1.contoso.com"
+past_registered() { "$AMTPROV" -m "$M" device list 2>/dev/null | grep pc1.contoso.com | grep -q NEED_DEVICE_CHECK; }
+check "provisioning starts at once (waits in NEED_DEVICE_CHECK without a transport)" wait_for 10 past_registered
+check "GET /v1/devices/{fqdn} shows its state" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
+check "... without the OTP hash" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="NEED_DEVICE_CHECK" and "otp_hash" not in d and "last_error" in d' "$O"
+check "GET by UUID" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
+check "GET of an unknown device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/nosuch.contoso.com")" 404
+check "status 8100 was recorded" bash -c "'$AMTPROV' -m '$M' status --id 8100 | grep -q pc1.contoso.com"
+
+check "duplicate FQDN is 409" is "$(post "$D1" "${AUTH[@]}")" 409
+check "duplicate UUID is 409" is "$(post "$(dev_json pc9.contoso.com 11111111-2222-4333-8444-000000000001)" "${AUTH[@]}")" 409
+
+D2=$(dev_json pc2.contoso.com 11111111-2222-4333-8444-000000000002 post)
+check "R-PROV-01: a provisioned (post) device is 422" is "$(post "$D2" "${AUTH[@]}")" 422
+check "R-PROV-01: the answer says why" grep -q "already provisioned" "$O"
+check "R-PROV-01: status 8101 recorded" bash -c "'$AMTPROV' -m '$M' status --id 8101 | grep -q pc2.contoso.com"
+D3=$(dev_json pc3.contoso.com 11111111-2222-4333-8444-000000000003 in)
+check "'in' (remote configuration pending) is accepted" is "$(post "$D3" "${AUTH[@]}")" 201
+
+check "malformed JSON is 400" is "$(post '{"fqdn": ' "${AUTH[@]}")" 400
+check "... naming the problem" grep -q "malformed JSON at line" "$O"
+check "duplicate keys are 400" is "$(post '{"fqdn":"a.contoso.com","fqdn":"b.contoso.com"}' "${AUTH[@]}")" 400
+check "a bad UUID is 400 naming the field" is "$(post "$(dev_json pc4.contoso.com nope)" "${AUTH[@]}")" 400
+check "... field is uuid" python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["field"]=="uuid"' "$O"
+check "an unknown key is 400" is "$(post '{"fqdn":"pc5.contoso.com","uuid":"11111111-2222-4333-8444-000000000005","amt_version":"11.8.50","color":"red"}' "${AUTH[@]}")" 400
+check "a bad OTP hash is 400 without echoing it" bash -c "[ \"\$(curl -s -o '$O' -w '%{http_code}' --cacert '$pki/api.pem' -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer $TOKEN' --data-binary '{\"fqdn\":\"pc6.contoso.com\",\"uuid\":\"11111111-2222-4333-8444-000000000006\",\"amt_version\":\"11.8.50\",\"otp_hash\":\"zz-secret-zz\"}' '$URL/v1/devices')\" = 400 ] && ! grep -q zz-secret-zz '$O'"
+check "a form body is 415" is "$(c -X POST "${AUTH[@]}" -d 'fqdn=x' "$URL/v1/devices")" 415
+head -c 8000 /dev/zero | tr '\0' ' ' >"$T/big"
+printf '{}' >>"$T/big"
+check "an oversized body is 413" is "$(c -X POST -H 'Content-Type: application/json' "${AUTH[@]}" --data-binary @"$T/big" "$URL/v1/devices")" 413
+check "an unknown path is 404" is "$(c "${AUTH[@]}" "$URL/v1/nothing")" 404
+check "DELETE on a device is 405" is "$(c -X DELETE "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 405
+check "GET /v1/devices is 405" is "$(c "${AUTH[@]}" "$URL/v1/devices")" 405
+check "POST /v1/health is 405" is "$(c -X POST "$URL/v1/health")" 405
+
+# --- amtprov device register: the host agent's client
+expect_rc 0 "device register round trip" run_cli "$O" "$E" device register --url "$URL" \
+  --token-file "$T/token" --cacert "$pki/api.pem" --fqdn pc7.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000007 --amt-version 12.0.45 --wired-ip 10.0.0.7
+check "device register prints the result" grep -q "registered pc7.contoso.com" "$O"
+check "the registered device is in the database" bash -c "'$AMTPROV' -m '$M' device list | grep -q pc7.contoso.com"
+dev_json pc8.contoso.com 11111111-2222-4333-8444-000000000008 >"$T/agent.json"
+expect_rc 0 "device register --from-json (host agent output)" run_cli "$O" "$E" device register \
+  --url "$URL/" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
+expect_rc 1 "device register of a duplicate exits 1" run_cli "$O" "$E" device register \
+  --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
+dev_json pc10.contoso.com 11111111-2222-4333-8444-000000000010 post >"$T/post.json"
+expect_rc 1 "device register of a provisioned device exits 1 (R-PROV-01)" run_cli "$O" "$E" \
+  device register --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/post.json"
+check "... saying why" grep -q "already provisioned" "$E"
+expect_rc 1 "device register with a wrong token exits 1" run_cli "$O" "$E" device register \
+  --url "$URL" --token-file "$T/other" --cacert "$pki/api.pem" --fqdn pc11.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
+expect_rc 1 "device register without the CA (unverified server) exits 1" run_cli "$O" "$E" \
+  device register --url "$URL" --token-file "$T/token" --fqdn pc11.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
+expect_rc 2 "device register refuses http://" run_cli "$O" "$E" device register \
+  --url "http://$IP:$PORT" --token-file "$T/token" --fqdn pc11.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
+expect_rc 2 "device register checks input locally" run_cli "$O" "$E" device register \
+  --url "$URL" --token-file "$T/token" --fqdn "bad host" \
+  --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
+
+# --- transport security
+check "plain HTTP to the port fails" bash -c "! curl -s -m 5 -o /dev/null 'http://$IP:$PORT/v1/health'"
+check "TLS 1.1 is refused" bash -c "! curl -s -m 5 -o /dev/null --cacert '$pki/api.pem' --tlsv1.1 --tls-max 1.1 '$URL/v1/health'"
+check "TLS 1.2 works" bash -c "curl -s -m 5 -o /dev/null --cacert '$pki/api.pem' --tlsv1.2 --tls-max 1.2 '$URL/v1/health'"
+
+# --- secrets never reach the log
+check "the token never appears in the log" bash -c "! grep -qF -- '$TOKEN' '$LOG'"
+check "the OTP hash never appears in the log" bash -c "! grep -qF -- '$(printf otp | sha256sum | cut -d' ' -f1)' '$LOG'"
+
+kill -TERM "$DAEMON_PID"
+check "amtprovd stops cleanly" wait "$DAEMON_PID"
+check "no sanitizer report" no_sanitizer_reports "$LOG"
+finish
