@@ -45,6 +45,7 @@ struct stage_run {
 	char admin_cred[STORE_FQDN_SIZE + 32];
 	char admin_pending[STORE_FQDN_SIZE + 40];
 	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
+	int cert_adopted;     /* this run found its certificate already in AMT */
 	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
@@ -451,7 +452,7 @@ static void advance(struct stage_run *r)
 
 static int already_there(int rc, const struct amtprov_error *err)
 {
-	return rc == AMTPROV_E_DEVICE && err &&
+	return (rc == AMTPROV_E_DEVICE || rc == AMTPROV_E_PROTOCOL) && err &&
 	       (strstr(err->msg, "DUPLICATE") || strstr(err->msg, "AlreadyExists"));
 }
 
@@ -463,7 +464,14 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 
 	if (r->stage != STAGE_FIRST || !already_there(rc, err))
 		return 0;
-	if (done == 2 || done == 4) { /* key stored / TLS context exists */
+	if (done == 2) { /* key stored */
+		advance(r);
+		return 1;
+	}
+	/* A TLS context that exists is ours only when the certificate was ours too (a re-run
+	 * after a crash). Bound to another certificate, it must not be adopted silently: the
+	 * device would serve that certificate. */
+	if (done == 4 && r->cert_adopted) {
 		advance(r);
 		return 1;
 	}
@@ -487,6 +495,7 @@ static int adopt_cert_handle(struct stage_run *r, const json_t *result)
 
 		if (der && id && r->cert_b64 && strcmp(der, r->cert_b64) == 0) {
 			util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
+			r->cert_adopted = 1;
 			return 1;
 		}
 	}

@@ -99,7 +99,9 @@ int cl_http_start(struct ca_local *ca, struct cl_http **out, int *port,
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+	/* epoll, not select: a fleet's transport sessions fetch the CRL at once, and select
+	 * cannot hold more than FD_SETSIZE connections. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	const union MHD_DaemonInfo *info;
 
 	if (!h)
@@ -119,10 +121,12 @@ int cl_http_start(struct ca_local *ca, struct cl_http **out, int *port,
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/crl_listen",
 					 "'%s' is not a numeric IP address", ca->listen_host);
 	}
+	/* The logger first, so MHD's own start-up messages go through it too. The limit is
+	 * high: a CRL fetch refused here fails a device closed (R-REV-01). */
 	h->d = MHD_start_daemon(flags, (uint16_t)ca->listen_port, NULL, NULL, on_request, h,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
 	if (!h->d) {
 		free(h);
