@@ -43,6 +43,7 @@ struct fleet {
 	struct event *save_timer, *sig_int, *sig_term;
 	struct evconnlistener *control;
 	bool json_log;
+	long fd_limit;
 };
 
 static struct device *fleet_find(struct fleet *f, const char *id)
@@ -359,6 +360,7 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 	json_t *defaults = json_object_get(fleet, "defaults");
 	size_t i;
 	char err[512];
+	long listeners = 0;
 
 	if (!json_is_array(devs)) {
 		fprintf(stderr, "amtsim: fleet: \"devices\" must be an array\n");
@@ -459,6 +461,18 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 		http_port = device_allows_non_tls(d) ? http_port_def : 0;
 		if (json_is_integer(hp))
 			http_port = (int)json_integer_value(hp);
+		/* Say so before the descriptors run out (which would otherwise surface as an odd
+		 * failure to write some state file); 64 stay free for state files, the control
+		 * socket and at least a few connections. */
+		listeners += (tls_port > 0) + (http_port > 0);
+		if (f->fd_limit > 0 && listeners + 64 > f->fd_limit) {
+			fprintf(stderr, "amtsim: fleet: %s: %ld listening sockets do not fit in "
+					"RLIMIT_NOFILE (%ld; hard limit reached): every device listens "
+					"on 16993 and, below CSME 16.1, on 16992: raise the hard limit "
+					"or give fewer devices a plain HTTP port\n",
+				id, listeners, f->fd_limit);
+			return -1;
+		}
 		if (http_device_listen(&f->srv, d, tls_port, http_port, err, sizeof(err)) != 0) {
 			fprintf(stderr, "amtsim: %s\n", err);
 			return -1;
@@ -493,15 +507,21 @@ static void fleet_free(struct fleet *f)
 	tls_keypool_free(&f->pool);
 }
 
-static void raise_fd_limit(void)
+/* Returns the soft limit on descriptors after raising it as far as allowed. */
+static long raise_fd_limit(void)
 {
 	struct rlimit rl;
 
 	/* Two listeners per device: thousands of devices need far more than 1024 fds. */
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return -1;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 0x7fffffff ? 0x7fffffff
+									: (long)rl.rlim_cur;
 }
 
 static int cmd_serve(const char *fleet_path, const char *state_dir, const char *control,
@@ -534,7 +554,7 @@ static int cmd_serve(const char *fleet_path, const char *state_dir, const char *
 			json_decref(fleet);
 			return EXIT_USAGE;
 		}
-	raise_fd_limit();
+	f.fd_limit = raise_fd_limit();
 	v = json_object_get(fleet, "key_pool");
 	pool_n = json_is_integer(v) ? (int)json_integer_value(v) : 4;
 	v = json_object_get(fleet, "key_bits");

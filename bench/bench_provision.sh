@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Benchmark of provisioning (issue 5 item 6): for each N, a fleet of N simulated devices
+# (amtsim, all good) is registered and provisioned through amtprovd with the real plugins
+# (amt-transport, ca-local, credstore-file) exactly as scripts/demo.sh does, once without
+# and once with injected firmware latency per call. Prints wall time, devices per second,
+# amtprovd's own CPU seconds per device (getrusage of amtprovd alone via /usr/bin/time:
+# amtsim runs in a separate process), amtprovd's peak RSS, and beside them the crypto floor
+# measured in the same run (bench/crypto_floor.c) and the ratio CPU per device / floor.
+# Prints figures; not a test.
+# Usage: bench/bench_provision.sh [SIZES] [LATENCIES_MS]   (default "100 1000" "0 100")
+# Environment: AMTPROV_BUILD_DIR (default: the current directory if it is a build tree,
+# else ./build), AMT_VERSIONS (default "11.8.50 12.0.45 16.1.25 15.0.30", used round robin).
+set -euo pipefail
+sizes=${1:-100 1000}
+latencies=${2:-0 100}
+for s in $sizes $latencies; do
+  case "$s" in ''|*[!0-9]*) echo "usage: bench_provision.sh [\"N ...\"] [\"MS ...\"]" >&2; exit 2;; esac
+done
+for s in $sizes; do
+  if [ "$s" -lt 1 ] || [ "$s" -gt 20000 ]; then echo "bench: N must be 1..20000" >&2; exit 2; fi
+done
+build=${AMTPROV_BUILD_DIR:-}
+if [ -z "$build" ]; then
+  for b in "$PWD" "$PWD/build" "$(dirname "$0")/../build"; do
+    [ -x "$b/tools/amtprovd" ] && build=$(cd "$b" && pwd) && break
+  done
+fi
+amtprov="$build/tools/amtprov"
+amtprovd="$build/tools/amtprovd"
+amtsim="$build/sim/amtsim"
+floor="$build/bench/crypto_floor"
+for x in "$amtprov" "$amtprovd" "$amtsim" "$floor" /usr/bin/time; do
+  [ -x "$x" ] || { echo "bench: $x missing (build it; set AMTPROV_BUILD_DIR)" >&2; exit 2; }
+done
+read -r -a versions <<<"${AMT_VERSIONS:-11.8.50 12.0.45 16.1.25 15.0.30}"
+
+work=$(mktemp -d /tmp/amtprov-bench-prov.XXXXXX)
+chmod 700 "$work"
+sim_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# 127.A.B.C: A from the PID (225..249: no test uses them); C in 1..254.
+net_a=$(( 225 + $$ % 25 ))
+
+echo "== crypto floor (this machine, one core)"
+"$floor" >"$work/floor.txt"
+sed 's/^/   /' "$work/floor.txt"
+floor_ms=$(sed -n 's/^floor_ms=//p' "$work/floor.txt")
+floor_nk_ms=$(sed -n 's/^floor_ms_without_keygen=//p' "$work/floor.txt")
+
+pki="$work/pki"
+mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -subj "/CN=Bench Provisioning Root" -days 3650 -sha256 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
+  -subj "/CN=oob.contoso.com" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
+openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+  -CAcreateserial -days 365 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
+cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
+chmod 600 "$pki"/*.key
+root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+# One run: N devices, LAT ms per call. Prints one result line.
+run() {
+  local n=$1 lat=$2 dir="$work/run-$1-$2" i id t0 t1 ms ok rss user sys cpu_ms
+  mkdir -p "$dir/sim" "$dir/site"
+  awk -v n="$n" -v a="$net_a" -v lat="$lat" -v vers="${versions[*]}" -v hash="$root_hash" 'BEGIN {
+    nv = split(vers, v, " ")
+    printf "{ \"key_pool\": 8, \"keygen_latency_ms\": 50, \"faults\": { \"latency_ms\": %d }, \"devices\": [\n", lat
+    for (i = 1; i <= n; i++)
+      printf "%s{\"id\":\"pc%05d\",\"address\":\"127.%d.%d.%d\",\"amt_version\":\"%s\",\"provisioning_state\":\"in\",\"host_name\":\"pc%05d\",\"domain_name\":\"contoso.com\",\"dhcp_domain\":\"contoso.com\",\"root_hashes\":[{\"name\":\"Bench root\",\"algo\":\"sha256\",\"hash\":\"%s\"}]}\n", (i > 1 ? "," : ""), i, a, int((i - 1) / 254), (i - 1) % 254 + 1, v[(i - 1) % nv + 1], i, hash
+    print "] }"
+  }' >"$dir/fleet.json"
+  "$amtsim" serve --fleet "$dir/fleet.json" --state-dir "$dir/sim" --quiet 2>"$dir/amtsim.log" &
+  sim_pid=$!
+  for _ in $(seq 1200); do [ -S "$dir/sim/control.sock" ] && break; sleep 0.05; done
+  [ -S "$dir/sim/control.sock" ] || { echo "bench: amtsim did not start" >&2; tail -n 3 "$dir/amtsim.log" >&2; return 1; }
+  cat >"$dir/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "bench", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$build/plugins"],
+  "plugins": {
+    "amt":    { "plugin": "amt-transport" },
+    "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "127.$net_a.250.250:8080" } },
+    "creds":  { "plugin": "credstore-file" }
+  },
+  "credentials": { "store": "creds" },
+  "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer" } },
+  "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
+  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true }
+}
+JSON
+  "$amtprov" -m "$dir/site/site.json" db init >/dev/null
+  # Registration is the agents' work, not amtprovd's: outside the measurement.
+  t0=$(date +%s%N)
+  for ((i = 1; i <= n; i++)); do
+    id=$(printf 'pc%05d' "$i")
+    "$amtsim" agent --state-dir "$dir/sim" --device "$id" >"$dir/agent.json"
+    "$amtprov" -m "$dir/site/site.json" device add --from-json "$dir/agent.json" >/dev/null
+  done
+  t1=$(date +%s%N)
+  echo "   (N=$n latency $lat ms: registration took $(( (t1 - t0) / 1000000 )) ms, not counted)" >&2
+  t0=$(date +%s%N)
+  /usr/bin/time -f '%U %S %M' -o "$dir/rusage" \
+    "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
+  t1=$(date +%s%N)
+  ms=$(( (t1 - t0) / 1000000 ))
+  ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
+  kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
+  read -r user sys rss <"$dir/rusage"
+  cpu_ms=$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN { printf "%.1f", (u + s) * 1000 / n }')
+  awk -v n="$n" -v lat="$lat" -v ok="$ok" -v ms="$ms" -v cpu="$cpu_ms" -v u="$user" -v s="$sys" \
+      -v rss="$rss" -v f="$floor_ms" -v fnk="$floor_nk_ms" 'BEGIN {
+    printf "%6d %6d %6d %9.1f %8.1f %9.1f %9.1f %6.2f %8.1f %7.1f\n", n, lat, ok, ms / 1000,
+      ok * 1000 / ms, u + s, cpu, cpu / f, (cpu - (f - fnk)) / fnk, rss / 1024
+  }'
+  if [ "$ok" -ne "$n" ]; then
+    echo "   ($((n - ok)) not provisioned; first errors of amtprovd:)"
+    grep -m 3 -i 'error\|fail' "$dir/amtprovd.log" | sed 's/^/   /' || true
+  fi
+  rm -rf "$dir"
+}
+
+echo "== provisioning through amtprovd (amt-transport, ca-local, credstore-file)"
+echo "     N lat_ms   done    wall_s  dev/s   cpu_s  cpu_ms/dev  x_floor x_floor_nokeygen rss_MiB"
+for n in $sizes; do
+  for lat in $latencies; do
+    run "$n" "$lat"
+  done
+done
+cat <<EOF
+   cpu = amtprovd's own user+system CPU (all its threads); x_floor = cpu per device / crypto
+   floor ($floor_ms ms, RSA-2048 key generation included); x_floor_nokeygen = the same with
+   the key generation taken out of both sides ($floor_nk_ms ms). Registration (agent + device
+   add) is not measured.
+EOF
