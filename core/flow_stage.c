@@ -46,6 +46,7 @@ struct stage_run {
 	char admin_pending[STORE_FQDN_SIZE + 40];
 	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
 	int cert_adopted;     /* this run found its certificate already in AMT */
+	int tls_fixup;        /* 1: reading the TLS settings, 2: writing them back enabled */
 	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
@@ -472,7 +473,13 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 	 * after a crash). Bound to another certificate, it must not be adopted silently: the
 	 * device would serve that certificate. */
 	if (done == 4 && r->cert_adopted) {
-		advance(r);
+		/* The context exists, but the interrupted run may not have reached the second
+		 * half of ENABLE_TLS: turn TLS on in the settings (read, then write back whole,
+		 * as AMT's Put wants the full instance). */
+		r->tls_fixup = 1;
+		call(r, AMTPROV_AMT_WSMAN_GET,
+		     json_pack("{s:s,s:{s:s}}", "class", "AMT_TLSSettingData", "selectors",
+			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings"));
 		return 1;
 	}
 	if (done == 3) { /* certificate stored: find its handle */
@@ -528,6 +535,28 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
 		return;
+	if (rc == AMTPROV_OK && r->tls_fixup == 1) {
+		json_t *inst = json_deep_copy(json_object_get(result, "instance"));
+
+		r->tls_fixup = 2;
+		if (!json_is_object(inst)) {
+			json_decref(inst);
+			run_end(r, DS_INVALID, AMTPROV_E_PROTOCOL, "AMT returned no TLS settings");
+			return;
+		}
+		json_object_set_new(inst, "Enabled", json_true());
+		json_object_set_new(inst, "MutualAuthentication", json_false());
+		json_object_set_new(inst, "AcceptNonSecureConnections", json_true());
+		call(r, AMTPROV_AMT_WSMAN_PUT,
+		     json_pack("{s:s,s:{s:s},s:o}", "class", "AMT_TLSSettingData", "selectors",
+			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings", "properties", inst));
+		return;
+	}
+	if (rc == AMTPROV_OK && r->tls_fixup == 2) {
+		r->tls_fixup = 0;
+		advance(r);
+		return;
+	}
 	if (rc == AMTPROV_OK && r->looking_up_cert) {
 		r->looking_up_cert = 0;
 		if (!adopt_cert_handle(r, result)) {

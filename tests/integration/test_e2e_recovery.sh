@@ -4,6 +4,7 @@
 #  - a commit the firmware refuses leaves the device FAILED with the AMT reason; after the
 #    cause is gone, `amtprov device retry` provisions it, and the certificate of the failed
 #    attempt is revoked with reason Superseded and appears on ca-local's CRL (R-REV-02b);
+#  - a first stage interrupted after its AMT writes re-runs, adopting what AMT holds;
 #  - amtprovd SIGKILLed in the middle of provisioning a fleet, then restarted, finishes every
 #    device, and every certificate the CA issued is known to amtprov or reported (R-PROV-13).
 TEST_NAME=e2e_recovery
@@ -99,7 +100,43 @@ check "status 8203 (certificate revoked) recorded" test "$(q "select count(*) fr
 check "no revocation left pending" test "$(q "select count(*) from pending_ops where kind='revoke'")" = 0
 sim_stop
 
-# --- 2. amtprovd killed with SIGKILL mid-flow, restarted (R-PROV-13)
+# --- 2. a crash after the first stage's AMT writes (key, certificate, TLS context), before
+# the state moved on: the re-run adopts what AMT holds and still turns TLS on (R-PROV-13).
+rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 1 '{"commit_fail": 2057}'; sim_start; site
+check "register the device" register 1
+"$AMTPROVD" -m "$T/site/site.json" --once=60 2>"$T/d6.log"
+check "the first stage completed, the commit was refused" \
+  test -n "$(q "select 1 from audit where detail like 'CONFIGURING_FIRST_STAGE -> NEED_COMMIT%'")"
+# What a SIGKILL during the first stage leaves: the step recorded as in progress.
+q "update devices set state='CONFIGURING_FIRST_STAGE', last_error='', last_error_code=0"
+sim_stop; fleet 1 '{}'
+# ... and the crash came between creating the TLS context and enabling TLS in the settings.
+python3 - "$T/sim/pc1.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d.get("credential_contexts") or d.get("tls_remote_pending") is not None, "state layout"
+d["tls_pending"] = False
+if isinstance(d.get("tls_remote_pending"), dict):
+    d["tls_remote_pending"]["enabled"] = False
+if isinstance(d.get("tls_remote"), dict):
+    d["tls_remote"]["enabled"] = False
+json.dump(d, open(sys.argv[1], "w"))
+PY
+sim_start
+for _ in 1 2 3; do
+  "$AMTPROVD" -m "$T/site/site.json" --once=60 2>>"$T/d7.log"
+  [ "$(q "select state from devices")" = PROVISIONED ] && break
+  sleep 2.2
+done
+check "the re-run first stage adopts AMT's key, certificate and TLS context: PROVISIONED" \
+  test "$(q "select state from devices")" = PROVISIONED
+check "the same certificate is used (no second one issued)" test "$(q "select count(*) from certificates")" = 1
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump.json"
+check "TLS is on in the device after the re-run" \
+  python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["tls_remote"]["enabled"]' "$T/pc1.dump.json"
+sim_stop
+
+# --- 3. amtprovd killed with SIGKILL mid-flow, restarted (R-PROV-13)
 rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 6 '{"latency_ms": 120}'; sim_start; site
 check "register 6 devices" register 6
 start_daemon "$T/d3.log" -m "$T/site/site.json"
@@ -125,6 +162,6 @@ known=$(q "select count(*) from certificates")
 reported=$(q "select count(*) from status_messages where msg_id=8210")
 check "R-PROV-13: every certificate the CA issued is recorded or reported ($issued issued, $known recorded, $reported reported)" \
   test "$issued" -le $((known + reported))
-check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/amtsim.log"
+check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/d6.log" "$T/d7.log" "$T/amtsim.log"
 sim_stop
 finish
