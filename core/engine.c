@@ -335,11 +335,6 @@ const struct store_device *engine_job_device(const struct engine_job *job)
 	return &job->dev;
 }
 
-struct engine *engine_job_engine(const struct engine_job *job)
-{
-	return job->e;
-}
-
 enum device_state engine_job_state(const struct engine_job *job)
 {
 	return job->state;

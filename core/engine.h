@@ -96,7 +96,6 @@ int engine_in_flight(const struct engine *e);
 
 /** The device as loaded when the job started (state = the NEED_ state). Borrowed. */
 const struct store_device *engine_job_device(const struct engine_job *job);
-struct engine *engine_job_engine(const struct engine_job *job);
 /** The runnable state the job is for (NEED_X, REGISTERED or CA_WAITING). */
 enum device_state engine_job_state(const struct engine_job *job);
 

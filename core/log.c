@@ -54,17 +54,6 @@ void alog_free(struct alog *lg)
 	free(lg);
 }
 
-void alog_set_level(struct alog *lg, int level)
-{
-	if (lg)
-		lg->level = level;
-}
-
-int alog_level(const struct alog *lg)
-{
-	return lg ? lg->level : AMTPROV_LOG_INFO;
-}
-
 void alog_set_callback(struct alog *lg, alog_cb cb, void *ctx)
 {
 	if (!lg)

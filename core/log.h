@@ -26,8 +26,6 @@ struct alog;
 /** Creates a logger. @p ident names the program in syslog and stderr lines. */
 struct alog *alog_new(const char *ident, int level, int sink);
 void alog_free(struct alog *lg);
-void alog_set_level(struct alog *lg, int level);
-int alog_level(const struct alog *lg);
 void alog_set_callback(struct alog *lg, alog_cb cb, void *ctx);
 /** Parses "error", "warning", "notice", "info", "debug", "private"; -1 if unknown. */
 int alog_level_parse(const char *name);

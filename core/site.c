@@ -21,7 +21,6 @@ struct site {
 	struct alog *log;
 	int64_t (*now)(void *);
 	void *now_ctx;
-	char *actor;
 };
 
 int64_t site_now(struct site *s)
@@ -185,7 +184,6 @@ int site_open(const struct site_options *opt, struct site **out,
 	s->log = opt->log;
 	s->now = opt->now;
 	s->now_ctx = opt->now_ctx;
-	s->actor = strdup(opt->actor ? opt->actor : "amtprov");
 
 	/* 1. The manifest, in full, before anything else. */
 	rc = manifest_load(opt->manifest, &s->m, problems, err);
@@ -240,7 +238,6 @@ void site_close(struct site *s)
 	store_close(s->st);
 	manifest_free(s->m);
 	pthread_mutex_destroy(&s->aux_lock);
-	free(s->actor);
 	free(s);
 }
 
@@ -264,7 +261,3 @@ struct alog *site_log(struct site *s)
 	return s->log;
 }
 
-const char *site_actor(struct site *s)
-{
-	return s->actor;
-}

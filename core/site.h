@@ -34,7 +34,6 @@ struct site_options {
 	struct alog *log;           /**< borrowed; required */
 	int64_t (*now)(void *ctx);  /**< wall clock; NULL: real time */
 	void *now_ctx;
-	const char *actor;          /**< audit actor ("amtprovd", "cli") */
 };
 
 /**
@@ -51,7 +50,6 @@ struct manifest *site_manifest(struct site *s);
 struct store *site_store(struct site *s);
 struct plugin_host *site_plugins(struct site *s);
 struct alog *site_log(struct site *s);
-const char *site_actor(struct site *s);
 int64_t site_now(struct site *s);
 /** The clock callback pair, for the engine. */
 int64_t site_clock(void *site);

@@ -71,17 +71,6 @@ char *util_path_join(const char *dir, const char *name)
 	return p;
 }
 
-char *util_dirname(const char *path)
-{
-	const char *slash = path ? strrchr(path, '/') : NULL;
-
-	if (!slash)
-		return strdup(".");
-	if (slash == path)
-		return strdup("/");
-	return strndup(path, (size_t)(slash - path));
-}
-
 int util_mkdir_p(const char *path, mode_t mode, struct amtprov_error *err)
 {
 	char buf[PATH_MAX];

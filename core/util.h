@@ -29,8 +29,6 @@ int util_parse_ll(const char *s, long long min, long long max, long long *out);
 /** Joins @p dir and @p name (name absolute: copy of name). Caller frees. */
 char *util_path_join(const char *dir, const char *name);
 
-/** Directory part of @p path ("." if none). Caller frees. */
-char *util_dirname(const char *path);
 
 /** Creates @p path and missing parents with @p mode (existing dirs are left alone). */
 int util_mkdir_p(const char *path, mode_t mode, struct amtprov_error *err);

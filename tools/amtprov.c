@@ -66,6 +66,7 @@ static void usage(FILE *out)
 	      "  cred set NAME (--from-file FILE | --stdin)   store a secret in the site's\n"
 	      "                                  credential store (never printed)\n"
 	      "  cred list                       credential record names\n"
+	      "  cred rotate                     re-encrypt every credential under a new key\n"
 	      "  cert list [FILTERS]             issued certificates (see 'amtprov cert list -h')\n"
 	      "  cert check [OPTIONS]            preflight the provisioning certificate: every\n"
 	      "                                  check, expected vs actual, root thumbprints\n"
@@ -110,7 +111,7 @@ static void emit_json(json_t *j)
 static int open_site(struct cli *c, int flags, struct site **out)
 {
 	struct site_options opt = {
-		.manifest = c->manifest, .flags = flags, .log = c->log, .actor = "cli"};
+		.manifest = c->manifest, .flags = flags, .log = c->log};
 	struct manifest_problems probs = {0};
 	struct amtprov_error err;
 	int rc;
@@ -1482,8 +1483,10 @@ static void cred_usage(FILE *out)
 {
 	fputs("Usage: amtprov -m FILE cred set NAME (--from-file FILE | --stdin)\n"
 	      "       amtprov -m FILE cred list\n"
-	      "Stores a secret in the site's credential store (credentials.store), or lists\n"
-	      "the record names. A secret is never printed. One trailing newline of the input\n"
+	      "       amtprov -m FILE cred rotate\n"
+	      "Stores a secret in the site's credential store (credentials.store), lists the\n"
+	      "record names, or re-encrypts every record under a new key (rotate). A secret\n"
+	      "is never printed. One trailing newline of the input\n"
 	      "is dropped, so 'echo TOKEN | amtprov cred set NAME --stdin' stores TOKEN.\n",
 	      out);
 }
@@ -1537,7 +1540,8 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 	struct amtprov_error err;
 	json_t *arr = NULL;
 
-	if (argc < 2 || (strcmp(argv[1], "set") && strcmp(argv[1], "list"))) {
+	if (argc < 2 || (strcmp(argv[1], "set") && strcmp(argv[1], "list") &&
+			 strcmp(argv[1], "rotate"))) {
 		cred_usage(argc >= 2 && !strcmp(argv[1], "-h") ? stdout : stderr);
 		return argc >= 2 && !strcmp(argv[1], "-h") ? EXIT_OK : EXIT_USAGE;
 	}
@@ -1555,6 +1559,26 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 		}
 	}
 	amtprov_error_clear(&err);
+	if (strcmp(argv[0], "rotate") == 0) {
+		if (optind != argc || file || use_stdin) {
+			cred_usage(stderr);
+			return EXIT_USAGE;
+		}
+		rc = open_credstore(c, &s, &cs);
+		if (rc)
+			goto out;
+		if (pi_credstore_rotate(cs, &err) != AMTPROV_OK) {
+			print_error(&err);
+			rc = exit_for(err.code);
+			goto out;
+		}
+		if (c->json)
+			emit_json(json_pack("{s:b}", "rotated", 1));
+		else
+			printf("every record re-encrypted under a new key\n");
+		rc = EXIT_OK;
+		goto out;
+	}
 	if (strcmp(argv[0], "list") == 0) {
 		if (optind != argc || file || use_stdin) {
 			cred_usage(stderr);

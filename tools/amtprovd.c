@@ -123,7 +123,7 @@ static void usage(FILE *out)
 static int start_site(struct daemon *d, struct site **site, struct amtprov_error *err)
 {
 	struct site_options opt = {
-		.manifest = d->manifest, .flags = SITE_CREATE_DB, .log = d->log, .actor = "amtprovd"};
+		.manifest = d->manifest, .flags = SITE_CREATE_DB, .log = d->log};
 	struct manifest_problems probs = {0};
 	int rc;
 

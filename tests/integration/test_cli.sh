@@ -100,6 +100,21 @@ expect_rc 5 "a missing plugin exits 5" run_cli "$O" "$E" -m "$M" manifest check
 check "missing plugin error names it and the directories searched" \
   bash -c "grep -q 'no-such-ca' '$E' && grep -q '$TEST_PLUGINS' '$E'"
 
+# --- credentials: set, list, rotate (R-ACC-02) through the real credstore-file plugin
+make_site '"plugins": {"creds": {"plugin": "credstore-file"}}, "credentials": {"store": "creds"}'
+export AMTPROV_PLUGIN_PATH="$AMTPROV_BUILD_DIR/plugins"   # where credstore-file is built
+printf 's3cret-value\n' >"$T/secret"
+expect_rc 0 "cred set stores a secret" run_cli "$O" "$E" -m "$M" cred set site/mebx --from-file "$T/secret"
+check "cred set never prints the value" bash -c "! grep -q s3cret '$O' '$E'"
+KEYFILE="$T/site/state/plugins/creds/credentials.key"
+cp "$KEYFILE" "$T/key.before"
+expect_rc 0 "cred rotate re-encrypts under a new key" run_cli "$O" "$E" -m "$M" cred rotate
+check "the key file changed" bash -c "! cmp -s '$KEYFILE' '$T/key.before'"
+expect_rc 0 "cred list after rotation" run_cli "$O" "$E" -m "$M" cred list
+check "the record is still there" grep -qx "site/mebx" "$O"
+check "no secret in the store file in clear" bash -c "! grep -qa s3cret '$T/site/state/plugins/creds/credentials.store'"
+unset AMTPROV_PLUGIN_PATH
+
 # --- a corrupt database is refused and left untouched
 make_site
 head -c 16384 /dev/urandom >"$T/site/state/site.db"

@@ -62,8 +62,7 @@ static void fx_done(struct fx *f)
 
 static int open_site(struct fx *f, int flags, struct site **s, struct amtprov_error *err)
 {
-	struct site_options o = {.manifest = f->manifest, .flags = flags, .log = f->log,
-				 .actor = "test"};
+	struct site_options o = {.manifest = f->manifest, .flags = flags, .log = f->log};
 	struct manifest_problems p = {0};
 	int rc;
 
