@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "setup_ops.h"
 #include "wsman_int.h"
 
 static void singleton(struct sbuf *b, const char *cls, const char *name)
@@ -96,7 +97,7 @@ int r_timesync(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 static int m_get_time(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		      struct http_response *r)
 {
-	wm_pi(out, "Ta0", (long long)time(NULL) + d->clock_offset);
+	wm_pi(out, "Ta0", setup_device_time(d));
 	return 0;
 }
 
@@ -104,23 +105,11 @@ static int m_set_time(struct device *d, xmlNodePtr in, const struct wreq *w, str
 		      struct http_response *r)
 {
 	char s[3][24];
-	long long v[3];
-	const char *names[3] = {"Ta0", "Tm1", "Tm2"};
-	long long now = (long long)time(NULL);
 
-	for (int i = 0; i < 3; i++) {
-		wm_arg(in, names[i], s[i], sizeof(s[i]));
-		if (sim_parse_ll(s[i], 0, 0xffffffffLL, &v[i]) != 0)
-			return 36;
-	}
-	/* Ta0 must be a value this device handed out (not in its future), and the server's
-	 * two timestamps must be ordered. */
-	if (v[0] > now + d->clock_offset || v[2] < v[1])
-		return 36;
-	/* The console's clock becomes the device's: Tm1 was taken when it sent the request. */
-	d->clock_offset = (int)(v[1] - now);
-	device_audit(d, "SetHighAccuracyTimeSynch: clock offset now %d s", d->clock_offset);
-	return 0;
+	wm_arg(in, "Ta0", s[0], sizeof(s[0]));
+	wm_arg(in, "Tm1", s[1], sizeof(s[1]));
+	wm_arg(in, "Tm2", s[2], sizeof(s[2]));
+	return setup_set_time(d, s[0], s[1], s[2]);
 }
 
 const struct method timesync_methods[] = {
