@@ -151,6 +151,20 @@ static bool ha1_lookup(void *arg, const char *user, char ha1[33])
 	return false;
 }
 
+/* While remote configuration is in progress (state in) the setup session's credentials,
+ * admin with the empty password, stay valid until CommitChanges even after the admin
+ * password was set: MeshCentral's provisioning server (MC-PROV) sets the admin password and
+ * then enumerates and commits with admin/"" over the same session. */
+static bool setup_ha1_lookup(void *arg, const char *user, char ha1[33])
+{
+	struct device *d = arg;
+
+	if (d->prov_state != DEV_IN || strcmp(user, "admin") != 0)
+		return false;
+	device_ha1("admin", d->realm, "", ha1);
+	return true;
+}
+
 static void conn_read(struct bufferevent *bev, void *arg);
 
 static void on_delay(evutil_socket_t fd, short what, void *arg)
@@ -217,6 +231,14 @@ static void handle_request(struct conn *c)
 	dr = digest_check(&rt->digest, d->realm, c->req.method,
 			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
 			  sizeof(user), now);
+	if ((dr == DIGEST_BAD_RESPONSE || dr == DIGEST_BAD_USER) && d->prov_state == DEV_IN) {
+		enum digest_result setup = digest_check(&rt->digest, d->realm, c->req.method,
+							c->req.authorization, setup_ha1_lookup, d,
+							user, sizeof(user), now);
+
+		if (setup != DIGEST_BAD_RESPONSE && setup != DIGEST_BAD_USER)
+			dr = setup;
+	}
 	if (dr == DIGEST_OK && device_fault_digest(d)) {
 		device_audit(d, "fault injection: correct Digest credentials refused");
 		dr = DIGEST_BAD_RESPONSE;
