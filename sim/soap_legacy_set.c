@@ -2,7 +2,7 @@
 /*
  * The first-stage write operations of the legacy EOI SOAP services (AMT < 9, R-PROV-10):
  * time, host and domain name, TLS key + certificate, TLS on, admin password, MEBx
- * password, CommitChanges. Operation and parameter names follow AMT-PROTOCOL.md §5.3, where
+ * password, CommitChanges (and Unprovision, which amt-transport can send). Operation and parameter names follow AMT-PROTOCOL.md §5.3, where
  * most of them are marked [recall] (no public WSDL was reachable); docs/amtsim.md lists the
  * choices. The semantics are the ones the WS-Man methods have (setup_ops.c): one device,
  * two interfaces.
@@ -363,11 +363,24 @@ static long op_commit(struct lcall *c)
 	return audited(c, "CommitChanges", setup_commit(c->d));
 }
 
+static long op_unprovision(struct lcall *c)
+{
+	char mode[16];
+	long long m;
+
+	larg(c, "ProvisioningMode", mode, sizeof(mode));
+	if (sim_parse_ll(mode, 0, 4, &m) != 0)
+		return audited(c, "Unprovision", PT_INVALID_PARAMETER);
+	device_unprovision(c->d);
+	return audited(c, "Unprovision", PT_SUCCESS);
+}
+
 const struct lop lsai_set_ops[] = {
 	{"SetTLSKeyAndCertificate", op_set_tls_identity},
 	{"SetTlsEnabled", op_set_tls_enabled},
 	{"SetAdminAclEntry", op_set_admin},
 	{"SetMEBxPassword", op_set_mebx},
 	{"CommitChanges", op_commit},
+	{"Unprovision", op_unprovision},
 	{NULL, NULL},
 };

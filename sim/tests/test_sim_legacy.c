@@ -320,6 +320,12 @@ static void test_commit_faults_and_unknown(void)
 			     "<h:Password>Mebx!Pass1</h:Password>", NULL), 0);
 	CU_ASSERT_EQUAL(soap(&d, "SecurityAdministration", "CommitChanges", NULL, NULL), 0x26);
 	CU_ASSERT_EQUAL(d.prov_state, DEV_IN);
+	/* Unprovision: a bad mode is refused; a full unprovision returns to PRE. */
+	CU_ASSERT_EQUAL(soap(&d, "SecurityAdministration", "Unprovision",
+			     "<h:ProvisioningMode>x</h:ProvisioningMode>", NULL), 0x24);
+	CU_ASSERT_EQUAL(soap(&d, "SecurityAdministration", "Unprovision",
+			     "<h:ProvisioningMode>1</h:ProvisioningMode>", NULL), 0);
+	CU_ASSERT_EQUAL(d.prov_state, DEV_PRE);
 	/* An operation amtsim does not know is a SOAP 1.1 Client fault, not a StatusCode. */
 	CU_ASSERT_EQUAL(soap(&d, "SecurityAdministration", "SetNothing", NULL, &body), -1);
 	CU_ASSERT_PTR_NOT_NULL(body && strstr(body, "<faultcode>SOAP-ENV:Client</faultcode>"));
