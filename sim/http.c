@@ -18,8 +18,9 @@
 #include <openssl/err.h>
 
 /* CONN_DELAYED: a response waits on a timer (modelled firmware latency); CONN_DROP: fault
- * injection closes the connection without an answer. */
-enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP };
+ * injection closes the connection without an answer; CONN_HANG: fault injection never
+ * answers and keeps the connection open (until the client or the idle timeout ends it). */
+enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP, CONN_HANG };
 
 struct conn {
 	struct conn *prev, *next; /* the server's list, so shutdown frees every connection */
@@ -228,6 +229,12 @@ static void handle_request(struct conn *c)
 		c->state = CONN_DROP;
 		return;
 	}
+	if (device_fault_hang(d)) {
+		device_audit(d, "fault injection: request %lu from %s left unanswered (hang)",
+			     d->faults.requests, c->peer);
+		c->state = CONN_HANG;
+		return;
+	}
 	dr = digest_check(&rt->digest, d->realm, c->req.method,
 			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
 			  sizeof(user), now);
@@ -321,7 +328,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP) {
+	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP &&
+	       c->state != CONN_HANG) {
 		if (c->state == CONN_HEADERS) {
 			size_t len;
 			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -388,7 +396,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				conn_free(c);
 				return;
 			}
-			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED)
+			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED ||
+			    c->state == CONN_HANG)
 				return;
 			conn_reset(c);
 		}
