@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "setup_ops.h"
+#include "tls.h"
 #include "wsman_int.h"
 
 static void singleton(struct sbuf *b, const char *cls, const char *name)
@@ -438,6 +439,49 @@ static int m_hbs_setup(struct device *d, xmlNodePtr in, const struct wreq *w, st
 	return 0;
 }
 
+static X509 *hbs_cert(const char *b64)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t n = 0;
+	X509 *x = NULL;
+
+	if (sim_b64_decode(b64, &der, &n) == 0 && n && n < 0x7fffffff) {
+		p = der;
+		x = d2i_X509(NULL, &p, (long)n);
+	}
+	free(der);
+	return x;
+}
+
+/* The completed chain gets the checks the TLS provisioning path applies (tls.c): OID/OU,
+ * serverAuth, a signed path to the root, validity, CSME 16 algorithm rules, the root's hash
+ * in the table, the leaf CN against the trusted DNS suffix. @return true when accepted. */
+static bool hbs_chain_accepted(struct device *d)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *leaf = NULL;
+	char why[256] = "a certificate does not parse";
+	bool ok = sk != NULL;
+
+	for (int i = 0; ok && i < d->hbs_chain_len; i++) {
+		X509 *x = hbs_cert(d->hbs_chain[i]);
+
+		ok = x && sk_X509_push(sk, x) > 0;
+		if (!ok)
+			X509_free(x);
+		else if (i == 0)
+			leaf = x;
+	}
+	ok = ok && leaf && tls_check_provisioning_chain(d, leaf, sk, why, sizeof(why));
+	if (ok)
+		device_audit(d, "IPS_HostBasedSetupService: certificate chain accepted");
+	else
+		device_audit(d, "IPS_HostBasedSetupService: certificate chain refused: %s", why);
+	sk_X509_pop_free(sk, X509_free);
+	return ok;
+}
+
 static int m_hbs_next_cert(struct device *d, xmlNodePtr in, const struct wreq *w,
 			   struct sbuf *out, struct http_response *r)
 {
@@ -485,8 +529,15 @@ static int m_hbs_next_cert(struct device *d, xmlNodePtr in, const struct wreq *w
 	if (!d->hbs_chain[d->hbs_chain_len])
 		return 2;
 	d->hbs_chain_len++;
-	if (is_root)
+	if (is_root) {
+		if (!hbs_chain_accepted(d)) {
+			for (int i = 0; i < d->hbs_chain_len; i++)
+				free(d->hbs_chain[i]);
+			d->hbs_chain_len = 0;
+			return 4; /* certificate verification failed: start again with a leaf */
+		}
 		d->hbs_chain_complete = true;
+	}
 	return 0;
 }
 
@@ -510,19 +561,9 @@ static int m_hbs_admin_setup(struct device *d, xmlNodePtr in, const struct wreq 
 		rv = 3;
 		goto out;
 	}
-	/* Signature = RSA-SHA256 over fwNonce || McNonce with the leaf's key (§4). The chain's
-	 * provisioning-certificate rules are the ones the TLS path checks. */
-	{
-		unsigned char *der = NULL;
-		const unsigned char *p;
-		size_t n = 0;
-
-		if (sim_b64_decode(d->hbs_chain[0], &der, &n) == 0 && n < 0x7fffffff) {
-			p = der;
-			leaf = d2i_X509(NULL, &p, (long)n);
-		}
-		free(der);
-	}
+	/* Signature = RSA-SHA256 over fwNonce || McNonce with the leaf's key (§4); the chain
+	 * passed the provisioning-certificate rules when its root was added. */
+	leaf = hbs_cert(d->hbs_chain[0]);
 	memcpy(buf, d->hbs_nonce, 20);
 	memcpy(buf + 20, mc, 20);
 	ctx = EVP_MD_CTX_new();
