@@ -161,6 +161,10 @@ if command -v amttool >/dev/null 2>&1; then
   check "amttool info: host name" grep -q '^Hostname:     oldpc.contoso.com' "$T/amttool.out"
   AMT_PASSWORD=wrong HTTPS_CA_FILE="$T/legacy1.pem" timeout 30 amttool "$A_LEG:16993" info >"$T/amttool2.out" 2>&1
   check "amttool with a wrong password gets no version" bash -c "! grep -q '^AMT version:  6' '$T/amttool2.out'"
+  # Plain HTTP (16992): legacy firmware serves the same EOI services without TLS.
+  AMT_PASSWORD=P@ssw0rd1 timeout 30 amttool "$A_LEG" info >"$T/amttool3.out" 2>&1
+  check "amttool info over plain HTTP 16992: version and host name" \
+    bash -c "grep -q '^AMT version:  6.2.61' '$T/amttool3.out' && grep -q '^Hostname:     oldpc.contoso.com' '$T/amttool3.out'"
 else
   echo "skip - amttool not installed (apt-get install amtterm libsoap-lite-perl liblwp-protocol-https-perl)"
 fi
