@@ -12,12 +12,12 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "setup_ops.h"
 #include "soap_legacy_int.h"
 #include "wsman.h"
+#include "x509util.h"
 
 /* Every write through the legacy interface is audited with its answer. */
 static long audited(struct lcall *c, const char *op, long st)
@@ -92,62 +92,12 @@ const struct lop lnet_set_ops[] = {
 
 /* ---- SecurityAdministration: the TLS identity ---- */
 
-static X509 *b64_cert(const char *b64)
-{
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	size_t n = 0;
-	X509 *x = NULL;
-
-	if (sim_b64_decode(b64, &der, &n) != 0)
-		return NULL;
-	p = der;
-	if (n && n < 0x7fffffff)
-		x = d2i_X509(NULL, &p, (long)n);
-	if (x && p != der + n) { /* trailing bytes: not one DER certificate */
-		X509_free(x);
-		x = NULL;
-	}
-	free(der);
-	return x;
-}
-
-static char *cert_b64(X509 *x)
-{
-	unsigned char *der = NULL;
-	int n = i2d_X509(x, &der);
-	char *s = n > 0 ? sim_b64_encode(der, (size_t)n) : NULL;
-
-	OPENSSL_free(der);
-	return s;
-}
-
-static char *key_pem(EVP_PKEY *k)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	BUF_MEM *m;
-	char *s = NULL;
-
-	if (b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL)) {
-		BIO_get_mem_ptr(b, &m);
-		s = malloc(m->length + 1);
-		if (s) {
-			memcpy(s, m->data, m->length);
-			s[m->length] = '\0';
-		}
-	}
-	BIO_free(b);
-	return s;
-}
-
 static int find_key(const struct device *d, const EVP_PKEY *k)
 {
 	for (int i = 0; i < d->n_keys; i++) {
-		BIO *b = BIO_new_mem_buf(d->keys[i].pem, -1);
-		EVP_PKEY *s = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+		EVP_PKEY *s = sim_key_from_pem(d->keys[i].pem);
 		int eq = s ? EVP_PKEY_eq(s, k) : 0;
 
-		BIO_free(b);
 		EVP_PKEY_free(s);
 		if (eq == 1)
 			return i;
@@ -208,11 +158,11 @@ static long parse_identity(struct lcall *c, struct tls_identity *t)
 		if (t->n >= (int)(sizeof(t->certs) / sizeof(t->certs[0])))
 			return PT_INVALID_PARAMETER;
 		b = xmlNodeGetContent(e);
-		x = b ? b64_cert((const char *)b) : NULL;
+		x = b ? sim_x509_from_b64((const char *)b) : NULL;
 		xmlFree(b);
 		if (!x)
 			return PT_INVALID_CERT;
-		t->certs[t->n++] = cert_b64(x);
+		t->certs[t->n++] = sim_x509_to_b64(x);
 		if (!t->certs[t->n - 1])
 			st = PT_INTERNAL_ERROR;
 		if (t->n == 1)
@@ -248,7 +198,7 @@ static long install_identity(struct device *d, struct tls_identity *t)
 	if (!device_flash_write(d))
 		return PT_FLASH_WRITE_LIMIT_EXCEEDED;
 	if (ki < 0) {
-		char *pem = key_pem(t->key);
+		char *pem = sim_key_to_pem(t->key);
 
 		if (!pem)
 			return PT_INTERNAL_ERROR;

@@ -18,6 +18,7 @@
 
 #include "setup_ops.h"
 #include "tls.h"
+#include "x509util.h"
 #include "wsman_int.h"
 
 static void singleton(struct sbuf *b, const char *cls, const char *name)
@@ -439,21 +440,6 @@ static int m_hbs_setup(struct device *d, xmlNodePtr in, const struct wreq *w, st
 	return 0;
 }
 
-static X509 *hbs_cert(const char *b64)
-{
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	size_t n = 0;
-	X509 *x = NULL;
-
-	if (sim_b64_decode(b64, &der, &n) == 0 && n && n < 0x7fffffff) {
-		p = der;
-		x = d2i_X509(NULL, &p, (long)n);
-	}
-	free(der);
-	return x;
-}
-
 /* The completed chain gets the checks the TLS provisioning path applies (tls.c): OID/OU,
  * serverAuth, a signed path to the root, validity, CSME 16 algorithm rules, the root's hash
  * in the table, the leaf CN against the trusted DNS suffix. @return true when accepted. */
@@ -465,7 +451,7 @@ static bool hbs_chain_accepted(struct device *d)
 	bool ok = sk != NULL;
 
 	for (int i = 0; ok && i < d->hbs_chain_len; i++) {
-		X509 *x = hbs_cert(d->hbs_chain[i]);
+		X509 *x = sim_x509_from_b64(d->hbs_chain[i]);
 
 		ok = x && sk_X509_push(sk, x) > 0;
 		if (!ok)
@@ -563,7 +549,7 @@ static int m_hbs_admin_setup(struct device *d, xmlNodePtr in, const struct wreq 
 	}
 	/* Signature = RSA-SHA256 over fwNonce || McNonce with the leaf's key (§4); the chain
 	 * passed the provisioning-certificate rules when its root was added. */
-	leaf = hbs_cert(d->hbs_chain[0]);
+	leaf = sim_x509_from_b64(d->hbs_chain[0]);
 	memcpy(buf, d->hbs_nonce, 20);
 	memcpy(buf + 20, mc, 20);
 	ctx = EVP_MD_CTX_new();
