@@ -42,6 +42,7 @@
 #define KEY_BITS 2048
 #define MAX_NEEDS 17 /* 1 wired + 16 wireless */
 #define PKI_OID_CLIENT_AUTH "1.3.6.1.5.5.7.3.2"
+#define MAX_REVOKE 16
 
 enum x_phase {
 	X_DETECT,
@@ -65,6 +66,14 @@ struct x_need {
 	int64_t cert_id;
 	char *cert_b64;
 	char cert_handle[128];
+};
+
+struct x_revoke {
+	struct store_cert cert;
+	int64_t pending_id;
+	struct plugin_instance *ca;
+	struct amtprov_ca_result res;
+	int rc;
 };
 
 struct x8021x {
@@ -91,13 +100,16 @@ struct x8021x {
 	struct amtprov_ca_result res;
 	struct amtprov_error perr;
 	int in_worker;
+	struct x_revoke revoke[MAX_REVOKE]; /* superseded certificates (R-REV-04) */
+	size_t n_revoke;
 };
 
-void flow_8021x_key_name(const char *fqdn, const char *profile, char *out, size_t size)
+void flow_8021x_key_name(const char *fqdn, const char *profile, int pending, char *out,
+			 size_t size)
 {
 	size_t n;
 
-	snprintf(out, size, "device/%s/8021x-%s-key", fqdn, profile);
+	snprintf(out, size, "device/%s/8021x-%s-key%s", fqdn, profile, pending ? ".pending" : "");
 	/* Profile names are free text; a credential-store name is [A-Za-z0-9._/-]. */
 	n = strlen("device/") + strlen(fqdn) + strlen("/8021x-");
 	for (char *p = out + (n < size ? n : size - 1); *p; p++)
@@ -116,6 +128,8 @@ void flow_8021x_free(struct x8021x *x)
 	json_decref(x->todo);
 	free(x->csr_der);
 	pi_ca_result_release(&x->res);
+	for (size_t i = 0; i < x->n_revoke; i++)
+		pi_ca_result_release(&x->revoke[i].res);
 	free(x);
 }
 
@@ -206,7 +220,7 @@ struct find_cert {
 	int64_t now;
 	struct store_cert found;
 	int n;
-	int64_t stale[8]; /* active ones for this profile that no longer fit: superseded */
+	struct store_cert stale[8]; /* active ones for this profile that no longer fit */
 	size_t n_stale;
 };
 
@@ -220,11 +234,11 @@ static int find_cert_cb(void *ctx, const struct store_cert *c)
 	if (!strcmp(c->ca_instance, fc->need->ca) && !strcmp(c->template_name, fc->need->tmpl) &&
 	    c->not_after > fc->now && (!fc->n || c->id > fc->found.id)) {
 		if (fc->n && fc->n_stale < 8)
-			fc->stale[fc->n_stale++] = fc->found.id;
+			fc->stale[fc->n_stale++] = fc->found;
 		fc->found = *c;
 		fc->n = 1;
 	} else if (fc->n_stale < 8) {
-		fc->stale[fc->n_stale++] = c->id;
+		fc->stale[fc->n_stale++] = *c;
 	}
 	return 0;
 }
@@ -239,13 +253,15 @@ static char *b64(const uint8_t *data, size_t len)
 }
 
 /* Queues the revocation of superseded client certificates (R-REV-04): recorded before any
- * CA is asked, so nothing is forgotten; the pending "revoke" operations carry it out. */
-static void supersede(struct x8021x *x, const int64_t *ids, size_t n)
+ * CA is asked (REVOKE_PENDING + a pending "revoke" operation), so nothing is forgotten; the
+ * step asks the CAs at its end. */
+static void supersede(struct x8021x *x, const struct store_cert *certs, size_t n)
 {
 	struct store *st = site_store(x->f->site);
 	struct amtprov_error err;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && x->n_revoke < MAX_REVOKE; i++) {
+		struct x_revoke *rv = &x->revoke[x->n_revoke];
 		struct store_pending op;
 		char detail[STORE_TEXT_SIZE];
 
@@ -253,14 +269,99 @@ static void supersede(struct x8021x *x, const int64_t *ids, size_t n)
 		memset(&op, 0, sizeof(op));
 		op.device_id = x->device_id;
 		util_strlcpy(op.kind, REVOKE_KIND, sizeof(op.kind));
-		snprintf(op.payload, sizeof(op.payload), "{\"cert_id\":%lld,\"reason\":%d}",
-			 (long long)ids[i], AMTPROV_REVOKE_SUPERSEDED);
-		if (store_cert_set_status(st, ids[i], STORE_CERT_REVOKE_PENDING, -1,
-					  site_now(x->f->site), &err) == AMTPROV_OK)
-			store_pending_add(st, &op, site_now(x->f->site), &err);
-		snprintf(detail, sizeof(detail), "802.1X certificate %lld of profile '%s' superseded "
-			 "(R-REV-04)", (long long)ids[i], x->needs[x->cur].profile);
+		snprintf(op.payload, sizeof(op.payload), "{\"cert_id\":%lld,\"reason\":%d,\"ca\":\"%s\"}",
+			 (long long)certs[i].id, AMTPROV_REVOKE_SUPERSEDED, certs[i].ca_instance);
+		if (store_cert_set_status(st, certs[i].id, STORE_CERT_REVOKE_PENDING, -1,
+					  site_now(x->f->site), &err) != AMTPROV_OK ||
+		    store_pending_add(st, &op, site_now(x->f->site), &err) != AMTPROV_OK)
+			continue;
+		rv->cert = certs[i];
+		rv->pending_id = op.id;
+		rv->ca = plugin_host_find(site_plugins(x->f->site), certs[i].ca_instance);
+		x->n_revoke++;
+		snprintf(detail, sizeof(detail), "802.1X certificate serial %.64s of profile '%s' "
+			 "superseded (R-REV-04)", certs[i].serial_hex, certs[i].profile);
 		site_status(x->f->site, STATUS_REVOCATION_QUEUED, x->fqdn, detail);
+	}
+}
+
+static int work_revoke(void *arg, struct amtprov_error *err)
+{
+	struct x8021x *x = arg;
+
+	(void)err;
+	for (size_t i = 0; i < x->n_revoke; i++) {
+		struct x_revoke *rv = &x->revoke[i];
+		struct amtprov_ca_revocation rev = {
+			.struct_size = sizeof(rev),
+			.serial_hex = rv->cert.serial_hex,
+			.issuer = rv->cert.issuer,
+			.reason = AMTPROV_REVOKE_SUPERSEDED,
+		};
+		struct amtprov_error e;
+
+		amtprov_error_clear(&e);
+		if (!rv->ca) {
+			rv->res.outcome = AMTPROV_CA_UNCONFIGURED;
+			continue;
+		}
+		rv->rc = pi_ca_revoke(rv->ca, x->fqdn, &rev, &rv->res, &e);
+	}
+	return AMTPROV_OK;
+}
+
+static void on_revoked(struct engine_job *job, int rc, const struct amtprov_error *err,
+		       void *arg)
+{
+	struct x8021x *x = arg;
+	struct store *st = site_store(x->f->site);
+	int64_t now = site_now(x->f->site);
+
+	(void)job;
+	(void)rc;
+	(void)err;
+	x->in_worker = 0;
+	for (size_t i = 0; i < x->n_revoke; i++) {
+		struct x_revoke *rv = &x->revoke[i];
+		struct amtprov_error e;
+		char detail[STORE_TEXT_SIZE];
+
+		amtprov_error_clear(&e);
+		snprintf(detail, sizeof(detail), "802.1X certificate serial %.64s of profile '%s' "
+			 "revoked, superseded (R-REV-04)", rv->cert.serial_hex, rv->cert.profile);
+		if (rv->rc == AMTPROV_OK && rv->res.outcome == AMTPROV_CA_ISSUED) {
+			store_cert_set_status(st, rv->cert.id, STORE_CERT_REVOKED,
+					      AMTPROV_REVOKE_SUPERSEDED, now, &e);
+			store_pending_done(st, rv->pending_id, &e);
+			site_status(x->f->site, STATUS_CERT_REVOKED, x->fqdn, detail);
+		} else {
+			/* Never forgotten: the pending operation stays. */
+			store_pending_retry(st, rv->pending_id,
+					    rv->res.message[0] ? rv->res.message
+							       : amtprov_ca_outcome_name(rv->res.outcome),
+					    now + POLL_SECONDS, &e);
+		}
+		pi_ca_result_release(&rv->res);
+	}
+	x->n_revoke = 0;
+	finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+}
+
+/* The step's end: superseded certificates revoked (worker thread), then done. */
+static void end_step(struct x8021x *x)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (!x->n_revoke) {
+		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+		return;
+	}
+	x->in_worker = 1;
+	if (engine_job_blocking(x->job, work_revoke, on_revoked, x, &err) != AMTPROV_OK) {
+		/* Queued: they stay revoke-pending with their pending operations. */
+		x->in_worker = 0;
+		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
 	}
 }
 
@@ -280,8 +381,9 @@ static int make_key_and_csr(struct x8021x *x, struct amtprov_error *err)
 		goto out;
 	}
 	rc = pki_key_pem(key, &pem, err);
-	flow_8021x_key_name(x->fqdn, x->needs[x->cur].profile, keyname, sizeof(keyname));
-	/* Write-ahead: no certificate is ever issued for a key amtprov could lose. */
+	/* Write-ahead: no certificate is ever issued for a key amtprov could lose. It is kept
+	 * as pending so the key of the certificate in use stays until the new one is issued. */
+	flow_8021x_key_name(x->fqdn, x->needs[x->cur].profile, 1, keyname, sizeof(keyname));
 	if (rc == AMTPROV_OK)
 		rc = pi_credstore_put(x->cs, keyname, pem, err);
 	util_secret_free(pem);
@@ -343,6 +445,24 @@ static int work_ca(void *arg, struct amtprov_error *err)
 	return pi_ca_poll(x->ca, x->fqdn, &req, cookie, &x->res, err);
 }
 
+/* The pending key of @p profile becomes its current key (the pending record goes). */
+static int promote_key(struct x8021x *x, const char *profile, struct amtprov_error *err)
+{
+	char cur[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32], pend[sizeof(cur)];
+	struct amtprov_secret *pem = NULL;
+	int rc;
+
+	flow_8021x_key_name(x->fqdn, profile, 0, cur, sizeof(cur));
+	flow_8021x_key_name(x->fqdn, profile, 1, pend, sizeof(pend));
+	rc = pi_credstore_get(x->cs, pend, &pem, err);
+	if (rc == AMTPROV_OK)
+		rc = pi_credstore_put(x->cs, cur, pem, err);
+	util_secret_free(pem);
+	if (rc == AMTPROV_OK)
+		pi_credstore_remove(x->cs, pend, err);
+	return rc;
+}
+
 /* Checks the issued certificate (our key, the device, clientAuth only) and records it with
  * its DER in one transaction. */
 static int record_issued(struct x8021x *x, struct amtprov_error *err)
@@ -362,7 +482,7 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 	if (!c)
 		return amtprov_error_set(err, AMTPROV_E_PARSE, x->fqdn, "the CA returned an 802.1X "
 					 "certificate that does not parse");
-	flow_8021x_key_name(x->fqdn, n->profile, keyname, sizeof(keyname));
+	flow_8021x_key_name(x->fqdn, n->profile, 1, keyname, sizeof(keyname));
 	rc = pi_credstore_get(x->cs, keyname, &keypem, err);
 	if (rc == AMTPROV_OK)
 		rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
@@ -409,6 +529,9 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 		else
 			store_tx_rollback(st);
 	}
+	/* The certificate is recorded: its key becomes the profile's current key. */
+	if (rc == AMTPROV_OK)
+		rc = promote_key(x, n->profile, err);
 	if (rc == AMTPROV_OK) {
 		char detail[STORE_TEXT_SIZE];
 
@@ -685,28 +808,62 @@ static void cert_for_need(struct x8021x *x)
 	request_cert(x);
 }
 
-/* Key and certificate of needs[cur] into AMT (ADD_KEY, ADD_CERTIFICATE). */
+/* The key of needs[cur]'s certificate: the profile's current key, or its pending key when a
+ * restart came between recording the certificate and promoting the key. */
+static EVP_PKEY *cert_key(struct x8021x *x, struct amtprov_error *err)
+{
+	const char *profile = x->needs[x->cur].profile;
+	const char *b = x->needs[x->cur].cert_b64;
+	size_t blen = b ? strlen(b) : 0;
+	unsigned char *der = blen ? malloc(blen) : NULL;
+	int dl = der ? EVP_DecodeBlock(der, (const unsigned char *)b, (int)blen) : -1;
+	const unsigned char *p = der;
+	X509 *c;
+	EVP_PKEY *key = NULL;
+
+	if (dl > 0 && blen >= 2 && b[blen - 1] == '=')
+		dl -= b[blen - 2] == '=' ? 2 : 1;
+	c = dl > 0 ? d2i_X509(NULL, &p, dl) : NULL;
+	free(der);
+	for (int pending = 0; c && pending < 2 && !key; pending++) {
+		char name[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
+		struct amtprov_secret *pem = NULL;
+		struct amtprov_error e;
+
+		amtprov_error_clear(&e);
+		flow_8021x_key_name(x->fqdn, profile, pending, name, sizeof(name));
+		if (pi_credstore_get(x->cs, name, &pem, &e) == AMTPROV_OK &&
+		    pki_load_pem_key(pem->data, pem->len, name, &key, &e) == AMTPROV_OK &&
+		    !pki_key_matches(c, key)) {
+			EVP_PKEY_free(key);
+			key = NULL;
+		}
+		util_secret_free(pem);
+		if (key && pending && promote_key(x, profile, &e) != AMTPROV_OK) {
+			EVP_PKEY_free(key);
+			key = NULL;
+		}
+	}
+	if (!key)
+		amtprov_error_set(err, AMTPROV_E_NOT_FOUND, x->fqdn,
+				  "802.1X profile '%s': the credential store holds no key that "
+				  "matches its certificate", profile);
+	X509_free(c);
+	return key;
+}
+
+/* ADD_KEY params for needs[cur]. */
 static json_t *key_params(struct x8021x *x, struct amtprov_error *err)
 {
-	struct manifest *m = site_manifest(x->f->site);
-	struct plugin_instance *cs = plugin_host_find(site_plugins(x->f->site), m->credstore);
-	char name[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
-	struct amtprov_secret *pem = NULL;
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key = cert_key(x, err);
 	unsigned char *der = NULL;
 	char *s = NULL;
 	json_t *p = NULL;
-	int n = 0;
+	int n = key ? i2d_PrivateKey(key, &der) : 0;
 
-	flow_8021x_key_name(x->fqdn, x->needs[x->cur].profile, name, sizeof(name));
-	if (!cs || pi_credstore_get(cs, name, &pem, err) != AMTPROV_OK ||
-	    pki_load_pem_key(pem->data, pem->len, name, &key, err) != AMTPROV_OK)
-		goto out;
-	n = i2d_PrivateKey(key, &der);
 	s = n > 0 ? b64(der, (size_t)n) : NULL;
 	if (s)
 		p = json_pack("{s:s}", "key_der_b64", s);
-out:
 	if (s) {
 		util_wipe(s, strlen(s));
 		free(s);
@@ -716,7 +873,6 @@ out:
 		OPENSSL_free(der);
 	}
 	EVP_PKEY_free(key);
-	util_secret_free(pem);
 	return p;
 }
 
@@ -738,9 +894,8 @@ static void next_need(struct x8021x *x)
 	case X_ADD_KEY:
 		p = key_params(x, &err);
 		if (!p) {
-			fail(x, err.code ? err.code : AMTPROV_E_NOT_FOUND,
-			     "802.1X profile '%s': its key is not in the credential store%s%s",
-			     x->needs[x->cur].profile, err.msg[0] ? ": " : "", err.msg);
+			fail(x, err.code ? err.code : AMTPROV_E_NOT_FOUND, "%s",
+			     err.msg[0] ? err.msg : "802.1X: no key for the certificate");
 			return;
 		}
 		call(x, AMTPROV_AMT_ADD_KEY, p);
@@ -935,7 +1090,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 			call(x, AMTPROV_AMT_DELETE_CERTIFICATE, json_pack("{s:s}", "cert_handle", id));
 			return;
 		}
-		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+		end_step(x);
 		return;
 	default:
 		break;
@@ -1008,6 +1163,11 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 	x->info = *info;
 	x->info.fqdn = x->fqdn;
 	x->info.uuid = x->uuid;
+	{
+		struct manifest *m = site_manifest(f->site);
+
+		x->cs = m->credstore ? plugin_host_find(site_plugins(f->site), m->credstore) : NULL;
+	}
 	report_interrupted(x);
 	*out = x;
 	x->phase = X_DETECT;

@@ -65,7 +65,9 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 		     struct amtprov_error *err);
 /* Releases a step that will not finish (its job was aborted). Accepts NULL. */
 void flow_8021x_free(struct x8021x *x);
-/* The credential-store record of a device's 802.1X key for @p profile. */
-void flow_8021x_key_name(const char *fqdn, const char *profile, char *out, size_t size);
+/* The credential-store record of a device's 802.1X key for @p profile: the key of the
+ * certificate in use, or (@p pending) the key of a request not yet answered. */
+void flow_8021x_key_name(const char *fqdn, const char *profile, int pending, char *out,
+			 size_t size);
 
 #endif
