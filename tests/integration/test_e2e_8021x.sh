@@ -22,16 +22,9 @@ for tool in freeradius eapol_test sqlite3; do
 done
 [ "$HAVE_RADIUS" = 1 ] || { fail "freeradius, eapol_test and sqlite3 are installed"; finish; exit 1; }
 
-pki="$T/pki"; mkdir -p "$pki"
+pki="$T/pki"
+make_prov_pki "$pki"
 q() { "$@" >/dev/null 2>&1; }
-q openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Provisioning Root" -days 365 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-q openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" -subj "/CN=oob.contoso.com"
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-q openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem"
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
 # The RADIUS server's own CA and certificate (radius.contoso.com): AMT trusts this root.
 q openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/radius-ca.key" -out "$pki/radius-ca.pem" \
   -subj "/CN=RADIUS CA" -days 30 -addext "basicConstraints=critical,CA:TRUE" \
@@ -41,7 +34,6 @@ printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:radius.contoso.com\n' >"
 q openssl x509 -req -in "$pki/radius.csr" -CA "$pki/radius-ca.pem" -CAkey "$pki/radius-ca.key" \
   -CAcreateserial -days 30 -sha256 -extfile "$pki/radius.ext" -out "$pki/radius.pem"
 chmod 600 "$pki"/*.key
-ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
 
 mkdir -p "$T/sim"
 cat >"$T/fleet.json" <<JSON
@@ -273,6 +265,7 @@ check "R-8021X-07: ... because it is revoked (FreeRADIUS: certificate revoked; e
 check "R-8021X-07: the new certificate is accepted" eap_tls wired3 "$rad/wired3"
 radius_stop
 check "no secret in amtprovd's logs" bash -c "! grep -q 'PRIVATE KEY\|Guest-PEAP-pw1' '$T'/amtprovd*.log"
+check "no sanitizer report (amtprovd re-runs)" no_sanitizer_reports "$T/amtprovd2.log" "$T/amtprovd3.log"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
 
 finish

@@ -11,18 +11,8 @@ TEST_NAME=e2e_8021x_ca
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 NET="127.$((150 + ($$ + 7) % 40)).$(( ($$ / 40 + 3) % 250 ))"
 
-pki="$T/pki"; mkdir -p "$pki"
-q() { "$@" >/dev/null 2>&1; }
-q openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Provisioning Root" -days 365 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-q openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" -subj "/CN=oob.contoso.com"
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-q openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem"
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-chmod 600 "$pki"/*.key
-ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+pki="$T/pki"
+make_prov_pki "$pki"
 
 mkdir -p "$T/sim"
 dev() { printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in", "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com", "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"; }
@@ -78,6 +68,7 @@ check "REJECTED: no client certificate recorded, no request left in flight" \
 # UNREACHABLE
 site unreachable unr 251 fake-ca-unreachable '{}'
 "$AMTPROVD" -m "$T/unreachable/site.json" --once=120 2>"$T/d2.log"
+check "no sanitizer report" no_sanitizer_reports "$T/d2.log"
 check "UNREACHABLE: retried, the device waits in NEED_SECOND_STAGE" \
   test "$(db unreachable "select state from devices")" = NEED_SECOND_STAGE
 check "UNREACHABLE: with backoff and the reason" \
