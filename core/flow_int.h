@@ -51,4 +51,23 @@ void flow_device_accounts_free(struct flow_device_accounts *a);
 /* The credential-store record that holds a device's web server key. */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 
+/* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
+struct x8021x;
+/* How it ended, called exactly once (possibly from within flow_8021x_start): rc AMTPROV_OK
+ * and defer_at 0: done; defer_at > 0: a CA answered WAIT, come back in @p next at that time;
+ * else the failure (rc, why) for engine_job_done. The x8021x is freed before the call. */
+typedef void (*flow_8021x_done_fn)(void *ctx, enum device_state next, int rc, const char *why,
+				   int64_t defer_at);
+/* Starts the step on the stage's open @p session (borrowed; kept open until done). */
+int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
+		     const struct amtprov_device_info *info, int64_t device_id,
+		     flow_8021x_done_fn done, void *ctx, struct x8021x **out,
+		     struct amtprov_error *err);
+/* Releases a step that will not finish (its job was aborted). Accepts NULL. */
+void flow_8021x_free(struct x8021x *x);
+/* The credential-store record of a device's 802.1X key for @p profile: the key of the
+ * certificate in use, or (@p pending) the key of a request not yet answered. */
+void flow_8021x_key_name(const char *fqdn, const char *profile, int pending, char *out,
+			 size_t size);
+
 #endif

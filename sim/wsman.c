@@ -695,6 +695,8 @@ static const struct wclass classes[] = {
 	 r_kerberos, NULL, kerberos_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_RedirectionService", AMT_URI, "Name",
 	 r_redir, p_redir, redir_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_WebUIService", AMT_URI, "Name",
+	 r_webui, NULL, webui_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_SystemPowerScheme", AMT_URI, "InstanceID",
 	 r_power, NULL, power_methods, NULL, NULL, KEY_EXACT},
 	{"IPS_HostBasedSetupService", IPS_URI, "Name",

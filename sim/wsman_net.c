@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Second-stage classes other than the certificate store (AMT-PROTOCOL.md §4, §8, §13):
- * time synchronisation, Kerberos, redirection, power schemes, Ethernet port Put, host-based
- * setup, wired 802.1X (AMT_8021XProfile and IPS_IEEE8021xSettings), wireless
+ * time synchronisation, Kerberos, redirection, web UI, power schemes, Ethernet port Put,
+ * host-based setup, wired 802.1X (AMT_8021XProfile and IPS_IEEE8021xSettings), wireless
  * (CIM_WiFiPort, CIM_WiFiEndpointSettings, AMT_WiFiPortConfigurationService) and
  * CIM_CredentialContext.
  */
@@ -247,6 +247,47 @@ static int m_redir_rsc(struct device *d, xmlNodePtr in, const struct wreq *w, st
 
 const struct method redir_methods[] = {
 	{"RequestStateChange", m_redir_rsc},
+	{NULL, NULL},
+};
+
+/* ---- AMT_WebUIService ---------------------------------------------------------------------- */
+
+/* The AMT web interface on 16992/16993 (R-PROV-11 2). RequestStateChange 2 enables it, 3
+ * disables it; EnabledState reads back 2 or 3 (MeshCentral also counts 6 as enabled). The
+ * instance Name is not confirmed by a capture. */
+#define WEBUI_NAME "Intel(r) AMT Web Browser UI Service"
+
+int r_webui(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
+{
+	if (idx)
+		return -1;
+	sim_strlcpy(key, WEBUI_NAME, ks);
+	wm_ps(b, "CreationClassName", "AMT_WebUIService");
+	wm_ps(b, "ElementName", WEBUI_NAME);
+	wm_pi(b, "EnabledState", d->web_ui_enabled ? 2 : 3);
+	wm_ps(b, "Name", WEBUI_NAME);
+	wm_pi(b, "RequestedState", d->web_ui_enabled ? 2 : 3);
+	wm_ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
+	wm_ps(b, "SystemName", "Intel(r) AMT");
+	return 0;
+}
+
+static int m_webui_rsc(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
+		       struct http_response *r)
+{
+	char s[16];
+	long long st;
+
+	wm_arg(in, "RequestedState", s, sizeof(s));
+	if (sim_parse_ll(s, 0, 65535, &st) != 0 || (st != 2 && st != 3))
+		return 5; /* invalid parameter */
+	d->web_ui_enabled = st == 2;
+	device_audit(d, "web UI %s", d->web_ui_enabled ? "enabled" : "disabled");
+	return 0;
+}
+
+const struct method webui_methods[] = {
+	{"RequestStateChange", m_webui_rsc},
 	{NULL, NULL},
 };
 

@@ -140,6 +140,21 @@ void at_instance_xml(struct at_buf *b, const char *cls, const json_t *props)
 	at_buf_printf(b, "</h:%s>", name);
 }
 
+void at_arg_instance(struct at_buf *b, const char *name, const char *cls, const json_t *props)
+{
+	char uri[256];
+	const char *k;
+	json_t *v;
+
+	at_class_uri(cls, uri, sizeof(uri));
+	at_buf_printf(b, "<h:%s xmlns:q=\"", name);
+	at_buf_add_xml(b, uri);
+	at_buf_add(b, "\">");
+	json_object_foreach((json_t *)props, k, v)
+		value_xml(b, "q", k, v);
+	at_buf_printf(b, "</h:%s>", name);
+}
+
 int at_wsman_put(struct at_session *s, const char *cls, const json_t *sel, const json_t *props)
 {
 	char uri[256];
