@@ -104,6 +104,35 @@ static void test_creates_database_only_when_asked(void)
 	fx_done(&f);
 }
 
+/* The test clock: every site_now() reads the file, so a test moves time without sleeping
+ * (issue 6 "Tests drive the clock"); an unreadable file falls back to real time. */
+static void test_test_clock_file_drives_site_now(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	char *clock;
+	int64_t real;
+
+	fx_init(&f, SITE_HEAD "}");
+	clock = tu_write(f.dir, "clock", "2000000000\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(clock);
+	setenv(SITE_TEST_CLOCK_ENV, clock, 1);
+	CU_ASSERT_EQUAL(open_site(&f, SITE_NO_PLUGINS | SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(site_now(s), 2000000000);
+	free(tu_write(f.dir, "clock", "2000086400"));
+	CU_ASSERT_EQUAL(site_now(s), 2000086400);
+	CU_ASSERT_EQUAL(site_clock(s), 2000086400);
+	free(tu_write(f.dir, "clock", "not a time"));
+	real = site_now(s);
+	CU_ASSERT_TRUE(real > 1600000000 && real < 2000000000);
+	unsetenv(SITE_TEST_CLOCK_ENV);
+	site_close(s);
+	free(clock);
+	fx_done(&f);
+}
+
 static void test_bad_manifest_changes_nothing(void)
 {
 	struct fx f;
@@ -292,6 +321,8 @@ void register_site_tests(void)
 
 	CU_add_test(s, "the database is created only when asked, owner-only",
 		    test_creates_database_only_when_asked);
+	CU_add_test(s, "the test clock file drives site_now and the plugins' clock",
+		    test_test_clock_file_drives_site_now);
 	CU_add_test(s, "a bad manifest is refused and nothing is created",
 		    test_bad_manifest_changes_nothing);
 	CU_add_test(s, "a corrupt database is refused and left byte-for-byte untouched",
