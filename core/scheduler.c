@@ -84,7 +84,9 @@ static int run_one(const struct task_env *env, const struct task_def *t)
 	rec.last_result = res.code;
 	util_strlcpy(rec.last_detail, res.detail, sizeof(rec.last_detail));
 	rec.interval_seconds = sched_interval(site_manifest(s), t->name);
-	rec.next_run = now + rec.interval_seconds;
+	/* An on-demand run between two scheduled ones leaves the schedule as it was. */
+	if (rec.next_run <= now || rec.next_run > now + rec.interval_seconds)
+		rec.next_run = now + rec.interval_seconds;
 	amtprov_error_clear(&err);
 	if (store_task_put(st, &rec, &err) != AMTPROV_OK)
 		alog(site_log(s), AMTPROV_LOG_ERROR, "task %s: cannot record the run: %s", t->name,

@@ -116,3 +116,12 @@ served_sha256() {
 
 export -f now state_of cert_field crl_has served_sha256 no_sanitizer_reports
 export AMTPROV SITE NET T
+
+# issue_prov DAYS OUT: another provisioning certificate from the same root, chain in OUT
+issue_prov() {
+  local pki="$T/pki"
+  openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+    -CAcreateserial -days "$1" -sha256 -extfile "$pki/ext" -out "$2.leaf" 2>/dev/null &&
+    cat "$2.leaf" "$pki/root.pem" >"$2"
+}
+not_after_epoch() { date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
