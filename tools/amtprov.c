@@ -1723,6 +1723,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 					     {"severity", required_argument, NULL, 's'},
 					     {"device", required_argument, NULL, 'd'},
 					     {"since", required_argument, NULL, 'S'},
+					     {"until", required_argument, NULL, 'U'},
 					     {"limit", required_argument, NULL, 'l'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
@@ -1754,7 +1755,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		return EXIT_OK;
 	}
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "i:s:d:S:l:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "i:s:d:S:U:l:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'i':
 			if (util_parse_ll(optarg, 1, 99999, &v) < 0)
@@ -1776,6 +1777,13 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			}
 			f.since = v;
 			break;
+		case 'U':
+			if (util_parse_ll(optarg, 1, INT64_MAX / 2, &v) < 0) {
+				fprintf(stderr, "amtprov: --until takes Unix seconds\n");
+				return EXIT_USAGE;
+			}
+			f.until = v;
+			break;
 		case 'l':
 			if (util_parse_ll(optarg, 1, 1000000, &v) < 0)
 				return EXIT_USAGE;
@@ -1784,7 +1792,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		case 'h':
 			puts("Usage: amtprov -m FILE status [--id N] [--severity info|warning|error]\n"
 			     "                             [--device FQDN] [--since UNIX_SECONDS] "
-			     "[--limit N]\n"
+			     "[--until UNIX_SECONDS] [--limit N]\n"
 			     "       amtprov status catalog");
 			return EXIT_OK;
 		default: return EXIT_USAGE;

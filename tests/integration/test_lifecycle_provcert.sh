@@ -36,6 +36,13 @@ done
 echo "# days left:message $seen"
 check "R-PC-06: 7210 exactly at 40..15 days, 7211 below 15, nothing at 42 and 41, once a day" test "$ok" = 1
 
+count() { "$AMTPROV" -m "$SITE" --json status "$@" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+check "status by ID and time window: 26 x 7210, one per day from 40 to 15 days" \
+  test "$(count --id 7210 --since $((NA - 40 * 86400)) --until $((NA - 15 * 86400 + 1)))" = 26
+check "status by severity: the 7211 errors of days 14, 13, 12" \
+  test "$(count --severity error --id 7211 --since $((NA - 14 * 86400)))" = 3
+check "status --until excludes its second" test "$(count --id 7210 --until $((NA - 40 * 86400)))" = 0
+
 # Once a day: an on-demand run later the same day sends nothing new.
 set_clock $((NA - 12 * 86400 + 3600))
 "$AMTPROV" -m "$SITE" task run provisioning-certificate >/dev/null
