@@ -58,12 +58,15 @@ struct cert_call {
 	struct amtprov_error perr; /* preparation error from the worker */
 	flow_cert_done_fn done;    /* flow_cert_request(): who gets the answer */
 	void *done_arg;
+	void (*done_free)(void *); /* frees done_arg if the answer never reaches done */
 };
 
 static void call_free(struct cert_call *c)
 {
 	if (!c)
 		return;
+	if (c->done_free)
+		c->done_free(c->done_arg);
 	free(c->csr_der);
 	pi_ca_result_release(&c->res);
 	free(c);
@@ -404,6 +407,7 @@ static void answer_to_caller(struct cert_call *c, struct engine_job *job)
 	char why[STORE_TEXT_SIZE];
 	int64_t new_id = 0;
 
+	c->done_free = NULL; /* done owns done_arg from here */
 	amtprov_error_clear(&e2);
 	if (c->res.outcome == AMTPROV_CA_ISSUED) {
 		if (record_issued(c, &new_id, &e2) == AMTPROV_OK) {
@@ -619,18 +623,21 @@ static void report_interrupted_request(struct cert_call *c)
 }
 
 static void start_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
-			  void *done_arg)
+			  void *done_arg, void (*done_free)(void *))
 {
 	struct cert_call *c = call_new(f, job);
 	struct store_pending marker;
 	struct amtprov_error err;
 
 	if (!c) {
+		if (done_free)
+			done_free(done_arg);
 		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
 		return;
 	}
 	c->done = done;
 	c->done_arg = done_arg;
+	c->done_free = done_free;
 	report_interrupted_request(c);
 	/* Write-ahead: the request is on record before the CA can issue anything. */
 	memset(&marker, 0, sizeof(marker));
@@ -657,13 +664,13 @@ static void start_request(struct flow *f, struct engine_job *job, flow_cert_done
 
 void flow_step_certificate(struct engine_job *job, void *ctx)
 {
-	start_request(ctx, job, NULL, NULL);
+	start_request(ctx, job, NULL, NULL, NULL);
 }
 
 void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
-		       void *arg)
+		       void *arg, void (*arg_free)(void *))
 {
-	start_request(f, job, done, arg);
+	start_request(f, job, done, arg, arg_free);
 }
 
 struct find_poll {

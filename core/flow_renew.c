@@ -325,6 +325,6 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
 		return;
 	}
-	/* flow_cert_request owns the job until on_cert: r is freed there or after. */
-	flow_cert_request(f, job, on_cert, r);
+	/* flow_cert_request owns the job (and r) until on_cert. */
+	flow_cert_request(f, job, on_cert, r, renew_abort);
 }
