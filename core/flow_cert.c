@@ -56,12 +56,17 @@ struct cert_call {
 	int64_t submit_marker;              /* the ca-submit pending operation, 0 if none */
 	struct amtprov_ca_result res;
 	struct amtprov_error perr; /* preparation error from the worker */
+	flow_cert_done_fn done;    /* flow_cert_request(): who gets the answer */
+	void *done_arg;
+	void (*done_free)(void *); /* frees done_arg if the answer never reaches done */
 };
 
 static void call_free(struct cert_call *c)
 {
 	if (!c)
 		return;
+	if (c->done_free)
+		c->done_free(c->done_arg);
 	free(c->csr_der);
 	pi_ca_result_release(&c->res);
 	free(c);
@@ -393,6 +398,37 @@ static int revoke_superseded(struct cert_call *c, struct engine_job *job, int64_
 	return 1;
 }
 
+/* flow_cert_request(): an issued certificate is recorded and handed back; any other
+ * answer is a failure the caller decides about (renewal needs a CA that issues at once,
+ * as seed 000 requires: automatic approval). */
+static void answer_to_caller(struct cert_call *c, struct engine_job *job)
+{
+	struct amtprov_error e2;
+	char why[STORE_TEXT_SIZE];
+	int64_t new_id = 0;
+
+	c->done_free = NULL; /* done owns done_arg from here */
+	amtprov_error_clear(&e2);
+	if (c->res.outcome == AMTPROV_CA_ISSUED) {
+		if (record_issued(c, &new_id, &e2) == AMTPROV_OK) {
+			c->done(job, AMTPROV_OK, new_id, NULL, c->done_arg);
+			return;
+		}
+		snprintf(why, sizeof(why), "certificate not recorded: %s", e2.msg);
+		c->done(job, e2.code ? e2.code : AMTPROV_E_INTERNAL, 0, why, c->done_arg);
+		return;
+	}
+	snprintf(why, sizeof(why), "CA '%s' answered %s%s%s", plugin_instance_name(c->ca),
+		 amtprov_ca_outcome_name(c->res.outcome), c->res.message[0] ? ": " : "",
+		 c->res.message);
+	c->done(job,
+		c->res.outcome == AMTPROV_CA_UNREACHABLE || c->res.outcome == AMTPROV_CA_WAIT ||
+				c->res.outcome == AMTPROV_CA_WAIT_WITH_DELAY
+			? AMTPROV_E_UNREACHABLE
+			: AMTPROV_E_DENIED,
+		0, why, c->done_arg);
+}
+
 /* Turns a CA answer into the device's next state (loop thread). */
 static void on_answer(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
 {
@@ -413,6 +449,11 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 	}
 	if (rc != AMTPROV_OK) {
 		engine_job_done(job, DS_INVALID, rc, err->msg);
+		goto out;
+	}
+	if (c->done) {
+		engine_job_set_abort(job, NULL, NULL); /* c is freed below; done sets its own */
+		answer_to_caller(c, job);
 		goto out;
 	}
 	switch (c->res.outcome) {
@@ -581,16 +622,22 @@ static void report_interrupted_request(struct cert_call *c)
 	}
 }
 
-void flow_step_certificate(struct engine_job *job, void *ctx)
+static void start_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
+			  void *done_arg, void (*done_free)(void *))
 {
-	struct cert_call *c = call_new(ctx, job);
+	struct cert_call *c = call_new(f, job);
 	struct store_pending marker;
 	struct amtprov_error err;
 
 	if (!c) {
+		if (done_free)
+			done_free(done_arg);
 		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
 		return;
 	}
+	c->done = done;
+	c->done_arg = done_arg;
+	c->done_free = done_free;
 	report_interrupted_request(c);
 	/* Write-ahead: the request is on record before the CA can issue anything. */
 	memset(&marker, 0, sizeof(marker));
@@ -613,6 +660,17 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 		return;
 	}
 	engine_job_set_abort(job, call_abort, c);
+}
+
+void flow_step_certificate(struct engine_job *job, void *ctx)
+{
+	start_request(ctx, job, NULL, NULL, NULL);
+}
+
+void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
+		       void *arg, void (*arg_free)(void *))
+{
+	start_request(f, job, done, arg, arg_free);
 }
 
 struct find_poll {

@@ -29,6 +29,15 @@ struct flow {
 
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
 void flow_step_certificate(struct engine_job *job, void *ctx);
+/* The same request (new key, CSR, CA, recorded with its DER) for another step, such as
+ * renewal: instead of moving the device on, @p done gets the new certificate's id on the
+ * loop thread, or the failure (never CA_WAITING). @p done must end the job. If the job
+ * ends before @p done is called (shutdown, a failure of the request itself), @p arg_free
+ * (may be NULL) frees @p arg. */
+typedef void (*flow_cert_done_fn)(struct engine_job *job, int rc, int64_t cert_id,
+				  const char *why, void *arg);
+void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
+		       void *arg, void (*arg_free)(void *));
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
 /* flow_stage.c: NEED_FIRST_STAGE, NEED_COMMIT, NEED_SECOND_STAGE (R-PROV-10/11). */
 void flow_step_first_stage(struct engine_job *job, void *ctx);

@@ -549,6 +549,71 @@ static int op_add_cert(struct at_session *s)
 	return rc;
 }
 
+/* The value of an EPR's (first) Selector; at_xml_to_json drops its Name attribute. */
+static const char *epr_selector(const json_t *v)
+{
+	const char *k;
+	json_t *c;
+
+	json_object_foreach((json_t *)v, k, c) {
+		const char *r;
+
+		if (strcmp(k, "Selector") == 0) {
+			if (json_is_array(c))
+				c = json_array_get(c, 0);
+			return json_string_value(c);
+		}
+		if (json_is_object(c) && (r = epr_selector(c)))
+			return r;
+	}
+	return NULL;
+}
+
+/* ENABLE_TLS {"replace":true} after provisioning (certificate renewal, R-WS-03): AMT keeps
+ * one TLS credential context, so the old one is deleted before the new one is created;
+ * both apply at CommitChanges. Steps 20 (enumerate) and 21 (delete each). AMTPROV_OK when
+ * none is left. */
+static int replace_tls_contexts(struct at_session *s, const char *new_handle)
+{
+	json_t *items, *it, *sel;
+	const char *cert;
+	json_int_t i;
+	int rc;
+
+	if (s->step < 21) {
+		s->step = 20;
+		rc = enum_all(s, "AMT_TLSCredentialContext");
+		if (rc != AMTPROV_OK)
+			return rc;
+		s->step = 21;
+		json_object_set_new(s->scratch, "del", json_integer(0));
+	}
+	items = json_object_get(s->scratch, "items");
+	i = json_integer_value(json_object_get(s->scratch, "del"));
+	for (; i < (json_int_t)json_array_size(items); i++) {
+		it = json_array_get(items, (size_t)i);
+		cert = epr_selector(json_object_get(it, "ElementInContext"));
+		if (!cert)
+			continue;
+		if (strcmp(cert, new_handle) == 0) {
+			/* Already bound to the new certificate: a re-run after a crash. */
+			json_object_set_new(s->scratch, "bound", json_true());
+			continue;
+		}
+		json_object_set_new(s->scratch, "del", json_integer(i + 1));
+		sel = json_pack("{s{ssssss}s{ssssss}}", "ElementInContext", "epr_class",
+				"AMT_PublicKeyCertificate", "selector", "InstanceID", "value", cert,
+				"ElementProvidingContext", "epr_class",
+				"AMT_TLSProtocolEndpointCollection", "selector", "ElementName",
+				"value", "TLSProtocolEndpointInstances Collection");
+		rc = at_wsman_delete(s, "AMT_TLSCredentialContext", sel);
+		json_decref(sel);
+		return rc;
+	}
+	json_object_set_new(s->scratch, "replaced", json_true());
+	return AMTPROV_OK;
+}
+
 static int op_enable_tls(struct at_session *s)
 {
 	const char *ch = pstr(s, "cert_handle");
@@ -567,6 +632,14 @@ static int op_enable_tls(struct at_session *s)
 	}
 	if (!ch)
 		return bad_param(s, "cert_handle", "a string");
+	if ((s->step == 0 && json_is_true(json_object_get(s->params, "replace")) &&
+	     !json_object_get(s->scratch, "replaced")) || s->step >= 20) {
+		rc = replace_tls_contexts(s, ch);
+		if (rc != AMTPROV_OK)
+			return rc;
+		/* Every old context is gone: create the new one, unless it exists. */
+		s->step = json_is_true(json_object_get(s->scratch, "bound")) ? 10 : 0;
+	}
 	if (s->step == 0) {
 		at_buf_add(&a, "<h:AMT_TLSCredentialContext xmlns:h=\"" AT_NS_AMT
 			       "AMT_TLSCredentialContext\">");
