@@ -5,7 +5,7 @@
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-NET="127.$((150 + $$ % 40)).$(( ($$ / 40) % 250 ))"
+claim_net
 SITE="$T/site/site.json"
 CLOCK="$T/clock"
 export AMTPROV_TEST_CLOCK_FILE="$CLOCK"

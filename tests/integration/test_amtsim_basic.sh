@@ -10,9 +10,9 @@ source "$(dirname "$0")/lib.sh"
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 [ -x "$AMTSIM" ] || { echo "amtsim not built: $AMTSIM"; exit 1; }
 
-# Our own loopback addresses, derived from the PID so parallel runs never collide.
+# Our own loopback /24 (claim_net, lib.sh); host parts derived from the PID.
 P=$$
-NET="127.$((200 + (P >> 14) % 50)).$(((P >> 6) & 255))"
+claim_net
 A_POST="$NET.$(((P & 63) + 1))"
 A_IN="$NET.$(((P & 63) + 65))"
 A_LEG="$NET.$(((P & 63) + 129))"

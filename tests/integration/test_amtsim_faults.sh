@@ -10,9 +10,9 @@ source "$(dirname "$0")/lib.sh"
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 [ -x "$AMTSIM" ] || { echo "amtsim not built: $AMTSIM"; exit 1; }
 
-# Own loopback addresses (127.100-149.x.x here), derived from the PID.
+# Our own loopback /24 (claim_net, lib.sh).
 P=$$
-NET="127.$((100 + (P >> 14) % 50)).$(((P >> 6) & 255))"
+claim_net
 A_DROP="$NET.$(((P & 63) + 1))"
 A_AUTH="$NET.$(((P & 63) + 65))"
 A_SLOW="$NET.$(((P & 63) + 129))"

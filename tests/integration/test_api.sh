@@ -7,8 +7,9 @@ TEST_NAME=api
 . "$(dirname "$0")/lib.sh"
 
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-# An address and port of our own, so parallel test runs do not collide.
-IP="127.$((60 + $$ % 40)).$(( ($$ / 40) % 250 + 1)).$(( ($$ / 10000) % 200 + 10 ))"
+# An address of our own (claim_net, lib.sh), so parallel test runs do not collide.
+claim_net
+IP="$NET.10"
 PORT=$((20000 + $$ % 20000))
 URL="https://$IP:$PORT"
 O="$T/out"; E="$T/err"

@@ -14,7 +14,7 @@ TEST_NAME=e2e_8021x
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-NET="127.$((150 + $$ % 40)).$(( ($$ / 40) % 250 ))"
+claim_net
 RADIUS_PORT=$((20000 + $$ % 20000))
 HAVE_RADIUS=1
 for tool in freeradius eapol_test sqlite3; do

@@ -9,7 +9,7 @@ TEST_NAME=e2e_8021x_ca
 . "$(dirname "$0")/lib.sh"
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
-NET="127.$((150 + ($$ + 7) % 40)).$(( ($$ / 40 + 3) % 250 ))"
+claim_net
 
 pki="$T/pki"
 make_prov_pki "$pki"
