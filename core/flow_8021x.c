@@ -1,21 +1,34 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * 802.1X, the second stage's last step (R-PROV-11 3, R-8021X), on the stage's session:
+ * 802.1X, the second stage's last step (R-PROV-11 3, R-8021X), on the stage's session; also
+ * the client-certificate part of an update (R-REV-04, R-8021X-05) and of a renewal
+ * (R-8021X-06), on theirs:
  *   1. detect the wireless port (Enumerate CIM_WiFiPort);
- *   2. note the certificates AMT's 802.1X links use now (CIM_CredentialContext) and delete
- *      the existing wireless profiles;
- *   3. ask the netprofile plugin which client certificates the device needs (R-8021X-01);
- *   4. for each: reuse the device's active certificate for that profile when it is still
+ *   2. ask the netprofile plugin which client certificates the device needs (R-8021X-01);
+ *   3. for each: reuse the device's active certificate for that profile when it is still
  *      good, else request one from the profile's CA (EKU clientAuth, subject = device FQDN,
  *      R-8021X-02) with a key amtprov makes, stored first (write-ahead, as the web server
- *      certificate: nothing issued for a key amtprov could lose, no request untracked);
- *   5. install key and certificate in AMT (ADD_KEY, ADD_CERTIFICATE);
+ *      certificate: nothing issued for a key amtprov could lose, no request untracked).
+ *      All CA answers come before AMT is changed, so a refusal leaves AMT as it was;
+ *   4. install key and certificate in AMT (ADD_KEY, ADD_CERTIFICATE);
+ *   5. note the certificates AMT's 802.1X links use now (CIM_CredentialContext) and delete
+ *      the existing wireless profiles;
  *   6. render the profiles bound to their own certificates (R-8021X-04) and SET_8021X;
- *   7. delete the certificates the old links used that no link uses any more.
+ *   7. delete the certificates the old links used that no link uses any more;
+ *   8. revoke, Superseded, every other active client certificate of the device (R-REV-04):
+ *      only now, once the new ones are bound, so the device never runs on a revoked one.
+ * "Still good" depends on why the step runs (the job's state):
+ *   NEED_SECOND_STAGE  provisioning: same CA and template, not expired, and recorded in this
+ *                      provisioning (not before its web server certificate): one from an
+ *                      earlier provisioning is replaced (R-REV-04 with R-REV-02b);
+ *   NEED_UPDATE        as provisioning, and recorded after the update was requested
+ *                      (lifecycle.c's mark): the update replaces them all (R-REV-04); over
+ *                      wireless nothing is requested or changed (R-8021X-05, R-WS-04);
+ *   NEED_RENEWAL       as provisioning, with more than renew_within_days left (R-8021X-06).
  * Running it again changes nothing but what the manifest changed (R-PROV-13): certificates
  * are reused, and what AMT already holds is adopted.
- * A CA that answers WAIT leaves the device in NEED_SECOND_STAGE until the poll time, REJECTED
- * fails it with the CA's reason, UNREACHABLE retries with backoff.
+ * A CA that answers WAIT leaves the device in the job's NEED_ state until the poll time,
+ * REJECTED fails the step with the CA's reason, UNREACHABLE retries with backoff.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -31,28 +44,29 @@
 #include <jansson.h>
 
 #include "flow_int.h"
+#include "flow_keys.h"
+#include "lifecycle.h"
 #include "pki.h"
+#include "revoke.h"
 #include "status.h"
 #include "util.h"
 
 #define SUBMIT_KIND "8021x-submit" /* write-ahead record of a request in flight */
 #define POLL_KIND "8021x-poll"     /* a WAIT answer's cookie, polled later */
-#define REVOKE_KIND "revoke"       /* as flow_cert.c: a superseded certificate */
 #define POLL_SECONDS 60
 #define KEY_BITS 2048
 #define MAX_NEEDS 17 /* 1 wired + 16 wireless */
 #define PKI_OID_CLIENT_AUTH "1.3.6.1.5.5.7.3.2"
-#define MAX_REVOKE 16
 
 enum x_phase {
 	X_DETECT,
-	X_ENUM_CTX,
-	X_ENUM_WIFI,
-	X_DEL_WIFI,
 	X_CERT,
 	X_ADD_KEY,
 	X_ADD_CERT,
 	X_FIND_CERT,
+	X_ENUM_CTX,
+	X_ENUM_WIFI,
+	X_DEL_WIFI,
 	X_SET,
 	X_ENUM_CTX_AFTER,
 	X_DEL_OLD,
@@ -66,14 +80,6 @@ struct x_need {
 	int64_t cert_id;
 	char *cert_b64;
 	char cert_handle[128];
-};
-
-struct x_revoke {
-	struct store_cert cert;
-	int64_t pending_id;
-	struct plugin_instance *ca;
-	struct amtprov_ca_result res;
-	int rc;
 };
 
 struct x8021x {
@@ -100,8 +106,9 @@ struct x8021x {
 	struct amtprov_ca_result res;
 	struct amtprov_error perr;
 	int in_worker;
-	struct x_revoke revoke[MAX_REVOKE]; /* superseded certificates (R-REV-04) */
-	size_t n_revoke;
+	enum device_state step_state; /* why it runs: NEED_SECOND_STAGE, _UPDATE or _RENEWAL */
+	int64_t reuse_from_id;        /* certificates recorded before this id are replaced */
+	struct revoke_batch *batch;   /* the superseded certificates, asked of their CAs */
 };
 
 void flow_8021x_key_name(const char *fqdn, const char *profile, int pending, char *out,
@@ -128,8 +135,7 @@ void flow_8021x_free(struct x8021x *x)
 	json_decref(x->todo);
 	free(x->csr_der);
 	pi_ca_result_release(&x->res);
-	for (size_t i = 0; i < x->n_revoke; i++)
-		pi_ca_result_release(&x->revoke[i].res);
+	revoke_batch_free(x->batch);
 	free(x);
 }
 
@@ -216,97 +222,37 @@ static json_t *linked_certs(const json_t *items)
 /* ---- the certificate of needs[cur]: reuse, poll or request ---- */
 
 struct find_cert {
+	const struct x8021x *x;
 	const struct x_need *need;
 	int64_t now;
 	struct store_cert found;
 	int n;
-	struct store_cert stale[8]; /* active ones for this profile that no longer fit */
-	size_t n_stale;
 };
 
+/* Still good for the need (see the top of the file); the newest such one is reused. */
 static int find_cert_cb(void *ctx, const struct store_cert *c)
 {
 	struct find_cert *fc = ctx;
 
 	if (c->purpose != AMTPROV_PURPOSE_CLIENT_8021X || strcmp(c->status, STORE_CERT_ACTIVE) ||
-	    strcmp(c->profile, fc->need->profile))
+	    strcmp(c->profile, fc->need->profile) || strcmp(c->ca_instance, fc->need->ca) ||
+	    strcmp(c->template_name, fc->need->tmpl) || c->not_after <= fc->now ||
+	    c->id < fc->x->reuse_from_id ||
+	    (fc->x->step_state == DS_NEED_RENEWAL && lifecycle_cert_due(fc->x->f->site, c)))
 		return 0;
-	if (!strcmp(c->ca_instance, fc->need->ca) && !strcmp(c->template_name, fc->need->tmpl) &&
-	    c->not_after > fc->now && (!fc->n || c->id > fc->found.id)) {
-		if (fc->n && fc->n_stale < 8)
-			fc->stale[fc->n_stale++] = fc->found;
+	if (!fc->n || c->id > fc->found.id) {
 		fc->found = *c;
 		fc->n = 1;
-	} else if (fc->n_stale < 8) {
-		fc->stale[fc->n_stale++] = *c;
 	}
 	return 0;
 }
 
-static char *b64(const uint8_t *data, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
-/* Queues the revocation of superseded client certificates (R-REV-04): recorded before any
- * CA is asked (REVOKE_PENDING + a pending "revoke" operation), so nothing is forgotten; the
- * step asks the CAs at its end. */
-static void supersede(struct x8021x *x, const struct store_cert *certs, size_t n)
-{
-	struct store *st = site_store(x->f->site);
-	struct amtprov_error err;
-
-	for (size_t i = 0; i < n && x->n_revoke < MAX_REVOKE; i++) {
-		struct x_revoke *rv = &x->revoke[x->n_revoke];
-		struct store_pending op;
-		char detail[STORE_TEXT_SIZE];
-
-		amtprov_error_clear(&err);
-		memset(&op, 0, sizeof(op));
-		op.device_id = x->device_id;
-		util_strlcpy(op.kind, REVOKE_KIND, sizeof(op.kind));
-		snprintf(op.payload, sizeof(op.payload), "{\"cert_id\":%lld,\"reason\":%d,\"ca\":\"%s\"}",
-			 (long long)certs[i].id, AMTPROV_REVOKE_SUPERSEDED, certs[i].ca_instance);
-		if (store_cert_set_status(st, certs[i].id, STORE_CERT_REVOKE_PENDING, -1,
-					  site_now(x->f->site), &err) != AMTPROV_OK ||
-		    store_pending_add(st, &op, site_now(x->f->site), &err) != AMTPROV_OK)
-			continue;
-		rv->cert = certs[i];
-		rv->pending_id = op.id;
-		rv->ca = plugin_host_find(site_plugins(x->f->site), certs[i].ca_instance);
-		x->n_revoke++;
-		snprintf(detail, sizeof(detail), "802.1X certificate serial %.64s of profile '%s' "
-			 "superseded (R-REV-04)", certs[i].serial_hex, certs[i].profile);
-		site_status(x->f->site, STATUS_REVOCATION_QUEUED, x->fqdn, detail);
-	}
-}
+/* ---- the end: superseded certificates revoked (R-REV-04) ---- */
 
 static int work_revoke(void *arg, struct amtprov_error *err)
 {
-	struct x8021x *x = arg;
-
 	(void)err;
-	for (size_t i = 0; i < x->n_revoke; i++) {
-		struct x_revoke *rv = &x->revoke[i];
-		struct amtprov_ca_revocation rev = {
-			.struct_size = sizeof(rev),
-			.serial_hex = rv->cert.serial_hex,
-			.issuer = rv->cert.issuer,
-			.reason = AMTPROV_REVOKE_SUPERSEDED,
-		};
-		struct amtprov_error e;
-
-		amtprov_error_clear(&e);
-		if (!rv->ca) {
-			rv->res.outcome = AMTPROV_CA_UNCONFIGURED;
-			continue;
-		}
-		rv->rc = pi_ca_revoke(rv->ca, x->fqdn, &rev, &rv->res, &e);
-	}
+	revoke_batch_call(((struct x8021x *)arg)->batch);
 	return AMTPROV_OK;
 }
 
@@ -314,52 +260,57 @@ static void on_revoked(struct engine_job *job, int rc, const struct amtprov_erro
 		       void *arg)
 {
 	struct x8021x *x = arg;
-	struct store *st = site_store(x->f->site);
-	int64_t now = site_now(x->f->site);
 
 	(void)job;
 	(void)rc;
 	(void)err;
 	x->in_worker = 0;
-	for (size_t i = 0; i < x->n_revoke; i++) {
-		struct x_revoke *rv = &x->revoke[i];
-		struct amtprov_error e;
-		char detail[STORE_TEXT_SIZE];
-
-		amtprov_error_clear(&e);
-		snprintf(detail, sizeof(detail), "802.1X certificate serial %.64s of profile '%s' "
-			 "revoked, superseded (R-REV-04)", rv->cert.serial_hex, rv->cert.profile);
-		if (rv->rc == AMTPROV_OK && rv->res.outcome == AMTPROV_CA_ISSUED) {
-			store_cert_set_status(st, rv->cert.id, STORE_CERT_REVOKED,
-					      AMTPROV_REVOKE_SUPERSEDED, now, &e);
-			store_pending_done(st, rv->pending_id, &e);
-			site_status(x->f->site, STATUS_CERT_REVOKED, x->fqdn, detail);
-		} else {
-			/* Never forgotten: the pending operation stays. */
-			store_pending_retry(st, rv->pending_id,
-					    rv->res.message[0] ? rv->res.message
-							       : amtprov_ca_outcome_name(rv->res.outcome),
-					    now + POLL_SECONDS, &e);
-		}
-		pi_ca_result_release(&rv->res);
-	}
-	x->n_revoke = 0;
+	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
+	revoke_batch_record(x->f->site, x->batch, NULL, NULL);
 	finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
 }
 
-/* The step's end: superseded certificates revoked (worker thread), then done. */
+static const char *supersede_reason(const struct x8021x *x)
+{
+	switch (x->step_state) {
+	case DS_NEED_UPDATE:
+		return "R-REV-04: the management controller was updated with 802.1X templates "
+		       "configured; superseded by a new client certificate";
+	case DS_NEED_RENEWAL:
+		return "R-8021X-06: superseded by a renewed client certificate";
+	default:
+		return "R-REV-04: superseded by the client certificate provisioning bound";
+	}
+}
+
+/* The profiles are bound: every other active client certificate of the device is queued
+ * for revocation (write-ahead, revoke.c), then the CAs are asked on a worker thread. */
 static void end_step(struct x8021x *x)
 {
+	int64_t keep[MAX_NEEDS];
 	struct amtprov_error err;
+	int n = 0;
 
+	for (size_t i = 0; i < x->n_needs; i++)
+		keep[i] = x->needs[i].cert_id;
 	amtprov_error_clear(&err);
-	if (!x->n_revoke) {
+	if (revoke_queue_device_except(x->f->site, x->device_id, REVOKE_CLIENT_8021X, keep,
+				       x->n_needs, supersede_reason(x), &n, &err) != AMTPROV_OK) {
+		/* The new ones are bound already; the revocation must not be lost: the step
+		 * runs again (and reuses what it did). */
+		fail(x, err.code, "802.1X: superseded certificates not queued: %s", err.msg);
+		return;
+	}
+	/* The update (or an older one's mark) is done: its certificates are replaced. */
+	lifecycle_8021x_update_mark(x->f->site, x->device_id, 1);
+	x->batch = n ? revoke_batch_due(x->f->site, x->device_id) : NULL;
+	if (!x->batch) {
 		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
 		return;
 	}
 	x->in_worker = 1;
 	if (engine_job_blocking(x->job, work_revoke, on_revoked, x, &err) != AMTPROV_OK) {
-		/* Queued: they stay revoke-pending with their pending operations. */
+		/* Queued: the revocation task asks the CAs. */
 		x->in_worker = 0;
 		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
 	}
@@ -536,7 +487,7 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 		char detail[STORE_TEXT_SIZE];
 
 		n->cert_id = rec.id;
-		n->cert_b64 = b64(x->res.cert_der, x->res.cert_len);
+		n->cert_b64 = flow_b64(x->res.cert_der, x->res.cert_len);
 		snprintf(detail, sizeof(detail), "802.1X client certificate for profile '%.64s', "
 			 "serial %.64s from %.60s, expires %lld", n->profile, rec.serial_hex,
 			 rec.ca_instance, (long long)rec.not_after);
@@ -555,7 +506,7 @@ static int keep_cookie(struct x8021x *x, int64_t at, struct amtprov_error *err)
 {
 	struct store *st = site_store(x->f->site);
 	struct x_need *n = &x->needs[x->cur];
-	char *csr = b64(x->csr_der, x->csr_len);
+	char *csr = flow_b64(x->csr_der, x->csr_len);
 	json_t *payload = csr ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "cookie", x->res.cookie, "ca",
 					  n->ca, "template", n->tmpl, "profile", n->profile, "csr",
 					  csr)
@@ -618,7 +569,7 @@ static void on_ca_answer(struct engine_job *job, int rc, const struct amtprov_er
 			store_pending_done(st, x->poll_id, &e2);
 		x->poll_id = 0;
 		pi_ca_result_release(&x->res);
-		x->phase = X_ADD_KEY;
+		x->cur++;
 		next_need(x);
 		return;
 	case AMTPROV_CA_WAIT:
@@ -635,7 +586,7 @@ static void on_ca_answer(struct engine_job *job, int rc, const struct amtprov_er
 		snprintf(why, sizeof(why), "802.1X client certificate for profile '%s' pending at "
 			 "CA '%s'", n->profile, n->ca);
 		site_status(x->f->site, STATUS_SITE_INCOMPLETE, x->fqdn, why);
-		finish(x, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL, at);
+		finish(x, x->step_state, AMTPROV_OK, NULL, at);
 		return;
 	}
 	case AMTPROV_CA_REJECTED:
@@ -786,7 +737,7 @@ static void cert_for_need(struct x8021x *x)
 	struct store *st = site_store(x->f->site);
 	struct store_cert_filter flt = {.device_id = x->device_id,
 					.purpose = AMTPROV_PURPOSE_CLIENT_8021X};
-	struct find_cert fc = {.need = n, .now = site_now(x->f->site)};
+	struct find_cert fc = {.x = x, .need = n, .now = site_now(x->f->site)};
 	struct amtprov_error err;
 	uint8_t *der = NULL;
 	size_t len = 0;
@@ -794,14 +745,12 @@ static void cert_for_need(struct x8021x *x)
 
 	amtprov_error_clear(&err);
 	store_cert_list(st, &flt, find_cert_cb, &fc, &err);
-	if (fc.n_stale)
-		supersede(x, fc.stale, fc.n_stale);
 	if (fc.n && store_cert_data_get(st, fc.found.id, &der, &len, &chain, &err) == AMTPROV_OK) {
 		n->cert_id = fc.found.id;
-		n->cert_b64 = b64(der, len);
+		n->cert_b64 = flow_b64(der, len);
 		free(der);
 		free(chain);
-		x->phase = X_ADD_KEY;
+		x->cur++;
 		next_need(x);
 		return;
 	}
@@ -856,22 +805,8 @@ static EVP_PKEY *cert_key(struct x8021x *x, struct amtprov_error *err)
 static json_t *key_params(struct x8021x *x, struct amtprov_error *err)
 {
 	EVP_PKEY *key = cert_key(x, err);
-	unsigned char *der = NULL;
-	char *s = NULL;
-	json_t *p = NULL;
-	int n = key ? i2d_PrivateKey(key, &der) : 0;
+	json_t *p = flow_key_params(key);
 
-	s = n > 0 ? b64(der, (size_t)n) : NULL;
-	if (s)
-		p = json_pack("{s:s}", "key_der_b64", s);
-	if (s) {
-		util_wipe(s, strlen(s));
-		free(s);
-	}
-	if (der) {
-		util_wipe(der, (size_t)n);
-		OPENSSL_free(der);
-	}
 	EVP_PKEY_free(key);
 	return p;
 }
@@ -885,13 +820,20 @@ static void next_need(struct x8021x *x)
 	switch (x->phase) {
 	case X_CERT:
 		if (x->cur >= x->n_needs) {
-			x->phase = X_SET;
+			/* Every certificate is at hand: AMT is changed from here on. */
+			x->cur = 0;
+			x->phase = X_ADD_KEY;
 			next_need(x);
 			return;
 		}
 		cert_for_need(x);
 		return;
 	case X_ADD_KEY:
+		if (x->cur >= x->n_needs) {
+			x->phase = X_ENUM_CTX;
+			wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_CredentialContext", NULL);
+			return;
+		}
 		p = key_params(x, &err);
 		if (!p) {
 			fail(x, err.code ? err.code : AMTPROV_E_NOT_FOUND, "%s",
@@ -992,15 +934,15 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		if (rc != AMTPROV_OK)
 			break;
 		x->info.wireless_capable = json_array_size(items) > 0;
-		x->phase = X_ENUM_CTX;
-		wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_CredentialContext", NULL);
+		start_certs(x);
 		return;
 	case X_ENUM_CTX:
 		if (rc != AMTPROV_OK)
 			break;
 		x->old_certs = linked_certs(items);
 		if (!x->info.wireless_capable) {
-			start_certs(x);
+			x->phase = X_SET;
+			next_need(x);
 			return;
 		}
 		x->phase = X_ENUM_WIFI;
@@ -1020,7 +962,8 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 			break;
 		if (delete_next(x, "CIM_WiFiEndpointSettings"))
 			return;
-		start_certs(x);
+		x->phase = X_SET;
+		next_need(x);
 		return;
 	case X_ADD_KEY:
 		if (rc != AMTPROV_OK && !duplicate(rc, err))
@@ -1041,7 +984,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		util_strlcpy(x->needs[x->cur].cert_handle, h ? h : "",
 			     sizeof(x->needs[x->cur].cert_handle));
 		x->cur++;
-		x->phase = X_CERT;
+		x->phase = X_ADD_KEY;
 		next_need(x);
 		return;
 	case X_FIND_CERT:
@@ -1053,7 +996,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 			return;
 		}
 		x->cur++;
-		x->phase = X_CERT;
+		x->phase = X_ADD_KEY;
 		next_need(x);
 		return;
 	case X_SET:
@@ -1170,6 +1113,39 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 	}
 	report_interrupted(x);
 	*out = x;
+	x->step_state = engine_job_state(job);
+	switch (x->step_state) {
+	case DS_NEED_UPDATE:
+		if (lifecycle_over_wireless(engine_job_device(job))) {
+			/* R-8021X-05, R-WS-04: certificates only over a wired connection; the
+			 * profiles stay bound to the ones the device has. */
+			site_status(f->site, STATUS_RENEWAL_SKIPPED_WIRELESS, x->fqdn,
+				    "R-8021X-05: the device is reached over wireless; its 802.1X "
+				    "client certificates and profiles are left as they are until an "
+				    "update over a wired connection");
+			lifecycle_8021x_update_mark(f->site, device_id, 1);
+			finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+			return AMTPROV_OK;
+		}
+		x->reuse_from_id = lifecycle_8021x_update_mark(f->site, device_id, 0);
+		if (!x->reuse_from_id) {
+			/* No mark (the request was interrupted): the update replaces what the
+			 * device has now, and a retry keeps what this one issues. */
+			struct amtprov_error e;
+
+			amtprov_error_clear(&e);
+			lifecycle_8021x_mark_update(f->site, device_id, &e);
+			x->reuse_from_id = lifecycle_8021x_update_mark(f->site, device_id, 0);
+		}
+		break;
+	case DS_NEED_RENEWAL:
+		break;
+	default:
+		/* Provisioning: what was recorded before this provisioning's web server
+		 * certificate belongs to an earlier one. */
+		x->reuse_from_id = lifecycle_web_cert(f->site, device_id, 1);
+		break;
+	}
 	x->phase = X_DETECT;
 	wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_WiFiPort", NULL);
 	return AMTPROV_OK;

@@ -10,6 +10,11 @@
  *   3. every older active web server certificate of the device is revoked with reason
  *      Superseded (R-REV-02c) through the revocation queue: done now if the CA can, else
  *      retried until it succeeds.
+ * 802.1X client certificates with renew_within_days or fewer left are renewed the same way
+ * (R-8021X-06), after the web server certificate when both are due: the 802.1X step runs in
+ * its renewal form (flow_8021x.c) over a managed session, replaces the due certificates
+ * (new key, CA, ADD_KEY/ADD_CERTIFICATE), re-binds every profile through SET_8021X and
+ * revokes the old ones Superseded once the new ones are bound.
  * No renewal over a wireless connection (R-WS-04): reported (8206) and left for the next
  * evaluation. A renewal the CA refuses leaves the device PROVISIONED with its current
  * certificate (status 8201); one that fails for a reason that may pass is retried.
@@ -25,6 +30,7 @@
 
 #include <jansson.h>
 
+#include "flow_keys.h"
 #include "flow_managed.h"
 #include "lifecycle.h"
 #include "pki.h"
@@ -45,6 +51,8 @@ struct renew {
 	char cert_handle[256];
 	char *cert_b64;
 	struct revoke_batch *batch;
+	int clients_due;     /* 802.1X client certificates due too (R-8021X-06) */
+	struct x8021x *x;    /* their renewal, while it runs */
 };
 
 static void renew_free(struct renew *r)
@@ -52,6 +60,7 @@ static void renew_free(struct renew *r)
 	if (!r)
 		return;
 	managed_close(&r->m);
+	flow_8021x_free(r->x);
 	free(r->cert_b64);
 	revoke_batch_free(r->batch);
 	free(r);
@@ -70,51 +79,64 @@ static void renew_end(struct renew *r, enum device_state next, int rc, const cha
 	engine_job_done(job, next, rc, why);
 }
 
-static char *b64(const uint8_t *data, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
 /* {"key_der_b64"} from the key flow_cert_request stored. */
 static json_t *key_params(struct renew *r, struct amtprov_error *err)
 {
-	struct manifest *m = site_manifest(r->f->site);
-	struct plugin_instance *cs = plugin_host_find(site_plugins(r->f->site), m->credstore);
 	char name[STORE_FQDN_SIZE + 32];
-	struct amtprov_secret *pem = NULL;
-	EVP_PKEY *key = NULL;
-	unsigned char *der = NULL;
-	char *s = NULL;
-	json_t *p = NULL;
-	int n = 0;
 
 	flow_web_key_name(r->fqdn, name, sizeof(name));
-	if (!cs || pi_credstore_get(cs, name, &pem, err) != AMTPROV_OK ||
-	    pki_load_pem_key(pem->data, pem->len, name, &key, err) != AMTPROV_OK)
-		goto out;
-	n = i2d_PrivateKey(key, &der);
-	s = n > 0 ? b64(der, (size_t)n) : NULL;
-	if (s)
-		p = json_pack("{s:s}", "key_der_b64", s);
-out:
-	if (s) {
-		util_wipe(s, strlen(s));
-		free(s);
-	}
-	if (der) {
-		util_wipe(der, (size_t)n);
-		OPENSSL_free(der);
-	}
-	EVP_PKEY_free(key);
-	util_secret_free(pem);
-	return p;
+	return flow_key_params_stored(r->f->site, name, err);
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
+
+/* ---- 802.1X client certificates (R-8021X-06) ---- */
+
+static void clients_done(void *ctx, enum device_state next, int rc, const char *why,
+			 int64_t defer_at)
+{
+	struct renew *r = ctx;
+	struct engine_job *job = r->job;
+
+	r->x = NULL; /* freed by flow_8021x.c */
+	if (rc == AMTPROV_OK && defer_at > 0) {
+		/* A CA that answered WAIT: its cookie is kept and polled at the next try. */
+		renew_free(r);
+		engine_job_defer(job, next, defer_at);
+		return;
+	}
+	if (rc == AMTPROV_E_DENIED) {
+		/* Refused (status 8201 says why) before AMT was changed: the device keeps its
+		 * certificates and the next evaluation tries again. */
+		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		renew_end(r, DS_INVALID, rc, why);
+		return;
+	}
+	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn,
+		    "802.1X client certificates renewed (R-8021X-06): new keys and certificates "
+		    "in AMT, each profile bound to its new one, the old ones revoked Superseded");
+	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+}
+
+/* The 802.1X step in its renewal form (flow_8021x.c: the due certificates are replaced,
+ * the others reused), on a session verified with the certificate the device serves now. */
+static void renew_clients(struct renew *r)
+{
+	const struct store_device *d = engine_job_device(r->job);
+	int64_t cert = lifecycle_web_cert(r->f->site, r->device_id, 1);
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	managed_close(&r->m);
+	if (managed_open(r->f, d, cert, &r->m, &err) != AMTPROV_OK ||
+	    flow_8021x_start(r->f, r->job, r->m.session, &r->m.info, r->device_id, clients_done, r,
+			     &r->x, &err) != AMTPROV_OK)
+		renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_INTERNAL, err.msg);
+	/* else r may be gone already (clients_done): not touched again */
+}
 
 static void call(struct renew *r, uint32_t op, json_t *params)
 {
@@ -138,6 +160,10 @@ static void revoked(struct engine_job *job, int rc, const struct amtprov_error *
 		 "certificate%s revoked Superseded%s", done, done == 1 ? "" : "s",
 		 left ? ", the rest queued" : "");
 	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn, detail);
+	if (r->clients_due) {
+		renew_clients(r);
+		return;
+	}
 	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
 }
 
@@ -273,7 +299,7 @@ static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char 
 	r->new_cert_id = cert_id;
 	amtprov_error_clear(&err);
 	if (store_cert_data_get(site_store(r->f->site), cert_id, &der, &len, NULL, &err) ||
-	    !(r->cert_b64 = b64(der, len))) {
+	    !(r->cert_b64 = flow_b64(der, len))) {
 		free(der);
 		renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOMEM, err.msg);
 		return;
@@ -290,8 +316,11 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 {
 	struct flow *f = ctx;
 	const struct store_device *d = engine_job_device(job);
+	struct manifest *m = site_manifest(f->site);
 	struct renew *r;
-	int major = 0;
+	struct store_cert web;
+	struct amtprov_error err;
+	int major = 0, web_due;
 
 	if (lifecycle_over_wireless(d)) {
 		/* R-WS-04: reported; the next evaluation run looks again. */
@@ -323,6 +352,19 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		site_status(f->site, STATUS_TASK_FAILED, d->fqdn,
 			    "renewal: no active web server certificate recorded, nothing to renew");
 		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		return;
+	}
+	amtprov_error_clear(&err);
+	web_due = store_cert_get(site_store(f->site), r->old_cert_id, &web, &err) != AMTPROV_OK ||
+		  lifecycle_cert_due(f->site, &web);
+	r->clients_due = m->ieee8021x && m->netprofile &&
+			 lifecycle_client_certs_due(f->site, d->id, NULL) > 0;
+	if (!web_due) {
+		engine_job_set_abort(job, renew_abort, r);
+		if (r->clients_due)
+			renew_clients(r);
+		else /* renewed meanwhile: nothing is due */
+			renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
 		return;
 	}
 	/* flow_cert_request owns the job (and r) until on_cert. */

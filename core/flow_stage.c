@@ -24,6 +24,7 @@
 #include <jansson.h>
 
 #include "flow_int.h"
+#include "flow_keys.h"
 #include "pki.h"
 #include "status.h"
 #include "util.h"
@@ -189,36 +190,10 @@ static int call(struct stage_run *r, uint32_t op, json_t *params)
 /* Params for ADD_KEY / ADD_CERTIFICATE from the stored key and certificate. */
 static json_t *key_params(struct stage_run *r, struct amtprov_error *err)
 {
-	struct manifest *m = site_manifest(r->f->site);
-	struct plugin_instance *cs = plugin_host_find(site_plugins(r->f->site), m->credstore);
 	char name[STORE_FQDN_SIZE + 32];
-	struct amtprov_secret *pem = NULL;
-	EVP_PKEY *key = NULL;
-	unsigned char *der = NULL;
-	char *s = NULL;
-	json_t *p = NULL;
-	int n = 0;
 
 	flow_web_key_name(r->fqdn, name, sizeof(name));
-	if (!cs || pi_credstore_get(cs, name, &pem, err) != AMTPROV_OK ||
-	    pki_load_pem_key(pem->data, pem->len, name, &key, err) != AMTPROV_OK)
-		goto out;
-	n = i2d_PrivateKey(key, &der);
-	s = n > 0 ? b64(der, (size_t)n) : NULL;
-	if (s)
-		p = json_pack("{s:s}", "key_der_b64", s);
-out:
-	if (s) {
-		util_wipe(s, strlen(s));
-		free(s);
-	}
-	if (der) {
-		util_wipe(der, (size_t)n);
-		OPENSSL_free(der);
-	}
-	EVP_PKEY_free(key);
-	util_secret_free(pem);
-	return p;
+	return flow_key_params_stored(r->f->site, name, err);
 }
 
 static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_error *err)

@@ -56,16 +56,25 @@ int revoke_queue(struct site *s, const struct store_cert *cert, int reason, cons
 
 struct collect {
 	unsigned purposes;
-	int64_t keep_id;
+	const int64_t *keep;
+	size_t n_keep;
 	struct store_cert *certs;
 	size_t n;
 };
+
+static int kept(const struct collect *k, int64_t id)
+{
+	for (size_t i = 0; i < k->n_keep; i++)
+		if (k->keep[i] == id)
+			return 1;
+	return 0;
+}
 
 static int collect_active(void *ctx, const struct store_cert *c)
 {
 	struct collect *k = ctx;
 
-	if (c->id != k->keep_id && (k->purposes & (1u << c->purpose)) &&
+	if (!kept(k, c->id) && (k->purposes & (1u << c->purpose)) &&
 	    strcmp(c->status, STORE_CERT_ACTIVE) == 0 && k->n < BATCH_MAX)
 		k->certs[k->n++] = *c;
 	return 0;
@@ -74,8 +83,16 @@ static int collect_active(void *ctx, const struct store_cert *c)
 int revoke_queue_device(struct site *s, int64_t device_id, unsigned purposes, int64_t keep_id,
 			const char *why, int *count, struct amtprov_error *err)
 {
+	return revoke_queue_device_except(s, device_id, purposes, &keep_id, keep_id ? 1 : 0, why,
+					  count, err);
+}
+
+int revoke_queue_device_except(struct site *s, int64_t device_id, unsigned purposes,
+			       const int64_t *keep, size_t n_keep, const char *why, int *count,
+			       struct amtprov_error *err)
+{
 	struct store_cert_filter f = {.device_id = device_id};
-	struct collect k = {.purposes = purposes, .keep_id = keep_id};
+	struct collect k = {.purposes = purposes, .keep = keep, .n_keep = n_keep};
 	int rc, n = 0;
 
 	if (count)

@@ -16,6 +16,7 @@
 #ifndef AMTPROV_CORE_REVOKE_H
 #define AMTPROV_CORE_REVOKE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <amtprov/error.h>
@@ -43,6 +44,12 @@ int revoke_queue(struct site *s, const struct store_cert *cert, int reason, cons
  */
 int revoke_queue_device(struct site *s, int64_t device_id, unsigned purposes, int64_t keep_id,
 			const char *why, int *count, struct amtprov_error *err);
+
+/** Like revoke_queue_device(), keeping the @p n_keep certificates in @p keep: the ones a
+ * step has just put in place (an 802.1X step keeps the certificate of each profile). */
+int revoke_queue_device_except(struct site *s, int64_t device_id, unsigned purposes,
+			       const int64_t *keep, size_t n_keep, const char *why, int *count,
+			       struct amtprov_error *err);
 
 struct revoke_batch;
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * "Evaluate Provisioned AMT Computer Certificates" (R-WS-03, R-WS-04): every provisioned
- * device whose active web server certificate has renew_within_days or fewer left is
- * moved to NEED_RENEWAL; amtprovd's engine renews it (flow_renew.c). A device reached over
- * wireless is reported (8206) and left for the next run.
+ * "Evaluate Provisioned AMT Computer Certificates" (R-WS-03, R-WS-04, R-8021X-06): every
+ * provisioned device whose active web server certificate or one of whose active 802.1X
+ * client certificates has renew_within_days or fewer left is moved to NEED_RENEWAL;
+ * amtprovd's engine renews what is due (flow_renew.c). A device reached over wireless is
+ * reported (8206) and left for the next run.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +45,11 @@ static void evaluate(struct eval *e, int64_t id)
 	struct site *s = e->env->site;
 	struct store *st = site_store(s);
 	struct store_device d;
-	struct store_cert c;
+	struct store_cert c, c2;
 	struct amtprov_error err;
 	char detail[STORE_TEXT_SIZE];
 	int64_t cert;
+	int web_due, clients;
 
 	amtprov_error_clear(&err);
 	if (store_device_get(st, id, &d, &err) != AMTPROV_OK || strcmp(d.state, "PROVISIONED"))
@@ -56,8 +58,14 @@ static void evaluate(struct eval *e, int64_t id)
 	if (!cert || store_cert_get(st, cert, &c, &err) != AMTPROV_OK)
 		return;
 	e->checked++;
-	if (c.not_after - e->now > e->within)
+	web_due = lifecycle_cert_due(s, &c);
+	/* R-8021X-06: the client certificates count when the site still configures 802.1X
+	 * (renewing them means binding the profiles again). */
+	clients = site_manifest(s)->ieee8021x ? lifecycle_client_certs_due(s, d.id, &c2) : 0;
+	if (!web_due && !clients)
 		return;
+	if (!web_due)
+		c = c2; /* the report names the client certificate that expires first */
 	if (lifecycle_over_wireless(&d)) {
 		snprintf(detail, sizeof(detail), "R-WS-04: serial %.64s has %lld days left; the "
 			 "device is reached over wireless, renewal retried at the next run",
@@ -66,8 +74,10 @@ static void evaluate(struct eval *e, int64_t id)
 		e->wireless++;
 		return;
 	}
-	snprintf(detail, sizeof(detail), "R-WS-03: serial %.64s has %lld days left", c.serial_hex,
-		 (long long)((c.not_after - e->now) / 86400));
+	snprintf(detail, sizeof(detail), "%s: serial %.64s has %lld days left%s",
+		 web_due ? "R-WS-03" : "R-8021X-06", c.serial_hex,
+		 (long long)((c.not_after - e->now) / 86400),
+		 web_due && clients ? "; 802.1X client certificates due too" : "");
 	if (store_device_transition(st, d.id, "PROVISIONED", "NEED_RENEWAL", 0, "", 0,
 				    "task:" TASK_EVALUATE_CERTS, e->now, &err) == AMTPROV_OK) {
 		alog(site_log(s), AMTPROV_LOG_INFO, "%s: renewal due: %s", d.fqdn, detail);
