@@ -309,8 +309,31 @@ static int unprov_work(void *arg, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
-/* Secrets amtprov kept for the device: its admin password (and a pending one) and its
- * web server key. Missing records are fine (removed by an earlier run). */
+struct client_keys {
+	struct plugin_instance *cs;
+	const char *fqdn;
+};
+
+/* The keys of the device's 802.1X profiles (current and pending), once per certificate. */
+static int remove_client_keys(void *ctx, const struct store_cert *c)
+{
+	struct client_keys *k = ctx;
+	char name[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
+	struct amtprov_error e;
+
+	if (c->purpose != AMTPROV_PURPOSE_CLIENT_8021X)
+		return 0;
+	for (int pending = 0; pending < 2; pending++) {
+		amtprov_error_clear(&e);
+		flow_8021x_key_name(k->fqdn, c->profile, pending, name, sizeof(name));
+		pi_credstore_remove(k->cs, name, &e);
+	}
+	return 0;
+}
+
+/* Secrets amtprov kept for the device: its admin password (and a pending one), its web
+ * server key and its 802.1X client keys. Missing records are fine (removed by an earlier
+ * run). */
 static void clear_secrets(struct unprov *u)
 {
 	struct manifest *m = site_manifest(u->f->site);
@@ -328,6 +351,12 @@ static void clear_secrets(struct unprov *u)
 	pi_credstore_remove(cs, name, &e);
 	flow_web_key_name(u->fqdn, name, sizeof(name));
 	pi_credstore_remove(cs, name, &e);
+	{
+		struct store_cert_filter f = {.device_id = u->device_id};
+		struct client_keys k = {.cs = cs, .fqdn = u->fqdn};
+
+		store_cert_list(site_store(u->f->site), &f, remove_client_keys, &k, &e);
+	}
 }
 
 static void unprov_done(struct engine_job *job, int rc, const struct amtprov_error *err,

@@ -67,9 +67,10 @@ static void evaluate(struct eval *e, int64_t id)
 	if (!web_due)
 		c = c2; /* the report names the client certificate that expires first */
 	if (lifecycle_over_wireless(&d)) {
-		snprintf(detail, sizeof(detail), "R-WS-04: serial %.64s has %lld days left; the "
-			 "device is reached over wireless, renewal retried at the next run",
-			 c.serial_hex, (long long)((c.not_after - e->now) / 86400));
+		snprintf(detail, sizeof(detail), "R-WS-04: serial %.64s (%s) has %lld days left; "
+			 "the device is reached over wireless, renewal retried at the next run",
+			 c.serial_hex, web_due ? "web server, R-WS-03" : "802.1X client, R-8021X-06",
+			 (long long)((c.not_after - e->now) / 86400));
 		site_status(s, STATUS_RENEWAL_SKIPPED_WIRELESS, d.fqdn, detail);
 		e->wireless++;
 		return;

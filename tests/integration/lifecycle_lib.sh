@@ -47,6 +47,7 @@ start_fleet() {
 }
 
 # write_site [extra top-level JSON members]
+# LAB_CA_CONFIG: extra members of lab-ca's config; EXTRA_PLUGINS: extra plugin instances.
 write_site() {
   mkdir -p "$T/site"
   cat >"$SITE" <<JSON
@@ -57,8 +58,10 @@ write_site() {
   "plugins": {
     "amt": {"plugin": "amt-transport"},
     "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080",
-               "web_server_validity_days": 100, "offline_file": "$T/ca-offline"}},
-    "creds": {"plugin": "credstore-file"}
+               "web_server_validity_days": 100, "offline_file": "$T/ca-offline"${LAB_CA_CONFIG:+,
+               $LAB_CA_CONFIG}}},
+    "creds": {"plugin": "credstore-file"}${EXTRA_PLUGINS:+,
+    $EXTRA_PLUGINS}
   },
   "credentials": {"store": "creds"},
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
