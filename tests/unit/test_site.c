@@ -13,6 +13,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "lifecycle.h"
 #include "revoke.h"
 #include "site.h"
 #include "status.h"
@@ -134,7 +135,8 @@ static void test_test_clock_file_drives_site_now(void)
 	fx_done(&f);
 }
 
-static int64_t add_cert(struct site *s, int64_t dev, int purpose, const char *ca, char hexdigit)
+static int64_t add_cert_until(struct site *s, int64_t dev, int purpose, const char *ca,
+			      char hexdigit, int64_t not_after)
 {
 	struct store_cert c;
 	struct amtprov_error err;
@@ -146,10 +148,15 @@ static int64_t add_cert(struct site *s, int64_t dev, int purpose, const char *ca
 	snprintf(c.ca_instance, sizeof(c.ca_instance), "%s", ca);
 	memset(c.sha256, hexdigit, 64);
 	c.not_before = 1;
-	c.not_after = 2;
+	c.not_after = not_after;
 	amtprov_error_clear(&err);
 	CU_ASSERT_EQUAL(store_cert_add(site_store(s), &c, 1, &err), AMTPROV_OK);
 	return c.id;
+}
+
+static int64_t add_cert(struct site *s, int64_t dev, int purpose, const char *ca, char hexdigit)
+{
+	return add_cert_until(s, dev, purpose, ca, hexdigit, 2);
 }
 
 static const char *status_of(struct site *s, int64_t id, struct store_cert *c)
@@ -218,6 +225,56 @@ static void test_revocation_queue_rules_and_retries(void)
 	CU_ASSERT_EQUAL(store_pending_list(site_store(s), d.id, count_ops, &ops, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(ops, 1);
 	plugin_host_stop_all(site_plugins(s));
+	site_close(s);
+	fx_done(&f);
+}
+
+/* R-8021X-06: a client certificate with renew_within_days (42) or fewer left is due, one
+ * with 43 is not. R-REV-04: the 802.1X step's end revokes every other active client
+ * certificate of the device but those it bound; an update's mark names the certificates
+ * recorded before it. */
+static void test_client_certificates_due_kept_and_marked(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct store_device d;
+	struct store_cert c, first;
+	int64_t now, due, fresh, web;
+	int n = 0;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"fake-ca-issued\"}}}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.fqdn, sizeof(d.fqdn), "pc2.contoso.com");
+	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-666666666666");
+	snprintf(d.state, sizeof(d.state), "PROVISIONED");
+	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	now = site_now(s);
+	due = add_cert_until(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'D', now + 42 * 86400);
+	fresh = add_cert_until(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'E',
+			       now + 43 * 86400);
+	web = add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'F', now + 86400);
+
+	CU_ASSERT_EQUAL(lifecycle_client_certs_due(s, d.id, &first), 1);
+	CU_ASSERT_EQUAL(first.id, due);
+	CU_ASSERT_TRUE(lifecycle_cert_due(s, &first));
+	CU_ASSERT_EQUAL(store_cert_get(site_store(s), fresh, &c, &err), AMTPROV_OK);
+	CU_ASSERT_FALSE(lifecycle_cert_due(s, &c));
+
+	CU_ASSERT_EQUAL(lifecycle_8021x_mark_update(s, d.id, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(lifecycle_8021x_mark_update(s, d.id, &err), AMTPROV_OK); /* replaces */
+	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 0), web + 1);
+	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 1), web + 1);
+	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 0), 0); /* removed */
+
+	CU_ASSERT_EQUAL(revoke_queue_device_except(s, d.id, REVOKE_CLIENT_8021X, &fresh, 1,
+						   "bound", &n, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_STRING_EQUAL(status_of(s, due, &c), STORE_CERT_REVOKE_PENDING);
+	CU_ASSERT_STRING_EQUAL(status_of(s, fresh, &c), STORE_CERT_ACTIVE);
+	CU_ASSERT_STRING_EQUAL(status_of(s, web, &c), STORE_CERT_ACTIVE);
 	site_close(s);
 	fx_done(&f);
 }
@@ -414,6 +471,8 @@ void register_site_tests(void)
 		    test_test_clock_file_drives_site_now);
 	CU_add_test(s, "revocation queue: purposes per rule (R-REV-03/04), retried, never lost",
 		    test_revocation_queue_rules_and_retries);
+	CU_add_test(s, "802.1X client certificates: due at 42 days, kept when bound, update mark "
+		       "(R-8021X-06, R-REV-04)", test_client_certificates_due_kept_and_marked);
 	CU_add_test(s, "a bad manifest is refused and nothing is created",
 		    test_bad_manifest_changes_nothing);
 	CU_add_test(s, "a corrupt database is refused and left byte-for-byte untouched",
