@@ -4,7 +4,8 @@
 # R-PROV-13): each simulated device is provisioned by its own site whose wired EAP-TLS
 # profile asks a fake CA. REJECTED -> FAILED with the CA's reason and nothing recorded;
 # UNREACHABLE -> back to NEED_SECOND_STAGE with backoff and the reason; WAIT -> the cookie
-# kept (NEED_SECOND_STAGE), polled until issued, then PROVISIONED with the certificate bound.
+# kept (NEED_SECOND_STAGE), polled until issued, then PROVISIONED with the certificate bound;
+# a WAIT during an update defers the device in NEED_UPDATE (R-REV-04).
 TEST_NAME=e2e_8021x_ca
 . "$(dirname "$0")/lib.sh"
 
@@ -91,5 +92,21 @@ check "WAIT: one active client certificate for profile lan" \
 "$AMTSIM" dump --control "$T/sim/control.sock" wait >"$T/wait.dump.json"
 check "WAIT: AMT's wired 802.1X uses it" \
   python3 -c 'import json,sys; x=json.load(open(sys.argv[1]))["ieee8021x"]; assert x["enabled"] and x["client_cert_handle"], x' "$T/wait.dump.json"
+
+# WAIT during an update (R-REV-04): the device is deferred in NEED_UPDATE, not sent back to
+# provisioning; once issued the new certificate is bound and the old one revoked.
+old_id=$(db wait "select id from certificates where purpose=2 and status='active'")
+"$AMTPROV" -m "$T/wait/site.json" device update wait.contoso.com >/dev/null
+start_daemon "$T/d4.log" -m "$T/wait/site.json"
+updated() { # PROVISIONED again, with an active client certificate other than the old one
+  [ "$(db wait "select state || ' ' || (select count(*) from certificates where purpose=2 and status='active' and id <> $old_id) from devices")" = "PROVISIONED 1" ]
+}
+check "update WAIT: polled until issued, then PROVISIONED with a new client certificate" wait_for 30 updated
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+check "no sanitizer report" no_sanitizer_reports "$T/d4.log"
+check "update WAIT: the deferral kept the device in NEED_UPDATE" \
+  test -n "$(db wait "select 1 from audit where detail like 'UPDATING -> NEED_UPDATE%'")"
+check "update WAIT: the old client certificate is revoked Superseded, the new one active" \
+  test "$(db wait "select group_concat(status || ':' || revocation_reason, ' ') from (select status, revocation_reason from certificates where purpose=2 order by id)")" = "revoked:4 active:-1"
 
 finish
