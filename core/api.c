@@ -3,7 +3,8 @@
  * The registration API (docs/api.md): libevent's evhttp over TLS (bufferevent_openssl) on
  * the engine's event base. Endpoints:
  *   GET  /v1/health                 unauthenticated; {"status":"ok"} and nothing else
- *   POST /v1/devices                bearer token; registers a device (R-PROV-01/02/03)
+ *   POST /v1/devices                bearer token; registers a device, new or known
+ *                                   (R-PROV-01/02/03, registration.h)
  *   GET  /v1/devices/{fqdn-or-uuid} bearer token; its state and last error
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   bearer token; records the request (lifecycle.h), 202
@@ -32,6 +33,7 @@
 #include "api.h"
 #include "device_input.h"
 #include "lifecycle.h"
+#include "registration.h"
 #include "status.h"
 #include "util.h"
 
@@ -254,14 +256,88 @@ static int json_content_type(struct evhttp_request *req)
 	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* The answer to a registration (docs/api.md): 201 new, 200 re-registered or nothing to do,
+ * 422 not Not Provisioned (R-PROV-01), 403 blocked, 409 busy (with Retry-After), unprovision
+ * pending or another identity. */
+static void reply_registration(struct api *a, struct evhttp_request *req,
+			       const struct registration *reg, const char *peer)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const struct store_device *dev = &reg->dev;
+	char loc[STORE_FQDN_SIZE + 16];
+	json_t *body;
+	int code;
+	const char *reason, *error;
+
+	switch (reg->verdict) {
+	case REG_ADDED:
+	case REG_REREGISTERED:
+	case REG_UNCHANGED:
+		alog(a->log, AMTPROV_LOG_INFO, "api: %s %s (id %lld) from %s: %s",
+		     registration_verdict_name(reg->verdict), dev->fqdn, (long long)dev->id, peer,
+		     dev->state);
+		/* Provisioning starts now rather than at the engine's next scan. */
+		if (reg->verdict != REG_UNCHANGED)
+			engine_kick(a->engine);
+		snprintf(loc, sizeof(loc), "/v1/devices/%s", dev->fqdn);
+		evhttp_add_header(h, "Location", loc);
+		body = json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)dev->id, "fqdn",
+				 dev->fqdn, "uuid", dev->uuid, "state", dev->state, "result",
+				 registration_verdict_name(reg->verdict));
+		if (body && reg->previous_state[0])
+			json_object_set_new(body, "previous_state",
+					    json_string(reg->previous_state));
+		if (body && reg->verdict == REG_UNCHANGED)
+			json_object_set_new(body, "reason", json_string(reg->message));
+		if (reg->verdict == REG_ADDED)
+			reply_json(req, 201, "Created", body);
+		else
+			reply_json(req, 200, "OK", body);
+		return;
+	case REG_NOT_PROVISIONABLE:
+		code = 422, reason = "Unprocessable Entity", error = "device refused";
+		break;
+	case REG_BLOCKED:
+		code = 403, reason = "Forbidden", error = "device blocked";
+		break;
+	case REG_BUSY:
+		code = 409, reason = "Conflict", error = "device busy";
+		break;
+	case REG_STATE:
+		code = 409, reason = "Conflict", error = "unprovision pending";
+		break;
+	default: /* REG_IDENTITY, REG_TWO_DEVICES */
+		code = 409, reason = "Conflict", error = "identity conflict";
+		break;
+	}
+	alog(a->log, AMTPROV_LOG_NOTICE, "api: registration of %s from %s refused: %s",
+	     dev->fqdn, peer, reg->message);
+	body = json_pack("{s:s,s:s,s:s,s:s,s:i}", "error", error, "reason", reg->message, "fqdn",
+			 dev->fqdn, "result", registration_verdict_name(reg->verdict), "status",
+			 (int)reg->status_id);
+	if (body && reg->previous_state[0])
+		json_object_set_new(body, "state", json_string(reg->previous_state));
+	if (body && reg->field)
+		json_object_set_new(body, "field", json_string(reg->field));
+	if (reg->retry_after > 0) {
+		char secs[16];
+
+		snprintf(secs, sizeof(secs), "%d", reg->retry_after);
+		evhttp_add_header(h, "Retry-After", secs);
+		if (body)
+			json_object_set_new(body, "retry_after", json_integer(reg->retry_after));
+	}
+	reply_json(req, code, reason, body);
+}
+
 static void register_device(struct api *a, struct evhttp_request *req)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *field = NULL;
-	char msg[256], why[256], peer[48], actor[STORE_SHORT_SIZE], summary[256];
+	char msg[256], peer[48], actor[STORE_SHORT_SIZE];
 	struct device_input di;
-	struct store_device dev;
+	struct registration reg;
 	struct amtprov_error err;
 	json_error_t jerr;
 	json_t *body;
@@ -298,45 +374,20 @@ static void register_device(struct api *a, struct evhttp_request *req)
 		reply_error(req, 400, "Bad Request", msg, field);
 		goto out;
 	}
-	if (device_input_refused(&di, why, sizeof(why))) {
-		/* R-PROV-01 */
-		site_status(a->site, STATUS_DEVICE_REFUSED, di.fqdn, why);
-		reply_json(req, 422, "Unprocessable Entity",
-			   json_pack("{s:s,s:s,s:s,s:i}", "error", "device refused", "reason", why,
-				     "fqdn", di.fqdn, "status", (int)STATUS_DEVICE_REFUSED));
-		goto out;
-	}
-	device_input_to_record(&di, &dev);
 	snprintf(actor, sizeof(actor), "api:%s", peer);
 	amtprov_error_clear(&err);
-	rc = store_device_add(site_store(a->site), &dev, actor, site_now(a->site), &err);
-	if (rc == AMTPROV_E_EXISTS) {
-		reply_error(req, 409, "Conflict", err.msg[0] ? err.msg : "the device exists",
-			    strstr(err.msg, "uuid") || strstr(err.msg, "UUID") ? "uuid" : "fqdn");
-		goto out;
-	}
+	/* The API never confirms a changed identity (replace = 0): every host agent holds the
+	 * same token, so only an administrator on the site database can (device add
+	 * --replace). */
+	rc = registration_apply(a->site, &di, 0, actor, &reg, &err);
 	if (rc != AMTPROV_OK) {
-		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot add %s: %s", dev.fqdn, err.msg);
+		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot register %s: %s", di.fqdn, err.msg);
 		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
 			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
 			    "the device could not be stored", NULL);
 		goto out;
 	}
-	device_input_summary(&di, summary, sizeof(summary));
-	site_status(a->site, STATUS_DEVICE_REGISTERED, dev.fqdn, summary);
-	alog(a->log, AMTPROV_LOG_INFO, "api: registered %s (id %lld) from %s", dev.fqdn,
-	     (long long)dev.id, peer);
-	/* Provisioning starts now rather than at the engine's next scan. */
-	engine_kick(a->engine);
-	{
-		char loc[STORE_FQDN_SIZE + 16];
-
-		snprintf(loc, sizeof(loc), "/v1/devices/%s", dev.fqdn);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
-	}
-	reply_json(req, 201, "Created",
-		   json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
-			     "uuid", dev.uuid, "state", dev.state));
+	reply_registration(a, req, &reg, peer);
 out:
 	json_decref(body);
 }

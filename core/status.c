@@ -39,6 +39,16 @@ static const struct status_entry catalog[] = {
 	 "The one-time password hash reported by the firmware does not match the registered one"},
 	{8112, STORE_SEV_ERROR, "NAMESPACE_MISMATCH",
 	 "The device FQDN and the service point FQDN do not share a DNS namespace"},
+	{8113, STORE_SEV_WARNING, "DEVICE_REREGISTERED",
+	 "A known device registered again with a new one-time password (its AMT was reset or the "
+	 "computer re-imaged); it is provisioned again and its earlier certificates are revoked "
+	 "Superseded"},
+	{8114, STORE_SEV_ERROR, "REREGISTRATION_REFUSED",
+	 "A registration of a known device was refused: the device is blocked, an unprovision is "
+	 "pending, or it claims another device's FQDN or UUID"},
+	{8115, STORE_SEV_WARNING, "REREGISTRATION_DEFERRED",
+	 "A known device registered again while amtprovd is working on it or a CA request is "
+	 "pending; its agent must register again later"},
 	{8200, STORE_SEV_INFO, "CERT_ISSUED", "A certificate was issued"},
 	{8201, STORE_SEV_ERROR, "CERT_REJECTED", "The CA rejected a certificate request"},
 	{8202, STORE_SEV_WARNING, "CA_UNREACHABLE", "The CA could not be reached; will retry"},

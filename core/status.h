@@ -39,6 +39,9 @@ enum status_id {
 	STATUS_DEVICE_UPDATED = 8110,
 	STATUS_OTP_MISMATCH = 8111,           /**< R-PROV-05 */
 	STATUS_NAMESPACE_MISMATCH = 8112,     /**< R-PC-05 */
+	STATUS_DEVICE_REREGISTERED = 8113,    /**< a known device registered again (its AMT reset) */
+	STATUS_REREGISTRATION_REFUSED = 8114, /**< blocked, another identity, unprovision pending */
+	STATUS_REREGISTRATION_DEFERRED = 8115, /**< a step is running: the agent tries again */
 
 	STATUS_CERT_ISSUED = 8200,
 	STATUS_CERT_REJECTED = 8201,

@@ -362,6 +362,27 @@ int store_device_update(struct store *st, const struct store_device *dev, const 
 	return st->ops->device_update(st, &copy, actor, now, err);
 }
 
+int store_device_reregister(struct store *st, int64_t id, const char *from,
+			    const struct store_device *dev, const char *actor, int64_t now,
+			    struct amtprov_error *err)
+{
+	struct store_device copy;
+	int rc;
+
+	CHECK_ST(st, err);
+	if (!dev)
+		return bad_arg(st, err, "store_device_reregister: dev is required");
+	if ((rc = check_writable(st, err)) || (rc = check_device(st, dev, err)) ||
+	    (rc = check_arg(st, "from", from, STORE_STATE_SIZE, 1, err)) ||
+	    (rc = check_arg(st, "actor", actor, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	copy = *dev;
+	lower_in_place(copy.fqdn);
+	lower_in_place(copy.uuid);
+	copy.wireless_capable = !!copy.wireless_capable;
+	return st->ops->device_reregister(st, id, from, &copy, actor, now, err);
+}
+
 /* ---- certificates ---- */
 
 int store_cert_add(struct store *st, struct store_cert *cert, int64_t now,

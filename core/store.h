@@ -233,6 +233,20 @@ int store_device_transition_ex(struct store *st, int64_t id, const char *from, c
 int store_device_update(struct store *st, const struct store_device *dev, const char *actor,
 			int64_t now, struct amtprov_error *err);
 
+/**
+ * Re-registration of a known device (docs/states.md): its agent registered again with a
+ * new OTP. In one transaction: compare-and-set of the state (AMTPROV_E_STATE, nothing
+ * changed, if the stored state is not @p from or the device is blocked), the identity and
+ * the agent's report (fqdn, uuid, amt_version, wired_ip, otp_hash, wireless_capable) taken
+ * from @p dev, state REGISTERED with no error, no attempts, due now, and two audit records:
+ * "state" ("FROM -> REGISTERED: re-registered by its agent") and "device.reregister" (what
+ * changed; the OTP hash only as "new"). AMTPROV_E_EXISTS if another device has the new FQDN
+ * or UUID. Which states may re-register is the caller's rule (core/registration.c).
+ */
+int store_device_reregister(struct store *st, int64_t id, const char *from,
+			    const struct store_device *dev, const char *actor, int64_t now,
+			    struct amtprov_error *err);
+
 /* ---- certificates ---- */
 /** Records an issued certificate. AMTPROV_E_EXISTS if sha256 is already recorded. */
 int store_cert_add(struct store *st, struct store_cert *cert, int64_t now,

@@ -64,6 +64,10 @@ struct store_ops {
 				 struct amtprov_error *err);
 	int (*device_update)(struct store *st, const struct store_device *dev,
 			     const char *actor, int64_t now, struct amtprov_error *err);
+	/** @p dev's fqdn and uuid are lower case here. */
+	int (*device_reregister)(struct store *st, int64_t id, const char *from,
+				 const struct store_device *dev, const char *actor, int64_t now,
+				 struct amtprov_error *err);
 
 	int (*cert_add)(struct store *st, struct store_cert *cert, int64_t now,
 			struct amtprov_error *err);

@@ -1307,6 +1307,88 @@ static int sq_device_update(struct store *st, const struct store_device *dev,
 	return op_end(st, rc, err);
 }
 
+static int sq_device_reregister(struct store *st, int64_t id, const char *from,
+				const struct store_device *dev, const char *actor, int64_t now,
+				struct amtprov_error *err)
+{
+	char detail[STORE_TEXT_SIZE], changes[STORE_TEXT_SIZE] = "";
+	struct store_device old;
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int found, rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	rc = get_device(st, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", NULL, id, &old,
+			&found, err);
+	if (rc == AMTPROV_OK && !found)
+		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+				       "no device with id %lld", (long long)id);
+	/* The compare-and-set: a device that moved meanwhile (the engine started a step, an
+	 * administrator blocked it) is left as it is. */
+	if (rc == AMTPROV_OK && (strcmp(old.state, from) != 0 || old.blocked))
+		rc = amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+				       "device %s is in state %s%s, not %s", old.fqdn, old.state,
+				       old.blocked ? " (blocked)" : "", from);
+	if (rc == AMTPROV_OK)
+		rc = device_key_free(st, "fqdn", dev->fqdn, id, err);
+	if (rc == AMTPROV_OK)
+		rc = device_key_free(st, "uuid", dev->uuid, id, err);
+	if (rc == AMTPROV_OK)
+		rc = prepare(st,
+			     "UPDATE devices SET fqdn = ?2, uuid = ?3, amt_version = ?4, "
+			     "wired_ip = ?5, otp_hash = ?6, wireless_capable = ?7, state = ?8, "
+			     "state_since = ?9, last_error_code = 0, last_error = '', attempts = 0, "
+			     "next_attempt_at = 0, updated_at = ?9 "
+			     "WHERE id = ?1 AND state = ?10 AND blocked = 0",
+			     &s, err);
+	if (rc == AMTPROV_OK) {
+		b = (struct binder){ s, SQLITE_OK };
+		b_i64(&b, 1, id);
+		b_text(&b, 2, dev->fqdn);
+		b_text(&b, 3, dev->uuid);
+		b_text(&b, 4, dev->amt_version);
+		b_text(&b, 5, dev->wired_ip);
+		b_text(&b, 6, dev->otp_hash);
+		b_i64(&b, 7, dev->wireless_capable);
+		b_text(&b, 8, "REGISTERED");
+		b_i64(&b, 9, now);
+		b_text(&b, 10, from);
+		rc = b_check(st, &b, err);
+	}
+	if (rc == AMTPROV_OK) {
+		int r = sqlite3_step(s);
+
+		if ((r & 0xff) == SQLITE_CONSTRAINT)
+			rc = unique_failure(st, r, err);
+		else if (r != SQLITE_DONE)
+			rc = sq_fail(st, db_of(st), r, "re-registering a device", err);
+	}
+	sqlite3_finalize(s);
+	if (rc == AMTPROV_OK) {
+		snprintf(detail, sizeof(detail), "%s -> REGISTERED: re-registered by its agent", from);
+		rc = audit_insert(st, actor, id, "state", detail, now, err);
+	}
+	if (rc == AMTPROV_OK) {
+		/* What changed; the OTP hash only as "new", never its value. */
+		detail_add(changes, sizeof(changes), "fqdn", old.fqdn, dev->fqdn);
+		detail_add(changes, sizeof(changes), "uuid", old.uuid, dev->uuid);
+		detail_add(changes, sizeof(changes), "amt_version", old.amt_version,
+			   dev->amt_version);
+		detail_add(changes, sizeof(changes), "wired_ip", old.wired_ip, dev->wired_ip);
+		detail_add(changes, sizeof(changes), "otp_hash", old.otp_hash[0] ? "set" : "empty",
+			   strcmp(old.otp_hash, dev->otp_hash)
+				   ? (dev->otp_hash[0] ? "new" : "empty")
+				   : (old.otp_hash[0] ? "set" : "empty"));
+		detail_add(changes, sizeof(changes), "wireless_capable",
+			   old.wireless_capable ? "1" : "0", dev->wireless_capable ? "1" : "0");
+		snprintf(detail, sizeof(detail), "%s uuid=%s was %s; %s", dev->fqdn, dev->uuid, from,
+			 changes[0] ? changes : "same report");
+		rc = audit_insert(st, actor, id, "device.reregister", detail, now, err);
+	}
+	return op_end(st, rc, err);
+}
+
 /* ---- certificates ---- */
 
 #define CERT_COLS                                                                          \
@@ -2087,6 +2169,7 @@ static const struct store_ops sqlite_ops = {
 	.device_count_by_state = sq_device_count_by_state,
 	.device_transition = sq_device_transition,
 	.device_update = sq_device_update,
+	.device_reregister = sq_device_reregister,
 	.cert_add = sq_cert_add,
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,

@@ -27,6 +27,7 @@
 #include "plugin_host.h"
 #include "preflight.h"
 #include "provcert.h"
+#include "registration.h"
 #include "scheduler.h"
 #include "site.h"
 #include "status.h"
@@ -60,7 +61,8 @@ static void usage(FILE *out)
 	      "                                  JSON path) and load its plugins\n"
 	      "  db init                         create the site database\n"
 	      "  db check                        check the database's integrity\n"
-	      "  device add OPTIONS              register a device (see 'amtprov device add -h')\n"
+	      "  device add OPTIONS              register a device, or a known one again\n"
+	      "                                  (see 'amtprov device add -h')\n"
 	      "  device list [--state STATE]     list devices\n"
 	      "  device show DEVICE              one device, its certificates and audit trail\n"
 	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
@@ -94,7 +96,8 @@ static void usage(FILE *out)
 	      "\n"
 	      "DEVICE is an FQDN or a UUID.\n"
 	      "Exit status: 0 success, 1 operation failed, 2 usage error, 3 invalid manifest or\n"
-	      "configuration, 4 database error, 5 plugin could not be loaded.\n",
+	      "configuration, 4 database error, 5 plugin could not be loaded, 6 busy: try again\n"
+	      "later (device add/register of a device amtprovd is working on).\n",
 	      out);
 }
 
@@ -258,6 +261,7 @@ struct dev_args {
 	const char *url;         /* register only */
 	const char *token_file;  /* register only */
 	const char *cacert;      /* register only */
+	int replace;             /* add only: an administrator confirms a changed identity */
 };
 
 static void device_add_usage(FILE *out)
@@ -266,10 +270,22 @@ static void device_add_usage(FILE *out)
 	      "                [--wired-ip IP] [--otp-hash HEX] [--wireless]\n"
 	      "                [--provisioning-state pre|in|post]\n"
 	      "                [--manufacturer TEXT] [--model TEXT]\n"
-	      "       amtprov -m FILE device add --from-json FILE   (as the host agent prints it)\n"
+	      "                [--replace]\n"
+	      "       amtprov -m FILE device add --from-json FILE [--replace]\n"
 	      "Registers a device for provisioning (R-PROV-02/03). A device whose AMT is\n"
 	      "already provisioned ('post') is refused (R-PROV-01); 'pre' and 'in' (waiting\n"
-	      "for remote configuration) are accepted.\n",
+	      "for remote configuration) are accepted.\n"
+	      "A known device (same FQDN and UUID) registers again when its AMT was reset or\n"
+	      "the computer re-imaged: the new report replaces the old and provisioning starts\n"
+	      "over from REGISTERED; its earlier certificates are revoked Superseded then\n"
+	      "(R-REV-02b). Refused while BLOCKED or NEED_UNPROVISION; deferred (exit 6) while\n"
+	      "amtprovd is working on it (an -ING state or CA_WAITING). See docs/states.md.\n"
+	      "  --replace   confirm that a known FQDN now has another UUID (system board\n"
+	      "              replaced) or a known UUID another FQDN (computer renamed)\n"
+	      "Exit status: 0 registered, re-registered or nothing to do (a known device that\n"
+	      "amtprov configured reports 'post'), 1 refused (R-PROV-01, blocked, unprovision\n"
+	      "pending, another device's FQDN or UUID), 2 usage error, 3 invalid manifest,\n"
+	      "4 database error, 6 the device is busy: register again later.\n",
 	      out);
 }
 
@@ -280,8 +296,12 @@ static void device_register_usage(FILE *out)
 	      "Registers a device through amtprovd's HTTPS API, as a host agent does. DEVICE\n"
 	      "OPTIONS are those of 'amtprov device add'. The token file holds the bearer token\n"
 	      "(one trailing newline is ignored). No manifest is needed.\n"
-	      "Exit status: 0 registered, 1 refused (R-PROV-01), already registered, rejected\n"
-	      "token or server unreachable, 2 usage error or input the server found invalid.\n",
+	      "A known device registers again as with 'amtprov device add' (the server never\n"
+	      "accepts another device's FQDN or UUID: that takes 'device add --replace').\n"
+	      "Exit status: 0 registered, re-registered or nothing to do, 1 refused (R-PROV-01,\n"
+	      "blocked, unprovision pending, another device's FQDN or UUID), rejected token or\n"
+	      "server unreachable, 2 usage error or input the server found invalid, 6 the\n"
+	      "device or the server is busy: register again later (Retry-After).\n",
 	      out);
 }
 
@@ -302,6 +322,7 @@ static int device_args(int argc, char **argv, int reg, struct dev_args *a)
 		{"url", required_argument, NULL, 'U'},
 		{"token-file", required_argument, NULL, 'T'},
 		{"cacert", required_argument, NULL, 'C'},
+		{"replace", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{0}};
 	void (*help)(FILE *) = reg ? device_register_usage : device_add_usage;
@@ -326,6 +347,16 @@ static int device_args(int argc, char **argv, int reg, struct dev_args *a)
 		case 'U': if (!reg) goto bad_opt; a->url = optarg; break;
 		case 'T': if (!reg) goto bad_opt; a->token_file = optarg; break;
 		case 'C': if (!reg) goto bad_opt; a->cacert = optarg; break;
+		case 'R':
+			if (reg) {
+				/* Every host agent holds the API token: a changed identity is
+				 * confirmed on the site database only. */
+				fprintf(stderr, "amtprov: --replace is for 'amtprov -m FILE device add' "
+						"on the site; the API never replaces\n");
+				return EXIT_USAGE;
+			}
+			a->replace = 1;
+			break;
 		case 'h': help(stdout); return EXIT_OK;
 		default: help(stderr); return EXIT_USAGE;
 		}
@@ -372,10 +403,10 @@ bad_opt:
 static int cmd_device_add(struct cli *c, int argc, char **argv)
 {
 	struct dev_args a;
-	struct store_device dev;
+	struct registration reg;
 	struct site *s = NULL;
 	struct amtprov_error err;
-	char why[256];
+	const struct store_device *dev = &reg.dev;
 	int rc;
 
 	rc = device_args(argc, argv, 0, &a);
@@ -384,28 +415,44 @@ static int cmd_device_add(struct cli *c, int argc, char **argv)
 	rc = open_site(c, SITE_NO_PLUGINS, &s);
 	if (rc)
 		goto out;
-	if (device_input_refused(&a.in, why, sizeof(why))) {
-		site_status(s, STATUS_DEVICE_REFUSED, a.in.fqdn, why);
-		fprintf(stderr, "amtprov: refused %s: %s\n", a.in.fqdn, why);
-		rc = EXIT_FAIL;
-		goto out;
-	}
-	device_input_to_record(&a.in, &dev);
 	amtprov_error_clear(&err);
-	if (store_device_add(site_store(s), &dev, "cli", site_now(s), &err) != AMTPROV_OK) {
+	if (registration_apply(s, &a.in, a.replace, "cli", &reg, &err) != AMTPROV_OK) {
 		print_error(&err);
 		rc = exit_for(err.code);
 		goto out;
 	}
-	device_input_summary(&a.in, why, sizeof(why));
-	site_status(s, STATUS_DEVICE_REGISTERED, dev.fqdn, why);
-	if (c->json)
-		emit_json(json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
-				    "uuid", dev.uuid, "state", dev.state));
-	else
-		printf("registered %s (id %lld, AMT %s)\n", dev.fqdn, (long long)dev.id,
-		       dev.amt_version);
-	rc = EXIT_OK;
+	switch (reg.verdict) {
+	case REG_ADDED:
+	case REG_REREGISTERED:
+	case REG_UNCHANGED:
+		if (c->json) {
+			json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)dev->id,
+					      "fqdn", dev->fqdn, "uuid", dev->uuid, "state",
+					      dev->state, "result",
+					      registration_verdict_name(reg.verdict));
+
+			if (j && reg.previous_state[0])
+				json_object_set_new(j, "previous_state",
+						    json_string(reg.previous_state));
+			emit_json(j);
+		} else if (reg.verdict == REG_ADDED) {
+			printf("registered %s (id %lld, AMT %s)\n", dev->fqdn, (long long)dev->id,
+			       dev->amt_version);
+		} else if (reg.verdict == REG_REREGISTERED) {
+			printf("re-registered %s (id %lld, AMT %s, was %s, now %s)\n", dev->fqdn,
+			       (long long)dev->id, dev->amt_version, reg.previous_state, dev->state);
+		} else {
+			printf("%s\n", reg.message);
+		}
+		rc = EXIT_OK;
+		break;
+	default:
+		fprintf(stderr, "amtprov: refused %s%s%s%s: %s\n", a.in.fqdn,
+			reg.field ? " (" : "", reg.field ? reg.field : "", reg.field ? ")" : "",
+			reg.message);
+		rc = reg.verdict == REG_BUSY ? EXIT_RETRY : EXIT_FAIL;
+		break;
+	}
 out:
 	site_close(s);
 	json_decref(a.jin);
@@ -506,7 +553,7 @@ static int cmd_device_register(struct cli *c, int argc, char **argv)
 	struct http_body resp = {0};
 	char *body = NULL, url[2048], errbuf[CURL_ERROR_SIZE];
 	json_t *jb = NULL, *jr = NULL;
-	const char *msg;
+	const char *msg, *result;
 	long code = 0;
 	CURL *curl = NULL;
 	CURLcode cc;
@@ -598,28 +645,36 @@ static int cmd_device_register(struct cli *c, int argc, char **argv)
 	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
 	jr = resp.data ? json_loads(resp.data, 0, NULL) : NULL;
 	msg = jr ? json_string_value(json_object_get(jr, "error")) : NULL;
-	if (code == 201) {
+	result = jr ? json_string_value(json_object_get(jr, "result")) : NULL;
+	if (code == 201 || code == 200) {
 		if (c->json && jr) {
 			emit_json(jr);
 			jr = NULL;
 		} else {
 			const char *f = json_string_value(json_object_get(jr, "fqdn"));
 			const char *st = json_string_value(json_object_get(jr, "state"));
+			const char *was = json_string_value(json_object_get(jr, "previous_state"));
 
-			printf("registered %s (id %lld, state %s)\n", f ? f : a.in.fqdn,
-			       (long long)json_integer_value(json_object_get(jr, "id")), st ? st : "?");
+			printf("%s %s (id %lld, state %s%s%s)\n",
+			       code == 201 ? "registered" : result ? result : "registered",
+			       f ? f : a.in.fqdn,
+			       (long long)json_integer_value(json_object_get(jr, "id")), st ? st : "?",
+			       was ? ", was " : "", was ? was : "");
 		}
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (code == 422) {
+	if (code == 422 || code == 403 || (code == 409 && result)) {
 		const char *why = jr ? json_string_value(json_object_get(jr, "reason")) : NULL;
 
 		fprintf(stderr, "amtprov: refused %s: %s\n", a.in.fqdn, why ? why : "(no reason)");
 	} else {
 		fprintf(stderr, "amtprov: %s: HTTP %ld: %s\n", url, code, msg ? msg : "(no detail)");
 	}
-	rc = code == 400 ? EXIT_USAGE : EXIT_FAIL;
+	/* Busy: the device is in a step, or the server's database is (Retry-After). */
+	rc = code == 400					       ? EXIT_USAGE
+	     : code == 503 || (result && !strcmp(result, "busy")) ? EXIT_RETRY
+								       : EXIT_FAIL;
 out:
 	if (curl)
 		curl_easy_cleanup(curl);

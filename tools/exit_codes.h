@@ -12,6 +12,7 @@ enum {
 	EXIT_CONFIG = 3, /* manifest or plugin configuration invalid */
 	EXIT_DB = 4,     /* site database missing, corrupt or busy */
 	EXIT_PLUGIN = 5, /* a plugin could not be loaded */
+	EXIT_RETRY = 6,  /* temporary: the device (or server) is busy, try again later */
 };
 
 /** The exit code for a failure described by @p err (code, message, location). */

@@ -668,6 +668,105 @@ static void test_device_update_changes_fields_and_audits(void)
 	store_close(st);
 }
 
+/* Re-registration (docs/states.md): identity, report and state change in one transaction
+ * with its audit records; a compare-and-set on the state; the OTP hash never in the audit;
+ * a blocked device, a moved state or another device's key changes nothing. */
+static void test_device_reregister_is_one_compare_and_set(void)
+{
+	struct store *st = open_new();
+	struct counter c = { 0 };
+	struct amtprov_error err;
+	struct store_device d, got;
+	int64_t id = add_device(st, 1);
+	int audits;
+
+	add_device(st, 2);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_transition(st, id, "NEED_PRECHECK", "PROVISIONED", 7,
+						"old error", 9999, "test", 2000, &err), AMTPROV_OK);
+	audits = audit_count(st, id);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	snprintf(d.otp_hash, sizeof(d.otp_hash), "ffee0011");
+	snprintf(d.amt_version, sizeof(d.amt_version), "12.0.45");
+	snprintf(d.wired_ip, sizeof(d.wired_ip), "10.0.0.77");
+	snprintf(d.uuid, sizeof(d.uuid), "ABCDEF01-0000-4000-8000-000000000001");
+
+	/* The stored state is not the one the caller decided on: nothing changes. */
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "FAILED", &d, "api:x", 3000, &err),
+			AMTPROV_E_STATE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "PROVISIONED"));
+	/* Another device's UUID: nothing changes. */
+	snprintf(d.uuid, sizeof(d.uuid), "00000002-0000-4000-8000-000000000002");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "PROVISIONED", &d, "api:x", 3000, &err),
+			AMTPROV_E_EXISTS);
+	CU_ASSERT_EQUAL(strncmp(err.msg, "uuid", 4), 0);
+	CU_ASSERT_EQUAL(audit_count(st, id), audits);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &got, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(got.state, "PROVISIONED");
+	CU_ASSERT_STRING_EQUAL(got.otp_hash, "ab12cd34");
+
+	snprintf(d.uuid, sizeof(d.uuid), "ABCDEF01-0000-4000-8000-000000000001");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "PROVISIONED", &d, "api:x", 3000, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &got, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(got.state, "REGISTERED");
+	CU_ASSERT_STRING_EQUAL(got.uuid, "abcdef01-0000-4000-8000-000000000001");
+	CU_ASSERT_STRING_EQUAL(got.otp_hash, "ffee0011");
+	CU_ASSERT_STRING_EQUAL(got.amt_version, "12.0.45");
+	CU_ASSERT_STRING_EQUAL(got.wired_ip, "10.0.0.77");
+	CU_ASSERT_EQUAL(got.state_since, 3000);
+	CU_ASSERT_EQUAL(got.last_error_code, 0);
+	CU_ASSERT_STRING_EQUAL(got.last_error, "");
+	CU_ASSERT_EQUAL(got.attempts, 0);
+	CU_ASSERT_EQUAL(got.next_attempt_at, 0);
+	CU_ASSERT_EQUAL(store_audit_list(st, id, 0, count_audit, &c, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(c.n, audits + 2);
+	CU_ASSERT_STRING_EQUAL(c.text[audits],
+			       "state|PROVISIONED -> REGISTERED: re-registered by its agent");
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.text[audits + 1], "device.reregister|"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.text[audits + 1], "otp_hash set -> new"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.text[audits + 1], "amt_version 11.8.50 -> 12.0.45"));
+	CU_ASSERT_PTR_NULL(strstr(c.text[audits + 1], "ffee0011"));
+
+	/* A blocked device never re-registers, whatever state the caller names. */
+	got.blocked = 1;
+	CU_ASSERT_EQUAL(store_device_update(st, &got, "cli", 3001, &err), AMTPROV_OK);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "REGISTERED", &d, "api:x", 3002, &err),
+			AMTPROV_E_STATE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "blocked"));
+	store_close(st);
+}
+
+/* Inside an explicit transaction a failed re-registration leaves the transaction usable
+ * and undoes only its own work. */
+static void test_device_reregister_inside_transaction(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_device d;
+	int64_t id = add_device(st, 1);
+
+	add_device(st, 2);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(store_tx_begin(st, &err), AMTPROV_OK);
+	snprintf(d.fqdn, sizeof(d.fqdn), "host2.contoso.com");
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "NEED_PRECHECK", &d, "t", 5, &err),
+			AMTPROV_E_EXISTS);
+	snprintf(d.fqdn, sizeof(d.fqdn), "Renamed.Contoso.com");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_reregister(st, id, "NEED_PRECHECK", &d, "t", 5, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_tx_commit(st, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_find(st, "renamed.contoso.com", &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.id, id);
+	CU_ASSERT_STRING_EQUAL(d.state, "REGISTERED");
+	store_close(st);
+}
+
 static int count_states(void *ctx, const char *state, int64_t count)
 {
 	struct counter *c = ctx;
@@ -1438,6 +1537,10 @@ void register_store_tests(void)
 		{ "transition counts attempts", test_transition_counts_attempts },
 		{ "device update changes fields and audits",
 		  test_device_update_changes_fields_and_audits },
+		{ "re-registration: one compare-and-set with its audit, never the OTP hash",
+		  test_device_reregister_is_one_compare_and_set },
+		{ "re-registration inside a transaction: a failure undoes only itself",
+		  test_device_reregister_inside_transaction },
 		{ "device list callbacks may write and stop",
 		  test_device_list_callbacks_may_write_and_stop },
 		{ "rollback discards all writes", test_tx_rollback_discards_all_writes },
