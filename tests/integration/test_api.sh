@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The registration API (docs/api.md): amtprovd serves HTTPS on loopback; a host agent
 # registers devices with a bearer token (R-PROV-02/03), a provisioned device is refused
-# (R-PROV-01), and nothing is written without the token.
+# (R-PROV-01), a known device registers again (docs/states.md), and nothing is written
+# without the token.
 TEST_NAME=api
 . "$(dirname "$0")/lib.sh"
 
@@ -90,8 +91,14 @@ check "GET by UUID" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-844
 check "GET of an unknown device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/nosuch.contoso.com")" 404
 check "status 8100 was recorded" bash -c "'$AMTPROV' -m '$M' status --id 8100 | grep -q pc1.contoso.com"
 
-check "duplicate FQDN is 409" is "$(post "$D1" "${AUTH[@]}")" 409
-check "duplicate UUID is 409" is "$(post "$(dev_json pc9.contoso.com 11111111-2222-4333-8444-000000000001)" "${AUTH[@]}")" 409
+# Re-registration (docs/states.md): the same FQDN and UUID again is the agent running again.
+check "the same device again is a re-registration: 200" is "$(post "$D1" "${AUTH[@]}")" 200
+check "... saying so, with the state it left" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="re-registered" and d["previous_state"] in ("NEED_DEVICE_CHECK","REGISTERED") and d["state"]=="REGISTERED", d' "$O"
+check "status 8113 was recorded" bash -c "'$AMTPROV' -m '$M' status --id 8113 | grep -q pc1.contoso.com"
+check "its UUID under another FQDN is 409 naming the field" is "$(post "$(dev_json pc9.contoso.com 11111111-2222-4333-8444-000000000001)" "${AUTH[@]}")" 409
+check "... field fqdn, an identity conflict, status 8114" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["field"]=="fqdn" and d["result"]=="identity" and d["status"]==8114, d' "$O"
+check "its FQDN with another UUID is 409, field uuid" is "$(post "$(dev_json pc1.contoso.com 11111111-2222-4333-8444-0000000000ff)" "${AUTH[@]}")" 409
+check "... and the API takes no 'replace'" is "$(post '{"fqdn":"pc1.contoso.com","uuid":"11111111-2222-4333-8444-0000000000ff","amt_version":"11.8.50","replace":true}' "${AUTH[@]}")" 400
 
 D2=$(dev_json pc2.contoso.com 11111111-2222-4333-8444-000000000002 post)
 check "R-PROV-01: a provisioned (post) device is 422" is "$(post "$D2" "${AUTH[@]}")" 422
@@ -125,8 +132,15 @@ check "the registered device is in the database" bash -c "'$AMTPROV' -m '$M' dev
 dev_json pc8.contoso.com 11111111-2222-4333-8444-000000000008 >"$T/agent.json"
 expect_rc 0 "device register --from-json (host agent output)" run_cli "$O" "$E" device register \
   --url "$URL/" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
-expect_rc 1 "device register of a duplicate exits 1" run_cli "$O" "$E" device register \
+expect_rc 0 "device register of a known device re-registers it (exit 0)" run_cli "$O" "$E" device register \
   --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
+check "... saying so" grep -q "re-registered pc8.contoso.com" "$O"
+expect_rc 1 "device register with another device's UUID exits 1" run_cli "$O" "$E" device register \
+  --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --fqdn pc12.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000008 --amt-version 12.0.45
+check "... saying why" grep -q "registered as pc8.contoso.com" "$E"
+expect_rc 2 "device register --replace is a usage error (administrators only)" run_cli "$O" "$E" \
+  device register --url "$URL" --token-file "$T/token" --from-json "$T/agent.json" --replace
 dev_json pc10.contoso.com 11111111-2222-4333-8444-000000000010 post >"$T/post.json"
 expect_rc 1 "device register of a provisioned device exits 1 (R-PROV-01)" run_cli "$O" "$E" \
   device register --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/post.json"

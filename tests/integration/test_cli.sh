@@ -55,9 +55,9 @@ OTP=$(printf 'otp' | sha256sum | cut -d' ' -f1)
 expect_rc 0 "device add registers a device" run_cli "$O" "$E" -m "$M" device add \
   --fqdn PC1.Contoso.com --uuid 11111111-2222-4333-8444-555555555555 --amt-version 11.8.50 \
   --wired-ip 10.0.0.5 --otp-hash "$OTP" --wireless
-expect_rc 1 "a duplicate FQDN is refused (exit 1)" run_cli "$O" "$E" -m "$M" device add \
+expect_rc 1 "a known FQDN with another UUID is refused (exit 1)" run_cli "$O" "$E" -m "$M" device add \
   --fqdn pc1.contoso.com --uuid 11111111-2222-4333-8444-555555555556 --amt-version 11.8.50
-check "duplicate error names the field" grep -qi "fqdn" "$E"
+check "the refusal names the field and the way to confirm" bash -c "grep -q '(uuid)' '$E' && grep -q -- '--replace' '$E'"
 expect_rc 2 "a bad FQDN is a usage error" run_cli "$O" "$E" -m "$M" device add \
   --fqdn "bad host" --uuid 11111111-2222-4333-8444-555555555557 --amt-version 11.8.50
 expect_rc 2 "a bad UUID is a usage error" run_cli "$O" "$E" -m "$M" device add \
@@ -84,8 +84,8 @@ check "retry refusal names the state" grep -q "REGISTERED" "$E"
 expect_rc 0 "status lists registrations" run_cli "$O" "$E" -m "$M" status --id 8100
 check "status 8100 recorded per registered device" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 2
 expect_rc 0 "status --severity error" run_cli "$O" "$E" -m "$M" --json status --severity error
-check "R-PROV-01 refusal stored as status 8101" \
-  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101]' "$O"
+check "R-PROV-01 refusal stored as status 8101, the identity refusal as 8114" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101, 8114], d' "$O"
 expect_rc 0 "status catalog" run_cli "$O" "$E" status catalog
 check "catalog has 7210 and 7211 (R-PC-06)" bash -c "grep -q '^ 7210 warning' '$O' && grep -q '^ 7211 error' '$O'"
 expect_rc 0 "cert list on an empty site" run_cli "$O" "$E" -m "$M" cert list --expiring-within 42
