@@ -117,21 +117,35 @@ check "its 802.1X client keys are cleared with its other secrets" bash -c "! '$A
 check "another device keeps its 802.1X keys" bash -c "'$AMTPROV' -m '$SITE' cred list | grep -q 'device/pc4.contoso.com/8021x-lan-key'"
 
 # ---- R-REV-04 with R-REV-02b: provisioning finds earlier client certificates
-# pc4's AMT is reset locally (amtsim forgets the device: its state file goes), its agent
-# runs again (new OTP), its last operation failed, and the operator retries: provisioning
-# starts over from REGISTERED. amtprov has no re-registration of a known device yet, so the
-# agent's new OTP hash and UUID are written into the site database directly.
+# pc4's AMT is reset locally (amtsim forgets the device: its state file goes; the fleet keeps
+# its UUID, as the SMBIOS UUID survives a reset) and its agent runs again (new OTP): the
+# known device re-registers (docs/states.md) and provisioning starts over from REGISTERED.
 lan_p=$(client "$T/pc4.certs.run1.json" lan active serial); corp_p=$(client "$T/pc4.certs.run1.json" corp active serial)
 web_p=$(web "$T/pc4.certs.run1.json" active)
 kill "$AMTSIM_PID"; wait "$AMTSIM_PID" 2>/dev/null
 rm -f "$T/sim/pc4.json" "$T/sim/control.sock"
+python3 - "$T/fleet.json" "$T/pc4.agent.json" <<'PY'
+import json, sys
+fleet, agent = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for d in fleet["devices"]:
+    if d["id"] == "pc4":
+        d["uuid"] = agent["uuid"]
+json.dump(fleet, open(sys.argv[1], "w"))
+PY
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>>"$T/amtsim.log" &
 AMTSIM_PID=$!; PIDS+=("$AMTSIM_PID")
 check "amtsim restarts with pc4 reset" wait_for 20 test -S "$T/sim/control.sock"
-"$AMTSIM" agent --state-dir "$T/sim" --device pc4 >"$T/pc4.agent2.json" 2>>"$T/agent.err"
-eval "$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); print("otp4=%s uuid4=%s" % (a["otp_hash"], a["uuid"]))' "$T/pc4.agent2.json")"
-q "update devices set state='FAILED', last_error='test: AMT reset locally', otp_hash='$otp4', uuid='$uuid4' where fqdn='pc4.contoso.com'"
-check "device retry pc4" "$AMTPROV" -m "$SITE" device retry pc4.contoso.com
+cp "$T/pc4.agent.json" "$T/pc4.agent1.json"
+reregistered() {
+  register pc4 && "$AMTPROV" -m "$SITE" device show pc4.contoso.com | grep -q 'PROVISIONED -> REGISTERED: re-registered'
+}
+new_otp() {
+  [ "$(q "select otp_hash from devices where fqdn='pc4.contoso.com'")" = \
+    "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["otp_hash"])' "$T/pc4.agent.json")" ] &&
+    ! cmp -s "$T/pc4.agent.json" "$T/pc4.agent1.json"
+}
+check "pc4's agent registers again: re-registered from PROVISIONED" reregistered
+check "... with its new OTP hash" new_otp
 set_clock $(( $(now) + 3600 ))
 check "amtprovd provisions pc4 again" daemon_once
 check "pc4 is PROVISIONED" test "$(state_of pc4.contoso.com)" = PROVISIONED
