@@ -990,6 +990,19 @@ static int unique_failure(struct store *st, int r, struct amtprov_error *err)
 	return sq_fail(st, db_of(st), r, "writing", err);
 }
 
+/* Runs a write that may hit a UNIQUE key: E_EXISTS naming the field, or the failure. */
+static int step_unique(struct store *st, sqlite3_stmt *s, const char *what,
+		       struct amtprov_error *err)
+{
+	int r = sqlite3_step(s);
+
+	if ((r & 0xff) == SQLITE_CONSTRAINT)
+		return unique_failure(st, r, err);
+	if (r != SQLITE_DONE)
+		return sq_fail(st, db_of(st), r, what, err);
+	return AMTPROV_OK;
+}
+
 static int sq_device_add(struct store *st, struct store_device *dev, const char *actor,
 			 int64_t now, struct amtprov_error *err)
 {
@@ -1242,6 +1255,23 @@ static void detail_add(char *buf, size_t size, const char *name, const char *old
 	snprintf(buf + len, size - len, "%s%s %s -> %s", len ? "; " : "", name, old, new_);
 }
 
+/* Says what changed between two records' descriptive fields; the OTP hash only as
+ * "set/new/empty", never its value. */
+static void device_changes(const struct store_device *old, const struct store_device *dev,
+			   char *buf, size_t size)
+{
+	detail_add(buf, size, "fqdn", old->fqdn, dev->fqdn);
+	detail_add(buf, size, "uuid", old->uuid, dev->uuid);
+	detail_add(buf, size, "amt_version", old->amt_version, dev->amt_version);
+	detail_add(buf, size, "wired_ip", old->wired_ip, dev->wired_ip);
+	detail_add(buf, size, "otp_hash", old->otp_hash[0] ? "set" : "empty",
+		   strcmp(old->otp_hash, dev->otp_hash) ? (dev->otp_hash[0] ? "new" : "empty")
+							: (old->otp_hash[0] ? "set" : "empty"));
+	detail_add(buf, size, "wireless_capable", old->wireless_capable ? "1" : "0",
+		   dev->wireless_capable ? "1" : "0");
+	detail_add(buf, size, "blocked", old->blocked ? "1" : "0", dev->blocked ? "1" : "0");
+}
+
 static int sq_device_update(struct store *st, const struct store_device *dev,
 			    const char *actor, int64_t now, struct amtprov_error *err)
 {
@@ -1278,29 +1308,15 @@ static int sq_device_update(struct store *st, const struct store_device *dev,
 		b_i64(&b, 8, now);
 		rc = b_check(st, &b, err);
 	}
-	if (rc == AMTPROV_OK) {
-		int r = sqlite3_step(s);
-
-		if ((r & 0xff) == SQLITE_CONSTRAINT)
-			rc = unique_failure(st, r, err);
-		else if (r != SQLITE_DONE)
-			rc = sq_fail(st, db_of(st), r, "updating a device", err);
-	}
+	if (rc == AMTPROV_OK)
+		rc = step_unique(st, s, "updating a device", err);
 	sqlite3_finalize(s);
 	if (rc == AMTPROV_OK) {
-		/* Say what changed; the OTP hash only as "changed", never its value. */
-		detail_add(detail, sizeof(detail), "uuid", old.uuid, dev->uuid);
-		detail_add(detail, sizeof(detail), "amt_version", old.amt_version,
-			   dev->amt_version);
-		detail_add(detail, sizeof(detail), "wired_ip", old.wired_ip, dev->wired_ip);
-		detail_add(detail, sizeof(detail), "otp_hash", old.otp_hash[0] ? "set" : "empty",
-			   strcmp(old.otp_hash, dev->otp_hash)
-				   ? (dev->otp_hash[0] ? "new" : "empty")
-				   : (old.otp_hash[0] ? "set" : "empty"));
-		detail_add(detail, sizeof(detail), "wireless_capable",
-			   old.wireless_capable ? "1" : "0", dev->wireless_capable ? "1" : "0");
-		detail_add(detail, sizeof(detail), "blocked", old.blocked ? "1" : "0",
-			   dev->blocked ? "1" : "0");
+		struct store_device now_rec = *dev;
+
+		/* The FQDN is not an updatable field here. */
+		memcpy(now_rec.fqdn, old.fqdn, sizeof(now_rec.fqdn));
+		device_changes(&old, &now_rec, detail, sizeof(detail));
 		rc = audit_insert(st, actor, dev->id, "device.update",
 				  detail[0] ? detail : "no change", now, err);
 	}
@@ -1356,34 +1372,18 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 		b_text(&b, 10, from);
 		rc = b_check(st, &b, err);
 	}
-	if (rc == AMTPROV_OK) {
-		int r = sqlite3_step(s);
-
-		if ((r & 0xff) == SQLITE_CONSTRAINT)
-			rc = unique_failure(st, r, err);
-		else if (r != SQLITE_DONE)
-			rc = sq_fail(st, db_of(st), r, "re-registering a device", err);
-	}
+	if (rc == AMTPROV_OK)
+		rc = step_unique(st, s, "re-registering a device", err);
 	sqlite3_finalize(s);
 	if (rc == AMTPROV_OK) {
 		snprintf(detail, sizeof(detail), "%s -> REGISTERED: re-registered by its agent", from);
 		rc = audit_insert(st, actor, id, "state", detail, now, err);
 	}
 	if (rc == AMTPROV_OK) {
-		/* What changed; the OTP hash only as "new", never its value. */
-		detail_add(changes, sizeof(changes), "fqdn", old.fqdn, dev->fqdn);
-		detail_add(changes, sizeof(changes), "uuid", old.uuid, dev->uuid);
-		detail_add(changes, sizeof(changes), "amt_version", old.amt_version,
-			   dev->amt_version);
-		detail_add(changes, sizeof(changes), "wired_ip", old.wired_ip, dev->wired_ip);
-		detail_add(changes, sizeof(changes), "otp_hash", old.otp_hash[0] ? "set" : "empty",
-			   strcmp(old.otp_hash, dev->otp_hash)
-				   ? (dev->otp_hash[0] ? "new" : "empty")
-				   : (old.otp_hash[0] ? "set" : "empty"));
-		detail_add(changes, sizeof(changes), "wireless_capable",
-			   old.wireless_capable ? "1" : "0", dev->wireless_capable ? "1" : "0");
-		snprintf(detail, sizeof(detail), "%s uuid=%s was %s; %s", dev->fqdn, dev->uuid, from,
-			 changes[0] ? changes : "same report");
+		device_changes(&old, dev, changes, sizeof(changes));
+		/* Cut to fit: the record has the full values. */
+		snprintf(detail, sizeof(detail), "%.200s uuid=%.40s was %.40s; %.200s", dev->fqdn,
+			 dev->uuid, from, changes[0] ? changes : "same report");
 		rc = audit_insert(st, actor, id, "device.reregister", detail, now, err);
 	}
 	return op_end(st, rc, err);
