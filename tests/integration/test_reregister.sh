@@ -134,6 +134,8 @@ check "... busy, with Retry-After, saying why" bash -c \
 check "amtprovd still works on pc3" in_step
 expect_rc 6 "amtprov device register exits 6 (try again later)" register_api "$T/pc3.reset.json"
 check "status 8115 reports the deferral" bash -c "'$AMTPROV' -m '$SITE' status --id 8115 --device pc3.contoso.com | grep -q 'working on it'"
+check "the deferred pc3 is provisioned undisturbed (R-PROV-05: the OTP it registered matched)" \
+  wait_for 240 provisioned pc3.contoso.com
 
 # --- a blocked device is refused (R-REV-02d)
 check "device block pc4" bash -c "'$AMTPROV' -m '$SITE' device block pc4.contoso.com | grep -q BLOCKED"
@@ -173,7 +175,7 @@ check "amtprovd provisions the new board" daemon_once
 check "pc2 is PROVISIONED" test "$(state_of pc2.contoso.com)" = PROVISIONED
 check "R-REV-02b: the old board's certificate is revoked Superseded (database, CRL)" bash -c \
   "[ \"$(q "select status || ' ' || revocation_reason from certificates where serial_hex='$web2'")\" = 'revoked 4' ] && crl_has '$web2' Superseded"
-check "the deferred pc3 is provisioned undisturbed (R-PROV-05: the OTP it registered matched)" test "$(state_of pc3.contoso.com)" = PROVISIONED
+check "pc3 is left as it is" test "$(state_of pc3.contoso.com)" = PROVISIONED
 check "pc1 (provisioned again) is left as it is" test "$(cert_field pc1.contoso.com active serial)" = "$web1b"
 check "no secret in amtprovd's logs" bash -c "! grep -q 'PRIVATE KEY' '$T'/amtprovd.*.log"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
