@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private to the flow's files (flow.c, flow_cert.c). */
+/* Private to the flow's files (flow.c, flow_cert.c, flow_stage.c). */
 #ifndef AMTPROV_CORE_FLOW_INT_H
 #define AMTPROV_CORE_FLOW_INT_H
 
@@ -48,7 +48,15 @@ struct flow_device_accounts {
 int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
 			 struct amtprov_error *err);
 void flow_device_accounts_free(struct flow_device_accounts *a);
-/* The credential-store record that holds a device's web server key. */
+/* The credential-store record that holds a device's web server key (made by amtprov). */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
+/* The target of a provisioning-mode session to @p d (R-PROV-07), over its wired address
+ * (R-PROV-02). Pointers borrow from @p f, @p d, @p accounts and @p info. */
+void flow_provisioning_target(struct flow *f, const struct store_device *d,
+			      const struct flow_device_accounts *accounts,
+			      struct amtprov_device_info *info, struct amtprov_transport_target *tgt);
+/* 1 when the device's web server key was generated inside AMT and AMT holds it (flow_cert.c
+ * recorded its handle): the first stage then adds only the certificate, no key. */
+int flow_web_key_in_amt(struct flow *f, int64_t device_id);
 
 #endif

@@ -286,8 +286,9 @@ static int first_stage_next(struct stage_run *r)
 			return call(r, AMTPROV_AMT_SET_HOST_NAME,
 				    json_pack("{s:s,s:s}", "host", host, "domain", dot ? dot + 1 : ""))
 				       < 0 ? -1 : 0;
-		case 2: /* (3) the key, when the firmware stores keys apart (AMT >= 9) */
-			if (r->info.amt_major < 9)
+		case 2: /* (3) the key, when the firmware stores keys apart (AMT >= 9); a key
+			 * generated inside AMT is there already (R-PROV-06) */
+			if (r->info.amt_major < 9 || flow_web_key_in_amt(r->f, r->device_id))
 				continue;
 			p = key_params(r, &err);
 			if (!p) {
