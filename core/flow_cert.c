@@ -1116,6 +1116,13 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 			start_amtprov_key(c);
 			return;
 		}
+		/* Firmware that generates in the background answers "in progress": retry later;
+		 * the intent on record lets the retry adopt the key once AMT lists it. */
+		if (rc == AMTPROV_E_DEVICE && (strstr(err->msg, "PKI_GENERATING_KEYS") ||
+					       strstr(err->msg, "OPERATION_IN_PROGRESS"))) {
+			amt_end(c, AMTPROV_E_BUSY, err->msg);
+			return;
+		}
 		if (rc != AMTPROV_OK)
 			break;
 		s = json_string_value(json_object_get(result, "key_handle"));
