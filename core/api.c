@@ -5,6 +5,8 @@
  *   GET  /v1/health                 unauthenticated; {"status":"ok"} and nothing else
  *   POST /v1/devices                bearer token; registers a device (R-PROV-01/02/03)
  *   GET  /v1/devices/{fqdn-or-uuid} bearer token; its state and last error
+ *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
+ *                                   bearer token; records the request (lifecycle.h), 202
  * Everything else is 404 (unknown path) or 405 (known path, other method).
  */
 #include <arpa/inet.h>
@@ -29,6 +31,7 @@
 
 #include "api.h"
 #include "device_input.h"
+#include "lifecycle.h"
 #include "status.h"
 #include "util.h"
 
@@ -375,6 +378,55 @@ static void show_device(struct api *a, struct evhttp_request *req, const char *r
 			     "attempts", dev.attempts, "blocked", dev.blocked));
 }
 
+/* POST /v1/devices/{key}/{op}: the same requests as 'amtprov device OP' (lifecycle.h);
+ * amtprovd's engine does the device work, so the answer is 202 with the new state. */
+static void device_operation(struct api *a, struct evhttp_request *req, const char *raw_key,
+			     const char *op_name)
+{
+	char *key = evhttp_uridecode(raw_key, 0, NULL);
+	int op = lifecycle_op_parse(op_name);
+	char peer[48], actor[STORE_SHORT_SIZE];
+	struct store_device dev;
+	struct amtprov_error err;
+	int rc;
+
+	if (!key) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	if (op < 0 || !*key || strlen(key) >= STORE_FQDN_SIZE) {
+		reply_error(req, 404, "Not Found", "no such resource", NULL);
+		free(key);
+		return;
+	}
+	peer_name(req, peer, sizeof(peer));
+	snprintf(actor, sizeof(actor), "api:%s", peer);
+	amtprov_error_clear(&err);
+	rc = lifecycle_request(a->site, key, (enum lifecycle_op)op, actor, &dev, &err);
+	free(key);
+	if (rc == AMTPROV_E_NOT_FOUND) {
+		reply_error(req, 404, "Not Found", "no such device", NULL);
+		return;
+	}
+	if (rc == AMTPROV_E_STATE) {
+		reply_error(req, 409, "Conflict", err.msg, NULL);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: %s failed: %s", op_name, err.msg);
+		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
+			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
+			    "the request could not be recorded", NULL);
+		return;
+	}
+	alog(a->log, AMTPROV_LOG_INFO, "api: %s %s from %s: now %s", op_name, dev.fqdn, peer,
+	     dev.state);
+	engine_kick(a->engine);
+	reply_json(req, 202, "Accepted",
+		   json_pack("{s:I,s:s,s:s,s:s,s:b}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
+			     "operation", op_name, "state", dev.state, "blocked", dev.blocked));
+}
+
 static const char *method_name(enum evhttp_cmd_type t)
 {
 	switch (t) {
@@ -420,6 +472,26 @@ static void on_request(struct evhttp_request *req, void *arg)
 			reply_unauthorized(a, req, why, method_name(m), devices);
 		else
 			register_device(a, req);
+		return;
+	}
+	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&
+	    path[sizeof(devices)] != '\0' && strchr(path + sizeof(devices), '/')) {
+		/* /v1/devices/{device}/{operation} */
+		const char *key = path + sizeof(devices), *slash = strchr(key, '/');
+		char dev[STORE_FQDN_SIZE * 3];
+
+		if (strchr(slash + 1, '/') || (size_t)(slash - key) >= sizeof(dev)) {
+			reply_error(req, 404, "Not Found", "no such resource", NULL);
+		} else if (m != EVHTTP_REQ_POST) {
+			method_not_allowed(req, "POST");
+		} else if (!authorized(a, req, &why)) {
+			reply_unauthorized(a, req, why, method_name(m),
+					   "/v1/devices/{device}/{operation}");
+		} else {
+			memcpy(dev, key, (size_t)(slash - key));
+			dev[slash - key] = '\0';
+			device_operation(a, req, dev, slash + 1);
+		}
 		return;
 	}
 	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&

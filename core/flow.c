@@ -9,6 +9,7 @@
 
 #include "pki.h"
 #include "preflight.h"
+#include "provcert.h"
 #include "status.h"
 #include "transport_loop.h"
 #include "util.h"
@@ -495,6 +496,24 @@ static int prepare_amt(struct engine *e, struct flow *f, struct amtprov_error *e
 	return f->tloop ? AMTPROV_OK : err->code;
 }
 
+/* R-PC-08: the configured provisioning certificate is recorded as revoked. */
+static int provcert_stopped(struct flow *f)
+{
+	struct provcert_info pc;
+	struct amtprov_error err;
+	char msg[STORE_TEXT_SIZE];
+
+	amtprov_error_clear(&err);
+	if (!f->chain_pem || provcert_from_pem(f->chain_pem, strlen(f->chain_pem), &pc, &err) ||
+	    !provcert_known_revoked(f->site, pc.sha256))
+		return 0;
+	snprintf(msg, sizeof(msg), "R-PC-08: the configured provisioning certificate (serial "
+		 "%.64s) is revoked: provisioning is stopped until a valid one is configured",
+		 pc.serial_hex);
+	site_status(f->site, STATUS_PROVCERT_REVOKED, NULL, msg);
+	return 1;
+}
+
 int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 {
 	struct manifest *m;
@@ -518,6 +537,10 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 				 perr.msg);
 			site_status(f->site, STATUS_PROVCERT_INVALID, NULL, msg);
 			drop_amt(f);
+		} else if (provcert_stopped(f)) {
+			/* R-PC-08: no device is shown a revoked provisioning certificate. Devices
+			 * wait at their AMT steps; provisioned ones are still maintained. */
+			engine_set_handler(e, DS_NEED_SECOND_STAGE, flow_step_second_stage, f);
 		} else {
 			engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
 			engine_set_handler(e, DS_NEED_FIRST_STAGE, flow_step_first_stage, f);

@@ -80,12 +80,17 @@ struct cert_call {
 	char key_handle[128];
 	EVP_PKEY *amt_pub;                  /* its public key */
 	X509_REQ *tmpl;                     /* the template AMT signs */
+	flow_cert_done_fn done;    /* flow_cert_request(): who gets the answer */
+	void *done_arg;
+	void (*done_free)(void *); /* frees done_arg if the answer never reaches done */
 };
 
 static void call_free(struct cert_call *c)
 {
 	if (!c)
 		return;
+	if (c->done_free)
+		c->done_free(c->done_arg);
 	if (c->session)
 		tloop_session_close(c->f->tloop, c->session);
 	flow_device_accounts_free(&c->accounts);
@@ -647,6 +652,37 @@ static void amt_key_discard(struct cert_call *c)
 	amt_key_record_put(c, rec, &err);
 }
 
+/* flow_cert_request(): an issued certificate is recorded and handed back; any other
+ * answer is a failure the caller decides about (renewal needs a CA that issues at once,
+ * as seed 000 requires: automatic approval). */
+static void answer_to_caller(struct cert_call *c, struct engine_job *job)
+{
+	struct amtprov_error e2;
+	char why[STORE_TEXT_SIZE];
+	int64_t new_id = 0;
+
+	c->done_free = NULL; /* done owns done_arg from here */
+	amtprov_error_clear(&e2);
+	if (c->res.outcome == AMTPROV_CA_ISSUED) {
+		if (record_issued(c, &new_id, &e2) == AMTPROV_OK) {
+			c->done(job, AMTPROV_OK, new_id, NULL, c->done_arg);
+			return;
+		}
+		snprintf(why, sizeof(why), "certificate not recorded: %s", e2.msg);
+		c->done(job, e2.code ? e2.code : AMTPROV_E_INTERNAL, 0, why, c->done_arg);
+		return;
+	}
+	snprintf(why, sizeof(why), "CA '%s' answered %s%s%s", plugin_instance_name(c->ca),
+		 amtprov_ca_outcome_name(c->res.outcome), c->res.message[0] ? ": " : "",
+		 c->res.message);
+	c->done(job,
+		c->res.outcome == AMTPROV_CA_UNREACHABLE || c->res.outcome == AMTPROV_CA_WAIT ||
+				c->res.outcome == AMTPROV_CA_WAIT_WITH_DELAY
+			? AMTPROV_E_UNREACHABLE
+			: AMTPROV_E_DENIED,
+		0, why, c->done_arg);
+}
+
 /* Turns a CA answer into the device's next state (loop thread). */
 static void on_answer(struct engine_job *job, int rc, const struct amtprov_error *err, void *arg)
 {
@@ -667,6 +703,11 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 	}
 	if (rc != AMTPROV_OK) {
 		engine_job_done(job, DS_INVALID, rc, err->msg);
+		goto out;
+	}
+	if (c->done) {
+		engine_job_set_abort(job, NULL, NULL); /* c is freed below; done sets its own */
+		answer_to_caller(c, job);
 		goto out;
 	}
 	switch (c->res.outcome) {
@@ -1265,6 +1306,26 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 		return;
 	}
 	engine_job_set_abort(job, call_abort, c);
+}
+
+/* Renewal (flow_renew.c) installs the key amtprov stored: its requests always use a key
+ * made by amtprov. */
+void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
+		       void *arg, void (*arg_free)(void *))
+{
+	struct cert_call *c = call_new(f, job);
+
+	if (!c) {
+		if (arg_free)
+			arg_free(arg);
+		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
+		return;
+	}
+	c->done = done;
+	c->done_arg = arg;
+	c->done_free = arg_free;
+	report_interrupted_request(c);
+	start_amtprov_key(c);
 }
 
 void flow_step_ca_waiting(struct engine_job *job, void *ctx)

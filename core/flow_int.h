@@ -29,6 +29,15 @@ struct flow {
 
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
 void flow_step_certificate(struct engine_job *job, void *ctx);
+/* The same request (a new key made by amtprov, CSR, CA, recorded with its DER) for another
+ * step, such as renewal: instead of moving the device on, @p done gets the new certificate's id on the
+ * loop thread, or the failure (never CA_WAITING). @p done must end the job. If the job
+ * ends before @p done is called (shutdown, a failure of the request itself), @p arg_free
+ * (may be NULL) frees @p arg. */
+typedef void (*flow_cert_done_fn)(struct engine_job *job, int rc, int64_t cert_id,
+				  const char *why, void *arg);
+void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
+		       void *arg, void (*arg_free)(void *));
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
 /* flow_stage.c: NEED_FIRST_STAGE, NEED_COMMIT, NEED_SECOND_STAGE (R-PROV-10/11). */
 void flow_step_first_stage(struct engine_job *job, void *ctx);
@@ -58,5 +67,24 @@ void flow_provisioning_target(struct flow *f, const struct store_device *d,
 /* 1 when the device's web server key was generated inside AMT and AMT holds it (flow_cert.c
  * recorded its handle): the first stage then adds only the certificate, no key. */
 int flow_web_key_in_amt(struct flow *f, int64_t device_id);
+
+/* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
+struct x8021x;
+/* How it ended, called exactly once (possibly from within flow_8021x_start): rc AMTPROV_OK
+ * and defer_at 0: done; defer_at > 0: a CA answered WAIT, come back in @p next at that time;
+ * else the failure (rc, why) for engine_job_done. The x8021x is freed before the call. */
+typedef void (*flow_8021x_done_fn)(void *ctx, enum device_state next, int rc, const char *why,
+				   int64_t defer_at);
+/* Starts the step on the stage's open @p session (borrowed; kept open until done). */
+int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
+		     const struct amtprov_device_info *info, int64_t device_id,
+		     flow_8021x_done_fn done, void *ctx, struct x8021x **out,
+		     struct amtprov_error *err);
+/* Releases a step that will not finish (its job was aborted). Accepts NULL. */
+void flow_8021x_free(struct x8021x *x);
+/* The credential-store record of a device's 802.1X key for @p profile: the key of the
+ * certificate in use, or (@p pending) the key of a request not yet answered. */
+void flow_8021x_key_name(const char *fqdn, const char *profile, int pending, char *out,
+			 size_t size);
 
 #endif

@@ -53,12 +53,14 @@ struct stage_run {
 	struct flow_device_accounts accounts;
 	char *ca_bundle;   /* second stage: the site CA's chain, to verify the device */
 	char *crl_url;
+	struct x8021x *x8021x; /* second stage: the 802.1X step, while it runs */
 };
 
 static void run_free(struct stage_run *r)
 {
 	if (!r)
 		return;
+	flow_8021x_free(r->x8021x);
 	if (r->session)
 		tloop_session_close(r->f->tloop, r->session);
 	flow_device_accounts_free(&r->accounts);
@@ -387,8 +389,57 @@ static json_t *acl_params(struct manifest *m)
 	return json_pack("{s:o}", "accounts", accounts);
 }
 
-/* The second stage, step by step (R-PROV-11 1-2). 802.1X (R-PROV-11 3) and the web UI
- * switch join when the netprofile plugin and their transport operations exist. */
+static void advance(struct stage_run *r);
+
+static void stage_8021x_done(void *ctx, enum device_state next, int rc, const char *why,
+			     int64_t defer_at)
+{
+	struct stage_run *r = ctx;
+	struct engine_job *job = r->job;
+
+	r->x8021x = NULL; /* freed by flow_8021x.c */
+	if (rc == AMTPROV_OK && defer_at > 0) {
+		run_free(r);
+		engine_job_defer(job, next, defer_at);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		run_end(r, next, rc, why);
+		return;
+	}
+	advance(r);
+}
+
+/* R-PROV-11 (3): hands the session to the 802.1X step until stage_8021x_done. */
+static int start_8021x(struct stage_run *r)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (flow_8021x_start(r->f, r->job, r->session, &r->info, r->device_id, stage_8021x_done,
+			     r, &r->x8021x, &err) != AMTPROV_OK) {
+		run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_INTERNAL, err.msg);
+		return -1;
+	}
+	return 0; /* r may be gone already: not touched again */
+}
+
+/* SET_REDIRECTION params: SOL/IDER when either is configured (one RequestStateChange sets
+ * both), the web UI when configured; absent keys leave the device alone. */
+static json_t *redirection_params(const struct manifest *m)
+{
+	json_t *p = json_object();
+
+	if (p && (m->sol >= 0 || m->ider >= 0)) {
+		json_object_set_new(p, "sol", json_boolean(m->sol > 0));
+		json_object_set_new(p, "ider", json_boolean(m->ider > 0));
+	}
+	if (p && m->web_ui >= 0)
+		json_object_set_new(p, "web_ui", json_boolean(m->web_ui));
+	return p;
+}
+
+/* The second stage, step by step (R-PROV-11 1-3). */
 static int second_stage_next(struct stage_run *r)
 {
 	struct manifest *m = site_manifest(r->f->site);
@@ -404,17 +455,26 @@ static int second_stage_next(struct stage_run *r)
 				continue;
 			return call(r, AMTPROV_AMT_SET_KERBEROS,
 				    json_pack("{s:b}", "enabled", m->kerberos)) < 0 ? -1 : 0;
-		case 2: /* (2) serial-over-LAN and IDE redirection */
-			if (m->sol < 0 && m->ider < 0)
+		case 2: /* (2) power policy: the power states manageability is on in */
+			if (!m->power_policy)
 				continue;
-			return call(r, AMTPROV_AMT_SET_REDIRECTION,
-				    json_pack("{s:b,s:b}", "sol", m->sol > 0, "ider", m->ider > 0)) < 0
-				       ? -1 : 0;
-		case 3: /* (2) ping responses */
+			return call(r, AMTPROV_AMT_SET_POWER_POLICY,
+				    json_pack("{s:s}", "policy", m->power_policy)) < 0 ? -1 : 0;
+		case 3: /* (2) serial-over-LAN, IDE redirection, web interface */
+			if (m->sol < 0 && m->ider < 0 && m->web_ui < 0)
+				continue;
+			return call(r, AMTPROV_AMT_SET_REDIRECTION, redirection_params(m)) < 0 ? -1
+												    : 0;
+		case 4: /* (2) ping responses */
 			if (m->ping < 0)
 				continue;
 			return call(r, AMTPROV_AMT_SET_PING, json_pack("{s:b}", "enabled", m->ping)) < 0
 				       ? -1 : 0;
+		case 5: /* (3) 802.1X: its own machine (flow_8021x.c) on this session; it ends
+			 * the stage through stage_8021x_done */
+			if (!m->ieee8021x)
+				continue;
+			return start_8021x(r);
 		default:
 			return 1;
 		}

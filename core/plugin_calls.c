@@ -513,3 +513,54 @@ int pi_directory_delete(struct plugin_instance *pi, const char *device, const ch
 	pi_leave(&c);
 	return rc;
 }
+
+static const struct amtprov_netprofile_ops *np_ops(struct plugin_instance *pi,
+						   struct amtprov_error *err)
+{
+	if (pi->mod->desc->kind != AMTPROV_KIND_NETPROFILE) {
+		wrong_kind(pi, AMTPROV_KIND_NETPROFILE, err);
+		return NULL;
+	}
+	return pi->mod->desc->ops;
+}
+
+int pi_netprofile_cert_needs(struct plugin_instance *pi, const json_t *profiles,
+			     const struct amtprov_device_info *device,
+			     amtprov_netprofile_need_cb cb, void *ctx, struct amtprov_error *err)
+{
+	const struct amtprov_netprofile_ops *o = np_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, device ? device->fqdn : NULL);
+	rc = o->cert_needs(pi->handle, profiles, device, cb, ctx, err);
+	pi_leave(&c);
+	return rc;
+}
+
+int pi_netprofile_render(struct plugin_instance *pi, const json_t *profiles,
+			 const struct amtprov_device_info *device,
+			 const struct amtprov_netprofile_cert *certs, size_t n_certs,
+			 json_t **params, struct amtprov_error *err)
+{
+	const struct amtprov_netprofile_ops *o = np_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	*params = NULL;
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	pi_enter(&c, pi, device ? device->fqdn : NULL);
+	rc = o->render(pi->handle, profiles, device, certs, n_certs, params, err);
+	pi_leave(&c);
+	if (rc == AMTPROV_OK && !json_is_object(*params))
+		rc = amtprov_error_set(err, AMTPROV_E_INTERNAL, pi->name,
+				       "netprofile plugin '%s' rendered no object", pi->name);
+	if (rc != AMTPROV_OK && *params) {
+		json_decref(*params);
+		*params = NULL;
+	}
+	return rc;
+}

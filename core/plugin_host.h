@@ -154,4 +154,14 @@ int pi_directory_create(struct plugin_instance *pi, const char *device,
 int pi_directory_delete(struct plugin_instance *pi, const char *device, const char *fqdn,
 			struct amtprov_error *err);
 
+/* Network profiles (802.1X, R-PROV-11 3): pure computations, any thread. render's
+ * @p params is a new reference on AMTPROV_OK (an object). */
+int pi_netprofile_cert_needs(struct plugin_instance *pi, const json_t *profiles,
+			     const struct amtprov_device_info *device,
+			     amtprov_netprofile_need_cb cb, void *ctx, struct amtprov_error *err);
+int pi_netprofile_render(struct plugin_instance *pi, const json_t *profiles,
+			 const struct amtprov_device_info *device,
+			 const struct amtprov_netprofile_cert *certs, size_t n_certs,
+			 json_t **params, struct amtprov_error *err);
+
 #endif /* AMTPROV_CORE_PLUGIN_HOST_H */

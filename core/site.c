@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,7 +22,32 @@ struct site {
 	struct alog *log;
 	int64_t (*now)(void *);
 	void *now_ctx;
+	char *test_clock_file;     /* AMTPROV_TEST_CLOCK_FILE: tests only */
 };
+
+/* The test clock (docs/lifecycle.md): the file holds Unix seconds and is read on every
+ * call, so a test moves time for amtprovd, amtprov and every plugin at once, without
+ * sleeping. A file that cannot be read gives real time, never a made-up one. */
+static int64_t test_clock(void *ctx)
+{
+	struct site *s = ctx;
+	char buf[32];
+	long long v;
+	FILE *f = fopen(s->test_clock_file, "re");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (!n || util_parse_ll(buf, 0, INT64_MAX / 4, &v) < 0) {
+		alog(s->log, AMTPROV_LOG_ERROR, "test clock %s unreadable; using real time",
+		     s->test_clock_file);
+		return util_now();
+	}
+	return v;
+}
 
 int64_t site_now(struct site *s)
 {
@@ -184,6 +210,18 @@ int site_open(const struct site_options *opt, struct site **out,
 	s->log = opt->log;
 	s->now = opt->now;
 	s->now_ctx = opt->now_ctx;
+	if (!s->now && getenv(SITE_TEST_CLOCK_ENV) && *getenv(SITE_TEST_CLOCK_ENV)) {
+		s->test_clock_file = strdup(getenv(SITE_TEST_CLOCK_ENV));
+		if (!s->test_clock_file) {
+			rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+			goto fail;
+		}
+		s->now = test_clock;
+		s->now_ctx = s;
+		alog(s->log, AMTPROV_LOG_WARNING,
+		     "*** TEST CLOCK: time is read from %s (%s is set); never use this in "
+		     "production ***", s->test_clock_file, SITE_TEST_CLOCK_ENV);
+	}
 
 	/* 1. The manifest, in full, before anything else. */
 	rc = manifest_load(opt->manifest, &s->m, problems, err);
@@ -237,6 +275,7 @@ void site_close(struct site *s)
 	store_close(s->st_aux);
 	store_close(s->st);
 	manifest_free(s->m);
+	free(s->test_clock_file);
 	pthread_mutex_destroy(&s->aux_lock);
 	free(s);
 }

@@ -23,6 +23,10 @@
 
 struct site;
 
+/** Tests only: names a file holding the Unix time every site_now() reads (used when
+ * site_options.now is NULL). amtprovd and amtprov warn loudly when it is set. */
+#define SITE_TEST_CLOCK_ENV "AMTPROV_TEST_CLOCK_FILE"
+
 #define SITE_CREATE_DB 0x1    /**< create the database (and state dir) if missing */
 #define SITE_NO_PLUGINS 0x2   /**< do not load plugins (reporting commands) */
 #define SITE_READONLY_DB 0x4  /**< open the database read-only; never create */

@@ -656,5 +656,28 @@ int store_task_put(struct store *st, const struct store_task *task, struct amtpr
 		return rc;
 	if (task->last_result < 0)
 		return bad_arg(st, err, "last_result: must be an amtprov_status (>= 0)");
+	if (task->interval_seconds < 0 || task->served < 0)
+		return bad_arg(st, err, "interval_seconds, served: must be >= 0");
 	return st->ops->task_put(st, task, err);
+}
+
+int store_task_request(struct store *st, const char *name, int64_t *request,
+		       struct amtprov_error *err)
+{
+	int64_t ignored;
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "name", name, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	return st->ops->task_request(st, name, request ? request : &ignored, err);
+}
+
+int store_task_list(struct store *st, store_task_cb cb, void *ctx, struct amtprov_error *err)
+{
+	CHECK_ST(st, err);
+	if (!cb)
+		return bad_arg(st, err, "store_task_list: cb is required");
+	return st->ops->task_list(st, cb, ctx, err);
 }

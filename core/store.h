@@ -38,7 +38,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 
@@ -157,7 +157,11 @@ struct store_task {
 	int last_result;                   /**< enum amtprov_status */
 	char last_detail[STORE_TEXT_SIZE];
 	int64_t next_run;
+	int64_t interval_seconds;          /**< the schedule it was last run on (schema 3) */
+	int64_t requests;                  /**< on-demand runs asked for (store_task_request) */
+	int64_t served;                    /**< requests the last run covered; < requests: due */
 };
+typedef int (*store_task_cb)(void *ctx, const struct store_task *task);
 
 /* Iteration callbacks: return 0 to go on, non-zero to stop (not an error). Records are
  * borrowed for the call. */
@@ -287,7 +291,14 @@ int store_pending_done(struct store *st, int64_t id, struct amtprov_error *err);
 /** Reads a task's record; AMTPROV_E_NOT_FOUND if it never ran and was never scheduled. */
 int store_task_get(struct store *st, const char *name, struct store_task *out,
 		   struct amtprov_error *err);
-/** Inserts or replaces a task's record. */
+/** Inserts or replaces a task's record; `requests` is never written here, so an on-demand
+ * request made meanwhile by another process is not lost. */
 int store_task_put(struct store *st, const struct store_task *task, struct amtprov_error *err);
+/** Asks for an on-demand run (amtprov task run): requests + 1, creating the record if
+ * needed. @param[out] request the new request number; may be NULL */
+int store_task_request(struct store *st, const char *name, int64_t *request,
+		       struct amtprov_error *err);
+/** Every task record, by name. */
+int store_task_list(struct store *st, store_task_cb cb, void *ctx, struct amtprov_error *err);
 
 #endif /* AMTPROV_CORE_STORE_H */

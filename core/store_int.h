@@ -107,6 +107,10 @@ struct store_ops {
 			struct amtprov_error *err);
 	int (*task_put)(struct store *st, const struct store_task *task,
 			struct amtprov_error *err);
+	int (*task_request)(struct store *st, const char *name, int64_t *request,
+			    struct amtprov_error *err);
+	int (*task_list)(struct store *st, store_task_cb cb, void *ctx,
+			 struct amtprov_error *err);
 };
 
 /**

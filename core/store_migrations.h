@@ -135,7 +135,18 @@ static const char *const store_migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'certificate data is never deleted'); END;\n"
 	"PRAGMA user_version = 2;\n",
 
-	/* 2 -> 3 goes here. */
+	/* 2 -> 3: the scheduler's bookkeeping (docs/lifecycle.md). On-demand runs are a
+	 * counter pair rather than a flag, so "amtprov task run" in one process and amtprovd
+	 * finishing a run in another never lose a request. */
+	"ALTER TABLE maintenance_tasks ADD COLUMN interval_seconds INTEGER NOT NULL DEFAULT 0\n"
+	"  CHECK (interval_seconds >= 0);\n"
+	"ALTER TABLE maintenance_tasks ADD COLUMN requests INTEGER NOT NULL DEFAULT 0\n"
+	"  CHECK (requests >= 0);\n"
+	"ALTER TABLE maintenance_tasks ADD COLUMN served INTEGER NOT NULL DEFAULT 0\n"
+	"  CHECK (served >= 0);\n"
+	"PRAGMA user_version = 3;\n",
+
+	/* 3 -> 4 goes here. */
 };
 
 #endif /* AMTPROV_CORE_STORE_MIGRATIONS_H */

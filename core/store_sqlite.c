@@ -1941,6 +1941,26 @@ static int sq_pending_done(struct store *st, int64_t id, struct amtprov_error *e
 
 /* ---- maintenance tasks ---- */
 
+#define TASK_COLUMNS \
+	"name, last_run, last_result, last_detail, next_run, interval_seconds, requests, served"
+
+static int read_task(struct store *st, sqlite3_stmt *s, struct store_task *out,
+		     struct amtprov_error *err)
+{
+	struct rd rdr = { s, 0, -1 };
+
+	memset(out, 0, sizeof(*out));
+	rd_text(&rdr, out->name, sizeof(out->name));
+	out->last_run = rd_i64(&rdr);
+	out->last_result = rd_int(&rdr);
+	rd_text(&rdr, out->last_detail, sizeof(out->last_detail));
+	out->next_run = rd_i64(&rdr);
+	out->interval_seconds = rd_i64(&rdr);
+	out->requests = rd_i64(&rdr);
+	out->served = rd_i64(&rdr);
+	return rd_check(st, &rdr, "maintenance_tasks", err);
+}
+
 static int sq_task_get(struct store *st, const char *name, struct store_task *out,
 		       struct amtprov_error *err)
 {
@@ -1949,8 +1969,7 @@ static int sq_task_get(struct store *st, const char *name, struct store_task *ou
 	int rc, r;
 
 	if ((rc = prepare(st,
-			  "SELECT name, last_run, last_result, last_detail, next_run "
-			  "FROM maintenance_tasks WHERE name = ?1",
+			  "SELECT " TASK_COLUMNS " FROM maintenance_tasks WHERE name = ?1",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -1958,15 +1977,7 @@ static int sq_task_get(struct store *st, const char *name, struct store_task *ou
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK) {
 		r = sqlite3_step(s);
 		if (r == SQLITE_ROW) {
-			struct rd rdr = { s, 0, -1 };
-
-			memset(out, 0, sizeof(*out));
-			rd_text(&rdr, out->name, sizeof(out->name));
-			out->last_run = rd_i64(&rdr);
-			out->last_result = rd_int(&rdr);
-			rd_text(&rdr, out->last_detail, sizeof(out->last_detail));
-			out->next_run = rd_i64(&rdr);
-			rc = rd_check(st, &rdr, "maintenance_tasks", err);
+			rc = read_task(st, s, out, err);
 		} else if (r == SQLITE_DONE) {
 			rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
 					       "maintenance task '%s' has no record", name);
@@ -1987,10 +1998,13 @@ static int sq_task_put(struct store *st, const struct store_task *task,
 
 	if ((rc = prepare(st,
 			  "INSERT INTO maintenance_tasks (name, last_run, last_result, "
-			  "last_detail, next_run) VALUES (?1, ?2, ?3, ?4, ?5) "
+			  "last_detail, next_run, interval_seconds, served) "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
 			  "ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run, "
 			  "last_result = excluded.last_result, "
-			  "last_detail = excluded.last_detail, next_run = excluded.next_run",
+			  "last_detail = excluded.last_detail, next_run = excluded.next_run, "
+			  "interval_seconds = excluded.interval_seconds, "
+			  "served = excluded.served",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -1999,9 +2013,62 @@ static int sq_task_put(struct store *st, const struct store_task *task,
 	b_i64(&b, 3, task->last_result);
 	b_text(&b, 4, task->last_detail);
 	b_i64(&b, 5, task->next_run);
+	b_i64(&b, 6, task->interval_seconds);
+	b_i64(&b, 7, task->served);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = step_done(st, s, "recording a maintenance task", err);
 	sqlite3_finalize(s);
+	return rc;
+}
+
+static int sq_task_request(struct store *st, const char *name, int64_t *request,
+			   struct amtprov_error *err)
+{
+	sqlite3_stmt *s;
+	struct binder b;
+	int rc, r;
+
+	/* One statement: the increment and its result are atomic against other writers. */
+	if ((rc = prepare(st,
+			  "INSERT INTO maintenance_tasks (name, requests) VALUES (?1, 1) "
+			  "ON CONFLICT (name) DO UPDATE SET requests = requests + 1 "
+			  "RETURNING requests",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, name);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK) {
+		r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			*request = sqlite3_column_int64(s, 0);
+			r = sqlite3_step(s);
+		}
+		if (r != SQLITE_DONE)
+			rc = sq_fail(st, db_of(st), r, "requesting a maintenance task run", err);
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int sq_task_list(struct store *st, store_task_cb cb, void *ctx,
+			struct amtprov_error *err)
+{
+	struct store_task rows[64];
+	int n = 0, rc, r = SQLITE_DONE;
+	sqlite3_stmt *s;
+
+	/* Few rows (one per task): read them all, then call back with no statement open. */
+	if ((rc = prepare(st, "SELECT " TASK_COLUMNS " FROM maintenance_tasks ORDER BY name",
+			  &s, err)))
+		return rc;
+	while (rc == AMTPROV_OK && n < 64 && (r = sqlite3_step(s)) == SQLITE_ROW)
+		rc = read_task(st, s, &rows[n++], err);
+	if (rc == AMTPROV_OK && n < 64 && r != SQLITE_DONE)
+		rc = sq_fail(st, db_of(st), r, "listing maintenance tasks", err);
+	sqlite3_finalize(s);
+	for (int i = 0; rc == AMTPROV_OK && i < n; i++)
+		if (cb(ctx, &rows[i]))
+			break;
 	return rc;
 }
 
@@ -2037,4 +2104,6 @@ static const struct store_ops sqlite_ops = {
 	.pending_done = sq_pending_done,
 	.task_get = sq_task_get,
 	.task_put = sq_task_put,
+	.task_request = sq_task_request,
+	.task_list = sq_task_list,
 };

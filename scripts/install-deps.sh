@@ -18,6 +18,7 @@ PACKAGES=(
   curl                        # tests: a real TLS + Digest client against amtsim
   scep                        # tests: a real SCEP CA (scepserver) for ca-external
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
+  freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
 )
 
 missing=()

@@ -989,6 +989,11 @@ bool device_fault_drop(struct device *d)
 	return nth_hit(f->requests, f->drop_nth, f->drop_repeat) || roll_percent(d, f->drop_percent);
 }
 
+bool device_fault_hang(struct device *d)
+{
+	return nth_hit(d->faults.requests, d->faults.hang_nth, d->faults.hang_repeat);
+}
+
 bool device_fault_digest(struct device *d)
 {
 	struct dev_faults *f = &d->faults;
@@ -1052,7 +1057,7 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 	static const char *const known[] = {
 		"seed", "latency_ms", "latency_jitter_ms", "drop_nth", "drop_repeat",
 		"drop_percent", "commit_fail", "flash_writes", "wrong_otp", "digest_fail_nth",
-		"digest_fail_repeat", "digest_fail_percent"};
+		"digest_fail_repeat", "digest_fail_percent", "hang_nth", "hang_repeat"};
 	unsigned long v;
 	const char *k;
 	json_t *val;
@@ -1091,6 +1096,7 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 	U("latency_jitter_ms", latency_jitter_ms, 600000);
 	U("drop_nth", drop_nth, 0xffffffffUL);
 	U("drop_percent", drop_percent, 100);
+	U("hang_nth", hang_nth, 0xffffffffUL);
 	U("flash_writes", flash_writes, 0xffffffffUL);
 	U("digest_fail_nth", digest_fail_nth, 0xffffffffUL);
 	U("digest_fail_percent", digest_fail_percent, 100);
@@ -1100,6 +1106,7 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 		return -1;
 	f->commit_fail = (int)v;
 	if (fault_bool(o, "drop_repeat", &f->drop_repeat, err, errlen) ||
+	    fault_bool(o, "hang_repeat", &f->hang_repeat, err, errlen) ||
 	    fault_bool(o, "wrong_otp", &f->wrong_otp, err, errlen) ||
 	    fault_bool(o, "digest_fail_repeat", &f->digest_fail_repeat, err, errlen))
 		return -1;

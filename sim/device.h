@@ -143,6 +143,8 @@ struct dev_faults {
 	unsigned long drop_nth;       /* close instead of answering request N (1-based) */
 	bool drop_repeat;             /* ... and every N-th request after it */
 	unsigned drop_percent;        /* seeded random drops, 0..100 */
+	unsigned long hang_nth;       /* never answer request N: the connection stays open */
+	bool hang_repeat;             /* ... and every N-th request after it */
 	int commit_fail;              /* CommitChanges returns this ReturnValue (0 = no fault) */
 	unsigned long flash_writes;   /* flash writes allowed before 38 FLASH_WRITE_LIMIT_EXCEEDED
 				       * (0 = unlimited) */
@@ -292,6 +294,8 @@ uint64_t device_fault_rand(struct device *d);
 
 /** Counts one request; true when fault injection drops it. */
 bool device_fault_drop(struct device *d);
+/** After device_fault_drop counted the request: true when it must never be answered. */
+bool device_fault_hang(struct device *d);
 
 /** Counts one correctly authenticated request; true when it must be refused anyway. */
 bool device_fault_digest(struct device *d);

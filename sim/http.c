@@ -18,8 +18,9 @@
 #include <openssl/err.h>
 
 /* CONN_DELAYED: a response waits on a timer (modelled firmware latency); CONN_DROP: fault
- * injection closes the connection without an answer. */
-enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP };
+ * injection closes the connection without an answer; CONN_HANG: fault injection never
+ * answers and keeps the connection open (until the client or the idle timeout ends it). */
+enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP, CONN_HANG };
 
 struct conn {
 	struct conn *prev, *next; /* the server's list, so shutdown frees every connection */
@@ -151,6 +152,20 @@ static bool ha1_lookup(void *arg, const char *user, char ha1[33])
 	return false;
 }
 
+/* While remote configuration is in progress (state in) the setup session's credentials,
+ * admin with the empty password, stay valid until CommitChanges even after the admin
+ * password was set: MeshCentral's provisioning server (MC-PROV) sets the admin password and
+ * then enumerates and commits with admin/"" over the same session. */
+static bool setup_ha1_lookup(void *arg, const char *user, char ha1[33])
+{
+	struct device *d = arg;
+
+	if (d->prov_state != DEV_IN || strcmp(user, "admin") != 0)
+		return false;
+	device_ha1("admin", d->realm, "", ha1);
+	return true;
+}
+
 static void conn_read(struct bufferevent *bev, void *arg);
 
 static void on_delay(evutil_socket_t fd, short what, void *arg)
@@ -214,9 +229,23 @@ static void handle_request(struct conn *c)
 		c->state = CONN_DROP;
 		return;
 	}
+	if (device_fault_hang(d)) {
+		device_audit(d, "fault injection: request %lu from %s left unanswered (hang)",
+			     d->faults.requests, c->peer);
+		c->state = CONN_HANG;
+		return;
+	}
 	dr = digest_check(&rt->digest, d->realm, c->req.method,
 			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
 			  sizeof(user), now);
+	if ((dr == DIGEST_BAD_RESPONSE || dr == DIGEST_BAD_USER) && d->prov_state == DEV_IN) {
+		enum digest_result setup = digest_check(&rt->digest, d->realm, c->req.method,
+							c->req.authorization, setup_ha1_lookup, d,
+							user, sizeof(user), now);
+
+		if (setup != DIGEST_BAD_RESPONSE && setup != DIGEST_BAD_USER)
+			dr = setup;
+	}
 	if (dr == DIGEST_OK && device_fault_digest(d)) {
 		device_audit(d, "fault injection: correct Digest credentials refused");
 		dr = DIGEST_BAD_RESPONSE;
@@ -299,7 +328,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP) {
+	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP &&
+	       c->state != CONN_HANG) {
 		if (c->state == CONN_HEADERS) {
 			size_t len;
 			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -366,7 +396,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				conn_free(c);
 				return;
 			}
-			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED)
+			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED ||
+			    c->state == CONN_HANG)
 				return;
 			conn_reset(c);
 		}

@@ -376,6 +376,30 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 	}
 	if (kl)
 		keygen_ms_def = (unsigned)json_integer_value(kl);
+	/* Fleet-wide faults: the top-level "faults", then "defaults"."faults" key by key (both
+	 * apply to every device; a device's own "faults" override them key by key). The merged
+	 * object replaces the top-level one in the fleet document, which owns it. */
+	json_t *fleet_faults = json_object_get(fleet, "faults");
+	json_t *default_faults = defaults ? json_object_get(defaults, "faults") : NULL;
+
+	if (default_faults) {
+		json_t *merged;
+
+		if (!json_is_object(default_faults) || (fleet_faults && !json_is_object(fleet_faults))) {
+			fprintf(stderr, "amtsim: fleet: faults and defaults.faults must be objects\n");
+			return -1;
+		}
+		merged = fleet_faults ? json_deep_copy(fleet_faults) : json_object();
+		if (!merged)
+			return -1;
+		if (json_object_update(merged, default_faults) != 0) {
+			json_decref(merged);
+			return -1;
+		}
+		if (json_object_set_new(fleet, "faults", merged) != 0)
+			return -1;
+		fleet_faults = merged;
+	}
 	f->devs = calloc(json_array_size(devs) + 1, sizeof(*f->devs));
 	if (!f->devs)
 		return -1;
@@ -448,8 +472,8 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 		}
 		/* Fault injection and key-generation latency come from the fleet on every start,
 		 * whether or not a state file exists. */
-		if (device_apply_faults(d, json_object_get(fleet, "faults"),
-					json_object_get(e, "faults"), err, sizeof(err)) != 0) {
+		if (device_apply_faults(d, fleet_faults, json_object_get(e, "faults"), err,
+					sizeof(err)) != 0) {
 			fprintf(stderr, "amtsim: fleet: %s: %s\n", id, err);
 			return -1;
 		}

@@ -5,29 +5,182 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "setup_ops.h"
 #include "simutil.h"
+#include "soap_legacy_int.h"
 #include "wsman.h"
 
 #define NS_BASE "http://schemas.intel.com/platform/client/"
 
-/* PT_STATUS values used here (AMT-PROTOCOL.md §5.4). */
-enum {
-	PT_SUCCESS = 0x0,
-	PT_INVALID_PARAMETER = 0x24,
-	PT_INVALID_HANDLE = 0x805,
-	PT_UNSUPPORTED = 0x812,
+void lout_str(struct lcall *c, const char *name, const char *v)
+{
+	sbuf_printf(c->out, "<%s:%s>", c->pfx, name);
+	sbuf_add_xml(c->out, v);
+	sbuf_printf(c->out, "</%s:%s>", c->pfx, name);
+}
+
+void lout_num(struct lcall *c, const char *name, unsigned long long v)
+{
+	sbuf_printf(c->out, "<%s:%s>%llu</%s:%s>", c->pfx, name, v, c->pfx, name);
+}
+
+void larg(struct lcall *c, const char *name, char *out, size_t size)
+{
+	xml_text(xml_child(c->in, NULL, name), out, size);
+}
+
+static unsigned long ipv4_num(const char *s)
+{
+	struct in_addr a;
+
+	return s[0] && inet_pton(AF_INET, s, &a) == 1 ? (unsigned long)ntohl(a.s_addr) : 0;
+}
+
+/* ---- read operations (what amttool and the first stage's checks read) ---- */
+
+static long op_core_version(struct lcall *c)
+{
+	lout_str(c, "Version", c->d->version);
+	return PT_SUCCESS;
+}
+
+static long op_prov_mode(struct lcall *c)
+{
+	lout_num(c, "ProvisioningMode", 1); /* enterprise */
+	return PT_SUCCESS;
+}
+
+static long op_digest_realm(struct lcall *c)
+{
+	/* [recall] name from AMT-PROTOCOL.md §5.3 */
+	lout_str(c, "DigestRealm", c->d->realm);
+	return PT_SUCCESS;
+}
+
+static long op_admin_acl(struct lcall *c)
+{
+	lout_str(c, "Username", c->d->admin_user);
+	return PT_SUCCESS;
+}
+
+static long op_enum_users(struct lcall *c)
+{
+	lout_num(c, "TotalCount", (unsigned)c->d->n_users);
+	lout_num(c, "HandleCount", (unsigned)c->d->n_users);
+	sbuf_printf(c->out, "<%s:Handles>", c->pfx);
+	for (int i = 0; i < c->d->n_users; i++)
+		lout_num(c, "Handle", c->d->users[i].handle);
+	sbuf_printf(c->out, "</%s:Handles>", c->pfx);
+	return PT_SUCCESS;
+}
+
+static long op_prov_state(struct lcall *c)
+{
+	lout_num(c, "ProvisioningState", (unsigned)c->d->prov_state);
+	return PT_SUCCESS;
+}
+
+static long op_host_name(struct lcall *c)
+{
+	lout_str(c, "HostName", c->d->host_name);
+	return PT_SUCCESS;
+}
+
+static long op_domain_name(struct lcall *c)
+{
+	lout_str(c, "DomainName", c->d->domain_name);
+	return PT_SUCCESS;
+}
+
+static long op_enum_ifs(struct lcall *c)
+{
+	lout_num(c, "InterfaceHandles", 0);
+	return PT_SUCCESS;
+}
+
+static long op_if_settings(struct lcall *c)
+{
+	const struct dev_port *w = &c->d->wired;
+	char arg[64];
+
+	larg(c, "InterfaceHandle", arg, sizeof(arg));
+	if (strcmp(arg, "0") != 0)
+		return PT_INVALID_HANDLE;
+	sbuf_printf(c->out, "<%s:InterfaceDescriptor>", c->pfx);
+	lout_str(c, "HardwareAddressDescription", "Intel(R) wired LAN");
+	lout_str(c, "MACAddress", w->mac);
+	lout_str(c, "InterfaceMode", "SHARED_MAC_ADDRESS");
+	lout_num(c, "LinkPolicy", 31);
+	lout_str(c, "DhcpEnabled", w->dhcp ? "true" : "false");
+	sbuf_printf(c->out, "<%s:IPv4Parameters>", c->pfx);
+	lout_num(c, "LocalAddress", ipv4_num(w->ip));
+	lout_num(c, "SubnetMask", ipv4_num(w->mask));
+	lout_num(c, "DefaultGatewayAddress", ipv4_num(w->gateway));
+	lout_num(c, "PrimaryDnsAddress", ipv4_num(w->dns1));
+	lout_num(c, "SecondaryDnsAddress", ipv4_num(w->dns2));
+	sbuf_printf(c->out, "</%s:IPv4Parameters></%s:InterfaceDescriptor>", c->pfx, c->pfx);
+	return PT_SUCCESS;
+}
+
+static long op_power_state(struct lcall *c)
+{
+	lout_num(c, "SystemPowerState", 0); /* S0 */
+	return PT_SUCCESS;
+}
+
+static long op_rc_caps(struct lcall *c)
+{
+	lout_num(c, "IanaOemNumber", 343);
+	lout_num(c, "OemDefinedCapabilities", 0x1f);
+	lout_num(c, "SpecialCommandsSupported", 0x1f00);
+	lout_num(c, "SystemCapabilitiesSupported", 0x0f);
+	lout_num(c, "SystemFirmwareCapabilities", 0);
+	return PT_SUCCESS;
+}
+
+static const struct lop sai_ops[] = {
+	{"GetCoreVersion", op_core_version},
+	{"GetProvisioningMode", op_prov_mode},
+	{"GetDigestRealm", op_digest_realm},
+	{"GetAdminAclEntry", op_admin_acl},
+	{"EnumerateUserAclEntries", op_enum_users},
+	{NULL, NULL},
 };
 
-struct lservice {
+static const struct lop inf_ops[] = {
+	{"GetProvisioningState", op_prov_state},
+	{"GetCoreVersion", op_core_version},
+	{NULL, NULL},
+};
+
+static const struct lop net_ops[] = {
+	{"GetHostName", op_host_name},
+	{"GetDomainName", op_domain_name},
+	{"EnumerateInterfaces", op_enum_ifs},
+	{"GetInterfaceSettings", op_if_settings},
+	{NULL, NULL},
+};
+
+static const struct lop rci_ops[] = {
+	{"GetSystemPowerState", op_power_state},
+	{"GetRemoteControlCapabilities", op_rc_caps},
+	{NULL, NULL},
+};
+
+/* Service path, namespace suffix, gSOAP prefix (AMT-PROTOCOL.md §5.2), operation tables. */
+static const struct lservice {
 	const char *path;
 	const char *ns_suffix;
-};
-
-static const struct lservice services[] = {
-	{"/SecurityAdministrationService", "SecurityAdministration/2004/01"},
-	{"/NetworkAdministrationService", "NetworkAdministration/2004/01"},
-	{"/RemoteControlService", "RemoteControl/2004/01"},
-	{"/GeneralInfoService", "GeneralInfo/2004/01"},
+	const char *pfx;
+	const struct lop *ops[2];
+} services[] = {
+	{"/SecurityAdministrationService", "SecurityAdministration/2004/01", "sai",
+	 {sai_ops, lsai_set_ops}},
+	{"/NetworkAdministrationService", "NetworkAdministration/2004/01", "net",
+	 {net_ops, lnet_set_ops}},
+	{"/NetworkTimeService", "NetworkTime/2004/01", "tim", {ltim_ops, NULL}},
+	{"/RemoteControlService", "RemoteControl/2004/01", "rci", {rci_ops, NULL}},
+	{"/GeneralInfoService", "GeneralInfo/2004/01", "inf", {inf_ops, NULL}},
 };
 
 bool soap_legacy_path(const char *path)
@@ -38,120 +191,13 @@ bool soap_legacy_path(const char *path)
 	return false;
 }
 
-static void el(struct sbuf *b, const char *name, const char *v)
+static lop_fn find_op(const struct lservice *svc, const char *name)
 {
-	sbuf_printf(b, "<ns:%s>", name);
-	sbuf_add_xml(b, v);
-	sbuf_printf(b, "</ns:%s>", name);
-}
-
-static void eli(struct sbuf *b, const char *name, unsigned long long v)
-{
-	sbuf_printf(b, "<ns:%s>%llu</ns:%s>", name, v, name);
-}
-
-static unsigned long ipv4_num(const char *s)
-{
-	struct in_addr a;
-
-	return s[0] && inet_pton(AF_INET, s, &a) == 1 ? (unsigned long)ntohl(a.s_addr) : 0;
-}
-
-/* Writes the out parameters after StatusCode; returns the PT_STATUS, or -1 if unknown. */
-static long call(struct device *d, const char *svc, const char *op, xmlNodePtr in,
-		 struct sbuf *o)
-{
-	char arg[64];
-
-	if (!strcmp(svc, "/SecurityAdministrationService")) {
-		if (!strcmp(op, "GetCoreVersion")) {
-			el(o, "Version", d->version);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetProvisioningMode")) {
-			eli(o, "ProvisioningMode", 1);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetDigestRealm")) { /* [recall] name from AMT-PROTOCOL.md §5.3 */
-			el(o, "DigestRealm", d->realm);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetAdminAclEntry")) {
-			el(o, "Username", d->admin_user);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "EnumerateUserAclEntries")) {
-			eli(o, "TotalCount", (unsigned)d->n_users);
-			eli(o, "HandleCount", (unsigned)d->n_users);
-			sbuf_add(o, "<ns:Handles>");
-			for (int i = 0; i < d->n_users; i++)
-				eli(o, "Handle", d->users[i].handle);
-			sbuf_add(o, "</ns:Handles>");
-			return PT_SUCCESS;
-		}
-		return -1;
-	}
-	if (!strcmp(svc, "/GeneralInfoService")) {
-		if (!strcmp(op, "GetProvisioningState")) {
-			eli(o, "ProvisioningState", (unsigned)d->prov_state);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetCoreVersion")) {
-			el(o, "Version", d->version);
-			return PT_SUCCESS;
-		}
-		return -1;
-	}
-	if (!strcmp(svc, "/NetworkAdministrationService")) {
-		if (!strcmp(op, "GetHostName")) {
-			el(o, "HostName", d->host_name);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetDomainName")) {
-			el(o, "DomainName", d->domain_name);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "EnumerateInterfaces")) {
-			eli(o, "InterfaceHandles", 0);
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetInterfaceSettings")) {
-			xml_text(xml_child(in, NULL, "InterfaceHandle"), arg, sizeof(arg));
-			if (strcmp(arg, "0") != 0)
-				return PT_INVALID_HANDLE;
-			sbuf_add(o, "<ns:InterfaceDescriptor>");
-			el(o, "HardwareAddressDescription", "Intel(R) wired LAN");
-			el(o, "MACAddress", d->wired.mac);
-			el(o, "InterfaceMode", "SHARED_MAC_ADDRESS");
-			eli(o, "LinkPolicy", 31);
-			el(o, "DhcpEnabled", d->wired.dhcp ? "true" : "false");
-			sbuf_add(o, "<ns:IPv4Parameters>");
-			eli(o, "LocalAddress", ipv4_num(d->wired.ip));
-			eli(o, "SubnetMask", ipv4_num(d->wired.mask));
-			eli(o, "DefaultGatewayAddress", ipv4_num(d->wired.gateway));
-			eli(o, "PrimaryDnsAddress", ipv4_num(d->wired.dns1));
-			eli(o, "SecondaryDnsAddress", ipv4_num(d->wired.dns2));
-			sbuf_add(o, "</ns:IPv4Parameters></ns:InterfaceDescriptor>");
-			return PT_SUCCESS;
-		}
-		return -1;
-	}
-	if (!strcmp(svc, "/RemoteControlService")) {
-		if (!strcmp(op, "GetSystemPowerState")) {
-			eli(o, "SystemPowerState", 0); /* S0 */
-			return PT_SUCCESS;
-		}
-		if (!strcmp(op, "GetRemoteControlCapabilities")) {
-			eli(o, "IanaOemNumber", 343);
-			eli(o, "OemDefinedCapabilities", 0x1f);
-			eli(o, "SpecialCommandsSupported", 0x1f00);
-			eli(o, "SystemCapabilitiesSupported", 0x0f);
-			eli(o, "SystemFirmwareCapabilities", 0);
-			return PT_SUCCESS;
-		}
-		return -1;
-	}
-	return -1;
+	for (int t = 0; t < 2; t++)
+		for (const struct lop *o = svc->ops[t]; o && o->name; o++)
+			if (!strcmp(o->name, name))
+				return o->fn;
+	return NULL;
 }
 
 static void soap11_fault(struct http_response *r, const char *code, const char *msg)
@@ -175,6 +221,8 @@ void soap_legacy_handle(struct device *d, const struct http_request *req,
 	xmlNodePtr env, body, op;
 	char ns[256];
 	struct sbuf out = {0};
+	struct lcall call;
+	lop_fn fn;
 	long st;
 
 	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
@@ -201,19 +249,21 @@ void soap_legacy_handle(struct device *d, const struct http_request *req,
 		soap11_fault(r, "Client", "operation not in the service namespace");
 		goto out;
 	}
-	st = call(d, svc->path, (const char *)op->name, op, &out);
-	if (st < 0) {
+	fn = find_op(svc, (const char *)op->name);
+	if (!fn) {
 		soap11_fault(r, "Client", "operation not implemented by amtsim");
 		goto out;
 	}
+	call = (struct lcall){.d = d, .in = op, .out = &out, .pfx = svc->pfx};
+	st = fn(&call);
 	r->status = 200;
 	r->content_type = "text/xml; charset=utf-8";
 	sbuf_printf(&r->body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><SOAP-ENV:Envelope "
-			      "xmlns:SOAP-ENV=\"" NS_SOAP11 "\" xmlns:ns=\"%s\"><SOAP-ENV:Body>"
-			      "<ns:%sResponse><ns:StatusCode>%ld</ns:StatusCode>",
-		    ns, (const char *)op->name, st);
+			      "xmlns:SOAP-ENV=\"" NS_SOAP11 "\" xmlns:%s=\"%s\"><SOAP-ENV:Body>"
+			      "<%s:%sResponse><%s:StatusCode>%ld</%s:StatusCode>",
+		    svc->pfx, ns, svc->pfx, (const char *)op->name, svc->pfx, st, svc->pfx);
 	sbuf_addn(&r->body, out.data ? out.data : "", out.len);
-	sbuf_printf(&r->body, "</ns:%sResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>",
+	sbuf_printf(&r->body, "</%s:%sResponse></SOAP-ENV:Body></SOAP-ENV:Envelope>", svc->pfx,
 		    (const char *)op->name);
 out:
 	sbuf_free(&out);

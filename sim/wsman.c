@@ -10,6 +10,7 @@
 #include <libxml/parser.h>
 
 #include "simutil.h"
+#include "setup_ops.h"
 #include "wsman_int.h"
 
 /* ---- safe XML ------------------------------------------------------------------------ */
@@ -299,18 +300,6 @@ static int r_general(struct device *d, int idx, struct sbuf *b, char *key, size_
 	return 0;
 }
 
-static bool valid_dns_label_str(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n > max)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.')
-			return false;
-	return true;
-}
-
 static int p_general(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
 		     struct http_response *r)
 {
@@ -320,7 +309,7 @@ static int p_general(struct device *d, int idx, xmlNodePtr inst, const struct wr
 	n = xml_child(inst, NULL, "HostName");
 	xml_text(n, host, sizeof(host));
 	xml_text(xml_child(inst, NULL, "DomainName"), dom, sizeof(dom));
-	if ((n && !valid_dns_label_str(host, 63)) || !valid_dns_label_str(dom, 191)) {
+	if ((n && !setup_valid_dns_name(host, 63)) || !setup_valid_dns_name(dom, 191)) {
 		wm_fault_schema(r, w, "HostName/DomainName invalid");
 		return -1;
 	}
@@ -412,57 +401,10 @@ void wm_arg(xmlNodePtr input, const char *name, char *out, size_t size)
 	xml_text(xml_child(input, NULL, name), out, size);
 }
 
-static bool strong_password(const char *p)
-{
-	size_t n = strlen(p);
-	bool dg = false, lo = false, up = false, sp = false;
-
-	if (n < 8 || n > 32)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c < 32 || c > 126 || c == ':' || c == ',' || c == '"')
-			return false;
-		if (isdigit(c))
-			dg = true;
-		else if (islower(c))
-			lo = true;
-		else if (isupper(c))
-			up = true;
-		else if (c != '_' && c != ' ')
-			sp = true;
-	}
-	return dg && lo && up && sp;
-}
-
 static int m_commit(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		    struct http_response *r)
 {
-	int rv;
-
-	if (d->faults.commit_fail) {
-		device_audit(d, "CommitChanges: fault injection, ReturnValue %d", d->faults.commit_fail);
-		return d->faults.commit_fail;
-	}
-	if (!device_flash_write(d)) {
-		device_audit(d, "CommitChanges: flash write limit exceeded");
-		return 38; /* FLASH_WRITE_LIMIT_EXCEEDED */
-	}
-	rv = wm_commit_tls(d);
-	if (rv) {
-		device_audit(d, "CommitChanges: ReturnValue %d (TLS enabled without a credential context)", rv);
-		return rv;
-	}
-	if (d->prov_state == DEV_IN) {
-		d->prov_state = DEV_POST;
-		d->control_mode = DEV_CM_ACM;
-		d->otp[0] = '\0';
-		device_audit(d, "CommitChanges: provisioned (state post, ACM)");
-	} else {
-		device_audit(d, "CommitChanges");
-	}
-	return 0;
+	return setup_commit(d);
 }
 
 static int m_set_mebx(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
@@ -471,16 +413,7 @@ static int m_set_mebx(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	char pw[64];
 
 	wm_arg(in, "Password", pw, sizeof(pw));
-	if (d->prov_state == DEV_POST && !d->mebx_password_default)
-		return 16; /* NOT_PERMITTED */
-	if (!strong_password(pw))
-		return 2054; /* INVALID_PASSWORD */
-	if (!device_flash_write(d))
-		return 38;
-	sim_strlcpy(d->mebx_password, pw, sizeof(d->mebx_password));
-	d->mebx_password_default = false;
-	device_audit(d, "SetMEBxPassword");
-	return 0;
+	return setup_set_mebx(d, pw);
 }
 
 static int m_unprovision(struct device *d, xmlNodePtr in, const struct wreq *w,
@@ -561,18 +494,6 @@ static int digest_pw_to_ha1(const char *in, char ha1[33])
 	return 0;
 }
 
-static bool valid_username(const char *u)
-{
-	size_t n = strlen(u);
-
-	if (!n || n > 16 || !strncmp(u, "$$", 2))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (u[i] < 33 || u[i] > 126 || strchr(":,<>&\"", u[i]))
-			return false;
-	return true;
-}
-
 static int m_set_admin(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		       struct http_response *r)
 {
@@ -580,16 +501,11 @@ static int m_set_admin(struct device *d, xmlNodePtr in, const struct wreq *w, st
 
 	wm_arg(in, "Username", user, sizeof(user));
 	wm_arg(in, "DigestPassword", pw, sizeof(pw));
-	if (!valid_username(user))
+	if (!setup_valid_username(user))
 		return 12; /* INVALID_NAME */
 	if (digest_pw_to_ha1(pw, ha1) != 0)
 		return 2054;
-	if (!device_flash_write(d))
-		return 38;
-	sim_strlcpy(d->admin_user, user, sizeof(d->admin_user));
-	sim_strlcpy(d->admin_ha1, ha1, sizeof(d->admin_ha1));
-	device_audit(d, "SetAdminAclEntryEx: admin user \"%s\"", user);
-	return 0;
+	return setup_set_admin(d, user, ha1, "SetAdminAclEntryEx");
 }
 
 static int m_get_admin(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
@@ -612,7 +528,7 @@ static int m_add_user(struct device *d, xmlNodePtr in, const struct wreq *w, str
 	wm_arg(in, "AccessPermission", acc, sizeof(acc));
 	if (!user[0] && !sid[0])
 		return 36;
-	if (user[0] && !valid_username(user))
+	if (user[0] && !setup_valid_username(user))
 		return 12;
 	if (acc[0] && sim_parse_ll(acc, 0, 2, &access) != 0)
 		return 36;
@@ -779,6 +695,8 @@ static const struct wclass classes[] = {
 	 r_kerberos, NULL, kerberos_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_RedirectionService", AMT_URI, "Name",
 	 r_redir, p_redir, redir_methods, NULL, NULL, KEY_EXACT},
+	{"AMT_WebUIService", AMT_URI, "Name",
+	 r_webui, NULL, webui_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_SystemPowerScheme", AMT_URI, "InstanceID",
 	 r_power, NULL, power_methods, NULL, NULL, KEY_EXACT},
 	{"IPS_HostBasedSetupService", IPS_URI, "Name",

@@ -141,6 +141,8 @@ int r_redir(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 int p_redir(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
 	    struct http_response *r);
 extern const struct method redir_methods[];
+int r_webui(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
+extern const struct method webui_methods[];
 int r_power(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 extern const struct method power_methods[];
 int p_ethernet(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,

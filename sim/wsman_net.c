@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Second-stage classes other than the certificate store (AMT-PROTOCOL.md §4, §8, §13):
- * time synchronisation, Kerberos, redirection, power schemes, Ethernet port Put, host-based
- * setup, wired 802.1X (AMT_8021XProfile and IPS_IEEE8021xSettings), wireless
+ * time synchronisation, Kerberos, redirection, web UI, power schemes, Ethernet port Put,
+ * host-based setup, wired 802.1X (AMT_8021XProfile and IPS_IEEE8021xSettings), wireless
  * (CIM_WiFiPort, CIM_WiFiEndpointSettings, AMT_WiFiPortConfigurationService) and
  * CIM_CredentialContext.
  */
@@ -16,6 +16,9 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "setup_ops.h"
+#include "tls.h"
+#include "x509util.h"
 #include "wsman_int.h"
 
 static void singleton(struct sbuf *b, const char *cls, const char *name)
@@ -96,7 +99,7 @@ int r_timesync(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 static int m_get_time(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		      struct http_response *r)
 {
-	wm_pi(out, "Ta0", (long long)time(NULL) + d->clock_offset);
+	wm_pi(out, "Ta0", setup_device_time(d));
 	return 0;
 }
 
@@ -104,23 +107,11 @@ static int m_set_time(struct device *d, xmlNodePtr in, const struct wreq *w, str
 		      struct http_response *r)
 {
 	char s[3][24];
-	long long v[3];
-	const char *names[3] = {"Ta0", "Tm1", "Tm2"};
-	long long now = (long long)time(NULL);
 
-	for (int i = 0; i < 3; i++) {
-		wm_arg(in, names[i], s[i], sizeof(s[i]));
-		if (sim_parse_ll(s[i], 0, 0xffffffffLL, &v[i]) != 0)
-			return 36;
-	}
-	/* Ta0 must be a value this device handed out (not in its future), and the server's
-	 * two timestamps must be ordered. */
-	if (v[0] > now + d->clock_offset || v[2] < v[1])
-		return 36;
-	/* The console's clock becomes the device's: Tm1 was taken when it sent the request. */
-	d->clock_offset = (int)(v[1] - now);
-	device_audit(d, "SetHighAccuracyTimeSynch: clock offset now %d s", d->clock_offset);
-	return 0;
+	wm_arg(in, "Ta0", s[0], sizeof(s[0]));
+	wm_arg(in, "Tm1", s[1], sizeof(s[1]));
+	wm_arg(in, "Tm2", s[2], sizeof(s[2]));
+	return setup_set_time(d, s[0], s[1], s[2]);
 }
 
 const struct method timesync_methods[] = {
@@ -256,6 +247,47 @@ static int m_redir_rsc(struct device *d, xmlNodePtr in, const struct wreq *w, st
 
 const struct method redir_methods[] = {
 	{"RequestStateChange", m_redir_rsc},
+	{NULL, NULL},
+};
+
+/* ---- AMT_WebUIService ---------------------------------------------------------------------- */
+
+/* The AMT web interface on 16992/16993 (R-PROV-11 2). RequestStateChange 2 enables it, 3
+ * disables it; EnabledState reads back 2 or 3 (MeshCentral also counts 6 as enabled). The
+ * instance Name is not confirmed by a capture. */
+#define WEBUI_NAME "Intel(r) AMT Web Browser UI Service"
+
+int r_webui(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
+{
+	if (idx)
+		return -1;
+	sim_strlcpy(key, WEBUI_NAME, ks);
+	wm_ps(b, "CreationClassName", "AMT_WebUIService");
+	wm_ps(b, "ElementName", WEBUI_NAME);
+	wm_pi(b, "EnabledState", d->web_ui_enabled ? 2 : 3);
+	wm_ps(b, "Name", WEBUI_NAME);
+	wm_pi(b, "RequestedState", d->web_ui_enabled ? 2 : 3);
+	wm_ps(b, "SystemCreationClassName", "CIM_ComputerSystem");
+	wm_ps(b, "SystemName", "Intel(r) AMT");
+	return 0;
+}
+
+static int m_webui_rsc(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
+		       struct http_response *r)
+{
+	char s[16];
+	long long st;
+
+	wm_arg(in, "RequestedState", s, sizeof(s));
+	if (sim_parse_ll(s, 0, 65535, &st) != 0 || (st != 2 && st != 3))
+		return 5; /* invalid parameter */
+	d->web_ui_enabled = st == 2;
+	device_audit(d, "web UI %s", d->web_ui_enabled ? "enabled" : "disabled");
+	return 0;
+}
+
+const struct method webui_methods[] = {
+	{"RequestStateChange", m_webui_rsc},
 	{NULL, NULL},
 };
 
@@ -449,6 +481,34 @@ static int m_hbs_setup(struct device *d, xmlNodePtr in, const struct wreq *w, st
 	return 0;
 }
 
+/* The completed chain gets the checks the TLS provisioning path applies (tls.c): OID/OU,
+ * serverAuth, a signed path to the root, validity, CSME 16 algorithm rules, the root's hash
+ * in the table, the leaf CN against the trusted DNS suffix. @return true when accepted. */
+static bool hbs_chain_accepted(struct device *d)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	X509 *leaf = NULL;
+	char why[256] = "a certificate does not parse";
+	bool ok = sk != NULL;
+
+	for (int i = 0; ok && i < d->hbs_chain_len; i++) {
+		X509 *x = sim_x509_from_b64(d->hbs_chain[i]);
+
+		ok = x && sk_X509_push(sk, x) > 0;
+		if (!ok)
+			X509_free(x);
+		else if (i == 0)
+			leaf = x;
+	}
+	ok = ok && leaf && tls_check_provisioning_chain(d, leaf, sk, why, sizeof(why));
+	if (ok)
+		device_audit(d, "IPS_HostBasedSetupService: certificate chain accepted");
+	else
+		device_audit(d, "IPS_HostBasedSetupService: certificate chain refused: %s", why);
+	sk_X509_pop_free(sk, X509_free);
+	return ok;
+}
+
 static int m_hbs_next_cert(struct device *d, xmlNodePtr in, const struct wreq *w,
 			   struct sbuf *out, struct http_response *r)
 {
@@ -496,8 +556,15 @@ static int m_hbs_next_cert(struct device *d, xmlNodePtr in, const struct wreq *w
 	if (!d->hbs_chain[d->hbs_chain_len])
 		return 2;
 	d->hbs_chain_len++;
-	if (is_root)
+	if (is_root) {
+		if (!hbs_chain_accepted(d)) {
+			for (int i = 0; i < d->hbs_chain_len; i++)
+				free(d->hbs_chain[i]);
+			d->hbs_chain_len = 0;
+			return 4; /* certificate verification failed: start again with a leaf */
+		}
 		d->hbs_chain_complete = true;
+	}
 	return 0;
 }
 
@@ -521,19 +588,9 @@ static int m_hbs_admin_setup(struct device *d, xmlNodePtr in, const struct wreq 
 		rv = 3;
 		goto out;
 	}
-	/* Signature = RSA-SHA256 over fwNonce || McNonce with the leaf's key (§4). The chain's
-	 * provisioning-certificate rules are the ones the TLS path checks. */
-	{
-		unsigned char *der = NULL;
-		const unsigned char *p;
-		size_t n = 0;
-
-		if (sim_b64_decode(d->hbs_chain[0], &der, &n) == 0 && n < 0x7fffffff) {
-			p = der;
-			leaf = d2i_X509(NULL, &p, (long)n);
-		}
-		free(der);
-	}
+	/* Signature = RSA-SHA256 over fwNonce || McNonce with the leaf's key (§4); the chain
+	 * passed the provisioning-certificate rules when its root was added. */
+	leaf = sim_x509_from_b64(d->hbs_chain[0]);
 	memcpy(buf, d->hbs_nonce, 20);
 	memcpy(buf + 20, mc, 20);
 	ctx = EVP_MD_CTX_new();

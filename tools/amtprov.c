@@ -21,10 +21,13 @@
 #include "device_input.h"
 #include "device_state.h"
 #include "exit_codes.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "manifest.h"
 #include "plugin_host.h"
 #include "preflight.h"
+#include "provcert.h"
+#include "scheduler.h"
 #include "site.h"
 #include "status.h"
 #include "store.h"
@@ -61,6 +64,12 @@ static void usage(FILE *out)
 	      "  device list [--state STATE]     list devices\n"
 	      "  device show DEVICE              one device, its certificates and audit trail\n"
 	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
+	      "  device unprovision DEVICE       full unprovision in AMT, certificates revoked,\n"
+	      "                                  directory account and secrets removed\n"
+	      "  device block DEVICE             block it; its certificates are revoked\n"
+	      "  device unblock DEVICE           unblock it (it is unprovisioned next)\n"
+	      "  device update DEVICE            apply the site's AMT settings again\n"
+	      "                                  (amtprovd does the device work)\n"
 	      "  device register OPTIONS         register through amtprovd's HTTPS API, as a\n"
 	      "                                  host agent does (see 'amtprov device register -h')\n"
 	      "  cred set NAME (--from-file FILE | --stdin)   store a secret in the site's\n"
@@ -72,6 +81,10 @@ static void usage(FILE *out)
 	      "                                  check, expected vs actual, root thumbprints\n"
 	      "  cert import OPTIONS             check and copy a provisioning certificate into\n"
 	      "                                  the state directory (see 'amtprov cert import -h')\n"
+	      "  cert revoked --cert FILE        record a provisioning certificate as revoked:\n"
+	      "                                  provisioning stops while it is configured\n"
+	      "  task list                       maintenance tasks: schedule, last and next run\n"
+	      "  task run NAME [--wait[=SECONDS]]  ask amtprovd to run a task now\n"
 	      "  status [FILTERS]                status messages (see 'amtprov status -h')\n"
 	      "  status catalog                  every status message ID with its meaning\n"
 	      "  plugin list                     the site's plugin instances\n"
@@ -1250,6 +1263,8 @@ out:
 	return rc;
 }
 
+static int cmd_cert_revoked(struct cli *c, int argc, char **argv);
+
 static int cmd_cert(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"device", required_argument, NULL, 'd'},
@@ -1270,8 +1285,10 @@ static int cmd_cert(struct cli *c, int argc, char **argv)
 		return cmd_cert_check(c, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "import") == 0)
 		return cmd_cert_import(c, argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "revoked") == 0)
+		return cmd_cert_revoked(c, argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "list") != 0) {
-		fprintf(stderr, "amtprov: usage: amtprov cert list|check|import ...\n");
+		fprintf(stderr, "amtprov: usage: amtprov cert list|check|import|revoked ...\n");
 		return EXIT_USAGE;
 	}
 	argc--;
@@ -1457,10 +1474,49 @@ static int cmd_device_retry(struct cli *c, int argc, char **argv)
 	return EXIT_OK;
 }
 
+/* unprovision, block, unblock, update: recorded here; amtprovd does the device work. */
+static int cmd_device_lifecycle(struct cli *c, int op, int argc, char **argv)
+{
+	struct store_device d;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	int rc;
+
+	if (argc != 2) {
+		fprintf(stderr, "amtprov: usage: amtprov device %s FQDN|UUID\n",
+			lifecycle_op_name((enum lifecycle_op)op));
+		return EXIT_USAGE;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS, &s);
+	if (rc)
+		return rc;
+	amtprov_error_clear(&err);
+	rc = lifecycle_request(s, argv[1], (enum lifecycle_op)op, "cli", &d, &err);
+	if (rc) {
+		print_error(&err);
+		site_close(s);
+		return rc == AMTPROV_E_NOT_FOUND || rc == AMTPROV_E_STATE ? EXIT_FAIL : exit_for(rc);
+	}
+	if (c->json)
+		emit_json(json_pack("{s:s,s:s,s:s,s:b}", "fqdn", d.fqdn, "operation",
+				    lifecycle_op_name((enum lifecycle_op)op), "state", d.state,
+				    "blocked", d.blocked));
+	else
+		printf("%s: %s requested; now %s%s\n", d.fqdn,
+		       lifecycle_op_name((enum lifecycle_op)op), d.state,
+		       device_state_runnable(device_state_parse(d.state))
+			       ? " (amtprovd does the rest)" : "");
+	site_close(s);
+	return EXIT_OK;
+}
+
 static int cmd_device(struct cli *c, int argc, char **argv)
 {
+	int op;
+
 	if (argc < 2) {
-		fprintf(stderr, "amtprov: usage: amtprov device add|register|list|show|retry ...\n");
+		fprintf(stderr, "amtprov: usage: amtprov device add|register|list|show|retry|"
+				"unprovision|block|unblock|update ...\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "add") == 0)
@@ -1473,6 +1529,8 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 		return cmd_device_show(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "retry") == 0)
 		return cmd_device_retry(c, argc - 1, argv + 1);
+	if ((op = lifecycle_op_parse(argv[1])) >= 0)
+		return cmd_device_lifecycle(c, op, argc - 1, argv + 1);
 	fprintf(stderr, "amtprov: unknown device command '%s'\n", argv[1]);
 	return EXIT_USAGE;
 }
@@ -1665,6 +1723,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 					     {"severity", required_argument, NULL, 's'},
 					     {"device", required_argument, NULL, 'd'},
 					     {"since", required_argument, NULL, 'S'},
+					     {"until", required_argument, NULL, 'U'},
 					     {"limit", required_argument, NULL, 'l'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
@@ -1696,7 +1755,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		return EXIT_OK;
 	}
 	optind = 1;
-	while ((o = getopt_long(argc, argv, "i:s:d:S:l:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "i:s:d:S:U:l:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'i':
 			if (util_parse_ll(optarg, 1, 99999, &v) < 0)
@@ -1718,6 +1777,13 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 			}
 			f.since = v;
 			break;
+		case 'U':
+			if (util_parse_ll(optarg, 1, INT64_MAX / 2, &v) < 0) {
+				fprintf(stderr, "amtprov: --until takes Unix seconds\n");
+				return EXIT_USAGE;
+			}
+			f.until = v;
+			break;
 		case 'l':
 			if (util_parse_ll(optarg, 1, 1000000, &v) < 0)
 				return EXIT_USAGE;
@@ -1726,7 +1792,7 @@ static int cmd_status(struct cli *c, int argc, char **argv)
 		case 'h':
 			puts("Usage: amtprov -m FILE status [--id N] [--severity info|warning|error]\n"
 			     "                             [--device FQDN] [--since UNIX_SECONDS] "
-			     "[--limit N]\n"
+			     "[--until UNIX_SECONDS] [--limit N]\n"
 			     "       amtprov status catalog");
 			return EXIT_OK;
 		default: return EXIT_USAGE;
@@ -1870,6 +1936,230 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 	}
 	fprintf(stderr, "amtprov: usage: amtprov plugin list | plugin show NAME\n");
 	return EXIT_USAGE;
+}
+
+/* ---------------- maintenance tasks ---------------- */
+
+static const char *fmt_or_dash(int64_t t, char *buf, size_t size)
+{
+	if (!t) {
+		util_strlcpy(buf, "-", size);
+		return buf;
+	}
+	return util_fmt_time(t, buf, size);
+}
+
+static int cmd_task_list(struct cli *c)
+{
+	struct site *s = NULL;
+	size_t n;
+	const struct task_def *t = sched_tasks(&n);
+	json_t *arr = c->json ? json_array() : NULL;
+	int rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	if (!arr)
+		printf("%-26s %-10s %-21s %-14s %-21s %s\n", "TASK", "EVERY", "LAST RUN", "RESULT",
+		       "NEXT RUN", "DETAIL");
+	for (size_t i = 0; i < n; i++) {
+		struct store_task rec;
+		struct amtprov_error err;
+		int64_t every = sched_interval(site_manifest(s), t[i].name);
+		int have;
+		char a[32], b[32], ev[24];
+
+		amtprov_error_clear(&err);
+		have = store_task_get(site_store(s), t[i].name, &rec, &err) == AMTPROV_OK;
+		if (!have)
+			memset(&rec, 0, sizeof(rec));
+		if (arr) {
+			json_array_append_new(
+				arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:b,s:I}", "name",
+					       t[i].name, "title", t[i].title, "interval_seconds",
+					       (json_int_t)every, "last_run", (json_int_t)rec.last_run,
+					       "last_result",
+					       rec.last_run ? amtprov_status_name(rec.last_result) : "",
+					       "last_detail", rec.last_detail, "next_run",
+					       (json_int_t)(have ? rec.next_run : 0), "requested",
+					       rec.requests > rec.served, "requests",
+					       (json_int_t)rec.requests));
+			continue;
+		}
+		if (every % 86400 == 0)
+			snprintf(ev, sizeof(ev), "%lldd", (long long)(every / 86400));
+		else if (every % 3600 == 0)
+			snprintf(ev, sizeof(ev), "%lldh", (long long)(every / 3600));
+		else
+			snprintf(ev, sizeof(ev), "%llds", (long long)every);
+		printf("%-26s %-10s %-21s %-14s %-21s %s%s\n", t[i].name, ev,
+		       fmt_or_dash(rec.last_run, a, sizeof(a)),
+		       rec.last_run ? amtprov_status_name(rec.last_result) : "-",
+		       rec.requests > rec.served ? "requested"
+		       : have                    ? fmt_or_dash(rec.next_run, b, sizeof(b))
+						 : "at start",
+		       rec.last_detail, rec.last_run ? "" : t[i].title);
+	}
+	if (arr)
+		emit_json(arr);
+	site_close(s);
+	return EXIT_OK;
+}
+
+/* Asks amtprovd (through the database) to run a task now; --wait until it has. */
+static int cmd_task_run(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"wait", optional_argument, NULL, 'w'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	struct site *s = NULL;
+	struct amtprov_error err;
+	long long wait = 0;
+	int64_t req = 0;
+	int o, rc;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'w':
+			wait = 60;
+			if (optarg && util_parse_ll(optarg, 1, 86400, &wait) < 0) {
+				fprintf(stderr, "amtprov: --wait takes seconds (1..86400)\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			puts("Usage: amtprov -m FILE task run NAME [--wait[=SECONDS]]\n"
+			     "Asks amtprovd to run the task now (it looks every second). Without\n"
+			     "amtprovd running, the task runs when it starts.");
+			return EXIT_OK;
+		default: return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "amtprov: usage: amtprov task run NAME [--wait[=SECONDS]]\n");
+		return EXIT_USAGE;
+	}
+	if (!sched_task_find(argv[optind])) {
+		size_t n;
+		const struct task_def *t = sched_tasks(&n);
+
+		fprintf(stderr, "amtprov: unknown task '%s'; tasks:", argv[optind]);
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, " %s", t[i].name);
+		fputc('\n', stderr);
+		return EXIT_USAGE;
+	}
+	rc = open_site(c, SITE_NO_PLUGINS, &s);
+	if (rc)
+		return rc;
+	amtprov_error_clear(&err);
+	rc = store_task_request(site_store(s), argv[optind], &req, &err);
+	for (long long waited = 0; rc == AMTPROV_OK && wait && waited < wait * 10; waited++) {
+		struct store_task t;
+
+		if (store_task_get(site_store(s), argv[optind], &t, &err) == AMTPROV_OK &&
+		    t.served >= req) {
+			if (c->json)
+				emit_json(json_pack("{s:s,s:s,s:s}", "name", t.name, "result",
+						    amtprov_status_name(t.last_result), "detail",
+						    t.last_detail));
+			else
+				printf("%s: %s: %s\n", t.name, amtprov_status_name(t.last_result),
+				       t.last_detail);
+			site_close(s);
+			return t.last_result == AMTPROV_OK ? EXIT_OK : EXIT_FAIL;
+		}
+		usleep(100000);
+	}
+	if (rc) {
+		print_error(&err);
+		site_close(s);
+		return exit_for(rc);
+	}
+	site_close(s);
+	if (wait) {
+		fprintf(stderr, "amtprov: %s: not run within %lld s: is amtprovd running?\n",
+			argv[optind], wait);
+		return EXIT_FAIL;
+	}
+	if (c->json)
+		emit_json(json_pack("{s:s,s:I}", "name", argv[optind], "request", (json_int_t)req));
+	else
+		printf("%s: requested; amtprovd runs it within a second (or when it starts)\n",
+		       argv[optind]);
+	return EXIT_OK;
+}
+
+static int cmd_task(struct cli *c, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "list") == 0 && argc == 2)
+		return cmd_task_list(c);
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return cmd_task_run(c, argc - 1, argv + 1);
+	fprintf(stderr, "amtprov: usage: amtprov task list | task run NAME [--wait[=SECONDS]]\n");
+	return EXIT_USAGE;
+}
+
+/* R-PC-08: a provisioning certificate known to be revoked is recorded so; while the
+ * manifest names it, provisioning stops. */
+static int cmd_cert_revoked(struct cli *c, int argc, char **argv)
+{
+	struct provcert_info pc;
+	struct store_cert rec;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	char *pem = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (argc != 3 || strcmp(argv[1], "--cert") != 0) {
+		fprintf(stderr, "amtprov: usage: amtprov cert revoked --cert FILE\n"
+				"(a PEM provisioning certificate, leaf first, known to be revoked)\n");
+		return EXIT_USAGE;
+	}
+	amtprov_error_clear(&err);
+	if (util_read_file(argv[2], 1 << 20, &pem, &len, &err) != AMTPROV_OK ||
+	    provcert_from_pem(pem, len, &pc, &err) != AMTPROV_OK) {
+		free(pem);
+		if (!err.where[0])
+			util_strlcpy(err.where, argv[2], sizeof(err.where));
+		print_error(&err);
+		return EXIT_FAIL;
+	}
+	free(pem);
+	rc = open_site(c, SITE_NO_PLUGINS, &s);
+	if (rc)
+		return rc;
+	memset(&rec, 0, sizeof(rec));
+	util_strlcpy(rec.serial_hex, pc.serial_hex, sizeof(rec.serial_hex));
+	util_strlcpy(rec.subject, pc.subject, sizeof(rec.subject));
+	util_strlcpy(rec.sha256, pc.sha256, sizeof(rec.sha256));
+	util_strlcpy(rec.status, STORE_CERT_REVOKED, sizeof(rec.status));
+	rec.purpose = AMTPROV_PURPOSE_PROVISIONING;
+	rec.not_before = 0;
+	rec.not_after = pc.not_after;
+	rec.revocation_reason = AMTPROV_REVOKE_UNSPECIFIED;
+	rec.revoked_at = site_now(s);
+	rc = store_cert_add(site_store(s), &rec, site_now(s), &err);
+	if (rc == AMTPROV_E_EXISTS) {
+		rc = amtprov_error_set(&err, AMTPROV_E_EXISTS, argv[2],
+				       "this certificate is recorded already");
+	}
+	if (rc) {
+		print_error(&err);
+		site_close(s);
+		return EXIT_FAIL;
+	}
+	site_status(s, STATUS_PROVCERT_REVOKED, NULL,
+		    "R-PC-08: a provisioning certificate was recorded as revoked; provisioning "
+		    "stops while the manifest names it");
+	printf("recorded %s (serial %s) as revoked; while the manifest names it, amtprovd does "
+	       "not provision (R-PC-08)\n", pc.subject, pc.serial_hex);
+	site_close(s);
+	return EXIT_OK;
 }
 
 /* ---------------- report ---------------- */
@@ -2027,6 +2317,8 @@ int main(int argc, char **argv)
 		rc = cmd_states(&c);
 	else if (strcmp(cmd, "report") == 0)
 		rc = cmd_report(&c);
+	else if (strcmp(cmd, "task") == 0)
+		rc = cmd_task(&c, argc, argv);
 	else {
 		fprintf(stderr, "amtprov: unknown command '%s' (see amtprov --help)\n", cmd);
 		rc = EXIT_USAGE;

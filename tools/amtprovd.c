@@ -21,7 +21,9 @@
 #include "engine.h"
 #include "exit_codes.h"
 #include "flow.h"
+#include "lifecycle.h"
 #include "log.h"
+#include "scheduler.h"
 #include "site.h"
 #include "status.h"
 #include "util.h"
@@ -37,6 +39,7 @@ struct daemon {
 	struct engine *engine;
 	struct flow *flow;
 	struct api *api;
+	struct sched *sched;
 	int reload;
 	int stop;
 	struct event *sig_ev;
@@ -108,11 +111,13 @@ static void usage(FILE *out)
 	      "  -l, --log-level LEVEL   error, warning, notice, info (default), debug\n"
 	      "  -s, --syslog            log to syslog instead of stderr\n"
 	      "  -p, --pid-file FILE     write the process ID to FILE (removed on exit)\n"
-	      "      --once[=SECONDS]    work until nothing is due, then exit (default limit 600 s)\n"
+	      "      --once[=SECONDS]    run due maintenance tasks and work until nothing is due,\n"
+	      "                          then exit (default limit 600 s)\n"
 	      "  -h, --help              show this help and exit\n"
 	      "  -V, --version           show the version and exit\n"
 	      "\n"
 	      "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads the manifest.\n"
+	      "Tests only: AMTPROV_TEST_CLOCK_FILE names a file holding the Unix time to use.\n"
 	      "The site database is created on first start if it does not exist.\n"
 	      "Exit status: 0 clean stop, 1 failure, 2 usage, 3 invalid manifest, 4 database\n"
 	      "error, 5 plugin could not be loaded.\n",
@@ -185,6 +190,8 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 	if (!d->flow)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	rc = flow_register(d->engine, d->flow, err);
+	if (rc == AMTPROV_OK)
+		rc = lifecycle_register(d->engine, d->flow, err);
 	if (rc)
 		return rc;
 	rc = engine_recover(d->engine, &rewound, err);
@@ -197,6 +204,14 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 	d->sig_ev = event_new(base, sig_pipe[0], EV_READ | EV_PERSIST, on_signal, d);
 	if (!d->sig_ev || event_add(d->sig_ev, NULL) < 0)
 		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot watch for signals");
+	/* Maintenance tasks are checked every second on the engine's base (docs/lifecycle.md). */
+	{
+		struct task_env env = {.site = d->site, .engine = d->engine};
+
+		d->sched = sched_start(&env, err);
+		if (!d->sched)
+			return err->code ? err->code : AMTPROV_E_NOMEM;
+	}
 	/* The registration API lives on the engine's event base and kicks the engine, so it
 	 * starts after the engine (and is freed before it, in stop_engine). */
 	return api_start(d->site, d->engine, &d->api, err);
@@ -209,6 +224,8 @@ static void stop_engine(struct daemon *d)
 	 * engine, so no request may arrive once the engine starts going away. */
 	api_free(d->api);
 	d->api = NULL;
+	sched_free(d->sched);
+	d->sched = NULL;
 	/* Jobs still in flight stay in their -ING state, rewound by the next recover. The flow
 	 * (and its transport loop, which watches the engine's event base) goes before the
 	 * engine frees that base. */
@@ -259,6 +276,27 @@ static void do_reload(struct daemon *d)
 		alog(d->log, AMTPROV_LOG_ERROR, "cannot restart the engine: %s", err.msg);
 		d->stop = 1;
 	}
+}
+
+/* --once: due maintenance tasks, then the engine until idle; again while a round started
+ * new work (a task queues devices, a step queues revocations), a few rounds at most. */
+static int run_once(struct daemon *d)
+{
+	struct task_env env = {.site = d->site, .engine = d->engine};
+	struct amtprov_error err;
+
+	for (int round = 0; round < 4; round++) {
+		int ran = sched_run_due(&env);
+
+		amtprov_error_clear(&err);
+		if (engine_run_until_idle(d->engine, d->once_timeout_ms, &err) != AMTPROV_OK) {
+			alog(d->log, AMTPROV_LOG_ERROR, "%s", err.msg);
+			return EXIT_FAIL;
+		}
+		if (round > 0 && !ran)
+			break;
+	}
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -351,10 +389,7 @@ int main(int argc, char **argv)
 		}
 		amtprov_error_clear(&err);
 		if (d.once) {
-			if (engine_run_until_idle(d.engine, d.once_timeout_ms, &err) != AMTPROV_OK) {
-				alog(d.log, AMTPROV_LOG_ERROR, "%s", err.msg);
-				rc = EXIT_FAIL;
-			}
+			rc = run_once(&d);
 			break;
 		}
 		if (engine_run(d.engine, &err) != AMTPROV_OK) {

@@ -184,6 +184,9 @@ int at_wsman_invoke(struct at_session *s, const char *cls, const json_t *sel, co
 void at_arg(struct at_buf *b, const char *name, const char *value);
 void at_arg_epr(struct at_buf *b, const char *name, const char *cls, const char *sel_name,
 		const char *sel_value);
+/* Appends an embedded instance argument (e.g. AddWiFiSettings' WiFiEndpointSettingsInput):
+ * `<h:name xmlns:q="URI of cls"><q:Prop>..</q:Prop>..</h:name>`. */
+void at_arg_instance(struct at_buf *b, const char *name, const char *cls, const json_t *props);
 /* Renders an instance for Put/Create from JSON properties. */
 void at_instance_xml(struct at_buf *b, const char *cls, const json_t *props);
 /* Legacy EOI SOAP 1.1 call to /<service>Service in namespace .../<service>/2004/01. */
@@ -199,6 +202,17 @@ int at_op_step(struct at_session *s);
 /* Whether @p op is known (so begin() can refuse unknown ones at once). */
 int at_op_known(uint32_t op);
 const char *at_op_name(uint32_t op);
+/* Shared step helpers of at_ops.c for operations in other files. at_get_modify_put runs on
+ * s->step 0..2 (Get, then Put of the whole instance with @p changes); at_enum_all keeps its
+ * state and the items in s->scratch ("enum", "items"). Both return AMTPROV_AGAIN while a
+ * request is out, AMTPROV_OK when done. */
+int at_get_modify_put(struct at_session *s, const char *cls, const json_t *sel,
+		      const json_t *changes);
+int at_enum_all(struct at_session *s, const char *cls);
+/* An EPR's InstanceID from the method output element @p local into @p out. */
+int at_epr_handle(struct at_session *s, const char *local, char *out, size_t n);
+/* at_8021x.c: AMTPROV_AMT_SET_8021X. */
+int at_op_8021x(struct at_session *s);
 
 /* ---- TLS (at_tls.c) ---- */
 CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp);

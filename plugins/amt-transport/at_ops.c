@@ -549,6 +549,71 @@ static int op_add_cert(struct at_session *s)
 	return rc;
 }
 
+/* The value of an EPR's (first) Selector; at_xml_to_json drops its Name attribute. */
+static const char *epr_selector(const json_t *v)
+{
+	const char *k;
+	json_t *c;
+
+	json_object_foreach((json_t *)v, k, c) {
+		const char *r;
+
+		if (strcmp(k, "Selector") == 0) {
+			if (json_is_array(c))
+				c = json_array_get(c, 0);
+			return json_string_value(c);
+		}
+		if (json_is_object(c) && (r = epr_selector(c)))
+			return r;
+	}
+	return NULL;
+}
+
+/* ENABLE_TLS {"replace":true} after provisioning (certificate renewal, R-WS-03): AMT keeps
+ * one TLS credential context, so the old one is deleted before the new one is created;
+ * both apply at CommitChanges. Steps 20 (enumerate) and 21 (delete each). AMTPROV_OK when
+ * none is left. */
+static int replace_tls_contexts(struct at_session *s, const char *new_handle)
+{
+	json_t *items, *it, *sel;
+	const char *cert;
+	json_int_t i;
+	int rc;
+
+	if (s->step < 21) {
+		s->step = 20;
+		rc = enum_all(s, "AMT_TLSCredentialContext");
+		if (rc != AMTPROV_OK)
+			return rc;
+		s->step = 21;
+		json_object_set_new(s->scratch, "del", json_integer(0));
+	}
+	items = json_object_get(s->scratch, "items");
+	i = json_integer_value(json_object_get(s->scratch, "del"));
+	for (; i < (json_int_t)json_array_size(items); i++) {
+		it = json_array_get(items, (size_t)i);
+		cert = epr_selector(json_object_get(it, "ElementInContext"));
+		if (!cert)
+			continue;
+		if (strcmp(cert, new_handle) == 0) {
+			/* Already bound to the new certificate: a re-run after a crash. */
+			json_object_set_new(s->scratch, "bound", json_true());
+			continue;
+		}
+		json_object_set_new(s->scratch, "del", json_integer(i + 1));
+		sel = json_pack("{s{ssssss}s{ssssss}}", "ElementInContext", "epr_class",
+				"AMT_PublicKeyCertificate", "selector", "InstanceID", "value", cert,
+				"ElementProvidingContext", "epr_class",
+				"AMT_TLSProtocolEndpointCollection", "selector", "ElementName",
+				"value", "TLSProtocolEndpointInstances Collection");
+		rc = at_wsman_delete(s, "AMT_TLSCredentialContext", sel);
+		json_decref(sel);
+		return rc;
+	}
+	json_object_set_new(s->scratch, "replaced", json_true());
+	return AMTPROV_OK;
+}
+
 static int op_enable_tls(struct at_session *s)
 {
 	const char *ch = pstr(s, "cert_handle");
@@ -567,6 +632,14 @@ static int op_enable_tls(struct at_session *s)
 	}
 	if (!ch)
 		return bad_param(s, "cert_handle", "a string");
+	if ((s->step == 0 && json_is_true(json_object_get(s->params, "replace")) &&
+	     !json_object_get(s->scratch, "replaced")) || s->step >= 20) {
+		rc = replace_tls_contexts(s, ch);
+		if (rc != AMTPROV_OK)
+			return rc;
+		/* Every old context is gone: create the new one, unless it exists. */
+		s->step = json_is_true(json_object_get(s->scratch, "bound")) ? 10 : 0;
+	}
 	if (s->step == 0) {
 		at_buf_add(&a, "<h:AMT_TLSCredentialContext xmlns:h=\"" AT_NS_AMT
 			       "AMT_TLSCredentialContext\">");
@@ -811,47 +884,132 @@ static int op_kerberos(struct at_session *s)
 	return rc;
 }
 
+/* How well a power scheme fits a named policy, read from the scheme's Description (AMT
+ * names the states there: "Desktop: ON in S0", "Desktop: ON in S0, ME Wake in S3, S4-5",
+ * "Mobile: ON in S0, ME Wake in S3, S4-5 (AC only)"). 0: it does not; 2: exactly; 1: it
+ * does with a restriction (AC only). */
+static int power_scheme_fit(const char *policy, const char *desc)
+{
+	int s3 = strstr(desc, "S3") != NULL, s45 = strstr(desc, "S4") != NULL;
+	int ac_only = strstr(desc, "AC only") != NULL;
+
+	if (!strcmp(policy, "on-in-s0"))
+		return !s3 && !s45 ? 2 : 0;
+	if (!strcmp(policy, "on-in-s0-s3"))
+		return s3 && !s45 ? (ac_only ? 1 : 2) : 0;
+	if (!strcmp(policy, "on-in-s0-s3-s4-5"))
+		return s3 && s45 ? (ac_only ? 1 : 2) : 0;
+	if (!strcmp(policy, "always-on")) /* every sleep state, on battery too */
+		return s3 && s45 && !ac_only ? 2 : 0;
+	return 0;
+}
+
+/* R-PROV-11 (2): "manageability is on in power state". {"policy": name} picks the device's
+ * own scheme that fits (the schemes and their GUIDs differ by platform, so they are read,
+ * never assumed); {"scheme": InstanceID} names one directly. */
 static int op_power_policy(struct at_session *s)
 {
-	const char *p = pstr(s, "policy");
-	json_t *sel;
-	int rc;
+	const char *policy = pstr(s, "policy"), *scheme = pstr(s, "scheme");
+	json_t *items, *e, *sel;
+	const char *best = NULL, *best_desc = "";
+	int best_fit = 0, rc;
+	size_t i;
 
-	if (!p)
-		return bad_param(s, "policy", "the InstanceID of an AMT_SystemPowerScheme");
-	if (s->step == 1)
-		return set_result(s, json_object());
-	sel = sel1("InstanceID", p);
-	s->step = 1;
+	if (!policy && !scheme)
+		return bad_param(s, "policy", "\"always-on\", \"on-in-s0\", \"on-in-s0-s3\" or "
+					      "\"on-in-s0-s3-s4-5\" (or give \"scheme\")");
+	if (s->step == 2)
+		return set_result(s, json_pack("{ss}", "scheme",
+					       json_string_value(json_object_get(s->scratch,
+										 "scheme"))));
+	if (!scheme && s->step == 0) {
+		rc = enum_all(s, "AMT_SystemPowerScheme");
+		if (rc != AMTPROV_OK)
+			return rc;
+		items = json_object_get(s->scratch, "items");
+		json_array_foreach(items, i, e) {
+			const char *id = json_string_value(json_object_get(e, "InstanceID"));
+			const char *desc = json_string_value(json_object_get(e, "Description"));
+			int fit = id && desc ? power_scheme_fit(policy, desc) : 0;
+
+			if (fit > best_fit) {
+				best_fit = fit;
+				best = id;
+				best_desc = desc;
+			}
+		}
+		if (!best) {
+			char list[512] = "";
+			size_t n = 0;
+
+			json_array_foreach(items, i, e) {
+				const char *desc = json_string_value(json_object_get(e, "Description"));
+				int w = snprintf(list + n, sizeof(list) - n, "%s\"%s\"", n ? ", " : "",
+						 desc ? desc : "?");
+
+				if (w < 0 || (size_t)w >= sizeof(list) - n)
+					break;
+				n += (size_t)w;
+			}
+			return amtprov_error_set(&s->err, AMTPROV_E_NOT_SUPPORTED, s->address,
+						 "power policy '%s': the device offers no fitting "
+						 "scheme (it has %s)", policy, n ? list : "none");
+		}
+		s->in->host->log(s->in->host, AMTPROV_LOG_INFO,
+				 "power policy '%s': scheme %s \"%s\"", policy, best, best_desc);
+		scheme = best;
+	}
+	json_object_set_new(s->scratch, "scheme", json_string(scheme));
+	sel = sel1("InstanceID", scheme);
+	s->step = 2;
 	rc = at_wsman_invoke(s, "AMT_SystemPowerScheme", sel, "SetPowerScheme", NULL);
 	json_decref(sel);
 	return rc;
 }
 
+/* R-PROV-11 (2): SOL/IDER when "sol" or "ider" is given (RequestStateChange, then the
+ * listener), the web interface when "web_ui" is given (AMT_WebUIService.RequestStateChange:
+ * 2 enabled, 3 disabled). Absent keys leave the device's value alone. */
 static int op_redirection(struct at_session *s)
 {
-	int sol = json_is_true(json_object_get(s->params, "sol"));
-	int ider = json_is_true(json_object_get(s->params, "ider"));
+	json_t *solv = json_object_get(s->params, "sol"), *iderv = json_object_get(s->params, "ider");
+	json_t *web = json_object_get(s->params, "web_ui");
+	int sol = json_is_true(solv), ider = json_is_true(iderv);
+	json_int_t phase = json_integer_value(json_object_get(s->scratch, "phase"));
 	json_t *ch;
 	char args[96];
 	int rc;
 
-	if (json_is_true(json_object_get(s->params, "web_ui")))
-		return amtprov_error_set(&s->err, AMTPROV_E_NOT_SUPPORTED, "web_ui",
-					 "web_ui is not implemented by amt-transport yet");
-	if (s->step == 0) {
-		snprintf(args, sizeof(args), "<h:RequestedState>%d</h:RequestedState>",
-			 32768 + (ider ? 1 : 0) + (sol ? 2 : 0));
-		s->step = 10;
-		return at_wsman_invoke(s, "AMT_RedirectionService", NULL, "RequestStateChange",
-				       args);
+	if (web && !json_is_boolean(web))
+		return bad_param(s, "web_ui", "a boolean");
+	if (phase == 0) {
+		if (json_is_boolean(solv) || json_is_boolean(iderv)) {
+			json_object_set_new(s->scratch, "phase", json_integer(1));
+			snprintf(args, sizeof(args), "<h:RequestedState>%d</h:RequestedState>",
+				 32768 + (ider ? 1 : 0) + (sol ? 2 : 0));
+			s->step = 10;
+			return at_wsman_invoke(s, "AMT_RedirectionService", NULL,
+					       "RequestStateChange", args);
+		}
+		phase = 2;
 	}
-	if (s->step == 10)
-		s->step = 0;
-	ch = json_pack("{sb}", "ListenerEnabled", sol || ider);
-	rc = get_modify_put(s, "AMT_RedirectionService", NULL, ch);
-	json_decref(ch);
-	return rc;
+	if (phase == 1) {
+		if (s->step == 10)
+			s->step = 0;
+		ch = json_pack("{sb}", "ListenerEnabled", sol || ider);
+		rc = get_modify_put(s, "AMT_RedirectionService", NULL, ch);
+		json_decref(ch);
+		if (rc != AMTPROV_OK)
+			return rc; /* a request in flight, or an error */
+		phase = 2;
+	}
+	if (phase == 2 && json_is_boolean(web)) {
+		json_object_set_new(s->scratch, "phase", json_integer(3));
+		snprintf(args, sizeof(args), "<h:RequestedState>%d</h:RequestedState>",
+			 json_is_true(web) ? 2 : 3);
+		return at_wsman_invoke(s, "AMT_WebUIService", NULL, "RequestStateChange", args);
+	}
+	return set_result(s, json_object());
 }
 
 static int op_device_cert(struct at_session *s)
@@ -1023,6 +1181,22 @@ static int op_generic(struct at_session *s)
 	}
 }
 
+int at_get_modify_put(struct at_session *s, const char *cls, const json_t *sel,
+		      const json_t *changes)
+{
+	return get_modify_put(s, cls, sel, changes);
+}
+
+int at_enum_all(struct at_session *s, const char *cls)
+{
+	return enum_all(s, cls);
+}
+
+int at_epr_handle(struct at_session *s, const char *local, char *out, size_t n)
+{
+	return epr_handle(s, local, out, n);
+}
+
 struct op_desc {
 	uint32_t op;
 	const char *name;
@@ -1061,6 +1235,7 @@ static const struct op_desc ops[] = {
 	{AMTPROV_AMT_SET_POWER_POLICY, "SET_POWER_POLICY", op_power_policy},
 	{AMTPROV_AMT_SET_REDIRECTION, "SET_REDIRECTION", op_redirection},
 	{AMTPROV_AMT_SET_PING, "SET_PING", op_ping},
+	{AMTPROV_AMT_SET_8021X, "SET_8021X", at_op_8021x},
 	{AMTPROV_AMT_GET_DEVICE_CERT, "GET_DEVICE_CERT", op_device_cert},
 	{AMTPROV_AMT_DELETE_CERTIFICATE, "DELETE_CERTIFICATE", op_delete_cert},
 	{AMTPROV_AMT_WSMAN_GET, "WSMAN_GET", op_generic},

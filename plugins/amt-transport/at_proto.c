@@ -45,6 +45,24 @@ static void selectors(struct at_buf *b, const json_t *sel)
 		at_buf_add(b, "\">");
 		if (json_is_string(v)) {
 			at_buf_add_xml(b, json_string_value(v));
+		} else if (json_is_object(v)) {
+			/* A reference-valued selector (association classes such as
+			 * AMT_TLSCredentialContext): {"epr_class","selector","value"}. */
+			const char *c = json_string_value(json_object_get(v, "epr_class"));
+			const char *n = json_string_value(json_object_get(v, "selector"));
+			const char *x = json_string_value(json_object_get(v, "value"));
+			char uri[256];
+
+			at_class_uri(c ? c : "", uri, sizeof(uri));
+			at_buf_add(b, "<a:EndpointReference><a:Address>/wsman</a:Address>"
+				      "<a:ReferenceParameters><w:ResourceURI>");
+			at_buf_add_xml(b, uri);
+			at_buf_add(b, "</w:ResourceURI><w:SelectorSet><w:Selector Name=\"");
+			at_buf_add_xml(b, n ? n : "InstanceID");
+			at_buf_add(b, "\">");
+			at_buf_add_xml(b, x ? x : "");
+			at_buf_add(b, "</w:Selector></w:SelectorSet></a:ReferenceParameters>"
+				      "</a:EndpointReference>");
 		} else if (json_is_integer(v)) {
 			at_buf_printf(b, "%lld", (long long)json_integer_value(v));
 		}
@@ -137,6 +155,21 @@ void at_instance_xml(struct at_buf *b, const char *cls, const json_t *props)
 	at_buf_add(b, "\">");
 	json_object_foreach((json_t *)props, k, v)
 		value_xml(b, "h", k, v);
+	at_buf_printf(b, "</h:%s>", name);
+}
+
+void at_arg_instance(struct at_buf *b, const char *name, const char *cls, const json_t *props)
+{
+	char uri[256];
+	const char *k;
+	json_t *v;
+
+	at_class_uri(cls, uri, sizeof(uri));
+	at_buf_printf(b, "<h:%s xmlns:q=\"", name);
+	at_buf_add_xml(b, uri);
+	at_buf_add(b, "\">");
+	json_object_foreach((json_t *)props, k, v)
+		value_xml(b, "q", k, v);
 	at_buf_printf(b, "</h:%s>", name);
 }
 

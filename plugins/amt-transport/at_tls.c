@@ -159,6 +159,15 @@ CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
 		SSL_CTX_set_security_level(ctx, 0);
 		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
 	}
+	{
+		/* Certificates and CRLs are judged at the host's time, so a site on a test
+		 * clock (docs/lifecycle.md) sees the validity the rest of amtprov sees. */
+		X509_STORE *vst = SSL_CTX_get_cert_store(ctx);
+
+		if (vst)
+			X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(vst),
+						   (time_t)s->in->host->now(s->in->host));
+	}
 	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
 		if (s->client_leaf) {
 			if (SSL_CTX_use_certificate(ctx, s->client_leaf) != 1 ||

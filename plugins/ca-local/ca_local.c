@@ -61,6 +61,9 @@ static const struct amtprov_config_field cl_config_table[] = {
 	{"crl_listen", AMTPROV_CFG_STRING, offsetof(struct cl_cfg, crl_listen), 0, "", 0, 0,
 	 "serve the CRL over HTTP on ADDRESS:PORT (numeric, e.g. 127.0.0.1:8089; port 0 picks "
 	 "one); empty: no HTTP endpoint"},
+	{"offline_file", AMTPROV_CFG_STRING, offsetof(struct cl_cfg, offline_file), 0, NULL, 0, 0,
+	 "while this file exists the CA takes no requests or revocations and answers "
+	 "UNREACHABLE (a maintenance window; tests use it as a CA outage); CRLs stay served"},
 	{"provisioning_marker", AMTPROV_CFG_STRING, offsetof(struct cl_cfg, provisioning_marker),
 	 0, "both", 0, 0,
 	 "how provisioning certificates are marked for AMT: oid, ou or both (R-PC-01)"},
@@ -382,6 +385,18 @@ static int not_started(struct amtprov_error *err)
 	return amtprov_error_set(err, AMTPROV_E_STATE, CL_NAME, "the CA is not started");
 }
 
+/* 1 while the operator's offline switch is on: the answer is UNREACHABLE, so callers
+ * queue and retry as for any outage. */
+static int offline(struct ca_local *ca, struct amtprov_ca_result *res)
+{
+	if (!ca->cfg.offline_file || !*ca->cfg.offline_file || access(ca->cfg.offline_file, F_OK))
+		return 0;
+	res->outcome = AMTPROV_CA_UNREACHABLE;
+	snprintf(res->message, sizeof(res->message), "%s: offline (%s exists)", CL_NAME,
+		 ca->cfg.offline_file);
+	return 1;
+}
+
 static int cl_submit(void *instance, const struct amtprov_ca_request *req,
 		     struct amtprov_ca_result *res, struct amtprov_error *err)
 {
@@ -390,6 +405,8 @@ static int cl_submit(void *instance, const struct amtprov_ca_request *req,
 
 	if (!req || !res)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, CL_NAME, "no request");
+	if (offline(ca, res))
+		return AMTPROV_OK;
 	pthread_mutex_lock(&ca->lock);
 	rc = ca->started ? cl_issue(ca, req, res, err) : not_started(err);
 	pthread_mutex_unlock(&ca->lock);
@@ -492,6 +509,8 @@ static int cl_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 
 	if (!rev || !res)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, CL_NAME, "no revocation order");
+	if (offline(ca, res))
+		return AMTPROV_OK;
 	pthread_mutex_lock(&ca->lock);
 	rc = ca->started ? revoke_locked(ca, rev, res, err) : not_started(err);
 	pthread_mutex_unlock(&ca->lock);

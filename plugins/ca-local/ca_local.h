@@ -62,6 +62,7 @@ struct cl_cfg {
 	char *import_issuing_cert;
 	char *import_issuing_key;
 	char *import_key_password; /* the name of a credential record, not the password */
+	char *offline_file;        /* while it exists: UNREACHABLE (maintenance window) */
 };
 
 struct cl_db;

@@ -61,6 +61,22 @@ static void test_drop_and_digest(void)
 		drops += device_fault_drop(&d);
 	CU_ASSERT_EQUAL(drops, 3);
 	device_clear(&d);
+	/* Fleet-wide settings apply to a device without its own faults object. */
+	init(&d, "{\"drop_nth\": 2}", NULL);
+	CU_ASSERT_FALSE(device_fault_drop(&d));
+	CU_ASSERT_TRUE(device_fault_drop(&d));
+	CU_ASSERT_FALSE(device_fault_drop(&d));
+	device_clear(&d);
+	/* hang_nth counts the same requests as the drops (which count first). */
+	init(&d, "{\"hang_nth\": 2, \"hang_repeat\": true}", "{\"drop_nth\": 1}");
+	CU_ASSERT_TRUE(device_fault_drop(&d));
+	CU_ASSERT_FALSE(device_fault_drop(&d));
+	CU_ASSERT_TRUE(device_fault_hang(&d));
+	CU_ASSERT_FALSE(device_fault_drop(&d));
+	CU_ASSERT_FALSE(device_fault_hang(&d));
+	CU_ASSERT_FALSE(device_fault_drop(&d));
+	CU_ASSERT_TRUE(device_fault_hang(&d));
+	device_clear(&d);
 	init(&d, NULL, "{\"digest_fail_nth\": 1}");
 	CU_ASSERT_TRUE(device_fault_digest(&d));
 	CU_ASSERT_FALSE(device_fault_digest(&d));
@@ -158,7 +174,7 @@ void register_sim_faults_tests(void)
 	CU_pSuite s = CU_add_suite("sim.faults", NULL, NULL);
 
 	CU_add_test(s, "faults JSON: strict keys, device overrides fleet", test_parse);
-	CU_add_test(s, "drop and Digest failure on the Nth request", test_drop_and_digest);
+	CU_add_test(s, "drop, hang and Digest failure on the Nth request, fleet-wide or per device", test_drop_and_digest);
 	CU_add_test(s, "seeded random faults repeat exactly", test_seeded);
 	CU_add_test(s, "CommitChanges failure, flash write limit, wrong OTP", test_commit_flash_otp);
 }

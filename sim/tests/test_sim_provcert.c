@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* AMT's provisioning-certificate checks: OID/OU, serverAuth, root hash, CN rule, CSME 16. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <CUnit/CUnit.h>
@@ -8,7 +9,10 @@
 #include <openssl/x509v3.h>
 
 #include "device.h"
+#include "http.h"
+#include "simutil.h"
 #include "tls.h"
+#include "wsman.h"
 
 void register_sim_provcert_tests(void);
 
@@ -175,10 +179,124 @@ static void test_chain_checks(void)
 	device_clear(&d);
 }
 
+#define HBS IPS_URI "IPS_HostBasedSetupService"
+
+/* Invokes an IPS_HostBasedSetupService method; returns its ReturnValue (-1: none). */
+static long hbs(struct device *d, const char *method, const char *args)
+{
+	struct sbuf b = {0};
+	struct http_request q;
+	struct http_response r;
+	const char *p;
+	long rv = -1;
+
+	sbuf_printf(&b, "<?xml version=\"1.0\"?><Envelope xmlns:a=\"" NS_WSA "\" "
+			"xmlns:w=\"" NS_WSMAN "\" xmlns=\"" NS_SOAP12 "\"><Header>"
+			"<a:Action>" HBS "/%s</a:Action><w:ResourceURI>" HBS "</w:ResourceURI>"
+			"<a:MessageID>1</a:MessageID></Header><Body><h:%s_INPUT xmlns:h=\"" HBS "\">"
+			"%s</h:%s_INPUT></Body></Envelope>", method, method, args, method);
+	memset(&q, 0, sizeof(q));
+	memset(&r, 0, sizeof(r));
+	q.body = b.data;
+	q.body_len = b.len;
+	wsman_handle(d, &q, &r);
+	sbuf_free(&b);
+	if (r.body.data && (p = strstr(r.body.data, ":ReturnValue>")))
+		rv = strtol(p + strlen(":ReturnValue>"), NULL, 10);
+	sbuf_free(&r.body);
+	return rv;
+}
+
+static long add_cert(struct device *d, X509 *x, bool leaf, bool root)
+{
+	unsigned char *der = NULL;
+	int n = i2d_X509(x, &der);
+	char *b64 = sim_b64_encode(der, (size_t)n);
+	struct sbuf a = {0};
+	long rv;
+
+	sbuf_printf(&a, "<h:NextCertificate>%s</h:NextCertificate><h:IsLeafCertificate>%s"
+			"</h:IsLeafCertificate><h:IsRootCertificate>%s</h:IsRootCertificate>",
+		    b64, leaf ? "true" : "false", root ? "true" : "false");
+	rv = hbs(d, "AddNextCertInChain", a.data);
+	sbuf_free(&a);
+	free(b64);
+	OPENSSL_free(der);
+	return rv;
+}
+
+static long admin_setup(struct device *d, EVP_PKEY *signer)
+{
+	unsigned char mc[20] = {1, 2, 3}, buf[40], sig[512];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char ha1[33], *mc64, *sig64;
+	struct sbuf a = {0};
+	long rv;
+
+	memcpy(buf, d->hbs_nonce, 20);
+	memcpy(buf + 20, mc, 20);
+	EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, signer);
+	EVP_DigestSign(c, sig, &siglen, buf, sizeof(buf));
+	EVP_MD_CTX_free(c);
+	mc64 = sim_b64_encode(mc, sizeof(mc));
+	sig64 = sim_b64_encode(sig, siglen);
+	device_ha1("admin", d->realm, "N3w!Passw0rd", ha1);
+	sbuf_printf(&a, "<h:NetAdminPassEncryptionType>2</h:NetAdminPassEncryptionType>"
+			"<h:NetworkAdminPassword>%s</h:NetworkAdminPassword><h:McNonce>%s</h:McNonce>"
+			"<h:SigningAlgorithm>2</h:SigningAlgorithm><h:DigitalSignature>%s"
+			"</h:DigitalSignature>", ha1, mc64, sig64);
+	rv = hbs(d, "AdminSetup", a.data);
+	sbuf_free(&a);
+	free(mc64);
+	free(sig64);
+	return rv;
+}
+
+/* Host-based AdminSetup trusts a chain only as the TLS path would (R-PC-01..06). */
+static void test_host_based_chain(void)
+{
+	struct device d;
+	X509 *root = mk("HBS Root", NULL, NULL, NULL, NULL, k2048, EVP_sha256());
+	X509 *leaf = mk("oob.contoso.com", NULL, "serverAuth," AMT_PROV_OID, root, k2048, k2048,
+			EVP_sha256());
+	X509 *no_oid = mk("oob.contoso.com", NULL, "serverAuth", root, k2048, k2048, EVP_sha256());
+	X509 *bad_cn = mk("oob.fabrikam.com", NULL, "serverAuth," AMT_PROV_OID, root, k2048,
+			  k2048, EVP_sha256());
+
+	device_init(&d, "h", "12.0.45");
+	snprintf(d.dhcp_domain, sizeof(d.dhcp_domain), "contoso.com");
+	/* The root's hash is not in the table: verification fails (4), nothing to set up with. */
+	CU_ASSERT_EQUAL(add_cert(&d, leaf, true, false), 0);
+	CU_ASSERT_EQUAL(add_cert(&d, root, false, true), 4);
+	CU_ASSERT_EQUAL(admin_setup(&d, k2048), 2);
+	trust(&d, root);
+	/* A leaf without the AMT OID/OU and a CN outside the DNS suffix: refused too. */
+	CU_ASSERT_EQUAL(add_cert(&d, no_oid, true, false), 0);
+	CU_ASSERT_EQUAL(add_cert(&d, root, false, true), 4);
+	CU_ASSERT_EQUAL(add_cert(&d, bad_cn, true, false), 0);
+	CU_ASSERT_EQUAL(add_cert(&d, root, false, true), 4);
+	CU_ASSERT_EQUAL(admin_setup(&d, k2048), 2);
+	CU_ASSERT_EQUAL(d.prov_state, DEV_PRE);
+	/* The good chain: accepted, then AdminSetup signed with the leaf's key succeeds. */
+	CU_ASSERT_EQUAL(add_cert(&d, leaf, true, false), 0);
+	CU_ASSERT_EQUAL(add_cert(&d, root, false, true), 0);
+	CU_ASSERT_EQUAL(admin_setup(&d, k1024), 5); /* signed with another key */
+	CU_ASSERT_EQUAL(admin_setup(&d, k2048), 0);
+	CU_ASSERT_EQUAL(d.prov_state, DEV_POST);
+	CU_ASSERT_EQUAL(d.control_mode, DEV_CM_ACM);
+	X509_free(root);
+	X509_free(leaf);
+	X509_free(no_oid);
+	X509_free(bad_cn);
+	device_clear(&d);
+}
+
 void register_sim_provcert_tests(void)
 {
 	CU_pSuite s = CU_add_suite("sim.provcert", suite_init, suite_clean);
 
 	CU_add_test(s, "CN vs trusted DNS suffix", test_cn_rule);
 	CU_add_test(s, "chain checks", test_chain_checks);
+	CU_add_test(s, "host-based AdminSetup: chain checked like the TLS path", test_host_based_chain);
 }

@@ -13,6 +13,7 @@ TEST_PLUGINS="$AMTPROV_BUILD_DIR/tests/plugins"
 T=$(mktemp -d "${TMPDIR:-/tmp}/amtprov-it-${TEST_NAME:-test}-XXXXXX")
 chmod 700 "$T"
 PIDS=()
+CLAIMED_NETS=()
 PASSED=0
 FAILED=0
 
@@ -22,6 +23,9 @@ cleanup() {
     [ -n "$p" ] && kill -9 "$p" 2>/dev/null
   done
   wait 2>/dev/null
+  for p in "${CLAIMED_NETS[@]:-}"; do
+    [ -n "$p" ] && rm -rf "$p"
+  done
   if { [ "$FAILED" -gt 0 ] && [ -n "${KEEP_ON_FAILURE:-}" ]; } || [ -n "${KEEP_TEMP:-}" ]; then
     echo "kept $T for inspection" >&2
   else
@@ -29,6 +33,35 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+
+# claim_net: sets NET to a loopback /24 (127.A.B) that no other test running on this
+# machine holds. Claims are directories made atomically under $NET_CLAIM_DIR, each with its
+# owner's PID; a claim whose owner is gone (a test killed with SIGKILL) is taken over. The
+# claim is released by cleanup. Call it in the test's own shell, not in $(...).
+NET_CLAIM_DIR="${TMPDIR:-/tmp}/amtprov-test-nets"
+claim_net() {
+  local i n a b d owner
+  mkdir -p "$NET_CLAIM_DIR"
+  for ((i = 0; i < 37500; i++)); do
+    n=$(( ($$ * 131 + i) % 37500 ))        # 127.100-249.0-249: 150 x 250 nets
+    a=$((100 + n / 250)); b=$((n % 250))
+    d="$NET_CLAIM_DIR/127.$a.$b"
+    if ! mkdir "$d" 2>/dev/null; then
+      owner=$(cat "$d/owner" 2>/dev/null)
+      if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && rm -rf "$d" && mkdir "$d" 2>/dev/null; then
+        :
+      else
+        continue
+      fi
+    fi
+    echo $$ >"$d/owner"
+    CLAIMED_NETS+=("$d")
+    NET="127.$a.$b"
+    return 0
+  done
+  echo "claim_net: no free loopback /24 under $NET_CLAIM_DIR" >&2
+  exit 1
+}
 
 pass() { PASSED=$((PASSED + 1)); echo "ok - $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL - $*"; }
@@ -106,4 +139,23 @@ make_site() {
   $extra}
 }
 JSON
+}
+
+# make_prov_pki DIR: a provisioning root and a provisioning certificate for oob.contoso.com
+# with the AMT OID (R-PC-01) in DIR (root.pem, prov.key, chain.pem); sets ROOT_HASH, the
+# root's SHA-256 that simulated devices must hold.
+make_prov_pki() {
+  local d=$1
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/root.key" -out "$d/root.pem" \
+    -subj "/CN=Provisioning Root" -days 365 -sha256 \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -keyout "$d/prov.key" -out "$d/prov.csr" \
+    -subj "/CN=oob.contoso.com" 2>/dev/null
+  printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$d/ext"
+  openssl x509 -req -in "$d/prov.csr" -CA "$d/root.pem" -CAkey "$d/root.key" \
+    -CAcreateserial -days 200 -sha256 -extfile "$d/ext" -out "$d/prov.pem" 2>/dev/null
+  cat "$d/prov.pem" "$d/root.pem" >"$d/chain.pem"
+  chmod 600 "$d"/*.key
+  ROOT_HASH=$(openssl x509 -in "$d/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
 }

@@ -10,9 +10,9 @@ source "$(dirname "$0")/lib.sh"
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 [ -x "$AMTSIM" ] || { echo "amtsim not built: $AMTSIM"; exit 1; }
 
-# Our own loopback addresses, derived from the PID so parallel runs never collide.
+# Our own loopback /24 (claim_net, lib.sh); host parts derived from the PID.
 P=$$
-NET="127.$((200 + (P >> 14) % 50)).$(((P >> 6) & 255))"
+claim_net
 A_POST="$NET.$(((P & 63) + 1))"
 A_IN="$NET.$(((P & 63) + 65))"
 A_LEG="$NET.$(((P & 63) + 129))"
@@ -161,6 +161,10 @@ if command -v amttool >/dev/null 2>&1; then
   check "amttool info: host name" grep -q '^Hostname:     oldpc.contoso.com' "$T/amttool.out"
   AMT_PASSWORD=wrong HTTPS_CA_FILE="$T/legacy1.pem" timeout 30 amttool "$A_LEG:16993" info >"$T/amttool2.out" 2>&1
   check "amttool with a wrong password gets no version" bash -c "! grep -q '^AMT version:  6' '$T/amttool2.out'"
+  # Plain HTTP (16992): legacy firmware serves the same EOI services without TLS.
+  AMT_PASSWORD=P@ssw0rd1 timeout 30 amttool "$A_LEG" info >"$T/amttool3.out" 2>&1
+  check "amttool info over plain HTTP 16992: version and host name" \
+    bash -c "grep -q '^AMT version:  6.2.61' '$T/amttool3.out' && grep -q '^Hostname:     oldpc.contoso.com' '$T/amttool3.out'"
 else
   echo "skip - amttool not installed (apt-get install amtterm libsoap-lite-perl liblwp-protocol-https-perl)"
 fi

@@ -2,16 +2,17 @@
 # SPDX-License-Identifier: Apache-2.0
 # amtsim fault injection over the wire, with curl: a dropped connection on the Nth request,
 # correct Digest credentials refused on the Nth authenticated request, per-call latency,
-# CommitChanges failing, and the OTP reading back wrong.
+# CommitChanges failing; then fleet-wide faults (top-level "faults" and "defaults"."faults"):
+# a drop and a hung request on devices that have no faults of their own.
 TEST_NAME=amtsim_faults
 source "$(dirname "$0")/lib.sh"
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 [ -x "$AMTSIM" ] || { echo "amtsim not built: $AMTSIM"; exit 1; }
 
-# Own loopback addresses (127.100-149.x.x here), derived from the PID.
+# Our own loopback /24 (claim_net, lib.sh).
 P=$$
-NET="127.$((100 + (P >> 14) % 50)).$(((P >> 6) & 255))"
+claim_net
 A_DROP="$NET.$(((P & 63) + 1))"
 A_AUTH="$NET.$(((P & 63) + 65))"
 A_SLOW="$NET.$(((P & 63) + 129))"
@@ -76,4 +77,51 @@ kill -TERM "$SIM_PID"
 wait "$SIM_PID"
 check "serve exits cleanly on SIGTERM" test $? -eq 0
 check "no sanitizer reports" no_sanitizer_reports "$T/serve.log"
+
+# Fleet-wide: every device drops its 3rd request (top level) and leaves its 5th unanswered
+# ("defaults"."faults"); "keep" overrides the drop with its own faults object.
+A_FW="$NET.$(((P & 31) + 193))"
+A_KEEP="$NET.$(((P & 15) + 226))"
+cat >"$T/fleet2.json" <<JSON
+{
+  "key_pool": 1, "faults": { "seed": 3, "drop_nth": 3 },
+  "defaults": { "faults": { "hang_nth": 5 } },
+  "devices": [
+    { "id": "fw", "address": "$A_FW", "provisioning_state": "post", "control_mode": "acm",
+      "admin_password": "P@ssw0rd1" },
+    { "id": "keep", "address": "$A_KEEP", "provisioning_state": "post", "control_mode": "acm",
+      "admin_password": "P@ssw0rd1", "faults": { "drop_nth": 0 } }
+  ]
+}
+JSON
+"$AMTSIM" serve --fleet "$T/fleet2.json" --state-dir "$T/state2" 2>"$T/serve2.log" &
+SIM_PID=$!
+PIDS+=("$SIM_PID")
+SOCK="$T/state2/control.sock"
+check "amtsim serves the fleet with fleet-wide faults" wait_for 30 test -S "$SOCK"
+for d in fw keep; do
+  "$AMTSIM" dump --control "$SOCK" $d | python3 -c 'import json,sys; print(json.load(sys.stdin)["self_cert_pem"])' >"$T/$d.pem"
+done
+check "fleet-wide drop_nth: requests 1-2 answered" bash -c "$(declare -f wsman); T='$T'; wsman fw $A_FW '$T/get.xml' | grep -q '^200 '"
+wsman fw "$A_FW" "$T/get.xml" >"$T/out"
+check "fleet-wide drop_nth: request 3 closed without an answer" grep -q 'Empty reply\|reset\|closed' "$T/err"
+check "a device's own faults override the fleet's drop_nth" bash -c "
+  $(declare -f wsman); T='$T'; wsman keep $A_KEEP '$T/get.xml' | grep -q '^200 ' && wsman keep $A_KEEP '$T/get.xml' | grep -q '^200 '"
+# keep: requests 1-4 answered; defaults.faults hang_nth=5 leaves the 5th unanswered.
+start=$(date +%s)
+curl -sS --max-time 3 --cacert "$T/keep.pem" --digest -u admin:P@ssw0rd1 \
+  -H 'Content-Type: application/soap+xml;charset=UTF-8' --data-binary @"$T/get.xml" \
+  -o /dev/null "https://$A_KEEP:16993/wsman" 2>"$T/err"
+rc=$?
+check "defaults.faults hang_nth: request 5 gets no answer until the client gives up (curl 28)" \
+  test "$rc" -eq 28 -a $(( $(date +%s) - start )) -ge 2
+"$AMTSIM" dump --control "$SOCK" fw >"$T/fw.json"
+"$AMTSIM" dump --control "$SOCK" keep >"$T/keep.json"
+check "audit records the fleet-wide drop" grep -q 'dropped on request 3' "$T/fw.json"
+check "audit records the hang" grep -q 'request 5 from .* left unanswered (hang)' "$T/keep.json"
+check "the device with its own faults never dropped" bash -c "! grep -q 'dropped on request' '$T/keep.json'"
+kill -TERM "$SIM_PID"
+wait "$SIM_PID"
+check "serve exits cleanly on SIGTERM with a hung connection open" test $? -eq 0
+check "no sanitizer reports (fleet-wide faults)" no_sanitizer_reports "$T/serve2.log"
 finish

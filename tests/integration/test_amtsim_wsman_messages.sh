@@ -28,10 +28,9 @@ if ! (cd "$T/npm" && timeout 180 npm install --no-audit --no-fund --silent \
 fi
 pass "npm install @device-management-toolkit/wsman-messages@5.14.1"
 
-# Our own loopback address, derived from the PID so parallel runs never collide (the basic
-# test uses 127.200-249.x.x; this one 127.150-199.x.x).
-P=$$
-ADDR="127.$((150 + (P >> 14) % 50)).$(((P >> 6) & 255)).$(((P & 63) + 1))"
+# Our own loopback /24 (claim_net, lib.sh).
+claim_net
+ADDR="$NET.1"
 
 # A test CA: it issues the AMT web-server certificate from the CSR the device signs.
 openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 -subj "/CN=amtsim wsman test CA" \

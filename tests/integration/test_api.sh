@@ -7,8 +7,9 @@ TEST_NAME=api
 . "$(dirname "$0")/lib.sh"
 
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-# An address and port of our own, so parallel test runs do not collide.
-IP="127.$((60 + $$ % 40)).$(( ($$ / 40) % 250 + 1)).$(( ($$ / 10000) % 200 + 10 ))"
+# An address of our own (claim_net, lib.sh), so parallel test runs do not collide.
+claim_net
+IP="$NET.10"
 PORT=$((20000 + $$ % 20000))
 URL="https://$IP:$PORT"
 O="$T/out"; E="$T/err"
@@ -142,6 +143,22 @@ expect_rc 2 "device register refuses http://" run_cli "$O" "$E" device register 
 expect_rc 2 "device register checks input locally" run_cli "$O" "$E" device register \
   --url "$URL" --token-file "$T/token" --fqdn "bad host" \
   --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
+
+# --- device operations (docs/api.md): the same requests as 'amtprov device OP'
+op() { c -X POST "$@"; }
+check "an operation without a token is 401" is "$(op "$URL/v1/devices/pc1.contoso.com/block")" 401
+check "GET on an operation is 405" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/block")" 405
+check "an unknown operation is 404" is "$(op "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/explode")" 404
+check "an operation on an unknown device is 404" is "$(op "${AUTH[@]}" "$URL/v1/devices/nobody.contoso.com/block")" 404
+check "update of a device that is not PROVISIONED is 409 saying why" \
+  is "$(op "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/update")" 409
+check "the 409 names the state" grep -q "only a PROVISIONED device is updated" "$O"
+check "R-REV-02d: block is 202 Accepted" is "$(op "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/block")" 202
+check "block answers the new state" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="BLOCKED" and d["blocked"] and d["operation"]=="block", d' "$O"
+check "blocking twice is 409" is "$(op "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/block")" 409
+check "unblock of a device that never got a certificate frees it" is "$(op "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com/unblock")" 202
+check "unblock answers UNPROVISIONED" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="UNPROVISIONED" and not d["blocked"], d' "$O"
+check "the audit trail names the API caller" bash -c "'$AMTPROV' -m '$M' device show pc1.contoso.com | grep -q 'api:'"
 
 # --- transport security
 check "plain HTTP to the port fails" bash -c "! curl -s -m 5 -o /dev/null 'http://$IP:$PORT/v1/health'"

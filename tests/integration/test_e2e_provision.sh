@@ -10,8 +10,8 @@ TEST_NAME=e2e_provision
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-# A loopback /24 of our own, derived from the PID so parallel runs do not collide.
-NET="127.$((150 + $$ % 40)).$(( ($$ / 40) % 250 ))"
+# A loopback /24 of our own (claim_net, lib.sh).
+claim_net
 
 pki="$T/pki"; mkdir -p "$pki"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \

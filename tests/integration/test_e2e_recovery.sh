@@ -12,7 +12,7 @@ TEST_NAME=e2e_recovery
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
-NET="127.$((190 + $$ % 10)).$(( ($$ / 10) % 250 ))"
+claim_net
 q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
 qca() { sqlite3 -batch -noheader "$T/site/state/plugins/lab-ca/issuance.db" "$1"; }
 

@@ -13,6 +13,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "revoke.h"
 #include "site.h"
 #include "status.h"
 #include "test_util.h"
@@ -100,6 +101,123 @@ static void test_creates_database_only_when_asked(void)
 	CU_ASSERT_EQUAL(st.st_mode & 077, 0); /* holds OTP hashes: owner only */
 	CU_ASSERT_EQUAL(stat(f.state, &st), 0);
 	CU_ASSERT_EQUAL(st.st_mode & 077, 0);
+	site_close(s);
+	fx_done(&f);
+}
+
+/* The test clock: every site_now() reads the file, so a test moves time without sleeping
+ * (issue 6 "Tests drive the clock"); an unreadable file falls back to real time. */
+static void test_test_clock_file_drives_site_now(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	char *clock;
+	int64_t real;
+
+	fx_init(&f, SITE_HEAD "}");
+	clock = tu_write(f.dir, "clock", "2000000000\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(clock);
+	setenv(SITE_TEST_CLOCK_ENV, clock, 1);
+	CU_ASSERT_EQUAL(open_site(&f, SITE_NO_PLUGINS | SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(site_now(s), 2000000000);
+	free(tu_write(f.dir, "clock", "2000086400"));
+	CU_ASSERT_EQUAL(site_now(s), 2000086400);
+	CU_ASSERT_EQUAL(site_clock(s), 2000086400);
+	free(tu_write(f.dir, "clock", "not a time"));
+	real = site_now(s);
+	CU_ASSERT_TRUE(real > 1600000000 && real < 2000000000);
+	unsetenv(SITE_TEST_CLOCK_ENV);
+	site_close(s);
+	free(clock);
+	fx_done(&f);
+}
+
+static int64_t add_cert(struct site *s, int64_t dev, int purpose, const char *ca, char hexdigit)
+{
+	struct store_cert c;
+	struct amtprov_error err;
+
+	memset(&c, 0, sizeof(c));
+	c.device_id = dev;
+	snprintf(c.serial_hex, sizeof(c.serial_hex), "%c1", hexdigit);
+	c.purpose = purpose;
+	snprintf(c.ca_instance, sizeof(c.ca_instance), "%s", ca);
+	memset(c.sha256, hexdigit, 64);
+	c.not_before = 1;
+	c.not_after = 2;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_cert_add(site_store(s), &c, 1, &err), AMTPROV_OK);
+	return c.id;
+}
+
+static const char *status_of(struct site *s, int64_t id, struct store_cert *c)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_cert_get(site_store(s), id, c, &err), AMTPROV_OK);
+	return c->status;
+}
+
+static int count_ops(void *ctx, const struct store_pending *op)
+{
+	(void)op;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* R-REV-02..04: the queue revokes only the purposes asked for (an update with 802.1X
+ * templates revokes client certificates, never the web server one, R-REV-03/04), keeps
+ * what a CA cannot do now and retries it, and records reason Superseded. */
+static void test_revocation_queue_rules_and_retries(void)
+{
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct store_device d;
+	struct store_cert c;
+	int64_t web, client, down;
+	int n = 0, done = 0, left = 0, ops = 0;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{"
+			      "\"lab-ca\":{\"plugin\":\"fake-ca-issued\"},"
+			      "\"down-ca\":{\"plugin\":\"fake-ca-unreachable\"}}}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(site_plugins(s), &err), AMTPROV_OK);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
+	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
+	snprintf(d.state, sizeof(d.state), "PROVISIONED");
+	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	web = add_cert(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'A');
+	client = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
+	down = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "down-ca", 'C');
+
+	/* R-REV-04 (update with templates): client certificates only. */
+	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(status_of(s, web, &c), STORE_CERT_ACTIVE); /* R-REV-03 */
+	CU_ASSERT_STRING_EQUAL(status_of(s, client, &c), STORE_CERT_REVOKE_PENDING);
+	/* Queueing again adds nothing. */
+	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "again", &n, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 0);
+
+	CU_ASSERT_EQUAL(revoke_process_due(s, &done, &left, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(done, 1);
+	CU_ASSERT_EQUAL(left, 1);
+	CU_ASSERT_STRING_EQUAL(status_of(s, client, &c), STORE_CERT_REVOKED);
+	CU_ASSERT_EQUAL(c.revocation_reason, AMTPROV_REVOKE_SUPERSEDED);
+	/* The unreachable CA's revocation stays queued, not due again until its backoff. */
+	CU_ASSERT_STRING_EQUAL(status_of(s, down, &c), STORE_CERT_REVOKE_PENDING);
+	CU_ASSERT_EQUAL(revoke_process_due(s, &done, &left, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(done + left, 0);
+	CU_ASSERT_EQUAL(store_pending_list(site_store(s), d.id, count_ops, &ops, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(ops, 1);
+	plugin_host_stop_all(site_plugins(s));
 	site_close(s);
 	fx_done(&f);
 }
@@ -292,6 +410,10 @@ void register_site_tests(void)
 
 	CU_add_test(s, "the database is created only when asked, owner-only",
 		    test_creates_database_only_when_asked);
+	CU_add_test(s, "the test clock file drives site_now and the plugins' clock",
+		    test_test_clock_file_drives_site_now);
+	CU_add_test(s, "revocation queue: purposes per rule (R-REV-03/04), retried, never lost",
+		    test_revocation_queue_rules_and_retries);
 	CU_add_test(s, "a bad manifest is refused and nothing is created",
 		    test_bad_manifest_changes_nothing);
 	CU_add_test(s, "a corrupt database is refused and left byte-for-byte untouched",

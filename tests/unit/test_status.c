@@ -4,6 +4,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "provcert.h"
 #include "status.h"
 
 /* R-PC-06: 7210 is the expiry warning, 7211 the expiry error, as in the seed. */
@@ -52,6 +53,18 @@ static void test_severity_names_round_trip(void)
 	CU_ASSERT_EQUAL(status_severity_parse(NULL), -1);
 }
 
+/* R-PC-06's day boundaries: 7210 at 40 days or fewer, 7211 below 15. */
+static void test_provcert_expiry_days(void)
+{
+	CU_ASSERT_EQUAL(provcert_expiry_status(41, 40, 15), 0);
+	CU_ASSERT_EQUAL(provcert_expiry_status(40, 40, 15), STATUS_PROVCERT_EXPIRING);
+	CU_ASSERT_EQUAL(provcert_expiry_status(16, 40, 15), STATUS_PROVCERT_EXPIRING);
+	CU_ASSERT_EQUAL(provcert_expiry_status(15, 40, 15), STATUS_PROVCERT_EXPIRING);
+	CU_ASSERT_EQUAL(provcert_expiry_status(14, 40, 15), STATUS_PROVCERT_EXPIRING_SOON);
+	CU_ASSERT_EQUAL(provcert_expiry_status(-3, 40, 15), STATUS_PROVCERT_EXPIRING_SOON);
+	CU_ASSERT_EQUAL(provcert_expiry_status(400, 40, 15), 0);
+}
+
 void register_status_tests(void);
 void register_status_tests(void)
 {
@@ -59,6 +72,8 @@ void register_status_tests(void)
 
 	CU_add_test(s, "7210 warns and 7211 errors on provisioning-certificate expiry (R-PC-06)",
 		    test_seed_ids_have_seed_meaning);
+	CU_add_test(s, "R-PC-06: 7210 at 41/40/16/15 days and 7211 at 14 fall on the right days",
+		    test_provcert_expiry_days);
 	CU_add_test(s, "catalog is sorted, unique and complete", test_catalog_sorted_unique_and_complete);
 	CU_add_test(s, "unknown status IDs are not found", test_unknown_id_is_not_found);
 	CU_add_test(s, "severity names round-trip", test_severity_names_round_trip);

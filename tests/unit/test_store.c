@@ -1209,6 +1209,46 @@ static void test_task_put_get(void)
 	store_close(st);
 }
 
+static int count_tasks(void *ctx, const struct store_task *t)
+{
+	(void)t;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+/* On-demand requests (amtprov task run) survive a put made by amtprovd meanwhile, and the
+ * list shows every task (schema 3). */
+static void test_task_requests_are_never_lost(void)
+{
+	struct store *st = open_new();
+	struct store_task t = { 0 }, got;
+	struct amtprov_error err;
+	int64_t req = 0;
+	int n = 0;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_task_request(st, "revocation-queue", &req, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(req, 1);
+	CU_ASSERT_EQUAL(store_task_request(st, "revocation-queue", &req, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(req, 2);
+	/* The daemon records a run that covered the first request only. */
+	snprintf(t.name, sizeof(t.name), "revocation-queue");
+	t.last_run = 100;
+	t.next_run = 160;
+	t.interval_seconds = 60;
+	t.served = 1;
+	CU_ASSERT_EQUAL(store_task_put(st, &t, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_get(st, "revocation-queue", &got, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(got.requests, 2);
+	CU_ASSERT_EQUAL(got.served, 1);
+	CU_ASSERT_EQUAL(got.interval_seconds, 60);
+	snprintf(t.name, sizeof(t.name), "a-first");
+	CU_ASSERT_EQUAL(store_task_put(st, &t, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_list(st, count_tasks, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	store_close(st);
+}
+
 /* ---- input validation ---- */
 
 /* Over-long or malformed input is E_INVALID naming the field, never silently cut. */
@@ -1420,6 +1460,8 @@ void register_store_tests(void)
 		{ "pending ops: due, retry, done", test_pending_ops_due_retry_done },
 		{ "pending ops: retry counts attempts", test_pending_retry_counts_attempts },
 		{ "maintenance tasks: put and get", test_task_put_get },
+		{ "maintenance tasks: on-demand requests are never lost",
+		  test_task_requests_are_never_lost },
 		{ "over-long or malformed fields are E_INVALID",
 		  test_overlong_or_malformed_fields_are_invalid },
 	};

@@ -989,6 +989,119 @@ static void test_amt_key_csr(void)
 	free(bad);
 }
 
+static const char *inst_str(const json_t *r, const char *k)
+{
+	const char *v = json_string_value(json_object_get(json_object_get(r, "instance"), k));
+
+	return v ? v : "(missing)";
+}
+
+/* R-PROV-11 (2): the power policy picks the device's own fitting scheme, a policy the device
+ * has no scheme for is a clear error; the web UI switch reaches AMT_WebUIService.
+ * R-PROV-11 (3): SET_8021X writes the wired settings and a wireless profile, each bound to
+ * the RADIUS root it names (CIM_CredentialContext); a root AMT already holds is adopted. */
+static void test_power_webui_8021x(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+	char *pem = slurp("root.pem"), *b64 = NULL, *params = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pem);
+	b64 = calloc(1, strlen(pem) + 1);
+	for (const char *p = strstr(pem, "\n") + 1; p && *p && *p != '-'; p++)
+		if (*p != '\n')
+			b64[n++] = *p;
+	tgt_init(&g, pi_main, 101, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_POWER_POLICY,
+			    "{\"policy\":\"on-in-s0-s3-s4-5\"}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "scheme")) ?
+			       json_string_value(json_object_get(r, "scheme")) : "", "SCHEME 2");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET,
+			    "{\"class\":\"AMT_SystemPowerScheme\",\"selectors\":"
+			    "{\"InstanceID\":\"SCHEME 2\"}}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "IsActive"), "true");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_POWER_POLICY,
+			    "{\"policy\":\"on-in-s0-s3\"}", &r, &err), AMTPROV_E_NOT_SUPPORTED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Desktop: ON in S0"));
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_POWER_POLICY, "{\"policy\":\"on-in-s0\"}",
+			    &r, &err), AMTPROV_OK);
+	json_decref(r);
+
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_REDIRECTION, "{\"web_ui\":false}", &r,
+			    &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_WebUIService\"}",
+			    &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "EnabledState"), "3");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_REDIRECTION,
+			    "{\"sol\":true,\"ider\":false,\"web_ui\":true}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_WebUIService\"}",
+			    &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "EnabledState"), "2");
+	json_decref(r);
+
+	params = malloc(strlen(b64) * 2 + 1024);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(params);
+	snprintf(params, strlen(b64) * 2 + 1024,
+		"{\"wired\":{\"settings\":{\"ElementName\":\"lan\",\"AuthenticationProtocol\":2,"
+		"\"Username\":\"amt\",\"Enabled\":6,\"PxeTimeout\":60},\"server_ca_der_b64\":\"%s\"},"
+		"\"wireless\":[{\"settings\":{\"ElementName\":\"w1\",\"SSID\":\"corp\","
+		"\"AuthenticationMethod\":7,\"EncryptionMethod\":4,\"Priority\":1},"
+		"\"ieee8021x\":{\"ElementName\":\"w1\",\"AuthenticationProtocol\":2,"
+		"\"Username\":\"amt\"},\"server_ca_der_b64\":\"%s\"}]}", b64, b64);
+	for (int round = 0; round < 2; round++) {
+		/* Round 2: the root is a duplicate (adopted); the profile is deleted first, as the
+		 * core does. */
+		if (round) {
+			CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_DELETE,
+					    "{\"class\":\"CIM_WiFiEndpointSettings\",\"selectors\":"
+					    "{\"InstanceID\":\"Intel(r) AMT:WiFi Endpoint Settings w1\"}}",
+					    &r, &err), AMTPROV_OK);
+			json_decref(r);
+		}
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_8021X, params, &r, &err), AMTPROV_OK);
+		if (err.msg[0])
+			fprintf(stderr, "SET_8021X: %s\n", err.msg);
+		json_decref(r);
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET,
+				    "{\"class\":\"IPS_IEEE8021xSettings\"}", &r, &err), AMTPROV_OK);
+		CU_ASSERT_STRING_EQUAL(inst_str(r, "Enabled"), "6");
+		CU_ASSERT_STRING_EQUAL(inst_str(r, "AuthenticationProtocol"), "2");
+		CU_ASSERT_STRING_EQUAL(inst_str(r, "PxeTimeout"), "60");
+		json_decref(r);
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_ENUMERATE,
+				    "{\"class\":\"CIM_WiFiEndpointSettings\"}", &r, &err), AMTPROV_OK);
+		CU_ASSERT_EQUAL(json_array_size(json_object_get(r, "items")), 1);
+		json_decref(r);
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_ENUMERATE,
+				    "{\"class\":\"CIM_CredentialContext\"}", &r, &err), AMTPROV_OK);
+		CU_ASSERT_EQUAL(json_array_size(json_object_get(r, "items")), 2);
+		json_decref(r);
+	}
+	/* No wired profile any more: wired 802.1X is turned off. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_8021X, "{\"wired\":null,\"wireless\":[]}",
+			    &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET,
+			    "{\"class\":\"IPS_IEEE8021xSettings\"}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "Enabled"), "3");
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+	free(params);
+	free(pem);
+	free(b64);
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1007,6 +1120,7 @@ int main(void)
 	CU_add_test(su, "legacy SOAP (AMT < 9)", test_legacy_soap);
 	CU_add_test(su, "second stage ops", test_second_stage);
 	CU_add_test(su, "AMT key: GenerateKeyPair + signed request (R-PROV-06)", test_amt_key_csr);
+	CU_add_test(su, "power policy, web UI, 802.1X (R-PROV-11)", test_power_webui_8021x);
 	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
 	CU_add_test(su, "timeout", test_timeout);
 	CU_add_test(su, "close in flight", test_close_in_flight);

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# End to end on legacy firmware (R-PROV-10, R-PROV-11, R-PROV-12): simulated AMT 8.1 and 6.2
+# devices are provisioned by amtprovd through the real plugins (amt-transport, ca-local,
+# credstore-file). The first stage speaks the legacy EOI SOAP services (AMT < 9), over TLS
+# 1.0/1.1 as that firmware does (no tls_modern_override: amt-transport's legacy_tls lets it
+# connect); the second stage speaks WS-Man. Everything is checked on the devices through
+# amtsim's dump and state: time, host/domain, key + certificate installed and TLS on with
+# it, a new admin password (stored encrypted), the MEBx password set by policy, state post.
+TEST_NAME=e2e_legacy
+. "$(dirname "$0")/lib.sh"
+
+AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
+PLUGINS="$AMTPROV_BUILD_DIR/plugins"
+# A loopback /24 of our own (claim_net, lib.sh).
+claim_net
+
+pki="$T/pki"; mkdir -p "$pki"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
+  -subj "/CN=Provisioning Root" -days 365 -sha256 \
+  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
+  -subj "/CN=oob.contoso.com" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
+openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
+  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
+cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
+chmod 600 "$pki"/*.key
+ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+mkdir -p "$T/sim"
+cat >"$T/fleet.json" <<JSON
+{ "key_pool": 2, "keygen_latency_ms": 20,
+  "devices": [
+    { "id": "pc8", "address": "$NET.8", "amt_version": "8.1.40", "provisioning_state": "in",
+      "host_name": "oldname", "domain_name": "old.example", "dhcp_domain": "contoso.com",
+      "clock_offset": -86400,
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
+    { "id": "pc6", "address": "$NET.6", "amt_version": "6.2.61", "provisioning_state": "in",
+      "host_name": "pc6", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] }
+  ] }
+JSON
+"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
+PIDS+=("$!")
+check "amtsim serves the legacy fleet" wait_for 20 test -S "$T/sim/control.sock"
+
+# The devices really are legacy: they answer EOI SOAP, and only below TLS 1.2.
+soap_core_version() { # address: GetCoreVersion over plain HTTP with the empty admin password
+  curl -s --max-time 10 --digest -u admin: -H 'Content-Type: text/xml' \
+    -H 'SOAPAction: "http://schemas.intel.com/platform/client/SecurityAdministration/2004/01#GetCoreVersion"' \
+    --data '<?xml version="1.0"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/"><SOAP-ENV:Body><h:GetCoreVersion xmlns:h="http://schemas.intel.com/platform/client/SecurityAdministration/2004/01"/></SOAP-ENV:Body></SOAP-ENV:Envelope>' \
+    "http://$1:16992/SecurityAdministrationService"
+}
+check "AMT 8.1 answers legacy SOAP GetCoreVersion" bash -c "$(declare -f soap_core_version); soap_core_version $NET.8 | grep -q '<sai:Version>8.1.40</sai:Version>'"
+check "AMT 8.1 refuses a TLS 1.2 client (its firmware speaks TLS 1.0/1.1 only)" \
+  bash -c "! openssl s_client -connect $NET.8:16993 -tls1_2 </dev/null >/dev/null 2>&1"
+
+mkdir -p "$T/site"
+cat >"$T/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "e2e-legacy", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport", "config": {"legacy_tls": true}},
+    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+    "creds": {"plugin": "credstore-file"}
+  },
+  "credentials": {"store": "creds", "mebx_password": "site/mebx"},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
+  "amt": {"transport": "amt", "mebx_password_policy": "if-default",
+          "serial_over_lan": true, "ide_redirection": false, "ping": true}
+}
+JSON
+"$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+MEBX='Mebx!Legacy8'
+expect_rc 0 "the MEBx password is stored as a credential" \
+  "$AMTPROV" -m "$T/site/site.json" cred set site/mebx --stdin <<<"$MEBX"
+for id in pc8 pc6; do
+  "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
+done
+# pc8's firmware still carries a factory host/domain name; its OS reports the real FQDN.
+python3 - "$T/pc8.agent.json" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1])); a["fqdn"] = "pc8.contoso.com"; json.dump(a, open(sys.argv[1], "w"))
+PY
+check "R-PROV-02/03: the legacy devices register as their agents report them" bash -c "
+  for id in pc8 pc6; do '$AMTPROV' -m '$T/site/site.json' device add --from-json '$T/'\$id.agent.json >/dev/null || exit 1; done"
+
+expect_rc 0 "amtprovd provisions the legacy fleet" "$AMTPROVD" -m "$T/site/site.json" --once=120 2>"$T/amtprovd.log"
+check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/amtprovd.log"
+"$AMTPROV" -m "$T/site/site.json" --json device list >"$T/devices.json"
+check "both legacy devices are PROVISIONED" \
+  python3 -c 'import json,sys; s=[x["state"] for x in json.load(open(sys.argv[1]))]; print(s) if set(s)!={"PROVISIONED"} else None; assert set(s)=={"PROVISIONED"} and len(s)==2' "$T/devices.json"
+
+for id in pc8 pc6; do "$AMTSIM" dump --control "$T/sim/control.sock" "$id" >"$T/$id.dump.json"; done
+audit_has() { # device, text: the device's own audit shows the step happened
+  python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["audit"]; assert any(sys.argv[2] in e["event"] for e in a), sys.argv[2]' "$T/$1.dump.json" "$2"
+}
+audit_lacks() {
+  ! audit_has "$@" 2>/dev/null
+}
+for id in pc8 pc6; do
+  check "R-PROV-07: $id accepted the provisioning certificate over TLS < 1.2" audit_has "$id" "client certificate accepted"
+  check "R-PROV-10 (1): $id's time was set through legacy SOAP" audit_has "$id" "legacy SOAP SetHighAccuracyTimeSynch: StatusCode 0"
+  check "R-PROV-10 (2): $id's host name was set through legacy SOAP" audit_has "$id" "legacy SOAP SetHostName: StatusCode 0"
+  check "R-PROV-10 (2): $id's domain name was set through legacy SOAP" audit_has "$id" "legacy SOAP SetDomainName: StatusCode 0"
+  check "R-PROV-10 (3): $id got key and certificate in one legacy call" audit_has "$id" "legacy SOAP SetTLSKeyAndCertificate: StatusCode 0"
+  check "R-PROV-10 (3): $id's TLS was switched on through legacy SOAP" audit_has "$id" "legacy SOAP SetTlsEnabled: StatusCode 0"
+  check "R-PROV-10 (4): $id's admin password was set through legacy SOAP" audit_has "$id" "legacy SOAP SetAdminAclEntry: StatusCode 0"
+  check "R-PROV-10 (5): $id's MEBx password was set (policy if-default)" audit_has "$id" "legacy SOAP SetMEBxPassword: StatusCode 0"
+  check "R-PROV-10 (6): $id committed through legacy SOAP" audit_has "$id" "legacy SOAP CommitChanges: StatusCode 0"
+  check "R-PROV-10: $id's first stage used no WS-Man write" audit_lacks "$id" "SetAdminAclEntryEx"
+  check "R-PROV-11 (2): $id's second stage ran over WS-Man (SOL on, IDER off)" audit_has "$id" "SOL on, IDER off"
+done
+check "R-PROV-10 (6): both devices are post-provisioning" \
+  python3 -c 'import json,sys; assert all(json.load(open(f))["provisioning_state"]=="post" for f in sys.argv[1:])' "$T"/pc8.dump.json "$T"/pc6.dump.json
+check "R-PROV-10 (1): pc8's clock (a day behind) is now right" python3 - "$T/pc8.dump.json" <<'PY'
+import json, sys
+assert abs(json.load(open(sys.argv[1]))["clock_offset"]) <= 5
+PY
+check "R-PROV-10 (2): host name and domain match the device records" \
+  python3 -c 'import json,sys; d=[json.load(open(f)) for f in sys.argv[1:]]; assert sorted(x["host_name"]+"."+x["domain_name"] for x in d)==["pc6.contoso.com","pc8.contoso.com"], [x["host_name"]+"."+x["domain_name"] for x in d]' "$T"/pc8.dump.json "$T"/pc6.dump.json
+"$AMTPROV" -m "$T/site/site.json" --json cert list --purpose web-server >"$T/certs.json"
+check "R-PROV-10 (3): TLS is on with the certificate amtprov recorded, key held by the device" python3 - "$T/certs.json" "$T"/pc8.dump.json "$T"/pc6.dump.json <<'PY'
+import base64, hashlib, json, sys
+recorded = {c["sha256"].upper() for c in json.load(open(sys.argv[1]))}
+for f in sys.argv[2:]:
+    d = json.load(open(f))
+    t = d["tls_remote"]
+    assert t["enabled"] and t["cert_handle"], (f, t)
+    cert = [c for c in d["certificates"] if c.get("handle") == t["cert_handle"]][0]
+    der = base64.b64decode(cert["der"]) if "der" in cert else base64.b64decode(
+        "".join(l for l in cert["pem"].splitlines() if "-----" not in l))
+    assert hashlib.sha256(der).hexdigest().upper() in recorded, f
+    assert len(d["keys"]) >= 1, f
+PY
+check "R-PROV-10 (3): pc8 serves that certificate on 16993 after the commit" bash -c "
+  echo | openssl s_client -connect $NET.8:16993 -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>/dev/null \
+    | openssl x509 -noout -subject | grep -q 'pc8.contoso.com'"
+check "R-PROV-10 (4): the empty admin password no longer works" bash -c "
+  code=\$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --digest -u admin: -H 'Content-Type: text/xml' --data '<x/>' http://$NET.6:16992/SecurityAdministrationService)
+  [ \"\$code\" = 401 ]"
+check "R-PROV-10 (4): the admin digest changed on the devices" python3 - "$T/sim" <<'PY'
+import hashlib, json, sys
+for id in ("pc8", "pc6"):
+    s = json.load(open(f"{sys.argv[1]}/{id}.json"))
+    empty = hashlib.md5(f'{s["admin_user"]}:{s["realm"]}:'.encode()).hexdigest()
+    assert s["admin_ha1"] != empty, id
+PY
+check "R-PROV-10 (5): the MEBx password on the devices is the site's" python3 - "$T/sim" "$MEBX" <<'PY'
+import json, sys
+for id in ("pc8", "pc6"):
+    s = json.load(open(f"{sys.argv[1]}/{id}.json"))
+    assert s["mebx_password"] == sys.argv[2] and not s["mebx_password_default"], id
+PY
+"$AMTPROV" -m "$T/site/site.json" --json cred list >"$T/creds.json"
+check "R-PROV-12: each device's admin password is a credential-store record" \
+  python3 -c 'import json,sys; n=json.dumps(json.load(open(sys.argv[1]))); assert "device/pc8.contoso.com/admin" in n and "device/pc6.contoso.com/admin" in n and ".pending" not in n, n' "$T/creds.json"
+check "R-PROV-12: the credential store holds no clear-text secret" \
+  bash -c "f=\$(find '$T/site/state/plugins/creds' -type f | head -1); test -s \"\$f\" && ! grep -qaF '$MEBX' \"\$f\""
+check "no secret in amtprovd's log" bash -c "! grep -q 'PRIVATE KEY' '$T/amtprovd.log' && ! grep -qF '$MEBX' '$T/amtprovd.log'"
+check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
+
+finish
