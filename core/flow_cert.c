@@ -602,6 +602,18 @@ int flow_web_key_in_amt(struct flow *f, int64_t device_id)
 	return held;
 }
 
+void flow_web_key_committed(struct flow *f, int64_t device_id)
+{
+	struct amtprov_error err;
+	int64_t id = 0;
+	json_t *rec = amt_key_record(site_store(f->site), device_id, &id);
+
+	amtprov_error_clear(&err);
+	if (rec)
+		store_pending_done(site_store(f->site), id, &err);
+	json_decref(rec);
+}
+
 /* Replaces the device's amt-key record by @p payload (stolen): the new one is written before
  * the old one goes, so there is never none on disk. */
 static int amt_key_record_put(struct cert_call *c, json_t *payload, struct amtprov_error *err)

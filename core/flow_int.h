@@ -67,6 +67,9 @@ void flow_provisioning_target(struct flow *f, const struct store_device *d,
 /* 1 when the device's web server key was generated inside AMT and AMT holds it (flow_cert.c
  * recorded its handle): the first stage then adds only the certificate, no key. */
 int flow_web_key_in_amt(struct flow *f, int64_t device_id);
+/* The commit made the first stage's work final: the record of the key AMT holds is dropped
+ * (pending_ops holds only unfinished work). */
+void flow_web_key_committed(struct flow *f, int64_t device_id);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;

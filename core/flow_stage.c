@@ -498,6 +498,8 @@ static void advance(struct stage_run *r)
 		}
 		site_status(r->f->site, STATUS_DEVICE_PROVISIONED, r->fqdn,
 			    "first stage committed: AMT is post-provisioning (R-PROV-10)");
+		/* The first stage will not run again: its AMT key record has done its job. */
+		flow_web_key_committed(r->f, r->device_id);
 		run_end(r, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL);
 		return;
 	case STAGE_SECOND:
