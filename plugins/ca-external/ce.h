@@ -169,6 +169,10 @@ char *ce_urlencode(const char *s);
 
 /* ---- ce_scep.c ---- */
 
+/** csr_attributes (ca.h ABI 1.1): the challengePassword attribute when one is configured,
+ * DER in a host secret; NULL when none. */
+int ce_scep_csr_attributes(struct ca_external *ce, struct amtprov_secret **attrs,
+			   struct amtprov_error *err);
 int ce_scep_submit(struct ca_external *ce, const struct amtprov_ca_request *req,
 		   struct amtprov_ca_result *res, struct amtprov_error *err);
 int ce_scep_poll(struct ca_external *ce, const struct amtprov_ca_request *req,

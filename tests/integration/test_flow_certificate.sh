@@ -5,6 +5,8 @@
 # is recorded with its DER, and every CA outcome lands the device in the right state:
 # ISSUED -> NEED_FIRST_STAGE; REJECTED -> FAILED with the CA's reason; UNREACHABLE ->
 # retried with backoff; WAIT -> CA_WAITING with the cookie kept, polled until issued.
+# This test covers the key made by amtprov (key_source "amtprov"); the key generated inside
+# AMT is covered by test_e2e_amt_keys.sh against amtsim.
 TEST_NAME=flow_certificate
 . "$(dirname "$0")/lib.sh"
 
@@ -38,7 +40,8 @@ site_with_ca() { # $1: CA plugin, $2: its config JSON
     "creds": {"plugin": "credstore-file"}
   },
   "credentials": {"store": "creds"},
-  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_bits": 2048}},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_bits": 2048,
+                                  "key_source": "amtprov"}},
   "amt": {"transport": "amt"},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"}
 }
