@@ -149,7 +149,7 @@ static void ce_destroy(void *instance)
 
 static char *dir_or_default(const char *set, const char *state, const char *leaf)
 {
-	return is_set(set) ? strdup(set) : ce_path(state, leaf, NULL);
+	return is_set(set) ? strdup(set) : pu_path(state, leaf, NULL);
 }
 
 static int ce_create(const struct amtprov_host *host, const struct json_t *config,
@@ -213,8 +213,8 @@ static int ce_start(void *instance, struct amtprov_error *err)
 	}
 	/* The outbox is read by whoever carries requests to the CA (0755); the inbox is
 	 * written by them, so its permissions are the administrator's choice: only create it. */
-	if ((rc = ce_mkdir(ce->outbox, 0755, err)) != AMTPROV_OK ||
-	    (rc = ce_mkdir(ce->inbox, 0750, err)) != AMTPROV_OK)
+	if ((rc = pu_mkdir(ce->outbox, 0755, err)) != AMTPROV_OK ||
+	    (rc = pu_mkdir(ce->inbox, 0750, err)) != AMTPROV_OK)
 		return rc;
 	ce->host->log(ce->host, AMTPROV_LOG_INFO, "request files: outbox %s, inbox %s",
 		      ce->outbox, ce->inbox);

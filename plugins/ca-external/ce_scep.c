@@ -520,7 +520,7 @@ static char *state_path(struct ca_external *ce, const char *tid)
 	char stem[80];
 
 	snprintf(stem, sizeof(stem), "scep-%s", tid);
-	return ce_path(ce->state, stem, ".pem");
+	return pu_path(ce->state, stem, ".pem");
 }
 
 static int save_pending(struct ca_external *ce, struct scep_tx *tx, struct amtprov_error *err)
@@ -624,7 +624,7 @@ static int take_certs(struct ca_external *ce, struct scep_ca *ca, struct scep_tx
 	if (!plain || !all || !env || BIO_pending(plain) == 0) {
 		char why[160];
 
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP CertRep SUCCESS but its content cannot be decrypted: %s", why);
 		goto out;
@@ -695,7 +695,7 @@ static int handle_reply(struct ca_external *ce, struct scep_ca *ca, struct scep_
 	int rc = AMTPROV_OK;
 
 	if (!p7 || !content || !PKCS7_type_is_signed(p7)) {
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP answer is not a signed PKCS#7 CertRep (%s)", why);
 		goto out;
@@ -705,7 +705,7 @@ static int handle_reply(struct ca_external *ce, struct scep_ca *ca, struct scep_
 		detached = BIO_new_mem_buf("", 0);
 	if (PKCS7_verify(p7, ca->certs, NULL, detached, content,
 			 PKCS7_NOVERIFY | PKCS7_NOINTERN | PKCS7_BINARY) != 1) {
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP CertRep signature does not verify with the CA's certificate (%s)",
 			    why);
