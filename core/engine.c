@@ -26,6 +26,9 @@ struct engine_job {
 	/* releases the step's state if the job is abandoned */
 	void (*abort_fn)(void *arg);
 	void *abort_arg;
+	/* an offloaded call (engine_offload): no device, not in the in-flight set */
+	int detached;
+	engine_offload_done odone;
 };
 
 struct handler {
@@ -48,6 +51,7 @@ struct engine {
 	struct engine_job **slots;
 	size_t n_slots;
 	int in_flight;
+	int offloaded; /* engine_offload calls queued or running */
 
 	struct event *scan_ev;
 	struct event *kick_ev; /* a scan on the next loop turn, after a step finished */
@@ -190,22 +194,20 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 
 		list = job->qnext;
 		job->qnext = NULL;
+		if (job->detached) {
+			e->offloaded--;
+			job->odone(job->brc, &job->berr, job->barg);
+			free(job);
+			continue;
+		}
 		prev = alog_ctx_set(NULL, job->dev.fqdn);
 		job->bdone(job, job->brc, &job->berr, job->barg);
 		alog_ctx_restore(prev);
 	}
 }
 
-int engine_job_blocking(struct engine_job *job, engine_blocking_fn fn, engine_blocking_done done,
-			void *arg, struct amtprov_error *err)
+static void queue_work(struct engine *e, struct engine_job *job)
 {
-	struct engine *e = job->e;
-
-	if (!fn || !done)
-		return amtprov_error_set(err, AMTPROV_E_INVALID, job->dev.fqdn, "no function");
-	job->fn = fn;
-	job->bdone = done;
-	job->barg = arg;
 	pthread_mutex_lock(&e->qlock);
 	job->qnext = NULL;
 	if (e->work_tail)
@@ -215,7 +217,58 @@ int engine_job_blocking(struct engine_job *job, engine_blocking_fn fn, engine_bl
 	e->work_tail = job;
 	pthread_cond_signal(&e->qcond);
 	pthread_mutex_unlock(&e->qlock);
+}
+
+int engine_job_blocking(struct engine_job *job, engine_blocking_fn fn, engine_blocking_done done,
+			void *arg, struct amtprov_error *err)
+{
+	if (!fn || !done)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, job->dev.fqdn, "no function");
+	job->fn = fn;
+	job->bdone = done;
+	job->barg = arg;
+	queue_work(job->e, job);
 	return AMTPROV_OK;
+}
+
+int engine_offload(struct engine *e, engine_blocking_fn fn, engine_offload_done done,
+		   void (*abort_fn)(void *arg), void *arg, struct amtprov_error *err)
+{
+	struct engine_job *job;
+
+	if (!fn || !done)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, NULL, "no function");
+	if (e->shut_down)
+		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "the engine is stopping");
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	job->e = e;
+	job->detached = 1;
+	job->fn = fn;
+	job->odone = done;
+	job->barg = arg;
+	job->abort_fn = abort_fn;
+	job->abort_arg = arg;
+	e->offloaded++;
+	queue_work(e, job);
+	return AMTPROV_OK;
+}
+
+/* Frees the offloaded calls left in a queue at shutdown (device jobs are freed from the
+ * in-flight set). */
+static void drop_offloaded(struct engine_job *list)
+{
+	while (list) {
+		struct engine_job *job = list;
+
+		list = job->qnext;
+		if (!job->detached)
+			continue;
+		if (job->abort_fn)
+			job->abort_fn(job->abort_arg);
+		free(job);
+	}
 }
 
 /* ---- transitions ---- */
@@ -516,6 +569,11 @@ void engine_shutdown(struct engine *e)
 	pthread_mutex_unlock(&e->qlock);
 	for (int i = 0; i < e->n_threads; i++)
 		pthread_join(e->threads[i], NULL);
+	/* Workers are gone: every job is queued, done-but-not-dispatched, or finished. */
+	drop_offloaded(e->work_head);
+	drop_offloaded(e->done_head);
+	e->work_head = e->work_tail = e->done_head = NULL;
+	e->offloaded = 0;
 	/* Abandon jobs: their -ING state stays recorded, as after a crash; each step releases
 	 * its own state (sessions, calls) through its abort hook. */
 	for (size_t i = 0; e->slots && i < e->n_slots; i++) {
@@ -651,15 +709,16 @@ int engine_run_until_idle(struct engine *e, int64_t timeout_ms, struct amtprov_e
 
 		if (expired)
 			break;
-		if (started == 0 && e->in_flight == 0)
+		if (started == 0 && e->in_flight == 0 && e->offloaded == 0)
 			break;
 		event_base_loop(e->base, EVLOOP_ONCE);
 	}
 	event_free(deadline);
-	if (e->in_flight != 0 || expired)
+	if (e->in_flight != 0 || e->offloaded != 0 || expired)
 		return amtprov_error_set(err, AMTPROV_E_TIMEOUT, NULL,
-					 "engine still busy after %lld ms (%d devices in flight)",
-					 (long long)timeout_ms, e->in_flight);
+					 "engine still busy after %lld ms (%d devices in flight, "
+					 "%d maintenance calls)",
+					 (long long)timeout_ms, e->in_flight, e->offloaded);
 	return AMTPROV_OK;
 }
 

@@ -132,6 +132,17 @@ typedef void (*engine_blocking_done)(struct engine_job *job, int rc,
 int engine_job_blocking(struct engine_job *job, engine_blocking_fn fn, engine_blocking_done done,
 			void *arg, struct amtprov_error *err);
 
+/** Called on the loop thread when an offloaded call (engine_offload) finished. */
+typedef void (*engine_offload_done)(int rc, const struct amtprov_error *err, void *arg);
+/**
+ * Queues a blocking call that belongs to no device (a maintenance task's CA calls) on the
+ * worker pool, so it never runs on the event loop (ca.h promises plugins that). @p done runs
+ * on the loop thread afterwards; if the engine shuts down first, @p abort_fn(@p arg) runs
+ * instead (may be NULL). engine_run_until_idle() waits for offloaded calls too.
+ */
+int engine_offload(struct engine *e, engine_blocking_fn fn, engine_offload_done done,
+		   void (*abort_fn)(void *arg), void *arg, struct amtprov_error *err);
+
 /** 1 for codes the engine retries with backoff. */
 int engine_error_transient(int code);
 

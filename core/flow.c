@@ -294,7 +294,6 @@ static void step_device_check(struct engine_job *job, void *ctx)
 	struct amtprov_error err;
 	char root[STORE_FQDN_SIZE], sp_root[STORE_FQDN_SIZE];
 	struct check *c;
-	int major = 0, minor = 0;
 
 	/* R-PC-05: AMT would refuse the provisioning certificate anyway; say why up front. */
 	if (!pki_namespace_shared(d->fqdn, m->service_point_fqdn, root, sizeof(root), sp_root,
@@ -324,34 +323,43 @@ static void step_device_check(struct engine_job *job, void *ctx)
 	engine_job_set_abort(job, check_abort, c);
 	util_strlcpy(c->fqdn, d->fqdn, sizeof(c->fqdn));
 	util_strlcpy(c->otp_hash, d->otp_hash, sizeof(c->otp_hash));
-	sscanf(d->amt_version, "%d.%d", &major, &minor);
-	c->info = (struct amtprov_device_info){.struct_size = sizeof(c->info), .fqdn = c->fqdn,
-					       .uuid = d->uuid, .amt_major = major,
-					       .amt_minor = minor,
-					       .wired_ip = d->wired_ip[0] ? d->wired_ip : NULL,
-					       .wireless_capable = d->wireless_capable};
-	memset(&tgt, 0, sizeof(tgt));
-	tgt.struct_size = sizeof(tgt);
-	tgt.device = &c->info;
-	/* R-PROV-02: wireless-capable devices are provisioned over their wired address. */
-	tgt.address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
-	tgt.port = 16993;
-	tgt.mode = AMTPROV_TRANSPORT_PROVISIONING;
-	tgt.client_chain_pem = f->chain_pem;
-	tgt.client_key_pem = f->key_pem;
 	amtprov_error_clear(&err);
 	if (flow_device_accounts(f, c->fqdn, &c->accounts, &err) != AMTPROV_OK) {
 		check_end(c, DS_INVALID, err.code, err.msg, 0);
 		return;
 	}
-	tgt.accounts = c->accounts.list;
-	tgt.n_accounts = c->accounts.n;
+	flow_provisioning_target(f, d, &c->accounts, &c->info, &tgt);
 	if (tloop_session_open(f->tloop, &tgt, &c->session, &err) != AMTPROV_OK ||
 	    tloop_call(f->tloop, c->session, AMTPROV_AMT_GET_SETUP_STATE, NULL, on_setup_state, c,
 		       &err) != AMTPROV_OK) {
 		check_end(c, DS_INVALID, err.code, err.msg, 0);
 		return;
 	}
+}
+
+void flow_provisioning_target(struct flow *f, const struct store_device *d,
+			      const struct flow_device_accounts *accounts,
+			      struct amtprov_device_info *info, struct amtprov_transport_target *tgt)
+{
+	int major = 0, minor = 0;
+
+	sscanf(d->amt_version, "%d.%d", &major, &minor);
+	*info = (struct amtprov_device_info){.struct_size = sizeof(*info), .fqdn = d->fqdn,
+					     .uuid = d->uuid, .amt_major = major,
+					     .amt_minor = minor,
+					     .wired_ip = d->wired_ip[0] ? d->wired_ip : NULL,
+					     .wireless_capable = d->wireless_capable};
+	memset(tgt, 0, sizeof(*tgt));
+	tgt->struct_size = sizeof(*tgt);
+	tgt->device = info;
+	/* R-PROV-02: wireless-capable devices are provisioned over their wired address. */
+	tgt->address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
+	tgt->port = 16993;
+	tgt->mode = AMTPROV_TRANSPORT_PROVISIONING;
+	tgt->client_chain_pem = f->chain_pem;
+	tgt->client_key_pem = f->key_pem;
+	tgt->accounts = accounts->list;
+	tgt->n_accounts = accounts->n;
 }
 
 int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,

@@ -3,12 +3,18 @@
  * NEED_CERTIFICATE and CA_WAITING: the device's AMT web server certificate from the site's
  * CA plugin (R-PROV-06, R-WS-01).
  *
- * This path makes the key in amtprov (RSA, manifest key_bits), which every firmware accepts
- * through AddKey; the AMT-generated-key path (GenerateKeyPair + GeneratePKCS10RequestEx)
- * is preferred for firmware that has it and joins when the transport offers it.
+ * Two ways to the key (manifest /certificates/web_server/key_source):
+ *  - inside AMT (preferred; AMT >= 9.0 in amtprov): GenerateKeyPair, then a PKCS#10 template
+ *    around AMT's public key, signed by AMT (GeneratePKCS10RequestEx), checked, submitted.
+ *    The private key never leaves the device; the first stage adds only the certificate.
+ *  - made by amtprov (RSA, key_bits) for older firmware: kept in the credential store and
+ *    installed with AddKey (or the legacy SOAP certificate call).
  *
- * Order matters for R-PROV-13 (nothing lost, no certificate untracked):
- *   1. key made and written to the credential store (write-ahead) before any request;
+ * Order matters for R-PROV-13 (nothing lost, no certificate untracked, no key leaked):
+ *   1. amtprov's key: written to the credential store (write-ahead) before any request;
+ *      AMT's key: an "amt-key" record names the keys AMT held before GenerateKeyPair is
+ *      sent, and the new key's handle as soon as it is known, so a re-run adopts the key
+ *      AMT holds rather than make another; a key the CA wants replaced is deleted first;
  *   2. request submitted (worker thread: CA calls may block);
  *   3. ISSUED: certificate parsed, matched against the key, recorded with its DER in one
  *      transaction; WAIT: the cookie persisted as a pending operation, polled later.
@@ -32,7 +38,9 @@
 
 #define CA_POLL_KIND "ca-poll"
 #define CA_SUBMIT_KIND "ca-submit" /* write-ahead record of a request in flight at the CA */
+#define AMT_KEY_KIND "amt-key"     /* the device's web server key inside AMT (its handle) */
 #define DEFAULT_POLL_SECONDS 60
+#define KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
 
 void flow_web_key_name(const char *fqdn, char *out, size_t size)
 {
@@ -56,6 +64,22 @@ struct cert_call {
 	int64_t submit_marker;              /* the ca-submit pending operation, 0 if none */
 	struct amtprov_ca_result res;
 	struct amtprov_error perr; /* preparation error from the worker */
+	struct amtprov_secret *ca_attrs;    /* attributes the CA wants in the request */
+	int csr_withheld;                   /* the request carries them: not persisted */
+	/* ---- the key generated inside AMT (R-PROV-06) ---- */
+	int amt_key;                        /* 1: this request is for a key AMT holds */
+	int amt_auto;                       /* key_source auto: amtprov's key if AMT can't */
+	struct engine_job *job;
+	void *session;
+	struct flow_device_accounts accounts;
+	struct amtprov_device_info info;
+	int amt_phase;
+	json_t *key_record;                 /* payload of the amt-key record, NULL if none */
+	int64_t key_record_id;
+	json_t *key_before;                 /* handles AMT held before GenerateKeyPair */
+	char key_handle[128];
+	EVP_PKEY *amt_pub;                  /* its public key */
+	X509_REQ *tmpl;                     /* the template AMT signs */
 	flow_cert_done_fn done;    /* flow_cert_request(): who gets the answer */
 	void *done_arg;
 	void (*done_free)(void *); /* frees done_arg if the answer never reaches done */
@@ -67,6 +91,14 @@ static void call_free(struct cert_call *c)
 		return;
 	if (c->done_free)
 		c->done_free(c->done_arg);
+	if (c->session)
+		tloop_session_close(c->f->tloop, c->session);
+	flow_device_accounts_free(&c->accounts);
+	json_decref(c->key_record);
+	json_decref(c->key_before);
+	EVP_PKEY_free(c->amt_pub);
+	X509_REQ_free(c->tmpl);
+	util_secret_free(c->ca_attrs);
 	free(c->csr_der);
 	pi_ca_result_release(&c->res);
 	free(c);
@@ -82,19 +114,80 @@ static int drain(struct amtprov_error *err, int code, const char *where, const c
 	return pki_error(err, code, where, "%s", what);
 }
 
+/* The request template for @p fqdn around @p pub: CN and SAN dNSName = the FQDN (R-WS-01),
+ * plus the attributes the CA asked for. Not signed. */
+static X509_REQ *csr_template(const char *fqdn, EVP_PKEY *pub, const struct amtprov_secret *attrs,
+			      struct amtprov_error *err)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+	X509_EXTENSION *san;
+	char san_text[STORE_FQDN_SIZE + 8];
+	int ok;
+
+	snprintf(san_text, sizeof(san_text), "DNS:%s", fqdn);
+	san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san_text);
+	ok = req && name && exts && san && X509_REQ_set_version(req, 0) &&
+	     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)fqdn, -1,
+					-1, 0) &&
+	     X509_REQ_set_subject_name(req, name) && X509_REQ_set_pubkey(req, pub) &&
+	     sk_X509_EXTENSION_push(exts, san);
+	if (ok)
+		san = NULL; /* now owned by exts */
+	ok = ok && X509_REQ_add_extensions(req, exts);
+	/* The CA's attributes: DER Attribute SEQUENCEs, one after the other (ca.h). */
+	if (ok && attrs && attrs->len) {
+		const unsigned char *p = (const unsigned char *)attrs->data;
+		const unsigned char *end = p + attrs->len;
+
+		while (ok && p < end) {
+			X509_ATTRIBUTE *a = d2i_X509_ATTRIBUTE(NULL, &p, (long)(end - p));
+
+			ok = a && X509_REQ_add1_attr(req, a);
+			X509_ATTRIBUTE_free(a);
+		}
+		if (!ok)
+			pki_error(err, AMTPROV_E_PARSE, fqdn, "the CA's request attributes do not "
+				  "parse as DER Attributes");
+	}
+	X509_EXTENSION_free(san);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(name);
+	if (ok)
+		return req;
+	X509_REQ_free(req);
+	if (!err->code)
+		drain(err, AMTPROV_E_CRYPTO, fqdn, "building the certificate request");
+	return NULL;
+}
+
+/* DER of @p req into c->csr_der. */
+static int keep_csr(struct cert_call *c, X509_REQ *req, struct amtprov_error *err)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509_REQ(req, &der);
+
+	if (len <= 0)
+		return drain(err, AMTPROV_E_CRYPTO, c->fqdn, "encoding the certificate request");
+	free(c->csr_der);
+	c->csr_der = malloc((size_t)len);
+	if (c->csr_der)
+		memcpy(c->csr_der, der, (size_t)len);
+	c->csr_len = c->csr_der ? (size_t)len : 0;
+	OPENSSL_free(der);
+	return c->csr_der ? AMTPROV_OK
+			  : amtprov_error_set(err, AMTPROV_E_NOMEM, c->fqdn, "out of memory");
+}
+
 /* Makes the key, stores it (write-ahead), builds the CSR. Worker thread. */
 static int make_key_and_csr(struct cert_call *c, struct amtprov_error *err)
 {
 	char keyname[STORE_FQDN_SIZE + 32];
 	EVP_PKEY *key = NULL;
 	X509_REQ *req = NULL;
-	X509_NAME *name = NULL;
-	STACK_OF(X509_EXTENSION) *exts = NULL;
-	X509_EXTENSION *san = NULL;
 	struct amtprov_secret *pem = NULL;
-	unsigned char *der = NULL;
-	char san_text[STORE_FQDN_SIZE + 8];
-	int rc = AMTPROV_OK, len;
+	int rc = AMTPROV_OK;
 
 	key = EVP_RSA_gen((unsigned)c->key_bits);
 	if (!key)
@@ -105,43 +198,12 @@ static int make_key_and_csr(struct cert_call *c, struct amtprov_error *err)
 	if (rc == AMTPROV_OK)
 		rc = pi_credstore_put(c->cs, keyname, pem, err);
 	util_secret_free(pem);
-	if (rc)
-		goto out;
-	req = X509_REQ_new();
-	name = X509_NAME_new();
-	snprintf(san_text, sizeof(san_text), "DNS:%s", c->fqdn);
-	exts = sk_X509_EXTENSION_new_null();
-	san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san_text);
-	if (!req || !name || !exts || !san || !X509_REQ_set_version(req, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)c->fqdn,
-					-1, -1, 0) ||
-	    !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
-	    !sk_X509_EXTENSION_push(exts, san)) {
-		rc = drain(err, AMTPROV_E_CRYPTO, c->fqdn, "building the certificate request");
-		goto out;
-	}
-	san = NULL; /* now owned by exts */
-	if (!X509_REQ_add_extensions(req, exts) || !X509_REQ_sign(req, key, EVP_sha256())) {
+	if (rc == AMTPROV_OK && !(req = csr_template(c->fqdn, key, c->ca_attrs, err)))
+		rc = err->code;
+	if (rc == AMTPROV_OK && !X509_REQ_sign(req, key, EVP_sha256()))
 		rc = drain(err, AMTPROV_E_CRYPTO, c->fqdn, "signing the certificate request");
-		goto out;
-	}
-	len = i2d_X509_REQ(req, &der);
-	if (len <= 0) {
-		rc = drain(err, AMTPROV_E_CRYPTO, c->fqdn, "encoding the certificate request");
-		goto out;
-	}
-	c->csr_der = malloc((size_t)len);
-	if (!c->csr_der) {
-		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, c->fqdn, "out of memory");
-		goto out;
-	}
-	memcpy(c->csr_der, der, (size_t)len);
-	c->csr_len = (size_t)len;
-out:
-	OPENSSL_free(der);
-	X509_EXTENSION_free(san);
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	X509_NAME_free(name);
+	if (rc == AMTPROV_OK)
+		rc = keep_csr(c, req, err);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
 	return rc;
@@ -159,16 +221,52 @@ static void fill_request(struct cert_call *c, struct amtprov_ca_request *req)
 	req->device_uuid = c->uuid;
 }
 
+/* The attributes the CA wants inside the request (ca.h ABI 1.1). Worker thread. */
+static int get_ca_attributes(struct cert_call *c, struct amtprov_error *err)
+{
+	struct amtprov_ca_request req;
+	int rc;
+
+	fill_request(c, &req);
+	req.csr_der = NULL;
+	req.csr_len = 0;
+	rc = pi_ca_csr_attributes(c->ca, c->fqdn, &req, &c->ca_attrs, err);
+	c->csr_withheld = c->ca_attrs != NULL;
+	return rc;
+}
+
+/* amtprov's key: attributes, key, request, submit. Worker thread. */
 static int work_submit(void *arg, struct amtprov_error *err)
 {
 	struct cert_call *c = arg;
 	struct amtprov_ca_request req;
-	int rc = make_key_and_csr(c, &c->perr);
+	int rc = get_ca_attributes(c, &c->perr);
 
+	if (rc == AMTPROV_OK)
+		rc = make_key_and_csr(c, &c->perr);
 	if (rc)
 		return rc;
 	fill_request(c, &req);
 	return pi_ca_submit(c->ca, c->fqdn, &req, &c->res, err);
+}
+
+/* AMT's key: the request AMT signed goes to the CA. Worker thread. */
+static int work_submit_signed(void *arg, struct amtprov_error *err)
+{
+	struct cert_call *c = arg;
+	struct amtprov_ca_request req;
+
+	fill_request(c, &req);
+	return pi_ca_submit(c->ca, c->fqdn, &req, &c->res, err);
+}
+
+/* AMT's key, before AMT is asked: what the CA wants in the template. Worker thread. */
+static int work_attributes(void *arg, struct amtprov_error *err)
+{
+	struct cert_call *c = arg;
+
+	(void)err;
+	return get_ca_attributes(c, &c->perr);
 }
 
 static int work_poll(void *arg, struct amtprov_error *err)
@@ -200,15 +298,23 @@ static int record_issued(struct cert_call *c, int64_t *new_id, struct amtprov_er
 	if (!x)
 		return drain(err, AMTPROV_E_PARSE, c->fqdn, "the CA returned a certificate that does "
 				"not parse");
-	/* The CA must have certified our key for this device (R-WS-01), nothing else. */
-	flow_web_key_name(c->fqdn, keyname, sizeof(keyname));
-	rc = pi_credstore_get(c->cs, keyname, &keypem, err);
-	if (rc == AMTPROV_OK)
-		rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
-	util_secret_free(keypem);
-	if (rc == AMTPROV_OK && !pki_key_matches(x, key))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
-				       "the CA issued a certificate for another key");
+	/* The CA must have certified our key for this device (R-WS-01), nothing else: the key
+	 * AMT generated, or the one amtprov made and keeps. */
+	if (c->amt_key) {
+		if (!c->amt_pub || !pki_key_matches(x, c->amt_pub))
+			rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
+					       "the CA issued a certificate for another key than "
+					       "the one AMT generated");
+	} else {
+		flow_web_key_name(c->fqdn, keyname, sizeof(keyname));
+		rc = pi_credstore_get(c->cs, keyname, &keypem, err);
+		if (rc == AMTPROV_OK)
+			rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
+		util_secret_free(keypem);
+		if (rc == AMTPROV_OK && !pki_key_matches(x, key))
+			rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
+					       "the CA issued a certificate for another key");
+	}
 	if (rc == AMTPROV_OK && (pki_subject_cn(x, cn, sizeof(cn)) != 1 || strcasecmp(cn, c->fqdn)))
 		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
 				       "the CA issued a certificate for CN '%s', not the device "
@@ -398,6 +504,166 @@ static int revoke_superseded(struct cert_call *c, struct engine_job *job, int64_
 	return 1;
 }
 
+static char *b64_of(const unsigned char *data, size_t len)
+{
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+	return out;
+}
+
+/* Decodes base64 (padding aware) into a malloc'd buffer; NULL on error. */
+static unsigned char *unb64(const char *in, size_t *len)
+{
+	size_t n = in ? strlen(in) : 0;
+	unsigned char *out = n && n % 4 == 0 ? malloc(n) : NULL;
+	int got = out ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)n) : -1;
+
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	if (in[n - 1] == '=')
+		got -= in[n - 2] == '=' ? 2 : 1;
+	*len = (size_t)got;
+	return out;
+}
+
+/* The ca-poll record: cookie, CA, template; the request unless withheld; AMT's key. */
+static json_t *poll_payload(struct cert_call *c)
+{
+	json_t *p = json_pack("{s:s,s:s,s:s,s:i,s:s}", "cookie", c->res.cookie, "ca",
+			      plugin_instance_name(c->ca), "template", c->template_name, "purpose",
+			      AMTPROV_PURPOSE_WEB_SERVER, "key", c->amt_key ? "amt" : "amtprov");
+	char *s;
+
+	if (!p)
+		return NULL;
+	if (!c->csr_withheld) {
+		s = b64_of(c->csr_der, c->csr_len);
+		json_object_set_new(p, "csr", json_string(s ? s : ""));
+		free(s);
+	}
+	if (c->amt_key && c->amt_pub) {
+		unsigned char *der = NULL;
+		int n = i2d_PUBKEY(c->amt_pub, &der);
+
+		s = n > 0 ? b64_of(der, (size_t)n) : NULL;
+		json_object_set_new(p, "spki", json_string(s ? s : ""));
+		free(s);
+		OPENSSL_free(der);
+	}
+	return p;
+}
+
+/* ---- the amt-key record: the device's web server key inside AMT ---- */
+
+struct find_kind {
+	const char *kind;
+	struct store_pending op;
+	int found;
+};
+
+static int find_kind_cb(void *ctx, const struct store_pending *op)
+{
+	struct find_kind *fk = ctx;
+
+	if (strcmp(op->kind, fk->kind) != 0)
+		return 0;
+	fk->op = *op;
+	fk->found = 1;
+	return 1;
+}
+
+/* The device's amt-key record (payload parsed), or NULL. */
+static json_t *amt_key_record(struct store *st, int64_t device_id, int64_t *id)
+{
+	struct find_kind fk = {.kind = AMT_KEY_KIND};
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	store_pending_list(st, device_id, find_kind_cb, &fk, &err);
+	if (!fk.found)
+		return NULL;
+	*id = fk.op.id;
+	return json_loads(fk.op.payload, 0, NULL);
+}
+
+int flow_web_key_in_amt(struct flow *f, int64_t device_id)
+{
+	int64_t id = 0;
+	json_t *rec = amt_key_record(site_store(f->site), device_id, &id);
+	int held = rec && json_string_value(json_object_get(rec, "handle")) &&
+		   !json_is_true(json_object_get(rec, "discard"));
+
+	json_decref(rec);
+	return held;
+}
+
+void flow_web_key_committed(struct flow *f, int64_t device_id)
+{
+	struct amtprov_error err;
+	int64_t id = 0;
+	json_t *rec = amt_key_record(site_store(f->site), device_id, &id);
+
+	amtprov_error_clear(&err);
+	if (rec)
+		store_pending_done(site_store(f->site), id, &err);
+	json_decref(rec);
+}
+
+/* Replaces the device's amt-key record by @p payload (stolen): the new one is written before
+ * the old one goes, so there is never none on disk. */
+static int amt_key_record_put(struct cert_call *c, json_t *payload, struct amtprov_error *err)
+{
+	struct store *st = site_store(c->f->site);
+	struct store_pending op;
+	char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	op.device_id = c->device_id;
+	util_strlcpy(op.kind, AMT_KEY_KIND, sizeof(op.kind));
+	if (!text || util_strlcpy(op.payload, text, sizeof(op.payload)) < 0) {
+		free(text);
+		json_decref(payload);
+		return amtprov_error_set(err, AMTPROV_E_INVALID, c->fqdn,
+					 "cannot record the key AMT holds");
+	}
+	free(text);
+	rc = store_pending_add(st, &op, site_now(c->f->site), err);
+	if (rc == AMTPROV_OK && c->key_record_id)
+		store_pending_done(st, c->key_record_id, err);
+	if (rc == AMTPROV_OK) {
+		c->key_record_id = op.id;
+		json_decref(c->key_record);
+		c->key_record = payload;
+	} else {
+		json_decref(payload);
+	}
+	return rc;
+}
+
+/* The CA wants a new key: the next attempt deletes this one in AMT and makes another. */
+static void amt_key_discard(struct cert_call *c)
+{
+	struct amtprov_error err;
+	json_t *rec;
+
+	amtprov_error_clear(&err);
+	if (!c->key_record)
+		c->key_record = amt_key_record(site_store(c->f->site), c->device_id,
+					       &c->key_record_id);
+	if (!c->key_record)
+		return;
+	rec = json_deep_copy(c->key_record);
+	if (rec)
+		json_object_set_new(rec, "discard", json_true());
+	amt_key_record_put(c, rec, &err);
+}
+
 /* flow_cert_request(): an issued certificate is recorded and handed back; any other
  * answer is a failure the caller decides about (renewal needs a CA that issues at once,
  * as seed 000 requires: automatic approval). */
@@ -491,19 +757,10 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 		/* A CA may hand out a new cookie with each answer: keep the latest, in a new
 		 * record written before the old one is dropped (never none on disk). */
 		/* The cookie and the request are what a poll after a restart needs (CAs may
-		 * want the request again, as certmonger's POLL passes it). */
-		{
-			char *b64 = malloc(4 * ((c->csr_len + 2) / 3) + 1);
-
-			if (b64)
-				EVP_EncodeBlock((unsigned char *)b64, c->csr_der, (int)c->csr_len);
-			payload = b64 ? json_pack("{s:s,s:s,s:s,s:i,s:s}", "cookie", c->res.cookie,
-						  "ca", plugin_instance_name(c->ca), "template",
-						  c->template_name, "purpose",
-						  AMTPROV_PURPOSE_WEB_SERVER, "csr", b64)
-				      : NULL;
-			free(b64);
-		}
+		 * want the request again, as certmonger's POLL passes it) - unless the request
+		 * carries the CA's own attributes, which may be secret (ca.h); for AMT's key,
+		 * its public key, to check what the CA issues. */
+		payload = poll_payload(c);
 		text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
 		json_decref(payload);
 		memset(&op, 0, sizeof(op));
@@ -546,6 +803,9 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 	case AMTPROV_CA_NEED_REKEY:
 		if (c->pending_id)
 			store_pending_done(st, c->pending_id, &e2);
+		/* AMT's key is deleted before the next attempt generates another. */
+		if (c->amt_key)
+			amt_key_discard(c);
 		/* A new key and request on the next attempt. */
 		engine_job_done(job, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL);
 		break;
@@ -572,6 +832,7 @@ static struct cert_call *call_new(struct flow *f, struct engine_job *job)
 	if (!c)
 		return NULL;
 	c->f = f;
+	c->job = job;
 	c->ca = plugin_host_find(ph, m->web_server.ca);
 	c->cs = m->credstore ? plugin_host_find(ph, m->credstore) : NULL;
 	c->device_id = d->id;
@@ -580,23 +841,6 @@ static struct cert_call *call_new(struct flow *f, struct engine_job *job)
 	util_strlcpy(c->uuid, d->uuid, sizeof(c->uuid));
 	util_strlcpy(c->template_name, m->web_server.template_name, sizeof(c->template_name));
 	return c;
-}
-
-struct find_kind {
-	const char *kind;
-	struct store_pending op;
-	int found;
-};
-
-static int find_kind_cb(void *ctx, const struct store_pending *op)
-{
-	struct find_kind *fk = ctx;
-
-	if (strcmp(op->kind, fk->kind) != 0)
-		return 0;
-	fk->op = *op;
-	fk->found = 1;
-	return 1;
 }
 
 /* A ca-submit record left by an earlier attempt means a restart came while the CA had the
@@ -622,24 +866,15 @@ static void report_interrupted_request(struct cert_call *c)
 	}
 }
 
-static void start_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
-			  void *done_arg, void (*done_free)(void *))
+/* Writes the ca-submit marker (write-ahead: the request is on record before the CA can
+ * issue anything) and hands @p work to a worker; the answer comes to on_answer. On failure
+ * the job is ended and @p c freed. */
+static void start_submit(struct cert_call *c, engine_blocking_fn work)
 {
-	struct cert_call *c = call_new(f, job);
+	struct engine_job *job = c->job;
 	struct store_pending marker;
 	struct amtprov_error err;
 
-	if (!c) {
-		if (done_free)
-			done_free(done_arg);
-		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
-		return;
-	}
-	c->done = done;
-	c->done_arg = done_arg;
-	c->done_free = done_free;
-	report_interrupted_request(c);
-	/* Write-ahead: the request is on record before the CA can issue anything. */
 	memset(&marker, 0, sizeof(marker));
 	marker.device_id = c->device_id;
 	util_strlcpy(marker.kind, CA_SUBMIT_KIND, sizeof(marker.kind));
@@ -654,7 +889,7 @@ static void start_request(struct flow *f, struct engine_job *job, flow_cert_done
 	}
 	c->submit_marker = marker.id;
 	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work_submit, on_answer, c, &err) != AMTPROV_OK) {
+	if (engine_job_blocking(job, work, on_answer, c, &err) != AMTPROV_OK) {
 		call_free(c);
 		engine_job_done(job, DS_INVALID, err.code, err.msg);
 		return;
@@ -662,68 +897,486 @@ static void start_request(struct flow *f, struct engine_job *job, flow_cert_done
 	engine_job_set_abort(job, call_abort, c);
 }
 
-void flow_step_certificate(struct engine_job *job, void *ctx)
+/* amtprov makes the key. A record of a key AMT held for an earlier request is dropped: the
+ * first stage must add this key (that AMT key stays unused in the device). */
+static void start_amtprov_key(struct cert_call *c)
 {
-	start_request(ctx, job, NULL, NULL, NULL);
+	struct amtprov_error err;
+	int64_t id = 0;
+	json_t *rec = amt_key_record(site_store(c->f->site), c->device_id, &id);
+
+	amtprov_error_clear(&err);
+	if (rec)
+		store_pending_done(site_store(c->f->site), id, &err);
+	json_decref(rec);
+	c->amt_key = 0;
+	start_submit(c, work_submit);
 }
 
+/* ---- the key generated inside AMT (R-PROV-06) ---- */
+
+enum amt_phase { AP_LIST, AP_DELETE, AP_GENERATE, AP_PUBLIC, AP_SIGN };
+
+static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
+
+/* Ends the job in the middle of the AMT part: transient errors are retried by the engine,
+ * and the amt-key record lets the retry adopt what AMT holds. */
+static void amt_end(struct cert_call *c, int rc, const char *why)
+{
+	struct engine_job *job = c->job;
+	char text[STORE_TEXT_SIZE];
+
+	snprintf(text, sizeof(text), "web server key in AMT: %s", why && why[0] ? why
+				     : amtprov_strerror(rc));
+	call_free(c);
+	engine_job_done(job, DS_INVALID, rc ? rc : AMTPROV_E_INTERNAL, text);
+}
+
+static void amt_call(struct cert_call *c, int phase, uint32_t op, json_t *params)
+{
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	c->amt_phase = phase;
+	rc = params ? tloop_call(c->f->tloop, c->session, op, params, on_amt, c, &err)
+		    : amtprov_error_set(&err, AMTPROV_E_NOMEM, c->fqdn, "out of memory");
+	json_decref(params);
+	if (rc != AMTPROV_OK)
+		amt_end(c, rc, err.msg);
+}
+
+/* A base64 DERKey (PKCS#1 RSAPublicKey, AMT-PROTOCOL.md 8.6) as c->amt_pub. */
+static int take_public_key(struct cert_call *c, const char *b64)
+{
+	size_t len = 0;
+	unsigned char *der = unb64(b64, &len);
+	const unsigned char *p = der;
+
+	EVP_PKEY_free(c->amt_pub);
+	c->amt_pub = der ? d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)len) : NULL;
+	free(der);
+	return c->amt_pub ? 0 : -1;
+}
+
+/* A template with AMT's public key and an empty ("null") signature: AMT replaces the
+ * signature with its own (GeneratePKCS10RequestEx). */
+static void amt_sign(struct cert_call *c)
+{
+	struct amtprov_error err;
+	X509_ALGOR *alg = X509_ALGOR_new();
+	ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
+	unsigned char zeros[512] = {0};
+	int size = c->amt_pub ? EVP_PKEY_get_size(c->amt_pub) : 0;
+	unsigned char *der = NULL;
+	char *b64 = NULL;
+	int n;
+
+	amtprov_error_clear(&err);
+	X509_REQ_free(c->tmpl);
+	c->tmpl = c->amt_pub ? csr_template(c->fqdn, c->amt_pub, c->ca_attrs, &err) : NULL;
+	if (!c->tmpl || !alg || !sig || size <= 0 || size > (int)sizeof(zeros) ||
+	    !X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL) ||
+	    !ASN1_BIT_STRING_set(sig, zeros, size) || !X509_REQ_set1_signature_algo(c->tmpl, alg)) {
+		X509_ALGOR_free(alg);
+		ASN1_BIT_STRING_free(sig);
+		amt_end(c, err.code ? err.code : AMTPROV_E_CRYPTO,
+			err.msg[0] ? err.msg : "building the request template for AMT");
+		return;
+	}
+	X509_ALGOR_free(alg);
+	X509_REQ_set0_signature(c->tmpl, sig);
+	n = i2d_X509_REQ(c->tmpl, &der);
+	b64 = n > 0 ? b64_of(der, (size_t)n) : NULL;
+	if (der)
+		OPENSSL_cleanse(der, (size_t)n); /* may hold the CA's challenge */
+	OPENSSL_free(der);
+	if (!b64) {
+		amt_end(c, AMTPROV_E_CRYPTO, "encoding the request template for AMT");
+		return;
+	}
+	amt_call(c, AP_SIGN, AMTPROV_AMT_SIGN_CSR,
+		 json_pack("{s:s,s:s}", "key_handle", c->key_handle, "csr_der_b64", b64));
+	OPENSSL_cleanse(b64, strlen(b64));
+	free(b64);
+}
+
+/* The request AMT signed must be the template, signed by the key AMT holds. */
+static int check_signed(struct cert_call *c, const char *b64, struct amtprov_error *err)
+{
+	size_t len = 0;
+	unsigned char *der = unb64(b64, &len);
+	const unsigned char *p = der;
+	X509_REQ *req = der ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
+	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+	STACK_OF(X509_EXTENSION) *got = req ? X509_REQ_get_extensions(req) : NULL;
+	STACK_OF(X509_EXTENSION) *want = X509_REQ_get_extensions(c->tmpl);
+	unsigned char *gd = NULL, *wd = NULL;
+	int gn = got ? i2d_X509_EXTENSIONS(got, &gd) : -1;
+	int wn = want ? i2d_X509_EXTENSIONS(want, &wd) : -1;
+	int rc = AMTPROV_OK;
+
+	if (!req || p != der + len)
+		rc = drain(err, AMTPROV_E_PROTOCOL, c->fqdn, "AMT returned a signed request that "
+			   "does not parse");
+	else if (!pub || EVP_PKEY_eq(pub, c->amt_pub) != 1)
+		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn, "the request AMT signed "
+				       "carries another public key than key %s", c->key_handle);
+	else if (X509_REQ_verify(req, c->amt_pub) != 1)
+		rc = drain(err, AMTPROV_E_VERIFY, c->fqdn, "the request AMT signed does not verify "
+			   "with its key");
+	else if (X509_NAME_cmp(X509_REQ_get_subject_name(req),
+			       X509_REQ_get_subject_name(c->tmpl)) != 0 ||
+		 gn != wn || gn < 0 || memcmp(gd, wd, (size_t)gn) != 0 ||
+		 X509_REQ_get_attr_count(req) != X509_REQ_get_attr_count(c->tmpl))
+		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn, "AMT changed the subject, "
+				       "extensions or attributes of the request it signed");
+	if (rc == AMTPROV_OK) {
+		free(c->csr_der);
+		c->csr_der = der;
+		c->csr_len = len;
+		der = NULL;
+	}
+	OPENSSL_free(gd);
+	OPENSSL_free(wd);
+	sk_X509_EXTENSION_pop_free(got, X509_EXTENSION_free);
+	sk_X509_EXTENSION_pop_free(want, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	free(der);
+	return rc;
+}
+
+/* Records the intent (which keys AMT holds now) and asks AMT for a new key. */
+static void amt_generate(struct cert_call *c)
+{
+	struct amtprov_error err;
+	json_t *intent = json_pack("{s:O}", "before", c->key_before);
+
+	amtprov_error_clear(&err);
+	if (amt_key_record_put(c, intent, &err) != AMTPROV_OK) {
+		amt_end(c, err.code, err.msg);
+		return;
+	}
+	amt_call(c, AP_GENERATE, AMTPROV_AMT_GENERATE_KEY_PAIR,
+		 json_pack("{s:i}", "bits", c->key_bits));
+}
+
+static int in_list(const json_t *arr, const char *id)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Adopts @p item (an AMT_PublicPrivateKeyPair instance) as the device's key and signs. */
+static void amt_adopt(struct cert_call *c, const json_t *item, int record)
+{
+	const char *id = json_string_value(json_object_get(item, "InstanceID"));
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	util_strlcpy(c->key_handle, id ? id : "", sizeof(c->key_handle));
+	if (record && amt_key_record_put(c, json_pack("{s:s}", "handle", c->key_handle), &err)) {
+		amt_end(c, err.code, err.msg);
+		return;
+	}
+	if (take_public_key(c, json_string_value(json_object_get(item, "DERKey")))) {
+		amt_end(c, AMTPROV_E_PROTOCOL, "AMT reports a key pair without a usable DERKey");
+		return;
+	}
+	amt_sign(c);
+}
+
+/* What AMT holds decides: adopt the recorded key, adopt the key an interrupted run had AMT
+ * generate, delete a key the CA wanted replaced, or generate one. */
+static void amt_choose(struct cert_call *c, const json_t *items)
+{
+	const char *handle = json_string_value(json_object_get(c->key_record, "handle"));
+	const json_t *before = json_object_get(c->key_record, "before");
+	const json_t *mine = NULL, *newer = NULL, *it;
+	size_t i;
+
+	c->key_before = json_array();
+	json_array_foreach(items, i, it) {
+		const char *id = json_string_value(json_object_get(it, "InstanceID"));
+
+		if (!id)
+			continue;
+		json_array_append_new(c->key_before, json_string(id));
+		if (handle && strcmp(id, handle) == 0)
+			mine = it;
+		else if (!handle && json_is_array(before) && !in_list(before, id) && !newer)
+			newer = it;
+	}
+	if (mine && json_is_true(json_object_get(c->key_record, "discard"))) {
+		util_strlcpy(c->key_handle, handle, sizeof(c->key_handle));
+		amt_call(c, AP_DELETE, AMTPROV_AMT_WSMAN_DELETE,
+			 json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
+				   "InstanceID", handle));
+		return;
+	}
+	if (mine) {
+		amt_adopt(c, mine, 0);
+		return;
+	}
+	if (newer) {
+		/* GenerateKeyPair ran but its answer never arrived (crash, lost connection). */
+		amt_adopt(c, newer, 1);
+		return;
+	}
+	amt_generate(c);
+}
+
+/* key_source auto: firmware without GenerateKeyPair gets amtprov's key instead. */
+static int amt_unsupported(int rc, const struct amtprov_error *err)
+{
+	return rc == AMTPROV_E_NOT_SUPPORTED ||
+	       (rc == AMTPROV_E_DEVICE && err &&
+		(strstr(err->msg, "UNSUPPORTED") || strstr(err->msg, "ActionNotSupported")));
+}
+
+static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	struct cert_call *c = ctx;
+	const char *s;
+	struct amtprov_error e2;
+
+	amtprov_error_clear(&e2);
+	switch (c->amt_phase) {
+	case AP_LIST:
+		if (rc != AMTPROV_OK)
+			break;
+		amt_choose(c, json_object_get(result, "items"));
+		return;
+	case AP_DELETE:
+		/* Deleted, or refused (a certificate in AMT still uses it): either way it is no
+		 * longer this device's request key. */
+		if (rc != AMTPROV_OK)
+			alog(site_log(c->f->site), AMTPROV_LOG_WARNING, "%s: the key %s the CA wanted "
+			     "replaced was not deleted from AMT: %s", c->fqdn, c->key_handle,
+			     err->msg);
+		json_array_clear(c->key_before);
+		amt_generate(c);
+		return;
+	case AP_GENERATE:
+		if (rc != AMTPROV_OK && c->amt_auto && amt_unsupported(rc, err)) {
+			tloop_session_close(c->f->tloop, c->session);
+			c->session = NULL;
+			start_amtprov_key(c);
+			return;
+		}
+		/* Firmware that generates in the background answers "in progress": retry later;
+		 * the intent on record lets the retry adopt the key once AMT lists it. */
+		if (rc == AMTPROV_E_DEVICE && (strstr(err->msg, "PKI_GENERATING_KEYS") ||
+					       strstr(err->msg, "OPERATION_IN_PROGRESS"))) {
+			amt_end(c, AMTPROV_E_BUSY, err->msg);
+			return;
+		}
+		if (rc != AMTPROV_OK)
+			break;
+		s = json_string_value(json_object_get(result, "key_handle"));
+		if (!s || !s[0]) {
+			amt_end(c, AMTPROV_E_PROTOCOL, "GenerateKeyPair returned no key handle");
+			return;
+		}
+		util_strlcpy(c->key_handle, s, sizeof(c->key_handle));
+		/* Recorded at once: from here a re-run adopts this key. */
+		if (amt_key_record_put(c, json_pack("{s:s}", "handle", c->key_handle), &e2)) {
+			amt_end(c, e2.code, e2.msg);
+			return;
+		}
+		amt_call(c, AP_PUBLIC, AMTPROV_AMT_WSMAN_GET,
+			 json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
+				   "InstanceID", c->key_handle));
+		return;
+	case AP_PUBLIC:
+		if (rc != AMTPROV_OK)
+			break;
+		if (take_public_key(c, json_string_value(json_object_get(
+					       json_object_get(result, "instance"), "DERKey")))) {
+			amt_end(c, AMTPROV_E_PROTOCOL, "AMT reports the new key without a usable "
+				"DERKey");
+			return;
+		}
+		amt_sign(c);
+		return;
+	case AP_SIGN:
+		if (rc != AMTPROV_OK)
+			break;
+		if (check_signed(c, json_string_value(json_object_get(result, "csr_der_b64")),
+				 &e2) != AMTPROV_OK) {
+			struct engine_job *job = c->job;
+
+			call_free(c);
+			engine_job_fail(job, e2.code, e2.msg);
+			return;
+		}
+		tloop_session_close(c->f->tloop, c->session);
+		c->session = NULL;
+		start_submit(c, work_submit_signed);
+		return;
+	}
+	amt_end(c, rc, err->msg);
+}
+
+/* The CA's attributes are known (worker done): open the session and look at AMT's keys. */
+static void on_attributes(struct engine_job *job, int rc, const struct amtprov_error *err,
+			  void *arg)
+{
+	struct cert_call *c = arg;
+	const struct store_device *d = engine_job_device(job);
+	struct amtprov_transport_target tgt;
+	struct amtprov_error e2;
+
+	(void)err;
+	if (c->perr.code) {
+		engine_job_done(job, DS_INVALID, c->perr.code, c->perr.msg);
+		call_free(c);
+		return;
+	}
+	amtprov_error_clear(&e2);
+	c->key_record = amt_key_record(site_store(c->f->site), c->device_id, &c->key_record_id);
+	if (rc == AMTPROV_OK)
+		rc = flow_device_accounts(c->f, c->fqdn, &c->accounts, &e2);
+	if (rc == AMTPROV_OK) {
+		flow_provisioning_target(c->f, d, &c->accounts, &c->info, &tgt);
+		rc = tloop_session_open(c->f->tloop, &tgt, &c->session, &e2);
+	}
+	if (rc != AMTPROV_OK) {
+		amt_end(c, rc, e2.msg);
+		return;
+	}
+	engine_job_set_abort(job, call_abort, c);
+	amt_call(c, AP_LIST, AMTPROV_AMT_WSMAN_ENUMERATE,
+		 json_pack("{s:s}", "class", KEY_PAIR_CLASS));
+}
+
+/* Where the key is made (manifest key_source, R-PROV-06): 1 inside AMT, 0 by amtprov, -1
+ * not possible (@p why says so). */
+static int choose_key_source(struct cert_call *c, const struct store_device *d, char *why,
+			     size_t n)
+{
+	int mode = site_manifest(c->f->site)->web_server.key_source, major = 0;
+
+	if (mode == MANIFEST_KEY_AMTPROV)
+		return 0;
+	sscanf(d->amt_version, "%d", &major);
+	c->amt_auto = mode == MANIFEST_KEY_AUTO;
+	if (!c->f->tloop) {
+		if (c->amt_auto)
+			return 0;
+		snprintf(why, n, "/certificates/web_server/key_source 'amt': no usable transport to "
+			 "reach the device's AMT");
+		return -1;
+	}
+	/* amtprov's first stage for AMT < 9 is legacy SOAP, which installs the key together
+	 * with the certificate (AMT itself has GenerateKeyPair from 6.2/7.0). */
+	if (major < 9) {
+		if (c->amt_auto)
+			return 0;
+		snprintf(why, n, "/certificates/web_server/key_source 'amt': AMT %.30s is provisioned "
+			 "through legacy SOAP, which takes the key with the certificate; use 'auto' "
+			 "or 'amtprov' for it (R-PROV-06)", d->amt_version[0] ? d->amt_version
+										  : "(unknown)");
+		return -1;
+	}
+	return 1;
+}
+
+void flow_step_certificate(struct engine_job *job, void *ctx)
+{
+	struct cert_call *c = call_new(ctx, job);
+	const struct store_device *d = engine_job_device(job);
+	struct amtprov_error err;
+	char why[STORE_TEXT_SIZE];
+	int source;
+
+	if (!c) {
+		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
+		return;
+	}
+	report_interrupted_request(c);
+	source = choose_key_source(c, d, why, sizeof(why));
+	if (source < 0) {
+		call_free(c);
+		engine_job_fail(job, AMTPROV_E_CONFIG, why);
+		return;
+	}
+	if (source == 0) {
+		start_amtprov_key(c);
+		return;
+	}
+	c->amt_key = 1;
+	amtprov_error_clear(&err);
+	if (engine_job_blocking(job, work_attributes, on_attributes, c, &err) != AMTPROV_OK) {
+		call_free(c);
+		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
+	}
+	engine_job_set_abort(job, call_abort, c);
+}
+
+/* Renewal (flow_renew.c) installs the key amtprov stored: its requests always use a key
+ * made by amtprov. */
 void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
 		       void *arg, void (*arg_free)(void *))
 {
-	start_request(f, job, done, arg, arg_free);
-}
+	struct cert_call *c = call_new(f, job);
 
-struct find_poll {
-	struct store_pending op;
-	int found;
-};
-
-static int find_poll_cb(void *ctx, const struct store_pending *op)
-{
-	struct find_poll *fp = ctx;
-
-	if (strcmp(op->kind, CA_POLL_KIND) != 0)
-		return 0;
-	fp->op = *op;
-	fp->found = 1;
-	return 1;
+	if (!c) {
+		if (arg_free)
+			arg_free(arg);
+		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
+		return;
+	}
+	c->done = done;
+	c->done_arg = arg;
+	c->done_free = arg_free;
+	report_interrupted_request(c);
+	start_amtprov_key(c);
 }
 
 void flow_step_ca_waiting(struct engine_job *job, void *ctx)
 {
 	struct flow *f = ctx;
 	struct cert_call *c = call_new(f, job);
-	struct find_poll fp = {0};
+	struct find_kind fk = {.kind = CA_POLL_KIND};
 	struct amtprov_error err;
 	json_t *payload;
+	const char *spki;
 
 	if (!c) {
 		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
 		return;
 	}
 	amtprov_error_clear(&err);
-	store_pending_list(site_store(f->site), c->device_id, find_poll_cb, &fp, &err);
-	if (!fp.found) {
+	store_pending_list(site_store(f->site), c->device_id, find_kind_cb, &fk, &err);
+	if (!fk.found) {
 		/* Nothing to poll (lost or done elsewhere): request again. */
 		call_free(c);
 		engine_job_done(job, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL);
 		return;
 	}
-	c->pending_id = fp.op.id;
-	payload = json_loads(fp.op.payload, 0, NULL);
+	c->pending_id = fk.op.id;
+	payload = json_loads(fk.op.payload, 0, NULL);
 	util_strlcpy(c->cookie, json_string_value(json_object_get(payload, "cookie")),
 		     sizeof(c->cookie));
-	{
-		const char *b64 = json_string_value(json_object_get(payload, "csr"));
-		size_t n = b64 ? strlen(b64) : 0;
-		int len;
+	c->csr_der = unb64(json_string_value(json_object_get(payload, "csr")), &c->csr_len);
+	c->csr_withheld = !c->csr_der;
+	c->amt_key = json_is_string(json_object_get(payload, "key")) &&
+		     strcmp(json_string_value(json_object_get(payload, "key")), "amt") == 0;
+	spki = json_string_value(json_object_get(payload, "spki"));
+	if (c->amt_key && spki) {
+		size_t len = 0;
+		unsigned char *der = unb64(spki, &len);
+		const unsigned char *p = der;
 
-		c->csr_der = n ? malloc(n) : NULL;
-		len = c->csr_der ? EVP_DecodeBlock(c->csr_der, (const unsigned char *)b64, (int)n) : -1;
-		/* EVP_DecodeBlock counts the padding as data: trim it. */
-		if (len > 0 && n >= 2 && b64[n - 1] == '=')
-			len -= b64[n - 2] == '=' ? 2 : 1;
-		c->csr_len = len > 0 ? (size_t)len : 0;
+		c->amt_pub = der ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
+		free(der);
 	}
 	json_decref(payload);
 	if (engine_job_blocking(job, work_poll, on_answer, c, &err) != AMTPROV_OK) {

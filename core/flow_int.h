@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private to the flow's files (flow.c, flow_cert.c). */
+/* Private to the flow's files (flow.c, flow_cert.c, flow_stage.c). */
 #ifndef AMTPROV_CORE_FLOW_INT_H
 #define AMTPROV_CORE_FLOW_INT_H
 
@@ -29,8 +29,8 @@ struct flow {
 
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
 void flow_step_certificate(struct engine_job *job, void *ctx);
-/* The same request (new key, CSR, CA, recorded with its DER) for another step, such as
- * renewal: instead of moving the device on, @p done gets the new certificate's id on the
+/* The same request (a new key made by amtprov, CSR, CA, recorded with its DER) for another
+ * step, such as renewal: instead of moving the device on, @p done gets the new certificate's id on the
  * loop thread, or the failure (never CA_WAITING). @p done must end the job. If the job
  * ends before @p done is called (shutdown, a failure of the request itself), @p arg_free
  * (may be NULL) frees @p arg. */
@@ -57,8 +57,19 @@ struct flow_device_accounts {
 int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
 			 struct amtprov_error *err);
 void flow_device_accounts_free(struct flow_device_accounts *a);
-/* The credential-store record that holds a device's web server key. */
+/* The credential-store record that holds a device's web server key (made by amtprov). */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
+/* The target of a provisioning-mode session to @p d (R-PROV-07), over its wired address
+ * (R-PROV-02). Pointers borrow from @p f, @p d, @p accounts and @p info. */
+void flow_provisioning_target(struct flow *f, const struct store_device *d,
+			      const struct flow_device_accounts *accounts,
+			      struct amtprov_device_info *info, struct amtprov_transport_target *tgt);
+/* 1 when the device's web server key was generated inside AMT and AMT holds it (flow_cert.c
+ * recorded its handle): the first stage then adds only the certificate, no key. */
+int flow_web_key_in_amt(struct flow *f, int64_t device_id);
+/* The commit made the first stage's work final: the record of the key AMT holds is dropped
+ * (pending_ops holds only unfinished work). */
+void flow_web_key_committed(struct flow *f, int64_t device_id);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;

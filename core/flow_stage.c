@@ -263,8 +263,9 @@ static int first_stage_next(struct stage_run *r)
 			return call(r, AMTPROV_AMT_SET_HOST_NAME,
 				    json_pack("{s:s,s:s}", "host", host, "domain", dot ? dot + 1 : ""))
 				       < 0 ? -1 : 0;
-		case 2: /* (3) the key, when the firmware stores keys apart (AMT >= 9) */
-			if (r->info.amt_major < 9)
+		case 2: /* (3) the key, when the firmware stores keys apart (AMT >= 9); a key
+			 * generated inside AMT is there already (R-PROV-06) */
+			if (r->info.amt_major < 9 || flow_web_key_in_amt(r->f, r->device_id))
 				continue;
 			p = key_params(r, &err);
 			if (!p) {
@@ -472,6 +473,8 @@ static void advance(struct stage_run *r)
 		}
 		site_status(r->f->site, STATUS_DEVICE_PROVISIONED, r->fqdn,
 			    "first stage committed: AMT is post-provisioning (R-PROV-10)");
+		/* The first stage will not run again: its AMT key record has done its job. */
+		flow_web_key_committed(r->f, r->device_id);
 		run_end(r, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL);
 		return;
 	case STAGE_SECOND:

@@ -964,12 +964,14 @@ static void parse_provcert(struct vctx *c, json_t *root)
 	}
 }
 
-/* {"ca", "template", "key_bits"}: the CA instance is required. */
+/* {"ca", "template", "key_bits", "key_source"}: the CA instance is required. */
 static void parse_ca_ref(struct vctx *c, json_t *obj, const char *p, struct manifest_ca_ref *r)
 {
-	static const char *const keys[] = {"ca", "template", "key_bits", NULL};
+	static const char *const keys[] = {"ca", "template", "key_bits", "key_source", NULL};
+	/* Index = enum manifest_key_source. */
+	static const char *const sources[] = {"auto", "amt", "amtprov", NULL};
 	char kp[PATH_SIZE];
-	int bits = 2048;
+	int bits = 2048, source;
 
 	check_keys(c, obj, p, keys);
 	get_instance(c, obj, p, "ca", 1, AMTPROV_KIND_CA, &r->ca);
@@ -981,6 +983,8 @@ static void parse_ca_ref(struct vctx *c, json_t *obj, const char *p, struct mani
 		bits = 2048;
 	}
 	r->key_bits = bits;
+	source = get_enum(c, obj, p, "key_source", 0, sources, NULL);
+	r->key_source = source < 0 ? MANIFEST_KEY_AUTO : source;
 }
 
 static void parse_certificates(struct vctx *c, json_t *root)

@@ -56,6 +56,16 @@ struct manifest_ca_ref {
 	const char *ca;           /**< CA plugin instance name; NULL if not configured */
 	const char *template_name;/**< may be NULL */
 	int key_bits;             /**< default 2048 */
+	int key_source;           /**< enum manifest_key_source; default AUTO */
+};
+
+/** Where a certificate's key is made (R-PROV-06): "auto" picks AMT's own key generation
+ * (GenerateKeyPair + GeneratePKCS10RequestEx) where amtprov's first stage can use it (AMT
+ * 9.0 and later), else a key made by amtprov. */
+enum manifest_key_source {
+	MANIFEST_KEY_AUTO = 0,
+	MANIFEST_KEY_AMT = 1,
+	MANIFEST_KEY_AMTPROV = 2,
 };
 
 /** An AMT user account for the ACLs of R-PROV-11 (1). */

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "plugin_host_int.h"
+#include "util.h"
 
 #define SLOT(ops, type, member) \
 	((ops)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member) && (ops)->member)
@@ -111,6 +112,31 @@ int pi_ca_submit(struct plugin_instance *pi, const char *device,
 					 amtprov_strerror(rc));
 	}
 	return check_result(pi, "submit", 1, res, err);
+}
+
+int pi_ca_csr_attributes(struct plugin_instance *pi, const char *device,
+			 const struct amtprov_ca_request *req, struct amtprov_secret **attrs,
+			 struct amtprov_error *err)
+{
+	const struct amtprov_ca_ops *o = ca_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	*attrs = NULL;
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (!SLOT(o, struct amtprov_ca_ops, csr_attributes))
+		return AMTPROV_OK; /* a CA before ABI 1.1 wants none */
+	pi_enter(&c, pi, device);
+	rc = o->csr_attributes(pi->handle, req, attrs, err);
+	pi_leave(&c);
+	if (rc != AMTPROV_OK) {
+		util_secret_free(*attrs);
+		*attrs = NULL;
+		return amtprov_error_set(err, rc, pi->name, "CA '%s' csr_attributes failed: %s",
+					 pi->name, err->msg[0] ? err->msg : amtprov_strerror(rc));
+	}
+	return AMTPROV_OK;
 }
 
 int pi_ca_poll(struct plugin_instance *pi, const char *device,

@@ -103,6 +103,10 @@ void *plugin_instance_handle(const struct plugin_instance *pi);
 int pi_ca_submit(struct plugin_instance *pi, const char *device,
 		 const struct amtprov_ca_request *req, struct amtprov_ca_result *res,
 		 struct amtprov_error *err);
+/* ABI 1.1: the attributes the CA wants inside the request (ca.h); *attrs NULL if none. */
+int pi_ca_csr_attributes(struct plugin_instance *pi, const char *device,
+			 const struct amtprov_ca_request *req, struct amtprov_secret **attrs,
+			 struct amtprov_error *err);
 int pi_ca_poll(struct plugin_instance *pi, const char *device,
 	       const struct amtprov_ca_request *req, const char *cookie,
 	       struct amtprov_ca_result *res, struct amtprov_error *err);

@@ -29,13 +29,20 @@
 struct task_result {
 	int code;                       /**< AMTPROV_OK or the failure */
 	int worked;                     /**< 1: it changed something (status 8300 is sent) */
+	/** 1: the task goes on off the loop (engine_offload) and reports through
+	 * sched_task_done(); only allowed when the env has a scheduler */
+	int pending;
 	char detail[STORE_TEXT_SIZE];
 };
+
+struct sched;
 
 /** The context a task runs in (amtprovd's loop thread). */
 struct task_env {
 	struct site *site;
 	struct engine *engine;          /**< kicked when a task queues device work; may be NULL */
+	/** the scheduler that runs it; NULL (unit tests): every task finishes synchronously */
+	struct sched *sched;
 };
 
 struct task_def {
@@ -55,14 +62,19 @@ int64_t sched_interval(const struct manifest *m, const char *name);
 int sched_is_due(const struct store_task *rec, int have_rec, int64_t now);
 
 /**
- * Runs every due task once, in order, recording each run.
+ * Runs every due task once, in order, recording each run (a pending one when it reports
+ * through sched_task_done). A task still running is not started again.
  * @return how many ran
  */
 int sched_run_due(const struct task_env *env);
 
-struct sched;
 /** Checks for due tasks every second on the engine's event base (amtprovd). */
 struct sched *sched_start(const struct task_env *env, struct amtprov_error *err);
+/** The env the scheduler runs its tasks with (for amtprovd --once). */
+const struct task_env *sched_env(struct sched *s);
+/** A task that answered pending reports its result (on the loop thread). A run the
+ * engine abandoned at shutdown never reports: it is simply due again after a restart. */
+void sched_task_done(struct sched *s, const char *name, const struct task_result *res);
 void sched_free(struct sched *s);
 
 /* The tasks themselves (task_*.c, revoke.c). */

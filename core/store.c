@@ -625,6 +625,17 @@ int store_pending_list(struct store *st, int64_t device_id, store_pending_cb cb,
 	return st->ops->pending_list(st, device_id, cb, ctx, err);
 }
 
+int store_pending_defer(struct store *st, int64_t id, int64_t next_attempt_at,
+			struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)))
+		return rc;
+	return st->ops->pending_defer(st, id, next_attempt_at, err);
+}
+
 int store_pending_retry(struct store *st, int64_t id, const char *last_error,
 			int64_t next_attempt_at, struct amtprov_error *err)
 {

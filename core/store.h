@@ -298,6 +298,11 @@ int store_pending_list(struct store *st, int64_t device_id, store_pending_cb cb,
 /** Records a failed attempt: attempts+1, last_error, next_attempt_at. */
 int store_pending_retry(struct store *st, int64_t id, const char *last_error,
 			int64_t next_attempt_at, struct amtprov_error *err);
+/** Moves next_attempt_at without counting an attempt: a lease, so an operation being worked
+ * on (a revocation at the CA) is not picked up twice; when it is done or fails, the
+ * worker's result replaces the lease, and a crash simply lets the lease run out. */
+int store_pending_defer(struct store *st, int64_t id, int64_t next_attempt_at,
+			struct amtprov_error *err);
 /** Removes a completed operation. */
 int store_pending_done(struct store *st, int64_t id, struct amtprov_error *err);
 

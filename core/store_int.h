@@ -103,6 +103,8 @@ struct store_ops {
 	int (*pending_list)(struct store *st, int64_t device_id, store_pending_cb cb,
 			    void *ctx, struct amtprov_error *err);
 	/** @p last_error is never NULL here. */
+	int (*pending_defer)(struct store *st, int64_t id, int64_t next_attempt_at,
+			     struct amtprov_error *err);
 	int (*pending_retry)(struct store *st, int64_t id, const char *last_error,
 			     int64_t next_attempt_at, struct amtprov_error *err);
 	int (*pending_done)(struct store *st, int64_t id, struct amtprov_error *err);

@@ -2008,6 +2008,22 @@ static int sq_pending_retry(struct store *st, int64_t id, const char *last_error
 	return change_one(st, s, &b, id, "recording a retry", err);
 }
 
+static int sq_pending_defer(struct store *st, int64_t id, int64_t next_attempt_at,
+			    struct amtprov_error *err)
+{
+	sqlite3_stmt *s;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st, "UPDATE pending_ops SET next_attempt_at = ?2 WHERE id = ?1", &s,
+			  err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_i64(&b, 1, id);
+	b_i64(&b, 2, next_attempt_at);
+	return change_one(st, s, &b, id, "leasing an operation", err);
+}
+
 static int sq_pending_done(struct store *st, int64_t id, struct amtprov_error *err)
 {
 	sqlite3_stmt *s;
@@ -2183,6 +2199,7 @@ static const struct store_ops sqlite_ops = {
 	.pending_add = sq_pending_add,
 	.pending_due = sq_pending_due,
 	.pending_list = sq_pending_list,
+	.pending_defer = sq_pending_defer,
 	.pending_retry = sq_pending_retry,
 	.pending_done = sq_pending_done,
 	.task_get = sq_task_get,

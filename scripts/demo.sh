@@ -108,6 +108,35 @@ echo
 echo
 provisioned=$("$amtprov" -m "$demo/site.json" device list --state PROVISIONED | grep -c contoso || true)
 printf "%d of %d devices provisioned in %d.%03d s.\n" "$provisioned" "$n" $((ms / 1000)) $((ms % 1000))
+# After provisioning: the lifecycle (docs/lifecycle.md), on three provisioned devices.
+mapfile -t done_list < <("$amtprov" -m "$demo/site.json" device list --state PROVISIONED |
+                         awk 'NR > 1 && /contoso/ {print $2}' | sort | tail -n 3)
+if [ "${#done_list[@]}" -eq 3 ]; then
+  upd=${done_list[0]} blk=${done_list[1]} unp=${done_list[2]}
+  echo
+  echo "== after provisioning (docs/lifecycle.md): update $upd, block $blk, unprovision $unp"
+  "$amtprov" -m "$demo/site.json" device update "$upd" >/dev/null
+  "$amtprov" -m "$demo/site.json" device block "$blk" >/dev/null
+  "$amtprov" -m "$demo/site.json" device unprovision "$unp" >/dev/null
+  # "Evaluate Provisioned AMT Computer Certificates" on demand (R-WS-03): nothing is due yet.
+  "$amtprov" -m "$demo/site.json" task run evaluate-certificates >/dev/null
+  "$amtprovd" -m "$demo/site.json" --once=120 --log-level warning 2>>"$demo/amtprovd.log" || true
+  for d in "$upd" "$blk" "$unp"; do
+    state=$("$amtprov" -m "$demo/site.json" --json device show "$d" |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null || echo "?")
+    certs=$("$amtprov" -m "$demo/site.json" cert list --device "$d" | awk 'NR > 1 {print $2 " " $4}' | tr '\n' ' ')
+    printf '  %-20s now %-14s certificate: %s\n' "$d" "$state" "$certs"
+  done
+  echo "  the CA's CRL ($demo/state/plugins/lab-ca/crl.pem) lists:"
+  openssl crl -in "$demo/state/plugins/lab-ca/crl.pem" -noout -text |
+    awk '/Serial Number:/ {s=$3} /Superseded|Key Compromise|Unspecified|Cessation/ {gsub(/^ +/, ""); print "    " s "  " $0}'
+  echo "  (update keeps the web server certificate, R-REV-03; block and unprovision revoke it"
+  echo "   as Superseded, R-REV-02; the unprovisioned device is back in AMT state pre:"
+  echo "   $amtsim dump --control $demo/sim/control.sock ${unp%%.*})"
+  echo
+  "$amtprov" -m "$demo/site.json" task list
+fi
+
 cat <<EOF
 
 Where to look next:

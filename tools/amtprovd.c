@@ -282,11 +282,10 @@ static void do_reload(struct daemon *d)
  * new work (a task queues devices, a step queues revocations), a few rounds at most. */
 static int run_once(struct daemon *d)
 {
-	struct task_env env = {.site = d->site, .engine = d->engine};
 	struct amtprov_error err;
 
 	for (int round = 0; round < 4; round++) {
-		int ran = sched_run_due(&env);
+		int ran = sched_run_due(sched_env(d->sched));
 
 		amtprov_error_clear(&err);
 		if (engine_run_until_idle(d->engine, d->once_timeout_ms, &err) != AMTPROV_OK) {

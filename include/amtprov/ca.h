@@ -150,6 +150,23 @@ struct amtprov_ca_ops {
 	int (*list_templates)(void *instance, amtprov_ca_template_cb cb, void *ctx,
 			      struct amtprov_error *err);
 	/* --- end of ABI 1.0 --- */
+
+	/**
+	 * Optional, no capability needed (ABI 1.1): PKCS#10 attributes the CA wants inside the
+	 * request itself, such as SCEP's challengePassword (RFC 8894). A signed request cannot
+	 * be changed afterwards, so the core adds them before the request is signed: by
+	 * amtprov for its own keys, by AMT (GeneratePKCS10RequestEx) for keys generated there.
+	 * A request that carries them is not persisted by the core (they may be secret): poll()
+	 * then gets csr_der NULL. May block; runs on a worker like submit().
+	 * @param[in]  req    the request about to be built: purpose, template, identity;
+	 *                    csr_der is NULL
+	 * @param[out] attrs  NULL when there are none; else one or more DER-encoded Attribute
+	 *                    SEQUENCEs (RFC 2986), concatenated, in a buffer from
+	 *                    host->secret_new; the core wipes and frees it
+	 */
+	int (*csr_attributes)(void *instance, const struct amtprov_ca_request *req,
+			      struct amtprov_secret **attrs, struct amtprov_error *err);
+	/* --- end of ABI 1.1 --- */
 };
 
 /** Human name of an outcome ("ISSUED", "WAIT", ...); never NULL. */

@@ -149,7 +149,7 @@ static void ce_destroy(void *instance)
 
 static char *dir_or_default(const char *set, const char *state, const char *leaf)
 {
-	return is_set(set) ? strdup(set) : ce_path(state, leaf, NULL);
+	return is_set(set) ? strdup(set) : pu_path(state, leaf, NULL);
 }
 
 static int ce_create(const struct amtprov_host *host, const struct json_t *config,
@@ -213,8 +213,8 @@ static int ce_start(void *instance, struct amtprov_error *err)
 	}
 	/* The outbox is read by whoever carries requests to the CA (0755); the inbox is
 	 * written by them, so its permissions are the administrator's choice: only create it. */
-	if ((rc = ce_mkdir(ce->outbox, 0755, err)) != AMTPROV_OK ||
-	    (rc = ce_mkdir(ce->inbox, 0750, err)) != AMTPROV_OK)
+	if ((rc = pu_mkdir(ce->outbox, 0755, err)) != AMTPROV_OK ||
+	    (rc = pu_mkdir(ce->inbox, 0750, err)) != AMTPROV_OK)
 		return rc;
 	ce->host->log(ce->host, AMTPROV_LOG_INFO, "request files: outbox %s, inbox %s",
 		      ce->outbox, ce->inbox);
@@ -297,12 +297,30 @@ static int ce_fetch_roots(void *instance, char **pem, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
+/* ABI 1.1: SCEP's challenge goes inside the request, before it is signed (by amtprov, or by
+ * AMT for keys generated there). Request files carry nothing the core must add. */
+static int ce_csr_attributes(void *instance, const struct amtprov_ca_request *req,
+			     struct amtprov_secret **attrs, struct amtprov_error *err)
+{
+	struct ca_external *ce = instance;
+	int rc;
+
+	(void)req;
+	*attrs = NULL;
+	if (ce->mode != CE_MODE_SCEP)
+		return AMTPROV_OK;
+	rc = ce_scep_csr_attributes(ce, attrs, err);
+	ERR_clear_error();
+	return rc;
+}
+
 static const struct amtprov_ca_ops ce_ops = {
 	.struct_size = sizeof(struct amtprov_ca_ops),
 	.start = ce_start,
 	.submit = ce_submit,
 	.poll = ce_poll,
 	.fetch_roots = ce_fetch_roots,
+	.csr_attributes = ce_csr_attributes,
 };
 
 AMTPROV_PLUGIN_DEFINE(.kind = AMTPROV_KIND_CA, .flags = AMTPROV_PLUGIN_THREAD_SAFE,

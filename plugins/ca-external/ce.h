@@ -25,6 +25,8 @@
 
 #include <amtprov/ca.h>
 
+#include "plugin_util.h"
+
 #define CE_NAME "ca-external"
 
 /** The AMT provisioning OID (R-PC-01, R-CA-03) and the alternative subject OU. */
@@ -72,20 +74,23 @@ struct ca_external {
 
 /* ---- ce_util.c ---- */
 
-/** Drains OpenSSL's error queue into @p buf ("" if empty). */
-void ce_drain_ossl(char *buf, size_t size);
-/** Drains OpenSSL's error queue into @p err (AMTPROV_E_CRYPTO) after "what: ". */
-int ce_crypto_error(struct amtprov_error *err, const char *what);
-/** Writes @p data atomically (temp file, fsync, rename) with @p mode. */
-int ce_write_file(const char *path, const void *data, size_t len, unsigned mode,
-		  struct amtprov_error *err);
-/** Reads a whole file (at most 4 MiB), NUL-terminated; caller frees *out. A missing file
- * gives AMTPROV_E_NOT_FOUND. */
-int ce_read_file(const char *path, uint8_t **out, size_t *len, struct amtprov_error *err);
-/** "<dir>/<name><suffix>", malloc'd; NULL when out of memory. */
-char *ce_path(const char *dir, const char *name, const char *suffix);
-/** mkdir -p for one level with @p mode; an existing directory is fine. */
-int ce_mkdir(const char *path, unsigned mode, struct amtprov_error *err);
+/* Atomic files, bounded reads, OpenSSL error text: plugins/common/plugin_util.h, with
+ * ca-external's name in errors and a 4 MiB read limit. */
+#define CE_MAX_FILE (4u << 20)
+static inline int ce_crypto_error(struct amtprov_error *err, const char *what)
+{
+	return pu_crypto_error(err, CE_NAME, what);
+}
+static inline int ce_write_file(const char *path, const void *data, size_t len, unsigned mode,
+				struct amtprov_error *err)
+{
+	return pu_write_file(path, data, len, mode, CE_NAME, err);
+}
+static inline int ce_read_file(const char *path, uint8_t **out, size_t *len,
+			       struct amtprov_error *err)
+{
+	return pu_read_file(path, CE_MAX_FILE, out, len, CE_NAME, err);
+}
 /** Lower-case hex of @p len bytes into @p out (2*len+1 bytes). */
 void ce_hex(const uint8_t *in, size_t len, char *out);
 /** 1 if @p id is a safe file stem: [A-Za-z0-9._-], 1..100 chars, no leading dot. */
@@ -169,6 +174,10 @@ char *ce_urlencode(const char *s);
 
 /* ---- ce_scep.c ---- */
 
+/** csr_attributes (ca.h ABI 1.1): the challengePassword attribute when one is configured,
+ * DER in a host secret; NULL when none. */
+int ce_scep_csr_attributes(struct ca_external *ce, struct amtprov_secret **attrs,
+			   struct amtprov_error *err);
 int ce_scep_submit(struct ca_external *ce, const struct amtprov_ca_request *req,
 		   struct amtprov_ca_result *res, struct amtprov_error *err);
 int ce_scep_poll(struct ca_external *ce, const struct amtprov_ca_request *req,

@@ -225,7 +225,7 @@ int ce_p12_load(const uint8_t *data, size_t len, const char *password, const cha
 	char why[200];
 
 	if (!p12) {
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		return amtprov_error_set(err, AMTPROV_E_PARSE, where, "not a PKCS#12 file: %s",
 					 why);
 	}
@@ -239,7 +239,7 @@ int ce_p12_load(const uint8_t *data, size_t len, const char *password, const cha
 	}
 	if (!PKCS12_parse(p12, password, &pkey, &cert, &ca)) {
 		PKCS12_free(p12);
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		return amtprov_error_set(err, AMTPROV_E_PARSE, where, "cannot read PKCS#12: %s",
 					 why);
 	}

@@ -95,7 +95,7 @@ static void set_wait(struct ca_external *ce, struct amtprov_ca_result *res, cons
 static int write_meta(struct ca_external *ce, const struct amtprov_ca_request *req,
 		      const char *id, X509_REQ *csr, struct amtprov_error *err)
 {
-	char *path = ce_path(ce->outbox, id, ".json"), *text = NULL, subject[256];
+	char *path = pu_path(ce->outbox, id, ".json"), *text = NULL, subject[256];
 	json_t *o = json_object();
 	int rc;
 
@@ -148,8 +148,8 @@ int ce_rf_submit(struct ca_external *ce, const struct amtprov_ca_request *req,
 		X509_REQ_free(csr);
 		return ce_crypto_error(err, "random request id");
 	}
-	out = ce_path(ce->outbox, id, ".csr");
-	priv = ce_path(ce->state, id, ".csr");
+	out = pu_path(ce->outbox, id, ".csr");
+	priv = pu_path(ce->state, id, ".csr");
 	if (!out || !priv)
 		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, CE_NAME, "out of memory");
 	else if ((rc = csr_pem(csr, &pem, &len, err)) != AMTPROV_OK)
@@ -193,7 +193,7 @@ static int request_key(struct ca_external *ce, const struct amtprov_ca_request *
 	if (req && req->csr_der && req->csr_len) {
 		csr = ce_csr_parse(req->csr_der, req->csr_len, err);
 	} else {
-		if (!(path = ce_path(ce->state, id, ".csr")))
+		if (!(path = pu_path(ce->state, id, ".csr")))
 			return amtprov_error_set(err, AMTPROV_E_NOMEM, CE_NAME, "out of memory");
 		rc = ce_read_file(path, &data, &len, err);
 		free(path);
@@ -234,7 +234,7 @@ static const char *const p12_suffixes[] = {".p12", ".pfx", NULL};
 static char *find_answer(struct ca_external *ce, const char *id, const char *const *suffixes)
 {
 	for (size_t i = 0; suffixes[i]; i++) {
-		char *p = ce_path(ce->inbox, id, suffixes[i]);
+		char *p = pu_path(ce->inbox, id, suffixes[i]);
 
 		if (p && access(p, F_OK) == 0)
 			return p;
@@ -382,7 +382,7 @@ consumed:
 	if (done && rename(path, done) < 0)
 		ce->host->log(ce->host, AMTPROV_LOG_WARNING, "cannot rename %s: %s", path,
 			      strerror(errno));
-	if ((priv = ce_path(ce->state, cookie, ".csr")))
+	if ((priv = pu_path(ce->state, cookie, ".csr")))
 		unlink(priv);
 	if (res->outcome == AMTPROV_CA_REJECTED)
 		ce->host->log(ce->host, AMTPROV_LOG_WARNING, "request %s: %s", cookie,

@@ -9,8 +9,9 @@
  * are kept in <state>/scep-<transactionID>.pem (0600): the core may poll after a restart.
  *
  * The challenge password travels inside the PKCS#10 request (challengePassword attribute),
- * which the request's key signs. ca-external cannot add it to a request it did not build
- * (that needs AMT's key); see docs/ca-external.md.
+ * which the request's key signs. ca-external cannot add it to a request it did not build,
+ * so it hands it to the core beforehand (csr_attributes, ca.h ABI 1.1): the core puts it in
+ * its own request or in the template AMT signs; see docs/ca-external.md.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -519,7 +520,7 @@ static char *state_path(struct ca_external *ce, const char *tid)
 	char stem[80];
 
 	snprintf(stem, sizeof(stem), "scep-%s", tid);
-	return ce_path(ce->state, stem, ".pem");
+	return pu_path(ce->state, stem, ".pem");
 }
 
 static int save_pending(struct ca_external *ce, struct scep_tx *tx, struct amtprov_error *err)
@@ -623,7 +624,7 @@ static int take_certs(struct ca_external *ce, struct scep_ca *ca, struct scep_tx
 	if (!plain || !all || !env || BIO_pending(plain) == 0) {
 		char why[160];
 
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP CertRep SUCCESS but its content cannot be decrypted: %s", why);
 		goto out;
@@ -694,7 +695,7 @@ static int handle_reply(struct ca_external *ce, struct scep_ca *ca, struct scep_
 	int rc = AMTPROV_OK;
 
 	if (!p7 || !content || !PKCS7_type_is_signed(p7)) {
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP answer is not a signed PKCS#7 CertRep (%s)", why);
 		goto out;
@@ -704,7 +705,7 @@ static int handle_reply(struct ca_external *ce, struct scep_ca *ca, struct scep_
 		detached = BIO_new_mem_buf("", 0);
 	if (PKCS7_verify(p7, ca->certs, NULL, detached, content,
 			 PKCS7_NOVERIFY | PKCS7_NOINTERN | PKCS7_BINARY) != 1) {
-		ce_drain_ossl(why, sizeof(why));
+		pu_drain_ossl(why, sizeof(why));
 		set_outcome(res, AMTPROV_CA_UNREACHABLE,
 			    "SCEP CertRep signature does not verify with the CA's certificate (%s)",
 			    why);
@@ -821,6 +822,40 @@ out:
 	free(msg);
 	scep_ca_free(&ca);
 	return rc;
+}
+
+int ce_scep_csr_attributes(struct ca_external *ce, struct amtprov_secret **attrs,
+			   struct amtprov_error *err)
+{
+	const struct amtprov_host *h = ce->host;
+	struct amtprov_secret *pw = NULL, *out = NULL;
+	X509_ATTRIBUTE *a = NULL;
+	unsigned char *p;
+	int rc, n;
+
+	*attrs = NULL;
+	if (!ce->cfg.challenge || !*ce->cfg.challenge)
+		return AMTPROV_OK; /* a server without a challenge wants nothing in the request */
+	rc = h->secret_get(h, ce->cfg.challenge, &pw, err);
+	if (rc != AMTPROV_OK)
+		return rc;
+	/* The same encoding amtprov-request uses (DirectoryString, RFC 2985). */
+	a = X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_challengePassword, MBSTRING_UTF8,
+					 (const unsigned char *)pw->data, (int)pw->len);
+	h->secret_free(h, pw);
+	n = a ? i2d_X509_ATTRIBUTE(a, NULL) : -1;
+	if (n > 0 && (out = h->secret_new(h, (size_t)n)) != NULL) {
+		p = (unsigned char *)out->data;
+		n = i2d_X509_ATTRIBUTE(a, &p);
+	}
+	X509_ATTRIBUTE_free(a);
+	if (n <= 0 || !out) {
+		h->secret_free(h, out);
+		return ce_crypto_error(err, "encoding the challengePassword attribute");
+	}
+	out->len = (size_t)n;
+	*attrs = out;
+	return AMTPROV_OK;
 }
 
 int ce_scep_submit(struct ca_external *ce, const struct amtprov_ca_request *req,

@@ -57,7 +57,7 @@ static int add_revoked(void *vctx, const char *serial, int reason, int64_t revok
 static int publish(struct ca_local *ca, X509_CRL *crl, struct amtprov_error *err)
 {
 	unsigned char *der = NULL;
-	char *path_der = cl_path(ca->dir, "crl.der"), *path_pem = cl_path(ca->dir, "crl.pem");
+	char *path_der = pu_path(ca->dir, "crl.der", NULL), *path_pem = pu_path(ca->dir, "crl.pem", NULL);
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *pem = NULL;
 	long pem_len = 0;

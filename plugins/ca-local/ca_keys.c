@@ -375,10 +375,10 @@ int cl_keys_load(struct ca_local *ca, struct amtprov_error *err)
 	struct load_ctx lc = {.ca = ca};
 	int rc = AMTPROV_E_NOMEM;
 
-	lc.root_pem = cl_path(ca->dir, "root.pem");
-	lc.root_key = cl_path(ca->dir, "root.key");
-	lc.issuing_pem = cl_path(ca->dir, "issuing.pem");
-	lc.issuing_key = cl_path(ca->dir, "issuing.key");
+	lc.root_pem = pu_path(ca->dir, "root.pem", NULL);
+	lc.root_key = pu_path(ca->dir, "root.key", NULL);
+	lc.issuing_pem = pu_path(ca->dir, "issuing.pem", NULL);
+	lc.issuing_key = pu_path(ca->dir, "issuing.key", NULL);
 	if (!lc.root_pem || !lc.root_key || !lc.issuing_pem || !lc.issuing_key) {
 		amtprov_error_set(err, rc, CL_NAME, "out of memory");
 		goto out;

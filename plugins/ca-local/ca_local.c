@@ -292,7 +292,7 @@ static void cl_destroy(void *instance)
 
 static int write_url_file(struct ca_local *ca, struct amtprov_error *err)
 {
-	char *path = cl_path(ca->dir, "crl.url"), *line = NULL;
+	char *path = pu_path(ca->dir, "crl.url", NULL), *line = NULL;
 	int rc = AMTPROV_OK;
 
 	if (!path)
@@ -320,7 +320,7 @@ static int start_locked(struct ca_local *ca, struct amtprov_error *err)
 					 strerror(errno));
 	if ((rc = cl_keys_load(ca, err)) != AMTPROV_OK)
 		return rc;
-	dbpath = cl_path(ca->dir, "issuance.db");
+	dbpath = pu_path(ca->dir, "issuance.db", NULL);
 	if (!dbpath)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	rc = cl_db_open(dbpath, &ca->db, err);

@@ -25,6 +25,8 @@
 
 #include <amtprov/ca.h>
 
+#include "plugin_util.h"
+
 #define CL_NAME "ca-local"
 
 /** Template names, as the example manifests use them. */
@@ -98,19 +100,24 @@ struct ca_local {
 
 /* ---- ca_util.c ---- */
 
-/** Drains OpenSSL's error queue into @p err (AMTPROV_E_CRYPTO) after "what: ". */
-int cl_crypto_error(struct amtprov_error *err, const char *what);
-/** Drains OpenSSL's error queue into @p buf ("" if empty); the queue is left empty. */
-void cl_drain_ossl(char *buf, size_t size);
-/** Writes @p len bytes to @p path atomically (temp file, fsync, rename) with mode @p mode. */
-int cl_write_file(const char *path, const void *data, size_t len, unsigned mode,
-		  struct amtprov_error *err);
-/** Reads a whole file (at most 1 MiB); caller frees *out. NUL-terminated for convenience. */
-int cl_read_file(const char *path, uint8_t **out, size_t *len, struct amtprov_error *err);
+/* Atomic files, bounded reads, OpenSSL error text: plugins/common/plugin_util.h, with
+ * ca-local's name in errors and a 1 MiB read limit. */
+static inline int cl_crypto_error(struct amtprov_error *err, const char *what)
+{
+	return pu_crypto_error(err, CL_NAME, what);
+}
+static inline int cl_write_file(const char *path, const void *data, size_t len, unsigned mode,
+				struct amtprov_error *err)
+{
+	return pu_write_file(path, data, len, mode, CL_NAME, err);
+}
+static inline int cl_read_file(const char *path, uint8_t **out, size_t *len,
+			       struct amtprov_error *err)
+{
+	return pu_read_file(path, 1u << 20, out, len, CL_NAME, err);
+}
 /** 1 if @p path exists. */
 int cl_exists(const char *path);
-/** "<dir>/<file>", malloc'd; NULL when out of memory. */
-char *cl_path(const char *dir, const char *file);
 /** Parses "CN=x,O=y" (RFC 4514 order, "\," escapes) into a new name; NULL on error. */
 X509_NAME *cl_name_parse(const char *text);
 /** RFC 4514 text of @p name, malloc'd; NULL when out of memory. */

@@ -5,24 +5,16 @@
 # is recorded with its DER, and every CA outcome lands the device in the right state:
 # ISSUED -> NEED_FIRST_STAGE; REJECTED -> FAILED with the CA's reason; UNREACHABLE ->
 # retried with backoff; WAIT -> CA_WAITING with the cookie kept, polled until issued.
+# This test covers the key made by amtprov (key_source "amtprov"); the key generated inside
+# AMT is covered by test_e2e_amt_keys.sh against amtsim.
 TEST_NAME=flow_certificate
 . "$(dirname "$0")/lib.sh"
 
 q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
 state_of() { q "select state from devices where fqdn='$1'"; }
 
-pki="$T/pki"; mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Lab Root" -days 365 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
-  -subj "/CN=oob.contoso.com" 2>/dev/null
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 200 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-chmod 600 "$pki"/*.key
-ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+pki="$T/pki"
+make_prov_pki "$pki"   # sets ROOT_HASH (lib.sh)
 OTP=$(printf 'one-time' | sha256sum | cut -d' ' -f1)
 
 site_with_ca() { # $1: CA plugin, $2: its config JSON
@@ -38,7 +30,8 @@ site_with_ca() { # $1: CA plugin, $2: its config JSON
     "creds": {"plugin": "credstore-file"}
   },
   "credentials": {"store": "creds"},
-  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_bits": 2048}},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_bits": 2048,
+                                  "key_source": "amtprov"}},
   "amt": {"transport": "amt"},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"}
 }

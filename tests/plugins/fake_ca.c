@@ -11,11 +11,18 @@
  * Every instance is a real CA plugin: its configuration is read through host->config_parse
  * (so unknown keys and out-of-range values are refused at create), it logs its lifecycle
  * through host->log, and ISSUED answers carry a real certificate (fake_issue.c).
+ *
+ * With "challenge" set it behaves like a SCEP server: csr_attributes (ca.h ABI 1.1) hands
+ * the core a challengePassword attribute, submit refuses a request that does not carry it,
+ * and a poll without the request (the core withholds requests with attributes) uses the
+ * copy the CA kept at submit, as a real CA does.
  */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/x509.h>
 
 #include <amtprov/ca.h>
 
@@ -40,6 +47,7 @@ struct fake_cfg {
 	long long polls_until_issued;
 	long long delay_seconds;
 	int fail_start;
+	char *challenge;
 };
 
 static const struct amtprov_config_field fake_table[] = {
@@ -53,6 +61,8 @@ static const struct amtprov_config_field fake_table[] = {
 	 86400, "delay_seconds of WAIT_WITH_DELAY answers"},
 	{"fail_start", AMTPROV_CFG_BOOL, offsetof(struct fake_cfg, fail_start), 0, "false", 0, 0,
 	 "true: start() fails with UNREACHABLE"},
+	{"challenge", AMTPROV_CFG_STRING, offsetof(struct fake_cfg, challenge), 0, NULL, 0, 0,
+	 "a challengePassword every request must carry (handed out by csr_attributes)"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -62,6 +72,8 @@ struct fake_ca {
 	struct fake_issuer *issuer;
 	unsigned long next_cookie;
 	long long polls;
+	unsigned char *kept_csr; /* the last request, for polls without one */
+	size_t kept_len;
 };
 
 static const char *const fake_caps[] = {
@@ -87,6 +99,7 @@ static void fake_destroy(void *instance)
 	ca->host->log(ca->host, AMTPROV_LOG_INFO, "destroy");
 	ca->host->config_free(ca->host, fake_table, &ca->cfg);
 	fake_issuer_free(ca->issuer);
+	free(ca->kept_csr);
 	free(ca);
 }
 
@@ -150,6 +163,48 @@ static void set_wait(struct fake_ca *ca, struct amtprov_ca_result *res, const ch
 	snprintf(res->request_id, sizeof(res->request_id), "%s", cookie);
 }
 
+static int has_challenge(struct fake_ca *ca, const struct amtprov_ca_request *req)
+{
+	const unsigned char *p = req->csr_der;
+	X509_REQ *x = d2i_X509_REQ(NULL, &p, (long)req->csr_len);
+	int i = x ? X509_REQ_get_attr_by_NID(x, NID_pkcs9_challengePassword, -1) : -1;
+	ASN1_TYPE *v = i >= 0 ? X509_ATTRIBUTE_get0_type(X509_REQ_get_attr(x, i), 0) : NULL;
+	const ASN1_STRING *s = v && (v->type == V_ASN1_PRINTABLESTRING ||
+				     v->type == V_ASN1_UTF8STRING) ? v->value.asn1_string : NULL;
+	int ok = s && (size_t)ASN1_STRING_length(s) == strlen(ca->cfg.challenge) &&
+		 memcmp(ASN1_STRING_get0_data(s), ca->cfg.challenge, strlen(ca->cfg.challenge)) == 0;
+
+	X509_REQ_free(x);
+	return ok;
+}
+
+static int fake_csr_attributes(void *instance, const struct amtprov_ca_request *req,
+			       struct amtprov_secret **attrs, struct amtprov_error *err)
+{
+	struct fake_ca *ca = instance;
+	const struct amtprov_host *h = ca->host;
+	X509_ATTRIBUTE *a;
+	unsigned char *p;
+	int n;
+
+	(void)req;
+	*attrs = NULL;
+	if (!ca->cfg.challenge || !*ca->cfg.challenge)
+		return AMTPROV_OK;
+	a = X509_ATTRIBUTE_create_by_NID(NULL, NID_pkcs9_challengePassword, MBSTRING_UTF8,
+					 (const unsigned char *)ca->cfg.challenge, -1);
+	n = a ? i2d_X509_ATTRIBUTE(a, NULL) : -1;
+	*attrs = n > 0 ? h->secret_new(h, (size_t)n) : NULL;
+	if (*attrs) {
+		p = (unsigned char *)(*attrs)->data;
+		(*attrs)->len = (size_t)i2d_X509_ATTRIBUTE(a, &p);
+	}
+	X509_ATTRIBUTE_free(a);
+	return *attrs ? AMTPROV_OK
+		      : amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "%s: encoding the challenge",
+					  FAKE_CA_NAME);
+}
+
 static int fake_submit(void *instance, const struct amtprov_ca_request *req,
 		       struct amtprov_ca_result *res, struct amtprov_error *err)
 {
@@ -161,6 +216,16 @@ static int fake_submit(void *instance, const struct amtprov_ca_request *req,
 					 FAKE_CA_NAME);
 	ca->host->log(ca->host, AMTPROV_LOG_DEBUG, "submit for %s",
 		      req->subject_fqdn ? req->subject_fqdn : "(no fqdn)");
+	if (ca->cfg.challenge && *ca->cfg.challenge && !has_challenge(ca, req)) {
+		res->outcome = AMTPROV_CA_REJECTED;
+		set_message(ca, res, FAKE_CA_NAME ": the request lacks the right challengePassword");
+		return AMTPROV_OK;
+	}
+	free(ca->kept_csr);
+	ca->kept_csr = malloc(req->csr_len);
+	ca->kept_len = ca->kept_csr ? req->csr_len : 0;
+	if (ca->kept_csr)
+		memcpy(ca->kept_csr, req->csr_der, req->csr_len);
 	switch (FAKE_CA_OUTCOME) {
 	case AMTPROV_CA_ISSUED:
 		return fake_issuer_issue(ca->issuer, req, ca->cfg.validity_days,
@@ -214,6 +279,15 @@ static int fake_poll(void *instance, const struct amtprov_ca_request *req, const
 		set_wait(ca, res, cookie);
 		return AMTPROV_OK;
 	}
+	if (req && !req->csr_der && ca->kept_csr) {
+		/* The core withheld the request (it carries attributes): use the CA's copy. */
+		struct amtprov_ca_request kept = *req;
+
+		kept.csr_der = ca->kept_csr;
+		kept.csr_len = ca->kept_len;
+		return fake_issuer_issue(ca->issuer, &kept, ca->cfg.validity_days,
+					 ca->host->now(ca->host), res, err);
+	}
 	return fake_issuer_issue(ca->issuer, req, ca->cfg.validity_days, ca->host->now(ca->host),
 				 res, err);
 }
@@ -251,6 +325,7 @@ static const struct amtprov_ca_ops fake_ops = {
 #if FAKE_CA_REVOKE
 	.revoke = fake_revoke,
 #endif
+	.csr_attributes = fake_csr_attributes,
 };
 
 AMTPROV_PLUGIN_DEFINE(.kind = AMTPROV_KIND_CA, .name = FAKE_CA_NAME, .version = "0.1.0",

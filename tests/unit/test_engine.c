@@ -544,6 +544,112 @@ static void test_shutdown_runs_abort_hooks_of_jobs_in_flight(void)
 	teardown(&f);
 }
 
+/* engine_offload: a call that belongs to no device runs on a worker (never the loop: ca.h),
+ * its completion on the loop; run_until_idle waits for it; shutdown releases queued ones. */
+struct offload_probe {
+	pthread_t loop;
+	int ran_off_loop;
+	int done_on_loop;
+	int done_rc;
+	int released;
+	int block; /* the worker waits until cleared: keeps later calls queued */
+	pthread_mutex_t lock;
+};
+
+static int offload_call(void *arg, struct amtprov_error *err)
+{
+	struct offload_probe *p = arg;
+
+	p->ran_off_loop = !pthread_equal(pthread_self(), p->loop);
+	for (;;) {
+		int block;
+
+		pthread_mutex_lock(&p->lock);
+		block = p->block;
+		pthread_mutex_unlock(&p->lock);
+		if (!block)
+			break;
+		usleep(1000);
+	}
+	return amtprov_error_set(err, AMTPROV_E_UNREACHABLE, "ca", "the CA is down");
+}
+
+static void offload_done(int rc, const struct amtprov_error *err, void *arg)
+{
+	struct offload_probe *p = arg;
+
+	p->done_on_loop = pthread_equal(pthread_self(), p->loop);
+	p->done_rc = rc == err->code ? rc : -1;
+}
+
+static void offload_release(void *arg)
+{
+	((struct offload_probe *)arg)->released++;
+}
+
+static void test_offload_runs_on_a_worker_and_completes_on_the_loop(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct offload_probe p = {.loop = pthread_self()};
+
+	pthread_mutex_init(&p.lock, NULL);
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	e = make_engine(&f, 4);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_offload(e, offload_call, offload_done, offload_release, &p, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 5000, &err), AMTPROV_OK);
+	CU_ASSERT_TRUE(p.ran_off_loop);
+	CU_ASSERT_TRUE(p.done_on_loop);
+	CU_ASSERT_EQUAL(p.done_rc, AMTPROV_E_UNREACHABLE);
+	CU_ASSERT_EQUAL(p.released, 0);
+	engine_free(e);
+	teardown(&f);
+	pthread_mutex_destroy(&p.lock);
+}
+
+static void test_shutdown_releases_offloaded_calls(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct offload_probe busy[2] = {{.loop = pthread_self(), .block = 1},
+					{.loop = pthread_self(), .block = 1}};
+	struct offload_probe queued = {.loop = pthread_self()};
+
+	pthread_mutex_init(&busy[0].lock, NULL);
+	pthread_mutex_init(&busy[1].lock, NULL);
+	pthread_mutex_init(&queued.lock, NULL);
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	e = make_engine(&f, 4); /* 2 workers: both held by busy[], so 'queued' waits */
+	amtprov_error_clear(&err);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL(engine_offload(e, offload_call, offload_done, offload_release,
+					       &busy[i], &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(engine_offload(e, offload_call, offload_done, offload_release, &queued,
+				       &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 200, &err), AMTPROV_E_TIMEOUT);
+	for (int i = 0; i < 2; i++) {
+		pthread_mutex_lock(&busy[i].lock);
+		busy[i].block = 0;
+		pthread_mutex_unlock(&busy[i].lock);
+	}
+	engine_shutdown(e);
+	/* Each call is released exactly once or completed, never both, never lost. */
+	CU_ASSERT_EQUAL(queued.released + busy[0].released + busy[1].released +
+				(queued.done_on_loop + busy[0].done_on_loop + busy[1].done_on_loop),
+			3);
+	CU_ASSERT_EQUAL(queued.done_on_loop, 0);
+	CU_ASSERT(queued.released == 1 || queued.ran_off_loop);
+	engine_free(e);
+	teardown(&f);
+	for (int i = 0; i < 2; i++)
+		pthread_mutex_destroy(&busy[i].lock);
+	pthread_mutex_destroy(&queued.lock);
+}
+
 static void test_transient_codes(void)
 {
 	CU_ASSERT_TRUE(engine_error_transient(AMTPROV_E_UNREACHABLE));
@@ -578,4 +684,8 @@ void register_engine_tests(void)
 	CU_add_test(s, "shutdown releases the state of steps in flight (abort hooks)",
 		    test_shutdown_runs_abort_hooks_of_jobs_in_flight);
 	CU_add_test(s, "transient error codes", test_transient_codes);
+	CU_add_test(s, "an offloaded call runs on a worker and completes on the loop",
+		    test_offload_runs_on_a_worker_and_completes_on_the_loop);
+	CU_add_test(s, "shutdown releases offloaded calls, none lost or run twice",
+		    test_shutdown_releases_offloaded_calls);
 }

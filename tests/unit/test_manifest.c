@@ -447,6 +447,33 @@ static void test_directory_container_needs_directory(void)
 		     "/amt/directory_container", "needs 'directory'");
 }
 
+#define X_CA_PLUGIN ",'plugins':{'ca':{'plugin':'ca-local'}}"
+
+/* R-PROV-06: where the web server key is made; "auto" unless the manifest says otherwise. */
+static void test_web_server_key_source(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m;
+
+	m = expect_ok(HEAD X_CA_PLUGIN ",'certificates':{'web_server':{'ca':'ca'}}}", &pr);
+	CU_ASSERT_EQUAL(m->web_server.key_source, MANIFEST_KEY_AUTO);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	m = expect_ok(HEAD X_CA_PLUGIN ",'certificates':{'web_server':{'ca':'ca',"
+					"'key_source':'amtprov'}}}", &pr);
+	CU_ASSERT_EQUAL(m->web_server.key_source, MANIFEST_KEY_AMTPROV);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	m = expect_ok(HEAD X_CA_PLUGIN ",'certificates':{'web_server':{'ca':'ca',"
+					"'key_source':'amt'}}}", &pr);
+	CU_ASSERT_EQUAL(m->web_server.key_source, MANIFEST_KEY_AMT);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	expect_error(HEAD X_CA_PLUGIN ",'certificates':{'web_server':{'ca':'ca',"
+				      "'key_source':'tpm'}}}",
+		     "/certificates/web_server/key_source", "'tpm' is not one of \"auto\"");
+}
+
 /* ---- 802.1X ------------------------------------------------------------------------------ */
 
 #define X_PLUGINS                                                                         \
@@ -964,6 +991,7 @@ void register_manifest_tests(void)
 		{"pkcs12 and certificate are exclusive", test_pkcs12_and_certificate_are_exclusive},
 		{"AMT user accounts are checked (R-PROV-11)", test_amt_user_accounts_are_checked},
 		{"directory container needs directory", test_directory_container_needs_directory},
+		{"web server key source (R-PROV-06)", test_web_server_key_source},
 		{"EAP-TLS requires a client certificate (R-8021X-01)",
 		 test_eap_tls_requires_a_client_certificate},
 		{"more than 8 wireless templates is an error (R-8021X-03)",

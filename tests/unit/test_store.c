@@ -1281,6 +1281,29 @@ static void test_pending_retry_counts_attempts(void)
 	store_close(st);
 }
 
+/* A lease (defer) hides an operation until it runs out, without counting an attempt. */
+static void test_pending_defer_is_a_lease(void)
+{
+	struct store *st = open_new();
+	struct store_pending op = { 0 };
+	struct pending_seen seen = { 0 };
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	snprintf(op.kind, sizeof(op.kind), "revoke");
+	CU_ASSERT_EQUAL_FATAL(store_pending_add(st, &op, 1, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_pending_defer(st, op.id, 600, &err), AMTPROV_OK);
+	seen.attempts = -1;
+	CU_ASSERT_EQUAL(store_pending_due(st, NULL, 599, capture_pending, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.attempts, -1); /* not due while leased */
+	CU_ASSERT_EQUAL(store_pending_due(st, NULL, 600, capture_pending, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.attempts, 0); /* due again, and no attempt counted */
+	CU_ASSERT_EQUAL(store_pending_defer(st, op.id + 1000, 1, &err), AMTPROV_E_NOT_FOUND);
+	store_close(st);
+}
+
 /* Maintenance task records: NOT_FOUND before the first put, replaced by later puts. */
 static void test_task_put_get(void)
 {
@@ -1562,6 +1585,7 @@ void register_store_tests(void)
 		  test_status_list_pages_without_skips_or_repeats },
 		{ "pending ops: due, retry, done", test_pending_ops_due_retry_done },
 		{ "pending ops: retry counts attempts", test_pending_retry_counts_attempts },
+		{ "pending ops: defer is a lease, no attempt counted", test_pending_defer_is_a_lease },
 		{ "maintenance tasks: put and get", test_task_put_get },
 		{ "maintenance tasks: on-demand requests are never lost",
 		  test_task_requests_are_never_lost },

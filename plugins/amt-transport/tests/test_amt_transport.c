@@ -25,6 +25,9 @@
 #include <CUnit/Basic.h>
 #include <jansson.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <amtprov/transport.h>
 
 #include "log.h"
@@ -889,6 +892,103 @@ static void test_second_stage(void)
 	free(b64);
 }
 
+/* A null-signed PKCS#10 request for CN=@p cn around @p pub (what the core sends AMT). */
+static char *null_signed_csr(EVP_PKEY *pub, const char *cn)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	X509_ALGOR *alg = X509_ALGOR_new();
+	ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
+	unsigned char zeros[256] = {0}, *der = NULL;
+	char *b64 = NULL;
+	int n = -1;
+
+	if (req && name && alg && sig &&
+	    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+				       -1, 0) &&
+	    X509_REQ_set_subject_name(req, name) && X509_REQ_set_pubkey(req, pub) &&
+	    X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL) &&
+	    ASN1_BIT_STRING_set(sig, zeros, sizeof(zeros)) && X509_REQ_set1_signature_algo(req, alg)) {
+		X509_REQ_set0_signature(req, sig);
+		sig = NULL;
+		n = i2d_X509_REQ(req, &der);
+	}
+	if (n > 0 && (b64 = malloc(4 * ((size_t)n + 2) / 3 + 1)))
+		EVP_EncodeBlock((unsigned char *)b64, der, n);
+	OPENSSL_free(der);
+	ASN1_BIT_STRING_free(sig);
+	X509_ALGOR_free(alg);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	return b64;
+}
+
+/* R-PROV-06 against amtsim: GENERATE_KEY_PAIR gives a handle whose public key (DERKey) AMT
+ * puts into the request it signs with SIGN_CSR; a template around another key is refused
+ * with AMT's INVALID_KEY (2062). */
+static void test_amt_key_csr(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r = NULL;
+	void *s;
+	char kh[256] = "", params[4096];
+	const char *v;
+	unsigned char der[2048];
+	const unsigned char *p = der;
+	EVP_PKEY *pub = NULL, *other = EVP_RSA_gen(2048);
+	X509_REQ *signed_req = NULL;
+	char *csr = NULL, *bad = NULL;
+	int n;
+
+	tgt_init(&g, pi_main, 101, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GENERATE_KEY_PAIR, "{\"bits\":2048}", &r, &err),
+			AMTPROV_OK);
+	v = json_string_value(json_object_get(r, "key_handle"));
+	snprintf(kh, sizeof(kh), "%s", v ? v : "");
+	json_decref(r);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kh, "Intel(r) AMT Key: Handle: "));
+	snprintf(params, sizeof(params), "{\"class\":\"AMT_PublicPrivateKeyPair\","
+		 "\"selectors\":{\"InstanceID\":\"%s\"}}", kh);
+	CU_ASSERT_EQUAL_FATAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, params, &r, &err), AMTPROV_OK);
+	v = json_string_value(json_object_get(json_object_get(r, "instance"), "DERKey"));
+	n = v ? EVP_DecodeBlock(der, (const unsigned char *)v, (int)strlen(v)) : -1;
+	json_decref(r);
+	CU_ASSERT_FATAL(n > 0);
+	/* PKCS#1 RSAPublicKey (trailing zero bytes from base64 padding are ignored). */
+	pub = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+	csr = null_signed_csr(pub, "f1.contoso.com");
+	snprintf(params, sizeof(params), "{\"key_handle\":\"%s\",\"csr_der_b64\":\"%s\"}", kh,
+		 csr ? csr : "");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SIGN_CSR, params, &r, &err), AMTPROV_OK);
+	v = json_string_value(json_object_get(r, "csr_der_b64"));
+	n = v ? EVP_DecodeBlock(der, (const unsigned char *)v, (int)strlen(v)) : -1;
+	p = der;
+	signed_req = n > 0 ? d2i_X509_REQ(NULL, &p, n) : NULL;
+	json_decref(r);
+	CU_ASSERT_PTR_NOT_NULL(signed_req);
+	if (signed_req) {
+		CU_ASSERT_EQUAL(X509_REQ_verify(signed_req, pub), 1);
+		CU_ASSERT_EQUAL(EVP_PKEY_eq(X509_REQ_get0_pubkey(signed_req), pub), 1);
+	}
+	/* A template whose key is not the handle's: AMT refuses it, by name. */
+	bad = other ? null_signed_csr(other, "f1.contoso.com") : NULL;
+	snprintf(params, sizeof(params), "{\"key_handle\":\"%s\",\"csr_der_b64\":\"%s\"}", kh,
+		 bad ? bad : "");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SIGN_CSR, params, &r, &err), AMTPROV_E_DEVICE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "INVALID_KEY"));
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+	X509_REQ_free(signed_req);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(other);
+	free(csr);
+	free(bad);
+}
+
 static const char *inst_str(const json_t *r, const char *k)
 {
 	const char *v = json_string_value(json_object_get(json_object_get(r, "instance"), k));
@@ -1019,6 +1119,7 @@ int main(void)
 	CU_add_test(su, "ws-man get/put/enumerate/invoke/faults", test_wsman);
 	CU_add_test(su, "legacy SOAP (AMT < 9)", test_legacy_soap);
 	CU_add_test(su, "second stage ops", test_second_stage);
+	CU_add_test(su, "AMT key: GenerateKeyPair + signed request (R-PROV-06)", test_amt_key_csr);
 	CU_add_test(su, "power policy, web UI, 802.1X (R-PROV-11)", test_power_webui_8021x);
 	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
 	CU_add_test(su, "timeout", test_timeout);

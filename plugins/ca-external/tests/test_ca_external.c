@@ -208,6 +208,42 @@ static uint8_t *make_csr(const char *challenge, EVP_PKEY **key_out, size_t *len)
 	return copy;
 }
 
+/* A request built the way the core builds one around a key AMT holds: a bare template plus
+ * the attributes the plugin asked for (csr_attributes, ca.h ABI 1.1), then signed. */
+static uint8_t *make_csr_with_attrs(const struct amtprov_secret *attrs, size_t *len)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	const unsigned char *p = (const unsigned char *)attrs->data;
+	const unsigned char *end = p + attrs->len;
+	unsigned char *der = NULL;
+	uint8_t *copy = NULL;
+	int n, ok;
+
+	ok = key && req && name &&
+	     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)SP_FQDN,
+					-1, -1, 0) &&
+	     X509_REQ_set_subject_name(req, name) && X509_REQ_set_pubkey(req, key);
+	while (ok && p < end) {
+		X509_ATTRIBUTE *a = d2i_X509_ATTRIBUTE(NULL, &p, (long)(end - p));
+
+		ok = a && X509_REQ_add1_attr(req, a);
+		X509_ATTRIBUTE_free(a);
+	}
+	CU_ASSERT_TRUE(ok);
+	if (ok && X509_REQ_sign(req, key, EVP_sha256()) > 0 && (n = i2d_X509_REQ(req, &der)) > 0 &&
+	    (copy = malloc((size_t)n))) {
+		memcpy(copy, der, (size_t)n);
+		*len = (size_t)n;
+	}
+	OPENSSL_free(der);
+	X509_NAME_free(name);
+	X509_REQ_free(req);
+	EVP_PKEY_free(key);
+	return copy;
+}
+
 static void result_init(struct amtprov_ca_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -749,6 +785,30 @@ static void test_scep_enroll(void)
 	pi_ca_result_release(&res);
 	EVP_PKEY_free(key);
 	free(csr);
+
+	/* The challenge handed to the core beforehand (csr_attributes): a request built with it,
+	 * as the core builds AMT's template, is issued. */
+	{
+		struct amtprov_ca_request creq = {.struct_size = sizeof(creq),
+						  .purpose = AMTPROV_PURPOSE_WEB_SERVER,
+						  .subject_fqdn = SP_FQDN};
+		struct amtprov_secret *attrs = NULL;
+
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL(pi_ca_csr_attributes(f.pi, SP_FQDN, &creq, &attrs, &err), AMTPROV_OK);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(attrs);
+		CU_ASSERT_PTR_NOT_NULL(memmem(attrs->data, attrs->len, CHALLENGE, strlen(CHALLENGE)));
+		csr = make_csr_with_attrs(attrs, &len);
+		util_secret_free(attrs);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(csr);
+		CU_ASSERT_EQUAL_FATAL(submit(&f, csr, len, &res), AMTPROV_OK);
+		if (res.outcome != AMTPROV_CA_ISSUED)
+			fprintf(stderr, "\n  %s: %s\n", amtprov_ca_outcome_name(res.outcome),
+				res.message);
+		CU_ASSERT_EQUAL(res.outcome, AMTPROV_CA_ISSUED);
+		pi_ca_result_release(&res);
+		free(csr);
+	}
 
 	/* fetch_roots is GetCACert. */
 	amtprov_error_clear(&err);
