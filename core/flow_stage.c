@@ -147,29 +147,6 @@ static int newest_web_cert(void *ctx, const struct store_cert *c)
 	return 0;
 }
 
-/* Splits a PEM chain into base64 DER strings (JSON array, new reference). */
-static json_t *chain_array(const char *pem)
-{
-	json_t *arr = json_array();
-	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	X509 *x;
-
-	while (bio && arr && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		unsigned char *der = NULL;
-		int n = i2d_X509(x, &der);
-		char *s = n > 0 ? b64(der, (size_t)n) : NULL;
-
-		if (s)
-			json_array_append_new(arr, json_string(s));
-		free(s);
-		OPENSSL_free(der);
-		X509_free(x);
-	}
-	ERR_clear_error(); /* the end of the chain reads as an error */
-	BIO_free(bio);
-	return arr;
-}
-
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
 
 static int call(struct stage_run *r, uint32_t op, json_t *params)
@@ -221,7 +198,7 @@ static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_err
 	 * holds, and clients verify the device against the site CA they already trust.
 	 * Legacy SOAP takes the whole chain with the key. */
 	if (s && with_key)
-		p = json_pack("{s:s,s:o}", "cert_der_b64", s, "chain", chain_array(chain));
+		p = json_pack("{s:s,s:o}", "cert_der_b64", s, "chain", flow_chain_array(chain));
 	else if (s)
 		p = json_pack("{s:s}", "cert_der_b64", s);
 	if (p && with_key) {
