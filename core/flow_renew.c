@@ -317,6 +317,23 @@ static void next(struct renew *r)
 	}
 }
 
+/* AMT did not take the new certificate. A passing error is retried; otherwise the device
+ * stays PROVISIONED with the certificate it serves, and the next evaluation installs the
+ * recorded one (two active certificates mark an interrupted renewal). */
+static void install_failed(struct renew *r, int rc, const char *why)
+{
+	char detail[STORE_TEXT_SIZE];
+
+	if (engine_error_transient(rc)) {
+		renew_end(r, DS_INVALID, rc, why);
+		return;
+	}
+	snprintf(detail, sizeof(detail), "renewal not finished, the device serves its current "
+		 "certificate; the next evaluation installs the new one: %.400s", why);
+	site_status(r->f->site, STATUS_TASK_FAILED, r->fqdn, detail);
+	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+}
+
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct renew *r = ctx;
@@ -336,8 +353,8 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 				util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
 		}
 		if (!r->cert_handle[0]) {
-			renew_end(r, DS_INVALID, AMTPROV_E_DEVICE,
-				  "AMT reports the new certificate as a duplicate but does not list it");
+			install_failed(r, AMTPROV_E_DEVICE, "AMT reports the new certificate as a "
+				       "duplicate but does not list it");
 			return;
 		}
 		next(r);
@@ -359,7 +376,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 		snprintf(why, sizeof(why), "renewal step %d: %s", done,
 			 err->msg[0] ? err->msg : amtprov_strerror(rc));
-		renew_end(r, DS_INVALID, rc, why);
+		install_failed(r, rc, why);
 		return;
 	}
 	if ((h = json_string_value(json_object_get(result, "cert_handle"))))

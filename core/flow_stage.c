@@ -46,8 +46,7 @@ struct stage_run {
 	char admin_cred[STORE_FQDN_SIZE + 32];
 	char admin_pending[STORE_FQDN_SIZE + 40];
 	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
-	int cert_adopted;     /* this run found its certificate already in AMT */
-	int tls_fixup;        /* 1: reading the TLS settings, 2: writing them back enabled */
+	int tls_replacing;    /* ENABLE_TLS sent again with "replace" (a context existed) */
 	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
@@ -484,17 +483,16 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 		advance(r);
 		return 1;
 	}
-	/* A TLS context that exists is ours only when the certificate was ours too (a re-run
-	 * after a crash). Bound to another certificate, it must not be adopted silently: the
-	 * device would serve that certificate. */
-	if (done == 4 && r->cert_adopted) {
-		/* The context exists, but the interrupted run may not have reached the second
-		 * half of ENABLE_TLS: turn TLS on in the settings (read, then write back whole,
-		 * as AMT's Put wants the full instance). */
-		r->tls_fixup = 1;
-		call(r, AMTPROV_AMT_WSMAN_GET,
-		     json_pack("{s:s,s:{s:s}}", "class", "AMT_TLSSettingData", "selectors",
-			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings"));
+	/* A TLS credential context exists: an interrupted run made it, for this certificate
+	 * or for the one an earlier attempt installed before the CA issued this one. AMT keeps
+	 * one context, so ENABLE_TLS runs again with "replace": a context bound to another
+	 * certificate is deleted and one for this certificate created (one bound to it already
+	 * stays), then TLS is turned on in the settings, which the interrupted run may not
+	 * have reached. The device never serves a superseded certificate. */
+	if (done == 4 && !r->tls_replacing) {
+		r->tls_replacing = 1;
+		call(r, AMTPROV_AMT_ENABLE_TLS,
+		     json_pack("{s:s,s:b}", "cert_handle", r->cert_handle, "replace", 1));
 		return 1;
 	}
 	if (done == 3) { /* certificate stored: find its handle */
@@ -517,7 +515,6 @@ static int adopt_cert_handle(struct stage_run *r, const json_t *result)
 
 		if (der && id && r->cert_b64 && strcmp(der, r->cert_b64) == 0) {
 			util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
-			r->cert_adopted = 1;
 			return 1;
 		}
 	}
@@ -550,28 +547,6 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
 		return;
-	if (rc == AMTPROV_OK && r->tls_fixup == 1) {
-		json_t *inst = json_deep_copy(json_object_get(result, "instance"));
-
-		r->tls_fixup = 2;
-		if (!json_is_object(inst)) {
-			json_decref(inst);
-			run_end(r, DS_INVALID, AMTPROV_E_PROTOCOL, "AMT returned no TLS settings");
-			return;
-		}
-		json_object_set_new(inst, "Enabled", json_true());
-		json_object_set_new(inst, "MutualAuthentication", json_false());
-		json_object_set_new(inst, "AcceptNonSecureConnections", json_true());
-		call(r, AMTPROV_AMT_WSMAN_PUT,
-		     json_pack("{s:s,s:{s:s},s:o}", "class", "AMT_TLSSettingData", "selectors",
-			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings", "properties", inst));
-		return;
-	}
-	if (rc == AMTPROV_OK && r->tls_fixup == 2) {
-		r->tls_fixup = 0;
-		advance(r);
-		return;
-	}
 	if (rc == AMTPROV_OK && r->looking_up_cert) {
 		r->looking_up_cert = 0;
 		if (!adopt_cert_handle(r, result)) {
