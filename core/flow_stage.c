@@ -25,6 +25,7 @@
 
 #include "flow_int.h"
 #include "flow_keys.h"
+#include "flow_prune.h"
 #include "pki.h"
 #include "status.h"
 #include "util.h"
@@ -47,6 +48,8 @@ struct stage_run {
 	char admin_pending[STORE_FQDN_SIZE + 40];
 	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
 	int tls_replacing;    /* ENABLE_TLS sent again with "replace" (a context existed) */
+	int64_t cert_id;      /* the certificate being installed */
+	struct flow_prune *prune; /* the superseded certificate leaving AMT's store */
 	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
@@ -61,6 +64,7 @@ static void run_free(struct stage_run *r)
 	if (!r)
 		return;
 	flow_8021x_free(r->x8021x);
+	flow_prune_free(r->prune);
 	if (r->session)
 		tloop_session_close(r->f->tloop, r->session);
 	flow_device_accounts_free(&r->accounts);
@@ -188,6 +192,7 @@ static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_err
 				  "no active web server certificate recorded for the device");
 		return NULL;
 	}
+	r->cert_id = a.id;
 	if (store_cert_data_get(st, a.id, &der, &len, &chain, err) != AMTPROV_OK)
 		return NULL;
 	s = b64(der, len);
@@ -540,6 +545,20 @@ static int promote_admin_password(struct stage_run *r, struct amtprov_error *err
 	return rc;
 }
 
+static void pruned(void *ctx, int certs, int keys, const char *problem)
+{
+	struct stage_run *r = ctx;
+
+	r->prune = NULL; /* freed by flow_prune.c */
+	if (problem && problem[0])
+		alog(site_log(r->f->site), AMTPROV_LOG_WARNING, "%s: superseded certificates left "
+		     "in AMT's store: %s", r->fqdn, problem);
+	else if (certs + keys)
+		alog(site_log(r->f->site), AMTPROV_LOG_INFO, "%s: %d superseded certificate(s) and "
+		     "%d key pair(s) deleted from AMT's store", r->fqdn, certs, keys);
+	advance(r);
+}
+
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct stage_run *r = ctx;
@@ -547,6 +566,18 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
 		return;
+	if (rc == AMTPROV_OK && r->tls_replacing == 1) {
+		struct amtprov_error e2;
+
+		/* The context was bound to a superseded certificate of an earlier attempt: that
+		 * certificate leaves AMT's store too (a failure is only logged). */
+		r->tls_replacing = 2;
+		amtprov_error_clear(&e2);
+		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn, r->cert_id, pruned, r,
+				     &r->prune, &e2) != AMTPROV_OK)
+			pruned(r, 0, 0, e2.msg[0] ? e2.msg : "cannot start");
+		return;
+	}
 	if (rc == AMTPROV_OK && r->looking_up_cert) {
 		r->looking_up_cert = 0;
 		if (!adopt_cert_handle(r, result)) {

@@ -141,7 +141,9 @@ sim_stop
 # --- 2b. the commit is refused after the first stage created the TLS credential context for
 # its certificate; after `device retry` the CA issues a new certificate (R-REV-02b) and the
 # re-run first stage finds the context bound to the superseded one: it is replaced
-# (ENABLE_TLS replace), so the device serves the new certificate, never the revoked one.
+# (ENABLE_TLS replace), so the device serves the new certificate, never the revoked one, and
+# the superseded certificate is deleted from AMT's store (the key AMT generated stays: the new
+# certificate is for it too).
 rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 1 '{"commit_fail": 2057}'; sim_start; site
 check "register the device" register 1
 "$AMTPROVD" -m "$T/site/site.json" --once=60 2>"$T/d8.log"
@@ -177,6 +179,13 @@ bound = [c for c in d["certificates"] if c["handle"] == tls[0]["cert_handle"]][0
 assert hashlib.sha256(base64.b64decode(bound["der"])).hexdigest().upper() == sys.argv[2].upper()
 assert d["tls_remote"]["enabled"] and d["tls_remote"]["cert_handle"] == tls[0]["cert_handle"]
 assert sum("TLS credential context removed" in e["event"] for e in d["audit"]) == 1
+PY
+check "the superseded certificate left AMT's store; the key both certificates carry stays" \
+  python3 - "$T/pc1.dump2.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["certificates"]) == 1 and len(d["keys"]) == 1, (d["certificates"], d["keys"])
+assert sum(e["event"].startswith("certificate handle") and e["event"].endswith("deleted") for e in d["audit"]) == 1
 PY
 served=$(openssl s_client -connect "$NET.1:16993" </dev/null 2>/dev/null | openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
 check "the device serves the new certificate" test "${served^^}" = "$(tr a-f A-F <"$T/second.sha")"
