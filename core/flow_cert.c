@@ -856,6 +856,23 @@ static void report_interrupted_request(struct cert_call *c)
 	}
 }
 
+/* Hands @p work to a worker, its answer to @p answer (loop thread); the job owns @p c until
+ * then. On failure the job is ended and @p c freed. */
+static void run_worker(struct cert_call *c, engine_blocking_fn work,
+		       engine_blocking_done answer)
+{
+	struct engine_job *job = c->job;
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (engine_job_blocking(job, work, answer, c, &err) != AMTPROV_OK) {
+		call_free(c);
+		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
+	}
+	engine_job_set_abort(job, call_abort, c);
+}
+
 /* Writes the ca-submit marker (write-ahead: the request is on record before the CA can
  * issue anything) and hands @p work to a worker; the answer comes to on_answer. On failure
  * the job is ended and @p c freed. */
@@ -878,13 +895,7 @@ static void start_submit(struct cert_call *c, engine_blocking_fn work)
 		return;
 	}
 	c->submit_marker = marker.id;
-	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work, on_answer, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work, on_answer);
 }
 
 /* amtprov makes the key. A record of a key AMT held for an earlier request is dropped: the
@@ -1279,7 +1290,6 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 {
 	struct cert_call *c = call_new(ctx, job);
 	const struct store_device *d = engine_job_device(job);
-	struct amtprov_error err;
 	char why[STORE_TEXT_SIZE];
 	int source;
 
@@ -1299,13 +1309,7 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 		return;
 	}
 	c->amt_key = 1;
-	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work_attributes, on_attributes, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work_attributes, on_attributes);
 }
 
 /* Renewal (flow_renew.c): the key where the manifest's key_source puts it, as provisioning
@@ -1314,7 +1318,6 @@ void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_ce
 		       flow_cert_done_fn done, void *arg, void (*arg_free)(void *))
 {
 	struct cert_call *c = call_new(f, job);
-	struct amtprov_error err;
 	char why[STORE_TEXT_SIZE];
 	int source;
 
@@ -1341,13 +1344,7 @@ void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_ce
 	}
 	c->amt_key = 1;
 	c->verify_cert_id = verify_cert_id;
-	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work_attributes, on_attributes, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work_attributes, on_attributes);
 }
 
 void flow_step_ca_waiting(struct engine_job *job, void *ctx)
@@ -1389,10 +1386,5 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx)
 		free(der);
 	}
 	json_decref(payload);
-	if (engine_job_blocking(job, work_poll, on_answer, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work_poll, on_answer);
 }
