@@ -176,9 +176,10 @@ static void revoked(struct engine_job *job, int rc, const struct amtprov_error *
 	(void)rc;
 	(void)err;
 	revoke_batch_record(r->f->site, r->batch, &done, &left);
-	snprintf(detail, sizeof(detail), "web server certificate renewed (R-WS-03) with a key %s; "
+	snprintf(detail, sizeof(detail), "web server certificate renewed (R-WS-03%s) with a key %s; "
 		 "%d older certificate%s revoked Superseded%s; %d certificate%s and %d key pair%s "
-		 "deleted from AMT", r->key_in_amt ? "generated inside AMT" : "made by amtprov",
+		 "deleted from AMT", r->resumed ? ", an interrupted renewal finished" : "",
+		 r->key_in_amt ? "generated inside AMT" : "made by amtprov",
 		 done, done == 1 ? "" : "s", left ? ", the rest queued" : "", r->pruned_certs,
 		 r->pruned_certs == 1 ? "" : "s", r->pruned_keys, r->pruned_keys == 1 ? "" : "s");
 	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn, detail);
