@@ -32,6 +32,8 @@
 #include <jansson.h>
 
 #include "flow_int.h"
+#include "flow_keys.h"
+#include "flow_managed.h"
 #include "pki.h"
 #include "status.h"
 #include "util.h"
@@ -70,7 +72,10 @@ struct cert_call {
 	int amt_key;                        /* 1: this request is for a key AMT holds */
 	int amt_auto;                       /* key_source auto: amtprov's key if AMT can't */
 	struct engine_job *job;
-	void *session;
+	void *session;                      /* m.session when verify_cert_id is set */
+	int64_t verify_cert_id;             /* renewal: the session is MANAGED, verified with
+					     * this certificate's chain and CRL (R-REV-01) */
+	struct managed m;
 	struct flow_device_accounts accounts;
 	struct amtprov_device_info info;
 	int amt_phase;
@@ -85,14 +90,23 @@ struct cert_call {
 	void (*done_free)(void *); /* frees done_arg if the answer never reaches done */
 };
 
+/* Closes the session to AMT, provisioning or managed. */
+static void amt_session_close(struct cert_call *c)
+{
+	if (c->verify_cert_id)
+		managed_close(&c->m);
+	else if (c->session)
+		tloop_session_close(c->f->tloop, c->session);
+	c->session = NULL;
+}
+
 static void call_free(struct cert_call *c)
 {
 	if (!c)
 		return;
 	if (c->done_free)
 		c->done_free(c->done_arg);
-	if (c->session)
-		tloop_session_close(c->f->tloop, c->session);
+	amt_session_close(c);
 	flow_device_accounts_free(&c->accounts);
 	json_decref(c->key_record);
 	json_decref(c->key_before);
@@ -504,33 +518,6 @@ static int revoke_superseded(struct cert_call *c, struct engine_job *job, int64_
 	return 1;
 }
 
-static char *b64_of(const unsigned char *data, size_t len)
-{
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
-	return out;
-}
-
-/* Decodes base64 (padding aware) into a malloc'd buffer; NULL on error. */
-static unsigned char *unb64(const char *in, size_t *len)
-{
-	size_t n = in ? strlen(in) : 0;
-	unsigned char *out = n && n % 4 == 0 ? malloc(n) : NULL;
-	int got = out ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)n) : -1;
-
-	if (got < 0) {
-		free(out);
-		return NULL;
-	}
-	/* EVP_DecodeBlock counts the padding as data. */
-	if (in[n - 1] == '=')
-		got -= in[n - 2] == '=' ? 2 : 1;
-	*len = (size_t)got;
-	return out;
-}
-
 /* The ca-poll record: cookie, CA, template; the request unless withheld; AMT's key. */
 static json_t *poll_payload(struct cert_call *c)
 {
@@ -542,7 +529,7 @@ static json_t *poll_payload(struct cert_call *c)
 	if (!p)
 		return NULL;
 	if (!c->csr_withheld) {
-		s = b64_of(c->csr_der, c->csr_len);
+		s = flow_b64(c->csr_der, c->csr_len);
 		json_object_set_new(p, "csr", json_string(s ? s : ""));
 		free(s);
 	}
@@ -550,7 +537,7 @@ static json_t *poll_payload(struct cert_call *c)
 		unsigned char *der = NULL;
 		int n = i2d_PUBKEY(c->amt_pub, &der);
 
-		s = n > 0 ? b64_of(der, (size_t)n) : NULL;
+		s = n > 0 ? flow_b64(der, (size_t)n) : NULL;
 		json_object_set_new(p, "spki", json_string(s ? s : ""));
 		free(s);
 		OPENSSL_free(der);
@@ -675,6 +662,9 @@ static void answer_to_caller(struct cert_call *c, struct engine_job *job)
 
 	c->done_free = NULL; /* done owns done_arg from here */
 	amtprov_error_clear(&e2);
+	/* AMT's key is deleted before the next attempt generates another (as provisioning). */
+	if (c->res.outcome == AMTPROV_CA_NEED_REKEY && c->amt_key)
+		amt_key_discard(c);
 	if (c->res.outcome == AMTPROV_CA_ISSUED) {
 		if (record_issued(c, &new_id, &e2) == AMTPROV_OK) {
 			c->done(job, AMTPROV_OK, new_id, NULL, c->done_arg);
@@ -866,6 +856,23 @@ static void report_interrupted_request(struct cert_call *c)
 	}
 }
 
+/* Hands @p work to a worker, its answer to @p answer (loop thread); the job owns @p c until
+ * then. On failure the job is ended and @p c freed. */
+static void run_worker(struct cert_call *c, engine_blocking_fn work,
+		       engine_blocking_done answer)
+{
+	struct engine_job *job = c->job;
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (engine_job_blocking(job, work, answer, c, &err) != AMTPROV_OK) {
+		call_free(c);
+		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
+	}
+	engine_job_set_abort(job, call_abort, c);
+}
+
 /* Writes the ca-submit marker (write-ahead: the request is on record before the CA can
  * issue anything) and hands @p work to a worker; the answer comes to on_answer. On failure
  * the job is ended and @p c freed. */
@@ -888,13 +895,7 @@ static void start_submit(struct cert_call *c, engine_blocking_fn work)
 		return;
 	}
 	c->submit_marker = marker.id;
-	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work, on_answer, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work, on_answer);
 }
 
 /* amtprov makes the key. A record of a key AMT held for an earlier request is dropped: the
@@ -946,16 +947,11 @@ static void amt_call(struct cert_call *c, int phase, uint32_t op, json_t *params
 		amt_end(c, rc, err.msg);
 }
 
-/* A base64 DERKey (PKCS#1 RSAPublicKey, AMT-PROTOCOL.md 8.6) as c->amt_pub. */
+/* A base64 DERKey as c->amt_pub. */
 static int take_public_key(struct cert_call *c, const char *b64)
 {
-	size_t len = 0;
-	unsigned char *der = unb64(b64, &len);
-	const unsigned char *p = der;
-
 	EVP_PKEY_free(c->amt_pub);
-	c->amt_pub = der ? d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)len) : NULL;
-	free(der);
+	c->amt_pub = flow_amt_public_key(b64);
 	return c->amt_pub ? 0 : -1;
 }
 
@@ -987,7 +983,7 @@ static void amt_sign(struct cert_call *c)
 	X509_ALGOR_free(alg);
 	X509_REQ_set0_signature(c->tmpl, sig);
 	n = i2d_X509_REQ(c->tmpl, &der);
-	b64 = n > 0 ? b64_of(der, (size_t)n) : NULL;
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
 	if (der)
 		OPENSSL_cleanse(der, (size_t)n); /* may hold the CA's challenge */
 	OPENSSL_free(der);
@@ -1005,7 +1001,7 @@ static void amt_sign(struct cert_call *c)
 static int check_signed(struct cert_call *c, const char *b64, struct amtprov_error *err)
 {
 	size_t len = 0;
-	unsigned char *der = unb64(b64, &len);
+	unsigned char *der = flow_unb64(b64, &len);
 	const unsigned char *p = der;
 	X509_REQ *req = der ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
 	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
@@ -1164,8 +1160,7 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 		return;
 	case AP_GENERATE:
 		if (rc != AMTPROV_OK && c->amt_auto && amt_unsupported(rc, err)) {
-			tloop_session_close(c->f->tloop, c->session);
-			c->session = NULL;
+			amt_session_close(c);
 			start_amtprov_key(c);
 			return;
 		}
@@ -1215,8 +1210,7 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 			engine_job_fail(job, e2.code, e2.msg);
 			return;
 		}
-		tloop_session_close(c->f->tloop, c->session);
-		c->session = NULL;
+		amt_session_close(c);
 		start_submit(c, work_submit_signed);
 		return;
 	}
@@ -1240,11 +1234,16 @@ static void on_attributes(struct engine_job *job, int rc, const struct amtprov_e
 	}
 	amtprov_error_clear(&e2);
 	c->key_record = amt_key_record(site_store(c->f->site), c->device_id, &c->key_record_id);
-	if (rc == AMTPROV_OK)
+	if (rc == AMTPROV_OK && c->verify_cert_id) {
+		/* Renewal: the device is provisioned and serves a certificate of the site's CA. */
+		rc = managed_open(c->f, d, c->verify_cert_id, &c->m, &e2);
+		c->session = c->m.session;
+	} else if (rc == AMTPROV_OK) {
 		rc = flow_device_accounts(c->f, c->fqdn, &c->accounts, &e2);
-	if (rc == AMTPROV_OK) {
-		flow_provisioning_target(c->f, d, &c->accounts, &c->info, &tgt);
-		rc = tloop_session_open(c->f->tloop, &tgt, &c->session, &e2);
+		if (rc == AMTPROV_OK) {
+			flow_provisioning_target(c->f, d, &c->accounts, &c->info, &tgt);
+			rc = tloop_session_open(c->f->tloop, &tgt, &c->session, &e2);
+		}
 	}
 	if (rc != AMTPROV_OK) {
 		amt_end(c, rc, e2.msg);
@@ -1291,7 +1290,6 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 {
 	struct cert_call *c = call_new(ctx, job);
 	const struct store_device *d = engine_job_device(job);
-	struct amtprov_error err;
 	char why[STORE_TEXT_SIZE];
 	int source;
 
@@ -1311,21 +1309,17 @@ void flow_step_certificate(struct engine_job *job, void *ctx)
 		return;
 	}
 	c->amt_key = 1;
-	amtprov_error_clear(&err);
-	if (engine_job_blocking(job, work_attributes, on_attributes, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work_attributes, on_attributes);
 }
 
-/* Renewal (flow_renew.c) installs the key amtprov stored: its requests always use a key
- * made by amtprov. */
-void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
-		       void *arg, void (*arg_free)(void *))
+/* Renewal (flow_renew.c): the key where the manifest's key_source puts it, as provisioning
+ * does; AMT's part on a MANAGED session verified with @p verify_cert_id. */
+void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_cert_id,
+		       flow_cert_done_fn done, void *arg, void (*arg_free)(void *))
 {
 	struct cert_call *c = call_new(f, job);
+	char why[STORE_TEXT_SIZE];
+	int source;
 
 	if (!c) {
 		if (arg_free)
@@ -1337,7 +1331,20 @@ void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn
 	c->done_arg = arg;
 	c->done_free = arg_free;
 	report_interrupted_request(c);
-	start_amtprov_key(c);
+	source = choose_key_source(c, engine_job_device(job), why, sizeof(why));
+	if (source < 0) {
+		c->done_free = NULL; /* done owns arg */
+		call_free(c);
+		done(job, AMTPROV_E_CONFIG, 0, why, arg);
+		return;
+	}
+	if (source == 0) {
+		start_amtprov_key(c);
+		return;
+	}
+	c->amt_key = 1;
+	c->verify_cert_id = verify_cert_id;
+	run_worker(c, work_attributes, on_attributes);
 }
 
 void flow_step_ca_waiting(struct engine_job *job, void *ctx)
@@ -1365,24 +1372,19 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx)
 	payload = json_loads(fk.op.payload, 0, NULL);
 	util_strlcpy(c->cookie, json_string_value(json_object_get(payload, "cookie")),
 		     sizeof(c->cookie));
-	c->csr_der = unb64(json_string_value(json_object_get(payload, "csr")), &c->csr_len);
+	c->csr_der = flow_unb64(json_string_value(json_object_get(payload, "csr")), &c->csr_len);
 	c->csr_withheld = !c->csr_der;
 	c->amt_key = json_is_string(json_object_get(payload, "key")) &&
 		     strcmp(json_string_value(json_object_get(payload, "key")), "amt") == 0;
 	spki = json_string_value(json_object_get(payload, "spki"));
 	if (c->amt_key && spki) {
 		size_t len = 0;
-		unsigned char *der = unb64(spki, &len);
+		unsigned char *der = flow_unb64(spki, &len);
 		const unsigned char *p = der;
 
 		c->amt_pub = der ? d2i_PUBKEY(NULL, &p, (long)len) : NULL;
 		free(der);
 	}
 	json_decref(payload);
-	if (engine_job_blocking(job, work_poll, on_answer, c, &err) != AMTPROV_OK) {
-		call_free(c);
-		engine_job_done(job, DS_INVALID, err.code, err.msg);
-		return;
-	}
-	engine_job_set_abort(job, call_abort, c);
+	run_worker(c, work_poll, on_answer);
 }

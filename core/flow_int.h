@@ -29,15 +29,18 @@ struct flow {
 
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
 void flow_step_certificate(struct engine_job *job, void *ctx);
-/* The same request (a new key made by amtprov, CSR, CA, recorded with its DER) for another
- * step, such as renewal: instead of moving the device on, @p done gets the new certificate's id on the
- * loop thread, or the failure (never CA_WAITING). @p done must end the job. If the job
- * ends before @p done is called (shutdown, a failure of the request itself), @p arg_free
- * (may be NULL) frees @p arg. */
+/* The same request for another step, such as renewal: the key where the manifest's
+ * key_source puts it (inside AMT, with the amt-key record, over a MANAGED session verified
+ * with certificate @p verify_cert_id; or made by amtprov and stored write-ahead), CSR
+ * checked, CA, certificate recorded with its DER. Instead of moving the device on, @p done
+ * gets the new certificate's id on the loop thread, or the failure (never CA_WAITING;
+ * AMTPROV_E_CONFIG when key_source cannot be honoured). @p done must end the job. If the
+ * job ends before @p done is called (shutdown, a failure of the request itself), @p
+ * arg_free (may be NULL) frees @p arg. */
 typedef void (*flow_cert_done_fn)(struct engine_job *job, int rc, int64_t cert_id,
 				  const char *why, void *arg);
-void flow_cert_request(struct flow *f, struct engine_job *job, flow_cert_done_fn done,
-		       void *arg, void (*arg_free)(void *));
+void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_cert_id,
+		       flow_cert_done_fn done, void *arg, void (*arg_free)(void *));
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
 /* flow_stage.c: NEED_FIRST_STAGE, NEED_COMMIT, NEED_SECOND_STAGE (R-PROV-10/11). */
 void flow_step_first_stage(struct engine_job *job, void *ctx);
@@ -67,8 +70,8 @@ void flow_provisioning_target(struct flow *f, const struct store_device *d,
 /* 1 when the device's web server key was generated inside AMT and AMT holds it (flow_cert.c
  * recorded its handle): the first stage then adds only the certificate, no key. */
 int flow_web_key_in_amt(struct flow *f, int64_t device_id);
-/* The commit made the first stage's work final: the record of the key AMT holds is dropped
- * (pending_ops holds only unfinished work). */
+/* The commit made the first stage's (or a renewal's) work final: the record of the key AMT
+ * holds is dropped (pending_ops holds only unfinished work). */
 void flow_web_key_committed(struct flow *f, int64_t device_id);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */

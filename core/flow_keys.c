@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "manifest.h"
@@ -19,6 +21,34 @@ char *flow_b64(const uint8_t *data, size_t len)
 	if (out)
 		EVP_EncodeBlock((unsigned char *)out, data, (int)len);
 	return out;
+}
+
+unsigned char *flow_unb64(const char *in, size_t *len)
+{
+	size_t n = in ? strlen(in) : 0;
+	unsigned char *out = n && n % 4 == 0 ? malloc(n) : NULL;
+	int got = out ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)n) : -1;
+
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	/* EVP_DecodeBlock counts the padding as data. */
+	if (in[n - 1] == '=')
+		got -= in[n - 2] == '=' ? 2 : 1;
+	*len = (size_t)got;
+	return out;
+}
+
+EVP_PKEY *flow_amt_public_key(const char *derkey_b64)
+{
+	size_t len = 0;
+	unsigned char *der = flow_unb64(derkey_b64, &len);
+	const unsigned char *p = der;
+	EVP_PKEY *key = der ? d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)len) : NULL;
+
+	free(der);
+	return key;
 }
 
 json_t *flow_key_params(EVP_PKEY *key)
@@ -39,28 +69,55 @@ json_t *flow_key_params(EVP_PKEY *key)
 	return p;
 }
 
-json_t *flow_key_params_stored(struct site *s, const char *cred_name,
-			       struct amtprov_error *err)
+EVP_PKEY *flow_key_stored(struct site *s, const char *cred_name, struct amtprov_error *err)
 {
 	struct manifest *m = site_manifest(s);
 	struct plugin_instance *cs =
 		m->credstore ? plugin_host_find(site_plugins(s), m->credstore) : NULL;
 	struct amtprov_secret *pem = NULL;
 	EVP_PKEY *key = NULL;
-	json_t *p = NULL;
 
 	if (!cs) {
 		amtprov_error_set(err, AMTPROV_E_CONFIG, cred_name,
 				  "no credential store is loaded to hold the key");
 		return NULL;
 	}
-	if (pi_credstore_get(cs, cred_name, &pem, err) == AMTPROV_OK &&
-	    pki_load_pem_key(pem->data, pem->len, cred_name, &key, err) == AMTPROV_OK) {
-		p = flow_key_params(key);
-		if (!p)
-			amtprov_error_set(err, AMTPROV_E_CRYPTO, cred_name, "the key cannot be encoded");
-	}
-	EVP_PKEY_free(key);
+	if (pi_credstore_get(cs, cred_name, &pem, err) == AMTPROV_OK)
+		pki_load_pem_key(pem->data, pem->len, cred_name, &key, err);
 	util_secret_free(pem);
+	return key;
+}
+
+json_t *flow_key_params_stored(struct site *s, const char *cred_name,
+			       struct amtprov_error *err)
+{
+	EVP_PKEY *key = flow_key_stored(s, cred_name, err);
+	json_t *p = key ? flow_key_params(key) : NULL;
+
+	if (key && !p)
+		amtprov_error_set(err, AMTPROV_E_CRYPTO, cred_name, "the key cannot be encoded");
+	EVP_PKEY_free(key);
 	return p;
+}
+
+json_t *flow_chain_array(const char *pem)
+{
+	json_t *arr = json_array();
+	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	X509 *x;
+
+	while (bio && arr && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
+		unsigned char *der = NULL;
+		int n = i2d_X509(x, &der);
+		char *s = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+
+		if (s)
+			json_array_append_new(arr, json_string(s));
+		free(s);
+		OPENSSL_free(der);
+		X509_free(x);
+	}
+	ERR_clear_error(); /* the end of the chain reads as an error */
+	BIO_free(bio);
+	return arr;
 }

@@ -18,9 +18,25 @@
 /** Base64 of @p data (no line breaks), malloc'd; NULL when out of memory. */
 char *flow_b64(const uint8_t *data, size_t len);
 
+/** Decodes base64 (padding aware) into a malloc'd buffer of *@p len bytes; NULL when @p in
+ * is not base64 or memory runs out. */
+unsigned char *flow_unb64(const char *in, size_t *len);
+
+/** The public key of an AMT_PublicPrivateKeyPair: its DERKey property, base64 of a PKCS#1
+ * RSAPublicKey (AMT-PROTOCOL.md 8.6). NULL when it does not decode. Free with EVP_PKEY_free. */
+EVP_PKEY *flow_amt_public_key(const char *derkey_b64);
+
 /** ADD_KEY params {"key_der_b64"} for @p key (not consumed). Every plain copy made on the
  * way is wiped. NULL when the key cannot be encoded. */
 json_t *flow_key_params(EVP_PKEY *key);
+
+/** The private key stored in the site's credential store as @p cred_name; NULL with @p err
+ * set when there is no credential store, no such record, or it is not a key. */
+EVP_PKEY *flow_key_stored(struct site *s, const char *cred_name, struct amtprov_error *err);
+
+/** The certificates of a PEM chain as a JSON array of base64 DER strings (the "chain" of
+ * ADD_CERTIFICATE, which legacy SOAP takes with the key); an empty array for NULL. */
+json_t *flow_chain_array(const char *pem);
 
 /** ADD_KEY params for the key stored in the site's credential store as @p cred_name.
  * NULL with @p err set when there is no credential store, no such record, or it is not a

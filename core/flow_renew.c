@@ -2,14 +2,24 @@
 /*
  * NEED_RENEWAL (R-WS-03/04): a provisioned device's web server certificate is replaced.
  *   1. a new key and certificate from the site's CA (flow_cert_request: the provisioning
- *      request path, key stored write-ahead, certificate recorded with its DER);
- *   2. over a MANAGED session verified with the certificate the device serves now:
- *      AddKey, AddCertificate, the TLS credential context replaced (the old one deleted,
- *      the new one created: AMT keeps one) and CommitChanges, after which AMT serves the
- *      new certificate;
- *   3. every older active web server certificate of the device is revoked with reason
+ *      request path). The key is where the manifest's key_source puts it, as provisioning
+ *      does: generated inside AMT (GenerateKeyPair + GeneratePKCS10RequestEx over a MANAGED
+ *      session verified with the site CA and CRL, R-REV-01; the request checked; the key's
+ *      handle recorded write-ahead in the amt-key record so a re-run adopts it), or made by
+ *      amtprov and stored write-ahead. The certificate is recorded with its DER;
+ *   2. over a MANAGED session verified with the certificate the device serves now: AddKey
+ *      (only for a key amtprov made; legacy SOAP below AMT 9 takes key and chain with the
+ *      certificate), AddCertificate, the TLS credential context replaced (the old one
+ *      deleted, the new one created: AMT keeps one) and CommitChanges, after which AMT
+ *      serves the new certificate; the amt-key record is dropped;
+ *   3. the superseded certificates and the key pairs only they used are deleted from AMT's
+ *      store (flow_prune.c; reported, not fatal);
+ *   4. every older active web server certificate of the device is revoked with reason
  *      Superseded (R-REV-02c) through the revocation queue: done now if the CA can, else
  *      retried until it succeeds.
+ * Restarts: two active web server certificates mean a renewal was interrupted after its
+ * certificate was recorded; the re-run installs that certificate (steps 2-4) and requests
+ * nothing. An interruption before that requests again (with the key AMT already made).
  * 802.1X client certificates with renew_within_days or fewer left are renewed the same way
  * (R-8021X-06), after the web server certificate when both are due: the 802.1X step runs in
  * its renewal form (flow_8021x.c) over a managed session, replaces the due certificates
@@ -18,8 +28,6 @@
  * No renewal over a wireless connection (R-WS-04): reported (8206) and left for the next
  * evaluation. A renewal the CA refuses leaves the device PROVISIONED with its current
  * certificate (status 8201); one that fails for a reason that may pass is retried.
- * A re-run after a restart requests again: the certificate of the interrupted run is
- * superseded and revoked with the rest in step 3.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +40,16 @@
 
 #include "flow_keys.h"
 #include "flow_managed.h"
+#include "flow_prune.h"
 #include "lifecycle.h"
 #include "pki.h"
+#include "plugin_host.h"
 #include "revoke.h"
 #include "status.h"
 #include "util.h"
+
+/* The install steps (2 above), in order. */
+enum renew_step { RS_ADD_KEY, RS_ADD_CERT, RS_ENABLE_TLS, RS_COMMIT, RS_PRUNE, RS_SUPERSEDE };
 
 struct renew {
 	struct flow *f;
@@ -47,10 +60,16 @@ struct renew {
 	int64_t new_cert_id;
 	int step;
 	int looking_up_cert;
+	int legacy;          /* AMT below 9: legacy SOAP takes key and chain with the certificate */
+	int key_in_amt;      /* the new certificate's key is one AMT generated */
+	int resumed;         /* installing the certificate of an interrupted renewal */
 	char fqdn[STORE_FQDN_SIZE];
 	char cert_handle[256];
 	char *cert_b64;
+	char *chain_pem;
 	struct revoke_batch *batch;
+	struct flow_prune *prune;
+	int pruned_certs, pruned_keys;
 	int clients_due;     /* 802.1X client certificates due too (R-8021X-06) */
 	struct x8021x *x;    /* their renewal, while it runs */
 };
@@ -59,9 +78,11 @@ static void renew_free(struct renew *r)
 {
 	if (!r)
 		return;
+	flow_prune_free(r->prune);
 	managed_close(&r->m);
 	flow_8021x_free(r->x);
 	free(r->cert_b64);
+	free(r->chain_pem);
 	revoke_batch_free(r->batch);
 	free(r);
 }
@@ -79,13 +100,9 @@ static void renew_end(struct renew *r, enum device_state next, int rc, const cha
 	engine_job_done(job, next, rc, why);
 }
 
-/* {"key_der_b64"} from the key flow_cert_request stored. */
-static json_t *key_params(struct renew *r, struct amtprov_error *err)
+static void web_key_name(const struct renew *r, char *out, size_t size)
 {
-	char name[STORE_FQDN_SIZE + 32];
-
-	flow_web_key_name(r->fqdn, name, sizeof(name));
-	return flow_key_params_stored(r->f->site, name, err);
+	flow_web_key_name(r->fqdn, out, size);
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
@@ -138,6 +155,8 @@ static void renew_clients(struct renew *r)
 	/* else r may be gone already (clients_done): not touched again */
 }
 
+/* ---- the web server certificate ---- */
+
 static void call(struct renew *r, uint32_t op, json_t *params)
 {
 	struct amtprov_error err;
@@ -153,12 +172,16 @@ static void revoked(struct engine_job *job, int rc, const struct amtprov_error *
 	char detail[STORE_TEXT_SIZE];
 	int done = 0, left = 0;
 
+	(void)job;
 	(void)rc;
 	(void)err;
 	revoke_batch_record(r->f->site, r->batch, &done, &left);
-	snprintf(detail, sizeof(detail), "web server certificate renewed (R-WS-03); %d older "
-		 "certificate%s revoked Superseded%s", done, done == 1 ? "" : "s",
-		 left ? ", the rest queued" : "");
+	snprintf(detail, sizeof(detail), "web server certificate renewed (R-WS-03%s) with a key %s; "
+		 "%d older certificate%s revoked Superseded%s; %d certificate%s and %d key pair%s "
+		 "deleted from AMT", r->resumed ? ", an interrupted renewal finished" : "",
+		 r->key_in_amt ? "generated inside AMT" : "made by amtprov",
+		 done, done == 1 ? "" : "s", left ? ", the rest queued" : "", r->pruned_certs,
+		 r->pruned_certs == 1 ? "" : "s", r->pruned_keys, r->pruned_keys == 1 ? "" : "s");
 	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn, detail);
 	if (r->clients_due) {
 		renew_clients(r);
@@ -195,36 +218,121 @@ static void supersede(struct renew *r)
 		revoked(r->job, AMTPROV_OK, NULL, r); /* left queued for the revocation task */
 }
 
+static void next(struct renew *r);
+
+static void pruned(void *ctx, int certs, int keys, const char *problem)
+{
+	struct renew *r = ctx;
+	char detail[STORE_TEXT_SIZE];
+
+	r->prune = NULL; /* freed by flow_prune.c */
+	r->pruned_certs = certs;
+	r->pruned_keys = keys;
+	if (problem && problem[0]) {
+		/* The renewal is done; what is left in AMT's store is only reported. */
+		snprintf(detail, sizeof(detail), "renewal: superseded certificates or keys left in "
+			 "AMT's store: %s", problem);
+		site_status(r->f->site, STATUS_TASK_FAILED, r->fqdn, detail);
+	}
+	next(r);
+}
+
+/* The commit made the new certificate final: the amt-key record has done its job, and a
+ * key amtprov made for the superseded certificate is of no use any more. */
+static void committed(struct renew *r)
+{
+	struct manifest *m = site_manifest(r->f->site);
+	struct plugin_instance *cs =
+		m->credstore ? plugin_host_find(site_plugins(r->f->site), m->credstore) : NULL;
+	struct amtprov_error err;
+	char name[STORE_FQDN_SIZE + 32];
+
+	flow_web_key_committed(r->f, r->device_id);
+	if (r->key_in_amt && cs) {
+		amtprov_error_clear(&err);
+		web_key_name(r, name, sizeof(name));
+		pi_credstore_remove(cs, name, &err); /* none there is fine */
+	}
+}
+
 static void next(struct renew *r)
 {
 	struct amtprov_error err;
+	char name[STORE_FQDN_SIZE + 32];
 	json_t *p;
 
 	amtprov_error_clear(&err);
-	switch (r->step++) {
-	case 0:
-		p = key_params(r, &err);
-		if (!p) {
-			renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND,
-				  err.msg[0] ? err.msg : "the new web server key is not stored");
+	for (;;) {
+		switch (r->step++) {
+		case RS_ADD_KEY: /* a key amtprov made; AMT holds the one it generated */
+			if (r->key_in_amt || r->legacy)
+				continue;
+			web_key_name(r, name, sizeof(name));
+			p = flow_key_params_stored(r->f->site, name, &err);
+			if (!p) {
+				renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND,
+					  err.msg[0] ? err.msg : "the new web server key is not stored");
+				return;
+			}
+			call(r, AMTPROV_AMT_ADD_KEY, p);
+			return;
+		case RS_ADD_CERT:
+			p = json_pack("{s:s}", "cert_der_b64", r->cert_b64);
+			if (p && r->legacy) {
+				/* SetTLSKeyAndCertificate: the leaf, its issuers and the key. */
+				json_t *k;
+
+				web_key_name(r, name, sizeof(name));
+				k = flow_key_params_stored(r->f->site, name, &err);
+				if (!k) {
+					json_decref(p);
+					renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND,
+						  err.msg);
+					return;
+				}
+				json_object_update(p, k);
+				json_decref(k);
+				json_object_set_new(p, "chain", flow_chain_array(r->chain_pem));
+			}
+			call(r, AMTPROV_AMT_ADD_CERTIFICATE, p);
+			return;
+		case RS_ENABLE_TLS:
+			call(r, AMTPROV_AMT_ENABLE_TLS,
+			     json_pack("{s:s,s:b}", "cert_handle", r->cert_handle, "replace", 1));
+			return;
+		case RS_COMMIT:
+			call(r, AMTPROV_AMT_COMMIT, NULL);
+			return;
+		case RS_PRUNE:
+			committed(r);
+			if (flow_prune_start(r->f, r->m.session, r->device_id, r->fqdn, r->new_cert_id,
+					     pruned, r, &r->prune, &err) != AMTPROV_OK) {
+				pruned(r, 0, 0, err.msg[0] ? err.msg : "cannot start");
+				return;
+			}
+			return;
+		default:
+			supersede(r);
 			return;
 		}
-		call(r, AMTPROV_AMT_ADD_KEY, p);
-		return;
-	case 1:
-		call(r, AMTPROV_AMT_ADD_CERTIFICATE, json_pack("{s:s}", "cert_der_b64", r->cert_b64));
-		return;
-	case 2:
-		call(r, AMTPROV_AMT_ENABLE_TLS,
-		     json_pack("{s:s,s:b}", "cert_handle", r->cert_handle, "replace", 1));
-		return;
-	case 3:
-		call(r, AMTPROV_AMT_COMMIT, NULL);
-		return;
-	default:
-		supersede(r);
+	}
+}
+
+/* AMT did not take the new certificate. A passing error is retried; otherwise the device
+ * stays PROVISIONED with the certificate it serves, and the next evaluation installs the
+ * recorded one (two active certificates mark an interrupted renewal). */
+static void install_failed(struct renew *r, int rc, const char *why)
+{
+	char detail[STORE_TEXT_SIZE];
+
+	if (engine_error_transient(rc)) {
+		renew_end(r, DS_INVALID, rc, why);
 		return;
 	}
+	snprintf(detail, sizeof(detail), "renewal not finished, the device serves its current "
+		 "certificate; the next evaluation installs the new one: %.400s", why);
+	site_status(r->f->site, STATUS_TASK_FAILED, r->fqdn, detail);
+	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
@@ -246,15 +354,16 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 				util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
 		}
 		if (!r->cert_handle[0]) {
-			renew_end(r, DS_INVALID, AMTPROV_E_DEVICE,
-				  "AMT reports the new certificate as a duplicate but does not list it");
+			install_failed(r, AMTPROV_E_DEVICE, "AMT reports the new certificate as a "
+				       "duplicate but does not list it");
 			return;
 		}
 		next(r);
 		return;
 	}
-	if (rc != AMTPROV_OK && managed_already_there(rc, err) && (done == 0 || done == 1)) {
-		if (done == 1) { /* stored by an interrupted run: find its handle */
+	if (rc != AMTPROV_OK && managed_already_there(rc, err) &&
+	    (done == RS_ADD_KEY || done == RS_ADD_CERT)) {
+		if (done == RS_ADD_CERT) { /* stored by an interrupted run: find its handle */
 			r->looking_up_cert = 1;
 			call(r, AMTPROV_AMT_WSMAN_ENUMERATE,
 			     json_pack("{s:s}", "class", "AMT_PublicKeyCertificate"));
@@ -268,7 +377,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 		snprintf(why, sizeof(why), "renewal step %d: %s", done,
 			 err->msg[0] ? err->msg : amtprov_strerror(rc));
-		renew_end(r, DS_INVALID, rc, why);
+		install_failed(r, rc, why);
 		return;
 	}
 	if ((h = json_string_value(json_object_get(result, "cert_handle"))))
@@ -276,35 +385,40 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	next(r);
 }
 
-static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char *why, void *arg)
+/* Step 2 on: the recorded certificate r->new_cert_id goes into AMT. Whether AddKey is
+ * needed follows from the key: amtprov's stored key certified by it, or else AMT's. */
+static void install(struct renew *r)
 {
-	struct renew *r = arg;
-	const struct store_device *d = engine_job_device(job);
+	const struct store_device *d = engine_job_device(r->job);
 	struct amtprov_error err;
+	char name[STORE_FQDN_SIZE + 32];
 	uint8_t *der = NULL;
 	size_t len = 0;
+	const unsigned char *p;
+	EVP_PKEY *key;
+	X509 *x;
 
-	engine_job_set_abort(job, renew_abort, r);
-	if (rc != AMTPROV_OK) {
-		if (engine_error_transient(rc)) {
-			renew_end(r, DS_INVALID, rc, why);
-			return;
-		}
-		/* Refused: the device keeps the certificate it has; the next evaluation tries
-		 * again. */
-		site_status(r->f->site, STATUS_CERT_REJECTED, r->fqdn, why);
-		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
-		return;
-	}
-	r->new_cert_id = cert_id;
 	amtprov_error_clear(&err);
-	if (store_cert_data_get(site_store(r->f->site), cert_id, &der, &len, NULL, &err) ||
-	    !(r->cert_b64 = flow_b64(der, len))) {
+	if (store_cert_data_get(site_store(r->f->site), r->new_cert_id, &der, &len, &r->chain_pem,
+				&err) || !(r->cert_b64 = flow_b64(der, len))) {
 		free(der);
 		renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOMEM, err.msg);
 		return;
 	}
+	p = der;
+	x = d2i_X509(NULL, &p, (long)len);
 	free(der);
+	web_key_name(r, name, sizeof(name));
+	key = flow_key_stored(r->f->site, name, &err);
+	r->key_in_amt = !(x && key && pki_key_matches(x, key));
+	EVP_PKEY_free(key);
+	X509_free(x);
+	if (r->key_in_amt && r->legacy) {
+		renew_end(r, DS_INVALID, AMTPROV_E_NOT_FOUND,
+			  "renewal on legacy SOAP: the key of the new certificate is not stored");
+		return;
+	}
+	amtprov_error_clear(&err);
 	if (managed_open(r->f, d, r->old_cert_id, &r->m, &err) != AMTPROV_OK) {
 		renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_INTERNAL, err.msg);
 		return;
@@ -312,11 +426,54 @@ static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char 
 	next(r);
 }
 
+static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char *why, void *arg)
+{
+	struct renew *r = arg;
+
+	engine_job_set_abort(job, renew_abort, r);
+	if (rc != AMTPROV_OK) {
+		if (engine_error_transient(rc)) {
+			renew_end(r, DS_INVALID, rc, why);
+			return;
+		}
+		/* Refused, or key_source cannot be honoured on this firmware: the device keeps
+		 * the certificate it has; the next evaluation tries again. */
+		site_status(r->f->site, rc == AMTPROV_E_CONFIG ? STATUS_TASK_FAILED
+							       : STATUS_CERT_REJECTED, r->fqdn, why);
+		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		return;
+	}
+	r->new_cert_id = cert_id;
+	install(r);
+}
+
+/* The device's two newest active web server certificates (0 when there is none). */
+struct actives {
+	int64_t newest, second;
+};
+
+static int actives_cb(void *ctx, const struct store_cert *c)
+{
+	struct actives *a = ctx;
+
+	if (c->purpose != AMTPROV_PURPOSE_WEB_SERVER || strcmp(c->status, STORE_CERT_ACTIVE))
+		return 0;
+	if (c->id > a->newest) {
+		a->second = a->newest;
+		a->newest = c->id;
+	} else if (c->id > a->second) {
+		a->second = c->id;
+	}
+	return 0;
+}
+
 void flow_step_renewal(struct engine_job *job, void *ctx)
 {
 	struct flow *f = ctx;
 	const struct store_device *d = engine_job_device(job);
 	struct manifest *m = site_manifest(f->site);
+	struct store_cert_filter flt = {.device_id = d->id};
+	struct actives a = {0};
 	struct renew *r;
 	struct store_cert web;
 	struct amtprov_error err;
@@ -330,14 +487,6 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		engine_job_done(job, DS_PROVISIONED, AMTPROV_OK, NULL);
 		return;
 	}
-	sscanf(d->amt_version, "%d", &major);
-	if (major > 0 && major < 9) {
-		site_status(f->site, STATUS_TASK_FAILED, d->fqdn,
-			    "renewal of AMT below 9.0 (legacy SOAP) is not implemented; the "
-			    "certificate stays until it is replaced by provisioning again");
-		engine_job_done(job, DS_PROVISIONED, AMTPROV_OK, NULL);
-		return;
-	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		engine_job_done(job, DS_INVALID, AMTPROV_E_NOMEM, "out of memory");
@@ -346,21 +495,35 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 	r->f = f;
 	r->job = job;
 	r->device_id = d->id;
+	sscanf(d->amt_version, "%d", &major);
+	r->legacy = major > 0 && major < 9;
 	util_strlcpy(r->fqdn, d->fqdn, sizeof(r->fqdn));
-	r->old_cert_id = lifecycle_web_cert(f->site, d->id, 1);
+	amtprov_error_clear(&err);
+	store_cert_list(site_store(f->site), &flt, actives_cb, &a, &err);
+	r->old_cert_id = a.newest;
 	if (!r->old_cert_id) {
 		site_status(f->site, STATUS_TASK_FAILED, d->fqdn,
 			    "renewal: no active web server certificate recorded, nothing to renew");
 		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
 		return;
 	}
-	amtprov_error_clear(&err);
-	web_due = store_cert_get(site_store(f->site), r->old_cert_id, &web, &err) != AMTPROV_OK ||
-		  lifecycle_cert_due(f->site, &web);
 	r->clients_due = m->ieee8021x && m->netprofile &&
 			 lifecycle_client_certs_due(f->site, d->id, NULL) > 0;
+	engine_job_set_abort(job, renew_abort, r);
+	if (a.second) {
+		/* An interrupted renewal recorded its certificate: install that one, request
+		 * nothing (the device is verified with the one it served before). */
+		r->resumed = 1;
+		r->new_cert_id = a.newest;
+		r->old_cert_id = a.second;
+		alog(site_log(f->site), AMTPROV_LOG_INFO, "%s: resuming an interrupted renewal "
+		     "(certificate %lld)", d->fqdn, (long long)r->new_cert_id);
+		install(r);
+		return;
+	}
+	web_due = store_cert_get(site_store(f->site), r->old_cert_id, &web, &err) != AMTPROV_OK ||
+		  lifecycle_cert_due(f->site, &web);
 	if (!web_due) {
-		engine_job_set_abort(job, renew_abort, r);
 		if (r->clients_due)
 			renew_clients(r);
 		else /* renewed meanwhile: nothing is due */
@@ -368,5 +531,6 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		return;
 	}
 	/* flow_cert_request owns the job (and r) until on_cert. */
-	flow_cert_request(f, job, on_cert, r, renew_abort);
+	engine_job_set_abort(job, NULL, NULL);
+	flow_cert_request(f, job, r->old_cert_id, on_cert, r, renew_abort);
 }

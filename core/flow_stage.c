@@ -25,6 +25,7 @@
 
 #include "flow_int.h"
 #include "flow_keys.h"
+#include "flow_prune.h"
 #include "pki.h"
 #include "status.h"
 #include "util.h"
@@ -46,8 +47,9 @@ struct stage_run {
 	char admin_cred[STORE_FQDN_SIZE + 32];
 	char admin_pending[STORE_FQDN_SIZE + 40];
 	int looking_up_cert;  /* enumerating certificates to find one AMT already holds */
-	int cert_adopted;     /* this run found its certificate already in AMT */
-	int tls_fixup;        /* 1: reading the TLS settings, 2: writing them back enabled */
+	int tls_replacing;    /* ENABLE_TLS sent again with "replace" (a context existed) */
+	int64_t cert_id;      /* the certificate being installed */
+	struct flow_prune *prune; /* the superseded certificate leaving AMT's store */
 	char *cert_b64;       /* the certificate being installed, to recognise it */
 	/* accounts for this session: the site's provisioning accounts, then admin with the
 	 * password this device was given (R-PROV-09) */
@@ -62,6 +64,7 @@ static void run_free(struct stage_run *r)
 	if (!r)
 		return;
 	flow_8021x_free(r->x8021x);
+	flow_prune_free(r->prune);
 	if (r->session)
 		tloop_session_close(r->f->tloop, r->session);
 	flow_device_accounts_free(&r->accounts);
@@ -147,29 +150,6 @@ static int newest_web_cert(void *ctx, const struct store_cert *c)
 	return 0;
 }
 
-/* Splits a PEM chain into base64 DER strings (JSON array, new reference). */
-static json_t *chain_array(const char *pem)
-{
-	json_t *arr = json_array();
-	BIO *bio = pem ? BIO_new_mem_buf(pem, -1) : NULL;
-	X509 *x;
-
-	while (bio && arr && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL))) {
-		unsigned char *der = NULL;
-		int n = i2d_X509(x, &der);
-		char *s = n > 0 ? b64(der, (size_t)n) : NULL;
-
-		if (s)
-			json_array_append_new(arr, json_string(s));
-		free(s);
-		OPENSSL_free(der);
-		X509_free(x);
-	}
-	ERR_clear_error(); /* the end of the chain reads as an error */
-	BIO_free(bio);
-	return arr;
-}
-
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
 
 static int call(struct stage_run *r, uint32_t op, json_t *params)
@@ -212,6 +192,7 @@ static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_err
 				  "no active web server certificate recorded for the device");
 		return NULL;
 	}
+	r->cert_id = a.id;
 	if (store_cert_data_get(st, a.id, &der, &len, &chain, err) != AMTPROV_OK)
 		return NULL;
 	s = b64(der, len);
@@ -221,7 +202,7 @@ static json_t *cert_params(struct stage_run *r, int with_key, struct amtprov_err
 	 * holds, and clients verify the device against the site CA they already trust.
 	 * Legacy SOAP takes the whole chain with the key. */
 	if (s && with_key)
-		p = json_pack("{s:s,s:o}", "cert_der_b64", s, "chain", chain_array(chain));
+		p = json_pack("{s:s,s:o}", "cert_der_b64", s, "chain", flow_chain_array(chain));
 	else if (s)
 		p = json_pack("{s:s}", "cert_der_b64", s);
 	if (p && with_key) {
@@ -507,17 +488,16 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 		advance(r);
 		return 1;
 	}
-	/* A TLS context that exists is ours only when the certificate was ours too (a re-run
-	 * after a crash). Bound to another certificate, it must not be adopted silently: the
-	 * device would serve that certificate. */
-	if (done == 4 && r->cert_adopted) {
-		/* The context exists, but the interrupted run may not have reached the second
-		 * half of ENABLE_TLS: turn TLS on in the settings (read, then write back whole,
-		 * as AMT's Put wants the full instance). */
-		r->tls_fixup = 1;
-		call(r, AMTPROV_AMT_WSMAN_GET,
-		     json_pack("{s:s,s:{s:s}}", "class", "AMT_TLSSettingData", "selectors",
-			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings"));
+	/* A TLS credential context exists: an interrupted run made it, for this certificate
+	 * or for the one an earlier attempt installed before the CA issued this one. AMT keeps
+	 * one context, so ENABLE_TLS runs again with "replace": a context bound to another
+	 * certificate is deleted and one for this certificate created (one bound to it already
+	 * stays), then TLS is turned on in the settings, which the interrupted run may not
+	 * have reached. The device never serves a superseded certificate. */
+	if (done == 4 && !r->tls_replacing) {
+		r->tls_replacing = 1;
+		call(r, AMTPROV_AMT_ENABLE_TLS,
+		     json_pack("{s:s,s:b}", "cert_handle", r->cert_handle, "replace", 1));
 		return 1;
 	}
 	if (done == 3) { /* certificate stored: find its handle */
@@ -540,7 +520,6 @@ static int adopt_cert_handle(struct stage_run *r, const json_t *result)
 
 		if (der && id && r->cert_b64 && strcmp(der, r->cert_b64) == 0) {
 			util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
-			r->cert_adopted = 1;
 			return 1;
 		}
 	}
@@ -566,6 +545,20 @@ static int promote_admin_password(struct stage_run *r, struct amtprov_error *err
 	return rc;
 }
 
+static void pruned(void *ctx, int certs, int keys, const char *problem)
+{
+	struct stage_run *r = ctx;
+
+	r->prune = NULL; /* freed by flow_prune.c */
+	if (problem && problem[0])
+		alog(site_log(r->f->site), AMTPROV_LOG_WARNING, "%s: superseded certificates left "
+		     "in AMT's store: %s", r->fqdn, problem);
+	else if (certs + keys)
+		alog(site_log(r->f->site), AMTPROV_LOG_INFO, "%s: %d superseded certificate(s) and "
+		     "%d key pair(s) deleted from AMT's store", r->fqdn, certs, keys);
+	advance(r);
+}
+
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct stage_run *r = ctx;
@@ -573,26 +566,16 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
 		return;
-	if (rc == AMTPROV_OK && r->tls_fixup == 1) {
-		json_t *inst = json_deep_copy(json_object_get(result, "instance"));
+	if (rc == AMTPROV_OK && r->tls_replacing == 1) {
+		struct amtprov_error e2;
 
-		r->tls_fixup = 2;
-		if (!json_is_object(inst)) {
-			json_decref(inst);
-			run_end(r, DS_INVALID, AMTPROV_E_PROTOCOL, "AMT returned no TLS settings");
-			return;
-		}
-		json_object_set_new(inst, "Enabled", json_true());
-		json_object_set_new(inst, "MutualAuthentication", json_false());
-		json_object_set_new(inst, "AcceptNonSecureConnections", json_true());
-		call(r, AMTPROV_AMT_WSMAN_PUT,
-		     json_pack("{s:s,s:{s:s},s:o}", "class", "AMT_TLSSettingData", "selectors",
-			       "InstanceID", "Intel(r) AMT 802.3 TLS Settings", "properties", inst));
-		return;
-	}
-	if (rc == AMTPROV_OK && r->tls_fixup == 2) {
-		r->tls_fixup = 0;
-		advance(r);
+		/* The context was bound to a superseded certificate of an earlier attempt: that
+		 * certificate leaves AMT's store too (a failure is only logged). */
+		r->tls_replacing = 2;
+		amtprov_error_clear(&e2);
+		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn, r->cert_id, pruned, r,
+				     &r->prune, &e2) != AMTPROV_OK)
+			pruned(r, 0, 0, e2.msg[0] ? e2.msg : "cannot start");
 		return;
 	}
 	if (rc == AMTPROV_OK && r->looking_up_cert) {

@@ -40,6 +40,13 @@ static int collect(void *ctx, const struct store_device *d)
 	return 0;
 }
 
+static int count_active_web(void *ctx, const struct store_cert *c)
+{
+	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && strcmp(c->status, STORE_CERT_ACTIVE) == 0)
+		(*(int *)ctx)++;
+	return 0;
+}
+
 static void evaluate(struct eval *e, int64_t id)
 {
 	struct site *s = e->env->site;
@@ -49,7 +56,7 @@ static void evaluate(struct eval *e, int64_t id)
 	struct amtprov_error err;
 	char detail[STORE_TEXT_SIZE];
 	int64_t cert;
-	int web_due, clients;
+	int web_due, clients, actives = 0;
 
 	amtprov_error_clear(&err);
 	if (store_device_get(st, id, &d, &err) != AMTPROV_OK || strcmp(d.state, "PROVISIONED"))
@@ -58,7 +65,11 @@ static void evaluate(struct eval *e, int64_t id)
 	if (!cert || store_cert_get(st, cert, &c, &err) != AMTPROV_OK)
 		return;
 	e->checked++;
-	web_due = lifecycle_cert_due(s, &c);
+	/* Two active web server certificates: a renewal recorded the newer one and did not
+	 * finish installing it (flow_renew.c); it is due whatever its dates. */
+	store_cert_list(st, &(struct store_cert_filter){.device_id = d.id}, count_active_web,
+			&actives, &err);
+	web_due = actives > 1 || lifecycle_cert_due(s, &c);
 	/* R-8021X-06: the client certificates count when the site still configures 802.1X
 	 * (renewing them means binding the profiles again). */
 	clients = site_manifest(s)->ieee8021x ? lifecycle_client_certs_due(s, d.id, &c2) : 0;
@@ -75,9 +86,10 @@ static void evaluate(struct eval *e, int64_t id)
 		e->wireless++;
 		return;
 	}
-	snprintf(detail, sizeof(detail), "%s: serial %.64s has %lld days left%s",
+	snprintf(detail, sizeof(detail), "%s: serial %.64s has %lld days left%s%s",
 		 web_due ? "R-WS-03" : "R-8021X-06", c.serial_hex,
 		 (long long)((c.not_after - e->now) / 86400),
+		 actives > 1 ? "; it is not installed yet (an interrupted renewal)" : "",
 		 web_due && clients ? "; 802.1X client certificates due too" : "");
 	if (store_device_transition(st, d.id, "PROVISIONED", "NEED_RENEWAL", 0, "", 0,
 				    "task:" TASK_EVALUATE_CERTS, e->now, &err) == AMTPROV_OK) {

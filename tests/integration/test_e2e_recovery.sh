@@ -5,6 +5,8 @@
 #    cause is gone, `amtprov device retry` provisions it, and the certificate of the failed
 #    attempt is revoked with reason Superseded and appears on ca-local's CRL (R-REV-02b);
 #  - a first stage interrupted after its AMT writes re-runs, adopting what AMT holds;
+#  - a first stage re-run with a new certificate replaces the TLS credential context that
+#    is bound to the superseded one;
 #  - amtprovd SIGKILLed in the middle of provisioning a fleet, then restarted, finishes every
 #    device, and every certificate the CA issued is known to amtprov or reported (R-PROV-13).
 TEST_NAME=e2e_recovery
@@ -136,6 +138,59 @@ check "TLS is on in the device after the re-run" \
   python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["tls_remote"]["enabled"]' "$T/pc1.dump.json"
 sim_stop
 
+# --- 2b. the commit is refused after the first stage created the TLS credential context for
+# its certificate; after `device retry` the CA issues a new certificate (R-REV-02b) and the
+# re-run first stage finds the context bound to the superseded one: it is replaced
+# (ENABLE_TLS replace), so the device serves the new certificate, never the revoked one, and
+# the superseded certificate is deleted from AMT's store (the key AMT generated stays: the new
+# certificate is for it too).
+rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 1 '{"commit_fail": 2057}'; sim_start; site
+check "register the device" register 1
+"$AMTPROVD" -m "$T/site/site.json" --once=60 2>"$T/d8.log"
+check "a refused commit fails the device after its TLS context was created" \
+  test "$(q "select state from devices")" = FAILED
+FIRST=$(q "select serial_hex from certificates where status='active'")
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump1.json"
+check "AMT holds a TLS credential context for the first certificate" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [c for c in d["credential_contexts"] if c.get("type") == "TLS"], d["credential_contexts"]' "$T/pc1.dump1.json"
+sim_stop; fleet 1 '{}'; sim_start
+expect_rc 0 "amtprov device retry" "$AMTPROV" -m "$T/site/site.json" device retry pc1.contoso.com >/dev/null 2>&1
+for _ in 1 2 3; do
+  "$AMTPROVD" -m "$T/site/site.json" --once=60 2>>"$T/d9.log"
+  [ "$(q "select state from devices")" = PROVISIONED ] && break
+  sleep 2.2
+done
+check "the retry provisions the device although a TLS context existed" test "$(q "select state from devices")" = PROVISIONED
+SECOND=$(q "select serial_hex from certificates where status='active'")
+check "a new certificate was issued, the first one revoked Superseded (R-REV-02b)" \
+  test -n "$SECOND" -a "$SECOND" != "$FIRST" -a "$(q "select status || ':' || revocation_reason from certificates where serial_hex='$FIRST'")" = "revoked:4"
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump2.json"
+python3 - "$T/site/state/site.db" >"$T/second.sha" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select sha256 from certificates where status='active'").fetchone()[0])
+PY
+check "one TLS credential context, bound to the new certificate; the old one was removed" \
+  python3 - "$T/pc1.dump2.json" "$(cat "$T/second.sha")" <<'PY'
+import base64, hashlib, json, sys
+d = json.load(open(sys.argv[1]))
+tls = [c for c in d["credential_contexts"] if c.get("type") == "TLS"]
+assert len(tls) == 1, tls
+bound = [c for c in d["certificates"] if c["handle"] == tls[0]["cert_handle"]][0]
+assert hashlib.sha256(base64.b64decode(bound["der"])).hexdigest().upper() == sys.argv[2].upper()
+assert d["tls_remote"]["enabled"] and d["tls_remote"]["cert_handle"] == tls[0]["cert_handle"]
+assert sum("TLS credential context removed" in e["event"] for e in d["audit"]) == 1
+PY
+check "the superseded certificate left AMT's store; the key both certificates carry stays" \
+  python3 - "$T/pc1.dump2.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["certificates"]) == 1 and len(d["keys"]) == 1, (d["certificates"], d["keys"])
+assert sum(e["event"].startswith("certificate handle") and e["event"].endswith("deleted") for e in d["audit"]) == 1
+PY
+served=$(openssl s_client -connect "$NET.1:16993" </dev/null 2>/dev/null | openssl x509 -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+check "the device serves the new certificate" test "${served^^}" = "$(tr a-f A-F <"$T/second.sha")"
+sim_stop
+
 # --- 3. amtprovd killed with SIGKILL mid-flow, restarted (R-PROV-13)
 rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 6 '{"latency_ms": 120}'; sim_start; site
 check "register 6 devices" register 6
@@ -162,6 +217,6 @@ known=$(q "select count(*) from certificates")
 reported=$(q "select count(*) from status_messages where msg_id=8210")
 check "R-PROV-13: every certificate the CA issued is recorded or reported ($issued issued, $known recorded, $reported reported)" \
   test "$issued" -le $((known + reported))
-check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/d6.log" "$T/d7.log" "$T/amtsim.log"
+check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/d6.log" "$T/d7.log" "$T/d8.log" "$T/d9.log" "$T/amtsim.log"
 sim_stop
 finish

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # "Evaluate Provisioned AMT Computer Certificates" (R-WS-03, R-WS-04, R-REV-02c), on a test
 # clock (no sleeping): a web server certificate at 43 days is left alone; at 42 days it is
-# renewed (new key and certificate, installed in AMT, TLS context replaced, committed), the
+# renewed (new key generated inside AMT, certificate installed, TLS context replaced,
+# committed, the superseded certificate and key deleted from AMT's store), the
 # old serial is on ca-local's CRL with reason Superseded and recorded revoked, and the
 # device (amtsim) serves the new certificate. A device reached over wireless is not
 # renewed: it is reported (8206) and retried at the next run.
@@ -68,6 +69,17 @@ der = base64.b64decode(cert["der"]) if "der" in cert else base64.b64decode("".jo
 assert hashlib.sha256(der).hexdigest().upper() == sys.argv[2], "TLS bound to another certificate"
 assert d["tls_remote"]["enabled"]
 assert sum(1 for e in d["audit"] if "TLS credential context removed" in e["event"]) == 1, "old context not deleted once"
+PY
+check "R-PROV-06: the renewal key was generated inside AMT (key_source auto on AMT 12), no AddKey" python3 - "$T/pc1.dump.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+count = lambda t: sum(t in e["event"] for e in d["audit"])
+assert count("GenerateKeyPair: key handle") == 2 and count("AddKey") == 0, d["audit"]
+PY
+check "the superseded certificate and key pair are gone from AMT's store" python3 - "$T/pc1.dump.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d["certificates"]) == 1 and len(d["keys"]) == 1, (d["certificates"], d["keys"])
 PY
 check "status 8205 (certificate renewed) for pc1" bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc1.contoso.com | grep -q 'renewed'"
 

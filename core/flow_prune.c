@@ -1,0 +1,327 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Superseded web server certificates and their key pairs out of AMT's store: see
+ * flow_prune.h. AMT keeps few certificates and keys, so without this every renewal would
+ * leave one of each behind until the store is full (AddKey/AddCertificate then fail).
+ *   1. list what uses certificates: AMT_TLSCredentialContext (TLS) and
+ *      CIM_CredentialContext (802.1X and wireless links);
+ *   2. list AMT_PublicKeyCertificate and AMT_PublicPrivateKeyPair;
+ *   3. delete each certificate whose SHA-256 is one of the device's recorded web server
+ *      certificates other than the current one, unless a context names it; then each key
+ *      pair whose public key such a certificate carried and no certificate left in AMT
+ *      carries (a key AMT generated once may have been certified twice).
+ * AMT refuses to delete what is in use as well; a refusal is reported, never fatal.
+ */
+#include "flow_prune.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <jansson.h>
+
+#include "flow_keys.h"
+#include "util.h"
+
+#define KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
+#define MAX_KEYS 64
+
+enum prune_phase { P_TLS_CTX, P_CRED_CTX, P_CERTS, P_KEYS, P_DEL_CERTS, P_DEL_KEYS };
+
+struct flow_prune {
+	struct flow *f;
+	void *session;
+	int64_t device_id, keep_id;
+	char fqdn[STORE_FQDN_SIZE];
+	enum prune_phase phase;
+	json_t *contexts;   /* every credential context AMT lists */
+	json_t *certs;      /* AMT_PublicKeyCertificate items */
+	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other web certificates */
+	json_t *del_certs;  /* handles still to delete */
+	json_t *del_keys;
+	int n_certs, n_keys;
+	char problem[STORE_TEXT_SIZE];
+	flow_prune_done_fn done;
+	void *ctx;
+};
+
+void flow_prune_free(struct flow_prune *p)
+{
+	if (!p)
+		return;
+	json_decref(p->contexts);
+	json_decref(p->certs);
+	json_decref(p->superseded);
+	json_decref(p->del_certs);
+	json_decref(p->del_keys);
+	free(p);
+}
+
+static void finish(struct flow_prune *p)
+{
+	char problem[STORE_TEXT_SIZE];
+	flow_prune_done_fn done = p->done;
+	void *ctx = p->ctx;
+	int certs = p->n_certs, keys = p->n_keys;
+
+	util_strlcpy(problem, p->problem, sizeof(problem));
+	flow_prune_free(p);
+	done(ctx, certs, keys, problem);
+}
+
+static void note(struct flow_prune *p, const char *what, const char *id,
+		 const struct amtprov_error *err)
+{
+	size_t n = strlen(p->problem);
+
+	snprintf(p->problem + n, sizeof(p->problem) - n, "%s%s %s: %s", n ? "; " : "", what,
+		 id ? id : "", err && err->msg[0] ? err->msg : "failed");
+}
+
+static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
+
+static int call(struct flow_prune *p, uint32_t op, json_t *params, struct amtprov_error *err)
+{
+	int rc = params ? tloop_call(p->f->tloop, p->session, op, params, on_op, p, err)
+			: amtprov_error_set(err, AMTPROV_E_NOMEM, p->fqdn, "out of memory");
+
+	json_decref(params);
+	return rc;
+}
+
+static int list(struct flow_prune *p, enum prune_phase phase, const char *cls,
+		struct amtprov_error *err)
+{
+	p->phase = phase;
+	return call(p, AMTPROV_AMT_WSMAN_ENUMERATE, json_pack("{s:s}", "class", cls), err);
+}
+
+/* 1 when a credential context names certificate @p handle (a JSON string in the EPR). */
+static int in_use(const struct flow_prune *p, const char *handle)
+{
+	char *all = json_dumps(p->contexts, JSON_COMPACT);
+	char quoted[300];
+	int used;
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", handle);
+	/* Not knowing counts as in use: nothing is deleted on a guess. */
+	used = !all || strstr(all, quoted) != NULL;
+	free(all);
+	return used;
+}
+
+static int superseded(const struct flow_prune *p, const char *der_b64, EVP_PKEY **pub)
+{
+	size_t len = 0, i;
+	unsigned char *der = flow_unb64(der_b64, &len);
+	const unsigned char *q = der;
+	X509 *x = der ? d2i_X509(NULL, &q, (long)len) : NULL;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1] = "";
+	const json_t *v;
+	int found = 0;
+
+	if (x && X509_digest(x, EVP_sha256(), md, &mdlen))
+		for (unsigned int j = 0; j < mdlen; j++)
+			snprintf(hex + 2 * j, 3, "%02X", md[j]);
+	json_array_foreach(p->superseded, i, v)
+		if (hex[0] && strcmp(json_string_value(v), hex) == 0)
+			found = 1;
+	*pub = x ? X509_get_pubkey(x) : NULL;
+	X509_free(x);
+	free(der);
+	return found;
+}
+
+static int key_in(EVP_PKEY *k, EVP_PKEY *const *set, size_t n)
+{
+	for (size_t i = 0; k && i < n; i++)
+		if (set[i] && EVP_PKEY_eq(k, set[i]) == 1)
+			return 1;
+	return 0;
+}
+
+/* What goes: superseded certificates no context uses, and the key pairs only they carry. */
+static void choose(struct flow_prune *p, const json_t *keys)
+{
+	EVP_PKEY *gone[MAX_KEYS] = {0}, *kept[MAX_KEYS] = {0};
+	size_t n_gone = 0, n_kept = 0, i;
+	int overflow = 0;
+	const json_t *it;
+
+	p->del_certs = json_array();
+	p->del_keys = json_array();
+	json_array_foreach(p->certs, i, it) {
+		const char *id = json_string_value(json_object_get(it, "InstanceID"));
+		const char *der = json_string_value(json_object_get(it, "X509Certificate"));
+		EVP_PKEY *pub = NULL;
+
+		if (!id || !der)
+			continue;
+		if (superseded(p, der, &pub) && !in_use(p, id) && n_gone < MAX_KEYS) {
+			json_array_append_new(p->del_certs, json_string(id));
+			gone[n_gone++] = pub;
+		} else if (pub && n_kept < MAX_KEYS) {
+			kept[n_kept++] = pub;
+		} else {
+			overflow = 1; /* a certificate whose key is not known: keep every key */
+			EVP_PKEY_free(pub);
+		}
+	}
+	json_array_foreach(keys, i, it) {
+		const char *id = json_string_value(json_object_get(it, "InstanceID"));
+		EVP_PKEY *k = flow_amt_public_key(json_string_value(json_object_get(it, "DERKey")));
+
+		if (id && !overflow && key_in(k, gone, n_gone) && !key_in(k, kept, n_kept))
+			json_array_append_new(p->del_keys, json_string(id));
+		EVP_PKEY_free(k);
+	}
+	for (i = 0; i < n_gone; i++)
+		EVP_PKEY_free(gone[i]);
+	for (i = 0; i < n_kept; i++)
+		EVP_PKEY_free(kept[i]);
+}
+
+/* The next deletion, or the end. */
+static void delete_next(struct flow_prune *p)
+{
+	struct amtprov_error err;
+	char id[256];
+	int rc;
+
+	for (;;) {
+		json_t *todo = p->phase == P_DEL_CERTS ? p->del_certs : p->del_keys;
+
+		if (!json_array_size(todo)) {
+			if (p->phase == P_DEL_KEYS) {
+				finish(p);
+				return;
+			}
+			p->phase = P_DEL_KEYS;
+			continue;
+		}
+		util_strlcpy(id, json_string_value(json_array_get(todo, 0)), sizeof(id));
+		amtprov_error_clear(&err);
+		rc = p->phase == P_DEL_CERTS
+			     ? call(p, AMTPROV_AMT_DELETE_CERTIFICATE,
+				    json_pack("{s:s}", "cert_handle", id), &err)
+			     : call(p, AMTPROV_AMT_WSMAN_DELETE,
+				    json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
+					      "InstanceID", id), &err);
+		if (rc == AMTPROV_OK)
+			return; /* on_op removes it */
+		json_array_remove(todo, 0);
+		note(p, p->phase == P_DEL_CERTS ? "certificate" : "key pair", id, &err);
+	}
+}
+
+static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	struct flow_prune *p = ctx;
+	const json_t *items = json_object_get(result, "items");
+	struct amtprov_error e2;
+	int rc2 = AMTPROV_OK;
+
+	amtprov_error_clear(&e2);
+	switch (p->phase) {
+	case P_TLS_CTX:
+	case P_CRED_CTX:
+	case P_CERTS:
+	case P_KEYS:
+		if (rc != AMTPROV_OK) {
+			/* Without the full picture nothing is deleted. */
+			note(p, "listing", p->phase == P_TLS_CTX    ? "AMT_TLSCredentialContext"
+					   : p->phase == P_CRED_CTX ? "CIM_CredentialContext"
+					   : p->phase == P_CERTS    ? "AMT_PublicKeyCertificate"
+								    : KEY_PAIR_CLASS, err);
+			finish(p);
+			return;
+		}
+		if (p->phase == P_TLS_CTX || p->phase == P_CRED_CTX)
+			json_array_extend(p->contexts, (json_t *)items);
+		if (p->phase == P_TLS_CTX)
+			rc2 = list(p, P_CRED_CTX, "CIM_CredentialContext", &e2);
+		else if (p->phase == P_CRED_CTX)
+			rc2 = list(p, P_CERTS, "AMT_PublicKeyCertificate", &e2);
+		else if (p->phase == P_CERTS) {
+			p->certs = json_incref((json_t *)items);
+			rc2 = list(p, P_KEYS, KEY_PAIR_CLASS, &e2);
+		} else {
+			choose(p, items);
+			p->phase = P_DEL_CERTS;
+			delete_next(p);
+			return;
+		}
+		if (rc2 != AMTPROV_OK) {
+			note(p, "listing", NULL, &e2);
+			finish(p);
+		}
+		return;
+	case P_DEL_CERTS:
+	case P_DEL_KEYS: {
+		json_t *todo = p->phase == P_DEL_CERTS ? p->del_certs : p->del_keys;
+		const char *id = json_string_value(json_array_get(todo, 0));
+
+		if (rc == AMTPROV_OK)
+			*(p->phase == P_DEL_CERTS ? &p->n_certs : &p->n_keys) += 1;
+		else
+			note(p, p->phase == P_DEL_CERTS ? "deleting certificate" : "deleting key pair",
+			     id, err);
+		json_array_remove(todo, 0);
+		delete_next(p);
+		return;
+	}
+	}
+}
+
+struct collect {
+	json_t *out;
+	int64_t keep;
+};
+
+static int collect_cb(void *ctx, const struct store_cert *c)
+{
+	struct collect *k = ctx;
+
+	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && c->id != k->keep && c->sha256[0])
+		json_array_append_new(k->out, json_string(c->sha256));
+	return 0;
+}
+
+int flow_prune_start(struct flow *f, void *session, int64_t device_id, const char *fqdn,
+		     int64_t keep_cert_id, flow_prune_done_fn done, void *ctx,
+		     struct flow_prune **out, struct amtprov_error *err)
+{
+	struct flow_prune *p = calloc(1, sizeof(*p));
+	struct store_cert_filter flt = {.device_id = device_id};
+	struct collect k = {.keep = keep_cert_id};
+	int rc;
+
+	*out = NULL;
+	if (!p)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
+	p->f = f;
+	p->session = session;
+	p->device_id = device_id;
+	p->keep_id = keep_cert_id;
+	p->done = done;
+	p->ctx = ctx;
+	util_strlcpy(p->fqdn, fqdn, sizeof(p->fqdn));
+	p->contexts = json_array();
+	p->superseded = k.out = json_array();
+	rc = p->contexts && p->superseded
+		     ? store_cert_list(site_store(f->site), &flt, collect_cb, &k, err)
+		     : amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
+	if (rc == AMTPROV_OK)
+		rc = list(p, P_TLS_CTX, "AMT_TLSCredentialContext", err);
+	if (rc != AMTPROV_OK) {
+		flow_prune_free(p);
+		return rc;
+	}
+	*out = p;
+	return AMTPROV_OK;
+}
