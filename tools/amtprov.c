@@ -1565,14 +1565,45 @@ static int cmd_device_lifecycle(struct cli *c, int op, int argc, char **argv)
 	return EXIT_OK;
 }
 
+static void device_usage(FILE *out)
+{
+	fputs("Usage: amtprov -m FILE device add OPTIONS        (see 'device add -h')\n"
+	      "       amtprov device register OPTIONS           (see 'device register -h')\n"
+	      "       amtprov -m FILE device list [--state STATE]\n"
+	      "       amtprov -m FILE device show DEVICE\n"
+	      "       amtprov -m FILE device retry DEVICE\n"
+	      "       amtprov -m FILE device unprovision|block|unblock|update DEVICE\n"
+	      "DEVICE is an FQDN or a UUID. retry puts a FAILED device back to REGISTERED.\n"
+	      "unprovision, block, unblock and update are requests that amtprovd carries out\n"
+	      "(docs/lifecycle.md): unprovision does a full unprovision in AMT and revokes the\n"
+	      "device's certificates; block revokes them and refuses the device until it is\n"
+	      "unblocked (then unprovisioned); update applies the site's AMT settings again and\n"
+	      "keeps the web server certificate (R-REV-03). --json works with all of them.\n"
+	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database.\n",
+	      out);
+}
+
+/* -h/--help anywhere after a subcommand that has no help of its own. */
+static int wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			return 1;
+	return 0;
+}
+
 static int cmd_device(struct cli *c, int argc, char **argv)
 {
 	int op;
 
 	if (argc < 2) {
-		fprintf(stderr, "amtprov: usage: amtprov device add|register|list|show|retry|"
-				"unprovision|block|unblock|update ...\n");
+		device_usage(stderr);
 		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    (strcmp(argv[1], "add") && strcmp(argv[1], "register") && wants_help(argc, argv))) {
+		device_usage(stdout);
+		return EXIT_OK;
 	}
 	if (strcmp(argv[1], "add") == 0)
 		return cmd_device_add(c, argc - 1, argv + 1);
@@ -2150,6 +2181,16 @@ static int cmd_task_run(struct cli *c, int argc, char **argv)
 
 static int cmd_task(struct cli *c, int argc, char **argv)
 {
+	if (wants_help(argc, argv) && !(argc >= 2 && strcmp(argv[1], "run") == 0)) {
+		fputs("Usage: amtprov -m FILE task list\n"
+		      "       amtprov -m FILE task run NAME [--wait[=SECONDS]]\n"
+		      "Maintenance tasks (docs/lifecycle.md): evaluate-certificates,\n"
+		      "provisioning-certificate, revocation-queue. 'list' shows each one's schedule,\n"
+		      "last run, result and next run (--json for machines); 'run' asks amtprovd to\n"
+		      "run one now (see 'task run -h').\n",
+		      stdout);
+		return EXIT_OK;
+	}
 	if (argc >= 2 && strcmp(argv[1], "list") == 0 && argc == 2)
 		return cmd_task_list(c);
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)

@@ -12,6 +12,15 @@ json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1"; }
 # --- help, version, usage errors
 expect_rc 0 "--help exits 0" run_cli "$O" "$E" --help
 check "--help prints usage on stdout" grep -q "Usage: amtprov" "$O"
+# Every subcommand answers -h/--help on stdout with exit 0, with no manifest needed.
+for sub in "device -h" "device block -h" "device update --help" "device list -h" \
+           "task -h" "task list -h" "task run -h" "cert list -h" "status -h" "cred -h"; do
+  # shellcheck disable=SC2086
+  expect_rc 0 "'$sub' exits 0 without a manifest" env -u AMTPROV_MANIFEST "$AMTPROV" $sub \
+    >"$O" 2>"$E"
+  check "'$sub' prints its usage on stdout, nothing on stderr" \
+    bash -c "grep -q 'Usage: amtprov' '$O' && ! [ -s '$E' ]"
+done
 expect_rc 0 "--version exits 0" run_cli "$O" "$E" --version
 expect_rc 2 "no command is a usage error (exit 2)" run_cli "$O" "$E"
 expect_rc 2 "unknown command is a usage error" run_cli "$O" "$E" frobnicate
