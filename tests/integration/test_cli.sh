@@ -16,8 +16,8 @@ check "--help prints usage on stdout" grep -q "Usage: amtprov" "$O"
 for sub in "device -h" "device block -h" "device update --help" "device list -h" \
            "task -h" "task list -h" "task run -h" "cert list -h" "status -h" "cred -h"; do
   # shellcheck disable=SC2086
-  expect_rc 0 "'$sub' exits 0 without a manifest" env -u AMTPROV_MANIFEST "$AMTPROV" $sub \
-    >"$O" 2>"$E"
+  expect_rc 0 "'$sub' exits 0 without a manifest" \
+    bash -c 'env -u AMTPROV_MANIFEST "$0" "${@:3}" >"$1" 2>"$2"' "$AMTPROV" "$O" "$E" $sub
   check "'$sub' prints its usage on stdout, nothing on stderr" \
     bash -c "grep -q 'Usage: amtprov' '$O' && ! [ -s '$E' ]"
 done
