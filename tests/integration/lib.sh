@@ -26,6 +26,9 @@ cleanup() {
   for p in "${CLAIMED_NETS[@]:-}"; do
     [ -n "$p" ] && rm -rf "$p"
   done
+  # LeakSanitizer's own tracer crash at a process exit (google/sanitizers#1353) lands in a
+  # log under $T; copy it into the test's output, where scripts/test.sh looks for it.
+  grep -rs -h -A1 "Tracer caught signal 11" "$T" 2>/dev/null | sed 's/^/lsan-tracer: /'
   if { [ "$FAILED" -gt 0 ] && [ -n "${KEEP_ON_FAILURE:-}" ]; } || [ -n "${KEEP_TEMP:-}" ]; then
     echo "kept $T for inspection" >&2
   else
