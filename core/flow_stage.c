@@ -8,7 +8,8 @@
  *                     Kerberos, power policy, SOL/IDER, ping.
  * New passwords go to the credential store before the firmware is told them (write-ahead,
  * R-PROV-13): losing a device's admin password is the costliest failure in this field.
- * Each step is safe to run again after a restart (AMT tolerates the repeats we send).
+ * Each step is safe to run again after a restart (AMT tolerates the repeats we send); a
+ * commit re-run finds out whether the firmware committed already (commit_check_start).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@ struct stage_run {
 	char *ca_bundle;   /* second stage: the site CA's chain, to verify the device */
 	char *crl_url;
 	struct x8021x *x8021x; /* second stage: the 802.1X step, while it runs */
+	/* commit: 1 while a managed session asks whether the firmware committed already,
+	 * 2 once it said so; why the provisioning session was refused */
+	int commit_check;
+	char provisioning_refused[AMTPROV_ERROR_MSG_SIZE];
 };
 
 static void run_free(struct stage_run *r)
@@ -453,7 +458,10 @@ static void advance(struct stage_run *r)
 			return;
 		}
 		site_status(r->f->site, STATUS_DEVICE_PROVISIONED, r->fqdn,
-			    "first stage committed: AMT is post-provisioning (R-PROV-10)");
+			    r->commit_check
+				    ? "first stage committed before a restart: AMT is "
+				      "post-provisioning (R-PROV-10, R-PROV-13)"
+				    : "first stage committed: AMT is post-provisioning (R-PROV-10)");
 		/* The first stage will not run again: its AMT key record has done its job. */
 		flow_web_key_committed(r->f, r->device_id);
 		run_end(r, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL);
@@ -559,11 +567,80 @@ static void pruned(void *ctx, int certs, int keys, const char *problem)
 	advance(r);
 }
 
+static int open_session(struct stage_run *r, struct amtprov_error *err);
+
+/* R-PROV-13: a commit that runs again after a crash or a lost answer may find the firmware
+ * committed already. AMT then no longer shows its self-signed certificate but the one the
+ * site's CA issued, so the provisioning session is refused. Only a session that verifies
+ * the device against the recorded chain and its CRL (as the second stage does) may tell
+ * whether it committed; a device that passes neither check is never trusted. */
+static void commit_check_start(struct stage_run *r, const struct amtprov_error *refused)
+{
+	struct amtprov_error err;
+	char why[STORE_TEXT_SIZE];
+
+	util_strlcpy(r->provisioning_refused, refused->msg, sizeof(r->provisioning_refused));
+	alog(site_log(r->f->site), AMTPROV_LOG_INFO,
+	     "%s: commit: provisioning TLS refused (%s); asking over a session verified against "
+	     "the site CA whether the firmware committed already", r->fqdn, r->provisioning_refused);
+	tloop_session_close(r->f->tloop, r->session);
+	r->session = NULL;
+	flow_device_accounts_free(&r->accounts);
+	r->commit_check = 1;
+	amtprov_error_clear(&err);
+	if (open_session(r, &err) != AMTPROV_OK) {
+		snprintf(why, sizeof(why), "commit: the device refused provisioning TLS (%.160s) and no "
+			 "managed session can be opened: %.160s", r->provisioning_refused, err.msg);
+		run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_VERIFY, why);
+		return;
+	}
+	call(r, AMTPROV_AMT_GET_SETUP_STATE, NULL);
+}
+
+/* The managed session's answer: post-provisioning means the commit is done. */
+static void commit_check_done(struct stage_run *r, int rc, const json_t *result,
+			      const struct amtprov_error *err)
+{
+	const char *state = json_string_value(json_object_get(result, "state"));
+	char why[STORE_TEXT_SIZE];
+
+	if (rc == AMTPROV_E_VERIFY) {
+		snprintf(why, sizeof(why), "commit: the device no longer presents AMT's self-signed "
+			 "certificate (%.160s), and the one it presents is not trusted either (%.160s): "
+			 "commit not confirmed, nothing sent to it", r->provisioning_refused, err->msg);
+		run_end(r, DS_INVALID, rc, why);
+		return;
+	}
+	if (rc != AMTPROV_OK) { /* e.g. unreachable: the engine retries when it is passing */
+		snprintf(why, sizeof(why), "commit: the device refused provisioning TLS (%.160s); "
+			 "asking whether it committed already failed: %.160s", r->provisioning_refused,
+			 err->msg[0] ? err->msg : amtprov_strerror(rc));
+		run_end(r, DS_INVALID, rc, why);
+		return;
+	}
+	if (!state || strcmp(state, "post") != 0) {
+		snprintf(why, sizeof(why), "commit: the device serves a certificate of the site's CA "
+			 "but reports setup state %s, not post-provisioning", state ? state : "(none)");
+		run_end(r, DS_INVALID, AMTPROV_E_STATE, why);
+		return;
+	}
+	r->commit_check = 2;
+	advance(r); /* the commit step is done */
+}
+
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct stage_run *r = ctx;
 	const char *h;
 
+	if (r->stage == STAGE_COMMIT && r->commit_check) {
+		commit_check_done(r, rc, result, err);
+		return;
+	}
+	if (r->stage == STAGE_COMMIT && rc == AMTPROV_E_VERIFY) {
+		commit_check_start(r, err);
+		return;
+	}
 	if (rc != AMTPROV_OK && first_stage_repeat(r, rc, err))
 		return;
 	if (rc == AMTPROV_OK && r->tls_replacing == 1) {
@@ -617,7 +694,8 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 /* Opens the session a stage needs. Before the commit AMT still shows its self-signed
  * certificate (PROVISIONING mode, with the provisioning certificate); after it, the device
- * serves the certificate the site's CA issued, checked with the CA's CRL (R-REV-01). */
+ * serves the certificate the site's CA issued, checked with the CA's CRL (R-REV-01): the
+ * second stage, and a commit re-run asking whether the firmware committed already. */
 static int open_session(struct stage_run *r, struct amtprov_error *err)
 {
 	struct flow *f = r->f;
@@ -634,7 +712,7 @@ static int open_session(struct stage_run *r, struct amtprov_error *err)
 	tgt.port = 16993;
 	tgt.accounts = r->accounts.list;
 	tgt.n_accounts = r->accounts.n;
-	if (r->stage == STAGE_SECOND) {
+	if (r->stage == STAGE_SECOND || r->commit_check) {
 		struct store_cert_filter flt = {.device_id = r->device_id};
 		struct active_cert a = {0};
 		uint8_t *der = NULL;

@@ -1057,7 +1057,8 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 	static const char *const known[] = {
 		"seed", "latency_ms", "latency_jitter_ms", "drop_nth", "drop_repeat",
 		"drop_percent", "commit_fail", "flash_writes", "wrong_otp", "digest_fail_nth",
-		"digest_fail_repeat", "digest_fail_percent", "hang_nth", "hang_repeat"};
+		"digest_fail_repeat", "digest_fail_percent", "hang_nth", "hang_repeat",
+		"commit_latency_ms"};
 	unsigned long v;
 	const char *k;
 	json_t *val;
@@ -1094,6 +1095,7 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 	} while (0)
 	U("latency_ms", latency_ms, 600000);
 	U("latency_jitter_ms", latency_jitter_ms, 600000);
+	U("commit_latency_ms", commit_latency_ms, 600000);
 	U("drop_nth", drop_nth, 0xffffffffUL);
 	U("drop_percent", drop_percent, 100);
 	U("hang_nth", hang_nth, 0xffffffffUL);

@@ -146,6 +146,8 @@ struct dev_faults {
 	unsigned long hang_nth;       /* never answer request N: the connection stays open */
 	bool hang_repeat;             /* ... and every N-th request after it */
 	int commit_fail;              /* CommitChanges returns this ReturnValue (0 = no fault) */
+	unsigned commit_latency_ms;   /* a WS-Man CommitChanges that succeeded answers only after
+				       * this long: the device is committed, the client not told */
 	unsigned long flash_writes;   /* flash writes allowed before 38 FLASH_WRITE_LIMIT_EXCEEDED
 				       * (0 = unlimited) */
 	bool wrong_otp;               /* ProvisioningServerOTP reads back a different value */

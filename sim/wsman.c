@@ -404,7 +404,16 @@ void wm_arg(xmlNodePtr input, const char *name, char *out, size_t size)
 static int m_commit(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 		    struct http_response *r)
 {
-	return setup_commit(d);
+	int rv = setup_commit(d);
+
+	/* Fault: the commit is applied now, its answer comes late, so a client killed in
+	 * between never learns that the device committed (R-PROV-13 tests). */
+	if (rv == PT_SUCCESS && d->faults.commit_latency_ms) {
+		device_audit(d, "CommitChanges: fault injection, answer delayed %u ms",
+			     d->faults.commit_latency_ms);
+		r->delay_ms += d->faults.commit_latency_ms;
+	}
+	return rv;
 }
 
 static int m_set_mebx(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,

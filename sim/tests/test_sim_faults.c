@@ -169,6 +169,41 @@ static void test_commit_flash_otp(void)
 	device_clear(&d);
 }
 
+/* commit_latency_ms: the device commits at once, only the answer waits; a refused commit
+ * is not delayed. */
+static void test_commit_latency(void)
+{
+	char buf[4096];
+	struct http_request q;
+	struct http_response r;
+	struct device d;
+
+	init(&d, NULL, "{\"commit_latency_ms\": 4000}");
+	CU_ASSERT_EQUAL(d.faults.commit_latency_ms, 4000);
+	d.prov_state = DEV_IN;
+	memset(&q, 0, sizeof(q));
+	memset(&r, 0, sizeof(r));
+	snprintf(buf, sizeof(buf), ENV, SETUP "/CommitChanges",
+		 "<h:CommitChanges_INPUT xmlns:h=\"" SETUP "\"/>");
+	q.body = buf;
+	q.body_len = strlen(buf);
+	wsman_handle(&d, &q, &r);
+	CU_ASSERT_TRUE(r.body.data && strstr(r.body.data, "<h:ReturnValue>0</h:ReturnValue>"));
+	CU_ASSERT_EQUAL(d.prov_state, DEV_POST);
+	CU_ASSERT_EQUAL(r.delay_ms, 4000);
+	sbuf_free(&r.body);
+	device_clear(&d);
+
+	init(&d, NULL, "{\"commit_latency_ms\": 4000, \"commit_fail\": 1}");
+	d.prov_state = DEV_IN;
+	memset(&r, 0, sizeof(r));
+	wsman_handle(&d, &q, &r);
+	CU_ASSERT_EQUAL(d.prov_state, DEV_IN);
+	CU_ASSERT_EQUAL(r.delay_ms, 0);
+	sbuf_free(&r.body);
+	device_clear(&d);
+}
+
 void register_sim_faults_tests(void)
 {
 	CU_pSuite s = CU_add_suite("sim.faults", NULL, NULL);
@@ -177,4 +212,5 @@ void register_sim_faults_tests(void)
 	CU_add_test(s, "drop, hang and Digest failure on the Nth request, fleet-wide or per device", test_drop_and_digest);
 	CU_add_test(s, "seeded random faults repeat exactly", test_seeded);
 	CU_add_test(s, "CommitChanges failure, flash write limit, wrong OTP", test_commit_flash_otp);
+	CU_add_test(s, "CommitChanges applied at once, its answer delayed", test_commit_latency);
 }

@@ -8,7 +8,10 @@
 #  - a first stage re-run with a new certificate replaces the TLS credential context that
 #    is bound to the superseded one;
 #  - amtprovd SIGKILLed in the middle of provisioning a fleet, then restarted, finishes every
-#    device, and every certificate the CA issued is known to amtprov or reported (R-PROV-13).
+#    device, and every certificate the CA issued is known to amtprov or reported (R-PROV-13);
+#  - amtprovd SIGKILLed after the firmware committed but before CommitChanges was answered:
+#    the re-run commit finds AMT post-provisioning, serving the site's certificate, and
+#    finishes the device; the admin password in the store is the one AMT accepts (R-PROV-13).
 TEST_NAME=e2e_recovery
 . "$(dirname "$0")/lib.sh"
 
@@ -217,6 +220,108 @@ known=$(q "select count(*) from certificates")
 reported=$(q "select count(*) from status_messages where msg_id=8210")
 check "R-PROV-13: every certificate the CA issued is recorded or reported ($issued issued, $known recorded, $reported reported)" \
   test "$issued" -le $((known + reported))
-check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/d6.log" "$T/d7.log" "$T/d8.log" "$T/d9.log" "$T/amtsim.log"
 sim_stop
+
+# --- 4. SIGKILL after the firmware committed, before amtprovd heard the answer (R-PROV-13).
+# commit_latency_ms: CommitChanges is applied at once (AMT is post-provisioning and serves the
+# installed certificate to new connections) but answered 8 s later; amtprovd dies in between,
+# with the device recorded as COMMITTING. The restart rewinds it to NEED_COMMIT, and the commit
+# re-run cannot reach AMT in provisioning mode (the self-signed certificate is gone): it must
+# recognise the commit over a session verified against the site CA and its CRL.
+sim_state() { "$AMTSIM" dump --control "$T/sim/control.sock" pc1 2>/dev/null |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["provisioning_state"])'; }
+committed_unheard() { [ "$(sim_state)" = post ] && [ "$(q "select state from devices")" = COMMITTING ]; }
+kill_after_commit() { # LOG: a fresh device and site, amtprovd killed once AMT committed
+  rm -rf "$T/sim"; mkdir -p "$T/sim"; fleet 1 '{"commit_latency_ms": 8000}'; sim_start; site
+  check "register the device" register 1
+  start_daemon "$1" -m "$T/site/site.json"
+  check "the firmware committed while amtprovd waits for the answer" wait_for 90 committed_unheard
+  kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+  check "killed with the device still COMMITTING" test "$(q "select state from devices")" = COMMITTING
+  check "the device is post-provisioning already" test "$(sim_state)" = post
+}
+
+# 4a. The device presents a certificate that does not verify against the recorded chain (here
+# the recorded chain is replaced by another CA's root): the commit re-run fails closed, with
+# both reasons, and never trusts the device.
+kill_after_commit "$T/d12.log"
+q "update certificate_data set chain_pem = '$(cat "$pki/root.pem")'"
+"$AMTPROVD" -m "$T/site/site.json" --once=60 2>>"$T/d13.log"
+check "R-PROV-13: a device the site CA does not vouch for fails closed: FAILED" \
+  test "$(q "select state from devices")" = FAILED
+check "with a reason that names both refusals ($(q "select last_error from devices"))" \
+  test -n "$(q "select 1 from devices where last_error like '%self-signed%' and last_error like '%not trusted either%'")"
+check "no completed commit reported (8103)" test "$(q "select count(*) from status_messages where msg_id=8103")" = 0
+sim_stop
+
+# 4b. The device serves the certificate the site's CA issued: the commit is recognised.
+kill_after_commit "$T/d10.log"
+for _ in 1 2 3; do
+  "$AMTPROVD" -m "$T/site/site.json" --once=60 2>>"$T/d11.log"
+  [ "$(q "select state from devices")" = PROVISIONED ] && break
+  sleep 2.2
+done
+check "R-PROV-13: the re-run commit finds the firmware committed: PROVISIONED ($(q "select state || ' ' || last_error from devices"))" \
+  test "$(q "select state from devices")" = PROVISIONED
+check "the commit was reported as done (8103) once" \
+  test "$(q "select count(*) from status_messages where msg_id=8103")" = 1
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump4.json"
+check "CommitChanges ran once in the firmware (not repeated)" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert sum(e["event"].startswith("CommitChanges: provisioned") for e in d["audit"]) == 1, d["audit"]' "$T/pc1.dump4.json"
+check "the second stage ran after the restart (serial-over-LAN on, as the manifest says)" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["sol_enabled"] is True' "$T/pc1.dump4.json"
+"$AMTPROV" -m "$T/site/site.json" --json cred list >"$T/creds4.json"
+check "one admin password record, no pending one left" \
+  python3 -c 'import json,sys; n=json.dumps(json.load(open(sys.argv[1]))); assert "device/pc1.contoso.com/admin" in n and ".pending" not in n, n' "$T/creds4.json"
+check "nothing untracked: one active certificate, every issued one recorded, no pending operation" \
+  test "$(q "select count(*) from certificates where status='active'")/$(qca "select count(*) from certificates")/$(q "select count(*) from certificates")/$(q "select count(*) from pending_ops")" = "1/1/1/0"
+# The admin password in the store, read with the store's key (docs/credstore-file.md formats),
+# into a 0600 file.
+install -m 600 /dev/null "$T/admin.pw"
+python3 - "$T/site/state/plugins/creds" device/pc1.contoso.com/admin >"$T/admin.pw" <<'PY'
+import hashlib, os, struct, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+files = {}
+for n in os.listdir(sys.argv[1]):
+    b = open(os.path.join(sys.argv[1], n), "rb").read()
+    files[b[:8]] = b
+k, s = files[b"AMTPKEYS"], files[b"AMTPCRED"]
+assert hashlib.sha256(k[:-32]).digest() == k[-32:]
+keys = {k[16 + 36 * i:20 + 36 * i]: k[20 + 36 * i:52 + 36 * i] for i in range(struct.unpack(">H", k[10:12])[0])}
+off = 16
+for _ in range(struct.unpack(">I", s[12:16])[0]):
+    (l,) = struct.unpack(">H", s[off:off + 2]); name = s[off + 2:off + 2 + l]; off += 2 + l
+    kid, nonce = s[off:off + 4], s[off + 4:off + 16]; (c,) = struct.unpack(">I", s[off + 16:off + 20]); off += 20
+    ct = s[off:off + c + 16]; off += c + 16
+    if name == sys.argv[2].encode():
+        aad = b"AMTPCRED" + s[8:10] + kid + struct.pack(">H", l) + name
+        sys.stdout.write(AESGCM(keys[kid]).decrypt(nonce, ct, aad).decode())
+        sys.exit(0)
+sys.exit("record not found")
+PY
+check "the admin password record can be read" test -s "$T/admin.pw"
+wsman_get() { # PASSWORD FILE: WS-Man Get of AMT_GeneralSettings, as admin with Digest
+  curl -sS --max-time 10 --cacert "$T/site-ca.pem" \
+    --resolve "pc1.contoso.com:16993:$NET.1" --digest -u "admin:$1" \
+    -H 'Content-Type: application/soap+xml;charset=UTF-8' --data-binary @"$T/get4.xml" \
+    -o "$2" -w '%{http_code}' https://pc1.contoso.com:16993/wsman
+}
+# The device serves its leaf alone: trust the site CA's root and issuing CA, nothing else.
+cat "$T/site/state/plugins/lab-ca/root.pem" "$T/site/state/plugins/lab-ca/issuing.pem" >"$T/site-ca.pem"
+cat >"$T/get4.xml" <<'XML'
+<?xml version="1.0" encoding="UTF-8"?><Envelope xmlns="http://www.w3.org/2003/05/soap-envelope" xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd"><Header><a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</a:Action><a:To>/wsman</a:To><w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings</w:ResourceURI><a:MessageID>uuid:1</a:MessageID><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo></Header><Body/></Envelope>
+XML
+digest_with_stored() { [ "$(wsman_get "$(cat "$T/admin.pw")" "$T/get4.out")" = 200 ] && grep -q AMT_GeneralSettings "$T/get4.out"; }
+digest_refused() { [ "$(wsman_get "not-the-password" "$T/get4.bad")" = 401 ]; }
+check "R-PROV-13: curl --digest with the stored admin password works (over the site CA's TLS)" digest_with_stored
+check "a wrong password is refused (the check above can fail)" digest_refused
+sim_stop # writes the device's state file, which holds the admin Digest HA1
+check "R-PROV-13: the firmware's admin password is the stored one (Digest HA1)" \
+  python3 - "$T/sim/pc1.json" "$T/admin.pw" <<'PY'
+import hashlib, json, sys
+d = json.load(open(sys.argv[1])); pw = open(sys.argv[2]).read()
+assert d["admin_ha1"] == hashlib.md5(f'{d["admin_user"]}:{d["realm"]}:{pw}'.encode()).hexdigest()
+PY
+rm -f "$T/admin.pw"
+check "no sanitizer report" no_sanitizer_reports "$T/d1.log" "$T/d2.log" "$T/d4.log" "$T/d6.log" "$T/d7.log" "$T/d8.log" "$T/d9.log" "$T/d10.log" "$T/d11.log" "$T/d12.log" "$T/d13.log" "$T/amtsim.log"
 finish
