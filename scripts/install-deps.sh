@@ -19,6 +19,7 @@ PACKAGES=(
   scep                        # tests: a real SCEP CA (scepserver) for ca-external
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
+  python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
 )
 
 missing=()

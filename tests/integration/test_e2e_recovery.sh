@@ -276,9 +276,9 @@ check "one admin password record, no pending one left" \
 check "nothing untracked: one active certificate, every issued one recorded, no pending operation" \
   test "$(q "select count(*) from certificates where status='active'")/$(qca "select count(*) from certificates")/$(q "select count(*) from certificates")/$(q "select count(*) from pending_ops")" = "1/1/1/0"
 # The admin password in the store, read with the store's key (docs/credstore-file.md formats),
-# into a 0600 file.
+# into a 0600 file. Debian's python3 with python3-cryptography (scripts/install-deps.sh).
 install -m 600 /dev/null "$T/admin.pw"
-python3 - "$T/site/state/plugins/creds" device/pc1.contoso.com/admin >"$T/admin.pw" <<'PY'
+/usr/bin/python3 - "$T/site/state/plugins/creds" device/pc1.contoso.com/admin >"$T/admin.pw" <<'PY'
 import hashlib, os, struct, sys
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 files = {}
