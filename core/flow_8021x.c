@@ -7,10 +7,17 @@
  *   2. ask the netprofile plugin which client certificates the device needs (R-8021X-01);
  *   3. for each: reuse the device's active certificate for that profile when it is still
  *      good, else request one from the profile's CA (EKU clientAuth, subject = device FQDN,
- *      R-8021X-02) with a key amtprov makes, stored first (write-ahead, as the web server
- *      certificate: nothing issued for a key amtprov could lose, no request untracked).
- *      All CA answers come before AMT is changed, so a refusal leaves AMT as it was;
- *   4. install key and certificate in AMT (ADD_KEY, ADD_CERTIFICATE);
+ *      R-8021X-02). The key is where the manifest's key_source puts it, as for the web
+ *      server certificate (flow_cert.c, R-PROV-06):
+ *      - inside AMT (auto on AMT >= 9): an "8021x-amt-key" record (per profile) names the
+ *        keys AMT held before GenerateKeyPair, then the new key's handle, so a re-run adopts
+ *        the key AMT holds; AMT signs the request (GeneratePKCS10RequestEx), checked;
+ *      - made by amtprov, stored first (write-ahead: nothing issued for a key amtprov could
+ *        lose, no request untracked).
+ *      All CA answers come before AMT's 802.1X settings are changed, so a refusal leaves
+ *      the profiles as they were (a key generated inside AMT stays for the next attempt);
+ *   4. install the certificate in AMT (ADD_CERTIFICATE), after its key when amtprov made
+ *      it (ADD_KEY); a key AMT holds is found by its public key;
  *   5. note the certificates AMT's 802.1X links use now (CIM_CredentialContext) and delete
  *      the existing wireless profiles;
  *   6. render the profiles bound to their own certificates (R-8021X-04) and SET_8021X;
@@ -53,6 +60,7 @@
 
 #define SUBMIT_KIND "8021x-submit" /* write-ahead record of a request in flight */
 #define POLL_KIND "8021x-poll"     /* a WAIT answer's cookie, polled later */
+#define AMT_KEY_KIND "8021x-amt-key" /* a profile's request key inside AMT (its handle) */
 #define POLL_SECONDS 60
 #define KEY_BITS 2048
 #define MAX_NEEDS 17 /* 1 wired + 16 wireless */
@@ -61,7 +69,13 @@
 enum x_phase {
 	X_DETECT,
 	X_CERT,
+	X_AMT_LIST,
+	X_AMT_DELETE,
+	X_AMT_GEN,
+	X_AMT_PUB,
+	X_AMT_SIGN,
 	X_ADD_KEY,
+	X_FIND_KEY,
 	X_ADD_CERT,
 	X_FIND_CERT,
 	X_ENUM_CTX,
@@ -108,6 +122,16 @@ struct x8021x {
 	int in_worker;
 	enum device_state step_state; /* why it runs: NEED_SECOND_STAGE, _UPDATE or _RENEWAL */
 	int64_t reuse_from_id;        /* certificates recorded before this id are replaced */
+	/* keys inside AMT (key_source, R-PROV-06) */
+	int amt_keys;                 /* 1: requests get a key generated inside AMT */
+	int amt_auto;                 /* key_source auto: amtprov's key if AMT can't */
+	int req_amt;                  /* 1: the request of needs[cur] is for a key AMT holds */
+	json_t *key_record;           /* payload of needs[cur]'s 8021x-amt-key record */
+	int64_t key_record_id;
+	json_t *key_before;           /* handles AMT held before GenerateKeyPair */
+	char key_handle[128];
+	EVP_PKEY *amt_pub;            /* its public key */
+	X509_REQ *tmpl;               /* the request AMT signs */
 	struct revoke_batch *batch;   /* the superseded certificates, asked of their CAs */
 };
 
@@ -136,6 +160,10 @@ void flow_8021x_free(struct x8021x *x)
 	free(x->csr_der);
 	pi_ca_result_release(&x->res);
 	revoke_batch_free(x->batch);
+	json_decref(x->key_record);
+	json_decref(x->key_before);
+	EVP_PKEY_free(x->amt_pub);
+	X509_REQ_free(x->tmpl);
 	free(x);
 }
 
@@ -316,18 +344,36 @@ static void end_step(struct x8021x *x)
 	}
 }
 
+/* The request around @p pub, not signed: R-8021X-02, the subject is the device FQDN,
+ * supplied in the request. */
+static X509_REQ *client_template(const char *fqdn, EVP_PKEY *pub)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+	int ok = req && name && X509_REQ_set_version(req, 0) &&
+		 X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)fqdn,
+					    -1, -1, 0) &&
+		 X509_REQ_set_subject_name(req, name) && X509_REQ_set_pubkey(req, pub);
+
+	X509_NAME_free(name);
+	if (!ok) {
+		X509_REQ_free(req);
+		req = NULL;
+	}
+	return req;
+}
+
 /* Key (stored first) and CSR; worker thread. */
 static int make_key_and_csr(struct x8021x *x, struct amtprov_error *err)
 {
 	char keyname[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
 	EVP_PKEY *key = EVP_RSA_gen(KEY_BITS);
-	X509_REQ *req = X509_REQ_new();
-	X509_NAME *name = X509_NAME_new();
+	X509_REQ *req = NULL;
 	struct amtprov_secret *pem = NULL;
 	unsigned char *der = NULL;
 	int rc = AMTPROV_OK, len = 0;
 
-	if (!key || !req || !name) {
+	if (!key) {
 		rc = pki_error(err, AMTPROV_E_CRYPTO, x->fqdn, "%s", "making the 802.1X key");
 		goto out;
 	}
@@ -340,12 +386,8 @@ static int make_key_and_csr(struct x8021x *x, struct amtprov_error *err)
 	util_secret_free(pem);
 	if (rc)
 		goto out;
-	/* R-8021X-02: the subject is the device FQDN, supplied in the request. */
-	if (!X509_REQ_set_version(req, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)x->fqdn,
-					-1, -1, 0) ||
-	    !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
-	    !X509_REQ_sign(req, key, EVP_sha256()) || (len = i2d_X509_REQ(req, &der)) <= 0) {
+	req = client_template(x->fqdn, key);
+	if (!req || !X509_REQ_sign(req, key, EVP_sha256()) || (len = i2d_X509_REQ(req, &der)) <= 0) {
 		rc = pki_error(err, AMTPROV_E_CRYPTO, x->fqdn, "%s", "building the 802.1X request");
 		goto out;
 	}
@@ -358,7 +400,6 @@ static int make_key_and_csr(struct x8021x *x, struct amtprov_error *err)
 	x->csr_len = (size_t)len;
 out:
 	OPENSSL_free(der);
-	X509_NAME_free(name);
 	X509_REQ_free(req);
 	EVP_PKEY_free(key);
 	return rc;
@@ -384,7 +425,8 @@ static int work_ca(void *arg, struct amtprov_error *err)
 	char cookie[AMTPROV_CA_COOKIE_SIZE];
 
 	if (!x->poll_id) {
-		int rc = make_key_and_csr(x, &x->perr);
+		/* AMT signed the request already when AMT holds the key. */
+		int rc = x->req_amt ? AMTPROV_OK : make_key_and_csr(x, &x->perr);
 
 		if (rc)
 			return rc;
@@ -394,6 +436,95 @@ static int work_ca(void *arg, struct amtprov_error *err)
 	fill_request(x, &req);
 	util_strlcpy(cookie, x->cookie, sizeof(cookie));
 	return pi_ca_poll(x->ca, x->fqdn, &req, cookie, &x->res, err);
+}
+
+struct find_pending {
+	const char *kind, *profile;
+	struct store_pending op;
+	int found;
+};
+
+static int find_pending_cb(void *ctx, const struct store_pending *op)
+{
+	struct find_pending *fp = ctx;
+	json_t *p;
+	int match;
+
+	if (strcmp(op->kind, fp->kind))
+		return 0;
+	p = json_loads(op->payload, 0, NULL);
+	match = !fp->profile ||
+		!strcmp(json_string_value(json_object_get(p, "profile")) ? json_string_value(
+								json_object_get(p, "profile"))
+							  : "",
+			fp->profile);
+	json_decref(p);
+	if (!match)
+		return 0;
+	fp->op = *op;
+	fp->found = 1;
+	return 1;
+}
+
+/* The 8021x-amt-key record of @p profile (payload parsed), or NULL. */
+static json_t *amt_key_record(struct x8021x *x, const char *profile, int64_t *id)
+{
+	struct find_pending fp = {.kind = AMT_KEY_KIND, .profile = profile};
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	*id = 0;
+	store_pending_list(site_store(x->f->site), x->device_id, find_pending_cb, &fp, &err);
+	if (!fp.found)
+		return NULL;
+	*id = fp.op.id;
+	return json_loads(fp.op.payload, 0, NULL);
+}
+
+/* Replaces needs[cur]'s 8021x-amt-key record by @p payload (stolen; the profile is added):
+ * the new one is written before the old one goes, so there is never none on disk. */
+static int amt_key_record_put(struct x8021x *x, json_t *payload, struct amtprov_error *err)
+{
+	struct store *st = site_store(x->f->site);
+	struct store_pending op;
+	char *text;
+	int rc;
+
+	if (payload)
+		json_object_set_new(payload, "profile", json_string(x->needs[x->cur].profile));
+	text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+	memset(&op, 0, sizeof(op));
+	op.device_id = x->device_id;
+	util_strlcpy(op.kind, AMT_KEY_KIND, sizeof(op.kind));
+	if (!text || util_strlcpy(op.payload, text, sizeof(op.payload)) < 0) {
+		free(text);
+		json_decref(payload);
+		return amtprov_error_set(err, AMTPROV_E_INVALID, x->fqdn,
+					 "cannot record the 802.1X key AMT holds");
+	}
+	free(text);
+	rc = store_pending_add(st, &op, site_now(x->f->site), err);
+	if (rc == AMTPROV_OK && x->key_record_id)
+		store_pending_done(st, x->key_record_id, err);
+	if (rc == AMTPROV_OK) {
+		x->key_record_id = op.id;
+		json_decref(x->key_record);
+		x->key_record = payload;
+	} else {
+		json_decref(payload);
+	}
+	return rc;
+}
+
+/* The public key in the request (DER) sent for needs[cur]; NULL if it does not parse. */
+static EVP_PKEY *request_key(const struct x8021x *x)
+{
+	const unsigned char *p = x->csr_der;
+	X509_REQ *req = p ? d2i_X509_REQ(NULL, &p, (long)x->csr_len) : NULL;
+	EVP_PKEY *pub = req ? X509_REQ_get_pubkey(req) : NULL;
+
+	X509_REQ_free(req);
+	return pub;
 }
 
 /* The pending key of @p profile becomes its current key (the pending record goes). */
@@ -433,11 +564,19 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 	if (!c)
 		return amtprov_error_set(err, AMTPROV_E_PARSE, x->fqdn, "the CA returned an 802.1X "
 					 "certificate that does not parse");
-	flow_8021x_key_name(x->fqdn, n->profile, 1, keyname, sizeof(keyname));
-	rc = pi_credstore_get(x->cs, keyname, &keypem, err);
-	if (rc == AMTPROV_OK)
-		rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
-	util_secret_free(keypem);
+	if (x->req_amt) {
+		/* AMT's key, as in the request AMT signed (checked, or kept with the poll). */
+		key = request_key(x);
+		rc = key ? AMTPROV_OK
+			 : amtprov_error_set(err, AMTPROV_E_PARSE, x->fqdn, "the 802.1X request "
+					     "of profile '%s' does not parse", n->profile);
+	} else {
+		flow_8021x_key_name(x->fqdn, n->profile, 1, keyname, sizeof(keyname));
+		rc = pi_credstore_get(x->cs, keyname, &keypem, err);
+		if (rc == AMTPROV_OK)
+			rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
+		util_secret_free(keypem);
+	}
 	if (rc == AMTPROV_OK && !pki_key_matches(c, key))
 		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, x->fqdn,
 				       "the CA issued an 802.1X certificate for another key");
@@ -475,14 +614,29 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 		if (rc == AMTPROV_OK)
 			rc = store_cert_data_put(st, rec.id, x->res.cert_der, x->res.cert_len,
 						 x->res.chain_pem, err);
+		/* AMT's key is the certificate's now (found by its public key from here on):
+		 * its record goes with the recording, so a later request makes a new one. */
+		if (rc == AMTPROV_OK && x->req_amt) {
+			int64_t rid = 0;
+			json_t *r = amt_key_record(x, n->profile, &rid);
+
+			json_decref(r);
+			if (rid)
+				rc = store_pending_done(st, rid, err);
+		}
 		if (rc == AMTPROV_OK)
 			rc = store_tx_commit(st, err);
 		else
 			store_tx_rollback(st);
 	}
-	/* The certificate is recorded: its key becomes the profile's current key. */
-	if (rc == AMTPROV_OK)
+	/* The certificate is recorded: amtprov's key becomes the profile's current key. */
+	if (rc == AMTPROV_OK && !x->req_amt)
 		rc = promote_key(x, n->profile, err);
+	if (rc == AMTPROV_OK && x->req_amt) {
+		json_decref(x->key_record);
+		x->key_record = NULL;
+		x->key_record_id = 0;
+	}
 	if (rc == AMTPROV_OK) {
 		char detail[STORE_TEXT_SIZE];
 
@@ -507,9 +661,9 @@ static int keep_cookie(struct x8021x *x, int64_t at, struct amtprov_error *err)
 	struct store *st = site_store(x->f->site);
 	struct x_need *n = &x->needs[x->cur];
 	char *csr = flow_b64(x->csr_der, x->csr_len);
-	json_t *payload = csr ? json_pack("{s:s,s:s,s:s,s:s,s:s}", "cookie", x->res.cookie, "ca",
-					  n->ca, "template", n->tmpl, "profile", n->profile, "csr",
-					  csr)
+	json_t *payload = csr ? json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "cookie", x->res.cookie,
+					  "ca", n->ca, "template", n->tmpl, "profile", n->profile,
+					  "csr", csr, "key", x->req_amt ? "amt" : "amtprov")
 			      : NULL;
 	char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
 	struct store_pending op;
@@ -616,36 +770,40 @@ static void on_ca_answer(struct engine_job *job, int rc, const struct amtprov_er
 	}
 }
 
-struct find_pending {
-	const char *kind, *profile;
-	struct store_pending op;
-	int found;
-};
-
-static int find_pending_cb(void *ctx, const struct store_pending *op)
+/* The CA call for needs[cur] on a worker thread: a new request is written ahead as a
+ * marker (a poll is on record already). */
+static void ask_ca(struct x8021x *x)
 {
-	struct find_pending *fp = ctx;
-	json_t *p;
-	int match;
+	struct x_need *n = &x->needs[x->cur];
+	struct store *st = site_store(x->f->site);
+	struct amtprov_error err;
 
-	if (strcmp(op->kind, fp->kind))
-		return 0;
-	p = json_loads(op->payload, 0, NULL);
-	match = !fp->profile ||
-		!strcmp(json_string_value(json_object_get(p, "profile")) ? json_string_value(
-								json_object_get(p, "profile"))
-							  : "",
-			fp->profile);
-	json_decref(p);
-	if (!match)
-		return 0;
-	fp->op = *op;
-	fp->found = 1;
-	return 1;
+	amtprov_error_clear(&err);
+	x->phase = X_CERT;
+	if (!x->poll_id) {
+		struct store_pending marker;
+
+		memset(&marker, 0, sizeof(marker));
+		marker.device_id = x->device_id;
+		util_strlcpy(marker.kind, SUBMIT_KIND, sizeof(marker.kind));
+		snprintf(marker.payload, sizeof(marker.payload),
+			 "{\"ca\":\"%s\",\"template\":\"%s\",\"profile\":\"%s\"}", n->ca, n->tmpl,
+			 n->profile);
+		if (store_pending_add(st, &marker, site_now(x->f->site), &err) != AMTPROV_OK) {
+			finish(x, DS_INVALID, err.code, err.msg, 0);
+			return;
+		}
+		x->submit_marker = marker.id;
+	}
+	x->in_worker = 1;
+	if (engine_job_blocking(x->job, work_ca, on_ca_answer, x, &err) != AMTPROV_OK) {
+		x->in_worker = 0;
+		finish(x, DS_INVALID, err.code, err.msg, 0);
+	}
 }
 
-/* Starts the CA call for needs[cur]: a poll when a WAIT is on record, else a new request
- * written ahead as a marker. */
+/* Starts the request of needs[cur]: a poll when a WAIT is on record, else a new request,
+ * its key inside AMT (AMT signs it first) or made by amtprov. */
 static void request_cert(struct x8021x *x)
 {
 	struct x_need *n = &x->needs[x->cur];
@@ -685,27 +843,22 @@ static void request_cert(struct x8021x *x)
 		if (dl > 0 && len >= 2 && csr[len - 1] == '=')
 			dl -= csr[len - 2] == '=' ? 2 : 1;
 		x->csr_len = dl > 0 ? (size_t)dl : 0;
+		x->req_amt = json_is_string(json_object_get(p, "key")) &&
+			     !strcmp(json_string_value(json_object_get(p, "key")), "amt");
 		json_decref(p);
-	} else {
-		struct store_pending marker;
-
-		memset(&marker, 0, sizeof(marker));
-		marker.device_id = x->device_id;
-		util_strlcpy(marker.kind, SUBMIT_KIND, sizeof(marker.kind));
-		snprintf(marker.payload, sizeof(marker.payload),
-			 "{\"ca\":\"%s\",\"template\":\"%s\",\"profile\":\"%s\"}", n->ca, n->tmpl,
-			 n->profile);
-		if (store_pending_add(st, &marker, site_now(x->f->site), &err) != AMTPROV_OK) {
-			finish(x, DS_INVALID, err.code, err.msg, 0);
-			return;
-		}
-		x->submit_marker = marker.id;
+		ask_ca(x);
+		return;
 	}
-	x->in_worker = 1;
-	if (engine_job_blocking(x->job, work_ca, on_ca_answer, x, &err) != AMTPROV_OK) {
-		x->in_worker = 0;
-		finish(x, DS_INVALID, err.code, err.msg, 0);
+	x->req_amt = x->amt_keys;
+	if (!x->req_amt) {
+		ask_ca(x);
+		return;
 	}
+	/* AMT's key: what AMT holds and the record decide (flow_amt_key_choose). */
+	json_decref(x->key_record);
+	x->key_record = amt_key_record(x, n->profile, &x->key_record_id);
+	x->phase = X_AMT_LIST;
+	wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, FLOW_KEY_PAIR_CLASS, NULL);
 }
 
 /* A request a restart interrupted may have been issued unseen: say so (R-PROV-13). */
@@ -836,8 +989,9 @@ static void next_need(struct x8021x *x)
 		}
 		p = key_params(x, &err);
 		if (!p) {
-			fail(x, err.code ? err.code : AMTPROV_E_NOT_FOUND, "%s",
-			     err.msg[0] ? err.msg : "802.1X: no key for the certificate");
+			/* Not amtprov's key: it may be one AMT generated (R-PROV-06). */
+			x->phase = X_FIND_KEY;
+			wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, FLOW_KEY_PAIR_CLASS, NULL);
 			return;
 		}
 		call(x, AMTPROV_AMT_ADD_KEY, p);
@@ -872,6 +1026,208 @@ static void next_need(struct x8021x *x)
 		fail(x, AMTPROV_E_INTERNAL, "802.1X: bad phase %d", (int)x->phase);
 		return;
 	}
+}
+
+/* ---- the key of needs[cur] inside AMT (as flow_cert.c, R-PROV-06) ---- */
+
+static void amt_fail(struct x8021x *x, int rc, const char *why)
+{
+	fail(x, rc, "802.1X profile '%s', key in AMT: %s", x->needs[x->cur].profile,
+	     why && why[0] ? why : amtprov_strerror(rc));
+}
+
+/* AMT signs the request around its key (GeneratePKCS10RequestEx). */
+static void amt_sign(struct x8021x *x)
+{
+	char *b64;
+
+	X509_REQ_free(x->tmpl);
+	x->tmpl = x->amt_pub ? client_template(x->fqdn, x->amt_pub) : NULL;
+	b64 = x->tmpl ? flow_amt_template_b64(x->tmpl, x->amt_pub) : NULL;
+	if (!b64) {
+		amt_fail(x, AMTPROV_E_CRYPTO, "building the request template for AMT");
+		return;
+	}
+	x->phase = X_AMT_SIGN;
+	call(x, AMTPROV_AMT_SIGN_CSR,
+	     json_pack("{s:s,s:s}", "key_handle", x->key_handle, "csr_der_b64", b64));
+	free(b64);
+}
+
+/* Adopts @p derkey (key @p id) as needs[cur]'s key, recorded first when @p record. */
+static void amt_adopt(struct x8021x *x, const char *id, const char *derkey, int record)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	util_strlcpy(x->key_handle, id ? id : "", sizeof(x->key_handle));
+	if (record && amt_key_record_put(x, json_pack("{s:s}", "handle", x->key_handle), &err)) {
+		amt_fail(x, err.code, err.msg);
+		return;
+	}
+	EVP_PKEY_free(x->amt_pub);
+	x->amt_pub = flow_amt_public_key(derkey);
+	if (!x->amt_pub) {
+		amt_fail(x, AMTPROV_E_PROTOCOL, "AMT reports a key pair without a usable DERKey");
+		return;
+	}
+	amt_sign(x);
+}
+
+/* Records the intent (which keys AMT holds now) and asks AMT for a new key. */
+static void amt_generate(struct x8021x *x)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (amt_key_record_put(x, json_pack("{s:O}", "before", x->key_before), &err)) {
+		amt_fail(x, err.code, err.msg);
+		return;
+	}
+	x->phase = X_AMT_GEN;
+	call(x, AMTPROV_AMT_GENERATE_KEY_PAIR, json_pack("{s:i}", "bits", KEY_BITS));
+}
+
+static void amt_choose(struct x8021x *x, const json_t *items)
+{
+	const json_t *item = NULL;
+	enum flow_amt_key_move move;
+
+	json_decref(x->key_before);
+	x->key_before = json_array();
+	move = flow_amt_key_choose(x->key_record, items, x->key_before, &item);
+	switch (move) {
+	case FLOW_AMT_KEY_DELETE:
+		util_strlcpy(x->key_handle, json_string_value(json_object_get(item, "InstanceID")),
+			     sizeof(x->key_handle));
+		x->phase = X_AMT_DELETE;
+		wsman(x, AMTPROV_AMT_WSMAN_DELETE, FLOW_KEY_PAIR_CLASS, x->key_handle);
+		return;
+	case FLOW_AMT_KEY_ADOPT:
+	case FLOW_AMT_KEY_ADOPT_NEW:
+		amt_adopt(x, json_string_value(json_object_get(item, "InstanceID")),
+			  json_string_value(json_object_get(item, "DERKey")),
+			  move == FLOW_AMT_KEY_ADOPT_NEW);
+		return;
+	case FLOW_AMT_KEY_GENERATE:
+		amt_generate(x);
+		return;
+	}
+}
+
+/* key_source auto on firmware without GenerateKeyPair: amtprov makes this step's keys. */
+static void amt_fallback(struct x8021x *x)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (x->key_record_id)
+		store_pending_done(site_store(x->f->site), x->key_record_id, &err);
+	json_decref(x->key_record);
+	x->key_record = NULL;
+	x->key_record_id = 0;
+	x->amt_keys = 0;
+	x->req_amt = 0;
+	ask_ca(x);
+}
+
+/* The AMT answers of the key phases; 1 when handled. */
+static int on_amt_key(struct x8021x *x, int rc, const json_t *result,
+		      const struct amtprov_error *err)
+{
+	struct amtprov_error e2;
+	const char *s;
+
+	amtprov_error_clear(&e2);
+	switch (x->phase) {
+	case X_AMT_LIST:
+		if (rc != AMTPROV_OK)
+			return 0;
+		amt_choose(x, json_object_get(result, "items"));
+		return 1;
+	case X_AMT_DELETE:
+		/* Deleted, or refused: either way no longer this profile's request key. */
+		if (rc != AMTPROV_OK)
+			alog(site_log(x->f->site), AMTPROV_LOG_WARNING, "%s: the 802.1X key %s was "
+			     "not deleted from AMT: %s", x->fqdn, x->key_handle, err->msg);
+		json_array_clear(x->key_before);
+		amt_generate(x);
+		return 1;
+	case X_AMT_GEN:
+		if (rc != AMTPROV_OK && x->amt_auto && flow_amt_unsupported(rc, err)) {
+			amt_fallback(x);
+			return 1;
+		}
+		/* Generating in the background: retry later; the intent on record lets the
+		 * retry adopt the key once AMT lists it. */
+		if (rc == AMTPROV_E_DEVICE && (strstr(err->msg, "PKI_GENERATING_KEYS") ||
+					       strstr(err->msg, "OPERATION_IN_PROGRESS"))) {
+			amt_fail(x, AMTPROV_E_BUSY, err->msg);
+			return 1;
+		}
+		if (rc != AMTPROV_OK)
+			return 0;
+		s = json_string_value(json_object_get(result, "key_handle"));
+		if (!s || !s[0]) {
+			amt_fail(x, AMTPROV_E_PROTOCOL, "GenerateKeyPair returned no key handle");
+			return 1;
+		}
+		util_strlcpy(x->key_handle, s, sizeof(x->key_handle));
+		/* Recorded at once: from here a re-run adopts this key. */
+		if (amt_key_record_put(x, json_pack("{s:s}", "handle", x->key_handle), &e2)) {
+			amt_fail(x, e2.code, e2.msg);
+			return 1;
+		}
+		x->phase = X_AMT_PUB;
+		wsman(x, AMTPROV_AMT_WSMAN_GET, FLOW_KEY_PAIR_CLASS, x->key_handle);
+		return 1;
+	case X_AMT_PUB:
+		if (rc != AMTPROV_OK)
+			return 0;
+		amt_adopt(x, x->key_handle, json_string_value(json_object_get(
+						json_object_get(result, "instance"), "DERKey")), 0);
+		return 1;
+	case X_AMT_SIGN:
+		if (rc != AMTPROV_OK)
+			return 0;
+		if (flow_amt_check_signed(x->fqdn, x->tmpl, x->amt_pub, x->key_handle,
+					  json_string_value(json_object_get(result, "csr_der_b64")),
+					  &x->csr_der, &x->csr_len, &e2) != AMTPROV_OK) {
+			amt_fail(x, e2.code, e2.msg);
+			return 1;
+		}
+		ask_ca(x);
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The certificate of needs[cur] has its key in AMT when one of AMT's key pairs (@p items)
+ * is its public key: then only the certificate is added. */
+static int key_in_amt(struct x8021x *x, const json_t *items)
+{
+	const char *b = x->needs[x->cur].cert_b64;
+	size_t len = 0;
+	unsigned char *der = flow_unb64(b, &len);
+	const unsigned char *p = der;
+	X509 *c = der ? d2i_X509(NULL, &p, (long)len) : NULL;
+	const json_t *it;
+	size_t i;
+	int found = 0;
+
+	free(der);
+	json_array_foreach(items, i, it) {
+		EVP_PKEY *k = flow_amt_public_key(
+			json_string_value(json_object_get(it, "DERKey")));
+
+		found = c && k && pki_key_matches(c, k);
+		EVP_PKEY_free(k);
+		if (found)
+			break;
+	}
+	X509_free(c);
+	return found;
 }
 
 static int adopt_handle(struct x8021x *x, const json_t *result)
@@ -929,6 +1285,8 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	const char *h;
 	size_t i;
 
+	if (on_amt_key(x, rc, result, err))
+		return;
 	switch (x->phase) {
 	case X_DETECT:
 		if (rc != AMTPROV_OK)
@@ -968,6 +1326,18 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	case X_ADD_KEY:
 		if (rc != AMTPROV_OK && !duplicate(rc, err))
 			break;
+		x->phase = X_ADD_CERT;
+		next_need(x);
+		return;
+	case X_FIND_KEY:
+		if (rc != AMTPROV_OK)
+			break;
+		if (!key_in_amt(x, items)) {
+			fail(x, AMTPROV_E_NOT_FOUND, "802.1X profile '%s': neither the credential "
+			     "store nor AMT holds the key of its certificate",
+			     x->needs[x->cur].profile);
+			return;
+		}
 		x->phase = X_ADD_CERT;
 		next_need(x);
 		return;
@@ -1145,6 +1515,17 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 		 * certificate belongs to an earlier one. */
 		x->reuse_from_id = lifecycle_web_cert(f->site, device_id, 1);
 		break;
+	}
+	{
+		char why[STORE_TEXT_SIZE];
+		int source = flow_key_source(f, engine_job_device(job), "802.1X client keys",
+					     &x->amt_auto, why, sizeof(why));
+
+		if (source < 0) {
+			finish(x, DS_INVALID, AMTPROV_E_CONFIG, why, 0);
+			return AMTPROV_OK;
+		}
+		x->amt_keys = source;
 	}
 	x->phase = X_DETECT;
 	wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_WiFiPort", NULL);

@@ -42,7 +42,6 @@
 #define CA_SUBMIT_KIND "ca-submit" /* write-ahead record of a request in flight at the CA */
 #define AMT_KEY_KIND "amt-key"     /* the device's web server key inside AMT (its handle) */
 #define DEFAULT_POLL_SECONDS 60
-#define KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
 
 void flow_web_key_name(const char *fqdn, char *out, size_t size)
 {
@@ -957,38 +956,45 @@ static int take_public_key(struct cert_call *c, const char *b64)
 
 /* A template with AMT's public key and an empty ("null") signature: AMT replaces the
  * signature with its own (GeneratePKCS10RequestEx). */
-static void amt_sign(struct cert_call *c)
+char *flow_amt_template_b64(X509_REQ *tmpl, EVP_PKEY *pub)
 {
-	struct amtprov_error err;
 	X509_ALGOR *alg = X509_ALGOR_new();
 	ASN1_BIT_STRING *sig = ASN1_BIT_STRING_new();
 	unsigned char zeros[512] = {0};
-	int size = c->amt_pub ? EVP_PKEY_get_size(c->amt_pub) : 0;
+	int size = pub ? EVP_PKEY_get_size(pub) : 0;
 	unsigned char *der = NULL;
 	char *b64 = NULL;
 	int n;
 
-	amtprov_error_clear(&err);
-	X509_REQ_free(c->tmpl);
-	c->tmpl = c->amt_pub ? csr_template(c->fqdn, c->amt_pub, c->ca_attrs, &err) : NULL;
-	if (!c->tmpl || !alg || !sig || size <= 0 || size > (int)sizeof(zeros) ||
+	if (!tmpl || !alg || !sig || size <= 0 || size > (int)sizeof(zeros) ||
 	    !X509_ALGOR_set0(alg, OBJ_nid2obj(NID_sha256WithRSAEncryption), V_ASN1_NULL, NULL) ||
-	    !ASN1_BIT_STRING_set(sig, zeros, size) || !X509_REQ_set1_signature_algo(c->tmpl, alg)) {
+	    !ASN1_BIT_STRING_set(sig, zeros, size) || !X509_REQ_set1_signature_algo(tmpl, alg)) {
 		X509_ALGOR_free(alg);
 		ASN1_BIT_STRING_free(sig);
-		amt_end(c, err.code ? err.code : AMTPROV_E_CRYPTO,
-			err.msg[0] ? err.msg : "building the request template for AMT");
-		return;
+		return NULL;
 	}
 	X509_ALGOR_free(alg);
-	X509_REQ_set0_signature(c->tmpl, sig);
-	n = i2d_X509_REQ(c->tmpl, &der);
+	X509_REQ_set0_signature(tmpl, sig);
+	n = i2d_X509_REQ(tmpl, &der);
 	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
 	if (der)
 		OPENSSL_cleanse(der, (size_t)n); /* may hold the CA's challenge */
 	OPENSSL_free(der);
+	return b64;
+}
+
+static void amt_sign(struct cert_call *c)
+{
+	struct amtprov_error err;
+	char *b64 = NULL;
+
+	amtprov_error_clear(&err);
+	X509_REQ_free(c->tmpl);
+	c->tmpl = c->amt_pub ? csr_template(c->fqdn, c->amt_pub, c->ca_attrs, &err) : NULL;
+	b64 = c->tmpl ? flow_amt_template_b64(c->tmpl, c->amt_pub) : NULL;
 	if (!b64) {
-		amt_end(c, AMTPROV_E_CRYPTO, "encoding the request template for AMT");
+		amt_end(c, err.code ? err.code : AMTPROV_E_CRYPTO,
+			err.msg[0] ? err.msg : "building the request template for AMT");
 		return;
 	}
 	amt_call(c, AP_SIGN, AMTPROV_AMT_SIGN_CSR,
@@ -998,7 +1004,9 @@ static void amt_sign(struct cert_call *c)
 }
 
 /* The request AMT signed must be the template, signed by the key AMT holds. */
-static int check_signed(struct cert_call *c, const char *b64, struct amtprov_error *err)
+int flow_amt_check_signed(const char *fqdn, X509_REQ *tmpl, EVP_PKEY *pub_amt,
+			  const char *handle, const char *b64, uint8_t **csr_der, size_t *csr_len,
+			  struct amtprov_error *err)
 {
 	size_t len = 0;
 	unsigned char *der = flow_unb64(b64, &len);
@@ -1006,31 +1014,31 @@ static int check_signed(struct cert_call *c, const char *b64, struct amtprov_err
 	X509_REQ *req = der ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
 	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
 	STACK_OF(X509_EXTENSION) *got = req ? X509_REQ_get_extensions(req) : NULL;
-	STACK_OF(X509_EXTENSION) *want = X509_REQ_get_extensions(c->tmpl);
+	STACK_OF(X509_EXTENSION) *want = X509_REQ_get_extensions(tmpl);
 	unsigned char *gd = NULL, *wd = NULL;
 	int gn = got ? i2d_X509_EXTENSIONS(got, &gd) : -1;
 	int wn = want ? i2d_X509_EXTENSIONS(want, &wd) : -1;
 	int rc = AMTPROV_OK;
 
 	if (!req || p != der + len)
-		rc = drain(err, AMTPROV_E_PROTOCOL, c->fqdn, "AMT returned a signed request that "
+		rc = drain(err, AMTPROV_E_PROTOCOL, fqdn, "AMT returned a signed request that "
 			   "does not parse");
-	else if (!pub || EVP_PKEY_eq(pub, c->amt_pub) != 1)
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn, "the request AMT signed "
-				       "carries another public key than key %s", c->key_handle);
-	else if (X509_REQ_verify(req, c->amt_pub) != 1)
-		rc = drain(err, AMTPROV_E_VERIFY, c->fqdn, "the request AMT signed does not verify "
+	else if (!pub || EVP_PKEY_eq(pub, pub_amt) != 1)
+		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, fqdn, "the request AMT signed "
+				       "carries another public key than key %s", handle);
+	else if (X509_REQ_verify(req, pub_amt) != 1)
+		rc = drain(err, AMTPROV_E_VERIFY, fqdn, "the request AMT signed does not verify "
 			   "with its key");
 	else if (X509_NAME_cmp(X509_REQ_get_subject_name(req),
-			       X509_REQ_get_subject_name(c->tmpl)) != 0 ||
+			       X509_REQ_get_subject_name(tmpl)) != 0 ||
 		 gn != wn || gn < 0 || memcmp(gd, wd, (size_t)gn) != 0 ||
-		 X509_REQ_get_attr_count(req) != X509_REQ_get_attr_count(c->tmpl))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn, "AMT changed the subject, "
+		 X509_REQ_get_attr_count(req) != X509_REQ_get_attr_count(tmpl))
+		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, fqdn, "AMT changed the subject, "
 				       "extensions or attributes of the request it signed");
 	if (rc == AMTPROV_OK) {
-		free(c->csr_der);
-		c->csr_der = der;
-		c->csr_len = len;
+		free(*csr_der);
+		*csr_der = der;
+		*csr_len = len;
 		der = NULL;
 	}
 	OPENSSL_free(gd);
@@ -1089,46 +1097,61 @@ static void amt_adopt(struct cert_call *c, const json_t *item, int record)
 
 /* What AMT holds decides: adopt the recorded key, adopt the key an interrupted run had AMT
  * generate, delete a key the CA wanted replaced, or generate one. */
-static void amt_choose(struct cert_call *c, const json_t *items)
+enum flow_amt_key_move flow_amt_key_choose(const json_t *record, const json_t *items,
+					   json_t *before_out, const json_t **item)
 {
-	const char *handle = json_string_value(json_object_get(c->key_record, "handle"));
-	const json_t *before = json_object_get(c->key_record, "before");
+	const char *handle = json_string_value(json_object_get(record, "handle"));
+	const json_t *before = json_object_get(record, "before");
 	const json_t *mine = NULL, *newer = NULL, *it;
 	size_t i;
 
-	c->key_before = json_array();
 	json_array_foreach(items, i, it) {
 		const char *id = json_string_value(json_object_get(it, "InstanceID"));
 
 		if (!id)
 			continue;
-		json_array_append_new(c->key_before, json_string(id));
+		json_array_append_new(before_out, json_string(id));
 		if (handle && strcmp(id, handle) == 0)
 			mine = it;
 		else if (!handle && json_is_array(before) && !in_list(before, id) && !newer)
 			newer = it;
 	}
-	if (mine && json_is_true(json_object_get(c->key_record, "discard"))) {
-		util_strlcpy(c->key_handle, handle, sizeof(c->key_handle));
+	*item = mine ? mine : newer;
+	if (mine && json_is_true(json_object_get(record, "discard")))
+		return FLOW_AMT_KEY_DELETE;
+	if (mine)
+		return FLOW_AMT_KEY_ADOPT;
+	/* GenerateKeyPair ran but its answer never arrived (crash, lost connection). */
+	return newer ? FLOW_AMT_KEY_ADOPT_NEW : FLOW_AMT_KEY_GENERATE;
+}
+
+static void amt_choose(struct cert_call *c, const json_t *items)
+{
+	const json_t *item = NULL;
+	enum flow_amt_key_move move;
+
+	c->key_before = json_array();
+	move = flow_amt_key_choose(c->key_record, items, c->key_before, &item);
+	switch (move) {
+	case FLOW_AMT_KEY_DELETE:
+		util_strlcpy(c->key_handle, json_string_value(json_object_get(item, "InstanceID")),
+			     sizeof(c->key_handle));
 		amt_call(c, AP_DELETE, AMTPROV_AMT_WSMAN_DELETE,
-			 json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
-				   "InstanceID", handle));
+			 json_pack("{s:s,s:{s:s}}", "class", FLOW_KEY_PAIR_CLASS, "selectors",
+				   "InstanceID", c->key_handle));
+		return;
+	case FLOW_AMT_KEY_ADOPT:
+	case FLOW_AMT_KEY_ADOPT_NEW:
+		amt_adopt(c, item, move == FLOW_AMT_KEY_ADOPT_NEW);
+		return;
+	case FLOW_AMT_KEY_GENERATE:
+		amt_generate(c);
 		return;
 	}
-	if (mine) {
-		amt_adopt(c, mine, 0);
-		return;
-	}
-	if (newer) {
-		/* GenerateKeyPair ran but its answer never arrived (crash, lost connection). */
-		amt_adopt(c, newer, 1);
-		return;
-	}
-	amt_generate(c);
 }
 
 /* key_source auto: firmware without GenerateKeyPair gets amtprov's key instead. */
-static int amt_unsupported(int rc, const struct amtprov_error *err)
+int flow_amt_unsupported(int rc, const struct amtprov_error *err)
 {
 	return rc == AMTPROV_E_NOT_SUPPORTED ||
 	       (rc == AMTPROV_E_DEVICE && err &&
@@ -1159,7 +1182,7 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 		amt_generate(c);
 		return;
 	case AP_GENERATE:
-		if (rc != AMTPROV_OK && c->amt_auto && amt_unsupported(rc, err)) {
+		if (rc != AMTPROV_OK && c->amt_auto && flow_amt_unsupported(rc, err)) {
 			amt_session_close(c);
 			start_amtprov_key(c);
 			return;
@@ -1185,7 +1208,7 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 			return;
 		}
 		amt_call(c, AP_PUBLIC, AMTPROV_AMT_WSMAN_GET,
-			 json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
+			 json_pack("{s:s,s:{s:s}}", "class", FLOW_KEY_PAIR_CLASS, "selectors",
 				   "InstanceID", c->key_handle));
 		return;
 	case AP_PUBLIC:
@@ -1202,8 +1225,9 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 	case AP_SIGN:
 		if (rc != AMTPROV_OK)
 			break;
-		if (check_signed(c, json_string_value(json_object_get(result, "csr_der_b64")),
-				 &e2) != AMTPROV_OK) {
+		if (flow_amt_check_signed(c->fqdn, c->tmpl, c->amt_pub, c->key_handle,
+					  json_string_value(json_object_get(result, "csr_der_b64")),
+					  &c->csr_der, &c->csr_len, &e2) != AMTPROV_OK) {
 			struct engine_job *job = c->job;
 
 			call_free(c);
@@ -1251,39 +1275,47 @@ static void on_attributes(struct engine_job *job, int rc, const struct amtprov_e
 	}
 	engine_job_set_abort(job, call_abort, c);
 	amt_call(c, AP_LIST, AMTPROV_AMT_WSMAN_ENUMERATE,
-		 json_pack("{s:s}", "class", KEY_PAIR_CLASS));
+		 json_pack("{s:s}", "class", FLOW_KEY_PAIR_CLASS));
 }
 
 /* Where the key is made (manifest key_source, R-PROV-06): 1 inside AMT, 0 by amtprov, -1
- * not possible (@p why says so). */
-static int choose_key_source(struct cert_call *c, const struct store_device *d, char *why,
-			     size_t n)
+ * not possible (@p why says so, about @p what). */
+int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
+		    int *amt_auto, char *why, size_t n)
 {
-	int mode = site_manifest(c->f->site)->web_server.key_source, major = 0;
+	int mode = site_manifest(f->site)->web_server.key_source, major = 0;
 
+	*amt_auto = 0;
 	if (mode == MANIFEST_KEY_AMTPROV)
 		return 0;
 	sscanf(d->amt_version, "%d", &major);
-	c->amt_auto = mode == MANIFEST_KEY_AUTO;
-	if (!c->f->tloop) {
-		if (c->amt_auto)
+	*amt_auto = mode == MANIFEST_KEY_AUTO;
+	if (!f->tloop) {
+		if (*amt_auto)
 			return 0;
-		snprintf(why, n, "/certificates/web_server/key_source 'amt': no usable transport to "
-			 "reach the device's AMT");
+		snprintf(why, n, "/certificates/web_server/key_source 'amt' (%s): no usable "
+			 "transport to reach the device's AMT", what);
 		return -1;
 	}
 	/* amtprov's first stage for AMT < 9 is legacy SOAP, which installs the key together
-	 * with the certificate (AMT itself has GenerateKeyPair from 6.2/7.0). */
+	 * with the certificate (AMT itself has GenerateKeyPair from 6.2/7.0); the same rule
+	 * holds for every key, so one device keeps all its keys one way. */
 	if (major < 9) {
-		if (c->amt_auto)
+		if (*amt_auto)
 			return 0;
-		snprintf(why, n, "/certificates/web_server/key_source 'amt': AMT %.30s is provisioned "
-			 "through legacy SOAP, which takes the key with the certificate; use 'auto' "
-			 "or 'amtprov' for it (R-PROV-06)", d->amt_version[0] ? d->amt_version
-										  : "(unknown)");
+		snprintf(why, n, "/certificates/web_server/key_source 'amt' (%s): AMT %.30s is "
+			 "provisioned through legacy SOAP, which takes the key with the certificate; "
+			 "use 'auto' or 'amtprov' for it (R-PROV-06)", what,
+			 d->amt_version[0] ? d->amt_version : "(unknown)");
 		return -1;
 	}
 	return 1;
+}
+
+static int choose_key_source(struct cert_call *c, const struct store_device *d, char *why,
+			     size_t n)
+{
+	return flow_key_source(c->f, d, "web server key", &c->amt_auto, why, n);
 }
 
 void flow_step_certificate(struct engine_job *job, void *ctx)

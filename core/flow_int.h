@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private to the flow's files (flow.c, flow_cert.c, flow_stage.c). */
+/* Private to the flow's files (flow.c, flow_cert.c, flow_stage.c, flow_8021x.c, ...). */
 #ifndef AMTPROV_CORE_FLOW_INT_H
 #define AMTPROV_CORE_FLOW_INT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
 
 #include "flow.h"
 #include "preflight.h"
@@ -73,6 +78,36 @@ int flow_web_key_in_amt(struct flow *f, int64_t device_id);
 /* The commit made the first stage's (or a renewal's) work final: the record of the key AMT
  * holds is dropped (pending_ops holds only unfinished work). */
 void flow_web_key_committed(struct flow *f, int64_t device_id);
+
+/* flow_cert.c's parts for a key generated inside AMT, shared with the 802.1X step. */
+#define FLOW_KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
+/* Where a key is made, by the manifest's /certificates/web_server/key_source (R-PROV-06):
+ * 1 inside AMT, 0 by amtprov, -1 not possible (@p why says so, naming @p what). *@p
+ * amt_auto is 1 for 'auto': amtprov's key when AMT cannot generate one. */
+int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
+		    int *amt_auto, char *why, size_t n);
+/* What to do about the key of a request, given its record (payload {"before": [handles]}
+ * or {"handle", "discard"?}, may be NULL) and AMT's AMT_PublicPrivateKeyPair @p items. The
+ * handles AMT holds are appended to @p before_out; *@p item is the key to adopt or
+ * delete. */
+enum flow_amt_key_move {
+	FLOW_AMT_KEY_GENERATE,  /* none to adopt: record the intent, GenerateKeyPair */
+	FLOW_AMT_KEY_ADOPT,     /* the recorded key */
+	FLOW_AMT_KEY_ADOPT_NEW, /* a key an interrupted GenerateKeyPair made: record it */
+	FLOW_AMT_KEY_DELETE,    /* the recorded key, which the CA wanted replaced */
+};
+enum flow_amt_key_move flow_amt_key_choose(const json_t *record, const json_t *items,
+					   json_t *before_out, const json_t **item);
+/* The DER of @p tmpl (around @p pub, AMT's key) with a null signature of the key's size,
+ * base64, for GeneratePKCS10RequestEx; NULL on failure. Free after OPENSSL_cleanse. */
+char *flow_amt_template_b64(X509_REQ *tmpl, EVP_PKEY *pub);
+/* The request AMT signed (@p b64) must be @p tmpl signed by @p pub (key @p handle); on
+ * success its DER replaces *@p csr_der (malloc'd). */
+int flow_amt_check_signed(const char *fqdn, X509_REQ *tmpl, EVP_PKEY *pub, const char *handle,
+			  const char *b64, uint8_t **csr_der, size_t *csr_len,
+			  struct amtprov_error *err);
+/* The device refused GenerateKeyPair as not supported (key_source auto falls back). */
+int flow_amt_unsupported(int rc, const struct amtprov_error *err);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;

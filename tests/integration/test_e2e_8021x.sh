@@ -145,6 +145,38 @@ for f in sys.argv[2:]:
 PY
 check "R-PROV-11 (3): the device audit shows the wireless radio on and the profiles added" \
   python3 -c 'import json,sys; a=[e["event"] for e in json.load(open(sys.argv[1]))["audit"]]; assert any("RequestStateChange(32769)" in e for e in a) and sum("AddWiFiSettings" in e for e in a)==2, a[-20:]' "$T/pc1.run1.json"
+check "R-PROV-06: AMT >= 9 generates the client keys (GenerateKeyPair + GeneratePKCS10RequestEx for the web server and each client certificate), no AddKey" \
+  python3 - "$T"/pc*.run1.json <<'PY'
+import json, sys
+for f in sys.argv[1:]:
+    a = [e["event"] for e in json.load(open(f))["audit"]]
+    assert sum(e.startswith("GenerateKeyPair: key handle") for e in a) == 3, (f, a)
+    assert sum(e.startswith("GeneratePKCS10RequestEx") for e in a) == 3, (f, a)
+    assert not any(e.startswith("AddKey") for e in a), (f, a)
+PY
+# amtsim writes its state file (with the key PEMs) once a second.
+amt_keys_bound() {
+  python3 - "$T" <<'PY'
+import base64, json, subprocess, sys
+t = sys.argv[1]
+def run(args, data):
+    return subprocess.run(args, input=data, capture_output=True).stdout
+for dev in ("pc1", "pc2"):
+    d = json.load(open(f"{t}/{dev}.run1.json"))
+    state = json.load(open(f"{t}/sim/{dev}.json"))
+    generated = {int(e["event"].rsplit(" ", 1)[1]) for e in d["audit"]
+                 if e["event"].startswith("GenerateKeyPair: key handle")}
+    pubs = {run(["openssl", "pkey", "-pubout"], k["pem"].encode()): k["handle"] for k in state["keys"]}
+    certs = {c["handle"]: c for c in d["certificates"]}
+    bound = [d["ieee8021x"]["client_cert_handle"]] + [p["client_cert_handle"] for p in d["wifi_profiles"] if p["client_cert_handle"]]
+    assert len(bound) == 2, bound
+    for h in bound:
+        pem = run(["openssl", "x509", "-inform", "DER"], base64.b64decode(certs[h]["der"]))
+        pub = run(["openssl", "x509", "-pubkey", "-noout"], pem)
+        assert pub in pubs and pubs[pub] in generated, (dev, h, "its key is not one AMT generated")
+PY
+}
+check "R-PROV-06: each bound client certificate's public key is a key AMT generated" wait_for 5 amt_keys_bound
 check "no 802.1X request left in flight" \
   test "$(sqlite3 "$T/site/state/site.db" "select count(*) from pending_ops where kind like '8021x%'" 2>/dev/null)" = 0
 

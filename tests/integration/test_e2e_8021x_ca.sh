@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # The 802.1X client certificate's CA outcomes in the second stage (R-PROV-11 3, R-8021X-02,
 # R-PROV-13): each simulated device is provisioned by its own site whose wired EAP-TLS
-# profile asks a fake CA. REJECTED -> FAILED with the CA's reason and nothing recorded;
+# profile asks a fake CA. REJECTED -> FAILED with the CA's reason and nothing recorded but
+# the key AMT generated for the request (kept for the next attempt);
 # UNREACHABLE -> back to NEED_SECOND_STAGE with backoff and the reason; WAIT -> the cookie
 # kept (NEED_SECOND_STAGE), polled until issued, then PROVISIONED with the certificate bound;
 # a WAIT during an update defers the device in NEED_UPDATE (R-REV-04).
@@ -64,7 +65,11 @@ check "REJECTED: with the CA's reason, naming the profile" \
   test -n "$(db rejected "select 1 from devices where last_error like '%no 802.1X for this OU%' and last_error like '%lan%'")"
 check "REJECTED: status 8201 recorded" test "$(db rejected "select count(*) from status_messages where msg_id=8201")" = 1
 check "REJECTED: no client certificate recorded, no request left in flight" \
-  test "$(db rejected "select (select count(*) from certificates where purpose=2) || (select count(*) from pending_ops)")" = 00
+  test "$(db rejected "select (select count(*) from certificates where purpose=2) || (select count(*) from pending_ops where kind!='8021x-amt-key')")" = 00
+# R-PROV-06, R-PROV-13: the key AMT generated for the refused request stays recorded, so the
+# next attempt adopts it rather than fill AMT with another.
+check "REJECTED: the profile's key inside AMT stays recorded (handle) for the next attempt" \
+  test "$(db rejected "select count(*) from pending_ops where kind='8021x-amt-key' and payload like '%\"handle\"%' and payload like '%\"lan\"%'")" = 1
 
 # UNREACHABLE
 site unreachable unr 251 fake-ca-unreachable '{}'

@@ -114,7 +114,8 @@ held = {hashlib.sha256(base64.b64decode(c["der"])).hexdigest().upper() for c in 
 assert not held & {c["sha256"].upper() for c in certs if c["purpose"] == "8021x-client"}
 PY
 check "its 802.1X client keys are cleared with its other secrets" bash -c "! '$AMTPROV' -m '$SITE' cred list | grep -q 'device/pc3'"
-check "another device keeps its 802.1X keys" bash -c "'$AMTPROV' -m '$SITE' cred list | grep -q 'device/pc4.contoso.com/8021x-lan-key'"
+# (pc4's 802.1X keys are inside AMT, R-PROV-06: its admin password stands for its secrets.)
+check "another device keeps its secrets" bash -c "'$AMTPROV' -m '$SITE' cred list | grep -q 'device/pc4.contoso.com/'"
 
 # ---- R-REV-04 with R-REV-02b: provisioning finds earlier client certificates
 # pc4's AMT is reset locally (amtsim forgets the device: its state file goes; the fleet keeps
@@ -217,6 +218,28 @@ def pub(d, h):
 a, b = (json.load(open(f)) for f in sys.argv[1:])
 assert pub(a, a["ieee8021x"]["client_cert_handle"]) != pub(b, b["ieee8021x"]["client_cert_handle"])
 PY
+# R-PROV-06: key_source auto on AMT >= 9: the renewal's keys are generated inside AMT too.
+# amtsim writes its state file (with the key PEMs) once a second.
+renewed_keys_in_amt() {
+  python3 - "$T/pc5.d42.json" "$T/sim/pc5.json" <<'PY'
+import base64, json, subprocess, sys
+d, state = (json.load(open(f)) for f in sys.argv[1:])
+run = lambda args, data: subprocess.run(args, input=data, capture_output=True).stdout
+audit = [e["event"] for e in d["audit"]]
+assert not any(e.startswith("AddKey") for e in audit), audit
+generated = {int(e.rsplit(" ", 1)[1]) for e in audit if e.startswith("GenerateKeyPair: key handle")}
+pubs = {run(["openssl", "pkey", "-pubout"], k["pem"].encode()): k["handle"] for k in state["keys"]}
+certs = {c["handle"]: c for c in d["certificates"]}
+bound = [d["ieee8021x"]["client_cert_handle"]] + [p["client_cert_handle"] for p in d["wifi_profiles"]]
+assert len(bound) == 2, bound
+for h in bound:
+    pem = run(["openssl", "x509", "-inform", "DER"], base64.b64decode(certs[h]["der"]))
+    pub = run(["openssl", "x509", "-pubkey", "-noout"], pem)
+    assert pubs.get(pub) in generated, (h, "not a key AMT generated")
+PY
+}
+check "R-8021X-06 with R-PROV-06: the renewed client certificates' keys were generated inside AMT (no AddKey)" \
+  wait_for 5 renewed_keys_in_amt
 check "the web server certificate (82 days left) is not renewed with them" \
   test "$(web "$T/pc5.certs.d42.json" active)" = "$web5"
 check "status 8205 reports the client renewal" bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc5.contoso.com | grep -q '802.1X client'"
