@@ -481,39 +481,13 @@ static json_t *amt_key_record(struct x8021x *x, const char *profile, int64_t *id
 	return json_loads(fp.op.payload, 0, NULL);
 }
 
-/* Replaces needs[cur]'s 8021x-amt-key record by @p payload (stolen; the profile is added):
- * the new one is written before the old one goes, so there is never none on disk. */
+/* Replaces needs[cur]'s 8021x-amt-key record by @p payload (stolen; the profile is added). */
 static int amt_key_record_put(struct x8021x *x, json_t *payload, struct amtprov_error *err)
 {
-	struct store *st = site_store(x->f->site);
-	struct store_pending op;
-	char *text;
-	int rc;
-
 	if (payload)
 		json_object_set_new(payload, "profile", json_string(x->needs[x->cur].profile));
-	text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
-	memset(&op, 0, sizeof(op));
-	op.device_id = x->device_id;
-	util_strlcpy(op.kind, AMT_KEY_KIND, sizeof(op.kind));
-	if (!text || util_strlcpy(op.payload, text, sizeof(op.payload)) < 0) {
-		free(text);
-		json_decref(payload);
-		return amtprov_error_set(err, AMTPROV_E_INVALID, x->fqdn,
-					 "cannot record the 802.1X key AMT holds");
-	}
-	free(text);
-	rc = store_pending_add(st, &op, site_now(x->f->site), err);
-	if (rc == AMTPROV_OK && x->key_record_id)
-		store_pending_done(st, x->key_record_id, err);
-	if (rc == AMTPROV_OK) {
-		x->key_record_id = op.id;
-		json_decref(x->key_record);
-		x->key_record = payload;
-	} else {
-		json_decref(payload);
-	}
-	return rc;
+	return flow_key_record_replace(x->f, x->device_id, AMT_KEY_KIND, x->fqdn, payload,
+				       &x->key_record, &x->key_record_id, err);
 }
 
 /* The public key in the request (DER) sent for needs[cur]; NULL if it does not parse. */

@@ -600,36 +600,43 @@ void flow_web_key_committed(struct flow *f, int64_t device_id)
 	json_decref(rec);
 }
 
-/* Replaces the device's amt-key record by @p payload (stolen): the new one is written before
- * the old one goes, so there is never none on disk. */
-static int amt_key_record_put(struct cert_call *c, json_t *payload, struct amtprov_error *err)
+int flow_key_record_replace(struct flow *f, int64_t device_id, const char *kind,
+			    const char *fqdn, json_t *payload, json_t **record, int64_t *record_id,
+			    struct amtprov_error *err)
 {
-	struct store *st = site_store(c->f->site);
+	struct store *st = site_store(f->site);
 	struct store_pending op;
 	char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
 	int rc;
 
 	memset(&op, 0, sizeof(op));
-	op.device_id = c->device_id;
-	util_strlcpy(op.kind, AMT_KEY_KIND, sizeof(op.kind));
+	op.device_id = device_id;
+	util_strlcpy(op.kind, kind, sizeof(op.kind));
 	if (!text || util_strlcpy(op.payload, text, sizeof(op.payload)) < 0) {
 		free(text);
 		json_decref(payload);
-		return amtprov_error_set(err, AMTPROV_E_INVALID, c->fqdn,
+		return amtprov_error_set(err, AMTPROV_E_INVALID, fqdn,
 					 "cannot record the key AMT holds");
 	}
 	free(text);
-	rc = store_pending_add(st, &op, site_now(c->f->site), err);
-	if (rc == AMTPROV_OK && c->key_record_id)
-		store_pending_done(st, c->key_record_id, err);
+	rc = store_pending_add(st, &op, site_now(f->site), err);
+	if (rc == AMTPROV_OK && *record_id)
+		store_pending_done(st, *record_id, err);
 	if (rc == AMTPROV_OK) {
-		c->key_record_id = op.id;
-		json_decref(c->key_record);
-		c->key_record = payload;
+		*record_id = op.id;
+		json_decref(*record);
+		*record = payload;
 	} else {
 		json_decref(payload);
 	}
 	return rc;
+}
+
+/* Replaces the device's amt-key record by @p payload (stolen). */
+static int amt_key_record_put(struct cert_call *c, json_t *payload, struct amtprov_error *err)
+{
+	return flow_key_record_replace(c->f, c->device_id, AMT_KEY_KIND, c->fqdn, payload,
+				       &c->key_record, &c->key_record_id, err);
 }
 
 /* The CA wants a new key: the next attempt deletes this one in AMT and makes another. */

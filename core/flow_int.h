@@ -106,6 +106,12 @@ char *flow_amt_template_b64(X509_REQ *tmpl, EVP_PKEY *pub);
 int flow_amt_check_signed(const char *fqdn, X509_REQ *tmpl, EVP_PKEY *pub, const char *handle,
 			  const char *b64, uint8_t **csr_der, size_t *csr_len,
 			  struct amtprov_error *err);
+/* Replaces the pending record of a key AMT holds (*@p record, id *@p record_id, both
+ * updated) by @p payload (stolen) of @p kind: the new one is written before the old one
+ * goes, so there is never none on disk. */
+int flow_key_record_replace(struct flow *f, int64_t device_id, const char *kind,
+			    const char *fqdn, json_t *payload, json_t **record, int64_t *record_id,
+			    struct amtprov_error *err);
 /* The device refused GenerateKeyPair as not supported (key_source auto falls back). */
 int flow_amt_unsupported(int rc, const struct amtprov_error *err);
 

@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: Apache-2.0
 # End to end, second stage (R-PROV-11 2-3, R-8021X): amtprovd provisions simulated devices
 # with a power policy, the web UI off, a wired EAP-TLS profile and two wireless profiles
-# through the radius-8021x plugin and ca-local. Checked on the devices (amtsim dump): the
+# through the radius-8021x plugin and ca-local, the client keys generated inside AMT
+# (key_source auto, AMT >= 9, R-PROV-06: GenerateKeyPair, no AddKey). Checked on the devices (amtsim dump): the
 # power scheme, the web UI, the 802.1X settings, each profile bound to its own client
 # certificate (R-8021X-04) and the credential contexts. Then a real FreeRADIUS on loopback
 # accepts the issued client certificate with EAP-TLS (eapol_test), and once provisioning runs
-# again with another template, the superseded certificate is revoked at ca-local (R-REV-04)
+# again with another template (and key_source amtprov: amtprov's key, AddKey), the superseded
+# certificate is revoked at ca-local (R-REV-04)
 # and FreeRADIUS, given the new CRL, refuses it while it accepts the new one (R-8021X-07).
 # A second run with an unchanged manifest changes nothing (R-PROV-13).
 TEST_NAME=e2e_8021x
@@ -51,9 +53,9 @@ JSON
 PIDS+=("$!")
 check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
 
-# $1: the wired profile's template ("" for the CA's default).
+# $1: the wired profile's template ("" for the CA's default); $2: key_source (default auto).
 write_manifest() {
-  local tmpl=${1:+, \"template\": \"$1\"}
+  local tmpl=${1:+, \"template\": \"$1\"} ks=${2:-auto}
   mkdir -p "$T/site"
   cat >"$T/site/site.json" <<JSON
 {
@@ -67,7 +69,7 @@ write_manifest() {
     "dot1x": {"plugin": "radius-8021x", "config": {"pxe_timeout": 60}}
   },
   "credentials": {"store": "creds"},
-  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_source": "$ks"}},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
   "amt": {"transport": "amt", "power_policy": "on-in-s0-s3-s4-5", "web_ui": false,
           "serial_over_lan": true, "ide_redirection": false, "ping": true},
@@ -260,8 +262,9 @@ check "FreeRADIUS starts on $NET.200:$RADIUS_PORT" radius_start
 check "R-8021X-07: FreeRADIUS accepts the issued client certificate (EAP-TLS)" eap_tls wired1 "$rad/wired1"
 radius_stop
 
-# R-REV-04: provisioning again with another template supersedes the wired certificate.
-write_manifest "AMT8021XClient"
+# R-REV-04: provisioning again with another template supersedes the wired certificate; with
+# key_source "amtprov" its new key is made by amtprov and added (the path for old firmware).
+write_manifest "AMT8021XClient" amtprov
 sqlite3 "$T/site/state/site.db" "update devices set state='NEED_SECOND_STAGE'"
 expect_rc 0 "amtprovd runs the second stage with the new template" "$AMTPROVD" -m "$M" --once=120 2>"$T/amtprovd3.log"
 dump run3
@@ -283,6 +286,18 @@ old, new = a["ieee8021x"]["client_cert_handle"], b["ieee8021x"]["client_cert_han
 assert old != new and new
 assert old not in [c["handle"] for c in b["certificates"]]
 PY
+check "key_source amtprov: the new wired keys were added (AddKey), no key generated in AMT" \
+  python3 - "$T"/pc*.run1.json "$T"/pc*.run3.json <<'PY'
+import json, sys
+def count(f, what):
+    return sum(e["event"].startswith(what) for e in json.load(open(f))["audit"])
+n = len(sys.argv[1:]) // 2
+for a, b in zip(sys.argv[1:1 + n], sys.argv[1 + n:]):
+    assert count(b, "AddKey: key handle") == 1, b
+    assert count(b, "GenerateKeyPair") == count(a, "GenerateKeyPair"), (a, b)
+PY
+check "key_source amtprov: the wired key is in the credential store, corp's stays in AMT only" \
+  bash -c "'$AMTPROV' -m '$M' cred list >'$T/creds3.txt' && grep -q 'device/pc1.contoso.com/8021x-lan-key' '$T/creds3.txt' && ! grep -q '8021x-corp-key' '$T/creds3.txt'"
 WIRED3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run3.json")
 # amtsim writes its state file once a second: wait for the new key to be there.
 check "the new wired certificate's key is in AMT" wait_for 5 client_pair pc1 "$WIRED3" "$rad/wired3" 3
