@@ -22,16 +22,37 @@ PACKAGES=(
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
 )
 
+# Debian enables the services of some packages the tests install (freeradius): the tests
+# start their own instances on loopback, so the system ones are disabled and stopped, never
+# left listening on the machine's interfaces.
+disable_test_services() {
+  command -v systemctl >/dev/null 2>&1 || return 0
+  local svc
+  for svc in freeradius; do
+    if systemctl is-enabled "$svc" >/dev/null 2>&1; then
+      $SUDO systemctl disable "$svc" >/dev/null 2>&1 ||
+        echo "install-deps: could not disable $svc.service; disable it by hand" >&2
+    fi
+    if systemctl is-active "$svc" >/dev/null 2>&1; then
+      $SUDO systemctl stop "$svc" >/dev/null 2>&1 ||
+        echo "install-deps: could not stop $svc.service; stop it by hand" >&2
+    fi
+  done
+}
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
+  disable_test_services
   exit 0
 fi
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+disable_test_services
