@@ -167,6 +167,17 @@ static void complete(struct at_session *s, int rc)
 	s->rc = rc;
 	if (rc != AMTPROV_OK && s->err.code == AMTPROV_OK)
 		amtprov_error_set(&s->err, rc, s->address, "%s", amtprov_strerror(rc));
+	if (rc != AMTPROV_OK && !strstr(s->err.msg, at_op_name(s->op))) {
+		/* Every error names the operation (the caller's step), however deep it arose. */
+		char msg[sizeof(s->err.msg)];
+		int n = snprintf(msg, sizeof(msg), "%s: ", at_op_name(s->op));
+
+		if (n > 0 && (size_t)n < sizeof(msg)) {
+			memcpy(msg + n, s->err.msg, sizeof(msg) - (size_t)n - 1);
+			msg[sizeof(msg) - 1] = '\0';
+			memcpy(s->err.msg, msg, sizeof(msg));
+		}
+	}
 	if (rc != AMTPROV_OK) {
 		json_decref(s->result);
 		s->result = NULL;
