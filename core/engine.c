@@ -282,8 +282,9 @@ static int64_t backoff(const struct engine *e, int attempts)
 	return d > e->cfg.retry_max_seconds ? e->cfg.retry_max_seconds : d;
 }
 
-static int persist(struct engine *e, struct engine_job *job, enum device_state from,
-		   enum device_state to, int code, const char *text, int64_t next_at, int attempts)
+static int persist_step(struct engine *e, struct engine_job *job, enum device_state from,
+			enum device_state to, enum store_step step, int code, const char *text,
+			int64_t next_at, int attempts)
 {
 	struct amtprov_error err;
 	char reason[STORE_TEXT_SIZE];
@@ -293,13 +294,20 @@ static int persist(struct engine *e, struct engine_job *job, enum device_state f
 	 * lose the transition. */
 	util_strlcpy(reason, text ? text : "", sizeof(reason));
 	amtprov_error_clear(&err);
-	rc = store_device_transition_ex(e->st, job->dev.id, device_state_name(from),
-					device_state_name(to), code, reason, next_at,
-					attempts, e->cfg.actor, now_of(e), &err);
+	rc = store_device_step(e->st, job->dev.id, device_state_name(from), device_state_name(to),
+			       step, code, reason, next_at, attempts, e->cfg.actor, now_of(e),
+			       &err);
 	if (rc != AMTPROV_OK)
 		alog(e->lg, AMTPROV_LOG_ERROR, "%s: cannot record %s -> %s: %s", job->dev.fqdn,
 		     device_state_name(from), device_state_name(to), err.msg);
 	return rc;
+}
+
+/* A step's outcome: the step is no longer in flight. */
+static int persist(struct engine *e, struct engine_job *job, enum device_state from,
+		   enum device_state to, int code, const char *text, int64_t next_at, int attempts)
+{
+	return persist_step(e, job, from, to, STORE_STEP_END, code, text, next_at, attempts);
 }
 
 static void job_free(struct engine_job *job)
@@ -439,8 +447,11 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	job->state = s;
 	job->doing = device_state_doing(s);
 	inflight_add(e, job);
+	/* Entering the -ING state also counts the step in flight (crash-loop guard), in the
+	 * same statement: no extra write. */
 	if (job->doing != s &&
-	    persist(e, job, s, job->doing, 0, "", 0, dev->attempts) != AMTPROV_OK) {
+	    persist_step(e, job, s, job->doing, STORE_STEP_BEGIN, 0, "", 0, dev->attempts) !=
+		    AMTPROV_OK) {
 		/* Someone else moved it (CLI, another host): leave it alone. */
 		job_free(job);
 		return;
@@ -520,6 +531,8 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 									     : 3600;
 	if (e->cfg.max_attempts <= 0)
 		e->cfg.max_attempts = 10;
+	if (e->cfg.crash_loop_limit <= 0)
+		e->cfg.crash_loop_limit = 3;
 	if (e->cfg.scan_interval_ms <= 0)
 		e->cfg.scan_interval_ms = 1000;
 	if (!e->cfg.actor)
@@ -584,6 +597,11 @@ void engine_shutdown(struct engine *e)
 		e->slots[i] = NULL;
 		if (job->abort_fn)
 			job->abort_fn(job->abort_arg);
+		/* An orderly stop is not the step's fault: take back its crash-loop count. */
+		if (job->doing != job->state)
+			persist_step(e, job, job->doing, job->doing, STORE_STEP_UNDO, 0,
+				     "stopped with amtprovd; not counted by the crash-loop guard", 0,
+				     job->dev.attempts);
 		free(job);
 	}
 	e->in_flight = 0;
@@ -640,6 +658,31 @@ static int collect_ing(void *ctx, const struct store_device *dev)
 	return 0;
 }
 
+/* Crash-loop guard (R-PROV-13): the process died every time this device's step was in
+ * flight. Resuming it first again would stop every device; it goes to FAILED instead, with
+ * a reason naming the step, and the others go on. */
+static int set_aside(struct engine *e, const struct store_device *dev, const char *step,
+		     struct amtprov_error *err)
+{
+	char why[STORE_TEXT_SIZE];
+	int rc;
+
+	snprintf(why, sizeof(why),
+		 "crash-loop guard: amtprovd stopped %d times while step %s of this device was "
+		 "in flight (engine.crash_loop_limit %d); set aside, see the log for the step's "
+		 "last requests, then 'amtprov device retry'",
+		 dev->in_flight, step, e->cfg.crash_loop_limit);
+	/* KEEP: the count stays visible (device show) until 'device retry' clears it. */
+	rc = store_device_step(e->st, dev->id, step, device_state_name(DS_FAILED),
+			       STORE_STEP_KEEP, AMTPROV_E_INTERNAL, why, 0, dev->attempts,
+			       e->cfg.actor, now_of(e), err);
+	if (rc)
+		return rc;
+	alog(e->lg, AMTPROV_LOG_ERROR, "%s: %s", dev->fqdn, why);
+	emit(e, STATUS_CRASH_LOOP, dev->fqdn, why);
+	return AMTPROV_OK;
+}
+
 int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err)
 {
 	int count = 0;
@@ -659,9 +702,20 @@ int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err)
 			rc = store_device_get(e->st, r.ids[i], &dev, err);
 			if (rc)
 				break;
-			rc = store_device_transition_ex(e->st, dev.id, from, to, AMTPROV_OK,
-							"interrupted by a restart; step will run again",
-							0, dev.attempts, e->cfg.actor, now_of(e), err);
+			if (dev.in_flight > e->cfg.crash_loop_limit) {
+				rc = set_aside(e, &dev, from, err);
+				if (rc == AMTPROV_E_STATE) {
+					rc = AMTPROV_OK;
+					continue;
+				}
+				if (rc)
+					break;
+				count++;
+				continue;
+			}
+			rc = store_device_step(e->st, dev.id, from, to, STORE_STEP_KEEP, AMTPROV_OK,
+					       "interrupted by a restart; step will run again", 0,
+					       dev.attempts, e->cfg.actor, now_of(e), err);
 			if (rc == AMTPROV_E_STATE) {
 				rc = AMTPROV_OK; /* moved meanwhile */
 				continue;

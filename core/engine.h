@@ -38,6 +38,8 @@ struct engine_config {
 	int retry_base_seconds;  /**< first backoff (default 60) */
 	int retry_max_seconds;   /**< backoff cap (default 3600) */
 	int max_attempts;        /**< transient failures before FAILED (default 10) */
+	int crash_loop_limit;    /**< restarts with the same step in flight before FAILED
+				  *   (default 3; R-PROV-13) */
 	int scan_interval_ms;    /**< how often due devices are looked for (default 1000) */
 	const char *actor;       /**< audit actor name (default "amtprovd") */
 };
@@ -63,7 +65,8 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 /**
  * Stops the workers and abandons the jobs in flight: they stay in their -ING state (as a
  * crash would leave them; engine_recover rewinds them next time) and each step releases its
- * own state through its abort hook. The event base stays usable, so whatever watches it
+ * own state through its abort hook. Unlike a crash, the stop does not count toward the
+ * crash-loop guard (crash_loop_limit): each abandoned step's count is taken back. The event base stays usable, so whatever watches it
  * (transport loops) can be freed next, before engine_free(). Idempotent.
  */
 void engine_shutdown(struct engine *e);
@@ -74,8 +77,10 @@ void engine_free(struct engine *e);
  * state). A runnable state without a handler is left alone (and reported once). */
 int engine_set_handler(struct engine *e, enum device_state s, engine_step_fn fn, void *ctx);
 
-/** Rewinds every -ING device to its NEED_ state, one transaction each (R-PROV-13).
- * @param[out] rewound how many; may be NULL */
+/** Rewinds every -ING device to its NEED_ state, one transaction each (R-PROV-13). A device
+ * whose step was in flight at more than crash_loop_limit crashes in a row goes to FAILED
+ * instead, naming the step (status 8116), so it cannot stop the others.
+ * @param[out] rewound how many were rewound or set aside; may be NULL */
 int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err);
 
 /** Runs the loop until engine_stop(). */

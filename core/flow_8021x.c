@@ -1233,8 +1233,9 @@ static int in_array(const json_t *a, const char *s)
 	const json_t *v;
 	size_t i;
 
+	/* Both sides may come from a device's answer: a missing or mistyped value is no match. */
 	json_array_foreach(a, i, v)
-		if (json_string_value(v) && !strcmp(json_string_value(v), s))
+		if (s && json_string_value(v) && !strcmp(json_string_value(v), s))
 			return 1;
 	return 0;
 }
@@ -1360,7 +1361,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		json_decref(x->todo);
 		x->todo = json_array();
 		json_array_foreach(x->old_certs, i, v)
-			if (!in_array(now_linked, json_string_value(v)) &&
+			if (json_is_string(v) && !in_array(now_linked, json_string_value(v)) &&
 			    !in_array(x->todo, json_string_value(v)))
 				json_array_append(x->todo, (json_t *)v);
 		json_decref(now_linked);

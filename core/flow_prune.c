@@ -129,7 +129,7 @@ static int superseded(const struct flow_prune *p, const char *der_b64, EVP_PKEY 
 		for (unsigned int j = 0; j < mdlen; j++)
 			snprintf(hex + 2 * j, 3, "%02X", md[j]);
 	json_array_foreach(p->superseded, i, v)
-		if (hex[0] && strcmp(json_string_value(v), hex) == 0)
+		if (hex[0] && json_is_string(v) && strcmp(json_string_value(v), hex) == 0)
 			found = 1;
 	*pub = x ? X509_get_pubkey(x) : NULL;
 	X509_free(x);

@@ -1366,7 +1366,8 @@ static void parse_maintenance(struct vctx *c, json_t *root)
 
 static void parse_engine(struct vctx *c, json_t *root)
 {
-	static const char *const keys[] = {"max_in_flight", "ca_workers", "retry", NULL};
+	static const char *const keys[] = {"max_in_flight", "ca_workers", "retry",
+					   "crash_loop_limit", NULL};
 	static const char *const r_keys[] = {"base_seconds", "max_seconds", "max_attempts", NULL};
 	struct manifest_engine *e = &c->m->engine;
 	char p[PATH_SIZE], rp[PATH_SIZE], kp[PATH_SIZE];
@@ -1378,6 +1379,7 @@ static void parse_engine(struct vctx *c, json_t *root)
 	check_keys(c, en, p, keys);
 	get_int(c, en, p, "max_in_flight", 1, 100000, &e->max_in_flight);
 	get_int(c, en, p, "ca_workers", 1, 64, &e->ca_workers);
+	get_int(c, en, p, "crash_loop_limit", 1, 1000, &e->crash_loop_limit);
 	r = get_object(c, en, p, "retry", 0, rp);
 	if (!r)
 		return;
@@ -1587,6 +1589,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.retry_base_seconds = 60;
 	m->engine.retry_max_seconds = 3600;
 	m->engine.max_attempts = 10;
+	m->engine.crash_loop_limit = 3;
 	m->api.max_body = 65536;
 }
 

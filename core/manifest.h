@@ -99,6 +99,7 @@ struct manifest_engine {
 	int retry_base_seconds;       /**< default 60 */
 	int retry_max_seconds;        /**< default 3600 */
 	int max_attempts;             /**< default 10; then the device stays FAILED */
+	int crash_loop_limit;         /**< default 3; restarts with a step in flight (R-PROV-13) */
 };
 
 /** The registration API (docs/api.md); enabled = 0 when the manifest has no "api". */

@@ -49,6 +49,9 @@ static const struct status_entry catalog[] = {
 	{8115, STORE_SEV_WARNING, "REREGISTRATION_DEFERRED",
 	 "A known device registered again while amtprovd is working on it or a CA request is "
 	 "pending; its agent must register again later"},
+	{8116, STORE_SEV_ERROR, "CRASH_LOOP",
+	 "A device's step was in flight each time amtprovd stopped, more often than "
+	 "engine.crash_loop_limit allows; the device is set aside as FAILED so the others go on"},
 	{8200, STORE_SEV_INFO, "CERT_ISSUED", "A certificate was issued"},
 	{8201, STORE_SEV_ERROR, "CERT_REJECTED", "The CA rejected a certificate request"},
 	{8202, STORE_SEV_WARNING, "CA_UNREACHABLE", "The CA could not be reached; will retry"},

@@ -42,6 +42,7 @@ enum status_id {
 	STATUS_DEVICE_REREGISTERED = 8113,    /**< a known device registered again (its AMT reset) */
 	STATUS_REREGISTRATION_REFUSED = 8114, /**< blocked, another identity, unprovision pending */
 	STATUS_REREGISTRATION_DEFERRED = 8115, /**< a step is running: the agent tries again */
+	STATUS_CRASH_LOOP = 8116,             /**< a step was in flight at too many crashes */
 
 	STATUS_CERT_ISSUED = 8200,
 	STATUS_CERT_REJECTED = 8201,

@@ -324,6 +324,15 @@ int store_device_transition_ex(struct store *st, int64_t id, const char *from, c
 			       int attempts, const char *actor, int64_t now,
 			       struct amtprov_error *err)
 {
+	return store_device_step(st, id, from, to, STORE_STEP_END, error_code, error_text,
+				 next_attempt_at, attempts, actor, now, err);
+}
+
+int store_device_step(struct store *st, int64_t id, const char *from, const char *to,
+		      enum store_step step, int error_code, const char *error_text,
+		      int64_t next_attempt_at, int attempts, const char *actor, int64_t now,
+		      struct amtprov_error *err)
+{
 	int rc;
 
 	CHECK_ST(st, err);
@@ -337,7 +346,9 @@ int store_device_transition_ex(struct store *st, int64_t id, const char *from, c
 		return bad_arg(st, err, "error_code: must be an amtprov_status (>= 0)");
 	if (attempts < -1)
 		return bad_arg(st, err, "attempts: must be >= 0, or -1 for the default rule");
-	return st->ops->device_transition(st, id, from, to, error_code,
+	if (step < STORE_STEP_END || step > STORE_STEP_UNDO)
+		return bad_arg(st, err, "step: not a store_step");
+	return st->ops->device_transition(st, id, from, to, step, error_code,
 					  error_text ? error_text : "", next_attempt_at, attempts,
 					  actor, now, err);
 }

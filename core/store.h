@@ -38,7 +38,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -62,6 +62,8 @@ struct store_device {
 	int64_t next_attempt_at;             /**< 0: now; used by the engine for retries */
 	int wireless_capable;
 	int blocked;                         /**< R-REV-02d */
+	int in_flight;                       /**< times the current step began with no outcome
+					      *   recorded (crash-loop guard); read-only */
 	int64_t created_at;
 	int64_t updated_at;
 };
@@ -228,6 +230,21 @@ int store_device_transition_ex(struct store *st, int64_t id, const char *from, c
 			       int error_code, const char *error_text, int64_t next_attempt_at,
 			       int attempts, const char *actor, int64_t now,
 			       struct amtprov_error *err);
+/** What a transition does to a device's in_flight count (the crash-loop guard). */
+enum store_step {
+	STORE_STEP_END = 0,   /**< an outcome is recorded: in_flight = 0 (every other caller) */
+	STORE_STEP_BEGIN = 1, /**< a step starts: in_flight + 1 */
+	STORE_STEP_KEEP = 2,  /**< a restart rewinds the step: in_flight unchanged */
+	STORE_STEP_UNDO = 3,  /**< an orderly stop abandons the step: in_flight - 1 (not a crash) */
+};
+/**
+ * store_device_transition_ex() for the engine, which also says what the transition does to
+ * the step-in-flight count (@p step), in the same statement (no extra write or sync).
+ */
+int store_device_step(struct store *st, int64_t id, const char *from, const char *to,
+		      enum store_step step, int error_code, const char *error_text,
+		      int64_t next_attempt_at, int attempts, const char *actor, int64_t now,
+		      struct amtprov_error *err);
 /** Updates the descriptive fields (amt_version, wired_ip, otp_hash, uuid,
  * wireless_capable, blocked) of an existing device; state fields are left alone. */
 int store_device_update(struct store *st, const struct store_device *dev, const char *actor,

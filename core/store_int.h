@@ -57,9 +57,10 @@ struct store_ops {
 				     int (*cb)(void *ctx, const char *state, int64_t count),
 				     void *ctx, struct amtprov_error *err);
 	/** @p error_text is never NULL here (store.c passes "" instead); @p attempts is the
-	 * value to store, or -1 for the rule (reset on a change, +1 when from == to). */
+	 * value to store, or -1 for the rule (reset on a change, +1 when from == to); @p step
+	 * what happens to in_flight (enum store_step). */
 	int (*device_transition)(struct store *st, int64_t id, const char *from, const char *to,
-				 int error_code, const char *error_text, int64_t next_attempt_at,
+				 enum store_step step, int error_code, const char *error_text, int64_t next_attempt_at,
 				 int attempts, const char *actor, int64_t now,
 				 struct amtprov_error *err);
 	int (*device_update)(struct store *st, const struct store_device *dev,

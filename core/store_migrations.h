@@ -146,7 +146,14 @@ static const char *const store_migrations[] = {
 	"  CHECK (served >= 0);\n"
 	"PRAGMA user_version = 3;\n",
 
-	/* 3 -> 4 goes here. */
+	/* 3 -> 4: the crash-loop guard (R-PROV-13, docs/states.md). in_flight counts how often
+	 * the device's current step was begun with no outcome recorded since: set in the same
+	 * UPDATE that enters the -ING state, cleared by the one that records the outcome, kept
+	 * by the rewind after a restart. A device whose step keeps killing the process is set
+	 * aside instead of being resumed first on every start. */
+	"ALTER TABLE devices ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0\n"
+	"  CHECK (in_flight >= 0);\n"
+	"PRAGMA user_version = 4;\n",
 };
 
 #endif /* AMTPROV_CORE_STORE_MIGRATIONS_H */

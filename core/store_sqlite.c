@@ -901,7 +901,7 @@ static void sq_tx_rollback(struct store *st)
 #define DEVICE_COLS                                                                        \
 	"id, fqdn, uuid, amt_version, wired_ip, otp_hash, state, state_since, "            \
 	"last_error_code, last_error, attempts, next_attempt_at, wireless_capable, "       \
-	"blocked, created_at, updated_at"
+	"blocked, created_at, updated_at, in_flight"
 
 static void read_device(struct rd *r, void *row)
 {
@@ -923,6 +923,7 @@ static void read_device(struct rd *r, void *row)
 	d->blocked = rd_int(r);
 	d->created_at = rd_i64(r);
 	d->updated_at = rd_i64(r);
+	d->in_flight = rd_int(r);
 }
 
 /* One device by a single key; *found tells whether it exists. */
@@ -1183,7 +1184,7 @@ static int sq_device_count_by_state(struct store *st,
 }
 
 static int sq_device_transition(struct store *st, int64_t id, const char *from,
-				const char *to, int error_code, const char *error_text,
+				const char *to, enum store_step step, int error_code, const char *error_text,
 				int64_t next_attempt_at, int attempts, const char *actor,
 				int64_t now, struct amtprov_error *err)
 {
@@ -1201,6 +1202,8 @@ static int sq_device_transition(struct store *st, int64_t id, const char *from,
 		     "attempts = CASE WHEN ?8 >= 0 THEN ?8 "
 		     "WHEN ?3 = ?2 THEN attempts + 1 ELSE 0 END, "
 		     "last_error_code = ?4, last_error = ?5, next_attempt_at = ?6, "
+		     "in_flight = CASE ?9 WHEN 1 THEN in_flight + 1 WHEN 2 THEN in_flight "
+		     "WHEN 3 THEN max(in_flight - 1, 0) ELSE 0 END, "
 		     "updated_at = ?7 WHERE id = ?1 AND state = ?3",
 		     &s, err);
 	if (rc == AMTPROV_OK) {
@@ -1213,6 +1216,7 @@ static int sq_device_transition(struct store *st, int64_t id, const char *from,
 		b_i64(&b, 6, next_attempt_at);
 		b_i64(&b, 7, now);
 		b_i64(&b, 8, attempts);
+		b_i64(&b, 9, (int64_t)step);
 		rc = b_check(st, &b, err);
 	}
 	if (rc == AMTPROV_OK)

@@ -1012,6 +1012,67 @@ unsigned device_fault_latency(struct device *d)
 				     : 0);
 }
 
+int device_fault_hostile(struct device *d, const char *body)
+{
+	struct dev_faults *f = &d->faults;
+
+	if (!f->hostile || (f->hostile_match[0] && !strstr(body ? body : "", f->hostile_match)))
+		return HOSTILE_NONE;
+	f->hostile_seen++;
+	if (f->hostile_nth && f->hostile_seen != f->hostile_nth)
+		return HOSTILE_NONE;
+	return f->hostile;
+}
+
+static const char *const hostile_names[] = {
+	[HOSTILE_EMPTY_BODY] = "empty_body",	     [HOSTILE_WRONG_ELEMENT] = "wrong_element",
+	[HOSTILE_FAULT_NO_DETAIL] = "fault_no_detail", [HOSTILE_HUGE_BODY] = "huge_body",
+	[HOSTILE_TRUNCATED_BODY] = "truncated_body",   [HOSTILE_SLOW_DRIP] = "slow_drip",
+};
+
+const char *hostile_kind_name(int kind)
+{
+	if (kind <= 0 || kind >= (int)(sizeof(hostile_names) / sizeof(hostile_names[0])))
+		return NULL;
+	return hostile_names[kind];
+}
+
+int hostile_kind_parse(const char *name)
+{
+	for (int k = 1; k < (int)(sizeof(hostile_names) / sizeof(hostile_names[0])); k++)
+		if (!strcmp(name, hostile_names[k]))
+			return k;
+	return -1;
+}
+
+static int fault_hostile(struct dev_faults *f, json_t *o, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(o, "hostile");
+	json_t *m = json_object_get(o, "hostile_match");
+	int k;
+
+	if (v) {
+		k = json_is_string(v) ? hostile_kind_parse(json_string_value(v)) : -1;
+		if (json_is_null(v) || (json_is_string(v) && !strcmp(json_string_value(v), "none")))
+			k = HOSTILE_NONE;
+		if (k < 0) {
+			snprintf(err, errlen, "faults.hostile: want one of empty_body, wrong_element, "
+					      "fault_no_detail, huge_body, truncated_body, slow_drip");
+			return -1;
+		}
+		f->hostile = k;
+	}
+	if (m) {
+		if (!json_is_string(m) || sim_strlcpy(f->hostile_match, json_string_value(m),
+						      sizeof(f->hostile_match)) != 0) {
+			snprintf(err, errlen, "faults.hostile_match: want a string of at most %zu "
+					      "bytes", sizeof(f->hostile_match) - 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 bool device_flash_write(struct device *d)
 {
 	struct dev_faults *f = &d->faults;
@@ -1058,7 +1119,8 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 		"seed", "latency_ms", "latency_jitter_ms", "drop_nth", "drop_repeat",
 		"drop_percent", "commit_fail", "flash_writes", "wrong_otp", "digest_fail_nth",
 		"digest_fail_repeat", "digest_fail_percent", "hang_nth", "hang_repeat",
-		"commit_latency_ms"};
+		"commit_latency_ms", "hostile", "hostile_match", "hostile_nth",
+		"hostile_drip_ms"};
 	unsigned long v;
 	const char *k;
 	json_t *val;
@@ -1102,7 +1164,11 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 	U("flash_writes", flash_writes, 0xffffffffUL);
 	U("digest_fail_nth", digest_fail_nth, 0xffffffffUL);
 	U("digest_fail_percent", digest_fail_percent, 100);
+	U("hostile_nth", hostile_nth, 0xffffffffUL);
+	U("hostile_drip_ms", hostile_drip_ms, 600000);
 #undef U
+	if (fault_hostile(f, o, err, errlen))
+		return -1;
 	v = (unsigned long)f->commit_fail;
 	if (fault_uint(o, "commit_fail", 0xffff, &v, err, errlen))
 		return -1;

@@ -155,6 +155,12 @@ struct dev_faults {
 				       * request N ... */
 	bool digest_fail_repeat;      /* ... and every N-th after it */
 	unsigned digest_fail_percent; /* seeded random Digest refusals */
+	int hostile;                  /* enum hostile_kind: the answer to a matching request is
+				       * replaced by a hostile one (sim/hostile.c) */
+	char hostile_match[128];      /* ... requests whose body contains this ("" = any) */
+	unsigned long hostile_nth;    /* ... only the N-th matching one (0 = every one) */
+	unsigned hostile_drip_ms;     /* slow_drip: one byte every this many ms */
+	unsigned long hostile_seen;   /* matching requests so far */
 	uint64_t seed;
 	/* state */
 	uint64_t rng;
@@ -296,6 +302,21 @@ uint64_t device_fault_rand(struct device *d);
 
 /** Counts one request; true when fault injection drops it. */
 bool device_fault_drop(struct device *d);
+/** Hostile answers (faults "hostile"): HOSTILE_NONE or the kind that replaces the answer to
+ * an authenticated request with body @p body (counted when it matches). */
+enum hostile_kind {
+	HOSTILE_NONE = 0,
+	HOSTILE_EMPTY_BODY,
+	HOSTILE_WRONG_ELEMENT,
+	HOSTILE_FAULT_NO_DETAIL,
+	HOSTILE_HUGE_BODY,
+	HOSTILE_TRUNCATED_BODY,
+	HOSTILE_SLOW_DRIP,
+};
+int device_fault_hostile(struct device *d, const char *body);
+/** Name of a hostile kind ("empty_body", ...), NULL when unknown; and back (-1: unknown). */
+const char *hostile_kind_name(int kind);
+int hostile_kind_parse(const char *name);
 /** After device_fault_drop counted the request: true when it must never be answered. */
 bool device_fault_hang(struct device *d);
 

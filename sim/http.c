@@ -17,10 +17,15 @@
 #include <event2/listener.h>
 #include <openssl/err.h>
 
+#include "hostile.h"
+
 /* CONN_DELAYED: a response waits on a timer (modelled firmware latency); CONN_DROP: fault
  * injection closes the connection without an answer; CONN_HANG: fault injection never
- * answers and keeps the connection open (until the client or the idle timeout ends it). */
-enum conn_state { CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP, CONN_HANG };
+ * answers and keeps the connection open (until the client or the idle timeout ends it);
+ * CONN_DRIP: fault injection sends the answer one byte per timer tick, then closes. */
+enum conn_state {
+	CONN_HEADERS, CONN_BODY, CONN_CLOSING, CONN_DELAYED, CONN_DROP, CONN_HANG, CONN_DRIP
+};
 
 struct conn {
 	struct conn *prev, *next; /* the server's list, so shutdown frees every connection */
@@ -38,6 +43,8 @@ struct conn {
 	struct http_response pending;
 	char pending_auth[256];
 	bool pending_has_auth;
+	struct evbuffer *drip;     /* CONN_DRIP: what is still to send */
+	struct event *drip_timer;
 };
 
 struct listen_arg {
@@ -76,6 +83,10 @@ static void conn_free(struct conn *c)
 		bufferevent_free(c->bev);
 	if (c->delay_timer)
 		event_free(c->delay_timer);
+	if (c->drip_timer)
+		event_free(c->drip_timer);
+	if (c->drip)
+		evbuffer_free(c->drip);
 	sbuf_free(&c->pending.body);
 	free(c->req.body);
 	free(c);
@@ -90,9 +101,9 @@ static void conn_reset(struct conn *c)
 	c->have_request_line = false;
 }
 
-static void write_response(struct conn *c, struct http_response *r, const char *www_auth)
+static void write_response_to(struct conn *c, struct evbuffer *out, struct http_response *r,
+			      const char *www_auth)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct device *d = c->dev;
 	bool chunked = c->req.minor >= 1 && r->body.len > 0;
 
@@ -123,6 +134,49 @@ static void write_response(struct conn *c, struct http_response *r, const char *
 	}
 	if (!c->req.keep_alive)
 		c->state = CONN_CLOSING;
+}
+
+static void write_response(struct conn *c, struct http_response *r, const char *www_auth)
+{
+	write_response_to(c, bufferevent_get_output(c->bev), r, www_auth);
+}
+
+static void drip_arm(struct conn *c)
+{
+	unsigned ms = c->dev->faults.hostile_drip_ms ? c->dev->faults.hostile_drip_ms : 500;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+
+	evtimer_add(c->drip_timer, &tv);
+}
+
+static void on_drip(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	evbuffer_remove_buffer(c->drip, bufferevent_get_output(c->bev), 1);
+	if (evbuffer_get_length(c->drip) == 0) {
+		c->state = CONN_CLOSING; /* conn_write frees it once the last byte is out */
+		return;
+	}
+	drip_arm(c);
+}
+
+/* Fault "hostile": "slow_drip": the whole answer, one byte per tick, then the connection
+ * closes. The rest of the fleet is served meanwhile. */
+static void start_drip(struct conn *c, struct http_response *r)
+{
+	c->req.keep_alive = false;
+	c->drip = evbuffer_new();
+	c->drip_timer = evtimer_new(c->srv->base, on_drip, c);
+	if (!c->drip || !c->drip_timer) {
+		write_response(c, r, NULL);
+		return;
+	}
+	write_response_to(c, c->drip, r, NULL);
+	c->state = CONN_DRIP;
+	drip_arm(c);
 }
 
 static void simple_error(struct conn *c, int status, const char *msg)
@@ -220,6 +274,7 @@ static void handle_request(struct conn *c)
 	char user[17] = "", chal[256];
 	time_t now = time(NULL);
 	enum digest_result dr;
+	int hostile;
 
 	rt->requests++;
 	c->req.tls = c->tls;
@@ -262,7 +317,16 @@ static void handle_request(struct conn *c)
 		return;
 	}
 	c->req.user = user;
+	hostile = device_fault_hostile(d, c->req.body);
 	c->srv->handler(c->srv, d, &c->req, &r);
+	if (hostile) {
+		hostile_rewrite(d, &c->req, &r, hostile);
+		if (hostile == HOSTILE_SLOW_DRIP) {
+			start_drip(c, &r);
+			sbuf_free(&r.body);
+			return;
+		}
+	}
 	respond(c, &r, NULL);
 }
 
@@ -329,7 +393,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (c->state != CONN_CLOSING && c->state != CONN_DELAYED && c->state != CONN_DROP &&
-	       c->state != CONN_HANG) {
+	       c->state != CONN_HANG && c->state != CONN_DRIP) {
 		if (c->state == CONN_HEADERS) {
 			size_t len;
 			char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
@@ -397,7 +461,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
 				return;
 			}
 			if (c->state == CONN_CLOSING || c->state == CONN_DELAYED ||
-			    c->state == CONN_HANG)
+			    c->state == CONN_HANG || c->state == CONN_DRIP)
 				return;
 			conn_reset(c);
 		}

@@ -692,14 +692,16 @@ out:
 
 static json_t *device_json(const struct store_device *d)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:I,s:b,s:b,s:I,s:I}", "id",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:I,s:b,s:b,s:I,s:I,s:i}",
+			 "id",
 			 (json_int_t)d->id, "fqdn", d->fqdn, "uuid", d->uuid, "amt_version",
 			 d->amt_version, "wired_ip", d->wired_ip, "otp_hash", d->otp_hash, "state",
 			 d->state, "state_since", (json_int_t)d->state_since, "last_error_code",
 			 d->last_error_code, "last_error", d->last_error, "attempts", d->attempts,
 			 "next_attempt_at", (json_int_t)d->next_attempt_at, "wireless_capable",
 			 d->wireless_capable, "blocked", d->blocked, "created_at",
-			 (json_int_t)d->created_at, "updated_at", (json_int_t)d->updated_at);
+			 (json_int_t)d->created_at, "updated_at", (json_int_t)d->updated_at,
+			 "in_flight", d->in_flight);
 }
 
 struct list_ctx {

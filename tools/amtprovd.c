@@ -177,6 +177,7 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		.retry_base_seconds = m->engine.retry_base_seconds,
 		.retry_max_seconds = m->engine.retry_max_seconds,
 		.max_attempts = m->engine.max_attempts,
+		.crash_loop_limit = m->engine.crash_loop_limit,
 		.actor = "amtprovd",
 	};
 	struct event_base *base;

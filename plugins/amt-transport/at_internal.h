@@ -25,11 +25,16 @@
 #define AT_NS_WXF "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 #define AT_NS_WSEN "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 
+/* The largest response read from a device; beyond it the transfer stops (a runaway or
+ * hostile peer must not make amtprovd buffer without end). */
+#define AT_MAX_RESPONSE (16u * 1024 * 1024)
+
 /* ---- growable text buffer ---- */
 struct at_buf {
 	char *p;
 	size_t len, cap;
 	int oom;
+	int over; /* a response outgrew its limit and reading stopped */
 };
 void at_buf_addn(struct at_buf *b, const char *s, size_t n);
 void at_buf_add(struct at_buf *b, const char *s);
@@ -133,6 +138,7 @@ struct at_session {
 	long http_code;
 	char soap_action[192];
 	char method[64];   /* invoked method, for its ReturnValue */
+	char verb[24];     /* the WS-Man action's last word (Get, Put, ...), for messages */
 	long tolerate_rv;  /* a ReturnValue besides 0 the step wants to see, -1: none */
 	long last_rv;
 	struct curl_slist *hdrs;
@@ -157,10 +163,18 @@ xmlNodePtr at_xml_find(xmlNodePtr root, const char *local);
 char *at_xml_text(xmlNodePtr n);
 /* The text of the first descendant named @p local into @p out; 0 when found. */
 int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n);
-/* Element -> JSON: leaf text, children as object members, repeated names as arrays. */
+/* Element -> JSON: leaf text, children as object members, repeated names as arrays; NULL
+ * for a NULL node (every accessor here tolerates a missing node). */
 json_t *at_xml_to_json(xmlNodePtr n);
+/* The local name of an element, "" for NULL or a non-element. */
+const char *at_xml_local(xmlNodePtr n);
 /* An EPR's selectors ({"InstanceID": "..."}) found under @p n, NULL when none. */
 json_t *at_xml_epr(xmlNodePtr n);
+
+/* ---- wire log (at_wire.c) ---- */
+/* Appends @p body to @p out with the text of every secret-bearing element (OTP, passwords,
+ * keys) replaced by "(secret)"; safe on malformed or truncated input. */
+void at_wire_mask(const char *body, size_t len, struct at_buf *out);
 
 /* ---- status names (at_status.c) ---- */
 const char *at_pt_status_name(long v);

@@ -53,6 +53,44 @@ static xmlNodePtr body_first(struct at_session *s)
 	return NULL;
 }
 
+/* The local name a class's instances carry: the last path segment of a resource URI. */
+static const char *class_local(const char *cls)
+{
+	const char *slash = strrchr(cls, '/');
+
+	return slash ? slash + 1 : cls;
+}
+
+/* The Body's instance of @p cls as JSON (an element named as the class), or NULL with s->err
+ * naming what came instead (an empty Body, another element): a device's answer is never
+ * trusted to have the shape asked. */
+static json_t *body_instance(struct at_session *s, const char *cls)
+{
+	xmlNodePtr e = body_first(s);
+	json_t *inst;
+
+	if (!e) {
+		amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+				  "%s: %s of %s returned an empty SOAP Body", at_op_name(s->op), s->verb, cls);
+		return NULL;
+	}
+	if (strcmp(at_xml_local(e), class_local(cls))) {
+		amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+				  "%s: %s of %s returned <%.64s>, not an instance of the class",
+				  at_op_name(s->op), s->verb, cls, at_xml_local(e));
+		return NULL;
+	}
+	inst = at_xml_to_json(e);
+	if (!json_is_object(inst)) {
+		json_decref(inst);
+		amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+				  "%s: %s of %s returned an instance without properties",
+				  at_op_name(s->op), s->verb, cls);
+		return NULL;
+	}
+	return inst;
+}
+
 static int need_text(struct at_session *s, const char *local, char *out, size_t n)
 {
 	if (at_xml_find_text(s->body, local, out, n))
@@ -188,14 +226,15 @@ static int get_modify_put(struct at_session *s, const char *cls, const json_t *s
 		s->step = 1;
 		return at_wsman_get(s, cls, sel);
 	}
-	if (s->step == 2)
-		return set_result(s, json_object());
-	inst = at_xml_to_json(body_first(s));
-	if (!json_is_object(inst)) {
+	if (s->step == 2) {
+		/* AMT answers a Put with the updated instance: anything else is not a success. */
+		inst = body_instance(s, cls);
 		json_decref(inst);
-		return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
-					 "Get %s returned no instance", cls);
+		return inst ? set_result(s, json_object()) : s->err.code;
 	}
+	inst = body_instance(s, cls); /* Put back whole: it must be this class's instance */
+	if (!inst)
+		return s->err.code;
 	json_object_foreach((json_t *)changes, k, v)
 		json_object_set(inst, k, v);
 	psel = sel ? json_deep_copy(sel) : NULL;
@@ -1085,7 +1124,12 @@ static int op_generic(struct at_session *s)
 			return s->op == AMTPROV_AMT_WSMAN_GET ? at_wsman_get(s, cls, sel)
 							      : at_wsman_put(s, cls, sel, props);
 		}
-		return set_result(s, json_pack("{so}", "instance", at_xml_to_json(body_first(s))));
+		{
+			/* Get answers with the instance; so does AMT's Put (the updated one). */
+			json_t *inst = body_instance(s, cls);
+
+			return inst ? set_result(s, json_pack("{so}", "instance", inst)) : s->err.code;
+		}
 	case AMTPROV_AMT_WSMAN_CREATE:
 		if (s->step == 0) {
 			if (!json_is_object(props))
@@ -1118,9 +1162,12 @@ static int op_generic(struct at_session *s)
 		const char *k;
 		json_t *v;
 
-		if (s->step == 1)
+		if (s->step == 1) {
+			json_t *out = at_xml_to_json(body_first(s));
+
 			return set_result(s, json_pack("{sI so}", "return_value", (json_int_t)s->last_rv,
-						       "output", at_xml_to_json(body_first(s))));
+						       "output", out ? out : json_null()));
+		}
 		if (!m)
 			return bad_param(s, "method", "a method name");
 		if (args && !json_is_object(args))

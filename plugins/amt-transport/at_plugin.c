@@ -167,6 +167,17 @@ static void complete(struct at_session *s, int rc)
 	s->rc = rc;
 	if (rc != AMTPROV_OK && s->err.code == AMTPROV_OK)
 		amtprov_error_set(&s->err, rc, s->address, "%s", amtprov_strerror(rc));
+	if (rc != AMTPROV_OK && !strstr(s->err.msg, at_op_name(s->op))) {
+		/* Every error names the operation (the caller's step), however deep it arose. */
+		char msg[sizeof(s->err.msg)];
+		int n = snprintf(msg, sizeof(msg), "%s: ", at_op_name(s->op));
+
+		if (n > 0 && (size_t)n < sizeof(msg)) {
+			memcpy(msg + n, s->err.msg, sizeof(msg) - (size_t)n - 1);
+			msg[sizeof(msg) - 1] = '\0';
+			memcpy(s->err.msg, msg, sizeof(msg));
+		}
+	}
 	if (rc != AMTPROV_OK) {
 		json_decref(s->result);
 		s->result = NULL;
@@ -207,8 +218,10 @@ static size_t write_cb(char *p, size_t size, size_t n, void *userp)
 {
 	struct at_buf *b = userp;
 
-	if (b->len + size * n > 16u * 1024 * 1024)
+	if (b->len + size * n > AT_MAX_RESPONSE) {
+		b->over = 1;
 		return 0; /* a runaway peer: stop reading */
+	}
 	at_buf_addn(b, p, size * n);
 	return b->oom ? 0 : size * n;
 }
@@ -355,6 +368,11 @@ static int curl_error(struct at_session *s, CURLcode cc)
 	if (s->tls_why[0])
 		return amtprov_error_set(&s->err, AMTPROV_E_VERIFY, s->address, "TLS: %s",
 					 s->tls_why);
+	if (s->resp.over)
+		return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+					 "the answer to %s (%s) exceeded %u MiB: reading stopped",
+					 s->method[0] ? s->method : s->path, at_op_name(s->op),
+					 AT_MAX_RESPONSE / (1024 * 1024));
 	switch (cc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		return amtprov_error_set(&s->err, AMTPROV_E_TIMEOUT, s->address,
@@ -438,9 +456,15 @@ static void on_http_done(struct at_session *s, CURLcode cc)
 		return;
 	}
 	curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &s->http_code);
-	if (in->cfg.verbose_wire)
+	if (in->cfg.verbose_wire) {
+		/* Responses carry secrets too (ProvisioningServerOTP): masked, never raw. */
+		struct at_buf m = {0};
+
+		at_wire_mask(s->resp.p ? s->resp.p : "", s->resp.len, &m);
 		in->host->log(in->host, AMTPROV_LOG_PRIVATE, "%s <- HTTP %ld: %s", s->address,
-			      s->http_code, s->resp.p ? s->resp.p : "");
+			      s->http_code, m.p ? m.p : "");
+		at_buf_free(&m);
+	}
 	if (s->http_code == 401) {
 		/* R-PROV-09: the same request again with the next account, in order. */
 		if (s->account + 1 < s->n_accounts) {

@@ -80,6 +80,8 @@ static int envelope(struct at_session *s, const char *action, const char *uri,
 	s->proto = AT_WSMAN;
 	snprintf(s->path, sizeof(s->path), "/wsman");
 	s->method[0] = '\0';
+	snprintf(s->verb, sizeof(s->verb), "%s", strrchr(action, '/') ? strrchr(action, '/') + 1
+								       : action);
 	s->tolerate_rv = -1;
 	s->msg_id++;
 	at_buf_add(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
@@ -323,6 +325,10 @@ static int fault_error(struct at_session *s, xmlNodePtr fault)
 		rc = AMTPROV_E_DENIED;
 	else if (strstr(sub, "InternalError"))
 		rc = AMTPROV_E_DEVICE;
+	if (!code[0] && !sub[0])
+		snprintf(code, sizeof(code), "(no code)");
+	if (!reason[0])
+		snprintf(reason, sizeof(reason), "(no reason given)");
 	return amtprov_error_set(&s->err, rc, s->address,
 				 "%s fault %s%s%s: %s%s%s (HTTP %ld, request %s)",
 				 s->proto == AT_SOAP ? "SOAP" : "WS-Man", sub[0] ? sub : code,
@@ -377,7 +383,20 @@ int at_check_response(struct at_session *s)
 	out = s->body->children;
 	while (out && out->type != XML_ELEMENT_NODE)
 		out = out->next;
-	if (!out || at_xml_find_text(out, rv_name_tag, rv_text, sizeof(rv_text)))
+	if (!out)
+		return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+					 "%s: response has an empty SOAP Body", s->method);
+	if (s->proto == AT_WSMAN) {
+		/* WS-Man method outputs are <Method>_OUTPUT; anything else answers another call. */
+		char want[96];
+
+		snprintf(want, sizeof(want), "%s_OUTPUT", s->method);
+		if (strcmp(at_xml_local(out), want))
+			return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
+						 "%s: response is <%.64s>, not <%s>", s->method,
+						 at_xml_local(out), want);
+	}
+	if (at_xml_find_text(out, rv_name_tag, rv_text, sizeof(rv_text)))
 		return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
 					 "%s: response has no %s", s->method, rv_name_tag);
 	rv = strtol(rv_text, &end, 10);

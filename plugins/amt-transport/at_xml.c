@@ -84,6 +84,7 @@ void at_buf_reset(struct at_buf *b)
 {
 	b->len = 0;
 	b->oom = 0;
+	b->over = 0;
 	if (b->p)
 		b->p[0] = '\0';
 }
@@ -150,7 +151,7 @@ int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n)
 	xmlNodePtr f = at_xml_find(root, local);
 	char *t;
 
-	if (!f)
+	if (!f || !out || !n)
 		return -1;
 	t = at_xml_text(f);
 	if (!t)
@@ -162,7 +163,7 @@ int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n)
 
 static int has_element_children(xmlNodePtr n)
 {
-	for (xmlNodePtr c = n->children; c; c = c->next)
+	for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
 		if (c->type == XML_ELEMENT_NODE)
 			return 1;
 	return 0;
@@ -172,6 +173,8 @@ json_t *at_xml_to_json(xmlNodePtr n)
 {
 	json_t *o;
 
+	if (!n)
+		return NULL; /* e.g. an empty SOAP Body: the caller reports what was missing */
 	if (!has_element_children(n)) {
 		char *t = at_xml_text(n);
 		json_t *s = t ? json_string(t) : NULL;
@@ -201,6 +204,11 @@ json_t *at_xml_to_json(xmlNodePtr n)
 		}
 	}
 	return o;
+}
+
+const char *at_xml_local(xmlNodePtr n)
+{
+	return n && n->type == XML_ELEMENT_NODE && n->name ? (const char *)n->name : "";
 }
 
 json_t *at_xml_epr(xmlNodePtr n)

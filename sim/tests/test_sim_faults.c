@@ -46,6 +46,38 @@ static void test_parse(void)
 	device_clear(&d);
 }
 
+/* "hostile": the kind, the matching requests, the N-th one; bad kinds are refused. */
+static void test_hostile_selection(void)
+{
+	struct device d;
+	json_t *bad = js("{\"hostile\": \"rude\"}");
+	char err[256] = "";
+
+	device_init(&d, "f1", "12.0.45");
+	CU_ASSERT_EQUAL(device_apply_faults(&d, bad, NULL, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "faults.hostile"));
+	json_decref(bad);
+	device_clear(&d);
+	init(&d, "{\"hostile\": \"empty_body\", \"hostile_match\": \"AMT_GeneralSettings\"}",
+	     "{\"hostile_nth\": 2}");
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "<Get>CIM_SoftwareIdentity</Get>"), HOSTILE_NONE);
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "<Get>AMT_GeneralSettings</Get>"), HOSTILE_NONE);
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "<Put>AMT_GeneralSettings</Put>"),
+			HOSTILE_EMPTY_BODY);
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "<Get>AMT_GeneralSettings</Get>"), HOSTILE_NONE);
+	device_clear(&d);
+	/* A device's "none" turns a fleet-wide one off; no match string: every request. */
+	init(&d, "{\"hostile\": \"slow_drip\"}", "{\"hostile\": \"none\"}");
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "x"), HOSTILE_NONE);
+	device_clear(&d);
+	init(&d, "{\"hostile\": \"huge_body\"}", NULL);
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, "x"), HOSTILE_HUGE_BODY);
+	CU_ASSERT_EQUAL(device_fault_hostile(&d, NULL), HOSTILE_HUGE_BODY);
+	CU_ASSERT_STRING_EQUAL(hostile_kind_name(HOSTILE_HUGE_BODY), "huge_body");
+	CU_ASSERT_EQUAL(hostile_kind_parse("truncated_body"), HOSTILE_TRUNCATED_BODY);
+	device_clear(&d);
+}
+
 static void test_drop_and_digest(void)
 {
 	struct device d;
@@ -211,6 +243,7 @@ void register_sim_faults_tests(void)
 	CU_add_test(s, "faults JSON: strict keys, device overrides fleet", test_parse);
 	CU_add_test(s, "drop, hang and Digest failure on the Nth request, fleet-wide or per device", test_drop_and_digest);
 	CU_add_test(s, "seeded random faults repeat exactly", test_seeded);
+	CU_add_test(s, "hostile answers: kind, match, N-th (R-PROV-13)", test_hostile_selection);
 	CU_add_test(s, "CommitChanges failure, flash write limit, wrong OTP", test_commit_flash_otp);
 	CU_add_test(s, "CommitChanges applied at once, its answer delayed", test_commit_latency);
 }

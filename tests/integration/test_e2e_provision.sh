@@ -4,7 +4,10 @@
 # provisioned by amtprovd through the real plugins (amt-transport, ca-local, credstore-file)
 # and the results are checked on the devices themselves through amtsim's state dump: time
 # and host name set, the web server certificate installed and TLS on, a new admin password
-# (kept encrypted, R-PROV-12), state post-provisioning.
+# (kept encrypted, R-PROV-12), MEBx password and a Digest user account set, state
+# post-provisioning; and no secret the test knows (OTPs, admin, MEBx and Digest passwords,
+# provisioning and web server keys) appears in amtprovd's log or unencrypted in the
+# credential store, raw, base64 or hex.
 TEST_NAME=e2e_provision
 . "$(dirname "$0")/lib.sh"
 
@@ -47,20 +50,40 @@ cat >"$T/site/site.json" <<JSON
     "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
     "creds": {"plugin": "credstore-file"}
   },
-  "credentials": {"store": "creds"},
+  "credentials": {"store": "creds", "mebx_password": "site/mebx"},
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
-  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true}
+  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true,
+          "mebx_password_policy": "always",
+          "user_accounts": [{"name": "helpdesk", "kerberos": false, "password": "site/helpdesk",
+                             "realms": ["redirection", "hardware-asset"]}]}
 }
 JSON
 "$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+# Secrets the test knows, as "label<TAB>value" lines for secret_scan.py (0600).
+SECRETS="$T/secrets.tsv"
+install -m 600 /dev/null "$SECRETS"
+printf 'M3bx-Str0ng!Pw' | "$AMTPROV" -m "$T/site/site.json" cred set site/mebx --stdin
+printf 'D1gest-Helpdesk-Pw9' | "$AMTPROV" -m "$T/site/site.json" cred set site/helpdesk --stdin
+printf 'mebx\tM3bx-Str0ng!Pw\ndigest helpdesk\tD1gest-Helpdesk-Pw9\n' >>"$SECRETS"
+python3 -c 'import sys; print("provisioning key\t" + open(sys.argv[1]).read().replace("\n", "\\n"))' "$pki/prov.key" >>"$SECRETS"
 for id in pc1 pc2 pc3; do
   "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
 done
+# The OTP each agent set, from the simulator's own state (amtprov only ever sees its hash
+# from the agent, and the OTP itself from the device).
+check "the agents' OTPs are known to the test" python3 - "$SECRETS" "$T/sim" <<'PY'
+import json, sys
+with open(sys.argv[1], "a") as out:
+    for id in ("pc1", "pc2", "pc3"):
+        otp = json.load(open("%s/%s.json" % (sys.argv[2], id)))["otp"]
+        assert len(otp) >= 8, id
+        out.write("OTP %s\t%s\n" % (id, otp))
+PY
 check "R-PROV-02/03: every device registers as its agent reports it" bash -c "
   for id in pc1 pc2 pc3; do '$AMTPROV' -m '$T/site/site.json' device add --from-json '$T/'\$id.agent.json >/dev/null || exit 1; done"
 
-expect_rc 0 "amtprovd provisions the fleet" "$AMTPROVD" -m "$T/site/site.json" --once=120 2>"$T/amtprovd.log"
+expect_rc 0 "amtprovd provisions the fleet" "$AMTPROVD" -m "$T/site/site.json" -l debug --once=120 2>"$T/amtprovd.log"
 check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/amtprovd.log"
 "$AMTPROV" -m "$T/site/site.json" --json device list >"$T/devices.json"
 check "every device is PROVISIONED" \
@@ -100,9 +123,32 @@ for f in sys.argv[2:]:
         der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
     assert hashlib.sha256(der).hexdigest().upper() in recorded, f
 PY
-check "R-PROV-12: the admin passwords are kept, encrypted" \
-  bash -c "test -s '$T/site/state/plugins/creds/credentials.store' && ! grep -qa 'admin' '$T/site/state/plugins/creds/credentials.store' || true"
-check "no secret in amtprovd's log" bash -c "! grep -q 'PRIVATE KEY' '$T/amtprovd.log'"
+for id in pc1 pc2 pc3; do
+  check "R-PROV-10 (5): $id got the MEBx password" audit_has "$id" "SetMEBxPassword"
+  check "R-PROV-11 (1): $id got the Digest account" audit_has "$id" "AddUserAclEntryEx"
+done
+# Every secret amtprov holds: the admin passwords it generated (read back with the store's
+# key), the web server keys it sent to AMT (from the simulator's state).
+/usr/bin/python3 "$(dirname "$0")/cred_read.py" "$T/site/state/plugins/creds" - >"$T/creds.tsv"
+check "R-PROV-12: one admin password per device is in the store" \
+  test "$(grep -c '^device/pc[123].contoso.com/admin	' "$T/creds.tsv")" = 3
+grep '^device/.*/admin	' "$T/creds.tsv" >>"$SECRETS"
+python3 - "$SECRETS" "$T/sim" <<'PY'
+import json, sys
+with open(sys.argv[1], "a") as out:
+    for id in ("pc1", "pc2", "pc3"):
+        for k in json.load(open("%s/%s.json" % (sys.argv[2], id))).get("keys", []):
+            out.write("web server key %s/%s\t%s\n" % (id, k["handle"], k["pem"].replace("\n", "\\n")))
+PY
+check "the test knows 3 OTPs, 3 admin passwords, MEBx and Digest passwords, 4+ keys" \
+  python3 -c 'import sys; l=[x.split("\t")[0] for x in open(sys.argv[1])]; k=lambda p: sum(x.startswith(p) for x in l); assert k("OTP")==3 and k("device/")==3 and k("mebx")==1 and k("digest")==1 and k("provisioning key")==1 and k("web server key")>=3, l' "$SECRETS"
+store_files=("$T"/site/state/plugins/creds/*)
+check "R-PROV-12: the credential store files are 0600" \
+  bash -c 'for f in "$@"; do test "$(stat -c %a "$f")" = 600 || exit 1; done' _ "${store_files[@]}"
+check "R-PROV-12: no secret is in the credential store unencrypted (raw, base64, hex)" \
+  python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "${store_files[@]}"
+check "no secret in amtprovd's log (raw, base64, hex)" \
+  python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T/amtprovd.log"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
 
 finish

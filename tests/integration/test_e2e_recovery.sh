@@ -275,30 +275,10 @@ check "one admin password record, no pending one left" \
   python3 -c 'import json,sys; n=json.dumps(json.load(open(sys.argv[1]))); assert "device/pc1.contoso.com/admin" in n and ".pending" not in n, n' "$T/creds4.json"
 check "nothing untracked: one active certificate, every issued one recorded, no pending operation" \
   test "$(q "select count(*) from certificates where status='active'")/$(qca "select count(*) from certificates")/$(q "select count(*) from certificates")/$(q "select count(*) from pending_ops")" = "1/1/1/0"
-# The admin password in the store, read with the store's key (docs/credstore-file.md formats),
-# into a 0600 file. Debian's python3 with python3-cryptography (scripts/install-deps.sh).
+# The admin password in the store, read with the store's key (cred_read.py), into a 0600
+# file.
 install -m 600 /dev/null "$T/admin.pw"
-/usr/bin/python3 - "$T/site/state/plugins/creds" device/pc1.contoso.com/admin >"$T/admin.pw" <<'PY'
-import hashlib, os, struct, sys
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-files = {}
-for n in os.listdir(sys.argv[1]):
-    b = open(os.path.join(sys.argv[1], n), "rb").read()
-    files[b[:8]] = b
-k, s = files[b"AMTPKEYS"], files[b"AMTPCRED"]
-assert hashlib.sha256(k[:-32]).digest() == k[-32:]
-keys = {k[16 + 36 * i:20 + 36 * i]: k[20 + 36 * i:52 + 36 * i] for i in range(struct.unpack(">H", k[10:12])[0])}
-off = 16
-for _ in range(struct.unpack(">I", s[12:16])[0]):
-    (l,) = struct.unpack(">H", s[off:off + 2]); name = s[off + 2:off + 2 + l]; off += 2 + l
-    kid, nonce = s[off:off + 4], s[off + 4:off + 16]; (c,) = struct.unpack(">I", s[off + 16:off + 20]); off += 20
-    ct = s[off:off + c + 16]; off += c + 16
-    if name == sys.argv[2].encode():
-        aad = b"AMTPCRED" + s[8:10] + kid + struct.pack(">H", l) + name
-        sys.stdout.write(AESGCM(keys[kid]).decrypt(nonce, ct, aad).decode())
-        sys.exit(0)
-sys.exit("record not found")
-PY
+/usr/bin/python3 "$(dirname "$0")/cred_read.py" "$T/site/state/plugins/creds" device/pc1.contoso.com/admin >"$T/admin.pw"
 check "the admin password record can be read" test -s "$T/admin.pw"
 wsman_get() { # PASSWORD FILE: WS-Man Get of AMT_GeneralSettings, as admin with Digest
   curl -sS --max-time 10 --cacert "$T/site-ca.pem" \

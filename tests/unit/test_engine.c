@@ -26,7 +26,7 @@ struct fixture {
 	struct alog *log;
 	int64_t now;
 	/* status messages seen */
-	int n_retry, n_failed, n_resumed;
+	int n_retry, n_failed, n_resumed, n_crash_loop;
 	/* handler behavior */
 	int fail_fqdn_index;      /* device index that fails permanently, -1: none */
 	int transient_failures;   /* NEED_CERTIFICATE fails with E_UNREACHABLE this often */
@@ -51,6 +51,8 @@ static void on_status(void *ctx, uint32_t id, const char *device, const char *de
 		f->n_failed++;
 	else if (id == STATUS_STATE_RESUMED)
 		f->n_resumed++;
+	else if (id == STATUS_CRASH_LOOP)
+		f->n_crash_loop++;
 }
 
 static void quiet_log(void *ctx, int level, const char *line)
@@ -519,6 +521,99 @@ static void step_never_finishes(struct engine_job *job, void *ctx)
 	engine_job_set_abort(job, abort_hook, malloc(64));
 }
 
+/* Crash-loop guard (R-PROV-13): a device whose step was in flight at every crash is rewound
+ * crash_loop_limit times, then set aside as FAILED naming the step (status 8116); the other
+ * device, interrupted too, goes on. */
+static void test_crash_loop_guard_sets_device_aside(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+	int rewound;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 2);
+	amtprov_error_clear(&err);
+	for (int64_t id = 1; id <= 2; id++)
+		CU_ASSERT_EQUAL(store_device_transition(f.st, id, "REGISTERED", "NEED_DEVICE_CHECK",
+							0, "", 0, "test", f.now, &err),
+				AMTPROV_OK);
+	for (int crash = 1; crash <= 4; crash++) {
+		/* The engine entered the step (as start_job does), then the process died. */
+		CU_ASSERT_EQUAL(store_device_step(f.st, 1, "NEED_DEVICE_CHECK", "CHECKING_DEVICE",
+						  STORE_STEP_BEGIN, 0, "", 0, 0, "test", f.now,
+						  &err),
+				AMTPROV_OK);
+		if (crash == 1)
+			CU_ASSERT_EQUAL(store_device_step(f.st, 2, "NEED_DEVICE_CHECK",
+							  "CHECKING_DEVICE", STORE_STEP_BEGIN, 0, "",
+							  0, 0, "test", f.now, &err),
+					AMTPROV_OK);
+		e = make_engine(&f, 4);
+		rewound = -1;
+		CU_ASSERT_EQUAL(engine_recover(e, &rewound, &err), AMTPROV_OK);
+		CU_ASSERT_EQUAL(rewound, crash == 1 ? 2 : 1);
+		CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+		CU_ASSERT_EQUAL(d.in_flight, crash);
+		if (crash <= 3) {
+			CU_ASSERT_STRING_EQUAL(d.state, "NEED_DEVICE_CHECK");
+			CU_ASSERT_EQUAL(f.n_crash_loop, 0);
+		} else {
+			CU_ASSERT_STRING_EQUAL(d.state, "FAILED");
+			CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "crash-loop guard"));
+			CU_ASSERT_PTR_NOT_NULL(strstr(d.last_error, "CHECKING_DEVICE"));
+			CU_ASSERT_EQUAL(f.n_crash_loop, 1);
+		}
+		engine_free(e);
+	}
+	/* The other device was rewound once and goes on; its outcome clears its count. */
+	CU_ASSERT_EQUAL(store_device_get(f.st, 2, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 1);
+	e = make_engine(&f, 4);
+	set_handlers(e, &f);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 10000, &err), AMTPROV_OK);
+	engine_free(e);
+	CU_ASSERT_EQUAL(store_device_get(f.st, 2, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_FIRST_STAGE");
+	CU_ASSERT_EQUAL(d.in_flight, 0);
+	CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.state, "FAILED");
+	teardown(&f);
+}
+
+/* The engine counts the step in flight when it enters it; an orderly shutdown takes the
+ * count back (not a crash), so stopping amtprovd never sets a device aside. */
+static void test_step_in_flight_counted_and_orderly_stop_not_a_crash(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+	struct store_device d;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 1);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_transition(f.st, 1, "REGISTERED", "NEED_DEVICE_CHECK", 0, "",
+						0, "test", f.now, &err),
+			AMTPROV_OK);
+	for (int stop = 0; stop < 5; stop++) {
+		e = make_engine(&f, 4);
+		CU_ASSERT_EQUAL(engine_recover(e, NULL, &err), AMTPROV_OK);
+		engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_never_finishes, &f);
+		CU_ASSERT_EQUAL(engine_run_until_idle(e, 200, &err), AMTPROV_E_TIMEOUT);
+		CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+		CU_ASSERT_STRING_EQUAL(d.state, "CHECKING_DEVICE");
+		CU_ASSERT_EQUAL(d.in_flight, 1); /* recorded before the step ran */
+		engine_free(e); /* orderly: shutdown abandons the job */
+		CU_ASSERT_EQUAL(store_device_get(f.st, 1, &d, &err), AMTPROV_OK);
+		CU_ASSERT_STRING_EQUAL(d.state, "CHECKING_DEVICE");
+		CU_ASSERT_EQUAL(d.in_flight, 0);
+	}
+	CU_ASSERT_EQUAL(f.n_crash_loop, 0);
+	teardown(&f);
+}
+
 static void test_shutdown_runs_abort_hooks_of_jobs_in_flight(void)
 {
 	struct fixture f;
@@ -677,6 +772,10 @@ void register_engine_tests(void)
 		    test_one_device_failure_does_not_stop_others);
 	CU_add_test(s, "restart rewinds interrupted steps and resumes (R-PROV-13)",
 		    test_recover_rewinds_interrupted_steps);
+	CU_add_test(s, "crash-loop guard sets a device aside naming its step (R-PROV-13)",
+		    test_crash_loop_guard_sets_device_aside);
+	CU_add_test(s, "step in flight counted; an orderly stop is not a crash (R-PROV-13)",
+		    test_step_in_flight_counted_and_orderly_stop_not_a_crash);
 	CU_add_test(s, "a forbidden transition fails the device, not the state machine",
 		    test_forbidden_transition_fails_device);
 	CU_add_test(s, "a blocked device is not worked on (R-REV-02d)",

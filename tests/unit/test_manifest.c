@@ -183,6 +183,7 @@ static void test_defaults_are_applied(void)
 	CU_ASSERT_EQUAL(m->engine.retry_base_seconds, 60);
 	CU_ASSERT_EQUAL(m->engine.retry_max_seconds, 3600);
 	CU_ASSERT_EQUAL(m->engine.max_attempts, 10);
+	CU_ASSERT_EQUAL(m->engine.crash_loop_limit, 3);
 	CU_ASSERT_EQUAL(m->web_server.key_bits, 2048);
 	CU_ASSERT_PTR_NULL(m->web_server.ca);
 	CU_ASSERT_EQUAL(m->admin_password_length, 16);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
+#include <sqlite3.h>
 
 #include <amtprov/ca.h>
 #include <amtprov/types.h>
@@ -546,6 +547,87 @@ static void test_transition_is_compare_and_set(void)
 						0, "engine", 3000, &err),
 			AMTPROV_E_NOT_FOUND);
 	CU_ASSERT_EQUAL(audit_count(st, 0), 2);
+	store_close(st);
+}
+
+/* The crash-loop guard's count (R-PROV-13): +1 entering a step, kept by the rewind, -1 by an
+ * orderly stop (never below 0), 0 when an outcome is recorded; same compare-and-set. */
+static void test_step_in_flight_count(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_device d;
+	int64_t id = add_device(st, 1);
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 0);
+	for (int i = 1; i <= 3; i++) {
+		CU_ASSERT_EQUAL(store_device_step(st, id, "NEED_PRECHECK", "PRECHECKING",
+						  STORE_STEP_BEGIN, 0, "", 0, 0, "engine", 2000, &err),
+				AMTPROV_OK);
+		CU_ASSERT_EQUAL(store_device_step(st, id, "PRECHECKING", "NEED_PRECHECK",
+						  STORE_STEP_KEEP, 0, "restart", 0, 0, "engine",
+						  2000, &err),
+				AMTPROV_OK);
+		CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+		CU_ASSERT_EQUAL(d.in_flight, i);
+	}
+	/* A compare-and-set that does not match changes no count either. */
+	CU_ASSERT_EQUAL(store_device_step(st, id, "PRECHECKING", "FAILED", STORE_STEP_BEGIN, 0, "",
+					  0, 0, "engine", 2000, &err),
+			AMTPROV_E_STATE);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 3);
+	/* An orderly stop takes one back. */
+	CU_ASSERT_EQUAL(store_device_step(st, id, "NEED_PRECHECK", "PRECHECKING", STORE_STEP_BEGIN,
+					  0, "", 0, 0, "engine", 2000, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_step(st, id, "PRECHECKING", "PRECHECKING", STORE_STEP_UNDO, 0,
+					  "", 0, 0, "engine", 2000, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 3);
+	/* The step's outcome clears it (plain transitions are outcomes). */
+	CU_ASSERT_EQUAL(store_device_transition(st, id, "PRECHECKING", "HAVE_CERT", 0, NULL, 0,
+						"engine", 2000, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 0);
+	/* UNDO never goes below 0; an unknown step kind is refused. */
+	CU_ASSERT_EQUAL(store_device_step(st, id, "HAVE_CERT", "HAVE_CERT", STORE_STEP_UNDO, 0, "",
+					  0, 0, "engine", 2000, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 0);
+	CU_ASSERT_EQUAL(store_device_step(st, id, "HAVE_CERT", "X", (enum store_step)9, 0, "", 0,
+					  0, "engine", 2000, &err),
+			AMTPROV_E_INVALID);
+	store_close(st);
+}
+
+/* Migration 3 -> 4 on a database with devices: they keep their data, in_flight 0. */
+static void test_migration_3_to_4_keeps_devices(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_device d;
+	sqlite3 *db = NULL;
+	int64_t id = add_device(st, 1);
+
+	store_close(st);
+	/* Back to schema 3 as an older amtprov left it. */
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "ALTER TABLE devices DROP COLUMN in_flight; "
+					 "PRAGMA user_version = 3;", NULL, NULL, NULL),
+			SQLITE_OK);
+	sqlite3_close(db);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_open(dbpath, 0, &st, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_schema_version(st), 4);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.in_flight, 0);
+	CU_ASSERT_STRING_EQUAL(d.state, "NEED_PRECHECK");
 	store_close(st);
 }
 
@@ -1558,6 +1640,8 @@ void register_store_tests(void)
 		{ "transition is compare-and-set", test_transition_is_compare_and_set },
 		{ "transition writes one audit record", test_transition_writes_one_audit_record },
 		{ "transition counts attempts", test_transition_counts_attempts },
+		{ "crash-loop guard: step-in-flight count (R-PROV-13)", test_step_in_flight_count },
+		{ "migration 3 -> 4 keeps devices", test_migration_3_to_4_keeps_devices },
 		{ "device update changes fields and audits",
 		  test_device_update_changes_fields_and_audits },
 		{ "re-registration: one compare-and-set with its audit, never the OTP hash",

@@ -143,6 +143,21 @@ static int wait_port(const char *ip, int port)
 	return -1;
 }
 
+/* amtsim's hostile answers and what the transport must say about each (never crash). */
+#define HOSTILE_HOST 40
+static const struct {
+	const char *kind;
+	int rc;
+	const char *msg;
+} hostile[] = {
+	{"empty_body", AMTPROV_E_PROTOCOL, "empty SOAP Body"},
+	{"wrong_element", AMTPROV_E_PROTOCOL, "AMTSIM_Unexpected"},
+	{"fault_no_detail", AMTPROV_E_PROTOCOL, "fault (no code)"},
+	{"huge_body", AMTPROV_E_PROTOCOL, "exceeded 16 MiB"},
+	{"truncated_body", AMTPROV_E_PARSE, "not well-formed"},
+	{"slow_drip", AMTPROV_E_TIMEOUT, "did not"},
+};
+
 static json_t *device(const char *id, int host, const char *ver, const char *state)
 {
 	char a[40];
@@ -210,6 +225,19 @@ static int suite_init(void)
 		json_object_set_new(d, "self_key_pem", json_string(key));
 		free(pem);
 		free(key);
+		json_array_append_new(devs, d);
+	}
+	/* Hostile devices (R-PROV-13): each answers requests on AMT_GeneralSettings and
+	 * IPS_IEEE8021xSettings its own way. */
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "evil-%s", hostile[i].kind);
+		d = device(id, HOSTILE_HOST + (int)i, "16.1.25", "post");
+		json_object_set_new(d, "faults",
+				    json_pack("{ss ss si}", "hostile", hostile[i].kind,
+					      "hostile_match", "Settings",
+					      "hostile_drip_ms", 100));
 		json_array_append_new(devs, d);
 	}
 	for (int i = 0; i < N_FLEET; i++) {
@@ -802,6 +830,57 @@ static void test_timeout(void)
 	tgt_free(&g, pi_main);
 }
 
+/* R-PROV-13: a hostile answer (empty Body, another element, a bare fault, a huge, cut or
+ * dripping body) to SET_HOST_NAME, SET_PING, WSMAN_GET, WSMAN_PUT and the wired 802.1X Put
+ * is an error naming the device; the process survives. An empty Body crashed it before. */
+static void test_hostile_answers(void)
+{
+	static const struct {
+		uint32_t op;
+		const char *params;
+	} ops[] = {
+		{AMTPROV_AMT_SET_HOST_NAME, "{\"host\":\"h\",\"domain\":\"contoso.com\"}"},
+		{AMTPROV_AMT_SET_PING, "{\"enabled\":true}"},
+		{AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_GeneralSettings\"}"},
+		{AMTPROV_AMT_WSMAN_PUT, "{\"class\":\"AMT_GeneralSettings\","
+					"\"properties\":{\"HostName\":\"h\"}}"},
+		{AMTPROV_AMT_SET_8021X, "{\"wired\":null,\"wireless\":[]}"},
+	};
+
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		/* One op per kind for the slow ones, every op otherwise. */
+		size_t n_ops = strcmp(hostile[i].kind, "slow_drip") &&
+				       strcmp(hostile[i].kind, "huge_body")
+				       ? sizeof(ops) / sizeof(ops[0]) : 1;
+
+		for (size_t k = 0; k < n_ops; k++) {
+			struct tgt g;
+			struct amtprov_error err;
+			json_t *r = NULL;
+			void *s;
+			int rc;
+
+			tgt_init(&g, pi_main, HOSTILE_HOST + (int)i, 16,
+				 AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+			/* Short for the drip (it must time out); roomy for the 17 MiB body, which
+			 * must be cut by size, not by time, even under sanitizers. */
+			g.t.timeout_ms = strcmp(hostile[i].kind, "slow_drip") ? 30000 : 1500;
+			tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+			s = open_ok(pi_main, &g);
+			rc = run(pi_main, s, ops[k].op, ops[k].params, &r, &err);
+			if (rc != hostile[i].rc || !strstr(err.msg, hostile[i].msg))
+				fprintf(stderr, "\n  %s op %u: %s: %s\n", hostile[i].kind,
+					(unsigned)ops[k].op, amtprov_status_name(rc), err.msg);
+			CU_ASSERT_EQUAL(rc, hostile[i].rc);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, hostile[i].msg));
+			CU_ASSERT_PTR_NULL(r);
+			json_decref(r);
+			close_s(pi_main, s);
+			tgt_free(&g, pi_main);
+		}
+	}
+}
+
 /* Closing a session with an operation in flight: no done(), no leak. */
 static void test_close_in_flight(void)
 {
@@ -1124,6 +1203,7 @@ int main(void)
 	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
 	CU_add_test(su, "timeout", test_timeout);
 	CU_add_test(su, "close in flight", test_close_in_flight);
+	CU_add_test(su, "hostile answers never crash (R-PROV-13)", test_hostile_answers);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
