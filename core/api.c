@@ -9,13 +9,21 @@
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   bearer token; records the request (lifecycle.h), 202
  * Everything else is 404 (unknown path) or 405 (known path, other method).
+ *
+ * Under abuse (docs/api.md, "Limits under abuse"): connections are counted and capped (a new
+ * one closes the least recently active when full), each must deliver a whole request within
+ * a deadline however slowly it trickles, accepting pauses instead of spinning when the
+ * process runs out of descriptors, and requests whose framing is ambiguous are refused.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -24,6 +32,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -40,6 +49,18 @@
 #define API_MAX_HEADERS 8192       /* request line + headers */
 #define API_TIMEOUT_SECONDS 30     /* an idle or slow connection is closed */
 #define TOKEN_HASH_LEN 32          /* SHA-256 */
+#define API_ACCEPT_PAUSE_MS 250    /* no accepting for this long after accept() failed */
+#define API_AUTO_MAX_CONNECTIONS 1024
+#define API_BACKLOG 1024           /* pending connections the kernel queues for accept */
+
+/* One accepted connection, from its accept to the free of its TLS object (the SSL's ex
+ * data, freed with it: evhttp frees connections in many places and tells no one). */
+struct api_conn {
+	struct api *a;                /* NULL once the server is freed */
+	struct bufferevent *bev;
+	struct event *deadline;       /* the whole request must be in and answered by then */
+	struct api_conn *prev, *next; /* a->oldest...a->newest, least recently active first */
+};
 
 struct api {
 	struct site *site;
@@ -55,6 +76,14 @@ struct api {
 	size_t n_tokens;     /* digests filled */
 	size_t n_alloc;      /* digests allocated */
 	int port;
+	/* Connections (docs/api.md#limits-under-abuse) */
+	struct api_conn *oldest, *newest;
+	int n_conns, max_conns;
+	struct timeval deadline;
+	struct evconnlistener *listener;
+	struct event *resume;         /* accepting again after a pause */
+	struct alog_limit abuse_log;  /* lines an abuser could otherwise repeat at will */
+	unsigned long evicted, expired, pauses;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -115,24 +144,246 @@ fail:
 	return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Connections                                                                              */
+/* ---------------------------------------------------------------------------------------- */
+
+static int conn_slot = -1; /* SSL ex data index of the struct api_conn */
+static pthread_once_t conn_slot_once = PTHREAD_ONCE_INIT;
+
+static void conn_unlink(struct api *a, struct api_conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->oldest = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		a->newest = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static void conn_append(struct api *a, struct api_conn *c)
+{
+	c->prev = a->newest;
+	c->next = NULL;
+	if (a->newest)
+		a->newest->next = c;
+	else
+		a->oldest = c;
+	a->newest = c;
+}
+
+static struct api_conn *conn_of(struct evhttp_connection *evcon)
+{
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+
+	return ssl ? SSL_get_ex_data(ssl, conn_slot) : NULL;
+}
+
+/* Stops counting a connection: it is closing (its free, and conn_ex_free, come later:
+ * libevent finalizes bufferevents from its loop). */
+static void conn_detach(struct api_conn *c)
+{
+	if (!c->a)
+		return;
+	conn_unlink(c->a, c);
+	c->a->n_conns--;
+	c->a = NULL;
+	if (c->deadline)
+		event_free(c->deadline);
+	c->deadline = NULL;
+}
+
+/* Called by SSL_free for every SSL of the process; only the API's carry a connection. */
+static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			 void *argp)
+{
+	struct api_conn *c = ptr;
+
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	if (!c)
+		return;
+	conn_detach(c);
+	free(c);
+}
+
+static void conn_slot_init(void)
+{
+	conn_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
+}
+
+/* Closes a connection whatever it is doing. evhttp's callbacks on the bufferevent carry
+ * its connection; evhttp_free() closes its connections the same way. */
+static void conn_close(struct api_conn *c)
+{
+	void *evcon = NULL;
+
+	conn_detach(c);
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+	if (evcon)
+		evhttp_connection_free(evcon);
+	/* else not attached to evhttp (only while evhttp itself tears it down): its free
+	 * follows. */
+}
+
+static void conn_peer(struct api_conn *c, char *buf, size_t size)
+{
+	void *evcon = NULL;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(buf, size, "%s", addr ? addr : "?");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_conn *c = arg;
+	struct api *a = c->a;
+	unsigned long held = 0;
+	char peer[64];
+
+	(void)fd, (void)what;
+	a->expired++;
+	if (alog_limit_allow(&a->abuse_log, &held)) {
+		conn_peer(c, peer, sizeof(peer));
+		alog(a->log, AMTPROV_LOG_INFO,
+		     "api: closed the connection from %s: no whole request within %ld s "
+		     "(%lu such lines suppressed)",
+		     peer, (long)a->deadline.tv_sec, held);
+	}
+	conn_close(c);
+}
+
+/* A request was read in full and answered: the connection is active again and has a new
+ * deadline for its next request. */
+static void conn_answered(struct api *a, struct evhttp_request *req)
+{
+	struct api_conn *c = conn_of(evhttp_request_get_connection(req));
+
+	if (!c || c->a != a)
+		return;
+	conn_unlink(a, c);
+	conn_append(a, c);
+	evtimer_add(c->deadline, &a->deadline);
+}
+
+/* When full, the connection that has been quiet longest makes room: an attacker holding
+ * many slow connections loses them one by one to clients that finish their requests. */
+static void conn_make_room(struct api *a)
+{
+	unsigned long held = 0;
+
+	while (a->n_conns >= a->max_conns && a->oldest) {
+		a->evicted++;
+		if (alog_limit_allow(&a->abuse_log, &held))
+			alog(a->log, AMTPROV_LOG_NOTICE,
+			     "api: %d connections open (api.max_connections): closing the least "
+			     "recently active (%lu closed so far; %lu such lines suppressed)",
+			     a->n_conns, a->evicted, held);
+		conn_close(a->oldest);
+	}
+}
+
+/* evhttp's bufferevent callback: runs for every accepted connection, before its first
+ * byte is read. On NULL (out of memory) evhttp falls back to plain HTTP: on_request
+ * answers nothing on such a connection. */
 static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 {
 	struct api *a = arg;
-	SSL *ssl = SSL_new(a->tls);
+	struct api_conn *c;
 	struct bufferevent *bev;
+	SSL *ssl;
 
-	if (!ssl)
+	conn_make_room(a);
+	c = calloc(1, sizeof(*c));
+	if (!c)
 		return NULL;
+	c->deadline = evtimer_new(base, on_deadline, c);
+	ssl = c->deadline ? SSL_new(a->tls) : NULL;
+	if (!ssl || !SSL_set_ex_data(ssl, conn_slot, c)) {
+		SSL_free(ssl);
+		if (c->deadline)
+			event_free(c->deadline);
+		free(c);
+		return NULL;
+	}
+	/* From here the SSL owns the record (conn_ex_free). */
+	c->a = a;
+	conn_append(a, c);
+	a->n_conns++;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		SSL_free(ssl);
 		return NULL;
 	}
+	c->bev = bev;
 	/* Many clients close without close_notify; that is not an attack on a request that
 	 * already got its full answer. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* The TLS handshake counts against the deadline too. */
+	evtimer_add(c->deadline, &a->deadline);
 	return bev;
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd, (void)what;
+	evconnlistener_enable(a->listener);
+}
+
+/* accept() failed for a reason other than a client gone away: most often EMFILE/ENFILE.
+ * The listening socket stays readable, so accepting again at once would spin (and make
+ * libevent log each failure); pause, and free a descriptor of our own meanwhile. */
+static void on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct api *a = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = {0, API_ACCEPT_PAUSE_MS * 1000};
+	unsigned long held = 0;
+
+	evconnlistener_disable(lev);
+	evtimer_add(a->resume, &pause);
+	a->pauses++;
+	if (alog_limit_allow(&a->abuse_log, &held))
+		alog(a->log, AMTPROV_LOG_WARNING,
+		     "api: cannot accept connections: %s (%d open): pausing %d ms (%lu pauses so "
+		     "far; %lu such lines suppressed)",
+		     evutil_socket_error_to_string(e), a->n_conns, API_ACCEPT_PAUSE_MS, a->pauses,
+		     held);
+	if (a->oldest)
+		conn_close(a->oldest);
+}
+
+/* api.max_connections, or a quarter of the open-files limit: the engine's device, CA and
+ * database connections need descriptors too. */
+static int connection_cap(const struct manifest_api *m, struct alog *log)
+{
+	struct rlimit rl;
+	long files = 4096, cap;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		files = (long)rl.rlim_cur;
+	if (m->max_connections) {
+		if (m->max_connections > files - 64)
+			alog(log, AMTPROV_LOG_WARNING,
+			     "api: max_connections %d is close to the open-files limit %ld: the "
+			     "process may run out of descriptors (accepting then pauses)",
+			     m->max_connections, files);
+		return m->max_connections;
+	}
+	cap = files / 4;
+	if (cap > API_AUTO_MAX_CONNECTIONS)
+		cap = API_AUTO_MAX_CONNECTIONS;
+	return cap < 8 ? 8 : (int)cap;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -245,6 +496,63 @@ static void reply_unauthorized(struct api *a, struct evhttp_request *req, const 
 /* ---------------------------------------------------------------------------------------- */
 /* Handlers                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
+
+/* The device key of a path segment, URL-decoded into @p key (STORE_FQDN_SIZE bytes). What
+ * no FQDN or UUID holds is refused with 400 and -1: NUL (%00, else "pc1%00junk" would reach
+ * pc1), '/' (%2F), control characters, an empty or over-long key. */
+static int device_key(struct evhttp_request *req, const char *raw, char *key)
+{
+	size_t len = 0;
+	char *k = evhttp_uridecode(raw, 0, &len);
+	const char *why = NULL;
+
+	if (!k) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return -1;
+	}
+	if (len == 0)
+		why = "the device key is empty";
+	else if (len >= STORE_FQDN_SIZE)
+		why = "the device key is too long";
+	for (size_t i = 0; !why && i < len; i++) {
+		unsigned char ch = (unsigned char)k[i];
+
+		if (ch == '\0')
+			why = "the device key contains NUL (%00)";
+		else if (ch == '/')
+			why = "the device key contains '/'";
+		else if (ch < 0x20 || ch == 0x7f)
+			why = "the device key contains a control character";
+	}
+	if (why)
+		reply_error(req, 400, "Bad Request", why, "device");
+	else
+		memcpy(key, k, len + 1);
+	free(k);
+	return why ? -1 : 0;
+}
+
+/* Two Content-Length headers that disagree, or one next to Transfer-Encoding: evhttp reads
+ * the body by the first (or by the chunks) and would take the rest as the next request,
+ * where a proxy in front may have split the stream differently (request smuggling). */
+static const char *ambiguous_framing(struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const struct evkeyval *kv;
+	const char *length = NULL;
+	int chunked = 0;
+
+	for (kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0) {
+			if (length && strcmp(length, kv->value) != 0)
+				return "conflicting Content-Length headers";
+			length = kv->value;
+		} else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			chunked = 1;
+		}
+	}
+	return length && chunked ? "Content-Length together with Transfer-Encoding" : NULL;
+}
 
 /* "application/json", optionally with parameters ("; charset=utf-8"). */
 static int json_content_type(struct evhttp_request *req)
@@ -394,23 +702,15 @@ out:
 
 static void show_device(struct api *a, struct evhttp_request *req, const char *raw_key)
 {
-	char *key = evhttp_uridecode(raw_key, 0, NULL);
+	char key[STORE_FQDN_SIZE];
 	struct store_device dev;
 	struct amtprov_error err;
 	int rc;
 
-	if (!key) {
-		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+	if (device_key(req, raw_key, key) < 0)
 		return;
-	}
-	if (!*key || strlen(key) >= STORE_FQDN_SIZE || strchr(key, '/')) {
-		reply_error(req, 404, "Not Found", "no such device", NULL);
-		free(key);
-		return;
-	}
 	amtprov_error_clear(&err);
 	rc = store_device_find(site_store(a->site), key, &dev, &err);
-	free(key);
 	if (rc == AMTPROV_E_NOT_FOUND) {
 		reply_error(req, 404, "Not Found", "no such device", NULL);
 		return;
@@ -434,27 +734,22 @@ static void show_device(struct api *a, struct evhttp_request *req, const char *r
 static void device_operation(struct api *a, struct evhttp_request *req, const char *raw_key,
 			     const char *op_name)
 {
-	char *key = evhttp_uridecode(raw_key, 0, NULL);
 	int op = lifecycle_op_parse(op_name);
-	char peer[48], actor[STORE_SHORT_SIZE];
+	char key[STORE_FQDN_SIZE], peer[48], actor[STORE_SHORT_SIZE];
 	struct store_device dev;
 	struct amtprov_error err;
 	int rc;
 
-	if (!key) {
-		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+	if (device_key(req, raw_key, key) < 0)
 		return;
-	}
-	if (op < 0 || !*key || strlen(key) >= STORE_FQDN_SIZE) {
+	if (op < 0) {
 		reply_error(req, 404, "Not Found", "no such resource", NULL);
-		free(key);
 		return;
 	}
 	peer_name(req, peer, sizeof(peer));
 	snprintf(actor, sizeof(actor), "api:%s", peer);
 	amtprov_error_clear(&err);
 	rc = lifecycle_request(a->site, key, (enum lifecycle_op)op, actor, &dev, &err);
-	free(key);
 	if (rc == AMTPROV_E_NOT_FOUND) {
 		reply_error(req, 404, "Not Found", "no such device", NULL);
 		return;
@@ -498,10 +793,9 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 	reply_error(req, 405, "Method Not Allowed", "method not allowed here", NULL);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void route(struct api *a, struct evhttp_request *req)
 {
 	static const char devices[] = "/v1/devices";
-	struct api *a = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -556,6 +850,36 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(req, 404, "Not Found", "no such resource", NULL);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	const char *why;
+	unsigned long held = 0;
+	char peer[48];
+
+	/* Only over the TLS connections new_tls_bev set up (see there). */
+	if (!conn_of(evhttp_request_get_connection(req))) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	conn_answered(a, req);
+	why = ambiguous_framing(req);
+	if (why) {
+		if (alog_limit_allow(&a->abuse_log, &held)) {
+			peer_name(req, peer, sizeof(peer));
+			alog(a->log, AMTPROV_LOG_NOTICE,
+			     "api: request from %s refused: %s (%lu such lines suppressed)", peer,
+			     why, held);
+		}
+		/* What follows on the connection cannot be trusted to be a request. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(req, 400, "Bad Request", why, NULL);
+		return;
+	}
+	route(a, req);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -621,6 +945,16 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->site = site;
 	a->engine = engine;
 	a->log = site_log(site);
+	a->abuse_log.burst = 2;
+	a->abuse_log.period = 10;
+	a->max_conns = connection_cap(&m->api, a->log);
+	a->deadline.tv_sec = m->api.request_deadline_seconds;
+	pthread_once(&conn_slot_once, conn_slot_init);
+	a->resume = evtimer_new(base, on_resume, a);
+	if (conn_slot < 0 || !a->resume) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	rc = load_tokens(a, m, err);
 	if (rc)
 		goto fail;
@@ -650,6 +984,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				       m->api.host, m->api.port);
 		goto fail;
 	}
+	a->listener = evhttp_bound_socket_get_listener(a->sock);
+	evconnlistener_set_error_cb(a->listener, on_accept_error);
+	/* evhttp listens with a backlog of 128: a burst of clients would overflow it and
+	 * wait for SYN retries (a second or more), well-behaved ones included. */
+	listen(evhttp_bound_socket_get_fd(a->sock), API_BACKLOG);
 	{
 		struct sockaddr_storage ss;
 		ev_socklen_t sl = sizeof(ss);
@@ -663,10 +1002,13 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 	}
-	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu token%s%s)",
+	alog(a->log, AMTPROV_LOG_NOTICE,
+	     "api: listening on https://%s%s%s:%d (%zu token%s%s; at most %d connections, "
+	     "%d s per request)",
 	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
 	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s",
-	     m->api.client_ca ? ", client certificates required" : "");
+	     m->api.client_ca ? ", client certificates required" : "", a->max_conns,
+	     m->api.request_deadline_seconds);
 	*out = a;
 	return AMTPROV_OK;
 fail:
@@ -680,6 +1022,12 @@ void api_free(struct api *a)
 		return;
 	if (a->http)
 		evhttp_free(a->http);
+	/* Connections whose bufferevents libevent has yet to finalize: their records must not
+	 * point here, nor their timers outlive the engine's base. */
+	while (a->oldest)
+		conn_detach(a->oldest);
+	if (a->resume)
+		event_free(a->resume);
 	SSL_CTX_free(a->tls);
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
