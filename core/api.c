@@ -82,9 +82,15 @@ struct api {
 	struct timeval deadline;
 	struct evconnlistener *listener;
 	struct event *resume;         /* accepting again after a pause */
-	struct alog_limit abuse_log;  /* lines an abuser could otherwise repeat at will */
+	/* Lines an abuser could otherwise repeat at will, each kind limited on its own. */
+	struct alog_limit log_full, log_deadline, log_accept, log_framing;
 	unsigned long evicted, expired, pauses;
+	struct api *next_api;         /* running_apis */
 };
+
+/* The listener's error callback gets evhttp's argument, not ours: the servers of the
+ * process (one, or two across a reload), found by their listener. */
+static struct api *running_apis;
 
 /* ---------------------------------------------------------------------------------------- */
 /* TLS                                                                                      */
@@ -250,7 +256,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd, (void)what;
 	a->expired++;
-	if (alog_limit_allow(&a->abuse_log, &held)) {
+	if (alog_limit_allow(&a->log_deadline, &held)) {
 		conn_peer(c, peer, sizeof(peer));
 		alog(a->log, AMTPROV_LOG_INFO,
 		     "api: closed the connection from %s: no whole request within %ld s "
@@ -281,7 +287,7 @@ static void conn_make_room(struct api *a)
 
 	while (a->n_conns >= a->max_conns && a->oldest) {
 		a->evicted++;
-		if (alog_limit_allow(&a->abuse_log, &held))
+		if (alog_limit_allow(&a->log_full, &held))
 			alog(a->log, AMTPROV_LOG_NOTICE,
 			     "api: %d connections open (api.max_connections): closing the least "
 			     "recently active (%lu closed so far; %lu such lines suppressed)",
@@ -345,15 +351,20 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
  * libevent log each failure); pause, and free a descriptor of our own meanwhile. */
 static void on_accept_error(struct evconnlistener *lev, void *arg)
 {
-	struct api *a = arg;
+	struct api *a = running_apis;
 	int e = EVUTIL_SOCKET_ERROR();
 	struct timeval pause = {0, API_ACCEPT_PAUSE_MS * 1000};
 	unsigned long held = 0;
 
+	(void)arg;
+	while (a && a->listener != lev)
+		a = a->next_api;
 	evconnlistener_disable(lev);
+	if (!a)
+		return;
 	evtimer_add(a->resume, &pause);
 	a->pauses++;
-	if (alog_limit_allow(&a->abuse_log, &held))
+	if (alog_limit_allow(&a->log_accept, &held))
 		alog(a->log, AMTPROV_LOG_WARNING,
 		     "api: cannot accept connections: %s (%d open): pausing %d ms (%lu pauses so "
 		     "far; %lu such lines suppressed)",
@@ -868,7 +879,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	conn_answered(a, req);
 	why = ambiguous_framing(req);
 	if (why) {
-		if (alog_limit_allow(&a->abuse_log, &held)) {
+		if (alog_limit_allow(&a->log_framing, &held)) {
 			peer_name(req, peer, sizeof(peer));
 			alog(a->log, AMTPROV_LOG_NOTICE,
 			     "api: request from %s refused: %s (%lu such lines suppressed)", peer,
@@ -945,8 +956,8 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->site = site;
 	a->engine = engine;
 	a->log = site_log(site);
-	a->abuse_log.burst = 2;
-	a->abuse_log.period = 10;
+	a->log_full = a->log_deadline = a->log_accept = a->log_framing =
+		(struct alog_limit){.burst = 2, .period = 10};
 	a->max_conns = connection_cap(&m->api, a->log);
 	a->deadline.tv_sec = m->api.request_deadline_seconds;
 	pthread_once(&conn_slot_once, conn_slot_init);
@@ -985,6 +996,8 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 		goto fail;
 	}
 	a->listener = evhttp_bound_socket_get_listener(a->sock);
+	a->next_api = running_apis;
+	running_apis = a;
 	evconnlistener_set_error_cb(a->listener, on_accept_error);
 	/* evhttp listens with a backlog of 128: a burst of clients would overflow it and
 	 * wait for SYN retries (a second or more), well-behaved ones included. */
@@ -1020,6 +1033,11 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
+	for (struct api **p = &running_apis; *p; p = &(*p)->next_api)
+		if (*p == a) {
+			*p = a->next_api;
+			break;
+		}
 	if (a->http)
 		evhttp_free(a->http);
 	/* Connections whose bufferevents libevent has yet to finalize: their records must not
