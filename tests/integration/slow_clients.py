@@ -92,6 +92,11 @@ class Conn:
             s.stats["max_life"] = max(s.stats["max_life"], life)
             if self.state == "trickling":
                 s.stats["max_trickle_life"] = max(s.stats["max_trickle_life"], life)
+            if self.tls and self.state == "trickling":
+                # From the end of the handshake: the server had accepted it by then,
+                # however long it waited in the kernel's accept queue before.
+                s.stats["max_life_after_handshake"] = max(
+                    s.stats["max_life_after_handshake"], now - self.handshake_at)
         self.reset()
         self.next_at = now + random.uniform(1.0, 2.0)
 
@@ -154,6 +159,7 @@ class Conn:
             return
         self.flush_tls()
         self.state = "trickling"
+        self.handshake_at = now
         self.slow.stats["handshakes"] += 1
         self.next_at = now
 
@@ -190,6 +196,7 @@ class Slow:
         self.sel = selectors.DefaultSelector()
         self.stats = {"connects": 0, "connect_errors": 0, "closed_by_server": 0,
                       "handshakes": 0, "max_life": 0.0, "max_trickle_life": 0.0,
+                      "max_life_after_handshake": 0.0,
                       "max_open": 0}
         self.conns = [Conn(self, i) for i in range(args.clients)]
 
