@@ -10,20 +10,16 @@
  *                                   bearer token; records the request (lifecycle.h), 202
  * Everything else is 404 (unknown path) or 405 (known path, other method).
  *
- * Under abuse (docs/api.md, "Limits under abuse"): connections are counted and capped (a new
- * one closes the least recently active when full), each must deliver a whole request within
- * a deadline however slowly it trickles, accepting pauses instead of spinning when the
- * process runs out of descriptors, and requests whose framing is ambiguous are refused.
+ * Under abuse (docs/api.md, "Limits under abuse"): api_conn.c caps connections and gives
+ * each request a deadline; here, device keys no FQDN or UUID can be and requests whose
+ * framing is ambiguous are refused.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -32,7 +28,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -40,6 +35,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "api_conn.h"
 #include "device_input.h"
 #include "lifecycle.h"
 #include "registration.h"
@@ -49,18 +45,6 @@
 #define API_MAX_HEADERS 8192       /* request line + headers */
 #define API_TIMEOUT_SECONDS 30     /* an idle or slow connection is closed */
 #define TOKEN_HASH_LEN 32          /* SHA-256 */
-#define API_ACCEPT_PAUSE_MS 250    /* no accepting for this long after accept() failed */
-#define API_AUTO_MAX_CONNECTIONS 1024
-#define API_BACKLOG 1024           /* pending connections the kernel queues for accept */
-
-/* One accepted connection, from its accept to the free of its TLS object (the SSL's ex
- * data, freed with it: evhttp frees connections in many places and tells no one). */
-struct api_conn {
-	struct api *a;                /* NULL once the server is freed */
-	struct bufferevent *bev;
-	struct event *deadline;       /* the whole request must be in and answered by then */
-	struct api_conn *prev, *next; /* a->oldest...a->newest, least recently active first */
-};
 
 struct api {
 	struct site *site;
@@ -76,21 +60,9 @@ struct api {
 	size_t n_tokens;     /* digests filled */
 	size_t n_alloc;      /* digests allocated */
 	int port;
-	/* Connections (docs/api.md#limits-under-abuse) */
-	struct api_conn *oldest, *newest;
-	int n_conns, max_conns;
-	struct timeval deadline;
-	struct evconnlistener *listener;
-	struct event *resume;         /* accepting again after a pause */
-	/* Lines an abuser could otherwise repeat at will, each kind limited on its own. */
-	struct alog_limit log_full, log_deadline, log_accept, log_framing;
-	unsigned long evicted, expired, pauses;
-	struct api *next_api;         /* running_apis */
+	struct api_conns *conns;     /* docs/api.md#limits-under-abuse */
+	struct alog_limit log_framing; /* refusals a client could repeat at will */
 };
-
-/* The listener's error callback gets evhttp's argument, not ours: the servers of the
- * process (one, or two across a reload), found by their listener. */
-static struct api *running_apis;
 
 /* ---------------------------------------------------------------------------------------- */
 /* TLS                                                                                      */
@@ -148,253 +120,6 @@ static SSL_CTX *tls_new(const struct manifest_api *m, struct amtprov_error *err)
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Connections                                                                              */
-/* ---------------------------------------------------------------------------------------- */
-
-static int conn_slot = -1; /* SSL ex data index of the struct api_conn */
-static pthread_once_t conn_slot_once = PTHREAD_ONCE_INIT;
-
-static void conn_unlink(struct api *a, struct api_conn *c)
-{
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		a->oldest = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	else
-		a->newest = c->prev;
-	c->prev = c->next = NULL;
-}
-
-static void conn_append(struct api *a, struct api_conn *c)
-{
-	c->prev = a->newest;
-	c->next = NULL;
-	if (a->newest)
-		a->newest->next = c;
-	else
-		a->oldest = c;
-	a->newest = c;
-}
-
-static struct api_conn *conn_of(struct evhttp_connection *evcon)
-{
-	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-
-	return ssl ? SSL_get_ex_data(ssl, conn_slot) : NULL;
-}
-
-/* Stops counting a connection: it is closing (its free, and conn_ex_free, come later:
- * libevent finalizes bufferevents from its loop). */
-static void conn_detach(struct api_conn *c)
-{
-	if (!c->a)
-		return;
-	conn_unlink(c->a, c);
-	c->a->n_conns--;
-	c->a = NULL;
-	if (c->deadline)
-		event_free(c->deadline);
-	c->deadline = NULL;
-}
-
-/* Called by SSL_free for every SSL of the process; only the API's carry a connection. */
-static void conn_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-			 void *argp)
-{
-	struct api_conn *c = ptr;
-
-	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
-	if (!c)
-		return;
-	conn_detach(c);
-	free(c);
-}
-
-static void conn_slot_init(void)
-{
-	conn_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_ex_free);
-}
-
-/* Closes a connection whatever it is doing. evhttp's callbacks on the bufferevent carry
- * its connection; evhttp_free() closes its connections the same way. */
-static void conn_close(struct api_conn *c)
-{
-	void *evcon = NULL;
-
-	conn_detach(c);
-	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
-	if (evcon)
-		evhttp_connection_free(evcon);
-	/* else not attached to evhttp (only while evhttp itself tears it down): its free
-	 * follows. */
-}
-
-static void conn_peer(struct api_conn *c, char *buf, size_t size)
-{
-	void *evcon = NULL;
-	char *addr = NULL;
-	ev_uint16_t port = 0;
-
-	bufferevent_getcb(c->bev, NULL, NULL, NULL, &evcon);
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(buf, size, "%s", addr ? addr : "?");
-}
-
-static void on_deadline(evutil_socket_t fd, short what, void *arg)
-{
-	struct api_conn *c = arg;
-	struct api *a = c->a;
-	unsigned long held = 0;
-	char peer[64];
-
-	(void)fd, (void)what;
-	a->expired++;
-	if (alog_limit_allow(&a->log_deadline, &held)) {
-		conn_peer(c, peer, sizeof(peer));
-		alog(a->log, AMTPROV_LOG_INFO,
-		     "api: closed the connection from %s: no whole request within %ld s "
-		     "(%lu such lines suppressed)",
-		     peer, (long)a->deadline.tv_sec, held);
-	}
-	conn_close(c);
-}
-
-/* A request was read in full and answered: the connection is active again and has a new
- * deadline for its next request. */
-static void conn_answered(struct api *a, struct evhttp_request *req)
-{
-	struct api_conn *c = conn_of(evhttp_request_get_connection(req));
-
-	if (!c || c->a != a)
-		return;
-	conn_unlink(a, c);
-	conn_append(a, c);
-	evtimer_add(c->deadline, &a->deadline);
-}
-
-/* When full, the connection that has been quiet longest makes room: an attacker holding
- * many slow connections loses them one by one to clients that finish their requests. */
-static void conn_make_room(struct api *a)
-{
-	unsigned long held = 0;
-
-	while (a->n_conns >= a->max_conns && a->oldest) {
-		a->evicted++;
-		if (alog_limit_allow(&a->log_full, &held))
-			alog(a->log, AMTPROV_LOG_NOTICE,
-			     "api: %d connections open (api.max_connections): closing the least "
-			     "recently active (%lu closed so far; %lu such lines suppressed)",
-			     a->n_conns, a->evicted, held);
-		conn_close(a->oldest);
-	}
-}
-
-/* evhttp's bufferevent callback: runs for every accepted connection, before its first
- * byte is read. On NULL (out of memory) evhttp falls back to plain HTTP: on_request
- * answers nothing on such a connection. */
-static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
-{
-	struct api *a = arg;
-	struct api_conn *c;
-	struct bufferevent *bev;
-	SSL *ssl;
-
-	conn_make_room(a);
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		return NULL;
-	c->deadline = evtimer_new(base, on_deadline, c);
-	ssl = c->deadline ? SSL_new(a->tls) : NULL;
-	if (!ssl || !SSL_set_ex_data(ssl, conn_slot, c)) {
-		SSL_free(ssl);
-		if (c->deadline)
-			event_free(c->deadline);
-		free(c);
-		return NULL;
-	}
-	/* From here the SSL owns the record (conn_ex_free). */
-	c->a = a;
-	conn_append(a, c);
-	a->n_conns++;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	c->bev = bev;
-	/* Many clients close without close_notify; that is not an attack on a request that
-	 * already got its full answer. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	/* The TLS handshake counts against the deadline too. */
-	evtimer_add(c->deadline, &a->deadline);
-	return bev;
-}
-
-static void on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct api *a = arg;
-
-	(void)fd, (void)what;
-	evconnlistener_enable(a->listener);
-}
-
-/* accept() failed for a reason other than a client gone away: most often EMFILE/ENFILE.
- * The listening socket stays readable, so accepting again at once would spin (and make
- * libevent log each failure); pause, and free a descriptor of our own meanwhile. */
-static void on_accept_error(struct evconnlistener *lev, void *arg)
-{
-	struct api *a = running_apis;
-	int e = EVUTIL_SOCKET_ERROR();
-	struct timeval pause = {0, API_ACCEPT_PAUSE_MS * 1000};
-	unsigned long held = 0;
-
-	(void)arg;
-	while (a && a->listener != lev)
-		a = a->next_api;
-	evconnlistener_disable(lev);
-	if (!a)
-		return;
-	evtimer_add(a->resume, &pause);
-	a->pauses++;
-	if (alog_limit_allow(&a->log_accept, &held))
-		alog(a->log, AMTPROV_LOG_WARNING,
-		     "api: cannot accept connections: %s (%d open): pausing %d ms (%lu pauses so "
-		     "far; %lu such lines suppressed)",
-		     evutil_socket_error_to_string(e), a->n_conns, API_ACCEPT_PAUSE_MS, a->pauses,
-		     held);
-	if (a->oldest)
-		conn_close(a->oldest);
-}
-
-/* api.max_connections, or a quarter of the open-files limit: the engine's device, CA and
- * database connections need descriptors too. */
-static int connection_cap(const struct manifest_api *m, struct alog *log)
-{
-	struct rlimit rl;
-	long files = 4096, cap;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		files = (long)rl.rlim_cur;
-	if (m->max_connections) {
-		if (m->max_connections > files - 64)
-			alog(log, AMTPROV_LOG_WARNING,
-			     "api: max_connections %d is close to the open-files limit %ld: the "
-			     "process may run out of descriptors (accepting then pauses)",
-			     m->max_connections, files);
-		return m->max_connections;
-	}
-	cap = files / 4;
-	if (cap > API_AUTO_MAX_CONNECTIONS)
-		cap = API_AUTO_MAX_CONNECTIONS;
-	return cap < 8 ? 8 : (int)cap;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -870,13 +595,11 @@ static void on_request(struct evhttp_request *req, void *arg)
 	unsigned long held = 0;
 	char peer[48];
 
-	/* Only over the TLS connections new_tls_bev set up (see there). */
-	if (!conn_of(evhttp_request_get_connection(req))) {
+	if (api_conns_request(a->conns, req) < 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
 		return;
 	}
-	conn_answered(a, req);
 	why = ambiguous_framing(req);
 	if (why) {
 		if (alog_limit_allow(&a->log_framing, &held)) {
@@ -956,16 +679,7 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->site = site;
 	a->engine = engine;
 	a->log = site_log(site);
-	a->log_full = a->log_deadline = a->log_accept = a->log_framing =
-		(struct alog_limit){.burst = 2, .period = 10};
-	a->max_conns = connection_cap(&m->api, a->log);
-	a->deadline.tv_sec = m->api.request_deadline_seconds;
-	pthread_once(&conn_slot_once, conn_slot_init);
-	a->resume = evtimer_new(base, on_resume, a);
-	if (conn_slot < 0 || !a->resume) {
-		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-		goto fail;
-	}
+	a->log_framing = (struct alog_limit){.burst = 2, .period = 10};
 	rc = load_tokens(a, m, err);
 	if (rc)
 		goto fail;
@@ -979,7 +693,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "cannot create the HTTP server");
 		goto fail;
 	}
-	evhttp_set_bevcb(a->http, new_tls_bev, a);
+	a->conns = api_conns_new(a->http, base, a->tls, &m->api, a->log);
+	if (!a->conns) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	evhttp_set_gencb(a->http, on_request, a);
 	/* A body over the limit is refused with 413 before it is read in full. */
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)m->api.max_body);
@@ -995,13 +713,7 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				       m->api.host, m->api.port);
 		goto fail;
 	}
-	a->listener = evhttp_bound_socket_get_listener(a->sock);
-	a->next_api = running_apis;
-	running_apis = a;
-	evconnlistener_set_error_cb(a->listener, on_accept_error);
-	/* evhttp listens with a backlog of 128: a burst of clients would overflow it and
-	 * wait for SYN retries (a second or more), well-behaved ones included. */
-	listen(evhttp_bound_socket_get_fd(a->sock), API_BACKLOG);
+	api_conns_listen(a->conns, a->sock);
 	{
 		struct sockaddr_storage ss;
 		ev_socklen_t sl = sizeof(ss);
@@ -1020,7 +732,7 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	     "%d s per request)",
 	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
 	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s",
-	     m->api.client_ca ? ", client certificates required" : "", a->max_conns,
+	     m->api.client_ca ? ", client certificates required" : "", api_conns_max(a->conns),
 	     m->api.request_deadline_seconds);
 	*out = a;
 	return AMTPROV_OK;
@@ -1033,19 +745,9 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
-	for (struct api **p = &running_apis; *p; p = &(*p)->next_api)
-		if (*p == a) {
-			*p = a->next_api;
-			break;
-		}
 	if (a->http)
 		evhttp_free(a->http);
-	/* Connections whose bufferevents libevent has yet to finalize: their records must not
-	 * point here, nor their timers outlive the engine's base. */
-	while (a->oldest)
-		conn_detach(a->oldest);
-	if (a->resume)
-		event_free(a->resume);
+	api_conns_free(a->conns);
 	SSL_CTX_free(a->tls);
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
