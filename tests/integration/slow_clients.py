@@ -3,6 +3,7 @@
 """Hostile HTTPS clients for test_api_abuse.sh, loopback only.
 
   slow HOST PORT --clients N --seconds S [--tls-share F] [--interval I] [--report FILE]
+      (SIGTERM ends it early.)
       Holds N connections that each trickle a request one byte per I seconds and never
       finish it; a connection the server closes is opened again after a short pause (a
       slowloris). A share F of them completes the TLS handshake first and trickles HTTP
@@ -20,6 +21,7 @@ import os
 import random
 import resource
 import selectors
+import signal
 import socket
 import ssl
 import sys
@@ -98,7 +100,7 @@ class Conn:
                 s.stats["max_life_after_handshake"] = max(
                     s.stats["max_life_after_handshake"], now - self.handshake_at)
         self.reset()
-        self.next_at = now + random.uniform(1.0, 2.0)
+        self.next_at = now + random.uniform(2.0, 4.0)
 
     def send(self, data):
         try:
@@ -203,8 +205,11 @@ class Slow:
     def run(self, seconds, report):
         end = time.monotonic() + seconds
         next_report = 0.0
+        stop = []
+        # SIGTERM ends the run early, sockets closed and the report written.
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         try:
-            while True:
+            while not stop:
                 now = time.monotonic()
                 if now >= end:
                     break

