@@ -9,6 +9,10 @@
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   bearer token; records the request (lifecycle.h), 202
  * Everything else is 404 (unknown path) or 405 (known path, other method).
+ *
+ * Under abuse (docs/api.md, "Limits under abuse"): api_conn.c caps connections and gives
+ * each request a deadline; here, device keys no FQDN or UUID can be and requests whose
+ * framing is ambiguous are refused.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -31,6 +35,7 @@
 #include <openssl/ssl.h>
 
 #include "api.h"
+#include "api_conn.h"
 #include "device_input.h"
 #include "lifecycle.h"
 #include "registration.h"
@@ -55,6 +60,8 @@ struct api {
 	size_t n_tokens;     /* digests filled */
 	size_t n_alloc;      /* digests allocated */
 	int port;
+	struct api_conns *conns;     /* docs/api.md#limits-under-abuse */
+	struct alog_limit log_framing; /* refusals a client could repeat at will */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -113,26 +120,6 @@ static SSL_CTX *tls_new(const struct manifest_api *m, struct amtprov_error *err)
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
-}
-
-static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
-{
-	struct api *a = arg;
-	SSL *ssl = SSL_new(a->tls);
-	struct bufferevent *bev;
-
-	if (!ssl)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (!bev) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	/* Many clients close without close_notify; that is not an attack on a request that
-	 * already got its full answer. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -245,6 +232,63 @@ static void reply_unauthorized(struct api *a, struct evhttp_request *req, const 
 /* ---------------------------------------------------------------------------------------- */
 /* Handlers                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
+
+/* The device key of a path segment, URL-decoded into @p key (STORE_FQDN_SIZE bytes). What
+ * no FQDN or UUID holds is refused with 400 and -1: NUL (%00, else "pc1%00junk" would reach
+ * pc1), '/' (%2F), control characters, an empty or over-long key. */
+static int device_key(struct evhttp_request *req, const char *raw, char *key)
+{
+	size_t len = 0;
+	char *k = evhttp_uridecode(raw, 0, &len);
+	const char *why = NULL;
+
+	if (!k) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return -1;
+	}
+	if (len == 0)
+		why = "the device key is empty";
+	else if (len >= STORE_FQDN_SIZE)
+		why = "the device key is too long";
+	for (size_t i = 0; !why && i < len; i++) {
+		unsigned char ch = (unsigned char)k[i];
+
+		if (ch == '\0')
+			why = "the device key contains NUL (%00)";
+		else if (ch == '/')
+			why = "the device key contains '/'";
+		else if (ch < 0x20 || ch == 0x7f)
+			why = "the device key contains a control character";
+	}
+	if (why)
+		reply_error(req, 400, "Bad Request", why, "device");
+	else
+		memcpy(key, k, len + 1);
+	free(k);
+	return why ? -1 : 0;
+}
+
+/* Two Content-Length headers that disagree, or one next to Transfer-Encoding: evhttp reads
+ * the body by the first (or by the chunks) and would take the rest as the next request,
+ * where a proxy in front may have split the stream differently (request smuggling). */
+static const char *ambiguous_framing(struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	const struct evkeyval *kv;
+	const char *length = NULL;
+	int chunked = 0;
+
+	for (kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, "Content-Length") == 0) {
+			if (length && strcmp(length, kv->value) != 0)
+				return "conflicting Content-Length headers";
+			length = kv->value;
+		} else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+			chunked = 1;
+		}
+	}
+	return length && chunked ? "Content-Length together with Transfer-Encoding" : NULL;
+}
 
 /* "application/json", optionally with parameters ("; charset=utf-8"). */
 static int json_content_type(struct evhttp_request *req)
@@ -394,23 +438,15 @@ out:
 
 static void show_device(struct api *a, struct evhttp_request *req, const char *raw_key)
 {
-	char *key = evhttp_uridecode(raw_key, 0, NULL);
+	char key[STORE_FQDN_SIZE];
 	struct store_device dev;
 	struct amtprov_error err;
 	int rc;
 
-	if (!key) {
-		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+	if (device_key(req, raw_key, key) < 0)
 		return;
-	}
-	if (!*key || strlen(key) >= STORE_FQDN_SIZE || strchr(key, '/')) {
-		reply_error(req, 404, "Not Found", "no such device", NULL);
-		free(key);
-		return;
-	}
 	amtprov_error_clear(&err);
 	rc = store_device_find(site_store(a->site), key, &dev, &err);
-	free(key);
 	if (rc == AMTPROV_E_NOT_FOUND) {
 		reply_error(req, 404, "Not Found", "no such device", NULL);
 		return;
@@ -434,27 +470,22 @@ static void show_device(struct api *a, struct evhttp_request *req, const char *r
 static void device_operation(struct api *a, struct evhttp_request *req, const char *raw_key,
 			     const char *op_name)
 {
-	char *key = evhttp_uridecode(raw_key, 0, NULL);
 	int op = lifecycle_op_parse(op_name);
-	char peer[48], actor[STORE_SHORT_SIZE];
+	char key[STORE_FQDN_SIZE], peer[48], actor[STORE_SHORT_SIZE];
 	struct store_device dev;
 	struct amtprov_error err;
 	int rc;
 
-	if (!key) {
-		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+	if (device_key(req, raw_key, key) < 0)
 		return;
-	}
-	if (op < 0 || !*key || strlen(key) >= STORE_FQDN_SIZE) {
+	if (op < 0) {
 		reply_error(req, 404, "Not Found", "no such resource", NULL);
-		free(key);
 		return;
 	}
 	peer_name(req, peer, sizeof(peer));
 	snprintf(actor, sizeof(actor), "api:%s", peer);
 	amtprov_error_clear(&err);
 	rc = lifecycle_request(a->site, key, (enum lifecycle_op)op, actor, &dev, &err);
-	free(key);
 	if (rc == AMTPROV_E_NOT_FOUND) {
 		reply_error(req, 404, "Not Found", "no such device", NULL);
 		return;
@@ -498,10 +529,9 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 	reply_error(req, 405, "Method Not Allowed", "method not allowed here", NULL);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void route(struct api *a, struct evhttp_request *req)
 {
 	static const char devices[] = "/v1/devices";
-	struct api *a = arg;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
@@ -556,6 +586,34 @@ static void on_request(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(req, 404, "Not Found", "no such resource", NULL);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct api *a = arg;
+	const char *why;
+	unsigned long held = 0;
+	char peer[48];
+
+	if (api_conns_request(a->conns, req) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		evhttp_send_reply(req, 500, "Internal Server Error", NULL);
+		return;
+	}
+	why = ambiguous_framing(req);
+	if (why) {
+		if (alog_limit_allow(&a->log_framing, &held)) {
+			peer_name(req, peer, sizeof(peer));
+			alog(a->log, AMTPROV_LOG_NOTICE,
+			     "api: request from %s refused: %s (%lu such lines suppressed)", peer,
+			     why, held);
+		}
+		/* What follows on the connection cannot be trusted to be a request. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		reply_error(req, 400, "Bad Request", why, NULL);
+		return;
+	}
+	route(a, req);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -621,6 +679,7 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->site = site;
 	a->engine = engine;
 	a->log = site_log(site);
+	a->log_framing = (struct alog_limit){.burst = 2, .period = 10};
 	rc = load_tokens(a, m, err);
 	if (rc)
 		goto fail;
@@ -634,7 +693,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "cannot create the HTTP server");
 		goto fail;
 	}
-	evhttp_set_bevcb(a->http, new_tls_bev, a);
+	a->conns = api_conns_new(a->http, base, a->tls, &m->api, a->log);
+	if (!a->conns) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	evhttp_set_gencb(a->http, on_request, a);
 	/* A body over the limit is refused with 413 before it is read in full. */
 	evhttp_set_max_body_size(a->http, (ev_ssize_t)m->api.max_body);
@@ -650,6 +713,7 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				       m->api.host, m->api.port);
 		goto fail;
 	}
+	api_conns_listen(a->conns, a->sock);
 	{
 		struct sockaddr_storage ss;
 		ev_socklen_t sl = sizeof(ss);
@@ -663,10 +727,13 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 	}
-	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu token%s%s)",
+	alog(a->log, AMTPROV_LOG_NOTICE,
+	     "api: listening on https://%s%s%s:%d (%zu token%s%s; at most %d connections, "
+	     "%d s per request)",
 	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
 	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s",
-	     m->api.client_ca ? ", client certificates required" : "");
+	     m->api.client_ca ? ", client certificates required" : "", api_conns_max(a->conns),
+	     m->api.request_deadline_seconds);
 	*out = a;
 	return AMTPROV_OK;
 fail:
@@ -680,6 +747,7 @@ void api_free(struct api *a)
 		return;
 	if (a->http)
 		evhttp_free(a->http);
+	api_conns_free(a->conns);
 	SSL_CTX_free(a->tls);
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));

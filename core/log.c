@@ -157,3 +157,21 @@ void alog(struct alog *lg, int level, const char *fmt, ...)
 	alogv(lg, level, fmt, ap);
 	va_end(ap);
 }
+
+int alog_limit_allow(struct alog_limit *l, unsigned long *held_back)
+{
+	int64_t now = util_monotonic_ms() / 1000 / (l->period ? l->period : 1);
+
+	if (now != l->window) {
+		l->window = now;
+		l->used = 0;
+	}
+	if (l->used >= l->burst) {
+		l->held_back++;
+		return 0;
+	}
+	l->used++;
+	*held_back = l->held_back;
+	l->held_back = 0;
+	return 1;
+}

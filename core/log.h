@@ -8,6 +8,7 @@
 #define AMTPROV_CORE_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <amtprov/log.h>
@@ -33,6 +34,23 @@ const char *alog_level_name(int level);
 
 void alog(struct alog *lg, int level, const char *fmt, ...) AMTPROV_PRINTF(3, 4);
 void alogv(struct alog *lg, int level, const char *fmt, va_list ap) AMTPROV_PRINTF(3, 0);
+
+/**
+ * A rate limit for lines a peer or a failing system call can repeat without end: at most
+ * @c burst lines per @c period seconds (0: 1); the rest are counted and reported by the
+ * next line allowed. Zero-initialise with .burst (and .period) set. Not locked: callers
+ * serialise.
+ */
+struct alog_limit {
+	unsigned burst;
+	unsigned period;
+	int64_t window;          /**< the monotonic period being counted */
+	unsigned used;           /**< lines allowed in that second */
+	unsigned long held_back; /**< lines refused since the last one allowed */
+};
+/** 1 when a line may be written now; then *held_back is how many were refused before it
+ * (to mention in that line) and the count restarts. 0 when the line must be dropped. */
+int alog_limit_allow(struct alog_limit *l, unsigned long *held_back);
 
 /** Per-thread context that prefixes lines. Strings are borrowed: keep them alive until
  * the matching restore. */

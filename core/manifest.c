@@ -1447,7 +1447,8 @@ static void parse_listen(struct vctx *c, const char *s, const char *p)
 static void parse_api(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {"listen", "certificate", "key", "tokens", "client_ca",
-					   "max_body", NULL};
+					   "max_body", "max_connections", "request_deadline_seconds",
+					   NULL};
 	struct manifest_api *a = &c->m->api;
 	char p[PATH_SIZE], tp[PATH_SIZE], lp[PATH_SIZE];
 	json_t *api = get_object(c, root, "", "api", 0, p), *arr, *v;
@@ -1466,6 +1467,8 @@ static void parse_api(struct vctx *c, json_t *root)
 	get_file(c, api, p, "key", 1, &a->key);
 	get_file(c, api, p, "client_ca", 0, &a->client_ca);
 	get_int(c, api, p, "max_body", 1024, 1048576, &a->max_body);
+	get_int(c, api, p, "max_connections", 1, 65536, &a->max_connections);
+	get_int(c, api, p, "request_deadline_seconds", 1, 300, &a->request_deadline_seconds);
 	arr = get_array(c, api, p, "tokens", 1, tp);
 	if (!arr)
 		return;
@@ -1591,6 +1594,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.max_attempts = 10;
 	m->engine.crash_loop_limit = 3;
 	m->api.max_body = 65536;
+	m->api.request_deadline_seconds = 10;
 }
 
 static void validate(struct vctx *c, json_t *root)

@@ -113,6 +113,8 @@ struct manifest_api {
 	const char **tokens;          /**< credential names of the bearer tokens, NULL-terminated */
 	size_t n_tokens;
 	int max_body;                 /**< largest request body in bytes; default 65536 */
+	int max_connections;          /**< open connections at most; 0: from the fd limit */
+	int request_deadline_seconds; /**< a request read and answered within; default 10 */
 };
 
 /** A loaded, validated manifest. Everything is owned by it; borrowed by callers. */

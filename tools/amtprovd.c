@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 
 #include "api.h"
 #include "engine.h"
+#include "evlog.h"
 #include "exit_codes.h"
 #include "flow.h"
 #include "lifecycle.h"
@@ -237,6 +239,26 @@ static void stop_engine(struct daemon *d)
 	d->engine = NULL;
 }
 
+/* Every API client, device session and database handle is a descriptor, and the soft
+ * limit is often 1024: raise it to the hard limit, as servers commonly do. The API's
+ * default connection cap is sized from the result (docs/api.md). */
+static void raise_file_limit(struct alog *log)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		alog(log, AMTPROV_LOG_WARNING, "cannot raise the open-files limit: %s",
+		     strerror(errno));
+	else
+		alog(log, AMTPROV_LOG_DEBUG, "open-files limit raised from %llu to %llu",
+		     (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+}
+
 static int write_pid_file(const char *path)
 {
 	char buf[32];
@@ -353,6 +375,8 @@ int main(int argc, char **argv)
 	d.log = alog_new("amtprovd", level, use_syslog ? ALOG_SYSLOG : ALOG_STDERR);
 	if (!d.log)
 		return EXIT_FAIL;
+	evlog_route(d.log);
+	raise_file_limit(d.log);
 	if (install_signals() < 0) {
 		alog(d.log, AMTPROV_LOG_ERROR, "cannot install signal handlers: %s", strerror(errno));
 		alog_free(d.log);
@@ -407,6 +431,7 @@ out:
 	site_close(d.site);
 	if (d.pid_file)
 		unlink(d.pid_file);
+	evlog_route(NULL);
 	alog_free(d.log);
 	return rc;
 }

@@ -888,7 +888,8 @@ static void test_api_section_is_parsed(void)
 	struct manifest_problems pr = {0};
 	struct manifest *m = expect_ok(API_HEAD ",'api':{'listen':'127.0.0.1:8443','certificate':"
 					       "'api.pem','key':'/etc/api.key','tokens':['api/a',"
-					       "'api/b'],'client_ca':'ca.pem','max_body':2048}}",
+					       "'api/b'],'client_ca':'ca.pem','max_body':2048,"
+					       "'max_connections':50,'request_deadline_seconds':4}}",
 				       &pr);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -902,6 +903,8 @@ static void test_api_section_is_parsed(void)
 	CU_ASSERT_STRING_EQUAL(m->api.tokens[1], "api/b");
 	CU_ASSERT_PTR_NULL(m->api.tokens[2]);
 	CU_ASSERT_EQUAL(m->api.max_body, 2048);
+	CU_ASSERT_EQUAL(m->api.max_connections, 50);
+	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 4);
 	manifest_free(m);
 	manifest_problems_free(&pr);
 
@@ -912,6 +915,9 @@ static void test_api_section_is_parsed(void)
 	CU_ASSERT_STRING_EQUAL(m->api.host, "::1");
 	CU_ASSERT_EQUAL(m->api.port, 443);
 	CU_ASSERT_EQUAL(m->api.max_body, 65536);
+	/* 0: sized from the open-files limit when the API starts */
+	CU_ASSERT_EQUAL(m->api.max_connections, 0);
+	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 10);
 	CU_ASSERT_PTR_NULL(m->api.client_ca);
 	manifest_free(m);
 	manifest_problems_free(&pr);
@@ -954,6 +960,11 @@ static void test_api_section_errors_have_paths(void)
 		     "/api/tokens/0", "not a valid credential name");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_body':10}}",
 		     "/api/max_body", "from 1024 to 1048576");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_connections':0}}",
+		     "/api/max_connections", "from 1 to 65536");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST
+			      ",'request_deadline_seconds':301}}",
+		     "/api/request_deadline_seconds", "from 1 to 300");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'client_ca':''}}",
 		     "/api/client_ca", "must not be empty");
 	expect_error(API_HEAD ",'api':[]}", "/api", "must be an object");
