@@ -20,6 +20,7 @@ PACKAGES=(
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
+  libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
 )
 
 missing=()
