@@ -193,7 +193,8 @@ int authz_glob_match(const char *p, const char *s)
 	return *p == '\0';
 }
 
-int authz_name_allowed(const struct manifest *m, const char *fqdn, char *why, size_t size)
+int authz_name_allowed(const struct manifest *m, const char *fqdn, int below_suffix,
+		       char *why, size_t size)
 {
 	size_t fl = strlen(fqdn), sl = m->dns_suffix ? strlen(m->dns_suffix) : 0;
 
@@ -201,7 +202,8 @@ int authz_name_allowed(const struct manifest *m, const char *fqdn, char *why, si
 		return 1; /* an invalid manifest, already refused at load */
 	/* R-PC-05: AMT trusts its provisioning server only within its DNS suffix, and a name
 	 * outside the site's domain is no device of the site's. */
-	if (fl <= sl + 1 || fqdn[fl - sl - 1] != '.' || strcasecmp(fqdn + fl - sl, m->dns_suffix)) {
+	if (below_suffix && (fl <= sl + 1 || fqdn[fl - sl - 1] != '.' ||
+			     strcasecmp(fqdn + fl - sl, m->dns_suffix))) {
 		snprintf(why, size, "%s is not a name below the site's DNS suffix %s (R-PC-05)", fqdn,
 			 m->dns_suffix);
 		return 0;

@@ -59,11 +59,14 @@ int authz_secret_verify(struct amtprov_secret *const *keys, size_t n_keys, const
 int authz_secret_like(const char *token, size_t len);
 
 /**
- * The site's name policy (R-PC-05, site.fqdn_patterns): 1 when @p fqdn may be registered and
- * certified: a name below dns_suffix, not the service point's own, and matching one of the
- * patterns when there are any. 0 with why in @p why otherwise.
+ * The site's name policy (R-PC-05, site.fqdn_patterns): 1 when @p fqdn is not the service
+ * point's own name, matches one of the patterns when there are any and, with
+ * @p below_suffix, is a name below dns_suffix. 0 with why in @p why otherwise.
+ * Registration leaves @p below_suffix 0, so that the device check can still explain a
+ * namespace mismatch (R-PC-05, status 8112); minting a secret and every CA request set it.
  */
-int authz_name_allowed(const struct manifest *m, const char *fqdn, char *why, size_t size);
+int authz_name_allowed(const struct manifest *m, const char *fqdn, int below_suffix,
+		       char *why, size_t size);
 
 /** Glob match of a lower-case @p pattern on @p name (compared case-insensitively): '*' is
  * any run and '?' any one character, neither ever a '.'. */

@@ -1325,7 +1325,7 @@ static int choose_key_source(struct cert_call *c, const struct store_device *d, 
 {
 	/* The CA is only ever asked for a name of the site's policy (authz.h), whatever put
 	 * the device into the database and whatever the manifest said then. */
-	if (!authz_name_allowed(site_manifest(c->f->site), c->fqdn, why, n))
+	if (!authz_name_allowed(site_manifest(c->f->site), c->fqdn, 1, why, n))
 		return -1;
 	return flow_key_source(c->f, d, "web server key", &c->amt_auto, why, n);
 }

@@ -240,7 +240,8 @@ int registration_apply(struct site *s, const struct device_input *in, int replac
 	device_input_to_record(in, &rec);
 	/* Before the transaction: a name the site never certifies leaves no trace in the
 	 * database (the caller logs the refusal). */
-	if (!authz_name_allowed(site_manifest(s), rec.fqdn, out->message, sizeof(out->message))) {
+	if (!authz_name_allowed(site_manifest(s), rec.fqdn, 0, out->message,
+				sizeof(out->message))) {
 		out->verdict = REG_NAME;
 		out->field = "fqdn";
 		out->dev = rec;

@@ -68,8 +68,8 @@ int registration_configured(enum device_state s);
  * known one re-registered when its state allows, each in one transaction with its audit
  * records and its status message. @p replace is the administrator's confirmation that a
  * known FQDN now has another UUID (board replaced) or a known UUID another FQDN (renamed);
- * the API never sets it. A name outside the site's policy (below dns_suffix, not the
- * service point, site.fqdn_patterns) is REG_NAME before anything is read or written.
+ * the API never sets it. A name outside the site's policy (the service point's own name,
+ * or none of site.fqdn_patterns) is REG_NAME before anything is read or written.
  * @p out is filled whatever the verdict.
  * @return AMTPROV_OK when a verdict was reached (a refusal included); a store error
  *         (AMTPROV_E_BUSY, AMTPROV_E_IO, ...) in @p err otherwise, nothing changed.

@@ -1639,8 +1639,10 @@ static void cred_usage(FILE *out)
 	      out);
 }
 
-/* Opens the site with its plugins started and finds the credential store. */
-static int open_credstore(struct cli *c, struct site **s, struct plugin_instance **cs)
+/* Opens the site with its plugins started (or only the credential store, @p only_store)
+ * and finds the credential store. */
+static int open_credstore(struct cli *c, struct site **s, struct plugin_instance **cs,
+			  int only_store)
 {
 	struct amtprov_error err;
 	const char *name;
@@ -1656,7 +1658,8 @@ static int open_credstore(struct cli *c, struct site **s, struct plugin_instance
 		return EXIT_CONFIG;
 	}
 	amtprov_error_clear(&err);
-	if (plugin_host_start_all(site_plugins(*s), &err) != AMTPROV_OK) {
+	if ((only_store ? plugin_host_start_one(*cs, &err)
+			: plugin_host_start_all(site_plugins(*s), &err)) != AMTPROV_OK) {
 		print_error(&err);
 		return tool_exit_code(&err);
 	}
@@ -1712,7 +1715,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 			cred_usage(stderr);
 			return EXIT_USAGE;
 		}
-		rc = open_credstore(c, &s, &cs);
+		rc = open_credstore(c, &s, &cs, 0);
 		if (rc)
 			goto out;
 		if (pi_credstore_rotate(cs, &err) != AMTPROV_OK) {
@@ -1732,7 +1735,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 			cred_usage(stderr);
 			return EXIT_USAGE;
 		}
-		rc = open_credstore(c, &s, &cs);
+		rc = open_credstore(c, &s, &cs, 0);
 		if (rc)
 			goto out;
 		arr = c->json ? json_array() : NULL;
@@ -1756,7 +1759,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 	sec = read_secret(file, stdin, 1024 * 1024);
 	if (!sec)
 		return EXIT_FAIL;
-	rc = open_credstore(c, &s, &cs);
+	rc = open_credstore(c, &s, &cs, 0);
 	if (rc)
 		goto out;
 	if (pi_credstore_put(cs, name, sec, &err) != AMTPROV_OK) {
@@ -1835,7 +1838,7 @@ static int cmd_enroll_secret(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "amtprov: '%s' is not a UUID (8-4-4-4-12 hex digits)\n", uuid);
 		return EXIT_USAGE;
 	}
-	rc = open_credstore(c, &s, &cs);
+	rc = open_credstore(c, &s, &cs, 1);
 	if (rc)
 		goto out;
 	m = site_manifest(s);
@@ -1847,7 +1850,7 @@ static int cmd_enroll_secret(struct cli *c, int argc, char **argv)
 	}
 	/* The same policy registration and the CA request apply: a secret for a name the site
 	 * never registers would only mislead. */
-	if (!authz_name_allowed(m, fqdn, why, sizeof(why))) {
+	if (!authz_name_allowed(m, fqdn, 1, why, sizeof(why))) {
 		fprintf(stderr, "amtprov: refused: %s\n", why);
 		rc = EXIT_FAIL;
 		goto out;

@@ -151,7 +151,7 @@ check "nothing changed in the database after the address refusals" same_db
 check "an FQDN outside site.fqdn_patterns is 403, even from an administrator" is "$(post "$(dev_json www.contoso.com $U3 "$NET.23")" "$ADMIN")" 403
 check "... a name refusal" jq_is 'd["result"]=="name" and d["field"]=="fqdn" and "fqdn_patterns" in d["reason"]'
 check "the service point's name is refused although a pattern lists it" is "$(post "$(dev_json oob.contoso.com $U3 "$NET.23")" "$ADMIN")" 403
-check "a name outside the DNS suffix is refused" is "$(post "$(dev_json pc1.fabrikam.com $U3 "$NET.23")" "$ADMIN")" 403
+check "a name outside the DNS suffix (and the patterns) is refused" is "$(post "$(dev_json pc1.fabrikam.com $U3 "$NET.23")" "$ADMIN")" 403
 expect_rc 1 "device add applies the same policy (exit 1)" run_cli "$O" "$E" -m "$M" device add --fqdn www.contoso.com --uuid "$U3" --amt-version 12.0.45
 check "nothing changed in the database after the name refusals" same_db
 

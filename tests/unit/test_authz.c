@@ -116,14 +116,17 @@ static void test_name_policy(void)
 				     "/tmp/site.json", &m, &pr, &err),
 		AMTPROV_OK);
 	/* Without patterns: any name below the suffix but the service point's. */
-	CU_ASSERT(authz_name_allowed(m, "www.contoso.com", why, sizeof(why)));
-	CU_ASSERT(authz_name_allowed(m, "a.b.contoso.com", why, sizeof(why)));
-	CU_ASSERT(!authz_name_allowed(m, "OOB.contoso.com", why, sizeof(why)));
+	CU_ASSERT(authz_name_allowed(m, "www.contoso.com", 1, why, sizeof(why)));
+	CU_ASSERT(authz_name_allowed(m, "a.b.contoso.com", 1, why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "OOB.contoso.com", 1, why, sizeof(why)));
 	CU_ASSERT(tu_contains(why, "service point"));
-	CU_ASSERT(!authz_name_allowed(m, "contoso.com", why, sizeof(why)));
-	CU_ASSERT(!authz_name_allowed(m, "pc1.notcontoso.com", why, sizeof(why)));
-	CU_ASSERT(!authz_name_allowed(m, "pc1.fabrikam.com", why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "contoso.com", 1, why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "pc1.notcontoso.com", 1, why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "pc1.fabrikam.com", 1, why, sizeof(why)));
 	CU_ASSERT(tu_contains(why, "R-PC-05"));
+	/* Registration leaves the suffix to the device check (status 8112 says why). */
+	CU_ASSERT(authz_name_allowed(m, "pc1.fabrikam.com", 0, why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "oob.contoso.com", 0, why, sizeof(why)));
 	manifest_free(m);
 	manifest_problems_free(&pr);
 	m = NULL;
@@ -133,8 +136,8 @@ static void test_name_policy(void)
 				     "\"contoso.com\",\"fqdn_patterns\":[\"pc*.contoso.com\"]}}",
 				     "/tmp/site.json", &m, &pr, &err),
 		AMTPROV_OK);
-	CU_ASSERT(authz_name_allowed(m, "pc7.contoso.com", why, sizeof(why)));
-	CU_ASSERT(!authz_name_allowed(m, "www.contoso.com", why, sizeof(why)));
+	CU_ASSERT(authz_name_allowed(m, "pc7.contoso.com", 1, why, sizeof(why)));
+	CU_ASSERT(!authz_name_allowed(m, "www.contoso.com", 1, why, sizeof(why)));
 	CU_ASSERT(tu_contains(why, "fqdn_patterns (pc*.contoso.com)"));
 	manifest_free(m);
 	manifest_problems_free(&pr);
