@@ -684,6 +684,12 @@ static int host_may_read(struct api *a, struct evhttp_request *req, const struct
 	amtprov_error_clear(&err);
 	if (*key && strlen(key) < STORE_FQDN_SIZE && !strchr(key, '/'))
 		rc = store_device_find(site_store(a->site), key, &dev, &err);
+	if (rc != AMTPROV_OK && rc != AMTPROV_E_NOT_FOUND) {
+		free(key);
+		alog(a->log, AMTPROV_LOG_ERROR, "api: device lookup failed: %s", err.msg);
+		reply_error(req, 500, "Internal Server Error", "the device could not be read", NULL);
+		return 0;
+	}
 	own = rc == AMTPROV_OK && strcmp(dev.fqdn, who->host.fqdn) == 0;
 	if (!own && rc == AMTPROV_E_NOT_FOUND && strcasecmp(key, who->host.fqdn) == 0) {
 		free(key);
