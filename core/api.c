@@ -46,6 +46,8 @@
 #define API_MAX_HEADERS 8192       /* request line + headers */
 #define API_TIMEOUT_SECONDS 30     /* an idle or slow connection is closed */
 #define TOKEN_HASH_LEN 32          /* SHA-256 */
+#define API_MAX_LOOKUPS 64         /* address checks waiting for the resolver at once; they
+				    * share the worker pool with the CA calls */
 
 struct api {
 	struct site *site;
@@ -64,6 +66,7 @@ struct api {
 	struct amtprov_secret **reg_keys;
 	size_t n_reg_keys;
 	struct lookup *lookups; /* registrations waiting for their address check */
+	size_t n_lookups;
 	int port;
 };
 
@@ -454,6 +457,7 @@ static void lookup_unlink(struct lookup *l)
 	for (struct lookup **p = &l->a->lookups; *p; p = &(*p)->next)
 		if (*p == l) {
 			*p = l->next;
+			l->a->n_lookups--;
 			break;
 		}
 }
@@ -572,6 +576,12 @@ static int address_check(struct api *a, struct evhttp_request *req, const struct
 		reply_forbidden(a, req, who, "POST", "/v1/devices", why, "wired_ip");
 		return -1;
 	}
+	if (a->n_lookups >= API_MAX_LOOKUPS) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
+		reply_error(req, 503, "Service Unavailable",
+			    "too many address checks under way; register again later", NULL);
+		return -1;
+	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
@@ -595,6 +605,7 @@ static int address_check(struct api *a, struct evhttp_request *req, const struct
 	}
 	l->next = a->lookups;
 	a->lookups = l;
+	a->n_lookups++;
 	return 1;
 }
 

@@ -73,10 +73,11 @@ check "... saying why" grep -q "the site's service point" "$E"
 expect_rc 1 "no secret for a name outside the DNS suffix" run_cli "$O" "$E" -m "$M" enroll-secret --fqdn pc1.fabrikam.com
 expect_rc 2 "enroll-secret needs --fqdn" run_cli "$O" "$E" -m "$M" enroll-secret
 
-# --- amtprovd with the system resolver under nss_wrapper (ASan must not insist on coming
-# first among preloaded libraries: it is linked, nss_wrapper is preloaded)
+# --- amtprovd with the system resolver under nss_wrapper. Under the sanitizers: ASan must
+# not insist on coming first among preloaded libraries (it is linked, nss_wrapper is
+# preloaded), and nss_wrapper must not open libc with RTLD_DEEPBIND, which ASan refuses.
 LOG="$T/amtprovd.log"
-ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" NSS_WRAPPER_DISABLE_DEEPBIND=1 \
   LD_PRELOAD="$NSS_WRAPPER_LIB" NSS_WRAPPER_HOSTS="$T/hosts" start_daemon "$LOG" -m "$M" -l debug
 up() { curl -s --cacert "$pki/api.pem" "$URL/v1/health" >/dev/null; }
 check "amtprovd serves the API" wait_for 20 up
