@@ -3,18 +3,23 @@
  * The registration API (docs/api.md): libevent's evhttp over TLS (bufferevent_openssl) on
  * the engine's event base. Endpoints:
  *   GET  /v1/health                 unauthenticated; {"status":"ok"} and nothing else
- *   POST /v1/devices                bearer token; registers a device, new or known
+ *   POST /v1/devices                a host's enrollment secret (its own FQDN only) or an
+ *                                   administrator token; registers a device, new or known
  *                                   (R-PROV-01/02/03, registration.h)
- *   GET  /v1/devices/{fqdn-or-uuid} bearer token; its state and last error
+ *   GET  /v1/devices/{fqdn-or-uuid} administrator token, or the device's own enrollment
+ *                                   secret; its state and last error
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
- *                                   bearer token; records the request (lifecycle.h), 202
- * Everything else is 404 (unknown path) or 405 (known path, other method).
+ *                                   administrator token; records the request
+ *                                   (lifecycle.h), 202
+ * Everything else is 404 (unknown path) or 405 (known path, other method). Who may do what:
+ * docs/api.md and authz.h.
  *
  * Under abuse (docs/api.md, "Limits under abuse"): api_conn.c caps connections and gives
  * each request a deadline; here, device keys no FQDN or UUID can be and requests whose
  * framing is ambiguous are refused.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +41,7 @@
 
 #include "api.h"
 #include "api_conn.h"
+#include "authz.h"
 #include "device_input.h"
 #include "lifecycle.h"
 #include "registration.h"
@@ -45,6 +51,8 @@
 #define API_MAX_HEADERS 8192       /* request line + headers */
 #define API_TIMEOUT_SECONDS 30     /* an idle or slow connection is closed */
 #define TOKEN_HASH_LEN 32          /* SHA-256 */
+#define API_MAX_LOOKUPS 64         /* address checks waiting for the resolver at once; they
+				    * share the worker pool with the CA calls */
 
 struct api {
 	struct site *site;
@@ -57,11 +65,27 @@ struct api {
 	 * whatever the presented token's length, and the tokens themselves leave memory as
 	 * soon as they are read. */
 	unsigned char (*token_hash)[TOKEN_HASH_LEN];
-	size_t n_tokens;     /* digests filled */
+	size_t n_tokens;     /* administrator token digests filled */
 	size_t n_alloc;      /* digests allocated */
+	/* The site registration keys: enrollment secrets are recomputed, never stored. */
+	struct amtprov_secret **reg_keys;
+	size_t n_reg_keys;
+	struct lookup *lookups; /* registrations waiting for their address check */
+	size_t n_lookups;
 	int port;
 	struct api_conns *conns;     /* docs/api.md#limits-under-abuse */
 	struct alog_limit log_framing; /* refusals a client could repeat at will */
+};
+
+/* What a request's bearer credential allows (docs/api.md "Who may do what"). */
+enum scope {
+	SCOPE_ADMIN = 1,     /* an administrator token: every device, every operation */
+	SCOPE_HOST,          /* an enrollment secret: register and read one FQDN */
+};
+
+struct caller {
+	enum scope scope;
+	struct authz_host host; /* SCOPE_HOST: the FQDN (and UUID) the secret is for */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -172,9 +196,11 @@ static void reply_error(struct evhttp_request *req, int code, const char *reason
 /* Authentication                                                                           */
 /* ---------------------------------------------------------------------------------------- */
 
-/* 1 when the request carries one of the site's bearer tokens. Every stored digest is
- * compared, without stopping at a match, so timing says nothing about which one. */
-static int authorized(struct api *a, struct evhttp_request *req, const char **why)
+/* 1 when the request carries a credential of the site: an administrator token (every
+ * stored digest is compared, without stopping at a match, so timing says nothing about
+ * which one) or a host's enrollment secret (authz.h), with what it allows in @p who. */
+static int authorized(struct api *a, struct evhttp_request *req, struct caller *who,
+		      const char **why)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req),
 					   "Authorization");
@@ -183,6 +209,7 @@ static int authorized(struct api *a, struct evhttp_request *req, const char **wh
 	size_t len;
 	int ok = 0;
 
+	memset(who, 0, sizeof(*who));
 	if (!h) {
 		*why = "no Authorization header";
 		return 0;
@@ -201,6 +228,16 @@ static int authorized(struct api *a, struct evhttp_request *req, const char **wh
 		*why = "empty bearer token";
 		return 0;
 	}
+	if (authz_secret_like(h, len)) {
+		if (a->n_reg_keys == 0) {
+			*why = "enrollment secrets are not accepted here (no api.registration_keys)";
+			return 0;
+		}
+		if (!authz_secret_verify(a->reg_keys, a->n_reg_keys, h, len, &who->host, why))
+			return 0;
+		who->scope = SCOPE_HOST;
+		return 1;
+	}
 	if (EVP_Digest(h, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != TOKEN_HASH_LEN) {
 		*why = "cannot hash the token";
 		return 0;
@@ -208,15 +245,19 @@ static int authorized(struct api *a, struct evhttp_request *req, const char **wh
 	for (size_t i = 0; i < a->n_tokens; i++)
 		ok |= CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0;
 	OPENSSL_cleanse(md, sizeof(md));
-	if (!ok)
+	if (!ok) {
 		*why = "wrong bearer token";
-	return ok;
+		return 0;
+	}
+	who->scope = SCOPE_ADMIN;
+	return 1;
 }
 
 static void reply_unauthorized(struct api *a, struct evhttp_request *req, const char *why,
 			       const char *method, const char *path)
 {
 	char peer[64];
+	json_t *b;
 
 	peer_name(req, peer, sizeof(peer));
 	/* The token is never logged, right or wrong: a wrong one may be a typo of a right one. */
@@ -226,7 +267,30 @@ static void reply_unauthorized(struct api *a, struct evhttp_request *req, const 
 			  strcmp(why, "no Authorization header") == 0
 				  ? "Bearer realm=\"amtprov\""
 				  : "Bearer realm=\"amtprov\", error=\"invalid_token\"");
-	reply_error(req, 401, "Unauthorized", "a valid bearer token is required", NULL);
+	b = json_pack("{s:s,s:s}", "error", "a valid bearer credential is required", "reason",
+		      why);
+	reply_json(req, 401, "Unauthorized", b);
+}
+
+/* 403: the credential is good but does not allow this. Nothing was read or written. */
+static void reply_forbidden(struct api *a, struct evhttp_request *req, const struct caller *who,
+			    const char *method, const char *path, const char *reason,
+			    const char *field)
+{
+	char peer[64];
+	json_t *b;
+
+	peer_name(req, peer, sizeof(peer));
+	alog(a->log, AMTPROV_LOG_WARNING, "api: %s %s from %s (%s%s) refused: %s", method, path,
+	     peer, who->scope == SCOPE_HOST ? "enrollment secret of " : "administrator",
+	     who->scope == SCOPE_HOST ? who->host.fqdn : "", reason);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+			  "Bearer realm=\"amtprov\", error=\"insufficient_scope\"");
+	b = json_pack("{s:s,s:s,s:s}", "error", "forbidden", "reason", reason, "scope",
+		      who->scope == SCOPE_HOST ? "register" : "admin");
+	if (b && field)
+		json_object_set_new(b, "field", json_string(field));
+	reply_json(req, 403, "Forbidden", b);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -304,11 +368,13 @@ static int json_content_type(struct evhttp_request *req)
  * 422 not Not Provisioned (R-PROV-01), 403 blocked, 409 busy (with Retry-After), unprovision
  * pending or another identity. */
 static void reply_registration(struct api *a, struct evhttp_request *req,
-			       const struct registration *reg, const char *peer)
+			       const struct registration *reg, const char *peer,
+			       const struct caller *who)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	const struct store_device *dev = &reg->dev;
 	char loc[STORE_FQDN_SIZE + 16];
+	const char *why = reg->message, *fqdn = dev->fqdn;
 	json_t *body;
 	int code;
 	const char *reason, *error;
@@ -350,16 +416,25 @@ static void reply_registration(struct api *a, struct evhttp_request *req,
 	case REG_STATE:
 		code = 409, reason = "Conflict", error = "unprovision pending";
 		break;
+	case REG_NAME:
+		code = 403, reason = "Forbidden", error = "name refused";
+		break;
 	default: /* REG_IDENTITY, REG_TWO_DEVICES */
 		code = 409, reason = "Conflict", error = "identity conflict";
+		/* A host learns nothing about another device: not its name, not its state. */
+		if (who->scope == SCOPE_HOST && strcmp(dev->fqdn, who->host.fqdn) != 0) {
+			why = "the UUID belongs to another registered device: if this computer was "
+			      "renamed, an administrator confirms with 'amtprov device add --replace'";
+			fqdn = who->host.fqdn;
+		}
 		break;
 	}
 	alog(a->log, AMTPROV_LOG_NOTICE, "api: registration of %s from %s refused: %s",
 	     dev->fqdn, peer, reg->message);
-	body = json_pack("{s:s,s:s,s:s,s:s,s:i}", "error", error, "reason", reg->message, "fqdn",
-			 dev->fqdn, "result", registration_verdict_name(reg->verdict), "status",
+	body = json_pack("{s:s,s:s,s:s,s:s,s:i}", "error", error, "reason", why, "fqdn", fqdn,
+			 "result", registration_verdict_name(reg->verdict), "status",
 			 (int)reg->status_id);
-	if (body && reg->previous_state[0])
+	if (body && reg->previous_state[0] && fqdn == dev->fqdn)
 		json_object_set_new(body, "state", json_string(reg->previous_state));
 	if (body && reg->field)
 		json_object_set_new(body, "field", json_string(reg->field));
@@ -374,19 +449,220 @@ static void reply_registration(struct api *a, struct evhttp_request *req,
 	reply_json(req, code, reason, body);
 }
 
-static void register_device(struct api *a, struct evhttp_request *req)
+/* Registers @p di (checked, and allowed for @p who) and answers. */
+static void finish_registration(struct api *a, struct evhttp_request *req,
+				const struct caller *who, const struct device_input *di,
+				const char *peer)
+{
+	char actor[STORE_SHORT_SIZE];
+	struct registration reg;
+	struct amtprov_error err;
+	int rc;
+
+	snprintf(actor, sizeof(actor), "api:%s", peer);
+	amtprov_error_clear(&err);
+	/* The API never confirms a changed identity (replace = 0): that is an administrator's
+	 * decision on the site database (device add --replace). */
+	rc = registration_apply(a->site, di, 0, actor, &reg, &err);
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot register %s: %s", di->fqdn, err.msg);
+		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
+			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
+			    "the device could not be stored", NULL);
+		return;
+	}
+	reply_registration(a, req, &reg, peer, who);
+}
+
+/* A host's registration waiting for the DNS lookup of its address check, which runs on the
+ * engine's worker pool: the system resolver may block for many seconds, the loop never. */
+struct lookup {
+	struct lookup *next;
+	struct api *a;               /* NULL once the API is freed: the answer is dropped */
+	struct evhttp_request *req;  /* likewise */
+	json_t *body;                /* keeps di's strings */
+	struct device_input di;
+	struct caller who;
+	char peer[48];
+	/* the worker's result */
+	int matched;
+	char found[192];             /* the addresses the resolver gave */
+	char gai[128];               /* the resolver's error, "" when it answered */
+};
+
+static void lookup_free(struct lookup *l)
+{
+	json_decref(l->body);
+	free(l);
+}
+
+static void lookup_unlink(struct lookup *l)
+{
+	for (struct lookup **p = &l->a->lookups; *p; p = &(*p)->next)
+		if (*p == l) {
+			*p = l->next;
+			l->a->n_lookups--;
+			break;
+		}
+}
+
+/* Worker thread: getaddrinfo() through the system resolver (NSS: /etc/hosts, DNS, ...). */
+static int lookup_run(void *arg, struct amtprov_error *err)
+{
+	struct lookup *l = arg;
+	struct addrinfo hints, *res = NULL;
+	unsigned char want[16];
+	int family = inet_pton(AF_INET, l->di.wired_ip, want) == 1 ? AF_INET : AF_INET6, rc;
+	size_t n = 0;
+
+	(void)err;
+	if (family == AF_INET6 && inet_pton(AF_INET6, l->di.wired_ip, want) != 1)
+		return AMTPROV_OK; /* checked already; never matched */
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(l->di.fqdn, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(l->gai, sizeof(l->gai), "%s", gai_strerror(rc));
+		return AMTPROV_OK;
+	}
+	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+		const void *got = NULL;
+		char text[INET6_ADDRSTRLEN];
+
+		if (ai->ai_family == AF_INET)
+			got = &((const struct sockaddr_in *)(const void *)ai->ai_addr)->sin_addr;
+		else if (ai->ai_family == AF_INET6)
+			got = &((const struct sockaddr_in6 *)(const void *)ai->ai_addr)->sin6_addr;
+		if (!got)
+			continue;
+		if (ai->ai_family == family &&
+		    memcmp(got, want, family == AF_INET ? 4 : 16) == 0)
+			l->matched = 1;
+		if (inet_ntop(ai->ai_family, got, text, sizeof(text)) && n < sizeof(l->found))
+			n += (size_t)snprintf(l->found + n, sizeof(l->found) - n, "%s%s",
+					      n ? ", " : "", text);
+	}
+	freeaddrinfo(res);
+	return AMTPROV_OK;
+}
+
+/* Why @p l's address is refused, for the agent and the log. */
+static void address_refusal(const struct lookup *l, int allow_list, char *buf, size_t size)
+{
+	if (l->gai[0])
+		snprintf(buf, size, "wired_ip %s is not taken on the host's word: %s does not "
+				    "resolve (%s)%s", l->di.wired_ip, l->di.fqdn, l->gai,
+			 allow_list ? " and the address is not in api.address_allow" : "");
+	else
+		snprintf(buf, size, "wired_ip %s is not an address of %s (the resolver gives %s)%s",
+			 l->di.wired_ip, l->di.fqdn, l->found[0] ? l->found : "none",
+			 allow_list ? " nor in api.address_allow" : "");
+}
+
+/* Loop thread: the lookup is over. */
+static void lookup_done(int rc, const struct amtprov_error *err, void *arg)
+{
+	struct lookup *l = arg;
+	char why[512];
+
+	(void)rc;
+	(void)err;
+	if (l->a) {
+		lookup_unlink(l);
+		if (l->matched) {
+			finish_registration(l->a, l->req, &l->who, &l->di, l->peer);
+		} else {
+			address_refusal(l, site_manifest(l->a->site)->api.address_check ==
+						   MANIFEST_ADDR_DNS_OR_ALLOW_LIST,
+					why, sizeof(why));
+			reply_forbidden(l->a, l->req, &l->who, "POST", "/v1/devices", why,
+					"wired_ip");
+		}
+	}
+	lookup_free(l);
+}
+
+/* The engine shut down before the lookup ran. */
+static void lookup_abort(void *arg)
+{
+	struct lookup *l = arg;
+
+	if (l->a) {
+		lookup_unlink(l);
+		reply_error(l->req, 503, "Service Unavailable", "amtprovd is shutting down", NULL);
+	}
+	lookup_free(l);
+}
+
+/*
+ * The address a host reports is where amtprovd will connect and send the AMT credentials
+ * (docs/design.md "Threat model"): it is not taken on the host's word alone. 0 to register
+ * now, 1 when a DNS lookup now holds the request (and @p body), -1 when answered.
+ */
+static int address_check(struct api *a, struct evhttp_request *req, const struct caller *who,
+			 json_t *body, const struct device_input *di, const char *peer)
+{
+	const struct manifest_api *m = &site_manifest(a->site)->api;
+	struct amtprov_error err;
+	struct lookup *l;
+	char why[256];
+
+	/* An administrator's registration is the administrator's word, as with 'device add';
+	 * without a wired IP amtprovd reaches the device by its name. */
+	if (who->scope != SCOPE_HOST || m->address_check == MANIFEST_ADDR_OFF || !di->wired_ip)
+		return 0;
+	if (m->address_check != MANIFEST_ADDR_DNS &&
+	    authz_cidr_contains(m->address_allow, m->n_address_allow, di->wired_ip))
+		return 0;
+	if (m->address_check == MANIFEST_ADDR_ALLOW_LIST) {
+		snprintf(why, sizeof(why), "wired_ip %s is not in api.address_allow", di->wired_ip);
+		reply_forbidden(a, req, who, "POST", "/v1/devices", why, "wired_ip");
+		return -1;
+	}
+	if (a->n_lookups >= API_MAX_LOOKUPS) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
+		reply_error(req, 503, "Service Unavailable",
+			    "too many address checks under way; register again later", NULL);
+		return -1;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return -1;
+	}
+	l->a = a;
+	l->req = req;
+	l->body = json_incref(body);
+	l->di = *di;
+	l->who = *who;
+	util_strlcpy(l->peer, peer, sizeof(l->peer));
+	amtprov_error_clear(&err);
+	if (engine_offload(a->engine, lookup_run, lookup_done, lookup_abort, l, &err) !=
+	    AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot check the address of %s: %s",
+		     di->fqdn, err.msg);
+		reply_error(req, 503, "Service Unavailable", "the address cannot be checked now",
+			    NULL);
+		lookup_free(l);
+		return -1;
+	}
+	l->next = a->lookups;
+	a->lookups = l;
+	a->n_lookups++;
+	return 1;
+}
+
+static void register_device(struct api *a, struct evhttp_request *req, const struct caller *who)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	const char *field = NULL;
-	char msg[256], peer[48], actor[STORE_SHORT_SIZE];
+	char msg[512], peer[48];
 	struct device_input di;
-	struct registration reg;
-	struct amtprov_error err;
 	json_error_t jerr;
 	json_t *body;
 	unsigned char *data;
-	int rc;
 
 	peer_name(req, peer, sizeof(peer));
 	if (!json_content_type(req)) {
@@ -418,22 +694,69 @@ static void register_device(struct api *a, struct evhttp_request *req)
 		reply_error(req, 400, "Bad Request", msg, field);
 		goto out;
 	}
-	snprintf(actor, sizeof(actor), "api:%s", peer);
-	amtprov_error_clear(&err);
-	/* The API never confirms a changed identity (replace = 0): every host agent holds the
-	 * same token, so only an administrator on the site database can (device add
-	 * --replace). */
-	rc = registration_apply(a->site, &di, 0, actor, &reg, &err);
-	if (rc != AMTPROV_OK) {
-		alog(a->log, AMTPROV_LOG_ERROR, "api: cannot register %s: %s", di.fqdn, err.msg);
-		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
-			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
-			    "the device could not be stored", NULL);
+	/* An enrollment secret registers the one host it was minted for: its FQDN, and its
+	 * UUID when the administrator bound one. Everything the CA will see comes from the
+	 * checked FQDN (core/flow_cert.c), so no other name can reach a certificate request. */
+	if (who->scope == SCOPE_HOST && strcasecmp(di.fqdn, who->host.fqdn) != 0) {
+		snprintf(msg, sizeof(msg), "this enrollment secret is for %s and registers that "
+					   "name only", who->host.fqdn);
+		reply_forbidden(a, req, who, "POST", "/v1/devices", msg, "fqdn");
 		goto out;
 	}
-	reply_registration(a, req, &reg, peer);
+	if (who->scope == SCOPE_HOST && who->host.uuid[0] &&
+	    strcasecmp(di.uuid, who->host.uuid) != 0) {
+		snprintf(msg, sizeof(msg), "this enrollment secret is for %s with UUID %s only",
+			 who->host.fqdn, who->host.uuid);
+		reply_forbidden(a, req, who, "POST", "/v1/devices", msg, "uuid");
+		goto out;
+	}
+	switch (address_check(a, req, who, body, &di, peer)) {
+	case 0:
+		finish_registration(a, req, who, &di, peer);
+		break;
+	default: /* answered, or the lookup holds the request */
+		break;
+	}
 out:
 	json_decref(body);
+}
+
+/* SCOPE_HOST reads only its own device: 1 to go on, 0 when answered (403, or 404 for its own
+ * name not registered yet). Any other key is 403 whether or not it exists, so a host learns
+ * nothing about other devices. */
+static int host_may_read(struct api *a, struct evhttp_request *req, const struct caller *who,
+			 const char *raw_key)
+{
+	char *key = evhttp_uridecode(raw_key, 0, NULL);
+	struct store_device dev;
+	struct amtprov_error err;
+	int rc = AMTPROV_E_NOT_FOUND, own = 0;
+
+	if (!key) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return 0;
+	}
+	amtprov_error_clear(&err);
+	if (*key && strlen(key) < STORE_FQDN_SIZE && !strchr(key, '/'))
+		rc = store_device_find(site_store(a->site), key, &dev, &err);
+	if (rc != AMTPROV_OK && rc != AMTPROV_E_NOT_FOUND) {
+		free(key);
+		alog(a->log, AMTPROV_LOG_ERROR, "api: device lookup failed: %s", err.msg);
+		reply_error(req, 500, "Internal Server Error", "the device could not be read", NULL);
+		return 0;
+	}
+	own = rc == AMTPROV_OK && strcmp(dev.fqdn, who->host.fqdn) == 0;
+	if (!own && rc == AMTPROV_E_NOT_FOUND && strcasecmp(key, who->host.fqdn) == 0) {
+		free(key);
+		reply_error(req, 404, "Not Found", "no such device", NULL);
+		return 0;
+	}
+	free(key);
+	if (own)
+		return 1;
+	reply_forbidden(a, req, who, "GET", "/v1/devices/{device}",
+			"an enrollment secret reads its own device only", NULL);
+	return 0;
 }
 
 static void show_device(struct api *a, struct evhttp_request *req, const char *raw_key)
@@ -536,6 +859,7 @@ static void route(struct api *a, struct evhttp_request *req)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	const char *why = NULL;
+	struct caller who;
 
 	if (!path)
 		path = "";
@@ -549,10 +873,10 @@ static void route(struct api *a, struct evhttp_request *req)
 	if (strcmp(path, devices) == 0) {
 		if (m != EVHTTP_REQ_POST)
 			method_not_allowed(req, "POST");
-		else if (!authorized(a, req, &why))
+		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), devices);
 		else
-			register_device(a, req);
+			register_device(a, req, &who);
 		return;
 	}
 	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&
@@ -565,9 +889,15 @@ static void route(struct api *a, struct evhttp_request *req)
 			reply_error(req, 404, "Not Found", "no such resource", NULL);
 		} else if (m != EVHTTP_REQ_POST) {
 			method_not_allowed(req, "POST");
-		} else if (!authorized(a, req, &why)) {
+		} else if (!authorized(a, req, &who, &why)) {
 			reply_unauthorized(a, req, why, method_name(m),
 					   "/v1/devices/{device}/{operation}");
+		} else if (who.scope != SCOPE_ADMIN) {
+			/* Administrator credentials are never on managed hosts (docs/api.md). */
+			reply_forbidden(a, req, &who, method_name(m),
+					"/v1/devices/{device}/{operation}",
+					"device operations need an administrator token; an "
+					"enrollment secret only registers its own device", NULL);
 		} else {
 			memcpy(dev, key, (size_t)(slash - key));
 			dev[slash - key] = '\0';
@@ -579,9 +909,10 @@ static void route(struct api *a, struct evhttp_request *req)
 	    path[sizeof(devices)] != '\0') {
 		if (m != EVHTTP_REQ_GET)
 			method_not_allowed(req, "GET");
-		else if (!authorized(a, req, &why))
+		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), "/v1/devices/{device}");
-		else
+		else if (who.scope == SCOPE_ADMIN ||
+			 host_may_read(a, req, &who, path + sizeof(devices)))
 			show_device(a, req, path + sizeof(devices));
 		return;
 	}
@@ -620,44 +951,74 @@ static void on_request(struct evhttp_request *req, void *arg)
 /* Life cycle                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 
+/* Reads credential @p name, at least @p min bytes long. */
+static int read_credential(struct plugin_instance *cs, const char *name, const char *where,
+			   size_t min, const char *what, struct amtprov_secret **out,
+			   struct amtprov_error *err)
+{
+	int rc = pi_credstore_get(cs, name, out, err);
+
+	if (rc != AMTPROV_OK) {
+		/* A credential the API cannot read is a configuration problem of the site. */
+		char why[AMTPROV_ERROR_MSG_SIZE];
+
+		util_strlcpy(why, err->msg, sizeof(why));
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, where, "cannot read %s '%s': %s",
+					 what, name, why);
+	}
+	/* Short tokens can be guessed over the network; a short key weakens every MAC. */
+	if ((*out)->len < min) {
+		util_secret_free(*out);
+		*out = NULL;
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, where, "credential '%s' holds %s "
+					 "shorter than %zu bytes", name, what, min);
+	}
+	return AMTPROV_OK;
+}
+
 static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_error *err)
 {
 	struct plugin_instance *cs =
 		m->credstore ? plugin_host_find(site_plugins(a->site), m->credstore) : NULL;
 
 	if (!cs)
-		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api",
 					 "the API needs the credential store (credentials.store)");
-	a->n_alloc = m->api.n_tokens ? m->api.n_tokens : 1;
+	a->n_alloc = m->api.n_admin_tokens ? m->api.n_admin_tokens : 1;
 	a->token_hash = calloc(a->n_alloc, sizeof(*a->token_hash));
-	if (!a->token_hash)
+	a->reg_keys = calloc(m->api.n_registration_keys + 1, sizeof(*a->reg_keys));
+	if (!a->token_hash || !a->reg_keys)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	for (size_t i = 0; i < m->api.n_tokens; i++) {
+	for (size_t i = 0; i < m->api.n_admin_tokens; i++) {
 		struct amtprov_secret *s = NULL;
 		unsigned int mdlen = 0;
-		int rc = pi_credstore_get(cs, m->api.tokens[i], &s, err);
+		int rc = read_credential(cs, m->api.admin_tokens[i], "/api/admin_tokens", 16,
+					 "an administrator token", &s, err);
 
-		if (rc != AMTPROV_OK) {
-			/* A token the API cannot read is a configuration problem of the site. */
-			char why[AMTPROV_ERROR_MSG_SIZE];
-
-			util_strlcpy(why, err->msg, sizeof(why));
-			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
-						 "cannot read bearer token '%s': %s",
-						 m->api.tokens[i], why);
-		}
-		/* Short tokens can be guessed over the network. */
-		if (s->len < 16) {
+		if (rc != AMTPROV_OK)
+			return rc;
+		/* Told apart by their prefix, a token must never look like an enrollment
+		 * secret. */
+		if (authz_secret_like(s->data, s->len)) {
 			util_secret_free(s);
-			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/tokens",
-						 "credential '%s' holds a bearer token shorter than "
-						 "16 bytes", m->api.tokens[i]);
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/admin_tokens",
+						 "credential '%s' holds an enrollment secret, not an "
+						 "administrator token", m->api.admin_tokens[i]);
 		}
 		rc = EVP_Digest(s->data, s->len, a->token_hash[i], &mdlen, EVP_sha256(), NULL);
 		util_secret_free(s);
 		if (rc != 1 || mdlen != TOKEN_HASH_LEN)
 			return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot hash a token");
 		a->n_tokens++;
+	}
+	for (size_t i = 0; i < m->api.n_registration_keys; i++) {
+		int rc = read_credential(cs, m->api.registration_keys[i], "/api/registration_keys",
+					 AUTHZ_KEY_MIN, "a site registration key",
+					 &a->reg_keys[i], err);
+
+		if (rc != AMTPROV_OK)
+			return rc;
+		a->n_reg_keys++;
 	}
 	return AMTPROV_OK;
 }
@@ -727,11 +1088,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 	}
-	alog(a->log, AMTPROV_LOG_NOTICE,
-	     "api: listening on https://%s%s%s:%d (%zu token%s%s; at most %d connections, "
-	     "%d s per request)",
+	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu administrator "
+	     "token%s, %zu registration key%s%s; at most %d connections, %d s per request)",
 	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
-	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s",
+	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s", a->n_reg_keys,
+	     a->n_reg_keys == 1 ? "" : "s",
 	     m->api.client_ca ? ", client certificates required" : "", api_conns_max(a->conns),
 	     m->api.request_deadline_seconds);
 	*out = a;
@@ -745,6 +1106,12 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
+	/* A lookup still on the worker pool belongs to the engine: it finds its request gone
+	 * (evhttp_free frees it) and drops its answer. */
+	for (struct lookup *l = a->lookups; l; l = l->next) {
+		l->a = NULL;
+		l->req = NULL;
+	}
 	if (a->http)
 		evhttp_free(a->http);
 	api_conns_free(a->conns);
@@ -752,6 +1119,9 @@ void api_free(struct api *a)
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
 	free(a->token_hash);
+	for (size_t i = 0; a->reg_keys && i < a->n_reg_keys; i++)
+		util_secret_free(a->reg_keys[i]);
+	free(a->reg_keys);
 	free(a);
 }
 

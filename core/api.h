@@ -21,8 +21,9 @@ struct api;
 
 /**
  * Starts the API the site's manifest describes ("api"); *@p out = NULL (and AMTPROV_OK)
- * when the manifest has none. Reads the bearer tokens from the credential store, loads the
- * TLS certificate and key, and binds the listening socket.
+ * when the manifest has none. Reads the administrator tokens and the site registration
+ * keys from the credential store, loads the TLS certificate and key, and binds the
+ * listening socket.
  * @param engine  borrowed; its event base carries the server
  * @return AMTPROV_OK; AMTPROV_E_CONFIG (certificate, key, token), AMTPROV_E_IO (bind), ...
  */

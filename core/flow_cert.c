@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "authz.h"
 #include "flow_int.h"
 #include "flow_keys.h"
 #include "flow_managed.h"
@@ -1322,6 +1323,10 @@ int flow_key_source(struct flow *f, const struct store_device *d, const char *wh
 static int choose_key_source(struct cert_call *c, const struct store_device *d, char *why,
 			     size_t n)
 {
+	/* The CA is only ever asked for a name of the site's policy (authz.h), whatever put
+	 * the device into the database and whatever the manifest said then. */
+	if (!authz_name_allowed(site_manifest(c->f->site), c->fqdn, 1, why, n))
+		return -1;
 	return flow_key_source(c->f, d, "web server key", &c->amt_auto, why, n);
 }
 

@@ -25,6 +25,7 @@
 
 #include <amtprov/plugin.h>
 
+#include "authz.h"
 #include "manifest.h"
 #include "manifest_int.h"
 #include "util.h"
@@ -32,7 +33,7 @@
 #define PATH_SIZE AMTPROV_ERROR_WHERE_SIZE
 
 /* Limits of the format (docs/manifest.md). */
-#define MAX_API_TOKENS 16        /* api.tokens */
+#define MAX_API_TOKENS 16        /* api.admin_tokens, api.registration_keys */
 #define MAX_ACCOUNTS 32          /* amt.user_accounts, credentials.provisioning_accounts */
 #define MAX_WIRELESS 16          /* AMT stores at most 16 wireless profiles */
 #define MAX_WIRELESS_TEMPLATES 8 /* R-8021X-03 */
@@ -728,10 +729,57 @@ static const char *last_two_labels(const char *s)
 /* Sections                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
+/* site.fqdn_patterns: lower-case globs, each a name below dns_suffix whose wildcards are in
+ * the labels before it (the suffix itself is literal). */
+static void parse_fqdn_patterns(struct vctx *c, json_t *site, const char *p)
+{
+	char ap[PATH_SIZE];
+	json_t *arr = get_array(c, site, p, "fqdn_patterns", 0, ap), *v;
+	size_t i;
+
+	if (!arr)
+		return;
+	if (json_array_size(arr) == 0)
+		err_at(c, ap, "must hold at least one pattern (or leave the key out)");
+	c->m->fqdn_patterns = zalloc(c, json_array_size(arr) + 1, sizeof(*c->m->fqdn_patterns));
+	if (!c->m->fqdn_patterns)
+		return;
+	json_array_foreach(arr, i, v) {
+		char ip[PATH_SIZE];
+		const char *s, *q;
+		size_t len, sl;
+
+		manifest_path_index(ip, sizeof(ip), ap, i);
+		if (!string_ok(c, v, ip))
+			continue;
+		s = lower_in_tree(c, v);
+		for (q = s; *q; q++)
+			if (!is_alpha(*q) && !is_digit(*q) && !strchr("-.*?", *q))
+				break;
+		if (*q) {
+			err_at(c, ip, "'%s': only letters, digits, '-', '.', '*' and '?' are allowed",
+			       s);
+			continue;
+		}
+		if (!c->m->dns_suffix)
+			continue; /* its own error */
+		len = strlen(s);
+		sl = strlen(c->m->dns_suffix);
+		/* The CA must only ever see names of the site's domain (R-PC-05). */
+		if (len <= sl + 1 || s[len - sl - 1] != '.' || strcmp(s + len - sl, c->m->dns_suffix) ||
+		    s[0] == '.' || strstr(s, "..")) {
+			err_at(c, ip, "'%s' is not a name pattern below the DNS suffix '%s' (like "
+				      "'pc-*.%s')", s, c->m->dns_suffix, c->m->dns_suffix);
+			continue;
+		}
+		c->m->fqdn_patterns[c->m->n_fqdn_patterns++] = s;
+	}
+}
+
 static void parse_site(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {"name", "service_point_fqdn", "dns_suffix",
-					   "description", NULL};
+					   "fqdn_patterns", "description", NULL};
 	char p[PATH_SIZE], kp[PATH_SIZE];
 	json_t *site = get_object(c, root, "", "site", 1, p), *v;
 	const char *s, *why;
@@ -768,6 +816,7 @@ static void parse_site(struct vctx *c, json_t *root)
 			c->m->dns_suffix = lower_in_tree(c, v);
 	}
 	get_string(c, site, p, "description", 0, NULL);
+	parse_fqdn_patterns(c, site, p);
 
 	/* R-PC-05: AMT refuses a provisioning certificate whose CN is outside the devices' DNS
 	 * tree. Sharing the last two labels is the weakest form of a shared namespace. */
@@ -1444,16 +1493,96 @@ static void parse_listen(struct vctx *c, const char *s, const char *p)
 	c->m->api.port = (int)port;
 }
 
+/* api[key]: an array of distinct credential names (at most MAX_API_TOKENS); absent: none.
+ * Returns the names, NULL-terminated, and their count in *n. */
+static const char **get_cred_list(struct vctx *c, json_t *api, const char *p, const char *key,
+				  const char *what, size_t *n_out)
+{
+	char tp[PATH_SIZE];
+	json_t *arr = get_array(c, api, p, key, 0, tp), *v;
+	const char **list;
+	size_t i, n;
+
+	*n_out = 0;
+	if (!arr)
+		return NULL;
+	n = json_array_size(arr);
+	if (n == 0)
+		err_at(c, tp, "must name at least one credential holding %s (or leave the key out)",
+		       what);
+	if (n > MAX_API_TOKENS)
+		err_at(c, tp, "names %zu credentials; at most %d are allowed", n, MAX_API_TOKENS);
+	list = zalloc(c, n + 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	json_array_foreach(arr, i, v) {
+		char ip[PATH_SIZE];
+		const char *s;
+		size_t j;
+
+		manifest_path_index(ip, sizeof(ip), tp, i);
+		if (!string_ok(c, v, ip))
+			continue;
+		s = json_string_value(v);
+		if (!cred_check(c, s, ip))
+			continue;
+		for (j = 0; j < *n_out; j++)
+			if (strcmp(list[j], s) == 0)
+				break;
+		if (j < *n_out) {
+			err_at(c, ip, "credential '%s' is listed twice", s);
+			continue;
+		}
+		list[(*n_out)++] = s;
+	}
+	return list;
+}
+
+/* api.address_allow: IP networks whose addresses a host agent may report (docs/api.md). */
+static void parse_address_allow(struct vctx *c, json_t *api, const char *p)
+{
+	struct manifest_api *a = &c->m->api;
+	char ap[PATH_SIZE];
+	json_t *arr = get_array(c, api, p, "address_allow", 0, ap), *v;
+	size_t i;
+
+	if (!arr)
+		return;
+	if (json_array_size(arr) == 0)
+		err_at(c, ap, "must name at least one network (or leave the key out)");
+	a->address_allow = zalloc(c, json_array_size(arr) + 1, sizeof(*a->address_allow));
+	if (!a->address_allow)
+		return;
+	json_array_foreach(arr, i, v) {
+		char ip[PATH_SIZE];
+		const char *why;
+
+		manifest_path_index(ip, sizeof(ip), ap, i);
+		if (!string_ok(c, v, ip))
+			continue;
+		if (authz_cidr_parse(json_string_value(v), &a->address_allow[a->n_address_allow],
+				     &why) < 0) {
+			err_at(c, ip, "'%s' is not a network like 10.1.0.0/16 or fd00::/8: %s",
+			       json_string_value(v), why);
+			continue;
+		}
+		a->n_address_allow++;
+	}
+}
+
 static void parse_api(struct vctx *c, json_t *root)
 {
-	static const char *const keys[] = {"listen", "certificate", "key", "tokens", "client_ca",
-					   "max_body", "max_connections", "request_deadline_seconds",
-					   NULL};
+	static const char *const keys[] = {"listen", "certificate", "key", "admin_tokens",
+					   "registration_keys", "address_check", "address_allow",
+					   "tokens", "client_ca", "max_body", "max_connections",
+					   "request_deadline_seconds", NULL};
+	static const char *const checks[] = {"dns_or_allow_list", "dns", "allow_list", "off",
+					     NULL};
 	struct manifest_api *a = &c->m->api;
-	char p[PATH_SIZE], tp[PATH_SIZE], lp[PATH_SIZE];
-	json_t *api = get_object(c, root, "", "api", 0, p), *arr, *v;
+	char p[PATH_SIZE], lp[PATH_SIZE], kp[PATH_SIZE];
+	json_t *api = get_object(c, root, "", "api", 0, p);
 	const char *listen;
-	size_t i, n;
+	int check;
 
 	if (!api)
 		return;
@@ -1469,38 +1598,41 @@ static void parse_api(struct vctx *c, json_t *root)
 	get_int(c, api, p, "max_body", 1024, 1048576, &a->max_body);
 	get_int(c, api, p, "max_connections", 1, 65536, &a->max_connections);
 	get_int(c, api, p, "request_deadline_seconds", 1, 300, &a->request_deadline_seconds);
-	arr = get_array(c, api, p, "tokens", 1, tp);
-	if (!arr)
-		return;
-	n = json_array_size(arr);
-	/* No token would mean either no write at all or an unauthenticated one: neither is a
-	 * registration API. */
-	if (n == 0)
-		err_at(c, tp, "must name at least one credential holding a bearer token");
-	if (n > MAX_API_TOKENS)
-		err_at(c, tp, "names %zu tokens; at most %d are allowed", n, MAX_API_TOKENS);
-	a->tokens = zalloc(c, n + 1, sizeof(*a->tokens));
-	if (!a->tokens)
-		return;
-	json_array_foreach(arr, i, v) {
-		char ip[PATH_SIZE];
-		const char *s;
-		size_t j;
-
-		manifest_path_index(ip, sizeof(ip), tp, i);
-		if (!string_ok(c, v, ip))
-			continue;
-		s = json_string_value(v);
-		if (!cred_check(c, s, ip))
-			continue;
-		for (j = 0; j < a->n_tokens; j++)
-			if (strcmp(a->tokens[j], s) == 0)
-				break;
-		if (j < a->n_tokens) {
-			err_at(c, ip, "credential '%s' is listed twice", s);
-			continue;
-		}
-		a->tokens[a->n_tokens++] = s;
+	/* The one shared token of earlier versions let every host agent holding it register
+	 * any name and administer every device. Silently keeping it as an administrator token
+	 * would leave administrator credentials on every host: the site must choose. */
+	if (json_object_get(api, "tokens")) {
+		manifest_path_key(kp, sizeof(kp), p, "tokens");
+		err_at(c, kp, "'tokens' is no longer read: rename it to 'admin_tokens' if only "
+			      "administrators hold these tokens, and give each host agent its own "
+			      "enrollment secret instead ('registration_keys' and 'amtprov "
+			      "enroll-secret', docs/api.md#migrating-from-tokens)");
+	}
+	a->admin_tokens = get_cred_list(c, api, p, "admin_tokens", "an administrator's bearer "
+				       "token", &a->n_admin_tokens);
+	a->registration_keys = get_cred_list(c, api, p, "registration_keys", "a site registration "
+					    "key", &a->n_registration_keys);
+	/* No credential would mean either no write at all or an unauthenticated one: neither
+	 * is a registration API. */
+	if (!json_object_get(api, "tokens") && !json_object_get(api, "admin_tokens") &&
+	    !json_object_get(api, "registration_keys"))
+		err_at(c, p, "names no credential: set 'registration_keys' (host agents register "
+			     "with enrollment secrets) and/or 'admin_tokens' (administrators)");
+	check = get_enum(c, api, p, "address_check", 0, checks, NULL);
+	if (check >= 0)
+		a->address_check = (enum manifest_address_check)check;
+	parse_address_allow(c, api, p);
+	manifest_path_key(kp, sizeof(kp), p, "address_allow");
+	if (a->address_check == MANIFEST_ADDR_ALLOW_LIST && !json_object_get(api, "address_allow"))
+		err_at(c, kp, "address_check \"allow_list\" needs the networks: set address_allow");
+	if ((a->address_check == MANIFEST_ADDR_DNS || a->address_check == MANIFEST_ADDR_OFF) &&
+	    json_object_get(api, "address_allow"))
+		warn_at(c, kp, "is ignored: address_check is \"%s\"",
+			checks[a->address_check]);
+	if (a->address_check == MANIFEST_ADDR_OFF) {
+		manifest_path_key(kp, sizeof(kp), p, "address_check");
+		warn_at(c, kp, "\"off\": host agents' reported addresses are taken on their word "
+			       "(for labs only)");
 	}
 }
 
@@ -1791,7 +1923,10 @@ void manifest_free(struct manifest *m)
 	free(m->api.certificate);
 	free(m->api.key);
 	free(m->api.client_ca);
-	free(m->api.tokens);
+	free(m->api.admin_tokens);
+	free(m->api.registration_keys);
+	free(m->api.address_allow);
+	free(m->fqdn_patterns);
 	free(m->database_path);
 	free(m->state_dir);
 	free(m->file);

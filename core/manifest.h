@@ -102,6 +102,21 @@ struct manifest_engine {
 	int crash_loop_limit;         /**< default 3; restarts with a step in flight (R-PROV-13) */
 };
 
+/** How the wired IP a host agent reports is checked (api.address_check, docs/api.md). */
+enum manifest_address_check {
+	MANIFEST_ADDR_DNS_OR_ALLOW_LIST = 0, /**< in the allow-list, or an address of the FQDN */
+	MANIFEST_ADDR_DNS,                   /**< an address of the FQDN (system resolver) */
+	MANIFEST_ADDR_ALLOW_LIST,            /**< in the allow-list */
+	MANIFEST_ADDR_OFF,                   /**< not checked (labs) */
+};
+
+/** An IPv4 or IPv6 network (api.address_allow): "10.1.0.0/16", "fd00::/8", "10.0.0.7". */
+struct manifest_cidr {
+	int family;                   /**< AF_INET or AF_INET6 */
+	unsigned char addr[16];       /**< network address, host bits zero */
+	int prefix;                   /**< 0..32 or 0..128 */
+};
+
 /** The registration API (docs/api.md); enabled = 0 when the manifest has no "api". */
 struct manifest_api {
 	int enabled;
@@ -110,8 +125,18 @@ struct manifest_api {
 	char *certificate;            /**< PEM server chain, leaf first; absolute */
 	char *key;                    /**< PEM private key; absolute */
 	char *client_ca;              /**< PEM CA bundle for mutual TLS, or NULL; absolute */
-	const char **tokens;          /**< credential names of the bearer tokens, NULL-terminated */
-	size_t n_tokens;
+	/* Scopes (docs/api.md "Who may do what"): administrators and host agents never share a
+	 * credential. At least one of the two lists is set. */
+	const char **admin_tokens;    /**< credential names of the administrators' bearer tokens,
+				       *   NULL-terminated; NULL when none */
+	size_t n_admin_tokens;
+	const char **registration_keys; /**< credential names of the site registration keys
+					 *   (enrollment secrets are HMACs under them); the first
+					 *   mints, every one verifies; NULL when none */
+	size_t n_registration_keys;
+	enum manifest_address_check address_check; /**< default DNS_OR_ALLOW_LIST */
+	struct manifest_cidr *address_allow; /**< api.address_allow */
+	size_t n_address_allow;
 	int max_body;                 /**< largest request body in bytes; default 65536 */
 	int max_connections;          /**< open connections at most; 0: from the fd limit */
 	int request_deadline_seconds; /**< a request read and answered within; default 10 */
@@ -126,6 +151,10 @@ struct manifest {
 	const char *site_name;
 	const char *service_point_fqdn;
 	const char *dns_suffix;
+	/** site.fqdn_patterns: lower-case globs under dns_suffix ('*' and '?' stay inside one
+	 * label); NULL-terminated, NULL when absent (any name under dns_suffix). */
+	const char **fqdn_patterns;
+	size_t n_fqdn_patterns;
 	char *database_path;          /**< absolute; default <state_dir>/site.db */
 	char *state_dir;              /**< absolute; default <manifest dir>/state */
 	char **plugin_path;           /**< absolute dirs, NULL-terminated */

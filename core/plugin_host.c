@@ -498,29 +498,37 @@ int plugin_host_create(struct plugin_host *ph, const char *instance, const char 
 #define KIND_OPS_START(pi)                                                          \
 	((const struct amtprov_ca_ops *)(pi)->mod->desc->ops) /* start/stop share offsets */
 
+int plugin_host_start_one(struct plugin_instance *pi, struct amtprov_error *err)
+{
+	/* Every kind's vtable begins struct_size, start, stop: read them generically. */
+	const struct amtprov_ca_ops *o = KIND_OPS_START(pi);
+	struct amtprov_error perr;
+	struct pi_call c;
+	int rc = AMTPROV_OK;
+
+	if (pi->started)
+		return AMTPROV_OK;
+	amtprov_error_clear(&perr);
+	if (OPS_HAS(o, struct amtprov_ca_ops, start)) {
+		pi_enter(&c, pi, NULL);
+		rc = o->start(pi->handle, &perr);
+		pi_leave(&c);
+	}
+	if (rc != AMTPROV_OK)
+		return amtprov_error_set(err, rc, pi->mod->path,
+					 "plugin instance '%s' failed to start: %s", pi->name,
+					 perr.msg[0] ? perr.msg : amtprov_strerror(rc));
+	pi->started = 1;
+	return AMTPROV_OK;
+}
+
 int plugin_host_start_all(struct plugin_host *ph, struct amtprov_error *err)
 {
 	for (size_t i = 0; i < ph->n_insts; i++) {
-		struct plugin_instance *pi = ph->insts[i];
-		/* Every kind's vtable begins struct_size, start, stop: read them generically. */
-		const struct amtprov_ca_ops *o = KIND_OPS_START(pi);
-		struct amtprov_error perr;
-		struct pi_call c;
-		int rc = AMTPROV_OK;
+		int rc = plugin_host_start_one(ph->insts[i], err);
 
-		if (pi->started)
-			continue;
-		amtprov_error_clear(&perr);
-		if (OPS_HAS(o, struct amtprov_ca_ops, start)) {
-			pi_enter(&c, pi, NULL);
-			rc = o->start(pi->handle, &perr);
-			pi_leave(&c);
-		}
 		if (rc != AMTPROV_OK)
-			return amtprov_error_set(err, rc, pi->mod->path,
-						 "plugin instance '%s' failed to start: %s", pi->name,
-						 perr.msg[0] ? perr.msg : amtprov_strerror(rc));
-		pi->started = 1;
+			return rc;
 	}
 	return AMTPROV_OK;
 }

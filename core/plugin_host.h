@@ -70,6 +70,9 @@ int plugin_host_create(struct plugin_host *ph, const char *instance, const char 
  * first failure (err names the instance and its file). Optional instances are handled
  * earlier: one that fails to load or create is never added to the host. */
 int plugin_host_start_all(struct plugin_host *ph, struct amtprov_error *err);
+/** Starts one instance (ops->start) if not yet started: a tool that needs only the
+ * credential store leaves the others (a CA's listener) to amtprovd. */
+int plugin_host_start_one(struct plugin_instance *pi, struct amtprov_error *err);
 /** Calls ops->stop on started instances in reverse order. */
 void plugin_host_stop_all(struct plugin_host *ph);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "authz.h"
 #include "registration.h"
 #include "status.h"
 #include "util.h"
@@ -69,6 +70,7 @@ const char *registration_verdict_name(enum registration_verdict v)
 	case REG_STATE: return "state";
 	case REG_IDENTITY: return "identity";
 	case REG_TWO_DEVICES: return "two-devices";
+	case REG_NAME: return "name";
 	}
 	return "?";
 }
@@ -236,6 +238,15 @@ int registration_apply(struct site *s, const struct device_input *in, int replac
 
 	memset(out, 0, sizeof(*out));
 	device_input_to_record(in, &rec);
+	/* Before the transaction: a name the site never certifies leaves no trace in the
+	 * database (the caller logs the refusal). */
+	if (!authz_name_allowed(site_manifest(s), rec.fqdn, 0, out->message,
+				sizeof(out->message))) {
+		out->verdict = REG_NAME;
+		out->field = "fqdn";
+		out->dev = rec;
+		return AMTPROV_OK;
+	}
 	/* The lookups and the write in one IMMEDIATE transaction: no other registration,
 	 * engine step or administrator can slip between the decision and the change. */
 	if ((rc = store_tx_begin(st, err)))

@@ -31,6 +31,8 @@ enum registration_verdict {
 	REG_STATE,            /**< an unprovision is pending: register once it is done (8114) */
 	REG_IDENTITY,         /**< the FQDN is known with another UUID or the reverse (8114) */
 	REG_TWO_DEVICES,      /**< the FQDN and the UUID belong to two devices (8114) */
+	REG_NAME,             /**< the FQDN is outside the site's name policy (authz.h):
+			       *   nothing stored, no status message */
 };
 
 /** How a known device's state answers a registration with AMT Not Provisioned. */
@@ -66,7 +68,9 @@ int registration_configured(enum device_state s);
  * known one re-registered when its state allows, each in one transaction with its audit
  * records and its status message. @p replace is the administrator's confirmation that a
  * known FQDN now has another UUID (board replaced) or a known UUID another FQDN (renamed);
- * the API never sets it. @p out is filled whatever the verdict.
+ * the API never sets it. A name outside the site's policy (the service point's own name,
+ * or none of site.fqdn_patterns) is REG_NAME before anything is read or written.
+ * @p out is filled whatever the verdict.
  * @return AMTPROV_OK when a verdict was reached (a refusal included); a store error
  *         (AMTPROV_E_BUSY, AMTPROV_E_IO, ...) in @p err otherwise, nothing changed.
  */

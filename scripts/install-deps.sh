@@ -21,6 +21,7 @@ PACKAGES=(
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
+  libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
 )
 
 # Debian enables the services of some packages the tests install (freeradius): the tests

@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "authz.h"
 #include "device_input.h"
 #include "device_state.h"
 #include "exit_codes.h"
@@ -78,6 +79,8 @@ static void usage(FILE *out)
 	      "                                  credential store (never printed)\n"
 	      "  cred list                       credential record names\n"
 	      "  cred rotate                     re-encrypt every credential under a new key\n"
+	      "  enroll-secret --fqdn FQDN [--uuid UUID]   a host agent's registration\n"
+	      "                                  credential for its own name (docs/api.md)\n"
 	      "  cert list [FILTERS]             issued certificates (see 'amtprov cert list -h')\n"
 	      "  cert check [OPTIONS]            preflight the provisioning certificate: every\n"
 	      "                                  check, expected vs actual, root thumbprints\n"
@@ -294,12 +297,14 @@ static void device_register_usage(FILE *out)
 	fputs("Usage: amtprov device register --url https://HOST:PORT --token-file FILE\n"
 	      "                [--cacert FILE] (--from-json FILE | DEVICE OPTIONS)\n"
 	      "Registers a device through amtprovd's HTTPS API, as a host agent does. DEVICE\n"
-	      "OPTIONS are those of 'amtprov device add'. The token file holds the bearer token\n"
-	      "(one trailing newline is ignored). No manifest is needed.\n"
+	      "OPTIONS are those of 'amtprov device add'. The token file holds the host's\n"
+	      "enrollment secret ('amtprov enroll-secret', for this FQDN only) or an\n"
+	      "administrator token (one trailing newline is ignored). No manifest is needed.\n"
 	      "A known device registers again as with 'amtprov device add' (the server never\n"
 	      "accepts another device's FQDN or UUID: that takes 'device add --replace').\n"
 	      "Exit status: 0 registered, re-registered or nothing to do, 1 refused (R-PROV-01,\n"
-	      "blocked, unprovision pending, another device's FQDN or UUID), rejected token or\n"
+	      "blocked, unprovision pending, another device's FQDN or UUID, a name or address\n"
+	      "the site refuses, a secret for another FQDN), rejected token or\n"
 	      "server unreachable, 2 usage error or input the server found invalid, 6 the\n"
 	      "device or the server is busy: register again later (Retry-After).\n",
 	      out);
@@ -349,8 +354,8 @@ static int device_args(int argc, char **argv, int reg, struct dev_args *a)
 		case 'C': if (!reg) goto bad_opt; a->cacert = optarg; break;
 		case 'R':
 			if (reg) {
-				/* Every host agent holds the API token: a changed identity is
-				 * confirmed on the site database only. */
+				/* A changed identity is an administrator's decision, confirmed on
+				 * the site database only. */
 				fprintf(stderr, "amtprov: --replace is for 'amtprov -m FILE device add' "
 						"on the site; the API never replaces\n");
 				return EXIT_USAGE;
@@ -553,7 +558,7 @@ static int cmd_device_register(struct cli *c, int argc, char **argv)
 	struct http_body resp = {0};
 	char *body = NULL, url[2048], errbuf[CURL_ERROR_SIZE];
 	json_t *jb = NULL, *jr = NULL;
-	const char *msg, *result;
+	const char *msg, *result, *why;
 	long code = 0;
 	CURL *curl = NULL;
 	CURLcode cc;
@@ -664,13 +669,12 @@ static int cmd_device_register(struct cli *c, int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (code == 422 || code == 403 || (code == 409 && result)) {
-		const char *why = jr ? json_string_value(json_object_get(jr, "reason")) : NULL;
-
+	why = jr ? json_string_value(json_object_get(jr, "reason")) : NULL;
+	if (code == 422 || code == 403 || (code == 409 && result))
 		fprintf(stderr, "amtprov: refused %s: %s\n", a.in.fqdn, why ? why : "(no reason)");
-	} else {
-		fprintf(stderr, "amtprov: %s: HTTP %ld: %s\n", url, code, msg ? msg : "(no detail)");
-	}
+	else
+		fprintf(stderr, "amtprov: %s: HTTP %ld: %s%s%s\n", url, code,
+			msg ? msg : "(no detail)", why ? ": " : "", why ? why : "");
 	/* Busy: the device is in a step, or the server's database is (Retry-After). */
 	rc = code == 400					       ? EXIT_USAGE
 	     : code == 503 || (result && !strcmp(result, "busy")) ? EXIT_RETRY
@@ -1637,8 +1641,10 @@ static void cred_usage(FILE *out)
 	      out);
 }
 
-/* Opens the site with its plugins started and finds the credential store. */
-static int open_credstore(struct cli *c, struct site **s, struct plugin_instance **cs)
+/* Opens the site with its plugins started (or only the credential store, @p only_store)
+ * and finds the credential store. */
+static int open_credstore(struct cli *c, struct site **s, struct plugin_instance **cs,
+			  int only_store)
 {
 	struct amtprov_error err;
 	const char *name;
@@ -1654,7 +1660,8 @@ static int open_credstore(struct cli *c, struct site **s, struct plugin_instance
 		return EXIT_CONFIG;
 	}
 	amtprov_error_clear(&err);
-	if (plugin_host_start_all(site_plugins(*s), &err) != AMTPROV_OK) {
+	if ((only_store ? plugin_host_start_one(*cs, &err)
+			: plugin_host_start_all(site_plugins(*s), &err)) != AMTPROV_OK) {
 		print_error(&err);
 		return tool_exit_code(&err);
 	}
@@ -1710,7 +1717,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 			cred_usage(stderr);
 			return EXIT_USAGE;
 		}
-		rc = open_credstore(c, &s, &cs);
+		rc = open_credstore(c, &s, &cs, 0);
 		if (rc)
 			goto out;
 		if (pi_credstore_rotate(cs, &err) != AMTPROV_OK) {
@@ -1730,7 +1737,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 			cred_usage(stderr);
 			return EXIT_USAGE;
 		}
-		rc = open_credstore(c, &s, &cs);
+		rc = open_credstore(c, &s, &cs, 0);
 		if (rc)
 			goto out;
 		arr = c->json ? json_array() : NULL;
@@ -1754,7 +1761,7 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 	sec = read_secret(file, stdin, 1024 * 1024);
 	if (!sec)
 		return EXIT_FAIL;
-	rc = open_credstore(c, &s, &cs);
+	rc = open_credstore(c, &s, &cs, 0);
 	if (rc)
 		goto out;
 	if (pi_credstore_put(cs, name, sec, &err) != AMTPROV_OK) {
@@ -1773,6 +1780,107 @@ out:
 	json_decref(arr);
 	if (s)
 		plugin_host_stop_all(site_plugins(s));
+	site_close(s);
+	return rc;
+}
+
+/* ---- enroll-secret: a host's registration credential (docs/api.md) ---- */
+
+static void enroll_usage(FILE *out)
+{
+	fputs("Usage: amtprov -m FILE enroll-secret --fqdn FQDN [--uuid UUID]\n"
+	      "Prints the enrollment secret of one host: the only credential its agent needs to\n"
+	      "register (and re-register) that FQDN through amtprovd's API ('amtprov device\n"
+	      "register --token-file'). It is HMAC-SHA256 over the FQDN (and the UUID, when\n"
+	      "given) under the site registration key, the first of api.registration_keys in\n"
+	      "the credential store; nothing is stored. The FQDN must be a name the site may\n"
+	      "register (below site.dns_suffix, not the service point, site.fqdn_patterns).\n"
+	      "  --fqdn FQDN   the host's name; the secret registers this name only\n"
+	      "  --uuid UUID   bind the secret to the host's SMBIOS UUID as well\n"
+	      "The secret is printed on stdout (with --json: {fqdn, uuid, secret, key}); hand\n"
+	      "it to the host like a password. Exit status: 0 printed, 1 the name is outside\n"
+	      "the site's policy, 2 usage error, 3 no registration key (api.registration_keys)\n"
+	      "or one shorter than 32 bytes.\n",
+	      out);
+}
+
+static int cmd_enroll_secret(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {{"fqdn", required_argument, NULL, 'f'},
+					     {"uuid", required_argument, NULL, 'u'},
+					     {"help", no_argument, NULL, 'h'},
+					     {0}};
+	const char *fqdn = NULL, *uuid = NULL;
+	char secret[AUTHZ_SECRET_SIZE], why[512];
+	struct site *s = NULL;
+	struct plugin_instance *cs = NULL;
+	struct amtprov_secret *key = NULL;
+	struct amtprov_error err;
+	const struct manifest *m;
+	int o, rc;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'f': fqdn = optarg; break;
+		case 'u': uuid = optarg; break;
+		case 'h': enroll_usage(stdout); return EXIT_OK;
+		default: enroll_usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !fqdn) {
+		enroll_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!device_input_fqdn_valid(fqdn) || strlen(fqdn) >= STORE_FQDN_SIZE) {
+		fprintf(stderr, "amtprov: '%s' is not a fully qualified domain name\n", fqdn);
+		return EXIT_USAGE;
+	}
+	if (uuid && !device_input_uuid_valid(uuid)) {
+		fprintf(stderr, "amtprov: '%s' is not a UUID (8-4-4-4-12 hex digits)\n", uuid);
+		return EXIT_USAGE;
+	}
+	rc = open_credstore(c, &s, &cs, 1);
+	if (rc)
+		goto out;
+	m = site_manifest(s);
+	if (m->api.n_registration_keys == 0) {
+		fprintf(stderr, "amtprov: %s: /api/registration_keys: the site has no registration "
+				"key; add one (docs/api.md)\n", c->manifest);
+		rc = EXIT_CONFIG;
+		goto out;
+	}
+	/* The same policy registration and the CA request apply: a secret for a name the site
+	 * never registers would only mislead. */
+	if (!authz_name_allowed(m, fqdn, 1, why, sizeof(why))) {
+		fprintf(stderr, "amtprov: refused: %s\n", why);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	amtprov_error_clear(&err);
+	rc = pi_credstore_get(cs, m->api.registration_keys[0], &key, &err);
+	if (rc == AMTPROV_OK)
+		rc = authz_secret_mint(key, fqdn, uuid, secret, sizeof(secret), &err);
+	util_secret_free(key);
+	if (rc != AMTPROV_OK) {
+		fprintf(stderr, "amtprov: /api/registration_keys/0 ('%s'): %s\n",
+			m->api.registration_keys[0], err.msg);
+		rc = rc == AMTPROV_E_NOMEM || rc == AMTPROV_E_CRYPTO ? EXIT_FAIL : EXIT_CONFIG;
+		goto out;
+	}
+	if (c->json) {
+		json_t *j = json_pack("{s:s,s:s,s:s}", "secret", secret, "key",
+				      m->api.registration_keys[0], "fqdn", fqdn);
+
+		if (j)
+			json_object_set_new(j, "uuid", uuid ? json_string(uuid) : json_null());
+		emit_json(j);
+	} else {
+		printf("%s\n", secret);
+	}
+	util_wipe(secret, sizeof(secret));
+	rc = EXIT_OK;
+out:
 	site_close(s);
 	return rc;
 }
@@ -2409,6 +2517,8 @@ int main(int argc, char **argv)
 		rc = cmd_status(&c, argc, argv);
 	else if (strcmp(cmd, "cred") == 0)
 		rc = cmd_cred(&c, argc, argv);
+	else if (strcmp(cmd, "enroll-secret") == 0)
+		rc = cmd_enroll_secret(&c, argc, argv);
 	else if (strcmp(cmd, "plugin") == 0)
 		rc = cmd_plugin(&c, argc, argv);
 	else if (strcmp(cmd, "states") == 0)

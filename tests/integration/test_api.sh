@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # The registration API (docs/api.md): amtprovd serves HTTPS on loopback; a host agent
-# registers devices with a bearer token (R-PROV-02/03), a provisioned device is refused
-# (R-PROV-01), a known device registers again (docs/states.md), and nothing is written
-# without the token.
+# registers its own device with the enrollment secret an administrator minted for it
+# (R-PROV-02/03), a provisioned device is refused (R-PROV-01), a known device registers
+# again (docs/states.md), an administrator token does the device operations, and nothing
+# is written without a credential. The refusals of each scope: test_api_authz.sh.
 TEST_NAME=api
 . "$(dirname "$0")/lib.sh"
 
@@ -15,7 +16,8 @@ PORT=$((20000 + $$ % 20000))
 URL="https://$IP:$PORT"
 O="$T/out"; E="$T/err"
 M="$T/site/site.json"
-TOKEN="tok-$(openssl rand -hex 24)"
+TOKEN="tok-$(openssl rand -hex 24)"          # an administrator's token
+REGKEY="$(openssl rand -hex 32)"             # the site registration key
 
 # --- a server certificate for $IP
 pki="$T/pki"; mkdir -p "$pki"
@@ -33,18 +35,28 @@ cat >"$M" <<JSON
   "plugins": { "creds": {"plugin": "credstore-file"} },
   "credentials": {"store": "creds"},
   "api": { "listen": "$IP:$PORT", "certificate": "$pki/api.pem", "key": "$pki/api.key",
-           "tokens": ["api/agent-token"], "max_body": 4096 }
+           "admin_tokens": ["api/admin-token"], "registration_keys": ["api/registration-key"],
+           "address_allow": ["10.0.0.0/24"], "max_body": 4096 }
 }
 JSON
 
-# --- the token goes into the credential store; it is never echoed
-expect_rc 0 "cred set --stdin stores the token" run_cli "$O" "$E" -m "$M" cred set api/agent-token --stdin <<<"$TOKEN"
+# --- the token and the key go into the credential store; they are never echoed
+expect_rc 0 "cred set --stdin stores the token" run_cli "$O" "$E" -m "$M" cred set api/admin-token --stdin <<<"$TOKEN"
+expect_rc 0 "cred set stores the registration key" run_cli "$O" "$E" -m "$M" cred set api/registration-key --stdin <<<"$REGKEY"
 check "cred set does not print the secret" bash -c "! grep -qF -- '$TOKEN' '$O' '$E'"
 printf '%s\n' "$TOKEN" >"$T/token"; chmod 600 "$T/token"
 printf 'another-secret-value-1234\n' >"$T/other"
 expect_rc 0 "cred set --from-file" run_cli "$O" "$E" -m "$M" cred set other --from-file "$T/other"
 expect_rc 0 "cred list" run_cli "$O" "$E" -m "$M" cred list
-check "cred list shows the names only" bash -c "grep -qx 'api/agent-token' '$O' && grep -qx other '$O' && ! grep -q 'another-secret' '$O'"
+check "cred list shows the names only" bash -c "grep -qx 'api/admin-token' '$O' && grep -qx other '$O' && ! grep -q 'another-secret' '$O'"
+# secret FQDN: the host's enrollment secret (amtprov enroll-secret), also in $T/FQDN.secret
+secret() { "$AMTPROV" -m "$M" enroll-secret --fqdn "$1" | tee "$T/$1.secret"; chmod 600 "$T/$1.secret"; }
+H1=(-H "Authorization: Bearer $(secret pc1.contoso.com)")
+H2=(-H "Authorization: Bearer $(secret pc2.contoso.com)")
+H3=(-H "Authorization: Bearer $(secret pc3.contoso.com)")
+H9=(-H "Authorization: Bearer $(secret pc9.contoso.com)")
+for h in pc7 pc8 pc10 pc11 pc12; do secret $h.contoso.com >/dev/null; done
+check "enroll-secret prints a secret for the FQDN" grep -q '^amtprov-e1_pc1.contoso.com__[0-9a-f]\{64\}$' "$T/pc1.contoso.com.secret"
 expect_rc 2 "cred set needs --from-file or --stdin" run_cli "$O" "$E" -m "$M" cred set x
 
 "$AMTPROV" -m "$M" db init >/dev/null
@@ -80,32 +92,34 @@ check "still no device" is "$(ndev)" 0
 check "GET of a device without a token is 401" is "$(c "$URL/v1/devices/pc1.contoso.com")" 401
 check "the refusal was logged" grep -q "api: POST /v1/devices from .* refused: wrong bearer token" "$LOG"
 
-check "good token: 201 Created" is "$(post "$D1" "${AUTH[@]}")" 201
+check "pc1's enrollment secret: 201 Created" is "$(post "$D1" "${H1[@]}")" 201
 check "the answer names the device and its state" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fqdn"]=="pc1.contoso.com" and d["state"]=="REGISTERED" and d["id"]>0' "$O"
 check "the device appears in device list" bash -c "'$AMTPROV' -m '$M' device list | grep -q pc1.contoso.com"
 past_registered() { "$AMTPROV" -m "$M" device list 2>/dev/null | grep pc1.contoso.com | grep -q NEED_DEVICE_CHECK; }
 check "provisioning starts at once (waits in NEED_DEVICE_CHECK without a transport)" wait_for 10 past_registered
-check "GET /v1/devices/{fqdn} shows its state" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
+check "GET /v1/devices/{fqdn} shows its state (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
 check "... without the OTP hash" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="NEED_DEVICE_CHECK" and "otp_hash" not in d and "last_error" in d' "$O"
-check "GET by UUID" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
+check "GET by UUID (administrator)" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
+check "GET by UUID (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
 check "GET of an unknown device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/nosuch.contoso.com")" 404
 check "status 8100 was recorded" bash -c "'$AMTPROV' -m '$M' status --id 8100 | grep -q pc1.contoso.com"
 
 # Re-registration (docs/states.md): the same FQDN and UUID again is the agent running again.
-check "the same device again is a re-registration: 200" is "$(post "$D1" "${AUTH[@]}")" 200
+check "the same device again is a re-registration: 200" is "$(post "$D1" "${H1[@]}")" 200
 check "... saying so, with the state it left" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["result"]=="re-registered" and d["previous_state"] in ("NEED_DEVICE_CHECK","REGISTERED") and d["state"]=="REGISTERED", d' "$O"
 check "status 8113 was recorded" bash -c "'$AMTPROV' -m '$M' status --id 8113 | grep -q pc1.contoso.com"
-check "its UUID under another FQDN is 409 naming the field" is "$(post "$(dev_json pc9.contoso.com 11111111-2222-4333-8444-000000000001)" "${AUTH[@]}")" 409
+check "its UUID under another FQDN is 409 naming the field" is "$(post "$(dev_json pc9.contoso.com 11111111-2222-4333-8444-000000000001)" "${H9[@]}")" 409
 check "... field fqdn, an identity conflict, status 8114" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["field"]=="fqdn" and d["result"]=="identity" and d["status"]==8114, d' "$O"
-check "its FQDN with another UUID is 409, field uuid" is "$(post "$(dev_json pc1.contoso.com 11111111-2222-4333-8444-0000000000ff)" "${AUTH[@]}")" 409
-check "... and the API takes no 'replace'" is "$(post '{"fqdn":"pc1.contoso.com","uuid":"11111111-2222-4333-8444-0000000000ff","amt_version":"11.8.50","replace":true}' "${AUTH[@]}")" 400
+check "... naming neither the other device nor its state to the host" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fqdn"]=="pc9.contoso.com" and "pc1" not in json.dumps(d) and "state" not in d, d' "$O"
+check "its FQDN with another UUID is 409, field uuid" is "$(post "$(dev_json pc1.contoso.com 11111111-2222-4333-8444-0000000000ff)" "${H1[@]}")" 409
+check "... and the API takes no 'replace'" is "$(post '{"fqdn":"pc1.contoso.com","uuid":"11111111-2222-4333-8444-0000000000ff","amt_version":"11.8.50","replace":true}' "${H1[@]}")" 400
 
 D2=$(dev_json pc2.contoso.com 11111111-2222-4333-8444-000000000002 post)
-check "R-PROV-01: a provisioned (post) device is 422" is "$(post "$D2" "${AUTH[@]}")" 422
+check "R-PROV-01: a provisioned (post) device is 422" is "$(post "$D2" "${H2[@]}")" 422
 check "R-PROV-01: the answer says why" grep -q "already provisioned" "$O"
 check "R-PROV-01: status 8101 recorded" bash -c "'$AMTPROV' -m '$M' status --id 8101 | grep -q pc2.contoso.com"
 D3=$(dev_json pc3.contoso.com 11111111-2222-4333-8444-000000000003 in)
-check "'in' (remote configuration pending) is accepted" is "$(post "$D3" "${AUTH[@]}")" 201
+check "'in' (remote configuration pending) is accepted" is "$(post "$D3" "${H3[@]}")" 201
 
 check "malformed JSON is 400" is "$(post '{"fqdn": ' "${AUTH[@]}")" 400
 check "... naming the problem" grep -q "malformed JSON at line" "$O"
@@ -124,38 +138,42 @@ check "GET /v1/devices is 405" is "$(c "${AUTH[@]}" "$URL/v1/devices")" 405
 check "POST /v1/health is 405" is "$(c -X POST "$URL/v1/health")" 405
 
 # --- amtprov device register: the host agent's client
-expect_rc 0 "device register round trip" run_cli "$O" "$E" device register --url "$URL" \
-  --token-file "$T/token" --cacert "$pki/api.pem" --fqdn pc7.contoso.com \
+expect_rc 0 "device register round trip (pc7's enrollment secret)" run_cli "$O" "$E" device register --url "$URL" \
+  --token-file "$T/pc7.contoso.com.secret" --cacert "$pki/api.pem" --fqdn pc7.contoso.com \
   --uuid 11111111-2222-4333-8444-000000000007 --amt-version 12.0.45 --wired-ip 10.0.0.7
 check "device register prints the result" grep -q "registered pc7.contoso.com" "$O"
 check "the registered device is in the database" bash -c "'$AMTPROV' -m '$M' device list | grep -q pc7.contoso.com"
 dev_json pc8.contoso.com 11111111-2222-4333-8444-000000000008 >"$T/agent.json"
 expect_rc 0 "device register --from-json (host agent output)" run_cli "$O" "$E" device register \
-  --url "$URL/" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
+  --url "$URL/" --token-file "$T/pc8.contoso.com.secret" --cacert "$pki/api.pem" --from-json "$T/agent.json"
 expect_rc 0 "device register of a known device re-registers it (exit 0)" run_cli "$O" "$E" device register \
-  --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/agent.json"
+  --url "$URL" --token-file "$T/pc8.contoso.com.secret" --cacert "$pki/api.pem" --from-json "$T/agent.json"
 check "... saying so" grep -q "re-registered pc8.contoso.com" "$O"
 expect_rc 1 "device register with another device's UUID exits 1" run_cli "$O" "$E" device register \
-  --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --fqdn pc12.contoso.com \
+  --url "$URL" --token-file "$T/pc12.contoso.com.secret" --cacert "$pki/api.pem" --fqdn pc12.contoso.com \
   --uuid 11111111-2222-4333-8444-000000000008 --amt-version 12.0.45
-check "... saying why" grep -q "registered as pc8.contoso.com" "$E"
+check "... saying why" grep -q "belongs to another registered device" "$E"
+expect_rc 1 "device register of another host's FQDN exits 1" run_cli "$O" "$E" device register \
+  --url "$URL" --token-file "$T/pc12.contoso.com.secret" --cacert "$pki/api.pem" --fqdn pc13.contoso.com \
+  --uuid 11111111-2222-4333-8444-000000000013 --amt-version 12.0.45
+check "... saying whose secret it is" grep -q "enrollment secret is for pc12.contoso.com" "$E"
 expect_rc 2 "device register --replace is a usage error (administrators only)" run_cli "$O" "$E" \
-  device register --url "$URL" --token-file "$T/token" --from-json "$T/agent.json" --replace
+  device register --url "$URL" --token-file "$T/pc8.contoso.com.secret" --from-json "$T/agent.json" --replace
 dev_json pc10.contoso.com 11111111-2222-4333-8444-000000000010 post >"$T/post.json"
 expect_rc 1 "device register of a provisioned device exits 1 (R-PROV-01)" run_cli "$O" "$E" \
-  device register --url "$URL" --token-file "$T/token" --cacert "$pki/api.pem" --from-json "$T/post.json"
+  device register --url "$URL" --token-file "$T/pc10.contoso.com.secret" --cacert "$pki/api.pem" --from-json "$T/post.json"
 check "... saying why" grep -q "already provisioned" "$E"
 expect_rc 1 "device register with a wrong token exits 1" run_cli "$O" "$E" device register \
   --url "$URL" --token-file "$T/other" --cacert "$pki/api.pem" --fqdn pc11.contoso.com \
   --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
 expect_rc 1 "device register without the CA (unverified server) exits 1" run_cli "$O" "$E" \
-  device register --url "$URL" --token-file "$T/token" --fqdn pc11.contoso.com \
+  device register --url "$URL" --token-file "$T/pc11.contoso.com.secret" --fqdn pc11.contoso.com \
   --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
 expect_rc 2 "device register refuses http://" run_cli "$O" "$E" device register \
-  --url "http://$IP:$PORT" --token-file "$T/token" --fqdn pc11.contoso.com \
+  --url "http://$IP:$PORT" --token-file "$T/pc11.contoso.com.secret" --fqdn pc11.contoso.com \
   --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
 expect_rc 2 "device register checks input locally" run_cli "$O" "$E" device register \
-  --url "$URL" --token-file "$T/token" --fqdn "bad host" \
+  --url "$URL" --token-file "$T/pc11.contoso.com.secret" --fqdn "bad host" \
   --uuid 11111111-2222-4333-8444-000000000011 --amt-version 12.0.45
 
 # --- device operations (docs/api.md): the same requests as 'amtprov device OP'
@@ -181,6 +199,8 @@ check "TLS 1.2 works" bash -c "curl -s -m 5 -o /dev/null --cacert '$pki/api.pem'
 
 # --- secrets never reach the log
 check "the token never appears in the log" bash -c "! grep -qF -- '$TOKEN' '$LOG'"
+check "the registration key never appears in the log" bash -c "! grep -qF -- '$REGKEY' '$LOG'"
+check "no enrollment secret appears in the log" bash -c "! grep -qF -- \"\$(cut -d_ -f4 '$T/pc1.contoso.com.secret')\" '$LOG'"
 check "the OTP hash never appears in the log" bash -c "! grep -qF -- '$(printf otp | sha256sum | cut -d' ' -f1)' '$LOG'"
 
 kill -TERM "$DAEMON_PID"

@@ -14,7 +14,8 @@ expect_rc 0 "--help exits 0" run_cli "$O" "$E" --help
 check "--help prints usage on stdout" grep -q "Usage: amtprov" "$O"
 # Every subcommand answers -h/--help on stdout with exit 0, with no manifest needed.
 for sub in "device -h" "device block -h" "device update --help" "device list -h" \
-           "task -h" "task list -h" "task run -h" "cert list -h" "status -h" "cred -h"; do
+           "task -h" "task list -h" "task run -h" "cert list -h" "status -h" "cred -h" \
+           "enroll-secret -h"; do
   # shellcheck disable=SC2086
   expect_rc 0 "'$sub' exits 0 without a manifest" \
     bash -c 'env -u AMTPROV_MANIFEST "$0" "${@:3}" >"$1" 2>"$2"' "$AMTPROV" "$O" "$E" $sub

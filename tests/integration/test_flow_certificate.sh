@@ -58,6 +58,17 @@ check "the web server key is in the encrypted credential store, not in clear" \
   bash -c "test -s '$T/site/state/plugins/creds/credentials.store' && ! grep -q 'PRIVATE KEY' '$T/site/state/plugins/creds/credentials.store'"
 check "the key is nowhere in amtprovd's log" bash -c "! grep -q 'PRIVATE KEY' '$T/d1.log'"
 
+# The CA is only ever asked for a name of the site's policy (docs/api.md "Who may do what"):
+# pc1 registered before site.fqdn_patterns excluded it
+site_with_ca fake-ca-issued '{}'
+sed -i 's/"dns_suffix": "contoso.com" }/"dns_suffix": "contoso.com", "fqdn_patterns": ["desk-*.contoso.com"] }/' "$T/site/site.json"
+"$AMTPROVD" -m "$T/site/site.json" --once 2>"$T/d5.log"
+check "R-PC-05: a device outside site.fqdn_patterns fails before any certificate request" \
+  test "$(state_of pc1.contoso.com)" = FAILED
+check "... saying why" test -n "$(q "select 1 from devices where last_error like '%matches none of the site''s fqdn_patterns%'")"
+check "... and the CA was asked for nothing" \
+  test "$(q "select count(*) from certificates")/$(q "select count(*) from status_messages where msg_id=8200")" = 0/0
+
 # REJECTED
 site_with_ca fake-ca-rejected '{"reason": "template AMTWebServer not allowed"}'
 "$AMTPROVD" -m "$T/site/site.json" --once 2>"$T/d2.log"

@@ -56,24 +56,33 @@ q() { sqlite3 "$T/site/state/site.db" "$1"; }
 
 fleet; check "amtsim serves four devices" start_sim
 
-# --- the registration API on $NET.240 (docs/api.md), its token in the credential store
+# --- the registration API on $NET.240 (docs/api.md): each host agent registers with the
+# enrollment secret minted for its FQDN (amtprov enroll-secret) under the site registration
+# key in the credential store; the devices' addresses are in the manifest's allow-list
 API="https://$NET.240:8443"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/pki/api.key" -out "$T/pki/api.pem" \
   -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$NET.240" 2>/dev/null
 chmod 600 "$T/pki/api.key"
 write_site '"api": {"listen": "'"$NET"'.240:8443", "certificate": "'"$T"'/pki/api.pem",
-            "key": "'"$T"'/pki/api.key", "tokens": ["api/agent-token"]}'
-openssl rand -hex 24 >"$T/token"; chmod 600 "$T/token"
-"$AMTPROV" -m "$SITE" cred set api/agent-token --from-file "$T/token" >/dev/null
+            "key": "'"$T"'/pki/api.key", "registration_keys": ["api/registration-key"],
+            "address_allow": ["'"$NET"'.0/24"]}'
+openssl rand -hex 32 >"$T/regkey"; chmod 600 "$T/regkey"
+"$AMTPROV" -m "$SITE" cred set api/registration-key --from-file "$T/regkey" >/dev/null
+# secret_of FILE: the file holding the enrollment secret of the FQDN in agent report FILE
+secret_of() {
+  local f; f=$(sed -n 's/.*"fqdn": *"\([^"]*\)".*/\1/p' "$1")   # no python: a step is timed below
+  [ -s "$T/$f.secret" ] || { "$AMTPROV" -m "$SITE" enroll-secret --fqdn "$f" >"$T/$f.secret"; chmod 600 "$T/$f.secret"; }
+  echo "$T/$f.secret"
+}
 # register_api FILE: the host agent's registration through the API (amtprov device register)
 register_api() {
-  "$AMTPROV" --json device register --url "$API" --token-file "$T/token" --cacert "$T/pki/api.pem" \
+  "$AMTPROV" --json device register --url "$API" --token-file "$(secret_of "$1")" --cacert "$T/pki/api.pem" \
     --from-json "$1" >"$T/reg.out" 2>"$T/reg.err"
 }
 # post FILE: the same with curl, for the HTTP code and headers; body in $T/post.json
 post() {
   curl -s -D "$T/post.hdr" -o "$T/post.json" -w '%{http_code}' --cacert "$T/pki/api.pem" \
-    -H "Authorization: Bearer $(cat "$T/token")" -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $(cat "$(secret_of "$1")")" -H 'Content-Type: application/json' \
     --data-binary @"$1" "$API/v1/devices"
 }
 
@@ -158,8 +167,11 @@ python3 - "$T/pc1.reset.json" "$T/pc1.renamed.json" <<'PY'
 import json, sys
 a = json.load(open(sys.argv[1])); a["fqdn"] = "pc9.contoso.com"; json.dump(a, open(sys.argv[2], "w"))
 PY
-check "pc1's UUID claiming another FQDN is 409" test "$(post "$T/pc1.renamed.json")" = 409
+check "pc1's UUID claiming another FQDN (pc9's secret) is 409" test "$(post "$T/pc1.renamed.json")" = 409
 check "... naming the field fqdn" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["field"]=="fqdn" and d["result"]=="identity", d' "$T/post.json"
+check "pc1's secret cannot register pc9 at all: 403" test "$(curl -s -o "$T/post.json" -w '%{http_code}' --cacert "$T/pki/api.pem" \
+  -H "Authorization: Bearer $(cat "$(secret_of "$T/pc1.reset.json")")" -H 'Content-Type: application/json' \
+  --data-binary @"$T/pc1.renamed.json" "$API/v1/devices")" = 403
 check "pc1 is untouched" test "$(q "select fqdn || ' ' || state from devices where uuid='$(uuid_of 1)'")" = "pc1.contoso.com PROVISIONED"
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 check "no sanitizer report (amtprovd with the API)" no_sanitizer_reports "$T/amtprovd.api.log"

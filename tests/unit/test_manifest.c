@@ -887,8 +887,10 @@ static void test_api_section_is_parsed(void)
 {
 	struct manifest_problems pr = {0};
 	struct manifest *m = expect_ok(API_HEAD ",'api':{'listen':'127.0.0.1:8443','certificate':"
-					       "'api.pem','key':'/etc/api.key','tokens':['api/a',"
-					       "'api/b'],'client_ca':'ca.pem','max_body':2048,"
+					       "'api.pem','key':'/etc/api.key','admin_tokens':['api/a',"
+					       "'api/b'],'registration_keys':['api/reg'],"
+					       "'address_allow':['10.1.0.0/16','fd00::/8','10.0.0.7'],"
+					       "'client_ca':'ca.pem','max_body':2048,"
 					       "'max_connections':50,'request_deadline_seconds':4}}",
 				       &pr);
 
@@ -899,9 +901,15 @@ static void test_api_section_is_parsed(void)
 	CU_ASSERT_STRING_EQUAL(m->api.certificate, "/srv/amtprov/contoso/api.pem");
 	CU_ASSERT_STRING_EQUAL(m->api.key, "/etc/api.key");
 	CU_ASSERT_STRING_EQUAL(m->api.client_ca, "/srv/amtprov/contoso/ca.pem");
-	CU_ASSERT_EQUAL(m->api.n_tokens, 2);
-	CU_ASSERT_STRING_EQUAL(m->api.tokens[1], "api/b");
-	CU_ASSERT_PTR_NULL(m->api.tokens[2]);
+	CU_ASSERT_EQUAL(m->api.n_admin_tokens, 2);
+	CU_ASSERT_STRING_EQUAL(m->api.admin_tokens[1], "api/b");
+	CU_ASSERT_PTR_NULL(m->api.admin_tokens[2]);
+	CU_ASSERT_EQUAL(m->api.n_registration_keys, 1);
+	CU_ASSERT_STRING_EQUAL(m->api.registration_keys[0], "api/reg");
+	/* The secure default: an address in the allow-list or one the FQDN resolves to. */
+	CU_ASSERT_EQUAL(m->api.address_check, MANIFEST_ADDR_DNS_OR_ALLOW_LIST);
+	CU_ASSERT_EQUAL(m->api.n_address_allow, 3);
+	CU_ASSERT_EQUAL(m->api.address_allow[2].prefix, 32);
 	CU_ASSERT_EQUAL(m->api.max_body, 2048);
 	CU_ASSERT_EQUAL(m->api.max_connections, 50);
 	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 4);
@@ -909,7 +917,7 @@ static void test_api_section_is_parsed(void)
 	manifest_problems_free(&pr);
 
 	m = expect_ok(API_HEAD ",'api':{'listen':'[::1]:443','certificate':'a.pem','key':'a.key',"
-			       "'tokens':['t']}}",
+			       "'registration_keys':['k'],'address_check':'dns'}}",
 		      &pr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_STRING_EQUAL(m->api.host, "::1");
@@ -918,6 +926,8 @@ static void test_api_section_is_parsed(void)
 	/* 0: sized from the open-files limit when the API starts */
 	CU_ASSERT_EQUAL(m->api.max_connections, 0);
 	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 10);
+	CU_ASSERT_EQUAL(m->api.n_admin_tokens, 0);
+	CU_ASSERT_EQUAL(m->api.address_check, MANIFEST_ADDR_DNS);
 	CU_ASSERT_PTR_NULL(m->api.client_ca);
 	manifest_free(m);
 	manifest_problems_free(&pr);
@@ -925,13 +935,15 @@ static void test_api_section_is_parsed(void)
 	m = expect_ok(HEAD "}", &pr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
 	CU_ASSERT_EQUAL(m->api.enabled, 0);
+	CU_ASSERT_EQUAL(m->n_fqdn_patterns, 0);
 	manifest_free(m);
 	manifest_problems_free(&pr);
 }
 
 static void test_api_section_errors_have_paths(void)
 {
-#define API_OK_REST "'certificate':'a.pem','key':'a.key','tokens':['t']"
+#define API_OK_REST "'certificate':'a.pem','key':'a.key','admin_tokens':['t']"
+#define API_L "'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key'"
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:8443'," API_OK_REST ",'port':1}}",
 		     "/api/port", "unknown key");
 	expect_error(API_HEAD ",'api':{" API_OK_REST "}}", "/api/listen", "missing required key");
@@ -943,21 +955,38 @@ static void test_api_section_errors_have_paths(void)
 		     "port from 1 to 65535");
 	expect_error(API_HEAD ",'api':{'listen':'::1:443'," API_OK_REST "}}", "/api/listen",
 		     "[IPv6]:port");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','key':'a.key','tokens':['t']}}",
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','key':'a.key','admin_tokens':['t']}}",
 		     "/api/certificate", "missing required key");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','tokens':['t']}}",
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem',"
+			      "'admin_tokens':['t']}}",
 		     "/api/key", "missing required key");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key'}}",
-		     "/api/tokens", "missing required key");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
-			      "'tokens':[]}}",
-		     "/api/tokens", "at least one");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
-			      "'tokens':['t','t']}}",
-		     "/api/tokens/1", "listed twice");
-	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
-			      "'tokens':['bad name']}}",
-		     "/api/tokens/0", "not a valid credential name");
+	expect_error(API_HEAD ",'api':{" API_L "}}", "/api", "names no credential");
+	/* The shared token of earlier versions is refused, saying what to change. */
+	expect_error(API_HEAD ",'api':{" API_L ",'tokens':['t']}}", "/api/tokens",
+		     "rename it to 'admin_tokens'");
+	expect_error(API_HEAD ",'api':{" API_L ",'admin_tokens':[]}}", "/api/admin_tokens",
+		     "at least one");
+	expect_error(API_HEAD ",'api':{" API_L ",'admin_tokens':['t','t']}}",
+		     "/api/admin_tokens/1", "listed twice");
+	expect_error(API_HEAD ",'api':{" API_L ",'admin_tokens':['bad name']}}",
+		     "/api/admin_tokens/0", "not a valid credential name");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['bad name']}}",
+		     "/api/registration_keys/0", "not a valid credential name");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['k'],'address_check':"
+			      "'maybe'}}",
+		     "/api/address_check", "is not one of");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['k'],'address_check':"
+			      "'allow_list'}}",
+		     "/api/address_allow", "needs the networks");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['k'],'address_allow':"
+			      "['10.0.0.5/8']}}",
+		     "/api/address_allow/0", "host bits");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['k'],'address_allow':"
+			      "['10.0.0.0/33']}}",
+		     "/api/address_allow/0", "prefix length");
+	expect_error(API_HEAD ",'api':{" API_L ",'registration_keys':['k'],'address_allow':"
+			      "['lan.contoso.com']}}",
+		     "/api/address_allow/0", "not an IPv4 or IPv6 address");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_body':10}}",
 		     "/api/max_body", "from 1024 to 1048576");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_connections':0}}",
@@ -969,9 +998,33 @@ static void test_api_section_errors_have_paths(void)
 		     "/api/client_ca", "must not be empty");
 	expect_error(API_HEAD ",'api':[]}", "/api", "must be an object");
 	/* Tokens live in the credential store: naming them without one is an error. */
-	expect_error(HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST "}}", "/api/tokens/0",
-		     "credentials.store");
+	expect_error(HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST "}}",
+		     "/api/admin_tokens/0", "credentials.store");
+#undef API_L
 #undef API_OK_REST
+}
+
+/* site.fqdn_patterns: globs below dns_suffix, lower-cased; anything else refused. */
+static void test_fqdn_patterns(void)
+{
+#define SITE_P(pats)                                                                       \
+	"{'manifest_version':1,'site':{'name':'contoso-lab','service_point_fqdn':"         \
+	"'oob.contoso.com','dns_suffix':'contoso.com','fqdn_patterns':" pats "}}"
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(SITE_P("['PC-*.contoso.com','*.desk.contoso.com']"), &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->n_fqdn_patterns, 2);
+	CU_ASSERT_STRING_EQUAL(m->fqdn_patterns[0], "pc-*.contoso.com");
+	CU_ASSERT_PTR_NULL(m->fqdn_patterns[2]);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	expect_error(SITE_P("[]"), "/site/fqdn_patterns", "at least one");
+	expect_error(SITE_P("['*.fabrikam.com']"), "/site/fqdn_patterns/0", "below the DNS suffix");
+	expect_error(SITE_P("['*contoso.com']"), "/site/fqdn_patterns/0", "below the DNS suffix");
+	expect_error(SITE_P("['contoso.com']"), "/site/fqdn_patterns/0", "below the DNS suffix");
+	expect_error(SITE_P("['pc_1.contoso.com']"), "/site/fqdn_patterns/0", "only letters");
+#undef SITE_P
 }
 
 void register_manifest_tests(void)
@@ -1029,6 +1082,7 @@ void register_manifest_tests(void)
 		{"problems print format", test_problems_print_format},
 		{"api section is parsed", test_api_section_is_parsed},
 		{"api section errors have paths", test_api_section_errors_have_paths},
+		{"site.fqdn_patterns: globs below dns_suffix (R-PC-05)", test_fqdn_patterns},
 	};
 	CU_pSuite s = CU_add_suite("manifest", NULL, NULL);
 	size_t i;

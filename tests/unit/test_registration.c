@@ -369,6 +369,33 @@ static void test_post_report(void)
 	fx_done(&f);
 }
 
+/* R-PC-02: the service point's own name is refused before anything is read or written: no
+ * device, no status message, no audit, whoever asks (the administrator's --replace too).
+ * site.fqdn_patterns refuse the same way (test_api_authz.sh). */
+static void test_name_policy_refusal_writes_nothing(void)
+{
+	static const char *const names[] = {"oob.contoso.com", "OOB.Contoso.COM"};
+	struct fx f;
+	struct registration r;
+	struct amtprov_error err;
+	struct store_device d;
+
+	fx_init(&f);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		CU_ASSERT_EQUAL(reg(&f, report(names[i], UUID1, OTP1, "pre"), 1, &r), REG_NAME);
+		CU_ASSERT_STRING_EQUAL(r.field, "fqdn");
+		CU_ASSERT_EQUAL(r.status_id, 0);
+		CU_ASSERT_EQUAL(r.dev.id, 0);
+	}
+	CU_ASSERT_TRUE(tu_contains(r.message, "service point"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_find(site_store(f.s), UUID1, &d, &err), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_EQUAL(statuses(&f, STATUS_DEVICE_REFUSED, NULL, 0), 0);
+	CU_ASSERT_EQUAL(statuses(&f, STATUS_REREGISTRATION_REFUSED, NULL, 0), 0);
+	CU_ASSERT_STRING_EQUAL(registration_verdict_name(REG_NAME), "name");
+	fx_done(&f);
+}
+
 void register_registration_tests(void)
 {
 	CU_pSuite s = CU_add_suite("registration", NULL, NULL);
@@ -376,6 +403,8 @@ void register_registration_tests(void)
 	if (!s)
 		return;
 	CU_add_test(s, "the state rule for every state", test_rule_for_every_state);
+	CU_add_test(s, "the service point's name is refused, nothing written",
+		    test_name_policy_refusal_writes_nothing);
 	CU_add_test(s, "R-REV-02b: a device reset locally registers again, audited, status 8113",
 		    test_new_then_reset_device_reregisters);
 	CU_add_test(s, "blocked, busy, unprovision pending: refused, nothing changes",
