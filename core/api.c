@@ -479,7 +479,8 @@ static void finish_registration(struct api *a, struct evhttp_request *req,
 struct lookup {
 	struct lookup *next;
 	struct api *a;               /* NULL once the API is freed: the answer is dropped */
-	struct evhttp_request *req;  /* likewise */
+	struct evhttp_request *req;  /* likewise, and NULL once its connection freed it */
+	struct evhttp_connection *con; /* req's, to recognise it when it closes */
 	json_t *body;                /* keeps di's strings */
 	struct device_input di;
 	struct caller who;
@@ -560,6 +561,21 @@ static void address_refusal(const struct lookup *l, int allow_list, char *buf, s
 			 allow_list ? " nor in api.address_allow" : "");
 }
 
+/*
+ * evhttp's close callback of a connection whose request waits for a lookup. The connection
+ * is being freed: by api_conn.c (deadline, cap) or evhttp_free(), with the request still
+ * attached, which frees it too; or after the client went away, when evhttp has detached the
+ * request first and it survives until answered (evhttp_send_reply() then frees it).
+ */
+static void lookup_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct api *a = arg;
+
+	for (struct lookup *l = a->lookups; l; l = l->next)
+		if (l->con == evcon && l->req && evhttp_request_get_connection(l->req) == evcon)
+			l->req = NULL;
+}
+
 /* Loop thread: the lookup is over. */
 static void lookup_done(int rc, const struct amtprov_error *err, void *arg)
 {
@@ -570,7 +586,12 @@ static void lookup_done(int rc, const struct amtprov_error *err, void *arg)
 	(void)err;
 	if (l->a) {
 		lookup_unlink(l);
-		if (l->matched) {
+		if (!l->req) {
+			/* Closed meanwhile (deadline or cap): nobody to answer, nothing recorded;
+			 * the agent registers again. */
+			alog(l->a->log, AMTPROV_LOG_INFO, "api: registration of %s from %s dropped: "
+			     "its connection closed during the address check", l->di.fqdn, l->peer);
+		} else if (l->matched) {
 			finish_registration(l->a, l->req, &l->who, &l->di, l->peer);
 		} else {
 			address_refusal(l, site_manifest(l->a->site)->api.address_check ==
@@ -590,7 +611,9 @@ static void lookup_abort(void *arg)
 
 	if (l->a) {
 		lookup_unlink(l);
-		reply_error(l->req, 503, "Service Unavailable", "amtprovd is shutting down", NULL);
+		if (l->req)
+			reply_error(l->req, 503, "Service Unavailable", "amtprovd is shutting down",
+				    NULL);
 	}
 	lookup_free(l);
 }
@@ -647,6 +670,9 @@ static int address_check(struct api *a, struct evhttp_request *req, const struct
 		lookup_free(l);
 		return -1;
 	}
+	l->con = evhttp_request_get_connection(req);
+	if (l->con)
+		evhttp_connection_set_closecb(l->con, lookup_conn_closed, a);
 	l->next = a->lookups;
 	a->lookups = l;
 	a->n_lookups++;

@@ -40,10 +40,10 @@ site() {
   "plugins": { "creds": {"plugin": "credstore-file"} },
   "credentials": {"store": "creds"},
   "api": { "listen": "$IP:$2", "certificate": "$pki/api.pem", "key": "$pki/api.key",
-           "tokens": ["api/agent-token"]$3 }
+           "admin_tokens": ["api/admin-token"]$3 }
 }
 JSON
-  "$AMTPROV" -m "$1/site.json" cred set api/agent-token --stdin <<<"$TOKEN" >/dev/null &&
+  "$AMTPROV" -m "$1/site.json" cred set api/admin-token --stdin <<<"$TOKEN" >/dev/null &&
     "$AMTPROV" -m "$1/site.json" db init >/dev/null
 }
 
