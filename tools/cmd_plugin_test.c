@@ -190,8 +190,25 @@ static int revoke_issued(struct pt *t, json_t *steps, const char *pname,
 	rev.cert_der = issued->cert_der;
 	rev.cert_len = issued->cert_len;
 	rev.reason = AMTPROV_REVOKE_CESSATION_OF_OPERATION;
-	rc = pi_ca_revoke(t->pi, t->fqdn, &rev, &res, &err);
-	report(t, steps, pname, "revoke", rc, &err, &res);
+	/* A pending revocation is asked again later, as amtprovd's revocation queue does. */
+	for (int waited = 0;;) {
+		unsigned d;
+
+		rc = pi_ca_revoke(t->pi, t->fqdn, &rev, &res, &err);
+		report(t, steps, pname, "revoke", rc, &err, &res);
+		if (rc || (res.outcome != AMTPROV_CA_WAIT &&
+			   res.outcome != AMTPROV_CA_WAIT_WITH_DELAY))
+			break;
+		d = res.outcome == AMTPROV_CA_WAIT_WITH_DELAY && res.delay_seconds
+			    ? res.delay_seconds : 2;
+		if (waited + (int)d > t->max_wait)
+			break;
+		sleep_s(d);
+		waited += (int)d;
+		pi_ca_result_release(&res);
+		memset(&res, 0, sizeof(res));
+		res.struct_size = sizeof(res);
+	}
 	ok = rc == AMTPROV_OK && res.outcome == AMTPROV_CA_ISSUED;
 	pi_ca_result_release(&res);
 	OPENSSL_free(hex);
