@@ -120,4 +120,11 @@ expect_rc 1 "plugin test: a CA breaking rule eku fails" \
   --config "{\"break\": \"eku\", \"crl_url\": \"$CRL_URL\"}" fake-ca-issued
 check "plugin test names the instance, the purpose and the rule" \
   grep -q "CA 'fake-ca-issued' (web-server): contract rule 'eku'" "$T/pt.out"
+# Against a site: the instance as configured there, and the site's settings.
+expect_rc 1 "plugin test of a site's CA instance applies its configuration (break eku)" \
+  run_cli "$T/pt.out" "$T/pt.err" -m "$T/weku/site.json" plugin test --purpose web-server web-ca
+check "... and names the site's instance" \
+  grep -q "CA 'web-ca' (web-server): contract rule 'eku'" "$T/pt.out"
+expect_rc 0 "plugin test of a site whose transport checks no CRL needs no CRL distribution point" \
+  run_cli "$T/pt.out" "$T/pt.err" -m "$T/xkey/site.json" plugin test --purpose web-server web-ca
 finish
