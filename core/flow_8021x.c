@@ -683,6 +683,15 @@ static void on_ca_answer(struct engine_job *job, int rc, const struct amtprov_er
 	switch (x->res.outcome) {
 	case AMTPROV_CA_ISSUED:
 		if (record_issued(x, &e2) != AMTPROV_OK) {
+			/* Refused for what it is (the CA contract): the CA's final answer, not a
+			 * request to poll again. */
+			if (x->poll_id && (e2.code == AMTPROV_E_VERIFY || e2.code == AMTPROV_E_PARSE)) {
+				struct amtprov_error e3;
+
+				amtprov_error_clear(&e3);
+				store_pending_done(st, x->poll_id, &e3);
+				x->poll_id = 0;
+			}
 			finish(x, DS_INVALID, e2.code, e2.msg, 0);
 			return;
 		}

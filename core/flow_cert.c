@@ -715,6 +715,10 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 
 		if (record_issued(c, &new_id, &e2) != AMTPROV_OK) {
 			snprintf(why, sizeof(why), "certificate not recorded: %s", e2.msg);
+			/* A certificate refused for what it is (the CA contract) is the CA's final
+			 * answer: polling that request again would only fetch it again. */
+			if (c->pending_id && (e2.code == AMTPROV_E_VERIFY || e2.code == AMTPROV_E_PARSE))
+				store_pending_done(st, c->pending_id, &e2);
 			engine_job_fail(job, e2.code, why);
 			break;
 		}

@@ -361,6 +361,7 @@ int cmd_plugin_test(const char *manifest, int json, struct alog *log, int argc, 
 	char **dirs = calloc((size_t)argc + 1, sizeof(*dirs));
 	size_t n_dirs = 0;
 	uint32_t mask = 0;
+	long long ll;
 	int o, rc, status = EXIT_OK, standalone;
 
 	amtprov_error_clear(&err);
@@ -382,7 +383,15 @@ int cmd_plugin_test(const char *manifest, int json, struct alog *log, int argc, 
 			break;
 		case O_FQDN: t.fqdn = optarg; break;
 		case O_TEMPLATE: t.template_name = optarg; break;
-		case O_MAX_WAIT: t.max_wait = atoi(optarg); break;
+		case O_MAX_WAIT:
+			if (util_parse_ll(optarg, 0, 86400, &ll) != 0) {
+				fprintf(stderr, "amtprov: --max-wait: '%s' is not 0..86400 seconds\n",
+					optarg);
+				free(dirs);
+				return EXIT_USAGE;
+			}
+			t.max_wait = (int)ll;
+			break;
 		case O_NO_CRL: t.no_crl = 1; break;
 		case O_NO_REVOKE: t.no_revoke = 1; break;
 		case 'h':
@@ -395,8 +404,7 @@ int cmd_plugin_test(const char *manifest, int json, struct alog *log, int argc, 
 		}
 	}
 	standalone = config_text || config_file || !manifest;
-	if (optind != argc - 1 || (config_text && config_file) || !pki_is_fqdn(t.fqdn) ||
-	    t.max_wait < 0) {
+	if (optind != argc - 1 || (config_text && config_file) || !pki_is_fqdn(t.fqdn)) {
 		fprintf(stderr, "amtprov: usage: amtprov plugin test [--plugin-dir DIR] "
 			"[--config JSON | --config-file FILE] [--purpose P] [--fqdn FQDN] NAME "
 			"(see --help)\n");

@@ -23,6 +23,7 @@ dev() { printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provis
 devs="" i=1
 for r in "${WEB_RULES[@]}"; do devs+="${devs:+,} $(dev "w$r" "$NET.$i")"; i=$((i + 1)); done
 for r in "${X_RULES[@]}"; do devs+=", $(dev "x$r" "$NET.$i")"; i=$((i + 1)); done
+devs+=", $(dev wpoll "$NET.$i")"
 cat >"$T/fleet.json" <<JSON
 { "key_pool": 4, "keygen_latency_ms": 20, "devices": [ $devs ] }
 JSON
@@ -50,7 +51,7 @@ site() {
   "plugin_path": ["$AMTPROV_BUILD_DIR/plugins", "$TEST_PLUGINS"],
   "plugins": {
     "amt": {"plugin": "amt-transport", "config": $tc},
-    "web-ca": {"plugin": "fake-ca-issued", "config": $3},
+    "web-ca": {"plugin": "${WEB_CA:-fake-ca-issued}", "config": $3},
     "creds": {"plugin": "credstore-file"}$xp
   },
   "credentials": {"store": "creds"},
@@ -100,6 +101,22 @@ for r in "${WEB_RULES[@]}"; do
   check "web server, rule $r: AMT not committed, no certificate added" untouched "w$r"
   check "no sanitizer report" no_sanitizer_reports "$T/w$r.log"
 done
+
+# WAIT_WITH_DELAY, then a poll answers ISSUED with a certificate for another key: refused the
+# same way, and the request is not polled again (its pending poll is gone).
+WEB_CA=fake-ca-wait-delay site wpoll wpoll '{"break": "key", "delay_seconds": 1, "crl_url": "'"$CRL_URL"'"}'
+start_daemon "$T/wpoll.log" -m "$T/wpoll/site.json"
+check "web server after WAIT: the device ends FAILED" \
+  wait_for 60 bash -c "[ \"\$(sqlite3 '$T/wpoll/state/site.db' 'select state from devices')\" = FAILED ]"
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+check "web server after WAIT: it waited at the CA first" \
+  test -n "$(db wpoll "select 1 from audit where detail like '%-> CA_WAITING%'")"
+check "web server after WAIT: status 8211 names rule 'key'" \
+  test "$(db wpoll "select count(*) from status_messages where msg_id=8211 and text like '%contract rule ''key''%'")" = 1
+check "web server after WAIT: no poll left pending, no certificate recorded" \
+  test "$(db wpoll "select (select count(*) from pending_ops where kind='ca-poll') || (select count(*) from certificates)")" = 00
+check "web server after WAIT: AMT not committed, no certificate added" untouched wpoll
+check "no sanitizer report" no_sanitizer_reports "$T/wpoll.log"
 
 # 802.1X: the web server certificate keeps the contract; the client certificate does not.
 for r in "${X_RULES[@]}"; do
