@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ca_contract.h"
 #include "pki.h"
 #include "preflight.h"
 #include "provcert.h"
@@ -563,4 +564,23 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 		}
 	}
 	return AMTPROV_OK;
+}
+
+int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpose,
+		     const char *fqdn, EVP_PKEY *key, const struct amtprov_ca_result *res,
+		     struct amtprov_error *err)
+{
+	struct ca_contract k = {.purpose = purpose, .ca_instance = plugin_instance_name(ca),
+				.fqdn = fqdn, .request_key = key};
+	struct amtprov_error e;
+	int rc;
+
+	amtprov_error_clear(&e);
+	ca_contract_from_site(site_manifest(f->site), site_plugins(f->site), &k);
+	rc = ca_contract_check(&k, res, NULL, &e);
+	if (rc == AMTPROV_E_VERIFY)
+		site_status(f->site, STATUS_CA_CONTRACT_VIOLATED, fqdn, e.msg);
+	if (rc)
+		amtprov_error_set(err, rc, fqdn, "%s", e.msg);
+	return rc;
 }

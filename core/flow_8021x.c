@@ -530,14 +530,11 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 	struct amtprov_secret *keypem = NULL;
 	EVP_PKEY *key = NULL;
 	struct store_cert rec;
-	char keyname[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32], cn[STORE_FQDN_SIZE];
+	char keyname[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
 	BIGNUM *bn = NULL;
 	char *hex = NULL;
 	int rc;
 
-	if (!c)
-		return amtprov_error_set(err, AMTPROV_E_PARSE, x->fqdn, "the CA returned an 802.1X "
-					 "certificate that does not parse");
 	if (x->req_amt) {
 		/* AMT's key, as in the request AMT signed (checked, or kept with the poll). */
 		key = request_key(x);
@@ -551,16 +548,12 @@ static int record_issued(struct x8021x *x, struct amtprov_error *err)
 			rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
 		util_secret_free(keypem);
 	}
-	if (rc == AMTPROV_OK && !pki_key_matches(c, key))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, x->fqdn,
-				       "the CA issued an 802.1X certificate for another key");
-	if (rc == AMTPROV_OK && (pki_subject_cn(c, cn, sizeof(cn)) != 1 || strcasecmp(cn, x->fqdn)))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, x->fqdn, "the CA issued an 802.1X "
-				       "certificate for CN '%s', not the device FQDN", cn);
-	if (rc == AMTPROV_OK &&
-	    (!pki_has_eku(c, PKI_OID_CLIENT_AUTH) || pki_has_eku(c, PKI_OID_SERVER_AUTH)))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, x->fqdn, "the CA issued an 802.1X "
-				       "certificate whose EKU is not clientAuth only (R-8021X-02)");
+	if (rc == AMTPROV_OK)
+		rc = flow_ca_contract(x->f, x->ca, AMTPROV_PURPOSE_CLIENT_8021X, x->fqdn, key,
+				      &x->res, err);
+	if (rc == AMTPROV_OK && !c)
+		rc = amtprov_error_set(err, AMTPROV_E_PARSE, x->fqdn, "the CA returned an 802.1X "
+				       "certificate that does not parse");
 	if (rc)
 		goto out;
 	memset(&rec, 0, sizeof(rec));
@@ -690,6 +683,15 @@ static void on_ca_answer(struct engine_job *job, int rc, const struct amtprov_er
 	switch (x->res.outcome) {
 	case AMTPROV_CA_ISSUED:
 		if (record_issued(x, &e2) != AMTPROV_OK) {
+			/* Refused for what it is (the CA contract): the CA's final answer, not a
+			 * request to poll again. */
+			if (x->poll_id && (e2.code == AMTPROV_E_VERIFY || e2.code == AMTPROV_E_PARSE)) {
+				struct amtprov_error e3;
+
+				amtprov_error_clear(&e3);
+				store_pending_done(st, x->poll_id, &e3);
+				x->poll_id = 0;
+			}
 			finish(x, DS_INVALID, e2.code, e2.msg, 0);
 			return;
 		}

@@ -303,39 +303,30 @@ static int record_issued(struct cert_call *c, int64_t *new_id, struct amtprov_er
 	struct amtprov_secret *keypem = NULL;
 	EVP_PKEY *key = NULL;
 	struct store_cert rec;
-	char keyname[STORE_FQDN_SIZE + 32], cn[STORE_FQDN_SIZE];
+	char keyname[STORE_FQDN_SIZE + 32];
 	const ASN1_INTEGER *serial;
 	BIGNUM *bn = NULL;
 	char *hex = NULL;
 	int rc = AMTPROV_OK;
 
-	if (!x)
-		return drain(err, AMTPROV_E_PARSE, c->fqdn, "the CA returned a certificate that does "
-				"not parse");
 	/* The CA must have certified our key for this device (R-WS-01), nothing else: the key
 	 * AMT generated, or the one amtprov made and keeps. */
-	if (c->amt_key) {
-		if (!c->amt_pub || !pki_key_matches(x, c->amt_pub))
-			rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
-					       "the CA issued a certificate for another key than "
-					       "the one AMT generated");
-	} else {
+	if (!c->amt_key) {
 		flow_web_key_name(c->fqdn, keyname, sizeof(keyname));
 		rc = pi_credstore_get(c->cs, keyname, &keypem, err);
 		if (rc == AMTPROV_OK)
 			rc = pki_load_pem_key(keypem->data, keypem->len, keyname, &key, err);
 		util_secret_free(keypem);
-		if (rc == AMTPROV_OK && !pki_key_matches(x, key))
-			rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
-					       "the CA issued a certificate for another key");
+	} else if (!c->amt_pub) {
+		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn, "AMT's public key for the "
+				       "request is unknown: the certificate cannot be checked");
 	}
-	if (rc == AMTPROV_OK && (pki_subject_cn(x, cn, sizeof(cn)) != 1 || strcasecmp(cn, c->fqdn)))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
-				       "the CA issued a certificate for CN '%s', not the device "
-				       "FQDN", cn);
-	if (rc == AMTPROV_OK && !pki_has_eku(x, PKI_OID_SERVER_AUTH))
-		rc = amtprov_error_set(err, AMTPROV_E_VERIFY, c->fqdn,
-				       "the CA issued a certificate without serverAuth (R-WS-01)");
+	if (rc == AMTPROV_OK)
+		rc = flow_ca_contract(c->f, c->ca, AMTPROV_PURPOSE_WEB_SERVER, c->fqdn,
+				      c->amt_key ? c->amt_pub : key, &c->res, err);
+	if (rc == AMTPROV_OK && !x)
+		rc = drain(err, AMTPROV_E_PARSE, c->fqdn, "the CA returned a certificate that "
+			   "does not parse");
 	if (rc)
 		goto out;
 	memset(&rec, 0, sizeof(rec));
@@ -725,6 +716,10 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 
 		if (record_issued(c, &new_id, &e2) != AMTPROV_OK) {
 			snprintf(why, sizeof(why), "certificate not recorded: %s", e2.msg);
+			/* A certificate refused for what it is (the CA contract) is the CA's final
+			 * answer: polling that request again would only fetch it again. */
+			if (c->pending_id && (e2.code == AMTPROV_E_VERIFY || e2.code == AMTPROV_E_PARSE))
+				store_pending_done(st, c->pending_id, &e2);
 			engine_job_fail(job, e2.code, why);
 			break;
 		}

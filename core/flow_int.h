@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <openssl/x509.h>
 
+#include <amtprov/ca.h>
+
 #include "flow.h"
 #include "preflight.h"
 #include "transport_loop.h"
@@ -114,6 +116,14 @@ int flow_key_record_replace(struct flow *f, int64_t device_id, const char *kind,
 			    struct amtprov_error *err);
 /* The device refused GenerateKeyPair as not supported (key_source auto falls back). */
 int flow_amt_unsupported(int rc, const struct amtprov_error *err);
+/* The CA contract (ca_contract.h) on an ISSUED answer @p res of CA @p ca for @p fqdn, whose
+ * request certified @p key, with the site's settings; a broken rule is reported (status
+ * CA_CONTRACT_VIOLATED) and returned as AMTPROV_E_VERIFY, before anything reaches AMT.
+ * Loop thread. */
+struct plugin_instance;
+int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpose,
+		     const char *fqdn, EVP_PKEY *key, const struct amtprov_ca_result *res,
+		     struct amtprov_error *err);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;

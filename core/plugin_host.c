@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "plugin_host.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -135,13 +137,36 @@ static int check_candidate(const char *dir, const char *path, struct amtprov_err
 	return rc;
 }
 
-/* Builds the search list: added dirs, $AMTPROV_PLUGIN_PATH, install dir. */
+/* "<dir of libamtprov>/amtprov/plugins" when the core runs from libamtprov (malloc'd), so
+ * an installed tree finds its own plugins whatever its prefix; NULL otherwise. */
+static char *lib_plugin_dir(void)
+{
+	Dl_info info;
+	struct stat st;
+	char *copy, *dir = NULL;
+
+	if (!dladdr((void *)lib_plugin_dir, &info) || !info.dli_fname ||
+	    !strstr(info.dli_fname, "/libamtprov.so"))
+		return NULL;
+	copy = strdup(info.dli_fname);
+	if (copy && asprintf(&dir, "%s/amtprov/plugins", dirname(copy)) < 0)
+		dir = NULL;
+	free(copy);
+	if (dir && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		free(dir);
+		dir = NULL;
+	}
+	return dir;
+}
+
+/* Builds the search list: added dirs, $AMTPROV_PLUGIN_PATH, the plugin directory beside
+ * libamtprov, the configured install dir. */
 static int find_plugin(struct plugin_host *ph, const char *name, char **found,
 		       struct amtprov_error *err)
 {
 	const char *env = getenv("AMTPROV_PLUGIN_PATH");
 	char *envcopy = env ? strdup(env) : NULL;
-	char **dirs = NULL;
+	char **dirs = NULL, *libdir = NULL;
 	size_t n = 0;
 	int rc = AMTPROV_E_NOT_FOUND;
 	char tried[AMTPROV_ERROR_MSG_SIZE] = "";
@@ -162,6 +187,12 @@ static int find_plugin(struct plugin_host *ph, const char *name, char **found,
 				goto oom;
 			dirs[n++] = d;
 		}
+	}
+	libdir = lib_plugin_dir();
+	if (libdir && strcmp(libdir, AMTPROV_PLUGINDIR) != 0) {
+		if (grow((void **)&dirs, n, sizeof(char *)) < 0)
+			goto oom;
+		dirs[n++] = libdir;
 	}
 	if (grow((void **)&dirs, n, sizeof(char *)) < 0)
 		goto oom;
@@ -190,10 +221,12 @@ static int find_plugin(struct plugin_host *ph, const char *name, char **found,
 				  tried);
 	free(dirs);
 	free(envcopy);
+	free(libdir);
 	return rc;
 oom:
 	free(dirs);
 	free(envcopy);
+	free(libdir);
 	return amtprov_error_set(err, AMTPROV_E_NOMEM, name, "out of memory");
 }
 

@@ -7,8 +7,9 @@
  *
  * Search order for a plugin named N: each added directory in order (the manifest's
  * plugin_path), then each directory of $AMTPROV_PLUGIN_PATH (colon-separated), then the
- * install directory. The first "<dir>/N.so" that exists is used; a symlink, or a file or
- * directory writable by group or others, is refused rather than skipped.
+ * install directory (<dir of libamtprov>/amtprov/plugins, then AMTPROV_PLUGINDIR). The
+ * first "<dir>/N.so" that exists is used; a symlink, or a file or directory writable by
+ * group or others, is refused rather than skipped.
  */
 #ifndef AMTPROV_CORE_PLUGIN_HOST_H
 #define AMTPROV_CORE_PLUGIN_HOST_H

@@ -128,10 +128,17 @@ static int check_cap(void *ctx, const char *instance, const char *cap, const cha
 	if (!pi) /* an optional instance that failed to load: its features are off */
 		return 0;
 	if (!plugin_instance_has_cap(pi, cap)) {
+		/* Say why a capability beyond what ca.h calls mandatory is needed. */
+		const char *why = strcmp(cap, AMTPROV_CAP_CA_REVOKE) == 0
+					  ? ": the site revokes a certificate this CA issued when "
+					    "it is renewed, re-provisioned or the device is removed "
+					    "(R-REV-02, R-REV-04)"
+					  : "";
+
 		c->rc = amtprov_error_set(c->err, AMTPROV_E_CONFIG, json_path,
 					  "plugin instance '%s' (%s) does not provide capability "
-					  "'%s' that this site needs",
-					  instance, plugin_instance_desc(pi)->name, cap);
+					  "'%s' that this site needs%s",
+					  instance, plugin_instance_desc(pi)->name, cap, why);
 		return 1;
 	}
 	return 0;

@@ -71,6 +71,10 @@ static const struct status_entry catalog[] = {
 	{8210, STORE_SEV_WARNING, "CERT_MAYBE_UNTRACKED",
 	 "A certificate request was interrupted by a restart after it reached the CA; the CA may "
 	 "hold a certificate amtprov never received: check it and revoke it"},
+	{8211, STORE_SEV_ERROR, "CA_CONTRACT_VIOLATED",
+	 "A CA plugin answered ISSUED with a certificate that breaks the CA contract (wrong key, "
+	 "subject, EKU, chain or CRL distribution point); the request failed before anything "
+	 "reached the device: fix the CA's template or plugin, then 'amtprov device retry'"},
 	{8300, STORE_SEV_INFO, "TASK_COMPLETED", "A maintenance task completed"},
 	{8301, STORE_SEV_ERROR, "TASK_FAILED", "A maintenance task failed"},
 };

@@ -55,6 +55,7 @@ enum status_id {
 	STATUS_PROVCERT_INVALID = 8208,
 	STATUS_8021X_TEMPLATES = 8209,          /**< R-8021X-03 warning */
 	STATUS_CERT_MAYBE_UNTRACKED = 8210,     /**< a crash after a CA request: check the CA */
+	STATUS_CA_CONTRACT_VIOLATED = 8211,     /**< ISSUED answer refused (ca_contract.h) */
 
 	STATUS_TASK_COMPLETED = 8300,
 	STATUS_TASK_FAILED = 8301,

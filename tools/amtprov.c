@@ -20,6 +20,7 @@
 
 #include "authz.h"
 #include "device_input.h"
+#include "cmd_plugin_test.h"
 #include "device_state.h"
 #include "exit_codes.h"
 #include "lifecycle.h"
@@ -94,6 +95,8 @@ static void usage(FILE *out)
 	      "  status catalog                  every status message ID with its meaning\n"
 	      "  plugin list                     the site's plugin instances\n"
 	      "  plugin show [--plugin-dir DIR] NAME   load a plugin and show its descriptor\n"
+	      "  plugin test [OPTIONS] NAME      drive a CA plugin through submit, poll and\n"
+	      "                                  revoke and check the CA contract (see -h)\n"
 	      "  states                          the provisioning states and their meaning\n"
 	      "  report                          one line per device: state, certificate, reason\n"
 	      "\n"
@@ -2046,8 +2049,9 @@ static void print_desc(const struct amtprov_plugin *d, const char *path)
 		printf(" %s", *cp);
 	putchar('\n');
 	for (const struct amtprov_config_field *f = d->config_table; f && f->name; f++)
-		printf("config       %-20s %s%s%s%s\n", f->name, f->required ? "(required) " : "",
-		       f->def ? "[default " : "", f->def ? f->def : "", f->def ? "] " : "");
+		printf("config       %-20s %s%s%s%s%s\n", f->name, f->required ? "(required) " : "",
+		       f->def ? "[default " : "", f->def ? f->def : "", f->def ? "] " : "",
+		       f->help ? f->help : "");
 }
 
 static int cmd_plugin(struct cli *c, int argc, char **argv)
@@ -2103,6 +2107,8 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 		plugin_host_free(ph);
 		return EXIT_OK;
 	}
+	if (argc >= 2 && strcmp(argv[1], "test") == 0)
+		return cmd_plugin_test(c->manifest, c->json, c->log, argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
 		struct site *s = NULL;
 		json_t *arr;
@@ -2130,7 +2136,7 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 		site_close(s);
 		return EXIT_OK;
 	}
-	fprintf(stderr, "amtprov: usage: amtprov plugin list | plugin show NAME\n");
+	fprintf(stderr, "amtprov: usage: amtprov plugin list | plugin show NAME | plugin test NAME\n");
 	return EXIT_USAGE;
 }
 

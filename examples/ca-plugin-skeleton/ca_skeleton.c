@@ -4,13 +4,22 @@
  *
  * It implements a "manual CA" workflow, which needs no CA library at all:
  *
- *   submit  writes the device's PKCS#10 request as <outbox>/<cookie>.csr (PEM) and answers
+ *   submit  writes the device's PKCS#10 request as <outbox>/<cookie>.csr (PEM), what it is
+ *           for as <outbox>/<cookie>.info (purpose, FQDN, template, profile), and answers
  *           WAIT_WITH_DELAY with that cookie; amtprov persists the cookie.
  *   (you)   sign the request with any CA and save the certificate, PEM, as
  *           <inbox>/<cookie>.pem (the leaf first, then its issuing chain if you like);
  *           or save a one-line reason as <inbox>/<cookie>.rejected to refuse it.
  *   poll    amtprov asks again every poll_seconds; the plugin answers ISSUED with the
  *           certificate once the file is there, REJECTED if refused, else WAIT again.
+ *   revoke  writes the order as <outbox>/revoke-<serial>.txt; once you have revoked it (and
+ *           published the CRL), confirm with <inbox>/revoke-<serial>.done: the plugin then
+ *           answers ISSUED ("revoked"), until then WAIT (amtprov asks again later).
+ *
+ * What you sign must keep the CA contract of include/amtprov/ca.h, which amtprov checks
+ * before the certificate goes anywhere: the request's key and subject, the EKU of the
+ * purpose, the issuing chain up to the root in the .pem file, and for a web server a CRL
+ * distribution point (README.md shows an OpenSSL command that does all of it).
  *
  * To connect a real CA, replace skel_submit/skel_poll with calls to it: keep the rules of
  * include/amtprov/ca.h (an outcome for every answer of the CA, an error code only when the
@@ -23,6 +32,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +58,7 @@ static const struct amtprov_config_field skel_table[] = {
 	{"outbox", AMTPROV_CFG_STRING, offsetof(struct skel_cfg, outbox), 0, NULL, 0, 0,
 	 "absolute directory where requests are written as <cookie>.csr (default: the "
 	 "instance's state directory)"},
-	{"poll_seconds", AMTPROV_CFG_INT, offsetof(struct skel_cfg, poll_seconds), 0, "300", 10,
+	{"poll_seconds", AMTPROV_CFG_INT, offsetof(struct skel_cfg, poll_seconds), 0, "300", 1,
 	 86400, "seconds between two looks into the inbox"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
@@ -202,6 +212,23 @@ static int parse_cert_pem(const char *pem, uint8_t **der, size_t *der_len, char 
 
 /* ---- files ---- */
 
+/* Formats into a new malloc'd string (C11 has no asprintf). @return 0, or -1. */
+static int asprintf_like(char **out, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(*out = malloc((size_t)n + 1)))
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(*out, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
 /* "<dir>/<name><ext>", malloc'd; NULL when out of memory. */
 static char *path_of(const char *dir, const char *name, const char *ext)
 {
@@ -354,6 +381,34 @@ static void answer_wait(struct skel_ca *ca, struct amtprov_ca_result *res, const
 	snprintf(res->request_id, sizeof(res->request_id), "%s", cookie);
 }
 
+static const char *purpose_name(uint32_t purpose)
+{
+	switch (purpose) {
+	case AMTPROV_PURPOSE_WEB_SERVER: return "web-server";
+	case AMTPROV_PURPOSE_CLIENT_8021X: return "802.1x-client";
+	default: return "other";
+	}
+}
+
+/* <outbox>/<cookie>.info: "key=value" lines about the request. */
+static int write_info(struct skel_ca *ca, const char *cookie,
+		      const struct amtprov_ca_request *req)
+{
+	char *path = path_of(ca->outbox, cookie, ".info"), *text = NULL, name[80];
+	int rc = -1;
+
+	snprintf(name, sizeof(name), "%s-info", cookie);
+	if (path && asprintf_like(&text, "purpose=%s\nfqdn=%s\ntemplate=%s\nprofile=%s\n",
+				  purpose_name(req->purpose),
+				  req->subject_fqdn ? req->subject_fqdn : "",
+				  req->template_name ? req->template_name : "",
+				  req->netprofile ? req->netprofile : "") == 0)
+		rc = write_new_file(ca->outbox, name, path, text);
+	free(text);
+	free(path);
+	return rc;
+}
+
 static int skel_submit(void *instance, const struct amtprov_ca_request *req,
 		       struct amtprov_ca_result *res, struct amtprov_error *err)
 {
@@ -386,6 +441,10 @@ static int skel_submit(void *instance, const struct amtprov_ca_request *req,
 			break;
 	}
 	free(pem);
+	/* What the request is for, next to it: the person signing needs the purpose (EKU) and
+	 * the name (subjectAltName) the CA contract demands. */
+	if (rc == 0)
+		rc = write_info(ca, cookie, req);
 	if (rc < 0) {
 		int e = errno;
 
@@ -467,6 +526,53 @@ static int skel_poll(void *instance, const struct amtprov_ca_request *req, const
 	return AMTPROV_OK;
 }
 
+/* A revocation order for the operator; confirmed by <inbox>/revoke-<serial>.done. */
+static int skel_revoke(void *instance, const struct amtprov_ca_revocation *rev,
+		       struct amtprov_ca_result *res, struct amtprov_error *err)
+{
+	struct skel_ca *ca = instance;
+	char name[160], *order = NULL, *done = NULL, *text = NULL;
+	struct stat st;
+	int rc = AMTPROV_OK;
+
+	if (!rev || !rev->serial_hex || !cookie_is_safe(rev->serial_hex) ||
+	    strlen(rev->serial_hex) > 128)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, NULL,
+					 "ca-skeleton: no usable serial number");
+	snprintf(name, sizeof(name), "revoke-%s", rev->serial_hex);
+	order = path_of(ca->outbox, name, ".txt");
+	done = path_of(ca->cfg.inbox, name, ".done");
+	if (!order || !done ||
+	    asprintf_like(&text, "serial=%s\nissuer=%s\nreason=%u\n", rev->serial_hex,
+			  rev->issuer ? rev->issuer : "", (unsigned)rev->reason) < 0) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto out;
+	}
+	if (stat(done, &st) == 0) {
+		res->outcome = AMTPROV_CA_ISSUED; /* for revoke: revoked */
+		ca->host->log(ca->host, AMTPROV_LOG_NOTICE, "serial %s revoked (confirmed by %s)",
+			      rev->serial_hex, done);
+		goto out;
+	}
+	/* The order is written once; asking again only checks for the confirmation. */
+	if (write_new_file(ca->outbox, name, order, text) < 0 && errno != EEXIST) {
+		rc = amtprov_error_set(err, AMTPROV_E_IO, order,
+				       "ca-skeleton: cannot write the revocation order: %s",
+				       strerror(errno));
+		goto out;
+	}
+	res->outcome = AMTPROV_CA_WAIT_WITH_DELAY; /* a WAIT always carries a cookie */
+	res->delay_seconds = (uint32_t)ca->cfg.poll_seconds;
+	snprintf(res->cookie, sizeof(res->cookie), "%s", name);
+	snprintf(res->message, sizeof(res->message), "revocation of %s waits for %s",
+		 rev->serial_hex, done);
+out:
+	free(text);
+	free(order);
+	free(done);
+	return rc;
+}
+
 /* ---- the descriptor: the plugin's only exported symbol ---- */
 
 static const struct amtprov_ca_ops skel_ops = {
@@ -474,11 +580,14 @@ static const struct amtprov_ca_ops skel_ops = {
 	.start = skel_start,
 	.submit = skel_submit,
 	.poll = skel_poll,
+	.revoke = skel_revoke,
 };
 
 static const char *const skel_caps[] = {
 	AMTPROV_CAP_CA_SUBMIT,
 	AMTPROV_CAP_CA_POLL,
+	/* Sites revoke what a CA issued on renewal and re-provisioning (R-REV-02). */
+	AMTPROV_CAP_CA_REVOKE,
 	AMTPROV_CAP_CA_PURPOSE_WEB,
 	AMTPROV_CAP_CA_PURPOSE_8021X,
 	NULL,

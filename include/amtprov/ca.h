@@ -8,6 +8,35 @@
  * them on a bounded worker pool, never on the event loop, and serializes calls per instance
  * unless the plugin sets AMTPROV_PLUGIN_THREAD_SAFE. A CA that answers "later" returns WAIT
  * with a cookie; the core persists the cookie and calls poll() later, across restarts.
+ *
+ * Threads: every slot runs on a core worker thread. Of the host API (plugin.h), log, status,
+ * now, monotonic_ms, secret_new, secret_free, secret_get, secret_put, state_dir and
+ * instance_name may be called from those calls and from threads the plugin owns;
+ * config_parse and config_free are meant for create() and destroy().
+ *
+ * THE CA CONTRACT. The core checks every ISSUED answer of submit() and poll(), for every
+ * purpose, before the certificate is stored or sent to AMT; an answer that breaks a rule
+ * fails the request for good (status 8211 CA_CONTRACT_VIOLATED, naming the CA instance, the
+ * purpose and the rule), so fix the CA's template or the plugin. `amtprov plugin test`
+ * applies the same check. Rules (docs/plugin-guide.md, section 9):
+ *   der      cert_der is one DER X.509 certificate
+ *   key      it certifies the public key of the request (csr_der): never a new key
+ *   subject  subject CN = req.subject_fqdn (case-insensitive)
+ *   san      if it has dNSName subjectAltNames, one of them is subject_fqdn
+ *            (web server, 802.1X client)
+ *   eku      web server: extendedKeyUsage includes serverAuth;
+ *            802.1X client: clientAuth and not serverAuth
+ *   chain    chain_pem, when given, is PEM certificates; for a web server it is required
+ *            and must verify the leaf up to a self-signed root (the site trusts the device's
+ *            TLS certificate through this chain only)
+ *   crl      web server, when the site's transport checks CRLs (amt-transport by default:
+ *            capability transport:crl-check, "crl_check" not false): a CRL distribution
+ *            point URL the managing side can fetch
+ *
+ * Slots by use: submit is mandatory. poll is needed by a CA that answers WAIT. revoke is
+ * needed by every CA a site names as web server or 802.1X CA: the site revokes what it
+ * issued on renewal, re-provisioning and removal (R-REV-02, R-REV-04), and refuses at load
+ * a CA without ca:revoke, saying so. fetch_crl, fetch_roots, list_templates are optional.
  */
 #ifndef AMTPROV_CA_H
 #define AMTPROV_CA_H
@@ -68,15 +97,17 @@ struct amtprov_ca_request {
 /**
  * The answer to submit/poll/revoke. The core zero-fills it and sets struct_size before the
  * call; the plugin fills what the outcome needs. Buffers it allocates are malloc(3)'d and
- * become the core's (the core free()s them), whatever the outcome.
+ * become the core's (the core free()s them), whatever the outcome. An ISSUED certificate
+ * must keep the CA contract (top of this file).
  */
 struct amtprov_ca_result {
 	uint32_t struct_size;
 	uint32_t outcome;                      /**< enum amtprov_ca_outcome */
 	uint8_t *cert_der;                     /**< ISSUED: the certificate, DER, malloc'd */
 	size_t cert_len;
-	char *chain_pem;                       /**< ISSUED: issuing chain (no leaf), PEM,
-						    malloc'd; may be NULL */
+	char *chain_pem;                       /**< ISSUED: issuing chain (no leaf) up to
+						    the root, PEM, malloc'd; may be NULL
+						    except for a web server certificate */
 	char cookie[AMTPROV_CA_COOKIE_SIZE];   /**< WAIT*: opaque, persisted by the core */
 	uint32_t delay_seconds;                /**< WAIT_WITH_DELAY: when to poll */
 	char message[AMTPROV_CA_MESSAGE_SIZE]; /**< REJECTED etc.: the CA's own reason */
@@ -110,8 +141,9 @@ struct amtprov_ca_template {
 typedef int (*amtprov_ca_template_cb)(void *ctx, const struct amtprov_ca_template *tmpl);
 
 /**
- * The CA vtable. Mandatory: struct_size, submit. Everything else may be NULL, which the core
- * treats as AMTPROV_CA_NOT_SUPPORTED. A slot also needs its capability in the descriptor
+ * The CA vtable. Mandatory for loading: struct_size, submit (see "Slots by use" above for
+ * what a site needs). Everything else may be NULL, which the core treats as
+ * AMTPROV_CA_NOT_SUPPORTED. A slot also needs its capability in the descriptor
  * (poll: ca:poll, revoke: ca:revoke, fetch_crl: ca:crl, fetch_roots: ca:roots,
  * list_templates: ca:templates).
  *

@@ -67,6 +67,10 @@ enum amtprov_plugin_kind {
 #define AMTPROV_CAP_CA_PURPOSE_PROV "ca:purpose-provisioning"
 #define AMTPROV_CAP_TRANSPORT_SOAP "transport:soap"
 #define AMTPROV_CAP_TRANSPORT_WSMAN "transport:wsman"
+/* The transport checks the device certificate's CRL in MANAGED mode (fail closed) unless
+ * its instance configuration sets the boolean "crl_check" to false; the CA contract then
+ * demands a CRL distribution point in web server certificates (ca.h). */
+#define AMTPROV_CAP_TRANSPORT_CRL_CHECK "transport:crl-check"
 #define AMTPROV_CAP_CREDSTORE_ROTATE "credstore:rotate"
 #define AMTPROV_CAP_NETPROFILE_WIRED "netprofile:wired"
 #define AMTPROV_CAP_NETPROFILE_WIFI "netprofile:wifi"

@@ -921,6 +921,7 @@ static const struct amtprov_transport_ops at_ops = {
 static const char *const at_caps[] = {
 	AMTPROV_CAP_TRANSPORT_SOAP,
 	AMTPROV_CAP_TRANSPORT_WSMAN,
+	AMTPROV_CAP_TRANSPORT_CRL_CHECK, /* unless "crl_check": false */
 	NULL,
 };
 

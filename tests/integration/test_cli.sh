@@ -105,6 +105,32 @@ expect_rc 0 "plugin show loads a plugin" run_cli "$O" "$E" plugin show --plugin-
 check "plugin show prints kind and capabilities" bash -c "grep -q 'kind *ca' '$O' && grep -q 'ca:revoke' '$O'"
 expect_rc 5 "plugin show of a foreign-ABI plugin exits 5" run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" bad-abi-major
 check "ABI error names the file" grep -q "bad-abi-major.so" "$E"
+expect_rc 0 "plugin show (text) ..." run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" fake-ca-issued
+check "... prints each configuration key's help text" grep -q "validity_days .*validity of issued certificates" "$O"
+# plugin test: the CA contract check of amtprovd, on demand (docs/plugin-guide.md 13).
+expect_rc 0 "plugin test: a CA that keeps the contract passes (WAIT_WITH_DELAY, poll, ISSUED, revoke)" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --no-crl-check \
+  --config '{"delay_seconds": 1}' fake-ca-wait-delay
+check "plugin test prints every answer" bash -c "grep -q 'web-server *submit *WAIT_WITH_DELAY' '$O' && grep -q 'web-server *poll *ISSUED' '$O' && grep -q '802.1x-client *revoke *ISSUED' '$O'"
+expect_rc 1 "plugin test: a web server certificate without a CRL distribution point fails" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --purpose web-server --config '{}' fake-ca-issued
+check "plugin test names the rule" grep -q "contract rule 'crl'" "$O"
+expect_rc 1 "plugin test: a REJECTED answer fails" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --config '{}' fake-ca-rejected
+expect_rc 0 "plugin test --json" run_cli "$O" "$E" -j plugin test --plugin-dir "$TEST_PLUGINS" \
+  --purpose 802.1x-client --config '{}' fake-ca-issued
+check "plugin test --json gives calls and the contract result" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r[0]["purpose"] == "802.1x-client" and r[0]["ok"] and r[0]["contract"]["ok"], r
+assert [c["call"] for c in r[0]["calls"]] == ["submit", "revoke"], r
+' "$O"
+expect_rc 2 "plugin test with an unknown purpose exits 2" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --purpose nope --config '{}' fake-ca-issued
+expect_rc 3 "plugin test with a bad configuration exits 3" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --config '{"nosuch": 1}' fake-ca-issued
+expect_rc 5 "plugin test of a missing plugin exits 5" \
+  run_cli "$O" "$E" plugin test --plugin-dir "$TEST_PLUGINS" --config '{}' no-such-ca
 make_site '"plugins": {"lab-ca": {"plugin": "no-such-ca"}}, "certificates": {"web_server": {"ca": "lab-ca"}}'
 expect_rc 5 "a missing plugin exits 5" run_cli "$O" "$E" -m "$M" manifest check
 check "missing plugin error names it and the directories searched" \

@@ -7,6 +7,9 @@
 # check that the compiler saw no header from the source or build tree, then have the real
 # CLI load the plugin:
 #   amtprov plugin show --plugin-dir DIR ca-skeleton
+# and, with the tools installed in the prefix, provision one amtsim device through it end
+# to end (web server and 802.1X client certificates, WAIT_WITH_DELAY then ISSUED, the CA
+# contract kept; R-CA-05, R-WS-01, R-8021X-02).
 #
 # Environment (set by tests/CMakeLists.txt):
 #   AMTPROV_BUILD_DIR   the amtprov build tree (tools/amtprov, cmake --install)
@@ -177,5 +180,96 @@ fi
 grep -qF "$tmp/unsafe/ca-skeleton.so" <<<"$out" ||
 	die "the refusal does not name the file: $out"
 
+# ---- 5. the skeleton provisions a device, end to end, from the installed prefix ----
+# The installed amtprov and amtprovd (they find libamtprov and the installed plugins beside
+# it through their RPATH, whatever the prefix) run a site whose web server CA and 802.1X CA
+# are the skeleton built above. The skeleton answers WAIT_WITH_DELAY; its sign-pending.sh,
+# a small OpenSSL CA acting as the person who signs, drops certificates that keep the CA
+# contract into the inbox (CRL distribution point served over HTTP), and the next poll
+# answers ISSUED. One simulated device ends PROVISIONED, TLS and 802.1X on.
+step="end to end through the skeleton"
 trap - ERR
-result 1 0
+set +e
+TEST_NAME=sdk_out_of_tree
+# shellcheck source=lib.sh
+. "$src/tests/integration/lib.sh"
+trap 'cleanup; rm -rf "$tmp"' EXIT
+AMTPROV="$prefix/bin/amtprov"
+AMTPROVD="$prefix/bin/amtprovd"
+AMTSIM="$build/sim/amtsim"
+check "the installed amtprov runs from the prefix (finds libamtprov)" "$AMTPROV" --version
+check "the installed amtprovd loads libamtprov from the prefix, not the build tree" \
+	bash -c "ldd '$AMTPROVD' | grep -q 'libamtprov\.so[.0-9]* => $prefix/'"
+plugindir=$(pkg-config --variable=plugindir amtprov)
+check "amtprov.pc's plugindir is inside the prefix and holds the installed plugins" \
+	test -f "$plugindir/amt-transport.so" -a "${plugindir#"$prefix"/}" != "$plugindir"
+claim_net
+make_prov_pki "$T/pki"
+skel="$tmp/make-build" cadir="$T/ca" inbox="$T/inbox" outbox="$T/outbox"
+mkdir -p "$inbox" "$outbox" "$T/site" "$T/sim"
+"$example/sign-pending.sh" init "$cadir"
+crl="http://$NET.250:8080/ca.crl"
+python3 -m http.server 8080 --bind "$NET.250" --directory "$cadir/crl" \
+	>"$T/http.log" 2>&1 &
+PIDS+=("$!")
+check "the CRL is served" wait_for 20 bash -c "exec 3<>/dev/tcp/$NET.250/8080"
+(while :; do "$example/sign-pending.sh" run "$cadir" "$outbox" "$inbox" "$crl"; sleep 0.3
+done) >"$T/signer.log" 2>&1 &
+PIDS+=("$!")
+cat >"$T/fleet.json" <<JSON
+{ "key_pool": 4, "keygen_latency_ms": 20,
+  "devices": [ { "id": "pc1", "address": "$NET.1", "amt_version": "16.1.25",
+    "provisioning_state": "in", "host_name": "pc1", "domain_name": "contoso.com",
+    "dhcp_domain": "contoso.com",
+    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] } ] }
+JSON
+"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
+PIDS+=("$!")
+check "amtsim serves the device" wait_for 20 test -S "$T/sim/control.sock"
+# No plugin_path but the skeleton's: amt-transport, credstore-file and radius-8021x come
+# from the installed prefix.
+cat >"$T/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "sdk", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$skel"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport"},
+    "manual-ca": {"plugin": "ca-skeleton",
+                  "config": {"inbox": "$inbox", "outbox": "$outbox", "poll_seconds": 1}},
+    "creds": {"plugin": "credstore-file"},
+    "dot1x": {"plugin": "radius-8021x"}
+  },
+  "credentials": {"store": "creds"},
+  "certificates": {"web_server": {"ca": "manual-ca"}},
+  "provisioning_certificate": {"certificate": "$T/pki/chain.pem", "key": "$T/pki/prov.key"},
+  "amt": {"transport": "amt"},
+  "ieee8021x": {"plugin": "dot1x",
+                "wired": {"name": "lan", "eap": "eap-tls", "client_certificate": {"ca": "manual-ca"}}}
+}
+JSON
+check "the site loads with the skeleton as web server and 802.1X CA" \
+	"$AMTPROV" -m "$T/site/site.json" manifest check
+"$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+"$AMTSIM" agent --state-dir "$T/sim" --device pc1 >"$T/pc1.json"
+"$AMTPROV" -m "$T/site/site.json" device add --from-json "$T/pc1.json" >/dev/null
+q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
+start_daemon "$T/amtprovd.log" -m "$T/site/site.json"
+check "the device is PROVISIONED through the skeleton" \
+	wait_for 120 bash -c "[ \"\$(sqlite3 '$T/site/state/site.db' 'select state from devices')\" = PROVISIONED ]"
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+check "the web server request waited at the CA (WAIT_WITH_DELAY), then was issued" \
+	test -n "$(q "select 1 from audit where detail like '%-> CA_WAITING%'")"
+check "one active web server and one active 802.1X certificate, both from manual-ca" \
+	test "$(q "select group_concat(purpose, ',') from (select purpose from certificates where status='active' and ca_instance='manual-ca' order by purpose)")" = "1,2"
+check "the contract refused nothing" test "$(q "select count(*) from status_messages where msg_id=8211")" = 0
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump.json"
+check "AMT is provisioned, TLS on, 802.1X on with the client certificate" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["provisioning_state"] == "post", d["provisioning_state"]
+assert d["tls_remote"]["enabled"], d["tls_remote"]
+assert d["ieee8021x"]["enabled"] and d["ieee8021x"]["client_cert_handle"], d["ieee8021x"]
+' "$T/pc1.dump.json"
+check "no sanitizer report" no_sanitizer_reports "$T/amtprovd.log"
+finish

@@ -12,6 +12,9 @@
  * (so unknown keys and out-of-range values are refused at create), it logs its lifecycle
  * through host->log, and ISSUED answers carry a real certificate (fake_issue.c).
  *
+ * With "break" set, every certificate it issues breaks that rule of the CA contract
+ * (core/ca_contract.c), so tests can check the core refuses it before AMT sees it.
+ *
  * With "challenge" set it behaves like a SCEP server: csr_attributes (ca.h ABI 1.1) hands
  * the core a challengePassword attribute, submit refuses a request that does not carry it,
  * and a poll without the request (the core withholds requests with attributes) uses the
@@ -48,6 +51,8 @@ struct fake_cfg {
 	long long delay_seconds;
 	int fail_start;
 	char *challenge;
+	char *crl_url;
+	char *breaks;
 };
 
 static const struct amtprov_config_field fake_table[] = {
@@ -63,6 +68,11 @@ static const struct amtprov_config_field fake_table[] = {
 	 "true: start() fails with UNREACHABLE"},
 	{"challenge", AMTPROV_CFG_STRING, offsetof(struct fake_cfg, challenge), 0, NULL, 0, 0,
 	 "a challengePassword every request must carry (handed out by csr_attributes)"},
+	{"crl_url", AMTPROV_CFG_STRING, offsetof(struct fake_cfg, crl_url), 0, NULL, 0, 0,
+	 "CRL distribution point URI written into issued certificates"},
+	{"break", AMTPROV_CFG_STRING, offsetof(struct fake_cfg, breaks), 0, NULL, 0, 0,
+	 "a CA contract rule every issued certificate breaks: der, key, subject, san, eku, "
+	 "chain or crl (tests of the core's contract check)"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -70,6 +80,7 @@ struct fake_ca {
 	const struct amtprov_host *host;
 	struct fake_cfg cfg;
 	struct fake_issuer *issuer;
+	struct fake_issue_opts opts;
 	unsigned long next_cookie;
 	long long polls;
 	unsigned char *kept_csr; /* the last request, for polls without one */
@@ -123,6 +134,8 @@ static int fake_create(const struct amtprov_host *host, const struct json_t *con
 		free(ca);
 		return rc;
 	}
+	ca->opts.crl_url = ca->cfg.crl_url;
+	ca->opts.breaks = ca->cfg.breaks;
 	host->log(host, AMTPROV_LOG_INFO, "create");
 	*instance = ca;
 	return AMTPROV_OK;
@@ -228,7 +241,7 @@ static int fake_submit(void *instance, const struct amtprov_ca_request *req,
 		memcpy(ca->kept_csr, req->csr_der, req->csr_len);
 	switch (FAKE_CA_OUTCOME) {
 	case AMTPROV_CA_ISSUED:
-		return fake_issuer_issue(ca->issuer, req, ca->cfg.validity_days,
+		return fake_issuer_issue(ca->issuer, req, &ca->opts, ca->cfg.validity_days,
 					 ca->host->now(ca->host), res, err);
 	case AMTPROV_CA_WAIT:
 	case AMTPROV_CA_WAIT_WITH_DELAY:
@@ -285,11 +298,11 @@ static int fake_poll(void *instance, const struct amtprov_ca_request *req, const
 
 		kept.csr_der = ca->kept_csr;
 		kept.csr_len = ca->kept_len;
-		return fake_issuer_issue(ca->issuer, &kept, ca->cfg.validity_days,
+		return fake_issuer_issue(ca->issuer, &kept, &ca->opts, ca->cfg.validity_days,
 					 ca->host->now(ca->host), res, err);
 	}
-	return fake_issuer_issue(ca->issuer, req, ca->cfg.validity_days, ca->host->now(ca->host),
-				 res, err);
+	return fake_issuer_issue(ca->issuer, req, &ca->opts, ca->cfg.validity_days,
+				 ca->host->now(ca->host), res, err);
 }
 #endif
 

@@ -149,14 +149,20 @@ static int set_subject(X509 *x, const X509_REQ *r, const char *fqdn)
 	return ok ? 0 : -1;
 }
 
+static int breaks(const struct fake_issue_opts *o, const char *rule)
+{
+	return o && o->breaks && strcmp(o->breaks, rule) == 0;
+}
+
 int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *req,
-		      long long validity_days, int64_t now, struct amtprov_ca_result *res,
-		      struct amtprov_error *err)
+		      const struct fake_issue_opts *opts, long long validity_days, int64_t now,
+		      struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	const unsigned char *p;
 	X509_REQ *r = NULL;
-	EVP_PKEY *pub;
+	EVP_PKEY *pub, *other = NULL;
 	X509 *x = NULL;
+	char cn[300];
 	time_t t = (time_t)now;
 	const char *eku;
 	char san[300];
@@ -182,15 +188,21 @@ int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *r
 		return AMTPROV_OK;
 	}
 	serial = fi->next_serial++;
-	eku = req->purpose == AMTPROV_PURPOSE_CLIENT_8021X ? "clientAuth" : "serverAuth";
+	eku = (req->purpose == AMTPROV_PURPOSE_CLIENT_8021X) != breaks(opts, "eku") ? "clientAuth"
+										      : "serverAuth";
+	/* Contract tests: another key, another name. */
+	if (breaks(opts, "key") && !(other = EVP_EC_gen("P-256")))
+		goto crypto;
+	snprintf(cn, sizeof(cn), "%s%s", breaks(opts, "subject") ? "not-" : "",
+		 req->subject_fqdn ? req->subject_fqdn : "");
 	x = X509_new();
 	if (!x || X509_set_version(x, 2) != 1 ||
 	    ASN1_INTEGER_set_uint64(X509_get_serialNumber(x), serial) != 1 ||
 	    !X509_time_adj_ex(X509_getm_notBefore(x), 0, -300, &t) ||
 	    !X509_time_adj_ex(X509_getm_notAfter(x), (int)validity_days, 0, &t) ||
-	    set_subject(x, r, req->subject_fqdn) < 0 ||
+	    set_subject(x, r, req->subject_fqdn ? cn : NULL) < 0 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(fi->cert)) != 1 ||
-	    X509_set_pubkey(x, pub) != 1)
+	    X509_set_pubkey(x, other ? other : pub) != 1)
 		goto crypto;
 	if (add_ext(x, fi->cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
 	    add_ext(x, fi->cert, NID_key_usage, "critical,digitalSignature,keyEncipherment") < 0 ||
@@ -198,8 +210,14 @@ int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *r
 	    add_ext(x, fi->cert, NID_authority_key_identifier, "keyid") < 0)
 		goto crypto;
 	if (req->subject_fqdn && *req->subject_fqdn) {
-		snprintf(san, sizeof(san), "DNS:%s", req->subject_fqdn);
+		snprintf(san, sizeof(san), "DNS:%s%s", breaks(opts, "san") ? "other." : "",
+			 req->subject_fqdn);
 		if (add_ext(x, fi->cert, NID_subject_alt_name, san) < 0)
+			goto crypto;
+	}
+	if (opts && opts->crl_url && *opts->crl_url && !breaks(opts, "crl")) {
+		snprintf(san, sizeof(san), "URI:%s", opts->crl_url);
+		if (add_ext(x, fi->cert, NID_crl_distribution_points, san) < 0)
 			goto crypto;
 	}
 	if (X509_sign(x, fi->key, EVP_sha256()) <= 0)
@@ -208,17 +226,21 @@ int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *r
 	if (len <= 0)
 		goto crypto;
 	der = malloc((size_t)len);
-	res->chain_pem = strdup(fi->cert_pem);
+	res->chain_pem = breaks(opts, "chain") ? strdup("") : strdup(fi->cert_pem);
 	if (!der || !res->chain_pem) {
 		free(der);
 		free(res->chain_pem);
 		res->chain_pem = NULL;
+		EVP_PKEY_free(other);
 		X509_free(x);
 		X509_REQ_free(r);
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, "fake-ca", "out of memory");
 	}
 	q = der;
 	i2d_X509(x, &q);
+	if (breaks(opts, "der"))
+		memset(der, 0x30, (size_t)len < 8 ? (size_t)len : 8);
+	EVP_PKEY_free(other);
 	res->outcome = AMTPROV_CA_ISSUED;
 	res->cert_der = der;
 	res->cert_len = (size_t)len;
@@ -229,6 +251,7 @@ int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *r
 	return AMTPROV_OK;
 crypto:
 	rc = crypto_error(err, "cannot issue the certificate");
+	EVP_PKEY_free(other);
 	X509_free(x);
 	X509_REQ_free(r);
 	return rc;

@@ -30,15 +30,24 @@ int fake_issuer_new(const char *label, struct fake_issuer **out, struct amtprov_
 /** Frees an issuer. Accepts NULL. */
 void fake_issuer_free(struct fake_issuer *fi);
 
+/** How an issue departs from the defaults (tests of the CA contract, core/ca_contract.c). */
+struct fake_issue_opts {
+	const char *crl_url;   /**< CRL distribution point URI; NULL or "": none */
+	const char *breaks;    /**< NULL/"": a good certificate; else the one contract rule to
+				    break: "der", "key", "subject", "san", "eku", "chain", "crl"
+				    (no CRL distribution point even with crl_url) */
+};
+
 /**
  * Issues a certificate for @p req. A request that is not a DER PKCS#10 with a valid
  * self-signature is answered REJECTED (an outcome, not an error).
+ * @param[in]  opts  may be NULL (defaults: no CRL distribution point, nothing broken)
  * @param[in]  now   the host's wall clock (tests inject a fake one)
  * @param[out] res   ISSUED: cert_der and chain_pem are malloc'd and become the caller's
  * @return AMTPROV_OK with an outcome, or AMTPROV_E_NOMEM / AMTPROV_E_CRYPTO
  */
 int fake_issuer_issue(struct fake_issuer *fi, const struct amtprov_ca_request *req,
-		      long long validity_days, int64_t now, struct amtprov_ca_result *res,
-		      struct amtprov_error *err);
+		      const struct fake_issue_opts *opts, long long validity_days, int64_t now,
+		      struct amtprov_ca_result *res, struct amtprov_error *err);
 
 #endif /* AMTPROV_TEST_FAKE_ISSUE_H */
