@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* fuzz_sim.c - see fuzz_sim.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+
+#include "fuzz_sim.h"
+#include "tls.h"
+#include "wsman.h"
+
+/* Versions on both sides of the firmware boundaries amtsim models (legacy SOAP below 9.0,
+ * PSK/SHA-1 hashes before 11.0, closed non-TLS port from 16.1). */
+static const char *const versions[] = {"11.8.50", "8.1.20", "16.1.25", "6.2.10", "12.0.45"};
+#define N_VERSIONS (sizeof(versions) / sizeof(versions[0]))
+
+static struct tls_keypool pool;
+
+void sim_fuzz_init(void)
+{
+	char dir[] = "/tmp/amtprov-fuzz-XXXXXX";
+	char path[64];
+
+	xmlInitParser();
+	if (!mkdtemp(dir) || tls_keypool_init(&pool, dir, 2, 2048) != 0)
+		abort();
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/keypool-%d.pem", dir, i);
+		unlink(path);
+	}
+	rmdir(dir);
+	wsman_set_keypool(&pool);
+}
+
+void sim_fuzz_device(struct device *d, unsigned char sel)
+{
+	if (device_init(d, "fuzz", versions[(sel / 3) % N_VERSIONS]) != 0)
+		abort();
+	d->prov_state = (enum dev_prov_state)(sel % 3);
+}
+
+unsigned char sim_fuzz_selector(int v, int state)
+{
+	return (unsigned char)(v * 3 + state);
+}
+
+void sim_fuzz_segments(const unsigned char *data, size_t size,
+		       void (*fn)(void *ctx, const unsigned char *seg, size_t len), void *ctx)
+{
+	const unsigned char *p = data, *end = data + size;
+
+	while (p < end) {
+		const unsigned char *nul = memchr(p, '\0', (size_t)(end - p));
+		size_t n = (size_t)((nul ? nul : end) - p);
+
+		fn(ctx, p, n);
+		p = nul ? nul + 1 : end;
+	}
+}
