@@ -5,6 +5,7 @@
 # Fails on any finding (crash, sanitizer report, leak, timeout, out-of-memory) and prints
 # where the reproducer is. docs/fuzzing.md says how to reproduce and how to add seeds.
 # Usage: scripts/fuzz.sh [SECONDS] [harness...]      (harness: fuzz_manifest, ...)
+# FUZZ_BUILD_ONLY=1: only build (tests/fuzz/make_corpus.sh uses it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -27,6 +28,7 @@ fi
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_FLAGS_DEBUG="-g -O1" -DAMTPROV_FUZZ=ON -DAMTPROV_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" --target fuzzers >/dev/null
+[ -z "${FUZZ_BUILD_ONLY:-}" ] || exit 0
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
@@ -47,7 +49,11 @@ run_one() {
   if [ -d "$root/tests/fuzz/corpus/$h" ]; then
     cp -R "$root/tests/fuzz/corpus/$h/." "$corpus/"
   fi
-  [ -f "$root/tests/fuzz/dict/$h.dict" ] && dict=(-dict="$root/tests/fuzz/dict/$h.dict")
+  case "$h" in
+    fuzz_transport_*|fuzz_sim_wsman|fuzz_sim_soap) dict=(-dict="$root/tests/fuzz/dict/xml.dict") ;;
+    fuzz_sim_http) dict=(-dict="$root/tests/fuzz/dict/http.dict") ;;
+    fuzz_manifest|fuzz_api_request) dict=(-dict="$root/tests/fuzz/dict/json.dict") ;;
+  esac
   "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30 \
     -artifact_prefix="$art/" -print_final_stats=1 >"$work/$h.log" 2>&1
 }

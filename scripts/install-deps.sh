@@ -20,6 +20,7 @@ PACKAGES=(
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
+  clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang
 )
 
 missing=()

@@ -5,7 +5,10 @@
  * First byte even: the input is a store file: decode, open every record with the keyring's
  * key (authentication must fail closed, not read out of bounds), then encode and decode
  * again, which must give the same records. Odd: a key file, decoded, re-encoded and compared.
+ * With FUZZ_CS_SEEDS=DIR the harness writes real files (made by the plugin's own encoders) into
+ * DIR as seeds (tests/fuzz/make_corpus.sh).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,7 @@
 
 #include "cs_int.h"
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static void store_case(const unsigned char *data, size_t size)
@@ -93,6 +97,71 @@ out:
 		OPENSSL_clear_free(out, out_len);
 	cs_keyring_free(kr);
 	cs_keyring_free(again);
+}
+
+static void write_seed(const char *dir, const char *name, unsigned char kind,
+		       const unsigned char *p, size_t n)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!(f = fopen(path, "wb")) || fwrite(&kind, 1, 1, f) != 1 ||
+	    (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
+		abort();
+}
+
+/* A key file with two keys and stores of zero and three records, as the plugin writes them. */
+static void write_seeds(const char *dir)
+{
+	static const char *const names[] = {"amt/admin", "ca-local/issuing-key", "site/x.y_z-1"};
+	struct cs_keyring *kr = cs_keyring_new();
+	struct cs_store st;
+	struct amtprov_error err;
+	unsigned char *out = NULL;
+	size_t len = 0;
+
+	amtprov_error_clear(&err);
+	memset(&st, 0, sizeof(st));
+	if (!kr || cs_keyring_add_random(kr, &err) || cs_keyring_encode(kr, &out, &len, &err))
+		abort();
+	write_seed(dir, "keys-one", 1, out, len);
+	free(out);
+	if (cs_keyring_add_random(kr, &err) || cs_keyring_encode(kr, &out, &len, &err))
+		abort();
+	write_seed(dir, "keys-two", 1, out, len);
+	free(out);
+	if (cs_store_encode(&st, &out, &len, &err))
+		abort();
+	write_seed(dir, "store-empty", 0, out, len);
+	free(out);
+	for (size_t i = 0; i < 3; i++) {
+		struct cs_rec rec;
+		const char *v = i == 1 ? "" : "P@ssw0rd";
+
+		memset(&rec, 0, sizeof(rec));
+		if (cs_seal(&kr->k[i % kr->n], names[i], (const unsigned char *)v, strlen(v), &rec,
+			    &err) ||
+		    cs_store_set(&st, &rec, &err))
+			abort();
+	}
+	if (cs_store_encode(&st, &out, &len, &err))
+		abort();
+	write_seed(dir, "store-three", 0, out, len);
+	free(out);
+	cs_store_release(&st);
+	cs_keyring_free(kr);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *seeds = getenv("FUZZ_CS_SEEDS");
+
+	(void)argc;
+	(void)argv;
+	if (seeds)
+		write_seeds(seeds);
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)

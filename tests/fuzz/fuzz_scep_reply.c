@@ -84,6 +84,7 @@ static struct ca_external g_ce;
 static struct scep_ca g_ca;
 static struct scep_tx g_tx;
 static EVP_PKEY *g_ca_key;
+static int g_verbose; /* FUZZ_SCEP_VERBOSE=1: print each outcome (checking seeds) */
 
 static EVP_PKEY *load_key(const char *pem)
 {
@@ -184,6 +185,8 @@ static void run(const uint8_t *body, size_t len)
 	handle_reply(&g_ce, &g_ca, &g_tx, &r, &res, &err);
 	if (res.outcome == AMTPROV_CA_ISSUED && (!res.cert_der || !res.cert_len))
 		abort(); /* issued without a certificate */
+	if (g_verbose)
+		fprintf(stderr, "outcome %u: %s\n", (unsigned)res.outcome, res.message);
 	free(res.cert_der);
 	free(res.chain_pem);
 }
@@ -267,6 +270,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	memset(g_tx.nonce, 0x5c, NONCE_LEN);
 	if (seeds)
 		write_seeds(seeds);
+	g_verbose = getenv("FUZZ_SCEP_VERBOSE") != NULL;
 	return 0;
 }
 
