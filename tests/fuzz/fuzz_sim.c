@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libxml/parser.h>
@@ -44,6 +45,31 @@ void sim_fuzz_device(struct device *d, unsigned char sel)
 unsigned char sim_fuzz_selector(int v, int state)
 {
 	return (unsigned char)(v * 3 + state);
+}
+
+void sim_fuzz_known_auth(struct device *d, struct digest_state *st)
+{
+	snprintf(d->realm, sizeof(d->realm), "%s", SIM_FUZZ_REALM);
+	device_ha1("admin", d->realm, "", d->admin_ha1);
+	memset(st, 0, sizeof(*st));
+	st->lifetime = 3600;
+	snprintf(st->nonces[0].value, sizeof(st->nonces[0].value), "%s", SIM_FUZZ_NONCE);
+	st->nonces[0].created = time(NULL);
+	st->next = 1;
+}
+
+void sim_fuzz_authorization(const char *method, const char *uri, unsigned nc, char *out,
+			    size_t size)
+{
+	char ha1[33], resp[33], ncs[9];
+
+	device_ha1("admin", SIM_FUZZ_REALM, "", ha1);
+	snprintf(ncs, sizeof(ncs), "%08x", nc);
+	digest_response(ha1, SIM_FUZZ_NONCE, ncs, "fuzz", "auth", method, uri, resp);
+	snprintf(out, size,
+		 "Digest username=\"admin\", realm=\"%s\", nonce=\"%s\", uri=\"%s\", "
+		 "response=\"%s\", qop=auth, nc=%s, cnonce=\"fuzz\"",
+		 SIM_FUZZ_REALM, SIM_FUZZ_NONCE, uri, resp, ncs);
 }
 
 void sim_fuzz_segments(const unsigned char *data, size_t size,

@@ -36,7 +36,7 @@ long ft_code(unsigned char sel);
 unsigned char ft_selector(long code);
 
 /** The harnesses' entry: @p data = op selector byte, then answers separated by NUL bytes,
- * each a selector byte and a body. */
+ * each a selector byte and a body. Selector ft_n_ops: the rest is a CRL (at_crl_parse). */
 int ft_fuzz_one(const unsigned char *data, size_t size, int amt_major);
 
 #endif

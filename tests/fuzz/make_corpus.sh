@@ -15,7 +15,7 @@ bin=$build/tests/fuzz
 FUZZ_BUILD_ONLY=1 scripts/fuzz.sh
 export ASAN_OPTIONS=detect_leaks=1
 mkdir -p "$out"
-rm -f "$out"/fuzz_transport_*/amt* "$out"/fuzz_sim_*/amt*
+rm -f "$out"/fuzz_transport_*/amt* "$out"/fuzz_transport_*/crl-* "$out"/fuzz_sim_*/amt*
 "$bin/make_corpus" "$out"
 mkdir -p "$out/fuzz_scep_reply" "$out/fuzz_credstore_file" "$out/fuzz_manifest" \
   "$out/fuzz_api_request"
