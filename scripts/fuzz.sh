@@ -69,9 +69,12 @@ status_of() {
   fi
   failed+=("$h")
   printf '== %-22s FAILED (exit %s)\n' "$h" "$rc"
-  grep -E "ERROR: |SUMMARY: |runtime error|Test unit written to|==[0-9]+== ?ERROR" "$work/$h.log" \
-    | head -20 | sed 's/^/   /'
-  cp "$work/$h.log" "$art/$h.log" 2>/dev/null || true
+  if ! grep -E "ERROR: |SUMMARY: |runtime error|Test unit written to" "$work/$h.log" \
+      | head -20 | sed 's/^/   /' | grep .; then
+    tail -5 "$work/$h.log" | sed 's/^/   /'
+  fi
+  mkdir -p "$art"
+  cp "$work/$h.log" "$art/$h.log"
   echo "   log: $art/$h.log"
   for f in "$art"/crash-* "$art"/leak-* "$art"/timeout-* "$art"/oom-* "$art"/slow-unit-*; do
     if [ -e "$f" ]; then echo "   reproduce: $build/tests/fuzz/$h $f"; fi
