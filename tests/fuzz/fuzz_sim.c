@@ -19,6 +19,14 @@ static const char *const versions[] = {"11.8.50", "8.1.20", "16.1.25", "6.2.10",
 
 static struct tls_keypool pool;
 
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	sim_fuzz_init();
+	return 0;
+}
+
 void sim_fuzz_init(void)
 {
 	char dir[] = "/tmp/amtprov-fuzz-XXXXXX";
@@ -72,16 +80,48 @@ void sim_fuzz_authorization(const char *method, const char *uri, unsigned nc, ch
 		 SIM_FUZZ_REALM, SIM_FUZZ_NONCE, uri, resp, ncs);
 }
 
-void sim_fuzz_segments(const unsigned char *data, size_t size,
-		       void (*fn)(void *ctx, const unsigned char *seg, size_t len), void *ctx)
+void sim_fuzz_post(struct device *d, const char *path, const unsigned char *body, size_t len,
+		   sim_fuzz_handler handler)
 {
-	const unsigned char *p = data, *end = data + size;
+	struct http_request q;
+	struct http_response r;
+	char *copy = malloc(len + 1);
 
-	while (p < end) {
+	if (!copy)
+		return;
+	memcpy(copy, body, len);
+	copy[len] = '\0';
+	memset(&q, 0, sizeof(q));
+	memset(&r, 0, sizeof(r));
+	r.status = 500; /* what http.c's handle_request() starts from */
+	strcpy(q.method, "POST");
+	snprintf(q.path, sizeof(q.path), "%s", path);
+	q.minor = 1;
+	q.body = copy;
+	q.body_len = len;
+	q.user = "admin";
+	q.tls = true;
+	handler(d, &q, &r);
+	if (r.status < 100 || r.status > 599)
+		abort();
+	sbuf_free(&r.body);
+	free(copy);
+}
+
+void sim_fuzz_one(const unsigned char *data, size_t size,
+		  void (*fn)(struct device *d, const unsigned char *seg, size_t len))
+{
+	const unsigned char *p, *end = data + size;
+	struct device d;
+
+	if (size < 1)
+		return;
+	sim_fuzz_device(&d, data[0]);
+	for (p = data + 1; p < end;) {
 		const unsigned char *nul = memchr(p, '\0', (size_t)(end - p));
-		size_t n = (size_t)((nul ? nul : end) - p);
 
-		fn(ctx, p, n);
+		fn(&d, p, (size_t)((nul ? nul : end) - p));
 		p = nul ? nul + 1 : end;
 	}
+	device_clear(&d);
 }

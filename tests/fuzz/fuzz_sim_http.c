@@ -13,7 +13,6 @@
 #include "soap_legacy.h"
 #include "wsman.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 
 static struct event_base *g_base;
@@ -35,20 +34,9 @@ static void route(struct sim_server *srv, struct device *d, const struct http_re
 		resp->status = 404;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	sim_fuzz_init();
-	g_base = event_base_new();
-	if (!g_base)
-		abort();
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	struct sim_server srv = {.base = g_base, .handler = route, .nonce_lifetime = 60};
+	struct sim_server srv = {.handler = route, .nonce_lifetime = 60};
 	struct sim_dev_rt rt;
 	struct device d;
 	struct bufferevent *pair[2];
@@ -57,6 +45,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 
 	if (size < 2)
 		return 0;
+	if (!g_base && !(g_base = event_base_new()))
+		abort();
+	srv.base = g_base;
 	piece = (size_t)data[1] * 8 + 1;
 	memset(&rt, 0, sizeof(rt));
 	sim_fuzz_device(&d, data[0]);

@@ -6,6 +6,10 @@
  */
 #include <libxml/parser.h>
 
+#ifndef FT_AMT_MAJOR
+#define FT_AMT_MAJOR 11
+#endif
+
 #include "fuzz_transport.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -21,5 +25,5 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
-	return ft_fuzz_one(data, size, 11);
+	return ft_fuzz_one(data, size, FT_AMT_MAJOR);
 }
