@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 
 #include "cs_int.h"
+#include "fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -99,18 +100,6 @@ out:
 	cs_keyring_free(again);
 }
 
-static void write_seed(const char *dir, const char *name, unsigned char kind,
-		       const unsigned char *p, size_t n)
-{
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "wb")) || fwrite(&kind, 1, 1, f) != 1 ||
-	    (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
-		abort();
-}
-
 /* A key file with two keys and stores of zero and three records, as the plugin writes them. */
 static void write_seeds(const char *dir)
 {
@@ -125,15 +114,15 @@ static void write_seeds(const char *dir)
 	memset(&st, 0, sizeof(st));
 	if (!kr || cs_keyring_add_random(kr, &err) || cs_keyring_encode(kr, &out, &len, &err))
 		abort();
-	write_seed(dir, "keys-one", 1, out, len);
+	fuzz_write_seed(dir, "keys-one", 1, out, len);
 	free(out);
 	if (cs_keyring_add_random(kr, &err) || cs_keyring_encode(kr, &out, &len, &err))
 		abort();
-	write_seed(dir, "keys-two", 1, out, len);
+	fuzz_write_seed(dir, "keys-two", 1, out, len);
 	free(out);
 	if (cs_store_encode(&st, &out, &len, &err))
 		abort();
-	write_seed(dir, "store-empty", 0, out, len);
+	fuzz_write_seed(dir, "store-empty", 0, out, len);
 	free(out);
 	for (size_t i = 0; i < 3; i++) {
 		struct cs_rec rec;
@@ -147,7 +136,7 @@ static void write_seeds(const char *dir)
 	}
 	if (cs_store_encode(&st, &out, &len, &err))
 		abort();
-	write_seed(dir, "store-three", 0, out, len);
+	fuzz_write_seed(dir, "store-three", 0, out, len);
 	free(out);
 	cs_store_release(&st);
 	cs_keyring_free(kr);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "fuzz_host.h"
+#include "fuzz_seed.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -191,18 +192,6 @@ static void run(const uint8_t *body, size_t len)
 	free(res.chain_pem);
 }
 
-static void write_seed(const char *dir, const char *name, unsigned char mode, const uint8_t *p,
-		       size_t n)
-{
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (!(f = fopen(path, "wb")) || fwrite(&mode, 1, 1, f) != 1 ||
-	    (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0)
-		abort();
-}
-
 /* One seed per mode, each a real exchange: the CA issues a certificate for the request key. */
 static void write_seeds(const char *dir)
 {
@@ -221,11 +210,11 @@ static void write_seeds(const char *dir)
 	der_of(deg, &degder, &deglen);
 	envelope(degder, deglen, &env, &envlen);
 	certrep("0", NULL, 0, env, envlen, &rep, &replen);
-	write_seed(dir, "certrep-success", 0, rep, replen);
-	write_seed(dir, "content-success", 1, env, envlen);
-	write_seed(dir, "degenerate-success", 2, degder, deglen);
-	write_seed(dir, "pending", 3, pending, 1);
-	write_seed(dir, "failure-badcertid", 3, failure, 2);
+	fuzz_write_seed(dir, "certrep-success", 0, rep, replen);
+	fuzz_write_seed(dir, "content-success", 1, env, envlen);
+	fuzz_write_seed(dir, "degenerate-success", 2, degder, deglen);
+	fuzz_write_seed(dir, "pending", 3, pending, 1);
+	fuzz_write_seed(dir, "failure-badcertid", 3, failure, 2);
 	free(rep);
 	free(env);
 	free(degder);

@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "fuzz_seed.h"
 #include "fuzz_sim.h"
 #include "fuzz_transport.h"
 #include "http.h"
@@ -109,16 +110,10 @@ static void write_file(const char *dir, const char *sub, const char *name, unsig
 		       const struct sbuf *b)
 {
 	char path[4096];
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, sub);
 	mkdir(path, 0755);
-	snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
-	if (!(f = fopen(path, "wb")) || fwrite(&first, 1, 1, f) != 1 ||
-	    (b->len && fwrite(b->data, 1, b->len, f) != b->len) || fclose(f) != 0) {
-		perror(path);
-		exit(1);
-	}
+	fuzz_write_seed(path, name, first, b->data, b->len);
 }
 
 /* Runs every operation, COMMIT and UNPROVISION last, on one device in setup (IN). */
