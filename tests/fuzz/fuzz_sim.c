@@ -94,7 +94,7 @@ void sim_fuzz_post(struct device *d, const char *path, const unsigned char *body
 	memset(&q, 0, sizeof(q));
 	memset(&r, 0, sizeof(r));
 	r.status = 500; /* what http.c's handle_request() starts from */
-	strcpy(q.method, "POST");
+	snprintf(q.method, sizeof(q.method), "POST");
 	snprintf(q.path, sizeof(q.path), "%s", path);
 	q.minor = 1;
 	q.body = copy;

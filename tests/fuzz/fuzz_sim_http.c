@@ -61,7 +61,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	c->bev = pair[0];
 	bufferevent_enable(pair[0], EV_READ | EV_WRITE);
 	c->handshake_done = true;
-	strcpy(c->peer, "127.0.0.1");
+	snprintf(c->peer, sizeof(c->peer), "127.0.0.1");
 	srv.conns = c;
 	for (off = 2; off < size && srv.conns; off += piece) {
 		size_t n = size - off < piece ? size - off : piece;

@@ -55,7 +55,7 @@ static int answer(void *ctx, const struct at_session *s, const char **body, size
 	memset(&q, 0, sizeof(q));
 	memset(&r, 0, sizeof(r));
 	r.status = 500;
-	strcpy(q.method, "POST");
+	snprintf(q.method, sizeof(q.method), "POST");
 	snprintf(q.path, sizeof(q.path), "%s", s->path);
 	q.minor = 1;
 	q.keep_alive = true;
