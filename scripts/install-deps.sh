@@ -22,6 +22,7 @@ PACKAGES=(
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
   libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
+  clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang
 )
 
 # Debian enables the services of some packages the tests install (freeradius): the tests

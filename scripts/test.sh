@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs dependencies, then builds and runs every test twice: a normal build with
 # warnings as errors, and an AddressSanitizer + UndefinedBehaviorSanitizer build that fails
-# on any sanitizer report. Usage: scripts/test.sh [--no-sanitize]
+# on any sanitizer report, then runs every libFuzzer harness (tests/fuzz) briefly on its
+# committed corpus. Usage: scripts/test.sh [--no-sanitize]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -47,5 +48,12 @@ if [ "${1:-}" != "--no-sanitize" ]; then
   export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DAMTPROV_SANITIZE=ON
+
+  # Every harness for a short fixed time, two at a time (about 5 minutes on 2 cores with the
+  # clang build); any finding fails. scripts/fuzz.sh SECONDS runs them longer.
+  echo "== fuzzing (libFuzzer + ASan + UBSan, ${FUZZ_SECONDS:-30}s per harness) =="
+  bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+else
+  echo "== fuzzing skipped (--no-sanitize): the harnesses are sanitizer builds =="
 fi
 echo "all tests passed"
