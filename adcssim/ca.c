@@ -510,9 +510,9 @@ int ca_cmc_response(struct ca *ca, int status, const char *status_string, long r
 	der_wrap(&pkir, 0x30, &resp);
 	if (pkir.oom || !certs || !ctype)
 		goto out;
+	/* certificates: the issued one; the signer adds the CA's own. */
 	if (issued)
 		sk_X509_push(certs, issued);
-	sk_X509_push(certs, ca->cert);
 	in = BIO_new_mem_buf(pkir.p, (int)pkir.len);
 	cms = CMS_sign(NULL, NULL, certs, NULL, CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP);
 	if (!in || !cms || !CMS_set1_eContentType(cms, ctype) ||

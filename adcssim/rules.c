@@ -176,19 +176,24 @@ static int name_value_template(X509_REQ *req, char *out, size_t outsz)
 		a = X509_REQ_get_attr(req, i);
 		for (n = 0; n < X509_ATTRIBUTE_count(a); n++) {
 			ASN1_TYPE *t = X509_ATTRIBUTE_get0_type(a, n);
-			const unsigned char *p, *end, *c;
+			const unsigned char *p, *end, *c, *first, *x;
 			unsigned tag;
-			size_t cl;
+			size_t cl, xl;
 
 			if (!t || t->type != V_ASN1_SEQUENCE)
 				continue;
 			p = t->value.sequence->data;
 			end = p + t->value.sequence->length;
-			if (der_next(&p, end, &tag, &c, &cl) || text_value(c, (size_t)(p - c), name,
-									    sizeof(name)))
+			/* SEQ { name, value } */
+			if (der_next(&p, end, &tag, &c, &cl) || tag != 0x30)
+				continue;
+			first = c;
+			end = c + cl;
+			if (der_next(&c, end, &tag, &x, &xl) ||
+			    text_value(first, (size_t)(c - first), name, sizeof(name)))
 				continue;
 			if (strcasecmp(name, "CertificateTemplate") == 0 &&
-			    text_value(p, (size_t)(end - p), out, outsz) == 0)
+			    text_value(c, (size_t)(end - c), out, outsz) == 0)
 				found = 1;
 		}
 	}

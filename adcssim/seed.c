@@ -210,6 +210,7 @@ int seed_load(struct seed *s, const char *path, char *err, size_t errsz)
 		}
 		s->next_update_hours = (unsigned)n;
 		s->nil_versions_empty = json_is_true(json_object_get(cep, "nil_versions_return_empty"));
+		s->version_filter = json_is_true(json_object_get(cep, "version_filter"));
 	}
 	a = json_object_get(root, "accounts");
 	if (!json_is_array(a) || json_array_size(a) == 0) {

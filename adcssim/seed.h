@@ -51,6 +51,7 @@ struct seed {
 	char ca_hash[16];
 	char policy_id[64], policy_name[96];
 	unsigned next_update_hours;
+	int version_filter;     /* apply requestFilter clientVersion/serverVersion */
 	int nil_versions_empty; /* reproduce the CEP that returns no policy when versions are nil */
 	struct seed_account *accounts;
 	size_t n_accounts;

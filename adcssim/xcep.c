@@ -204,7 +204,7 @@ static void read_filter(xmlNodePtr rf, struct filter *f)
 	}
 }
 
-static int keep(const struct filter *f, const struct seed_template *t)
+static int keep(const struct filter *f, const struct seed_template *t, int version_filter)
 {
 	int i, hit = 0;
 
@@ -214,6 +214,9 @@ static int keep(const struct filter *f, const struct seed_template *t)
 		if (!hit)
 			return 0;
 	}
+	/* The version filter is a SHOULD that Windows CEP does not implement [MS-XCEP 7 <2>]. */
+	if (!version_filter)
+		return 1;
 	if (f->client_version >= 0 &&
 	    (t->pkey_flags & 0x0F000000u) > ((unsigned long)f->client_version << 24))
 		return 0;
@@ -316,7 +319,7 @@ void xcep_get_policies(struct adcs *s, xmlDocPtr doc, const char *msgid,
 	if (!s->seed.standalone &&
 	    !(s->seed.nil_versions_empty && (f.client_version < 0 || f.server_version < 0))) {
 		for (i = 0; i < s->seed.n_templates; i++) {
-			if (!keep(&f, &s->seed.templates[i]))
+			if (!keep(&f, &s->seed.templates[i], s->seed.version_filter))
 				continue;
 			if (n++ == 0)
 				sb_add(&b, "<policies>");
