@@ -526,6 +526,8 @@ int ca_cmc_response(struct ca *ca, int status, const char *status_string, long r
 	*len = (size_t)n;
 	rc = 0;
 out:
+	if (rc && getenv("ADCSSIM_DEBUG"))
+		ERR_print_errors_fp(stderr);
 	ERR_clear_error();
 	der_free(&ctrl);
 	der_free(&resp);

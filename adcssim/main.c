@@ -196,9 +196,9 @@ static int serve(int argc, char **argv)
 	}
 	if (!host)
 		host = ip;
-	snprintf(s.https_base, sizeof(s.https_base), "https://%s:%u", host, port);
 	if (open_state(&s, dir, seed_copy))
 		goto out;
+	snprintf(s.https_base, sizeof(s.https_base), "https://%s:%u", host, port);
 	struct stat st;
 	if (stat(seed, &st) == 0)
 		s.last_update = st.st_mtime;
