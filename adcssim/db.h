@@ -25,7 +25,7 @@ struct db_req {
 	long long revoked_at, submitted_at;
 	unsigned char *csr, *cert; /* DER; malloc'd */
 	size_t csr_len, cert_len;
-	unsigned char *subject;    /* DER X509_NAME the certificate gets (pending requests) */
+	unsigned char *subject;    /* DER X509_NAME for the certificate, kept for pending requests */
 	size_t subject_len;
 };
 
