@@ -625,7 +625,12 @@ static void test_ces_issue_v2(void)
 	CU_ASSERT(ext_has(c, NID_ext_key_usage, "2.16.840.1.113741.1.2.3"));
 	CU_ASSERT(ext_has(c, NID_ext_key_usage, "TLS Web Server Authentication"));
 	CU_ASSERT(ext_has(c, NID_subject_alt_name, "DNS:amt1.contoso.com"));
-	CU_ASSERT(X509_get_ext_by_OBJ(c, OBJ_txt2obj("1.3.6.1.4.1.311.21.7", 1), -1) >= 0);
+	{
+		ASN1_OBJECT *ti = OBJ_txt2obj("1.3.6.1.4.1.311.21.7", 1);
+
+		CU_ASSERT(X509_get_ext_by_OBJ(c, ti, -1) >= 0);
+		ASN1_OBJECT_free(ti);
+	}
 	id = find_text(r.body, NS_WSTEP, "RequestID");
 	CU_ASSERT(id && strtol(id, NULL, 10) > 0);
 	free(id);
