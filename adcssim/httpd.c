@@ -148,7 +148,7 @@ static const char *reason(int status)
 
 static void send_resp(struct conn *c, struct http_resp *r)
 {
-	char hdr[1024];
+	char hdr[1600];
 	int n = snprintf(hdr, sizeof(hdr),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
 			 "Connection: close\r\nServer: adcssim\r\n\r\n",

@@ -28,7 +28,7 @@ struct http_req {
 struct http_resp {
 	int status;
 	char content_type[96];
-	char extra_headers[256]; /* "Name: value\r\n" lines */
+	char extra_headers[1024]; /* "Name: value\r\n" lines */
 	char *body;              /* malloc'd; freed by the server */
 	size_t body_len;
 };

@@ -14,6 +14,7 @@
 
 #include <libxml/parser.h>
 
+#include "negotiate.h"
 #include "server.h"
 
 static volatile int stop_flag;
@@ -28,16 +29,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: adcssim serve --dir DIR --seed FILE --listen IP:PORT --http-listen IP:PORT\n"
-		"                     [--host NAME]\n"
+		"                     [--host NAME] [--keytab FILE]\n"
 		"       adcssim admin --dir DIR resubmit REQUEST_ID\n"
 		"       adcssim admin --dir DIR deny REQUEST_ID\n"
 		"       adcssim admin --dir DIR revoke SERIAL [REASON]\n"
 		"       adcssim admin --dir DIR list --json\n"
 		"\n"
 		"An AD CS test server: CEP (MS-XCEP) and CES (MS-WSTEP) over HTTPS with\n"
-		"UsernameToken or TLS client-certificate authentication, an OpenSSL enterprise or\n"
-		"stand-alone CA with templates from the seed file, a WinRM shell that runs\n"
-		"`certutil -revoke`, and the CRL over HTTP. `admin` acts on DIR while the server\n"
+		"UsernameToken, TLS client-certificate or (with --keytab, the HTTP service key)\n"
+		"Kerberos authentication, an OpenSSL enterprise or stand-alone CA with templates\n"
+		"from the seed file, a WinRM shell that runs `certutil -revoke`, and the CRL over\n"
+		"HTTP. `admin` acts on DIR while the server\n"
 		"runs, like certutil -resubmit/-deny/-revoke. See docs/adcssim.md.\n");
 }
 
@@ -147,6 +149,7 @@ static void close_state(struct adcs *s)
 static int serve(int argc, char **argv)
 {
 	const char *dir = NULL, *seed = NULL, *listen_s = NULL, *http_s = NULL, *host = NULL;
+	const char *keytab = NULL;
 	char ip[64], hip[64], path[700], seed_copy[700], tls_key[700], err[512], url[600];
 	char name_enc[200];
 	unsigned port, hport;
@@ -170,6 +173,7 @@ static int serve(int argc, char **argv)
 		else if (!strcmp(a, "--listen")) listen_s = v;
 		else if (!strcmp(a, "--http-listen")) http_s = v;
 		else if (!strcmp(a, "--host")) host = v;
+		else if (!strcmp(a, "--keytab")) keytab = v;
 		else {
 			fprintf(stderr, "adcssim serve: unknown option %s\n", a);
 			return 2;
@@ -196,6 +200,10 @@ static int serve(int argc, char **argv)
 	}
 	if (!host)
 		host = ip;
+	if (keytab && negotiate_init(keytab, err, sizeof(err))) {
+		fprintf(stderr, "adcssim serve: %s\n", err);
+		return 1;
+	}
 	if (open_state(&s, dir, seed_copy))
 		goto out;
 	snprintf(s.https_base, sizeof(s.https_base), "https://%s:%u", host, port);

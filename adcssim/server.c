@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "negotiate.h"
 #include "server.h"
 
 #define WCF_DIAG "http://schemas.microsoft.com/2004/09/ServiceModel/Diagnostics"
@@ -201,6 +202,16 @@ static enum endpoint route(struct adcs *s, const char *path, int *auth)
 		*auth = AUTH_CERTIFICATE;
 		return EP_CEP;
 	}
+	if (negotiate_available() &&
+	    path_is(path, "ADPolicyProvider_CEP_Kerberos", "/service.svc/CEP")) {
+		*auth = AUTH_KERBEROS;
+		return EP_CEP;
+	}
+	if (negotiate_available() &&
+	    path_is(path, s->seed.ca_name, "_CES_Kerberos/service.svc/CES")) {
+		*auth = AUTH_KERBEROS;
+		return EP_CES;
+	}
 	if (path_is(path, s->seed.ca_name, "_CES_UsernamePassword/service.svc/CES")) {
 		*auth = AUTH_USERNAME;
 		return EP_CES;
@@ -269,6 +280,21 @@ void adcs_handle(void *ctx, const struct http_req *req, struct http_resp *resp)
 			text(resp, 401, "authentication required\n");
 			return;
 		}
+	} else if (auth == AUTH_KERBEROS) {
+		/* HTTP Negotiate at the transport (RFC 4559), as IIS does for these apps. */
+		char principal[256], reply[700], err[256];
+
+		if (negotiate_accept(req->authorization, principal, sizeof(principal), reply,
+				     sizeof(reply), err, sizeof(err)) ||
+		    !(who = seed_account(&s->seed, principal))) {
+			snprintf(resp->extra_headers, sizeof(resp->extra_headers),
+				 "WWW-Authenticate: Negotiate\r\n");
+			text(resp, 401, "Negotiate authentication required\n");
+			return;
+		}
+		if (reply[0])
+			snprintf(resp->extra_headers, sizeof(resp->extra_headers),
+				 "WWW-Authenticate: Negotiate %s\r\n", reply);
 	} else if (auth == AUTH_CERTIFICATE) {
 		/* IIS with "require client certificates": 403 before any SOAP processing. */
 		who = req->peer_cn[0] ? seed_account_by_cn(&s->seed, req->peer_cn) : NULL;

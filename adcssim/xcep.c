@@ -12,6 +12,7 @@
 
 #include <openssl/objects.h>
 
+#include "negotiate.h"
 #include "server.h"
 
 #define NS_XCEP "http://schemas.microsoft.com/windows/pki/2009/01/enrollmentpolicy"
@@ -234,6 +235,7 @@ static void ca_entry(struct adcs *s, struct sb *b, const struct seed_account *wh
 	char path[200];
 	static const struct { const char *kind; unsigned auth; } uri[] = {
 		{ "UsernamePassword", AUTH_USERNAME }, { "Certificate", AUTH_CERTIFICATE },
+		{ "Kerberos", AUTH_KERBEROS },
 	};
 
 	for (i = 0; i < s->seed.n_templates; i++)
@@ -241,6 +243,9 @@ static void ca_entry(struct adcs *s, struct sb *b, const struct seed_account *wh
 	sb_add(b, "<cAs><cA><uris>");
 	for (i = 0; i < sizeof(uri) / sizeof(uri[0]); i++) {
 		size_t k, o = 0;
+
+		if (uri[i].auth == AUTH_KERBEROS && !negotiate_available())
+			continue; /* listed only when a keytab makes the endpoint real */
 
 		/* The CA's common name with spaces as %20, like IIS application names. */
 		for (k = 0; s->seed.ca_name[k] && o < sizeof(path) - 4; k++) {

@@ -20,6 +20,9 @@ PACKAGES=(
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
+  libkrb5-dev                 # adcssim: Kerberos (HTTP Negotiate) CEP/CES endpoints, MIT GSSAPI acceptor
+  krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
+  libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
 )
 
 missing=()
