@@ -14,23 +14,34 @@ void der_free(struct der_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+int buf_reserve(void **p, size_t *cap, size_t len, size_t need, size_t first_cap, int *oom)
+{
+	size_t c;
+	void *n;
+
+	if (*oom)
+		return -1;
+	if (len + need <= *cap)
+		return 0;
+	c = *cap ? *cap : first_cap;
+	while (c < len + need)
+		c *= 2;
+	n = realloc(*p, c);
+	if (!n) {
+		*oom = 1;
+		return -1;
+	}
+	*p = n;
+	*cap = c;
+	return 0;
+}
+
 static void grow(struct der_buf *b, size_t need)
 {
-	size_t cap;
-	unsigned char *n;
+	void *p = b->p;
 
-	if (b->oom || b->len + need <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 64;
-	while (cap < b->len + need)
-		cap *= 2;
-	n = realloc(b->p, cap);
-	if (!n) {
-		b->oom = 1;
-		return;
-	}
-	b->p = n;
-	b->cap = cap;
+	buf_reserve(&p, &b->cap, b->len, need, 64, &b->oom);
+	b->p = p;
 }
 
 static void put_raw(struct der_buf *b, const void *d, size_t n)

@@ -15,6 +15,10 @@ struct der_buf {
 	int oom;
 };
 
+/* Makes room for need more bytes after len in a realloc'd buffer of *cap bytes (doubling
+ * from first_cap); sets *oom and returns -1 when memory runs out. Shared with soap.c. */
+int buf_reserve(void **p, size_t *cap, size_t len, size_t need, size_t first_cap, int *oom);
+
 void der_free(struct der_buf *b);
 /* Appends one TLV whose contents are the bytes given. */
 void der_put(struct der_buf *b, unsigned tag, const void *content, size_t len);

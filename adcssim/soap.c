@@ -10,25 +10,16 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "der.h"
 #include "soap.h"
 
 static void grow(struct sb *b, size_t need)
 {
-	size_t cap;
-	char *n;
+	void *p = b->p;
 
-	if (b->oom || b->len + need + 1 <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + need + 1)
-		cap *= 2;
-	n = realloc(b->p, cap);
-	if (!n) {
-		b->oom = 1;
-		return;
-	}
-	b->p = n;
-	b->cap = cap;
+	/* one more for the terminating NUL */
+	buf_reserve(&p, &b->cap, b->len, need + 1, 1024, &b->oom);
+	b->p = p;
 }
 
 void sb_addn(struct sb *b, const char *s, size_t n)

@@ -23,6 +23,7 @@ PACKAGES=(
   libkrb5-dev                 # adcssim: Kerberos (HTTP Negotiate) CEP/CES endpoints, MIT GSSAPI acceptor
   krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
+  samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
 )
 
 missing=()
