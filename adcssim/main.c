@@ -232,7 +232,7 @@ static int serve(int argc, char **argv)
 		goto out;
 	snprintf(path, sizeof(path), "%s/tls.pem", dir);
 	snprintf(tls_key, sizeof(tls_key), "%s/tls.key", dir);
-	if (access(path, R_OK) && ca_make_tls(&s.ca, dir, host, !strcmp(host, ip) ? ip : ip, err,
+	if (access(path, R_OK) && ca_make_tls(&s.ca, dir, host, ip, err,
 					      sizeof(err))) {
 		fprintf(stderr, "adcssim: %s\n", err);
 		goto out;

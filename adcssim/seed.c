@@ -41,8 +41,9 @@ static int get_uint(json_t *o, const char *key, unsigned long *dst, const char *
 	if (!v)
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    json_integer_value(v) > 0xffffffffLL * 1000) {
-		snprintf(err, errsz, "%s: \"%s\" must be a non-negative integer", where, key);
+	    json_integer_value(v) > 0xffffffffLL) {
+		snprintf(err, errsz, "%s: \"%s\" must be an integer from 0 to 4294967295", where,
+			 key);
 		return -1;
 	}
 	*dst = (unsigned long)json_integer_value(v);

@@ -1194,6 +1194,38 @@ static void test_no_doctype(void)
 	free(r.body);
 }
 
+/* Seed errors name the file and the field. */
+static void test_seed_errors(void)
+{
+	static const struct { const char *json, *want; } cases[] = {
+		{ "{", "seed.json:" },
+		{ "{\"accounts\":[{\"name\":\"a\"}]}", "\"ca\" object is required" },
+		{ "{\"ca\":{\"name\":\"C\",\"mode\":\"x\"},\"accounts\":[{\"name\":\"a\"}]}",
+		  "\"mode\" must be" },
+		{ "{\"ca\":{\"name\":\"C\"},\"accounts\":[{\"name\":\"a\"}],\"templates\":"
+		  "[{\"name\":\"T\",\"oid\":\"1.2.3\",\"schema\":5}]}", "template \"T\": schema" },
+		{ "{\"ca\":{\"name\":\"C\"},\"accounts\":[{\"name\":\"a\"}],\"templates\":"
+		  "[{\"name\":\"T\",\"oid\":\"1.2.3\",\"hash\":\"sha384\"}]}", "version 3" },
+		{ "{\"ca\":{\"name\":\"C\"},\"accounts\":[{\"name\":\"a\"}],\"templates\":"
+		  "[{\"name\":\"T\",\"oid\":\"1.2.3\",\"min_key_size\":-1}]}", "\"min_key_size\"" },
+	};
+	char path[600], err[512];
+	struct seed sd;
+	size_t i;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/seed.json", tmpdir);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		f = fopen(path, "w");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+		fputs(cases[i].json, f);
+		fclose(f);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(seed_load(&sd, path, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].want));
+	}
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -1217,6 +1249,7 @@ int main(void)
 	CU_add_test(s, "admin_revoke_rules", test_admin_revoke_rules);
 	CU_add_test(s, "decode_request", test_decode_request);
 	CU_add_test(s, "no_doctype", test_no_doctype);
+	CU_add_test(s, "seed_errors", test_seed_errors);
 	CU_add_test(s, "standalone", test_standalone);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

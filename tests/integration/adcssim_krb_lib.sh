@@ -3,6 +3,21 @@
 # its Kerberos CEP/CES endpoints with kinit + curl --negotiate. The caller has a KDC for
 # $REALM running, KRB5_CONFIG/KRB5CCNAME set, and the principals sccm-site (password
 # Site-Secret-1) and stranger (Stranger-3x!), which the seed does not know.
+ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
+SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
+HOST=ca.contoso.test
+REALM=CONTOSO.TEST
+[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
+export PATH="$PATH:/usr/sbin"
+
+# need_tools TOOL...: every tool must be installed (scripts/install-deps.sh).
+need_tools() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
+  done
+}
+
 # adcssim_kerberos_checks KEYTAB
 adcssim_kerberos_checks() {
   local keytab=$1 st

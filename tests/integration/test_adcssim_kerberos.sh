@@ -10,18 +10,10 @@ TEST_NAME=adcssim_kerberos
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/adcssim_krb_lib.sh"
 
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
-[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
-for t in krb5kdc kdb5_util kadmin.local kinit; do
-  command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
-done
-export PATH="$PATH:/usr/sbin"
+need_tools krb5kdc kdb5_util kadmin.local kinit
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
-HOST=ca.contoso.test
-REALM=CONTOSO.TEST
 K="$T/krb"
 mkdir -p "$K"
 export KRB5_CONFIG="$K/krb5.conf" KRB5_KDC_PROFILE="$K/kdc.conf" KRB5CCNAME="FILE:$K/cc"

@@ -9,17 +9,10 @@ TEST_NAME=adcssim_kerberos_samba
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/adcssim_krb_lib.sh"
 
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
-[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
-for t in samba samba-tool kinit; do
-  command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
-done
+need_tools samba samba-tool kinit klist
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
-HOST=ca.contoso.test
-REALM=CONTOSO.TEST
 D="$T/dc"
 mkdir -p "$D/run"
 # Provisioning binds only $IP; only the KDC service runs (no LDAP/SMB/DNS needed here).
