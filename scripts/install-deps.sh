@@ -23,15 +23,19 @@ PACKAGES=(
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
   libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
   clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang
+  libkrb5-dev                 # adcssim: Kerberos (HTTP Negotiate) CEP/CES endpoints, MIT GSSAPI acceptor
+  krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
+  libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
+  samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
 )
 
-# Debian enables the services of some packages the tests install (freeradius): the tests
-# start their own instances on loopback, so the system ones are disabled and stopped, never
-# left listening on the machine's interfaces.
+# Debian enables the services of some packages the tests install (FreeRADIUS, the MIT KDC,
+# Samba): the tests start their own instances on loopback, so the system ones are disabled
+# and stopped, never left listening on the machine's interfaces.
 disable_test_services() {
   command -v systemctl >/dev/null 2>&1 || return 0
   local svc
-  for svc in freeradius; do
+  for svc in freeradius krb5-kdc krb5-admin-server samba-ad-dc smbd nmbd winbind; do
     if systemctl is-enabled "$svc" >/dev/null 2>&1; then
       $SUDO systemctl disable "$svc" >/dev/null 2>&1 ||
         echo "install-deps: could not disable $svc.service; disable it by hand" >&2
