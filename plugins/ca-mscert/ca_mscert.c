@@ -46,6 +46,7 @@ struct mscert {
 	int64_t pol_expires;    /* host->now() after which the policy is read again */
 	int pol_bad;            /* the template rules refused the current policy */
 	char pol_why[AMTPROV_CA_MESSAGE_SIZE];
+	int cred_missing;       /* the password record is not in the store (yet) */
 };
 
 #define F(name, type, req, dflt, help) \
@@ -186,6 +187,7 @@ struct call_auth {
 static int auth_open(struct mscert *ms, struct call_auth *ca, char *why, size_t why_size)
 {
 	struct amtprov_error e;
+	int rc;
 
 	memset(ca, 0, sizeof(*ca));
 	amtprov_error_clear(&e);
@@ -197,10 +199,13 @@ static int auth_open(struct mscert *ms, struct call_auth *ca, char *why, size_t 
 		ca->http.client_key = ms->cfg.client_key;
 		return 0;
 	}
-	if (ms->host->secret_get(ms->host, ms->cfg.password, &ca->secret, &e) != AMTPROV_OK) {
+	if ((rc = ms->host->secret_get(ms->host, ms->cfg.password, &ca->secret, &e)) !=
+	    AMTPROV_OK) {
+		ms->cred_missing = rc == AMTPROV_E_NOT_FOUND || rc == AMTPROV_E_NOT_SUPPORTED;
 		snprintf(why, why_size, "credential '%s' (password): %s", ms->cfg.password, e.msg);
 		return -1;
 	}
+	ms->cred_missing = 0;
 	ca->auth.user = ms->cfg.username;
 	ca->auth.password = ca->secret->data;
 	return 0;
@@ -226,7 +231,7 @@ static void on_check(void *vctx, int ok, const char *rule, const char *what,
 	struct check_ctx *c = vctx;
 
 	if (c->verbose || !ok)
-		c->ms->host->log(c->ms->host, ok ? AMTPROV_LOG_INFO : AMTPROV_LOG_ERROR,
+		c->ms->host->log(c->ms->host, ok ? AMTPROV_LOG_NOTICE : AMTPROV_LOG_ERROR,
 				 "check %s %s: %s: expected %s, actual %s", ok ? "ok  " : "FAIL",
 				 rule, what, expected, actual);
 	if (!ok && !c->first[0])
@@ -325,7 +330,7 @@ static int load_policy(struct mscert *ms, int force, int verbose, uint32_t *outc
 	ms->pol_expires = ms->host->now(ms->host) +
 			  (int64_t)(ms->pol.next_update_hours ? ms->pol.next_update_hours : 8) * 3600;
 	ms->pol_bad = check_policy(ms, verbose, ms->pol_why, sizeof(ms->pol_why)) != 0;
-	ms->host->log(ms->host, AMTPROV_LOG_INFO,
+	ms->host->log(ms->host, AMTPROV_LOG_NOTICE,
 		      "enrollment policy %s: %d template(s), CES %s; read again in %u h",
 		      ms->pol.policy_id, ms->pol.n_tmpl,
 		      ms_policy_ces(&ms->pol, ms->auth) ? ms_policy_ces(&ms->pol, ms->auth) : "none",
@@ -346,6 +351,13 @@ static int ms_start(void *instance, struct amtprov_error *err)
 
 	if (load_policy(ms, 1, 1, &outcome, why, sizeof(why)) == 0)
 		return AMTPROV_OK;
+	/* The site is loaded to store that very credential (amtprov cred set): say so, and
+	 * check the policy at the first request instead. */
+	if (ms->cred_missing) {
+		ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; the enrollment policy and its "
+			      "template rules are checked at the first request", why);
+		return AMTPROV_OK;
+	}
 	/* The template rules are configuration errors; an unreachable CEP is retried. */
 	return amtprov_error_set(err, outcome == AMTPROV_CA_UNCONFIGURED ? AMTPROV_E_CONFIG
 									  : AMTPROV_E_IO,
@@ -392,12 +404,8 @@ static char *chain_of(struct mscert *ms, const struct ms_rstr *r)
 		int len = i2d_X509(x, &der);
 
 		if (len > 0 && !((size_t)len == r->cert_len && !memcmp(der, r->cert_der, r->cert_len))) {
-			char *g = pem_of(der, (size_t)len, out);
-
-			if (g) {
-				out = g;
-				n++;
-			}
+			out = pem_of(der, (size_t)len, out); /* frees the old text on failure */
+			n += out != NULL;
 		}
 		OPENSSL_free(der);
 	}
@@ -463,10 +471,10 @@ static void answer(struct mscert *ms, const char *ces, const struct ms_http_resp
 				rs.subcode[0] ? " - " : "", rs.subcode);
 	} else if (rs.cert_der) {
 		res->outcome = AMTPROV_CA_ISSUED;
+		res->chain_pem = chain_of(ms, &rs); /* leaves the leaf out: before the move */
 		res->cert_der = rs.cert_der;
 		res->cert_len = rs.cert_len;
 		rs.cert_der = NULL;
-		res->chain_pem = chain_of(ms, &rs);
 		snprintf(res->message, sizeof(res->message), "%s", rs.disposition);
 	} else {
 		/* Pending: poll the URI the CES gave (its own), with the RequestID. */
