@@ -33,6 +33,7 @@ struct ms_cfg {
 	char *winrm_username;
 	char *winrm_password;   /* credential record name */
 	char *ca_config;
+	char **resolve;
 	long long timeout_seconds;
 	long long poll_interval;
 };
@@ -55,7 +56,8 @@ static const struct amtprov_config_field ms_config_table[] = {
 	F(cep_url, AMTPROV_CFG_STRING, 1, NULL,
 	  "the CEP URL, https://HOST/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP"),
 	F(auth, AMTPROV_CFG_STRING, 0, "username",
-	  "\"username\" (WS-Security UsernameToken) or \"certificate\" (TLS client certificate)"),
+	  "\"username\" (WS-Security UsernameToken), \"certificate\" (TLS client certificate) "
+	  "or \"kerberos\" (HTTP Negotiate with the process's Kerberos ticket)"),
 	F(username, AMTPROV_CFG_STRING, 0, NULL, "username: the enrollment account, e.g. sccm-site"),
 	F(password, AMTPROV_CFG_CREDENTIAL, 0, NULL,
 	  "username: credential record with the enrollment account's password"),
@@ -75,6 +77,9 @@ static const struct amtprov_config_field ms_config_table[] = {
 	F(winrm_password, AMTPROV_CFG_CREDENTIAL, 0, NULL,
 	  "revocation: credential record with that account's password"),
 	F(ca_config, AMTPROV_CFG_STRING, 0, "", "revocation: certutil -config, CAHOST\\CA name"),
+	{"resolve", AMTPROV_CFG_STRING_LIST, offsetof(struct ms_cfg, resolve), 0, NULL, 0, 0,
+	 "HOST:PORT:ADDRESS entries that pin the CA host names to addresses (no DNS for them; "
+	 "Kerberos needs the host name in the URL)"},
 	{"timeout_seconds", AMTPROV_CFG_INT, offsetof(struct ms_cfg, timeout_seconds), 0, "30", 1,
 	 600, "HTTP timeout per exchange"},
 	{"poll_interval", AMTPROV_CFG_INT, offsetof(struct ms_cfg, poll_interval), 0, "300", 0,
@@ -119,12 +124,11 @@ static int validate(struct mscert *ms, struct amtprov_error *err)
 						 "\"certificate\" needs client_certificate and "
 						 "client_key");
 	} else if (!strcmp(c->auth, "kerberos")) {
-		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/auth",
-					 "Kerberos is not implemented yet in this version of "
-					 "ca-mscert; use \"username\" or \"certificate\"");
+		ms->auth = MS_AUTH_KERBEROS; /* the process's ticket (KRB5CCNAME) */
 	} else {
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/auth",
-					 "must be \"username\" or \"certificate\", not '%s'", c->auth);
+					 "must be \"username\", \"certificate\" or \"kerberos\", "
+					 "not '%s'", c->auth);
 	}
 	if (!is_set(c->web_server_template) && !is_set(c->client_8021x_template))
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/web_server_template",
@@ -194,6 +198,10 @@ static int auth_open(struct mscert *ms, struct call_auth *ca, char *why, size_t 
 	ca->auth.mode = ms->auth;
 	ca->http.ca_bundle = ms->cfg.ca_bundle;
 	ca->http.timeout_s = (long)ms->cfg.timeout_seconds;
+	ca->http.resolve = (const char *const *)ms->cfg.resolve;
+	ca->http.negotiate = ms->auth == MS_AUTH_KERBEROS;
+	if (ms->auth == MS_AUTH_KERBEROS)
+		return 0;
 	if (ms->auth == MS_AUTH_CERTIFICATE) {
 		ca->http.client_cert = ms->cfg.client_certificate;
 		ca->http.client_key = ms->cfg.client_key;
@@ -653,6 +661,7 @@ static int ms_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 	}
 	o.ca_bundle = ms->cfg.ca_bundle;
 	o.timeout_s = (long)ms->cfg.timeout_seconds;
+	o.resolve = (const char *const *)ms->cfg.resolve;
 	o.basic_user = ms->cfg.winrm_username;
 	o.basic_password = pw->data;
 	if (ms_winrm_revoke(&o, ms->cfg.winrm_url, ms->cfg.ca_config, rev->serial_hex,

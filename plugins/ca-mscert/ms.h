@@ -135,6 +135,8 @@ struct ms_http_opts {
 	const char *client_key;
 	const char *basic_user;  /* HTTP Basic (WinRM), or NULL */
 	const char *basic_password;
+	const char *const *resolve; /* curl --resolve entries, NULL-terminated, or NULL */
+	int negotiate;           /* HTTP Negotiate (SPNEGO/Kerberos) with the process's ticket */
 	long timeout_s;
 };
 struct ms_http_resp {

@@ -43,7 +43,7 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 		 struct ms_http_resp *resp, char *why, size_t why_size)
 {
 	CURL *c = curl_easy_init();
-	struct curl_slist *hdrs = NULL;
+	struct curl_slist *hdrs = NULL, *resolve = NULL;
 	struct sink s = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode cc;
@@ -73,6 +73,16 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 		curl_easy_setopt(c, CURLOPT_SSLCERT, o->client_cert);
 		curl_easy_setopt(c, CURLOPT_SSLKEY, o->client_key);
 	}
+	for (size_t i = 0; o->resolve && o->resolve[i]; i++)
+		resolve = curl_slist_append(resolve, o->resolve[i]);
+	if (resolve)
+		curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+	if (o->negotiate) {
+		/* SPNEGO through GSSAPI with the ticket of the process (KRB5CCNAME): the user
+		 * name and password libcurl wants here are empty on purpose. */
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_NEGOTIATE);
+		curl_easy_setopt(c, CURLOPT_USERPWD, ":");
+	}
 	if (o->basic_user) {
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(c, CURLOPT_USERNAME, o->basic_user);
@@ -90,6 +100,7 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 									    : curl_easy_strerror(cc));
 		free(s.buf);
 		curl_slist_free_all(hdrs);
+		curl_slist_free_all(resolve);
 		curl_easy_cleanup(c);
 		return -1;
 	}
@@ -97,6 +108,7 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 	resp->body = s.buf ? s.buf : calloc(1, 1);
 	resp->len = s.len;
 	curl_slist_free_all(hdrs);
+	curl_slist_free_all(resolve);
 	curl_easy_cleanup(c);
 	if (!resp->body) {
 		snprintf(why, why_size, "out of memory");
