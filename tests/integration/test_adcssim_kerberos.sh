@@ -14,50 +14,7 @@ need_tools krb5kdc kdb5_util kadmin.local kinit
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
-K="$T/krb"
-mkdir -p "$K"
-export KRB5_CONFIG="$K/krb5.conf" KRB5_KDC_PROFILE="$K/kdc.conf" KRB5CCNAME="FILE:$K/cc"
-cat >"$KRB5_CONFIG" <<EOF2
-[libdefaults]
-  default_realm = $REALM
-  dns_lookup_kdc = false
-  dns_lookup_realm = false
-  rdns = false
-  dns_canonicalize_hostname = false
-  udp_preference_limit = 1
-[realms]
-  $REALM = {
-    kdc = $IP:8888
-  }
-[domain_realm]
-  .contoso.test = $REALM
-EOF2
-cat >"$KRB5_KDC_PROFILE" <<EOF2
-[kdcdefaults]
-  kdc_listen = $IP:8888
-  kdc_tcp_listen = $IP:8888
-[realms]
-  $REALM = {
-    database_name = $K/principal
-    key_stash_file = $K/stash
-    acl_file = $K/kadm5.acl
-    kdc_listen = $IP:8888
-    kdc_tcp_listen = $IP:8888
-  }
-[logging]
-  kdc = FILE:$K/kdc.log
-EOF2
-: >"$K/kadm5.acl"
-kdb5_util create -s -r "$REALM" -P "master-$$" >"$K/create.log" 2>&1 ||
-  { cat "$K/create.log"; exit 1; }
-kadmin.local -r "$REALM" -q "addprinc -pw Site-Secret-1 sccm-site" >/dev/null 2>&1
-kadmin.local -r "$REALM" -q "addprinc -pw Stranger-3x! stranger" >/dev/null 2>&1
-kadmin.local -r "$REALM" -q "addprinc -randkey HTTP/$HOST" >/dev/null 2>&1
-kadmin.local -r "$REALM" -q "ktadd -k $K/http.keytab HTTP/$HOST" >/dev/null 2>&1
-check "the HTTP service key is in the keytab" test -s "$K/http.keytab"
-chmod 600 "$K/http.keytab"
-krb5kdc -n -r "$REALM" -P "$K/kdc.pid" >"$K/kdc.out" 2>&1 &
-PIDS+=("$!")
+mit_kdc_start
 
 adcssim_kerberos_checks "$K/http.keytab"
 

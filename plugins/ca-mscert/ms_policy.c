@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ms_policy.c - the template rules ca-mscert applies to the enrollment policy, at start and
+ * again whenever the policy is read anew (REQUIREMENTS R-CA-01..04). Each check reports
+ * what it expected and what the policy says, so `amtprov plugin test` and the log show an
+ * administrator exactly which template setting to change.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ms.h"
+
+#define EKU_SERVER "1.3.6.1.5.5.7.3.1"
+#define EKU_CLIENT "1.3.6.1.5.5.7.3.2"
+/* AMT generates 2048-bit RSA keys: a template that wants more can never issue to it. */
+#define AMT_KEY_BITS 2048u
+
+const struct ms_template *ms_policy_template(const struct ms_policy *p, const char *name)
+{
+	for (int i = 0; p && name && i < p->n_tmpl; i++)
+		if (!strcasecmp(p->tmpl[i].name, name)) /* cn, compared like AD does */
+			return &p->tmpl[i];
+	return NULL;
+}
+
+const char *ms_policy_ces(const struct ms_policy *p, unsigned auth)
+{
+	const struct ms_uri *best = NULL;
+
+	for (int i = 0; p && i < p->n_uri; i++) {
+		const struct ms_uri *u = &p->uris[i];
+
+		if (u->auth == auth && !u->renewal_only && (!best || u->priority < best->priority))
+			best = u;
+	}
+	return best ? best->uri : NULL;
+}
+
+static int has_eku(const struct ms_template *t, const char *oid)
+{
+	for (int i = 0; i < t->n_eku; i++)
+		if (!strcmp(t->eku[i], oid))
+			return 1;
+	return 0;
+}
+
+/* An EKU outside PKIX's id-kp arc (e.g. AMT's 2.16.840.1.113741.1.2.3) is a custom one. */
+static int has_custom_eku(const struct ms_template *t, char *which, size_t size)
+{
+	for (int i = 0; i < t->n_eku; i++)
+		if (strncmp(t->eku[i], "1.3.6.1.5.5.7.3.", 16)) {
+			snprintf(which, size, "%s", t->eku[i]);
+			return 1;
+		}
+	return 0;
+}
+
+static void eku_list(const struct ms_template *t, char *out, size_t size)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (int i = 0; i < t->n_eku && n < size; i++)
+		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", t->eku[i]);
+	if (!t->n_eku)
+		snprintf(out, size, "none");
+}
+
+int ms_check_template(const struct ms_policy *p, const char *name, uint32_t purpose,
+		      ms_check_cb cb, void *ctx)
+{
+	const struct ms_template *t;
+	char act[256], exp[128], what[200];
+	int bad = 0, ok;
+
+#define CHECK(cond, rule, w, e, a)                      \
+	do {                                            \
+		ok = (cond);                            \
+		bad += !ok;                             \
+		cb(ctx, ok, rule, w, e, a);             \
+	} while (0)
+
+	snprintf(act, sizeof(act), "%d CA(s), %d template(s)", p->n_ca, p->n_tmpl);
+	CHECK(p->n_ca > 0 && p->n_tmpl > 0, "R-CA-01",
+	      "enterprise CA publishing templates (a stand-alone CA has none)",
+	      "at least 1 CA and 1 template", act);
+	if (!ok)
+		return bad;
+	snprintf(what, sizeof(what), "template '%s' published by the policy", name);
+	t = ms_policy_template(p, name);
+	CHECK(t != NULL, "template", what, "present", t ? "present" : "absent");
+	if (!t)
+		return bad;
+	snprintf(what, sizeof(what), "template '%s' schema version", t->name);
+	snprintf(act, sizeof(act), "%d", t->schema);
+	CHECK(t->schema == 1 || t->schema == 2, "R-CA-02", what,
+	      "1 or 2 (version 3 CNG templates are refused)", act);
+	snprintf(what, sizeof(what), "template '%s' custom OID needs schema version 2", t->name);
+	if (has_custom_eku(t, act, sizeof(act)))
+		snprintf(act + strlen(act), sizeof(act) - strlen(act), " on version %d", t->schema);
+	else
+		snprintf(act, sizeof(act), "no custom OID");
+	CHECK(!has_custom_eku(t, exp, sizeof(exp)) || t->schema >= 2, "R-CA-03", what,
+	      "custom OIDs only on version 2", act);
+	snprintf(what, sizeof(what), "Read/Enroll permission on template '%s'", t->name);
+	CHECK(t->enroll, "R-CA-04", what, "enroll true", t->enroll ? "enroll true" : "enroll false");
+	snprintf(what, sizeof(what), "Enroll permission on the CA");
+	CHECK(p->ca_enroll, "R-CA-04", what, "enrollPermission true",
+	      p->ca_enroll ? "enrollPermission true" : "enrollPermission false");
+	snprintf(what, sizeof(what), "template '%s' minimal key length fits AMT's RSA keys",
+		 t->name);
+	snprintf(act, sizeof(act), "%u bits", t->min_key);
+	snprintf(exp, sizeof(exp), "at most %u bits", AMT_KEY_BITS);
+	CHECK(t->min_key <= AMT_KEY_BITS, "key", what, exp, act);
+	eku_list(t, act, sizeof(act));
+	if (purpose == AMTPROV_PURPOSE_CLIENT_8021X) {
+		snprintf(what, sizeof(what), "template '%s' EKU fits an 802.1X client", t->name);
+		CHECK(has_eku(t, EKU_CLIENT) && !has_eku(t, EKU_SERVER), "eku", what,
+		      "clientAuth " EKU_CLIENT ", not serverAuth", act);
+	} else {
+		snprintf(what, sizeof(what), "template '%s' EKU fits a web server", t->name);
+		CHECK(has_eku(t, EKU_SERVER), "eku", what, "serverAuth " EKU_SERVER, act);
+	}
+	/* The CA needs the device's FQDN from the request: AMT keys are not AD accounts. */
+	snprintf(what, sizeof(what), "template '%s' takes the subject from the request", t->name);
+	snprintf(act, sizeof(act), "subjectNameFlags 0x%08x", (unsigned)t->name_flags);
+	CHECK(t->name_flags & 0x1u, "subject", what,
+	      "CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT (0x1)", act);
+#undef CHECK
+	return bad;
+}
