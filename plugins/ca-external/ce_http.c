@@ -10,43 +10,19 @@
 
 #include <curl/curl.h>
 
+#include "plugin_util.h"
+
 #include "ce.h"
 
 /* SCEP answers are a certificate or two; anything bigger is not a SCEP server. */
 #define CE_HTTP_MAX (1u << 20)
-
-struct sink {
-	uint8_t *buf;
-	size_t len;
-	int too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ctx)
-{
-	struct sink *s = ctx;
-	size_t n = size * nmemb;
-	uint8_t *grown;
-
-	if (s->len + n > CE_HTTP_MAX) {
-		s->too_big = 1;
-		return 0;
-	}
-	grown = realloc(s->buf, s->len + n + 1);
-	if (!grown)
-		return 0;
-	memcpy(grown + s->len, ptr, n);
-	s->buf = grown;
-	s->len += n;
-	s->buf[s->len] = '\0';
-	return n;
-}
 
 int ce_http(const char *url, const uint8_t *body, size_t body_len, const char *ctype,
 	    long timeout_s, struct ce_http_resp *resp, char *why, size_t why_size)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL;
-	struct sink s = {0};
+	struct pu_sink s = {.max = CE_HTTP_MAX};
 	char errbuf[CURL_ERROR_SIZE] = "", hdr[160];
 	const char *ct = NULL;
 	CURLcode cc;
@@ -58,7 +34,7 @@ int ce_http(const char *url, const uint8_t *body, size_t body_len, const char *c
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pu_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s);
@@ -90,7 +66,7 @@ int ce_http(const char *url, const uint8_t *body, size_t body_len, const char *c
 		snprintf(resp->ctype, sizeof(resp->ctype), "%s", ct);
 	if (!s.buf)
 		s.buf = calloc(1, 1);
-	resp->body = s.buf;
+	resp->body = (uint8_t *)s.buf;
 	resp->len = s.len;
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);

@@ -9,42 +9,19 @@
 
 #include <curl/curl.h>
 
+#include "plugin_util.h"
+
 #include "ms.h"
 
 /* A policy with many templates is some hundred kilobytes; more is not a CEP/CES. */
 #define MS_HTTP_MAX (8u << 20)
-
-struct sink {
-	char *buf;
-	size_t len;
-	int too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ctx)
-{
-	struct sink *s = ctx;
-	size_t n = size * nmemb;
-	char *grown;
-
-	if (s->len + n > MS_HTTP_MAX) {
-		s->too_big = 1;
-		return 0;
-	}
-	if (!(grown = realloc(s->buf, s->len + n + 1)))
-		return 0;
-	memcpy(grown + s->len, ptr, n);
-	s->buf = grown;
-	s->len += n;
-	s->buf[s->len] = '\0';
-	return n;
-}
 
 int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body,
 		 struct ms_http_resp *resp, char *why, size_t why_size)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hdrs = NULL, *resolve = NULL;
-	struct sink s = {0};
+	struct pu_sink s = {.max = MS_HTTP_MAX};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	CURLcode cc;
 
@@ -56,7 +33,7 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 	hdrs = curl_slist_append(NULL, "Content-Type: application/soap+xml; charset=utf-8");
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pu_sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s);

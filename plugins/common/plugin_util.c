@@ -142,3 +142,23 @@ int pu_read_file(const char *path, size_t max, uint8_t **out, size_t *len, const
 	*len = n;
 	return AMTPROV_OK;
 }
+
+size_t pu_sink_write(char *ptr, size_t size, size_t nmemb, void *sink)
+{
+	struct pu_sink *s = sink;
+	size_t n = size * nmemb;
+	char *grown;
+
+	if (n > s->max || s->len > s->max - n) {
+		s->too_big = 1;
+		return 0;
+	}
+	grown = realloc(s->buf, s->len + n + 1);
+	if (!grown)
+		return 0;
+	memcpy(grown + s->len, ptr, n);
+	s->buf = grown;
+	s->len += n;
+	s->buf[s->len] = '\0';
+	return n;
+}

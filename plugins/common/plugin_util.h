@@ -39,4 +39,19 @@ int pu_write_file(const char *path, const void *data, size_t len, unsigned mode,
 int pu_read_file(const char *path, size_t max, uint8_t **out, size_t *len, const char *where,
 		 struct amtprov_error *err);
 
+/**
+ * An HTTP answer collected by libcurl (CURLOPT_WRITEFUNCTION pu_sink_write, CURLOPT_WRITEDATA
+ * the sink): @p buf grows, always NUL-terminated, up to @p max bytes; past that the transfer
+ * stops with @p too_big set. Set @p max before the transfer; the caller frees @p buf.
+ */
+struct pu_sink {
+	char *buf;
+	size_t len;
+	size_t max;
+	int too_big;
+};
+
+/** libcurl's write callback for a struct pu_sink (libcurl's signature; no curl header). */
+size_t pu_sink_write(char *ptr, size_t size, size_t nmemb, void *sink);
+
 #endif /* AMTPROV_PLUGIN_UTIL_H */
