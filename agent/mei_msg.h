@@ -69,6 +69,16 @@ enum amthi_status {
 #define AMTHI_DNS_SUFFIX_MAX 255   /* our bound; AMT's PKI suffix is at most 223 */
 #define AMTHI_LAN_LEN 20
 
+/* The AMTHI client's GUID 12f80028-b4b7-4b2d-aca8-46e0ff65814c, in the byte order of the
+ * kernel's uuid_le (first three groups little-endian), as the connect ioctl takes it. */
+extern const uint8_t AMTHI_GUID[16];
+
+/* Socket framing (docs/agent.md): every frame is a u32 LE length and that many bytes; the
+ * first frame is the connect request (the GUID), answered by a 6-byte frame: result
+ * (below), u32 LE max message length, u8 protocol version. */
+enum { MEI_SOCK_CONNECTED = 0, MEI_SOCK_NO_CLIENT = 1, MEI_SOCK_BUSY = 2 };
+#define MEI_SOCK_CONNECT_ANSWER_LEN 6
+
 /* Decoder results. */
 enum { AMTHI_OK = 0, AMTHI_EBADMSG = -1 };
 

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/tls1.h>
 
+#include "mei.h"
 #include "simutil.h"
 
 /* ---- version rules ------------------------------------------------------------------- */
@@ -1120,7 +1121,7 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 		"drop_percent", "commit_fail", "flash_writes", "wrong_otp", "digest_fail_nth",
 		"digest_fail_repeat", "digest_fail_percent", "hang_nth", "hang_repeat",
 		"commit_latency_ms", "hostile", "hostile_match", "hostile_nth",
-		"hostile_drip_ms"};
+		"hostile_drip_ms", "mei"};
 	unsigned long v;
 	const char *k;
 	json_t *val;
@@ -1169,6 +1170,14 @@ static int faults_from_json(struct dev_faults *f, json_t *o, char *err, size_t e
 #undef U
 	if (fault_hostile(f, o, err, errlen))
 		return -1;
+	if (json_object_get(o, "mei")) {
+		f->mei = sim_mei_fault_parse(json_string_value(json_object_get(o, "mei")));
+		if (f->mei < 0) {
+			snprintf(err, errlen, "faults: \"mei\": one of none, absent, disabled, "
+				 "busy, not_ready");
+			return -1;
+		}
+	}
 	v = (unsigned long)f->commit_fail;
 	if (fault_uint(o, "commit_fail", 0xffff, &v, err, errlen))
 		return -1;

@@ -161,6 +161,7 @@ struct dev_faults {
 	unsigned long hostile_nth;    /* ... only the N-th matching one (0 = every one) */
 	unsigned hostile_drip_ms;     /* slow_drip: one byte every this many ms */
 	unsigned long hostile_seen;   /* matching requests so far */
+	int mei;                      /* enum sim_mei_fault: the simulated MEI misbehaves */
 	uint64_t seed;
 	/* state */
 	uint64_t rng;

@@ -26,6 +26,7 @@
 
 #include "device.h"
 #include "http.h"
+#include "mei.h"
 #include "simutil.h"
 #include "soap_legacy.h"
 #include "tls.h"
@@ -44,6 +45,7 @@ struct fleet {
 	struct evconnlistener *control;
 	bool json_log;
 	long fd_limit;
+	struct sim_mei *mei;      /* --mei-dir: each device's simulated MEI (sim/mei.c) */
 };
 
 static struct device *fleet_find(struct fleet *f, const char *id)
@@ -517,6 +519,7 @@ static void fleet_free(struct fleet *f)
 		device_clear(f->devs[i]);
 		free(f->devs[i]);
 	}
+	sim_mei_free(f->mei);
 	free(f->devs);
 	if (f->save_timer)
 		event_free(f->save_timer);
@@ -549,7 +552,7 @@ static long raise_fd_limit(void)
 }
 
 static int cmd_serve(const char *fleet_path, const char *state_dir, const char *control,
-		     int tls_port, int http_port, bool quiet)
+		     const char *mei_dir, int tls_port, int http_port, bool quiet)
 {
 	struct fleet f;
 	json_error_t je;
@@ -601,6 +604,15 @@ static int cmd_serve(const char *fleet_path, const char *state_dir, const char *
 	wsman_set_keypool(&f.pool);
 	if (load_fleet(&f, fleet, tls_port, http_port) != 0 || control_listen(&f) != 0)
 		goto out;
+	if (mei_dir) {
+		char err[512];
+
+		f.mei = sim_mei_start(f.srv.base, f.devs, f.n, mei_dir, err, sizeof(err));
+		if (!f.mei) {
+			fprintf(stderr, "amtsim: --mei-dir: %s\n", err);
+			goto out;
+		}
+	}
 	f.save_timer = event_new(f.srv.base, -1, EV_PERSIST, on_save_timer, &f);
 	f.sig_int = evsignal_new(f.srv.base, SIGINT, on_signal, &f);
 	f.sig_term = evsignal_new(f.srv.base, SIGTERM, on_signal, &f);
@@ -710,13 +722,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: amtsim serve --fleet FLEET.json --state-dir DIR [--control SOCKET]\n"
-		"                    [--tls-port N] [--http-port N] [--quiet]\n"
+		"                    [--mei-dir MDIR] [--tls-port N] [--http-port N] [--quiet]\n"
 		"       amtsim agent --state-dir DIR --device ID [--control SOCKET]\n"
 		"       amtsim dump --control SOCKET [DEVICE]\n"
 		"\n"
 		"serve   run every device of FLEET.json on its own 127.x.y.z address (TLS 16993,\n"
 		"        plain HTTP 16992 where the firmware version allows it); state is kept in\n"
-		"        DIR/<id>.json; the control socket defaults to DIR/control.sock\n"
+		"        DIR/<id>.json; the control socket defaults to DIR/control.sock;\n"
+		"        --mei-dir MDIR serves each device's AMT host interface on\n"
+		"        MDIR/<id>.sock (what amtprov-agent --mei PATH talks to)\n"
 		"agent   play the host agent: set a random OTP and print the JSON that\n"
 		"        `amtprov device add --from-json` reads\n"
 		"dump    print a device's state as JSON (no DEVICE: list the devices)\n"
@@ -734,15 +748,17 @@ int main(int argc, char **argv)
 		{"http-port", required_argument, NULL, 'H'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"mei-dir", required_argument, NULL, 'M'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *fleet = NULL, *state = NULL, *control = NULL, *dev = NULL, *cmd;
+	const char *mei_dir = NULL;
 	long long tls_port = 16993, http_port = 16992;
 	bool quiet = false;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "f:s:c:d:T:H:jqh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:s:c:d:T:H:M:jqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f': fleet = optarg; break;
 		case 's': state = optarg; break;
@@ -762,6 +778,7 @@ int main(int argc, char **argv)
 			break;
 		case 'j': break;
 		case 'q': quiet = true; break;
+		case 'M': mei_dir = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
@@ -774,7 +791,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	xmlInitParser();
 	if (!strcmp(cmd, "serve") && fleet && state && optind == argc) {
-		rc = cmd_serve(fleet, state, control, (int)tls_port, (int)http_port, quiet);
+		rc = cmd_serve(fleet, state, control, mei_dir, (int)tls_port, (int)http_port, quiet);
 	} else if (!strcmp(cmd, "agent") && state && dev && optind == argc) {
 		rc = cmd_agent(state, control, dev);
 	} else if (!strcmp(cmd, "dump") && control && argc - optind <= 1) {
