@@ -64,6 +64,7 @@ static void usage(FILE *out)
 	      "Options:\n"
 	      "  --mei PATH          the MEI device (default /dev/mei0), or a Unix socket that\n"
 	      "                      carries the same messages (amtsim --mei-dir)\n"
+	      "  --mei-timeout MS    how long to wait for each firmware answer (default 10000)\n"
 	      "  --json              machine-readable output on stdout\n"
 	      "  --server URL        amtprovd's API, https://HOST:PORT\n"
 	      "  --fqdn FQDN         this computer's name, as its enrollment secret names it\n"
@@ -76,6 +77,7 @@ static void usage(FILE *out)
 	      "  --interval S        seconds between status queries while waiting (default 5)\n"
 	      "  --manufacturer S, --model S\n"
 	      "                      instead of /sys/class/dmi/id/sys_vendor and product_name\n"
+	      "  --dmi-dir DIR       read those two files from DIR instead\n"
 	      "  -h, --help          this text;  --version  the version\n"
 	      "\n"
 	      "Exit status: 0 success; 1 failed (malformed firmware answer, server unreachable,\n"
@@ -499,7 +501,7 @@ static int cmd_register(const struct opts *o)
 				       : dmi_value(o->dmi_dir, "sys_vendor", man, sizeof(man));
 	model = o->model ? o->model : dmi_value(o->dmi_dir, "product_name", mod, sizeof(mod));
 	ipv4_text(in.lan[0].ipv4, ip);
-	jb = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s?,s:s?,s:s?}", "fqdn", fqdn, "uuid", in.uuid,
+	jb = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:s*,s:s*,s:s*}", "fqdn", fqdn, "uuid", in.uuid,
 		       "amt_version", amt, "otp_hash", hash, "provisioning_state", "in",
 		       "wireless", in.lan_known[1] && in.lan[1].enabled, "wired_ip",
 		       in.lan_known[0] && in.lan[0].ipv4 ? ip : NULL, "manufacturer",
@@ -558,7 +560,7 @@ out:
 	return rc;
 }
 
-static int parse_seconds(const char *s, long max, long *out)
+static int parse_positive(const char *s, long max, long *out)
 {
 	char *end;
 	long v;
@@ -586,6 +588,7 @@ int main(int argc, char **argv)
 		{"manufacturer", required_argument, NULL, 'M'},
 		{"model", required_argument, NULL, 'O'},
 		{"dmi-dir", required_argument, NULL, 'D'},
+		{"mei-timeout", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -608,9 +611,19 @@ int main(int argc, char **argv)
 		case 'M': o.manufacturer = optarg; break;
 		case 'O': o.model = optarg; break;
 		case 'D': o.dmi_dir = optarg; break;
+		case 'T': {
+			long s;
+
+			if (parse_positive(optarg, 600000, &s)) {
+				fail("--mei-timeout: milliseconds, 1..600000");
+				return AGENT_USAGE;
+			}
+			o.mei_timeout_ms = (int)s;
+			break;
+		}
 		case 't':
 		case 'i':
-			if (parse_seconds(optarg, c == 't' ? 86400 : 3600,
+			if (parse_positive(optarg, c == 't' ? 86400 : 3600,
 					  c == 't' ? &o.timeout_s : &o.interval_s)) {
 				fprintf(stderr, "amtprov-agent: --%s: a number of seconds, 1..%d\n",
 					c == 't' ? "timeout" : "interval", c == 't' ? 86400 : 3600);
