@@ -8,36 +8,15 @@
 
 #include <curl/curl.h>
 
-struct sink {
-	char *data;
-	size_t len;
-};
-
-static size_t collect(char *ptr, size_t size, size_t n, void *arg)
-{
-	struct sink *b = arg;
-	size_t add = size * n;
-	char *p;
-
-	/* The API's answers are small; a huge one is not amtprovd. */
-	if (b->len + add > 65536)
-		return 0;
-	p = realloc(b->data, b->len + add + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, add);
-	b->len += add;
-	p[b->len] = '\0';
-	b->data = p;
-	return add;
-}
+#include "plugin_util.h"
 
 int api_request(const struct api_client *c, const char *path,
 		const char *body, long *code, json_t **answer, char *err, size_t errlen)
 {
 	char url[2048], ebuf[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = NULL;
-	struct sink s = {0};
+	/* The API's answers are small; a huge one is not amtprovd. */
+	struct pu_sink s = {.max = 65536};
 	size_t ulen = strlen(c->server);
 	CURL *curl;
 	CURLcode cc;
@@ -75,7 +54,7 @@ int api_request(const struct api_client *c, const char *path,
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	else
 		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, pu_sink_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
 	ebuf[0] = '\0';
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, ebuf);
@@ -87,11 +66,11 @@ int api_request(const struct api_client *c, const char *path,
 		snprintf(err, errlen, "%s: %s", url, ebuf[0] ? ebuf : curl_easy_strerror(cc));
 	} else {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, code);
-		*answer = s.data ? json_loads(s.data, 0, NULL) : NULL;
+		*answer = s.buf ? json_loads(s.buf, 0, NULL) : NULL;
 		rc = 0;
 	}
 	curl_easy_cleanup(curl);
 	curl_slist_free_all(hdrs);
-	free(s.data);
+	free(s.buf);
 	return rc;
 }
