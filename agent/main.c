@@ -453,9 +453,17 @@ static int cmd_register(const struct opts *o)
 		char sn[32];
 
 		rc = ah_status_class(st, true);
+		/* In setup already, AMT takes a new OTP only once its provisioning window has
+		 * elapsed (AMT-PROTOCOL.md 3): later, not never. */
+		if (st == AMT_STATUS_INVALID_AMT_MODE && in.state == 1)
+			rc = AGENT_BUSY;
 		fprintf(stderr, "amtprov-agent: SetProvisioningServerOTP failed: %s%s\n",
 			amthi_status_name(st, sn, sizeof(sn)),
-			rc == AGENT_BUSY ? " (firmware busy: try again later)" : "");
+			rc == AGENT_PROVISIONED ? " (AMT is provisioned)"
+			: in.state == 1 && rc == AGENT_BUSY
+				? " (AMT is in setup and keeps its OTP until its provisioning "
+				  "window ends: try again later)"
+			: rc == AGENT_BUSY ? " (firmware busy: try again later)" : "");
 	} else if (rc != AGENT_OK) {
 		fail(h.err);
 	}
