@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "${AMTPROV_SOURCE_DIR:-$(dirname "$0")/..}"
 hits=$(grep -nE '(^|[^_a-zA-Z0-9])(strcpy|strcat|sprintf|vsprintf|strtok|atoi|atol|strncpy|gets)[[:space:]]*\(' \
-  --include='*.c' --include='*.h' -r core include tools plugins tests examples sim adcssim bench 2>/dev/null |
+  --include='*.c' --include='*.h' -r core include tools plugins tests examples sim adcssim bench agent 2>/dev/null |
   grep -vE '^\S+:[0-9]+:\s*(/?\*|//)')
 if [ -n "$hits" ]; then
   echo "banned functions used:"
