@@ -162,3 +162,13 @@ make_prov_pki() {
   chmod 600 "$d"/*.key
   ROOT_HASH=$(openssl x509 -in "$d/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
 }
+
+# make_api_cert DIR IP: a self-signed server certificate for amtprovd's API at IP
+# (DIR/api.pem, DIR/api.key 0600), which clients then trust with --cacert DIR/api.pem.
+make_api_cert() {
+  mkdir -p "$1"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/api.key" -out "$1/api.pem" \
+    -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$2" \
+    -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+  chmod 600 "$1/api.key"
+}

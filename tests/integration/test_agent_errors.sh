@@ -51,11 +51,8 @@ dump() { "$AMTSIM" dump --control "$T/sim/control.sock" "$1"; }
 state_of() { dump "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["provisioning_state"])'; }
 
 # --- the server (no AMT transport: registered devices just wait)
-pki="$T/pki"; mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/api.key" -out "$pki/api.pem" \
-  -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$IP" \
-  -addext "extendedKeyUsage=serverAuth" 2>/dev/null
-chmod 600 "$pki/api.key"
+pki="$T/pki"
+make_api_cert "$pki" "$IP"
 mkdir -p "$T/site"
 cat >"$M" <<JSON
 {

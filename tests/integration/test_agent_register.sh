@@ -22,10 +22,7 @@ M="$T/site/site.json"
 
 pki="$T/pki"
 make_prov_pki "$pki"   # sets ROOT_HASH
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/api.key" -out "$pki/api.pem" \
-  -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$IP" \
-  -addext "extendedKeyUsage=serverAuth" 2>/dev/null
-chmod 600 "$pki/api.key"
+make_api_cert "$pki" "$IP"
 
 # The fleet: Not Provisioned computers (state pre), mixed firmware, the lab root's hash.
 mkdir -p "$T/sim"
