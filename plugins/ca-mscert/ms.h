@@ -158,7 +158,10 @@ typedef void (*ms_check_cb)(void *ctx, int ok, const char *rule, const char *wha
 int ms_check_template(const struct ms_policy *p, const char *template_name, uint32_t purpose,
 		      ms_check_cb cb, void *ctx);
 const struct ms_template *ms_policy_template(const struct ms_policy *p, const char *name);
-/* Best CES URI for @p auth (lowest priority value, not renewal-only), or NULL. */
+/* The CES URIs for @p auth, best first (lowest priority value; renewal-only ones left out),
+ * at most @p max of them into @p out. @return how many. */
+int ms_policy_ces_list(const struct ms_policy *p, unsigned auth, const char **out, int max);
+/* Best CES URI for @p auth, or NULL. */
 const char *ms_policy_ces(const struct ms_policy *p, unsigned auth);
 
 /* ---- ms_winrm.c ---- */

@@ -50,7 +50,7 @@ check "CEP named the Kerberos CES (clientAuthentication 2)" \
 check "the certificate was issued" grep -Eq '^web-server +submit +ISSUED certificate' "$O"
 
 kdestroy >/dev/null 2>&1
-expect_rc 5 "without a ticket the instance does not start" \
+expect_rc 3 "without a ticket the instance does not start" \
   run_cli "$O" "$E" -m "$M" plugin test --purpose web-server --no-revoke ca
 check "it says the CEP refused the Kerberos authentication" \
   grep -q "refused the kerberos authentication (HTTP 401)" "$E"
