@@ -64,9 +64,9 @@ radius_start() {
 }
 radius_stop() { [ -n "$FR_PID" ] && kill "$FR_PID" 2>/dev/null; wait "$FR_PID" 2>/dev/null; FR_PID=; }
 
-# client_pair STATE DUMP HANDLE OUT: the certificate HANDLE of an amtsim dump (DUMP) in
+# client_pair_of STATE DUMP HANDLE OUT: the certificate HANDLE of an amtsim dump (DUMP) in
 # OUT.pem and its key, which AMT holds (amtsim's state file STATE), in OUT.key (0600).
-client_pair() {
+client_pair_of() {
   python3 - "$@" <<'PY' && chmod 600 "$4.key"
 import base64, json, subprocess, sys
 state, dump, handle, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

@@ -9,10 +9,9 @@
 # certutil ending up on the CA's own CRL (R-REV-02).
 TEST_NAME=ca_mscert
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/adcssim_lib.sh"
 
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
-[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
+SEED="$ADCSSIM_SEED"
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
@@ -26,13 +25,9 @@ O="$T/out"
 E="$T/err"
 mkdir -p "$W"
 
-"$ADCSSIM" serve --dir "$STATE" --seed "$SEED" --listen "$IP:8443" --http-listen "$IP:8080" \
-  >"$T/server.out" 2>"$T/server.err" &
-SERVER=$!
-PIDS+=("$SERVER")
 check "adcssim starts and serves its CA certificate" \
-  wait_for 20 curl -sf -o "$W/ca.der" "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
-openssl x509 -inform DER -in "$W/ca.der" -out "$W/ca.pem"
+  adcssim_start "$STATE" "$SEED" "$IP" 8443 8080 "$W/ca.pem"
+SERVER=$ADCSSIM_PID
 
 # instance NAME JSON-FIELDS RECORDS [CEP-URL]: a site NAME ($T/NAME/site.json) whose CA
 # instance "ca" is ca-mscert with these settings, and RECORDS (name:secret ...) in its store.
@@ -206,12 +201,10 @@ check "CEP named the Certificate CES (clientAuthentication 8)" \
 # ---- stand-alone CA (R-CA-01) -----------------------------------------------------------------
 kill -TERM "$SERVER"
 wait "$SERVER"
-check "no sanitizer reports from adcssim" no_sanitizer_reports "$T/server.err"
+check "no sanitizer reports from adcssim" no_sanitizer_reports "$STATE.err"
 sed 's/"mode": "enterprise"/"mode": "standalone"/' "$SEED" >"$T/standalone.json"
-"$ADCSSIM" serve --dir "$STATE" --seed "$T/standalone.json" --listen "$IP:8443" \
-  --http-listen "$IP:8080" >"$T/sa.out" 2>"$T/sa.err" &
-PIDS+=("$!")
-wait_for 20 curl -sf -o /dev/null "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
+adcssim_start "$STATE" "$T/standalone.json" "$IP" 8443 8080 "$W/ca-sa.pem" ||
+  fail "adcssim restarts as a stand-alone CA"
 expect_rc 3 "a stand-alone CA is refused at start (R-CA-01)" \
   run_cli "$O" "$E" -m "$T/adcs/site.json" plugin test --purpose web-server ca
 check "the error says the CA publishes no enterprise templates" \

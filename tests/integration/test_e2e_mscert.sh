@@ -201,7 +201,7 @@ radius_crl() { # adcssim's current CRL (PEM) next to its CA certificate, for Fre
 }
 WIRED1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run1.json")
 check "the wired client certificate's key is in AMT" \
-  wait_for 5 client_pair "$T/sim/pc1.json" "$T/pc1.run1.json" "$WIRED1" "$RAD/wired1"
+  wait_for 5 client_pair_of "$T/sim/pc1.json" "$T/pc1.run1.json" "$WIRED1" "$RAD/wired1"
 check "adcssim publishes its CRL, FreeRADIUS takes it" radius_crl
 check "FreeRADIUS starts on $NET.200:$RADIUS_PORT" radius_start
 check "R-8021X-07: FreeRADIUS accepts the client certificate issued through ca-mscert (EAP-TLS)" \
@@ -286,7 +286,7 @@ PY
 # ---- R-8021X-07: the revoked client certificate is refused once the CRL is updated --------
 WIRED2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run2.json")
 check "the new wired client certificate's key is in AMT" \
-  wait_for 5 client_pair "$T/sim/pc1.json" "$T/pc1.run2.json" "$WIRED2" "$RAD/wired2"
+  wait_for 5 client_pair_of "$T/sim/pc1.json" "$T/pc1.run2.json" "$WIRED2" "$RAD/wired2"
 check "FreeRADIUS takes adcssim's updated CRL" radius_crl
 check "FreeRADIUS restarts with it" radius_start
 refused() { ! eap_tls "$@"; }
