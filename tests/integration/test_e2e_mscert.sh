@@ -201,7 +201,7 @@ radius_crl() { # adcssim's current CRL (PEM) next to its CA certificate, for Fre
 }
 WIRED1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run1.json")
 check "the wired client certificate's key is in AMT" \
-  wait_for 5 client_pair_of "$T/sim/pc1.json" "$T/pc1.run1.json" "$WIRED1" "$RAD/wired1"
+  wait_for 20 client_pair_of "$T/sim/pc1.json" "$T/pc1.run1.json" "$WIRED1" "$RAD/wired1"
 check "adcssim publishes its CRL, FreeRADIUS takes it" radius_crl
 check "FreeRADIUS starts on $NET.200:$RADIUS_PORT" radius_start
 check "R-8021X-07: FreeRADIUS accepts the client certificate issued through ca-mscert (EAP-TLS)" \
@@ -225,14 +225,14 @@ check "the CA takes the request under submission: one pending request at adcssim
   wait_for 60 has_pending
 REQ=$(pending_id)
 check "the device waits in CA_WAITING with the CA's RequestID,URI cookie kept" \
-  wait_for 30 bash -c "[ \"\$(sqlite3 '$T/approval/state/site.db' \"select count(*) from devices d join pending_ops p on p.device_id=d.id where d.state='CA_WAITING' and p.payload like '%$REQ,$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES%'\")\" = 1 ]"
+  wait_for 60 bash -c "[ \"\$(sqlite3 '$T/approval/state/site.db' \"select count(*) from devices d join pending_ops p on p.device_id=d.id where d.state='CA_WAITING' and p.payload like '%$REQ,$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES%'\")\" = 1 ]"
 sleep 2   # a poll or two still answer pending
 check "still pending after polls: nothing issued, no certificate recorded" \
   test "$("$AMTPROV" -m "$A" --json cert list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')$(a_state)" = 0CA_WAITING
 check "the CA officer resubmits the request (certutil -resubmit)" \
   "$ADCSSIM" admin --dir "$CA_DIR" resubmit "$REQ"
 check "amtprovd polls, gets the certificate and provisions the device" \
-  wait_for 60 bash -c "[ \"\$('$AMTPROV' -m '$A' --json device show pc4.contoso.com | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = PROVISIONED ]"
+  wait_for 120 bash -c "[ \"\$('$AMTPROV' -m '$A' --json device show pc4.contoso.com | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = PROVISIONED ]"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
 check "no sanitizer report (approval amtprovd)" no_sanitizer_reports "$T/d-approval.log"
 a_serial=$("$AMTPROV" -m "$A" --json cert list --status active | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["serial"])')
@@ -286,7 +286,7 @@ PY
 # ---- R-8021X-07: the revoked client certificate is refused once the CRL is updated --------
 WIRED2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run2.json")
 check "the new wired client certificate's key is in AMT" \
-  wait_for 5 client_pair_of "$T/sim/pc1.json" "$T/pc1.run2.json" "$WIRED2" "$RAD/wired2"
+  wait_for 20 client_pair_of "$T/sim/pc1.json" "$T/pc1.run2.json" "$WIRED2" "$RAD/wired2"
 check "FreeRADIUS takes adcssim's updated CRL" radius_crl
 check "FreeRADIUS restarts with it" radius_start
 refused() { ! eap_tls "$@"; }
