@@ -5,12 +5,33 @@
 # credential store (credstore-file) and the AMT transport. A few devices fail for real
 # reasons (namespace mismatch, root hash missing in the firmware, wrong one-time password),
 # to show amtprov's diagnostics. Then it prints what happened and where to look next.
-# Usage: scripts/demo.sh [DEVICES]   (default 12, at most 200)
+# With --ca mscert the certificates come from a Microsoft enterprise CA instead: adcssim,
+# the AD CS test server, through the ca-mscert plugin (CEP/CES, revocation through WinRM).
+usage() {
+  cat <<'EOF'
+Usage: scripts/demo.sh [--ca local|mscert] [DEVICES]
+  DEVICES        fleet size, default 12, at most 200
+  --ca local     the embedded CA, ca-local (default)
+  --ca mscert    a Microsoft enterprise CA: adcssim (docs/adcssim.md) with the ca-mscert
+                 plugin (docs/ca-mscert.md): CEP/CES with a UsernameToken, the AMTWebServer
+                 template, revocation through WinRM certutil -revoke
+EOF
+}
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-n=${1:-12}
-case "$n" in ''|*[!0-9]*) echo "usage: scripts/demo.sh [DEVICES]" >&2; exit 2;; esac
+ca=local
+n=12
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0;;
+    --ca) [ $# -ge 2 ] || { usage >&2; exit 2; }; ca=$2; shift 2;;
+    --ca=*) ca=${1#--ca=}; shift;;
+    *) n=$1; shift;;
+  esac
+done
+case "$ca" in local|mscert) ;; *) echo "demo: --ca must be local or mscert" >&2; exit 2;; esac
+case "$n" in ''|*[!0-9]*) usage >&2; exit 2;; esac
 if [ "$n" -lt 1 ] || [ "$n" -gt 200 ]; then echo "demo: DEVICES must be 1..200" >&2; exit 2; fi
 
 bash scripts/install-deps.sh
@@ -27,7 +48,12 @@ mkdir -p "$demo/pki" "$demo/sim"
 chmod 700 "$demo"
 net="127.77.$(( $$ % 200 + 20 ))"
 sim_pid=""
-cleanup() { [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; }
+adcs_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
+  [ -n "$adcs_pid" ] && kill "$adcs_pid" 2>/dev/null
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 
 echo "== a provisioning certificate (CN = service point, AMT OID), as an admin would buy one"
@@ -67,6 +93,30 @@ versions=("11.8.50" "12.0.45" "16.1.25" "15.0.30")
 sim_pid=$!
 for _ in $(seq 100); do [ -S "$demo/sim/control.sock" ] && break; sleep 0.1; done
 
+if [ "$ca" = mscert ]; then
+  echo "== an AD CS enterprise CA on $net.240 (adcssim: CEP, CES, WinRM, CRL over HTTP)"
+  adcs_url="https://$net.240:8443"
+  crl_url="http://$net.240:8080/CertEnroll/Contoso%20Issuing%20CA.crl"
+  "$root/build/adcssim/adcssim" serve --dir "$demo/adcs" --seed "$root/adcssim/examples/seed.json" \
+    --listen "$net.240:8443" --http-listen "$net.240:8080" >"$demo/adcssim.log" 2>&1 &
+  adcs_pid=$!
+  for _ in $(seq 100); do
+    curl -sf -o "$demo/adcs-ca.der" "http://$net.240:8080/CertEnroll/Contoso%20Issuing%20CA.crt" && break
+    sleep 0.1
+  done
+  openssl x509 -inform DER -in "$demo/adcs-ca.der" -out "$demo/adcs-ca.pem"
+  ca_instance='"adcs":   { "plugin": "ca-mscert", "config": {
+                "cep_url": "'$adcs_url'/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP",
+                "ca_bundle": "'$demo'/adcs-ca.pem", "username": "sccm-site", "password": "adcs/enroll",
+                "web_server_template": "AMTWebServer", "client_8021x_template": "AMT8021XClient",
+                "winrm_url": "'$adcs_url'/wsman", "winrm_username": "sccm-site",
+                "winrm_password": "adcs/winrm", "ca_config": "ca.contoso.com\\Contoso Issuing CA" } }'
+  ca_name=adcs
+else
+  ca_instance='"lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "'$net'.250:8080" } }'
+  ca_name=lab-ca
+fi
+
 cat >"$demo/site.json" <<JSON
 {
   "manifest_version": 1,
@@ -75,11 +125,11 @@ cat >"$demo/site.json" <<JSON
   "plugin_path": ["$root/build/plugins"],
   "plugins": {
     "amt":    { "plugin": "amt-transport" },
-    "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "$net.250:8080" } },
+    $ca_instance,
     "creds":  { "plugin": "credstore-file" }
   },
   "credentials": { "store": "creds" },
-  "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer" } },
+  "certificates": { "web_server": { "ca": "$ca_name", "template": "AMTWebServer" } },
   "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
   "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true }
 }
@@ -87,6 +137,14 @@ JSON
 echo "== site manifest $demo/site.json"
 "$amtprov" -m "$demo/site.json" manifest check
 "$amtprov" -m "$demo/site.json" db init
+if [ "$ca" = mscert ]; then
+  echo "== the site account's enrollment and WinRM passwords, into the credential store"
+  printf 'Site-Secret-1' | "$amtprov" -m "$demo/site.json" cred set adcs/enroll --stdin 2>/dev/null
+  printf 'Site-Secret-1' | "$amtprov" -m "$demo/site.json" cred set adcs/winrm --stdin 2>/dev/null
+  echo "== the CA's enrollment policy and template rules (R-CA-01..04), one test certificate"
+  "$amtprov" -m "$demo/site.json" plugin test --purpose web-server adcs | sed 's/^/  /' || true
+  echo "  (that test certificate is revoked at once, Cessation of Operation: it is on the CRL below)"
+fi
 echo "== the provisioning certificate, checked before anything is touched (R-PC-01..08)"
 "$amtprov" -m "$demo/site.json" cert check --now "$(date +%s)" | tail -n 6 || true
 
@@ -127,8 +185,14 @@ if [ "${#done_list[@]}" -eq 3 ]; then
     certs=$("$amtprov" -m "$demo/site.json" cert list --device "$d" | awk 'NR > 1 {print $2 " " $4}' | tr '\n' ' ')
     printf '  %-20s now %-14s certificate: %s\n' "$d" "$state" "$certs"
   done
-  echo "  the CA's CRL ($demo/state/plugins/lab-ca/crl.pem) lists:"
-  openssl crl -in "$demo/state/plugins/lab-ca/crl.pem" -noout -text |
+  if [ "$ca" = mscert ]; then
+    echo "  the CA's CRL ($crl_url) lists:"
+    crl() { curl -sf "$crl_url" | openssl crl -inform DER -noout -text; }
+  else
+    echo "  the CA's CRL ($demo/state/plugins/lab-ca/crl.pem) lists:"
+    crl() { openssl crl -in "$demo/state/plugins/lab-ca/crl.pem" -noout -text; }
+  fi
+  crl |
     awk '/Serial Number:/ {s=$3} /Superseded|Key Compromise|Unspecified|Cessation/ {gsub(/^ +/, ""); print "    " s "  " $0}'
   echo "  (update keeps the web server certificate, R-REV-03; block and unprovision revoke it"
   echo "   as Superseded, R-REV-02; the unprovisioned device is back in AMT state pre:"
@@ -146,3 +210,6 @@ Where to look next:
   $amtsim dump --control $demo/sim/control.sock pc001          # what the firmware really holds
   less $demo/amtprovd.log
 EOF
+if [ "$ca" = mscert ]; then
+  echo "  $root/build/adcssim/adcssim admin --dir $demo/adcs list --json   # the CA's request database"
+fi

@@ -5,7 +5,11 @@
 
 int tool_exit_code(const struct amtprov_error *err)
 {
-	/* Where the error happened decides first: a plugin file or the database file. */
+	/* A configuration error is one wherever it happened: a plugin refusing its own
+	 * configuration at create or start reports it with its file as the place. */
+	if (err->code == AMTPROV_E_CONFIG || err->code == AMTPROV_E_PARSE)
+		return EXIT_CONFIG;
+	/* Otherwise where the error happened decides first: a plugin file or the database. */
 	if (strstr(err->where, ".so"))
 		return EXIT_PLUGIN;
 	switch (err->code) {

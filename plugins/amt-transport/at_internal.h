@@ -29,20 +29,15 @@
  * hostile peer must not make amtprovd buffer without end). */
 #define AT_MAX_RESPONSE (16u * 1024 * 1024)
 
-/* ---- growable text buffer ---- */
-struct at_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-	int over; /* a response outgrew its limit and reading stopped */
-};
-void at_buf_addn(struct at_buf *b, const char *s, size_t n);
-void at_buf_add(struct at_buf *b, const char *s);
-void at_buf_printf(struct at_buf *b, const char *fmt, ...) AMTPROV_PRINTF(2, 3);
-/* Appends @p s with the five XML special characters escaped. */
-void at_buf_add_xml(struct at_buf *b, const char *s);
-void at_buf_reset(struct at_buf *b);
-void at_buf_free(struct at_buf *b);
+/* ---- growable text buffer: the plugins' shared one (plugins/common/pu_buf.h) ---- */
+#include "pu_buf.h"
+#define at_buf pu_buf
+#define at_buf_addn pu_buf_addn
+#define at_buf_add pu_buf_add
+#define at_buf_printf pu_buf_printf
+#define at_buf_add_xml pu_buf_add_xml
+#define at_buf_reset pu_buf_reset
+#define at_buf_free pu_buf_free
 
 /* ---- configuration ---- */
 struct at_cfg {

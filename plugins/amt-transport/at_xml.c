@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * at_xml.c - text buffers and safe XML reading for the amt-transport plugin. Responses come
- * from the network, so libxml2 parses them with no network access, no entity substitution
- * and no DTD at all: a DOCTYPE is refused outright (billion-laughs and XXE stay impossible).
+ * at_xml.c - safe XML reading for the amt-transport plugin (its text buffer is pu_buf, from
+ * plugins/common). Responses come from the network, so libxml2 parses them with no network
+ * access, no entity substitution and no DTD at all: a DOCTYPE is refused outright
+ * (billion-laughs and XXE stay impossible).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,88 +13,6 @@
 #include <libxml/parser.h>
 
 #include "at_internal.h"
-
-static int buf_grow(struct at_buf *b, size_t more)
-{
-	size_t want = b->len + more + 1;
-	char *p;
-
-	if (b->oom)
-		return -1;
-	if (want <= b->cap)
-		return 0;
-	if (want < 256)
-		want = 256;
-	if (want < b->cap * 2)
-		want = b->cap * 2;
-	p = realloc(b->p, want);
-	if (!p) {
-		b->oom = 1;
-		return -1;
-	}
-	b->p = p;
-	b->cap = want;
-	return 0;
-}
-
-void at_buf_addn(struct at_buf *b, const char *s, size_t n)
-{
-	if (buf_grow(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void at_buf_add(struct at_buf *b, const char *s)
-{
-	at_buf_addn(b, s, strlen(s));
-}
-
-void at_buf_printf(struct at_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_grow(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void at_buf_add_xml(struct at_buf *b, const char *s)
-{
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<': at_buf_add(b, "&lt;"); break;
-		case '>': at_buf_add(b, "&gt;"); break;
-		case '&': at_buf_add(b, "&amp;"); break;
-		case '"': at_buf_add(b, "&quot;"); break;
-		case '\'': at_buf_add(b, "&apos;"); break;
-		default: at_buf_addn(b, s, 1); break;
-		}
-	}
-}
-
-void at_buf_reset(struct at_buf *b)
-{
-	b->len = 0;
-	b->oom = 0;
-	b->over = 0;
-	if (b->p)
-		b->p[0] = '\0';
-}
-
-void at_buf_free(struct at_buf *b)
-{
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
 
 xmlDocPtr at_xml_parse(const char *buf, size_t len)
 {

@@ -34,6 +34,7 @@ struct ms_cfg {
 	char *winrm_password;   /* credential record name */
 	char *ca_config;
 	char **resolve;
+	char **ces_urls;        /* CES endpoints in the site's order, instead of the policy's */
 	long long timeout_seconds;
 	long long poll_interval;
 };
@@ -80,6 +81,9 @@ static const struct amtprov_config_field ms_config_table[] = {
 	{"resolve", AMTPROV_CFG_STRING_LIST, offsetof(struct ms_cfg, resolve), 0, NULL, 0, 0,
 	 "HOST:PORT:ADDRESS entries that pin the CA host names to addresses (no DNS for them; "
 	 "Kerberos needs the host name in the URL)"},
+	{"ces_urls", AMTPROV_CFG_STRING_LIST, offsetof(struct ms_cfg, ces_urls), 0, NULL, 0, 0,
+	 "CES URLs (https) to use, first first, instead of the ones the policy lists for the "
+	 "authentication; the next is tried when one is unreachable or answers HTTP 5xx"},
 	{"timeout_seconds", AMTPROV_CFG_INT, offsetof(struct ms_cfg, timeout_seconds), 0, "30", 1,
 	 600, "HTTP timeout per exchange"},
 	{"poll_interval", AMTPROV_CFG_INT, offsetof(struct ms_cfg, poll_interval), 0, "300", 0,
@@ -134,6 +138,13 @@ static int validate(struct mscert *ms, struct amtprov_error *err)
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/web_server_template",
 					 "name the template of at least one purpose "
 					 "(web_server_template, client_8021x_template)");
+	for (int i = 0; c->ces_urls && c->ces_urls[i]; i++)
+		if (!https_url(c->ces_urls[i]))
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/ces_urls",
+						 "entry %d must be an https:// URL without blanks", i);
+	if (c->ces_urls && !c->ces_urls[0])
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/ces_urls",
+					 "list at least one URL, or leave it out");
 	if (is_set(c->winrm_url) && (!https_url(c->winrm_url) || !is_set(c->winrm_username) ||
 				     !is_set(c->winrm_password)))
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/winrm_url",
@@ -259,7 +270,7 @@ static int check_policy(struct mscert *ms, int verbose, char *why, size_t why_si
 	if (is_set(ms->cfg.client_8021x_template))
 		bad += ms_check_template(&ms->pol, ms->cfg.client_8021x_template,
 					 AMTPROV_PURPOSE_CLIENT_8021X, on_check, &c);
-	if (!bad && !ms_policy_ces(&ms->pol, ms->auth)) {
+	if (!bad && !ms->cfg.ces_urls && !ms_policy_ces(&ms->pol, ms->auth)) {
 		snprintf(c.first, sizeof(c.first), "the policy lists no CES URI for %s "
 			 "authentication (clientAuthentication %u)", ms->cfg.auth, ms->auth);
 		bad = 1;
@@ -341,7 +352,8 @@ static int load_policy(struct mscert *ms, int force, int verbose, uint32_t *outc
 	ms->host->log(ms->host, AMTPROV_LOG_NOTICE,
 		      "enrollment policy %s: %d template(s), CES %s; read again in %u h",
 		      ms->pol.policy_id, ms->pol.n_tmpl,
-		      ms_policy_ces(&ms->pol, ms->auth) ? ms_policy_ces(&ms->pol, ms->auth) : "none",
+		      ms->cfg.ces_urls ? ms->cfg.ces_urls[0]
+		      : ms_policy_ces(&ms->pol, ms->auth) ? ms_policy_ces(&ms->pol, ms->auth) : "none",
 		      ms->pol.next_update_hours);
 	if (ms->pol_bad) {
 		*outcome = AMTPROV_CA_UNCONFIGURED;
@@ -578,8 +590,8 @@ static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 		     struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	struct mscert *ms = instance;
-	const char *tmpl, *ces;
-	int rc;
+	const char *tmpl, *ces[MS_MAX_URI];
+	int n = 0, rc = AMTPROV_OK;
 
 	if (!req || !res || !req->csr_der || !req->csr_len)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, MS_NAME, "no request");
@@ -592,8 +604,24 @@ static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 	tmpl = template_for(ms, req);
 	if (!ready(ms, tmpl, req->purpose, res))
 		return AMTPROV_OK;
-	ces = ms_policy_ces(&ms->pol, ms->auth);
-	rc = exchange(ms, ces, 0, NULL, req, tmpl, res);
+	if (ms->cfg.ces_urls)
+		while (n < MS_MAX_URI && ms->cfg.ces_urls[n]) {
+			ces[n] = ms->cfg.ces_urls[n];
+			n++;
+		}
+	else
+		n = ms_policy_ces_list(&ms->pol, ms->auth, ces, MS_MAX_URI);
+	/* Failover (MS-XCEP: the CA's CES URIs in priority order): a CES that cannot be
+	 * reached or does not answer as CES (HTTP 5xx without a CA fault, another status, not
+	 * SOAP) is UNREACHABLE, and the next one gets the same request. An answer of the CA
+	 * itself (issued, pending, a refusal) is final. */
+	for (int i = 0; i < n; i++) {
+		rc = exchange(ms, ces[i], 0, NULL, req, tmpl, res);
+		if (rc != AMTPROV_OK || res->outcome != AMTPROV_CA_UNREACHABLE || i + 1 == n)
+			break;
+		ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; trying the next CES, %s",
+			      res->message, ces[i + 1]);
+	}
 	ERR_clear_error();
 	return rc;
 }

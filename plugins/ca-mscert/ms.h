@@ -20,6 +20,8 @@
 #include <amtprov/ca.h>
 #include <amtprov/plugin.h>
 
+#include "pu_buf.h" /* the text buffer the messages are built in */
+
 #define MS_NAME "ca-mscert"
 
 /* XCEP clientAuthentication values (MS-XCEP 3.1.4.1.3.5). */
@@ -35,18 +37,6 @@
 #define MS_E_UNSUPPORTED_CERT_TYPE 0x80094800u
 #define MS_E_TEMPLATE_CONFLICT 0x80094802u
 #define MS_E_BAD_TEMPLATE_VERSION 0x80094807u
-
-/* A growable text buffer; on out of memory it stays as it was and sets oom. */
-struct ms_buf {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-void ms_buf_add(struct ms_buf *b, const char *s);
-void ms_buf_printf(struct ms_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void ms_buf_add_xml(struct ms_buf *b, const char *s);
-void ms_buf_free(struct ms_buf *b);
 
 struct ms_template {
 	char name[128];          /* commonName: what enrollment names */
@@ -158,7 +148,10 @@ typedef void (*ms_check_cb)(void *ctx, int ok, const char *rule, const char *wha
 int ms_check_template(const struct ms_policy *p, const char *template_name, uint32_t purpose,
 		      ms_check_cb cb, void *ctx);
 const struct ms_template *ms_policy_template(const struct ms_policy *p, const char *name);
-/* Best CES URI for @p auth (lowest priority value, not renewal-only), or NULL. */
+/* The CES URIs for @p auth, best first (lowest priority value; renewal-only ones left out),
+ * at most @p max of them into @p out. @return how many. */
+int ms_policy_ces_list(const struct ms_policy *p, unsigned auth, const char **out, int max);
+/* Best CES URI for @p auth, or NULL. */
 const char *ms_policy_ces(const struct ms_policy *p, unsigned auth);
 
 /* ---- ms_winrm.c ---- */

@@ -23,17 +23,32 @@ const struct ms_template *ms_policy_template(const struct ms_policy *p, const ch
 	return NULL;
 }
 
+int ms_policy_ces_list(const struct ms_policy *p, unsigned auth, const char **out, int max)
+{
+	const struct ms_uri *u[MS_MAX_URI];
+	int n = 0;
+
+	for (int i = 0; p && i < p->n_uri && n < MS_MAX_URI; i++)
+		if (p->uris[i].auth == auth && !p->uris[i].renewal_only)
+			u[n++] = &p->uris[i];
+	/* Insertion sort by priority, stable: equal priorities keep the policy's order. */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && u[j]->priority < u[j - 1]->priority; j--) {
+			const struct ms_uri *t = u[j];
+
+			u[j] = u[j - 1];
+			u[j - 1] = t;
+		}
+	for (int i = 0; i < n && i < max; i++)
+		out[i] = u[i]->uri;
+	return n < max ? n : max;
+}
+
 const char *ms_policy_ces(const struct ms_policy *p, unsigned auth)
 {
-	const struct ms_uri *best = NULL;
+	const char *best = NULL;
 
-	for (int i = 0; p && i < p->n_uri; i++) {
-		const struct ms_uri *u = &p->uris[i];
-
-		if (u->auth == auth && !u->renewal_only && (!best || u->priority < best->priority))
-			best = u;
-	}
-	return best ? best->uri : NULL;
+	return ms_policy_ces_list(p, auth, &best, 1) ? best : NULL;
 }
 
 static int has_eku(const struct ms_template *t, const char *oid)

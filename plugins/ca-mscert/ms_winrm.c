@@ -22,30 +22,26 @@
 char *ms_winrm_envelope(const char *url, const char *action, const char *shell_id,
 			const char *body)
 {
-	struct ms_buf b = {0};
+	struct pu_buf b = {0};
 	char id[37];
 
 	ms_uuid(id);
-	ms_buf_add(&b, "<s:Envelope xmlns:s=\"" NS_S "\" xmlns:a=\"" NS_A04 "\" xmlns:w=\"" NS_W
+	pu_buf_add(&b, "<s:Envelope xmlns:s=\"" NS_S "\" xmlns:a=\"" NS_A04 "\" xmlns:w=\"" NS_W
 		       "\" xmlns:rsp=\"" NS_RSP "\"><s:Header><a:To>");
-	ms_buf_add_xml(&b, url);
-	ms_buf_printf(&b, "</a:To><a:ReplyTo><a:Address s:mustUnderstand=\"true\">" NS_A04
+	pu_buf_add_xml(&b, url);
+	pu_buf_printf(&b, "</a:To><a:ReplyTo><a:Address s:mustUnderstand=\"true\">" NS_A04
 		      "/role/anonymous</a:Address></a:ReplyTo><w:MaxEnvelopeSize "
 		      "s:mustUnderstand=\"true\">153600</w:MaxEnvelopeSize><a:MessageID>uuid:%s"
 		      "</a:MessageID><w:OperationTimeout>PT20S</w:OperationTimeout>"
 		      "<w:ResourceURI s:mustUnderstand=\"true\">" NS_RSP "/cmd</w:ResourceURI>"
 		      "<a:Action s:mustUnderstand=\"true\">%s</a:Action>", id, action);
 	if (shell_id) {
-		ms_buf_add(&b, "<w:SelectorSet><w:Selector Name=\"ShellId\">");
-		ms_buf_add_xml(&b, shell_id);
-		ms_buf_add(&b, "</w:Selector></w:SelectorSet>");
+		pu_buf_add(&b, "<w:SelectorSet><w:Selector Name=\"ShellId\">");
+		pu_buf_add_xml(&b, shell_id);
+		pu_buf_add(&b, "</w:Selector></w:SelectorSet>");
 	}
-	ms_buf_printf(&b, "</s:Header><s:Body>%s</s:Body></s:Envelope>", body ? body : "");
-	if (b.oom) {
-		ms_buf_free(&b);
-		return NULL;
-	}
-	return b.p;
+	pu_buf_printf(&b, "</s:Header><s:Body>%s</s:Body></s:Envelope>", body ? body : "");
+	return pu_buf_take(&b);
 }
 
 /* Appends decoded base64 stream text to res->out (bounded, printable only). */
@@ -151,7 +147,7 @@ int ms_winrm_revoke(const struct ms_http_opts *o, const char *url, const char *c
 		    size_t why_size)
 {
 	struct ms_http_resp raw;
-	struct ms_buf cmd = {0};
+	struct pu_buf cmd = {0};
 	xmlDocPtr doc;
 	xmlNodePtr n;
 	xmlChar *shell = NULL, *cid = NULL;
@@ -172,30 +168,30 @@ int ms_winrm_revoke(const struct ms_http_opts *o, const char *url, const char *c
 		return -1;
 	}
 	/* Serial as certutil wants it (hex, even length); the CA configuration quoted. */
-	ms_buf_add(&cmd, "<rsp:CommandLine><rsp:Command>certutil</rsp:Command><rsp:Arguments>");
+	pu_buf_add(&cmd, "<rsp:CommandLine><rsp:Command>certutil</rsp:Command><rsp:Arguments>");
 	if (ca_config && *ca_config) {
-		ms_buf_add(&cmd, "-config &quot;");
-		ms_buf_add_xml(&cmd, ca_config);
-		ms_buf_add(&cmd, "&quot; ");
+		pu_buf_add(&cmd, "-config &quot;");
+		pu_buf_add_xml(&cmd, ca_config);
+		pu_buf_add(&cmd, "&quot; ");
 	}
-	ms_buf_printf(&cmd, "-revoke %s%s %u</rsp:Arguments></rsp:CommandLine>",
+	pu_buf_printf(&cmd, "-revoke %s%s %u</rsp:Arguments></rsp:CommandLine>",
 		      strlen(serial) % 2 ? "0" : "", serial, reason);
 	doc = cmd.oom ? NULL : call(o, url, NS_RSP "/Command", (const char *)shell, cmd.p, &raw,
 				    why, why_size);
-	ms_buf_free(&cmd);
+	pu_buf_free(&cmd);
 	ms_http_resp_free(&raw);
 	n = doc ? ms_xml_find(xmlDocGetRootElement(doc), NS_RSP, "CommandId") : NULL;
 	cid = n ? xmlNodeGetContent(n) : NULL;
 	xmlFreeDoc(doc);
 	for (int i = 0; cid && !done && i < 30; i++) {
-		struct ms_buf rb = {0};
+		struct pu_buf rb = {0};
 
-		ms_buf_add(&rb, "<rsp:Receive><rsp:DesiredStream CommandId=\"");
-		ms_buf_add_xml(&rb, (const char *)cid);
-		ms_buf_add(&rb, "\">stdout stderr</rsp:DesiredStream></rsp:Receive>");
+		pu_buf_add(&rb, "<rsp:Receive><rsp:DesiredStream CommandId=\"");
+		pu_buf_add_xml(&rb, (const char *)cid);
+		pu_buf_add(&rb, "\">stdout stderr</rsp:DesiredStream></rsp:Receive>");
 		doc = rb.oom ? NULL : call(o, url, NS_RSP "/Receive", (const char *)shell, rb.p,
 					   &raw, why, why_size);
-		ms_buf_free(&rb);
+		pu_buf_free(&rb);
 		xmlFreeDoc(doc);
 		if (!doc || ms_winrm_parse_receive(raw.body, raw.len, res, &done)) {
 			ms_http_resp_free(&raw);
@@ -210,16 +206,16 @@ int ms_winrm_revoke(const struct ms_http_opts *o, const char *url, const char *c
 	}
 	/* Clean up the shell whatever happened; errors here change nothing. */
 	if (cid) {
-		struct ms_buf sb = {0};
+		struct pu_buf sb = {0};
 		char w2[8];
 
-		ms_buf_add(&sb, "<rsp:Signal CommandId=\"");
-		ms_buf_add_xml(&sb, (const char *)cid);
-		ms_buf_add(&sb, "\"><rsp:Code>" NS_RSP "/signal/terminate</rsp:Code></rsp:Signal>");
+		pu_buf_add(&sb, "<rsp:Signal CommandId=\"");
+		pu_buf_add_xml(&sb, (const char *)cid);
+		pu_buf_add(&sb, "\"><rsp:Code>" NS_RSP "/signal/terminate</rsp:Code></rsp:Signal>");
 		if (!sb.oom)
 			xmlFreeDoc(call(o, url, NS_RSP "/Signal", (const char *)shell, sb.p, &raw,
 					w2, sizeof(w2)));
-		ms_buf_free(&sb);
+		pu_buf_free(&sb);
 		ms_http_resp_free(&raw);
 	}
 	{

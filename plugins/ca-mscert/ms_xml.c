@@ -28,92 +28,6 @@
 #define X509V3 "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 #define PASSWORD_TEXT "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText"
 
-/* ---- text buffer ---- */
-
-static int buf_grow(struct ms_buf *b, size_t more)
-{
-	size_t want = b->len + more + 1;
-	char *p;
-
-	if (b->oom)
-		return -1;
-	if (want <= b->cap)
-		return 0;
-	if (want < 1024)
-		want = 1024;
-	if (want < b->cap * 2)
-		want = b->cap * 2;
-	if (!(p = realloc(b->p, want))) {
-		b->oom = 1;
-		return -1;
-	}
-	b->p = p;
-	b->cap = want;
-	return 0;
-}
-
-void ms_buf_add(struct ms_buf *b, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (buf_grow(b, n))
-		return;
-	memcpy(b->p + b->len, s, n + 1);
-	b->len += n;
-}
-
-void ms_buf_printf(struct ms_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_grow(b, (size_t)n))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-void ms_buf_add_xml(struct ms_buf *b, const char *s)
-{
-	char one[2] = {0, 0};
-
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<': ms_buf_add(b, "&lt;"); break;
-		case '>': ms_buf_add(b, "&gt;"); break;
-		case '&': ms_buf_add(b, "&amp;"); break;
-		case '"': ms_buf_add(b, "&quot;"); break;
-		case '\'': ms_buf_add(b, "&apos;"); break;
-		default: one[0] = *s; ms_buf_add(b, one); break;
-		}
-	}
-}
-
-void ms_buf_free(struct ms_buf *b)
-{
-	if (b->p)
-		OPENSSL_cleanse(b->p, b->cap); /* request bodies may hold a password */
-	free(b->p);
-	memset(b, 0, sizeof(*b));
-}
-
-/* The finished text, or NULL (and freed) when memory ran out. */
-static char *buf_take(struct ms_buf *b)
-{
-	char *p = b->p;
-
-	if (b->oom || !p) {
-		ms_buf_free(b);
-		return NULL;
-	}
-	return p;
-}
-
 /* ---- reading ---- */
 
 xmlDocPtr ms_xml_parse(const char *buf, size_t len)
@@ -265,83 +179,83 @@ void ms_uuid(char out[37])
 
 /* ---- building ---- */
 
-static void envelope_head(struct ms_buf *b, const char *action, const char *to,
+static void envelope_head(struct pu_buf *b, const char *action, const char *to,
 			  const struct ms_auth *auth)
 {
 	char id[37];
 
 	ms_uuid(id);
-	ms_buf_add(b, "<s:Envelope xmlns:s=\"" NS_S "\" xmlns:a=\"" NS_A "\" xmlns:xsi=\"" NS_XSI
+	pu_buf_add(b, "<s:Envelope xmlns:s=\"" NS_S "\" xmlns:a=\"" NS_A "\" xmlns:xsi=\"" NS_XSI
 		      "\"><s:Header><a:Action s:mustUnderstand=\"1\">");
-	ms_buf_add(b, action);
-	ms_buf_printf(b, "</a:Action><a:MessageID>urn:uuid:%s</a:MessageID><a:ReplyTo><a:Address>"
+	pu_buf_add(b, action);
+	pu_buf_printf(b, "</a:Action><a:MessageID>urn:uuid:%s</a:MessageID><a:ReplyTo><a:Address>"
 		      "http://www.w3.org/2005/08/addressing/anonymous</a:Address></a:ReplyTo>"
 		      "<a:To s:mustUnderstand=\"1\">", id);
-	ms_buf_add_xml(b, to);
-	ms_buf_add(b, "</a:To>");
+	pu_buf_add_xml(b, to);
+	pu_buf_add(b, "</a:To>");
 	if (auth && auth->mode == MS_AUTH_USERNAME) {
 		/* WS-Security UsernameToken, PasswordText: HTTPS is what protects it. */
-		ms_buf_add(b, "<o:Security s:mustUnderstand=\"1\" xmlns:o=\"" NS_WSSE "\">"
+		pu_buf_add(b, "<o:Security s:mustUnderstand=\"1\" xmlns:o=\"" NS_WSSE "\">"
 			      "<o:UsernameToken><o:Username>");
-		ms_buf_add_xml(b, auth->user);
-		ms_buf_add(b, "</o:Username><o:Password Type=\"" PASSWORD_TEXT "\">");
-		ms_buf_add_xml(b, auth->password);
-		ms_buf_add(b, "</o:Password></o:UsernameToken></o:Security>");
+		pu_buf_add_xml(b, auth->user);
+		pu_buf_add(b, "</o:Username><o:Password Type=\"" PASSWORD_TEXT "\">");
+		pu_buf_add_xml(b, auth->password);
+		pu_buf_add(b, "</o:Password></o:UsernameToken></o:Security>");
 	}
-	ms_buf_add(b, "</s:Header><s:Body>");
+	pu_buf_add(b, "</s:Header><s:Body>");
 }
 
 char *ms_build_get_policies(const char *to, const struct ms_auth *auth)
 {
-	struct ms_buf b = {0};
+	struct pu_buf b = {0};
 
 	envelope_head(&b, NS_XCEP "/IPolicy/GetPolicies", to, auth);
 	/* Versions 0 rather than nil: a real CEP answered nil versions with no policy
 	 * (cepces issue 74). */
-	ms_buf_add(&b, "<GetPolicies xmlns=\"" NS_XCEP "\"><client><lastUpdate xsi:nil=\"true\"/>"
+	pu_buf_add(&b, "<GetPolicies xmlns=\"" NS_XCEP "\"><client><lastUpdate xsi:nil=\"true\"/>"
 		       "<preferredLanguage xsi:nil=\"true\"/></client><requestFilter>"
 		       "<policyOIDs xsi:nil=\"true\"/><clientVersion>0</clientVersion>"
 		       "<serverVersion>0</serverVersion></requestFilter></GetPolicies>"
 		       "</s:Body></s:Envelope>");
-	return buf_take(&b);
+	return pu_buf_take(&b);
 }
 
 char *ms_build_rst_issue(const char *to, const struct ms_auth *auth, const uint8_t *csr,
 			 size_t csr_len, const char *template_name)
 {
-	struct ms_buf b = {0};
+	struct pu_buf b = {0};
 	char *b64 = ms_b64_encode(csr, csr_len);
 
 	if (!b64)
 		return NULL;
 	envelope_head(&b, NS_WSTEP "/RST/wstep", to, auth);
-	ms_buf_add(&b, "<RequestSecurityToken xmlns=\"" NS_WST "\"><TokenType>" X509V3
+	pu_buf_add(&b, "<RequestSecurityToken xmlns=\"" NS_WST "\"><TokenType>" X509V3
 		       "</TokenType><RequestType>" NS_WST "/Issue</RequestType>"
 		       "<BinarySecurityToken ValueType=\"" NS_WSTEP "#PKCS10\" EncodingType=\""
 		       NS_WSSE "#base64binary\" xmlns=\"" NS_WSSE "\">");
-	ms_buf_add(&b, b64);
+	pu_buf_add(&b, b64);
 	/* The template as a request attribute (MS-WCCE CertificateTemplate): the request
 	 * may come signed by AMT, so it cannot carry the template extension itself. */
-	ms_buf_add(&b, "</BinarySecurityToken><AdditionalContext xmlns=\"" NS_AUTH "\">"
+	pu_buf_add(&b, "</BinarySecurityToken><AdditionalContext xmlns=\"" NS_AUTH "\">"
 		       "<ContextItem Name=\"CertificateTemplate\"><Value>");
-	ms_buf_add_xml(&b, template_name);
-	ms_buf_add(&b, "</Value></ContextItem></AdditionalContext><RequestID xsi:nil=\"true\" "
+	pu_buf_add_xml(&b, template_name);
+	pu_buf_add(&b, "</Value></ContextItem></AdditionalContext><RequestID xsi:nil=\"true\" "
 		       "xmlns=\"" NS_WSTEP "\"/></RequestSecurityToken></s:Body></s:Envelope>");
 	free(b64);
-	return buf_take(&b);
+	return pu_buf_take(&b);
 }
 
 char *ms_build_rst_query(const char *to, const struct ms_auth *auth, const char *request_id)
 {
-	struct ms_buf b = {0};
+	struct pu_buf b = {0};
 
 	envelope_head(&b, NS_WSTEP "/RST/wstep", to, auth);
-	ms_buf_add(&b, "<RequestSecurityToken xmlns=\"" NS_WST "\"><TokenType>" X509V3
+	pu_buf_add(&b, "<RequestSecurityToken xmlns=\"" NS_WST "\"><TokenType>" X509V3
 		       "</TokenType><RequestType>" NS_WSTEP "/QueryTokenStatus</RequestType>"
 		       "<RequestID xmlns=\"" NS_WSTEP "\">");
-	ms_buf_add_xml(&b, request_id);
-	ms_buf_add(&b, "</RequestID></RequestSecurityToken></s:Body></s:Envelope>");
-	return buf_take(&b);
+	pu_buf_add_xml(&b, request_id);
+	pu_buf_add(&b, "</RequestID></RequestSecurityToken></s:Body></s:Envelope>");
+	return pu_buf_take(&b);
 }
 
 /* ---- GetPoliciesResponse ---- */

@@ -3,8 +3,8 @@
 # its Kerberos CEP/CES endpoints with kinit + curl --negotiate. The caller has a KDC for
 # $REALM running, KRB5_CONFIG/KRB5CCNAME set, and the principals sccm-site (password
 # Site-Secret-1) and stranger (Stranger-3x!), which the seed does not know.
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
+source "$(dirname "${BASH_SOURCE[0]}")/adcssim_lib.sh"
+SEED="$ADCSSIM_SEED"
 HOST=ca.contoso.test
 REALM=CONTOSO.TEST
 [ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
@@ -71,11 +71,8 @@ PIDS+=("$!")
 # adcssim_kerberos_checks KEYTAB
 adcssim_kerberos_checks() {
   local keytab=$1 st
-  "$ADCSSIM" serve --dir "$T/ca" --seed "$SEED" --listen "$IP:8443" --http-listen "$IP:8080" \
-    --host "$HOST" --keytab "$keytab" >"$T/server.out" 2>"$T/server.err" &
-  PIDS+=("$!")
-  check "server starts" wait_for 20 curl -sf -o "$T/ca.der" "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
-  openssl x509 -inform DER -in "$T/ca.der" -out "$T/ca.pem"
+  check "server starts" \
+    adcssim_start "$T/ca" "$SEED" "$IP" 8443 8080 "$T/ca.pem" --host "$HOST" --keytab "$keytab"
   check "kinit as the site account" bash -c "echo Site-Secret-1 | kinit sccm-site@$REALM >/dev/null"
 
   CEP="https://$HOST:8443/ADPolicyProvider_CEP_Kerberos/service.svc/CEP"
@@ -119,6 +116,6 @@ XML
   check "kinit as a principal the directory does not know" bash -c "echo Stranger-3x! | kinit stranger@$REALM >/dev/null"
   st=$(post "$CEP" "$T/gp.xml" "$T/st.out" --negotiate -u :)
   check "a valid ticket for an unknown account: 401" test "$st" = 401
-  no_sanitizer_reports "$T/server.err" || fail "sanitizer report from adcssim"
+  no_sanitizer_reports "$T/ca.err" || fail "sanitizer report from adcssim"
 
 }

@@ -9,11 +9,10 @@
 # xmllint against the XSDs written from MS-XCEP / MS-WSTEP.
 TEST_NAME=adcssim_enroll
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/adcssim_lib.sh"
 
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
 XSD="$AMTPROV_SOURCE_DIR/adcssim/tests/fixtures/xsd"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
-[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
+SEED="$ADCSSIM_SEED"
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
@@ -32,13 +31,9 @@ NS_WST="http://docs.oasis-open.org/ws-sx/ws-trust/200512"
 NS_XCEP="http://schemas.microsoft.com/windows/pki/2009/01/enrollmentpolicy"
 hr() { echo $(($1 - 0x100000000)); }   # HRESULT as the signed xs:int ErrorCode
 
-"$ADCSSIM" serve --dir "$STATE" --seed "$SEED" --listen "$IP:8443" --http-listen "$IP:8080" \
-  >"$T/server.out" 2>"$T/server.err" &
-SERVER=$!
-PIDS+=("$SERVER")
 check "server starts and serves its CA certificate over HTTP" \
-  wait_for 20 curl -sf -o "$W/ca.der" "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
-openssl x509 -inform DER -in "$W/ca.der" -out "$W/ca.pem"
+  adcssim_start "$STATE" "$SEED" "$IP" 8443 8080 "$W/ca.pem"
+SERVER=$ADCSSIM_PID
 
 # post URL FILE OUT [curl options]: POSTs a SOAP body, prints the HTTP status.
 post() {
@@ -283,15 +278,12 @@ expect_rc 1 "admin revoke of an unknown serial fails" \
 kill -TERM "$SERVER"
 wait "$SERVER"
 check "the server stops cleanly on SIGTERM" test $? -eq 0
-check "no sanitizer reports from the server" no_sanitizer_reports "$T/server.err"
+check "no sanitizer reports from the server" no_sanitizer_reports "$STATE.err"
 
 # ---- stand-alone CA: observable through the protocol ----------------------------------------
 sed 's/"mode": "enterprise"/"mode": "standalone"/' "$SEED" >"$T/standalone.json"
-"$ADCSSIM" serve --dir "$T/sa" --seed "$T/standalone.json" --listen "$IP:9443" \
-  --http-listen "$IP:9080" >"$T/sa.out" 2>"$T/sa.err" &
-PIDS+=("$!")
-wait_for 20 curl -sf -o "$W/sa-ca.der" "http://$IP:9080/CertEnroll/Contoso%20Issuing%20CA.crt"
-openssl x509 -inform DER -in "$W/sa-ca.der" -out "$W/ca.pem"
+adcssim_start "$T/sa" "$T/standalone.json" "$IP" 9443 9080 "$W/ca.pem" ||
+  fail "the stand-alone server starts"
 CEP_UP="https://$IP:9443/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP"
 CES_UP="https://$IP:9443/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES"
 st=$(get_policies "$W/sa-gp.out" sccm-site Site-Secret-1)

@@ -9,10 +9,9 @@
 # certutil ending up on the CA's own CRL (R-REV-02).
 TEST_NAME=ca_mscert
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/adcssim_lib.sh"
 
-ADCSSIM="$AMTPROV_BUILD_DIR/adcssim/adcssim"
-SEED="$AMTPROV_SOURCE_DIR/adcssim/examples/seed.json"
-[ -x "$ADCSSIM" ] || { echo "adcssim not built: $ADCSSIM"; exit 1; }
+SEED="$ADCSSIM_SEED"
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
@@ -26,13 +25,9 @@ O="$T/out"
 E="$T/err"
 mkdir -p "$W"
 
-"$ADCSSIM" serve --dir "$STATE" --seed "$SEED" --listen "$IP:8443" --http-listen "$IP:8080" \
-  >"$T/server.out" 2>"$T/server.err" &
-SERVER=$!
-PIDS+=("$SERVER")
 check "adcssim starts and serves its CA certificate" \
-  wait_for 20 curl -sf -o "$W/ca.der" "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
-openssl x509 -inform DER -in "$W/ca.der" -out "$W/ca.pem"
+  adcssim_start "$STATE" "$SEED" "$IP" 8443 8080 "$W/ca.pem"
+SERVER=$ADCSSIM_PID
 
 # instance NAME JSON-FIELDS RECORDS [CEP-URL]: a site NAME ($T/NAME/site.json) whose CA
 # instance "ca" is ca-mscert with these settings, and RECORDS (name:secret ...) in its store.
@@ -134,16 +129,36 @@ cat "$O"
 check "the poll answered REJECTED with the CA's message and error code" \
   grep -Eq '^web-server +poll +REJECTED .*CA: .*\(0x80094014, RequestID [0-9]+\)' "$O"
 
+# ---- CES failover: a dead endpoint first, then one that is not a CES (HTTP 404) ---------------
+CES_UP="$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES"
+instance failover "$UP, \"web_server_template\": \"AMTWebServer\", \"ces_urls\": [\"https://$NET.250:9/CES\", \"$HTTPS/NoSuch_CES/service.svc/CES\", \"$CES_UP\"]" "$PW"
+expect_rc 0 "CES failover: issued by the third CES after a dead one and a broken one" \
+  run_cli "$O" "$E" -m "$T/failover/site.json" plugin test --purpose web-server --no-revoke ca
+cat "$O" "$E"
+check "the dead endpoint was tried first, then the next" \
+  grep -q "https://$NET.250:9/CES: .*; trying the next CES, $HTTPS/NoSuch_CES/service.svc/CES" "$E"
+check "the one that is not a CES answered an HTTP error, then the next" \
+  grep -q "CES $HTTPS/NoSuch_CES/service.svc/CES: HTTP [45][0-9][0-9]; trying the next CES, $CES_UP" "$E"
+check "the certificate was issued" grep -Eq '^web-server +submit +ISSUED' "$O"
+instance allbad "$UP, \"web_server_template\": \"AMTWebServer\", \"ces_urls\": [\"https://$NET.250:9/CES\"]" "$PW"
+expect_rc 1 "CES failover: with every CES dead the answer is UNREACHABLE (retried by the core)" \
+  run_cli "$O" "$E" -m "$T/allbad/site.json" plugin test --purpose web-server --no-revoke ca
+check "UNREACHABLE, naming the endpoint" grep -Eq "^web-server +submit +UNREACHABLE.*https://$NET.250:9/CES" "$O"
+instance badlist "$UP, \"web_server_template\": \"AMTWebServer\", \"ces_urls\": [\"http://$IP:8080/CES\"]" ""
+expect_rc 3 "a ces_urls entry that is not https is a configuration error (exit 3)" \
+  run_cli "$O" "$E" -m "$T/badlist/site.json" plugin test --purpose web-server --no-revoke ca
+check "the error names the field" grep -q "ces_urls.*entry 0 must be an https:// URL" "$E"
+
 # ---- template rules at start -----------------------------------------------------------------
-expect_rc 5 "a version 3 template is refused at start (R-CA-02)" \
+expect_rc 3 "a version 3 template is refused at start (R-CA-02)" \
   run_cli "$O" "$E" -m "$T/v3/site.json" plugin test --purpose web-server ca
 check "the error names the rule and the template" \
   grep -q "R-CA-02: template 'AMTWebServerV3' schema version: expected 1 or 2 (version 3 CNG templates are refused), actual 3" "$E"
-expect_rc 5 "a template without Enroll permission is refused at start (R-CA-04)" \
+expect_rc 3 "a template without Enroll permission is refused at start (R-CA-04)" \
   run_cli "$O" "$E" -m "$T/restricted/site.json" plugin test --purpose web-server ca
 check "the error names the permission and the template" \
   grep -q "R-CA-04: Read/Enroll permission on template 'AMTWebServerRestricted': expected enroll true, actual enroll false" "$E"
-expect_rc 5 "a wrong password is a configuration error, not a retry" \
+expect_rc 3 "a wrong password is a configuration error, not a retry" \
   run_cli "$O" "$E" -m "$T/wrongpw/site.json" plugin test --purpose web-server ca
 check "it says the CEP refused the authentication" grep -q "InvalidSecurity" "$E"
 check "and does not print the wrong password" bash -c "! grep -q 'not-the-password' '$O' '$E'"
@@ -186,13 +201,11 @@ check "CEP named the Certificate CES (clientAuthentication 8)" \
 # ---- stand-alone CA (R-CA-01) -----------------------------------------------------------------
 kill -TERM "$SERVER"
 wait "$SERVER"
-check "no sanitizer reports from adcssim" no_sanitizer_reports "$T/server.err"
+check "no sanitizer reports from adcssim" no_sanitizer_reports "$STATE.err"
 sed 's/"mode": "enterprise"/"mode": "standalone"/' "$SEED" >"$T/standalone.json"
-"$ADCSSIM" serve --dir "$STATE" --seed "$T/standalone.json" --listen "$IP:8443" \
-  --http-listen "$IP:8080" >"$T/sa.out" 2>"$T/sa.err" &
-PIDS+=("$!")
-wait_for 20 curl -sf -o /dev/null "http://$IP:8080/CertEnroll/Contoso%20Issuing%20CA.crt"
-expect_rc 5 "a stand-alone CA is refused at start (R-CA-01)" \
+adcssim_start "$STATE" "$T/standalone.json" "$IP" 8443 8080 "$W/ca-sa.pem" ||
+  fail "adcssim restarts as a stand-alone CA"
+expect_rc 3 "a stand-alone CA is refused at start (R-CA-01)" \
   run_cli "$O" "$E" -m "$T/adcs/site.json" plugin test --purpose web-server ca
 check "the error says the CA publishes no enterprise templates" \
   grep -q "R-CA-01: enterprise CA publishing templates (a stand-alone CA has none): expected at least 1 CA and 1 template, actual 0 CA(s), 0 template(s)" "$E"

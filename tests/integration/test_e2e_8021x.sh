@@ -13,29 +13,17 @@
 # A second run with an unchanged manifest changes nothing (R-PROV-13).
 TEST_NAME=e2e_8021x
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/radius_lib.sh"
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 claim_net
-RADIUS_PORT=$((20000 + $$ % 20000))
-HAVE_RADIUS=1
-for tool in freeradius eapol_test sqlite3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-deps.sh)" >&2; HAVE_RADIUS=0; }
-done
-[ "$HAVE_RADIUS" = 1 ] || { fail "freeradius, eapol_test and sqlite3 are installed"; finish; exit 1; }
+radius_tools || { fail "freeradius, eapol_test and sqlite3 are installed"; finish; exit 1; }
 
 pki="$T/pki"
 make_prov_pki "$pki"
-q() { "$@" >/dev/null 2>&1; }
 # The RADIUS server's own CA and certificate (radius.contoso.com): AMT trusts this root.
-q openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/radius-ca.key" -out "$pki/radius-ca.pem" \
-  -subj "/CN=RADIUS CA" -days 30 -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign"
-q openssl req -newkey rsa:2048 -nodes -keyout "$pki/radius.key" -out "$pki/radius.csr" -subj "/CN=radius.contoso.com"
-printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:radius.contoso.com\n' >"$pki/radius.ext"
-q openssl x509 -req -in "$pki/radius.csr" -CA "$pki/radius-ca.pem" -CAkey "$pki/radius-ca.key" \
-  -CAcreateserial -days 30 -sha256 -extfile "$pki/radius.ext" -out "$pki/radius.pem"
-chmod 600 "$pki"/*.key
+radius_pki "$pki"
 
 mkdir -p "$T/sim"
 cat >"$T/fleet.json" <<JSON
@@ -200,66 +188,19 @@ PY
 
 # ---- FreeRADIUS: EAP-TLS with the issued certificate (R-8021X-07) ----
 LABCA="$T/site/state/plugins/lab-ca"
-rad="$T/radius"; mkdir -p "$rad/cadir"
-sed -e "s|@SERVER_KEY@|$pki/radius.key|" -e "s|@SERVER_CERT@|$pki/radius.pem|" \
-    -e "s|@CLIENTS_CA@|$rad/clients-ca.pem|" -e "s|@CA_PATH@|$rad/cadir|" \
-    -e "s|@LISTEN_ADDR@|$NET.200|" -e "s|@LISTEN_PORT@|$RADIUS_PORT|" \
-    "$AMTPROV_SOURCE_DIR/tests/integration/radius/radiusd.conf.in" >"$rad/radiusd.conf"
-printf 'bob\tCleartext-Password := "unused"\n' >"$rad/users"
+radius_config "$T/radius" "$pki"
+rad=$RAD
 cat "$LABCA/root.pem" "$LABCA/issuing.pem" >"$rad/clients-ca.pem"
-radius_crl() { # copies ca-local's current CRL into FreeRADIUS' CA path (hashed names)
-  rm -f "$rad/cadir"/*
-  cp "$LABCA/root.pem" "$LABCA/issuing.pem" "$LABCA/crl.pem" "$rad/cadir/"
-  openssl rehash "$rad/cadir" 2>/dev/null
-}
-FR_PID=
-radius_start() {
-  freeradius -X -d "$rad" >"$rad/fr.log" 2>&1 &
-  FR_PID=$!
-  PIDS+=("$FR_PID")
-  wait_for 10 grep -q "Ready to process requests" "$rad/fr.log"
-}
-radius_stop() { [ -n "$FR_PID" ] && kill "$FR_PID" 2>/dev/null; wait "$FR_PID" 2>/dev/null; FR_PID=; }
-
-# The client key of a certificate: in amtsim's state file (AMT holds it).
-client_pair() { # device handle out-prefix
-  python3 - "$T/sim/$1.json" "$T/$1.run${4:-1}.json" "$2" "$3" <<'PY'
-import base64, json, subprocess, sys
-state, dump, handle, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-der = base64.b64decode([c["der"] for c in json.load(open(dump))["certificates"] if c["handle"] == handle][0])
-pem = subprocess.run(["openssl", "x509", "-inform", "DER"], input=der, capture_output=True).stdout
-open(out + ".pem", "wb").write(pem)
-pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem, capture_output=True).stdout
-for k in json.load(open(state))["keys"]:
-    kp = subprocess.run(["openssl", "pkey", "-pubout"], input=k["pem"].encode(), capture_output=True).stdout
-    if kp == pub:
-        open(out + ".key", "w").write(k["pem"])
-        break
-else:
-    sys.exit("no key in AMT for the certificate")
-PY
-}
-eap_tls() { # name cert-prefix -> eapol_test exit status (0: authenticated)
-  cat >"$rad/$1.conf" <<EOF
-network={
- key_mgmt=IEEE8021X
- eapol_flags=0
- eap=TLS
- identity="pc1.contoso.com"
- ca_cert="$pki/radius-ca.pem"
- client_cert="$2.pem"
- private_key="$2.key"
-}
-EOF
-  eapol_test -c "$rad/$1.conf" -a "$NET.200" -p "$RADIUS_PORT" -A "$NET.201" -s testing123 -t 10 >"$rad/et-$1.log" 2>&1
-}
+# ca-local's current CRL next to its CA certificates, for FreeRADIUS
+radius_crl() { radius_cadir "$LABCA/root.pem" "$LABCA/issuing.pem" "$LABCA/crl.pem"; }
+# client_pair DEVICE HANDLE OUT [RUN]: the certificate and the key AMT holds for it
+client_pair() { client_pair_of "$T/sim/$1.json" "$T/$1.run${4:-1}.json" "$2" "$3"; }
 
 WIRED1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run1.json")
 check "the wired client certificate's key is in AMT" wait_for 5 client_pair pc1 "$WIRED1" "$rad/wired1"
-chmod 600 "$rad"/*.key 2>/dev/null
 radius_crl
 check "FreeRADIUS starts on $NET.200:$RADIUS_PORT" radius_start
-check "R-8021X-07: FreeRADIUS accepts the issued client certificate (EAP-TLS)" eap_tls wired1 "$rad/wired1"
+check "R-8021X-07: FreeRADIUS accepts the issued client certificate (EAP-TLS)" eap_tls wired1 "$rad/wired1" pc1.contoso.com
 radius_stop
 
 # R-REV-04: provisioning again with another template supersedes the wired certificate; with
@@ -301,15 +242,14 @@ check "key_source amtprov: the wired key is in the credential store, corp's stay
 WIRED3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run3.json")
 # amtsim writes its state file once a second: wait for the new key to be there.
 check "the new wired certificate's key is in AMT" wait_for 5 client_pair pc1 "$WIRED3" "$rad/wired3" 3
-chmod 600 "$rad"/*.key 2>/dev/null
 radius_crl
 check "ca-local's CRL lists the revoked serial" bash -c "openssl crl -in '$LABCA/crl.pem' -noout -text | grep -qi \"\$(openssl x509 -in '$rad/wired1.pem' -noout -serial | cut -d= -f2)\""
 check "FreeRADIUS restarts with the new CRL" radius_start
 refused() { ! eap_tls "$@"; }
-check "R-8021X-07: FreeRADIUS refuses the revoked certificate" refused wired1-again "$rad/wired1"
+check "R-8021X-07: FreeRADIUS refuses the revoked certificate" refused wired1-again "$rad/wired1" pc1.contoso.com
 check "R-8021X-07: ... because it is revoked (FreeRADIUS: certificate revoked; eapol_test: FAILURE)" \
   bash -c "grep -q 'certificate revoked' '$rad/fr.log' && tail -1 '$rad/et-wired1-again.log' | grep -q FAILURE"
-check "R-8021X-07: the new certificate is accepted" eap_tls wired3 "$rad/wired3"
+check "R-8021X-07: the new certificate is accepted" eap_tls wired3 "$rad/wired3" pc1.contoso.com
 radius_stop
 check "no secret in amtprovd's logs" bash -c "! grep -q 'PRIVATE KEY\|Guest-PEAP-pw1' '$T'/amtprovd*.log"
 check "no sanitizer report (amtprovd re-runs)" no_sanitizer_reports "$T/amtprovd2.log" "$T/amtprovd3.log"

@@ -64,6 +64,42 @@ static void test_spec_policy(void)
 	free(xml);
 }
 
+/* The CES URIs in priority order for failover (MS-XCEP cAURI priority, lower first). */
+static void test_ces_order(void)
+{
+	struct ms_policy p;
+	const char *out[MS_MAX_URI];
+	static const struct {
+		unsigned auth, priority;
+		int renewal_only;
+		const char *uri;
+	} in[] = {
+		{MS_AUTH_USERNAME, 20, 0, "https://ces-c/CES"},
+		{MS_AUTH_USERNAME, 5, 0, "https://ces-a/CES"},
+		{MS_AUTH_CERTIFICATE, 1, 0, "https://ces-cert/CES"},
+		{MS_AUTH_USERNAME, 1, 1, "https://renewal-only/CES"},
+		{MS_AUTH_USERNAME, 10, 0, "https://ces-b/CES"},
+		{MS_AUTH_USERNAME, 20, 0, "https://ces-d/CES"},
+	};
+
+	memset(&p, 0, sizeof(p));
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		p.uris[i].auth = in[i].auth;
+		p.uris[i].priority = in[i].priority;
+		p.uris[i].renewal_only = in[i].renewal_only;
+		snprintf(p.uris[i].uri, sizeof(p.uris[i].uri), "%s", in[i].uri);
+	}
+	p.n_uri = (int)(sizeof(in) / sizeof(in[0]));
+	CU_ASSERT_EQUAL_FATAL(ms_policy_ces_list(&p, MS_AUTH_USERNAME, out, MS_MAX_URI), 4);
+	CU_ASSERT_STRING_EQUAL(out[0], "https://ces-a/CES");
+	CU_ASSERT_STRING_EQUAL(out[1], "https://ces-b/CES");
+	CU_ASSERT_STRING_EQUAL(out[2], "https://ces-c/CES"); /* equal priority: policy order */
+	CU_ASSERT_STRING_EQUAL(out[3], "https://ces-d/CES");
+	CU_ASSERT_EQUAL(ms_policy_ces_list(&p, MS_AUTH_USERNAME, out, 2), 2);
+	CU_ASSERT_STRING_EQUAL(ms_policy_ces(&p, MS_AUTH_CERTIFICATE), "https://ces-cert/CES");
+	CU_ASSERT_PTR_NULL(ms_policy_ces(&p, MS_AUTH_KERBEROS));
+}
+
 static void test_spec_rstr(void)
 {
 	size_t len = 0;
@@ -303,6 +339,7 @@ int main(void)
 		return 1;
 	su = CU_add_suite("ca_mscert", NULL, NULL);
 	CU_add_test(su, "MS-XCEP example policy read", test_spec_policy);
+	CU_add_test(su, "CES URIs by priority, renewal-only left out", test_ces_order);
 	CU_add_test(su, "MS-WSTEP examples: issued RSTRC and WCF fault", test_spec_rstr);
 	CU_add_test(su, "pending RSTRC and denial fault with detail", test_pending_and_denied);
 	CU_add_test(su, "DTD, entities, malformed XML refused", test_hostile_xml);
