@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Shared by test_e2e_recovery.sh and test_e2e_random_kill.sh: a provisioning PKI, an amtsim
 # fleet of N devices (fleet N FAULTS_JSON; sim_start, sim_stop), a site with amt-transport,
-# ca-local and credstore-file (site [MAX_IN_FLIGHT]), registration (register N), and q/qca
+# ca-local and credstore-file (site [MAX_IN_FLIGHT [ENGINE_JSON_MEMBERS,]]), registration (register N), and q/qca
 # to query the site database and ca-local's. Source after lib.sh.
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
@@ -50,7 +50,7 @@ site() {
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
   "amt": {"transport": "amt", "serial_over_lan": true},
-  "engine": {"max_in_flight": ${1:-8}, "retry": {"base_seconds": 1, "max_seconds": 2, "max_attempts": 5}} }
+  "engine": {${2:-}"max_in_flight": ${1:-8}, "retry": {"base_seconds": 1, "max_seconds": 2, "max_attempts": 5}} }
 JSON
   rm -rf "$T/site/state"; "$AMTPROV" -m "$T/site/site.json" db init >/dev/null
 }
