@@ -184,12 +184,30 @@ static int fsync_dir(const char *path, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
+/* Writes all of @p buf at offset @p at of @p fd (@p path names it in the error). */
+static int write_at(int fd, const unsigned char *buf, size_t len, size_t at, const char *path,
+		    struct amtprov_error *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(at + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return amtprov_error_set(err, AMTPROV_E_IO, path, "cannot write %s: %s",
+						 path, strerror(errno));
+		done += (size_t)w;
+	}
+	return AMTPROV_OK;
+}
+
 int cs_write_atomic(const char *path, const unsigned char *buf, size_t len,
 		    struct amtprov_error *err)
 {
 	unsigned char rnd[4];
 	char tmp[4096];
-	size_t done = 0;
 	int fd, n;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -202,18 +220,8 @@ int cs_write_atomic(const char *path, const unsigned char *buf, size_t len,
 	if (fd < 0)
 		return amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot create %s: %s", tmp,
 					 strerror(errno));
-	while (done < len) {
-		ssize_t w = write(fd, buf + done, len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot write %s: %s", tmp,
-					  strerror(errno));
-			goto fail;
-		}
-		done += (size_t)w;
-	}
+	if (write_at(fd, buf, len, 0, tmp, err) != AMTPROV_OK)
+		goto fail;
 	if (fsync(fd) < 0) {
 		amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot fsync %s: %s", tmp,
 				  strerror(errno));
@@ -298,7 +306,6 @@ int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
 	      struct cs_ident *id, struct amtprov_error *err)
 {
 	struct stat sb;
-	size_t done = 0;
 	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 
 	if (fd < 0)
@@ -320,18 +327,8 @@ int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
 				  strerror(errno));
 		goto fail;
 	}
-	while (done < len) {
-		ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(at + done));
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			amtprov_error_set(err, AMTPROV_E_IO, path, "cannot write %s: %s", path,
-					  strerror(errno));
-			goto fail;
-		}
-		done += (size_t)w;
-	}
+	if (write_at(fd, buf, len, at, path, err) != AMTPROV_OK)
+		goto fail;
 	/* fdatasync also makes the new size durable (it is needed to read the data). */
 	if (fdatasync(fd) < 0) {
 		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot fsync %s: %s", path,

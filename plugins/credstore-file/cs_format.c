@@ -417,6 +417,32 @@ int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const c
 	return replay(st, off, path, err);
 }
 
+/* Writes name length + name at @p b; returns the bytes written. */
+static size_t write_name(unsigned char *b, const char *name)
+{
+	size_t nl = strlen(name);
+
+	put16(b, (uint16_t)nl);
+	memcpy(b + 2, name, nl);
+	return 2 + nl;
+}
+
+/* Writes one record (docs/credstore-file.md layout) at @p b; returns the bytes written. */
+static size_t write_rec(unsigned char *b, const struct cs_rec *r)
+{
+	size_t off = write_name(b, r->name);
+
+	put32(b + off, r->key_id);
+	memcpy(b + off + 4, r->nonce, CS_NONCE_LEN);
+	put32(b + off + 4 + CS_NONCE_LEN, r->ct_len);
+	off += 4 + CS_NONCE_LEN + 4;
+	if (r->ct_len)
+		memcpy(b + off, r->ct, r->ct_len);
+	off += r->ct_len;
+	memcpy(b + off, r->tag, CS_TAG_LEN);
+	return off + CS_TAG_LEN;
+}
+
 int cs_entry_encode(const struct cs_rec *put, const char *remove, unsigned char **out,
 		    size_t *len, struct amtprov_error *err)
 {
@@ -424,25 +450,14 @@ int cs_entry_encode(const struct cs_rec *put, const char *remove, unsigned char 
 	size_t nl = strlen(name);
 	size_t body = 1 + 2 + nl + (put ? 4 + CS_NONCE_LEN + 4 + put->ct_len + CS_TAG_LEN : 0);
 	unsigned char *b = malloc(body + CS_ENTRY_SUM_LEN);
-	size_t off = 1;
 
 	if (!b)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	b[0] = put ? CS_ENTRY_PUT : CS_ENTRY_REMOVE;
-	put16(b + off, (uint16_t)nl);
-	memcpy(b + off + 2, name, nl);
-	off += 2 + nl;
-	if (put) {
-		put32(b + off, put->key_id);
-		memcpy(b + off + 4, put->nonce, CS_NONCE_LEN);
-		put32(b + off + 4 + CS_NONCE_LEN, put->ct_len);
-		off += 4 + CS_NONCE_LEN + 4;
-		if (put->ct_len)
-			memcpy(b + off, put->ct, put->ct_len);
-		off += put->ct_len;
-		memcpy(b + off, put->tag, CS_TAG_LEN);
-		off += CS_TAG_LEN;
-	}
+	if (put)
+		write_rec(b + 1, put);
+	else
+		write_name(b + 1, remove);
 	if (entry_sum(b, body, b + body) != 0) {
 		free(b);
 		return crypto_fail(err, NULL, "SHA-256");
@@ -469,23 +484,8 @@ int cs_store_encode(const struct cs_store *st, unsigned char **out, size_t *len,
 	put16(b + 8, CS_JOURNAL_VERSION); /* base records, no entries yet */
 	put16(b + 10, 0);
 	put32(b + 12, (uint32_t)st->n);
-	for (size_t i = 0; i < st->n; i++) {
-		const struct cs_rec *r = &st->recs[i];
-		size_t nl = strlen(r->name);
-
-		put16(b + off, (uint16_t)nl);
-		memcpy(b + off + 2, r->name, nl);
-		off += 2 + nl;
-		put32(b + off, r->key_id);
-		memcpy(b + off + 4, r->nonce, CS_NONCE_LEN);
-		put32(b + off + 4 + CS_NONCE_LEN, r->ct_len);
-		off += 4 + CS_NONCE_LEN + 4;
-		if (r->ct_len)
-			memcpy(b + off, r->ct, r->ct_len);
-		off += r->ct_len;
-		memcpy(b + off, r->tag, CS_TAG_LEN);
-		off += CS_TAG_LEN;
-	}
+	for (size_t i = 0; i < st->n; i++)
+		off += write_rec(b + off, &st->recs[i]);
 	*out = b;
 	*len = total;
 	return AMTPROV_OK;
