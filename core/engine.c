@@ -324,9 +324,12 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 	char detail[STORE_TEXT_SIZE];
 	struct alog_ctx prev = alog_ctx_set(NULL, fqdn);
 	struct amtprov_error txerr;
+	int tx;
+
 	/* The outcome's state, audit and status rows in one transaction (one commit per
 	 * step). Without it (a transaction already open) each is still atomic on its own. */
-	int tx = store_tx_begin(e->st, &txerr) == AMTPROV_OK;
+	amtprov_error_clear(&txerr);
+	tx = store_tx_begin(e->st, &txerr) == AMTPROV_OK;
 
 	if (error_code == AMTPROV_OK && next != DS_INVALID) {
 		if (!device_state_allowed(job->doing, next)) {
