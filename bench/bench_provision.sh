@@ -8,6 +8,8 @@
 # amtsim runs in a separate process), amtprovd's peak RSS, and beside them the crypto floor
 # measured in the same run (bench/crypto_floor.c) and the ratio CPU per device / floor.
 # Prints figures; not a test.
+# First, a separate section counts fsyncs per device and those on the event-loop thread
+# (strace; FSYNC_N devices, default 100, 0 skips it).
 # Usage: bench/bench_provision.sh [SIZES] [LATENCIES_MS]   (default "100 1000" "0 100")
 # Environment: AMTPROV_BUILD_DIR (default: the current directory if it is a build tree,
 # else ./build), AMT_VERSIONS (default "11.8.50 12.0.45 16.1.25 15.0.30", used round robin),
@@ -81,9 +83,10 @@ cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
 chmod 600 "$pki"/*.key
 root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
 
-# One run: N devices, LAT ms per call. Prints one result line.
+# One run: N devices, LAT ms per call. Prints one result line. MODE "fsync" runs amtprovd
+# under strace instead, for the fsync section (its CPU figures would be strace's).
 run() {
-  local n=$1 lat=$2 dir="$work/run-$1-$2" i id t0 t1 ms ok rss user sys cpu_ms
+  local n=$1 lat=$2 mode=${3:-time} dir="$work/run-$1-$2" i id t0 t1 ms ok rss user sys cpu_ms
   mkdir -p "$dir/sim" "$dir/site"
   awk -v n="$n" -v a="$net_a" -v lat="$lat" -v vers="${versions[*]}" -v hash="$root_hash" 'BEGIN {
     nv = split(vers, v, " ")
@@ -122,6 +125,10 @@ JSON
   done
   t1=$(date +%s%N)
   echo "   (N=$n latency $lat ms: registration took $(( (t1 - t0) / 1000000 )) ms, not counted)" >&2
+  if [ "$mode" = fsync ]; then
+    fsync_run "$n" "$dir"
+    return
+  fi
   t0=$(date +%s%N)
   /usr/bin/time -f '%U %S %M' -o "$dir/rusage" \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
@@ -142,6 +149,33 @@ JSON
   fi
   rm -rf "$dir"
 }
+
+# ---- fsyncs (issue 13 items 2, 5): counted with strace, not estimated ----
+# amtprovd --once under strace -f: every fsync/fdatasync of any thread, and those of the
+# main thread (the event loop runs on amtprovd's main thread, whose tid is its pid: the
+# pid of the traced execve).
+fsync_run() {
+  local n=$1 dir=$2 ok main total loop
+  strace -f -qq -o "$dir/strace" -e trace=execve,fsync,fdatasync,sync_file_range,msync \
+    "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
+  ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
+  kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
+  main=$(awk '$2 ~ /^execve\(/ && $NF == "0" { print $1; exit }' "$dir/strace")
+  total=$(grep -cE '^[0-9]+ +(fsync|fdatasync|sync_file_range|msync)\(' "$dir/strace" || true)
+  loop=$(grep -cE "^$main +(fsync|fdatasync|sync_file_range|msync)\\(" "$dir/strace" || true)
+  awk -v n="$n" -v ok="$ok" -v t="$total" -v l="$loop" 'BEGIN {
+    printf "%6d %6d %8d %8.2f %8d %9.2f\n", n, ok, t, t / n, l, l / n }'
+  rm -rf "$dir"
+}
+
+if [ "${FSYNC_N:-100}" != 0 ]; then
+  command -v strace >/dev/null || { echo "bench: strace missing (FSYNC_N=0 skips this section)" >&2; exit 2; }
+  echo "== fsyncs per device (strace -f; latency 0; FSYNC_N=${FSYNC_N:-100}, 0 skips)"
+  echo "     N   done   fsyncs  per_dev  on_loop  loop_per_dev"
+  run "${FSYNC_N:-100}" 0 fsync
+  echo "   fsyncs = fsync + fdatasync + sync_file_range + msync calls of every amtprovd thread;"
+  echo "   on_loop = those of the event-loop (main) thread."
+fi
 
 echo "== provisioning through amtprovd (amt-transport, ca-local, credstore-file)"
 echo "== provisioning: key_source $key_source; floor = $floor_what"

@@ -323,6 +323,13 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 	const char *fqdn = job->dev.fqdn;
 	char detail[STORE_TEXT_SIZE];
 	struct alog_ctx prev = alog_ctx_set(NULL, fqdn);
+	struct amtprov_error txerr;
+	int tx;
+
+	/* The outcome's state, audit and status rows in one transaction (one commit per
+	 * step). Without it (a transaction already open) each is still atomic on its own. */
+	amtprov_error_clear(&txerr);
+	tx = store_tx_begin(e->st, &txerr) == AMTPROV_OK;
 
 	if (error_code == AMTPROV_OK && next != DS_INVALID) {
 		if (!device_state_allowed(job->doing, next)) {
@@ -365,6 +372,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
 		}
 	}
+	if (tx && store_tx_commit(e->st, &txerr) != AMTPROV_OK)
+		alog(e->lg, AMTPROV_LOG_ERROR, "cannot record the outcome of %s: %s",
+		     device_state_name(job->doing), txerr.msg);
 	alog_ctx_restore(prev);
 	job_free(job);
 }

@@ -2,15 +2,19 @@
 /*
  * The SQLite back end of the site database.
  *
- * Durability first (R-PROV-13): WAL with synchronous=FULL, so a COMMIT that returned is on
- * disk before the caller goes on to touch a device. Every write is a transaction of its
- * own (BEGIN IMMEDIATE, so a writer waits for the lock up front instead of failing halfway
- * with SQLITE_BUSY_SNAPSHOT), or a savepoint inside the caller's explicit transaction.
+ * Durability (R-PROV-13, docs/database.md): WAL with synchronous=NORMAL. A COMMIT that
+ * returned is in the WAL, so it survives the process being killed at any moment; the WAL
+ * reaches the disk at checkpoints, and at once (wal_sync) when the transaction holds a
+ * record that must survive power loss too: a registration, a certificate, a pending
+ * operation (the write-ahead records of keys, passwords and CA requests). Every write is
+ * a transaction of its own (BEGIN IMMEDIATE, so a writer waits for the lock up front
+ * instead of failing halfway with SQLITE_BUSY_SNAPSHOT), or a savepoint inside the
+ * caller's explicit transaction.
  *
- * Statements are prepared per call rather than cached: it keeps the handle reentrant
- * (a list callback may call any other store function) and costs microseconds against
- * steps that talk to firmware over the network. Lists read in keyset batches and run the
- * callbacks with no statement open, for the same reason.
+ * Statements are prepared once per handle and cached (prepare/release); a statement
+ * already handed out is never handed out twice, so the handle stays reentrant (a list
+ * callback may call any other store function, even the same list). Lists read in keyset
+ * batches and run the callbacks with no read cursor open, for the same reason.
  *
  * All SQL text is constant; data only ever travels in bound parameters.
  */
@@ -41,11 +45,28 @@ _Static_assert(ARRAY_LEN(store_migrations) == STORE_SCHEMA_VERSION,
 
 #define RESTORE_HINT "restore the site database from backup (see docs/database.md)"
 
+/* A cached prepared statement, keyed on its SQL text (constant, so the pointer is enough
+ * to find it; the text is compared too, in case two literals share nothing but a pointer
+ * value over time). */
+struct cached_stmt {
+	const char *sql;
+	sqlite3_stmt *s;
+	int busy; /* handed out and not yet released */
+};
+
+/* Enough for every distinct statement of this file; a miss beyond it just prepares. */
+#define STMT_CACHE_SIZE 96
+
 struct sq {
 	sqlite3 *db;
 	int version;
 	dev_t dev; /* identity of the file, for the open-files registry */
 	ino_t ino;
+	/* 1 when the open transaction wrote a record that must survive power loss (a
+	 * certificate or a pending operation): its commit ends with a sync of the WAL. */
+	int durable;
+	struct cached_stmt cache[STMT_CACHE_SIZE];
+	size_t n_cache;
 };
 
 /*
@@ -153,16 +174,73 @@ static int sq_fail(struct store *st, sqlite3 *db, int rc, const char *what,
 	}
 }
 
+/*
+ * Hands out the prepared statement for @p sql, compiling it only the first time: a step
+ * outcome used to cost a dozen compilations. Release it with release(). The statement is
+ * marked busy while out, so a reentrant use of the same SQL (a list callback calling the
+ * list it runs in) gets a private statement instead of clobbering the outer one's bindings.
+ */
 static int prepare(struct store *st, const char *sql, sqlite3_stmt **out,
 		   struct amtprov_error *err)
 {
-	int rc = sqlite3_prepare_v2(db_of(st), sql, -1, out, NULL);
+	struct sq *q = st->be;
+	struct cached_stmt *free_slot = NULL;
+	int rc;
 
+	for (size_t i = 0; i < q->n_cache; i++) {
+		struct cached_stmt *c = &q->cache[i];
+
+		if (c->sql == sql || strcmp(c->sql, sql) == 0) {
+			if (c->busy) {
+				free_slot = NULL;
+				goto uncached;
+			}
+			c->busy = 1;
+			*out = c->s;
+			return AMTPROV_OK;
+		}
+	}
+	if (q->n_cache < STMT_CACHE_SIZE)
+		free_slot = &q->cache[q->n_cache];
+uncached:
+	rc = sqlite3_prepare_v3(q->db, sql, -1, free_slot ? SQLITE_PREPARE_PERSISTENT : 0, out,
+				NULL);
 	if (rc != SQLITE_OK) {
+		sqlite3_finalize(*out);
 		*out = NULL;
-		return sq_fail(st, db_of(st), rc, "preparing a statement", err);
+		return sq_fail(st, q->db, rc, "preparing a statement", err);
+	}
+	if (free_slot) {
+		*free_slot = (struct cached_stmt){ sql, *out, 1 };
+		q->n_cache++;
 	}
 	return AMTPROV_OK;
+}
+
+/* Gives back a statement from prepare(): a cached one is reset (which also ends any read
+ * it held) and its bindings cleared; a private one is finalized. NULL is allowed. */
+static void release(struct store *st, sqlite3_stmt *s)
+{
+	struct sq *q = st->be;
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < q->n_cache; i++) {
+		if (q->cache[i].s == s) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			q->cache[i].busy = 0;
+			return;
+		}
+	}
+	sqlite3_finalize(s);
+}
+
+static void cache_clear(struct sq *q)
+{
+	for (size_t i = 0; i < q->n_cache; i++)
+		sqlite3_finalize(q->cache[i].s);
+	q->n_cache = 0;
 }
 
 /* Runs constant SQL (no data). */
@@ -174,6 +252,24 @@ static int exec_fixed(struct store *st, const char *sql, const char *what,
 	if (rc != SQLITE_OK)
 		return sq_fail(st, db_of(st), rc, what, err);
 	return AMTPROV_OK;
+}
+
+/* Runs one constant statement through the cache (BEGIN, COMMIT, savepoints: every write
+ * runs them, and sqlite3_exec would compile them each time). */
+static int exec_cached(struct store *st, const char *sql, const char *what,
+		       struct amtprov_error *err)
+{
+	sqlite3_stmt *s;
+	int rc = prepare(st, sql, &s, err);
+
+	if (rc == AMTPROV_OK) {
+		int r = sqlite3_step(s);
+
+		if (r != SQLITE_DONE && r != SQLITE_ROW)
+			rc = sq_fail(st, db_of(st), r, what, err);
+		release(st, s);
+	}
+	return rc;
 }
 
 /* Steps a statement that returns no rows. */
@@ -268,13 +364,59 @@ static int rd_check(struct store *st, const struct rd *r, const char *table,
 
 /* ---- per-call atomicity ---- */
 
+/*
+ * Makes every commit so far survive power loss: syncs the WAL file. With
+ * synchronous=NORMAL a COMMIT only writes the WAL (a process crash loses nothing, the OS
+ * has the pages); the WAL is synced by checkpoints, and here for the records that must
+ * not wait for one (see docs/database.md, "Durability"). The WAL is appended in commit
+ * order, so one sync covers this commit and every one before it.
+ */
+static int wal_sync(struct store *st, struct amtprov_error *err)
+{
+	sqlite3_file *f = NULL;
+	int rc = sqlite3_file_control(db_of(st), "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+
+	if (rc == SQLITE_OK && f && f->pMethods)
+		rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+	else if (rc == SQLITE_OK)
+		/* No WAL open (nothing written through this connection yet): a full
+		 * checkpoint syncs whatever another connection wrote. */
+		rc = sqlite3_wal_checkpoint_v2(db_of(st), "main", SQLITE_CHECKPOINT_PASSIVE,
+					       NULL, NULL);
+	if (rc != SQLITE_OK)
+		return amtprov_error_set(err, AMTPROV_E_IO, st->path,
+					 "committed, but cannot sync the write-ahead log to disk "
+					 "(%s): the change may not survive a power loss",
+					 sqlite3_errstr(rc));
+	return AMTPROV_OK;
+}
+
+/* Commits the open transaction; syncs the WAL when it holds a durable record. */
+static int commit(struct store *st, struct amtprov_error *err)
+{
+	struct sq *q = st->be;
+	int rc = exec_cached(st, "COMMIT", "committing", err);
+
+	if (rc == AMTPROV_OK && q->durable)
+		rc = wal_sync(st, err);
+	q->durable = 0;
+	return rc;
+}
+
+/* Marks the transaction of the current call as one that must survive power loss. */
+static void want_durable(struct store *st)
+{
+	((struct sq *)st->be)->durable = 1;
+}
+
 /* Opens the unit of work for one mutating call: its own transaction, or a savepoint when
  * the caller holds an explicit transaction (which must not be ended or nested). */
 static int op_begin(struct store *st, struct amtprov_error *err)
 {
 	if (st->in_tx)
-		return exec_fixed(st, "SAVEPOINT store_op", "starting a savepoint", err);
-	return exec_fixed(st, "BEGIN IMMEDIATE", "starting a transaction", err);
+		return exec_cached(st, "SAVEPOINT store_op", "starting a savepoint", err);
+	((struct sq *)st->be)->durable = 0;
+	return exec_cached(st, "BEGIN IMMEDIATE", "starting a transaction", err);
 }
 
 /* Closes it: commit/release when @p rc is OK, else undo only this call's work. */
@@ -283,10 +425,12 @@ static int op_end(struct store *st, int rc, struct amtprov_error *err)
 	sqlite3 *db = db_of(st);
 
 	if (rc == AMTPROV_OK) {
-		rc = exec_fixed(st, st->in_tx ? "RELEASE store_op" : "COMMIT",
-				"committing", err);
-		if (rc == AMTPROV_OK)
-			return rc;
+		if (st->in_tx)
+			rc = exec_cached(st, "RELEASE store_op", "committing", err);
+		else
+			rc = commit(st, err);
+		if (rc == AMTPROV_OK || (!st->in_tx && sqlite3_get_autocommit(db)))
+			return rc; /* a failed sync after a good COMMIT: nothing to undo */
 	}
 	if (st->in_tx) {
 		sqlite3_exec(db, "ROLLBACK TO store_op", NULL, NULL, NULL);
@@ -327,7 +471,7 @@ static int lookup_id(struct store *st, const char *sql, const char *tkey, int64_
 			rc = sq_fail(st, db_of(st), r, "looking up a record", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -367,7 +511,7 @@ static int audit_insert(struct store *st, const char *actor, int64_t device_id,
 	b_text(&b, 5, detail);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = step_done(st, s, "writing the audit record", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -557,7 +701,7 @@ static int read_user_version(struct store *st, int *version, struct amtprov_erro
 		*version = sqlite3_column_int(s, 0);
 	else
 		rc = sq_fail(st, db_of(st), r, "reading the schema version", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -596,7 +740,7 @@ static int run_check(struct store *st, const char *pragma, struct amtprov_error 
 	} else {
 		rc = sq_fail(st, db_of(st), r, "checking integrity", err);
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -616,7 +760,7 @@ static int run_fk_check(struct store *st, struct amtprov_error *err)
 				       text_or(s, 2));
 	else if (r != SQLITE_DONE)
 		rc = sq_fail(st, db_of(st), r, "checking foreign keys", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -632,7 +776,7 @@ static int count_schema_objects(struct store *st, int64_t *n, struct amtprov_err
 		*n = sqlite3_column_int64(s, 0);
 	else
 		rc = sq_fail(st, db_of(st), r, "reading the schema", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -651,7 +795,7 @@ static int set_journal_wal(struct store *st, struct amtprov_error *err)
 				       "cannot switch to WAL journal mode (file system without "
 				       "shared memory support?); got '%s'",
 				       text_or(s, 0));
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -712,7 +856,7 @@ static int setup(struct store *st, int flags, int fresh, struct amtprov_error *e
 					 "owner and mode, and the directory's)");
 	/* Connection-level settings: they write nothing to the file. */
 	if ((rc = exec_fixed(st,
-			     "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; "
+			     "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; "
 			     "PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF",
 			     "configuring the connection", err)))
 		return rc;
@@ -825,6 +969,7 @@ int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err)
 	else
 		rc = setup(st, flags, fresh, err);
 	if (rc != AMTPROV_OK) {
+		cache_clear(q);
 		sqlite3_close(q->db);
 		free(q);
 		st->be = NULL;
@@ -834,6 +979,7 @@ int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err)
 	}
 	/* The file may have been created above: identify it now. */
 	if (stat(st->path, &sb) != 0 || open_files_add(sb.st_dev, sb.st_ino) != 0) {
+		cache_clear(q);
 		sqlite3_close(q->db);
 		free(q);
 		st->be = NULL;
@@ -853,7 +999,8 @@ static void sq_close(struct store *st)
 		return;
 	if (!sqlite3_get_autocommit(q->db))
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-	/* All statements are finalized by their callers, so this cannot be SQLITE_BUSY. */
+	/* Callers release every statement they prepare; the cache holds the rest. */
+	cache_clear(q);
 	sqlite3_close(q->db);
 	open_files_del(q->dev, q->ino);
 	free(q);
@@ -878,12 +1025,13 @@ static int sq_check(struct store *st, struct amtprov_error *err)
 
 static int sq_tx_begin(struct store *st, struct amtprov_error *err)
 {
-	return exec_fixed(st, "BEGIN IMMEDIATE", "starting a transaction", err);
+	((struct sq *)st->be)->durable = 0;
+	return exec_cached(st, "BEGIN IMMEDIATE", "starting a transaction", err);
 }
 
 static int sq_tx_commit(struct store *st, struct amtprov_error *err)
 {
-	int rc = exec_fixed(st, "COMMIT", "committing", err);
+	int rc = commit(st, err);
 
 	if (rc != AMTPROV_OK && !sqlite3_get_autocommit(db_of(st)))
 		sqlite3_exec(db_of(st), "ROLLBACK", NULL, NULL, NULL);
@@ -892,6 +1040,7 @@ static int sq_tx_commit(struct store *st, struct amtprov_error *err)
 
 static void sq_tx_rollback(struct store *st)
 {
+	((struct sq *)st->be)->durable = 0;
 	if (!sqlite3_get_autocommit(db_of(st)))
 		sqlite3_exec(db_of(st), "ROLLBACK", NULL, NULL, NULL);
 }
@@ -955,7 +1104,7 @@ static int get_device(struct store *st, const char *sql, const char *tkey, int64
 			rc = sq_fail(st, db_of(st), r, "reading a device", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1015,6 +1164,7 @@ static int sq_device_add(struct store *st, struct store_device *dev, const char 
 
 	if ((rc = op_begin(st, err)))
 		return rc;
+	want_durable(st);
 	if ((rc = device_key_free(st, "fqdn", dev->fqdn, 0, err)) ||
 	    (rc = device_key_free(st, "uuid", dev->uuid, 0, err)))
 		return op_end(st, rc, err);
@@ -1050,7 +1200,7 @@ static int sq_device_add(struct store *st, struct store_device *dev, const char 
 		else
 			rc = sq_fail(st, db_of(st), r, "adding a device", err);
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == AMTPROV_OK) {
 		/* Identifiers only: the OTP hash never goes into the audit trail. */
 		snprintf(detail, sizeof(detail), "%s uuid=%s state=%s", dev->fqdn, dev->uuid,
@@ -1130,7 +1280,7 @@ static int sq_device_list(struct store *st, const char *state, store_device_cb c
 	b_text(&b, 1, state);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &device_spec, INT64_MIN, 0, 0, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1175,7 +1325,7 @@ static int sq_device_count_by_state(struct store *st,
 	}
 	if (rc == AMTPROV_OK && r != SQLITE_DONE)
 		rc = sq_fail(st, db_of(st), r, "counting devices", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	for (size_t i = 0; rc == AMTPROV_OK && i < n; i++)
 		if (cb(ctx, v[i].state, v[i].count))
 			break;
@@ -1221,7 +1371,7 @@ static int sq_device_transition(struct store *st, int64_t id, const char *from,
 	}
 	if (rc == AMTPROV_OK)
 		rc = step_done(st, s, "changing a device's state", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == AMTPROV_OK && sqlite3_changes(db_of(st)) == 0) {
 		struct store_device cur;
 		int found;
@@ -1314,7 +1464,7 @@ static int sq_device_update(struct store *st, const struct store_device *dev,
 	}
 	if (rc == AMTPROV_OK)
 		rc = step_unique(st, s, "updating a device", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == AMTPROV_OK) {
 		struct store_device now_rec = *dev;
 
@@ -1339,6 +1489,7 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 
 	if ((rc = op_begin(st, err)))
 		return rc;
+	want_durable(st);
 	rc = get_device(st, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", NULL, id, &old,
 			&found, err);
 	if (rc == AMTPROV_OK && !found)
@@ -1378,7 +1529,7 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 	}
 	if (rc == AMTPROV_OK)
 		rc = step_unique(st, s, "re-registering a device", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	if (rc == AMTPROV_OK) {
 		snprintf(detail, sizeof(detail), "%s -> REGISTERED: re-registered by its agent", from);
 		rc = audit_insert(st, actor, id, "state", detail, now, err);
@@ -1433,6 +1584,7 @@ static int sq_cert_add(struct store *st, struct store_cert *cert, int64_t now,
 
 	if ((rc = op_begin(st, err)))
 		return rc;
+	want_durable(st);
 	if ((rc = device_must_exist(st, cert->device_id, "device_id", err)) == AMTPROV_OK)
 		rc = lookup_id(st, "SELECT id FROM certificates WHERE sha256 = ?1", cert->sha256, 0,
 			       &other, &found, err);
@@ -1477,7 +1629,7 @@ static int sq_cert_add(struct store *st, struct store_cert *cert, int64_t now,
 		else
 			rc = sq_fail(st, db_of(st), r, "recording a certificate", err);
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	rc = op_end(st, rc, err);
 	if (rc == AMTPROV_OK) {
 		cert->id = id;
@@ -1512,7 +1664,7 @@ static int sq_cert_get(struct store *st, int64_t id, struct store_cert *out,
 			rc = sq_fail(st, db_of(st), r, "reading a certificate", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1558,7 +1710,7 @@ static int sq_cert_list(struct store *st, const struct store_cert_filter *f,
 	b_i64(&b, 4, f->not_after_before);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &cert_spec, INT64_MIN, 0, 0, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1601,7 +1753,7 @@ static int sq_cert_set_status(struct store *st, int64_t id, const char *status, 
 	}
 	if (rc == AMTPROV_OK)
 		rc = step_done(st, s, "changing a certificate's status", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return op_end(st, rc, err);
 }
 
@@ -1613,6 +1765,7 @@ static int sq_cert_data_put(struct store *st, int64_t cert_id, const uint8_t *de
 
 	if ((rc = op_begin(st, err)))
 		return rc;
+	want_durable(st);
 	rc = prepare(st, "INSERT INTO certificate_data (cert_id, der, chain_pem) VALUES (?1, ?2, ?3)",
 		     &s, err);
 	if (rc == AMTPROV_OK) {
@@ -1638,7 +1791,7 @@ static int sq_cert_data_put(struct store *st, int64_t cert_id, const uint8_t *de
 			rc = sq_fail(st, db_of(st), r, "storing a certificate", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return op_end(st, rc, err);
 }
 
@@ -1681,7 +1834,7 @@ static int sq_cert_data_get(struct store *st, int64_t cert_id, uint8_t **der, si
 			rc = sq_fail(st, db_of(st), r, "reading a certificate", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1752,7 +1905,7 @@ static int sq_status_add(struct store *st, struct store_status_msg *msg, int64_t
 		msg->id = sqlite3_last_insert_rowid(db_of(st));
 		msg->created_at = now;
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1782,7 +1935,7 @@ static int sq_status_list(struct store *st, const struct store_status_filter *f,
 	b_i64(&b, 5, f->until);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &status_spec, INT64_MAX, INT64_MAX, f->limit, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1850,7 +2003,7 @@ static int sq_audit_list(struct store *st, int64_t device_id, int limit, store_a
 	b_i64(&b, 1, device_id);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &audit_spec, INT64_MIN, 0, limit, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1904,6 +2057,7 @@ static int sq_pending_add(struct store *st, struct store_pending *op, int64_t no
 
 	if ((rc = op_begin(st, err)))
 		return rc;
+	want_durable(st);
 	if ((rc = device_must_exist(st, op->device_id, "device_id", err)) == AMTPROV_OK)
 		rc = prepare(st,
 			     "INSERT INTO pending_ops (device_id, kind, payload, created_at, "
@@ -1925,7 +2079,7 @@ static int sq_pending_add(struct store *st, struct store_pending *op, int64_t no
 		rc = step_done(st, s, "recording a pending operation", err);
 	if (rc == AMTPROV_OK)
 		id = sqlite3_last_insert_rowid(db_of(st));
-	sqlite3_finalize(s);
+	release(st, s);
 	rc = op_end(st, rc, err);
 	if (rc == AMTPROV_OK) {
 		op->id = id;
@@ -1953,7 +2107,7 @@ static int sq_pending_due(struct store *st, const char *kind, int64_t now,
 	b_text(&b, 2, kind);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &pending_spec, INT64_MIN, 0, 0, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1974,7 +2128,7 @@ static int sq_pending_list(struct store *st, int64_t device_id, store_pending_cb
 	b_i64(&b, 1, device_id);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &pending_spec, INT64_MIN, 0, 0, &e, err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -1989,7 +2143,7 @@ static int change_one(struct store *st, sqlite3_stmt *s, struct binder *b, int64
 	if (rc == AMTPROV_OK && sqlite3_changes(db_of(st)) == 0)
 		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
 				       "no pending operation with id %lld", (long long)id);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -2087,7 +2241,7 @@ static int sq_task_get(struct store *st, const char *name, struct store_task *ou
 			rc = sq_fail(st, db_of(st), r, "reading a maintenance task", err);
 		}
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -2119,7 +2273,7 @@ static int sq_task_put(struct store *st, const struct store_task *task,
 	b_i64(&b, 7, task->served);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = step_done(st, s, "recording a maintenance task", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -2148,7 +2302,7 @@ static int sq_task_request(struct store *st, const char *name, int64_t *request,
 		if (r != SQLITE_DONE)
 			rc = sq_fail(st, db_of(st), r, "requesting a maintenance task run", err);
 	}
-	sqlite3_finalize(s);
+	release(st, s);
 	return rc;
 }
 
@@ -2167,7 +2321,7 @@ static int sq_task_list(struct store *st, store_task_cb cb, void *ctx,
 		rc = read_task(st, s, &rows[n++], err);
 	if (rc == AMTPROV_OK && n < 64 && r != SQLITE_DONE)
 		rc = sq_fail(st, db_of(st), r, "listing maintenance tasks", err);
-	sqlite3_finalize(s);
+	release(st, s);
 	for (int i = 0; rc == AMTPROV_OK && i < n; i++)
 		if (cb(ctx, &rows[i]))
 			break;

@@ -27,6 +27,7 @@ PACKAGES=(
   krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
   samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
+  strace                      # benchmarks only: bench_provision.sh counts amtprovd's fsyncs per device and thread
 )
 
 # Debian enables the services of some packages the tests install (FreeRADIUS, the MIT KDC,

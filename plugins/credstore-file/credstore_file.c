@@ -4,17 +4,23 @@
  *
  * Secrets live in one store file, each record sealed with AES-256-GCM under a key from a
  * separate key file (a small key ring, so rotation can be done in crash-safe steps). Every
- * operation re-reads both files under an flock on "<path>.lock": nothing is cached, so
- * several processes (amtprov, amtprovd, an operator's `amtprov credentials ...`) can share
- * one store, and key material only sits in memory for the length of one call.
+ * operation runs under an flock on "<path>.lock", so several processes (amtprov, amtprovd,
+ * an operator's `amtprov credentials ...`) can share one store. The decoded store (names
+ * and ciphertexts only) is kept between calls and used again only while the file's
+ * identity (device, inode, size, mtime, ctime) is unchanged; the key file is read by every
+ * call, so key material only sits in memory for the length of one call.
  *
- * put() returns only after the new store is fsync'd and renamed into place (R-PROV-13: the
- * core writes a new AMT password here before the firmware commits it).
+ * A put or a remove appends one checksummed journal entry and fdatasyncs it; the whole
+ * file is rewritten (temp file, fsync, rename, fsync of the directory) only to create it,
+ * to convert a version 1 file, to compact a journal that outgrew the records, and by a
+ * rotation. put() returns only once the value is durable (R-PROV-13: the core writes a
+ * new AMT password here before the firmware commits it).
  *
  * Plaintext values only ever sit in host->secret_new buffers; keys in OPENSSL_zalloc'd
  * memory that is cleansed on release. Log lines and error messages name files, records and
  * key ids, never a value or key byte. Formats: docs/credstore-file.md.
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +34,8 @@
 #include "cs_int.h"
 
 #define KEY_FILE_MAX 4096
+/* A journal is compacted (rewritten) once it holds this many more entries than records. */
+#define COMPACT_SLACK 256
 
 struct csf_cfg {
 	char *path;
@@ -41,6 +49,11 @@ struct csf {
 	char *path;      /* store file */
 	char *key_path;  /* key file */
 	char *lock_path; /* "<path>.lock" */
+	/* One operation at a time in this process; guards the cache. Taken before the flock. */
+	pthread_mutex_t mu;
+	struct cs_store cache;   /* the store as this process last read or wrote it */
+	struct cs_ident cache_id; /* the file's identity then */
+	int cached;              /* cache and cache_id valid */
 };
 
 static const struct amtprov_config_field csf_table[] = {
@@ -84,6 +97,83 @@ static int load_store(struct csf *cs, struct cs_store *st, struct amtprov_error 
 		cs->host->log(cs->host, AMTPROV_LOG_ERROR, "store %s is damaged", cs->path);
 		cs_store_release(st);
 	}
+	return rc;
+}
+
+/*
+ * The store as the file holds it now: the cached copy while the file's identity is the one
+ * it was read from or written as, else the file read again (another process wrote it). The
+ * result belongs to cs->cache; the caller holds cs->mu and the flock.
+ */
+static int current_store(struct csf *cs, struct cs_store **out, struct amtprov_error *err)
+{
+	struct cs_ident before, after;
+	int rc = cs_ident_of(cs->path, &before, err);
+
+	if (rc != AMTPROV_OK)
+		return rc;
+	*out = &cs->cache;
+	if (cs->cached && cs_ident_same(&before, &cs->cache_id))
+		return AMTPROV_OK;
+	cs_store_release(&cs->cache);
+	cs->cached = 0;
+	rc = load_store(cs, &cs->cache, err);
+	if (rc != AMTPROV_OK)
+		return rc;
+	/* A writer that ignores the lock (a copy by hand) may have changed it meanwhile: then
+	 * use what was read once, and read again next time. */
+	if (cs_ident_of(cs->path, &after, err) == AMTPROV_OK && cs_ident_same(&before, &after)) {
+		cs->cache_id = after;
+		cs->cached = 1;
+	}
+	return AMTPROV_OK;
+}
+
+/* After a whole-file write of @p len bytes by this process (under the exclusive lock):
+ * the cache, already changed to match, now describes that file. */
+static void cache_written(struct csf *cs, size_t len)
+{
+	struct amtprov_error e;
+
+	amtprov_error_clear(&e);
+	cs->cache.version = CS_JOURNAL_VERSION;
+	cs->cache.entries = 0;
+	cs->cache.valid_len = len;
+	cs->cached = cs_ident_of(cs->path, &cs->cache_id, &e) == AMTPROV_OK && cs->cache_id.exists;
+}
+
+/*
+ * Makes the change already applied to the cached store @p st durable: one appended journal
+ * entry @p entry when the file is a journal that has not outgrown its records, else the
+ * whole store rewritten. On failure the cache is dropped (the next call reads the file).
+ */
+static int persist_change(struct csf *cs, struct cs_store *st, const unsigned char *entry,
+			  size_t entry_len, struct amtprov_error *err)
+{
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (cs->cache_id.exists && st->version == CS_JOURNAL_VERSION &&
+	    st->entries < st->n + COMPACT_SLACK) {
+		rc = cs_append(cs->path, st->valid_len, entry, entry_len, &cs->cache_id, err);
+		if (rc == AMTPROV_OK) {
+			st->entries++;
+			st->valid_len += entry_len;
+			return AMTPROV_OK;
+		}
+	} else {
+		cs_sweep_temps(cs->path);
+		rc = cs_store_encode(st, &buf, &len, err);
+		if (rc == AMTPROV_OK)
+			rc = cs_write_atomic(cs->path, buf, len, err);
+		free(buf);
+		if (rc == AMTPROV_OK) {
+			cache_written(cs, len);
+			return AMTPROV_OK;
+		}
+	}
+	cs->cached = 0;
 	return rc;
 }
 
@@ -160,6 +250,8 @@ static void csf_destroy(void *instance)
 	if (!cs)
 		return;
 	cs->host->config_free(cs->host, csf_table, &cs->cfg);
+	cs_store_release(&cs->cache);
+	pthread_mutex_destroy(&cs->mu);
 	free(cs->path);
 	free(cs->key_path);
 	free(cs->lock_path);
@@ -189,7 +281,7 @@ static void set_where(struct amtprov_error *err, const char *key)
 static int csf_check_files(struct csf *cs, struct amtprov_error *err)
 {
 	struct cs_keyring *kr = NULL;
-	struct cs_store st;
+	struct cs_store *st = NULL;
 	struct stat sb;
 	int lock = -1, rc;
 
@@ -200,12 +292,12 @@ static int csf_check_files(struct csf *cs, struct amtprov_error *err)
 	}
 	cs_sweep_temps(cs->path);
 	cs_sweep_temps(cs->key_path);
-	rc = load_store(cs, &st, err);
+	rc = current_store(cs, &st, err);
 	if (rc != AMTPROV_OK) {
 		set_where(err, "/path");
 		goto out;
 	}
-	rc = load_keyring(cs, 1, st.n, &kr, err);
+	rc = load_keyring(cs, 1, st->n, &kr, err);
 	if (rc != AMTPROV_OK) {
 		set_where(err, "/key_file");
 		goto out;
@@ -216,10 +308,9 @@ static int csf_check_files(struct csf *cs, struct amtprov_error *err)
 			      "store %s has mode %04o; it will be 0600 after the next write",
 			      cs->path, (unsigned)(sb.st_mode & 07777));
 	cs->host->log(cs->host, AMTPROV_LOG_DEBUG, "store %s (%zu records), key file %s",
-		      cs->path, st.n, cs->key_path);
+		      cs->path, st->n, cs->key_path);
 out:
 	cs_keyring_free(kr);
-	cs_store_release(&st);
 	cs_unlock(lock);
 	return rc;
 }
@@ -234,6 +325,7 @@ static int csf_create(const struct amtprov_host *host, const struct json_t *conf
 	if (!cs)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	cs->host = host;
+	pthread_mutex_init(&cs->mu, NULL);
 	rc = host->config_parse(host, config, csf_table, &cs->cfg, err);
 	if (rc != AMTPROV_OK)
 		goto fail;
@@ -262,7 +354,9 @@ static int csf_create(const struct amtprov_host *host, const struct json_t *conf
 				       "key_file must differ from the store path %s", cs->path);
 		goto fail;
 	}
+	pthread_mutex_lock(&cs->mu);
 	rc = csf_check_files(cs, err);
+	pthread_mutex_unlock(&cs->mu);
 	if (rc != AMTPROV_OK)
 		goto fail;
 	*instance = cs;
@@ -299,29 +393,29 @@ static int csf_get(void *instance, const char *name, struct amtprov_secret **out
 	struct cs_keyring *kr = NULL;
 	struct amtprov_secret *s = NULL;
 	const struct cs_key *key;
-	struct cs_store st;
+	struct cs_store *st;
 	struct cs_rec *rec;
 	int lock = -1, rc;
 
 	rc = check_name(name, err);
 	if (rc != AMTPROV_OK)
 		return rc;
-	memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&cs->mu);
 	/* Shared lock: a rotation in another process replaces both files, and reading the
 	 * key file before it and the store after it would look like a wrong key. */
 	rc = cs_lock(cs->lock_path, 0, &lock, err);
 	if (rc != AMTPROV_OK)
-		return rc;
-	rc = load_store(cs, &st, err);
+		goto out;
+	rc = current_store(cs, &st, err);
 	if (rc != AMTPROV_OK)
 		goto out;
-	rec = cs_store_find(&st, name);
+	rec = cs_store_find(st, name);
 	if (!rec) {
 		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, name, "no record '%s' in %s", name,
 				       cs->path);
 		goto out;
 	}
-	rc = load_keyring(cs, 0, st.n, &kr, err);
+	rc = load_keyring(cs, 0, st->n, &kr, err);
 	if (rc != AMTPROV_OK)
 		goto out;
 	key = cs_keyring_find(kr, rec->key_id);
@@ -350,8 +444,8 @@ static int csf_get(void *instance, const char *name, struct amtprov_secret **out
 	cs->host->log(cs->host, AMTPROV_LOG_DEBUG, "read record '%s'", name);
 out:
 	cs_keyring_free(kr);
-	cs_store_release(&st);
 	cs_unlock(lock);
+	pthread_mutex_unlock(&cs->mu);
 	return rc;
 }
 
@@ -361,9 +455,9 @@ static int csf_put(void *instance, const char *name, const struct amtprov_secret
 	struct csf *cs = instance;
 	struct cs_keyring *kr = NULL;
 	struct cs_rec rec;
-	struct cs_store st;
-	unsigned char *buf = NULL;
-	size_t len = 0;
+	struct cs_store *st;
+	unsigned char *entry = NULL;
+	size_t entry_len = 0;
 	int lock = -1, rc;
 
 	rc = check_name(name, err);
@@ -377,74 +471,76 @@ static int csf_put(void *instance, const char *name, const struct amtprov_secret
 					 "value for record '%s' is too large (%zu bytes; at most "
 					 "%u)",
 					 name, value->len, CS_VALUE_MAX);
-	memset(&st, 0, sizeof(st));
 	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_lock(&cs->mu);
 	rc = cs_lock(cs->lock_path, 1, &lock, err);
 	if (rc != AMTPROV_OK)
-		return rc;
-	cs_sweep_temps(cs->path);
-	cs_sweep_temps(cs->key_path);
-	rc = load_store(cs, &st, err);
+		goto out;
+	rc = current_store(cs, &st, err);
 	if (rc != AMTPROV_OK)
 		goto out;
-	rc = load_keyring(cs, 1, st.n, &kr, err);
+	rc = load_keyring(cs, 1, st->n, &kr, err);
 	if (rc != AMTPROV_OK)
 		goto out;
 	rc = cs_seal(cs_keyring_find(kr, kr->current), name, (const unsigned char *)value->data,
 		     value->len, &rec, err);
 	if (rc == AMTPROV_OK)
-		rc = cs_store_set(&st, &rec, err);
-	if (rc == AMTPROV_OK)
-		rc = cs_store_encode(&st, &buf, &len, err);
-	if (rc == AMTPROV_OK)
-		rc = cs_write_atomic(cs->path, buf, len, err);
+		rc = cs_entry_encode(&rec, NULL, &entry, &entry_len, err);
+	if (rc == AMTPROV_OK) {
+		rc = cs_store_set(st, &rec, err);
+		if (rc == AMTPROV_OK)
+			rc = persist_change(cs, st, entry, entry_len, err);
+		else
+			cs->cached = 0;
+	}
 	if (rc == AMTPROV_OK)
 		cs->host->log(cs->host, AMTPROV_LOG_DEBUG, "stored record '%s' (%zu records)",
-			      name, st.n);
+			      name, st->n);
 out:
 	free(rec.ct_own);
-	free(buf);
+	free(entry);
 	cs_keyring_free(kr);
-	cs_store_release(&st);
 	cs_unlock(lock);
+	pthread_mutex_unlock(&cs->mu);
 	return rc;
 }
 
 static int csf_remove(void *instance, const char *name, struct amtprov_error *err)
 {
 	struct csf *cs = instance;
-	struct cs_store st;
+	struct cs_store *st;
 	struct cs_rec *rec;
-	unsigned char *buf = NULL;
-	size_t len = 0;
+	unsigned char *entry = NULL;
+	size_t entry_len = 0;
 	int lock = -1, rc;
 
 	rc = check_name(name, err);
 	if (rc != AMTPROV_OK)
 		return rc;
+	pthread_mutex_lock(&cs->mu);
 	rc = cs_lock(cs->lock_path, 1, &lock, err);
 	if (rc != AMTPROV_OK)
-		return rc;
-	cs_sweep_temps(cs->path);
-	rc = load_store(cs, &st, err);
+		goto out;
+	rc = current_store(cs, &st, err);
 	if (rc != AMTPROV_OK)
 		goto out;
-	rec = cs_store_find(&st, name);
+	rec = cs_store_find(st, name);
 	if (!rec) {
 		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, name, "no record '%s' in %s", name,
 				       cs->path);
 		goto out;
 	}
-	cs_store_remove(&st, rec);
-	rc = cs_store_encode(&st, &buf, &len, err);
-	if (rc == AMTPROV_OK)
-		rc = cs_write_atomic(cs->path, buf, len, err);
+	rc = cs_entry_encode(NULL, name, &entry, &entry_len, err);
+	if (rc != AMTPROV_OK)
+		goto out;
+	cs_store_remove(st, rec);
+	rc = persist_change(cs, st, entry, entry_len, err);
 	if (rc == AMTPROV_OK)
 		cs->host->log(cs->host, AMTPROV_LOG_DEBUG, "removed record '%s'", name);
 out:
-	free(buf);
-	cs_store_release(&st);
+	free(entry);
 	cs_unlock(lock);
+	pthread_mutex_unlock(&cs->mu);
 	return rc;
 }
 
@@ -452,25 +548,33 @@ static int csf_list(void *instance, amtprov_credstore_name_cb cb, void *ctx,
 		    struct amtprov_error *err)
 {
 	struct csf *cs = instance;
-	struct cs_store st;
+	struct cs_store *st;
+	char (*names)[CS_NAME_MAX + 1] = NULL;
+	size_t n = 0;
 	int lock = -1, rc;
 
 	if (!cb)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, NULL, "no callback");
+	pthread_mutex_lock(&cs->mu);
 	rc = cs_lock(cs->lock_path, 0, &lock, err);
-	if (rc != AMTPROV_OK)
-		return rc;
-	rc = load_store(cs, &st, err);
-	/* Names only; the callback runs after the lock is released, so it may call back
+	if (rc == AMTPROV_OK)
+		rc = current_store(cs, &st, err);
+	if (rc == AMTPROV_OK && st->n) {
+		names = malloc(st->n * sizeof(*names));
+		if (!names)
+			rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		for (; names && n < st->n; n++)
+			memcpy(names[n], st->recs[n].name, sizeof(names[n]));
+	}
+	/* Names only; the callback runs after the locks are released, so it may call back
 	 * into the store (through the core) without deadlocking. */
 	cs_unlock(lock);
-	if (rc != AMTPROV_OK)
-		return rc;
-	for (size_t i = 0; i < st.n; i++)
-		if (cb(ctx, st.recs[i].name))
+	pthread_mutex_unlock(&cs->mu);
+	for (size_t i = 0; rc == AMTPROV_OK && i < n; i++)
+		if (cb(ctx, names[i]))
 			break;
-	cs_store_release(&st);
-	return AMTPROV_OK;
+	free(names);
+	return rc;
 }
 
 /* Decrypts every record of @p st with @p kr and seals it into @p ns under @p key. */
@@ -518,22 +622,22 @@ static int csf_rotate_key(void *instance, struct amtprov_error *err)
 {
 	struct csf *cs = instance;
 	struct cs_keyring *kr = NULL, *nk = NULL;
-	struct cs_store st, ns;
+	struct cs_store *st = NULL, ns;
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	uint32_t old_id = 0;
 	int lock = -1, rc;
 
-	memset(&st, 0, sizeof(st));
 	memset(&ns, 0, sizeof(ns));
+	pthread_mutex_lock(&cs->mu);
 	rc = cs_lock(cs->lock_path, 1, &lock, err);
 	if (rc != AMTPROV_OK)
-		return rc;
+		goto out;
 	cs_sweep_temps(cs->path);
 	cs_sweep_temps(cs->key_path);
-	rc = load_store(cs, &st, err);
+	rc = current_store(cs, &st, err);
 	if (rc == AMTPROV_OK)
-		rc = load_keyring(cs, 0, st.n, &kr, err);
+		rc = load_keyring(cs, 0, st->n, &kr, err);
 	if (rc != AMTPROV_OK)
 		goto out;
 	old_id = kr->current;
@@ -545,7 +649,7 @@ static int csf_rotate_key(void *instance, struct amtprov_error *err)
 	*nk = *kr;
 	rc = cs_keyring_add_random(nk, err);
 	if (rc == AMTPROV_OK)
-		rc = reseal_all(cs, &st, kr, cs_keyring_find(nk, nk->current), &ns, err);
+		rc = reseal_all(cs, st, kr, cs_keyring_find(nk, nk->current), &ns, err);
 	if (rc == AMTPROV_OK)
 		rc = cs_store_encode(&ns, &buf, &len, err);
 	if (rc == AMTPROV_OK)
@@ -567,12 +671,14 @@ static int csf_rotate_key(void *instance, struct amtprov_error *err)
 	else
 		cs->host->log(cs->host, AMTPROV_LOG_ERROR, "key rotation of %s failed", cs->path);
 out:
+	/* The store file was replaced (or may have been): read it again next time. */
+	cs->cached = 0;
 	free(buf);
 	cs_keyring_free(kr);
 	cs_keyring_free(nk);
 	cs_store_release(&ns);
-	cs_store_release(&st);
 	cs_unlock(lock);
+	pthread_mutex_unlock(&cs->mu);
 	return rc;
 }
 

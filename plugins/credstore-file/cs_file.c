@@ -184,12 +184,30 @@ static int fsync_dir(const char *path, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
+/* Writes all of @p buf at offset @p at of @p fd (@p path names it in the error). */
+static int write_at(int fd, const unsigned char *buf, size_t len, size_t at, const char *path,
+		    struct amtprov_error *err)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(at + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return amtprov_error_set(err, AMTPROV_E_IO, path, "cannot write %s: %s",
+						 path, strerror(errno));
+		done += (size_t)w;
+	}
+	return AMTPROV_OK;
+}
+
 int cs_write_atomic(const char *path, const unsigned char *buf, size_t len,
 		    struct amtprov_error *err)
 {
 	unsigned char rnd[4];
 	char tmp[4096];
-	size_t done = 0;
 	int fd, n;
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -202,18 +220,8 @@ int cs_write_atomic(const char *path, const unsigned char *buf, size_t len,
 	if (fd < 0)
 		return amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot create %s: %s", tmp,
 					 strerror(errno));
-	while (done < len) {
-		ssize_t w = write(fd, buf + done, len - done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot write %s: %s", tmp,
-					  strerror(errno));
-			goto fail;
-		}
-		done += (size_t)w;
-	}
+	if (write_at(fd, buf, len, 0, tmp, err) != AMTPROV_OK)
+		goto fail;
 	if (fsync(fd) < 0) {
 		amtprov_error_set(err, AMTPROV_E_IO, tmp, "cannot fsync %s: %s", tmp,
 				  strerror(errno));
@@ -261,4 +269,81 @@ void cs_sweep_temps(const char *path)
 		if (strncmp(de->d_name, prefix, (size_t)n) == 0)
 			unlinkat(dirfd(d), de->d_name, 0);
 	closedir(d);
+}
+
+static void ident_fill(const struct stat *sb, struct cs_ident *id)
+{
+	id->exists = 1;
+	id->dev = (unsigned long long)sb->st_dev;
+	id->ino = (unsigned long long)sb->st_ino;
+	id->size = (unsigned long long)sb->st_size;
+	id->mtime_ns = (long long)sb->st_mtim.tv_sec * 1000000000LL + sb->st_mtim.tv_nsec;
+	id->ctime_ns = (long long)sb->st_ctim.tv_sec * 1000000000LL + sb->st_ctim.tv_nsec;
+}
+
+int cs_ident_of(const char *path, struct cs_ident *id, struct amtprov_error *err)
+{
+	struct stat sb;
+
+	memset(id, 0, sizeof(*id));
+	if (lstat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return AMTPROV_OK;
+		return amtprov_error_set(err, AMTPROV_E_IO, path, "cannot stat %s: %s", path,
+					 strerror(errno));
+	}
+	ident_fill(&sb, id);
+	return AMTPROV_OK;
+}
+
+int cs_ident_same(const struct cs_ident *a, const struct cs_ident *b)
+{
+	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
+	       a->size == b->size && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
+	      struct cs_ident *id, struct amtprov_error *err)
+{
+	struct stat sb;
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+
+	if (fd < 0)
+		return amtprov_error_set(err, AMTPROV_E_IO, path, "cannot open %s: %s", path,
+					 strerror(errno));
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return amtprov_error_set(err, AMTPROV_E_IO, path, "%s is not a regular file", path);
+	}
+	/* The store holds record names; keep it private whatever made it otherwise. */
+	if ((sb.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0) {
+		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot set mode 0600 on %s: %s", path,
+				  strerror(errno));
+		goto fail;
+	}
+	/* A torn entry of a writer that died is cut before the new one goes after it. */
+	if ((size_t)sb.st_size != at && ftruncate(fd, (off_t)at) < 0) {
+		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot truncate %s: %s", path,
+				  strerror(errno));
+		goto fail;
+	}
+	if (write_at(fd, buf, len, at, path, err) != AMTPROV_OK)
+		goto fail;
+	/* fdatasync also makes the new size durable (it is needed to read the data). */
+	if (fdatasync(fd) < 0) {
+		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot fsync %s: %s", path,
+				  strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &sb) < 0) {
+		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot stat %s: %s", path,
+				  strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	ident_fill(&sb, id);
+	return AMTPROV_OK;
+fail:
+	close(fd);
+	return err ? err->code : AMTPROV_E_IO;
 }

@@ -223,17 +223,150 @@ static int store_grow(struct cs_store *st, size_t want, struct amtprov_error *er
 	return AMTPROV_OK;
 }
 
-#define NEED(n)                                                                        \
-	do {                                                                           \
-		if (len - off < (size_t)(n))                                           \
-			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,         \
-						 "store %s is truncated or damaged", path); \
-	} while (0)
+/* Parses one record (the layout of docs/credstore-file.md) at *off; 0 or -1 when the
+ * bytes run out (*why says which), -2 when a field is invalid. */
+static int parse_rec(const unsigned char *buf, size_t len, size_t *off, struct cs_rec *r,
+		     const char **why)
+{
+	size_t o = *off, nl;
+
+	memset(r, 0, sizeof(*r));
+	*why = "is truncated or damaged";
+	if (len - o < 2)
+		return -1;
+	nl = get16(buf + o);
+	o += 2;
+	if (len - o < nl)
+		return -1;
+	if (nl < 1 || nl > CS_NAME_MAX) {
+		*why = "has a record with a bad name length";
+		return -2;
+	}
+	memcpy(r->name, buf + o, nl);
+	r->name[nl] = '\0';
+	o += nl;
+	if (!cs_name_valid(r->name)) {
+		*why = "has a record with an invalid name";
+		return -2;
+	}
+	if (len - o < 4 + CS_NONCE_LEN + 4)
+		return -1;
+	r->key_id = get32(buf + o);
+	memcpy(r->nonce, buf + o + 4, CS_NONCE_LEN);
+	r->ct_len = get32(buf + o + 4 + CS_NONCE_LEN);
+	o += 4 + CS_NONCE_LEN + 4;
+	if (r->ct_len > CS_VALUE_MAX) {
+		*why = "has a record that is too large";
+		return -2;
+	}
+	if (len - o < (size_t)r->ct_len + CS_TAG_LEN)
+		return -1;
+	r->ct = buf + o;
+	o += r->ct_len;
+	memcpy(r->tag, buf + o, CS_TAG_LEN);
+	o += CS_TAG_LEN;
+	*off = o;
+	return 0;
+}
+
+/* The check value of a journal entry: the first 8 bytes of SHA-256 over it. */
+static int entry_sum(const unsigned char *p, size_t n, unsigned char out[CS_ENTRY_SUM_LEN])
+{
+	unsigned char md[SHA256_LEN];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return -1;
+	memcpy(out, md, CS_ENTRY_SUM_LEN);
+	return 0;
+}
+
+/*
+ * Replays the journal entries after the base records. An entry that runs past the end of
+ * the file, or the last entry of the file when its check value is wrong, is the torn tail
+ * of an append that a crash interrupted: it is not part of the store (st->valid_len stops
+ * before it; the next writer truncates it). A bad entry with more bytes after it is damage.
+ */
+static int replay(struct cs_store *st, size_t off, const char *path, struct amtprov_error *err)
+{
+	const unsigned char *buf = st->buf;
+	size_t len = st->len;
+
+	while (off < len) {
+		size_t start = off, o = off + 1;
+		unsigned char sum[CS_ENTRY_SUM_LEN];
+		unsigned char op = buf[off];
+		struct cs_rec r;
+		const char *why = "";
+		int p;
+
+		if (op == CS_ENTRY_PUT) {
+			p = parse_rec(buf, len, &o, &r, &why);
+		} else if (op == CS_ENTRY_REMOVE) {
+			size_t nl = len - o >= 2 ? get16(buf + o) : 0;
+
+			memset(&r, 0, sizeof(r));
+			p = len - o < 2 || len - o - 2 < nl ? -1 : 0;
+			if (p == 0 && (nl < 1 || nl > CS_NAME_MAX)) {
+				p = -2;
+			} else if (p == 0) {
+				memcpy(r.name, buf + o + 2, nl);
+				r.name[nl] = '\0';
+				o += 2 + nl;
+				if (!cs_name_valid(r.name))
+					p = -2;
+			}
+		} else {
+			p = -2;
+		}
+		if (p == 0 && len - o < CS_ENTRY_SUM_LEN)
+			p = -1;
+		if (p == 0 && (entry_sum(buf + start, o - start, sum) != 0 ||
+			       CRYPTO_memcmp(sum, buf + o, CS_ENTRY_SUM_LEN) != 0))
+			p = o + CS_ENTRY_SUM_LEN == len ? -1 : -3;
+		if (p == -2) {
+			/* A file system may extend the size before the data lands: a tail of
+			 * zeros is torn too. */
+			size_t z = start;
+
+			while (z < len && buf[z] == 0)
+				z++;
+			if (z == len)
+				p = -1;
+		}
+		if (p == -1) {
+			st->valid_len = start; /* torn tail */
+			return AMTPROV_OK;
+		}
+		if (p != 0)
+			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
+						 "store %s is damaged: journal entry at byte %zu %s",
+						 path, start,
+						 p == -3 ? "fails its check value" : "is malformed");
+		o += CS_ENTRY_SUM_LEN;
+		if (op == CS_ENTRY_PUT) {
+			int rc = cs_store_set(st, &r, err);
+
+			if (rc != AMTPROV_OK)
+				return rc;
+		} else {
+			struct cs_rec *old = cs_store_find(st, r.name);
+
+			if (old)
+				cs_store_remove(st, old);
+		}
+		st->entries++;
+		off = o;
+	}
+	st->valid_len = len;
+	return AMTPROV_OK;
+}
 
 int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const char *path,
 		    struct amtprov_error *err)
 {
 	size_t off = STORE_HDR_LEN, count;
+	unsigned version;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
@@ -242,10 +375,14 @@ int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const c
 	if (len < STORE_HDR_LEN || memcmp(buf, CS_STORE_MAGIC, MAGIC_LEN) != 0)
 		return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
 					 "%s is not an amtprov credential store", path);
-	if (get16(buf + 8) != CS_FORMAT_VERSION || get16(buf + 10) != 0)
+	version = get16(buf + 8);
+	if ((version != CS_FORMAT_VERSION && version != CS_JOURNAL_VERSION) ||
+	    get16(buf + 10) != 0)
 		return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
-					 "store %s has format version %u; this plugin reads %u",
-					 path, get16(buf + 8), CS_FORMAT_VERSION);
+					 "store %s has format version %u; this plugin reads %u "
+					 "and %u",
+					 path, version, CS_FORMAT_VERSION, CS_JOURNAL_VERSION);
+	st->version = version;
 	count = get32(buf + 12);
 	if (count > CS_MAX_RECORDS)
 		return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
@@ -254,40 +391,14 @@ int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const c
 	if (rc != AMTPROV_OK)
 		return rc;
 	for (size_t i = 0; i < count; i++) {
-		struct cs_rec *r = &st->recs[i];
-		size_t nl;
+		const char *why;
 
-		memset(r, 0, sizeof(*r));
-		NEED(2);
-		nl = get16(buf + off);
-		off += 2;
-		NEED(nl);
-		if (nl < 1 || nl > CS_NAME_MAX)
-			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
-						 "store %s has a record with a bad name length",
-						 path);
-		memcpy(r->name, buf + off, nl);
-		r->name[nl] = '\0';
-		off += nl;
-		if (!cs_name_valid(r->name))
-			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
-						 "store %s has a record with an invalid name", path);
-		NEED(4 + CS_NONCE_LEN + 4);
-		r->key_id = get32(buf + off);
-		memcpy(r->nonce, buf + off + 4, CS_NONCE_LEN);
-		r->ct_len = get32(buf + off + 4 + CS_NONCE_LEN);
-		off += 4 + CS_NONCE_LEN + 4;
-		if (r->ct_len > CS_VALUE_MAX)
-			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
-						 "record '%s' in %s is too large", r->name, path);
-		NEED((size_t)r->ct_len + CS_TAG_LEN);
-		r->ct = buf + off;
-		off += r->ct_len;
-		memcpy(r->tag, buf + off, CS_TAG_LEN);
-		off += CS_TAG_LEN;
+		if (parse_rec(buf, len, &off, &st->recs[i], &why) != 0)
+			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path, "store %s %s",
+						 path, why);
 		st->n = i + 1;
 	}
-	if (off != len)
+	if (version == CS_FORMAT_VERSION && off != len)
 		return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
 					 "store %s has %zu trailing bytes", path, len - off);
 	/* Writers keep records sorted; sorting again makes the lookup independent of that
@@ -299,10 +410,63 @@ int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const c
 			return amtprov_error_set(err, AMTPROV_E_CORRUPT, path,
 						 "store %s holds record '%s' twice", path,
 						 st->recs[i].name);
+	if (version == CS_FORMAT_VERSION) {
+		st->valid_len = len;
+		return AMTPROV_OK;
+	}
+	return replay(st, off, path, err);
+}
+
+/* Writes name length + name at @p b; returns the bytes written. */
+static size_t write_name(unsigned char *b, const char *name)
+{
+	size_t nl = strlen(name);
+
+	put16(b, (uint16_t)nl);
+	memcpy(b + 2, name, nl);
+	return 2 + nl;
+}
+
+/* Writes one record (docs/credstore-file.md layout) at @p b; returns the bytes written. */
+static size_t write_rec(unsigned char *b, const struct cs_rec *r)
+{
+	size_t off = write_name(b, r->name);
+
+	put32(b + off, r->key_id);
+	memcpy(b + off + 4, r->nonce, CS_NONCE_LEN);
+	put32(b + off + 4 + CS_NONCE_LEN, r->ct_len);
+	off += 4 + CS_NONCE_LEN + 4;
+	if (r->ct_len)
+		memcpy(b + off, r->ct, r->ct_len);
+	off += r->ct_len;
+	memcpy(b + off, r->tag, CS_TAG_LEN);
+	return off + CS_TAG_LEN;
+}
+
+int cs_entry_encode(const struct cs_rec *put, const char *remove, unsigned char **out,
+		    size_t *len, struct amtprov_error *err)
+{
+	const char *name = put ? put->name : remove;
+	size_t nl = strlen(name);
+	size_t body = 1 + 2 + nl + (put ? 4 + CS_NONCE_LEN + 4 + put->ct_len + CS_TAG_LEN : 0);
+	unsigned char *b = malloc(body + CS_ENTRY_SUM_LEN);
+
+	if (!b)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	b[0] = put ? CS_ENTRY_PUT : CS_ENTRY_REMOVE;
+	if (put)
+		write_rec(b + 1, put);
+	else
+		write_name(b + 1, remove);
+	if (entry_sum(b, body, b + body) != 0) {
+		free(b);
+		return crypto_fail(err, NULL, "SHA-256");
+	}
+	*out = b;
+	*len = body + CS_ENTRY_SUM_LEN;
 	return AMTPROV_OK;
 }
 
-#undef NEED
 
 int cs_store_encode(const struct cs_store *st, unsigned char **out, size_t *len,
 		    struct amtprov_error *err)
@@ -317,26 +481,11 @@ int cs_store_encode(const struct cs_store *st, unsigned char **out, size_t *len,
 	if (!b)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	memcpy(b, CS_STORE_MAGIC, MAGIC_LEN);
-	put16(b + 8, CS_FORMAT_VERSION);
+	put16(b + 8, CS_JOURNAL_VERSION); /* base records, no entries yet */
 	put16(b + 10, 0);
 	put32(b + 12, (uint32_t)st->n);
-	for (size_t i = 0; i < st->n; i++) {
-		const struct cs_rec *r = &st->recs[i];
-		size_t nl = strlen(r->name);
-
-		put16(b + off, (uint16_t)nl);
-		memcpy(b + off + 2, r->name, nl);
-		off += 2 + nl;
-		put32(b + off, r->key_id);
-		memcpy(b + off + 4, r->nonce, CS_NONCE_LEN);
-		put32(b + off + 4 + CS_NONCE_LEN, r->ct_len);
-		off += 4 + CS_NONCE_LEN + 4;
-		if (r->ct_len)
-			memcpy(b + off, r->ct, r->ct_len);
-		off += r->ct_len;
-		memcpy(b + off, r->tag, CS_TAG_LEN);
-		off += CS_TAG_LEN;
-	}
+	for (size_t i = 0; i < st->n; i++)
+		off += write_rec(b + off, &st->recs[i]);
 	*out = b;
 	*len = total;
 	return AMTPROV_OK;

@@ -25,7 +25,11 @@
 
 #define CS_STORE_MAGIC "AMTPCRED"
 #define CS_KEYS_MAGIC "AMTPKEYS"
-#define CS_FORMAT_VERSION 1u
+#define CS_FORMAT_VERSION 1u  /* records only; also the version bound into every AAD */
+#define CS_JOURNAL_VERSION 2u /* base records followed by appended journal entries */
+#define CS_ENTRY_PUT 0x50     /* 'P' */
+#define CS_ENTRY_REMOVE 0x52  /* 'R' */
+#define CS_ENTRY_SUM_LEN 8    /* check value: the first 8 bytes of SHA-256 of the entry */
 
 struct cs_key {
 	uint32_t id;
@@ -56,6 +60,9 @@ struct cs_store {
 	size_t len;
 	struct cs_rec *recs;
 	size_t n, cap;
+	unsigned version;  /* of the file: CS_FORMAT_VERSION or CS_JOURNAL_VERSION */
+	size_t entries;    /* journal entries replayed (superseded or not) */
+	size_t valid_len;  /* bytes that are part of the store; < len after a torn append */
 };
 
 /* ---- cs_format.c ---- */
@@ -78,8 +85,12 @@ int cs_keyring_encode(const struct cs_keyring *kr, unsigned char **out, size_t *
 /* Takes ownership of @p buf (malloc'd), even on failure. */
 int cs_store_decode(struct cs_store *st, unsigned char *buf, size_t len, const char *path,
 		    struct amtprov_error *err);
+/* The whole store as a fresh file (CS_JOURNAL_VERSION, no entries). */
 int cs_store_encode(const struct cs_store *st, unsigned char **out, size_t *len,
 		    struct amtprov_error *err);
+/* One journal entry: a put of @p put, or (put NULL) a removal of @p remove. */
+int cs_entry_encode(const struct cs_rec *put, const char *remove, unsigned char **out,
+		    size_t *len, struct amtprov_error *err);
 struct cs_rec *cs_store_find(const struct cs_store *st, const char *name);
 /* Inserts @p rec (its ct_own moves into the store) or replaces the record of that name. */
 int cs_store_set(struct cs_store *st, struct cs_rec *rec, struct amtprov_error *err);
@@ -114,6 +125,23 @@ int cs_exists(const char *path);
  * write, fsync, rename, fsync of the directory. */
 int cs_write_atomic(const char *path, const unsigned char *buf, size_t len,
 		    struct amtprov_error *err);
+/* Identity of a store file as last read or written: any change by anyone moves it. */
+struct cs_ident {
+	int exists;
+	unsigned long long dev, ino, size;
+	long long mtime_ns, ctime_ns;
+};
+/* Fills @p id from stat(@p path) (exists = 0 when there is no file). */
+int cs_ident_of(const char *path, struct cs_ident *id, struct amtprov_error *err);
+int cs_ident_same(const struct cs_ident *a, const struct cs_ident *b);
+/*
+ * Appends @p len bytes at @p at (the end of the valid part: a torn tail beyond it is cut
+ * first) of the existing file @p path, then fdatasync; mode forced to 0600. @p id gets the
+ * file's identity afterwards. On failure the file may hold a partial entry, which readers
+ * treat as a torn tail.
+ */
+int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
+	      struct cs_ident *id, struct amtprov_error *err);
 /* Removes "<path>.tmp.*" left by a writer that died; call only under the exclusive lock. */
 void cs_sweep_temps(const char *path);
 

@@ -908,6 +908,54 @@ static void test_device_list_callbacks_may_write_and_stop(void)
 	store_close(st);
 }
 
+/* Statements are cached per handle: a callback that runs the very list it is called from
+ * gets its own statement, and the outer walk goes on where it was (keyset batches). */
+struct nested {
+	struct store *st;
+	int outer, inner_total, failures;
+};
+
+static int count_inner(void *ctx, const struct store_device *d)
+{
+	(void)d;
+	((struct nested *)ctx)->inner_total++;
+	return 0;
+}
+
+static int list_again(void *ctx, const struct store_device *d)
+{
+	struct nested *n = ctx;
+	struct amtprov_error err;
+
+	(void)d;
+	amtprov_error_clear(&err);
+	n->outer++;
+	if (n->outer % 25 == 1 &&
+	    store_device_list(n->st, "NEED_PRECHECK", count_inner, n, &err) != AMTPROV_OK)
+		n->failures++;
+	return 0;
+}
+
+static void test_device_list_reentrant_same_statement(void)
+{
+	struct store *st = open_new();
+	struct nested n = { st, 0, 0, 0 };
+	struct amtprov_error err;
+
+	for (int i = 0; i < 150; i++)
+		add_device(st, i);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_list(st, "NEED_PRECHECK", list_again, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n.outer, 150);
+	CU_ASSERT_EQUAL(n.failures, 0);
+	CU_ASSERT_EQUAL(n.inner_total, 6 * 150);
+	/* and the cached statements still work afterwards */
+	n.outer = n.inner_total = 0;
+	CU_ASSERT_EQUAL(store_device_list(st, "NEED_PRECHECK", count_inner, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n.inner_total, 150);
+	store_close(st);
+}
+
 /* ---- transactions and durability ---- */
 
 /* A rolled-back explicit transaction leaves no trace of any of its writes. */
@@ -1650,6 +1698,8 @@ void register_store_tests(void)
 		  test_device_reregister_inside_transaction },
 		{ "device list callbacks may write and stop",
 		  test_device_list_callbacks_may_write_and_stop },
+		{ "device list callback may run the same list (statement cache)",
+		  test_device_list_reentrant_same_statement },
 		{ "rollback discards all writes", test_tx_rollback_discards_all_writes },
 		{ "failed call inside a transaction is atomic",
 		  test_tx_failed_call_inside_transaction_is_atomic },

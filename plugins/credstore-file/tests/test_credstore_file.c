@@ -287,16 +287,29 @@ static unsigned char *slurp(const char *path, size_t *len)
 }
 
 /* Rewrites @p path in place (same inode, same mode). */
+/* Replaces @p path's content as another process would: a new file renamed over it, so
+ * the plugin's cached copy is invalidated whatever the timestamp granularity (an in-place
+ * rewrite of the same size within one timestamp tick is outside the contract, see
+ * docs/credstore-file.md). */
 static int spit(const char *path, const unsigned char *b, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_TRUNC);
+	char tmp[4200];
+	struct stat sb;
+	int fd;
 	ssize_t w;
 
+	snprintf(tmp, sizeof(tmp), "%s.spit", path);
+	if (stat(path, &sb) != 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, sb.st_mode & 07777);
 	if (fd < 0)
 		return -1;
 	w = write(fd, b, len);
+	fchmod(fd, sb.st_mode & 07777);
 	close(fd);
-	return w == (ssize_t)len ? 0 : -1;
+	if (w != (ssize_t)len || rename(tmp, path) != 0)
+		return -1;
+	return 0;
 }
 
 /* Creates @p path with @p mode (which umask may not widen or narrow). */
@@ -342,6 +355,23 @@ struct trec {
 	size_t end;
 };
 
+/* Parses one record at @p off into @p r; returns its end. */
+static size_t parse_rec_at(const unsigned char *b, size_t off, struct trec *r)
+{
+	size_t nl = ((size_t)b[off] << 8) | b[off + 1];
+
+	r->start = off;
+	memcpy(r->name, b + off + 2, nl);
+	r->name[nl] = '\0';
+	r->sealed = off + 2 + nl;
+	r->ct_len = rd32(b + r->sealed + 16);
+	r->ct = r->sealed + 20;
+	r->end = r->ct + r->ct_len + 16;
+	return r->end;
+}
+
+/* The base records, then (version 2) the journal: 'P' + record + 8-byte check value, or
+ * 'R' + name length + name + check value. Put entries are returned after the base. */
 static size_t parse_store(const unsigned char *b, size_t len, struct trec *out, size_t max)
 {
 	size_t off = 16, n = 0;
@@ -349,20 +379,45 @@ static size_t parse_store(const unsigned char *b, size_t len, struct trec *out, 
 
 	CU_ASSERT_FATAL(len >= 16 && memcmp(b, "AMTPCRED", 8) == 0);
 	count = rd32(b + 12);
-	for (uint32_t i = 0; i < count && n < max; i++, n++) {
-		size_t nl = ((size_t)b[off] << 8) | b[off + 1];
-
-		out[n].start = off;
-		memcpy(out[n].name, b + off + 2, nl);
-		out[n].name[nl] = '\0';
-		out[n].sealed = off + 2 + nl;
-		out[n].ct_len = rd32(b + out[n].sealed + 16);
-		out[n].ct = out[n].sealed + 20;
-		out[n].end = out[n].ct + out[n].ct_len + 16;
-		off = out[n].end;
+	for (uint32_t i = 0; i < count && n < max; i++, n++)
+		off = parse_rec_at(b, off, &out[n]);
+	while (b[9] == 2 && off < len && n < max) {
+		if (b[off] == 'P') {
+			off = parse_rec_at(b, off + 1, &out[n++]) + 8;
+		} else {
+			CU_ASSERT_EQUAL_FATAL(b[off], 'R');
+			off += 1 + 2 + (((size_t)b[off + 1] << 8) | b[off + 2]) + 8;
+		}
 	}
 	CU_ASSERT_EQUAL(off, len);
 	return n;
+}
+
+/* Rewrites the store with every (distinct) put record as a base record, as a compaction
+ * would: the record-level tamper tests below then act on base records. */
+static void compact_file(const char *path)
+{
+	struct trec r[8];
+	unsigned char *b, *c;
+	size_t len = 0, n, off = 16;
+
+	b = slurp(path, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	n = parse_store(b, len, r, 8);
+	c = malloc(len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	memcpy(c, b, 16);
+	c[8] = 0;
+	c[9] = 2;
+	c[12] = c[13] = c[14] = 0;
+	c[15] = (unsigned char)n;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(c + off, b + r[i].start, r[i].end - r[i].start);
+		off += r[i].end - r[i].start;
+	}
+	CU_ASSERT_EQUAL_FATAL(spit(path, c, off), 0);
+	free(c);
+	free(b);
 }
 
 static const struct trec *find_rec(const struct trec *r, size_t n, const char *name)
@@ -773,6 +828,7 @@ static void test_r_acc_02_tampered_record_refused(void)
 	create_ok(&f, NULL);
 	CU_ASSERT_EQUAL(put(f.pi, "amt/dev1", V2), AMTPROV_OK);
 	CU_ASSERT_EQUAL(put(f.pi, "mebx/dev1", V1), AMTPROV_OK);
+	compact_file(f.store);
 	b = slurp(f.store, &len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 	n = parse_store(b, len, r, 4);
@@ -822,6 +878,7 @@ static void test_r_acc_02_swapped_records_refused(void)
 	/* equal-length values, so the sealed parts can be swapped in place */
 	CU_ASSERT_EQUAL(put(f.pi, "amt-admin/dev1", MARK "aaaaaaaa"), AMTPROV_OK);
 	CU_ASSERT_EQUAL(put(f.pi, "amt-admin/dev2", MARK "bbbbbbbb"), AMTPROV_OK);
+	compact_file(f.store);
 	b = slurp(f.store, &len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
 	n = parse_store(b, len, r, 4);
@@ -1161,6 +1218,119 @@ static void test_r_prov_13_concurrent_processes(void)
 	fx_done(&f);
 }
 
+/* Appends @p n bytes of @p fill to the store, as a crash in the middle of an append can
+ * leave them (the size grew, the data did not all land). */
+static void grow_store(const char *path, const unsigned char *b, size_t len, size_t cut,
+		       int fill, size_t n)
+{
+	unsigned char *c = malloc(len + n);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	memcpy(c, b, len - cut);
+	memset(c + len - cut, fill, n);
+	CU_ASSERT_EQUAL_FATAL(spit(path, c, len - cut + n), 0);
+	free(c);
+}
+
+/* docs/credstore-file.md "Writes": a put appends one checksummed entry; an entry torn by a
+ * crash (cut short, or a zero-filled tail) is not part of the store, the previous value
+ * stands, and the next writer cuts it off. A damaged entry followed by others is damage. */
+static void test_r_prov_13_torn_append(void)
+{
+	struct amtprov_error err;
+	struct trec r[8];
+	unsigned char *b, *b2;
+	size_t len = 0, len2 = 0, n;
+	struct fx f;
+
+	fx_init(&f);
+	create_ok(&f, NULL);
+	CU_ASSERT_EQUAL(put(f.pi, "mebx/dev1", V1), AMTPROV_OK); /* creates the file */
+	CU_ASSERT_EQUAL(put(f.pi, "amt/dev1", V2), AMTPROV_OK);  /* appended */
+	CU_ASSERT_EQUAL(put(f.pi, "mebx/dev1", V3), AMTPROV_OK); /* appended */
+	b = slurp(f.store, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	n = parse_store(b, len, r, 8);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_EQUAL(b[9], 2);
+	CU_ASSERT_STRING_EQUAL(r[2].name, "mebx/dev1");
+
+	/* the last entry cut short: the put never happened */
+	grow_store(f.store, b, len, 7, 0, 0);
+	expect(f.pi, "mebx/dev1", V1);
+	expect(f.pi, "amt/dev1", V2);
+	/* the size grew but the data of the last 20 bytes is zeros */
+	grow_store(f.store, b, len, 20, 0, 20);
+	expect(f.pi, "mebx/dev1", V1);
+	/* a whole zero-filled entry after the good ones */
+	grow_store(f.store, b, len, 0, 0, 64);
+	expect(f.pi, "mebx/dev1", V3);
+	/* the next writer cuts the torn tail before appending */
+	grow_store(f.store, b, len, 7, 0, 0);
+	CU_ASSERT_EQUAL(put(f.pi, "ca/key", V2), AMTPROV_OK);
+	b2 = slurp(f.store, &len2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	n = parse_store(b2, len2, r, 8); /* asserts the file parses to its end */
+	CU_ASSERT_EQUAL(n, 3);
+	free(b2);
+	reopen(&f, NULL);
+	expect(f.pi, "mebx/dev1", V1);
+	expect(f.pi, "ca/key", V2);
+	expect(f.pi, "amt/dev1", V2);
+
+	/* a bad entry with entries after it is not a torn tail: damage, named */
+	b[r[1].ct] ^= 0x10;
+	CU_ASSERT_EQUAL_FATAL(spit(f.store, b, len), 0);
+	CU_ASSERT_EQUAL(get_cmp(f.pi, "mebx/dev1", NULL, 0, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, f.store));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "check value"));
+	free(b);
+	fx_done(&f);
+}
+
+/* The cached store is used only while the file is the one it was read from: whatever
+ * another process writes (an append, a removal, a rotation that replaces the file) is
+ * seen by the next call. */
+static void test_r_acc_02_other_process_invalidates_cache(void)
+{
+	struct amtprov_error err;
+	struct names nm;
+	pid_t pid;
+	int status = 0;
+	struct fx f;
+
+	fx_init(&f);
+	create_ok(&f, NULL);
+	CU_ASSERT_EQUAL(put(f.pi, "amt/dev1", V1), AMTPROV_OK);
+	CU_ASSERT_EQUAL(put(f.pi, "amt/dev2", V2), AMTPROV_OK);
+	expect(f.pi, "amt/dev1", V1); /* cached now */
+	for (int round = 0; round < 2; round++) {
+		fflush(NULL);
+		pid = fork();
+		CU_ASSERT_FATAL(pid >= 0);
+		if (pid == 0) {
+			int bad = 0;
+
+			bad |= put_buf(f.pi, "amt/dev1", round ? V2 : V3,
+				       strlen(round ? V2 : V3), &err) != AMTPROV_OK;
+			if (round == 0)
+				bad |= pi_credstore_remove(f.pi, "amt/dev2", &err) != AMTPROV_OK;
+			else
+				bad |= rotate(f.pi, &err) != AMTPROV_OK; /* a new file */
+			_exit(bad);
+		}
+		CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+		CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		expect(f.pi, "amt/dev1", round ? V2 : V3);
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL(get_cmp(f.pi, "amt/dev2", NULL, 0, &err), AMTPROV_E_NOT_FOUND);
+	}
+	memset(&nm, 0, sizeof(nm));
+	CU_ASSERT_EQUAL(pi_credstore_list(f.pi, collect, &nm, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(nm.n, 1);
+	fx_done(&f);
+}
+
 /* Drives every error path with distinctive secrets and checks logs and messages. The
  * per-test check in fx_done already covers each test; this one also looks for the key. */
 static void test_r_acc_02_no_secret_in_logs(void)
@@ -1253,6 +1423,8 @@ static void test_r_acc_02_config_errors(void)
 	X(test_r_prov_13_sigkill_mid_write)             \
 	X(test_r_prov_13_sigkill_mid_rotation)          \
 	X(test_r_prov_13_concurrent_processes)          \
+	X(test_r_prov_13_torn_append)                   \
+	X(test_r_acc_02_other_process_invalidates_cache) \
 	X(test_r_acc_02_no_secret_in_logs)              \
 	X(test_r_acc_02_config_errors)
 
