@@ -34,18 +34,19 @@ struct flow {
 };
 
 
-/* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
+/* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06), through enroll.c. */
 void flow_step_certificate(struct engine_job *job, void *ctx);
 /* The same request for another step, such as renewal: the key where the manifest's
  * key_source puts it (inside AMT, with the amt-key record, over a MANAGED session verified
  * with certificate @p verify_cert_id; or made by amtprov and stored write-ahead), CSR
  * checked, CA, certificate recorded with its DER. Instead of moving the device on, @p done
- * gets the new certificate's id on the loop thread, or the failure (never CA_WAITING;
- * AMTPROV_E_CONFIG when key_source cannot be honoured). @p done must end the job. If the
- * job ends before @p done is called (shutdown, a failure of the request itself), @p
+ * gets on the loop thread the new certificate's id, or (rc AMTPROV_OK, cert_id 0) the time
+ * @p wait_at a CA that answered WAIT is to be polled (its record names NEED_RENEWAL, the
+ * step that polls), or the failure (AMTPROV_E_CONFIG when key_source cannot be honoured).
+ * @p done must end the job. If the job ends before @p done is called (shutdown), @p
  * arg_free (may be NULL) frees @p arg. */
 typedef void (*flow_cert_done_fn)(struct engine_job *job, int rc, int64_t cert_id,
-				  const char *why, void *arg);
+				  int64_t wait_at, const char *why, void *arg);
 void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_cert_id,
 		       flow_cert_done_fn done, void *arg, void (*arg_free)(void *));
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
@@ -67,7 +68,8 @@ struct flow_device_accounts {
 int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
 			 struct amtprov_error *err);
 void flow_device_accounts_free(struct flow_device_accounts *a);
-/* The credential-store record that holds a device's web server key (made by amtprov). */
+/* enroll.c: the credential-store record that holds a device's web server key (made by
+ * amtprov). */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 /* The target of a provisioning-mode session to @p d (R-PROV-07), over its wired address
  * (R-PROV-02). Pointers borrow from @p f, @p d, @p accounts and @p info. */
@@ -81,7 +83,7 @@ int flow_web_key_in_amt(struct flow *f, int64_t device_id);
  * holds is dropped (pending_ops holds only unfinished work). */
 void flow_web_key_committed(struct flow *f, int64_t device_id);
 
-/* flow_cert.c's parts for a key generated inside AMT, shared with the 802.1X step. */
+/* enroll.c's parts for a key generated inside AMT (and key names), used around the flow. */
 #define FLOW_KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
 /* Where a key is made, by the manifest's /certificates/web_server/key_source (R-PROV-06):
  * 1 inside AMT, 0 by amtprov, -1 not possible (@p why says so, naming @p what). *@p

@@ -426,11 +426,19 @@ static void install(struct renew *r)
 	next(r);
 }
 
-static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char *why, void *arg)
+static void on_cert(struct engine_job *job, int rc, int64_t cert_id, int64_t wait_at,
+		    const char *why, void *arg)
 {
 	struct renew *r = arg;
 
 	engine_job_set_abort(job, renew_abort, r);
+	if (rc == AMTPROV_OK && !cert_id && wait_at > 0) {
+		/* The CA answered WAIT: the device shows it (CA_WAITING), then this step runs
+		 * again and polls the request on record. */
+		renew_free(r);
+		engine_job_defer(job, DS_CA_WAITING, wait_at);
+		return;
+	}
 	if (rc != AMTPROV_OK) {
 		if (engine_error_transient(rc)) {
 			renew_end(r, DS_INVALID, rc, why);
