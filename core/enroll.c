@@ -929,7 +929,7 @@ static void amt_call(struct enroll *e, int phase, uint32_t op, json_t *params)
 		amt_end(e, rc, err.msg);
 }
 
-/* A base64 DERKey as e->amt_pub. */
+/* A key pair's public_key_b64 (transport.h: PKCS#1 RSAPublicKey) as e->amt_pub. */
 static int take_public_key(struct enroll *e, const char *b64)
 {
 	EVP_PKEY_free(e->amt_pub);
@@ -1064,7 +1064,7 @@ static int in_list(const json_t *arr, const char *id)
 /* Adopts @p item (an AMT key pair) as the request's key, recorded first when @p record. */
 static void amt_adopt(struct enroll *e, const json_t *item, int record)
 {
-	const char *id = json_string_value(json_object_get(item, "InstanceID"));
+	const char *id = json_string_value(json_object_get(item, "key_handle"));
 	struct amtprov_error err;
 
 	amtprov_error_clear(&err);
@@ -1073,8 +1073,8 @@ static void amt_adopt(struct enroll *e, const json_t *item, int record)
 		amt_end(e, err.code, err.msg);
 		return;
 	}
-	if (take_public_key(e, json_string_value(json_object_get(item, "DERKey")))) {
-		amt_end(e, AMTPROV_E_PROTOCOL, "AMT reports a key pair without a usable DERKey");
+	if (take_public_key(e, json_string_value(json_object_get(item, "public_key_b64")))) {
+		amt_end(e, AMTPROV_E_PROTOCOL, "AMT reports a key pair without a usable public key");
 		return;
 	}
 	amt_sign(e);
@@ -1091,7 +1091,7 @@ enum flow_amt_key_move flow_amt_key_choose(const json_t *record, const json_t *i
 	size_t i;
 
 	json_array_foreach(items, i, it) {
-		const char *id = json_string_value(json_object_get(it, "InstanceID"));
+		const char *id = json_string_value(json_object_get(it, "key_handle"));
 
 		if (!id)
 			continue;
@@ -1120,11 +1120,10 @@ static void amt_choose(struct enroll *e, const json_t *items)
 	move = flow_amt_key_choose(e->key_record, items, e->key_before, &item);
 	switch (move) {
 	case FLOW_AMT_KEY_DELETE:
-		util_strlcpy(e->key_handle, json_string_value(json_object_get(item, "InstanceID")),
+		util_strlcpy(e->key_handle, json_string_value(json_object_get(item, "key_handle")),
 			     sizeof(e->key_handle));
-		amt_call(e, AP_DELETE, AMTPROV_AMT_WSMAN_DELETE,
-			 json_pack("{s:s,s:{s:s}}", "class", FLOW_KEY_PAIR_CLASS, "selectors",
-				   "InstanceID", e->key_handle));
+		amt_call(e, AP_DELETE, AMTPROV_AMT_DELETE_KEY,
+			 json_pack("{s:s}", "key_handle", e->key_handle));
 		return;
 	case FLOW_AMT_KEY_ADOPT:
 	case FLOW_AMT_KEY_ADOPT_NEW:
@@ -1155,7 +1154,7 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 	case AP_LIST:
 		if (rc != AMTPROV_OK)
 			break;
-		amt_choose(e, json_object_get(result, "items"));
+		amt_choose(e, json_object_get(result, "keys"));
 		return;
 	case AP_DELETE:
 		/* Deleted, or refused (a certificate in AMT still uses it): either way it is no
@@ -1192,17 +1191,16 @@ static void on_amt(void *ctx, int rc, const json_t *result, const struct amtprov
 			amt_end(e, e2.code, e2.msg);
 			return;
 		}
-		amt_call(e, AP_PUBLIC, AMTPROV_AMT_WSMAN_GET,
-			 json_pack("{s:s,s:{s:s}}", "class", FLOW_KEY_PAIR_CLASS, "selectors",
-				   "InstanceID", e->key_handle));
+		amt_call(e, AP_PUBLIC, AMTPROV_AMT_GET_KEY,
+			 json_pack("{s:s}", "key_handle", e->key_handle));
 		return;
 	case AP_PUBLIC:
 		if (rc != AMTPROV_OK)
 			break;
-		if (take_public_key(e, json_string_value(json_object_get(
-					       json_object_get(result, "instance"), "DERKey")))) {
+		if (take_public_key(e, json_string_value(json_object_get(result,
+									 "public_key_b64")))) {
 			amt_end(e, AMTPROV_E_PROTOCOL, "AMT reports the new key without a usable "
-				"DERKey");
+				"public key");
 			return;
 		}
 		amt_sign(e);
@@ -1245,8 +1243,7 @@ static void on_attributes(struct engine_job *job, int rc, const struct amtprov_e
 		amt_end(e, rc, e2.msg);
 		return;
 	}
-	amt_call(e, AP_LIST, AMTPROV_AMT_WSMAN_ENUMERATE,
-		 json_pack("{s:s}", "class", FLOW_KEY_PAIR_CLASS));
+	amt_call(e, AP_LIST, AMTPROV_AMT_LIST_KEYS, json_object());
 }
 
 /* ---- the start ---- */

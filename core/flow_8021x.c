@@ -3,7 +3,7 @@
  * 802.1X, the second stage's last step (R-PROV-11 3, R-8021X), on the stage's session; also
  * the client-certificate part of an update (R-REV-04, R-8021X-05) and of a renewal
  * (R-8021X-06), on theirs:
- *   1. detect the wireless port (Enumerate CIM_WiFiPort);
+ *   1. detect the wireless port (GET_WIRELESS);
  *   2. ask the netprofile plugin which client certificates the device needs (R-8021X-01);
  *   3. for each: reuse the device's active certificate for that profile when it is still
  *      good, else enroll one from the profile's CA (EKU clientAuth, subject = device FQDN,
@@ -14,7 +14,7 @@
  *      the profiles as they were (a key generated inside AMT stays for the next attempt);
  *   4. install the certificate in AMT (ADD_CERTIFICATE), after its key when amtprov made
  *      it (ADD_KEY); a key AMT holds is found by its public key;
- *   5. note the certificates AMT's 802.1X links use now (CIM_CredentialContext) and delete
+ *   5. note the certificates AMT's 802.1X links use now (LIST_CERT_BINDINGS) and delete
  *      the existing wireless profiles;
  *   6. render the profiles bound to their own certificates (R-8021X-04) and SET_8021X;
  *   7. delete the certificates the old links used that no link uses any more;
@@ -97,8 +97,8 @@ struct x8021x {
 	enum x_phase phase;
 	struct x_need needs[MAX_NEEDS];
 	size_t n_needs, cur;
-	json_t *old_certs; /* InstanceIDs the 802.1X links used before */
-	json_t *todo;      /* InstanceIDs still to delete in this phase */
+	json_t *old_certs; /* handles of the certificates the 802.1X links used before */
+	json_t *todo;      /* handles still to delete in this phase */
 	struct plugin_instance *cs;
 	struct enroll *enroll;        /* the certificate of needs[cur] (enroll.c) */
 	int in_worker;
@@ -123,8 +123,8 @@ void flow_8021x_free(struct x8021x *x)
 }
 
 /* Ends the step: the stage decides what the device's state becomes. */
-static void finish(struct x8021x *x, enum device_state next, int rc, const char *why,
-		   int64_t defer_at)
+static void finish(struct x8021x *x, enum flow_outcome o, int rc, const char *why,
+		   int64_t at)
 {
 	char text[STORE_TEXT_SIZE];
 	flow_8021x_done_fn done = x->done;
@@ -132,7 +132,7 @@ static void finish(struct x8021x *x, enum device_state next, int rc, const char 
 
 	snprintf(text, sizeof(text), "%s", why ? why : "");
 	flow_8021x_free(x);
-	done(ctx, next, rc, rc ? text : NULL, defer_at);
+	done(ctx, o, rc, rc ? text : NULL, at);
 }
 
 static void fail(struct x8021x *x, int rc, const char *fmt, ...) AMTPROV_PRINTF(3, 4);
@@ -144,7 +144,7 @@ static void fail(struct x8021x *x, int rc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
-	finish(x, DS_INVALID, rc ? rc : AMTPROV_E_INTERNAL, why, 0);
+	finish(x, FLOW_DONE, rc ? rc : AMTPROV_E_INTERNAL, why, 0);
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err);
@@ -163,43 +163,12 @@ static void call(struct x8021x *x, uint32_t op, json_t *params)
 		fail(x, rc, "802.1X: %s", err.msg);
 }
 
-static void wsman(struct x8021x *x, uint32_t op, const char *cls, const char *id)
+/* The certificates AMT's 802.1X and wireless links use (LIST_CERT_BINDINGS "links"). */
+static json_t *linked_certs(const json_t *result)
 {
-	call(x, op, id ? json_pack("{s:s,s:{s:s}}", "class", cls, "selectors", "InstanceID", id)
-		       : json_pack("{s:s}", "class", cls));
-}
+	json_t *links = json_object_get(result, "links");
 
-/* The InstanceIDs of the certificates in the CIM_CredentialContext items (802.1X links). */
-static json_t *linked_certs(const json_t *items)
-{
-	json_t *out = json_array(), *it;
-	size_t i;
-
-	json_array_foreach(items, i, it) {
-		const json_t *e = json_object_get(it, "ElementInContext");
-		const char *t = json_string_value(json_object_get(e, "InstanceID"));
-		char *s = NULL;
-
-		/* at_xml_to_json renders an EPR as nested objects; find the selector text. */
-		if (!t && json_is_object(e))
-			s = json_dumps(e, JSON_COMPACT);
-		if (!t && s) {
-			const char *h = strstr(s, "Intel(r) AMT Certificate: Handle: ");
-
-			if (h) {
-				char id[96];
-				size_t n = strcspn(h, "\"");
-
-				snprintf(id, sizeof(id), "%.*s", (int)(n < sizeof(id) ? n : 0), h);
-				if (id[0])
-					json_array_append_new(out, json_string(id));
-			}
-		} else if (t) {
-			json_array_append_new(out, json_string(t));
-		}
-		free(s);
-	}
-	return out;
+	return json_is_array(links) ? json_deep_copy(links) : json_array();
 }
 
 /* ---- the certificate of needs[cur]: reuse, poll or request ---- */
@@ -250,7 +219,7 @@ static void on_revoked(struct engine_job *job, int rc, const struct amtprov_erro
 	x->in_worker = 0;
 	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
 	revoke_batch_record(x->f->site, x->batch, NULL, NULL);
-	finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+	finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 }
 
 static const char *supersede_reason(const struct x8021x *x)
@@ -288,14 +257,14 @@ static void end_step(struct x8021x *x)
 	lifecycle_8021x_update_mark(x->f->site, x->device_id, 1);
 	x->batch = n ? revoke_batch_due(x->f->site, x->device_id) : NULL;
 	if (!x->batch) {
-		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 		return;
 	}
 	x->in_worker = 1;
 	if (engine_job_blocking(x->job, work_revoke, on_revoked, x, &err) != AMTPROV_OK) {
 		/* Queued: the revocation task asks the CAs. */
 		x->in_worker = 0;
-		finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 	}
 }
 
@@ -333,14 +302,14 @@ static void on_enrolled(void *ctx, const struct enroll_result *r)
 		snprintf(why, sizeof(why), "802.1X client certificate for profile '%s' pending at "
 			 "CA '%s'", n->profile, n->ca);
 		site_status(x->f->site, STATUS_SITE_INCOMPLETE, x->fqdn, why);
-		finish(x, DS_CA_WAITING, AMTPROV_OK, NULL, r->at);
+		finish(x, FLOW_WAIT, AMTPROV_OK, NULL, r->at);
 		return;
 	case ENROLL_REKEY:
 		/* A new key and request when the step runs again. */
-		finish(x, x->step_state, AMTPROV_OK, NULL, site_now(x->f->site));
+		finish(x, FLOW_AGAIN, AMTPROV_OK, NULL, 0);
 		return;
 	case ENROLL_FAILED:
-		finish(x, DS_INVALID, r->rc, r->why, 0);
+		finish(x, FLOW_DONE, r->rc, r->why, 0);
 		return;
 	}
 }
@@ -466,14 +435,14 @@ static void next_need(struct x8021x *x)
 	case X_ADD_KEY:
 		if (x->cur >= x->n_needs) {
 			x->phase = X_ENUM_CTX;
-			wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_CredentialContext", NULL);
+			call(x, AMTPROV_AMT_LIST_CERT_BINDINGS, json_object());
 			return;
 		}
 		p = key_params(x, &err);
 		if (!p) {
 			/* Not amtprov's key: it may be one AMT generated (R-PROV-06). */
 			x->phase = X_FIND_KEY;
-			wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, FLOW_KEY_PAIR_CLASS, NULL);
+			call(x, AMTPROV_AMT_LIST_KEYS, json_object());
 			return;
 		}
 		call(x, AMTPROV_AMT_ADD_KEY, p);
@@ -526,7 +495,7 @@ static int key_in_amt(struct x8021x *x, const json_t *items)
 	free(der);
 	json_array_foreach(items, i, it) {
 		EVP_PKEY *k = flow_amt_public_key(
-			json_string_value(json_object_get(it, "DERKey")));
+			json_string_value(json_object_get(it, "public_key_b64")));
 
 		found = c && k && pki_key_matches(c, k);
 		EVP_PKEY_free(k);
@@ -535,24 +504,6 @@ static int key_in_amt(struct x8021x *x, const json_t *items)
 	}
 	X509_free(c);
 	return found;
-}
-
-static int adopt_handle(struct x8021x *x, const json_t *result)
-{
-	const json_t *items = json_object_get(result, "items"), *it;
-	size_t i;
-
-	json_array_foreach(items, i, it) {
-		const char *der = json_string_value(json_object_get(it, "X509Certificate"));
-		const char *id = json_string_value(json_object_get(it, "InstanceID"));
-
-		if (der && id && !strcmp(der, x->needs[x->cur].cert_b64)) {
-			util_strlcpy(x->needs[x->cur].cert_handle, id,
-				     sizeof(x->needs[x->cur].cert_handle));
-			return 1;
-		}
-	}
-	return 0;
 }
 
 static int duplicate(int rc, const struct amtprov_error *err)
@@ -573,8 +524,8 @@ static int in_array(const json_t *a, const char *s)
 	return 0;
 }
 
-/* Deletes the next of x->todo with @p cls; @return 0 when none is left. */
-static int delete_next(struct x8021x *x, const char *cls)
+/* Deletes the next wireless profile of x->todo; @return 0 when none is left. */
+static int delete_next(struct x8021x *x)
 {
 	char id[256];
 
@@ -582,14 +533,14 @@ static int delete_next(struct x8021x *x, const char *cls)
 		return 0;
 	util_strlcpy(id, json_string_value(json_array_get(x->todo, 0)), sizeof(id));
 	json_array_remove(x->todo, 0);
-	wsman(x, AMTPROV_AMT_WSMAN_DELETE, cls, id);
+	call(x, AMTPROV_AMT_DELETE_WIFI_PROFILE, json_pack("{s:s}", "profile_handle", id));
 	return 1;
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct x8021x *x = ctx;
-	const json_t *items = json_object_get(result, "items"), *it;
+	const json_t *it;
 	const char *h;
 	size_t i;
 
@@ -597,34 +548,34 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	case X_DETECT:
 		if (rc != AMTPROV_OK)
 			break;
-		x->info.wireless_capable = json_array_size(items) > 0;
+		x->info.wireless_capable = json_is_true(json_object_get(result, "wireless"));
 		start_certs(x);
 		return;
 	case X_ENUM_CTX:
 		if (rc != AMTPROV_OK)
 			break;
-		x->old_certs = linked_certs(items);
+		x->old_certs = linked_certs(result);
 		if (!x->info.wireless_capable) {
 			x->phase = X_SET;
 			next_need(x);
 			return;
 		}
 		x->phase = X_ENUM_WIFI;
-		wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_WiFiEndpointSettings", NULL);
+		call(x, AMTPROV_AMT_LIST_WIFI_PROFILES, json_object());
 		return;
 	case X_ENUM_WIFI:
 		if (rc != AMTPROV_OK)
 			break;
 		x->todo = json_array();
-		json_array_foreach(items, i, it)
-			if (json_string_value(json_object_get(it, "InstanceID")))
-				json_array_append(x->todo, json_object_get(it, "InstanceID"));
+		json_array_foreach(json_object_get(result, "profiles"), i, it)
+			if (json_string_value(json_object_get(it, "profile_handle")))
+				json_array_append(x->todo, json_object_get(it, "profile_handle"));
 		x->phase = X_DEL_WIFI;
 		/* fall through */
 	case X_DEL_WIFI:
 		if (rc != AMTPROV_OK)
 			break;
-		if (delete_next(x, "CIM_WiFiEndpointSettings"))
+		if (delete_next(x))
 			return;
 		x->phase = X_SET;
 		next_need(x);
@@ -638,7 +589,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	case X_FIND_KEY:
 		if (rc != AMTPROV_OK)
 			break;
-		if (!key_in_amt(x, items)) {
+		if (!key_in_amt(x, json_object_get(result, "keys"))) {
 			fail(x, AMTPROV_E_NOT_FOUND, "802.1X profile '%s': neither the credential "
 			     "store nor AMT holds the key of its certificate",
 			     x->needs[x->cur].profile);
@@ -651,7 +602,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		if (rc != AMTPROV_OK && duplicate(rc, err)) {
 			/* Installed by an earlier run: find its handle. */
 			x->phase = X_FIND_CERT;
-			wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "AMT_PublicKeyCertificate", NULL);
+			call(x, AMTPROV_AMT_LIST_CERTIFICATES, json_object());
 			return;
 		}
 		if (rc != AMTPROV_OK)
@@ -666,7 +617,9 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	case X_FIND_CERT:
 		if (rc != AMTPROV_OK)
 			break;
-		if (!adopt_handle(x, result)) {
+		if (!flow_cert_handle_find(result, x->needs[x->cur].cert_b64,
+					   x->needs[x->cur].cert_handle,
+					   sizeof(x->needs[x->cur].cert_handle))) {
 			fail(x, AMTPROV_E_DEVICE, "802.1X profile '%s': AMT reports the certificate "
 			     "as a duplicate but does not list it", x->needs[x->cur].profile);
 			return;
@@ -679,7 +632,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		if (rc != AMTPROV_OK)
 			break;
 		x->phase = X_ENUM_CTX_AFTER;
-		wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_CredentialContext", NULL);
+		call(x, AMTPROV_AMT_LIST_CERT_BINDINGS, json_object());
 		return;
 	case X_ENUM_CTX_AFTER: {
 		json_t *now_linked;
@@ -688,7 +641,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		if (rc != AMTPROV_OK)
 			break;
 		/* What the old links used and no link uses now goes (R-PROV-11 3). */
-		now_linked = linked_certs(items);
+		now_linked = linked_certs(result);
 		json_decref(x->todo);
 		x->todo = json_array();
 		json_array_foreach(x->old_certs, i, v)
@@ -799,7 +752,7 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 				    "client certificates and profiles are left as they are until an "
 				    "update over a wired connection");
 			lifecycle_8021x_update_mark(f->site, device_id, 1);
-			finish(x, DS_INVALID, AMTPROV_OK, NULL, 0);
+			finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 			return AMTPROV_OK;
 		}
 		x->reuse_from_id = lifecycle_8021x_update_mark(f->site, device_id, 0);
@@ -827,12 +780,12 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 					     &x->amt_auto, why, sizeof(why));
 
 		if (source < 0) {
-			finish(x, DS_INVALID, AMTPROV_E_CONFIG, why, 0);
+			finish(x, FLOW_DONE, AMTPROV_E_CONFIG, why, 0);
 			return AMTPROV_OK;
 		}
 		x->amt_keys = source;
 	}
 	x->phase = X_DETECT;
-	wsman(x, AMTPROV_AMT_WSMAN_ENUMERATE, "CIM_WiFiPort", NULL);
+	call(x, AMTPROV_AMT_GET_WIRELESS, json_object());
 	return AMTPROV_OK;
 }

@@ -5,10 +5,10 @@
  * AMT or made by amtprov, request, CA, contract, record). This file only opens the session
  * a key inside AMT needs and turns the enrollment's outcome into the device's next state:
  *   ISSUED  earlier web server certificates revoked Superseded (R-REV-02b, revoke.c),
- *           NEED_FIRST_STAGE;
- *   WAIT    CA_WAITING until the poll time (every purpose's WAIT shows there: the poll
- *           record names the step that polls, CA_WAITING hands the device back to it);
- *   REKEY   NEED_CERTIFICATE (a new key and request);
+ *           then done (flow_table.c: NEED_FIRST_STAGE);
+ *   WAIT    wait (CA_WAITING until the poll time; every purpose's WAIT shows there: the
+ *           poll record names the step that polls, CA_WAITING resumes it);
+ *   REKEY   again (NEED_CERTIFICATE: a new key and request);
  *   FAILED  retried with backoff when transient, else FAILED.
  * Renewal (flow_renew.c) asks through flow_cert_request and gets the outcome instead.
  */
@@ -19,6 +19,7 @@
 #include "enroll.h"
 #include "flow_int.h"
 #include "flow_managed.h"
+#include "flow_table.h"
 #include "revoke.h"
 #include "status.h"
 #include "util.h"
@@ -142,7 +143,7 @@ static void on_revoked(struct engine_job *job, int rc, const struct amtprov_erro
 	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
 	revoke_batch_record(c->f->site, c->batch, NULL, NULL);
 	call_free(c);
-	engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
+	flow_end(job, FLOW_DONE);
 }
 
 static int work_revoke(void *arg, struct amtprov_error *err)
@@ -172,7 +173,7 @@ static void supersede(struct cert_call *c, int64_t new_id)
 		return; /* the abort hook (call_abort) still owns c */
 	/* Nothing to revoke, or queued: the revocation task asks the CAs. */
 	call_free(c);
-	engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
+	flow_end(job, FLOW_DONE);
 }
 
 static void on_enrolled(void *ctx, const struct enroll_result *r)
@@ -188,12 +189,12 @@ static void on_enrolled(void *ctx, const struct enroll_result *r)
 		return;
 	case ENROLL_WAIT:
 		call_free(c);
-		engine_job_defer(job, DS_CA_WAITING, r->at);
+		flow_end_wait(job, r->at);
 		return;
 	case ENROLL_REKEY:
 		/* A new key and request on the next attempt. */
 		call_free(c);
-		engine_job_done(job, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL);
+		flow_end(job, FLOW_AGAIN);
 		return;
 	case ENROLL_FAILED:
 		call_free(c);
@@ -230,11 +231,11 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx)
 	if (!enroll_waiting(f, engine_job_device(job)->id, &purpose, profile, sizeof(profile),
 			    &resume)) {
 		/* Nothing to poll (lost or done elsewhere): request again. */
-		engine_job_done(job, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL);
+		flow_end(job, FLOW_AGAIN);
 		return;
 	}
 	if (resume != DS_INVALID) {
-		engine_job_done(job, resume, AMTPROV_OK, NULL);
+		flow_end_resume(job, resume);
 		return;
 	}
 	c = call_new(f, job);

@@ -11,6 +11,7 @@
 #include <amtprov/ca.h>
 
 #include "flow.h"
+#include "flow_table.h"
 #include "preflight.h"
 #include "transport_loop.h"
 
@@ -54,6 +55,8 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx);
 void flow_step_first_stage(struct engine_job *job, void *ctx);
 void flow_step_commit(struct engine_job *job, void *ctx);
 void flow_step_second_stage(struct engine_job *job, void *ctx);
+/* flow_stage.c: NEED_8021X, the second stage's 802.1X part as its own state (R-PROV-11 3). */
+void flow_step_8021x(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
 /* The Digest accounts to try for a device, in order (R-PROV-09): the site's provisioning
@@ -84,14 +87,14 @@ int flow_web_key_in_amt(struct flow *f, int64_t device_id);
 void flow_web_key_committed(struct flow *f, int64_t device_id);
 
 /* enroll.c's parts for a key generated inside AMT (and key names), used around the flow. */
-#define FLOW_KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
 /* Where a key is made, by the manifest's /certificates/web_server/key_source (R-PROV-06):
  * 1 inside AMT, 0 by amtprov, -1 not possible (@p why says so, naming @p what). *@p
  * amt_auto is 1 for 'auto': amtprov's key when AMT cannot generate one. */
 int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
 		    int *amt_auto, char *why, size_t n);
 /* What to do about the key of a request, given its record (payload {"before": [handles]}
- * or {"handle", "discard"?}, may be NULL) and AMT's AMT_PublicPrivateKeyPair @p items. The
+ * or {"handle", "discard"?}, may be NULL) and the key pairs AMT holds, @p items (LIST_KEYS:
+ * {"key_handle","public_key_b64"?}). The
  * handles AMT holds are appended to @p before_out; *@p item is the key to adopt or
  * delete. */
 enum flow_amt_key_move {
@@ -130,10 +133,11 @@ int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpos
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;
 /* How it ended, called exactly once (possibly from within flow_8021x_start): rc AMTPROV_OK
- * and defer_at 0: done; defer_at > 0: a CA answered WAIT, come back in @p next at that time;
- * else the failure (rc, why) for engine_job_done. The x8021x is freed before the call. */
-typedef void (*flow_8021x_done_fn)(void *ctx, enum device_state next, int rc, const char *why,
-				   int64_t defer_at);
+ * with outcome @p o: FLOW_DONE, FLOW_WAIT (a CA answered WAIT: poll at @p at) or FLOW_AGAIN
+ * (a CA answered NEED_REKEY); else the failure (rc, why) for engine_job_done. The x8021x is
+ * freed before the call. */
+typedef void (*flow_8021x_done_fn)(void *ctx, enum flow_outcome o, int rc, const char *why,
+				   int64_t at);
 /* Starts the step on the stage's open @p session (borrowed; kept open until done). */
 int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 		     const struct amtprov_device_info *info, int64_t device_id,

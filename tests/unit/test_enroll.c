@@ -25,8 +25,8 @@ void register_enroll_tests(void);
 
 static void test_key_choose(void)
 {
-	json_t *items = json_pack("[{s:s},{s:s},{s:s}]", "InstanceID", "k1", "InstanceID", "k2",
-				  "InstanceID", "k3");
+	json_t *items = json_pack("[{s:s},{s:s},{s:s}]", "key_handle", "k1", "key_handle", "k2",
+				  "key_handle", "k3");
 	json_t *before = json_array(), *rec;
 	const json_t *item = NULL;
 
@@ -38,7 +38,7 @@ static void test_key_choose(void)
 	rec = json_pack("{s:s}", "handle", "k2");
 	json_array_clear(before);
 	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_ADOPT);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "InstanceID")), "k2");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "key_handle")), "k2");
 	/* The CA wanted it replaced: deleted first. */
 	json_object_set_new(rec, "discard", json_true());
 	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_DELETE);
@@ -46,7 +46,7 @@ static void test_key_choose(void)
 	/* GenerateKeyPair ran, its answer was lost: the one key not in "before" is adopted. */
 	rec = json_pack("{s:[s,s]}", "before", "k1", "k2");
 	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_ADOPT_NEW);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "InstanceID")), "k3");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "key_handle")), "k3");
 	json_decref(rec);
 	/* The recorded key is gone from AMT: a new one. */
 	rec = json_pack("{s:s}", "handle", "gone");
