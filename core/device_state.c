@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "flow_table.h"
+
 static const char *const names[DS_COUNT] = {
 	[DS_INVALID] = "INVALID",
 	[DS_REGISTERED] = "REGISTERED",
@@ -29,6 +31,8 @@ static const char *const names[DS_COUNT] = {
 	[DS_UNPROVISIONED] = "UNPROVISIONED",
 	[DS_BLOCKED] = "BLOCKED",
 	[DS_FAILED] = "FAILED",
+	[DS_NEED_8021X] = "NEED_8021X",
+	[DS_CONFIGURING_8021X] = "CONFIGURING_8021X",
 };
 
 /* NEED_ -> -ING pairs. */
@@ -39,37 +43,14 @@ static const enum device_state pairs[][2] = {
 	{DS_NEED_FIRST_STAGE, DS_CONFIGURING_FIRST_STAGE},
 	{DS_NEED_COMMIT, DS_COMMITTING},
 	{DS_NEED_SECOND_STAGE, DS_CONFIGURING_SECOND_STAGE},
+	{DS_NEED_8021X, DS_CONFIGURING_8021X},
 	{DS_NEED_UPDATE, DS_UPDATING},
 	{DS_NEED_RENEWAL, DS_RENEWING},
 	{DS_NEED_UNPROVISION, DS_UNPROVISIONING},
 };
 #define N_PAIRS (sizeof(pairs) / sizeof(pairs[0]))
 
-/* Forward edges of the flow, besides the generic rules in device_state_allowed(). */
-static const enum device_state edges[][2] = {
-	{DS_REGISTERED, DS_NEED_DIRECTORY_ACCOUNT},
-	{DS_REGISTERED, DS_NEED_DEVICE_CHECK},
-	{DS_CREATING_DIRECTORY_ACCOUNT, DS_NEED_DEVICE_CHECK},
-	{DS_CHECKING_DEVICE, DS_NEED_CERTIFICATE},
-	{DS_REQUESTING_CERTIFICATE, DS_CA_WAITING},
-	{DS_REQUESTING_CERTIFICATE, DS_NEED_FIRST_STAGE},
-	{DS_CA_WAITING, DS_CA_WAITING},
-	{DS_CA_WAITING, DS_NEED_FIRST_STAGE},
-	{DS_CA_WAITING, DS_NEED_CERTIFICATE}, /* NEED_REKEY */
-	{DS_CONFIGURING_FIRST_STAGE, DS_NEED_COMMIT},
-	{DS_COMMITTING, DS_NEED_SECOND_STAGE},
-	{DS_CONFIGURING_SECOND_STAGE, DS_PROVISIONED},
-	{DS_PROVISIONED, DS_NEED_UPDATE},
-	{DS_PROVISIONED, DS_NEED_RENEWAL},
-	{DS_UPDATING, DS_PROVISIONED},
-	{DS_RENEWING, DS_PROVISIONED},
-	{DS_UNPROVISIONING, DS_UNPROVISIONED},
-	{DS_UNPROVISIONED, DS_REGISTERED},    /* re-registered by its agent */
-	{DS_FAILED, DS_REGISTERED},           /* amtprov device retry */
-	{DS_BLOCKED, DS_NEED_UNPROVISION},
-	{DS_BLOCKED, DS_UNPROVISIONED},       /* unblock of a device never provisioned */
-};
-#define N_EDGES (sizeof(edges) / sizeof(edges[0]))
+/* The flow's own transitions are the rows of flow_table.c, the one place they are defined. */
 
 const char *device_state_name(enum device_state s)
 {
@@ -140,8 +121,5 @@ int device_state_allowed(enum device_state from, enum device_state to)
 	if (to == DS_NEED_UNPROVISION && from != DS_UNPROVISIONED && from != DS_NEED_UNPROVISION &&
 	    from != DS_UNPROVISIONING)
 		return 1;
-	for (size_t i = 0; i < N_EDGES; i++)
-		if (edges[i][0] == from && edges[i][1] == to)
-			return 1;
-	return 0;
+	return flow_table_allows(from, to);
 }

@@ -39,6 +39,8 @@ enum device_state {
 	DS_UNPROVISIONED,
 	DS_BLOCKED,                    /**< R-REV-02d */
 	DS_FAILED,                     /**< stopped with a reason; retry or unprovision */
+	DS_NEED_8021X,                 /**< R-PROV-11 (3): 802.1X, provisioning's last step */
+	DS_CONFIGURING_8021X,
 	DS_COUNT
 };
 

@@ -58,8 +58,7 @@ static void step_registered(struct engine_job *job, void *ctx)
 	struct manifest *m = site_manifest(f->site);
 
 	site_status(f->site, STATUS_PROVISIONING_STARTED, dev->fqdn, "");
-	engine_job_done(job, m->directory ? DS_NEED_DIRECTORY_ACCOUNT : DS_NEED_DEVICE_CHECK,
-			AMTPROV_OK, NULL);
+	flow_end(job, m->directory ? FLOW_DIRECTORY : FLOW_DONE);
 }
 
 /* NEED_DIRECTORY_ACCOUNT (R-PROV-04): runs on a worker thread; may block on LDAP. */
@@ -99,7 +98,7 @@ static void dir_done(struct engine_job *job, int rc, const struct amtprov_error 
 
 	if (rc == AMTPROV_OK) {
 		free(c);
-		engine_job_done(job, DS_NEED_DEVICE_CHECK, AMTPROV_OK, NULL);
+		flow_end(job, FLOW_DONE);
 		return;
 	}
 	snprintf(why, sizeof(why), "directory account for %s: %s", c->fqdn,
@@ -175,6 +174,8 @@ static void check_end(struct check *c, enum device_state next, int rc, const cha
 	flow_device_accounts_free(&c->accounts);
 	if (permanent)
 		engine_job_fail(c->job, rc, why);
+	else if (rc == AMTPROV_OK)
+		flow_end(c->job, FLOW_DONE);
 	else
 		engine_job_done(c->job, next, rc, why);
 	free(c);
@@ -232,7 +233,7 @@ static void on_hashes(void *ctx, int rc, const json_t *result, const struct amtp
 		return;
 	}
 	pf_report_free(&r);
-	check_end(c, DS_NEED_CERTIFICATE, AMTPROV_OK, NULL, 0);
+	check_end(c, DS_INVALID, AMTPROV_OK, NULL, 0);
 }
 
 static void on_otp(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
@@ -542,11 +543,13 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 			/* R-PC-08: no device is shown a revoked provisioning certificate. Devices
 			 * wait at their AMT steps; provisioned ones are still maintained. */
 			engine_set_handler(e, DS_NEED_SECOND_STAGE, flow_step_second_stage, f);
+			engine_set_handler(e, DS_NEED_8021X, flow_step_8021x, f);
 		} else {
 			engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_device_check, f);
 			engine_set_handler(e, DS_NEED_FIRST_STAGE, flow_step_first_stage, f);
 			engine_set_handler(e, DS_NEED_COMMIT, flow_step_commit, f);
 			engine_set_handler(e, DS_NEED_SECOND_STAGE, flow_step_second_stage, f);
+			engine_set_handler(e, DS_NEED_8021X, flow_step_8021x, f);
 		}
 	}
 	/* R-PROV-06: the web server certificate, when the site names a CA for it; its key

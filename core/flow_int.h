@@ -11,6 +11,7 @@
 #include <amtprov/ca.h>
 
 #include "flow.h"
+#include "flow_table.h"
 #include "preflight.h"
 #include "transport_loop.h"
 
@@ -34,18 +35,19 @@ struct flow {
 };
 
 
-/* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06). */
+/* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06), through enroll.c. */
 void flow_step_certificate(struct engine_job *job, void *ctx);
 /* The same request for another step, such as renewal: the key where the manifest's
  * key_source puts it (inside AMT, with the amt-key record, over a MANAGED session verified
  * with certificate @p verify_cert_id; or made by amtprov and stored write-ahead), CSR
  * checked, CA, certificate recorded with its DER. Instead of moving the device on, @p done
- * gets the new certificate's id on the loop thread, or the failure (never CA_WAITING;
- * AMTPROV_E_CONFIG when key_source cannot be honoured). @p done must end the job. If the
- * job ends before @p done is called (shutdown, a failure of the request itself), @p
+ * gets on the loop thread the new certificate's id, or (rc AMTPROV_OK, cert_id 0) the time
+ * @p wait_at a CA that answered WAIT is to be polled (its record names NEED_RENEWAL, the
+ * step that polls), or the failure (AMTPROV_E_CONFIG when key_source cannot be honoured).
+ * @p done must end the job. If the job ends before @p done is called (shutdown), @p
  * arg_free (may be NULL) frees @p arg. */
 typedef void (*flow_cert_done_fn)(struct engine_job *job, int rc, int64_t cert_id,
-				  const char *why, void *arg);
+				  int64_t wait_at, const char *why, void *arg);
 void flow_cert_request(struct flow *f, struct engine_job *job, int64_t verify_cert_id,
 		       flow_cert_done_fn done, void *arg, void (*arg_free)(void *));
 void flow_step_ca_waiting(struct engine_job *job, void *ctx);
@@ -53,6 +55,8 @@ void flow_step_ca_waiting(struct engine_job *job, void *ctx);
 void flow_step_first_stage(struct engine_job *job, void *ctx);
 void flow_step_commit(struct engine_job *job, void *ctx);
 void flow_step_second_stage(struct engine_job *job, void *ctx);
+/* flow_stage.c: NEED_8021X, the second stage's 802.1X part as its own state (R-PROV-11 3). */
+void flow_step_8021x(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
 /* The Digest accounts to try for a device, in order (R-PROV-09): the site's provisioning
@@ -67,7 +71,8 @@ struct flow_device_accounts {
 int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_accounts *out,
 			 struct amtprov_error *err);
 void flow_device_accounts_free(struct flow_device_accounts *a);
-/* The credential-store record that holds a device's web server key (made by amtprov). */
+/* enroll.c: the credential-store record that holds a device's web server key (made by
+ * amtprov). */
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 /* The target of a provisioning-mode session to @p d (R-PROV-07), over its wired address
  * (R-PROV-02). Pointers borrow from @p f, @p d, @p accounts and @p info. */
@@ -81,15 +86,15 @@ int flow_web_key_in_amt(struct flow *f, int64_t device_id);
  * holds is dropped (pending_ops holds only unfinished work). */
 void flow_web_key_committed(struct flow *f, int64_t device_id);
 
-/* flow_cert.c's parts for a key generated inside AMT, shared with the 802.1X step. */
-#define FLOW_KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
+/* enroll.c's parts for a key generated inside AMT (and key names), used around the flow. */
 /* Where a key is made, by the manifest's /certificates/web_server/key_source (R-PROV-06):
  * 1 inside AMT, 0 by amtprov, -1 not possible (@p why says so, naming @p what). *@p
  * amt_auto is 1 for 'auto': amtprov's key when AMT cannot generate one. */
 int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
 		    int *amt_auto, char *why, size_t n);
 /* What to do about the key of a request, given its record (payload {"before": [handles]}
- * or {"handle", "discard"?}, may be NULL) and AMT's AMT_PublicPrivateKeyPair @p items. The
+ * or {"handle", "discard"?}, may be NULL) and the key pairs AMT holds, @p items (LIST_KEYS:
+ * {"key_handle","public_key_b64"?}). The
  * handles AMT holds are appended to @p before_out; *@p item is the key to adopt or
  * delete. */
 enum flow_amt_key_move {
@@ -128,10 +133,11 @@ int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpos
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;
 /* How it ended, called exactly once (possibly from within flow_8021x_start): rc AMTPROV_OK
- * and defer_at 0: done; defer_at > 0: a CA answered WAIT, come back in @p next at that time;
- * else the failure (rc, why) for engine_job_done. The x8021x is freed before the call. */
-typedef void (*flow_8021x_done_fn)(void *ctx, enum device_state next, int rc, const char *why,
-				   int64_t defer_at);
+ * with outcome @p o: FLOW_DONE, FLOW_WAIT (a CA answered WAIT: poll at @p at) or FLOW_AGAIN
+ * (a CA answered NEED_REKEY); else the failure (rc, why) for engine_job_done. The x8021x is
+ * freed before the call. */
+typedef void (*flow_8021x_done_fn)(void *ctx, enum flow_outcome o, int rc, const char *why,
+				   int64_t at);
 /* Starts the step on the stage's open @p session (borrowed; kept open until done). */
 int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 		     const struct amtprov_device_info *info, int64_t device_id,

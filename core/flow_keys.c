@@ -51,6 +51,24 @@ EVP_PKEY *flow_amt_public_key(const char *derkey_b64)
 	return key;
 }
 
+int flow_cert_handle_find(const json_t *result, const char *der_b64, char *out, size_t size)
+{
+	const json_t *it;
+	size_t i;
+
+	json_array_foreach(json_object_get(result, "certificates"), i, it) {
+		const char *der = json_string_value(json_object_get(it, "cert_der_b64"));
+		const char *id = json_string_value(json_object_get(it, "cert_handle"));
+
+		/* Both sides may come from a device's answer: a missing value is no match. */
+		if (der && id && der_b64 && strcmp(der, der_b64) == 0) {
+			util_strlcpy(out, id, size);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 json_t *flow_key_params(EVP_PKEY *key)
 {
 	unsigned char *der = NULL;

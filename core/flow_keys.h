@@ -22,9 +22,13 @@ char *flow_b64(const uint8_t *data, size_t len);
  * is not base64 or memory runs out. */
 unsigned char *flow_unb64(const char *in, size_t *len);
 
-/** The public key of an AMT_PublicPrivateKeyPair: its DERKey property, base64 of a PKCS#1
- * RSAPublicKey (AMT-PROTOCOL.md 8.6). NULL when it does not decode. Free with EVP_PKEY_free. */
+/** The public key of a key pair AMT holds (transport.h LIST_KEYS: public_key_b64), base64
+ * of a PKCS#1 RSAPublicKey (AMT-PROTOCOL.md 8.6). NULL when it does not decode. Free with EVP_PKEY_free. */
 EVP_PKEY *flow_amt_public_key(const char *derkey_b64);
+
+/** The handle AMT gave the certificate @p der_b64 (base64 DER), found in a
+ * LIST_CERTIFICATES @p result (transport.h), into @p out. @return 1 if listed, else 0. */
+int flow_cert_handle_find(const json_t *result, const char *der_b64, char *out, size_t size);
 
 /** ADD_KEY params {"key_der_b64"} for @p key (not consumed). Every plain copy made on the
  * way is wiped. NULL when the key cannot be encoded. */

@@ -3,9 +3,9 @@
  * Superseded web server certificates and their key pairs out of AMT's store: see
  * flow_prune.h. AMT keeps few certificates and keys, so without this every renewal would
  * leave one of each behind until the store is full (AddKey/AddCertificate then fail).
- *   1. list what uses certificates: AMT_TLSCredentialContext (TLS) and
- *      CIM_CredentialContext (802.1X and wireless links);
- *   2. list AMT_PublicKeyCertificate and AMT_PublicPrivateKeyPair;
+ *   1. list what uses certificates: the TLS server and the 802.1X and wireless links
+ *      (LIST_CERT_BINDINGS);
+ *   2. list the certificates and the key pairs AMT holds (LIST_CERTIFICATES, LIST_KEYS);
  *   3. delete each certificate whose SHA-256 is one of the device's recorded web server
  *      certificates other than the current one, unless a context names it; then each key
  *      pair whose public key such a certificate carried and no certificate left in AMT
@@ -26,10 +26,9 @@
 #include "flow_keys.h"
 #include "util.h"
 
-#define KEY_PAIR_CLASS "AMT_PublicPrivateKeyPair"
 #define MAX_KEYS 64
 
-enum prune_phase { P_TLS_CTX, P_CRED_CTX, P_CERTS, P_KEYS, P_DEL_CERTS, P_DEL_KEYS };
+enum prune_phase { P_BINDINGS, P_CERTS, P_KEYS, P_DEL_CERTS, P_DEL_KEYS };
 
 struct flow_prune {
 	struct flow *f;
@@ -37,8 +36,8 @@ struct flow_prune {
 	int64_t device_id, keep_id;
 	char fqdn[STORE_FQDN_SIZE];
 	enum prune_phase phase;
-	json_t *contexts;   /* every credential context AMT lists */
-	json_t *certs;      /* AMT_PublicKeyCertificate items */
+	json_t *in_use;     /* handles of the certificates TLS or a link uses; NULL: unknown */
+	json_t *certs;      /* LIST_CERTIFICATES items */
 	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other web certificates */
 	json_t *del_certs;  /* handles still to delete */
 	json_t *del_keys;
@@ -52,7 +51,7 @@ void flow_prune_free(struct flow_prune *p)
 {
 	if (!p)
 		return;
-	json_decref(p->contexts);
+	json_decref(p->in_use);
 	json_decref(p->certs);
 	json_decref(p->superseded);
 	json_decref(p->del_certs);
@@ -92,25 +91,26 @@ static int call(struct flow_prune *p, uint32_t op, json_t *params, struct amtpro
 	return rc;
 }
 
-static int list(struct flow_prune *p, enum prune_phase phase, const char *cls,
+static int list(struct flow_prune *p, enum prune_phase phase, uint32_t op,
 		struct amtprov_error *err)
 {
 	p->phase = phase;
-	return call(p, AMTPROV_AMT_WSMAN_ENUMERATE, json_pack("{s:s}", "class", cls), err);
+	return call(p, op, json_object(), err);
 }
 
-/* 1 when a credential context names certificate @p handle (a JSON string in the EPR). */
+/* 1 when the TLS server or a link uses certificate @p handle. */
 static int in_use(const struct flow_prune *p, const char *handle)
 {
-	char *all = json_dumps(p->contexts, JSON_COMPACT);
-	char quoted[300];
-	int used;
+	const json_t *v;
+	size_t i;
 
-	snprintf(quoted, sizeof(quoted), "\"%s\"", handle);
 	/* Not knowing counts as in use: nothing is deleted on a guess. */
-	used = !all || strstr(all, quoted) != NULL;
-	free(all);
-	return used;
+	if (!p->in_use)
+		return 1;
+	json_array_foreach(p->in_use, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), handle) == 0)
+			return 1;
+	return 0;
 }
 
 static int superseded(const struct flow_prune *p, const char *der_b64, EVP_PKEY **pub)
@@ -156,8 +156,8 @@ static void choose(struct flow_prune *p, const json_t *keys)
 	p->del_certs = json_array();
 	p->del_keys = json_array();
 	json_array_foreach(p->certs, i, it) {
-		const char *id = json_string_value(json_object_get(it, "InstanceID"));
-		const char *der = json_string_value(json_object_get(it, "X509Certificate"));
+		const char *id = json_string_value(json_object_get(it, "cert_handle"));
+		const char *der = json_string_value(json_object_get(it, "cert_der_b64"));
 		EVP_PKEY *pub = NULL;
 
 		if (!id || !der)
@@ -173,8 +173,9 @@ static void choose(struct flow_prune *p, const json_t *keys)
 		}
 	}
 	json_array_foreach(keys, i, it) {
-		const char *id = json_string_value(json_object_get(it, "InstanceID"));
-		EVP_PKEY *k = flow_amt_public_key(json_string_value(json_object_get(it, "DERKey")));
+		const char *id = json_string_value(json_object_get(it, "key_handle"));
+		EVP_PKEY *k = flow_amt_public_key(json_string_value(json_object_get(it,
+										    "public_key_b64")));
 
 		if (id && !overflow && key_in(k, gone, n_gone) && !key_in(k, kept, n_kept))
 			json_array_append_new(p->del_keys, json_string(id));
@@ -209,9 +210,8 @@ static void delete_next(struct flow_prune *p)
 		rc = p->phase == P_DEL_CERTS
 			     ? call(p, AMTPROV_AMT_DELETE_CERTIFICATE,
 				    json_pack("{s:s}", "cert_handle", id), &err)
-			     : call(p, AMTPROV_AMT_WSMAN_DELETE,
-				    json_pack("{s:s,s:{s:s}}", "class", KEY_PAIR_CLASS, "selectors",
-					      "InstanceID", id), &err);
+			     : call(p, AMTPROV_AMT_DELETE_KEY, json_pack("{s:s}", "key_handle", id),
+				    &err);
 		if (rc == AMTPROV_OK)
 			return; /* on_op removes it */
 		json_array_remove(todo, 0);
@@ -222,36 +222,36 @@ static void delete_next(struct flow_prune *p)
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct flow_prune *p = ctx;
-	const json_t *items = json_object_get(result, "items");
 	struct amtprov_error e2;
 	int rc2 = AMTPROV_OK;
 
 	amtprov_error_clear(&e2);
 	switch (p->phase) {
-	case P_TLS_CTX:
-	case P_CRED_CTX:
+	case P_BINDINGS:
 	case P_CERTS:
 	case P_KEYS:
 		if (rc != AMTPROV_OK) {
 			/* Without the full picture nothing is deleted. */
-			note(p, "listing", p->phase == P_TLS_CTX    ? "AMT_TLSCredentialContext"
-					   : p->phase == P_CRED_CTX ? "CIM_CredentialContext"
-					   : p->phase == P_CERTS    ? "AMT_PublicKeyCertificate"
-								    : KEY_PAIR_CLASS, err);
+			note(p, "listing", p->phase == P_BINDINGS ? "certificate bindings"
+					   : p->phase == P_CERTS  ? "certificates"
+								  : "key pairs", err);
 			finish(p);
 			return;
 		}
-		if (p->phase == P_TLS_CTX || p->phase == P_CRED_CTX)
-			json_array_extend(p->contexts, (json_t *)items);
-		if (p->phase == P_TLS_CTX)
-			rc2 = list(p, P_CRED_CTX, "CIM_CredentialContext", &e2);
-		else if (p->phase == P_CRED_CTX)
-			rc2 = list(p, P_CERTS, "AMT_PublicKeyCertificate", &e2);
-		else if (p->phase == P_CERTS) {
-			p->certs = json_incref((json_t *)items);
-			rc2 = list(p, P_KEYS, KEY_PAIR_CLASS, &e2);
+		if (p->phase == P_BINDINGS) {
+			const json_t *tls = json_object_get(result, "tls");
+			const json_t *links = json_object_get(result, "links");
+
+			if (json_is_array(tls) && json_is_array(links)) {
+				p->in_use = json_deep_copy(tls);
+				json_array_extend(p->in_use, (json_t *)links);
+			}
+			rc2 = list(p, P_CERTS, AMTPROV_AMT_LIST_CERTIFICATES, &e2);
+		} else if (p->phase == P_CERTS) {
+			p->certs = json_incref(json_object_get(result, "certificates"));
+			rc2 = list(p, P_KEYS, AMTPROV_AMT_LIST_KEYS, &e2);
 		} else {
-			choose(p, items);
+			choose(p, json_object_get(result, "keys"));
 			p->phase = P_DEL_CERTS;
 			delete_next(p);
 			return;
@@ -311,13 +311,12 @@ int flow_prune_start(struct flow *f, void *session, int64_t device_id, const cha
 	p->done = done;
 	p->ctx = ctx;
 	util_strlcpy(p->fqdn, fqdn, sizeof(p->fqdn));
-	p->contexts = json_array();
 	p->superseded = k.out = json_array();
-	rc = p->contexts && p->superseded
+	rc = p->superseded
 		     ? store_cert_list(site_store(f->site), &flt, collect_cb, &k, err)
 		     : amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
 	if (rc == AMTPROV_OK)
-		rc = list(p, P_TLS_CTX, "AMT_TLSCredentialContext", err);
+		rc = list(p, P_BINDINGS, AMTPROV_AMT_LIST_CERT_BINDINGS, err);
 	if (rc != AMTPROV_OK) {
 		flow_prune_free(p);
 		return rc;

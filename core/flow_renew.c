@@ -92,12 +92,22 @@ static void renew_abort(void *arg)
 	renew_free(arg);
 }
 
+/* A failure (rc, why), retried with backoff when transient. */
 static void renew_end(struct renew *r, enum device_state next, int rc, const char *why)
 {
 	struct engine_job *job = r->job;
 
 	renew_free(r);
 	engine_job_done(job, next, rc, why);
+}
+
+/* The renewal ended with outcome @p o; flow_table.c says where the device goes. */
+static void renew_outcome(struct renew *r, enum flow_outcome o)
+{
+	struct engine_job *job = r->job;
+
+	renew_free(r);
+	flow_end(job, o);
 }
 
 static void web_key_name(const struct renew *r, char *out, size_t size)
@@ -109,23 +119,26 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 /* ---- 802.1X client certificates (R-8021X-06) ---- */
 
-static void clients_done(void *ctx, enum device_state next, int rc, const char *why,
-			 int64_t defer_at)
+static void clients_done(void *ctx, enum flow_outcome o, int rc, const char *why, int64_t at)
 {
 	struct renew *r = ctx;
 	struct engine_job *job = r->job;
 
 	r->x = NULL; /* freed by flow_8021x.c */
-	if (rc == AMTPROV_OK && defer_at > 0) {
+	if (rc == AMTPROV_OK && o == FLOW_WAIT) {
 		/* A CA that answered WAIT: its cookie is kept and polled at the next try. */
 		renew_free(r);
-		engine_job_defer(job, next, defer_at);
+		flow_end_wait(job, at);
+		return;
+	}
+	if (rc == AMTPROV_OK && o == FLOW_AGAIN) {
+		renew_outcome(r, FLOW_AGAIN);
 		return;
 	}
 	if (rc == AMTPROV_E_DENIED) {
 		/* Refused (status 8201 says why) before AMT was changed: the device keeps its
 		 * certificates and the next evaluation tries again. */
-		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		renew_outcome(r, FLOW_KEPT);
 		return;
 	}
 	if (rc != AMTPROV_OK) {
@@ -135,7 +148,7 @@ static void clients_done(void *ctx, enum device_state next, int rc, const char *
 	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn,
 		    "802.1X client certificates renewed (R-8021X-06): new keys and certificates "
 		    "in AMT, each profile bound to its new one, the old ones revoked Superseded");
-	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+	renew_outcome(r, FLOW_DONE);
 }
 
 /* The 802.1X step in its renewal form (flow_8021x.c: the due certificates are replaced,
@@ -187,7 +200,7 @@ static void revoked(struct engine_job *job, int rc, const struct amtprov_error *
 		renew_clients(r);
 		return;
 	}
-	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+	renew_outcome(r, FLOW_DONE);
 }
 
 static int work_revoke(void *arg, struct amtprov_error *err)
@@ -332,7 +345,7 @@ static void install_failed(struct renew *r, int rc, const char *why)
 	snprintf(detail, sizeof(detail), "renewal not finished, the device serves its current "
 		 "certificate; the next evaluation installs the new one: %.400s", why);
 	site_status(r->f->site, STATUS_TASK_FAILED, r->fqdn, detail);
-	renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+	renew_outcome(r, FLOW_KEPT);
 }
 
 static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
@@ -342,17 +355,10 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	const char *h;
 
 	if (r->looking_up_cert) {
-		const json_t *it;
-		size_t i;
-
 		r->looking_up_cert = 0;
-		json_array_foreach(json_object_get(result, "items"), i, it) {
-			const char *der = json_string_value(json_object_get(it, "X509Certificate"));
-			const char *id = json_string_value(json_object_get(it, "InstanceID"));
-
-			if (rc == AMTPROV_OK && der && id && strcmp(der, r->cert_b64) == 0)
-				util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
-		}
+		if (rc == AMTPROV_OK)
+			flow_cert_handle_find(result, r->cert_b64, r->cert_handle,
+					      sizeof(r->cert_handle));
 		if (!r->cert_handle[0]) {
 			install_failed(r, AMTPROV_E_DEVICE, "AMT reports the new certificate as a "
 				       "duplicate but does not list it");
@@ -365,8 +371,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 	    (done == RS_ADD_KEY || done == RS_ADD_CERT)) {
 		if (done == RS_ADD_CERT) { /* stored by an interrupted run: find its handle */
 			r->looking_up_cert = 1;
-			call(r, AMTPROV_AMT_WSMAN_ENUMERATE,
-			     json_pack("{s:s}", "class", "AMT_PublicKeyCertificate"));
+			call(r, AMTPROV_AMT_LIST_CERTIFICATES, json_object());
 			return;
 		}
 		next(r);
@@ -426,11 +431,19 @@ static void install(struct renew *r)
 	next(r);
 }
 
-static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char *why, void *arg)
+static void on_cert(struct engine_job *job, int rc, int64_t cert_id, int64_t wait_at,
+		    const char *why, void *arg)
 {
 	struct renew *r = arg;
 
 	engine_job_set_abort(job, renew_abort, r);
+	if (rc == AMTPROV_OK && !cert_id && wait_at > 0) {
+		/* The CA answered WAIT: the device shows it (CA_WAITING), then this step runs
+		 * again and polls the request on record. */
+		renew_free(r);
+		flow_end_wait(job, wait_at);
+		return;
+	}
 	if (rc != AMTPROV_OK) {
 		if (engine_error_transient(rc)) {
 			renew_end(r, DS_INVALID, rc, why);
@@ -440,7 +453,7 @@ static void on_cert(struct engine_job *job, int rc, int64_t cert_id, const char 
 		 * the certificate it has; the next evaluation tries again. */
 		site_status(r->f->site, rc == AMTPROV_E_CONFIG ? STATUS_TASK_FAILED
 							       : STATUS_CERT_REJECTED, r->fqdn, why);
-		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		renew_outcome(r, FLOW_KEPT);
 		return;
 	}
 	r->new_cert_id = cert_id;
@@ -484,7 +497,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		site_status(f->site, STATUS_RENEWAL_SKIPPED_WIRELESS, d->fqdn,
 			    "R-WS-04: the device is reached over wireless; renewal is retried at "
 			    "the next evaluation");
-		engine_job_done(job, DS_PROVISIONED, AMTPROV_OK, NULL);
+		flow_end(job, FLOW_KEPT);
 		return;
 	}
 	r = calloc(1, sizeof(*r));
@@ -504,7 +517,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 	if (!r->old_cert_id) {
 		site_status(f->site, STATUS_TASK_FAILED, d->fqdn,
 			    "renewal: no active web server certificate recorded, nothing to renew");
-		renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+		renew_outcome(r, FLOW_KEPT);
 		return;
 	}
 	r->clients_due = m->ieee8021x && m->netprofile &&
@@ -527,7 +540,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		if (r->clients_due)
 			renew_clients(r);
 		else /* renewed meanwhile: nothing is due */
-			renew_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+			renew_outcome(r, FLOW_KEPT);
 		return;
 	}
 	/* flow_cert_request owns the job (and r) until on_cert. */

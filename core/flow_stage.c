@@ -31,7 +31,9 @@
 #include "status.h"
 #include "util.h"
 
-enum stage { STAGE_FIRST, STAGE_COMMIT, STAGE_SECOND };
+/* STAGE_8021X is the second stage's last part, run as its own state in provisioning
+ * (NEED_8021X); an update runs the second stage whole. */
+enum stage { STAGE_FIRST, STAGE_COMMIT, STAGE_SECOND, STAGE_8021X };
 
 struct stage_run {
 	struct flow *f;
@@ -84,12 +86,22 @@ static void run_abort(void *arg)
 	run_free(arg);
 }
 
+/* A failure (rc, why), retried with backoff when transient. */
 static void run_end(struct stage_run *r, enum device_state next, int rc, const char *why)
 {
 	struct engine_job *job = r->job;
 
 	run_free(r);
 	engine_job_done(job, next, rc, why);
+}
+
+/* The stage ended with outcome @p o; flow_table.c says where the device goes. */
+static void run_outcome(struct stage_run *r, enum flow_outcome o)
+{
+	struct engine_job *job = r->job;
+
+	run_free(r);
+	flow_end(job, o);
 }
 
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size)
@@ -352,20 +364,24 @@ static json_t *acl_params(struct manifest *m)
 
 static void advance(struct stage_run *r);
 
-static void stage_8021x_done(void *ctx, enum device_state next, int rc, const char *why,
-			     int64_t defer_at)
+static void stage_8021x_done(void *ctx, enum flow_outcome o, int rc, const char *why,
+			     int64_t at)
 {
 	struct stage_run *r = ctx;
 	struct engine_job *job = r->job;
 
 	r->x8021x = NULL; /* freed by flow_8021x.c */
-	if (rc == AMTPROV_OK && defer_at > 0) {
-		run_free(r);
-		engine_job_defer(job, next, defer_at);
+	if (rc != AMTPROV_OK) {
+		run_end(r, DS_INVALID, rc, why);
 		return;
 	}
-	if (rc != AMTPROV_OK) {
-		run_end(r, next, rc, why);
+	if (o == FLOW_WAIT) {
+		run_free(r);
+		flow_end_wait(job, at);
+		return;
+	}
+	if (o != FLOW_DONE) {
+		run_outcome(r, o);
 		return;
 	}
 	advance(r);
@@ -432,8 +448,9 @@ static int second_stage_next(struct stage_run *r)
 			return call(r, AMTPROV_AMT_SET_PING, json_pack("{s:b}", "enabled", m->ping)) < 0
 				       ? -1 : 0;
 		case 5: /* (3) 802.1X: its own machine (flow_8021x.c) on this session; it ends
-			 * the stage through stage_8021x_done */
-			if (!m->ieee8021x)
+			 * the stage through stage_8021x_done. In provisioning it is a state of
+			 * its own (NEED_8021X, STAGE_8021X); an update runs it here. */
+			if (!m->ieee8021x || engine_job_state(r->job) == DS_NEED_SECOND_STAGE)
 				continue;
 			return start_8021x(r);
 		default:
@@ -450,7 +467,7 @@ static void advance(struct stage_run *r)
 	case STAGE_FIRST:
 		rc = first_stage_next(r);
 		if (rc == 1)
-			run_end(r, DS_NEED_COMMIT, AMTPROV_OK, NULL);
+			run_outcome(r, FLOW_DONE);
 		return;
 	case STAGE_COMMIT:
 		if (r->step++ == 0) {
@@ -464,7 +481,7 @@ static void advance(struct stage_run *r)
 				    : "first stage committed: AMT is post-provisioning (R-PROV-10)");
 		/* The first stage will not run again: its AMT key record has done its job. */
 		flow_web_key_committed(r->f, r->device_id);
-		run_end(r, DS_NEED_SECOND_STAGE, AMTPROV_OK, NULL);
+		run_outcome(r, FLOW_DONE);
 		return;
 	case STAGE_SECOND:
 		rc = second_stage_next(r);
@@ -472,8 +489,14 @@ static void advance(struct stage_run *r)
 			site_status(r->f->site, STATUS_DEVICE_UPDATED, r->fqdn,
 				    "second stage done: ACLs and settings as the manifest says "
 				    "(R-PROV-11)");
-			run_end(r, DS_PROVISIONED, AMTPROV_OK, NULL);
+			run_outcome(r, FLOW_DONE);
 		}
+		return;
+	case STAGE_8021X:
+		if (r->step < 5)
+			r->step = 5; /* the second stage's 802.1X part alone */
+		if (second_stage_next(r) == 1)
+			run_outcome(r, FLOW_DONE);
 		return;
 	}
 }
@@ -510,8 +533,7 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 	}
 	if (done == 3) { /* certificate stored: find its handle */
 		r->looking_up_cert = 1;
-		call(r, AMTPROV_AMT_WSMAN_ENUMERATE,
-		     json_pack("{s:s}", "class", "AMT_PublicKeyCertificate"));
+		call(r, AMTPROV_AMT_LIST_CERTIFICATES, json_object());
 		return 1;
 	}
 	return 0;
@@ -519,19 +541,7 @@ static int first_stage_repeat(struct stage_run *r, int rc, const struct amtprov_
 
 static int adopt_cert_handle(struct stage_run *r, const json_t *result)
 {
-	const json_t *items = json_object_get(result, "items"), *it;
-	size_t i;
-
-	json_array_foreach(items, i, it) {
-		const char *der = json_string_value(json_object_get(it, "X509Certificate"));
-		const char *id = json_string_value(json_object_get(it, "InstanceID"));
-
-		if (der && id && r->cert_b64 && strcmp(der, r->cert_b64) == 0) {
-			util_strlcpy(r->cert_handle, id, sizeof(r->cert_handle));
-			return 1;
-		}
-	}
-	return 0;
+	return flow_cert_handle_find(result, r->cert_b64, r->cert_handle, sizeof(r->cert_handle));
 }
 
 /* The firmware took the new admin password: it becomes the current one. */
@@ -712,7 +722,7 @@ static int open_session(struct stage_run *r, struct amtprov_error *err)
 	tgt.port = 16993;
 	tgt.accounts = r->accounts.list;
 	tgt.n_accounts = r->accounts.n;
-	if (r->stage == STAGE_SECOND || r->commit_check) {
+	if (r->stage == STAGE_SECOND || r->stage == STAGE_8021X || r->commit_check) {
 		struct store_cert_filter flt = {.device_id = r->device_id};
 		struct active_cert a = {0};
 		uint8_t *der = NULL;
@@ -793,4 +803,16 @@ void flow_step_commit(struct engine_job *job, void *ctx)
 void flow_step_second_stage(struct engine_job *job, void *ctx)
 {
 	start_stage(job, ctx, STAGE_SECOND);
+}
+
+void flow_step_8021x(struct engine_job *job, void *ctx)
+{
+	struct flow *f = ctx;
+
+	/* A site without 802.1X has nothing to do here. */
+	if (!site_manifest(f->site)->ieee8021x) {
+		flow_end(job, FLOW_DONE);
+		return;
+	}
+	start_stage(job, f, STAGE_8021X);
 }

@@ -292,7 +292,10 @@ static void unprov_end(struct unprov *u, enum device_state next, int rc, const c
 	struct engine_job *job = u->job;
 
 	unprov_free(u);
-	engine_job_done(job, next, rc, why);
+	if (rc == AMTPROV_OK)
+		flow_end(job, FLOW_DONE); /* flow_table.c: UNPROVISIONED */
+	else
+		engine_job_done(job, next, rc, why);
 }
 
 /* Worker: the CA revocations and the directory account (both may block). */
@@ -384,7 +387,7 @@ static void unprov_done(struct engine_job *job, int rc, const struct amtprov_err
 		 u->amt_note, done, done == 1 ? "" : "s", left ? ", the rest queued" : "",
 		 u->dir ? "; directory account removed" : "");
 	site_status(u->f->site, STATUS_DEVICE_UNPROVISIONED, u->fqdn, detail);
-	unprov_end(u, DS_UNPROVISIONED, AMTPROV_OK, NULL);
+	unprov_end(u, DS_INVALID, AMTPROV_OK, NULL);
 }
 
 /* After AMT (or without it): queue every certificate's revocation, then do them now. */

@@ -29,6 +29,7 @@ enum registration_rule registration_rule(enum device_state s, int blocked)
 	case DS_NEED_FIRST_STAGE:
 	case DS_NEED_COMMIT:
 	case DS_NEED_SECOND_STAGE:
+	case DS_NEED_8021X:
 	case DS_PROVISIONED:            /* AMT reset locally: provisioned again (R-REV-02b) */
 	case DS_NEED_RENEWAL:
 	case DS_NEED_UPDATE:
@@ -47,6 +48,8 @@ int registration_configured(enum device_state s)
 	switch (s) {
 	case DS_NEED_SECOND_STAGE:
 	case DS_CONFIGURING_SECOND_STAGE:
+	case DS_NEED_8021X:
+	case DS_CONFIGURING_8021X:
 	case DS_PROVISIONED:
 	case DS_NEED_RENEWAL:
 	case DS_RENEWING:

@@ -7,7 +7,8 @@
  * legacy SOAP for the first stage of AMT < 9.0 and WS-Management for the second stage and
  * for the first stage of AMT >= 9.0. The core drives the provisioning flow by calling
  * *operations* (enum amtprov_amt_op); how an operation maps onto SOAP or WS-Man for a given
- * AMT version is the transport's business.
+ * AMT version is the transport's business: the core names operations (keys, certificates,
+ * bindings, wireless profiles), never a WS-Man class.
  *
  * Everything here is asynchronous, so one thread drives thousands of devices:
  *   1. session_open()  - describe the device and credentials; no I/O yet.
@@ -91,7 +92,8 @@ enum amtprov_amt_op {
 	AMTPROV_AMT_SET_8021X = 21,          /**< {"wired":{..},"wireless":[..]} -> {} */
 	AMTPROV_AMT_GET_DEVICE_CERT = 22,    /**< {} -> {"cert_der_b64"} (TLS server cert) */
 	AMTPROV_AMT_DELETE_CERTIFICATE = 23, /**< {"cert_handle"} -> {} */
-	/* Generic WS-Management access (any AMT >= 3), for settings no operation above covers.
+	/* Generic WS-Management access (any AMT >= 3), for plugins, for settings no operation
+	 * covers; the core uses the semantic operations instead.
 	 * "class" is "AMT_x", "CIM_x", "IPS_x" or a full resource URI; "selectors" an object
 	 * of selector names and string values (the EPR). Properties are strings, numbers,
 	 * booleans or arrays of them (repeated elements). */
@@ -104,6 +106,24 @@ enum amtprov_amt_op {
 	AMTPROV_AMT_WSMAN_INVOKE = 29,    /**< {"class","selectors"?,"method","args":{..}} ->
 					       {"return_value":0,"output":{..}}; a non-zero
 					       ReturnValue is AMTPROV_E_DEVICE */
+	/* Semantic operations on AMT's certificate store and the wireless side of 802.1X
+	 * (ABI 1.1): the core names these, never a WS-Man class; the generic WSMAN_* ops above
+	 * are for plugins. A handle is the instance's InstanceID as AMT reports it; values a
+	 * device reports with the wrong type are left out. */
+	AMTPROV_AMT_LIST_KEYS = 30,          /**< {} -> {"keys":[{"key_handle",
+					       "public_key_b64"?}]}: the key pairs AMT holds;
+					       public_key_b64 is the PKCS#1 RSAPublicKey */
+	AMTPROV_AMT_GET_KEY = 31,            /**< {"key_handle"} -> {"key_handle",
+					       "public_key_b64"?} */
+	AMTPROV_AMT_DELETE_KEY = 32,         /**< {"key_handle"} -> {} */
+	AMTPROV_AMT_LIST_CERTIFICATES = 33,  /**< {} -> {"certificates":[{"cert_handle",
+					       "cert_der_b64","trusted_root"?}]} */
+	AMTPROV_AMT_LIST_CERT_BINDINGS = 34, /**< {} -> {"tls":[cert_handle],
+					       "links":[cert_handle]}: the certificates the TLS
+					       server and the 802.1X / wireless links use */
+	AMTPROV_AMT_GET_WIRELESS = 35,       /**< {} -> {"wireless":bool}: a wireless port */
+	AMTPROV_AMT_LIST_WIFI_PROFILES = 36, /**< {} -> {"profiles":[{"profile_handle"}]} */
+	AMTPROV_AMT_DELETE_WIFI_PROFILE = 37, /**< {"profile_handle"} -> {} */
 };
 
 /** Called by the plugin, from drive(), when an operation begun with begin() finished

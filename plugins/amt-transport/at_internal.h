@@ -220,8 +220,13 @@ int at_get_modify_put(struct at_session *s, const char *cls, const json_t *sel,
 int at_enum_all(struct at_session *s, const char *cls);
 /* An EPR's InstanceID from the method output element @p local into @p out. */
 int at_epr_handle(struct at_session *s, const char *local, char *out, size_t n);
+/* The Body's instance of @p cls as JSON, or NULL with s->err naming what came instead. */
+json_t *at_body_instance(struct at_session *s, const char *cls);
 /* at_8021x.c: AMTPROV_AMT_SET_8021X. */
 int at_op_8021x(struct at_session *s);
+/* at_pki.c: the semantic operations on keys, certificates, bindings and wireless profiles
+ * (LIST_KEYS ... DELETE_WIFI_PROFILE). */
+int at_op_pki(struct at_session *s);
 
 /* ---- TLS (at_tls.c) ---- */
 CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp);

@@ -1239,6 +1239,11 @@ int at_enum_all(struct at_session *s, const char *cls)
 	return enum_all(s, cls);
 }
 
+json_t *at_body_instance(struct at_session *s, const char *cls)
+{
+	return body_instance(s, cls);
+}
+
 int at_epr_handle(struct at_session *s, const char *local, char *out, size_t n)
 {
 	return epr_handle(s, local, out, n);
@@ -1291,6 +1296,14 @@ static const struct op_desc ops[] = {
 	{AMTPROV_AMT_WSMAN_DELETE, "WSMAN_DELETE", op_generic},
 	{AMTPROV_AMT_WSMAN_ENUMERATE, "WSMAN_ENUMERATE", op_generic},
 	{AMTPROV_AMT_WSMAN_INVOKE, "WSMAN_INVOKE", op_generic},
+	{AMTPROV_AMT_LIST_KEYS, "LIST_KEYS", at_op_pki},
+	{AMTPROV_AMT_GET_KEY, "GET_KEY", at_op_pki},
+	{AMTPROV_AMT_DELETE_KEY, "DELETE_KEY", at_op_pki},
+	{AMTPROV_AMT_LIST_CERTIFICATES, "LIST_CERTIFICATES", at_op_pki},
+	{AMTPROV_AMT_LIST_CERT_BINDINGS, "LIST_CERT_BINDINGS", at_op_pki},
+	{AMTPROV_AMT_GET_WIRELESS, "GET_WIRELESS", at_op_pki},
+	{AMTPROV_AMT_LIST_WIFI_PROFILES, "LIST_WIFI_PROFILES", at_op_pki},
+	{AMTPROV_AMT_DELETE_WIFI_PROFILE, "DELETE_WIFI_PROFILE", at_op_pki},
 	{0, NULL, NULL},
 };
 

@@ -4,9 +4,10 @@
 # R-PROV-13): each simulated device is provisioned by its own site whose wired EAP-TLS
 # profile asks a fake CA. REJECTED -> FAILED with the CA's reason and nothing recorded but
 # the key AMT generated for the request (kept for the next attempt);
-# UNREACHABLE -> back to NEED_SECOND_STAGE with backoff and the reason; WAIT -> the cookie
-# kept (NEED_SECOND_STAGE), polled until issued, then PROVISIONED with the certificate bound;
-# a WAIT during an update defers the device in NEED_UPDATE (R-REV-04).
+# UNREACHABLE -> back to NEED_8021X with backoff and the reason; WAIT -> the cookie
+# kept, the device in CA_WAITING (as for the web server certificate), then back in
+# NEED_8021X, which polls until issued, then PROVISIONED with the certificate bound;
+# a WAIT during an update waits in CA_WAITING, then NEED_UPDATE polls (R-REV-04).
 TEST_NAME=e2e_8021x_ca
 . "$(dirname "$0")/lib.sh"
 
@@ -75,8 +76,8 @@ check "REJECTED: the profile's key inside AMT stays recorded (handle) for the ne
 site unreachable unr 251 fake-ca-unreachable '{}'
 "$AMTPROVD" -m "$T/unreachable/site.json" --once=120 2>"$T/d2.log"
 check "no sanitizer report" no_sanitizer_reports "$T/d2.log"
-check "UNREACHABLE: retried, the device waits in NEED_SECOND_STAGE" \
-  test "$(db unreachable "select state from devices")" = NEED_SECOND_STAGE
+check "UNREACHABLE: retried, the device waits in NEED_8021X" \
+  test "$(db unreachable "select state from devices")" = NEED_8021X
 check "UNREACHABLE: with backoff and the reason" \
   test -n "$(db unreachable "select 1 from devices where attempts=1 and next_attempt_at > strftime('%s','now') and last_error like '%unreachable%'")"
 
@@ -89,8 +90,9 @@ check "WAIT: polled until issued, then PROVISIONED" \
   wait_for 30 bash -c "[ \"\$(sqlite3 '$T/wait/state/site.db' 'select state from devices')\" = PROVISIONED ]"
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
 check "no sanitizer report" no_sanitizer_reports "$T/d3.log"
-check "WAIT: the deferral is in the audit trail" \
-  test -n "$(db wait "select 1 from audit where detail like 'CONFIGURING_SECOND_STAGE -> NEED_SECOND_STAGE%'")"
+check "WAIT: the device shows it waits for the CA (CA_WAITING), then the 802.1X step polls" \
+  test -n "$(db wait "select 1 from audit where detail like 'CONFIGURING_8021X -> CA_WAITING%'")" -a \
+       -n "$(db wait "select 1 from audit where detail like 'CA_WAITING -> NEED_8021X%'")"
 check "WAIT: no pending operation left" test "$(db wait "select count(*) from pending_ops")" = 0
 check "WAIT: one active client certificate for profile lan" \
   test "$(db wait "select count(*) from certificates where purpose=2 and profile='lan' and status='active'")" = 1
@@ -109,8 +111,9 @@ updated() { # PROVISIONED again, with an active client certificate other than th
 check "update WAIT: polled until issued, then PROVISIONED with a new client certificate" wait_for 30 updated
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
 check "no sanitizer report" no_sanitizer_reports "$T/d4.log"
-check "update WAIT: the deferral kept the device in NEED_UPDATE" \
-  test -n "$(db wait "select 1 from audit where detail like 'UPDATING -> NEED_UPDATE%'")"
+check "update WAIT: the device waited in CA_WAITING, then the update polled" \
+  test -n "$(db wait "select 1 from audit where detail like 'UPDATING -> CA_WAITING%'")" -a \
+       -n "$(db wait "select 1 from audit where detail like 'CA_WAITING -> NEED_UPDATE%'")"
 check "update WAIT: the old client certificate is revoked Superseded, the new one active" \
   test "$(db wait "select group_concat(status || ':' || revocation_reason, ' ') from (select status, revocation_reason from certificates where purpose=2 order by id)")" = "revoked:4 active:-1"
 

@@ -30,7 +30,7 @@ static void test_every_in_progress_state_rewinds_to_a_runnable_need_state(void)
 		CU_ASSERT_TRUE(device_state_allowed(ds, device_state_rewind(ds)));
 		CU_ASSERT_FALSE(device_state_runnable(ds));
 	}
-	CU_ASSERT_EQUAL(n, 9);
+	CU_ASSERT_EQUAL(n, 10);
 }
 
 /* The happy path of seed 003, in order, is allowed edge by edge. */
@@ -41,7 +41,8 @@ static void test_provisioning_path_is_allowed(void)
 		DS_NEED_DEVICE_CHECK, DS_CHECKING_DEVICE, DS_NEED_CERTIFICATE,
 		DS_REQUESTING_CERTIFICATE, DS_CA_WAITING, DS_NEED_FIRST_STAGE,
 		DS_CONFIGURING_FIRST_STAGE, DS_NEED_COMMIT, DS_COMMITTING, DS_NEED_SECOND_STAGE,
-		DS_CONFIGURING_SECOND_STAGE, DS_PROVISIONED, DS_NEED_RENEWAL, DS_RENEWING,
+		DS_CONFIGURING_SECOND_STAGE, DS_NEED_8021X, DS_CONFIGURING_8021X, DS_PROVISIONED,
+		DS_NEED_RENEWAL, DS_RENEWING,
 		DS_PROVISIONED, DS_NEED_UNPROVISION, DS_UNPROVISIONING, DS_UNPROVISIONED,
 		DS_REGISTERED};
 

@@ -1002,6 +1002,19 @@ static char *null_signed_csr(EVP_PKEY *pub, const char *cn)
 	return b64;
 }
 
+/* 1 when an object of array @p a has @p k = @p v. */
+static int listed(const json_t *a, const char *k, const char *v)
+{
+	const json_t *it;
+	size_t i;
+
+	json_array_foreach(a, i, it)
+		if (json_string_value(json_object_get(it, k)) &&
+		    !strcmp(json_string_value(json_object_get(it, k)), v))
+			return 1;
+	return 0;
+}
+
 /* R-PROV-06 against amtsim: GENERATE_KEY_PAIR gives a handle whose public key (DERKey) AMT
  * puts into the request it signs with SIGN_CSR; a template around another key is refused
  * with AMT's INVALID_KEY (2062). */
@@ -1011,7 +1024,7 @@ static void test_amt_key_csr(void)
 	struct amtprov_error err;
 	json_t *r = NULL;
 	void *s;
-	char kh[256] = "", params[4096];
+	char kh[256] = "", params[4096], derkey[2048];
 	const char *v;
 	unsigned char der[2048];
 	const unsigned char *p = der;
@@ -1034,8 +1047,34 @@ static void test_amt_key_csr(void)
 	CU_ASSERT_EQUAL_FATAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, params, &r, &err), AMTPROV_OK);
 	v = json_string_value(json_object_get(json_object_get(r, "instance"), "DERKey"));
 	n = v ? EVP_DecodeBlock(der, (const unsigned char *)v, (int)strlen(v)) : -1;
+	snprintf(derkey, sizeof(derkey), "%s", v ? v : "");
 	json_decref(r);
 	CU_ASSERT_FATAL(n > 0);
+	/* The semantic operations (transport.h 30-37) see the same key, by handle. */
+	snprintf(params, sizeof(params), "{\"key_handle\":\"%s\"}", kh);
+	CU_ASSERT_EQUAL_FATAL(run(pi_main, s, AMTPROV_AMT_GET_KEY, params, &r, &err), AMTPROV_OK);
+	v = json_string_value(json_object_get(r, "public_key_b64"));
+	CU_ASSERT_STRING_EQUAL(v ? v : "", derkey);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_KEY, "{}", &r, &err), AMTPROV_E_INVALID);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_LIST_KEYS, "{}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_TRUE(listed(json_object_get(r, "keys"), "key_handle", kh));
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_LIST_CERTIFICATES, "{}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_TRUE(json_is_array(json_object_get(r, "certificates")));
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_LIST_CERT_BINDINGS, "{}", &r, &err),
+			AMTPROV_OK);
+	CU_ASSERT_TRUE(json_is_array(json_object_get(r, "tls")) &&
+		       json_is_array(json_object_get(r, "links")));
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_WIRELESS, "{}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_TRUE(json_is_boolean(json_object_get(r, "wireless")));
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_LIST_WIFI_PROFILES, "{}", &r, &err),
+			AMTPROV_OK);
+	CU_ASSERT_TRUE(json_is_array(json_object_get(r, "profiles")));
+	json_decref(r);
 	/* PKCS#1 RSAPublicKey (trailing zero bytes from base64 padding are ignored). */
 	pub = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, n);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
@@ -1059,6 +1098,13 @@ static void test_amt_key_csr(void)
 		 bad ? bad : "");
 	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SIGN_CSR, params, &r, &err), AMTPROV_E_DEVICE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "INVALID_KEY"));
+	/* DELETE_KEY: gone from the list. */
+	snprintf(params, sizeof(params), "{\"key_handle\":\"%s\"}", kh);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_DELETE_KEY, params, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_LIST_KEYS, "{}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_FALSE(listed(json_object_get(r, "keys"), "key_handle", kh));
+	json_decref(r);
 	close_s(pi_main, s);
 	tgt_free(&g, pi_main);
 	X509_REQ_free(signed_req);
@@ -1198,7 +1244,8 @@ int main(void)
 	CU_add_test(su, "ws-man get/put/enumerate/invoke/faults", test_wsman);
 	CU_add_test(su, "legacy SOAP (AMT < 9)", test_legacy_soap);
 	CU_add_test(su, "second stage ops", test_second_stage);
-	CU_add_test(su, "AMT key: GenerateKeyPair + signed request (R-PROV-06)", test_amt_key_csr);
+	CU_add_test(su, "AMT key: GenerateKeyPair, signed request, list/get/delete (R-PROV-06)",
+		    test_amt_key_csr);
 	CU_add_test(su, "power policy, web UI, 802.1X (R-PROV-11)", test_power_webui_8021x);
 	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
 	CU_add_test(su, "timeout", test_timeout);

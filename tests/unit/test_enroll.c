@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The enrollment sub-machine's own rules (core/enroll.c), one for every purpose: which key
+ * a request inside AMT uses after a crash (R-PROV-13, R-PROV-06), the request AMT signed
+ * is the template (R-PROV-06), the credential names of amtprov's keys, and what CA_WAITING
+ * finds on record: the web server's poll of older code (polled in CA_WAITING) and an
+ * 802.1X poll naming the step that polls again (R-8021X, one WAIT semantics).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/CUnit.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "enroll.h"
+#include "flow_int.h"
+#include "flow_keys.h"
+#include "site.h"
+#include "test_util.h"
+
+void register_enroll_tests(void);
+
+static void test_key_choose(void)
+{
+	json_t *items = json_pack("[{s:s},{s:s},{s:s}]", "key_handle", "k1", "key_handle", "k2",
+				  "key_handle", "k3");
+	json_t *before = json_array(), *rec;
+	const json_t *item = NULL;
+
+	/* No record: generate; every handle AMT holds is noted as "before". */
+	CU_ASSERT_EQUAL(flow_amt_key_choose(NULL, items, before, &item), FLOW_AMT_KEY_GENERATE);
+	CU_ASSERT_EQUAL(json_array_size(before), 3);
+	CU_ASSERT_PTR_NULL(item);
+	/* The recorded key is adopted. */
+	rec = json_pack("{s:s}", "handle", "k2");
+	json_array_clear(before);
+	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_ADOPT);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "key_handle")), "k2");
+	/* The CA wanted it replaced: deleted first. */
+	json_object_set_new(rec, "discard", json_true());
+	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_DELETE);
+	json_decref(rec);
+	/* GenerateKeyPair ran, its answer was lost: the one key not in "before" is adopted. */
+	rec = json_pack("{s:[s,s]}", "before", "k1", "k2");
+	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_ADOPT_NEW);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(item, "key_handle")), "k3");
+	json_decref(rec);
+	/* The recorded key is gone from AMT: a new one. */
+	rec = json_pack("{s:s}", "handle", "gone");
+	CU_ASSERT_EQUAL(flow_amt_key_choose(rec, items, before, &item), FLOW_AMT_KEY_GENERATE);
+	json_decref(rec);
+	json_decref(before);
+	json_decref(items);
+}
+
+static void test_key_names(void)
+{
+	char name[256];
+
+	flow_web_key_name("pc1.contoso.com", name, sizeof(name));
+	CU_ASSERT_STRING_EQUAL(name, "device/pc1.contoso.com/web-key");
+	flow_8021x_key_name("pc1.contoso.com", "lan", 1, name, sizeof(name));
+	CU_ASSERT_STRING_EQUAL(name, "device/pc1.contoso.com/8021x-lan-key.pending");
+	/* A profile name is free text; a credential name is not. */
+	flow_8021x_key_name("pc1.contoso.com", "wi fi/../x", 0, name, sizeof(name));
+	CU_ASSERT_STRING_EQUAL(name, "device/pc1.contoso.com/8021x-wi_fi_.._x-key");
+}
+
+/* A request template around @p key's public key, CN = @p cn. */
+static X509_REQ *tmpl_for(EVP_PKEY *key, const char *cn)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *name = X509_NAME_new();
+
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+				   0);
+	X509_REQ_set_subject_name(req, name);
+	X509_REQ_set_pubkey(req, key);
+	X509_NAME_free(name);
+	return req;
+}
+
+static char *signed_b64(EVP_PKEY *key, const char *cn)
+{
+	X509_REQ *req = tmpl_for(key, cn);
+	unsigned char *der = NULL;
+	int n;
+	char *b64;
+
+	X509_REQ_sign(req, key, EVP_sha256());
+	n = i2d_X509_REQ(req, &der);
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+	return b64;
+}
+
+static void test_check_signed(void)
+{
+	EVP_PKEY *amt = EVP_RSA_gen(2048), *other = EVP_RSA_gen(2048);
+	X509_REQ *tmpl = tmpl_for(amt, "pc1.contoso.com");
+	char *good = signed_b64(amt, "pc1.contoso.com");
+	char *renamed = signed_b64(amt, "evil.contoso.com");
+	char *foreign = signed_b64(other, "pc1.contoso.com");
+	uint8_t *der = NULL;
+	size_t len = 0;
+	struct amtprov_error err;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(flow_amt_check_signed("pc1", tmpl, amt, "k1", renamed, &der, &len, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NULL(der);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(flow_amt_check_signed("pc1", tmpl, amt, "k1", foreign, &der, &len, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT(tu_contains(err.msg, "another public key"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(flow_amt_check_signed("pc1", tmpl, amt, "k1", "not base64!", &der, &len,
+					      &err), AMTPROV_E_PROTOCOL);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(flow_amt_check_signed("pc1", tmpl, amt, "k1", good, &der, &len, &err),
+			AMTPROV_OK);
+	CU_ASSERT(der && len > 0);
+	free(der);
+	free(good);
+	free(renamed);
+	free(foreign);
+	X509_REQ_free(tmpl);
+	EVP_PKEY_free(amt);
+	EVP_PKEY_free(other);
+}
+
+static void quiet(void *ctx, int level, const char *line)
+{
+	(void)ctx;
+	(void)level;
+	(void)line;
+}
+
+static void add_pending(struct store *st, int64_t device_id, const char *kind,
+			const char *payload)
+{
+	struct store_pending op;
+	struct amtprov_error err;
+
+	memset(&op, 0, sizeof(op));
+	op.device_id = device_id;
+	snprintf(op.kind, sizeof(op.kind), "%s", kind);
+	snprintf(op.payload, sizeof(op.payload), "%s", payload);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_pending_add(st, &op, 100, &err), AMTPROV_OK);
+}
+
+/* What CA_WAITING finds, for each purpose, including records written by older code. */
+static void test_waiting_records(void)
+{
+	struct site_options o = {.flags = SITE_CREATE_DB | SITE_NO_PLUGINS};
+	struct manifest_problems p = {0};
+	struct amtprov_error err;
+	char *dir = tu_mkdtemp("enroll"), *manifest;
+	struct alog *lg = alog_new("test", AMTPROV_LOG_DEBUG, ALOG_STDERR);
+	struct site *s = NULL;
+	struct flow f;
+	struct store_device d[3];
+	char profile[64];
+	uint32_t purpose = 0;
+	enum device_state resume = DS_INVALID;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	manifest = tu_write(dir, "site.json",
+			    "{\"manifest_version\":1,\"site\":{\"name\":\"t\",\"service_point_fqdn\":"
+			    "\"oob.contoso.com\",\"dns_suffix\":\"contoso.com\"}}");
+	alog_set_callback(lg, quiet, NULL);
+	o.manifest = manifest;
+	o.log = lg;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(site_open(&o, &s, &p, &err), AMTPROV_OK);
+	memset(&f, 0, sizeof(f));
+	f.site = s;
+	for (int i = 0; i < 3; i++) {
+		memset(&d[i], 0, sizeof(d[i]));
+		snprintf(d[i].fqdn, sizeof(d[i].fqdn), "pc%d.contoso.com", i);
+		snprintf(d[i].uuid, sizeof(d[i].uuid), "11111111-2222-4333-8444-55555555555%d", i);
+		snprintf(d[i].state, sizeof(d[i].state), "CA_WAITING");
+		CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d[i], "test", 100, &err),
+				      AMTPROV_OK);
+	}
+	/* pc0: a web server poll as older code wrote it: CA_WAITING polls it itself. */
+	add_pending(site_store(s), d[0].id, "ca-poll",
+		    "{\"cookie\":\"c1\",\"ca\":\"ca\",\"template\":\"\",\"purpose\":1,"
+		    "\"key\":\"amtprov\"}");
+	CU_ASSERT_EQUAL(enroll_waiting(&f, d[0].id, &purpose, profile, sizeof(profile), &resume),
+			1);
+	CU_ASSERT_EQUAL(purpose, AMTPROV_PURPOSE_WEB_SERVER);
+	CU_ASSERT_EQUAL(resume, DS_INVALID);
+	/* pc1: an 802.1X poll of the update: the update's step polls it. */
+	add_pending(site_store(s), d[1].id, "8021x-poll",
+		    "{\"cookie\":\"c2\",\"ca\":\"ca\",\"template\":\"\",\"profile\":\"lan\","
+		    "\"key\":\"amt\",\"resume\":\"NEED_UPDATE\"}");
+	CU_ASSERT_EQUAL(enroll_waiting(&f, d[1].id, &purpose, profile, sizeof(profile), &resume),
+			1);
+	CU_ASSERT_EQUAL(purpose, AMTPROV_PURPOSE_CLIENT_8021X);
+	CU_ASSERT_STRING_EQUAL(profile, "lan");
+	CU_ASSERT_EQUAL(resume, DS_NEED_UPDATE);
+	/* pc2: nothing to poll (CA_WAITING then asks again). An amt-key record alone says
+	 * the web server key is in AMT; discarded, it is not. */
+	CU_ASSERT_EQUAL(enroll_waiting(&f, d[2].id, &purpose, profile, sizeof(profile), &resume),
+			0);
+	CU_ASSERT_EQUAL(flow_web_key_in_amt(&f, d[2].id), 0);
+	add_pending(site_store(s), d[2].id, "amt-key", "{\"handle\":\"k1\"}");
+	CU_ASSERT_EQUAL(flow_web_key_in_amt(&f, d[2].id), 1);
+	/* An 802.1X profile's key record is not the web server's. */
+	CU_ASSERT_EQUAL(flow_web_key_in_amt(&f, d[1].id), 0);
+	flow_web_key_committed(&f, d[2].id);
+	CU_ASSERT_EQUAL(flow_web_key_in_amt(&f, d[2].id), 0);
+	add_pending(site_store(s), d[2].id, "amt-key", "{\"handle\":\"k1\",\"discard\":true}");
+	CU_ASSERT_EQUAL(flow_web_key_in_amt(&f, d[2].id), 0);
+	manifest_problems_free(&p);
+	site_close(s);
+	alog_free(lg);
+	free(manifest);
+	tu_rmrf(dir);
+	free(dir);
+}
+
+void register_enroll_tests(void)
+{
+	CU_pSuite s = CU_add_suite("enroll", NULL, NULL);
+
+	CU_add_test(s, "a key inside AMT: adopt, adopt after a crash, delete, generate",
+		    test_key_choose);
+	CU_add_test(s, "credential names of amtprov's keys", test_key_names);
+	CU_add_test(s, "the request AMT signed must be the template with AMT's key",
+		    test_check_signed);
+	CU_add_test(s, "CA_WAITING finds every purpose's poll, older records included",
+		    test_waiting_records);
+}
