@@ -180,14 +180,25 @@ static int cmd_manifest(struct cli *c, int argc, char **argv)
 		else if (o == 'h') {
 			puts("Usage: amtprov -m FILE manifest check [--no-plugins]\n"
 			     "Validates the manifest completely (every error with its JSON path),\n"
-			     "then loads its plugins and checks their capabilities.");
+			     "checks that every file it names is readable, then loads its plugins\n"
+			     "and checks their capabilities. Nothing is created or changed.");
 			return EXIT_OK;
 		} else
 			return EXIT_USAGE;
 	}
 	if (optind < argc)
 		c->manifest = argv[optind];
-	rc = open_site(c, SITE_NO_DB | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	if (rc == EXIT_OK) {
+		struct manifest_problems probs = {0};
+
+		/* The files the site reads must be there now, not at the first device. */
+		if (manifest_check_inputs(site_manifest(s), &probs)) {
+			manifest_problems_print(&probs, c->manifest, stderr);
+			rc = EXIT_CONFIG;
+		}
+		manifest_problems_free(&probs);
+	}
 	if (rc == EXIT_OK) {
 		struct manifest *m = site_manifest(s);
 

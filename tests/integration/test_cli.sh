@@ -31,8 +31,31 @@ expect_rc 2 "no manifest is a usage error" env -u AMTPROV_MANIFEST "$AMTPROV" de
 # --- manifest check
 expect_rc 0 "minimal example manifest is valid" \
   run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/minimal.json" manifest check
-expect_rc 0 "lab example manifest is valid (plugins not loaded)" \
-  run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/lab-site.json" manifest check --no-plugins
+# The lab example names certificate files it does not ship: without them it is not valid,
+# and the error names the JSON path of each missing file.
+mkdir -p "$T/lab"
+cp "$AMTPROV_SOURCE_DIR/examples/manifests/lab-site.json" "$T/lab/site.json"
+expect_rc 3 "manifest check refuses a missing provisioning certificate and key" \
+  run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
+check "a missing file is named with its JSON path" \
+  bash -c "grep -q '/provisioning_certificate/certificate: .*certs/prov-chain.pem: No such file' '$E' &&
+           grep -q '/provisioning_certificate/key: .*certs/prov.key' '$E' &&
+           grep -q '/ieee8021x/wired/server_ca: .*radius-ca.pem' '$E'"
+check "a refused manifest check does not say valid" bash -c "! grep -q valid '$O'"
+mkdir -p "$T/lab/certs"
+touch "$T/lab/certs/prov-chain.pem" "$T/lab/certs/prov.key" "$T/lab/certs/radius-ca.pem"
+chmod 000 "$T/lab/certs/prov.key"
+if [ -r "$T/lab/certs/prov.key" ]; then
+  echo "# running as root: the unreadable-file case cannot be tested"
+else
+  expect_rc 3 "manifest check refuses an unreadable key file" \
+    run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
+  check "the unreadable file is named with its JSON path" \
+    grep -q '/provisioning_certificate/key: .*Permission denied' "$E"
+fi
+chmod 600 "$T/lab/certs/prov.key"
+expect_rc 0 "lab example manifest is valid once its files exist (plugins not loaded)" \
+  run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
 mkdir -p "$T/bad"
 printf '{"manifest_version": 1,\n "site": {"name": "x",,}}\n' >"$T/bad/syntax.json"
 expect_rc 3 "malformed JSON manifest exits 3" run_cli "$O" "$E" -m "$T/bad/syntax.json" manifest check
@@ -139,6 +162,13 @@ check "missing plugin error names it and the directories searched" \
 # --- credentials: set, list, rotate (R-ACC-02) through the real credstore-file plugin
 make_site '"plugins": {"creds": {"plugin": "credstore-file"}}, "credentials": {"store": "creds"}'
 export AMTPROV_PLUGIN_PATH="$AMTPROV_BUILD_DIR/plugins"   # where credstore-file is built
+# manifest check creates nothing: no state directory, no credential-store key (R-ACC-02).
+tree_sum() { (cd "$1" && find . -printf '%p %y %m %s\n' | sort && find . -type f -print0 | sort -z | xargs -0r sha256sum); }
+tree_sum "$T/site" >"$T/tree.before"
+expect_rc 0 "manifest check with the credential store loaded" run_cli "$O" "$E" -m "$M" manifest check
+check "manifest check on a new site creates no plugin state directory and no key file" test ! -e "$T/site/state/plugins/creds"
+tree_sum "$T/site" >"$T/tree.after"
+check "manifest check leaves a new site's tree byte-identical" cmp -s "$T/tree.before" "$T/tree.after"
 printf 's3cret-value\n' >"$T/secret"
 expect_rc 0 "cred set stores a secret" run_cli "$O" "$E" -m "$M" cred set site/mebx --from-file "$T/secret"
 check "cred set never prints the value" bash -c "! grep -q s3cret '$O' '$E'"
@@ -149,6 +179,12 @@ check "the key file changed" bash -c "! cmp -s '$KEYFILE' '$T/key.before'"
 expect_rc 0 "cred list after rotation" run_cli "$O" "$E" -m "$M" cred list
 check "the record is still there" grep -qx "site/mebx" "$O"
 check "no secret in the store file in clear" bash -c "! grep -qa s3cret '$T/site/state/plugins/creds/credentials.store'"
+rm -f "$T/site/state/plugins/creds/credentials.store.lock"
+tree_sum "$T/site" >"$T/tree.before"
+expect_rc 0 "manifest check on a site with a credential store" run_cli "$O" "$E" -m "$M" manifest check
+tree_sum "$T/site" >"$T/tree.after"
+check "manifest check leaves an existing site's tree byte-identical (no lock file either)" \
+  cmp -s "$T/tree.before" "$T/tree.after"
 unset AMTPROV_PLUGIN_PATH
 
 # --- a corrupt database is refused and left untouched
