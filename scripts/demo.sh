@@ -13,13 +13,14 @@ n=${1:-12}
 case "$n" in ''|*[!0-9]*) echo "usage: scripts/demo.sh [DEVICES]" >&2; exit 2;; esac
 if [ "$n" -lt 1 ] || [ "$n" -gt 200 ]; then echo "demo: DEVICES must be 1..200" >&2; exit 2; fi
 
-bash scripts/install-deps.sh
-echo "== building amtprov"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-amtprov="$root/build/tools/amtprov"
-amtprovd="$root/build/tools/amtprovd"
-amtsim="$root/build/sim/amtsim"
+# Only what the demo needs: no test-only package, no server that a package would start.
+bash scripts/install-deps.sh demo
+echo "== building amtprov (without the test suites, in build-demo/)"
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAMTPROV_BUILD_TESTS=OFF >/dev/null
+cmake --build build-demo -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+amtprov="$root/build-demo/tools/amtprov"
+amtprovd="$root/build-demo/tools/amtprovd"
+amtsim="$root/build-demo/sim/amtsim"
 
 demo="$root/demo-site"
 rm -rf "$demo"
@@ -72,7 +73,7 @@ cat >"$demo/site.json" <<JSON
   "manifest_version": 1,
   "site": { "name": "contoso-lab", "service_point_fqdn": "oob.contoso.com",
             "dns_suffix": "contoso.com", "description": "amtprov demo site" },
-  "plugin_path": ["$root/build/plugins"],
+  "plugin_path": ["$root/build-demo/plugins"],
   "plugins": {
     "amt":    { "plugin": "amt-transport" },
     "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "$net.250:8080" } },

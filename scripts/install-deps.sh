@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Installs amtprov's build and test dependencies from Debian 12 packages. Safe to re-run:
-# when everything is already installed it does nothing.
+# Installs amtprov's dependencies from Debian 12 packages. Safe to re-run: when everything
+# is already installed it does nothing.
+# Usage: scripts/install-deps.sh [demo|all] [--print]
+#   demo  what scripts/demo.sh needs: the build (without the test suites) and the demo's
+#         own tools; no server package, nothing that starts a service
+#   all   (default, scripts/test.sh) the demo's packages and the test-only ones
+#   --print  list the packages, one a line, and install nothing
 set -euo pipefail
 
-PACKAGES=(
-  build-essential cmake pkg-config git
-  libssl-dev openssl          # all PKI and TLS
-  libxml2-dev                 # SOAP, WS-Man, enrollment XML
+what=all print=""
+for a in "$@"; do
+  case "$a" in
+    demo|all) what=$a ;;
+    --print) print=1 ;;
+    *) echo "usage: scripts/install-deps.sh [demo|all] [--print]" >&2; exit 2 ;;
+  esac
+done
+
+DEMO_PACKAGES=(
+  build-essential cmake pkg-config
+  libssl-dev openssl          # all PKI and TLS (the demo makes its PKI with the openssl CLI)
+  libxml2-dev                 # WS-Management, legacy SOAP, CEP/CES messages (amt-transport, amtsim, ca-mscert)
   libltdl-dev                 # plugin loading
   libjansson-dev              # manifests, JSON
-  libcunit1-dev               # unit tests
-  libsqlite3-dev sqlite3      # the site database (sqlite3 CLI: tests inspect it)
+  libsqlite3-dev              # the site database
   libevent-dev                # the engine's event loop
   libcurl4-openssl-dev        # HTTPS + Digest client for the AMT transport
   libmicrohttpd-dev           # small HTTP servers: ca-local's CRL endpoint
+  python3                     # the demo reads amtprov's --json output
+)
+
+# Only for scripts/test.sh: test suites, real third-party peers, fuzzing. Never installed by
+# the demo; the services some of them bring are disabled below.
+TEST_PACKAGES=(
+  git
+  libcunit1-dev               # unit tests
+  sqlite3                     # tests inspect the site database
   curl                        # tests: a real TLS + Digest client against amtsim
   scep                        # tests: a real SCEP CA (scepserver) for ca-external
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
-  python3 python3-cryptography  # tests: read a credstore-file record with its key (test_e2e_recovery)
+  python3-cryptography        # tests: read a credstore-file record with its key (test_e2e_recovery)
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
   libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
   clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang
@@ -28,6 +50,10 @@ PACKAGES=(
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
   samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
 )
+
+PACKAGES=("${DEMO_PACKAGES[@]}")
+[ "$what" = all ] && PACKAGES+=("${TEST_PACKAGES[@]}")
+if [ -n "$print" ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
 # Debian enables the services of some packages the tests install (FreeRADIUS, the MIT KDC,
 # Samba): the tests start their own instances on loopback, so the system ones are disabled
