@@ -750,6 +750,7 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *state = NULL;
+	char state_uc[64];
 	struct list_ctx l = {.c = c};
 	struct site *s = NULL;
 	struct amtprov_error err;
@@ -765,9 +766,19 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 		} else
 			return EXIT_USAGE;
 	}
-	if (state && device_state_parse(state) == DS_INVALID) {
-		fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n", state);
-		return EXIT_USAGE;
+	if (state) {
+		/* States are upper case in the database; "failed" means FAILED. */
+		size_t i;
+
+		for (i = 0; state[i] && i < sizeof(state_uc) - 1; i++)
+			state_uc[i] = (char)toupper((unsigned char)state[i]);
+		state_uc[i] = '\0';
+		if (state[i] || device_state_parse(state_uc) == DS_INVALID) {
+			fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n",
+				state);
+			return EXIT_USAGE;
+		}
+		state = state_uc;
 	}
 	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
 	if (rc)
@@ -2427,7 +2438,7 @@ static int report_device(void *ctx, const struct store_device *d)
 		if (r->n == 0)
 			printf("%-24s %-9s %-18s %-18s %-11s %-6s %s\n", "DEVICE", "AMT", "STATE",
 			       "CERT SERIAL", "CERT EXPIRY", "TOOK", "REASON");
-		printf("%-24.24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
+		printf("%-24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
 		       d->state, cert.id ? cert.serial_hex : "-", exp, took, d->last_error);
 	}
 	r->n++;

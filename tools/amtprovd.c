@@ -123,7 +123,8 @@ static void usage(FILE *out)
 	      "Tests only: AMTPROV_TEST_CLOCK_FILE names a file holding the Unix time to use.\n"
 	      "The site database is created on first start if it does not exist.\n"
 	      "Exit status: 0 clean stop, 1 failure, 2 usage, 3 invalid manifest, 4 database\n"
-	      "error, 5 plugin could not be loaded.\n",
+	      "error, 5 plugin could not be loaded. Exit status 6 (busy, try again later) is\n"
+	      "amtprov's only: amtprovd never exits with it.\n",
 	      out);
 }
 

@@ -112,10 +112,24 @@ check "device show prints the audit trail" grep -q "device.add" "$O"
 expect_rc 1 "device show of an unknown device exits 1" run_cli "$O" "$E" -m "$M" device show nosuch.contoso.com
 expect_rc 1 "device retry of a non-FAILED device exits 1" run_cli "$O" "$E" -m "$M" device retry pc1.contoso.com
 check "retry refusal names the state" grep -q "REGISTERED" "$E"
+# Issue 17: report shows whole FQDNs (they are pasted into device show), and --state takes
+# any case.
+LONG=a-very-long-workstation-name-0001.contoso.com
+expect_rc 0 "device add with a 45-character FQDN" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn "$LONG" --uuid 11111111-2222-4333-8444-55555555555a --amt-version 16.1.25
+expect_rc 0 "report" run_cli "$O" "$E" -m "$M" report
+check "report prints the whole FQDN" grep -q "^$LONG " "$O"
+expect_rc 0 "device list --state registered (lower case) is accepted" \
+  run_cli "$O" "$E" -m "$M" device list --state registered
+check "... and lists the REGISTERED devices" grep -q "$LONG" "$O"
+expect_rc 2 "device list --state of an unknown state is a usage error" \
+  run_cli "$O" "$E" -m "$M" device list --state nosuchstate
+expect_rc 0 "amtprovd --help" bash -c '"$0" --help >"$1"' "$AMTPROVD" "$O"
+check "amtprovd --help says what exit status 6 is" grep -q "6 (busy" "$O"
 
 # --- status messages
 expect_rc 0 "status lists registrations" run_cli "$O" "$E" -m "$M" status --id 8100
-check "status 8100 recorded per registered device" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 2
+check "status 8100 recorded per registered device (3)" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 3
 expect_rc 0 "status --severity error" run_cli "$O" "$E" -m "$M" --json status --severity error
 check "R-PROV-01 refusal stored as status 8101, the identity refusal as 8114" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101, 8114], d' "$O"
