@@ -42,6 +42,7 @@ TEST_PACKAGES=(
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3-cryptography        # tests: read a credstore-file record with its key (test_e2e_recovery)
+  python3-yaml python3-jsonschema  # tests: real API answers checked against docs/api.openapi.yaml
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
   libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
   clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang
@@ -80,12 +81,24 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -eq 0 ]; then
-  disable_test_services
-  exit 0
+# Tests only: a standard OpenAPI 3 validator (swagger-cli) checks docs/api.openapi.yaml. It
+# comes from npm, pinned, into .test-tools/ of the source tree (never global); node and npm
+# themselves come from Debian when the machine has none.
+OPENAPI_VALIDATOR="@apidevtools/swagger-cli@4.0.4"
+tools_dir="$(cd "$(dirname "$0")/.." && pwd)/.test-tools/openapi"
+if [ "$what" = all ] && ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
 fi
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 disable_test_services
+if [ "$what" = all ] && [ ! -x "$tools_dir/node_modules/.bin/swagger-cli" ]; then
+  echo "install-deps: installing $OPENAPI_VALIDATOR into $tools_dir (npm)" >&2
+  mkdir -p "$tools_dir"
+  npm install --silent --no-audit --no-fund --prefix "$tools_dir" "$OPENAPI_VALIDATOR" >/dev/null
+fi

@@ -51,6 +51,7 @@ for n in 1 2; do
   check "the CRL is served after reload $n" wait_for 20 crl_ok "$URL"
   check "amtprovd runs after reload $n" kill -0 "$DAEMON_PID"
 done
+check "a CRL port on 127.x is not called 'not loopback'" bash -c "! grep -q 'not loopback' '$T/daemon.log'"
 check "no 'address in use' in the log" bash -c "! grep -qi 'address in use\|cannot serve the CRL' '$T/daemon.log'"
 
 # A new configuration whose CRL port is taken by someone else: the reload fails (8003) and

@@ -30,7 +30,7 @@ while read -r p; do
   fi
 done <"$T/demo.txt"
 check "the demo asks for the demo list only" \
-  grep -Eq '^bash scripts/install-deps.sh demo$' "$AMTPROV_SOURCE_DIR/scripts/demo.sh"
+  grep -Eq '^ *bash scripts/install-deps.sh demo$' "$AMTPROV_SOURCE_DIR/scripts/demo.sh"
 check "the demo builds without the test suites" \
   grep -q -- '-DAMTPROV_BUILD_TESTS=OFF' "$AMTPROV_SOURCE_DIR/scripts/demo.sh"
 check "the test command installs everything" \

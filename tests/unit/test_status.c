@@ -75,8 +75,8 @@ static void test_long_error_cut_at_word(void)
 	char words[600] = "";
 	size_t len;
 
-	while (strlen(words) < sizeof(words) - 40)
-		strcat(words, "handshake failure alert ");
+	for (size_t n = 0; n < sizeof(words) - 40;)
+		n += (size_t)snprintf(words + n, sizeof(words) - n, "handshake failure alert ");
 	amtprov_error_clear(&e);
 	amtprov_error_set(&e, AMTPROV_E_DENIED, "pc1", "refused: %s[SSL routines::sslv3]", words);
 	len = strlen(e.msg);
