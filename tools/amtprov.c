@@ -2100,9 +2100,10 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 			if (o == 'd') {
 				plugin_host_add_dir(ph, optarg, &err);
 			} else if (o == 'h') {
-				puts("Usage: amtprov plugin show [--plugin-dir DIR]... NAME\n"
-				     "Loads plugin NAME (searching DIR..., $AMTPROV_PLUGIN_PATH, then the\n"
-				     "install directory), checks its descriptor and prints it.");
+				puts("Usage: amtprov [-m FILE] plugin show [--plugin-dir DIR]... NAME\n"
+				     "Loads plugin NAME (searching DIR..., the manifest's plugin_path,\n"
+				     "$AMTPROV_PLUGIN_PATH, then the install directory), checks its\n"
+				     "descriptor and prints it.");
 				plugin_host_free(ph);
 				return EXIT_OK;
 			} else {
@@ -2114,6 +2115,25 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 			fprintf(stderr, "amtprov: usage: amtprov plugin show [--plugin-dir DIR] NAME\n");
 			plugin_host_free(ph);
 			return EXIT_USAGE;
+		}
+		/* With a manifest, its plugin_path is searched too (after --plugin-dir). */
+		if (c->manifest) {
+			struct manifest *m = NULL;
+			struct manifest_problems probs = {0};
+
+			rc = manifest_load(c->manifest, &m, &probs, &err);
+			if (probs.count)
+				manifest_problems_print(&probs, c->manifest, stderr);
+			manifest_problems_free(&probs);
+			if (rc) {
+				if (!probs.count)
+					print_error(&err);
+				plugin_host_free(ph);
+				return tool_exit_code(&err);
+			}
+			for (char **dir = m->plugin_path; dir && *dir; dir++)
+				plugin_host_add_dir(ph, *dir, &err);
+			manifest_free(m);
 		}
 		rc = plugin_host_load(ph, argv[optind], &d, &path, &err);
 		if (rc) {
@@ -2134,7 +2154,8 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
 		struct site *s = NULL;
 		json_t *arr;
-		int rc = open_site(c, SITE_NO_DB, &s);
+		/* Check-only: listing the plugins creates no plugin state. */
+		int rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY, &s);
 
 		if (rc)
 			return rc;

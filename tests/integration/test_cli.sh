@@ -142,6 +142,10 @@ expect_rc 0 "plugin show loads a plugin" run_cli "$O" "$E" plugin show --plugin-
 check "plugin show prints kind and capabilities" bash -c "grep -q 'kind *ca' '$O' && grep -q 'ca:revoke' '$O'"
 expect_rc 5 "plugin show of a foreign-ABI plugin exits 5" run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" bad-abi-major
 check "ABI error names the file" grep -q "bad-abi-major.so" "$E"
+# With -m, the manifest's plugin_path is searched (issue 17); $M names $TEST_PLUGINS.
+expect_rc 0 "plugin show NAME -m site.json finds the plugin in the manifest's plugin_path" \
+  run_cli "$O" "$E" -m "$M" plugin show fake-ca-issued
+check "... and shows it" grep -q "ca:revoke" "$O"
 expect_rc 0 "plugin show (text) ..." run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" fake-ca-issued
 check "... prints each configuration key's help text" grep -q "validity_days .*validity of issued certificates" "$O"
 # plugin test: the CA contract check of amtprovd, on demand (docs/plugin-guide.md 13).
