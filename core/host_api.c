@@ -127,6 +127,12 @@ static const char *h_state_dir(const struct amtprov_host *host)
 	}
 	if (asprintf(&dir, "%s/plugins/%s", pi->ph->env.state_root, pi->name) < 0)
 		goto out;
+	if (pi->ph->env.check_only) {
+		/* Named, not created: a check leaves the state directory as it was. */
+		pi->state_dir = dir;
+		res = dir;
+		goto out;
+	}
 	amtprov_error_clear(&err);
 	if (util_mkdir_p(dir, 0700, &err) != AMTPROV_OK || chmod(dir, 0700) < 0) {
 		alog(pi->ph->env.log, AMTPROV_LOG_ERROR, "%s: %s", err.where[0] ? err.where : dir,
@@ -139,6 +145,11 @@ static const char *h_state_dir(const struct amtprov_host *host)
 out:
 	pthread_mutex_unlock(&pi->ph->state_dir_lock);
 	return res;
+}
+
+static int h_check_only(const struct amtprov_host *host)
+{
+	return instance_of(host)->ph->env.check_only;
 }
 
 static const char *h_instance_name(const struct amtprov_host *host)
@@ -166,4 +177,5 @@ void host_api_init(struct plugin_instance *pi)
 	h->config_free = h_config_free;
 	h->state_dir = h_state_dir;
 	h->instance_name = h_instance_name;
+	h->check_only = h_check_only;
 }

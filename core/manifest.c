@@ -632,6 +632,36 @@ static int get_file(struct vctx *c, json_t *obj, const char *path, const char *k
 	return *out != NULL;
 }
 
+/* Remembers that the file at @p abs_path (named at path/key) is read by the site. */
+static void note_input(struct vctx *c, const char *path, const char *key, const char *abs_path)
+{
+	struct manifest *m = c->m;
+	struct manifest_input *n;
+
+	if (!abs_path)
+		return;
+	n = realloc(m->inputs, (m->n_inputs + 1) * sizeof(*n));
+	if (!n || !(n[m->n_inputs].file = strdup(abs_path))) {
+		if (n)
+			m->inputs = n;
+		c->nomem = 1;
+		return;
+	}
+	manifest_path_key(n[m->n_inputs].path, PATH_SIZE, path, key);
+	m->inputs = n;
+	m->n_inputs++;
+}
+
+/* get_file() for a file the site reads: manifest_check_inputs() checks it is there. */
+static int get_input_file(struct vctx *c, json_t *obj, const char *path, const char *key,
+			  int required, char **out)
+{
+	if (!get_file(c, obj, path, key, required, out))
+		return 0;
+	note_input(c, path, key, *out);
+	return 1;
+}
+
 /* Same, for a path inside an object plugins read as JSON: the tree gets the absolute path. */
 static void get_file_in_tree(struct vctx *c, json_t *obj, const char *path, const char *key)
 {
@@ -644,6 +674,7 @@ static void get_file_in_tree(struct vctx *c, json_t *obj, const char *path, cons
 	abs_path = resolve(c, s);
 	if (abs_path && json_string_set(v, abs_path) != 0)
 		c->nomem = 1;
+	note_input(c, path, key, abs_path);
 	free(abs_path);
 }
 
@@ -992,9 +1023,9 @@ static void parse_provcert(struct vctx *c, json_t *root)
 	if (!pc)
 		return;
 	check_keys(c, pc, p, keys);
-	get_file(c, pc, p, "certificate", 0, &c->m->provcert_file);
-	get_file(c, pc, p, "key", 0, &c->m->provcert_key_file);
-	get_file(c, pc, p, "pkcs12", 0, &c->m->provcert_pkcs12_file);
+	get_input_file(c, pc, p, "certificate", 0, &c->m->provcert_file);
+	get_input_file(c, pc, p, "key", 0, &c->m->provcert_key_file);
+	get_input_file(c, pc, p, "pkcs12", 0, &c->m->provcert_pkcs12_file);
 	get_credential(c, pc, p, "pkcs12_password", 0, &c->m->provcert_pkcs12_password);
 	has_cert = json_object_get(pc, "certificate") != NULL;
 	has_p12 = json_object_get(pc, "pkcs12") != NULL;
@@ -1592,9 +1623,9 @@ static void parse_api(struct vctx *c, json_t *root)
 		manifest_path_key(lp, sizeof(lp), p, "listen");
 		parse_listen(c, listen, lp);
 	}
-	get_file(c, api, p, "certificate", 1, &a->certificate);
-	get_file(c, api, p, "key", 1, &a->key);
-	get_file(c, api, p, "client_ca", 0, &a->client_ca);
+	get_input_file(c, api, p, "certificate", 1, &a->certificate);
+	get_input_file(c, api, p, "key", 1, &a->key);
+	get_input_file(c, api, p, "client_ca", 0, &a->client_ca);
 	get_int(c, api, p, "max_body", 1024, 1048576, &a->max_body);
 	get_int(c, api, p, "max_connections", 1, 65536, &a->max_connections);
 	get_int(c, api, p, "request_deadline_seconds", 1, 300, &a->request_deadline_seconds);
@@ -1926,6 +1957,9 @@ void manifest_free(struct manifest *m)
 	free(m->api.admin_tokens);
 	free(m->api.registration_keys);
 	free(m->api.address_allow);
+	for (i = 0; i < m->n_inputs; i++)
+		free(m->inputs[i].file);
+	free(m->inputs);
 	free(m->fqdn_patterns);
 	free(m->database_path);
 	free(m->state_dir);
@@ -2033,4 +2067,29 @@ int manifest_required_caps(const struct manifest *m,
 			return rc;
 	}
 	return 0;
+}
+
+size_t manifest_check_inputs(const struct manifest *m, struct manifest_problems *problems)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < m->n_inputs; i++) {
+		const struct manifest_input *in = &m->inputs[i];
+		struct stat st;
+		const char *why = NULL;
+
+		/* stat() follows links on purpose: a certificate may be a link into a
+		 * distribution's store. */
+		if (stat(in->file, &st) != 0)
+			why = strerror(errno);
+		else if (!S_ISREG(st.st_mode))
+			why = "not a regular file";
+		else if (access(in->file, R_OK) != 0)
+			why = strerror(errno);
+		if (!why)
+			continue;
+		manifest_problem_add(problems, 0, in->path, "%s: %s", in->file, why);
+		bad++;
+	}
+	return bad;
 }

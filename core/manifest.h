@@ -142,6 +142,12 @@ struct manifest_api {
 	int request_deadline_seconds; /**< a request read and answered within; default 10 */
 };
 
+/** A file the site reads (certificate, key, CA bundle), with the JSON path that names it. */
+struct manifest_input {
+	char *file;                          /**< absolute */
+	char path[AMTPROV_ERROR_WHERE_SIZE]; /**< JSON pointer of the key that names it */
+};
+
 /** A loaded, validated manifest. Everything is owned by it; borrowed by callers. */
 struct manifest {
 	char *file;                   /**< absolute path of the manifest */
@@ -194,6 +200,10 @@ struct manifest {
 	struct manifest_maintenance maintenance;
 	struct manifest_engine engine;
 	struct manifest_api api;
+
+	/** Every input file the manifest names (not the state it creates). */
+	struct manifest_input *inputs;
+	size_t n_inputs;
 };
 
 /**
@@ -207,6 +217,14 @@ struct manifest {
  */
 int manifest_load(const char *path, struct manifest **out, struct manifest_problems *problems,
 		  struct amtprov_error *err);
+
+/**
+ * Checks that every input file the manifest names (provisioning certificate, key or
+ * PKCS#12, API certificate, key and client CA, 802.1X server CA) is a readable regular
+ * file; adds one error per file that is not, at its JSON path. Reads and creates nothing
+ * else. @return the number of errors added
+ */
+size_t manifest_check_inputs(const struct manifest *m, struct manifest_problems *problems);
 
 /** Same, from a string; @p name is used in messages and to resolve relative paths (its
  * directory). */

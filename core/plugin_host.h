@@ -40,6 +40,9 @@ struct host_env {
 	const char *state_root;
 	/** Base JSON path of plugin config sections, e.g. "/plugins". */
 	const char *config_base;
+	/** Nonzero: instances are created only to validate (host->check_only); nothing is
+	 * created on disk, not even state directories. */
+	int check_only;
 };
 
 struct plugin_host *plugin_host_new(const struct host_env *env);

@@ -144,7 +144,7 @@ static int check_cap(void *ctx, const char *instance, const char *cap, const cha
 	return 0;
 }
 
-static int load_plugins(struct site *s, struct amtprov_error *err)
+static int load_plugins(struct site *s, int check_only, struct amtprov_error *err)
 {
 	struct manifest *m = s->m;
 	struct host_env env = {
@@ -155,6 +155,7 @@ static int load_plugins(struct site *s, struct amtprov_error *err)
 		.status_ctx = s,
 		.state_root = m->state_dir,
 		.config_base = "/plugins",
+		.check_only = check_only,
 	};
 	struct cap_check cc = {.s = s, .err = err};
 	int rc;
@@ -252,7 +253,7 @@ int site_open(const struct site_options *opt, struct site **out,
 
 	/* 3. Plugins: load, check descriptors, create instances, check capabilities. */
 	if (!(opt->flags & SITE_NO_PLUGINS)) {
-		rc = load_plugins(s, err);
+		rc = load_plugins(s, !!(opt->flags & SITE_CHECK_ONLY), err);
 		if (rc)
 			goto fail;
 	}

@@ -31,6 +31,7 @@ struct site;
 #define SITE_NO_PLUGINS 0x2   /**< do not load plugins (reporting commands) */
 #define SITE_READONLY_DB 0x4  /**< open the database read-only; never create */
 #define SITE_NO_DB 0x8        /**< do not open the database (manifest check) */
+#define SITE_CHECK_ONLY 0x10  /**< plugins only validate: nothing is created on disk */
 
 struct site_options {
 	const char *manifest;       /**< path of the site manifest */

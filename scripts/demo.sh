@@ -34,19 +34,25 @@ case "$ca" in local|mscert) ;; *) echo "demo: --ca must be local or mscert" >&2;
 case "$n" in ''|*[!0-9]*) usage >&2; exit 2;; esac
 if [ "$n" -lt 1 ] || [ "$n" -gt 200 ]; then echo "demo: DEVICES must be 1..200" >&2; exit 2; fi
 
-bash scripts/install-deps.sh
-echo "== building amtprov"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
-amtprov="$root/build/tools/amtprov"
-amtprovd="$root/build/tools/amtprovd"
-amtsim="$root/build/sim/amtsim"
+# Tests run the demo on their own build, directory and loopback net (test_demo_hints).
+build=${AMTPROV_DEMO_BUILD:-}
+if [ -z "$build" ]; then
+  # Only what the demo needs: no test-only package, no server that a package would start.
+  bash scripts/install-deps.sh demo
+  echo "== building amtprov (without the test suites, in build-demo/)"
+  build="$root/build-demo"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAMTPROV_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" >/dev/null
+fi
+amtprov="$build/tools/amtprov"
+amtprovd="$build/tools/amtprovd"
+amtsim="$build/sim/amtsim"
 
-demo="$root/demo-site"
+demo=${AMTPROV_DEMO_DIR:-$root/demo-site}
 rm -rf "$demo"
 mkdir -p "$demo/pki" "$demo/sim"
 chmod 700 "$demo"
-net="127.77.$(( $$ % 200 + 20 ))"
+net=${AMTPROV_DEMO_NET:-127.77.$(( $$ % 200 + 20 ))}
 sim_pid=""
 adcs_pid=""
 cleanup() {
@@ -122,7 +128,7 @@ cat >"$demo/site.json" <<JSON
   "manifest_version": 1,
   "site": { "name": "contoso-lab", "service_point_fqdn": "oob.contoso.com",
             "dns_suffix": "contoso.com", "description": "amtprov demo site" },
-  "plugin_path": ["$root/build/plugins"],
+  "plugin_path": ["$build/plugins"],
   "plugins": {
     "amt":    { "plugin": "amt-transport" },
     $ca_instance,
@@ -194,20 +200,25 @@ if [ "${#done_list[@]}" -eq 3 ]; then
   fi
   crl |
     awk '/Serial Number:/ {s=$3} /Superseded|Key Compromise|Unspecified|Cessation/ {gsub(/^ +/, ""); print "    " s "  " $0}'
+  "$amtsim" dump --control "$demo/sim/control.sock" "${unp%%.*}" >"$demo/sim/${unp%%.*}.dump.json"
   echo "  (update keeps the web server certificate, R-REV-03; block and unprovision revoke it"
   echo "   as Superseded, R-REV-02; the unprovisioned device is back in AMT state pre:"
-  echo "   $amtsim dump --control $demo/sim/control.sock ${unp%%.*})"
+  echo "   $demo/sim/${unp%%.*}.dump.json)"
   echo
   "$amtprov" -m "$demo/site.json" task list
 fi
 
+# The simulator stops with the demo: keep what the firmware held, so the hints below still
+# work afterwards.
+"$amtsim" dump --control "$demo/sim/control.sock" pc001 >"$demo/sim/pc001.dump.json"
+failed_dev=$("$amtprov" -m "$demo/site.json" device list --state FAILED | awk 'NR > 1 {print $2; exit}')
 cat <<EOF
 
-Where to look next:
-  $amtprov -m $demo/site.json device show pc004.northwindtraders.com   # why it failed; audit trail
-  $amtprov -m $demo/site.json cert list                        # every certificate issued
+Where to look next (these work after the demo has ended):
+${failed_dev:+  $amtprov -m $demo/site.json device show $failed_dev   # why it failed; audit trail
+}  $amtprov -m $demo/site.json cert list                        # every certificate issued
   $amtprov -m $demo/site.json status --severity warning        # status messages (8111, 8112, ...)
-  $amtsim dump --control $demo/sim/control.sock pc001          # what the firmware really holds
+  less $demo/sim/pc001.dump.json   # what pc001's firmware held (amtsim dump, saved at the end)
   less $demo/amtprovd.log
 EOF
 if [ "$ca" = mscert ]; then

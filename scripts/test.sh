@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh all
 
 # LeakSanitizer's stop-the-world tracer sometimes crashes at a process exit under load
 # ("Tracer caught signal 11" + "LeakSanitizer has encountered a fatal error"), before any
@@ -25,7 +25,7 @@ only_lsan_tracer_crash() {
 
 run_suite() {
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -DAMTPROV_WERROR=ON "$@" >/dev/null
+  cmake -S "$root" -B "$dir" -DAMTPROV_WERROR=ON -DAMTPROV_BUILD_TESTS=ON "$@" >/dev/null
   cmake --build "$dir" -j"$jobs"
   if ctest --test-dir "$dir" --output-on-failure -j"$jobs"; then
     return 0

@@ -180,14 +180,25 @@ static int cmd_manifest(struct cli *c, int argc, char **argv)
 		else if (o == 'h') {
 			puts("Usage: amtprov -m FILE manifest check [--no-plugins]\n"
 			     "Validates the manifest completely (every error with its JSON path),\n"
-			     "then loads its plugins and checks their capabilities.");
+			     "checks that every file it names is readable, then loads its plugins\n"
+			     "and checks their capabilities. Nothing is created or changed.");
 			return EXIT_OK;
 		} else
 			return EXIT_USAGE;
 	}
 	if (optind < argc)
 		c->manifest = argv[optind];
-	rc = open_site(c, SITE_NO_DB | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	if (rc == EXIT_OK) {
+		struct manifest_problems probs = {0};
+
+		/* The files the site reads must be there now, not at the first device. */
+		if (manifest_check_inputs(site_manifest(s), &probs)) {
+			manifest_problems_print(&probs, c->manifest, stderr);
+			rc = EXIT_CONFIG;
+		}
+		manifest_problems_free(&probs);
+	}
 	if (rc == EXIT_OK) {
 		struct manifest *m = site_manifest(s);
 
@@ -739,6 +750,7 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *state = NULL;
+	char state_uc[64];
 	struct list_ctx l = {.c = c};
 	struct site *s = NULL;
 	struct amtprov_error err;
@@ -754,9 +766,19 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 		} else
 			return EXIT_USAGE;
 	}
-	if (state && device_state_parse(state) == DS_INVALID) {
-		fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n", state);
-		return EXIT_USAGE;
+	if (state) {
+		/* States are upper case in the database; "failed" means FAILED. */
+		size_t i;
+
+		for (i = 0; state[i] && i < sizeof(state_uc) - 1; i++)
+			state_uc[i] = (char)toupper((unsigned char)state[i]);
+		state_uc[i] = '\0';
+		if (state[i] || device_state_parse(state_uc) == DS_INVALID) {
+			fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n",
+				state);
+			return EXIT_USAGE;
+		}
+		state = state_uc;
 	}
 	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
 	if (rc)
@@ -2078,9 +2100,10 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 			if (o == 'd') {
 				plugin_host_add_dir(ph, optarg, &err);
 			} else if (o == 'h') {
-				puts("Usage: amtprov plugin show [--plugin-dir DIR]... NAME\n"
-				     "Loads plugin NAME (searching DIR..., $AMTPROV_PLUGIN_PATH, then the\n"
-				     "install directory), checks its descriptor and prints it.");
+				puts("Usage: amtprov [-m FILE] plugin show [--plugin-dir DIR]... NAME\n"
+				     "Loads plugin NAME (searching DIR..., the manifest's plugin_path,\n"
+				     "$AMTPROV_PLUGIN_PATH, then the install directory), checks its\n"
+				     "descriptor and prints it.");
 				plugin_host_free(ph);
 				return EXIT_OK;
 			} else {
@@ -2092,6 +2115,25 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 			fprintf(stderr, "amtprov: usage: amtprov plugin show [--plugin-dir DIR] NAME\n");
 			plugin_host_free(ph);
 			return EXIT_USAGE;
+		}
+		/* With a manifest, its plugin_path is searched too (after --plugin-dir). */
+		if (c->manifest) {
+			struct manifest *m = NULL;
+			struct manifest_problems probs = {0};
+
+			rc = manifest_load(c->manifest, &m, &probs, &err);
+			if (probs.count)
+				manifest_problems_print(&probs, c->manifest, stderr);
+			manifest_problems_free(&probs);
+			if (rc) {
+				if (!probs.count)
+					print_error(&err);
+				plugin_host_free(ph);
+				return tool_exit_code(&err);
+			}
+			for (char **dir = m->plugin_path; dir && *dir; dir++)
+				plugin_host_add_dir(ph, *dir, &err);
+			manifest_free(m);
 		}
 		rc = plugin_host_load(ph, argv[optind], &d, &path, &err);
 		if (rc) {
@@ -2112,7 +2154,8 @@ static int cmd_plugin(struct cli *c, int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "list") == 0) {
 		struct site *s = NULL;
 		json_t *arr;
-		int rc = open_site(c, SITE_NO_DB, &s);
+		/* Check-only: listing the plugins creates no plugin state. */
+		int rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY, &s);
 
 		if (rc)
 			return rc;
@@ -2416,7 +2459,7 @@ static int report_device(void *ctx, const struct store_device *d)
 		if (r->n == 0)
 			printf("%-24s %-9s %-18s %-18s %-11s %-6s %s\n", "DEVICE", "AMT", "STATE",
 			       "CERT SERIAL", "CERT EXPIRY", "TOOK", "REASON");
-		printf("%-24.24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
+		printf("%-24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
 		       d->state, cert.id ? cert.serial_hex : "-", exp, took, d->last_error);
 	}
 	r->n++;

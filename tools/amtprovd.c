@@ -44,6 +44,7 @@ struct daemon {
 	struct sched *sched;
 	int reload;
 	int stop;
+	int fatal;       /* a reload left nothing running: exit 1 */
 	struct event *sig_ev;
 };
 
@@ -122,12 +123,14 @@ static void usage(FILE *out)
 	      "Tests only: AMTPROV_TEST_CLOCK_FILE names a file holding the Unix time to use.\n"
 	      "The site database is created on first start if it does not exist.\n"
 	      "Exit status: 0 clean stop, 1 failure, 2 usage, 3 invalid manifest, 4 database\n"
-	      "error, 5 plugin could not be loaded.\n",
+	      "error, 5 plugin could not be loaded. Exit status 6 (busy, try again later) is\n"
+	      "amtprov's only: amtprovd never exits with it.\n",
 	      out);
 }
 
 /* Opens the site and everything that hangs off it. */
-static int start_site(struct daemon *d, struct site **site, struct amtprov_error *err)
+/* Opens (validates, loads plugins, creates instances) without starting the plugins. */
+static int open_site_unstarted(struct daemon *d, struct site **site, struct amtprov_error *err)
 {
 	struct site_options opt = {
 		.manifest = d->manifest, .flags = SITE_CREATE_DB, .log = d->log};
@@ -140,6 +143,13 @@ static int start_site(struct daemon *d, struct site **site, struct amtprov_error
 		     "%s: %s: %s", d->manifest, probs.items[i].path[0] ? probs.items[i].path : "(document)",
 		     probs.items[i].msg);
 	manifest_problems_free(&probs);
+	return rc;
+}
+
+static int start_site(struct daemon *d, struct site **site, struct amtprov_error *err)
+{
+	int rc = open_site_unstarted(d, site, err);
+
 	if (rc)
 		return rc;
 	rc = plugin_host_start_all(site_plugins(*site), err);
@@ -274,30 +284,53 @@ static int write_pid_file(const char *path)
 	return close(fd);
 }
 
-/* SIGHUP: the new manifest must load in full before the running one is dropped. */
+/*
+ * SIGHUP: the new manifest must load in full before the running one is dropped. Plugins
+ * hand over: the new instances are created first (configuration checked), then the running
+ * ones stop and the new ones start, so a listener (ca-local's CRL port) is free when its
+ * successor binds it. If a new instance cannot start, the running ones start again.
+ */
 static void do_reload(struct daemon *d)
 {
 	struct site *fresh = NULL;
 	struct amtprov_error err;
+	char msg[512];
 
 	amtprov_error_clear(&err);
 	stop_engine(d);
-	if (start_site(d, &fresh, &err) != AMTPROV_OK) {
-		char msg[512];
+	if (open_site_unstarted(d, &fresh, &err) != AMTPROV_OK)
+		goto failed;
+	plugin_host_stop_all(site_plugins(d->site));
+	if (plugin_host_start_all(site_plugins(fresh), &err) != AMTPROV_OK) {
+		struct amtprov_error again;
 
-		snprintf(msg, sizeof(msg), "%s: %s", err.where, err.msg);
-		alog(d->log, AMTPROV_LOG_ERROR, "reload failed, keeping the running configuration: %s",
-		     msg);
-		site_status(d->site, STATUS_RELOAD_FAILED, NULL, msg);
-	} else {
-		site_close(d->site);
-		d->site = fresh;
-		site_status(d->site, STATUS_DAEMON_RELOADED, NULL, d->manifest);
+		site_close(fresh); /* stops what did start */
+		fresh = NULL;
+		amtprov_error_clear(&again);
+		if (plugin_host_start_all(site_plugins(d->site), &again) != AMTPROV_OK) {
+			alog(d->log, AMTPROV_LOG_ERROR,
+			     "reload failed and the running configuration cannot start again: "
+			     "%s: %s", again.where, again.msg);
+			d->stop = d->fatal = 1;
+		}
+		goto failed;
 	}
+	site_close(d->site);
+	d->site = fresh;
+	site_status(d->site, STATUS_DAEMON_RELOADED, NULL, d->manifest);
+	goto restart;
+failed:
+	snprintf(msg, sizeof(msg), "%s: %s", err.where, err.msg);
+	alog(d->log, AMTPROV_LOG_ERROR, "reload failed, keeping the running configuration: %s",
+	     msg);
+	site_status(d->site, STATUS_RELOAD_FAILED, NULL, msg);
+	if (d->stop)
+		return;
+restart:
 	amtprov_error_clear(&err);
 	if (start_engine(d, &err) != AMTPROV_OK) {
 		alog(d->log, AMTPROV_LOG_ERROR, "cannot restart the engine: %s", err.msg);
-		d->stop = 1;
+		d->stop = d->fatal = 1;
 	}
 }
 
@@ -422,6 +455,8 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	if (d.fatal)
+		rc = EXIT_FAIL;
 	site_status(d.site, STATUS_DAEMON_STOPPED, NULL, "");
 out:
 	if (d.engine)

@@ -85,9 +85,26 @@ static inline void amtprov_error_clear(struct amtprov_error *err)
  * @param[out] err   the buffer to fill; may be NULL (then only the code is returned)
  * @param[in]  code  an amtprov_status other than AMTPROV_OK
  * @param[in]  where location (copied, truncated to fit); may be NULL
- * @param[in]  fmt   printf format for the message (copied, truncated to fit)
+ * @param[in]  fmt   printf format for the message (copied; a message longer than
+ *                   AMTPROV_ERROR_MSG_SIZE - 1 ends at a word boundary with " ...")
  * @return @p code, so callers can write `return amtprov_error_set(err, ...)`.
  */
+/**
+ * Ends a message that did not fit in @p size bytes at a word boundary, marked " ...", so
+ * a reader sees that text is missing and never a word cut in two. Used by
+ * amtprov_error_set(); @p msg holds size - 1 characters.
+ */
+static inline void amtprov_error_cut(char *msg, size_t size)
+{
+	size_t end = size - 5, i = end; /* room for " ..." and the NUL */
+
+	while (i > end / 2 && msg[i] != ' ')
+		i--;
+	if (msg[i] != ' ')
+		i = end; /* one word longer than half the buffer: cut it, marked */
+	memcpy(msg + i, " ...", 5);
+}
+
 static inline int amtprov_error_set(struct amtprov_error *err, int code, const char *where,
 				    const char *fmt, ...)
 #if defined(__GNUC__)
@@ -105,7 +122,8 @@ static inline int amtprov_error_set(struct amtprov_error *err, int code, const c
 	err->code = code;
 	snprintf(err->where, sizeof(err->where), "%s", where ? where : "");
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	if (vsnprintf(err->msg, sizeof(err->msg), fmt, ap) >= (int)sizeof(err->msg))
+		amtprov_error_cut(err->msg, sizeof(err->msg));
 	va_end(ap);
 	return code;
 }

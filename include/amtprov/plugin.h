@@ -221,6 +221,15 @@ struct amtprov_host {
 	/** The instance name from the manifest (e.g. "lab-ca"). Borrowed. */
 	const char *(*instance_name)(const struct amtprov_host *host);
 	/* --- end of ABI 1.0 --- */
+
+	/**
+	 * ABI 1.1: nonzero when the instance is created only to validate a site (amtprov
+	 * manifest check): create() must then read and check what it can but create, change
+	 * or delete nothing (no key files, no lock files, no directories). state_dir() returns
+	 * the directory's name then, which may not exist yet. Check with AMTPROV_HAS_SLOT.
+	 */
+	int (*check_only)(const struct amtprov_host *host);
+	/* --- end of ABI 1.1 --- */
 };
 
 /** True if a host (or any size-stamped struct) built by the other side has slot @p member. */

@@ -10,6 +10,7 @@
  * Thread safety: every operation takes the instance lock, so the plugin declares
  * AMTPROV_PLUGIN_THREAD_SAFE and the core may call it from several workers at once.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -309,6 +310,17 @@ static int write_url_file(struct ca_local *ca, struct amtprov_error *err)
 	return rc;
 }
 
+/* 127.0.0.0/8 is all loopback, not only 127.0.0.1 (the tests and the demo use 127.x.y.z). */
+static int is_loopback(const char *numeric)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, numeric, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, numeric, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
 static int start_locked(struct ca_local *ca, struct amtprov_error *err)
 {
 	const struct amtprov_host *host = ca->host;
@@ -352,8 +364,7 @@ static int start_locked(struct ca_local *ca, struct amtprov_error *err)
 		  "CA ready: root '%s', issuing '%s', %lld certificates issued so far, CRL %s",
 		  root ? root : "?", issuing ? issuing : "?", cl_db_count(ca->db),
 		  is_set(ca->crl_url) ? ca->crl_url : "in <dir>/crl.der only (no crl_listen)");
-	if (ca->http && strcmp(ca->listen_host, "127.0.0.1") != 0 &&
-	    strcmp(ca->listen_host, "::1") != 0)
+	if (ca->http && !is_loopback(ca->listen_host))
 		host->log(host, AMTPROV_LOG_NOTICE, "the CRL endpoint listens on %s, not loopback",
 			  ca->listen_host);
 	free(root);

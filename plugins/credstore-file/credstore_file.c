@@ -190,6 +190,13 @@ static int write_keyring(struct csf *cs, const struct cs_keyring *kr, struct amt
 	return rc;
 }
 
+/* amtprov manifest check: validate, but create and change nothing. */
+static int csf_check_only(const struct csf *cs)
+{
+	return AMTPROV_HAS_SLOT(cs->host, struct amtprov_host, check_only) &&
+	       cs->host->check_only && cs->host->check_only(cs->host);
+}
+
 /*
  * Reads the key ring (owner, mode and symlink checks included). When the key file is
  * missing and @p may_create, creates one, but only if create_key allows it and the store
@@ -224,6 +231,10 @@ static int load_keyring(struct csf *cs, int may_create, size_t records,
 				       "%zu records a new key cannot decrypt; restore the key "
 				       "file from backup",
 				       cs->key_path, records);
+	} else if (csf_check_only(cs)) {
+		rc = AMTPROV_OK;
+		cs->host->log(cs->host, AMTPROV_LOG_INFO,
+			      "key file %s will be created at the first run", cs->key_path);
 	} else {
 		rc = cs_keyring_add_random(kr, err);
 		if (rc == AMTPROV_OK)
@@ -285,13 +296,18 @@ static int csf_check_files(struct csf *cs, struct amtprov_error *err)
 	struct stat sb;
 	int lock = -1, rc;
 
-	rc = cs_lock(cs->lock_path, 1, &lock, err);
-	if (rc != AMTPROV_OK) {
-		set_where(err, "/path");
-		return rc;
+	/* A check takes the lock only when its file exists, and sweeps nothing. */
+	if (!csf_check_only(cs) || cs_exists(cs->lock_path)) {
+		rc = cs_lock(cs->lock_path, 1, &lock, err);
+		if (rc != AMTPROV_OK) {
+			set_where(err, "/path");
+			return rc;
+		}
 	}
-	cs_sweep_temps(cs->path);
-	cs_sweep_temps(cs->key_path);
+	if (!csf_check_only(cs)) {
+		cs_sweep_temps(cs->path);
+		cs_sweep_temps(cs->key_path);
+	}
 	rc = current_store(cs, &st, err);
 	if (rc != AMTPROV_OK) {
 		set_where(err, "/path");

@@ -81,6 +81,12 @@ AUTH=(-H "Authorization: Bearer $TOKEN")
 
 check "health works without authentication" is "$(c "$URL/v1/health")" 200
 check "health says only ok" python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == {"status": "ok"}' "$O"
+# schema_ok METHOD PATH STATUS: the answer in $O matches docs/api.openapi.yaml (issue 17).
+schema_ok() {
+  python3 "$AMTPROV_SOURCE_DIR/tests/integration/openapi_check.py" \
+    "$AMTPROV_SOURCE_DIR/docs/api.openapi.yaml" "$1" "$2" "$3" "$O"
+}
+check "the health answer matches the OpenAPI document" schema_ok GET /v1/health 200
 
 D1=$(dev_json pc1.contoso.com 11111111-2222-4333-8444-000000000001)
 check "POST without a token is 401" is "$(c -D "$T/h" -X POST -H 'Content-Type: application/json' --data-binary "$D1" "$URL/v1/devices")" 401
@@ -94,10 +100,12 @@ check "the refusal was logged" grep -q "api: POST /v1/devices from .* refused: w
 
 check "pc1's enrollment secret: 201 Created" is "$(post "$D1" "${H1[@]}")" 201
 check "the answer names the device and its state" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["fqdn"]=="pc1.contoso.com" and d["state"]=="REGISTERED" and d["id"]>0' "$O"
+check "the 201 answer matches the OpenAPI document" schema_ok POST /v1/devices 201
 check "the device appears in device list" bash -c "'$AMTPROV' -m '$M' device list | grep -q pc1.contoso.com"
 past_registered() { "$AMTPROV" -m "$M" device list 2>/dev/null | grep pc1.contoso.com | grep -q NEED_DEVICE_CHECK; }
 check "provisioning starts at once (waits in NEED_DEVICE_CHECK without a transport)" wait_for 10 past_registered
 check "GET /v1/devices/{fqdn} shows its state (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
+check "the device answer matches the OpenAPI document" schema_ok GET '/v1/devices/{device}' 200
 check "... without the OTP hash" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="NEED_DEVICE_CHECK" and "otp_hash" not in d and "last_error" in d' "$O"
 check "GET by UUID (administrator)" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
 check "GET by UUID (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
@@ -128,6 +136,7 @@ check "a bad UUID is 400 naming the field" is "$(post "$(dev_json pc4.contoso.co
 check "... field is uuid" python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["field"]=="uuid"' "$O"
 check "an unknown key is 400" is "$(post '{"fqdn":"pc5.contoso.com","uuid":"11111111-2222-4333-8444-000000000005","amt_version":"11.8.50","color":"red"}' "${AUTH[@]}")" 400
 check "a bad OTP hash is 400 without echoing it" bash -c "[ \"\$(curl -s -o '$O' -w '%{http_code}' --cacert '$pki/api.pem' -X POST -H 'Content-Type: application/json' -H 'Authorization: Bearer $TOKEN' --data-binary '{\"fqdn\":\"pc6.contoso.com\",\"uuid\":\"11111111-2222-4333-8444-000000000006\",\"amt_version\":\"11.8.50\",\"otp_hash\":\"zz-secret-zz\"}' '$URL/v1/devices')\" = 400 ] && ! grep -q zz-secret-zz '$O'"
+check "the 400 answer matches the OpenAPI document" schema_ok POST /v1/devices 400
 check "a form body is 415" is "$(c -X POST "${AUTH[@]}" -d 'fqdn=x' "$URL/v1/devices")" 415
 head -c 8000 /dev/zero | tr '\0' ' ' >"$T/big"
 printf '{}' >>"$T/big"

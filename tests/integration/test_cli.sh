@@ -31,8 +31,31 @@ expect_rc 2 "no manifest is a usage error" env -u AMTPROV_MANIFEST "$AMTPROV" de
 # --- manifest check
 expect_rc 0 "minimal example manifest is valid" \
   run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/minimal.json" manifest check
-expect_rc 0 "lab example manifest is valid (plugins not loaded)" \
-  run_cli "$O" "$E" -m "$AMTPROV_SOURCE_DIR/examples/manifests/lab-site.json" manifest check --no-plugins
+# The lab example names certificate files it does not ship: without them it is not valid,
+# and the error names the JSON path of each missing file.
+mkdir -p "$T/lab"
+cp "$AMTPROV_SOURCE_DIR/examples/manifests/lab-site.json" "$T/lab/site.json"
+expect_rc 3 "manifest check refuses a missing provisioning certificate and key" \
+  run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
+check "a missing file is named with its JSON path" \
+  bash -c "grep -q '/provisioning_certificate/certificate: .*certs/prov-chain.pem: No such file' '$E' &&
+           grep -q '/provisioning_certificate/key: .*certs/prov.key' '$E' &&
+           grep -q '/ieee8021x/wired/server_ca: .*radius-ca.pem' '$E'"
+check "a refused manifest check does not say valid" bash -c "! grep -q valid '$O'"
+mkdir -p "$T/lab/certs"
+touch "$T/lab/certs/prov-chain.pem" "$T/lab/certs/prov.key" "$T/lab/certs/radius-ca.pem"
+chmod 000 "$T/lab/certs/prov.key"
+if [ -r "$T/lab/certs/prov.key" ]; then
+  echo "# running as root: the unreadable-file case cannot be tested"
+else
+  expect_rc 3 "manifest check refuses an unreadable key file" \
+    run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
+  check "the unreadable file is named with its JSON path" \
+    grep -q '/provisioning_certificate/key: .*Permission denied' "$E"
+fi
+chmod 600 "$T/lab/certs/prov.key"
+expect_rc 0 "lab example manifest is valid once its files exist (plugins not loaded)" \
+  run_cli "$O" "$E" -m "$T/lab/site.json" manifest check --no-plugins
 mkdir -p "$T/bad"
 printf '{"manifest_version": 1,\n "site": {"name": "x",,}}\n' >"$T/bad/syntax.json"
 expect_rc 3 "malformed JSON manifest exits 3" run_cli "$O" "$E" -m "$T/bad/syntax.json" manifest check
@@ -89,10 +112,24 @@ check "device show prints the audit trail" grep -q "device.add" "$O"
 expect_rc 1 "device show of an unknown device exits 1" run_cli "$O" "$E" -m "$M" device show nosuch.contoso.com
 expect_rc 1 "device retry of a non-FAILED device exits 1" run_cli "$O" "$E" -m "$M" device retry pc1.contoso.com
 check "retry refusal names the state" grep -q "REGISTERED" "$E"
+# Issue 17: report shows whole FQDNs (they are pasted into device show), and --state takes
+# any case.
+LONG=a-very-long-workstation-name-0001.contoso.com
+expect_rc 0 "device add with a 45-character FQDN" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn "$LONG" --uuid 11111111-2222-4333-8444-55555555555a --amt-version 16.1.25
+expect_rc 0 "report" run_cli "$O" "$E" -m "$M" report
+check "report prints the whole FQDN" grep -q "^$LONG " "$O"
+expect_rc 0 "device list --state registered (lower case) is accepted" \
+  run_cli "$O" "$E" -m "$M" device list --state registered
+check "... and lists the REGISTERED devices" grep -q "$LONG" "$O"
+expect_rc 2 "device list --state of an unknown state is a usage error" \
+  run_cli "$O" "$E" -m "$M" device list --state nosuchstate
+expect_rc 0 "amtprovd --help" bash -c '"$0" --help >"$1"' "$AMTPROVD" "$O"
+check "amtprovd --help says what exit status 6 is" grep -q "6 (busy" "$O"
 
 # --- status messages
 expect_rc 0 "status lists registrations" run_cli "$O" "$E" -m "$M" status --id 8100
-check "status 8100 recorded per registered device" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 2
+check "status 8100 recorded per registered device (3)" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 3
 expect_rc 0 "status --severity error" run_cli "$O" "$E" -m "$M" --json status --severity error
 check "R-PROV-01 refusal stored as status 8101, the identity refusal as 8114" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101, 8114], d' "$O"
@@ -105,6 +142,10 @@ expect_rc 0 "plugin show loads a plugin" run_cli "$O" "$E" plugin show --plugin-
 check "plugin show prints kind and capabilities" bash -c "grep -q 'kind *ca' '$O' && grep -q 'ca:revoke' '$O'"
 expect_rc 5 "plugin show of a foreign-ABI plugin exits 5" run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" bad-abi-major
 check "ABI error names the file" grep -q "bad-abi-major.so" "$E"
+# With -m, the manifest's plugin_path is searched (issue 17); $M names $TEST_PLUGINS.
+expect_rc 0 "plugin show NAME -m site.json finds the plugin in the manifest's plugin_path" \
+  run_cli "$O" "$E" -m "$M" plugin show fake-ca-issued
+check "... and shows it" grep -q "ca:revoke" "$O"
 expect_rc 0 "plugin show (text) ..." run_cli "$O" "$E" plugin show --plugin-dir "$TEST_PLUGINS" fake-ca-issued
 check "... prints each configuration key's help text" grep -q "validity_days .*validity of issued certificates" "$O"
 # plugin test: the CA contract check of amtprovd, on demand (docs/plugin-guide.md 13).
@@ -139,6 +180,13 @@ check "missing plugin error names it and the directories searched" \
 # --- credentials: set, list, rotate (R-ACC-02) through the real credstore-file plugin
 make_site '"plugins": {"creds": {"plugin": "credstore-file"}}, "credentials": {"store": "creds"}'
 export AMTPROV_PLUGIN_PATH="$AMTPROV_BUILD_DIR/plugins"   # where credstore-file is built
+# manifest check creates nothing: no state directory, no credential-store key (R-ACC-02).
+tree_sum() { (cd "$1" && find . -printf '%p %y %m %s\n' | sort && find . -type f -print0 | sort -z | xargs -0r sha256sum); }
+tree_sum "$T/site" >"$T/tree.before"
+expect_rc 0 "manifest check with the credential store loaded" run_cli "$O" "$E" -m "$M" manifest check
+check "manifest check on a new site creates no plugin state directory and no key file" test ! -e "$T/site/state/plugins/creds"
+tree_sum "$T/site" >"$T/tree.after"
+check "manifest check leaves a new site's tree byte-identical" cmp -s "$T/tree.before" "$T/tree.after"
 printf 's3cret-value\n' >"$T/secret"
 expect_rc 0 "cred set stores a secret" run_cli "$O" "$E" -m "$M" cred set site/mebx --from-file "$T/secret"
 check "cred set never prints the value" bash -c "! grep -q s3cret '$O' '$E'"
@@ -149,6 +197,12 @@ check "the key file changed" bash -c "! cmp -s '$KEYFILE' '$T/key.before'"
 expect_rc 0 "cred list after rotation" run_cli "$O" "$E" -m "$M" cred list
 check "the record is still there" grep -qx "site/mebx" "$O"
 check "no secret in the store file in clear" bash -c "! grep -qa s3cret '$T/site/state/plugins/creds/credentials.store'"
+rm -f "$T/site/state/plugins/creds/credentials.store.lock"
+tree_sum "$T/site" >"$T/tree.before"
+expect_rc 0 "manifest check on a site with a credential store" run_cli "$O" "$E" -m "$M" manifest check
+tree_sum "$T/site" >"$T/tree.after"
+check "manifest check leaves an existing site's tree byte-identical (no lock file either)" \
+  cmp -s "$T/tree.before" "$T/tree.after"
 unset AMTPROV_PLUGIN_PATH
 
 # --- a corrupt database is refused and left untouched

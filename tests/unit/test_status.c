@@ -4,6 +4,8 @@
 
 #include <CUnit/CUnit.h>
 
+#include <amtprov/error.h>
+
 #include "provcert.h"
 #include "status.h"
 
@@ -65,6 +67,38 @@ static void test_provcert_expiry_days(void)
 	CU_ASSERT_EQUAL(provcert_expiry_status(400, 40, 15), 0);
 }
 
+/* Issue 17: an error too long for its buffer ends at a word boundary, marked, never
+ * mid-word ("...SSL routines::sslv"). */
+static void test_long_error_cut_at_word(void)
+{
+	struct amtprov_error e;
+	char words[600] = "";
+	size_t len;
+
+	for (size_t n = 0; n < sizeof(words) - 40;)
+		n += (size_t)snprintf(words + n, sizeof(words) - n, "handshake failure alert ");
+	amtprov_error_clear(&e);
+	amtprov_error_set(&e, AMTPROV_E_DENIED, "pc1", "refused: %s[SSL routines::sslv3]", words);
+	len = strlen(e.msg);
+	CU_ASSERT(len < sizeof(e.msg));
+	CU_ASSERT(len > sizeof(e.msg) / 2);
+	CU_ASSERT_STRING_EQUAL(e.msg + len - 4, " ...");
+	/* What comes before the marker is whole words of the original. */
+	CU_ASSERT_EQUAL(strncmp(e.msg, "refused: handshake failure alert ", 33), 0);
+	CU_ASSERT(e.msg[len - 5] == 'e' || e.msg[len - 5] == 't');
+	/* One word longer than the buffer is still cut, marked. */
+	memset(words, 'x', sizeof(words) - 1);
+	words[sizeof(words) - 1] = '\0';
+	amtprov_error_clear(&e);
+	amtprov_error_set(&e, AMTPROV_E_DENIED, NULL, "%s", words);
+	CU_ASSERT_EQUAL(strlen(e.msg), sizeof(e.msg) - 1);
+	CU_ASSERT_STRING_EQUAL(e.msg + sizeof(e.msg) - 5, " ...");
+	/* A message that fits is untouched. */
+	amtprov_error_clear(&e);
+	amtprov_error_set(&e, AMTPROV_E_DENIED, NULL, "short %s", "enough");
+	CU_ASSERT_STRING_EQUAL(e.msg, "short enough");
+}
+
 void register_status_tests(void);
 void register_status_tests(void)
 {
@@ -77,4 +111,6 @@ void register_status_tests(void)
 	CU_add_test(s, "catalog is sorted, unique and complete", test_catalog_sorted_unique_and_complete);
 	CU_add_test(s, "unknown status IDs are not found", test_unknown_id_is_not_found);
 	CU_add_test(s, "severity names round-trip", test_severity_names_round_trip);
+	CU_add_test(s, "a long error is cut at a word boundary, marked, never mid-word",
+		    test_long_error_cut_at_word);
 }
