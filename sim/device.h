@@ -233,6 +233,7 @@ struct device {
 	 * "tls_resumption", overridable per device): 0 = unlimited requests per connection. */
 	unsigned max_requests_per_conn;
 	unsigned keepalive_s;
+	unsigned nonce_lifetime; /* 0: the fleet's nonce_lifetime */
 	bool tls_resumption;
 	bool krb_credential_cache; /* AMT_KerberosSettingData credential cache state */
 	struct dev_faults faults;

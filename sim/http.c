@@ -643,7 +643,7 @@ int http_device_listen(struct sim_server *srv, struct device *d, int tls_port, i
 	if (!rt)
 		return -1;
 	d->runtime = rt;
-	rt->digest.lifetime = srv->nonce_lifetime;
+	rt->digest.lifetime = d->nonce_lifetime ? (int)d->nonce_lifetime : srv->nonce_lifetime;
 	rt->tls_generation = d->tls_generation;
 	if (tls_load_active_identity(d, &rt->cert, &rt->key, &rt->chain) != 0) {
 		snprintf(err, errlen, "%s: no TLS identity", d->id);

@@ -391,8 +391,11 @@ static int conn_model(struct device *d, const json_t *fleet, const json_t *dev, 
 
 	d->max_requests_per_conn = 0;
 	d->keepalive_s = 0;
+	d->nonce_lifetime = 0;
 	if (conn_model_uint(fleet, dev, "max_requests_per_connection", 1000000,
 			    &d->max_requests_per_conn, err, errlen) ||
+	    conn_model_uint(NULL, dev, "nonce_lifetime", 86400, &d->nonce_lifetime, err,
+			    errlen) ||
 	    conn_model_uint(fleet, dev, "keepalive_timeout_s", 86400, &d->keepalive_s, err,
 			    errlen))
 		return -1;
