@@ -37,6 +37,7 @@ fi
 amtprov="$build/tools/amtprov"
 amtprovd="$build/tools/amtprovd"
 amtsim=${AMTSIM:-$build/sim/amtsim}
+here=$(cd "$(dirname "$0")" && pwd)
 floor="$build/bench/crypto_floor"
 for x in "$amtprov" "$amtprovd" "$amtsim" "$floor" /usr/bin/time; do
   [ -x "$x" ] || { echo "bench: $x missing (build it; set AMTPROV_BUILD_DIR)" >&2; exit 2; }
@@ -94,19 +95,7 @@ root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' 
 
 # amtsim's counters (one JSON line from its control socket) and its CPU seconds so far.
 sim_stats() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b'{"cmd":"stats"}\n')
-buf = b""
-while not buf.endswith(b"\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    buf += c
-sys.stdout.write(buf.decode())
-PY
+  python3 "$here/sim_ctl.py" "$1"
 }
 sim_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"

@@ -1237,6 +1237,16 @@ static long sim_counter(const char *id, const char *key)
 	return v;
 }
 
+/* amtsim's count of requests, 401 challenges, full and resumed handshakes of @p id. */
+static void expect_counts(const char *id, long requests, long challenges, long handshakes,
+			  long resumed)
+{
+	CU_ASSERT_EQUAL(sim_counter(id, "requests"), requests);
+	CU_ASSERT_EQUAL(sim_counter(id, "challenges"), challenges);
+	CU_ASSERT_EQUAL(sim_counter(id, "handshakes"), handshakes);
+	CU_ASSERT_EQUAL(sim_counter(id, "resumed"), resumed);
+}
+
 /* The device ends each connection after 2 requests: the transport reconnects (resuming the
  * TLS session) without an error and without a new Digest challenge; a second session of the
  * same phase reuses the link (R-PROV-08). */
@@ -1258,20 +1268,14 @@ static void test_keepalive_limit_reconnect(void)
 	}
 	close_s(pi_main, s);
 	/* 6 requests (the first met the challenge), 2 per connection: 3 connections. */
-	CU_ASSERT_EQUAL(sim_counter("ka1", "requests"), 6);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "challenges"), 1);
+	expect_counts("ka1", 6, 1, 1, 2);
 	CU_ASSERT_EQUAL(sim_counter("ka1", "limit_closes"), 3);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "handshakes"), 1);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "resumed"), 2);
 	/* The next session of the phase: same Digest nonce (no 401), resumed TLS session. */
 	s = open_ok(pi_main, &g);
 	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
 	json_decref(r);
 	close_s(pi_main, s);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "requests"), 7);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "challenges"), 1);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "handshakes"), 1);
-	CU_ASSERT_EQUAL(sim_counter("ka1", "resumed"), 3);
+	expect_counts("ka1", 7, 1, 1, 3);
 	tgt_free(&g, pi_main);
 }
 
@@ -1299,10 +1303,7 @@ static void test_stale_nonce_rechallenge(void)
 	close_s(pi_main, s);
 	/* First challenge, then the stale one: 4 requests, 2 full handshakes (no resumption
 	 * offered by this device). */
-	CU_ASSERT_EQUAL(sim_counter("ka2", "challenges"), 2);
-	CU_ASSERT_EQUAL(sim_counter("ka2", "requests"), 4);
-	CU_ASSERT_EQUAL(sim_counter("ka2", "handshakes"), 2);
-	CU_ASSERT_EQUAL(sim_counter("ka2", "resumed"), 0);
+	expect_counts("ka2", 4, 2, 2, 0);
 	tgt_free(&g, pi_main);
 }
 
