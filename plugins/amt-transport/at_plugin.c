@@ -48,7 +48,7 @@ static const struct amtprov_config_field at_table[] = {
 	 "refuse a provisioning certificate without the AMT OID/OU or serverAuth before connecting"},
 	{"legacy_tls", AMTPROV_CFG_BOOL, offsetof(struct at_cfg, legacy_tls), 0, "true", 0, 0,
 	 "allow TLS 1.0/1.1 for devices below AMT 12 (their only versions)"},
-	{"keep_alive_ms", AMTPROV_CFG_INT, offsetof(struct at_cfg, keep_alive_ms), 0, "10000", 0,
+	{"keep_alive_ms", AMTPROV_CFG_INT, offsetof(struct at_cfg, keep_alive_ms), 0, "60000", 0,
 	 600000, "how long a device's connection (TLS session, Digest nonce) is kept after its "
 	 "session closed, for the next session of the same phase; 0: closed with the session"},
 	{"max_idle_links", AMTPROV_CFG_INT, offsetof(struct at_cfg, max_idle_links), 0, "4096", 0,

@@ -167,6 +167,9 @@ CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
 	CRYPTO_THREAD_run_once(&ex_once, ex_init);
 	if (!s || ex_index < 0 || !SSL_CTX_set_ex_data(ctx, ex_index, l))
 		return CURLE_SSL_CERTPROBLEM;
+	/* A kept-alive connection waits for the device's next session: it holds no I/O
+	 * buffers meanwhile. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (s->amt_major > 0 && s->amt_major < 12 && s->in->cfg.legacy_tls) {
 		/* AMT below 12.0 speaks TLS 1.0/1.1 only (AMT-PROTOCOL.md 12.2). */
 		SSL_CTX_set_security_level(ctx, 0);
