@@ -49,19 +49,7 @@ awk -v n="$n" -v a="$net_a" -v ver="$version" 'BEGIN {
 }' >"$work/fleet.json" 2>"$work/addresses"
 
 stats() {
-  python3 - "$work/sim/control.sock" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b'{"cmd":"stats"}\n')
-buf = b""
-while not buf.endswith(b"\n"):
-    c = s.recv(65536)
-    if not c:
-        break
-    buf += c
-print(json.loads(buf)["devices"])
-PY
+  python3 "$(dirname "$0")/sim_ctl.py" "$work/sim/control.sock" devices
 }
 
 echo "== amtsim fleet: $n devices (AMT $version) on 127.$net_a.0.0/16, Get concurrency $conc"

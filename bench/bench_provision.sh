@@ -16,6 +16,11 @@
 # KEY_SOURCE (the manifest's web_server key_source, default "auto": AMT >= 9 generates the
 # key; "amtprov": amtprovd makes an RSA key per device). The floor printed is the one of the
 # key source in use (AMT_VERSIONS below 9.0 make key_source auto use amtprov's key).
+# CA_KEY (default rsa:3072, ca-local's default; or rsa:BITS, ec:CURVE): the embedded CA's key,
+# set in the site and charged in the floor. AMTSIM: another amtsim binary (e.g. this tree's,
+# to count an older amtprovd's handshakes). Besides amtprovd's figures it prints, counted by
+# amtsim (control socket "stats", before and after the run): TLS handshakes (full and
+# resumed), HTTP requests and 401 challenges per device, and amtsim's own CPU during the run.
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
@@ -33,13 +38,20 @@ if [ -z "$build" ]; then
 fi
 amtprov="$build/tools/amtprov"
 amtprovd="$build/tools/amtprovd"
-amtsim="$build/sim/amtsim"
+amtsim=${AMTSIM:-$build/sim/amtsim}
+here=$(cd "$(dirname "$0")" && pwd)
 floor="$build/bench/crypto_floor"
 for x in "$amtprov" "$amtprovd" "$amtsim" "$floor" /usr/bin/time; do
   [ -x "$x" ] || { echo "bench: $x missing (build it; set AMTPROV_BUILD_DIR)" >&2; exit 2; }
 done
 read -r -a versions <<<"${AMT_VERSIONS:-11.8.50 12.0.45 16.1.25 15.0.30}"
 key_source=${KEY_SOURCE:-auto}
+ca_key=${CA_KEY:-rsa:3072}
+case "$ca_key" in
+  rsa:2048|rsa:3072|rsa:4096) ca_cfg="\"key_type\": \"rsa\", \"key_bits\": ${ca_key#rsa:}";;
+  ec:*) ca_cfg="\"key_type\": \"ec\", \"curve\": \"${ca_key#ec:}\"";;
+  *) echo "bench: CA_KEY is rsa:2048|3072|4096 or ec:CURVE" >&2; exit 2;;
+esac
 case "$key_source" in auto|amtprov) ;; *) echo "bench: KEY_SOURCE must be auto or amtprov" >&2; exit 2;; esac
 amt_keys=1
 [ "$key_source" = amtprov ] && amt_keys=0
@@ -59,14 +71,14 @@ trap 'exit 130' INT TERM
 net_a=$(( 225 + $$ % 25 ))
 
 echo "== crypto floor (this machine, one core)"
-"$floor" >"$work/floor.txt"
+"$floor" 0.5 "$ca_key" >"$work/floor.txt"
 sed 's/^/   /' "$work/floor.txt"
 if [ "$amt_keys" = 1 ]; then
   floor_ms=$(sed -n 's/^floor_ms_amt_key=//p' "$work/floor.txt")
-  floor_what="key generated inside AMT: 4 RSA signs, 5 verifies, 4 ECDHE"
+  floor_what="key generated inside AMT: 2 handshakes (2 ECDHE, 2 verifies, 1 client sign), 1 $ca_key CA sign, 1 verify"
 else
   floor_ms=$(sed -n 's/^floor_ms=//p' "$work/floor.txt")
-  floor_what="key made by amtprov: 1 RSA-2048 keygen, 5 signs, 4 verifies, 4 ECDHE"
+  floor_what="key made by amtprov: 2 handshakes (2 ECDHE, 2 verifies, 1 client sign), 1 $ca_key CA sign, 1 RSA-2048 keygen and sign"
 fi
 
 pki="$work/pki"
@@ -82,6 +94,14 @@ openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key"
 cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
 chmod 600 "$pki"/*.key
 root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+
+# amtsim's counters (one JSON line from its control socket) and its CPU seconds so far.
+sim_stats() {
+  python3 "$here/sim_ctl.py" "$1"
+}
+sim_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"
+}
 
 # One run: N devices, LAT ms per call. Prints one result line. MODE "fsync" runs amtprovd
 # under strace instead, for the fsync section (its CPU figures would be strace's).
@@ -106,7 +126,7 @@ run() {
   "plugin_path": ["$build/plugins"],
   "plugins": {
     "amt":    { "plugin": "amt-transport" },
-    "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "127.$net_a.250.250:8080" } },
+    "lab-ca": { "plugin": "ca-local", "config": { "crl_listen": "127.$net_a.250.250:8080", $ca_cfg } },
     "creds":  { "plugin": "credstore-file" }
   },
   "credentials": { "store": "creds" },
@@ -129,10 +149,14 @@ JSON
     fsync_run "$n" "$dir"
     return
   fi
+  sim_stats "$dir/sim/control.sock" >"$dir/stats0"
+  sim_cpu0=$(sim_cpu "$sim_pid")
   t0=$(date +%s%N)
   /usr/bin/time -f '%U %S %M' -o "$dir/rusage" \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
   t1=$(date +%s%N)
+  sim_stats "$dir/sim/control.sock" >"$dir/stats1"
+  sim_cpu1=$(sim_cpu "$sim_pid")
   ms=$(( (t1 - t0) / 1000000 ))
   ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
   kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
@@ -143,6 +167,16 @@ JSON
     printf "%6d %6d %6d %8.1f %7.1f %8.1f %11.4f %9.2f %8.1f %8.1f\n", n, lat, ok, ms / 1000,
       ok * 1000 / ms, u + s, cpu / 1000, f, cpu / f, rss / 1024
   }'
+  # ---- network counters (issue 13 item 1: handshakes, requests, 401s; counted by amtsim) ----
+  python3 - "$dir/stats0" "$dir/stats1" "$n" "$lat" "$sim_cpu0" "$sim_cpu1" >>"$work/net.txt" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+n, lat, c0, c1 = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+d = {k: b.get(k, 0) - a.get(k, 0) for k in ("handshakes", "resumed", "requests", "challenges")}
+print("%6d %6d %7.2f %8.2f %8.2f %8.2f %10.1f" % (n, lat, d["handshakes"] / n, d["resumed"] / n,
+      d["requests"] / n, d["challenges"] / n, c1 - c0))
+PY
+  # ---- end of network counters ----
   if [ "$ok" -ne "$n" ]; then
     echo "   ($((n - ok)) not provisioned; first errors of amtprovd:)"
     grep -m 3 -i 'error\|fail' "$dir/amtprovd.log" | sed 's/^/   /' || true
@@ -190,3 +224,8 @@ cat <<EOF
    x_floor = cpu per device / crypto floor of one device ($floor_ms ms, measured above).
    Registration (agent + device add) is not measured.
 EOF
+echo "== network per device, counted by amtsim during amtprovd's run (same runs)"
+echo "     N lat_ms  hs/dev  resumed  req/dev  401/dev  sim_cpu_s"
+cat "$work/net.txt"
+echo "   hs = full TLS handshakes; resumed = abbreviated ones; 401 = Digest challenges sent;"
+echo "   sim_cpu_s = amtsim's own CPU during amtprovd's run"

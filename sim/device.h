@@ -230,6 +230,12 @@ struct device {
 	bool dirty;
 	unsigned tls_generation;  /* bumped when the TLS identity to serve changes */
 	unsigned keygen_ms;       /* modelled GenerateKeyPair latency */
+	/* Connection model (fleet "max_requests_per_connection", "keepalive_timeout_s",
+	 * "tls_resumption", overridable per device): 0 = unlimited requests per connection. */
+	unsigned max_requests_per_conn;
+	unsigned keepalive_s;
+	unsigned nonce_lifetime; /* 0: the fleet's nonce_lifetime */
+	bool tls_resumption;
 	bool krb_credential_cache; /* AMT_KerberosSettingData credential cache state */
 	struct dev_faults faults;
 	/* IPS_HostBasedSetupService: certificates from AddNextCertInChain (base64 DER, owned). */

@@ -43,6 +43,7 @@ struct conn {
 	struct http_response pending;
 	char pending_auth[256];
 	bool pending_has_auth;
+	unsigned served;           /* requests read on this connection */
 	struct evbuffer *drip;     /* CONN_DRIP: what is still to send */
 	struct event *drip_timer;
 };
@@ -278,6 +279,13 @@ static void handle_request(struct conn *c)
 
 	rt->requests++;
 	c->req.tls = c->tls;
+	/* The modelled per-connection request limit: the answer that reaches it says
+	 * "Connection: close" and the connection ends after it; the client reconnects. */
+	if (d->max_requests_per_conn && ++c->served >= d->max_requests_per_conn &&
+	    c->req.keep_alive) {
+		c->req.keep_alive = false;
+		rt->limit_closes++;
+	}
 	if (device_fault_drop(d)) {
 		device_audit(d, "fault injection: connection from %s dropped on request %lu", c->peer,
 			     d->faults.requests);
@@ -311,6 +319,7 @@ static void handle_request(struct conn *c)
 			device_audit(d, "http digest refused from %s: %s", c->peer, digest_result_name(dr));
 		}
 		/* Every 401 carries a new nonce; stale=true tells the client to retry silently. */
+		rt->challenges++;
 		digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal, sizeof(chal), now);
 		r.status = 401;
 		respond(c, &r, chal);
@@ -481,7 +490,14 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		struct sim_dev_rt *rt = c->dev->runtime;
+		SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
 		c->handshake_done = true;
+		if (ssl && SSL_session_reused(ssl))
+			rt->resumed++;
+		else
+			rt->handshakes++;
 		return;
 	}
 	if ((what & BEV_EVENT_ERROR) && c->tls && !c->handshake_done) {
@@ -525,7 +541,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct device *d = la->dev;
 	struct sim_dev_rt *rt = d->runtime;
 	struct conn *c = calloc(1, sizeof(*c));
-	struct timeval idle = {120, 0};
+	struct timeval idle = {d->keepalive_s ? (time_t)d->keepalive_s : 120, 0};
 	int one = 1;
 
 	if (!c) {
@@ -627,7 +643,7 @@ int http_device_listen(struct sim_server *srv, struct device *d, int tls_port, i
 	if (!rt)
 		return -1;
 	d->runtime = rt;
-	rt->digest.lifetime = srv->nonce_lifetime;
+	rt->digest.lifetime = d->nonce_lifetime ? (int)d->nonce_lifetime : srv->nonce_lifetime;
 	rt->tls_generation = d->tls_generation;
 	if (tls_load_active_identity(d, &rt->cert, &rt->key, &rt->chain) != 0) {
 		snprintf(err, errlen, "%s: no TLS identity", d->id);

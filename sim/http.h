@@ -61,6 +61,10 @@ struct sim_dev_rt {
 	STACK_OF(X509) *chain;     /* intermediates sent with an installed certificate */
 	unsigned tls_generation;   /* the device's tls_generation this identity was loaded for */
 	unsigned long requests, auth_failures, handshake_failures;
+	/* Counted for benchmarks and tests: completed TLS handshakes (full and resumed), 401
+	 * challenges sent (first challenges included), connections closed by the request
+	 * limit. */
+	unsigned long handshakes, resumed, challenges, limit_closes;
 };
 
 struct sim_server {

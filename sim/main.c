@@ -169,7 +169,7 @@ static json_t *control_command(struct fleet *f, json_t *cmd)
 		return json_pack("{s:b,s:o}", "ok", 1, "devices", a);
 	}
 	if (!strcmp(c, "stats")) {
-		unsigned long req = 0, af = 0, hf = 0;
+		unsigned long req = 0, af = 0, hf = 0, hs = 0, rs = 0, ch = 0, lc = 0;
 
 		for (int i = 0; i < f->n; i++) {
 			struct sim_dev_rt *rt = f->devs[i]->runtime;
@@ -177,10 +177,17 @@ static json_t *control_command(struct fleet *f, json_t *cmd)
 			req += rt ? rt->requests : 0;
 			af += rt ? rt->auth_failures : 0;
 			hf += rt ? rt->handshake_failures : 0;
+			hs += rt ? rt->handshakes : 0;
+			rs += rt ? rt->resumed : 0;
+			ch += rt ? rt->challenges : 0;
+			lc += rt ? rt->limit_closes : 0;
 		}
-		return json_pack("{s:b,s:i,s:I,s:I,s:I,s:I}", "ok", 1, "devices", f->n, "connections",
-				 (json_int_t)f->srv.connections, "requests", (json_int_t)req,
-				 "auth_failures", (json_int_t)af, "handshake_failures", (json_int_t)hf);
+		return json_pack("{s:b,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "devices",
+				 f->n, "connections", (json_int_t)f->srv.connections, "requests",
+				 (json_int_t)req, "auth_failures", (json_int_t)af,
+				 "handshake_failures", (json_int_t)hf, "handshakes", (json_int_t)hs,
+				 "resumed", (json_int_t)rs, "challenges", (json_int_t)ch,
+				 "limit_closes", (json_int_t)lc);
 	}
 	if (!d)
 		return json_pack("{s:b,s:s}", "ok", 0, "error", "unknown or missing \"device\"");
@@ -190,10 +197,14 @@ static json_t *control_command(struct fleet *f, json_t *cmd)
 
 		if (rt)
 			json_object_set_new(st, "runtime",
-					    json_pack("{s:I,s:I,s:I}", "requests", (json_int_t)rt->requests,
-						      "auth_failures", (json_int_t)rt->auth_failures,
-						      "handshake_failures",
-						      (json_int_t)rt->handshake_failures));
+					    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+						      (json_int_t)rt->requests, "auth_failures",
+						      (json_int_t)rt->auth_failures, "handshake_failures",
+						      (json_int_t)rt->handshake_failures, "handshakes",
+						      (json_int_t)rt->handshakes, "resumed",
+						      (json_int_t)rt->resumed, "challenges",
+						      (json_int_t)rt->challenges, "limit_closes",
+						      (json_int_t)rt->limit_closes));
 		return json_pack("{s:b,s:o}", "ok", 1, "device", st);
 	}
 	if (!strcmp(c, "agent")) {
@@ -356,6 +367,50 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(f->srv.base, NULL);
 }
 
+/* The connection model of one device: the fleet's value of each key, the device's own
+ * over it. */
+static int conn_model_uint(const json_t *fleet, const json_t *dev, const char *key,
+			   unsigned max, unsigned *out, char *err, size_t errlen)
+{
+	const json_t *v = json_object_get(dev, key);
+
+	if (!v)
+		v = json_object_get(fleet, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+		snprintf(err, errlen, "\"%s\" must be an integer 0..%u", key, max);
+		return -1;
+	}
+	*out = (unsigned)json_integer_value(v);
+	return 0;
+}
+
+static int conn_model(struct device *d, const json_t *fleet, const json_t *dev, char *err,
+		      size_t errlen)
+{
+	const json_t *v = json_object_get(dev, "tls_resumption");
+
+	d->max_requests_per_conn = 0;
+	d->keepalive_s = 0;
+	d->nonce_lifetime = 0;
+	if (conn_model_uint(fleet, dev, "max_requests_per_connection", 1000000,
+			    &d->max_requests_per_conn, err, errlen) ||
+	    conn_model_uint(NULL, dev, "nonce_lifetime", 86400, &d->nonce_lifetime, err,
+			    errlen) ||
+	    conn_model_uint(fleet, dev, "keepalive_timeout_s", 86400, &d->keepalive_s, err,
+			    errlen))
+		return -1;
+	if (!v)
+		v = json_object_get(fleet, "tls_resumption");
+	if (v && !json_is_boolean(v)) {
+		snprintf(err, errlen, "\"tls_resumption\" must be true or false");
+		return -1;
+	}
+	d->tls_resumption = v && json_is_true(v);
+	return 0;
+}
+
 static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http_port_def)
 {
 	json_t *devs = json_object_get(fleet, "devices"), *e;
@@ -482,6 +537,10 @@ static int load_fleet(struct fleet *f, json_t *fleet, int tls_port_def, int http
 		d->keygen_ms = keygen_ms_def;
 		if (json_is_integer(json_object_get(e, "keygen_latency_ms")))
 			d->keygen_ms = (unsigned)json_integer_value(json_object_get(e, "keygen_latency_ms"));
+		if (conn_model(d, fleet, e, err, sizeof(err)) != 0) {
+			fprintf(stderr, "amtsim: fleet: %s: %s\n", id, err);
+			return -1;
+		}
 		if (json_is_integer(tp))
 			tls_port = (int)json_integer_value(tp);
 		http_port = device_allows_non_tls(d) ? http_port_def : 0;

@@ -665,6 +665,23 @@ int tls_setup_ssl(SSL *ssl, struct device *d, X509 *cert, EVP_PKEY *key,
 		return -1;
 	/* Legacy protocol versions need security level 0 in OpenSSL 3. */
 	SSL_set_security_level(ssl, minv < TLS1_2_VERSION ? 0 : 1);
+	if (d->tls_resumption) {
+		/* Modelled session resumption (stateless tickets, TLS 1.2 and 1.3): the
+		 * session id context names the device and the identity it serves, so a ticket
+		 * is good only at the device, and only until CommitChanges changes the
+		 * certificate. */
+		char sid[96];
+		int n = snprintf(sid, sizeof(sid), "%s/%u", d->id, d->tls_generation);
+
+		if (n < 0 || n >= (int)sizeof(sid) ||
+		    !SSL_set_session_id_context(ssl, (const unsigned char *)sid, (unsigned)n))
+			return -1;
+		SSL_clear_options(ssl, SSL_OP_NO_TICKET);
+		SSL_set_num_tickets(ssl, 1);
+	} else {
+		SSL_set_options(ssl, SSL_OP_NO_TICKET);
+		SSL_set_num_tickets(ssl, 0);
+	}
 	if (d->prov_state == DEV_IN)
 		SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	else if (d->prov_state == DEV_PRE)

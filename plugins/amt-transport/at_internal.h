@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * at_internal.h - shared declarations of the amt-transport plugin: the instance (one libcurl
- * multi handle and one epoll fd), sessions (one easy handle each, so one kept-alive
- * connection and one Digest state per device), the request builders of the WS-Man and legacy
+ * multi handle and one epoll fd), links (one easy handle each: one kept-alive connection, its
+ * TLS session and one Digest state per device and phase, handed from session to session),
+ * sessions (one operation at a time on a link), the request builders of the WS-Man and legacy
  * SOAP clients and the operation step machines.
  */
 #ifndef AT_INTERNAL_H
@@ -51,6 +52,8 @@ struct at_cfg {
 	int self_signed_name_check;
 	int precheck_provisioning_cert;
 	int legacy_tls;
+	long long keep_alive_ms;
+	long long max_idle_links;
 };
 
 struct at_account {
@@ -69,6 +72,46 @@ enum at_proto { AT_WSMAN = 1, AT_SOAP = 2, AT_CRLGET = 3 };
 
 struct at_session;
 
+/* The provisioning certificate, its chain and key, parsed once per instance (one site load)
+ * and shared by every session presenting it; freed with the instance. */
+struct at_ident {
+	struct at_ident *next;
+	unsigned char id[32]; /* SHA-256 of the chain PEM and the key PEM */
+	X509 *leaf;
+	STACK_OF(X509) *chain;
+	EVP_PKEY *key;
+	char *leaf_pem; /* for libcurl's CA blob (see at_link.c) */
+	size_t leaf_pem_len;
+};
+
+/* A link: one device, one mode (phase), one easy handle, so one kept-alive connection, its
+ * TLS session (resumed on a reconnect) and its Digest nonce, used by one session at a time and
+ * parked between sessions for keep_alive_ms. Retired (closed when its session closes) after
+ * COMMIT or UNPROVISION, after a transport failure, or when a session of the other mode opens
+ * for the same address. */
+struct at_link {
+	struct at_instance *in;
+	struct at_link *hnext;                 /* hash bucket */
+	struct at_link *idle_prev, *idle_next; /* parked, oldest first */
+	int parked;
+	struct at_session *cur;                /* the attached session, NULL when parked */
+	CURL *easy;
+	char *address, *url_host, *crl_url;
+	uint16_t port;
+	uint32_t mode;
+	int amt_major;
+	struct at_ident *ident;     /* PROVISIONING */
+	unsigned char ca_id[32];    /* MANAGED: SHA-256 of the CA bundle */
+	struct curl_slist *connect_to;
+	unsigned char peer_sha256[32];
+	int peer_pinned;
+	unsigned char *peer_der;
+	int peer_der_len;
+	int64_t idle_until; /* monotonic ms */
+	int fd;             /* its connection's socket, -1 when none */
+	int retire;
+};
+
 struct at_instance {
 	const struct amtprov_host *host;
 	struct at_cfg cfg;
@@ -80,7 +123,15 @@ struct at_instance {
 	struct at_session *pend_head, *pend_tail; /* finished operations awaiting done() */
 	struct at_crl_entry *crls;
 	int in_drive;
+	struct at_ident *idents;
+	struct at_link **link_hash; /* AT_LINK_BUCKETS */
+	struct at_link *idle_head, *idle_tail;
+	size_t n_idle;
+	struct at_link **fd_owner; /* socket -> link, so a retired link can close its own */
+	int fd_cap;
 };
+
+#define AT_LINK_BUCKETS 4096
 
 struct at_session {
 	struct at_instance *in;
@@ -88,15 +139,14 @@ struct at_session {
 	struct at_session *pend_next;
 	int pending;
 
-	CURL *easy;
+	struct at_link *link;
+	CURL *easy; /* link->easy */
 	int easy_added;
 	char *address, *fqdn, *url_host;
 	uint16_t port;
 	uint32_t mode;
 	int amt_major;
-	X509 *client_leaf;
-	STACK_OF(X509) *client_chain;
-	EVP_PKEY *client_key;
+	struct at_ident *ident; /* PROVISIONING: shared, owned by the instance */
 	char *ca_bundle_pem, *crl_url;
 	struct at_account *accounts;
 	size_t n_accounts;
@@ -105,9 +155,7 @@ struct at_session {
 	int64_t timeout_ms;
 
 	X509_CRL *crl; /* for MANAGED mode, a reference of the cached CRL */
-	unsigned char peer_sha256[32];
-	int peer_pinned;
-	unsigned char *peer_der;
+	unsigned char *peer_der; /* the device certificate seen on this link */
 	int peer_der_len;
 	char tls_why[256];
 	char curl_err[CURL_ERROR_SIZE];
@@ -145,7 +193,6 @@ struct at_session {
 	CURL *crl_easy;
 	struct at_buf crl_buf;
 	int crl_wait; /* the first request waits for the CRL */
-	struct curl_slist *connect_to;
 	int tls_ok; /* a request went through: later TLS failures are not a refusal */
 };
 
@@ -229,9 +276,29 @@ int at_op_8021x(struct at_session *s);
 int at_op_pki(struct at_session *s);
 
 /* ---- TLS (at_tls.c) ---- */
+/* libcurl's SSL_CTX callback; @p userp is the link. */
 CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp);
-int at_tls_load_client(struct at_session *s, const char *chain_pem,
-		       const struct amtprov_secret *key_pem, struct amtprov_error *err);
+/* The instance's parsed provisioning identity for these PEMs, parsed and checked on first
+ * use; borrowed (lives as long as the instance). */
+int at_ident_get(struct at_instance *in, const char *chain_pem,
+		 const struct amtprov_secret *key_pem, struct at_ident **out,
+		 struct amtprov_error *err);
+void at_idents_free(struct at_instance *in);
 X509_CRL *at_crl_parse(const char *buf, size_t len);
+
+/* libcurl write callback appending to the struct at_buf in @p userp (at_plugin.c). */
+size_t at_write_cb(char *p, size_t size, size_t n, void *userp);
+
+/* ---- links (at_link.c) ---- */
+int at_links_init(struct at_instance *in);
+/* A parked link matching @p s (address, mode, trust), or a new one; attaches @p s to it. */
+int at_link_attach(struct at_session *s, struct amtprov_error *err);
+/* Detaches the session: the link is parked for the next session of the phase, or closed
+ * when retired or keep-alive is off. */
+void at_link_detach(struct at_session *s);
+/* Closes parked links whose keep-alive time ran out; the earliest expiry (ms, -1: none). */
+int64_t at_links_expire(struct at_instance *in, int64_t now);
+/* Frees every link (instance teardown, sessions already closed). */
+void at_links_free(struct at_instance *in);
 
 #endif /* AT_INTERNAL_H */

@@ -4,11 +4,14 @@
  * engine. One libcurl multi handle per instance drives every session; curl's sockets are
  * mirrored into one epoll fd (CURLMOPT_SOCKETFUNCTION) and its timer into get_wait()'s
  * timeout (CURLMOPT_TIMERFUNCTION), so the core polls a single fd for thousands of devices.
- * Each session owns one easy handle: one kept-alive TLS connection and one Digest state.
+ * Each session uses a link (at_link.c): one easy handle, so one kept-alive TLS connection and
+ * one Digest state, kept from session to session of the same device and phase.
  *
- * Digest (R-PROV-08/09): libcurl sends the first request without credentials, answers the
- * 401 challenge with Digest and reuses the nonce afterwards. A 401 after that means the
- * account is wrong: the same request is resent with the next configured account, in order.
+ * Digest (R-PROV-08/09): libcurl sends the first request of a link without credentials,
+ * answers the 401 challenge with Digest and reuses the nonce afterwards, counting nc up (a
+ * stale nonce is re-challenged with stale=true and answered by libcurl alone). A 401 after
+ * that means the account is wrong: the same request is resent with the next configured
+ * account, in order.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -45,6 +48,11 @@ static const struct amtprov_config_field at_table[] = {
 	 "refuse a provisioning certificate without the AMT OID/OU or serverAuth before connecting"},
 	{"legacy_tls", AMTPROV_CFG_BOOL, offsetof(struct at_cfg, legacy_tls), 0, "true", 0, 0,
 	 "allow TLS 1.0/1.1 for devices below AMT 12 (their only versions)"},
+	{"keep_alive_ms", AMTPROV_CFG_INT, offsetof(struct at_cfg, keep_alive_ms), 0, "60000", 0,
+	 600000, "how long a device's connection (TLS session, Digest nonce) is kept after its "
+	 "session closed, for the next session of the same phase; 0: closed with the session"},
+	{"max_idle_links", AMTPROV_CFG_INT, offsetof(struct at_cfg, max_idle_links), 0, "4096", 0,
+	 1000000, "device connections kept open between sessions at most (oldest closed first)"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -110,9 +118,12 @@ static void at_destroy(void *instance)
 	while (in->sessions) {
 		at_session_close(in, in->sessions);
 	}
+	at_links_free(in);
 	crl_cache_free(in);
 	if (in->multi)
 		curl_multi_cleanup(in->multi);
+	at_idents_free(in);
+	free(in->fd_owner);
 	if (in->epfd >= 0)
 		close(in->epfd);
 	in->host->config_free(in->host, at_table, &in->cfg);
@@ -145,7 +156,7 @@ static int at_create(const struct amtprov_host *host, const struct json_t *confi
 	}
 	in->epfd = epoll_create1(EPOLL_CLOEXEC);
 	in->multi = curl_multi_init();
-	if (in->epfd < 0 || !in->multi) {
+	if (in->epfd < 0 || !in->multi || at_links_init(in) != 0) {
 		at_destroy(in);
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL,
 					 "cannot create the epoll fd or the curl multi handle");
@@ -182,6 +193,10 @@ static void complete(struct at_session *s, int rc)
 		json_decref(s->result);
 		s->result = NULL;
 	}
+	/* The phase ended (AMT applies its new TLS set-up): no later session may reuse it. */
+	if (s->link && rc == AMTPROV_OK &&
+	    (s->op == AMTPROV_AMT_COMMIT || s->op == AMTPROV_AMT_UNPROVISION))
+		s->link->retire = 1;
 	s->finished = 1;
 	if (s->pending)
 		return;
@@ -214,9 +229,12 @@ static void unqueue(struct at_session *s)
 
 /* ---- requests ---- */
 
-static size_t write_cb(char *p, size_t size, size_t n, void *userp)
+size_t at_write_cb(char *p, size_t size, size_t n, void *userp)
 {
 	struct at_buf *b = userp;
+
+	if (!b)
+		return 0;
 
 	if (b->len + size * n > AT_MAX_RESPONSE) {
 		b->over = 1;
@@ -291,7 +309,7 @@ static int start_crl_fetch(struct at_session *s)
 	curl_easy_setopt(s->crl_easy, CURLOPT_PRIVATE, s);
 	curl_easy_setopt(s->crl_easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(s->crl_easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(s->crl_easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(s->crl_easy, CURLOPT_WRITEFUNCTION, at_write_cb);
 	curl_easy_setopt(s->crl_easy, CURLOPT_WRITEDATA, &s->crl_buf);
 	curl_easy_setopt(s->crl_easy, CURLOPT_FAILONERROR, 1L);
 	curl_easy_setopt(s->crl_easy, CURLOPT_TIMEOUT_MS, (long)(left > 0 ? left : 1));
@@ -393,7 +411,7 @@ static int curl_error(struct at_session *s, CURLcode cc)
 	default:
 		break;
 	}
-	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING && s->client_leaf &&
+	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING && s->ident &&
 	    (cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_RECV_ERROR ||
 	     cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING) &&
 	    !s->tls_ok)
@@ -452,6 +470,8 @@ static void on_http_done(struct at_session *s, CURLcode cc)
 	curl_multi_remove_handle(in->multi, s->easy);
 	s->easy_added = 0;
 	if (cc != CURLE_OK) {
+		/* Whatever state the connection is in, the next session starts afresh. */
+		s->link->retire = 1;
 		complete(s, curl_error(s, cc));
 		return;
 	}
@@ -477,6 +497,7 @@ static void on_http_done(struct at_session *s, CURLcode cc)
 				complete(s, rc);
 			return;
 		}
+		s->link->retire = 1;
 		complete(s, amtprov_error_set(&s->err, AMTPROV_E_AUTH, s->address,
 					      "Digest authentication failed with all %zu configured "
 					      "account(s) (R-PROV-09)", s->n_accounts));
@@ -507,10 +528,13 @@ static void at_session_close(void *instance, void *session)
 	if (!s)
 		return;
 	unqueue(s);
-	if (s->easy) {
-		if (s->easy_added)
+	if (s->link) {
+		if (s->easy_added) {
+			/* Closed mid-request: the connection is not reusable. */
 			curl_multi_remove_handle(in->multi, s->easy);
-		curl_easy_cleanup(s->easy);
+			s->link->retire = 1;
+		}
+		at_link_detach(s);
 	}
 	if (s->crl_easy) {
 		curl_multi_remove_handle(in->multi, s->crl_easy);
@@ -528,16 +552,12 @@ static void at_session_close(void *instance, void *session)
 		in->host->secret_free(in->host, s->accounts[i].password);
 	}
 	free(s->accounts);
-	X509_free(s->client_leaf);
-	sk_X509_pop_free(s->client_chain, X509_free);
-	EVP_PKEY_free(s->client_key);
 	X509_CRL_free(s->crl);
 	OPENSSL_free(s->peer_der);
 	json_decref(s->params);
 	json_decref(s->result);
 	json_decref(s->scratch);
 	curl_slist_free_all(s->hdrs);
-	curl_slist_free_all(s->connect_to);
 	if (s->doc)
 		xmlFreeDoc(s->doc);
 	at_buf_free(&s->req);
@@ -549,85 +569,6 @@ static void at_session_close(void *instance, void *session)
 	free(s->ca_bundle_pem);
 	free(s->crl_url);
 	free(s);
-}
-
-static int setup_easy(struct at_session *s, struct amtprov_error *err)
-{
-	struct at_instance *in = s->in;
-	CURL *e = curl_easy_init();
-	struct curl_blob blob = {0};
-	struct at_buf cab = {0};
-
-	if (!e)
-		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	s->easy = e;
-	curl_easy_setopt(e, CURLOPT_PRIVATE, s);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_DIGEST);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, &s->resp);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, s->curl_err);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)in->cfg.connect_timeout_ms);
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, at_tls_ctx_cb);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, s);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	/* Only the anchors given here: never the system store. */
-	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
-	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-	/* TLS session resumption would skip our verify callback on reconnects. */
-	curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 0L);
-	/* The CA blob starts with a line naming this session: PEM readers skip it, but
-	 * libcurl compares blobs byte for byte before reusing a connection, so a session never
-	 * reuses a connection another session verified under other rules. */
-	at_buf_printf(&cab, "amt-transport session %p\n", (void *)s);
-	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
-		/* Trust is decided by the verify callback (one self-signed certificate naming
-		 * this address); the leaf in the blob only satisfies libcurl's loader and, not
-		 * being self-signed, can never anchor a device chain of length 1. */
-		BIO *b = BIO_new(BIO_s_mem());
-		char *p = NULL;
-		long n;
-
-		if (!b || PEM_write_bio_X509(b, s->client_leaf) != 1) {
-			BIO_free(b);
-			at_buf_free(&cab);
-			return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot encode PEM");
-		}
-		n = BIO_get_mem_data(b, &p);
-		at_buf_addn(&cab, p, (size_t)n);
-		BIO_free(b);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
-	} else {
-		at_buf_add(&cab, s->ca_bundle_pem);
-		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-		if (strcmp(s->url_host, s->address) != 0) {
-			char m[600];
-
-			/* Verify the FQDN the certificate was issued for, connect to the address. */
-			snprintf(m, sizeof(m), "%s:%u:%s%s%s:%u", s->url_host, (unsigned)s->port,
-				 strchr(s->address, ':') ? "[" : "", s->address,
-				 strchr(s->address, ':') ? "]" : "", (unsigned)s->port);
-			s->connect_to = curl_slist_append(NULL, m);
-			if (!s->connect_to) {
-				at_buf_free(&cab);
-				return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-			}
-			curl_easy_setopt(e, CURLOPT_CONNECT_TO, s->connect_to);
-		}
-	}
-	if (cab.oom) {
-		at_buf_free(&cab);
-		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	}
-	blob.data = cab.p;
-	blob.len = cab.len;
-	blob.flags = CURL_BLOB_COPY;
-	curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &blob);
-	at_buf_free(&cab);
-	return AMTPROV_OK;
 }
 
 static int at_session_open(void *instance, const struct amtprov_transport_target *t,
@@ -710,13 +651,13 @@ static int at_session_open(void *instance, const struct amtprov_transport_target
 			memcpy(s->accounts[i].password->data, pw->data, pw->len);
 	}
 	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
-		rc = at_tls_load_client(s, t->client_chain_pem, t->client_key_pem, err);
+		rc = at_ident_get(in, t->client_chain_pem, t->client_key_pem, &s->ident, err);
 		if (rc != AMTPROV_OK) {
 			at_session_close(in, s);
 			return rc;
 		}
 	}
-	rc = setup_easy(s, err);
+	rc = at_link_attach(s, err);
 	if (rc != AMTPROV_OK) {
 		at_session_close(in, s);
 		return rc;
@@ -803,14 +744,19 @@ static int at_get_wait(void *instance, struct amtprov_wait *wait, struct amtprov
 	struct at_instance *in = instance;
 	int64_t t;
 
+	int64_t now = now_ms(in), at = in->timer_at;
+
 	wait->fd = in->epfd;
 	wait->events = AMTPROV_WAIT_READ;
+	/* A parked link's keep-alive ending is a deadline too. */
+	if (in->idle_head && (at < 0 || in->idle_head->idle_until < at))
+		at = in->idle_head->idle_until;
 	if (in->pend_head) {
 		wait->timeout_ms = 0;
-	} else if (in->timer_at < 0) {
+	} else if (at < 0) {
 		wait->timeout_ms = -1;
 	} else {
-		t = in->timer_at - now_ms(in);
+		t = at - now;
 		wait->timeout_ms = t < 0 ? 0 : t;
 	}
 	return AMTPROV_OK;
@@ -839,6 +785,7 @@ static int at_drive(void *instance, struct amtprov_error *err)
 		in->timer_at = -1;
 		curl_multi_socket_action(in->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
+	at_links_expire(in, now_ms(in));
 	while ((m = curl_multi_info_read(in->multi, &left))) {
 		struct at_session *s = NULL;
 		CURL *e = m->easy_handle;

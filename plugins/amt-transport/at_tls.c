@@ -6,11 +6,14 @@
  *  PROVISIONING: the provisioning certificate and its chain are the client certificate. The
  *    device's certificate is accepted only if it is one self-signed certificate, validly
  *    self-signed, naming this session's address (or device FQDN); its SHA-256 is pinned for
- *    the session, so a reconnect to another certificate is refused.
+ *    the link (the device's connection of this phase, at_link.c), so a reconnect to another
+ *    certificate is refused. The certificate, chain and key are parsed once per instance
+ *    (at_ident_get) and only up-referenced into each connection's SSL_CTX.
  *  MANAGED: OpenSSL verifies the chain against ca_bundle_pem (the only anchors; libcurl loads
  *    no system store) and the leaf against the CRL fetched for the session (R-REV-01).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -29,23 +32,30 @@ static void ex_init(void)
 	ex_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-static struct at_session *session_of(X509_STORE_CTX *xs)
+static struct at_link *link_of(X509_STORE_CTX *xs)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
 
 	return ssl ? SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index) : NULL;
 }
 
-static void keep_peer(struct at_session *s, X509 *leaf)
+/* The device certificate, for GET_DEVICE_CERT: kept by the link (a reused or resumed
+ * connection shows none) and by the session using it. */
+static void keep_peer(struct at_link *l, X509 *leaf)
 {
 	unsigned char *der = NULL;
 	int n = i2d_X509(leaf, &der);
 
 	if (n <= 0)
 		return;
-	OPENSSL_free(s->peer_der);
-	s->peer_der = der;
-	s->peer_der_len = n;
+	OPENSSL_free(l->peer_der);
+	l->peer_der = der;
+	l->peer_der_len = n;
+	if (l->cur) {
+		OPENSSL_free(l->cur->peer_der);
+		l->cur->peer_der = OPENSSL_memdup(der, (size_t)n);
+		l->cur->peer_der_len = l->cur->peer_der ? n : 0;
+	}
 }
 
 static int names_target(struct at_session *s, X509 *x)
@@ -59,7 +69,8 @@ static int names_target(struct at_session *s, X509 *x)
 
 static int verify_provisioning(int ok, X509_STORE_CTX *xs)
 {
-	struct at_session *s = session_of(xs);
+	struct at_link *l = link_of(xs);
+	struct at_session *s = l ? l->cur : NULL;
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
 	X509 *leaf = chain && sk_X509_num(chain) ? sk_X509_value(chain, 0) : NULL;
 	int e = X509_STORE_CTX_get_error(xs);
@@ -97,23 +108,23 @@ check_leaf:
 	}
 	if (!X509_digest(leaf, EVP_sha256(), md, &mdlen) || mdlen != 32)
 		return 0;
-	if (s->peer_pinned && memcmp(md, s->peer_sha256, 32) != 0) {
+	if (l->peer_pinned && memcmp(md, l->peer_sha256, 32) != 0) {
 		snprintf(s->tls_why, sizeof(s->tls_why),
 			 "device certificate changed within the session (pinned SHA-256 differs)");
 		return 0;
 	}
-	if (!s->peer_pinned) {
+	if (!l->peer_pinned) {
 		char hex[65];
 
-		memcpy(s->peer_sha256, md, 32);
-		s->peer_pinned = 1;
+		memcpy(l->peer_sha256, md, 32);
+		l->peer_pinned = 1;
 		for (int i = 0; i < 32; i++)
 			snprintf(hex + 2 * i, 3, "%02x", md[i]);
 		s->in->host->log(s->in->host, AMTPROV_LOG_INFO,
 				 "%s: accepted AMT self-signed certificate SHA-256 %s for provisioning",
 				 s->address, hex);
 	}
-	keep_peer(s, leaf);
+	keep_peer(l, leaf);
 	/* Accepted: clear the self-signed error so libcurl's own verify-result check passes. */
 	X509_STORE_CTX_set_error(xs, X509_V_OK);
 	return 1;
@@ -121,7 +132,8 @@ check_leaf:
 
 static int verify_managed(int ok, X509_STORE_CTX *xs)
 {
-	struct at_session *s = session_of(xs);
+	struct at_link *l = link_of(xs);
+	struct at_session *s = l ? l->cur : NULL;
 	int e = X509_STORE_CTX_get_error(xs);
 
 	if (!s)
@@ -141,19 +153,23 @@ static int verify_managed(int ok, X509_STORE_CTX *xs)
 		return 0;
 	}
 	if (X509_STORE_CTX_get_error_depth(xs) == 0)
-		keep_peer(s, X509_STORE_CTX_get_current_cert(xs));
+		keep_peer(l, X509_STORE_CTX_get_current_cert(xs));
 	return 1;
 }
 
 CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
 {
 	SSL_CTX *ctx = sslctx;
-	struct at_session *s = userp;
+	struct at_link *l = userp;
+	struct at_session *s = l->cur;
 
 	(void)curl;
 	CRYPTO_THREAD_run_once(&ex_once, ex_init);
-	if (ex_index < 0 || !SSL_CTX_set_ex_data(ctx, ex_index, s))
+	if (!s || ex_index < 0 || !SSL_CTX_set_ex_data(ctx, ex_index, l))
 		return CURLE_SSL_CERTPROBLEM;
+	/* A kept-alive connection waits for the device's next session: it holds no I/O
+	 * buffers meanwhile. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (s->amt_major > 0 && s->amt_major < 12 && s->in->cfg.legacy_tls) {
 		/* AMT below 12.0 speaks TLS 1.0/1.1 only (AMT-PROTOCOL.md 12.2). */
 		SSL_CTX_set_security_level(ctx, 0);
@@ -169,14 +185,15 @@ CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
 						   (time_t)s->in->host->now(s->in->host));
 	}
 	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
-		if (s->client_leaf) {
-			if (SSL_CTX_use_certificate(ctx, s->client_leaf) != 1 ||
-			    SSL_CTX_use_PrivateKey(ctx, s->client_key) != 1 ||
-			    SSL_CTX_check_private_key(ctx) != 1)
+		/* Up-references of the instance's parsed identity: no PEM parsing and no
+		 * key check per connection (at_ident_get checked the pair once). */
+		if (s->ident) {
+			if (SSL_CTX_use_certificate(ctx, s->ident->leaf) != 1 ||
+			    SSL_CTX_use_PrivateKey(ctx, s->ident->key) != 1)
 				return CURLE_SSL_CERTPROBLEM;
 			SSL_CTX_clear_chain_certs(ctx);
-			for (int i = 0; i < sk_X509_num(s->client_chain); i++)
-				if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(s->client_chain, i)) != 1)
+			for (int i = 0; i < sk_X509_num(s->ident->chain); i++)
+				if (SSL_CTX_add1_chain_cert(ctx, sk_X509_value(s->ident->chain, i)) != 1)
 					return CURLE_SSL_CERTPROBLEM;
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_provisioning);
@@ -233,50 +250,148 @@ static int has_amt_oid(X509 *x)
 	return found;
 }
 
-int at_tls_load_client(struct at_session *s, const char *chain_pem,
+static void ident_free(struct at_ident *id)
+{
+	if (!id)
+		return;
+	X509_free(id->leaf);
+	sk_X509_pop_free(id->chain, X509_free);
+	EVP_PKEY_free(id->key);
+	free(id->leaf_pem);
+	free(id);
+}
+
+void at_idents_free(struct at_instance *in)
+{
+	while (in->idents) {
+		struct at_ident *id = in->idents;
+
+		in->idents = id->next;
+		ident_free(id);
+	}
+}
+
+/* Parses and checks one identity (leaf first in @p chain_pem). */
+static int ident_parse(struct at_instance *in, struct at_ident *id, const char *chain_pem,
 		       const struct amtprov_secret *key_pem, struct amtprov_error *err)
 {
 	BIO *b = BIO_new_mem_buf(chain_pem, -1);
 	X509 *x;
+	char *p = NULL;
+	long n;
 
 	if (!b)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	s->client_chain = sk_X509_new_null();
-	while (s->client_chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
-		if (!s->client_leaf)
-			s->client_leaf = x;
-		else if (!sk_X509_push(s->client_chain, x))
+	id->chain = sk_X509_new_null();
+	while (id->chain && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+		if (!id->leaf)
+			id->leaf = x;
+		else if (!sk_X509_push(id->chain, x))
 			X509_free(x);
 	}
 	BIO_free(b);
 	ERR_clear_error();
-	if (!s->client_leaf)
+	if (!id->leaf)
 		return amtprov_error_set(err, AMTPROV_E_PARSE, "client_chain_pem",
 					 "no PEM certificate in the provisioning certificate chain");
 	b = BIO_new_mem_buf(key_pem->data, (int)key_pem->len);
-	s->client_key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	id->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
 	ERR_clear_error();
-	if (!s->client_key)
+	if (!id->key)
 		return amtprov_error_set(err, AMTPROV_E_PARSE, "client_key_pem",
 					 "the provisioning certificate's key is not a PEM private key");
-	if (X509_check_private_key(s->client_leaf, s->client_key) != 1) {
+	if (X509_check_private_key(id->leaf, id->key) != 1) {
 		ERR_clear_error();
 		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_key_pem",
 					 "the key does not belong to the provisioning certificate");
 	}
-	if (!s->in->cfg.precheck_provisioning_cert)
+	b = BIO_new(BIO_s_mem());
+	if (!b || PEM_write_bio_X509(b, id->leaf) != 1 || (n = BIO_get_mem_data(b, &p)) <= 0 ||
+	    !(id->leaf_pem = malloc((size_t)n))) {
+		BIO_free(b);
+		return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot encode PEM");
+	}
+	memcpy(id->leaf_pem, p, (size_t)n);
+	id->leaf_pem_len = (size_t)n;
+	BIO_free(b);
+	if (!in->cfg.precheck_provisioning_cert)
 		return AMTPROV_OK;
 	/* AMT refuses these in the handshake without saying why; say it here (R-PC-01). */
-	if (!has_amt_oid(s->client_leaf))
+	if (!has_amt_oid(id->leaf))
 		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_chain_pem",
 					 "provisioning certificate has neither the AMT provisioning "
 					 "EKU OID 2.16.840.1.113741.1.2.3 nor OU \"Intel(R) Client "
 					 "Setup Certificate\": AMT would refuse it");
-	if (!has_eku(s->client_leaf, NID_server_auth))
+	if (!has_eku(id->leaf, NID_server_auth))
 		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_chain_pem",
 					 "provisioning certificate lacks EKU serverAuth: AMT would "
 					 "refuse it");
+	return AMTPROV_OK;
+}
+
+/* At most this many identities are kept per instance (a site has one provisioning
+ * certificate; a renewal adds a second); beyond it the oldest unused one goes. */
+#define AT_MAX_IDENTS 8
+
+int at_ident_get(struct at_instance *in, const char *chain_pem,
+		 const struct amtprov_secret *key_pem, struct at_ident **out,
+		 struct amtprov_error *err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned char sep = 0;
+	struct at_ident *id, **pp;
+	size_t count = 0;
+	int ok, rc;
+
+	ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+	     EVP_DigestUpdate(c, chain_pem, strlen(chain_pem)) && EVP_DigestUpdate(c, &sep, 1) &&
+	     EVP_DigestUpdate(c, key_pem->data, key_pem->len) && EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	if (!ok || mdlen != 32)
+		return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "SHA-256 failed");
+	for (id = in->idents; id; id = id->next) {
+		if (!memcmp(id->id, md, 32)) {
+			*out = id;
+			return AMTPROV_OK;
+		}
+		count++;
+	}
+	id = calloc(1, sizeof(*id));
+	if (!id)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	rc = ident_parse(in, id, chain_pem, key_pem, err);
+	if (rc != AMTPROV_OK) {
+		ident_free(id);
+		return rc;
+	}
+	memcpy(id->id, md, 32);
+	if (count >= AT_MAX_IDENTS) {
+		/* Drop the oldest that no session or link holds. */
+		struct at_ident **victim = NULL;
+
+		for (pp = &in->idents; *pp; pp = &(*pp)->next) {
+			int used = 0;
+
+			for (struct at_session *s = in->sessions; s && !used; s = s->next)
+				used = s->ident == *pp;
+			for (struct at_link *l = in->idle_head; l && !used; l = l->idle_next)
+				used = l->ident == *pp;
+			if (!used)
+				victim = pp;
+		}
+		if (victim) {
+			struct at_ident *v = *victim;
+
+			*victim = v->next;
+			ident_free(v);
+		}
+	}
+	id->next = in->idents;
+	in->idents = id;
+	*out = id;
 	return AMTPROV_OK;
 }
 

@@ -5,7 +5,10 @@
  * ordered account retry (R-PROV-08/09), provisioning TLS with a client chain (R-PROV-07),
  * self-signed acceptance only for the session's address, MANAGED verification with a CRL,
  * revocation and fail-closed (R-REV-01), WS-Man Get/Put/Enumerate/Invoke, faults and AMT
- * return values, legacy SOAP, 200 sessions through one fd, and timeouts.
+ * return values, legacy SOAP, 200 sessions through one fd, timeouts, and connections (issue
+ * 13): one connection and one Digest challenge kept from session to session, a clean
+ * reconnect (with TLS resumption) when the device ends a kept-alive connection, and a
+ * re-challenge on a stale nonce, counted by amtsim.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -145,6 +149,7 @@ static int wait_port(const char *ip, int port)
 
 /* amtsim's hostile answers and what the transport must say about each (never crash). */
 #define HOSTILE_HOST 40
+#define KA_HOST 90
 static const struct {
 	const char *kind;
 	int rc;
@@ -240,6 +245,16 @@ static int suite_init(void)
 					      "hostile_drip_ms", 100));
 		json_array_append_new(devs, d);
 	}
+	/* Connection model (issue 13): ka1 ends every connection after 2 requests and resumes
+	 * TLS sessions; ka2 closes idle connections after 1 s and its nonces live 1 s. */
+	d = device("ka1", KA_HOST, "16.1.25", "post");
+	json_object_set_new(d, "max_requests_per_connection", json_integer(2));
+	json_object_set_new(d, "tls_resumption", json_true());
+	json_array_append_new(devs, d);
+	d = device("ka2", KA_HOST + 1, "16.1.25", "post");
+	json_object_set_new(d, "keepalive_timeout_s", json_integer(1));
+	json_object_set_new(d, "nonce_lifetime", json_integer(1));
+	json_array_append_new(devs, d);
 	for (int i = 0; i < N_FLEET; i++) {
 		char id[16];
 
@@ -1227,6 +1242,117 @@ static void test_power_webui_8021x(void)
 	free(b64);
 }
 
+/* ---- connections (issue 13) ---- */
+
+/* A runtime counter of amtsim's device @p id (control socket "dump"), -1 on failure. */
+static long sim_counter(const char *id, const char *key)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char req[128], buf[65536];
+	size_t got = 0;
+	long v = -1;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	json_t *j;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/state/control.sock", dir);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	snprintf(req, sizeof(req), "{\"cmd\":\"dump\",\"device\":\"%s\"}\n", id);
+	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
+		while (got < sizeof(buf) - 1) {
+			ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+			if (buf[got - 1] == '\n')
+				break;
+		}
+	}
+	close(fd);
+	buf[got] = '\0';
+	j = json_loads(buf, 0, NULL);
+	if (json_is_integer(json_object_get(json_object_get(json_object_get(j, "device"),
+							     "runtime"), key)))
+		v = (long)json_integer_value(json_object_get(
+			json_object_get(json_object_get(j, "device"), "runtime"), key));
+	json_decref(j);
+	return v;
+}
+
+/* amtsim's count of requests, 401 challenges, full and resumed handshakes of @p id. */
+static void expect_counts(const char *id, long requests, long challenges, long handshakes,
+			  long resumed)
+{
+	CU_ASSERT_EQUAL(sim_counter(id, "requests"), requests);
+	CU_ASSERT_EQUAL(sim_counter(id, "challenges"), challenges);
+	CU_ASSERT_EQUAL(sim_counter(id, "handshakes"), handshakes);
+	CU_ASSERT_EQUAL(sim_counter(id, "resumed"), resumed);
+}
+
+/* The device ends each connection after 2 requests: the transport reconnects (resuming the
+ * TLS session) without an error and without a new Digest challenge; a second session of the
+ * same phase reuses the link (R-PROV-08). */
+static void test_keepalive_limit_reconnect(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, KA_HOST, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	for (int i = 0; i < 5; i++) {
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+				AMTPROV_OK);
+		ASSERT_JSTR(json_string_value(json_object_get(r, "version")), "16.1.25");
+		json_decref(r);
+	}
+	close_s(pi_main, s);
+	/* 6 requests (the first met the challenge), 2 per connection: 3 connections. */
+	expect_counts("ka1", 6, 1, 1, 2);
+	CU_ASSERT_EQUAL(sim_counter("ka1", "limit_closes"), 3);
+	/* The next session of the phase: same Digest nonce (no 401), resumed TLS session. */
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	close_s(pi_main, s);
+	expect_counts("ka1", 7, 1, 1, 3);
+	tgt_free(&g, pi_main);
+}
+
+/* The device drops an idle kept-alive connection (1 s) and its nonce expires (1 s): the next
+ * request reconnects and answers the stale=true re-challenge without failing. */
+static void test_stale_nonce_rechallenge(void)
+{
+	struct tgt g;
+	struct amtprov_error err;
+	struct timespec two = {2, 300000000};
+	json_t *r;
+	void *s;
+
+	tgt_init(&g, pi_main, KA_HOST + 1, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(sim_counter("ka2", "challenges"), 1);
+	nanosleep(&two, NULL);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "version")), "16.1.25");
+	json_decref(r);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_account(plugin_instance_handle(pi_main), s), 0);
+	close_s(pi_main, s);
+	/* First challenge, then the stale one: 4 requests, 2 full handshakes (no resumption
+	 * offered by this device). */
+	expect_counts("ka2", 4, 2, 2, 0);
+	tgt_free(&g, pi_main);
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1251,6 +1377,10 @@ int main(void)
 	CU_add_test(su, "timeout", test_timeout);
 	CU_add_test(su, "close in flight", test_close_in_flight);
 	CU_add_test(su, "hostile answers never crash (R-PROV-13)", test_hostile_answers);
+	CU_add_test(su, "kept-alive connection ended by the device: clean reconnect, resumed "
+		    "TLS, no new challenge (R-PROV-08)", test_keepalive_limit_reconnect);
+	CU_add_test(su, "stale nonce re-challenged, idle connection dropped (R-PROV-08)",
+		    test_stale_nonce_rechallenge);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
