@@ -639,10 +639,14 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 			if (rid)
 				rc = store_pending_done(st, rid, err);
 		}
+		if (rc == AMTPROV_OK && e->submit_marker)
+			rc = store_pending_done(st, e->submit_marker, err);
 		if (rc == AMTPROV_OK)
 			rc = store_tx_commit(st, err);
 		else
 			store_tx_rollback(st);
+		if (rc == AMTPROV_OK)
+			e->submit_marker = 0;
 	}
 	/* Recorded: an 802.1X profile's pending key becomes its current key. */
 	if (rc == AMTPROV_OK && !e->amt_key && e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X)
@@ -753,10 +757,14 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 
 	(void)job;
 	amtprov_error_clear(&e2);
-	/* The CA answered: the request is no longer in an unknown state. */
-	if (e->submit_marker)
+	/* The CA answered: the request is no longer in an unknown state. An issued certificate
+	 * drops the submit record in the transaction that records it (record_issued): a kill
+	 * between the two would otherwise leave a certificate neither recorded nor reported. */
+	if (e->submit_marker &&
+	    (e->perr.code || rc != AMTPROV_OK || e->res.outcome != AMTPROV_CA_ISSUED)) {
 		store_pending_done(st, e->submit_marker, &e2);
-	e->submit_marker = 0;
+		e->submit_marker = 0;
+	}
 	amtprov_error_clear(&e2);
 	if (e->perr.code) {
 		fail(e, e->perr.code, e->perr.msg);
@@ -769,6 +777,13 @@ static void on_answer(struct engine_job *job, int rc, const struct amtprov_error
 	switch (e->res.outcome) {
 	case AMTPROV_CA_ISSUED:
 		if (record_issued(e, &new_id, &e2) != AMTPROV_OK) {
+			struct amtprov_error e3;
+
+			/* Not recorded, and the failure says why (status and log). */
+			amtprov_error_clear(&e3);
+			if (e->submit_marker)
+				store_pending_done(st, e->submit_marker, &e3);
+			e->submit_marker = 0;
 			/* A certificate refused for what it is (the CA contract) is the CA's final
 			 * answer: polling that request again would only fetch it again. */
 			if (e2.code == AMTPROV_E_VERIFY || e2.code == AMTPROV_E_PARSE)
