@@ -408,7 +408,7 @@ static int device_args(int argc, char **argv, int reg, struct dev_args *a)
 			reg ? "register" : "add");
 		return EXIT_USAGE;
 	}
-	/* The same checks as the API's (core/device_input.c), before anything is opened. */
+	/* The same checks as the API's (core/site/device_input.c), before anything is opened. */
 	if (device_input_check(&a->in, &field, msg, sizeof(msg)) != AMTPROV_OK) {
 		fprintf(stderr, "amtprov: %s: %s\n", field, msg);
 		return EXIT_USAGE;

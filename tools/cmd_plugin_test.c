@@ -2,7 +2,7 @@
 /*
  * amtprov plugin test: drives one CA plugin instance through submit / poll / revoke with a
  * freshly generated request for each purpose it declares, applies the core's CA contract
- * (core/ca_contract.c) to every ISSUED answer, and prints each answer. An integrator's first
+ * (core/pki/ca_contract.c) to every ISSUED answer, and prints each answer. An integrator's first
  * tool: what passes here passes the same check inside amtprovd.
  */
 #include <getopt.h>

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fuzz_api_request.c - what the registration API (core/api.c) takes from a client, through
+ * fuzz_api_request.c - what the registration API (core/api/api.c) takes from a client, through
  * the functions api.c calls on it. First byte even: the rest is a POST /v1/devices body,
- * parsed as api.c parses it, then read and checked (core/device_input.c) and, when accepted,
+ * parsed as api.c parses it, then read and checked (core/site/device_input.c) and, when accepted,
  * turned into the record and the status text registration_apply() stores. Odd: the rest is a
  * request target; its /v1/devices/{device}[/{operation}] parts are decoded as
  * show_device() and device_operation() decode them.

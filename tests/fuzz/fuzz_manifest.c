@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * fuzz_manifest.c - the site manifest loader (core/manifest.c): the input is the manifest
+ * fuzz_manifest.c - the site manifest loader (core/site/manifest.c): the input is the manifest
  * text. Every refusal must come with a problem and a summary; a loaded manifest is walked
  * (plugins, required capabilities) before it is freed.
  */

@@ -13,7 +13,7 @@
  * through host->log, and ISSUED answers carry a real certificate (fake_issue.c).
  *
  * With "break" set, every certificate it issues breaks that rule of the CA contract
- * (core/ca_contract.c), so tests can check the core refuses it before AMT sees it.
+ * (core/pki/ca_contract.c), so tests can check the core refuses it before AMT sees it.
  *
  * With "challenge" set it behaves like a SCEP server: csr_attributes (ca.h ABI 1.1) hands
  * the core a challengePassword attribute, submit refuses a request that does not carry it,

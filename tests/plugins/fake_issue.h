@@ -30,7 +30,7 @@ int fake_issuer_new(const char *label, struct fake_issuer **out, struct amtprov_
 /** Frees an issuer. Accepts NULL. */
 void fake_issuer_free(struct fake_issuer *fi);
 
-/** How an issue departs from the defaults (tests of the CA contract, core/ca_contract.c). */
+/** How an issue departs from the defaults (tests of the CA contract, core/pki/ca_contract.c). */
 struct fake_issue_opts {
 	const char *crl_url;   /**< CRL distribution point URI; NULL or "": none */
 	const char *breaks;    /**< NULL/"": a good certificate; else the one contract rule to

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Who may register what (core/authz.c, docs/api.md "Who may do what"): enrollment secrets
+/* Who may register what (core/site/authz.c, docs/api.md "Who may do what"): enrollment secrets
  * bound to one FQDN (and optionally a UUID), the site's name policy (R-PC-05,
  * site.fqdn_patterns) and the address allow-list. */
 #include <arpa/inet.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The CA contract (core/ca_contract.c): one test per rule, with certificates built here by
+ * The CA contract (core/pki/ca_contract.c): one test per rule, with certificates built here by
  * a small OpenSSL CA, each breaking exactly one rule; and a good certificate per purpose.
  */
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for the declarative plugin configuration parser (core/config_table.c), the
+ * Unit tests for the declarative plugin configuration parser (core/site/config_table.c), the
  * code behind host->config_parse (STYLE.md section 7, convention 7).
  */
 #include <stddef.h>

@@ -177,7 +177,7 @@ static void test_record_is_normalised(void)
 	CU_ASSERT_STRING_EQUAL(dev.fqdn, "pc1.contoso.com");
 	CU_ASSERT_STRING_EQUAL(dev.uuid, "abcdef01-2222-4333-8444-555555555555");
 	CU_ASSERT_STRING_EQUAL(dev.otp_hash, SHA256_HEX);
-	CU_ASSERT_STRING_EQUAL(dev.state, device_state_name(DS_REGISTERED));
+	CU_ASSERT_STRING_EQUAL(dev.state, ""); /* the registration sets it */
 	CU_ASSERT_EQUAL(dev.wireless_capable, 1);
 	device_input_summary(&in, sum, sizeof(sum));
 	CU_ASSERT_PTR_NOT_NULL(strstr(sum, "AMT 11.8.50"));

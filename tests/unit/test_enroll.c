@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The enrollment sub-machine's own rules (core/enroll.c), one for every purpose: which key
+ * The enrollment sub-machine's own rules (core/flow/enroll.c), one for every purpose: which key
  * a request inside AMT uses after a crash (R-PROV-13, R-PROV-06), the request AMT signed
  * is the template (R-PROV-06), the credential names of amtprov's keys, and what CA_WAITING
  * finds on record: the web server's poll of older code (polled in CA_WAITING) and an

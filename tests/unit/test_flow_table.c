@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The flow table (core/flow_table.c), the one place a device's transitions are defined:
+ * The flow table (core/flow/flow_table.c), the one place a device's transitions are defined:
  * every step has a "done" row, provisioning walks REGISTERED -> PROVISIONED by "done"
  * alone through 802.1X as its own state (R-PROV-11 3), every CA WAIT shows as CA_WAITING
  * whatever the step, CA_WAITING resumes only the steps that ask a CA, the engine's
@@ -129,7 +129,7 @@ static void test_docs_match_table(void)
 	begin += strlen("<!-- flow-table:begin -->\n");
 	*end = 0;
 	if (strcmp(begin, table) != 0) {
-		fprintf(stderr, "\ndocs/states.md disagrees with core/flow_table.c; the table "
+		fprintf(stderr, "\ndocs/states.md disagrees with core/flow/flow_table.c; the table "
 			"between the flow-table markers must read:\n%s\n", table);
 		CU_FAIL("docs/states.md is not the flow table");
 	}

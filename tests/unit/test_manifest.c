@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for the site manifest (core/manifest.c, docs/manifest.md).
+ * Unit tests for the site manifest (core/site/manifest.c, docs/manifest.md).
  *
  * Inline manifests are written with single quotes, which load() turns into double quotes,
  * so the JSON stays readable inside C strings. Fixture files under

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests for the plugin host: the loader and its descriptor checks (core/plugin_host.c),
- * the checked call wrappers (core/plugin_calls.c) and the host API given to plugins
- * (core/host_api.c). They load the real test plugins built from tests/plugins into
+ * Unit tests for the plugin host: the loader and its descriptor checks (core/plugin/plugin_host.c),
+ * the checked call wrappers (core/plugin/plugin_calls.c) and the host API given to plugins
+ * (core/site/host_api.c). They load the real test plugins built from tests/plugins into
  * AMTPROV_TEST_PLUGIN_DIR, so every check runs against code compiled the way a third party
  * would compile it (R-CA-05: CA plugins are loaded at run time; the core knows no CA).
  */

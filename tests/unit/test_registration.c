@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Registration of a new or known device (core/registration.c, docs/states.md
+ * Registration of a new or known device (core/api/registration.c, docs/states.md
  * "Re-registration"): R-PROV-01/02/03 for new devices; for known ones the state rule, the
  * identity rule (R-REV-02b: an AMT reset locally is provisioned again; an FQDN with another
  * UUID is refused unless an administrator confirms), the audit and the status messages.

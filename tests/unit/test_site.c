@@ -13,6 +13,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "device_certs.h"
 #include "lifecycle.h"
 #include "revoke.h"
 #include "site.h"
@@ -256,17 +257,17 @@ static void test_client_certificates_due_kept_and_marked(void)
 			       now + 43 * 86400);
 	web = add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'F', now + 86400);
 
-	CU_ASSERT_EQUAL(lifecycle_client_certs_due(s, d.id, &first), 1);
+	CU_ASSERT_EQUAL(device_certs_client_due(s, d.id, &first), 1);
 	CU_ASSERT_EQUAL(first.id, due);
-	CU_ASSERT_TRUE(lifecycle_cert_due(s, &first));
+	CU_ASSERT_TRUE(device_certs_due(s, &first));
 	CU_ASSERT_EQUAL(store_cert_get(site_store(s), fresh, &c, &err), AMTPROV_OK);
-	CU_ASSERT_FALSE(lifecycle_cert_due(s, &c));
+	CU_ASSERT_FALSE(device_certs_due(s, &c));
 
-	CU_ASSERT_EQUAL(lifecycle_8021x_mark_update(s, d.id, &err), AMTPROV_OK);
-	CU_ASSERT_EQUAL(lifecycle_8021x_mark_update(s, d.id, &err), AMTPROV_OK); /* replaces */
-	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 0), web + 1);
-	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 1), web + 1);
-	CU_ASSERT_EQUAL(lifecycle_8021x_update_mark(s, d.id, 0), 0); /* removed */
+	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, d.id, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, d.id, &err), AMTPROV_OK); /* replaces */
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 0), web + 1);
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 1), web + 1);
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 0), 0); /* removed */
 
 	CU_ASSERT_EQUAL(revoke_queue_device_except(s, d.id, REVOKE_CLIENT_8021X, &fresh, 1,
 						   "bound", &n, &err),

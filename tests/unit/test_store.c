@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of the site database (core/store.h, SQLite back end).
+ * Unit tests of the site database (core/store/store.h, SQLite back end).
  *
  * Every test works in a fresh mkdtemp directory under $TMPDIR (or /tmp) that the suite's
  * teardown removes, so parallel runs never share a file. Fixtures in

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ca_local.c - CUnit tests of the ca-local plugin, loaded through the real plugin host
- * (core/plugin_host.h) from the build's plugin directory.
+ * (core/plugin/plugin_host.h) from the build's plugin directory.
  *
  * Certificates are checked with OpenSSL in-process (EKUs, subjects, SANs, CRL entries) and
  * with the real `openssl verify` command against the chain ca-local writes, as a CRL checker

@@ -241,6 +241,7 @@ int registration_apply(struct site *s, const struct device_input *in, int replac
 
 	memset(out, 0, sizeof(*out));
 	device_input_to_record(in, &rec);
+	util_strlcpy(rec.state, device_state_name(DS_REGISTERED), sizeof(rec.state));
 	/* Before the transaction: a name the site never certifies leaves no trace in the
 	 * database (the caller logs the refusal). */
 	if (!authz_name_allowed(site_manifest(s), rec.fqdn, 0, out->message,

@@ -2,7 +2,7 @@
 /**
  * @file device_input.h
  * @brief Validation of a device registration (R-PROV-01/02/03), shared by
- *        `amtprov device add`, `amtprov device register` and the HTTPS API (core/api.c), so
+ *        `amtprov device add`, `amtprov device register` and the HTTPS API (core/api/api.c), so
  *        a device is accepted or refused by the same rules whichever way it arrives.
  */
 #ifndef AMTPROV_CORE_DEVICE_INPUT_H
@@ -62,7 +62,8 @@ int device_input_from_json(const json_t *obj, struct device_input *in, const cha
  */
 int device_input_refused(const struct device_input *in, char *why, size_t size);
 
-/** Fills @p dev (zeroed first) from a checked input: lower-cased, state REGISTERED. */
+/** Fills @p dev (zeroed first) from a checked input, lower-cased. Its state is left empty:
+ * that is the registration's to set (registration.c). */
 void device_input_to_record(const struct device_input *in, struct store_device *dev);
 
 /** The detail of status 8100 (never the OTP hash): "AMT 11.8.50, wired IP ..., ...". */

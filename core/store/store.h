@@ -258,7 +258,7 @@ int store_device_update(struct store *st, const struct store_device *dev, const 
  * from @p dev, state REGISTERED with no error, no attempts, due now, and two audit records:
  * "state" ("FROM -> REGISTERED: re-registered by its agent") and "device.reregister" (what
  * changed; the OTP hash only as "new"). AMTPROV_E_EXISTS if another device has the new FQDN
- * or UUID. Which states may re-register is the caller's rule (core/registration.c).
+ * or UUID. Which states may re-register is the caller's rule (core/api/registration.c).
  */
 int store_device_reregister(struct store *st, int64_t id, const char *from,
 			    const struct store_device *dev, const char *actor, int64_t now,

@@ -48,9 +48,9 @@
 #include <jansson.h>
 
 #include "enroll.h"
+#include "device_certs.h"
 #include "flow_int.h"
 #include "flow_keys.h"
-#include "lifecycle.h"
 #include "pki.h"
 #include "revoke.h"
 #include "status.h"
@@ -190,7 +190,7 @@ static int find_cert_cb(void *ctx, const struct store_cert *c)
 	    strcmp(c->profile, fc->need->profile) || strcmp(c->ca_instance, fc->need->ca) ||
 	    strcmp(c->template_name, fc->need->tmpl) || c->not_after <= fc->now ||
 	    c->id < fc->x->reuse_from_id ||
-	    (fc->x->step_state == DS_NEED_RENEWAL && lifecycle_cert_due(fc->x->f->site, c)))
+	    (fc->x->step_state == DS_NEED_RENEWAL && device_certs_due(fc->x->f->site, c)))
 		return 0;
 	if (!fc->n || c->id > fc->found.id) {
 		fc->found = *c;
@@ -254,7 +254,7 @@ static void end_step(struct x8021x *x)
 		return;
 	}
 	/* The update (or an older one's mark) is done: its certificates are replaced. */
-	lifecycle_8021x_update_mark(x->f->site, x->device_id, 1);
+	device_certs_8021x_update_mark(x->f->site, x->device_id, 1);
 	x->batch = n ? revoke_batch_due(x->f->site, x->device_id) : NULL;
 	if (!x->batch) {
 		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
@@ -744,26 +744,26 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 	x->step_state = engine_job_state(job);
 	switch (x->step_state) {
 	case DS_NEED_UPDATE:
-		if (lifecycle_over_wireless(engine_job_device(job))) {
+		if (device_certs_over_wireless(engine_job_device(job))) {
 			/* R-8021X-05, R-WS-04: certificates only over a wired connection; the
 			 * profiles stay bound to the ones the device has. */
 			site_status(f->site, STATUS_RENEWAL_SKIPPED_WIRELESS, x->fqdn,
 				    "R-8021X-05: the device is reached over wireless; its 802.1X "
 				    "client certificates and profiles are left as they are until an "
 				    "update over a wired connection");
-			lifecycle_8021x_update_mark(f->site, device_id, 1);
+			device_certs_8021x_update_mark(f->site, device_id, 1);
 			finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 			return AMTPROV_OK;
 		}
-		x->reuse_from_id = lifecycle_8021x_update_mark(f->site, device_id, 0);
+		x->reuse_from_id = device_certs_8021x_update_mark(f->site, device_id, 0);
 		if (!x->reuse_from_id) {
 			/* No mark (the request was interrupted): the update replaces what the
 			 * device has now, and a retry keeps what this one issues. */
 			struct amtprov_error e;
 
 			amtprov_error_clear(&e);
-			lifecycle_8021x_mark_update(f->site, device_id, &e);
-			x->reuse_from_id = lifecycle_8021x_update_mark(f->site, device_id, 0);
+			device_certs_8021x_mark_update(f->site, device_id, &e);
+			x->reuse_from_id = device_certs_8021x_update_mark(f->site, device_id, 0);
 		}
 		break;
 	case DS_NEED_RENEWAL:
@@ -771,7 +771,7 @@ int flow_8021x_start(struct flow *f, struct engine_job *job, void *session,
 	default:
 		/* Provisioning: what was recorded before this provisioning's web server
 		 * certificate belongs to an earlier one. */
-		x->reuse_from_id = lifecycle_web_cert(f->site, device_id, 1);
+		x->reuse_from_id = device_certs_web(f->site, device_id, 1);
 		break;
 	}
 	{

@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "flow_keys.h"
+#include "device_certs.h"
 #include "flow_managed.h"
 #include "flow_prune.h"
 #include "lifecycle.h"
@@ -156,7 +157,7 @@ static void clients_done(void *ctx, enum flow_outcome o, int rc, const char *why
 static void renew_clients(struct renew *r)
 {
 	const struct store_device *d = engine_job_device(r->job);
-	int64_t cert = lifecycle_web_cert(r->f->site, r->device_id, 1);
+	int64_t cert = device_certs_web(r->f->site, r->device_id, 1);
 	struct amtprov_error err;
 
 	amtprov_error_clear(&err);
@@ -492,7 +493,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 	struct amtprov_error err;
 	int major = 0, web_due;
 
-	if (lifecycle_over_wireless(d)) {
+	if (device_certs_over_wireless(d)) {
 		/* R-WS-04: reported; the next evaluation run looks again. */
 		site_status(f->site, STATUS_RENEWAL_SKIPPED_WIRELESS, d->fqdn,
 			    "R-WS-04: the device is reached over wireless; renewal is retried at "
@@ -521,7 +522,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		return;
 	}
 	r->clients_due = m->ieee8021x && m->netprofile &&
-			 lifecycle_client_certs_due(f->site, d->id, NULL) > 0;
+			 device_certs_client_due(f->site, d->id, NULL) > 0;
 	engine_job_set_abort(job, renew_abort, r);
 	if (a.second) {
 		/* An interrupted renewal recorded its certificate: install that one, request
@@ -535,7 +536,7 @@ void flow_step_renewal(struct engine_job *job, void *ctx)
 		return;
 	}
 	web_due = store_cert_get(site_store(f->site), r->old_cert_id, &web, &err) != AMTPROV_OK ||
-		  lifecycle_cert_due(f->site, &web);
+		  device_certs_due(f->site, &web);
 	if (!web_due) {
 		if (r->clients_due)
 			renew_clients(r);

@@ -8,7 +8,6 @@
 
 #include <jansson.h>
 
-#include "scheduler.h"
 #include "status.h"
 #include "util.h"
 
@@ -306,84 +305,4 @@ int revoke_process_due(struct site *s, int *done, int *left, struct amtprov_erro
 	revoke_batch_record(s, b, done, left);
 	revoke_batch_free(b);
 	return AMTPROV_OK;
-}
-
-/* The maintenance task "revocation-queue" (scheduler.h). CA calls may block (ca.h), so
- * under amtprovd's scheduler they run on a worker and the task reports when they are done;
- * without one (unit tests) it runs synchronously. */
-struct revoke_run {
-	struct task_env env;
-	struct revoke_batch *b;
-};
-
-static void revoke_run_free(void *arg)
-{
-	struct revoke_run *r = arg;
-
-	revoke_batch_free(r->b);
-	free(r);
-}
-
-static int revoke_run_call(void *arg, struct amtprov_error *err)
-{
-	(void)err;
-	revoke_batch_call(((struct revoke_run *)arg)->b);
-	return AMTPROV_OK;
-}
-
-static void revoke_result(struct task_result *out, int done, int left)
-{
-	out->code = AMTPROV_OK;
-	out->worked = done + left > 0;
-	snprintf(out->detail, sizeof(out->detail), "%d revoked, %d still queued", done, left);
-}
-
-static void revoke_run_done(int rc, const struct amtprov_error *err, void *arg)
-{
-	struct revoke_run *r = arg;
-	struct task_result res = {0};
-	int done = 0, left = 0;
-
-	(void)rc;
-	(void)err;
-	revoke_batch_record(r->env.site, r->b, &done, &left);
-	revoke_result(&res, done, left);
-	sched_task_done(r->env.sched, TASK_REVOCATION_QUEUE, &res);
-	revoke_run_free(r);
-}
-
-void task_revocation_queue(const struct task_env *env, struct task_result *out)
-{
-	struct revoke_batch *b;
-	struct revoke_run *r;
-	struct amtprov_error err;
-	int done = 0, left = 0;
-
-	if (!env->engine || !env->sched) {
-		revoke_process_due(env->site, &done, &left, NULL);
-		revoke_result(out, done, left);
-		return;
-	}
-	b = revoke_batch_due(env->site, 0);
-	if (!b) {
-		revoke_result(out, 0, 0);
-		return;
-	}
-	r = calloc(1, sizeof(*r));
-	amtprov_error_clear(&err);
-	if (r) {
-		r->env = *env;
-		r->b = b;
-		if (engine_offload(env->engine, revoke_run_call, revoke_run_done, revoke_run_free, r,
-				   &err) == AMTPROV_OK) {
-			out->pending = 1;
-			return;
-		}
-		free(r);
-	}
-	/* No worker to be had: better late on the loop than not at all. */
-	revoke_batch_call(b);
-	revoke_batch_record(env->site, b, &done, &left);
-	revoke_batch_free(b);
-	revoke_result(out, done, left);
 }

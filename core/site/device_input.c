@@ -9,7 +9,6 @@
 #include "device_input.h"
 #include <amtprov/log.h>
 
-#include "device_state.h"
 #include "util.h"
 
 int device_input_fqdn_valid(const char *s)
@@ -292,7 +291,6 @@ void device_input_to_record(const struct device_input *in, struct store_device *
 	util_strlcpy(dev->wired_ip, in->wired_ip ? in->wired_ip : "", sizeof(dev->wired_ip));
 	util_strlcpy(dev->otp_hash, in->otp_hash ? in->otp_hash : "", sizeof(dev->otp_hash));
 	util_lower(dev->otp_hash);
-	util_strlcpy(dev->state, device_state_name(DS_REGISTERED), sizeof(dev->state));
 	dev->wireless_capable = in->wireless ? 1 : 0;
 }
 

@@ -44,29 +44,6 @@ int lifecycle_request(struct site *s, const char *device, enum lifecycle_op op,
  * flow_register, which they build on). */
 int lifecycle_register(struct engine *e, struct flow *f, struct amtprov_error *err);
 
-/* ---- shared by the lifecycle steps ---- */
-
-/** The device's newest web server certificate with stored data; @p active_only. 0: none. */
-int64_t lifecycle_web_cert(struct site *s, int64_t device_id, int active_only);
-/** 1 when the device is reached over a wireless connection (R-WS-04): wireless-capable
- * and no wired address was registered (R-PROV-02). */
-int lifecycle_over_wireless(const struct store_device *d);
-
-/** 1 when certificate @p c has renew_within_days (manifest, default 42) or fewer days left
- * at the site's clock: due for renewal (R-WS-03, R-8021X-06). */
-int lifecycle_cert_due(struct site *s, const struct store_cert *c);
-/** How many active 802.1X client certificates of the device are due for renewal; the one
- * that expires first is copied to @p first (may be NULL). */
-int lifecycle_client_certs_due(struct site *s, int64_t device_id, struct store_cert *first);
-
-/** The pending operation an update request leaves for the 802.1X step (R-REV-04):
- * {"from_id":N}, the client certificates recorded before id N are replaced. */
-#define LIFECYCLE_8021X_UPDATE_KIND "8021x-update"
-/** Leaves the mark for the certificates the device has now (older marks go). */
-int lifecycle_8021x_mark_update(struct site *s, int64_t device_id, struct amtprov_error *err);
-/** The from_id of the device's newest update mark (0: none); @p remove drops its marks. */
-int64_t lifecycle_8021x_update_mark(struct site *s, int64_t device_id, int remove);
-
 /* Step handlers (lifecycle.c, flow_renew.c). */
 void flow_step_renewal(struct engine_job *job, void *ctx);
 

@@ -722,7 +722,7 @@ static void register_device(struct api *a, struct evhttp_request *req, const str
 	}
 	/* An enrollment secret registers the one host it was minted for: its FQDN, and its
 	 * UUID when the administrator bound one. Everything the CA will see comes from the
-	 * checked FQDN (core/flow_cert.c), so no other name can reach a certificate request. */
+	 * checked FQDN (core/flow/flow_cert.c), so no other name can reach a certificate request. */
 	if (who->scope == SCOPE_HOST && strcasecmp(di.fqdn, who->host.fqdn) != 0) {
 		snprintf(msg, sizeof(msg), "this enrollment secret is for %s and registers that "
 					   "name only", who->host.fqdn);

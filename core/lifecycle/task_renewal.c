@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lifecycle.h"
+#include "device_certs.h"
 #include "scheduler.h"
 #include "status.h"
 #include "util.h"
@@ -61,7 +62,7 @@ static void evaluate(struct eval *e, int64_t id)
 	amtprov_error_clear(&err);
 	if (store_device_get(st, id, &d, &err) != AMTPROV_OK || strcmp(d.state, "PROVISIONED"))
 		return;
-	cert = lifecycle_web_cert(s, d.id, 1);
+	cert = device_certs_web(s, d.id, 1);
 	if (!cert || store_cert_get(st, cert, &c, &err) != AMTPROV_OK)
 		return;
 	e->checked++;
@@ -69,15 +70,15 @@ static void evaluate(struct eval *e, int64_t id)
 	 * finish installing it (flow_renew.c); it is due whatever its dates. */
 	store_cert_list(st, &(struct store_cert_filter){.device_id = d.id}, count_active_web,
 			&actives, &err);
-	web_due = actives > 1 || lifecycle_cert_due(s, &c);
+	web_due = actives > 1 || device_certs_due(s, &c);
 	/* R-8021X-06: the client certificates count when the site still configures 802.1X
 	 * (renewing them means binding the profiles again). */
-	clients = site_manifest(s)->ieee8021x ? lifecycle_client_certs_due(s, d.id, &c2) : 0;
+	clients = site_manifest(s)->ieee8021x ? device_certs_client_due(s, d.id, &c2) : 0;
 	if (!web_due && !clients)
 		return;
 	if (!web_due)
 		c = c2; /* the report names the client certificate that expires first */
-	if (lifecycle_over_wireless(&d)) {
+	if (device_certs_over_wireless(&d)) {
 		snprintf(detail, sizeof(detail), "R-WS-04: serial %.64s (%s) has %lld days left; "
 			 "the device is reached over wireless, renewal retried at the next run",
 			 c.serial_hex, web_due ? "web server, R-WS-03" : "802.1X client, R-8021X-06",
