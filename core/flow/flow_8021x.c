@@ -106,7 +106,7 @@ struct x8021x {
 	int64_t reuse_from_id;        /* certificates recorded before this id are replaced */
 	int amt_keys;                 /* 1: requests get a key generated inside AMT */
 	int amt_auto;                 /* key_source auto: amtprov's key if AMT can't */
-	struct revoke_batch *batch;   /* the superseded certificates, asked of their CAs */
+	struct revoke_job revoking;   /* the superseded certificates, asked of their CAs */
 };
 
 void flow_8021x_free(struct x8021x *x)
@@ -118,7 +118,7 @@ void flow_8021x_free(struct x8021x *x)
 	json_decref(x->old_certs);
 	json_decref(x->todo);
 	enroll_free(x->enroll);
-	revoke_batch_free(x->batch);
+	revoke_batch_free(x->revoking.batch);
 	free(x);
 }
 
@@ -201,24 +201,11 @@ static int find_cert_cb(void *ctx, const struct store_cert *c)
 
 /* ---- the end: superseded certificates revoked (R-REV-04) ---- */
 
-static int work_revoke(void *arg, struct amtprov_error *err)
+static void on_revoked(void *owner)
 {
-	(void)err;
-	revoke_batch_call(((struct x8021x *)arg)->batch);
-	return AMTPROV_OK;
-}
+	struct x8021x *x = owner;
 
-static void on_revoked(struct engine_job *job, int rc, const struct amtprov_error *err,
-		       void *arg)
-{
-	struct x8021x *x = arg;
-
-	(void)job;
-	(void)rc;
-	(void)err;
 	x->in_worker = 0;
-	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
-	revoke_batch_record(x->f->site, x->batch, NULL, NULL);
 	finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 }
 
@@ -255,13 +242,18 @@ static void end_step(struct x8021x *x)
 	}
 	/* The update (or an older one's mark) is done: its certificates are replaced. */
 	device_certs_8021x_update_mark(x->f->site, x->device_id, 1);
-	x->batch = n ? revoke_batch_due(x->f->site, x->device_id) : NULL;
-	if (!x->batch) {
+	x->revoking = (struct revoke_job){
+		.site = x->f->site,
+		.batch = n ? revoke_batch_due(x->f->site, x->device_id) : NULL,
+		.done = on_revoked,
+		.owner = x,
+	};
+	if (!x->revoking.batch) {
 		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
 		return;
 	}
 	x->in_worker = 1;
-	if (engine_job_blocking(x->job, work_revoke, on_revoked, x, &err) != AMTPROV_OK) {
+	if (revoke_job_start(&x->revoking, x->job, &err) != AMTPROV_OK) {
 		/* Queued: the revocation task asks the CAs. */
 		x->in_worker = 0;
 		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);

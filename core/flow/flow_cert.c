@@ -35,7 +35,7 @@ struct cert_call {
 	struct managed m;
 	struct flow_device_accounts accounts;
 	struct amtprov_device_info info;
-	struct revoke_batch *batch;         /* R-REV-02b: the superseded ones */
+	struct revoke_job revoking;         /* R-REV-02b: the superseded ones */
 	flow_cert_done_fn done;             /* flow_cert_request(): who gets the answer */
 	void *done_arg;
 	void (*done_free)(void *);          /* frees done_arg if the answer never reaches done */
@@ -59,7 +59,7 @@ static void call_free(struct cert_call *c)
 	enroll_free(c->enroll);
 	session_close(c);
 	flow_device_accounts_free(&c->accounts);
-	revoke_batch_free(c->batch);
+	revoke_batch_free(c->revoking.batch);
 	free(c);
 }
 
@@ -133,24 +133,13 @@ static struct cert_call *call_new(struct flow *f, struct engine_job *job)
 
 /* ---- provisioning: the outcome becomes the device's next state ---- */
 
-static void on_revoked(struct engine_job *job, int rc, const struct amtprov_error *err,
-		       void *arg)
+static void on_revoked(void *owner)
 {
-	struct cert_call *c = arg;
+	struct cert_call *c = owner;
+	struct engine_job *job = c->job;
 
-	(void)rc;
-	(void)err;
-	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
-	revoke_batch_record(c->f->site, c->batch, NULL, NULL);
 	call_free(c);
 	flow_end(job, FLOW_DONE);
-}
-
-static int work_revoke(void *arg, struct amtprov_error *err)
-{
-	(void)err;
-	revoke_batch_call(((struct cert_call *)arg)->batch);
-	return AMTPROV_OK;
 }
 
 /* R-REV-02b: the device's earlier web server certificates are queued for revocation,
@@ -168,8 +157,13 @@ static void supersede(struct cert_call *c, int64_t new_id)
 		alog(site_log(c->f->site), AMTPROV_LOG_WARNING, "%s: superseded web server "
 		     "certificates not queued for revocation: %s", engine_job_device(job)->fqdn,
 		     err.msg);
-	c->batch = n ? revoke_batch_due(c->f->site, engine_job_device(job)->id) : NULL;
-	if (c->batch && engine_job_blocking(job, work_revoke, on_revoked, c, &err) == AMTPROV_OK)
+	c->revoking = (struct revoke_job){
+		.site = c->f->site,
+		.batch = n ? revoke_batch_due(c->f->site, engine_job_device(job)->id) : NULL,
+		.done = on_revoked,
+		.owner = c,
+	};
+	if (c->revoking.batch && revoke_job_start(&c->revoking, job, &err) == AMTPROV_OK)
 		return; /* the abort hook (call_abort) still owns c */
 	/* Nothing to revoke, or queued: the revocation task asks the CAs. */
 	call_free(c);

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "engine.h"
 #include "status.h"
 #include "util.h"
 
@@ -305,4 +306,29 @@ int revoke_process_due(struct site *s, int *done, int *left, struct amtprov_erro
 	revoke_batch_record(s, b, done, left);
 	revoke_batch_free(b);
 	return AMTPROV_OK;
+}
+
+static int revoke_job_work(void *arg, struct amtprov_error *err)
+{
+	(void)err;
+	revoke_batch_call(((struct revoke_job *)arg)->batch);
+	return AMTPROV_OK;
+}
+
+static void revoke_job_answered(struct engine_job *job, int rc, const struct amtprov_error *err,
+				void *arg)
+{
+	struct revoke_job *rj = arg;
+
+	(void)job;
+	(void)rc;
+	(void)err;
+	/* Revoked (8203), or kept queued for the revocation task (8204): never forgotten. */
+	revoke_batch_record(rj->site, rj->batch, NULL, NULL);
+	rj->done(rj->owner);
+}
+
+int revoke_job_start(struct revoke_job *rj, struct engine_job *job, struct amtprov_error *err)
+{
+	return engine_job_blocking(job, revoke_job_work, revoke_job_answered, rj, err);
 }

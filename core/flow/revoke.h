@@ -63,6 +63,21 @@ void revoke_batch_call(struct revoke_batch *b);
 void revoke_batch_record(struct site *s, struct revoke_batch *b, int *done, int *left);
 void revoke_batch_free(struct revoke_batch *b);
 
+struct engine_job;
+/** A batch revoked at the end of a device's step (superseded certificates): the CAs are
+ * asked on the job's worker, the answers recorded on the loop thread, then @p done runs.
+ * Embedded in its owner, with no allocation of its own: if the job is aborted, the owner
+ * frees the batch (revoke_batch_free) as it frees everything else. */
+struct revoke_job {
+	struct site *site;
+	struct revoke_batch *batch;
+	void (*done)(void *owner);
+	void *owner;
+};
+/** AMTPROV_OK: @p done will be called. Otherwise the batch stays queued for the revocation
+ * task and the caller goes on without waiting. */
+int revoke_job_start(struct revoke_job *rj, struct engine_job *job, struct amtprov_error *err);
+
 /** Due, call, record, on the calling thread: the maintenance task "revocation-queue". */
 int revoke_process_due(struct site *s, int *done, int *left, struct amtprov_error *err);
 
