@@ -27,6 +27,20 @@ struct amtprov_directory_account {
 	/* --- end of ABI 1.0 --- */
 };
 
+/**
+ * The Kerberos facts of a device's account (ABI 1.2), what amtprov needs to give AMT the same
+ * long-term keys the KDC holds (R-ACC-01): the keys are derived from the account password
+ * returned by create_account, with this salt, and tagged with this key version.
+ */
+struct amtprov_directory_keyinfo {
+	uint32_t struct_size;
+	char realm[256];   /**< Kerberos realm, upper case, e.g. "CONTOSO.COM" */
+	char salt[512];    /**< the AES string-to-key salt the KDC uses for this account */
+	uint32_t kvno;     /**< key version number (msDS-KeyVersionNumber) after the last password set */
+	uint32_t enctypes; /**< msDS-SupportedEncryptionTypes: 0x4 RC4-HMAC, 0x8 AES128, 0x10 AES256 */
+	/* --- end of ABI 1.2 --- */
+};
+
 /** Mandatory: struct_size, create_account, delete_account. */
 struct amtprov_directory_ops {
 	uint32_t struct_size;
@@ -47,6 +61,24 @@ struct amtprov_directory_ops {
 	/** Deletes the device's account and SPNs. AMTPROV_E_NOT_FOUND if there was none. */
 	int (*delete_account)(void *instance, const char *fqdn, struct amtprov_error *err);
 	/* --- end of ABI 1.0 --- */
+
+	/**
+	 * Optional (ABI 1.2): the Kerberos facts of the device's account, read back from the
+	 * directory after create_account (never guessed). @p out->struct_size is set by the
+	 * caller. AMTPROV_E_NOT_FOUND if the account does not exist.
+	 */
+	int (*account_keyinfo)(void *instance, const char *fqdn,
+			       struct amtprov_directory_keyinfo *out, struct amtprov_error *err);
+
+	/**
+	 * Optional (ABI 1.2): resolves a user or group name ("CONTOSO\\amt-admins",
+	 * "amt-admins@contoso.com" or a bare sAMAccountName) to its SID in string form
+	 * ("S-1-5-21-...") for AMT's Kerberos ACL entries. AMTPROV_E_NOT_FOUND when no such
+	 * object exists; AMTPROV_E_INVALID when the name is ambiguous.
+	 */
+	int (*resolve_sid)(void *instance, const char *name, char *sid, size_t sid_size,
+			   struct amtprov_error *err);
+	/* --- end of ABI 1.2 --- */
 };
 
 #ifdef __cplusplus
