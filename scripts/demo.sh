@@ -4,7 +4,10 @@
 # through amtprovd with the real plugins: the embedded CA (ca-local), the encrypted
 # credential store (credstore-file) and the AMT transport. A few devices fail for real
 # reasons (namespace mismatch, root hash missing in the firmware, wrong one-time password),
-# to show amtprov's diagnostics. Then it prints what happened and where to look next.
+# to show amtprov's diagnostics. Each simulated computer registers itself the way a real one
+# does: amtprov-agent talks to its (simulated) MEI, sets the one-time password in the
+# firmware and registers with amtprovd's API under the host's own enrollment secret. Then it
+# prints what happened and where to look next.
 # With --ca mscert the certificates come from a Microsoft enterprise CA instead: adcssim,
 # the AD CS test server, through the ca-mscert plugin (CEP/CES, revocation through WinRM).
 usage() {
@@ -47,6 +50,7 @@ fi
 amtprov="$build/tools/amtprov"
 amtprovd="$build/tools/amtprovd"
 amtsim="$build/sim/amtsim"
+agent="$build/agent/amtprov-agent"
 
 demo=${AMTPROV_DEMO_DIR:-$root/demo-site}
 rm -rf "$demo"
@@ -55,7 +59,9 @@ chmod 700 "$demo"
 net=${AMTPROV_DEMO_NET:-127.77.$(( $$ % 200 + 20 ))}
 sim_pid=""
 adcs_pid=""
+daemon_pid=""
 cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null
   [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null
   [ -n "$adcs_pid" ] && kill "$adcs_pid" 2>/dev/null
   wait 2>/dev/null || true
@@ -75,6 +81,13 @@ openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key"
 cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
 chmod 600 "$pki"/*.key
 root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+# amtprovd's API (where the agents register) on loopback, with its own TLS certificate.
+api_ip="$net.241"
+api_url="https://$api_ip:8443"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/api.key" -out "$pki/api.pem" \
+  -subj "/CN=amtprov api" -days 30 -sha256 -addext "subjectAltName=IP:$api_ip" \
+  -addext "extendedKeyUsage=serverAuth" 2>/dev/null
+chmod 600 "$pki/api.key"
 
 echo "== a fleet of $n simulated AMT devices on $net.0/24 (amtsim)"
 versions=("11.8.50" "12.0.45" "16.1.25" "15.0.30")
@@ -86,24 +99,26 @@ versions=("11.8.50" "12.0.45" "16.1.25" "15.0.30")
     faults="{}"
     # Three devices that fail for real reasons (when the fleet is big enough to spare them).
     if [ "$n" -ge 6 ]; then
-      [ "$i" -eq 4 ] && domain="northwindtraders.com"      # outside the namespace (R-PC-05)
+      [ "$i" -eq 4 ] && domain="northwindtraders.com"      # AMT's DHCP domain outside the namespace (R-PC-05)
       [ "$i" -eq 5 ] && hashes="[]"                         # root hash not in firmware (R-PC-04)
       [ "$i" -eq 6 ] && faults='{"wrong_otp": true}'        # OTP mismatch (R-PROV-05)
     fi
-    printf '  %s{"id": "pc%03d", "address": "%s.%d", "amt_version": "%s", "provisioning_state": "in", "host_name": "pc%03d", "domain_name": "%s", "dhcp_domain": "%s", "root_hashes": %s, "faults": %s}\n' \
+    # "pre": Not Provisioned; the device's agent sets the OTP and starts remote configuration.
+    printf '  %s{"id": "pc%03d", "address": "%s.%d", "amt_version": "%s", "provisioning_state": "pre", "host_name": "pc%03d", "domain_name": "%s", "dhcp_domain": "%s", "root_hashes": %s, "faults": %s}\n' \
       "$([ "$i" -gt 1 ] && echo ,)" "$i" "$net" "$i" "$v" "$i" "$domain" "$domain" "$hashes" "$faults"
   done
   echo '] }'
 } >"$demo/fleet.json"
-"$amtsim" serve --fleet "$demo/fleet.json" --state-dir "$demo/sim" --quiet 2>"$demo/amtsim.log" &
+"$amtsim" serve --fleet "$demo/fleet.json" --state-dir "$demo/sim" --mei-dir "$demo/mei" --quiet \
+  2>"$demo/amtsim.log" &
 sim_pid=$!
-for _ in $(seq 100); do [ -S "$demo/sim/control.sock" ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -S "$demo/sim/control.sock" ] && [ -S "$demo/mei/pc$(printf %03d "$n").sock" ] && break; sleep 0.1; done
 
 if [ "$ca" = mscert ]; then
   echo "== an AD CS enterprise CA on $net.240 (adcssim: CEP, CES, WinRM, CRL over HTTP)"
   adcs_url="https://$net.240:8443"
   crl_url="http://$net.240:8080/CertEnroll/Contoso%20Issuing%20CA.crl"
-  "$root/build/adcssim/adcssim" serve --dir "$demo/adcs" --seed "$root/adcssim/examples/seed.json" \
+  "$build/adcssim/adcssim" serve --dir "$demo/adcs" --seed "$root/adcssim/examples/seed.json" \
     --listen "$net.240:8443" --http-listen "$net.240:8080" >"$demo/adcssim.log" 2>&1 &
   adcs_pid=$!
   for _ in $(seq 100); do
@@ -127,7 +142,8 @@ cat >"$demo/site.json" <<JSON
 {
   "manifest_version": 1,
   "site": { "name": "contoso-lab", "service_point_fqdn": "oob.contoso.com",
-            "dns_suffix": "contoso.com", "description": "amtprov demo site" },
+            "dns_suffix": "contoso.com", "description": "amtprov demo site",
+            "fqdn_patterns": ["pc*.contoso.com"] },
   "plugin_path": ["$build/plugins"],
   "plugins": {
     "amt":    { "plugin": "amt-transport" },
@@ -137,7 +153,10 @@ cat >"$demo/site.json" <<JSON
   "credentials": { "store": "creds" },
   "certificates": { "web_server": { "ca": "$ca_name", "template": "AMTWebServer" } },
   "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
-  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true }
+  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true },
+  "api": { "listen": "$api_ip:8443", "certificate": "$pki/api.pem", "key": "$pki/api.key",
+           "registration_keys": ["api/registration-key"],
+           "address_check": "allow_list", "address_allow": ["$net.0/24"] }
 }
 JSON
 echo "== site manifest $demo/site.json"
@@ -154,18 +173,45 @@ fi
 echo "== the provisioning certificate, checked before anything is touched (R-PC-01..08)"
 "$amtprov" -m "$demo/site.json" cert check --now "$(date +%s)" | tail -n 6 || true
 
-echo "== each device's agent registers it (OTP hash, AMT version, wired IP: R-PROV-02/03)"
+echo "== each host's enrollment secret (amtprov enroll-secret), handed to it as a 0600 file"
+openssl rand -hex 32 | "$amtprov" -m "$demo/site.json" cred set api/registration-key --stdin >/dev/null
+mkdir -p "$demo/hosts"
+chmod 700 "$demo/hosts"
 for ((i = 1; i <= n; i++)); do
   id=$(printf 'pc%03d' "$i")
-  "$amtsim" agent --state-dir "$demo/sim" --device "$id" >"$demo/sim/$id.agent.json"
-  "$amtprov" -m "$demo/site.json" device add --from-json "$demo/sim/$id.agent.json" >/dev/null
+  install -m 600 /dev/null "$demo/hosts/$id.secret"
+  "$amtprov" -m "$demo/site.json" enroll-secret --fqdn "$id.contoso.com" >"$demo/hosts/$id.secret"
 done
 
-echo "== amtprovd provisions the fleet"
+echo "== amtprovd starts; its API listens on $api_url"
+"$amtprovd" -m "$demo/site.json" --log-level warning 2>"$demo/amtprovd.log" &
+daemon_pid=$!
+for _ in $(seq 300); do
+  curl -s --cacert "$pki/api.pem" "$api_url/v1/health" >/dev/null 2>&1 && break
+  kill -0 "$daemon_pid" 2>/dev/null || { echo "demo: amtprovd stopped; see $demo/amtprovd.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "== each computer's amtprov-agent registers it over its MEI (OTP set in the firmware,"
+echo "   its SHA-256, UUID, AMT version, wired IP: R-PROV-01..03) and waits; amtprovd provisions"
 start=$(date +%s%N)
-"$amtprovd" -m "$demo/site.json" --once=600 --log-level warning 2>"$demo/amtprovd.log" || true
+agent_pids=()
+for ((i = 1; i <= n; i++)); do
+  id=$(printf 'pc%03d' "$i")
+  "$agent" --mei "$demo/mei/$id.sock" register --server "$api_url" --fqdn "$id.contoso.com" \
+    --secret-file "$demo/hosts/$id.secret" --ca-bundle "$pki/api.pem" \
+    --manufacturer "Contoso Labs" --model "vPro demo" --wait --interval 1 --timeout 600 \
+    >"$demo/hosts/$id.agent.out" 2>"$demo/hosts/$id.agent.err" &
+  agent_pids+=("$!")
+done
+agents_ok=0
+for p in "${agent_pids[@]}"; do wait "$p" && agents_ok=$((agents_ok + 1)); done
 end=$(date +%s%N)
 ms=$(( (end - start) / 1000000 ))
+echo "   $agents_ok of $n agents saw their computer provisioned (their output: $demo/hosts/)"
+kill "$daemon_pid" 2>/dev/null
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=""
 
 echo
 "$amtprov" -m "$demo/site.json" report
@@ -218,9 +264,10 @@ Where to look next (these work after the demo has ended):
 ${failed_dev:+  $amtprov -m $demo/site.json device show $failed_dev   # why it failed; audit trail
 }  $amtprov -m $demo/site.json cert list                        # every certificate issued
   $amtprov -m $demo/site.json status --severity warning        # status messages (8111, 8112, ...)
+  cat $demo/hosts/pc001.agent.out $demo/hosts/pc001.agent.err   # what pc001's agent said
   less $demo/sim/pc001.dump.json   # what pc001's firmware held (amtsim dump, saved at the end)
   less $demo/amtprovd.log
 EOF
 if [ "$ca" = mscert ]; then
-  echo "  $root/build/adcssim/adcssim admin --dir $demo/adcs list --json   # the CA's request database"
+  echo "  $build/adcssim/adcssim admin --dir $demo/adcs list --json   # the CA's request database"
 fi
