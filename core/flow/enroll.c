@@ -76,6 +76,7 @@ struct enroll {
 	char label[STORE_SHORT_SIZE + 32]; /* "web server", "802.1X profile 'lan'" */
 	int64_t device_id;
 	int key_bits;
+	int digest_bits;
 	enum device_state resume;
 	struct plugin_instance *ca, *cs;
 	void *session;
@@ -470,7 +471,8 @@ static int make_key_and_csr(struct enroll *e, struct amtprov_error *err)
 	util_secret_free(pem);
 	if (rc == AMTPROV_OK && !(req = csr_template(e, key, err)))
 		rc = err->code;
-	if (rc == AMTPROV_OK && !X509_REQ_sign(req, key, EVP_sha256()))
+	if (rc == AMTPROV_OK &&
+	    !X509_REQ_sign(req, key, e->digest_bits > 256 ? EVP_sha384() : EVP_sha256()))
 		rc = drain(err, AMTPROV_E_CRYPTO, e->fqdn, "signing the certificate request");
 	if (rc == AMTPROV_OK)
 		rc = keep_csr(e, req, err);
@@ -490,6 +492,7 @@ static void fill_request(const struct enroll *e, struct amtprov_ca_request *req)
 	req->subject_fqdn = e->fqdn;
 	req->device_uuid = e->uuid;
 	req->netprofile = e->profile[0] ? e->profile : NULL;
+	req->signature_digest = e->digest_bits > 256 ? "sha384" : "sha256";
 }
 
 /* The attributes the CA wants inside the request (ca.h ABI 1.1). Worker thread. */
@@ -596,7 +599,8 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 	int rc = key ? AMTPROV_OK : (err->code ? err->code : AMTPROV_E_VERIFY);
 
 	if (rc == AMTPROV_OK)
-		rc = flow_ca_contract(e->f, e->ca, e->k->purpose, e->fqdn, key, &e->res, err);
+		rc = flow_ca_contract(e->f, e->ca, e->k->purpose, e->fqdn, key, e->key_bits,
+				      e->digest_bits, &e->res, err);
 	if (rc == AMTPROV_OK && !x)
 		rc = amtprov_error_set(err, AMTPROV_E_PARSE, e->fqdn, "the CA returned a %s "
 				       "certificate that does not parse", e->label);
@@ -1334,6 +1338,7 @@ void enroll_start(struct flow *f, struct engine_job *job, const struct enroll_sp
 	else
 		snprintf(e->label, sizeof(e->label), "%s", e->k->what);
 	e->key_bits = spec->key_bits > 0 ? spec->key_bits : 2048;
+	e->digest_bits = spec->digest_bits > 256 ? spec->digest_bits : 256;
 	e->resume = spec->resume;
 	e->session = spec->session;
 	e->open_session = spec->open_session;

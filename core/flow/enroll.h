@@ -59,7 +59,9 @@ struct enroll_spec {
 	const char *profile;       /**< 802.1X: the profile the certificate is for; else NULL */
 	const char *ca;            /**< CA instance (a poll goes to the one on record) */
 	const char *template_name; /**< may be NULL */
-	int key_bits;
+	int key_bits;              /**< manifest_crypto_for(): raised for newer firmware */
+	int digest_bits;           /**< 256 or 384: the SHA-2 the certificate must be signed
+				    *   with (0: 256); asked of the CA, checked in its answer */
 	int key_in_amt;            /**< 1: the key is made inside AMT (flow_key_source) */
 	int amt_auto;              /**< key_source auto: amtprov's key when AMT cannot */
 	enum device_state resume;  /**< WAIT: the state whose step polls again; DS_INVALID:

@@ -570,11 +570,12 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 }
 
 int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpose,
-		     const char *fqdn, EVP_PKEY *key, const struct amtprov_ca_result *res,
-		     struct amtprov_error *err)
+		     const char *fqdn, EVP_PKEY *key, int min_key_bits, int min_digest_bits,
+		     const struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	struct ca_contract k = {.purpose = purpose, .ca_instance = plugin_instance_name(ca),
-				.fqdn = fqdn, .request_key = key};
+				.fqdn = fqdn, .request_key = key, .min_key_bits = min_key_bits,
+				.min_digest_bits = min_digest_bits};
 	struct amtprov_error e;
 	int rc;
 

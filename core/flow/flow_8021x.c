@@ -321,6 +321,8 @@ static void request_cert(struct x8021x *x)
 		.session = x->session,
 	};
 
+	manifest_crypto_for(site_manifest(x->f->site), engine_job_device(x->job)->amt_version,
+			    KEY_BITS, &spec.key_bits, &spec.digest_bits);
 	x->phase = X_CERT;
 	x->in_worker = 1;
 	enroll_start(x->f, x->job, &spec, on_enrolled, x, &x->enroll);

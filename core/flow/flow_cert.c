@@ -116,6 +116,8 @@ static void start(struct cert_call *c, enroll_done_fn done)
 		return;
 	}
 	spec.key_in_amt = source;
+	manifest_crypto_for(m, d->amt_version, m->web_server.key_bits, &spec.key_bits,
+			    &spec.digest_bits);
 	engine_job_set_abort(c->job, call_abort, c);
 	enroll_start(c->f, c->job, &spec, done, c, &c->enroll);
 }

@@ -122,13 +122,14 @@ int flow_key_record_replace(struct flow *f, int64_t device_id, const char *kind,
 /* The device refused GenerateKeyPair as not supported (key_source auto falls back). */
 int flow_amt_unsupported(int rc, const struct amtprov_error *err);
 /* The CA contract (ca_contract.h) on an ISSUED answer @p res of CA @p ca for @p fqdn, whose
- * request certified @p key, with the site's settings; a broken rule is reported (status
+ * request certified @p key, at least @p min_key_bits and signed with at least a
+ * @p min_digest_bits SHA-2 (manifest_crypto_for), with the site's settings; a broken rule is reported (status
  * CA_CONTRACT_VIOLATED) and returned as AMTPROV_E_VERIFY, before anything reaches AMT.
  * Loop thread. */
 struct plugin_instance;
 int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpose,
-		     const char *fqdn, EVP_PKEY *key, const struct amtprov_ca_result *res,
-		     struct amtprov_error *err);
+		     const char *fqdn, EVP_PKEY *key, int min_key_bits, int min_digest_bits,
+		     const struct amtprov_ca_result *res, struct amtprov_error *err);
 
 /* flow_8021x.c: 802.1X, the second stage's last step (R-PROV-11 3, R-8021X). */
 struct x8021x;

@@ -59,6 +59,48 @@ static int check_key(struct cc *c, char *why, size_t size)
 	return 0;
 }
 
+/* The SHA-2 size of the certificate's signature digest; 160 for SHA-1, 0 unknown. */
+static int signature_digest_bits(X509 *x)
+{
+	int mdnid = NID_undef;
+
+	if (!X509_get_signature_info(x, &mdnid, NULL, NULL, NULL))
+		return 0;
+	switch (mdnid) {
+	case NID_sha1: return 160;
+	case NID_sha224: return 224;
+	case NID_sha256: return 256;
+	case NID_sha384: return 384;
+	case NID_sha512: return 512;
+	default: return 0;
+	}
+}
+
+/* What newer firmware demands (certificates.amt_crypto_policy; AMT 22: RSA 3072, SHA-384). */
+static int check_strength(struct cc *c, char *why, size_t size)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(c->leaf);
+	int bits = pub ? EVP_PKEY_get_bits(pub) : 0, md = signature_digest_bits(c->leaf);
+
+	/* The sizes are RSA's: AMT takes RSA keys only, and rule "key" already ties the
+	 * certificate to the request's key. */
+	if (c->k->min_key_bits > 0 && pub && EVP_PKEY_get_base_id(pub) == EVP_PKEY_RSA &&
+	    bits < c->k->min_key_bits) {
+		snprintf(why, size, "the certificate's key has %d bits; this device's firmware needs "
+			 "at least %d (certificates.amt_crypto_policy)", bits, c->k->min_key_bits);
+		return 0;
+	}
+	if (c->k->min_digest_bits > 0 && md < c->k->min_digest_bits) {
+		snprintf(why, size, "the CA signed the certificate with %s; this device's firmware "
+			 "needs SHA-%d or stronger (set the CA's hash algorithm or template to "
+			 "SHA-%d; certificates.amt_crypto_policy)",
+			 md == 160 ? "SHA-1" : md ? (md == 224 ? "SHA-224" : "SHA-256") : "an unknown digest",
+			 c->k->min_digest_bits, c->k->min_digest_bits);
+		return 0;
+	}
+	return 1;
+}
+
 static int check_subject(struct cc *c, char *why, size_t size)
 {
 	char cn[256];
@@ -208,6 +250,10 @@ struct rule {
 static const struct rule rules[] = {
 	{{"der", WEB | X8021X | PROV, "cert_der is one DER X.509 certificate"}, check_der},
 	{{"key", WEB | X8021X | PROV, "it certifies the request's public key"}, check_key},
+	{{"strength", WEB | X8021X,
+	  "key size and signature digest at least what the device's firmware needs "
+	  "(certificates.amt_crypto_policy: AMT 22, RSA 3072 and SHA-384)"},
+	 check_strength},
 	{{"subject", WEB | X8021X | PROV, "subject CN = the requested FQDN (subject_fqdn)"},
 	 check_subject},
 	{{"san", WEB | X8021X, "dNSName SANs, if any, include the FQDN"}, check_san},

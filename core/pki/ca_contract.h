@@ -32,6 +32,8 @@ struct ca_contract {
 	EVP_PKEY *request_key;    /**< the public key of the request; NULL: not checked */
 	int need_chain;           /**< 1: chain_pem must verify the leaf (MANAGED mode trusts
 				       only it) */
+	int min_key_bits;         /**< 0: not checked; else the RSA key must be at least this */
+	int min_digest_bits;      /**< 0: not checked; else the signature's SHA-2 at least this */
 	int need_crl;             /**< 1: a CRL distribution point URL (the transport checks
 				       CRLs, fail closed) */
 };

@@ -1067,9 +1067,56 @@ static void parse_ca_ref(struct vctx *c, json_t *obj, const char *p, struct mani
 	r->key_source = source < 0 ? MANIFEST_KEY_AUTO : source;
 }
 
+/* certificates.amt_crypto_policy: [{"amt_from": 22, "key_bits": 3072, "digest": "sha384"}] */
+static void parse_crypto_policy(struct vctx *c, json_t *certs, const char *p)
+{
+	static const char *const keys[] = {"amt_from", "key_bits", "digest", NULL};
+	/* SHA-1 is refused by every firmware these rules are for. */
+	static const char *const digests[] = {"sha256", "sha384", NULL};
+	char ap[PATH_SIZE], ep[PATH_SIZE], kp[PATH_SIZE];
+	json_t *arr = get_array(c, certs, p, "amt_crypto_policy", 0, ap), *v;
+	size_t i;
+
+	if (!arr)
+		return;
+	c->m->n_crypto_rules = 0;
+	if (json_array_size(arr) > MANIFEST_MAX_CRYPTO_RULES) {
+		err_at(c, ap, "at most %d rules", MANIFEST_MAX_CRYPTO_RULES);
+		return;
+	}
+	json_array_foreach(arr, i, v) {
+		struct manifest_crypto_rule *r = &c->m->crypto_rules[c->m->n_crypto_rules];
+		int d;
+
+		manifest_path_index(ep, sizeof(ep), ap, i);
+		if (!json_is_object(v)) {
+			err_at(c, ep, "must be an object, not %s", manifest_json_type_name(v));
+			continue;
+		}
+		check_keys(c, v, ep, keys);
+		r->amt_from = 0;
+		r->key_bits = 2048;
+		if (!get_int(c, v, ep, "amt_from", 1, 99, &r->amt_from)) {
+			manifest_path_key(kp, sizeof(kp), ep, "amt_from");
+			if (!json_object_get(v, "amt_from"))
+				err_at(c, kp, "missing required key 'amt_from' (an AMT major version)");
+			continue;
+		}
+		if (get_int(c, v, ep, "key_bits", 2048, 4096, &r->key_bits) && r->key_bits != 2048 &&
+		    r->key_bits != 3072 && r->key_bits != 4096) {
+			manifest_path_key(kp, sizeof(kp), ep, "key_bits");
+			err_at(c, kp, "must be 2048, 3072 or 4096, not %d", r->key_bits);
+			continue;
+		}
+		d = get_enum(c, v, ep, "digest", 0, digests, NULL);
+		r->digest_bits = d == 1 ? 384 : 256;
+		c->m->n_crypto_rules++;
+	}
+}
+
 static void parse_certificates(struct vctx *c, json_t *root)
 {
-	static const char *const keys[] = {"web_server", NULL};
+	static const char *const keys[] = {"web_server", "amt_crypto_policy", NULL};
 	char p[PATH_SIZE], wp[PATH_SIZE];
 	json_t *certs = get_object(c, root, "", "certificates", 0, p), *ws;
 
@@ -1079,6 +1126,28 @@ static void parse_certificates(struct vctx *c, json_t *root)
 	ws = get_object(c, certs, p, "web_server", 0, wp);
 	if (ws)
 		parse_ca_ref(c, ws, wp, &c->m->web_server); /* R-WS-01 */
+	parse_crypto_policy(c, certs, p);
+}
+
+void manifest_crypto_for(const struct manifest *m, const char *amt_version, int base_bits,
+			 int *bits, int *digest_bits)
+{
+	int major = 0;
+
+	*bits = base_bits > 0 ? base_bits : 2048;
+	*digest_bits = 256;
+	if (!amt_version || sscanf(amt_version, "%d", &major) != 1)
+		return;
+	for (size_t i = 0; i < m->n_crypto_rules; i++) {
+		const struct manifest_crypto_rule *r = &m->crypto_rules[i];
+
+		if (major < r->amt_from)
+			continue;
+		if (r->key_bits > *bits)
+			*bits = r->key_bits;
+		if (r->digest_bits > *digest_bits)
+			*digest_bits = r->digest_bits;
+	}
 }
 
 static const char *const realm_names[] = {
@@ -1742,6 +1811,11 @@ static void resolve_refs(struct vctx *c)
 static void set_defaults(struct manifest *m)
 {
 	m->web_server.key_bits = 2048;
+	/* Intel AMT 22 deprecates SHA-256 and RSA 2048 for provisioning and management
+	 * certificates; "amt_crypto_policy": [] in the manifest turns this off. */
+	m->crypto_rules[0] = (struct manifest_crypto_rule){
+		.amt_from = 22, .key_bits = 3072, .digest_bits = 384};
+	m->n_crypto_rules = 1;
 	m->admin_password_length = 16;
 	m->kerberos = -1;
 	m->web_ui = m->sol = m->ider = m->ping = -1;

@@ -59,6 +59,17 @@ struct manifest_ca_ref {
 	int key_source;           /**< enum manifest_key_source; default AUTO */
 };
 
+/** The key size and signature digest that devices from one AMT major version up need in
+ * their certificates (issue 17 item 11: AMT 22 deprecates SHA-256 and RSA 2048 in favour
+ * of SHA-384 and RSA 3072). */
+struct manifest_crypto_rule {
+	int amt_from;             /**< AMT major version, inclusive */
+	int key_bits;             /**< 2048, 3072 or 4096 */
+	int digest_bits;          /**< signature digest, SHA-2 of 256 or 384 bits */
+};
+
+#define MANIFEST_MAX_CRYPTO_RULES 8
+
 /** Where a certificate's key is made (R-PROV-06): "auto" picks AMT's own key generation
  * (GenerateKeyPair + GeneratePKCS10RequestEx) where amtprov's first stage can use it (AMT
  * 9.0 and later), else a key made by amtprov. */
@@ -180,6 +191,9 @@ struct manifest {
 	const char *provcert_pkcs12_password; /**< credential name */
 
 	struct manifest_ca_ref web_server;    /**< R-WS-01 */
+	/** certificates.amt_crypto_policy; default: AMT 22 and later, RSA 3072 and SHA-384 */
+	struct manifest_crypto_rule crypto_rules[MANIFEST_MAX_CRYPTO_RULES];
+	size_t n_crypto_rules;
 
 	/* AMT settings (R-PROV-10/11) */
 	const char *transport;        /**< transport instance */
@@ -258,5 +272,15 @@ int config_table_parse(const json_t *config, const struct amtprov_config_field *
 		       void *out, const char *base_path, struct manifest_problems *problems,
 		       struct amtprov_error *err);
 void config_table_free(const struct amtprov_config_field *table, void *out);
+
+/**
+ * The key size and signature digest a certificate for a device with firmware
+ * @p amt_version ("22.0.10") needs: @p base_bits (the purpose's own key_bits) and SHA-256
+ * (@p digest_bits 256),
+ * raised by every crypto rule whose amt_from the version reaches. An unknown version gets
+ * the base.
+ */
+void manifest_crypto_for(const struct manifest *m, const char *amt_version, int base_bits,
+			 int *bits, int *digest_bits);
 
 #endif /* AMTPROV_CORE_MANIFEST_H */

@@ -92,6 +92,12 @@ struct amtprov_ca_request {
 	const uint8_t *previous_der;  /**< certificate being renewed, DER; NULL if none */
 	size_t previous_len;
 	/* --- end of ABI 1.0 --- */
+	/** ABI 1.2: "sha256" or "sha384", the least digest the device accepts in the
+	 * certificate's signature (AMT 22 and later: SHA-384, by the site's
+	 * certificates.amt_crypto_policy). A CA that can choose signs with at least this; the
+	 * core checks the answer either way (CA contract rule "strength"). Check with
+	 * AMTPROV_HAS_SLOT; NULL: no requirement. */
+	const char *signature_digest;
 };
 
 /**

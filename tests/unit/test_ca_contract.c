@@ -232,9 +232,67 @@ static void test_no_certificate_and_table(void)
 	CU_ASSERT_EQUAL(ca_contract_check(&k, &res, &rule, &err), AMTPROV_E_VERIFY);
 	CU_ASSERT_STRING_EQUAL(rule, "der");
 	r = ca_contract_rules(&n);
-	CU_ASSERT_EQUAL(n, 7);
+	CU_ASSERT_EQUAL(n, 8);
 	for (size_t i = 0; i < n; i++)
 		CU_ASSERT(r[i].name && r[i].summary && r[i].purposes);
+}
+
+/* Rule strength (issue 17 item 11): what AMT 22 firmware needs, RSA 3072 and SHA-384. */
+static void test_rule_strength(void)
+{
+	EVP_PKEY *rsa = EVP_RSA_gen(2048);
+	struct ca_contract k = {.purpose = AMTPROV_PURPOSE_WEB_SERVER, .ca_instance = "lab-ca",
+				.fqdn = FQDN, .request_key = rsa};
+	struct amtprov_ca_result res = {.struct_size = sizeof(res), .outcome = AMTPROV_CA_ISSUED};
+	struct amtprov_error err;
+	const char *rule = NULL;
+	X509 *c = new_cert(rsa, FQDN, ca_cert);
+	unsigned char *der = NULL;
+	int len;
+
+	CU_ASSERT_FATAL(rsa && c);
+	CU_ASSERT(add_ext(c, ca_cert, NID_ext_key_usage, "serverAuth"));
+	CU_ASSERT(X509_sign(c, ca_key, EVP_sha256()) > 0);
+	len = i2d_X509(c, &der);
+	CU_ASSERT_FATAL(len > 0);
+	res.cert_der = der;
+	res.cert_len = (size_t)len;
+
+	/* Older firmware: nothing asked, the certificate passes the rule. */
+	amtprov_error_clear(&err);
+	ca_contract_check(&k, &res, &rule, &err);
+	CU_ASSERT(!rule || strcmp(rule, "strength") != 0);
+
+	k.min_key_bits = 3072;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(ca_contract_check(&k, &res, &rule, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT_STRING_EQUAL(rule, "strength");
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "2048 bits"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "at least 3072"));
+
+	k.min_key_bits = 2048;
+	k.min_digest_bits = 384;
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(ca_contract_check(&k, &res, &rule, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT_STRING_EQUAL(rule, "strength");
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "signed the certificate with SHA-256"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "SHA-384"));
+
+	/* Re-signed with SHA-384: the rule is kept. */
+	OPENSSL_free(der);
+	der = NULL;
+	CU_ASSERT(X509_sign(c, ca_key, EVP_sha384()) > 0);
+	len = i2d_X509(c, &der);
+	CU_ASSERT_FATAL(len > 0);
+	res.cert_der = der;
+	res.cert_len = (size_t)len;
+	amtprov_error_clear(&err);
+	ca_contract_check(&k, &res, &rule, &err);
+	CU_ASSERT(!rule || strcmp(rule, "strength") != 0);
+
+	OPENSSL_free(der);
+	X509_free(c);
+	EVP_PKEY_free(rsa);
 }
 
 void register_ca_contract_tests(void);
@@ -252,6 +310,8 @@ void register_ca_contract_tests(void)
 	CU_add_test(s, "rule chain: web server chain must verify the leaf", test_rule_chain);
 	CU_add_test(s, "rule crl: web server needs a CDP when CRLs are checked (R-REV-01)",
 		    test_rule_crl);
+	CU_add_test(s, "rule strength: AMT 22 needs RSA 3072 and SHA-384 (issue 17 item 11)",
+		    test_rule_strength);
 	CU_add_test(s, "site settings decide chain and CRL needs", test_site_settings);
 	CU_add_test(s, "ISSUED without a certificate; the rules table", test_no_certificate_and_table);
 }
