@@ -871,6 +871,7 @@ struct pc_args {
 	const char *service_point, *force_name;
 	long long now;
 	int have_now;
+	int amt_major;
 };
 
 static void cert_check_usage(FILE *out)
@@ -879,12 +880,14 @@ static void cert_check_usage(FILE *out)
 	      "                [--password-credential NAME | --password-file FILE]] [--crl FILE]...\n"
 	      "                [--device FQDN [--device-hashes FILE] [--device-suffix SUFFIX]\n"
 	      "                [--device-ad-domain DOMAIN]] [--service-point FQDN]\n"
-	      "                [--now UNIX_SECONDS]\n"
+	      "                [--now UNIX_SECONDS] [--amt-version MAJOR]\n"
 	      "Checks the provisioning certificate the manifest names (R-PC-07), or the one given,\n"
 	      "against R-PC-01..08 and the CSME 16 rules: every check with PASS/WARN/FAIL, expected\n"
 	      "and actual, and the root thumbprints to add to AMT (R-PC-04). With --device, also\n"
 	      "the device's namespace (R-PC-05), trusted DNS suffix and reported root hashes\n"
-	      "(--device-hashes: lines 'sha256 HEX'). Exit 0 when nothing fails, 1 otherwise.\n",
+	      "(--device-hashes: lines 'sha256 HEX'). --amt-version 22 (the newest firmware the\n"
+	      "chain must serve) warns when AMT 22's RSA 3072 and SHA-384 are not met.\n"
+	      "Exit 0 when nothing fails, 1 otherwise.\n",
 	      out);
 }
 
@@ -917,6 +920,7 @@ static int pc_parse(int argc, char **argv, int import, struct pc_args *a)
 		{"service-point", required_argument, NULL, 's'},
 		{"force-name", required_argument, NULL, 'N'},
 		{"now", required_argument, NULL, 'n'},
+		{"amt-version", required_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0}};
 	void (*use)(FILE *) = import ? cert_import_usage : cert_check_usage;
@@ -952,6 +956,17 @@ static int pc_parse(int argc, char **argv, int import, struct pc_args *a)
 			}
 			a->have_now = 1;
 			break;
+		case 'V': {
+			long long v;
+
+			if (util_parse_ll(optarg, 1, 99, &v) < 0) {
+				fprintf(stderr, "amtprov: --amt-version takes an AMT major version, "
+						"e.g. 22\n");
+				return EXIT_USAGE;
+			}
+			a->amt_major = (int)v;
+			break;
+		}
 		case 'h': use(stdout); return EXIT_OK;
 		default: use(stderr); return EXIT_USAGE;
 		}
@@ -1131,6 +1146,7 @@ static int pc_run(struct site *s, const struct pc_args *a, struct preflight *pf,
 				 : m		  ? m->service_point_fqdn
 						  : NULL;
 	opt.now = a->have_now ? a->now : (s ? site_now(s) : util_now());
+	opt.amt_major = a->amt_major;
 	if (m) {
 		opt.warning_days = m->maintenance.provcert_warning_days;
 		opt.error_days = m->maintenance.provcert_error_days;

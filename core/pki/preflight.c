@@ -714,10 +714,11 @@ static void append(char *buf, size_t size, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int check_algorithms(struct preflight *pf, struct pf_report *r)
+static int check_algorithms(struct preflight *pf, int amt_major, struct pf_report *r)
 {
 	char not_rsa[PF_TEXT_SIZE] = "", small[PF_TEXT_SIZE] = "", weak[PF_TEXT_SIZE] = "";
 	char all_keys[PF_TEXT_SIZE] = "", all_sigs[PF_TEXT_SIZE] = "";
+	char below22[PF_TEXT_SIZE] = "";
 	struct pf_result *x;
 	int leaf_not_rsa = 0;
 
@@ -738,6 +739,10 @@ static int check_algorithms(struct preflight *pf, struct pf_report *r)
 		if (pki_sig_weak(c, dg, sizeof(dg)))
 			append(weak, sizeof(weak), "\"%s\" signed with %s", nm, dg);
 		append(all_sigs, sizeof(all_sigs), "\"%s\" %s", nm, dg);
+		if (is_rsa && bits < 3072)
+			append(below22, sizeof(below22), "\"%s\" %s", nm, desc);
+		if (strcmp(dg, "SHA384") != 0 && strcmp(dg, "SHA512") != 0)
+			append(below22, sizeof(below22), "\"%s\" signed with %s", nm, dg);
 	}
 	x = add(r, "key-rsa", "CSME-16", NULL);
 	if (!x)
@@ -768,6 +773,19 @@ static int check_algorithms(struct preflight *pf, struct pf_report *r)
 		settext(x->hint, "re-issue the named certificates with SHA-256 or stronger (for a "
 				 "root: a new root, and its new hash in the firmware)");
 	finish(r, x, !weak[0], PF_SEV_INFO);
+
+	/* A warning, not a failure: older firmware still takes the chain (issue 17 item 11). */
+	x = add(r, "amt22-strength", "AMT-22", NULL);
+	if (!x)
+		return AMTPROV_E_NOMEM;
+	settext(x->expected, "RSA 3072 or larger and SHA-384 or stronger throughout the chain "
+			     "(AMT 22 deprecates SHA-256 and RSA 2048 for provisioning)");
+	settext(x->actual, "%s", below22[0] ? below22 : all_sigs);
+	if (below22[0])
+		settext(x->hint, "AMT 22 and later devices will refuse this chain: re-issue it "
+				 "with RSA 3072 and SHA-384 before such devices arrive (older "
+				 "devices accept both)");
+	finish(r, x, 1, below22[0] && amt_major >= 22 ? PF_SEV_WARNING : PF_SEV_INFO);
 	return AMTPROV_OK;
 }
 
@@ -872,7 +890,7 @@ int preflight_run(struct preflight *pf, const struct pf_options *opt, struct pf_
 	}
 	if ((rc = check_eku(pf, r)) || (rc = check_cn(pf, opt, r)) || (rc = check_chain(pf, r)) ||
 	    (rc = check_key(pf, r)) || (rc = check_validity(pf, opt, r)) ||
-	    (rc = check_algorithms(pf, r)) || (rc = check_root(pf, r)) ||
+	    (rc = check_algorithms(pf, opt->amt_major, r)) || (rc = check_root(pf, r)) ||
 	    (rc = check_revocation(pf, opt, r)))
 		return rc;
 	return AMTPROV_OK;

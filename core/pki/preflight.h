@@ -97,6 +97,8 @@ struct pf_options {
 	int64_t now;                  /**< Unix seconds */
 	int warning_days;             /**< 7210 at or below this; 0: 40 */
 	int error_days;               /**< 7211 below this; 0: 15 */
+	int amt_major;                /**< the newest AMT major version the chain must serve (0:
+				       *   unknown); 22 and later make amt22-strength a warning */
 };
 
 /** Loaded certificate material (opaque). */

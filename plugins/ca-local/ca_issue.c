@@ -243,6 +243,18 @@ static int64_t asn1_to_epoch(const ASN1_TIME *t)
 	return (int64_t)timegm(&tm);
 }
 
+/* The configured digest, or a stronger one the device needs (ca.h ABI 1.2,
+ * signature_digest: SHA-384 for AMT 22 and later). */
+static const EVP_MD *request_md(const struct ca_local *ca, const struct amtprov_ca_request *req)
+{
+	const char *want = AMTPROV_HAS_SLOT(req, struct amtprov_ca_request, signature_digest)
+				   ? req->signature_digest : NULL;
+
+	if (want && strcmp(want, "sha384") == 0 && EVP_MD_get_size(ca->md) < 48)
+		return EVP_sha384();
+	return ca->md;
+}
+
 int cl_issue(struct ca_local *ca, const struct amtprov_ca_request *req,
 	     struct amtprov_ca_result *res, struct amtprov_error *err)
 {
@@ -340,7 +352,7 @@ int cl_issue(struct ca_local *ca, const struct amtprov_ca_request *req,
 	}
 	if ((rc = unique_serial(ca, x, &serial, err)) != AMTPROV_OK)
 		goto out;
-	if (X509_sign(x, ca->issuing_key, ca->md) <= 0)
+	if (X509_sign(x, ca->issuing_key, request_md(ca, req)) <= 0)
 		goto crypto;
 	len = i2d_X509(x, NULL);
 	if (len <= 0)

@@ -226,6 +226,58 @@ static void test_maintenance_values_are_configurable(void)
 	manifest_problems_free(&pr);
 }
 
+/* Issue 17 item 11: AMT 22 and later get RSA 3072 and SHA-384 by default; sites can change
+ * or drop the rules, and a bad rule is refused with its path. */
+static void test_amt_crypto_policy(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(HEAD "}", &pr);
+	int bits = 0, md = 0;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	manifest_crypto_for(m, "16.1.25", 2048, &bits, &md);
+	CU_ASSERT_EQUAL(bits, 2048);
+	CU_ASSERT_EQUAL(md, 256);
+	manifest_crypto_for(m, "22.0.10", 2048, &bits, &md);
+	CU_ASSERT_EQUAL(bits, 3072);
+	CU_ASSERT_EQUAL(md, 384);
+	manifest_crypto_for(m, "23.1.0", 4096, &bits, &md); /* never lowered */
+	CU_ASSERT_EQUAL(bits, 4096);
+	CU_ASSERT_EQUAL(md, 384);
+	manifest_crypto_for(m, "", 2048, &bits, &md); /* unknown version: the base */
+	CU_ASSERT_EQUAL(bits, 2048);
+	CU_ASSERT_EQUAL(md, 256);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	m = expect_ok(HEAD ",'certificates':{'amt_crypto_policy':[]}}", &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	manifest_crypto_for(m, "22.0.10", 2048, &bits, &md);
+	CU_ASSERT_EQUAL(bits, 2048);
+	CU_ASSERT_EQUAL(md, 256);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	m = expect_ok(HEAD ",'certificates':{'amt_crypto_policy':[{'amt_from':16,'key_bits':4096},"
+			   "{'amt_from':19,'digest':'sha384'}]}}", &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	manifest_crypto_for(m, "16.1.25", 2048, &bits, &md);
+	CU_ASSERT_EQUAL(bits, 4096);
+	CU_ASSERT_EQUAL(md, 256);
+	manifest_crypto_for(m, "19.0.5", 2048, &bits, &md);
+	CU_ASSERT_EQUAL(bits, 4096);
+	CU_ASSERT_EQUAL(md, 384);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	expect_error(HEAD ",'certificates':{'amt_crypto_policy':[{'amt_from':22,'digest':'sha1'}]}}",
+		     "/certificates/amt_crypto_policy/0/digest", "'sha1' is not one of");
+	expect_error(HEAD ",'certificates':{'amt_crypto_policy':[{'key_bits':3072}]}}",
+		     "/certificates/amt_crypto_policy/0/amt_from", "missing required key");
+	expect_error(HEAD ",'certificates':{'amt_crypto_policy':[{'amt_from':22,'key_bits':3000}]}}",
+		     "/certificates/amt_crypto_policy/0/key_bits", "must be 2048, 3072 or 4096");
+}
+
 /* ---- structure --------------------------------------------------------------------------- */
 
 static void test_unknown_key_is_refused_with_its_path(void)
@@ -1090,5 +1142,7 @@ void register_manifest_tests(void)
 	if (!s)
 		return;
 	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
+		CU_add_test(s, "AMT 22 crypto policy: defaults, site rules, bad rules (issue 17)",
+		    test_amt_crypto_policy);
+	CU_add_test(s, tests[i].name, tests[i].fn);
 }
