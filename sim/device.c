@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/tls1.h>
+#include <openssl/x509.h>
 
 #include "mei.h"
 #include "simutil.h"
@@ -43,6 +45,45 @@ int device_max_tls_version(const struct device *d)
 bool device_refuses_sha1_and_small_rsa(const struct device *d)
 {
 	return d->ver_major >= 16;
+}
+
+bool device_needs_sha384_rsa3072(const struct device *d)
+{
+	return d->ver_major >= 22;
+}
+
+bool device_cert_strong_enough(const struct device *d, X509 *x, const char *name, char *reason,
+			       size_t rsize)
+{
+	int md = NID_undef, pk = NID_undef;
+	EVP_PKEY *k = X509_get0_pubkey(x);
+	int rsa_bits = k && EVP_PKEY_base_id(k) == EVP_PKEY_RSA ? EVP_PKEY_get_bits(k) : 0;
+
+	if (!device_refuses_sha1_and_small_rsa(d))
+		return true;
+	OBJ_find_sigid_algs(X509_get_signature_nid(x), &md, &pk);
+	if (md == NID_sha1) {
+		snprintf(reason, rsize, "%s is signed with SHA-1 (refused from CSME 16)", name);
+		return false;
+	}
+	if (rsa_bits && rsa_bits < 2048) {
+		snprintf(reason, rsize, "%s has an RSA key of %d bits (< 2048 refused from CSME 16)",
+			 name, rsa_bits);
+		return false;
+	}
+	if (!device_needs_sha384_rsa3072(d))
+		return true;
+	if (md != NID_sha384 && md != NID_sha512) {
+		snprintf(reason, rsize, "%s is signed with %s (AMT 22 needs SHA-384 or stronger)",
+			 name, md != NID_undef ? OBJ_nid2sn(md) : "an unknown digest");
+		return false;
+	}
+	if (rsa_bits && rsa_bits < 3072) {
+		snprintf(reason, rsize, "%s has an RSA key of %d bits (AMT 22 needs 3072 or more)",
+			 name, rsa_bits);
+		return false;
+	}
+	return true;
 }
 
 bool device_has_default_sha1_hashes(const struct device *d)

@@ -251,6 +251,15 @@ bool device_has_legacy_soap(const struct device *d);   /* EOI SOAP only below 9.
 int device_min_tls_version(const struct device *d);    /* OpenSSL TLS1_x_VERSION */
 int device_max_tls_version(const struct device *d);
 bool device_refuses_sha1_and_small_rsa(const struct device *d); /* CSME 16+ */
+/* AMT 22+: SHA-256 and RSA 2048 deprecated for provisioning and management certificates;
+ * amtsim enforces SHA-384 and RSA 3072 (issue 17 item 11). */
+bool device_needs_sha384_rsa3072(const struct device *d);
+/* The firmware's algorithm rules for one certificate (CSME 16: no SHA-1, RSA >= 2048;
+ * AMT 22: SHA-384 or stronger, RSA >= 3072). Returns false with @p reason naming @p name
+ * and the rule when @p x breaks one. */
+struct x509_st;
+bool device_cert_strong_enough(const struct device *d, struct x509_st *x, const char *name,
+			       char *reason, size_t rsize);
 bool device_has_default_sha1_hashes(const struct device *d);    /* removed in 11.0 */
 bool device_has_psk(const struct device *d);                    /* removed in 11.0 */
 bool device_has_control_modes(const struct device *d);          /* 7.0+ */

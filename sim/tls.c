@@ -546,21 +546,8 @@ bool tls_check_provisioning_chain(const struct device *d, X509 *leaf, STACK_OF(X
 			snprintf(reason, rsize, "%s has expired", name);
 			return false;
 		}
-		if (device_refuses_sha1_and_small_rsa(d)) {
-			int md = NID_undef, pk = NID_undef;
-			EVP_PKEY *k = X509_get0_pubkey(path[i]);
-
-			OBJ_find_sigid_algs(X509_get_signature_nid(path[i]), &md, &pk);
-			if (md == NID_sha1) {
-				snprintf(reason, rsize, "%s is signed with SHA-1 (refused from CSME 16)", name);
-				return false;
-			}
-			if (k && EVP_PKEY_base_id(k) == EVP_PKEY_RSA && EVP_PKEY_get_bits(k) < 2048) {
-				snprintf(reason, rsize, "%s has an RSA key of %d bits (< 2048 refused from CSME 16)",
-					 name, EVP_PKEY_get_bits(k));
-				return false;
-			}
-		}
+		if (!device_cert_strong_enough(d, path[i], name, reason, rsize))
+			return false;
 	}
 	/* 4. The root's hash must be active in the device's table. */
 	switch (root_hash_state(d, path[n - 1])) {

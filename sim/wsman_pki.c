@@ -310,6 +310,17 @@ static int add_cert(struct device *d, xmlNodePtr in, struct sbuf *out, bool root
 		rv = 2063;
 		goto out;
 	}
+	/* The firmware's algorithm rules for its own TLS and 802.1X identities.
+	 * [recall: the PT_STATUS real firmware returns; INVALID_CERT here] */
+	if (!root) {
+		char why[256];
+
+		if (!device_cert_strong_enough(d, x, "the certificate", why, sizeof(why))) {
+			device_audit(d, "AddCertificate refused: %s", why);
+			rv = 2063;
+			goto out;
+		}
+	}
 	for (int i = 0; i < d->n_certs; i++)
 		if (!strcmp(d->certs[i].der_b64, blob)) {
 			rv = 2058; /* DUPLICATE */
@@ -388,8 +399,25 @@ static int m_genkey(struct device *d, xmlNodePtr in, const struct wreq *w, struc
 	if (!g_pool || !g_pool->n)
 		return 1;
 	bits = EVP_PKEY_get_bits(g_pool->keys[0]);
-	if (l != bits)
-		return 2062; /* INVALID_KEY: the pool holds keys of one length */
+	if (device_needs_sha384_rsa3072(d) && l < 3072) {
+		device_audit(d, "GenerateKeyPair refused: %lld bits (AMT 22 needs 3072 or more)", l);
+		return 36; /* [recall: the PT_STATUS real firmware returns] */
+	}
+	if (l != bits) {
+		/* The pool holds keys of one length: make this one now (blocks the loop for
+		 * the key's generation; tests with many such devices size key_bits instead). */
+		if (l != 2048 && l != 3072 && l != 4096)
+			return 2062; /* INVALID_KEY */
+		k = EVP_RSA_gen((unsigned)l);
+		if (!k)
+			return 1;
+		device_audit(d, "GenerateKeyPair: %lld bits, not the pool's, generated a key", l);
+		rv = store_key(d, k, out, "KeyPair", "GenerateKeyPair");
+		EVP_PKEY_free(k);
+		if (rv == 0)
+			r->delay_ms += d->keygen_ms;
+		return rv;
+	}
 	/* Draw the next pool key this device does not hold yet (neither stored nor its own
 	 * TLS key): the pool is shared across the fleet and reused round-robin. */
 	for (int tries = 0; tries < g_pool->n; tries++) {
@@ -440,6 +468,12 @@ static int m_addkey(struct device *d, xmlNodePtr in, const struct wreq *w, struc
 	xmlFree(t);
 	free(der);
 	if (!k || EVP_PKEY_base_id(k) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(k);
+		return 2062; /* INVALID_KEY */
+	}
+	if (device_needs_sha384_rsa3072(d) && EVP_PKEY_get_bits(k) < 3072) {
+		device_audit(d, "AddKey refused: RSA %d bits (AMT 22 needs 3072 or more)",
+			     EVP_PKEY_get_bits(k));
 		EVP_PKEY_free(k);
 		return 2062; /* INVALID_KEY */
 	}
