@@ -365,8 +365,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			persist(e, job, job->doing, back, code, why, now_of(e) + delay, attempts);
 			emit(e, STATUS_PROVISIONING_RETRY, fqdn, detail);
 		} else {
-			snprintf(detail, sizeof(detail), "%s failed: %s", device_state_name(job->state),
-				 why);
+			if (snprintf(detail, sizeof(detail), "%s failed: %s",
+				     device_state_name(job->state), why) >= (int)sizeof(detail))
+				amtprov_error_cut(detail, sizeof(detail)); /* never mid-word */
 			alog(e->lg, AMTPROV_LOG_ERROR, "%s", detail);
 			persist(e, job, job->doing, DS_FAILED, code, detail, 0, attempts);
 			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
