@@ -24,10 +24,12 @@ int device_credentials_reveal(struct site *s, struct plugin_instance *credstore,
 	out->admin_user = "admin";
 	flow_admin_cred_name(out->dev.fqdn, out->admin_credential, sizeof(out->admin_credential));
 	rc = pi_credstore_get(credstore, out->admin_credential, &out->admin_password, err);
-	if (rc == AMTPROV_E_NOT_FOUND)
+	if (rc == AMTPROV_E_NOT_FOUND) {
+		amtprov_error_clear(err); /* the store's words name a file, not the device */
 		return amtprov_error_set(err, AMTPROV_E_NOT_FOUND, out->dev.fqdn,
 					 "no AMT admin password on record (device is %s): the first "
 					 "stage sets one, unprovisioning removes it", out->dev.state);
+	}
 	if (rc)
 		return rc;
 	/* The MEBx password is the site's (credentials.mebx_password); the first stage sets it
