@@ -418,8 +418,10 @@ static int curl_error(struct at_session *s, CURLcode cc)
 	     cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING) &&
 	    !s->tls_ok)
 		return amtprov_error_set(&s->err, AMTPROV_E_DENIED, s->address,
-					 "the device refused the provisioning TLS handshake (R-PC-01..05 "
-					 "say what AMT checks): %s", what);
+					 "the device refused the provisioning TLS handshake: AMT wants "
+					 "serverAuth with EKU 2.16.840.1.113741.1.2.3 or OU \"Intel(R) "
+					 "Client Setup Certificate\", a CN in its DNS suffix, a root in "
+					 "its hash table (R-PC-01..05) [%s]", what);
 	(void)in;
 	return amtprov_error_set(&s->err, AMTPROV_E_UNREACHABLE, s->address,
 				 "transfer to %s:%u failed: %s", s->address, (unsigned)s->port, what);
