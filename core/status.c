@@ -52,6 +52,9 @@ static const struct status_entry catalog[] = {
 	{8116, STORE_SEV_ERROR, "CRASH_LOOP",
 	 "A device's step was in flight each time amtprovd stopped, more often than "
 	 "engine.crash_loop_limit allows; the device is set aside as FAILED so the others go on"},
+	{8120, STORE_SEV_WARNING, "CREDENTIALS_REVEALED",
+	 "An administrator read a device's AMT credentials (Remote Admin, MEBx); the audit "
+	 "trail names who"},
 	{8200, STORE_SEV_INFO, "CERT_ISSUED", "A certificate was issued"},
 	{8201, STORE_SEV_ERROR, "CERT_REJECTED", "The CA rejected a certificate request"},
 	{8202, STORE_SEV_WARNING, "CA_UNREACHABLE", "The CA could not be reached; will retry"},

@@ -90,12 +90,21 @@ const char *wm_sel(const struct wreq *w, const char *name)
 
 static unsigned long msg_counter;
 
-static void env_open(struct sbuf *b, const struct wreq *w, const char *action)
+/* @p items_ns: the namespace of a Pull's items, declared once here as prefix h the way the
+ * firmware does (the items then come bare, issue 17 item 10); NULL for other answers. */
+static void env_open_ns(struct sbuf *b, const struct wreq *w, const char *action,
+			const char *items_ns)
 {
 	sbuf_add(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
 		    "<a:Envelope xmlns:a=\"" NS_SOAP12 "\" xmlns:b=\"" NS_WSA "\" xmlns:c=\"" NS_WSMAN
 		    "\" xmlns:d=\"" NS_WSEN "\" xmlns:e=\"" NS_WXF "\""
-		    " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><a:Header>"
+		    " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"");
+	if (items_ns) {
+		sbuf_add(b, " xmlns:h=\"");
+		sbuf_add_xml(b, items_ns);
+		sbuf_add(b, "\"");
+	}
+	sbuf_add(b, "><a:Header>"
 		    "<b:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</b:To>"
 		    "<b:RelatesTo>");
 	sbuf_add_xml(b, w->message_id);
@@ -109,6 +118,11 @@ static void env_open(struct sbuf *b, const struct wreq *w, const char *action)
 		sbuf_add(b, "</c:ResourceURI>");
 	}
 	sbuf_add(b, "</a:Header><a:Body>");
+}
+
+static void env_open(struct sbuf *b, const struct wreq *w, const char *action)
+{
+	env_open_ns(b, w, action, NULL);
 }
 
 static void env_close(struct sbuf *b)
@@ -737,19 +751,30 @@ static int class_index(const char *uri)
 	return -1;
 }
 
-static void render_instance(struct device *d, int ci, int idx, struct sbuf *out, char *key,
-			    size_t ks, int *rc)
+/* @p bare: prefix h is declared on the Envelope (a Pull's items, as the firmware sends
+ * them); otherwise the instance declares it (a Get, a Put's answer). */
+static void render_instance_as(struct device *d, int ci, int idx, struct sbuf *out, char *key,
+			       size_t ks, int *rc, int bare)
 {
 	const struct wclass *c = &classes[ci];
 	struct sbuf props = {0};
 
 	*rc = c->render(d, idx, &props, key, ks);
-	if (*rc == 0) {
+	if (*rc == 0 && bare)
+		sbuf_printf(out, "<h:%s>", c->name);
+	else if (*rc == 0)
 		sbuf_printf(out, "<h:%s xmlns:h=\"%s%s\">", c->name, c->uri_base, c->name);
+	if (*rc == 0) {
 		sbuf_addn(out, props.data ? props.data : "", props.len);
 		sbuf_printf(out, "</h:%s>", c->name);
 	}
 	sbuf_free(&props);
+}
+
+static void render_instance(struct device *d, int ci, int idx, struct sbuf *out, char *key,
+			    size_t ks, int *rc)
+{
+	render_instance_as(d, ci, idx, out, key, ks, rc, 0);
 }
 
 /* Finds the instance a request's selectors name. @return index or -1. */
@@ -919,7 +944,7 @@ static void do_pull(struct device *d, int ci_req, const struct wreq *w, struct h
 	if (text[0] && sim_parse_ll(text, 1, 100000, &max) != 0)
 		max = 1;
 	while (n < max) {
-		render_instance(d, ci, pos, &items, key, sizeof(key), &rc);
+		render_instance_as(d, ci, pos, &items, key, sizeof(key), &rc, 1);
 		if (rc)
 			break;
 		pos++;
@@ -931,7 +956,13 @@ static void do_pull(struct device *d, int ci_req, const struct wreq *w, struct h
 		render_instance(d, ci, pos, &tmp, key, sizeof(key), &rc);
 		sbuf_free(&tmp);
 	}
-	env_open(&r->body, w, NS_WSEN "/PullResponse");
+	{
+		char ns[512];
+
+		/* One class per enumeration: its namespace once, on the Envelope. */
+		snprintf(ns, sizeof(ns), "%s%s", classes[ci].uri_base, classes[ci].name);
+		env_open_ns(&r->body, w, NS_WSEN "/PullResponse", ns);
+	}
 	sbuf_add(&r->body, "<d:PullResponse>");
 	if (rc == 0) {
 		make_context(next, sizeof(next), ci, pos);

@@ -20,6 +20,7 @@
 
 #include "authz.h"
 #include "device_input.h"
+#include "cmd_device_credentials.h"
 #include "cmd_plugin_test.h"
 #include "device_state.h"
 #include "exit_codes.h"
@@ -708,17 +709,25 @@ out:
 	return rc;
 }
 
+/* A time in --json: ISO 8601 UTC as in the text output; null for "never" (0). */
+static json_t *json_time(int64_t t)
+{
+	char buf[32];
+
+	return t ? json_string(util_fmt_time(t, buf, sizeof(buf))) : json_null();
+}
+
 static json_t *device_json(const struct store_device *d)
 {
-	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:I,s:b,s:b,s:I,s:I,s:i}",
+	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:i,s:s,s:i,s:o,s:b,s:b,s:o,s:o,s:i}",
 			 "id",
 			 (json_int_t)d->id, "fqdn", d->fqdn, "uuid", d->uuid, "amt_version",
 			 d->amt_version, "wired_ip", d->wired_ip, "otp_hash", d->otp_hash, "state",
-			 d->state, "state_since", (json_int_t)d->state_since, "last_error_code",
+			 d->state, "state_since", json_time(d->state_since), "last_error_code",
 			 d->last_error_code, "last_error", d->last_error, "attempts", d->attempts,
-			 "next_attempt_at", (json_int_t)d->next_attempt_at, "wireless_capable",
+			 "next_attempt_at", json_time(d->next_attempt_at), "wireless_capable",
 			 d->wireless_capable, "blocked", d->blocked, "created_at",
-			 (json_int_t)d->created_at, "updated_at", (json_int_t)d->updated_at,
+			 json_time(d->created_at), "updated_at", json_time(d->updated_at),
 			 "in_flight", d->in_flight);
 }
 
@@ -824,14 +833,14 @@ static int purpose_parse(const char *s)
 
 static json_t *cert_json(const struct store_cert *x)
 {
-	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:i,s:I}", "id",
+	return json_pack("{s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s,s:i,s:o}", "id",
 			 (json_int_t)x->id, "device_id", (json_int_t)x->device_id, "serial",
 			 x->serial_hex, "issuer", x->issuer, "subject", x->subject, "purpose",
 			 purpose_name(x->purpose), "profile", x->profile, "template",
 			 x->template_name, "ca", x->ca_instance, "sha256", x->sha256, "not_before",
-			 (json_int_t)x->not_before, "not_after", (json_int_t)x->not_after, "status",
+			 json_time(x->not_before), "not_after", json_time(x->not_after), "status",
 			 x->status, "revocation_reason", x->revocation_reason, "revoked_at",
-			 (json_int_t)x->revoked_at);
+			 json_time(x->revoked_at));
 }
 
 struct cert_ctx {
@@ -849,9 +858,9 @@ static int list_cert(void *ctx, const struct store_cert *x)
 		json_array_append_new(l->arr, cert_json(x));
 	} else {
 		if (l->n == 0)
-			printf("%-6s %-24s %-13s %-15s %-21s %6s %s\n", "ID", "SERIAL", "PURPOSE",
+			printf("%-6s %-32s %-13s %-15s %-21s %6s %s\n", "ID", "SERIAL", "PURPOSE",
 			       "STATUS", "NOT AFTER", "DAYS", "SUBJECT");
-		printf("%-6lld %-24.24s %-13s %-15s %-21s %6lld %s\n", (long long)x->id,
+		printf("%-6lld %-32s %-13s %-15s %-21s %6lld %s\n", (long long)x->id,
 		       x->serial_hex, purpose_name(x->purpose), x->status,
 		       util_fmt_time(x->not_after, na, sizeof(na)),
 		       (long long)((x->not_after - l->now) / 86400), x->subject);
@@ -1469,7 +1478,7 @@ static int show_audit(void *ctx, const struct store_audit *a)
 	char t[32];
 
 	if (sc->arr)
-		json_array_append_new(sc->arr, json_pack("{s:I,s:s,s:s,s:s}", "at", (json_int_t)a->at,
+		json_array_append_new(sc->arr, json_pack("{s:o,s:s,s:s,s:s}", "at", json_time(a->at),
 							 "actor", a->actor, "action", a->action,
 							 "detail", a->detail));
 	else
@@ -1620,12 +1629,15 @@ static void device_usage(FILE *out)
 	      "       amtprov -m FILE device show DEVICE\n"
 	      "       amtprov -m FILE device retry DEVICE\n"
 	      "       amtprov -m FILE device unprovision|block|unblock|update DEVICE\n"
+	      "       amtprov -m FILE device credentials DEVICE [--reveal]\n"
 	      "DEVICE is an FQDN or a UUID. retry puts a FAILED device back to REGISTERED.\n"
 	      "unprovision, block, unblock and update are requests that amtprovd carries out\n"
 	      "(docs/lifecycle.md): unprovision does a full unprovision in AMT and revokes the\n"
 	      "device's certificates; block revokes them and refuses the device until it is\n"
 	      "unblocked (then unprovisioned); update applies the site's AMT settings again and\n"
-	      "keeps the web server certificate (R-REV-03). --json works with all of them.\n"
+	      "keeps the web server certificate (R-REV-03). credentials names the device's AMT\n"
+	      "admin account; --reveal prints its password, audited (see 'device credentials\n"
+	      "-h'). --json works with all of them.\n"
 	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database.\n",
 	      out);
 }
@@ -1648,7 +1660,8 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
-	    (strcmp(argv[1], "add") && strcmp(argv[1], "register") && wants_help(argc, argv))) {
+	    (strcmp(argv[1], "add") && strcmp(argv[1], "register") &&
+	     strcmp(argv[1], "credentials") && wants_help(argc, argv))) {
 		device_usage(stdout);
 		return EXIT_OK;
 	}
@@ -1662,6 +1675,8 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 		return cmd_device_show(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "retry") == 0)
 		return cmd_device_retry(c, argc - 1, argv + 1);
+	if (strcmp(argv[1], "credentials") == 0)
+		return cmd_device_credentials(c->manifest, c->json, c->log, argc - 1, argv + 1);
 	if ((op = lifecycle_op_parse(argv[1])) >= 0)
 		return cmd_device_lifecycle(c, op, argc - 1, argv + 1);
 	fprintf(stderr, "amtprov: unknown device command '%s'\n", argv[1]);
@@ -1941,11 +1956,11 @@ static int list_status(void *ctx, const struct store_status_msg *m)
 
 	if (sc->arr)
 		json_array_append_new(sc->arr,
-				      json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:I}", "id", (json_int_t)m->id,
+				      json_pack("{s:I,s:i,s:s,s:s,s:s,s:s,s:o}", "id", (json_int_t)m->id,
 						"msg_id", (int)m->msg_id, "name", e ? e->name : "?",
 						"severity", status_severity_name(m->severity),
 						"device", m->device, "text", m->text, "at",
-						(json_int_t)m->created_at));
+						json_time(m->created_at)));
 	else
 		printf("%s %5u %-7s %-24s %s%s%s\n", util_fmt_time(m->created_at, t, sizeof(t)),
 		       (unsigned)m->msg_id, status_severity_name(m->severity), e ? e->name : "?",
@@ -2238,13 +2253,13 @@ static int cmd_task_list(struct cli *c)
 			memset(&rec, 0, sizeof(rec));
 		if (arr) {
 			json_array_append_new(
-				arr, json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:b,s:I}", "name",
+				arr, json_pack("{s:s,s:s,s:I,s:o,s:s,s:s,s:o,s:b,s:I}", "name",
 					       t[i].name, "title", t[i].title, "interval_seconds",
-					       (json_int_t)every, "last_run", (json_int_t)rec.last_run,
+					       (json_int_t)every, "last_run", json_time(rec.last_run),
 					       "last_result",
 					       rec.last_run ? amtprov_status_name(rec.last_result) : "",
 					       "last_detail", rec.last_detail, "next_run",
-					       (json_int_t)(have ? rec.next_run : 0), "requested",
+					       json_time(have ? rec.next_run : 0), "requested",
 					       rec.requests > rec.served, "requests",
 					       (json_int_t)rec.requests));
 			continue;
@@ -2450,6 +2465,17 @@ static int newest_cert(void *ctx, const struct store_cert *x)
 	return 0;
 }
 
+/* When provisioning last started: the device left REGISTERED (the audit trail's last
+ * "REGISTERED -> ..." record); 0 when the trail has none. */
+static int provisioning_start(void *ctx, const struct store_audit *a)
+{
+	int64_t *at = ctx;
+
+	if (strcmp(a->action, "state") == 0 && strncmp(a->detail, "REGISTERED -> ", 14) == 0)
+		*at = a->at;
+	return 0;
+}
+
 static int report_device(void *ctx, const struct store_device *d)
 {
 	struct report_ctx *r = ctx;
@@ -2463,8 +2489,14 @@ static int report_device(void *ctx, const struct store_device *d)
 	store_cert_list(site_store(r->s), &f, newest_cert, &cert, &err);
 	if (cert.id)
 		util_fmt_time(cert.not_after, exp, sizeof(exp));
-	if (strcmp(d->state, "PROVISIONED") == 0)
-		snprintf(took, sizeof(took), "%llds", (long long)(d->state_since - d->created_at));
+	if (strcmp(d->state, "PROVISIONED") == 0) {
+		int64_t start = 0;
+
+		/* TOOK is the provisioning itself, not the wait for amtprovd after registration. */
+		store_audit_list(site_store(r->s), d->id, 0, provisioning_start, &start, &err);
+		snprintf(took, sizeof(took), "%llds",
+			 (long long)(d->state_since - (start ? start : d->created_at)));
+	}
 	if (r->arr) {
 		json_array_append_new(r->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "fqdn", d->fqdn,
 							"amt_version", d->amt_version, "state",
@@ -2473,9 +2505,9 @@ static int report_device(void *ctx, const struct store_device *d)
 							d->last_error));
 	} else {
 		if (r->n == 0)
-			printf("%-24s %-9s %-18s %-18s %-11s %-6s %s\n", "DEVICE", "AMT", "STATE",
+			printf("%-24s %-9s %-18s %-32s %-11s %-6s %s\n", "DEVICE", "AMT", "STATE",
 			       "CERT SERIAL", "CERT EXPIRY", "TOOK", "REASON");
-		printf("%-24s %-9s %-18s %-18.18s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
+		printf("%-24s %-9s %-18s %-32s %-11.10s %-6s %s\n", d->fqdn, d->amt_version,
 		       d->state, cert.id ? cert.serial_hex : "-", exp, took, d->last_error);
 	}
 	r->n++;

@@ -42,6 +42,7 @@
 #include "api.h"
 #include "api_conn.h"
 #include "authz.h"
+#include "credentials.h"
 #include "device_input.h"
 #include "lifecycle.h"
 #include "registration.h"
@@ -816,6 +817,47 @@ static void show_device(struct api *a, struct evhttp_request *req, const char *r
 
 /* POST /v1/devices/{key}/{op}: the same requests as 'amtprov device OP' (lifecycle.h);
  * amtprovd's engine does the device work, so the answer is 202 with the new state. */
+/* POST /v1/devices/{device}/credentials (administrator token only, route() checks it):
+ * the device's AMT credentials, audited with status 8120 (docs/operations.md
+ * "Credentials"). The answer is never cached (reply_json: Cache-Control no-store). */
+static void reveal_credentials(struct api *a, struct evhttp_request *req, const char *key)
+{
+	struct manifest *m = site_manifest(a->site);
+	struct plugin_instance *cs =
+		m->credstore ? plugin_host_find(site_plugins(a->site), m->credstore) : NULL;
+	struct device_credentials c;
+	struct amtprov_error err;
+	char peer[48], actor[STORE_SHORT_SIZE];
+	json_t *body;
+	int rc;
+
+	if (!cs) {
+		reply_error(req, 404, "Not Found", "the site has no credential store", NULL);
+		return;
+	}
+	peer_name(req, peer, sizeof(peer));
+	snprintf(actor, sizeof(actor), "api:%s", peer);
+	amtprov_error_clear(&err);
+	rc = device_credentials_reveal(a->site, cs, key, actor, &c, &err);
+	if (rc == AMTPROV_E_NOT_FOUND) {
+		reply_error(req, 404, "Not Found", err.msg, NULL);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: credentials of %s: %s", key, err.msg);
+		reply_error(req, 500, "Internal Server Error", "the credentials could not be read",
+			    NULL);
+		return;
+	}
+	body = json_pack("{s:s,s:s,s:s,s:s%}", "fqdn", c.dev.fqdn, "state", c.dev.state, "user",
+			 c.admin_user, "password", c.admin_password->data, c.admin_password->len);
+	if (body && c.mebx_password)
+		json_object_set_new(body, "mebx_password",
+				    json_stringn(c.mebx_password->data, c.mebx_password->len));
+	device_credentials_free(&c);
+	reply_json(req, 200, "OK", body);
+}
+
 static void device_operation(struct api *a, struct evhttp_request *req, const char *raw_key,
 			     const char *op_name)
 {
@@ -827,6 +869,10 @@ static void device_operation(struct api *a, struct evhttp_request *req, const ch
 
 	if (device_key(req, raw_key, key) < 0)
 		return;
+	if (strcmp(op_name, "credentials") == 0) {
+		reveal_credentials(a, req, key);
+		return;
+	}
 	if (op < 0) {
 		reply_error(req, 404, "Not Found", "no such resource", NULL);
 		return;

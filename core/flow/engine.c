@@ -85,6 +85,17 @@ static void emit(struct engine *e, uint32_t id, const char *device, const char *
 		e->status(e->status_ctx, id, device, detail);
 }
 
+/* A failure or retry: the status message carries it into the log (site_status logs at its
+ * severity), so it is logged once; only an engine without a status sink logs it itself. */
+static void emit_logged(struct engine *e, int level, uint32_t id, const char *device,
+			const char *detail)
+{
+	if (e->status)
+		e->status(e->status_ctx, id, device, detail);
+	else
+		alog(e->lg, level, "%s", detail);
+}
+
 int engine_error_transient(int code)
 {
 	return code == AMTPROV_E_UNREACHABLE || code == AMTPROV_E_TIMEOUT ||
@@ -336,10 +347,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			/* A handler bug must not corrupt the state machine: fail the device. */
 			snprintf(detail, sizeof(detail), "internal error: step asked for %s -> %s",
 				 device_state_name(job->doing), device_state_name(next));
-			alog(e->lg, AMTPROV_LOG_ERROR, "%s", detail);
 			persist(e, job, job->doing, DS_FAILED, AMTPROV_E_INTERNAL, detail, 0,
 				job->dev.attempts);
-			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
+			emit_logged(e, AMTPROV_LOG_ERROR, STATUS_PROVISIONING_FAILED, fqdn, detail);
 		} else {
 			int attempts = next == job->state ? job->dev.attempts : 0;
 
@@ -361,15 +371,14 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 
 			snprintf(detail, sizeof(detail), "%s (attempt %d of %d, next in %llds)", why,
 				 attempts, e->cfg.max_attempts, (long long)delay);
-			alog(e->lg, AMTPROV_LOG_WARNING, "%s: %s", device_state_name(back), detail);
 			persist(e, job, job->doing, back, code, why, now_of(e) + delay, attempts);
-			emit(e, STATUS_PROVISIONING_RETRY, fqdn, detail);
+			emit_logged(e, AMTPROV_LOG_WARNING, STATUS_PROVISIONING_RETRY, fqdn, detail);
 		} else {
-			snprintf(detail, sizeof(detail), "%s failed: %s", device_state_name(job->state),
-				 why);
-			alog(e->lg, AMTPROV_LOG_ERROR, "%s", detail);
+			if (snprintf(detail, sizeof(detail), "%s failed: %s",
+				     device_state_name(job->state), why) >= (int)sizeof(detail))
+				amtprov_error_cut(detail, sizeof(detail)); /* never mid-word */
 			persist(e, job, job->doing, DS_FAILED, code, detail, 0, attempts);
-			emit(e, STATUS_PROVISIONING_FAILED, fqdn, detail);
+			emit_logged(e, AMTPROV_LOG_ERROR, STATUS_PROVISIONING_FAILED, fqdn, detail);
 		}
 	}
 	if (tx && store_tx_commit(e->st, &txerr) != AMTPROV_OK)

@@ -656,14 +656,14 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 	if (rc == AMTPROV_OK && !e->amt_key && e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X)
 		rc = enroll_key_promote(e->f, e->fqdn, e->profile, err);
 	if (rc == AMTPROV_OK) {
-		char detail[STORE_TEXT_SIZE];
+		char detail[STORE_TEXT_SIZE], exp[32];
 
 		*new_id = rec.id;
 		snprintf(detail, sizeof(detail), "%s certificate%s%.64s%s serial %.64s from %.60s, "
-			 "expires %lld", e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X
+			 "expires %s", e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X
 			 ? "802.1X client" : "web server", e->profile[0] ? " for profile '" : "",
 			 e->profile, e->profile[0] ? "'," : "", rec.serial_hex, rec.ca_instance,
-			 (long long)rec.not_after);
+			 util_fmt_time(rec.not_after, exp, sizeof(exp)));
 		site_status(e->f->site, STATUS_CERT_ISSUED, e->fqdn, detail);
 	}
 out:

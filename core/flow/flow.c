@@ -236,6 +236,60 @@ static void on_hashes(void *ctx, int rc, const json_t *result, const struct amtp
 	check_end(c, DS_INVALID, AMTPROV_OK, NULL, 0);
 }
 
+/* R-PROV-07: AMT refuses a provisioning certificate it dislikes in the handshake and never
+ * says why. Turn the refusal into what the admin can act on: the R-PC checks amtprov can
+ * run here (the certificate's own, and the namespace), and the one it cannot (R-PC-04: the
+ * device's root hashes, unknown until the firmware answers), with the command that checks
+ * them. The transport's words come last; the whole fits the store's reason. */
+static int tls_refused(int rc, const struct amtprov_error *err)
+{
+	return rc == AMTPROV_E_DENIED && err && strstr(err->msg, "TLS handshake");
+}
+
+void flow_tls_refusal_reason(struct flow *f, const char *fqdn, const char *transport_msg,
+			     char *out, size_t size)
+{
+	struct manifest *m = site_manifest(f->site);
+	struct pf_options opt = {.service_point_fqdn = m->service_point_fqdn,
+				 .now = site_now(f->site)};
+	struct pf_device dev = {.fqdn = fqdn};
+	struct pf_report r = {0};
+	char failed[160] = "";
+	size_t n;
+
+	if (!f->pf || preflight_run(f->pf, &opt, &r) != AMTPROV_OK ||
+	    preflight_device(f->pf, &opt, &dev, &r) != AMTPROV_OK) {
+		pf_report_free(&r);
+		snprintf(out, size, "R-PROV-07: %s; check the provisioning certificate with "
+			 "'amtprov cert check --device %s'", transport_msg, fqdn);
+		return;
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		const struct pf_result *x = &r.items[i];
+
+		n = strlen(failed);
+		if (!x->ok && strncmp(x->requirement, "R-PC-", 5) == 0 && n + 64 < sizeof(failed))
+			snprintf(failed + n, sizeof(failed) - n, "%s%s (%s)", n ? ", " : "",
+				 x->requirement, x->id);
+	}
+	if (failed[0])
+		n = (size_t)snprintf(out, size, "R-PROV-07: the device refused the provisioning "
+				     "TLS handshake. The provisioning certificate fails %s; see "
+				     "'amtprov cert check --device %s'. ", failed, fqdn);
+	else
+		n = (size_t)snprintf(out, size, "R-PROV-07: the device refused the provisioning "
+				     "TLS handshake. The certificate passes R-PC-01/02/03/05, so the "
+				     "likely cause is R-PC-04: root hash SHA-256 %s not active in the "
+				     "firmware; check with 'amtprov cert check --device %s "
+				     "--device-hashes FILE'. ",
+				     r.root_sha256[0] ? r.root_sha256 : "unknown", fqdn);
+	pf_report_free(&r);
+	if (n < size)
+		snprintf(out + n, size - n, "Transport: %s", transport_msg);
+	if (strlen(out) + 1 >= size)
+		amtprov_error_cut(out, size);
+}
+
 static void on_otp(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
 {
 	struct check *c = ctx;
@@ -268,6 +322,13 @@ static void on_setup_state(void *ctx, int rc, const json_t *result,
 	const char *state = result ? json_string_value(json_object_get(result, "state")) : NULL;
 	struct amtprov_error e2;
 
+	if (rc != AMTPROV_OK && tls_refused(rc, err)) {
+		char why[STORE_TEXT_SIZE - 64]; /* the engine prefixes the step's name */
+
+		flow_tls_refusal_reason(c->f, c->fqdn, err->msg, why, sizeof(why));
+		check_end(c, DS_INVALID, rc, why, 0);
+		return;
+	}
 	if (rc != AMTPROV_OK) {
 		check_end(c, DS_INVALID, rc, err->msg, 0);
 		return;

@@ -76,6 +76,11 @@ void flow_device_accounts_free(struct flow_device_accounts *a);
 void flow_web_key_name(const char *fqdn, char *out, size_t size);
 /* The target of a provisioning-mode session to @p d (R-PROV-07), over its wired address
  * (R-PROV-02). Pointers borrow from @p f, @p d, @p accounts and @p info. */
+/** The reason for a provisioning TLS handshake the device refused (R-PROV-07): which R-PC
+ * checks the certificate fails or passes, the likely cause and the command that checks it,
+ * then @p transport_msg; never cut mid-word. */
+void flow_tls_refusal_reason(struct flow *f, const char *fqdn, const char *transport_msg,
+			     char *out, size_t size);
 void flow_provisioning_target(struct flow *f, const struct store_device *d,
 			      const struct flow_device_accounts *accounts,
 			      struct amtprov_device_info *info, struct amtprov_transport_target *tgt);

@@ -486,9 +486,12 @@ static void advance(struct stage_run *r)
 	case STAGE_SECOND:
 		rc = second_stage_next(r);
 		if (rc == 1) {
-			site_status(r->f->site, STATUS_DEVICE_UPDATED, r->fqdn,
-				    "second stage done: ACLs and settings as the manifest says "
-				    "(R-PROV-11)");
+			/* 8110 is for an update of a provisioned device; a first provisioning
+			 * said 8103 at its commit and ends here without another message. */
+			if (engine_job_state(r->job) != DS_NEED_SECOND_STAGE)
+				site_status(r->f->site, STATUS_DEVICE_UPDATED, r->fqdn,
+					    "second stage done: ACLs and settings as the manifest "
+					    "says (R-PROV-11)");
 			run_outcome(r, FLOW_DONE);
 		}
 		return;

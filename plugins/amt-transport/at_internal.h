@@ -205,6 +205,9 @@ xmlNodePtr at_xml_find(xmlNodePtr root, const char *local);
 char *at_xml_text(xmlNodePtr n);
 /* The text of the first descendant named @p local into @p out; 0 when found. */
 int at_xml_find_text(xmlNodePtr root, const char *local, char *out, size_t n);
+/** Appends each item of a PullResponse's Items under @p body to @p items as an object with
+ * its fields and "_class"; either namespace layout (on the Envelope or on each item). */
+void at_xml_pull_items(xmlNodePtr body, json_t *items);
 /* Element -> JSON: leaf text, children as object members, repeated names as arrays; NULL
  * for a NULL node (every accessor here tolerates a missing node). */
 json_t *at_xml_to_json(xmlNodePtr n);

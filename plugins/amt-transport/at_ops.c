@@ -178,18 +178,7 @@ static int enum_all(struct at_session *s, const char *cls)
 		return at_wsman_enumerate(s, cls);
 	}
 	if (phase == 2) {
-		xmlNodePtr its = at_xml_find(s->body, "Items");
-
-		for (xmlNodePtr c = its ? its->children : NULL; c; c = c->next) {
-			json_t *o;
-
-			if (c->type != XML_ELEMENT_NODE)
-				continue;
-			o = at_xml_to_json(c);
-			if (json_is_object(o))
-				json_object_set_new(o, "_class", json_string((const char *)c->name));
-			json_array_append_new(items, o);
-		}
+		at_xml_pull_items(s->body, items);
 		if (at_xml_find(s->body, "EndOfSequence")) {
 			json_object_set_new(s->scratch, "enum", json_integer(0));
 			return AMTPROV_OK;

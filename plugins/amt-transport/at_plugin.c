@@ -184,8 +184,10 @@ static void complete(struct at_session *s, int rc)
 		int n = snprintf(msg, sizeof(msg), "%s: ", at_op_name(s->op));
 
 		if (n > 0 && (size_t)n < sizeof(msg)) {
-			memcpy(msg + n, s->err.msg, sizeof(msg) - (size_t)n - 1);
-			msg[sizeof(msg) - 1] = '\0';
+			/* Longer with the prefix: cut at a word, never mid-word. */
+			if (snprintf(msg + n, sizeof(msg) - (size_t)n, "%s", s->err.msg) >=
+			    (int)(sizeof(msg) - (size_t)n))
+				amtprov_error_cut(msg, sizeof(msg));
 			memcpy(s->err.msg, msg, sizeof(msg));
 		}
 	}
@@ -417,9 +419,9 @@ static int curl_error(struct at_session *s, CURLcode cc)
 	    !s->tls_ok)
 		return amtprov_error_set(&s->err, AMTPROV_E_DENIED, s->address,
 					 "the device refused the provisioning TLS handshake: AMT wants "
-					 "EKU 2.16.840.1.113741.1.2.3 or OU \"Intel(R) Client Setup "
-					 "Certificate\", serverAuth, a root in its hash table, a CN in "
-					 "its DNS suffix (R-PROV-07) [%s]", what);
+					 "serverAuth with EKU 2.16.840.1.113741.1.2.3 or OU \"Intel(R) "
+					 "Client Setup Certificate\", a CN in its DNS suffix, a root in "
+					 "its hash table (R-PC-01..05) [%s]", what);
 	(void)in;
 	return amtprov_error_set(&s->err, AMTPROV_E_UNREACHABLE, s->address,
 				 "transfer to %s:%u failed: %s", s->address, (unsigned)s->port, what);

@@ -153,3 +153,21 @@ json_t *at_xml_epr(xmlNodePtr n)
 	}
 	return o;
 }
+
+void at_xml_pull_items(xmlNodePtr body, json_t *items)
+{
+	xmlNodePtr its = at_xml_find(body, "Items");
+
+	/* Local names only: the firmware declares the items' namespace once on the Envelope
+	 * and sends them bare, amtsim used to declare it on each item; both read the same. */
+	for (xmlNodePtr c = its ? its->children : NULL; c; c = c->next) {
+		json_t *o;
+
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		o = at_xml_to_json(c);
+		if (json_is_object(o))
+			json_object_set_new(o, "_class", json_string((const char *)c->name));
+		json_array_append_new(items, o);
+	}
+}

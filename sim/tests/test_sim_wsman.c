@@ -110,6 +110,16 @@ static void test_enumerate_pull(void)
 	CU_ASSERT_EQUAL(run(&d, NS_WSEN "/Pull", CIM_URI "CIM_SoftwareIdentity", pull, &r), 200);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body.data, "<h:InstanceID>AMT</h:InstanceID>"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.body.data, "EndOfSequence"));
+	/* The firmware's layout (issue 17 item 10): the items' namespace once, on the
+	 * Envelope, and the items bare. */
+	{
+		const char *hns = strstr(r.body.data, " xmlns:h=\"" CIM_URI "CIM_SoftwareIdentity\"");
+		const char *hdr = strstr(r.body.data, "<a:Header>");
+
+		CU_ASSERT(hns && hdr && hns < hdr);
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body.data, "<d:Items><h:CIM_SoftwareIdentity><h:"));
+	CU_ASSERT_PTR_NULL(strstr(strstr(r.body.data, "<d:Items>"), "xmlns:h"));
 	sbuf_free(&r.body);
 	device_clear(&d);
 }

@@ -93,7 +93,12 @@ state_of() { "$AMTPROV" -m "$SITE" --json device show "$1" | python3 -c 'import 
 # cert_field DEVICE STATUS FIELD: FIELD of the device's web server certificates in STATUS
 cert_field() {
   "$AMTPROV" -m "$SITE" --json cert list --device "$1" --purpose web-server --status "$2" |
-    python3 -c 'import json,sys; print(" ".join(str(c[sys.argv[1]]) for c in json.load(sys.stdin)))' "$3"
+    python3 -c '
+import calendar, json, sys, time
+f = sys.argv[1]
+# --json times are ISO 8601; the tests do arithmetic on them as Unix seconds
+v = lambda c: calendar.timegm(time.strptime(c[f], "%Y-%m-%dT%H:%M:%SZ")) if f.startswith("not_") else c[f]
+print(" ".join(str(v(c)) for c in json.load(sys.stdin)))' "$3"
 }
 
 # crl_has SERIAL REASON: the CRL ca-local publishes (the file its HTTP endpoint serves while

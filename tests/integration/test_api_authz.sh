@@ -131,7 +131,7 @@ check "another host's FQDN (pc1's secret, pc2's report) is 403" is "$(post "$(de
 check "... naming the field and whose secret it is" jq_is 'd["field"]=="fqdn" and d["scope"]=="register" and "is for pc1.contoso.com" in d["reason"]'
 check "a UUID the secret is not bound to is 403" is "$(post "$(dev_json pc2.contoso.com $U3 "$NET.22")" "$S2")" 403
 check "... field uuid" jq_is 'd["field"]=="uuid"'
-for op in block unblock unprovision update; do
+for op in block unblock unprovision update credentials; do
   check "wrong scope: an enrollment secret cannot $op, not even its own device (403)" \
     is "$(c -X POST -H "Authorization: Bearer $S1" "$URL/v1/devices/pc1.contoso.com/$op")" 403
 done
@@ -161,6 +161,12 @@ check "pc2 registers with its UUID-bound secret at its address: 201" is "$(post 
 check "pc1 re-registers itself: 200" is "$(post "$(dev_json pc1.contoso.com $U1 "$NET.21")" "$S1")" 200
 check "the administrator blocks pc1: 202" is "$(c -X POST -H "Authorization: Bearer $ADMIN" "$URL/v1/devices/pc1.contoso.com/block")" 202
 check "the administrator reads any device" is "$(c -H "Authorization: Bearer $ADMIN" "$URL/v1/devices/pc2.contoso.com")" 200
+# R-ACC-02 (issue 17 item 7): the administrator's credential reveal; pc2 is not provisioned,
+# so there is no password to reveal, and nothing is audited.
+check "R-ACC-02: credentials of a device with no admin password: 404 saying why" is "$(c -X POST -H "Authorization: Bearer $ADMIN" "$URL/v1/devices/pc2.contoso.com/credentials")" 404
+check "... naming its state" jq_is '"no AMT admin password on record (device is " in d["error"]'
+check "R-ACC-02: no reveal was audited or announced (8120)" \
+  test "$(sqlite3 "$DB" "select count(*) from audit where action='credentials.reveal'")/$(sqlite3 "$DB" "select count(*) from status_messages where msg_id=8120")" = 0/0
 check "the refusals were logged with the secret's FQDN, never a secret" bash -c \
   "grep -q 'enrollment secret of pc1.contoso.com) refused' '$LOG' && ! grep -qF -- '${S1##*_}' '$LOG' && ! grep -qF -- '$REGKEY' '$LOG' && ! grep -qF -- '$ADMIN' '$LOG'"
 

@@ -93,9 +93,18 @@ check "R-PROV-05: the reason names both hashes, status 8111" \
        "$(q "select count(*) from status_messages where msg_id=8111")" = 1
 check "R-PC-04: root hash missing: FAILED" test "$(state_of nohash.contoso.com)" = FAILED
 # AMT itself refuses the handshake when the chain's root is not in its hash table, so the
-# check never gets to compare the hashes; the reason says what AMT wants.
-check "R-PC-04: the reason: the device refused the provisioning TLS, root not in its hash table" \
-  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%refused the provisioning TLS handshake%root in its hash table%'")"
+# check never gets to compare the hashes; the reason says which R-PC checks pass, that
+# R-PC-04 is the likely cause with the root's hash, and the command that checks it.
+check "R-PC-04: the reason: the device refused the provisioning TLS, R-PC-04 likely, with the root's hash" \
+  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%refused the provisioning TLS handshake%passes R-PC-01%likely cause is R-PC-04%SHA-256 $ROOT_HASH%'")"
+check "R-PC-04: the reason points to 'amtprov cert check --device ... --device-hashes'" \
+  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%amtprov cert check --device nohash.contoso.com --device-hashes%'")"
+check "R-PROV-07: amtprov's whole explanation is kept; the transport's words follow it" \
+  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%--device-hashes FILE''. Transport: GET_SETUP_STATE: the device refused%'")"
+check "issue 17: the failure is logged once (as status 8104), not by the engine and the status both" \
+  test "$(grep -c 'nohash.contoso.com.*NEED_DEVICE_CHECK failed: R-PROV-07' "$T/d1.log")" = 1
+check "R-PROV-07: device show and --json print the whole reason" \
+  bash -c "'$AMTPROV' -m '$T/site/site.json' --json device show nohash.contoso.com | grep -q 'device-hashes FILE' && '$AMTPROV' -m '$T/site/site.json' device show nohash.contoso.com | grep -q 'Transport: '"
 check "R-PC-05: namespace mismatch: FAILED" test "$(state_of other.fabrikam.org)" = FAILED
 check "R-PC-05: the reason names both namespaces, status 8112" \
   test -n "$(q "select 1 from devices where fqdn='other.fabrikam.org' and last_error like '%fabrikam.org%contoso.com%'")" -a \

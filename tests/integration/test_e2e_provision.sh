@@ -89,6 +89,37 @@ check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/amtprovd.log"
 check "every device is PROVISIONED" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); s=[x["state"] for x in d]; print(s) if set(s)!={"PROVISIONED"} else None; assert set(s)=={"PROVISIONED"} and len(s)==3' "$T/devices.json"
 
+q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
+check "R-PROV-10: each first provisioning says 8103 once and never 8110 DEVICE_UPDATED (issue 17)" \
+  test "$(q "select count(*) from status_messages where msg_id=8103")/$(q "select count(*) from status_messages where msg_id=8110")" = 3/0
+"$AMTPROV" -m "$T/site/site.json" report >"$T/report.txt"
+"$AMTPROV" -m "$T/site/site.json" cert list >"$T/certs.all.txt"
+"$AMTPROV" -m "$T/site/site.json" --json cert list >"$T/certs.all.json"
+check "R-WS-01: report and cert list show each serial whole, as --json does (issue 17)" python3 - "$T/certs.all.json" "$T/report.txt" "$T/certs.all.txt" <<'PY'
+import json, sys
+serials = [c["serial"] for c in json.load(open(sys.argv[1]))]
+report, listing = open(sys.argv[2]).read(), open(sys.argv[3]).read()
+assert len(serials) == 3 and all(len(s) >= 32 for s in serials), serials
+for s in serials:
+    assert s in report and s in listing, (s, report, listing)
+PY
+"$AMTPROV" -m "$T/site/site.json" --json device show pc1.contoso.com >"$T/pc1.show.json"
+check "--json times are ISO 8601 UTC, as the text output; 'never' is null (issue 17)" python3 - "$T/pc1.show.json" <<'PY'
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+iso = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+assert iso.match(d["state_since"]) and iso.match(d["created_at"]) and d["next_attempt_at"] is None, d
+assert d["audit"] and all(iso.match(a["at"]) for a in d["audit"]), d["audit"]
+assert d["certificates"] and all(iso.match(c["not_after"]) and c["revoked_at"] is None for c in d["certificates"]), d
+PY
+check "TOOK counts from the start of provisioning (the device left REGISTERED), not from registration (issue 17)" python3 - "$T/report.txt" "$T/site/state/site.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[2])
+for fqdn, since, created in db.execute("select fqdn, state_since, created_at from devices"):
+    start = db.execute("select max(at) from audit where device_id=(select id from devices where fqdn=?) and action='state' and detail like 'REGISTERED -> %'", (fqdn,)).fetchone()[0]
+    line = [l for l in open(sys.argv[1]) if l.startswith(fqdn)][0]
+    assert (" %ds " % (since - start)) in line, (line, since, start, created)
+PY
 for id in pc1 pc2 pc3; do "$AMTSIM" dump --control "$T/sim/control.sock" "$id" >"$T/$id.dump.json"; done
 check "R-PROV-10 (6): every device is post-provisioning" \
   python3 -c 'import json,sys; assert all(json.load(open(f))["provisioning_state"]=="post" for f in sys.argv[1:])' "$T"/pc*.dump.json
@@ -149,6 +180,45 @@ check "R-PROV-12: no secret is in the credential store unencrypted (raw, base64,
   python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "${store_files[@]}"
 check "no secret in amtprovd's log (raw, base64, hex)" \
   python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T/amtprovd.log"
+
+# ---- issue 17 item 7: an administrator's way in (docs/operations.md "Credentials") ----
+# R-ACC-02: the admin password is shown only on an explicit, audited --reveal.
+"$AMTPROV" -m "$T/site/site.json" device credentials pc1.contoso.com >"$T/cred.plain" 2>&1
+check "R-ACC-02: 'device credentials' without --reveal names the account and record, no secret" \
+  bash -c "grep -q '^user *admin' '$T/cred.plain' && grep -q 'device/pc1.contoso.com/admin' '$T/cred.plain' && python3 '$(dirname "$0")/secret_scan.py' '$SECRETS' -- '$T/cred.plain'"
+check "R-ACC-02: ... and records no reveal" \
+  test "$(q "select count(*) from audit where action='credentials.reveal'")" = 0
+expect_rc 2 "R-ACC-02: 'device credentials' needs a device" "$AMTPROV" -m "$T/site/site.json" device credentials
+expect_rc 1 "R-ACC-02: --reveal of an unknown device fails and reveals nothing" \
+  "$AMTPROV" -m "$T/site/site.json" device credentials nosuch.contoso.com --reveal
+"$AMTPROV" -m "$T/site/site.json" --json device credentials pc1.contoso.com --reveal >"$T/cred.json" 2>"$T/cred.err"
+PW=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["password"])' "$T/cred.json")
+check "R-PROV-12/R-ACC-02: --reveal prints the admin password amtprov stored for pc1" \
+  test "$(grep '^device/pc1.contoso.com/admin	' "$T/creds.tsv" | cut -f2)" = "$PW"
+check "R-ACC-02: ... and the site's MEBx password" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["user"]=="admin" and d["mebx_password"]=="M3bx-Str0ng!Pw", d' "$T/cred.json"
+check "R-ACC-02: the reveal is in pc1's audit trail, naming who asked" \
+  test -n "$(q "select 1 from audit a join devices d on d.id=a.device_id where d.fqdn='pc1.contoso.com' and a.action='credentials.reveal' and a.actor like 'cli:%'")"
+check "R-ACC-02: status 8120 CREDENTIALS_REVEALED names pc1" \
+  test "$(q "select count(*) from status_messages where msg_id=8120 and device='pc1.contoso.com'")" = 1
+check "R-ACC-02: the secret is in neither the site database nor the CLI's stderr" \
+  python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T/site/state/site.db" "$T/cred.err"
+# The revealed password opens the device: a WS-Man Get with real curl --digest over TLS,
+# the device's web server certificate checked against the site CA (R-WS-01, R-ACC-01).
+CA_DIR="$T/site/state/plugins/lab-ca"
+cat "$CA_DIR/root.pem" "$CA_DIR/issuing.pem" >"$T/site-ca.pem"
+MSG='<?xml version="1.0" encoding="utf-8"?><Envelope xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns="http://www.w3.org/2003/05/soap-envelope"><Header><a:Action>http://schemas.xmlsoap.org/ws/2004/09/transfer/Get</a:Action><a:To>/wsman</a:To><w:ResourceURI>http://intel.com/wbem/wscim/1/amt-schema/1/AMT_GeneralSettings</w:ResourceURI><a:MessageID>1</a:MessageID><a:ReplyTo><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address></a:ReplyTo></Header><Body></Body></Envelope>'
+printf '%s' "$MSG" >"$T/get.xml"
+printf 'admin:%s' "$PW" >"$T/curl.user"; chmod 600 "$T/curl.user"
+check "R-ACC-01/R-WS-01: curl --digest with the revealed password gets pc1's AMT_GeneralSettings over TLS" \
+  bash -c "curl -sS --max-time 20 --cacert '$T/site-ca.pem' --resolve pc1.contoso.com:16993:$NET.1 \
+    --digest -u \"\$(cat '$T/curl.user')\" -H 'Content-Type: application/soap+xml;charset=UTF-8' \
+    --data-binary @'$T/get.xml' -o '$T/ws.out' -w '%{http_code}' https://pc1.contoso.com:16993/wsman | grep -qx 200 &&
+    grep -q '<h:HostName>pc1</h:HostName>' '$T/ws.out'"
+check "R-ACC-01: a wrong password is refused (401): the answer came from the credential" \
+  bash -c "curl -sS --max-time 20 --cacert '$T/site-ca.pem' --resolve pc1.contoso.com:16993:$NET.1 \
+    --digest -u 'admin:Wrong-Pw-123' --data-binary @'$T/get.xml' -o /dev/null -w '%{http_code}' \
+    https://pc1.contoso.com:16993/wsman | grep -qx 401"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
 
 finish

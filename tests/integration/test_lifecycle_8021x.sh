@@ -46,7 +46,7 @@ client() {
 }
 # web SNAPSHOT STATUS: serials of the web server certificates in STATUS
 web() { python3 -c 'import json,sys; print(" ".join(c["serial"] for c in json.load(open(sys.argv[1])) if c["purpose"]=="web-server" and c["status"]==sys.argv[2]))' "$@"; }
-not_after_max() { python3 -c 'import json,sys; print(max(c["not_after"] for c in json.load(open(sys.argv[1])) if c["purpose"]=="8021x-client" and c["status"]=="active"))' "$1"; }
+not_after_max() { python3 -c 'import calendar,json,sys,time; print(max(calendar.timegm(time.strptime(c["not_after"], "%Y-%m-%dT%H:%M:%SZ")) for c in json.load(open(sys.argv[1])) if c["purpose"]=="8021x-client" and c["status"]=="active"))' "$1"; }
 # bound DUMP CERTS: the device binds "lan" and "corp" to exactly the active client
 # certificates the database records for them, and holds none of the others
 bound() {

@@ -17,8 +17,8 @@ write_site
 # messages_at: the IDs (7210/7211/8207) stored at exactly the current clock
 messages_at() {
   "$AMTPROV" -m "$SITE" --json status --since "$(now)" 2>/dev/null | python3 -c '
-import json, sys
-now = int(sys.argv[1])
+import json, sys, time
+now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(sys.argv[1])))  # --json times are ISO 8601
 print(" ".join(str(m["msg_id"]) for m in json.load(sys.stdin) if m["at"] == now and m["msg_id"] in (7210, 7211, 8207)))' "$(now)"
 }
 

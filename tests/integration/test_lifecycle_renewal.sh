@@ -36,10 +36,11 @@ check "R-WS-03: the task runs at 43 days" daemon_once
 check "R-WS-03: at 43 days the certificate is left alone" bash -c "[ \"\$(cert_field pc1.contoso.com active serial)\" = '$old1' ]"
 "$AMTPROV" -m "$SITE" --json task list >"$T/tasks.json"
 check "task list records the run, its result and the next run (7 days later)" python3 - "$T/tasks.json" "$(now)" <<'PY'
-import json, sys
+import json, sys, time
 t = {x["name"]: x for x in json.load(open(sys.argv[1]))}["evaluate-certificates"]
+iso = lambda s: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s))  # --json times: ISO 8601
 now = int(sys.argv[2])
-assert t["last_run"] == now and t["last_result"] == "OK" and t["next_run"] == now + 7 * 86400, t
+assert t["last_run"] == iso(now) and t["last_result"] == "OK" and t["next_run"] == iso(now + 7 * 86400), t
 assert t["title"] == "Evaluate Provisioned AMT Computer Certificates" and not t["requested"], t
 assert "0 due for renewal" in t["last_detail"], t
 PY
