@@ -44,34 +44,48 @@ check "adcssim (enterprise) serves CEP/CES, WinRM and its CRL on $CA_IP" \
 check "amtsim serves the fleet" mscert_sim "$(mscert_dev pc1 "$NET.1" 16.1.25)" \
   "$(mscert_dev pc2 "$NET.2" 16.1.25)" "$(mscert_dev pc3 "$NET.3" 12.0.45)" "$(mscert_dev pc4 "$NET.4" 16.1.25)"
 
+# manifest_set SITE-JSON KEY.PATH VALUE: one field of a site's manifest changed.
+manifest_set() {
+  python3 - "$@" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+*path, last = sys.argv[2].split(".")
+o = m
+for k in path:
+    o = o[k]
+o[last] = sys.argv[3]
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+PY
+}
 # refused_site NAME TEMPLATE DEVICE: the instance's template is AMTWebServer (it starts), the
 # manifest asks this device's web server certificate from TEMPLATE.
 refused_site() {
   mscert_site "$1" AMTWebServer "" "$3" &&
-    python3 - "$T/$1/site.json" "$2" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-m["certificates"]["web_server"]["template"] = sys.argv[2]
-json.dump(m, open(sys.argv[1], "w"), indent=1)
-PY
+    manifest_set "$T/$1/site.json" certificates.web_server.template "$2"
 }
 # cleanly_failed SITE FQDN TEXT...: the device is FAILED, its reason holds every TEXT, and
-# nothing is left of the attempt: no certificate recorded, no request pending at the CA.
+# nothing is left of the attempt: no certificate recorded, no CA request pending or unanswered.
 cleanly_failed() {
-  local m="$T/$1/site.json" fqdn=$2 t
+  local m="$T/$1/site.json" fqdn=$2 t n
   shift 2
   "$AMTPROV" -m "$m" --json device show "$fqdn" >"$T/show.json" || return 1
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["state"], "|", d["last_error"])' "$T/show.json" >&2
-  [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$T/show.json")" = FAILED ] || return 1
+  [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$T/show.json")" = FAILED ] ||
+    { echo "not FAILED" >&2; return 1; }
   for t in "$@"; do
-    python3 -c 'import json,sys; assert sys.argv[2] in json.load(open(sys.argv[1]))["last_error"]' "$T/show.json" "$t" || return 1
+    python3 -c 'import json,sys; assert sys.argv[2] in json.load(open(sys.argv[1]))["last_error"]' "$T/show.json" "$t" ||
+      { echo "the reason lacks: $t" >&2; return 1; }
   done
-  [ "$("$AMTPROV" -m "$m" --json cert list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] &&
-    [ "$(sqlite3 "$T/$1/state/site.db" "select count(*) from pending_ops p join devices d on d.id=p.device_id where d.fqdn='$fqdn' and p.kind in ('ca-poll', 'ca-submit')")" = 0 ]
+  n=$("$AMTPROV" -m "$m" --json cert list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+  [ "$n" = 0 ] || { echo "$n certificate(s) recorded" >&2; return 1; }
+  n=$(sqlite3 "$T/$1/state/site.db" "select count(*) from pending_ops p join devices d on d.id=p.device_id where d.fqdn='$fqdn' and p.kind in ('ca-poll', 'ca-submit')")
+  [ "$n" = 0 ] || { echo "$n CA operation(s) left pending" >&2; return 1; }
 }
 
 # ---- R-CA-02 at start: the instance's own template is version 3 ---------------------------
-check "a site whose ca-mscert instance names the v3 template" mscert_site v3start AMTWebServerV3 "" pc1
+check "a site with pc1" mscert_site v3start AMTWebServer "" pc1
+check "its ca-mscert instance is changed to name the v3 template" \
+  manifest_set "$T/v3start/site.json" plugins.adcs.config.web_server_template AMTWebServerV3
 expect_rc 3 "R-CA-02: amtprovd does not start (a configuration error)" \
   "$AMTPROVD" -m "$T/v3start/site.json" --once=60 2>"$T/d-v3start.log"
 check "R-CA-02: it names the instance and the template and says what to change" \
@@ -121,12 +135,16 @@ SA_IP="$NET.241"
 check "adcssim (stand-alone CA) on $SA_IP" \
   adcssim_start "$T/sa" "$T/standalone.json" "$SA_IP" 8443 8080 "$T/sa.pem"
 SA_PID=$ADCSSIM_PID
-CA_DIR="$T/sa" HTTPS="https://$SA_IP:8443" check "a site whose CEP is the stand-alone CA's, with pc1" \
-  mscert_site standalone AMTWebServer "" pc1
+check "a site with pc1" mscert_site standalone AMTWebServer "" pc1
+sa_cep() {
+  manifest_set "$T/standalone/site.json" plugins.adcs.config.cep_url "https://$SA_IP:8443/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP" &&
+    manifest_set "$T/standalone/site.json" plugins.adcs.config.ca_bundle "$T/sa.pem"
+}
+check "its ca-mscert instance is pointed at the stand-alone CA's CEP" sa_cep
 expect_rc 3 "R-CA-01: amtprovd does not start (a configuration error)" \
   "$AMTPROVD" -m "$T/standalone/site.json" --once=60 2>"$T/d-sa.log"
 check "R-CA-01: it names the instance and the CEP and says to use an enterprise CA" \
-  bash -c "grep -q \"'adcs' failed to start\" '$T/d-sa.log' && grep -q 'R-CA-01: enterprise CA publishing templates (a stand-alone CA has none): expected at least 1 CA and 1 template, actual 0 CA(s), 0 template(s); to fix: use the CEP of an enterprise CA (cep_url), not https://$SA_IP:8443/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP' '$T/d-sa.log'"
+  bash -c "grep -q \"'adcs' failed to start\" '$T/d-sa.log' && grep -q 'R-CA-01: CEP https://$SA_IP:8443/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP publishes no enterprise CA (0 CA(s), 0 template(s)); to fix: use the CEP of an enterprise CA (cep_url)' '$T/d-sa.log'"
 check "pc1 is left REGISTERED, nothing asked of the stand-alone CA" \
   test "$(state_of pc1.contoso.com "$T/standalone/site.json")/$(adcssim_requests "$T/sa" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = REGISTERED/0
 kill -TERM "$SA_PID"; wait "$SA_PID"
