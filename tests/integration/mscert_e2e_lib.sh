@@ -14,6 +14,18 @@
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 MS_AUTH_USERNAME='"auth": "username", "username": "sccm-site", "password": "adcs/enroll"'
 
+# mscert_net: claims the test's network: adcssim goes on $NET.240 (CA_IP, HTTPS, CRL_URL)
+# with its state in CA_DIR; the provisioning PKI in $pki (ROOT_HASH).
+mscert_net() {
+  claim_net
+  CA_IP="$NET.240"
+  HTTPS="https://$CA_IP:8443"
+  CRL_URL="http://$CA_IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"
+  CA_DIR="$T/adcs"
+  pki="$T/pki"
+  make_prov_pki "$pki"
+}
+
 # mscert_dev ID ADDRESS AMT-VERSION: one amtsim fleet entry in contoso.com (needs ROOT_HASH),
 # its UUID fixed by the address (an AMT reset keeps the system's UUID).
 mscert_dev() {
@@ -184,4 +196,28 @@ mscert_pending_finish() {
   adcssim_requests "$CA_DIR" >"$T/rows-a.json"
   check "the request amtprov polled, $REQ, is the one issued" \
     python3 -c 'import json,sys; r=[x for x in json.load(open(sys.argv[1])) if str(x["id"])==sys.argv[2]]; assert r and r[0]["status"]=="issued", r' "$T/rows-a.json" "$REQ"
+}
+
+# mscert_provision_two KIND ACCOUNT: amtprovd provisions pc1 and pc2 of the site $M through
+# the KIND (Certificate, Kerberos) CEP and CES, adcssim issuing to sccm-site, which ACCOUNT
+# says how it was known; sets web1 and web2 (their serials) and dumps both (run1).
+mscert_provision_two() {
+  expect_rc 0 "amtprovd provisions both devices through ca-mscert" "$AMTPROVD" -m "$M" --once=180 2>"$T/d1.log"
+  check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/d1.log"
+  check "both devices are PROVISIONED" \
+    test "$(state_of pc1.contoso.com)/$(state_of pc2.contoso.com)" = PROVISIONED/PROVISIONED
+  check "the policy came from the $1 CEP and named the $1 CES" \
+    grep -q "CES $HTTPS/$ADCSSIM_CA_NAME""_CES_$1/service.svc/CES" "$T/d1.log"
+  web1=$(serials pc1.contoso.com web-server active)
+  web2=$(serials pc2.contoso.com web-server active)
+  check "R-WS-01: adcssim issued both from AMTWebServer to sccm-site, $2" \
+    test "$(ca_status "$web1")/$(ca_status "$web2")" = "issued AMTWebServer sccm-site None/issued AMTWebServer sccm-site None"
+  dump pc1 run1
+  dump pc2 run1
+}
+
+# no_enroll_password: the site $M's store holds WinRM's password and no enrollment password.
+no_enroll_password() {
+  "$AMTPROV" -m "$M" cred list >"$T/creds.txt" 2>&1 && grep -q adcs/winrm "$T/creds.txt" &&
+    ! grep -q adcs/enroll "$T/creds.txt"
 }

@@ -18,13 +18,7 @@ TEST_NAME=e2e_mscert_certauth
 . "$(dirname "$0")/adcssim_lib.sh"
 . "$(dirname "$0")/mscert_e2e_lib.sh"
 
-claim_net
-CA_IP="$NET.240"
-HTTPS="https://$CA_IP:8443"
-CRL_URL="http://$CA_IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"
-CA_DIR="$T/adcs"
-pki="$T/pki"
-make_prov_pki "$pki"   # ROOT_HASH
+mscert_net   # CA_IP, HTTPS, CRL_URL, CA_DIR, pki, ROOT_HASH
 
 check "adcssim serves CEP/CES, WinRM and its CRL on $CA_IP" \
   adcssim_start "$CA_DIR" "$ADCSSIM_SEED" "$CA_IP" 8443 8080 "$CA_DIR.pem"
@@ -49,21 +43,10 @@ MS_WEB=', "key_source": "amtprov"'
 check "the site (client-certificate authentication, keys by amtprov) and two devices" \
   mscert_site main AMTWebServer "" pc1 pc2
 M="$T/main/site.json"
-check "no enrollment password in the site's store (only WinRM's)" \
-  bash -c "'$AMTPROV' -m '$M' cred list 2>&1 | grep -q adcs/winrm && ! '$AMTPROV' -m '$M' cred list 2>&1 | grep -q adcs/enroll"
+check "no enrollment password in the site's store (only WinRM's)" no_enroll_password
 
 # ---- provisioning ------------------------------------------------------------------------
-expect_rc 0 "amtprovd provisions both devices through ca-mscert" "$AMTPROVD" -m "$M" --once=180 2>"$T/d1.log"
-check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/d1.log"
-check "both devices are PROVISIONED" \
-  test "$(state_of pc1.contoso.com)/$(state_of pc2.contoso.com)" = PROVISIONED/PROVISIONED
-check "the policy came from the Certificate CEP and named the Certificate CES (clientAuthentication 8)" \
-  grep -q "CES $HTTPS/$ADCSSIM_CA_NAME""_CES_Certificate/service.svc/CES" "$T/d1.log"
-web1=$(serials pc1.contoso.com web-server active)
-web2=$(serials pc2.contoso.com web-server active)
-check "R-WS-01: adcssim issued both from AMTWebServer to sccm-site, the account of the client certificate" \
-  test "$(ca_status "$web1")/$(ca_status "$web2")" = "issued AMTWebServer sccm-site None/issued AMTWebServer sccm-site None"
-for id in pc1 pc2; do dump "$id" run1; done
+mscert_provision_two Certificate "the account of the client certificate"   # web1, web2
 check "R-PROV-06: the keys were made by amtprov and added to AMT (AddKey), none generated in AMT" \
   python3 - "$T"/pc?.run1.json <<'PY'
 import json, sys

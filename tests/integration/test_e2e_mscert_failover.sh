@@ -16,14 +16,9 @@ TEST_NAME=e2e_mscert_failover
 . "$(dirname "$0")/mscert_e2e_lib.sh"
 
 command -v sqlite3 >/dev/null || { fail "sqlite3 is installed (scripts/install-deps.sh)"; finish; exit 1; }
-claim_net
-CA_IP="$NET.240"
-HTTPS="https://$CA_IP:8443"
+mscert_net   # CA_IP, HTTPS, CA_DIR, pki, ROOT_HASH
 B_HTTPS="https://$CA_IP:8444"
 CRL_URL="http://$CA_IP:8081/CertEnroll/$ADCSSIM_CA_NAME.crl"   # served by B, which stays up
-CA_DIR="$T/adcs"
-pki="$T/pki"
-make_prov_pki "$pki"   # ROOT_HASH
 
 check "CES host A: adcssim on $CA_IP:8443" \
   adcssim_start "$CA_DIR" "$ADCSSIM_SEED" "$CA_IP" 8443 8080 "$CA_DIR.pem" --cdp-url "$CRL_URL"

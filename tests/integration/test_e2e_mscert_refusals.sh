@@ -17,13 +17,7 @@ TEST_NAME=e2e_mscert_refusals
 . "$(dirname "$0")/mscert_e2e_lib.sh"
 
 command -v sqlite3 >/dev/null || { fail "sqlite3 is installed (scripts/install-deps.sh)"; finish; exit 1; }
-claim_net
-CA_IP="$NET.240"
-HTTPS="https://$CA_IP:8443"
-CRL_URL="http://$CA_IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"
-CA_DIR="$T/adcs"
-pki="$T/pki"
-make_prov_pki "$pki"   # ROOT_HASH
+mscert_net   # CA_IP, HTTPS, CRL_URL, CA_DIR, pki, ROOT_HASH
 
 # The seed's templates, and AMTWebServerStrong: a v2 web server template that wants 4096 bits
 # (MIN bits with `strong_seed FILE MIN`).
@@ -66,7 +60,7 @@ refused_site() {
 # cleanly_failed SITE FQDN TEXT...: the device is FAILED, its reason holds every TEXT, and
 # nothing is left of the attempt: no certificate recorded, no CA request pending or unanswered.
 cleanly_failed() {
-  local m="$T/$1/site.json" fqdn=$2 t n
+  local site=$1 m="$T/$1/site.json" fqdn=$2 t n
   shift 2
   "$AMTPROV" -m "$m" --json device show "$fqdn" >"$T/show.json" || return 1
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["state"], "|", d["last_error"])' "$T/show.json" >&2
@@ -78,7 +72,7 @@ cleanly_failed() {
   done
   n=$("$AMTPROV" -m "$m" --json cert list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
   [ "$n" = 0 ] || { echo "$n certificate(s) recorded" >&2; return 1; }
-  n=$(sqlite3 "$T/$1/state/site.db" "select count(*) from pending_ops p join devices d on d.id=p.device_id where d.fqdn='$fqdn' and p.kind in ('ca-poll', 'ca-submit')")
+  n=$(sqlite3 "$T/$site/state/site.db" "select count(*) from pending_ops p join devices d on d.id=p.device_id where d.fqdn='$fqdn' and p.kind in ('ca-poll', 'ca-submit')")
   [ "$n" = 0 ] || { echo "$n CA operation(s) left pending" >&2; return 1; }
 }
 
