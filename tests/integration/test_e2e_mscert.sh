@@ -22,15 +22,8 @@ TEST_NAME=e2e_mscert
 . "$(dirname "$0")/radius_lib.sh"
 . "$(dirname "$0")/mscert_e2e_lib.sh"
 
-claim_net
 radius_tools || { fail "freeradius, eapol_test and sqlite3 are installed"; finish; exit 1; }
-
-CA_IP="$NET.240"
-HTTPS="https://$CA_IP:8443"
-CRL_URL="http://$CA_IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"
-CA_DIR="$T/adcs"
-pki="$T/pki"
-make_prov_pki "$pki"   # ROOT_HASH
+mscert_net   # CA_IP, HTTPS, CRL_URL, CA_DIR, pki, ROOT_HASH
 radius_pki "$pki"
 
 check "adcssim serves CEP/CES, WinRM and its CRL on $CA_IP" \
