@@ -29,7 +29,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: adcssim serve --dir DIR --seed FILE --listen IP:PORT --http-listen IP:PORT\n"
-		"                     [--host NAME] [--keytab FILE]\n"
+		"                     [--host NAME] [--keytab FILE] [--cdp-url URL]\n"
 		"       adcssim admin --dir DIR resubmit REQUEST_ID\n"
 		"       adcssim admin --dir DIR deny REQUEST_ID\n"
 		"       adcssim admin --dir DIR revoke SERIAL [REASON]\n"
@@ -149,7 +149,7 @@ static void close_state(struct adcs *s)
 static int serve(int argc, char **argv)
 {
 	const char *dir = NULL, *seed = NULL, *listen_s = NULL, *http_s = NULL, *host = NULL;
-	const char *keytab = NULL;
+	const char *keytab = NULL, *cdp = NULL;
 	char ip[64], hip[64], path[700], seed_copy[700], tls_key[700], err[512], url[600];
 	char name_enc[200];
 	unsigned port, hport;
@@ -174,6 +174,7 @@ static int serve(int argc, char **argv)
 		else if (!strcmp(a, "--http-listen")) http_s = v;
 		else if (!strcmp(a, "--host")) host = v;
 		else if (!strcmp(a, "--keytab")) keytab = v;
+		else if (!strcmp(a, "--cdp-url")) cdp = v;
 		else {
 			fprintf(stderr, "adcssim serve: unknown option %s\n", a);
 			return 2;
@@ -187,6 +188,11 @@ static int serve(int argc, char **argv)
 	if (split_addr(listen_s, ip, sizeof(ip), &port) ||
 	    split_addr(http_s, hip, sizeof(hip), &hport)) {
 		fprintf(stderr, "adcssim serve: --listen and --http-listen take IP:PORT\n");
+		return 2;
+	}
+	if (cdp && ((strncmp(cdp, "http://", 7) && strncmp(cdp, "https://", 8)) ||
+		    strlen(cdp) >= sizeof(s.ca.crl_url) || strpbrk(cdp, " \t\r\n"))) {
+		fprintf(stderr, "adcssim serve: --cdp-url takes an http(s) URL without blanks\n");
 		return 2;
 	}
 	if (mkdir(dir, 0700) && errno != EEXIST) {
@@ -219,9 +225,13 @@ static int serve(int argc, char **argv)
 		}
 	}
 	name_enc[o] = '\0';
-	/* AD CS's default CDP: http://<host>/CertEnroll/<CA name>.crl */
-	snprintf(s.ca.crl_url, sizeof(s.ca.crl_url), "http://%s:%u/CertEnroll/%s.crl",
-		 !strcmp(host, ip) ? hip : host, hport, name_enc);
+	/* AD CS's default CDP: http://<host>/CertEnroll/<CA name>.crl; --cdp-url plays the
+	 * CA's CRLPublicationURLs setting, for clients that reach the CRL by another name. */
+	if (cdp)
+		snprintf(s.ca.crl_url, sizeof(s.ca.crl_url), "%s", cdp);
+	else
+		snprintf(s.ca.crl_url, sizeof(s.ca.crl_url), "http://%s:%u/CertEnroll/%s.crl",
+			 !strcmp(host, ip) ? hip : host, hport, name_enc);
 	snprintf(path, sizeof(path), "%s/crl-url", dir);
 	snprintf(url, sizeof(url), "%s\n", s.ca.crl_url);
 	if (write_text(path, url))

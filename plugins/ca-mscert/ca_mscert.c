@@ -245,17 +245,25 @@ struct check_ctx {
 };
 
 static void on_check(void *vctx, int ok, const char *rule, const char *what,
-		     const char *expected, const char *actual)
+		     const char *expected, const char *actual, const char *fix)
 {
 	struct check_ctx *c = vctx;
 
 	if (c->verbose || !ok)
 		c->ms->host->log(c->ms->host, ok ? AMTPROV_LOG_NOTICE : AMTPROV_LOG_ERROR,
-				 "check %s %s: %s: expected %s, actual %s", ok ? "ok  " : "FAIL",
-				 rule, what, expected, actual);
-	if (!ok && !c->first[0])
-		snprintf(c->first, sizeof(c->first), "%s: %s: expected %s, actual %s", rule, what,
-			 expected, actual);
+				 "check %s %s: %s: expected %s, actual %s%s%s",
+				 ok ? "ok  " : "FAIL", rule, what, expected, actual,
+				 ok ? "" : "; to fix: ", ok ? "" : fix);
+	if (ok || c->first[0])
+		return;
+	/* The first failure is the error the core shows (about 200 characters survive): the
+	 * CA's side is named by its CEP URL when no CA is published. */
+	if (!strcmp(rule, "R-CA-01"))
+		snprintf(c->first, sizeof(c->first), "%s: CEP %s publishes no enterprise CA (%s); "
+			 "to fix: %s", rule, c->ms->cfg.cep_url, actual, fix);
+	else
+		snprintf(c->first, sizeof(c->first), "%s: %s: expected %s, actual %s; to fix: %s",
+			 rule, what, expected, actual, fix);
 }
 
 /* Checks every configured template; @return 0 or -1 with the first failure in @p why. */
@@ -586,6 +594,21 @@ static int ready(struct mscert *ms, const char *tmpl, uint32_t purpose,
 	return 1;
 }
 
+/* The CES endpoints of the CA, best first: the site's ces_urls in order, else the
+ * policy's URIs for the configured authentication by priority. @return how many. */
+static int ces_list(struct mscert *ms, const char *ces[MS_MAX_URI])
+{
+	int n = 0;
+
+	if (!ms->cfg.ces_urls)
+		return ms_policy_ces_list(&ms->pol, ms->auth, ces, MS_MAX_URI);
+	while (n < MS_MAX_URI && ms->cfg.ces_urls[n]) {
+		ces[n] = ms->cfg.ces_urls[n];
+		n++;
+	}
+	return n;
+}
+
 static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 		     struct amtprov_ca_result *res, struct amtprov_error *err)
 {
@@ -604,13 +627,7 @@ static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 	tmpl = template_for(ms, req);
 	if (!ready(ms, tmpl, req->purpose, res))
 		return AMTPROV_OK;
-	if (ms->cfg.ces_urls)
-		while (n < MS_MAX_URI && ms->cfg.ces_urls[n]) {
-			ces[n] = ms->cfg.ces_urls[n];
-			n++;
-		}
-	else
-		n = ms_policy_ces_list(&ms->pol, ms->auth, ces, MS_MAX_URI);
+	n = ces_list(ms, ces);
 	/* Failover (MS-XCEP: the CA's CES URIs in priority order): a CES that cannot be
 	 * reached or does not answer as CES (HTTP 5xx without a CA fault, another status, not
 	 * SOAP) is UNREACHABLE, and the next one gets the same request. An answer of the CA
@@ -646,6 +663,27 @@ static int ms_poll(void *instance, const struct amtprov_ca_request *req, const c
 	snprintf(id, sizeof(id), "%.*s", (int)(comma - cookie), cookie);
 	snprintf(uri, sizeof(uri), "%s", comma + 1);
 	rc = exchange(ms, uri, 1, id, NULL, NULL, res);
+	/* The RequestID belongs to the CA, not to the CES that took the request: when that CES
+	 * cannot be reached, ask the CA's other CES endpoints (a pending answer from one of
+	 * them names it, and the core keeps polling there). */
+	if (rc == AMTPROV_OK && res->outcome == AMTPROV_CA_UNREACHABLE) {
+		const char *ces[MS_MAX_URI];
+		uint32_t outcome;
+		char why[AMTPROV_CA_MESSAGE_SIZE];
+		int n = 0;
+
+		if (ms->cfg.ces_urls || !load_policy(ms, 0, 0, &outcome, why, sizeof(why)))
+			n = ces_list(ms, ces);
+		for (int i = 0; i < n && res->outcome == AMTPROV_CA_UNREACHABLE; i++) {
+			if (!strcmp(ces[i], uri))
+				continue;
+			ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; polling RequestID %s at "
+				      "the next CES, %s", res->message, id, ces[i]);
+			rc = exchange(ms, ces[i], 1, id, NULL, NULL, res);
+			if (rc != AMTPROV_OK)
+				break;
+		}
+	}
 	if (!res->request_id[0])
 		snprintf(res->request_id, sizeof(res->request_id), "%s", id);
 	ERR_clear_error();

@@ -140,9 +140,10 @@ int ms_http_post(const struct ms_http_opts *o, const char *url, const char *body
 void ms_http_resp_free(struct ms_http_resp *r);
 
 /* ---- ms_policy.c ---- */
-/* One check of a template rule; @p ok 0 means the configuration is refused. */
+/* One check of a template rule; @p ok 0 means the configuration is refused, and @p fix
+ * says what the CA administrator changes. */
 typedef void (*ms_check_cb)(void *ctx, int ok, const char *rule, const char *what,
-			    const char *expected, const char *actual);
+			    const char *expected, const char *actual, const char *fix);
 /* Applies the rules (R-CA-01..04, EKU per purpose, AMT's key length) to the template a
  * purpose names. @return number of failed checks. */
 int ms_check_template(const struct ms_policy *p, const char *template_name, uint32_t purpose,

@@ -88,59 +88,69 @@ int ms_check_template(const struct ms_policy *p, const char *name, uint32_t purp
 	char act[256], exp[128], what[200];
 	int bad = 0, ok;
 
-#define CHECK(cond, rule, w, e, a)                      \
+#define CHECK(cond, rule, w, e, a, fix)                 \
 	do {                                            \
 		ok = (cond);                            \
 		bad += !ok;                             \
-		cb(ctx, ok, rule, w, e, a);             \
+		cb(ctx, ok, rule, w, e, a, fix);        \
 	} while (0)
 
 	snprintf(act, sizeof(act), "%d CA(s), %d template(s)", p->n_ca, p->n_tmpl);
 	CHECK(p->n_ca > 0 && p->n_tmpl > 0, "R-CA-01",
 	      "enterprise CA publishing templates (a stand-alone CA has none)",
-	      "at least 1 CA and 1 template", act);
+	      "at least 1 CA and 1 template", act,
+	      "use the CEP of an enterprise CA (cep_url)");
 	if (!ok)
 		return bad;
 	snprintf(what, sizeof(what), "template '%s' published by the policy", name);
 	t = ms_policy_template(p, name);
-	CHECK(t != NULL, "template", what, "present", t ? "present" : "absent");
+	CHECK(t != NULL, "template", what, "present", t ? "present" : "absent",
+	      "publish the template on the CA, or correct its name");
 	if (!t)
 		return bad;
 	snprintf(what, sizeof(what), "template '%s' schema version", t->name);
 	snprintf(act, sizeof(act), "%d", t->schema);
 	CHECK(t->schema == 1 || t->schema == 2, "R-CA-02", what,
-	      "1 or 2 (version 3 CNG templates are refused)", act);
+	      "1 or 2 (version 3 CNG templates are refused)", act,
+	      "duplicate it with compatibility Windows Server 2003 (version 2)");
 	snprintf(what, sizeof(what), "template '%s' custom OID needs schema version 2", t->name);
 	if (has_custom_eku(t, act, sizeof(act)))
 		snprintf(act + strlen(act), sizeof(act) - strlen(act), " on version %d", t->schema);
 	else
 		snprintf(act, sizeof(act), "no custom OID");
 	CHECK(!has_custom_eku(t, exp, sizeof(exp)) || t->schema >= 2, "R-CA-03", what,
-	      "custom OIDs only on version 2", act);
+	      "custom OIDs only on version 2", act,
+	      "duplicate it with compatibility Windows Server 2003 (version 2)");
 	snprintf(what, sizeof(what), "Read/Enroll permission on template '%s'", t->name);
-	CHECK(t->enroll, "R-CA-04", what, "enroll true", t->enroll ? "enroll true" : "enroll false");
+	CHECK(t->enroll, "R-CA-04", what, "enroll true", t->enroll ? "enroll true" : "enroll false",
+	      "give the site's account Read and Enroll on the template");
 	snprintf(what, sizeof(what), "Enroll permission on the CA");
 	CHECK(p->ca_enroll, "R-CA-04", what, "enrollPermission true",
-	      p->ca_enroll ? "enrollPermission true" : "enrollPermission false");
+	      p->ca_enroll ? "enrollPermission true" : "enrollPermission false",
+	      "give the site's account Request Certificates on the CA");
 	snprintf(what, sizeof(what), "template '%s' minimal key length fits AMT's RSA keys",
 		 t->name);
 	snprintf(act, sizeof(act), "%u bits", t->min_key);
 	snprintf(exp, sizeof(exp), "at most %u bits", AMT_KEY_BITS);
-	CHECK(t->min_key <= AMT_KEY_BITS, "key", what, exp, act);
+	CHECK(t->min_key <= AMT_KEY_BITS, "key", what, exp, act,
+	      "set the template's Minimum key size to 2048 or less");
 	eku_list(t, act, sizeof(act));
 	if (purpose == AMTPROV_PURPOSE_CLIENT_8021X) {
 		snprintf(what, sizeof(what), "template '%s' EKU fits an 802.1X client", t->name);
 		CHECK(has_eku(t, EKU_CLIENT) && !has_eku(t, EKU_SERVER), "eku", what,
-		      "clientAuth " EKU_CLIENT ", not serverAuth", act);
+		      "clientAuth " EKU_CLIENT ", not serverAuth", act,
+		      "application policies: Client Authentication, not Server Authentication");
 	} else {
 		snprintf(what, sizeof(what), "template '%s' EKU fits a web server", t->name);
-		CHECK(has_eku(t, EKU_SERVER), "eku", what, "serverAuth " EKU_SERVER, act);
+		CHECK(has_eku(t, EKU_SERVER), "eku", what, "serverAuth " EKU_SERVER, act,
+		      "add Server Authentication to its application policies");
 	}
 	/* The CA needs the device's FQDN from the request: AMT keys are not AD accounts. */
 	snprintf(what, sizeof(what), "template '%s' takes the subject from the request", t->name);
 	snprintf(act, sizeof(act), "subjectNameFlags 0x%08x", (unsigned)t->name_flags);
 	CHECK(t->name_flags & 0x1u, "subject", what,
-	      "CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT (0x1)", act);
+	      "CT_FLAG_ENROLLEE_SUPPLIES_SUBJECT (0x1)", act,
+	      "set its Subject Name to Supply in the request");
 #undef CHECK
 	return bad;
 }

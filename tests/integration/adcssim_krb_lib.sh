@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-# Shared by test_adcssim_kerberos*.sh: starts adcssim with the keytab of HTTP/$HOST and checks
+# Shared by test_adcssim_kerberos*.sh and test_e2e_mscert_kerberos.sh: the test KDCs (MIT,
+# Samba AD DC); adcssim_kerberos_checks starts adcssim with the keytab of HTTP/$HOST and checks
 # its Kerberos CEP/CES endpoints with kinit + curl --negotiate. The caller has a KDC for
 # $REALM running, KRB5_CONFIG/KRB5CCNAME set, and the principals sccm-site (password
 # Site-Secret-1) and stranger (Stranger-3x!), which the seed does not know.
@@ -18,14 +19,11 @@ need_tools() {
   done
 }
 
-# mit_kdc_start: an MIT KDC for $REALM on $IP:8888 in $T/krb, with the principals sccm-site
-# (password Site-Secret-1), stranger and HTTP/$HOST (keys in $K/http.keytab); exports
-# KRB5_CONFIG, KRB5_KDC_PROFILE and KRB5CCNAME; sets K.
-mit_kdc_start() {
-K="$T/krb"
-mkdir -p "$K"
-export KRB5_CONFIG="$K/krb5.conf" KRB5_KDC_PROFILE="$K/kdc.conf" KRB5CCNAME="FILE:$K/cc"
-cat >"$KRB5_CONFIG" <<EOF2
+# krb5_client_conf KDC: the client side for $REALM with that KDC (host[:port]), no DNS, over
+# TCP, in $K/krb5.conf; exports KRB5_CONFIG and KRB5CCNAME ($K/cc).
+krb5_client_conf() {
+  export KRB5_CONFIG="$K/krb5.conf" KRB5CCNAME="FILE:$K/cc"
+  cat >"$KRB5_CONFIG" <<EOF2
 [libdefaults]
   default_realm = $REALM
   dns_lookup_kdc = false
@@ -35,11 +33,21 @@ cat >"$KRB5_CONFIG" <<EOF2
   udp_preference_limit = 1
 [realms]
   $REALM = {
-    kdc = $IP:8888
+    kdc = $1
   }
 [domain_realm]
   .contoso.test = $REALM
 EOF2
+}
+
+# mit_kdc_start: an MIT KDC for $REALM on $IP:8888 in $T/krb, with the principals sccm-site
+# (password Site-Secret-1), stranger and HTTP/$HOST (keys in $K/http.keytab); exports
+# KRB5_CONFIG, KRB5_KDC_PROFILE and KRB5CCNAME; sets K.
+mit_kdc_start() {
+K="$T/krb"
+mkdir -p "$K"
+export KRB5_KDC_PROFILE="$K/kdc.conf"
+krb5_client_conf "$IP:8888"
 cat >"$KRB5_KDC_PROFILE" <<EOF2
 [kdcdefaults]
   kdc_listen = $IP:8888
@@ -66,6 +74,42 @@ check "the HTTP service key is in the keytab" test -s "$K/http.keytab"
 chmod 600 "$K/http.keytab"
 krb5kdc -n -r "$REALM" -P "$K/kdc.pid" >"$K/kdc.out" 2>&1 &
 PIDS+=("$!")
+}
+
+# samba_kdc_start: a throwaway Samba AD DC for $REALM on $IP (only its KDC service), as AD
+# CS runs against Active Directory, in $K/dc: the site account sccm-site (Site-Secret-1),
+# stranger, and a service account holding the SPN HTTP/$HOST whose keys samba-tool exports
+# to $K/http.keytab; exports KRB5_CONFIG and KRB5CCNAME; sets K. Waits until the KDC answers.
+samba_kdc_start() {
+K="$T/krb"
+local D="$K/dc" SAM
+mkdir -p "$D/run"
+# Provisioning binds only $IP; only the KDC service runs (no LDAP/SMB/DNS needed here).
+samba-tool domain provision --targetdir="$D" --realm="$REALM" --domain=CONTOSO \
+  --server-role=dc --dns-backend=NONE --use-rfc2307 --adminpass='Adm1n!Passw0rd' \
+  --host-name=dc1 --host-ip="$IP" \
+  --option="interfaces = $IP/8" --option="bind interfaces only = yes" \
+  --option="server services = kdc" \
+  --option="pid directory = $D/run" --option="ncalrpc dir = $D/run/ncalrpc" \
+  --option="winbindd socket directory = $D/run/winbindd" \
+  --option="ntp signd socket directory = $D/run/ntp_signd" \
+  --option="log file = $D/log.%m" >"$K/provision.log" 2>&1 ||
+  { tail -20 "$K/provision.log"; exit 1; }
+SAM=(-H "$D/private/sam.ldb")
+samba-tool user create sccm-site 'Site-Secret-1' "${SAM[@]}" >>"$K/provision.log" 2>&1
+samba-tool user create stranger 'Stranger-3x!' "${SAM[@]}" >>"$K/provision.log" 2>&1
+samba-tool user create adcs-http 'Svc-Secret-9!x' "${SAM[@]}" >>"$K/provision.log" 2>&1
+samba-tool spn add "HTTP/$HOST" adcs-http "${SAM[@]}" >>"$K/provision.log" 2>&1
+samba-tool domain exportkeytab "$K/http.keytab" --principal="HTTP/$HOST" \
+  -s "$D/etc/smb.conf" >>"$K/provision.log" 2>&1
+check "the service account's keytab for HTTP/$HOST is exported" \
+  bash -c "klist -k '$K/http.keytab' | grep -q 'HTTP/$HOST@$REALM'"
+chmod 600 "$K/http.keytab"
+samba -i -M single -s "$D/etc/smb.conf" --maximum-runtime=900 >"$K/samba.out" 2>&1 &
+PIDS+=("$!")
+
+krb5_client_conf "$IP"
+check "Samba's KDC answers" wait_for 60 bash -c "exec 3<>/dev/tcp/$IP/88"
 }
 
 # adcssim_kerberos_checks KEYTAB

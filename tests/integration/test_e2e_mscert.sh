@@ -20,111 +20,26 @@ TEST_NAME=e2e_mscert
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/adcssim_lib.sh"
 . "$(dirname "$0")/radius_lib.sh"
+. "$(dirname "$0")/mscert_e2e_lib.sh"
 
-AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
-claim_net
 radius_tools || { fail "freeradius, eapol_test and sqlite3 are installed"; finish; exit 1; }
-
-CA_IP="$NET.240"
-HTTPS="https://$CA_IP:8443"
-CRL_URL="http://$CA_IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"
-CA_DIR="$T/adcs"
-pki="$T/pki"
-make_prov_pki "$pki"   # ROOT_HASH
+mscert_net   # CA_IP, HTTPS, CRL_URL, CA_DIR, pki, ROOT_HASH
 radius_pki "$pki"
 
 check "adcssim serves CEP/CES, WinRM and its CRL on $CA_IP" \
-  adcssim_start "$CA_DIR" "$ADCSSIM_SEED" "$CA_IP" 8443 8080 "$T/adcs-ca.pem"
+  adcssim_start "$CA_DIR" "$ADCSSIM_SEED" "$CA_IP" 8443 8080 "$CA_DIR.pem"
 
 # Four AMT devices; pc4 belongs to the site whose web server template needs approval.
-mkdir -p "$T/sim"
-dev() { printf '{ "id": "%s", "address": "%s", "amt_version": "%s", "provisioning_state": "in", "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com", "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$3" "$1" "$ROOT_HASH"; }
-cat >"$T/fleet.json" <<JSON
-{ "key_pool": 4, "keygen_latency_ms": 20,
-  "devices": [ $(dev pc1 "$NET.1" 16.1.25), $(dev pc2 "$NET.2" 12.0.45), $(dev pc3 "$NET.3" 16.1.25),
-               $(dev pc4 "$NET.4" 16.1.25) ] }
-JSON
-"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
-PIDS+=("$!")
-check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
+check "amtsim serves the fleet" mscert_sim "$(mscert_dev pc1 "$NET.1" 16.1.25)" \
+  "$(mscert_dev pc2 "$NET.2" 12.0.45)" "$(mscert_dev pc3 "$NET.3" 16.1.25)" "$(mscert_dev pc4 "$NET.4" 16.1.25)"
 
-# site NAME WEB-TEMPLATE EXTRA DEVICE...: a site whose CA "adcs" is ca-mscert against
-# adcssim; its web server certificates (and, with EXTRA, its 802.1X ones) come from there.
-site() {
-  local name=$1 tmpl=$2 extra=$3 d="$T/$1" id dot1x=
-  shift 3
-  [ -n "$extra" ] && dot1x=', "dot1x": {"plugin": "radius-8021x"}'
-  mkdir -p "$d"
-  cat >"$d/site.json" <<JSON
-{
-  "manifest_version": 1,
-  "site": { "name": "$name", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
-  "plugin_path": ["$AMTPROV_BUILD_DIR/plugins"],
-  "plugins": {
-    "amt": {"plugin": "amt-transport"},
-    "adcs": {"plugin": "ca-mscert", "config": {
-      "cep_url": "$HTTPS/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP",
-      "ca_bundle": "$T/adcs-ca.pem", "auth": "username",
-      "username": "sccm-site", "password": "adcs/enroll",
-      "web_server_template": "$tmpl", "client_8021x_template": "AMT8021XClient",
-      "winrm_url": "$HTTPS/wsman", "winrm_username": "sccm-site", "winrm_password": "adcs/winrm",
-      "ca_config": "ca.contoso.com\\\\Contoso Issuing CA", "poll_interval": 1, "timeout_seconds": 20}},
-    "creds": {"plugin": "credstore-file"}$dot1x
-  },
-  "credentials": {"store": "creds"},
-  "certificates": {"web_server": {"ca": "adcs", "template": "$tmpl"}},
-  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
-  "amt": {"transport": "amt", "ping": true}${extra:+,
-  $extra}
-}
-JSON
-  "$AMTPROV" -m "$d/site.json" db init >/dev/null || return 1
-  printf 'Site-Secret-1' | "$AMTPROV" -m "$d/site.json" cred set adcs/enroll --stdin >/dev/null || return 1
-  printf 'Site-Secret-1' | "$AMTPROV" -m "$d/site.json" cred set adcs/winrm --stdin >/dev/null || return 1
-  for id in "$@"; do
-    "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$d/$id.agent.json" 2>>"$T/agent.err" &&
-      "$AMTPROV" -m "$d/site.json" device add --from-json "$d/$id.agent.json" >/dev/null || return 1
-  done
-}
 DOT1X='"ieee8021x": {"plugin": "dot1x",
     "wired": {"name": "lan", "eap": "eap-tls", "server_ca": "'$pki/radius-ca.pem'",
               "server_name": "radius.contoso.com",
               "client_certificate": {"ca": "adcs", "template": "AMT8021XClient"}}}'
 check "the site (ca-mscert for web server and 802.1X) and its three devices are set up" \
-  site main AMTWebServer "$DOT1X" pc1 pc2 pc3
+  mscert_site main AMTWebServer "$DOT1X" pc1 pc2 pc3
 M="$T/main/site.json"
-
-# Helpers on the two sides: amtprov's records and adcssim's database.
-certs() { "$AMTPROV" -m "$M" --json cert list "$@"; }
-serials() { # amtprov's serials of DEVICE PURPOSE STATUS, upper case, one a line
-  certs --device "$1" --purpose "$2" --status "$3" |
-    python3 -c 'import json,sys; [print(c["serial"].upper().lstrip("0")) for c in json.load(sys.stdin)]'
-}
-ca_rows() { adcssim_requests "$CA_DIR" >"$T/ca-rows.json"; }
-# ca_status SERIAL: "status template requester reason" of that serial at adcssim
-ca_status() {
-  ca_rows
-  python3 - "$T/ca-rows.json" "$1" <<'PY'
-import json, sys
-want = sys.argv[2].upper().lstrip("0")
-for r in json.load(open(sys.argv[1])):
-    if (r.get("serial") or "").upper().lstrip("0") == want:
-        print(r["status"], r["template"], r["requester"], r.get("revocation_reason"))
-        break
-PY
-}
-dump() { "$AMTSIM" dump --control "$T/sim/control.sock" "$1" >"$T/$1.$2.json"; }
-crl_text() { curl -sf "$CRL_URL" | openssl crl -inform DER -noout -text; }
-on_crl() { # SERIAL REASON-TEXT: adcssim's CRL lists SERIAL with that reason
-  crl_text >"$T/crl.txt" && python3 - "$T/crl.txt" "$1" "$2" <<'PY'
-import re, sys
-text, serial, reason = open(sys.argv[1]).read(), sys.argv[2].upper().lstrip("0"), sys.argv[3]
-for e in re.split(r"Serial Number:\s*", text)[1:]:
-    if e.split()[0].upper().lstrip("0") == serial:
-        sys.exit(0 if reason in e.split("Serial Number")[0] else 1)
-sys.exit(1)
-PY
-}
 
 # ---- provisioning ------------------------------------------------------------------------
 expect_rc 0 "amtprovd provisions the fleet through ca-mscert" "$AMTPROVD" -m "$M" --once=180 2>"$T/d1.log"
@@ -140,7 +55,7 @@ cp "$T/ca-rows.json" "$T/ca-rows1.json"
 
 # R-CA-*, R-WS-01: what AMT serves and holds came from adcssim with the templates' properties.
 check "R-WS-01, R-8021X-02: each device's web server and wired client certificates were issued by adcssim's CA for their templates, as amtprov recorded them" \
-  python3 - "$T/adcs-ca.pem" "$T/certs1.json" "$T/ca-rows1.json" "$CRL_URL" "$T"/pc?.run1.json <<'PY'
+  python3 - "$CA_DIR.pem" "$T/certs1.json" "$T/ca-rows1.json" "$CRL_URL" "$T"/pc?.run1.json <<'PY'
 import base64, datetime, hashlib, json, os, subprocess, sys, urllib.parse
 ca, recorded, rows, crl = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), sys.argv[4]
 by_sha = {c["sha256"].upper(): c for c in recorded}
@@ -194,10 +109,10 @@ check "adcssim recorded exactly the six certificates amtprov asked for" \
 
 # ---- R-8021X-07: FreeRADIUS accepts the client certificate ca-mscert got ------------------
 radius_config "$T/radius" "$pki"
-cp "$T/adcs-ca.pem" "$RAD/clients-ca.pem"
+cp "$CA_DIR.pem" "$RAD/clients-ca.pem"
 radius_crl() { # adcssim's current CRL (PEM) next to its CA certificate, for FreeRADIUS
   curl -sf "$CRL_URL" | openssl crl -inform DER -out "$RAD/adcs.crl.pem" &&
-    radius_cadir "$T/adcs-ca.pem" "$RAD/adcs.crl.pem"
+    radius_cadir "$CA_DIR.pem" "$RAD/adcs.crl.pem"
 }
 WIRED1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc1.run1.json")
 check "the wired client certificate's key is in AMT" \
@@ -210,37 +125,10 @@ radius_stop
 
 # ---- pending: the CA manager approves (certutil -resubmit), amtprovd polls ---------------
 check "a second site whose web server template needs CA manager approval, with pc4" \
-  site approval AMTWebServerApproval "" pc4
+  mscert_site approval AMTWebServerApproval "" pc4
 A="$T/approval/site.json"
-pending_id() {
-  adcssim_requests "$CA_DIR" | python3 -c '
-import json, sys
-p = [r["id"] for r in json.load(sys.stdin) if r["status"] == "pending" and r["template"] == "AMTWebServerApproval"]
-print(p[0] if len(p) == 1 else "")'
-}
-a_state() { "$AMTPROV" -m "$A" --json device show pc4.contoso.com | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])'; }
-start_daemon "$T/d-approval.log" -m "$A"
-has_pending() { [ -n "$(pending_id)" ]; }
-check "the CA takes the request under submission: one pending request at adcssim" \
-  wait_for 60 has_pending
-REQ=$(pending_id)
-check "the device waits in CA_WAITING with the CA's RequestID,URI cookie kept" \
-  wait_for 60 bash -c "[ \"\$(sqlite3 '$T/approval/state/site.db' \"select count(*) from devices d join pending_ops p on p.device_id=d.id where d.state='CA_WAITING' and p.payload like '%$REQ,$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES%'\")\" = 1 ]"
-sleep 2   # a poll or two still answer pending
-check "still pending after polls: nothing issued, no certificate recorded" \
-  test "$("$AMTPROV" -m "$A" --json cert list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')$(a_state)" = 0CA_WAITING
-check "the CA officer resubmits the request (certutil -resubmit)" \
-  "$ADCSSIM" admin --dir "$CA_DIR" resubmit "$REQ"
-check "amtprovd polls, gets the certificate and provisions the device" \
-  wait_for 120 bash -c "[ \"\$('$AMTPROV' -m '$A' --json device show pc4.contoso.com | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])')\" = PROVISIONED ]"
-kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
-check "no sanitizer report (approval amtprovd)" no_sanitizer_reports "$T/d-approval.log"
-a_serial=$("$AMTPROV" -m "$A" --json cert list --status active | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["serial"])')
-check "the active certificate is the one adcssim issued from the approval template" \
-  test "$(ca_status "$a_serial")" = "issued AMTWebServerApproval sccm-site None"
-adcssim_requests "$CA_DIR" >"$T/rows-a.json"
-check "the request amtprov polled, $REQ, is the one issued" \
-  python3 -c 'import json,sys; r=[x for x in json.load(open(sys.argv[1])) if str(x["id"])==sys.argv[2]]; assert r and r[0]["status"]=="issued", r' "$T/rows-a.json" "$REQ"
+mscert_pending_start "$A" "$HTTPS/$ADCSSIM_CA_NAME""_CES_UsernamePassword/service.svc/CES" "$T/d-approval.log"
+mscert_pending_finish "$A" pc4.contoso.com "$T/d-approval.log"
 
 # ---- renewal (R-WS-03, R-REV-02c, R-8021X-06) ---------------------------------------------
 old_web=$(serials pc1.contoso.com web-server active)

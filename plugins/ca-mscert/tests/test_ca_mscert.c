@@ -271,12 +271,13 @@ struct seen {
 };
 
 static void on_check(void *ctx, int ok, const char *rule, const char *what, const char *exp,
-		     const char *act)
+		     const char *act, const char *fix)
 {
 	struct seen *s = ctx;
 
 	(void)what;
 	(void)exp;
+	CU_ASSERT(fix && *fix); /* every refusal says what to change */
 	(void)act;
 	if (!ok) {
 		s->fails++;
