@@ -365,11 +365,15 @@ static int write_failed(struct dir_ad *ad, struct ad_session *s, int lrc, const 
 				    "the OU or fix amt.directory_container)",
 				    fqdn, container, ad->cfg.url);
 	case LDAP_INSUFFICIENT_ACCESS:
+		if (adding)
+			return ad_ldap_fail(s, lrc, AMTPROV_E_DENIED, fqdn, err,
+					    "device %s: '%s' may not create computer objects in "
+					    "'%s' (grant it the rights of docs/directory-ad.md "
+					    "there)", fqdn, ad->cfg.bind_dn, container);
 		return ad_ldap_fail(s, lrc, AMTPROV_E_DENIED, fqdn, err,
-				    "device %s: '%s' may not %s '%s' (grant it the rights of "
-				    "docs/directory-ad.md on '%s')",
-				    fqdn, ad->cfg.bind_dn,
-				    adding ? "create computer objects as" : "change", dn, container);
+				    "device %s: '%s' may not change '%s' (grant it the rights "
+				    "of docs/directory-ad.md on '%s')",
+				    fqdn, ad->cfg.bind_dn, dn, container);
 	case LDAP_CONSTRAINT_VIOLATION:
 	case LDAP_ALREADY_EXISTS:
 		return ad_ldap_fail(s, lrc, AMTPROV_E_EXISTS, fqdn, err,
