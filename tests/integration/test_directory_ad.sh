@@ -136,7 +136,7 @@ cp "$T/k1.out" "$T/k.now"; keytab "$T/kt1" "$T/pw1"
 check "R-ACC-01: the KDC accepts the key made from password, salt and kvno (kinit -k)" \
   kinit -k -t "$T/kt1" 'AMT1$@CONTOSO.TEST'
 check "R-ACC-01: tickets are issued for the device's SPNs (kvno)" \
-  kvno "HTTP/$F:16992" "HTTP/$F:16993" "HTTP/$F"
+  bash -c "kvno 'HTTP/$F:16992' 'HTTP/$F:16993' 'HTTP/$F' >/dev/null"
 
 # --- idempotent: a retry (after a crash too) finds the account, fixes it, new password
 "${LDAPS[@]}" -b "CN=AMT1,$OU" -s base >/dev/null 2>&1  # warm
@@ -225,13 +225,79 @@ expect_err "a filter in a name is only a name" E_NOT_FOUND "no object named '*'"
 check "R-PROV-04: delete removes the account" drive "$T/d1.out" ad delete "$F"
 check "the account and its SPNs are gone" \
   test -z "$(ldap_get "(|(sAMAccountName=AMT1\$)(servicePrincipalName=HTTP/$F:16993))" dn)"
-kdestroy >/dev/null 2>&1
-echo "$SITE_PW" | kinit amtprov-site@CONTOSO.TEST >/dev/null 2>&1
+# A fresh TGT as the site account: no service ticket cached from before.
+fresh_tgt() { kdestroy >/dev/null 2>&1; echo "$SITE_PW" | kinit amtprov-site@CONTOSO.TEST >/dev/null 2>&1; }
+check "the site account gets a fresh TGT" fresh_tgt
 check "no ticket for the device's SPN any more" bash -c "! kvno 'HTTP/$F:16993' >/dev/null 2>&1"
 expect_err "deleting again is AMTPROV_E_NOT_FOUND" E_NOT_FOUND "no computer account" ad delete "$F"
 expect_err "keyinfo without an account is AMTPROV_E_NOT_FOUND" E_NOT_FOUND "no computer account" ad keyinfo "$F"
 check "no secret in the driver's log (raw, base64, hex)" \
   python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T/drive.log"
 check "no sanitizer report (driver)" no_sanitizer_reports "$T/drive.log"
+
+# --- through amtprovd: provisioning creates the accounts, unprovisioning deletes them
+make_prov_pki "$T/pki"   # oob.contoso.com; sets ROOT_HASH (lib.sh)
+mkdir -p "$T/sim" "$T/e2e"
+fleet_dev() {
+  printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in",
+    "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
+}
+printf '{ "key_pool": 2, "devices": [ %s, %s ] }\n' "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2")" >"$T/fleet.json"
+"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
+PIDS+=("$!")
+check "amtsim serves two devices" wait_for 20 test -S "$T/sim/control.sock"
+E2E="$T/e2e/site.json"
+cat >"$E2E" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "e2e", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport"},
+    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+    "creds": {"plugin": "credstore-file"},
+    "ad": {"plugin": "directory-ad", "config": $(adcfg "ldaps://$IP" amtprov-site@contoso.test)}
+  },
+  "credentials": {"store": "creds"},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$T/pki/chain.pem", "key": "$T/pki/prov.key"},
+  "amt": {"transport": "amt", "directory": "ad", "directory_container": "$OU"}
+}
+JSON
+"$AMTPROV" -m "$E2E" db init >/dev/null
+printf '%s' "$SITE_PW" | "$AMTPROV" -m "$E2E" cred set ad/site --stdin >/dev/null
+for id in pc1 pc2; do
+  "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
+  "$AMTPROV" -m "$E2E" device add --from-json "$T/$id.agent.json" >/dev/null
+done
+expect_rc 0 "amtprovd provisions both devices with directory-ad" \
+  "$AMTPROVD" -m "$E2E" -l debug --once=120 2>"$T/amtprovd.1.log"
+check "both devices are PROVISIONED" bash -c "'$AMTPROV' -m '$E2E' --json device list |
+  python3 -c 'import json,sys; s=[d[\"state\"] for d in json.load(sys.stdin)]; assert s==[\"PROVISIONED\"]*2, s'"
+for id in pc1 pc2; do
+  ID=${id^^}
+  ldap_get "(sAMAccountName=$ID\$)" servicePrincipalName dNSHostName msDS-SupportedEncryptionTypes >"$T/$id.ldif"
+  check "R-PROV-04: amtprovd made $id's account in $OU" \
+    test "$(ldap_get "(sAMAccountName=$ID\$)" dn)" = "dn: CN=$ID,$OU"
+  check "R-PROV-04: with the SPNs AMT uses and encryption types 28" bash -c "
+    for s in HTTP/$id.contoso.com:16992 HTTP/$id.contoso.com:16993 HTTPS/$id.contoso.com:16993; do
+      grep -qx \"servicePrincipalName: \$s\" '$T/$id.ldif' || exit 1; done
+    grep -qx 'msDS-SupportedEncryptionTypes: 28' '$T/$id.ldif'"
+done
+check "a fresh TGT" fresh_tgt
+check "R-PROV-04: a console gets a ticket for pc1's SPN" \
+  bash -c "kvno HTTP/pc1.contoso.com:16993 >/dev/null"
+check "the device unprovision is accepted" \
+  bash -c "'$AMTPROV' -m '$E2E' device unprovision pc1.contoso.com | grep -q NEED_UNPROVISION"
+expect_rc 0 "amtprovd unprovisions pc1" "$AMTPROVD" -m "$E2E" -l debug --once=120 2>"$T/amtprovd.2.log"
+check "R-REV-02a: pc1's account and its SPNs are gone" \
+  test -z "$(ldap_get '(|(sAMAccountName=PC1$)(servicePrincipalName=HTTP/pc1.contoso.com:16993))' dn)"
+check "a fresh TGT" fresh_tgt
+check "R-REV-02a: no ticket for pc1's SPN any more" bash -c "! kvno HTTP/pc1.contoso.com:16993 >/dev/null 2>&1"
+check "pc2's account stays" test -n "$(ldap_get '(sAMAccountName=PC2$)' dn)"
+check "no secret in amtprovd's logs (raw, base64, hex)" \
+  python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T"/amtprovd.*.log
+check "no sanitizer report (amtprovd, amtsim)" no_sanitizer_reports "$T"/amtprovd.*.log "$T/amtsim.log"
 
 finish
