@@ -69,30 +69,29 @@ int ad_computer_salt(const char *realm, const char *sam, const char *dns_domain,
 	return 0;
 }
 
-int ad_dn_escape(const char *in, char *out, size_t size)
+enum esc { ESC_NONE, ESC_BACKSLASH, ESC_HEX };
+
+/* Copies @p in to @p out, each character as @p how says: itself, after a backslash, or as
+ * a backslash and two hex digits. */
+static int escape(const char *in, char *out, size_t size,
+		  enum esc (*how)(const unsigned char *in, size_t i, size_t n))
 {
 	size_t o = 0, n = strlen(in);
 
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-		int lead = i == 0 && (c == ' ' || c == '#');
-		int trail = i == n - 1 && c == ' ';
+		enum esc e = how((const unsigned char *)in, i, n);
+		size_t need = e == ESC_HEX ? 3 : e == ESC_BACKSLASH ? 2 : 1;
 
-		if (c < 0x20 || c == 0x7f) {
-			if (o + 4 > size)
-				return -1;
-			snprintf(out + o, 4, "\\%02x", c);
-			o += 3;
-			continue;
-		}
-		if (lead || trail || strchr(",+\"\\<>;=", c)) {
-			if (o + 2 > size)
-				return -1;
-			out[o++] = '\\';
-		}
-		if (o + 2 > size)
+		if (o + need + 1 > size)
 			return -1;
-		out[o++] = (char)c;
+		if (e == ESC_HEX) {
+			snprintf(out + o, 4, "\\%02x", (unsigned char)in[i]);
+		} else {
+			if (e == ESC_BACKSLASH)
+				out[o] = '\\';
+			out[o + need - 1] = in[i];
+		}
+		o += need;
 	}
 	if (o + 1 > size)
 		return -1;
@@ -100,26 +99,36 @@ int ad_dn_escape(const char *in, char *out, size_t size)
 	return 0;
 }
 
+/* RFC 4514 2.4: the specials, a leading blank or '#', a trailing blank; controls in hex. */
+static enum esc dn_how(const unsigned char *in, size_t i, size_t n)
+{
+	unsigned char c = in[i];
+
+	if (c < 0x20 || c == 0x7f)
+		return ESC_HEX;
+	if ((i == 0 && (c == ' ' || c == '#')) || (i == n - 1 && c == ' ') ||
+	    strchr(",+\"\\<>;=", c))
+		return ESC_BACKSLASH;
+	return ESC_NONE;
+}
+
+int ad_dn_escape(const char *in, char *out, size_t size)
+{
+	return escape(in, out, size, dn_how);
+}
+
+/* RFC 4515 3: '*', '(', ')', '\\' and NUL in hex (controls too, for readable filters). */
+static enum esc filter_how(const unsigned char *in, size_t i, size_t n)
+{
+	unsigned char c = in[i];
+
+	(void)n;
+	return c == '*' || c == '(' || c == ')' || c == '\\' || c < 0x20 ? ESC_HEX : ESC_NONE;
+}
+
 int ad_filter_escape(const char *in, char *out, size_t size)
 {
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
-		if (*p == '*' || *p == '(' || *p == ')' || *p == '\\' || *p < 0x20) {
-			if (o + 4 > size)
-				return -1;
-			snprintf(out + o, 4, "\\%02x", *p);
-			o += 3;
-		} else {
-			if (o + 2 > size)
-				return -1;
-			out[o++] = (char)*p;
-		}
-	}
-	if (o + 1 > size)
-		return -1;
-	out[o] = '\0';
-	return 0;
+	return escape(in, out, size, filter_how);
 }
 
 int ad_dn_to_dns(const char *dn, char *out, size_t size)
