@@ -72,12 +72,15 @@ static int set_opts(LDAP *ld, const struct ad_conn_opts *o)
 	int v3 = LDAP_VERSION3, demand = LDAP_OPT_X_TLS_DEMAND;
 	int min = LDAP_OPT_X_TLS_PROTOCOL_TLS1_2, zero = 0;
 
-	/* Per-session TLS context: other users of libldap in the process keep theirs. */
+	/* Per-session TLS context (NEWCTX last): other users of libldap in the process keep
+	 * theirs. */
 	return ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &v3) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, o->ca_file) != LDAP_OPT_SUCCESS ||
+	       /* ca_file is the only trust anchor, whatever ldap.conf says. */
+	       ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTDIR, NULL) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_X_TLS_PROTOCOL_MIN, &min) != LDAP_OPT_SUCCESS ||
 	       ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &zero) != LDAP_OPT_SUCCESS;
