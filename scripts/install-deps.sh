@@ -28,6 +28,7 @@ DEMO_PACKAGES=(
   libevent-dev                # the engine's event loop
   libcurl4-openssl-dev        # HTTPS + Digest client for the AMT transport
   libmicrohttpd-dev           # small HTTP servers: ca-local's CRL endpoint
+  libldap-dev                 # directory-ad: Active Directory accounts over LDAPS/StartTLS (OpenLDAP's libldap)
   python3                     # the demo reads amtprov's --json output
 )
 
@@ -49,7 +50,8 @@ TEST_PACKAGES=(
   libkrb5-dev                 # adcssim: Kerberos (HTTP Negotiate) CEP/CES endpoints, MIT GSSAPI acceptor
   krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
-  samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
+  samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC (adcssim's Kerberos test, directory-ad)
+  ldap-utils                  # tests: ldapsearch/ldapmodify check directory-ad's accounts as an AD administrator would
   strace                      # benchmarks only: bench_provision.sh counts amtprovd's fsyncs per device and thread
 )
 

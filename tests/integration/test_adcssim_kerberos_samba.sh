@@ -3,11 +3,12 @@
 # adcssim's Kerberos endpoints (HTTP Negotiate, MS-WSTEP 3.1.1.1.1) against a Samba AD DC,
 # as AD CS runs against Active Directory: a throwaway domain on loopback, the site account
 # and a service account holding the SPN HTTP/<host> (its keytab exported with samba-tool),
-# tickets from Samba's KDC. The checks are those of test_adcssim_kerberos.sh
+# tickets from Samba's KDC (samba_lib.sh). The checks are those of test_adcssim_kerberos.sh
 # (adcssim_krb_lib.sh).
 TEST_NAME=adcssim_kerberos_samba
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/adcssim_krb_lib.sh"
+source "$(dirname "$0")/samba_lib.sh"
 
 need_tools samba samba-tool kinit klist
 
