@@ -27,16 +27,15 @@ int negotiate_applies(const struct device *d, const char *authorization)
 #define MAX_SIDS 1024
 
 /* The device's MasterKey as a keytab entry per SPN (principal SPN@realm). */
-static int make_keytab(krb5_context kc, const struct device *d, krb5_keytab *kt, char *why,
-		       size_t wsz)
+static int make_keytab(krb5_context kc, const struct device *d, krb5_keytab *kt, char *name,
+		       size_t nsz, char *why, size_t wsz)
 {
-	static unsigned long serial;
+	static unsigned long serial; /* the event loop is the only caller */
 	unsigned char *key = NULL;
 	size_t key_len = 0;
-	char name[64];
 	int rc = -1;
 
-	snprintf(name, sizeof(name), "MEMORY:amtsim-%p-%lu", (const void *)d, ++serial);
+	snprintf(name, nsz, "MEMORY:amtsim-%p-%lu", (const void *)d, ++serial);
 	if (krb5_kt_resolve(kc, name, kt)) {
 		snprintf(why, wsz, "in-memory keytab unavailable");
 		return -1;
@@ -109,7 +108,9 @@ int negotiate_check(struct device *d, const char *authorization, char *user, siz
 	gss_buffer_desc in = GSS_C_EMPTY_BUFFER, out = GSS_C_EMPTY_BUFFER, dn = GSS_C_EMPTY_BUFFER;
 	gss_buffer_desc attr = {sizeof("urn:mspac:logon-info") - 1, (void *)"urn:mspac:logon-info"};
 	gss_buffer_desc val = GSS_C_EMPTY_BUFFER, disp = GSS_C_EMPTY_BUFFER;
-	char (*sids)[PAC_SID_STR] = NULL;
+	char (*sids)[PAC_SID_STR] = NULL, ktname[64];
+	gss_key_value_element_desc ckv;
+	gss_key_value_set_desc store;
 	OM_uint32 major, minor;
 	unsigned char *tok = NULL;
 	size_t len = 0;
@@ -125,9 +126,15 @@ int negotiate_check(struct device *d, const char *authorization, char *user, siz
 		snprintf(why, wsz, "krb5 unavailable");
 		goto out;
 	}
-	if (make_keytab(kc, d, &kt, why, wsz))
+	if (make_keytab(kc, d, &kt, ktname, sizeof(ktname), why, wsz))
 		goto out;
-	major = gss_krb5_import_cred(&minor, NULL, NULL, kt, &cred);
+	/* acceptor credentials for every mechanism (SPNEGO wraps Kerberos in the token) */
+	ckv.key = "keytab";
+	ckv.value = ktname;
+	store.count = 1;
+	store.elements = &ckv;
+	major = gss_acquire_cred_from(&minor, GSS_C_NO_NAME, GSS_C_INDEFINITE, GSS_C_NO_OID_SET,
+				      GSS_C_ACCEPT, &store, &cred, NULL, NULL);
 	if (major != GSS_S_COMPLETE) {
 		snprintf(why, wsz, "acceptor credentials from the MasterKey refused");
 		goto out;
@@ -136,10 +143,19 @@ int negotiate_check(struct device *d, const char *authorization, char *user, siz
 	in.length = len;
 	major = gss_accept_sec_context(&minor, &ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &client,
 				       NULL, &out, NULL, NULL, NULL);
+	if (major == GSS_S_CONTINUE_NEEDED) {
+		snprintf(why, wsz, "multi-leg Negotiate is not supported");
+		goto out;
+	}
 	if (major != GSS_S_COMPLETE) {
-		snprintf(why, wsz, "%s", major == GSS_S_CONTINUE_NEEDED
-					       ? "multi-leg Negotiate is not supported"
-					       : "the ticket does not decrypt with the device's key");
+		OM_uint32 min2, mctx = 0;
+		gss_buffer_desc m = GSS_C_EMPTY_BUFFER;
+
+		gss_display_status(&min2, minor ? minor : major,
+				   minor ? GSS_C_MECH_CODE : GSS_C_GSS_CODE, GSS_C_NO_OID, &mctx, &m);
+		snprintf(why, wsz, "the ticket is refused with the device's key: %.*s",
+			 (int)m.length, m.value ? (const char *)m.value : "GSSAPI error");
+		gss_release_buffer(&min2, &m);
 		goto out;
 	}
 	if (gss_display_name(&minor, client, &dn, NULL) == GSS_S_COMPLETE)
