@@ -108,6 +108,13 @@ console() {
     -H 'Content-Type: application/soap+xml;charset=UTF-8' --data-binary @"$T/get.xml" \
     -o "$T/b.$1" -w '%{http_code}' "https://pc1.contoso.com:16993/wsman" 2>"$T/curl.$1.err"
 }
+# malformed tokens: each a 401, and the device keeps answering (alice's call below)
+for tok in 'AAAA!!not-base64' 'YWJjZA==' 'oIIBzTCCAcmgAwoBAKEL' "$(head -c 3000 /dev/urandom | base64 -w0)"; do
+  status=$(curl -sS --max-time 20 -k --resolve "pc1.contoso.com:16993:$NET.1" \
+    -H "Authorization: Negotiate $tok" -H 'Content-Type: application/soap+xml;charset=UTF-8' \
+    --data-binary @"$T/get.xml" -o /dev/null -w '%{http_code}' "https://pc1.contoso.com:16993/wsman")
+  check "a malformed Negotiate token (${tok:0:12}...) gets 401 (got $status)" test "$status" = 401
+done
 status=$(console alice 'Al1ce-Console!')
 check "R-ACC-01: alice (in amt-admins) reaches WS-Man with a Kerberos ticket (got $status)" \
   test "$status" = 200
