@@ -50,6 +50,7 @@ TEST_PACKAGES=(
   krb5-kdc krb5-admin-server krb5-user  # tests: a test KDC (kadmin.local, kinit) for adcssim's Negotiate
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
   samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC whose KDC adcssim's Kerberos test uses
+  ldb-tools                   # tests: ldbsearch/ldbmodify on the Samba DC's sam.ldb (test_e2e_kerberos_samba)
   strace                      # benchmarks only: bench_provision.sh counts amtprovd's fsyncs per device and thread
 )
 
