@@ -96,6 +96,9 @@ assert k["enabled"] and k["realm"] == "CONTOSO.COM" and k["key_version"] == int(
 spns = {s["spn"]: s["protocol"] for s in k["spns"]}
 assert spns.get("HTTP/pc1.contoso.com") == 0 and spns.get("HTTP/pc1.contoso.com:16993") == 1, spns
 PY
+check "R-ACC-01: the device's key and SIDs are kept in the credential store" bash -c \
+  "'$AMTPROV' -m '$T/site/site.json' cred list | grep -qx 'device/pc1.contoso.com/kerberos-master-key' &&
+   '$AMTPROV' -m '$T/site/site.json' cred list | grep -qx 'device/pc1.contoso.com/kerberos'"
 check "R-ACC-01: the device key never reaches amtprovd's log" \
   bash -c "! grep -qi 'MasterKey>[A-Za-z0-9+/]' '$T/amtprovd.log'"
 
@@ -124,4 +127,13 @@ check "R-ACC-01: mallory (outside the ACL) gets 401 (got $status)" test "$status
 "$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump2.json"
 check "the device's audit says why mallory was refused" \
   python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["audit"]; assert any("mallory" in e["event"] and "no ACL entry" in e["event"] for e in a), [e["event"] for e in a if "negotiate" in e["event"]]' "$T/pc1.dump2.json"
+
+# R-REV-02a: unprovision clears the device's Kerberos secrets; AMT no longer takes tickets
+"$AMTPROV" -m "$T/site/site.json" device unprovision pc1.contoso.com >/dev/null
+expect_rc 0 "amtprovd unprovisions pc1" \
+  "$AMTPROVD" -m "$T/site/site.json" -l debug --once=120 2>"$T/amtprovd2.log"
+check "the device's Kerberos records are removed on unprovision" \
+  bash -c "! '$AMTPROV' -m '$T/site/site.json' cred list | grep -q 'device/pc1.contoso.com/kerberos'"
+status=$(console alice 'Al1ce-Console!')
+check "after unprovision alice's ticket no longer opens the device (got $status)" test "$status" = 401
 finish
