@@ -148,6 +148,22 @@ int r_kerberos(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 	return 0;
 }
 
+/* An integer property of a Put, if present, in [min, max]: 0, or -1 when out of range. */
+static int put_int(xmlNodePtr inst, const char *name, long long min, long long max, int *out)
+{
+	xmlNodePtr n = xml_child(inst, NULL, name);
+	long long v;
+	char s[32];
+
+	if (!n)
+		return 0;
+	xml_text(n, s, sizeof(s));
+	if (sim_parse_ll(s, min, max, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
 /* Put (AMT-PROTOCOL.md 8.4): what amtprov's second stage writes. Checked as the firmware
  * would: a realm, SPNs with one protocol each, a key version and a 128-bit MasterKey before
  * KrbEnabled may be true. Applies at once (the Kerberos acceptor uses it, sim/negotiate.c). */
@@ -195,30 +211,13 @@ int p_kerberos(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
 		}
 		sim_strlcpy(k.realm, s, sizeof(k.realm));
 	}
-	if ((n = xml_child(inst, NULL, "KeyVersion"))) {
-		xml_text(n, s, sizeof(s));
-		if (sim_parse_ll(s, 0, 0x7fffffff, &v) != 0) {
-			wm_fault_invalid(r, w, "KeyVersion is an unsigned integer.");
-			return -1;
-		}
-		k.key_version = (int)v;
-	}
-	if ((n = xml_child(inst, NULL, "EncryptionAlgorithm"))) {
-		xml_text(n, s, sizeof(s));
-		/* this simulated firmware takes the RC4-HMAC MasterKey only */
-		if (sim_parse_ll(s, 0, 0, &v) != 0) {
-			wm_fault_invalid(r, w, "EncryptionAlgorithm: only 0 (RC4-HMAC) is supported.");
-			return -1;
-		}
-		k.encryption_algorithm = (int)v;
-	}
-	if ((n = xml_child(inst, NULL, "MaximumClockTolerance"))) {
-		xml_text(n, s, sizeof(s));
-		if (sim_parse_ll(s, 1, 60, &v) != 0) {
-			wm_fault_invalid(r, w, "MaximumClockTolerance is 1..60 minutes.");
-			return -1;
-		}
-		k.clock_tolerance = (int)v;
+	/* this simulated firmware takes the RC4-HMAC MasterKey only (EncryptionAlgorithm 0) */
+	if (put_int(inst, "KeyVersion", 0, 0x7fffffff, &k.key_version) ||
+	    put_int(inst, "EncryptionAlgorithm", 0, 0, &k.encryption_algorithm) ||
+	    put_int(inst, "MaximumClockTolerance", 1, 60, &k.clock_tolerance)) {
+		wm_fault_invalid(r, w, "KeyVersion is an unsigned integer, EncryptionAlgorithm 0 "
+				       "(RC4-HMAC), MaximumClockTolerance 1..60 minutes.");
+		return -1;
 	}
 	if ((n = xml_child(inst, NULL, "MasterKey"))) {
 		xml_text(n, s, sizeof(s));
