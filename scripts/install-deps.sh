@@ -52,6 +52,7 @@ TEST_PACKAGES=(
   libxml2-utils               # tests: xmllint validates adcssim's replies against the XSDs
   samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC (adcssim's Kerberos test, directory-ad)
   ldap-utils                  # tests: ldapsearch/ldapmodify check directory-ad's accounts as an AD administrator would
+  ldb-tools                   # tests: ldbsearch/ldbmodify on the Samba DC's sam.ldb (test_e2e_kerberos_samba)
   strace                      # benchmarks only: bench_provision.sh counts amtprovd's fsyncs per device and thread
 )
 

@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "hostile.h"
+#include "negotiate.h"
 
 /* CONN_DELAYED: a response waits on a timer (modelled firmware latency); CONN_DROP: fault
  * injection closes the connection without an answer; CONN_HANG: fault injection never
@@ -41,7 +42,7 @@ struct conn {
 	char peer[64];
 	struct event *delay_timer;
 	struct http_response pending;
-	char pending_auth[256];
+	char pending_auth[384];
 	bool pending_has_auth;
 	unsigned served;           /* requests read on this connection */
 	struct evbuffer *drip;     /* CONN_DRIP: what is still to send */
@@ -272,7 +273,7 @@ static void handle_request(struct conn *c)
 	struct device *d = c->dev;
 	struct sim_dev_rt *rt = d->runtime;
 	struct http_response r = {.status = 500};
-	char user[17] = "", chal[256];
+	char user[256] = "", chal[384], why[256];
 	time_t now = time(NULL);
 	enum digest_result dr;
 	int hostile;
@@ -298,6 +299,17 @@ static void handle_request(struct conn *c)
 		c->state = CONN_HANG;
 		return;
 	}
+	/* Kerberos, when configured, next to Digest (AMT offers both) */
+	if (negotiate_applies(d, c->req.authorization)) {
+		if (negotiate_check(d, c->req.authorization, user, sizeof(user), why,
+				    sizeof(why)) == 0) {
+			dr = DIGEST_OK;
+			goto authenticated;
+		}
+		rt->auth_failures++;
+		device_audit(d, "http negotiate refused from %s: %s", c->peer, why);
+		c->req.authorization[0] = '\0';
+	}
 	dr = digest_check(&rt->digest, d->realm, c->req.method,
 			  c->req.authorization[0] ? c->req.authorization : NULL, ha1_lookup, d, user,
 			  sizeof(user), now);
@@ -320,11 +332,22 @@ static void handle_request(struct conn *c)
 		}
 		/* Every 401 carries a new nonce; stale=true tells the client to retry silently. */
 		rt->challenges++;
-		digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal, sizeof(chal), now);
+		if (d->kerberos.enabled) {
+			/* both schemes, as two WWW-Authenticate headers */
+			size_t k = (size_t)snprintf(chal, sizeof(chal),
+						    "Negotiate\r\nWWW-Authenticate: ");
+
+			digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal + k,
+					 sizeof(chal) - k, now);
+		} else {
+			digest_challenge(&rt->digest, d->realm, dr == DIGEST_STALE, chal,
+					 sizeof(chal), now);
+		}
 		r.status = 401;
 		respond(c, &r, chal);
 		return;
 	}
+authenticated:
 	c->req.user = user;
 	hostile = device_fault_hostile(d, c->req.body);
 	c->srv->handler(c->srv, d, &c->req, &r);

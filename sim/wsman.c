@@ -715,7 +715,7 @@ static const struct wclass classes[] = {
 	{"AMT_TimeSynchronizationService", AMT_URI, "Name",
 	 r_timesync, NULL, timesync_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_KerberosSettingData", AMT_URI, "InstanceID",
-	 r_kerberos, NULL, kerberos_methods, NULL, NULL, KEY_EXACT},
+	 r_kerberos, p_kerberos, kerberos_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_RedirectionService", AMT_URI, "Name",
 	 r_redir, p_redir, redir_methods, NULL, NULL, KEY_EXACT},
 	{"AMT_WebUIService", AMT_URI, "Name",

@@ -136,6 +136,8 @@ int wm_commit_tls(struct device *d);
 int r_timesync(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 extern const struct method timesync_methods[];
 int r_kerberos(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
+int p_kerberos(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
+	       struct http_response *r);
 extern const struct method kerberos_methods[];
 int r_redir(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 int p_redir(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,

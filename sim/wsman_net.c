@@ -148,6 +148,116 @@ int r_kerberos(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 	return 0;
 }
 
+/* An integer property of a Put, if present, in [min, max]: 0, or -1 when out of range. */
+static int put_int(xmlNodePtr inst, const char *name, long long min, long long max, int *out)
+{
+	xmlNodePtr n = xml_child(inst, NULL, name);
+	long long v;
+	char s[32];
+
+	if (!n)
+		return 0;
+	xml_text(n, s, sizeof(s));
+	if (sim_parse_ll(s, min, max, &v) != 0)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Put (AMT-PROTOCOL.md 8.4): what amtprov's second stage writes. Checked as the firmware
+ * would: a realm, SPNs with one protocol each, a key version and a 128-bit MasterKey before
+ * KrbEnabled may be true. Applies at once (the Kerberos acceptor uses it, sim/negotiate.c). */
+int p_kerberos(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
+	       struct http_response *r)
+{
+	struct dev_kerberos k = d->kerberos;
+	int n_proto = 0, have_spn = 0;
+	unsigned char *key = NULL;
+	size_t key_len = 0;
+	long long v;
+	char s[192];
+	xmlNodePtr n;
+
+	(void)idx;
+	for (xmlNodePtr c = inst->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		xml_text(c, s, sizeof(s));
+		if (!strcmp((const char *)c->name, "ServicePrincipalName")) {
+			if (!have_spn++)
+				k.n_spn = 0;
+			if (k.n_spn >= DEV_MAX_SPN || !s[0] || strlen(s) >= sizeof(k.spn[0])) {
+				wm_fault_invalid(r, w, "Too many, empty or too long ServicePrincipalName values.");
+				return -1;
+			}
+			sim_strlcpy(k.spn[k.n_spn++], s, sizeof(k.spn[0]));
+		} else if (!strcmp((const char *)c->name, "ServicePrincipalProtocol")) {
+			if (n_proto >= DEV_MAX_SPN || sim_parse_ll(s, 0, 3, &v) != 0) {
+				wm_fault_invalid(r, w, "ServicePrincipalProtocol is 0..3, one per SPN.");
+				return -1;
+			}
+			k.spn_protocol[n_proto++] = (int)v;
+		}
+	}
+	if (have_spn && n_proto != k.n_spn) {
+		wm_fault_invalid(r, w, "ServicePrincipalProtocol needs one value per ServicePrincipalName.");
+		return -1;
+	}
+	if ((n = xml_child(inst, NULL, "RealmName"))) {
+		xml_text(n, s, sizeof(s));
+		if (strlen(s) >= sizeof(k.realm)) {
+			wm_fault_invalid(r, w, "RealmName is too long.");
+			return -1;
+		}
+		sim_strlcpy(k.realm, s, sizeof(k.realm));
+	}
+	/* this simulated firmware takes the RC4-HMAC MasterKey only (EncryptionAlgorithm 0) */
+	if (put_int(inst, "KeyVersion", 0, 0x7fffffff, &k.key_version) ||
+	    put_int(inst, "EncryptionAlgorithm", 0, 0, &k.encryption_algorithm) ||
+	    put_int(inst, "MaximumClockTolerance", 1, 60, &k.clock_tolerance)) {
+		wm_fault_invalid(r, w, "KeyVersion is an unsigned integer, EncryptionAlgorithm 0 "
+				       "(RC4-HMAC), MaximumClockTolerance 1..60 minutes.");
+		return -1;
+	}
+	if ((n = xml_child(inst, NULL, "MasterKey"))) {
+		xml_text(n, s, sizeof(s));
+		if (sim_b64_decode(s, &key, &key_len) != 0 || key_len != 16) {
+			if (key)
+				OPENSSL_clear_free(key, key_len);
+			OPENSSL_cleanse(s, sizeof(s));
+			wm_fault_invalid(r, w, "MasterKey is a base64 128-bit key.");
+			return -1;
+		}
+		OPENSSL_clear_free(key, key_len);
+		sim_strlcpy(k.master_key_b64, s, sizeof(k.master_key_b64));
+		OPENSSL_cleanse(s, sizeof(s));
+	}
+	if ((n = xml_child(inst, NULL, "KrbEnabled"))) {
+		bool b;
+
+		xml_text(n, s, sizeof(s));
+		if (wm_bool(s, &b) != 0) {
+			wm_fault_invalid(r, w, "KrbEnabled is a boolean.");
+			return -1;
+		}
+		k.enabled = b;
+	}
+	if (k.enabled && (!k.realm[0] || !k.n_spn || !k.key_version || !k.master_key_b64[0])) {
+		wm_fault_invalid(r, w, "Kerberos needs RealmName, ServicePrincipalName, KeyVersion and MasterKey.");
+		return -1;
+	}
+	if (!device_flash_write(d)) {
+		wm_fault_internal(r, w, "Flash write limit reached.");
+		return -1;
+	}
+	d->kerberos = k;
+	OPENSSL_cleanse(&k, sizeof(k));
+	device_audit(d, "AMT_KerberosSettingData Put: KrbEnabled=%d realm %s, %d SPNs, key version %d",
+		     d->kerberos.enabled, d->kerberos.realm, d->kerberos.n_spn, d->kerberos.key_version);
+	d->dirty = true;
+	return 0;
+}
+
 static int m_get_ccache(struct device *d, xmlNodePtr in, const struct wreq *w, struct sbuf *out,
 			struct http_response *r)
 {

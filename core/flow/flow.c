@@ -16,6 +16,7 @@
 #include "util.h"
 
 #include "flow_int.h"
+#include "flow_krb.h"
 
 int flow_device_spns(const char *fqdn, char *buf, size_t buflen, const char **out, size_t max)
 {
@@ -70,7 +71,16 @@ struct dir_call {
 	char spn_buf[4 * (STORE_FQDN_SIZE + 16)];
 	const char *spns[8];
 	struct flow *f;
+	struct flow_krb_prep *krb; /* Kerberos keys and SIDs to keep; NULL: none */
 };
+
+static void dir_call_free(void *arg)
+{
+	struct dir_call *c = arg;
+
+	flow_krb_prep_free(c->krb);
+	free(c);
+}
 
 static int dir_create(void *arg, struct amtprov_error *err)
 {
@@ -85,8 +95,10 @@ static int dir_create(void *arg, struct amtprov_error *err)
 	struct amtprov_secret *pw = NULL;
 	int rc = pi_directory_create(c->pi, c->fqdn, &acct, &pw, err);
 
-	/* The account password is not needed by amtprov: AMT's Kerberos keys come from
-	 * the realm settings. Wipe it. */
+	/* The password itself is never kept: the Kerberos keys derived from it go to the
+	 * credential store (flow_krb.c), then it is wiped. */
+	if (rc == AMTPROV_OK && c->krb)
+		rc = flow_krb_store(c->krb, pw, err);
 	util_secret_free(pw);
 	return rc;
 }
@@ -97,13 +109,13 @@ static void dir_done(struct engine_job *job, int rc, const struct amtprov_error 
 	char why[STORE_TEXT_SIZE + STORE_FQDN_SIZE + AMTPROV_ERROR_MSG_SIZE];
 
 	if (rc == AMTPROV_OK) {
-		free(c);
+		dir_call_free(c);
 		flow_end(job, FLOW_DONE);
 		return;
 	}
 	snprintf(why, sizeof(why), "directory account for %s: %s", c->fqdn,
 		 err->msg[0] ? err->msg : amtprov_strerror(rc));
-	free(c);
+	dir_call_free(c);
 	engine_job_done(job, DS_INVALID, rc, why);
 }
 
@@ -136,12 +148,20 @@ static void step_directory(struct engine_job *job, void *ctx)
 		engine_job_fail(job, AMTPROV_E_INVALID, "device FQDN too long for its SPNs");
 		return;
 	}
-	if (engine_job_blocking(job, dir_create, dir_done, c, &err) != AMTPROV_OK) {
+	c->krb = flow_krb_prep_new(m, pi, m->credstore ? plugin_host_find(site_plugins(f->site),
+									  m->credstore) : NULL,
+				   dev->fqdn, &err);
+	if (!c->krb && err.code) {
 		free(c);
 		engine_job_done(job, DS_INVALID, err.code, err.msg);
 		return;
 	}
-	engine_job_set_abort(job, free, c);
+	if (engine_job_blocking(job, dir_create, dir_done, c, &err) != AMTPROV_OK) {
+		dir_call_free(c);
+		engine_job_done(job, DS_INVALID, err.code, err.msg);
+		return;
+	}
+	engine_job_set_abort(job, dir_call_free, c);
 }
 
 /* ---- NEED_DEVICE_CHECK: R-PROV-01 state, R-PC-05 namespace, R-PROV-05 OTP, root hash ---- */

@@ -26,6 +26,7 @@
 
 #include "flow_int.h"
 #include "flow_keys.h"
+#include "flow_krb.h"
 #include "flow_prune.h"
 #include "pki.h"
 #include "status.h"
@@ -339,27 +340,82 @@ static int realm_number(const char *name)
 	return -1;
 }
 
-/* SET_ACLS params from the manifest's AMT user accounts (R-PROV-11 1). */
-static json_t *acl_params(struct manifest *m)
+/* The device's Kerberos record (flow_krb.h), a new reference, or NULL + @p err. */
+static json_t *krb_record(struct stage_run *r, struct amtprov_error *err)
 {
-	json_t *accounts = json_array();
+	struct manifest *m = site_manifest(r->f->site);
+
+	return flow_krb_load(m->credstore ? plugin_host_find(site_plugins(r->f->site),
+							     m->credstore) : NULL,
+			     r->fqdn, err);
+}
+
+/* SET_ACLS params from the manifest's AMT user accounts (R-PROV-11 1); Kerberos accounts by
+ * SID, resolved by the directory step when the manifest names them (flow_krb.c). */
+static json_t *acl_params(struct stage_run *r, struct manifest *m, struct amtprov_error *err)
+{
+	json_t *accounts = json_array(), *info = NULL;
 
 	for (size_t i = 0; accounts && i < m->n_amt_accounts; i++) {
 		const struct manifest_amt_account *a = &m->amt_accounts[i];
 		json_t *realms = json_array(), *acct;
 		int access = strcmp(a->access, "local") == 0 ? 0 : strcmp(a->access, "network") == 0 ? 1 : 2;
+		const char *sid = NULL;
 
+		if (a->kerberos && !flow_krb_is_sid(a->name) && !info &&
+		    !(info = krb_record(r, err))) {
+			json_decref(realms);
+			json_decref(accounts);
+			return NULL;
+		}
+		if (a->kerberos && !(sid = flow_krb_sid(info, a->name))) {
+			amtprov_error_set(err, AMTPROV_E_NOT_FOUND, NULL,
+					  "AMT user account '%s': no SID (the directory step "
+					  "resolves names; provision the device again)", a->name);
+			json_decref(realms);
+			json_decref(accounts);
+			json_decref(info);
+			return NULL;
+		}
 		for (const char *const *rn = a->realms; rn && *rn; rn++)
 			json_array_append_new(realms, json_integer(realm_number(*rn)));
 		if (a->kerberos)
-			acct = json_pack("{s:s,s:i,s:o}", "sid", a->name, "access", access, "realms",
+			acct = json_pack("{s:s,s:i,s:o}", "sid", sid, "access", access, "realms",
 					 realms);
 		else
 			acct = json_pack("{s:s,s:s,s:i,s:o}", "user", a->name, "credential", a->password,
 					 "access", access, "realms", realms);
 		json_array_append_new(accounts, acct);
 	}
+	json_decref(info);
 	return json_pack("{s:o}", "accounts", accounts);
+}
+
+/* SET_KERBEROS params (R-PROV-11 2, R-ACC-01): off when the manifest says so; on, with the
+ * realm, SPNs, key version and the key the directory step stored. */
+static json_t *kerberos_params(struct stage_run *r, struct manifest *m,
+			       struct amtprov_error *err)
+{
+	json_t *info, *p;
+
+	if (m->kerberos != 1)
+		return json_pack("{s:b}", "enabled", 0);
+	if (!(info = krb_record(r, err)))
+		return NULL;
+	p = flow_krb_settings(info, r->fqdn, err);
+	json_decref(info);
+	return p;
+}
+
+/* A transport call with params built by @p params, or the stage's end when they fail. */
+static int call_built(struct stage_run *r, uint32_t op, json_t *params,
+		      const struct amtprov_error *err)
+{
+	if (!params) {
+		run_end(r, DS_INVALID, err->code ? err->code : AMTPROV_E_NOMEM, err->msg);
+		return -1;
+	}
+	return call(r, op, params) < 0 ? -1 : 0;
 }
 
 static void advance(struct stage_run *r);
@@ -420,18 +476,21 @@ static json_t *redirection_params(const struct manifest *m)
 static int second_stage_next(struct stage_run *r)
 {
 	struct manifest *m = site_manifest(r->f->site);
+	struct amtprov_error err;
 
 	for (;;) {
 		switch (r->step++) {
 		case 0: /* (1) ACLs deleted and recreated from the manifest */
 			if (!m->n_amt_accounts)
 				continue;
-			return call(r, AMTPROV_AMT_SET_ACLS, acl_params(m)) < 0 ? -1 : 0;
+			amtprov_error_clear(&err);
+			return call_built(r, AMTPROV_AMT_SET_ACLS, acl_params(r, m, &err), &err);
 		case 1: /* (2) Kerberos */
 			if (m->kerberos < 0)
 				continue;
-			return call(r, AMTPROV_AMT_SET_KERBEROS,
-				    json_pack("{s:b}", "enabled", m->kerberos)) < 0 ? -1 : 0;
+			amtprov_error_clear(&err);
+			return call_built(r, AMTPROV_AMT_SET_KERBEROS, kerberos_params(r, m, &err),
+					  &err);
 		case 2: /* (2) power policy: the power states manageability is on in */
 			if (!m->power_policy)
 				continue;

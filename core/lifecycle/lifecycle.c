@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "device_certs.h"
+#include "flow_krb.h"
 #include "flow_managed.h"
 #include "revoke.h"
 #include "scheduler.h"
@@ -208,7 +209,7 @@ static int remove_client_keys(void *ctx, const struct store_cert *c)
 }
 
 /* Secrets amtprov kept for the device: its admin password (and a pending one), its web
- * server key and its 802.1X client keys. Missing records are fine (removed by an earlier
+ * server key, its Kerberos keys and its 802.1X client keys. Missing records are fine (removed by an earlier
  * run). */
 static void clear_secrets(struct unprov *u)
 {
@@ -226,6 +227,10 @@ static void clear_secrets(struct unprov *u)
 	util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
 	pi_credstore_remove(cs, name, &e);
 	flow_web_key_name(u->fqdn, name, sizeof(name));
+	pi_credstore_remove(cs, name, &e);
+	flow_krb_key_name(u->fqdn, name, sizeof(name)); /* Kerberos (docs/kerberos.md) */
+	pi_credstore_remove(cs, name, &e);
+	flow_krb_info_name(u->fqdn, name, sizeof(name));
 	pi_credstore_remove(cs, name, &e);
 	{
 		struct store_cert_filter f = {.device_id = u->device_id};

@@ -514,6 +514,58 @@ int pi_directory_delete(struct plugin_instance *pi, const char *device, const ch
 	return rc;
 }
 
+int pi_directory_keyinfo(struct plugin_instance *pi, const char *fqdn,
+			 struct amtprov_directory_keyinfo *out, struct amtprov_error *err)
+{
+	const struct amtprov_directory_ops *o = dir_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	memset(out, 0, sizeof(*out));
+	out->struct_size = sizeof(*out);
+	if (!SLOT(o, struct amtprov_directory_ops, account_keyinfo))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "directory plugin '%s' cannot report an account's "
+					 "Kerberos keys (no account_keyinfo, ABI 1.2)", pi->name);
+	pi_enter(&c, pi, fqdn);
+	rc = o->account_keyinfo(pi->handle, fqdn, out, err);
+	pi_leave(&c);
+	/* the plugin's strings are ours to print: make sure they end */
+	out->realm[sizeof(out->realm) - 1] = '\0';
+	out->salt[sizeof(out->salt) - 1] = '\0';
+	if (rc == AMTPROV_OK && (!out->realm[0] || !out->kvno))
+		rc = amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->name,
+				       "directory plugin '%s' reported no realm or key version "
+				       "for %s", pi->name, fqdn);
+	return rc;
+}
+
+int pi_directory_resolve_sid(struct plugin_instance *pi, const char *device, const char *name,
+			     char *sid, size_t sid_size, struct amtprov_error *err)
+{
+	const struct amtprov_directory_ops *o = dir_ops(pi, err);
+	struct pi_call c;
+	int rc;
+
+	if (!o)
+		return AMTPROV_E_INTERNAL;
+	if (sid_size)
+		sid[0] = '\0';
+	if (!SLOT(o, struct amtprov_directory_ops, resolve_sid))
+		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+					 "directory plugin '%s' cannot resolve names to SIDs "
+					 "(no resolve_sid, ABI 1.2): give '%s' as a SID",
+					 pi->name, name);
+	pi_enter(&c, pi, device);
+	rc = o->resolve_sid(pi->handle, name, sid, sid_size, err);
+	pi_leave(&c);
+	if (sid_size)
+		sid[sid_size - 1] = '\0';
+	return rc;
+}
+
 static const struct amtprov_netprofile_ops *np_ops(struct plugin_instance *pi,
 						   struct amtprov_error *err)
 {

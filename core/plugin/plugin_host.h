@@ -160,6 +160,11 @@ int pi_directory_create(struct plugin_instance *pi, const char *device,
 			struct amtprov_secret **password, struct amtprov_error *err);
 int pi_directory_delete(struct plugin_instance *pi, const char *device, const char *fqdn,
 			struct amtprov_error *err);
+/* ABI 1.2, optional in the plugin: AMTPROV_E_NOT_SUPPORTED when it lacks them. */
+int pi_directory_keyinfo(struct plugin_instance *pi, const char *fqdn,
+			 struct amtprov_directory_keyinfo *out, struct amtprov_error *err);
+int pi_directory_resolve_sid(struct plugin_instance *pi, const char *device, const char *name,
+			     char *sid, size_t sid_size, struct amtprov_error *err);
 
 /* Network profiles (802.1X, R-PROV-11 3): pure computations, any thread. render's
  * @p params is a new reference on AMTPROV_OK (an object). */

@@ -1257,6 +1257,32 @@ static void parse_user_accounts(struct vctx *c, json_t *amt, const char *path)
 	}
 }
 
+/* Kerberos in AMT uses the keys of the device's directory account, and names in
+ * user_accounts are resolved to SIDs through the directory (R-ACC-01). */
+static void check_kerberos(struct vctx *c, json_t *amt, const char *p)
+{
+	char kp[PATH_SIZE], ap[PATH_SIZE];
+
+	if (json_object_get(amt, "directory"))
+		return;
+	if (c->m->kerberos == 1) {
+		manifest_path_key(kp, sizeof(kp), p, "kerberos");
+		err_at(c, kp, "needs 'directory' (AMT's Kerberos key is derived from the "
+			      "device's directory account, R-ACC-01)");
+	}
+	for (size_t i = 0; i < c->m->n_amt_accounts; i++) {
+		const struct manifest_amt_account *a = &c->m->amt_accounts[i];
+
+		if (!a->kerberos || !a->name || !strncmp(a->name, "S-1-", 4))
+			continue;
+		manifest_path_key(kp, sizeof(kp), p, "user_accounts");
+		manifest_path_index(ap, sizeof(ap), kp, i);
+		manifest_path_key(kp, sizeof(kp), ap, "name");
+		err_at(c, kp, "a Windows user or group name is resolved to its SID through "
+			      "'directory'; without one give the SID (S-1-5-21-...)");
+	}
+}
+
 static void parse_amt(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {
@@ -1289,6 +1315,7 @@ static void parse_amt(struct vctx *c, json_t *root)
 		get_int(c, amt, p, "admin_password_length", 8, 32, &c->m->admin_password_length);
 		parse_user_accounts(c, amt, p);
 		get_bool(c, amt, p, "kerberos", &c->m->kerberos);
+		check_kerberos(c, amt, p);
 		get_enum(c, amt, p, "power_policy", 0, power, &c->m->power_policy);
 		get_bool(c, amt, p, "web_ui", &c->m->web_ui);
 		get_bool(c, amt, p, "serial_over_lan", &c->m->sol);

@@ -112,6 +112,41 @@ static int b64(const unsigned char *in, size_t n, char *out, size_t outn)
 	return 0;
 }
 
+/* "S-1-5-21-..." to the binary SID (revision, count, 48-bit authority, 32-bit little-endian
+ * sub-authorities) in base64, as AddUserAclEntryEx's KerberosUserSid takes it (1-28 bytes,
+ * AMT-PROTOCOL.md 8.2). */
+static int sid_b64(const char *sid, char *out, size_t outn)
+{
+	unsigned char bin[28];
+	unsigned long long v;
+	const char *p;
+	char *end;
+	int n = 0;
+
+	if (strncmp(sid, "S-1-", 4) != 0)
+		return -1;
+	v = strtoull(sid + 4, &end, 10);
+	if (end == sid + 4 || v > 0xFFFFFFFFFFFFull)
+		return -1;
+	bin[0] = 1;
+	for (int i = 0; i < 6; i++)
+		bin[2 + i] = (unsigned char)(v >> (8 * (5 - i)));
+	for (p = end; *p; p = end) {
+		if (*p != '-' || !(p[1] >= '0' && p[1] <= '9') || n == 5)
+			return -1;
+		v = strtoull(p + 1, &end, 10);
+		if (v > 0xFFFFFFFFull)
+			return -1;
+		for (int i = 0; i < 4; i++)
+			bin[8 + 4 * n + i] = (unsigned char)(v >> (8 * i));
+		n++;
+	}
+	if (!n)
+		return -1;
+	bin[1] = (unsigned char)n;
+	return b64(bin, 8 + 4 * (size_t)n, out, outn);
+}
+
 /* Decodes base64 (padding aware); returns the length or -1. */
 static int unb64(const char *in, unsigned char *out, size_t outn)
 {
@@ -878,8 +913,16 @@ static int op_acls(struct at_session *s)
 			at_arg(&a, "DigestPassword", dp);
 			OPENSSL_cleanse(dp, sizeof(dp));
 		}
-		if (sid)
-			at_arg(&a, "KerberosUserSid", sid);
+		if (sid) {
+			char sb64[48];
+
+			if (sid_b64(sid, sb64, sizeof(sb64))) {
+				at_buf_free(&a);
+				return bad_param(s, "accounts", "entries whose \"sid\" is a SID "
+							       "(S-1-...) of at most 5 sub-authorities");
+			}
+			at_arg(&a, "KerberosUserSid", sb64);
+		}
 		at_buf_printf(&a, "<h:AccessPermission>%lld</h:AccessPermission>",
 			      json_is_integer(access) ? (long long)json_integer_value(access) : 2LL);
 		realms = json_object_get(acc, "realms");
@@ -896,18 +939,89 @@ static int op_acls(struct at_session *s)
 	}
 }
 
+/* AMT_KerberosSettingData's properties from SET_KERBEROS's params (AMT-PROTOCOL.md 8.4):
+ * RealmName, ServicePrincipalName[] with ServicePrincipalProtocol[], KeyVersion,
+ * EncryptionAlgorithm, MasterKey (base64 of the key in the credential store, never in the
+ * params), MaximumClockTolerance. */
+static int kerberos_changes(struct at_session *s, json_t *ch)
+{
+	json_t *spns = json_object_get(s->params, "spns"), *names, *protos, *e;
+	json_t *kvno = json_object_get(s->params, "key_version");
+	json_t *alg = json_object_get(s->params, "encryption_algorithm");
+	json_t *tol = json_object_get(s->params, "clock_tolerance");
+	const char *realm = pstr(s, "realm"), *cred = pstr(s, "master_key_credential");
+	struct amtprov_secret *key = NULL;
+	char kb64[64];
+	size_t i;
+	int rc;
+
+	if (!realm || !realm[0])
+		return bad_param(s, "realm", "the Kerberos realm");
+	if (!json_is_array(spns) || !json_array_size(spns))
+		return bad_param(s, "spns", "a non-empty array of {\"spn\",\"protocol\"}");
+	if (!json_is_integer(kvno) || json_integer_value(kvno) < 1)
+		return bad_param(s, "key_version", "a positive integer");
+	if (!cred)
+		return bad_param(s, "master_key_credential", "a credential record name");
+	names = json_array();
+	protos = json_array();
+	json_array_foreach(spns, i, e) {
+		const char *spn = json_string_value(json_object_get(e, "spn"));
+		json_t *proto = json_object_get(e, "protocol");
+
+		if (!spn || !json_is_integer(proto) || json_integer_value(proto) < 0 ||
+		    json_integer_value(proto) > 3) {
+			json_decref(names);
+			json_decref(protos);
+			return bad_param(s, "spns", "entries {\"spn\": string, \"protocol\": 0..3}");
+		}
+		json_array_append_new(names, json_string(spn));
+		json_array_append(protos, proto);
+	}
+	json_object_set_new(ch, "RealmName", json_string(realm));
+	json_object_set_new(ch, "ServicePrincipalName", names);
+	json_object_set_new(ch, "ServicePrincipalProtocol", protos);
+	json_object_set(ch, "KeyVersion", kvno);
+	json_object_set_new(ch, "EncryptionAlgorithm",
+			    json_integer(json_is_integer(alg) ? json_integer_value(alg) : 0));
+	json_object_set_new(ch, "MaximumClockTolerance",
+			    json_integer(json_is_integer(tol) ? json_integer_value(tol) : 5));
+	rc = s->in->host->secret_get(s->in->host, cred, &key, &s->err);
+	if (rc != AMTPROV_OK)
+		return rc;
+	/* MasterKey is 128 bits (the RC4-HMAC key) */
+	if (key->len != 16 || b64((const unsigned char *)key->data, key->len, kb64, sizeof(kb64))) {
+		s->in->host->secret_free(s->in->host, key);
+		return amtprov_error_set(&s->err, AMTPROV_E_INVALID, cred,
+					 "%s: credential '%s' is not a 16-byte key",
+					 at_op_name(s->op), cred);
+	}
+	s->in->host->secret_free(s->in->host, key);
+	json_object_set_new(ch, "MasterKey", json_string(kb64));
+	OPENSSL_cleanse(kb64, sizeof(kb64));
+	s->req_sensitive = 1;
+	return AMTPROV_OK;
+}
+
 static int op_kerberos(struct at_session *s)
 {
 	json_t *en = json_object_get(s->params, "enabled");
 	json_t *props = json_object_get(s->params, "properties");
 	json_t *ch;
-	int rc;
+	int rc = AMTPROV_OK;
 
 	if (!json_is_boolean(en))
 		return bad_param(s, "enabled", "a boolean");
 	ch = json_is_object(props) ? json_deep_copy(props) : json_object();
 	json_object_set_new(ch, "KrbEnabled", json_boolean(json_is_true(en)));
-	rc = get_modify_put(s, "AMT_KerberosSettingData", NULL, ch);
+	/* the settings only for the Put (step 1): the key is read when it is sent */
+	if (s->step == 1 && json_is_true(en) && json_object_get(s->params, "realm"))
+		rc = kerberos_changes(s, ch);
+	if (rc == AMTPROV_OK)
+		rc = get_modify_put(s, "AMT_KerberosSettingData", NULL, ch);
+	/* the MasterKey copy in @p ch is wiped with it */
+	if (json_object_get(ch, "MasterKey"))
+		OPENSSL_cleanse((char *)json_string_value(json_object_get(ch, "MasterKey")), 24);
 	json_decref(ch);
 	return rc;
 }

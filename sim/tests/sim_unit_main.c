@@ -5,7 +5,7 @@
 
 #include <CUnit/Basic.h>
 
-#define SIM_SUITES X(device) X(digest) X(provcert) X(wsman) X(pki) X(net) X(faults) X(legacy) X(mei)
+#define SIM_SUITES X(device) X(digest) X(provcert) X(wsman) X(pki) X(net) X(faults) X(legacy) X(mei) X(pac)
 
 #define X(n) void register_sim_##n##_tests(void);
 SIM_SUITES

@@ -52,6 +52,17 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 	memset(&rt, 0, sizeof(rt));
 	sim_fuzz_device(&d, data[0]);
 	sim_fuzz_known_auth(&d, &rt.digest);
+	/* Byte 1's low bit: Kerberos on, so "Authorization: Negotiate <token>" reaches the
+	 * GSSAPI acceptor and the PAC parser (sim/negotiate.c); every bad token must be a 401. */
+	if (data[1] & 1) {
+		d.kerberos.enabled = true;
+		snprintf(d.kerberos.realm, sizeof(d.kerberos.realm), "CONTOSO.COM");
+		snprintf(d.kerberos.spn[0], sizeof(d.kerberos.spn[0]), "HTTP/fuzz.contoso.com");
+		d.kerberos.n_spn = 1;
+		d.kerberos.key_version = 2;
+		snprintf(d.kerberos.master_key_b64, sizeof(d.kerberos.master_key_b64),
+			 "QUFBQUFBQUFBQUFBQUFBQQ==");
+	}
 	d.runtime = &rt;
 	c = calloc(1, sizeof(*c));
 	if (!c || bufferevent_pair_new(g_base, 0, pair) != 0)

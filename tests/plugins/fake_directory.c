@@ -7,6 +7,12 @@
  *              delete_account fails with that error, so engine tests can drive each path
  *   delay_ms   sleep this long in each call; blocking is allowed here because directory
  *              calls run on the engine's worker pool, and tests use it to prove that
+ * Kerberos (ABI 1.2), a test double of what a real directory reads back (the Kerberos
+ * integration test makes the same account in a real KDC with these values):
+ *   password   the account password create_account returns
+ *   realm, salt, kvno, enctypes   what account_keyinfo reports for every account
+ *   sids       "name=S-1-...,name2=S-1-..." what resolve_sid answers; other names are
+ *              AMTPROV_E_NOT_FOUND
  */
 #include <errno.h>
 #include <stddef.h>
@@ -19,6 +25,8 @@
 struct dir_cfg {
 	char *fail_with;
 	long long delay_ms;
+	char *password, *realm, *salt, *sids;
+	long long kvno, enctypes;
 };
 
 static const struct amtprov_config_field dir_table[] = {
@@ -26,6 +34,18 @@ static const struct amtprov_config_field dir_table[] = {
 	 "\"\", \"unreachable\", \"denied\" or \"exists\": fail every call with it"},
 	{"delay_ms", AMTPROV_CFG_INT, offsetof(struct dir_cfg, delay_ms), 0, "0", 0, 60000,
 	 "milliseconds each call sleeps"},
+	{"password", AMTPROV_CFG_STRING, offsetof(struct dir_cfg, password), 0,
+	 "Fake-Dir-Passw0rd!", 0, 0, "the account password create_account returns"},
+	{"realm", AMTPROV_CFG_STRING, offsetof(struct dir_cfg, realm), 0, "EXAMPLE.TEST", 0, 0,
+	 "account_keyinfo's realm"},
+	{"salt", AMTPROV_CFG_STRING, offsetof(struct dir_cfg, salt), 0, "", 0, 0,
+	 "account_keyinfo's AES salt"},
+	{"kvno", AMTPROV_CFG_INT, offsetof(struct dir_cfg, kvno), 0, "1", 1, 0x7fffffff,
+	 "account_keyinfo's key version"},
+	{"enctypes", AMTPROV_CFG_INT, offsetof(struct dir_cfg, enctypes), 0, "28", 0, 0xff,
+	 "account_keyinfo's msDS-SupportedEncryptionTypes"},
+	{"sids", AMTPROV_CFG_STRING, offsetof(struct dir_cfg, sids), 0, "", 0, 0,
+	 "name=SID pairs, comma-separated, resolve_sid answers"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -132,10 +152,17 @@ static struct dir_account *find(struct fake_dir *d, const char *fqdn)
 	return NULL;
 }
 
+static const char *d_password(void *instance)
+{
+	const struct fake_dir *d = instance;
+
+	return d->cfg.password ? d->cfg.password : "";
+}
+
 static int dir_create_account(void *instance, const struct amtprov_directory_account *acct,
 			      struct amtprov_secret **password, struct amtprov_error *err)
 {
-	static const char pw[] = "Fake-Dir-Passw0rd!";
+	const char *pw = d_password(instance);
 	struct fake_dir *d = instance;
 	struct dir_account *a, *grown;
 	size_t n_spns = 0;
@@ -171,10 +198,10 @@ static int dir_create_account(void *instance, const struct amtprov_directory_acc
 		d->n++;
 	}
 	if (password) {
-		*password = d->host->secret_new(d->host, sizeof(pw) - 1);
+		*password = d->host->secret_new(d->host, strlen(pw));
 		if (!*password)
 			return amtprov_error_set(err, AMTPROV_E_NOMEM, acct->fqdn, "out of memory");
-		memcpy((*password)->data, pw, sizeof(pw) - 1);
+		memcpy((*password)->data, pw, strlen(pw));
 	}
 	return AMTPROV_OK;
 }
@@ -201,10 +228,64 @@ static int dir_delete_account(void *instance, const char *fqdn, struct amtprov_e
 	return AMTPROV_OK;
 }
 
+static void copy(char *dst, size_t size, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+static int dir_keyinfo(void *instance, const char *fqdn, struct amtprov_directory_keyinfo *out,
+		       struct amtprov_error *err)
+{
+	struct fake_dir *d = instance;
+
+	if (d->fail_code)
+		return dir_fail(d, fqdn, err);
+	if (!find(d, fqdn))
+		return amtprov_error_set(err, AMTPROV_E_NOT_FOUND, fqdn,
+					 "fake directory: no account for %s", fqdn);
+	copy(out->realm, sizeof(out->realm), d->cfg.realm);
+	copy(out->salt, sizeof(out->salt), d->cfg.salt);
+	out->kvno = (uint32_t)d->cfg.kvno;
+	out->enctypes = (uint32_t)d->cfg.enctypes;
+	return AMTPROV_OK;
+}
+
+static int dir_resolve_sid(void *instance, const char *name, char *sid, size_t sid_size,
+			   struct amtprov_error *err)
+{
+	struct fake_dir *d = instance;
+	size_t nl = strlen(name);
+
+	for (const char *p = d->cfg.sids; p && *p;) {
+		const char *eq = strchr(p, '='), *end = strchr(p, ',');
+
+		if (!end)
+			end = p + strlen(p);
+		if (eq && eq < end && (size_t)(eq - p) == nl && !strncmp(p, name, nl)) {
+			if ((size_t)(end - eq - 1) >= sid_size)
+				return amtprov_error_set(err, AMTPROV_E_INVALID, name,
+							 "SID too long");
+			memcpy(sid, eq + 1, (size_t)(end - eq - 1));
+			sid[end - eq - 1] = '\0';
+			return AMTPROV_OK;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return amtprov_error_set(err, AMTPROV_E_NOT_FOUND, name,
+				 "fake directory: no user or group '%s'", name);
+}
+
 static const struct amtprov_directory_ops dir_ops = {
 	.struct_size = sizeof(struct amtprov_directory_ops),
 	.create_account = dir_create_account,
 	.delete_account = dir_delete_account,
+	.account_keyinfo = dir_keyinfo,
+	.resolve_sid = dir_resolve_sid,
 };
 
 static const char *const dir_caps[] = {AMTPROV_CAP_DIRECTORY_ACCOUNT, NULL};

@@ -480,6 +480,11 @@ static void test_amt_user_accounts_are_checked(void)
 	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'h','kerberos':false,"
 			  "'realms':['redirection']}]}}",
 		     "/amt/user_accounts/0/password", "missing required key");
+	/* R-ACC-01: Kerberos needs the directory: for the key, and for names */
+	expect_error(HEAD ",'amt':{'kerberos':true}}", "/amt/kerberos", "needs 'directory'");
+	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'CONTOSO\\\\Admins',"
+			  "'realms':['redirection']}]}}",
+		     "/amt/user_accounts/0/name", "resolved to its SID through 'directory'");
 	expect_error(HEAD ",'amt':{'user_accounts':[{'name':'a','realms':['redirection']},"
 			  "{'name':'a','realms':['redirection']}]}}",
 		     "/amt/user_accounts/1/name", "already defined");
@@ -753,7 +758,7 @@ static void test_failed_load_returns_nothing_and_leaks_nothing(void)
 	CU_ASSERT_EQUAL(load(HEAD ",'plugin_path':['p'],'plugins':{'a':{'plugin':'x'}},"
 			     "'credentials':{'provisioning_accounts':[{'user':'u'}]},"
 			     "'provisioning_certificate':{'certificate':'c.pem'},"
-			     "'amt':{'transport':'missing','user_accounts':[{'name':'n',"
+			     "'amt':{'transport':'missing','user_accounts':[{'name':'S-1-5-32-544',"
 			     "'realms':['eit']}]}}", &m, NULL, &err),
 			AMTPROV_E_CONFIG);
 	CU_ASSERT_PTR_EQUAL(m, (struct manifest *)&m);

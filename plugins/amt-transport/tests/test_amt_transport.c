@@ -36,6 +36,7 @@
 
 #include "log.h"
 #include "plugin_host.h"
+#include "util.h"
 
 /* A JSON string equals @p want; a missing value fails the test instead of crashing it. */
 #define ASSERT_JSTR(v, want)                                              \
@@ -55,7 +56,7 @@ static pid_t sim_pid = -1, crl_pid = -1, other_pid = -1;
 static int hang_fd = -1;
 static struct alog *logp;
 static struct plugin_host *ph;
-static struct plugin_instance *pi_main, *pi_nocheck;
+static struct plugin_instance *pi_main, *pi_nocheck, *pi_cs;
 static char root_hash[80];
 
 static char *slurp(const char *name)
@@ -340,6 +341,14 @@ static int suite_init(void)
 			       &pi_nocheck, &err) != AMTPROV_OK)
 		return -1;
 	json_decref(cfg);
+	/* a credential store for the keys SET_KERBEROS reads (test double, in memory) */
+	if (plugin_host_add_dir(ph, AMTPROV_TEST_PLUGIN_DIR, &err) != AMTPROV_OK ||
+	    plugin_host_create(ph, "cs", "fake-credstore", NULL, AMTPROV_KIND_CREDSTORE, &pi_cs,
+			       &err) != AMTPROV_OK ||
+	    plugin_host_set_credstore(ph, pi_cs, &err) != AMTPROV_OK) {
+		fprintf(stderr, "credstore: %s\n", err.msg);
+		return -1;
+	}
 	f = NULL;
 	(void)f;
 	return plugin_host_start_all(ph, &err) == AMTPROV_OK ? 0 : -1;
@@ -1242,6 +1251,66 @@ static void test_power_webui_8021x(void)
 	free(b64);
 }
 
+/* SET_KERBEROS with the settings the second stage writes (R-ACC-01): realm, SPNs with
+ * their protocols, key version, the MasterKey read from the credential store; ACL entries by
+ * SID in binary form. Bad params are refused before anything reaches the device. */
+static void test_kerberos(void)
+{
+	static const char settings[] =
+		"{\"enabled\":true,\"realm\":\"CONTOSO.COM\",\"spns\":["
+		"{\"spn\":\"HTTP/pc.contoso.com\",\"protocol\":0},"
+		"{\"spn\":\"HTTP/pc.contoso.com:16993\",\"protocol\":1}],\"key_version\":3,"
+		"\"encryption_algorithm\":0,\"master_key_credential\":\"%s\",\"clock_tolerance\":5}";
+	struct amtprov_secret *key = util_secret_new(16), *shortkey = util_secret_new(15);
+	struct amtprov_error err;
+	char params[1024];
+	struct tgt g;
+	json_t *r;
+	void *s;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(shortkey);
+	memset(key->data, 0x42, 16);
+	CU_ASSERT_EQUAL(pi_credstore_put(pi_cs, "device/pc/kerberos-master-key", key, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(pi_credstore_put(pi_cs, "short-key", shortkey, &err), AMTPROV_OK);
+	util_secret_free(key);
+	util_secret_free(shortkey);
+	tgt_init(&g, pi_main, 102, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	snprintf(params, sizeof(params), settings, "device/pc/kerberos-master-key");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_KERBEROS, params, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	/* the device answers Digest requests still, with Negotiate offered next to Digest */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET,
+			    "{\"class\":\"AMT_KerberosSettingData\"}", &r, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "KrbEnabled"), "true");
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "RealmName"), "CONTOSO.COM");
+	CU_ASSERT_STRING_EQUAL(inst_str(r, "KeyVersion"), "3");
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_ACLS,
+			    "{\"accounts\":[{\"sid\":\"S-1-5-21-1-2-3-1104\",\"access\":1,"
+			    "\"realms\":[3]}]}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_ACLS,
+			    "{\"accounts\":[{\"sid\":\"S-1-5-21-1-2-3-4-5-6\",\"realms\":[3]}]}",
+			    &r, &err), AMTPROV_E_INVALID);
+	snprintf(params, sizeof(params), settings, "short-key");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_KERBEROS, params, &r, &err),
+			AMTPROV_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "16-byte key"));
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_KERBEROS,
+			    "{\"enabled\":true,\"realm\":\"CONTOSO.COM\",\"spns\":[],"
+			    "\"key_version\":1,\"master_key_credential\":\"short-key\"}", &r, &err),
+			AMTPROV_E_INVALID);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_KERBEROS, "{\"enabled\":false}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+}
+
 /* ---- connections (issue 13) ---- */
 
 /* A runtime counter of amtsim's device @p id (control socket "dump"), -1 on failure. */
@@ -1373,6 +1442,7 @@ int main(void)
 	CU_add_test(su, "AMT key: GenerateKeyPair, signed request, list/get/delete (R-PROV-06)",
 		    test_amt_key_csr);
 	CU_add_test(su, "power policy, web UI, 802.1X (R-PROV-11)", test_power_webui_8021x);
+	CU_add_test(su, "Kerberos settings and ACL entries by SID (R-ACC-01)", test_kerberos);
 	CU_add_test(su, "200 sessions, one fd", test_many_sessions);
 	CU_add_test(su, "timeout", test_timeout);
 	CU_add_test(su, "close in flight", test_close_in_flight);
