@@ -521,8 +521,10 @@ static int start_followups(struct engine *e, int64_t now)
 		started++;
 	}
 	/* What did not fit waits at the front for the next free slot. */
-	memmove(e->follow, e->follow + i, (e->n_follow - i) * sizeof(*e->follow));
-	e->n_follow -= i;
+	if (i > 0) {
+		memmove(e->follow, e->follow + i, (e->n_follow - i) * sizeof(*e->follow));
+		e->n_follow -= i;
+	}
 	return started;
 }
 
