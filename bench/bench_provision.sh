@@ -21,6 +21,9 @@
 # to count an older amtprovd's handshakes). Besides amtprovd's figures it prints, counted by
 # amtsim (control socket "stats", before and after the run): TLS handshakes (full and
 # resumed), HTTP requests and 401 challenges per device, and amtsim's own CPU during the run.
+# MAX_IN_FLIGHT (default 256, the engine's default): the site's engine.max_in_flight (issue 13
+# item 4: 10000 with N=10000 puts every device in flight at once); the peak RSS column then
+# divides by it (rss_KiB/inflight).
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
@@ -46,6 +49,8 @@ for x in "$amtprov" "$amtprovd" "$amtsim" "$floor" /usr/bin/time; do
 done
 read -r -a versions <<<"${AMT_VERSIONS:-11.8.50 12.0.45 16.1.25 15.0.30}"
 key_source=${KEY_SOURCE:-auto}
+max_in_flight=${MAX_IN_FLIGHT:-256}
+case "$max_in_flight" in ''|*[!0-9]*) echo "bench: MAX_IN_FLIGHT is a number" >&2; exit 2;; esac
 ca_key=${CA_KEY:-rsa:3072}
 case "$ca_key" in
   rsa:2048|rsa:3072|rsa:4096) ca_cfg="\"key_type\": \"rsa\", \"key_bits\": ${ca_key#rsa:}";;
@@ -132,7 +137,8 @@ run() {
   "credentials": { "store": "creds" },
   "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer", "key_source": "$key_source" } },
   "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
-  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true }
+  "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true },
+  "engine": { "max_in_flight": $max_in_flight }
 }
 JSON
   "$amtprov" -m "$dir/site/site.json" db init >/dev/null
@@ -163,9 +169,10 @@ JSON
   read -r user sys rss <"$dir/rusage"
   cpu_ms=$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN { printf "%.1f", (u + s) * 1000 / n }')
   awk -v n="$n" -v lat="$lat" -v ok="$ok" -v ms="$ms" -v cpu="$cpu_ms" -v u="$user" -v s="$sys" \
-      -v rss="$rss" -v f="$floor_ms" 'BEGIN {
-    printf "%6d %6d %6d %8.1f %7.1f %8.1f %11.4f %9.2f %8.1f %8.1f\n", n, lat, ok, ms / 1000,
-      ok * 1000 / ms, u + s, cpu / 1000, f, cpu / f, rss / 1024
+      -v rss="$rss" -v f="$floor_ms" -v mif="$max_in_flight" 'BEGIN {
+    inflight = n < mif ? n : mif
+    printf "%6d %6d %6d %8.1f %7.1f %8.1f %11.4f %9.2f %8.1f %8.1f %10.1f\n", n, lat, ok,
+      ms / 1000, ok * 1000 / ms, u + s, cpu / 1000, f, cpu / f, rss / 1024, rss / inflight
   }'
   # ---- network counters (issue 13 item 1: handshakes, requests, 401s; counted by amtsim) ----
   python3 - "$dir/stats0" "$dir/stats1" "$n" "$lat" "$sim_cpu0" "$sim_cpu1" >>"$work/net.txt" <<'PY'
@@ -213,7 +220,8 @@ fi
 
 echo "== provisioning through amtprovd (amt-transport, ca-local, credstore-file)"
 echo "== provisioning: key_source $key_source; floor = $floor_what"
-echo "     N lat_ms   done  wall_s   dev/s    cpu_s  cpu_s/dev  floor_ms  x_floor  rss_MiB"
+echo "== engine.max_in_flight $max_in_flight"
+echo "     N lat_ms   done  wall_s   dev/s    cpu_s  cpu_s/dev  floor_ms  x_floor  rss_MiB rss_KiB/inflight"
 for n in $sizes; do
   for lat in $latencies; do
     run "$n" "$lat"

@@ -55,6 +55,10 @@ struct engine {
 
 	struct event *scan_ev;
 	struct event *kick_ev; /* a scan on the next loop turn, after a step finished */
+	/* Devices whose step just ended in a runnable state that is due: their next step
+	 * starts before any device found by the scan (see scan()). */
+	int64_t *follow;
+	size_t n_follow, cap_follow;
 	struct event *done_ev;
 
 	pthread_t *threads;
@@ -321,6 +325,21 @@ static int persist(struct engine *e, struct engine_job *job, enum device_state f
 	return persist_step(e, job, from, to, STORE_STEP_END, code, text, next_at, attempts);
 }
 
+/* Remembers that @p id's next step is due now; on no memory the scan still finds it. */
+static void follow_push(struct engine *e, int64_t id)
+{
+	if (e->n_follow == e->cap_follow) {
+		size_t ncap = e->cap_follow ? e->cap_follow * 2 : 64;
+		int64_t *nf = realloc(e->follow, ncap * sizeof(*nf));
+
+		if (!nf)
+			return;
+		e->follow = nf;
+		e->cap_follow = ncap;
+	}
+	e->follow[e->n_follow++] = id;
+}
+
 static void job_free(struct engine_job *job)
 {
 	inflight_del(job->e, job);
@@ -355,10 +374,13 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 
 			alog(e->lg, AMTPROV_LOG_INFO, "%s -> %s", device_state_name(job->doing),
 			     device_state_name(next));
-			/* The next step need not wait for the periodic scan. */
+			/* The next step need not wait for the periodic scan, nor for other
+			 * devices: it takes the slot this step leaves. */
 			if (persist(e, job, job->doing, next, 0, "", at, attempts) == AMTPROV_OK &&
-			    device_state_runnable(next) && at <= now_of(e))
+			    device_state_runnable(next) && at <= now_of(e)) {
+				follow_push(e, job->dev.id);
 				event_active(e->kick_ev, EV_TIMEOUT, 0);
+			}
 		}
 	} else {
 		int code = error_code ? error_code : AMTPROV_E_INTERNAL;
@@ -481,12 +503,46 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	alog_ctx_restore(prev);
 }
 
+/* Starts the next steps of devices whose step just ended (follow_push), oldest first, while
+ * there is room. Depth first: a device runs the steps of one phase back to back, so its
+ * parked connection (transport link) is still there for the next step, and the devices in
+ * flight finish before new ones start; breadth first, with more devices than max_in_flight,
+ * every device's next step waited for a round over all the others. @return how many. */
+static int start_followups(struct engine *e, int64_t now)
+{
+	size_t i = 0;
+	int started = 0;
+
+	for (; i < e->n_follow && e->in_flight < e->cfg.max_in_flight; i++) {
+		struct store_device dev;
+		struct amtprov_error err;
+		enum device_state s;
+
+		amtprov_error_clear(&err);
+		if (inflight_has(e, e->follow[i]) ||
+		    store_device_get(e->st, e->follow[i], &dev, &err) != AMTPROV_OK)
+			continue; /* gone, or already running: nothing to follow */
+		s = device_state_parse(dev.state);
+		if (!device_state_runnable(s) || !e->handlers[s].fn || dev.blocked ||
+		    dev.next_attempt_at > now)
+			continue; /* moved meanwhile (CLI, another host): the scan decides */
+		start_job(e, &dev);
+		started++;
+	}
+	/* What did not fit waits at the front for the next free slot. */
+	if (i > 0) {
+		memmove(e->follow, e->follow + i, (e->n_follow - i) * sizeof(*e->follow));
+		e->n_follow -= i;
+	}
+	return started;
+}
+
 /* @return how many jobs were started */
 static int scan(struct engine *e)
 {
 	struct candidates c = {.e = e, .now = now_of(e)};
 	struct amtprov_error err;
-	int started = 0;
+	int started = start_followups(e, c.now);
 
 	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
 		if (!e->handlers[s].fn || !device_state_runnable((enum device_state)s))
@@ -643,6 +699,7 @@ void engine_free(struct engine *e)
 	pthread_cond_destroy(&e->qcond);
 	free(e->threads);
 	free(e->slots);
+	free(e->follow);
 	free(e);
 }
 

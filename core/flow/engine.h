@@ -4,7 +4,9 @@
  * @brief The provisioning engine: runs every device's state machine from one event loop.
  *
  * The engine picks devices whose state is runnable and due (REGISTERED, NEED_*, CA_WAITING,
- * next_attempt_at <= now), up to max_in_flight at once. For a NEED_X device it first
+ * next_attempt_at <= now), up to max_in_flight at once, depth first: a device whose step
+ * ends in a state that is runnable now gets the slot back before the scan starts anyone
+ * else, so a device's steps run back to back. For a NEED_X device it first
  * persists NEED_X -> X_ING, then calls the step handler registered for NEED_X. The handler
  * never blocks: it finishes at once or starts asynchronous work (engine_job_blocking() for
  * plugin calls that may block, which run on a bounded worker pool; transport waits for

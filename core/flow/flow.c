@@ -458,22 +458,28 @@ int flow_device_accounts(struct flow *f, const char *fqdn, struct flow_device_ac
 	out->list = calloc(f->n_accounts + 2, sizeof(*out->list));
 	if (!out->list)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	memcpy(out->list, f->tr_accounts, f->n_accounts * sizeof(*out->list));
-	out->n = f->n_accounts;
-	if (!cs)
-		return AMTPROV_OK;
-	flow_admin_cred_name(fqdn, name, sizeof(name));
-	amtprov_error_clear(&ignore);
-	if (pi_credstore_get(cs, name, &out->current, &ignore) == AMTPROV_OK) {
-		out->list[out->n].user = "admin";
-		out->list[out->n++].password = out->current;
+	/* The device's own admin password first: amtprov stores one only once it set it in
+	 * the first stage, and from then on the device takes it (AMT accepts it beside the
+	 * setup account until CommitChanges, and only it afterwards), so a managed device is
+	 * reached without a refused Digest answer. Then a pending one (set just before a
+	 * crash), then the site's setup accounts: a device reset by hand since (its stored
+	 * password outdated) still gets them, one refused answer later. */
+	if (cs) {
+		flow_admin_cred_name(fqdn, name, sizeof(name));
+		amtprov_error_clear(&ignore);
+		if (pi_credstore_get(cs, name, &out->current, &ignore) == AMTPROV_OK) {
+			out->list[out->n].user = "admin";
+			out->list[out->n++].password = out->current;
+		}
+		util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
+		amtprov_error_clear(&ignore);
+		if (pi_credstore_get(cs, name, &out->pending, &ignore) == AMTPROV_OK) {
+			out->list[out->n].user = "admin";
+			out->list[out->n++].password = out->pending;
+		}
 	}
-	util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
-	amtprov_error_clear(&ignore);
-	if (pi_credstore_get(cs, name, &out->pending, &ignore) == AMTPROV_OK) {
-		out->list[out->n].user = "admin";
-		out->list[out->n++].password = out->pending;
-	}
+	memcpy(out->list + out->n, f->tr_accounts, f->n_accounts * sizeof(*out->list));
+	out->n += f->n_accounts;
 	return AMTPROV_OK;
 }
 

@@ -59,9 +59,9 @@ void flow_step_second_stage(struct engine_job *job, void *ctx);
 void flow_step_8021x(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
-/* The Digest accounts to try for a device, in order (R-PROV-09): the site's provisioning
- * accounts, then admin with this device's stored password and with a pending one (set just
- * before a crash). Free with flow_device_accounts_free. */
+/* The Digest accounts to try for a device, in order (R-PROV-09): admin with this device's
+ * stored password and with a pending one (set just before a crash), then the site's
+ * provisioning accounts. Free with flow_device_accounts_free. */
 struct flow_device_accounts {
 	struct amtprov_transport_account *list;
 	size_t n;

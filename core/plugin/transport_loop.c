@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "transport_loop.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,15 @@ struct tcall {
 	tloop_done_fn done;
 	void *ctx;
 	int finished;       /* the plugin called its done callback */
-	struct tcall *next; /* in-flight list */
+	int linked;         /* in its bucket (after begin() returned AGAIN) */
+	struct tcall *prev, *next; /* the calls of the session's bucket */
+	struct tcall *fnext;       /* finished, not yet handed over (FIFO) */
 };
+
+/* Calls are found by session (closing one) and by completion (the plugin's done callback
+ * queues them), never by walking every call in flight: with thousands of devices in flight
+ * each event would otherwise cost a walk over all of them. */
+#define TL_BUCKETS 4096
 
 struct tloop {
 	struct event_base *base;
@@ -21,40 +29,107 @@ struct tloop {
 	struct alog *lg;
 	struct event *ev;
 	int ev_fd;
-	struct tcall *calls;
+	struct tcall *bucket[TL_BUCKETS];
+	struct tcall *fin_head, *fin_tail;
 	int pending;
 	int driving; /* re-arm once after drive, not from inside it */
 };
 
 static void rearm(struct tloop *t);
 
+static size_t bucket_of(const void *session)
+{
+	uint64_t h = (uint64_t)(uintptr_t)session * 0x9E3779B97F4A7C15ULL;
+
+	return (size_t)(h >> 52) % TL_BUCKETS;
+}
+
+static void fin_push(struct tcall *c)
+{
+	struct tloop *t = c->t;
+
+	c->fnext = NULL;
+	if (t->fin_tail)
+		t->fin_tail->fnext = c;
+	else
+		t->fin_head = c;
+	t->fin_tail = c;
+}
+
+/* Takes @p c out of the finished queue (a session closed before its result was handed
+ * over); the queue holds only what one drive finished, so the walk is short. */
+static void fin_drop(struct tcall *c)
+{
+	struct tloop *t = c->t;
+	struct tcall *prev = NULL;
+
+	for (struct tcall *x = t->fin_head; x; prev = x, x = x->fnext) {
+		if (x != c)
+			continue;
+		if (prev)
+			prev->fnext = c->fnext;
+		else
+			t->fin_head = c->fnext;
+		if (t->fin_tail == c)
+			t->fin_tail = prev;
+		return;
+	}
+}
+
+static void call_link(struct tcall *c)
+{
+	struct tcall **head = &c->t->bucket[bucket_of(c->session)];
+
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+	c->linked = 1;
+	c->t->pending++;
+}
+
+static void call_unlink(struct tcall *c)
+{
+	if (!c->linked)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->t->bucket[bucket_of(c->session)] = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->linked = 0;
+	c->t->pending--;
+}
+
 static void on_plugin_done(void *cb_ctx)
 {
 	struct tcall *c = cb_ctx;
 
+	if (c->finished)
+		return;
 	c->finished = 1;
+	if (c->linked)
+		fin_push(c);
 }
 
-/* Finishes every call the plugin reported done. A caller's callback may start the next
- * operation on its session, so each finished call is unlinked before the callback. */
+/* Finishes every call the plugin reported done, in the order it did. A caller's callback
+ * may start the next operation on its session (or close it), so each finished call is
+ * unlinked before the callback. */
 static void complete_finished(struct tloop *t)
 {
-	for (;;) {
-		struct tcall **pp = &t->calls, *c = NULL;
+	struct tcall *c;
+
+	while ((c = t->fin_head)) {
 		struct amtprov_error err;
 		json_t *result = NULL;
 		int rc;
 
-		for (; *pp; pp = &(*pp)->next) {
-			if ((*pp)->finished) {
-				c = *pp;
-				*pp = c->next;
-				break;
-			}
-		}
-		if (!c)
-			return;
-		t->pending--;
+		t->fin_head = c->fnext;
+		if (!t->fin_head)
+			t->fin_tail = NULL;
+		call_unlink(c);
 		amtprov_error_clear(&err);
 		rc = pi_transport_finish(t->pi, c->session, &result, &err);
 		c->done(c->ctx, rc, result, &err);
@@ -148,11 +223,13 @@ void tloop_free(struct tloop *t)
 {
 	if (!t)
 		return;
-	while (t->calls) {
-		struct tcall *c = t->calls;
+	for (size_t b = 0; b < TL_BUCKETS; b++) {
+		while (t->bucket[b]) {
+			struct tcall *c = t->bucket[b];
 
-		t->calls = c->next;
-		free(c);
+			t->bucket[b] = c->next;
+			free(c);
+		}
 	}
 	if (t->ev)
 		event_free(t->ev);
@@ -167,16 +244,14 @@ int tloop_session_open(struct tloop *t, const struct amtprov_transport_target *t
 
 void tloop_session_close(struct tloop *t, void *session)
 {
-	for (struct tcall **pp = &t->calls; *pp;) {
-		struct tcall *c = *pp;
-
-		if (c->session == session) {
-			*pp = c->next;
-			t->pending--;
-			free(c);
-		} else {
-			pp = &c->next;
-		}
+	for (struct tcall *c = t->bucket[bucket_of(session)], *next; c; c = next) {
+		next = c->next;
+		if (c->session != session)
+			continue;
+		if (c->finished)
+			fin_drop(c);
+		call_unlink(c);
+		free(c);
 	}
 	pi_transport_session_close(t->pi, session);
 	rearm(t);
@@ -203,9 +278,9 @@ int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params
 		free(c);
 		return rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc;
 	}
-	c->next = t->calls;
-	t->calls = c;
-	t->pending++;
+	call_link(c);
+	if (c->finished)
+		fin_push(c);
 	rearm(t);
 	/* A plugin that reported completion from inside begin() gets one pass of the loop,
 	 * so the caller's callback never runs inside tloop_call(). */

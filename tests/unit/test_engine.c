@@ -34,6 +34,9 @@ struct fixture {
 	pthread_mutex_t lock;
 	int concurrent, max_concurrent, blocking_calls;
 	int visits_outside_allow_list;
+	/* devices between their first step and the end of the test flow, and the most seen */
+	int in_progress, max_in_progress;
+	int order[64], n_order; /* device index at each REGISTERED step, in order */
 };
 
 static int64_t fake_now(void *ctx)
@@ -155,7 +158,13 @@ static void check_allowed(struct fixture *f, enum device_state s)
 
 static void step_registered(struct engine_job *job, void *ctx)
 {
+	struct fixture *f = ctx;
+
 	check_allowed(ctx, engine_job_state(job));
+	if (++f->in_progress > f->max_in_progress)
+		f->max_in_progress = f->in_progress;
+	if (f->n_order < (int)(sizeof(f->order) / sizeof(f->order[0])))
+		f->order[f->n_order++] = device_index(engine_job_device(job));
 	engine_job_done(job, DS_NEED_DEVICE_CHECK, AMTPROV_OK, NULL);
 }
 
@@ -215,6 +224,7 @@ static void step_certificate(struct engine_job *job, void *ctx)
 		engine_job_done(job, DS_INVALID, AMTPROV_E_UNREACHABLE, "CA unreachable");
 		return;
 	}
+	f->in_progress--;
 	engine_job_done(job, DS_NEED_FIRST_STAGE, AMTPROV_OK, NULL);
 }
 
@@ -269,6 +279,46 @@ static void test_many_devices_bounded_concurrency(void)
 	CU_ASSERT_EQUAL(f.blocking_calls, 300);
 	CU_ASSERT_EQUAL(f.visits_outside_allow_list, 0);
 	CU_ASSERT_EQUAL(engine_in_flight(e), 0);
+	engine_free(e);
+	teardown(&f);
+}
+
+/* Depth first (issue 13): a device's next step takes the slot its last step left, so a
+ * device runs its steps back to back (its transport link is still parked for the next one)
+ * and new devices start only as others leave the flow. Breadth first, all 200 devices would
+ * be between their first and last step at once, each waiting a round over the others. */
+static void test_steps_of_a_device_run_back_to_back(void)
+{
+	struct fixture f;
+	struct engine *e;
+	struct amtprov_error err;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 200);
+	e = make_engine(&f, 8);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 60000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 200);
+	CU_ASSERT_EQUAL(f.in_progress, 0);
+	CU_ASSERT_TRUE(f.max_in_progress >= 2);
+	CU_ASSERT_TRUE(f.max_in_progress <= 8);
+	CU_ASSERT_EQUAL(f.visits_outside_allow_list, 0);
+	engine_free(e);
+	teardown(&f);
+
+	/* One in flight: each device's whole flow before the next device starts. */
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 5);
+	e = make_engine(&f, 1);
+	set_handlers(e, &f);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(e, 60000, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 5);
+	CU_ASSERT_EQUAL(f.max_in_progress, 1);
+	CU_ASSERT_EQUAL(f.n_order, 5);
+	for (int i = 0; i < f.n_order; i++)
+		CU_ASSERT_EQUAL(f.order[i], i);
 	engine_free(e);
 	teardown(&f);
 }
@@ -762,6 +812,8 @@ void register_engine_tests(void)
 
 	CU_add_test(s, "300 devices finish with bounded concurrency and 2 workers",
 		    test_many_devices_bounded_concurrency);
+	CU_add_test(s, "a device's steps run back to back, depth first (issue 13)",
+		    test_steps_of_a_device_run_back_to_back);
 	CU_add_test(s, "each transition is persisted and audited (R-PROV-13)",
 		    test_transitions_are_persisted_and_audited);
 	CU_add_test(s, "transient failure retries with backoff on the driven clock",
