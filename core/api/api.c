@@ -11,6 +11,7 @@
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   administrator token; records the request
  *                                   (lifecycle.h), 202
+ *   GET  /metrics                   administrator token; Prometheus text (api_metrics.h)
  * Everything else is 404 (unknown path) or 405 (known path, other method). Who may do what:
  * docs/api.md and authz.h.
  *
@@ -41,6 +42,7 @@
 
 #include "api.h"
 #include "api_conn.h"
+#include "api_metrics.h"
 #include "authz.h"
 #include "device_input.h"
 #include "lifecycle.h"
@@ -858,6 +860,41 @@ static void device_operation(struct api *a, struct evhttp_request *req, const ch
 			     "operation", op_name, "state", dev.state, "blocked", dev.blocked));
 }
 
+/* GET /metrics: the exposition is built in memory, then sent in one reply. */
+static void show_metrics(struct api *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct amtprov_error err;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct evbuffer *out;
+	int rc;
+
+	if (!f) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	amtprov_error_clear(&err);
+	rc = api_metrics_write(a->site, util_now(), f, &err);
+	if (fclose(f) != 0 && rc == AMTPROV_OK)
+		rc = amtprov_error_set(&err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	out = evbuffer_new();
+	if (rc != AMTPROV_OK || !out) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: metrics: %s", out ? err.msg : "out of memory");
+		reply_error(req, 500, "Internal Server Error", "the metrics could not be read", NULL);
+	} else {
+		evhttp_add_header(h, "Content-Type", API_METRICS_CONTENT_TYPE);
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+		evbuffer_add(out, text, len);
+		evhttp_send_reply(req, 200, "OK", out);
+	}
+	if (out)
+		evbuffer_free(out);
+	free(text);
+}
+
 static const char *method_name(enum evhttp_cmd_type t)
 {
 	switch (t) {
@@ -894,6 +931,18 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "GET, HEAD");
 		else
 			reply_json(req, 200, "OK", json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else if (!authorized(a, req, &who, &why))
+			reply_unauthorized(a, req, why, method_name(m), path);
+		else if (who.scope != SCOPE_ADMIN)
+			reply_forbidden(a, req, &who, method_name(m), path,
+					"the metrics need an administrator token", NULL);
+		else
+			show_metrics(a, req);
 		return;
 	}
 	if (strcmp(path, devices) == 0) {

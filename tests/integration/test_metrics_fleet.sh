@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# GET /metrics (docs/operations.md "Monitoring", issue 16): amtprovd provisions a simulated
+# fleet through the real plugins, two devices failing for real reasons (R-PC-04 no root
+# hash, R-PROV-05 wrong OTP); the scrape, parsed by the Prometheus client library's own
+# parser, says what the site database says: devices by state (every step recorded,
+# R-PROV-13), outcomes by reason, web server certificates by days to expiry (R-WS-01) and
+# issued by the CA, AMT commits, step histograms. Only an administrator token reads it.
+TEST_NAME=metrics_fleet
+. "$(dirname "$0")/lib.sh"
+
+AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
+PLUGINS="$AMTPROV_BUILD_DIR/plugins"
+claim_net
+IP="$NET.200"
+PORT=$((20000 + $$ % 20000))
+URL="https://$IP:$PORT"
+M="$T/site/site.json"
+O="$T/out"; E="$T/err"
+TOKEN="tok-$(openssl rand -hex 24)"
+
+pki="$T/pki"
+make_prov_pki "$pki"
+make_api_cert "$pki" "$IP"
+
+mkdir -p "$T/sim"
+{
+  echo '{ "key_pool": 4, "keygen_latency_ms": 10, "devices": ['
+  for i in 1 2 3 4 5 6; do
+    hashes="[{\"name\": \"lab root\", \"algo\": \"sha256\", \"hash\": \"$ROOT_HASH\"}]"; faults='{}'
+    [ "$i" -eq 5 ] && hashes='[]'                  # R-PC-04: the root is not in the firmware
+    [ "$i" -eq 6 ] && faults='{"wrong_otp": true}' # R-PROV-05: the OTP does not match
+    printf '%s{"id": "pc%d", "address": "%s.%d", "amt_version": "12.0.45", "provisioning_state": "in", "host_name": "pc%d", "domain_name": "contoso.com", "dhcp_domain": "contoso.com", "root_hashes": %s, "faults": %s}\n' \
+      "$([ "$i" -gt 1 ] && echo ,)" "$i" "$NET" "$i" "$i" "$hashes" "$faults"
+  done
+  echo '] }'
+} >"$T/fleet.json"
+"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
+PIDS+=("$!")
+check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
+
+mkdir -p "$T/site"
+cat >"$M" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "metrics", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$PLUGINS"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport"},
+    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+    "creds": {"plugin": "credstore-file"}
+  },
+  "credentials": {"store": "creds"},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
+  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true},
+  "api": { "listen": "$IP:$PORT", "certificate": "$pki/api.pem", "key": "$pki/api.key",
+           "admin_tokens": ["api/admin-token"], "registration_keys": ["api/registration-key"] }
+}
+JSON
+"$AMTPROV" -m "$M" db init >/dev/null
+"$AMTPROV" -m "$M" cred set api/admin-token --stdin <<<"$TOKEN"
+openssl rand -hex 32 | "$AMTPROV" -m "$M" cred set api/registration-key --stdin
+for i in 1 2 3 4 5 6; do
+  "$AMTSIM" agent --state-dir "$T/sim" --device "pc$i" >"$T/pc$i.agent.json" 2>>"$T/agent.err"
+  "$AMTPROV" -m "$M" device add --from-json "$T/pc$i.agent.json" >/dev/null
+done
+check "six devices registered" test "$("$AMTPROV" -m "$M" --json device list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 6
+
+start_daemon "$T/amtprovd.log" -m "$M" -l debug
+up() { curl -s --cacert "$pki/api.pem" "$URL/v1/health" >/dev/null; }
+check "amtprovd serves the API" wait_for 20 up
+settled() { # every device PROVISIONED or FAILED
+  "$AMTPROV" -m "$M" --json device list | python3 -c '
+import json, sys
+assert all(d["state"] in ("PROVISIONED", "FAILED") for d in json.load(sys.stdin))'
+}
+check "the fleet settles (PROVISIONED or FAILED)" wait_for 120 settled
+
+c() { curl -s -o "$O" -D "$T/headers" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
+is() { [ "$1" = "$2" ] || { echo "got $1, want $2: $(head -c 300 "$O")" >&2; return 1; }; }
+check "GET /metrics without a credential is 401" is "$(c "$URL/metrics")" 401
+"$AMTPROV" -m "$M" enroll-secret --fqdn pc1.contoso.com >"$T/pc1.secret"
+check "GET /metrics with a host's enrollment secret is 403" \
+  is "$(c -H "Authorization: Bearer $(cat "$T/pc1.secret")" "$URL/metrics")" 403
+check "POST /metrics is 405" is "$(c -X POST -H "Authorization: Bearer $TOKEN" "$URL/metrics")" 405
+check "GET /metrics with the administrator token is 200" \
+  is "$(c -H "Authorization: Bearer $TOKEN" "$URL/metrics")" 200
+cp "$O" "$T/metrics.txt"
+check "the content type is the exposition format 0.0.4" \
+  grep -qi '^Content-Type: text/plain; version=0.0.4' "$T/headers"
+
+"$AMTPROV" -m "$M" --json device list >"$T/devices.json"
+"$AMTPROV" -m "$M" --json cert list >"$T/certs.json"
+check "the scrape parses and matches the database" /usr/bin/python3 - "$T/metrics.txt" "$T/devices.json" "$T/certs.json" "$AMTPROV_SOURCE_DIR/include/amtprov/error.h" <<'PY'
+import collections, json, re, sys, time
+from prometheus_client.parser import text_string_to_metric_families
+
+text = open(sys.argv[1]).read()
+devices = json.load(open(sys.argv[2]))
+certs = json.load(open(sys.argv[3]))
+fams = {f.name: f for f in text_string_to_metric_families(text)}
+def samples(name, suffix=""):
+    fam = fams[name]
+    return [(s.labels, s.value) for s in fam.samples if s.name == name + suffix]
+def value(name, suffix="", **labels):
+    got = [v for l, v in samples(name, suffix) if all(l.get(k) == v2 for k, v2 in labels.items())]
+    return sum(got)
+errors = []
+def want(what, got, expected):
+    if got != expected:
+        errors.append("%s: scraped %r, database %r" % (what, got, expected))
+
+# Devices by state (a gauge): every state present, equal to the database's count.
+by_state = collections.Counter(d["state"] for d in devices)
+want("states known", set(by_state) - {l["state"] for l, _ in samples("amtprov_devices")}, set())
+for l, v in samples("amtprov_devices"):
+    want("amtprov_devices{state=%s}" % l["state"], v, by_state.get(l["state"], 0))
+want("four devices provisioned", by_state["PROVISIONED"], 4)
+
+# Outcomes: one per device, failures by the reason the database holds.
+want("provisioned outcomes", value("amtprov_provisioning_outcomes", "_total", outcome="provisioned"), 4)
+failed = collections.Counter(d["last_error_code"] for d in devices if d["state"] == "FAILED")
+want("two failed", sum(failed.values()), 2)
+names = {l["reason"]: v for l, v in samples("amtprov_provisioning_outcomes", "_total") if l["outcome"] == "failed"}
+want("failure reasons", sum(names.values()), 2)
+# The reason label is the status name of each device's last_error_code (E_VERIFY ...).
+status_name = {int(v): k for k, v in re.findall(r"AMTPROV_(E_[A-Z_]+) = (\d+)", open(sys.argv[4]).read())}
+for code, n in failed.items():
+    want("failed with %s" % status_name[code], names.get(status_name[code], 0), n)
+
+# Certificates: active web server certificates by days to expiry, as cert list says.
+now = time.time()
+active = [c for c in certs if c["status"] == "active" and c["purpose"] == "web-server"]
+want("active web server certificates", len(active), 4)
+groups = [("expired", 0), ("7", 7), ("30", 30), ("40", 40), ("90", 90), ("365", 365), ("later", None)]
+expect = collections.Counter()
+for c in active:
+    for label, days in groups:
+        if days is None or c["not_after"] - now < days * 86400:
+            expect[label] += 1
+            break
+for label, _ in groups:
+    want("web-server certificates within %s" % label,
+         value("amtprov_certificates", purpose="web-server", expires_within_days=label), expect[label])
+want("revocation queue", value("amtprov_revocation_queue_length"),
+     sum(1 for c in certs if c["status"] == "revoke-pending"))
+
+# The CA issued one certificate per provisioned device; AMT committed each of them.
+want("CA submits answered ISSUED",
+     value("amtprov_ca_call_duration_seconds", "_count", instance="lab-ca", op="submit", answer="ISSUED"),
+     len([c for c in certs if c["purpose"] == "web-server"]))
+want("AMT commits", value("amtprov_amt_calls", "_total", op="commit", result="OK"), 4)
+# Every device was asked its setup state (the one without the root hash refuses the TLS
+# handshake: that call is counted with its result too).
+want("setup state reads", value("amtprov_amt_calls", "_total", op="get_setup_state"), 6)
+
+# Step histograms: buckets cumulative, +Inf equal to _count; each provisioned device ran
+# its first stage once.
+want("first stages", value("amtprov_step_duration_seconds", "_count", step="NEED_FIRST_STAGE", outcome="ok"), 4)
+series = collections.defaultdict(list)
+for l, v in samples("amtprov_step_duration_seconds", "_bucket"):
+    key = tuple(sorted((k, x) for k, x in l.items() if k != "le"))
+    series[key].append((float(l["le"]), v))
+for key, b in series.items():
+    b.sort()
+    if any(b[i][1] > b[i + 1][1] for i in range(len(b) - 1)):
+        errors.append("buckets not cumulative: %r" % (key,))
+    cnt = value("amtprov_step_duration_seconds", "_count", **dict(key))
+    if b[-1][0] != float("inf") or b[-1][1] != cnt:
+        errors.append("+Inf bucket is not _count: %r" % (key,))
+for e in errors:
+    print(e, file=sys.stderr)
+assert not errors
+PY
+check "every family has HELP and TYPE lines" python3 - "$T/metrics.txt" <<'PY'
+import re, sys
+typed = set()
+for line in open(sys.argv[1]):
+    m = re.match(r"# TYPE (\S+) (counter|gauge|histogram)$", line)
+    if m:
+        typed.add(m.group(1))
+    elif not line.startswith("#"):
+        name = re.match(r"[a-zA-Z_:][a-zA-Z0-9_:]*", line).group(0)
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert name in typed or base in typed, line
+PY
+check "no sanitizer report (amtprovd)" no_sanitizer_reports "$T/amtprovd.log"
+finish
