@@ -67,7 +67,9 @@ struct api {
 	 * whatever the presented token's length, and the tokens themselves leave memory as
 	 * soon as they are read. */
 	unsigned char (*token_hash)[TOKEN_HASH_LEN];
-	size_t n_tokens;     /* administrator token digests filled */
+	int *token_scope;    /* SCOPE_ADMIN or SCOPE_MONITOR, per digest */
+	size_t n_tokens;     /* token digests filled (administrators', then monitors') */
+	size_t n_admin;      /* of which administrator tokens */
 	size_t n_alloc;      /* digests allocated */
 	/* The site registration keys: enrollment secrets are recomputed, never stored. */
 	struct amtprov_secret **reg_keys;
@@ -82,7 +84,8 @@ struct api {
 /* What a request's bearer credential allows (docs/api.md "Who may do what"). */
 enum scope {
 	SCOPE_ADMIN = 1,     /* an administrator token: every device, every operation */
-	SCOPE_HOST,          /* an enrollment secret: register and read one FQDN */
+	SCOPE_HOST = 2,      /* an enrollment secret: register and read one FQDN */
+	SCOPE_MONITOR = 4,   /* a monitoring token: GET /metrics only, nothing of a device */
 };
 
 struct caller {
@@ -244,14 +247,17 @@ static int authorized(struct api *a, struct evhttp_request *req, struct caller *
 		*why = "cannot hash the token";
 		return 0;
 	}
+	/* Which scope matched is gathered without a branch on the comparison. */
 	for (size_t i = 0; i < a->n_tokens; i++)
-		ok |= CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0;
+		ok |= -(CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0) &
+		      a->token_scope[i];
 	OPENSSL_cleanse(md, sizeof(md));
 	if (!ok) {
 		*why = "wrong bearer token";
 		return 0;
 	}
-	who->scope = SCOPE_ADMIN;
+	/* A token listed as both is an administrator's. */
+	who->scope = (ok & SCOPE_ADMIN) ? SCOPE_ADMIN : SCOPE_MONITOR;
 	return 1;
 }
 
@@ -284,12 +290,17 @@ static void reply_forbidden(struct api *a, struct evhttp_request *req, const str
 
 	peer_name(req, peer, sizeof(peer));
 	alog(a->log, AMTPROV_LOG_WARNING, "api: %s %s from %s (%s%s) refused: %s", method, path,
-	     peer, who->scope == SCOPE_HOST ? "enrollment secret of " : "administrator",
+	     peer,
+	     who->scope == SCOPE_HOST      ? "enrollment secret of "
+	     : who->scope == SCOPE_MONITOR ? "monitoring token"
+					   : "administrator",
 	     who->scope == SCOPE_HOST ? who->host.fqdn : "", reason);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 			  "Bearer realm=\"amtprov\", error=\"insufficient_scope\"");
 	b = json_pack("{s:s,s:s,s:s}", "error", "forbidden", "reason", reason, "scope",
-		      who->scope == SCOPE_HOST ? "register" : "admin");
+		      who->scope == SCOPE_HOST      ? "register"
+		      : who->scope == SCOPE_MONITOR ? "monitor"
+						    : "admin");
 	if (b && field)
 		json_object_set_new(b, "field", json_string(field));
 	reply_json(req, 403, "Forbidden", b);
@@ -915,6 +926,8 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 	reply_error(req, 405, "Method Not Allowed", "method not allowed here", NULL);
 }
 
+#define MONITOR_ONLY "a monitoring token reads the metrics only"
+
 static void route(struct api *a, struct evhttp_request *req)
 {
 	static const char devices[] = "/v1/devices";
@@ -938,9 +951,10 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "GET");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), path);
-		else if (who.scope != SCOPE_ADMIN)
+		else if (who.scope == SCOPE_HOST)
 			reply_forbidden(a, req, &who, method_name(m), path,
-					"the metrics need an administrator token", NULL);
+					"the metrics need an administrator or monitoring token",
+					NULL);
 		else
 			show_metrics(a, req);
 		return;
@@ -950,6 +964,8 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "POST");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), devices);
+		else if (who.scope == SCOPE_MONITOR)
+			reply_forbidden(a, req, &who, method_name(m), devices, MONITOR_ONLY, NULL);
 		else
 			register_device(a, req, &who);
 		return;
@@ -967,6 +983,9 @@ static void route(struct api *a, struct evhttp_request *req)
 		} else if (!authorized(a, req, &who, &why)) {
 			reply_unauthorized(a, req, why, method_name(m),
 					   "/v1/devices/{device}/{operation}");
+		} else if (who.scope == SCOPE_MONITOR) {
+			reply_forbidden(a, req, &who, method_name(m),
+					"/v1/devices/{device}/{operation}", MONITOR_ONLY, NULL);
 		} else if (who.scope != SCOPE_ADMIN) {
 			/* Administrator credentials are never on managed hosts (docs/api.md). */
 			reply_forbidden(a, req, &who, method_name(m),
@@ -986,6 +1005,9 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "GET");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), "/v1/devices/{device}");
+		else if (who.scope == SCOPE_MONITOR)
+			reply_forbidden(a, req, &who, method_name(m), "/v1/devices/{device}",
+					MONITOR_ONLY, NULL);
 		else if (who.scope == SCOPE_ADMIN ||
 			 host_may_read(a, req, &who, path + sizeof(devices)))
 			show_device(a, req, path + sizeof(devices));
@@ -1059,16 +1081,22 @@ static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_e
 	if (!cs)
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api",
 					 "the API needs the credential store (credentials.store)");
-	a->n_alloc = m->api.n_admin_tokens ? m->api.n_admin_tokens : 1;
+	a->n_alloc = m->api.n_admin_tokens + m->api.n_monitor_tokens + 1;
 	a->token_hash = calloc(a->n_alloc, sizeof(*a->token_hash));
+	a->token_scope = calloc(a->n_alloc, sizeof(*a->token_scope));
 	a->reg_keys = calloc(m->api.n_registration_keys + 1, sizeof(*a->reg_keys));
-	if (!a->token_hash || !a->reg_keys)
+	if (!a->token_hash || !a->token_scope || !a->reg_keys)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	for (size_t i = 0; i < m->api.n_admin_tokens; i++) {
+	for (size_t i = 0; i < m->api.n_admin_tokens + m->api.n_monitor_tokens; i++) {
+		int admin = i < m->api.n_admin_tokens;
+		const char *name = admin ? m->api.admin_tokens[i]
+					 : m->api.monitor_tokens[i - m->api.n_admin_tokens];
+		const char *where = admin ? "/api/admin_tokens" : "/api/monitor_tokens";
 		struct amtprov_secret *s = NULL;
 		unsigned int mdlen = 0;
-		int rc = read_credential(cs, m->api.admin_tokens[i], "/api/admin_tokens", 16,
-					 "an administrator token", &s, err);
+		int rc = read_credential(cs, name, where, 16,
+					 admin ? "an administrator token" : "a monitoring token", &s,
+					 err);
 
 		if (rc != AMTPROV_OK)
 			return rc;
@@ -1076,15 +1104,17 @@ static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_e
 		 * secret. */
 		if (authz_secret_like(s->data, s->len)) {
 			util_secret_free(s);
-			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/admin_tokens",
-						 "credential '%s' holds an enrollment secret, not an "
-						 "administrator token", m->api.admin_tokens[i]);
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, where,
+						 "credential '%s' holds an enrollment secret, not a "
+						 "bearer token", name);
 		}
 		rc = EVP_Digest(s->data, s->len, a->token_hash[i], &mdlen, EVP_sha256(), NULL);
 		util_secret_free(s);
 		if (rc != 1 || mdlen != TOKEN_HASH_LEN)
 			return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot hash a token");
+		a->token_scope[i] = admin ? SCOPE_ADMIN : SCOPE_MONITOR;
 		a->n_tokens++;
+		a->n_admin += admin;
 	}
 	for (size_t i = 0; i < m->api.n_registration_keys; i++) {
 		int rc = read_credential(cs, m->api.registration_keys[i], "/api/registration_keys",
@@ -1163,13 +1193,23 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 	}
-	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu administrator "
-	     "token%s, %zu registration key%s%s; at most %d connections, %d s per request)",
-	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
-	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s", a->n_reg_keys,
-	     a->n_reg_keys == 1 ? "" : "s",
-	     m->api.client_ca ? ", client certificates required" : "", api_conns_max(a->conns),
-	     m->api.request_deadline_seconds);
+	{
+		char monitors[48] = "";
+		size_t n_mon = a->n_tokens - a->n_admin;
+
+		if (n_mon)
+			snprintf(monitors, sizeof(monitors), ", %zu monitoring token%s", n_mon,
+				 n_mon == 1 ? "" : "s");
+		alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu "
+		     "administrator token%s%s, %zu registration key%s%s; at most %d connections, "
+		     "%d s per request)",
+		     strchr(m->api.host, ':') ? "[" : "", m->api.host,
+		     strchr(m->api.host, ':') ? "]" : "", a->port, a->n_admin,
+		     a->n_admin == 1 ? "" : "s", monitors, a->n_reg_keys,
+		     a->n_reg_keys == 1 ? "" : "s",
+		     m->api.client_ca ? ", client certificates required" : "",
+		     api_conns_max(a->conns), m->api.request_deadline_seconds);
+	}
 	*out = a;
 	return AMTPROV_OK;
 fail:
@@ -1194,6 +1234,7 @@ void api_free(struct api *a)
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
 	free(a->token_hash);
+	free(a->token_scope);
 	for (size_t i = 0; a->reg_keys && i < a->n_reg_keys; i++)
 		util_secret_free(a->reg_keys[i]);
 	free(a->reg_keys);

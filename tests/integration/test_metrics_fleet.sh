@@ -5,7 +5,8 @@
 # hash, R-PROV-05 wrong OTP); the scrape, parsed by the Prometheus client library's own
 # parser, says what the site database says: devices by state (every step recorded,
 # R-PROV-13), outcomes by reason, web server certificates by days to expiry (R-WS-01) and
-# issued by the CA, AMT commits, step histograms. Only an administrator token reads it.
+# issued by the CA, AMT commits, step histograms. Only an administrator token or a
+# monitoring token (api.monitor_tokens) reads it; a monitoring token reads nothing else.
 TEST_NAME=metrics_fleet
 . "$(dirname "$0")/lib.sh"
 
@@ -17,7 +18,8 @@ PORT=$((20000 + $$ % 20000))
 URL="https://$IP:$PORT"
 M="$T/site/site.json"
 O="$T/out"; E="$T/err"
-TOKEN="tok-$(openssl rand -hex 24)"
+TOKEN="tok-$(openssl rand -hex 24)"          # an administrator's
+MONITOR="mon-$(openssl rand -hex 24)"        # the Prometheus server's
 
 pki="$T/pki"
 make_prov_pki "$pki"
@@ -55,11 +57,13 @@ cat >"$M" <<JSON
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
   "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true},
   "api": { "listen": "$IP:$PORT", "certificate": "$pki/api.pem", "key": "$pki/api.key",
-           "admin_tokens": ["api/admin-token"], "registration_keys": ["api/registration-key"] }
+           "admin_tokens": ["api/admin-token"], "monitor_tokens": ["api/monitor-token"],
+           "registration_keys": ["api/registration-key"] }
 }
 JSON
 "$AMTPROV" -m "$M" db init >/dev/null
 "$AMTPROV" -m "$M" cred set api/admin-token --stdin <<<"$TOKEN"
+"$AMTPROV" -m "$M" cred set api/monitor-token --stdin <<<"$MONITOR"
 openssl rand -hex 32 | "$AMTPROV" -m "$M" cred set api/registration-key --stdin
 for i in 1 2 3 4 5 6; do
   "$AMTSIM" agent --state-dir "$T/sim" --device "pc$i" >"$T/pc$i.agent.json" 2>>"$T/agent.err"
@@ -89,6 +93,16 @@ check "GET /metrics with the administrator token is 200" \
 cp "$O" "$T/metrics.txt"
 check "the content type is the exposition format 0.0.4" \
   grep -qi '^Content-Type: text/plain; version=0.0.4' "$T/headers"
+# A monitoring token (api.monitor_tokens) reads the metrics and nothing else.
+MON=(-H "Authorization: Bearer $MONITOR")
+check "GET /metrics with a monitoring token is 200" is "$(c "${MON[@]}" "$URL/metrics")" 200
+check "... the same families" bash -c "diff <(grep '^# TYPE' '$O') <(grep '^# TYPE' '$T/metrics.txt')"
+check "a monitoring token does not read a device (403)" is "$(c "${MON[@]}" "$URL/v1/devices/pc1.contoso.com")" 403
+check "... nor register one (403)" is "$(c -X POST -H 'Content-Type: application/json' "${MON[@]}" \
+  --data-binary '{"fqdn":"pc9.contoso.com","uuid":"11111111-2222-4333-8444-000000000009","amt_version":"11.8.50"}' "$URL/v1/devices")" 403
+check "... nor block one (403)" is "$(c -X POST "${MON[@]}" "$URL/v1/devices/pc1.contoso.com/block")" 403
+check "... and nothing changed" bash -c "'$AMTPROV' -m '$M' device show pc1.contoso.com | grep -q PROVISIONED && ! '$AMTPROV' -m '$M' device show pc9.contoso.com >/dev/null 2>&1"
+check "the start line counts the monitoring token" grep -q "1 administrator token, 1 monitoring token" "$T/amtprovd.log"
 
 "$AMTPROV" -m "$M" --json device list >"$T/devices.json"
 "$AMTPROV" -m "$M" --json cert list >"$T/certs.json"
