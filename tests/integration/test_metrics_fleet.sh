@@ -7,6 +7,8 @@
 # R-PROV-13), outcomes by reason, web server certificates by days to expiry (R-WS-01) and
 # issued by the CA, AMT commits, step histograms. Only an administrator token or a
 # monitoring token (api.monitor_tokens) reads it; a monitoring token reads nothing else.
+# 'amtprov device list --watch' follows the same run: its readings end on the database's
+# counts, with every outcome counted.
 TEST_NAME=metrics_fleet
 . "$(dirname "$0")/lib.sh"
 
@@ -71,6 +73,11 @@ for i in 1 2 3 4 5 6; do
 done
 check "six devices registered" test "$("$AMTPROV" -m "$M" --json device list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 6
 
+# amtprov device list --watch (issue 16 item 8), from before amtprovd starts until the
+# fleet has settled: one JSON reading per line.
+"$AMTPROV" -m "$M" --json device list --watch=0.2 >"$T/watch.jsonl" 2>"$T/watch.err" &
+WATCH_PID=$!
+PIDS+=("$WATCH_PID")
 start_daemon "$T/amtprovd.log" -m "$M" -l debug
 up() { curl -s --cacert "$pki/api.pem" "$URL/v1/health" >/dev/null; }
 check "amtprovd serves the API" wait_for 20 up
@@ -80,6 +87,30 @@ import json, sys
 assert all(d["state"] in ("PROVISIONED", "FAILED") for d in json.load(sys.stdin))'
 }
 check "the fleet settles (PROVISIONED or FAILED)" wait_for 120 settled
+
+watch_settled() { tail -n 1 "$T/watch.jsonl" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); assert d["on_the_way"] == 0 and d["states"].get("PROVISIONED") == 4' ; }
+check "the watch sees the fleet settle" wait_for 30 watch_settled
+kill "$WATCH_PID"; wait "$WATCH_PID" 2>/dev/null
+"$AMTPROV" -m "$M" --json device list >"$T/devices-now.json"
+check "the watch's last reading is the database's count by state, and it counted every outcome" \
+  python3 - "$T/watch.jsonl" "$T/devices-now.json" <<'PY'
+import collections, json, sys
+readings = [json.loads(l) for l in open(sys.argv[1])]
+db = collections.Counter(d["state"] for d in json.load(open(sys.argv[2])))
+last = readings[-1]
+assert last["states"] == dict(db), (last["states"], db)
+assert last["total"] == 6 and last["provisioned"] == 4 and last["failed"] == 2, last
+assert readings[0]["provisioned"] == 0, readings[0]
+got = [r["provisioned"] for r in readings]
+assert got == sorted(got), got
+assert all(r["provisioned_per_second"] >= 0 for r in readings)
+PY
+expect_rc 0 "device list --watch --count 2 prints two readings" run_cli "$O" "$E" -m "$M" device list --watch=0.1 --count 2
+check "... each with the count by state" test "$(grep -c '^  PROVISIONED  *4 ' "$O")" = 2
+check "... and the throughput line" grep -q 'provisioned 0, failed 0 since the watch began' "$O"
+expect_rc 2 "--count without --watch is a usage error" run_cli "$O" "$E" -m "$M" device list --count 2
+expect_rc 2 "--watch=0 is a usage error" run_cli "$O" "$E" -m "$M" device list --watch=0
+expect_rc 2 "--watch with --state is a usage error" run_cli "$O" "$E" -m "$M" device list --watch --state failed
 
 c() { curl -s -o "$O" -D "$T/headers" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
 is() { [ "$1" = "$2" ] || { echo "got $1, want $2: $(head -c 300 "$O")" >&2; return 1; }; }
