@@ -11,7 +11,12 @@
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   administrator token; records the request
  *                                   (lifecycle.h), 202
- *   GET  /metrics                   administrator token; Prometheus text (api_metrics.h)
+ *   GET  /metrics                   administrator or monitoring token; Prometheus text
+ *                                   (api_metrics.h)
+ *   GET  /, GET /v1/status          administrator token or a status session: the status
+ *                                   page and its JSON (api_status.h)
+ *   POST /v1/sessions               administrator token; a one-time login link for the page
+ *   GET  /login?t=...               the link: opens a session (cookie), 303 to /
  * Everything else is 404 (unknown path) or 405 (known path, other method). Who may do what:
  * docs/api.md and authz.h.
  *
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -43,6 +49,7 @@
 #include "api.h"
 #include "api_conn.h"
 #include "api_metrics.h"
+#include "api_status.h"
 #include "authz.h"
 #include "device_input.h"
 #include "lifecycle.h"
@@ -79,6 +86,7 @@ struct api {
 	int port;
 	struct api_conns *conns;     /* docs/api.md#limits-under-abuse */
 	struct alog_limit log_framing; /* refusals a client could repeat at will */
+	struct api_sessions *sessions; /* the status page's login links and sessions */
 };
 
 /* What a request's bearer credential allows (docs/api.md "Who may do what"). */
@@ -906,6 +914,138 @@ static void show_metrics(struct api *a, struct evhttp_request *req)
 	free(text);
 }
 
+/* The status page and its JSON: a live session cookie (read-only) or an administrator
+ * token. 1 to go on; 0 when answered (401, 403). */
+static int status_allowed(struct api *a, struct evhttp_request *req, const char *method,
+			  const char *path)
+{
+	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	const char *why = NULL;
+	struct caller who;
+
+	if (api_sessions_check(a->sessions, util_now(), cookie))
+		return 1;
+	if (!authorized(a, req, &who, &why)) {
+		reply_unauthorized(a, req, why, method, path);
+		return 0;
+	}
+	if (who.scope != SCOPE_ADMIN) {
+		reply_forbidden(a, req, &who, method, path,
+				"the status page needs an administrator token or its login link",
+				NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/* Headers of the page and the login redirect: nothing cached, framed, sniffed or referred. */
+static void page_headers(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static void show_page(struct api *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *page = api_status_page(), *csp = api_status_csp();
+	struct evbuffer *out = evbuffer_new();
+
+	(void)a;
+	if (!page || !csp || !out) {
+		if (out)
+			evbuffer_free(out);
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Content-Security-Policy", csp);
+	page_headers(h);
+	evbuffer_add(out, page, strlen(page));
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+static void show_status(struct api *a, struct evhttp_request *req)
+{
+	struct amtprov_error err;
+	json_t *body = NULL;
+
+	amtprov_error_clear(&err);
+	if (api_status_json(a->site, util_now(), &body, &err) != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: status: %s", err.msg);
+		reply_error(req, 500, "Internal Server Error", "the status could not be read", NULL);
+		return;
+	}
+	reply_json(req, 200, "OK", body);
+}
+
+/* POST /v1/sessions: a one-time login link for the status page, for an administrator. */
+static void mint_login(struct api *a, struct evhttp_request *req)
+{
+	char hex[API_STATUS_SECRET_HEX], url[96], peer[48];
+	int rc = api_sessions_mint_link(a->sessions, util_now(), hex);
+
+	if (rc != AMTPROV_OK) {
+		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
+			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
+			    rc == AMTPROV_E_BUSY ? "too many open login links and sessions"
+						 : "cannot make a login link",
+			    NULL);
+		return;
+	}
+	snprintf(url, sizeof(url), "/login?t=%s", hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	peer_name(req, peer, sizeof(peer));
+	alog(a->log, AMTPROV_LOG_INFO, "api: status page login link made for %s", peer);
+	reply_json(req, 201, "Created",
+		   json_pack("{s:s,s:i}", "login_url", url, "expires_in",
+			     API_STATUS_LINK_SECONDS));
+	OPENSSL_cleanse(url, sizeof(url));
+}
+
+/* GET /login?t=...: uses the link once, sets the session cookie and sends the browser to
+ * the page. */
+static void login(struct api *a, struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q = {0};
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char hex[API_STATUS_SECRET_HEX], cookie[160], peer[48];
+	int rc = AMTPROV_E_AUTH;
+
+	TAILQ_INIT(&q);
+	if (query && evhttp_parse_query_str(query, &q) == 0)
+		rc = api_sessions_login(a->sessions, util_now(), evhttp_find_header(&q, "t"), hex);
+	evhttp_clear_headers(&q);
+	peer_name(req, peer, sizeof(peer));
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_WARNING, "api: status page login from %s refused: %s",
+		     peer, rc == AMTPROV_E_AUTH ? "unknown, used or expired link" : "no room");
+		reply_error(req, rc == AMTPROV_E_AUTH ? 401 : 503,
+			    rc == AMTPROV_E_AUTH ? "Unauthorized" : "Service Unavailable",
+			    rc == AMTPROV_E_AUTH ? "the login link is unknown, used or expired"
+						 : "too many open sessions",
+			    NULL);
+		return;
+	}
+	/* The cookie opens the read-only page only; it is never sent cross-site, never read
+	 * by script, never sent over plain HTTP. */
+	snprintf(cookie, sizeof(cookie),
+		 API_STATUS_COOKIE "=%s; Path=/; Max-Age=%d; Secure; HttpOnly; SameSite=Strict", hex,
+		 API_STATUS_SESSION_SECONDS);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	evhttp_add_header(h, "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof(cookie));
+	evhttp_add_header(h, "Location", "/");
+	page_headers(h);
+	alog(a->log, AMTPROV_LOG_INFO, "api: status page session opened for %s", peer);
+	evhttp_send_reply(req, 303, "See Other", NULL);
+}
+
 static const char *method_name(enum evhttp_cmd_type t)
 {
 	switch (t) {
@@ -944,6 +1084,36 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "GET, HEAD");
 		else
 			reply_json(req, 200, "OK", json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, "/") == 0 || strcmp(path, "/v1/status") == 0) {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else if (!status_allowed(a, req, method_name(m), path))
+			return; /* answered */
+		else if (path[1])
+			show_status(a, req);
+		else
+			show_page(a, req);
+		return;
+	}
+	if (strcmp(path, "/login") == 0) {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else
+			login(a, req);
+		return;
+	}
+	if (strcmp(path, "/v1/sessions") == 0) {
+		if (m != EVHTTP_REQ_POST)
+			method_not_allowed(req, "POST");
+		else if (!authorized(a, req, &who, &why))
+			reply_unauthorized(a, req, why, method_name(m), path);
+		else if (who.scope != SCOPE_ADMIN)
+			reply_forbidden(a, req, &who, method_name(m), path,
+					"login links need an administrator token", NULL);
+		else
+			mint_login(a, req);
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
@@ -1146,6 +1316,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->engine = engine;
 	a->log = site_log(site);
 	a->log_framing = (struct alog_limit){.burst = 2, .period = 10};
+	a->sessions = api_sessions_new();
+	if (!a->sessions) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	rc = load_tokens(a, m, err);
 	if (rc)
 		goto fail;
@@ -1235,6 +1410,7 @@ void api_free(struct api *a)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
 	free(a->token_hash);
 	free(a->token_scope);
+	api_sessions_free(a->sessions);
 	for (size_t i = 0; a->reg_keys && i < a->n_reg_keys; i++)
 		util_secret_free(a->reg_keys[i]);
 	free(a->reg_keys);
