@@ -1068,6 +1068,30 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 
 #define MONITOR_ONLY "a monitoring token reads the metrics only"
 
+/* One method, bearer credentials of @p scopes (a mask): 1 to go on, 0 when answered (405,
+ * 401, or 403 with @p refusal). */
+static int gate(struct api *a, struct evhttp_request *req, enum evhttp_cmd_type want,
+		int scopes, const char *path, const char *refusal)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *why = NULL;
+	struct caller who;
+
+	if (m != want) {
+		method_not_allowed(req, method_name(want));
+		return 0;
+	}
+	if (!authorized(a, req, &who, &why)) {
+		reply_unauthorized(a, req, why, method_name(m), path);
+		return 0;
+	}
+	if (!(who.scope & scopes)) {
+		reply_forbidden(a, req, &who, method_name(m), path, refusal, NULL);
+		return 0;
+	}
+	return 1;
+}
+
 static void route(struct api *a, struct evhttp_request *req)
 {
 	static const char devices[] = "/v1/devices";
@@ -1105,27 +1129,14 @@ static void route(struct api *a, struct evhttp_request *req)
 		return;
 	}
 	if (strcmp(path, "/v1/sessions") == 0) {
-		if (m != EVHTTP_REQ_POST)
-			method_not_allowed(req, "POST");
-		else if (!authorized(a, req, &who, &why))
-			reply_unauthorized(a, req, why, method_name(m), path);
-		else if (who.scope != SCOPE_ADMIN)
-			reply_forbidden(a, req, &who, method_name(m), path,
-					"login links need an administrator token", NULL);
-		else
+		if (gate(a, req, EVHTTP_REQ_POST, SCOPE_ADMIN, path,
+			 "login links need an administrator token"))
 			mint_login(a, req);
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0) {
-		if (m != EVHTTP_REQ_GET)
-			method_not_allowed(req, "GET");
-		else if (!authorized(a, req, &who, &why))
-			reply_unauthorized(a, req, why, method_name(m), path);
-		else if (who.scope == SCOPE_HOST)
-			reply_forbidden(a, req, &who, method_name(m), path,
-					"the metrics need an administrator or monitoring token",
-					NULL);
-		else
+		if (gate(a, req, EVHTTP_REQ_GET, SCOPE_ADMIN | SCOPE_MONITOR, path,
+			 "the metrics need an administrator or monitoring token"))
 			show_metrics(a, req);
 		return;
 	}
