@@ -44,6 +44,8 @@ TEST_PACKAGES=(
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
   python3-cryptography        # tests: read a credstore-file record with its key (test_e2e_recovery)
   python3-yaml python3-jsonschema  # tests: real API answers checked against docs/api.openapi.yaml
+  python3-prometheus-client   # tests: the Prometheus client library's own parser reads GET /metrics (test_metrics_fleet)
+  chromium                    # tests: headless Chromium renders the status page (GET /) and keeps a screenshot (test_status_page)
   systemd                     # tests: systemd-analyze checks the shipped amtprovd@.service
   libnss-wrapper              # tests: amtprovd's system resolver answers from a hosts file (test_api_authz)
   clang libclang-rt-14-dev    # tests: libFuzzer harnesses (tests/fuzz); the runtime is only a Recommends of clang

@@ -40,6 +40,11 @@ run_suite() {
 
 echo "== normal build =="
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# CI artifacts the tests leave (test_status_page: the status page as headless Chromium
+# rendered the test fleet).
+for f in "$root"/build/test-artifacts/*; do
+  [ -e "$f" ] && echo "== artifact: $f"
+done
 
 if [ "${1:-}" != "--no-sanitize" ]; then
   echo "== AddressSanitizer + UndefinedBehaviorSanitizer build =="

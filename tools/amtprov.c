@@ -22,6 +22,7 @@
 #include "device_input.h"
 #include "cmd_device_credentials.h"
 #include "cmd_plugin_test.h"
+#include "cmd_watch.h"
 #include "device_state.h"
 #include "exit_codes.h"
 #include "lifecycle.h"
@@ -67,6 +68,8 @@ static void usage(FILE *out)
 	      "  device add OPTIONS              register a device, or a known one again\n"
 	      "                                  (see 'amtprov device add -h')\n"
 	      "  device list [--state STATE]     list devices\n"
+	      "  device list --watch[=SECONDS] [--count N]\n"
+	      "                                  live count by state and throughput\n"
 	      "  device show DEVICE              one device, its certificates and audit trail\n"
 	      "  device retry DEVICE             put a FAILED device back to REGISTERED\n"
 	      "  device unprovision DEVICE       full unprovision in AMT, certificates revoked,\n"
@@ -756,10 +759,15 @@ static int list_device(void *ctx, const struct store_device *d)
 static int cmd_device_list(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {{"state", required_argument, NULL, 's'},
+					     {"watch", optional_argument, NULL, 'w'},
+					     {"count", required_argument, NULL, 'c'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
 	const char *state = NULL;
 	char state_uc[64];
+	double watch = 0;
+	long count = 0;
+	char *end;
 	struct list_ctx l = {.c = c};
 	struct site *s = NULL;
 	struct amtprov_error err;
@@ -767,13 +775,40 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
-		if (o == 's')
+		if (o == 's') {
 			state = optarg;
-		else if (o == 'h') {
-			puts("Usage: amtprov -m FILE device list [--state STATE]");
+		} else if (o == 'w') {
+			/* --watch[=SECONDS]: 2 s unless said, at least 0.1 s, at most a day. */
+			watch = optarg ? strtod(optarg, &end) : 2.0;
+			if ((optarg && (*end || end == optarg)) || !(watch >= 0.1 && watch <= 86400)) {
+				fprintf(stderr, "amtprov: --watch takes seconds, 0.1 to 86400\n");
+				return EXIT_USAGE;
+			}
+		} else if (o == 'c') {
+			errno = 0;
+			count = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || count < 1) {
+				fprintf(stderr, "amtprov: --count takes a positive number\n");
+				return EXIT_USAGE;
+			}
+		} else if (o == 'h') {
+			puts("Usage: amtprov -m FILE device list [--state STATE]\n"
+			     "       amtprov -m FILE device list --watch[=SECONDS] [--count N]\n"
+			     "--watch shows the count of devices by state and the provisioning\n"
+			     "throughput, read again every SECONDS (2); --count stops after N readings\n"
+			     "(default: until interrupted). With --json, one JSON object per reading.");
 			return EXIT_OK;
-		} else
+		} else {
 			return EXIT_USAGE;
+		}
+	}
+	if (count && !watch) {
+		fprintf(stderr, "amtprov: --count goes with --watch\n");
+		return EXIT_USAGE;
+	}
+	if (watch && state) {
+		fprintf(stderr, "amtprov: --watch counts every state; it takes no --state\n");
+		return EXIT_USAGE;
 	}
 	if (state) {
 		/* States are upper case in the database; "failed" means FAILED. */
@@ -792,6 +827,11 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 	rc = open_site(c, SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
 	if (rc)
 		return rc;
+	if (watch) {
+		rc = cmd_watch(site_store(s), watch, count, c->json);
+		site_close(s);
+		return rc;
+	}
 	if (c->json)
 		l.arr = json_array();
 	amtprov_error_clear(&err);

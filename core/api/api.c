@@ -11,6 +11,12 @@
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   administrator token; records the request
  *                                   (lifecycle.h), 202
+ *   GET  /metrics                   administrator or monitoring token; Prometheus text
+ *                                   (api_metrics.h)
+ *   GET  /, GET /v1/status          administrator token or a status session: the status
+ *                                   page and its JSON (api_status.h)
+ *   POST /v1/sessions               administrator token; a one-time login link for the page
+ *   GET  /login?t=...               the link: opens a session (cookie), 303 to /
  * Everything else is 404 (unknown path) or 405 (known path, other method). Who may do what:
  * docs/api.md and authz.h.
  *
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -41,6 +48,8 @@
 
 #include "api.h"
 #include "api_conn.h"
+#include "api_metrics.h"
+#include "api_status.h"
 #include "authz.h"
 #include "credentials.h"
 #include "device_input.h"
@@ -66,7 +75,9 @@ struct api {
 	 * whatever the presented token's length, and the tokens themselves leave memory as
 	 * soon as they are read. */
 	unsigned char (*token_hash)[TOKEN_HASH_LEN];
-	size_t n_tokens;     /* administrator token digests filled */
+	int *token_scope;    /* SCOPE_ADMIN or SCOPE_MONITOR, per digest */
+	size_t n_tokens;     /* token digests filled (administrators', then monitors') */
+	size_t n_admin;      /* of which administrator tokens */
 	size_t n_alloc;      /* digests allocated */
 	/* The site registration keys: enrollment secrets are recomputed, never stored. */
 	struct amtprov_secret **reg_keys;
@@ -76,12 +87,14 @@ struct api {
 	int port;
 	struct api_conns *conns;     /* docs/api.md#limits-under-abuse */
 	struct alog_limit log_framing; /* refusals a client could repeat at will */
+	struct api_sessions *sessions; /* the status page's login links and sessions */
 };
 
 /* What a request's bearer credential allows (docs/api.md "Who may do what"). */
 enum scope {
 	SCOPE_ADMIN = 1,     /* an administrator token: every device, every operation */
-	SCOPE_HOST,          /* an enrollment secret: register and read one FQDN */
+	SCOPE_HOST = 2,      /* an enrollment secret: register and read one FQDN */
+	SCOPE_MONITOR = 4,   /* a monitoring token: GET /metrics only, nothing of a device */
 };
 
 struct caller {
@@ -243,14 +256,17 @@ static int authorized(struct api *a, struct evhttp_request *req, struct caller *
 		*why = "cannot hash the token";
 		return 0;
 	}
+	/* Which scope matched is gathered without a branch on the comparison. */
 	for (size_t i = 0; i < a->n_tokens; i++)
-		ok |= CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0;
+		ok |= -(CRYPTO_memcmp(md, a->token_hash[i], TOKEN_HASH_LEN) == 0) &
+		      a->token_scope[i];
 	OPENSSL_cleanse(md, sizeof(md));
 	if (!ok) {
 		*why = "wrong bearer token";
 		return 0;
 	}
-	who->scope = SCOPE_ADMIN;
+	/* A token listed as both is an administrator's. */
+	who->scope = (ok & SCOPE_ADMIN) ? SCOPE_ADMIN : SCOPE_MONITOR;
 	return 1;
 }
 
@@ -283,12 +299,17 @@ static void reply_forbidden(struct api *a, struct evhttp_request *req, const str
 
 	peer_name(req, peer, sizeof(peer));
 	alog(a->log, AMTPROV_LOG_WARNING, "api: %s %s from %s (%s%s) refused: %s", method, path,
-	     peer, who->scope == SCOPE_HOST ? "enrollment secret of " : "administrator",
+	     peer,
+	     who->scope == SCOPE_HOST      ? "enrollment secret of "
+	     : who->scope == SCOPE_MONITOR ? "monitoring token"
+					   : "administrator",
 	     who->scope == SCOPE_HOST ? who->host.fqdn : "", reason);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 			  "Bearer realm=\"amtprov\", error=\"insufficient_scope\"");
 	b = json_pack("{s:s,s:s,s:s}", "error", "forbidden", "reason", reason, "scope",
-		      who->scope == SCOPE_HOST ? "register" : "admin");
+		      who->scope == SCOPE_HOST      ? "register"
+		      : who->scope == SCOPE_MONITOR ? "monitor"
+						    : "admin");
 	if (b && field)
 		json_object_set_new(b, "field", json_string(field));
 	reply_json(req, 403, "Forbidden", b);
@@ -904,6 +925,173 @@ static void device_operation(struct api *a, struct evhttp_request *req, const ch
 			     "operation", op_name, "state", dev.state, "blocked", dev.blocked));
 }
 
+/* GET /metrics: the exposition is built in memory, then sent in one reply. */
+static void show_metrics(struct api *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct amtprov_error err;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	struct evbuffer *out;
+	int rc;
+
+	if (!f) {
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	amtprov_error_clear(&err);
+	rc = api_metrics_write(a->site, util_now(), f, &err);
+	if (fclose(f) != 0 && rc == AMTPROV_OK)
+		rc = amtprov_error_set(&err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	out = evbuffer_new();
+	if (rc != AMTPROV_OK || !out) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: metrics: %s", out ? err.msg : "out of memory");
+		reply_error(req, 500, "Internal Server Error", "the metrics could not be read", NULL);
+	} else {
+		evhttp_add_header(h, "Content-Type", API_METRICS_CONTENT_TYPE);
+		evhttp_add_header(h, "Cache-Control", "no-store");
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+		evbuffer_add(out, text, len);
+		evhttp_send_reply(req, 200, "OK", out);
+	}
+	if (out)
+		evbuffer_free(out);
+	free(text);
+}
+
+/* The status page and its JSON: a live session cookie (read-only) or an administrator
+ * token. 1 to go on; 0 when answered (401, 403). */
+static int status_allowed(struct api *a, struct evhttp_request *req, const char *method,
+			  const char *path)
+{
+	const char *cookie = evhttp_find_header(evhttp_request_get_input_headers(req), "Cookie");
+	const char *why = NULL;
+	struct caller who;
+
+	if (api_sessions_check(a->sessions, util_now(), cookie))
+		return 1;
+	if (!authorized(a, req, &who, &why)) {
+		reply_unauthorized(a, req, why, method, path);
+		return 0;
+	}
+	if (who.scope != SCOPE_ADMIN) {
+		reply_forbidden(a, req, &who, method, path,
+				"the status page needs an administrator token or its login link",
+				NULL);
+		return 0;
+	}
+	return 1;
+}
+
+/* Headers of the page and the login redirect: nothing cached, framed, sniffed or referred. */
+static void page_headers(struct evkeyvalq *h)
+{
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+}
+
+static void show_page(struct api *a, struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *page = api_status_page(), *csp = api_status_csp();
+	struct evbuffer *out = evbuffer_new();
+
+	(void)a;
+	if (!page || !csp || !out) {
+		if (out)
+			evbuffer_free(out);
+		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", "text/html; charset=utf-8");
+	evhttp_add_header(h, "Content-Security-Policy", csp);
+	page_headers(h);
+	evbuffer_add(out, page, strlen(page));
+	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_free(out);
+}
+
+static void show_status(struct api *a, struct evhttp_request *req)
+{
+	struct amtprov_error err;
+	json_t *body = NULL;
+
+	amtprov_error_clear(&err);
+	if (api_status_json(a->site, util_now(), &body, &err) != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: status: %s", err.msg);
+		reply_error(req, 500, "Internal Server Error", "the status could not be read", NULL);
+		return;
+	}
+	reply_json(req, 200, "OK", body);
+}
+
+/* POST /v1/sessions: a one-time login link for the status page, for an administrator. */
+static void mint_login(struct api *a, struct evhttp_request *req)
+{
+	char hex[API_STATUS_SECRET_HEX], url[96], peer[48];
+	int rc = api_sessions_mint_link(a->sessions, util_now(), hex);
+
+	if (rc != AMTPROV_OK) {
+		reply_error(req, rc == AMTPROV_E_BUSY ? 503 : 500,
+			    rc == AMTPROV_E_BUSY ? "Service Unavailable" : "Internal Server Error",
+			    rc == AMTPROV_E_BUSY ? "too many open login links and sessions"
+						 : "cannot make a login link",
+			    NULL);
+		return;
+	}
+	snprintf(url, sizeof(url), "/login?t=%s", hex);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	peer_name(req, peer, sizeof(peer));
+	alog(a->log, AMTPROV_LOG_INFO, "api: status page login link made for %s", peer);
+	reply_json(req, 201, "Created",
+		   json_pack("{s:s,s:i}", "login_url", url, "expires_in",
+			     API_STATUS_LINK_SECONDS));
+	OPENSSL_cleanse(url, sizeof(url));
+}
+
+/* GET /login?t=...: uses the link once, sets the session cookie and sends the browser to
+ * the page. */
+static void login(struct api *a, struct evhttp_request *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q = {0};
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	char hex[API_STATUS_SECRET_HEX], cookie[160], peer[48];
+	int rc = AMTPROV_E_AUTH;
+
+	TAILQ_INIT(&q);
+	if (query && evhttp_parse_query_str(query, &q) == 0)
+		rc = api_sessions_login(a->sessions, util_now(), evhttp_find_header(&q, "t"), hex);
+	evhttp_clear_headers(&q);
+	peer_name(req, peer, sizeof(peer));
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_WARNING, "api: status page login from %s refused: %s",
+		     peer, rc == AMTPROV_E_AUTH ? "unknown, used or expired link" : "no room");
+		reply_error(req, rc == AMTPROV_E_AUTH ? 401 : 503,
+			    rc == AMTPROV_E_AUTH ? "Unauthorized" : "Service Unavailable",
+			    rc == AMTPROV_E_AUTH ? "the login link is unknown, used or expired"
+						 : "too many open sessions",
+			    NULL);
+		return;
+	}
+	/* The cookie opens the read-only page only; it is never sent cross-site, never read
+	 * by script, never sent over plain HTTP. */
+	snprintf(cookie, sizeof(cookie),
+		 API_STATUS_COOKIE "=%s; Path=/; Max-Age=%d; Secure; HttpOnly; SameSite=Strict", hex,
+		 API_STATUS_SESSION_SECONDS);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	evhttp_add_header(h, "Set-Cookie", cookie);
+	OPENSSL_cleanse(cookie, sizeof(cookie));
+	evhttp_add_header(h, "Location", "/");
+	page_headers(h);
+	alog(a->log, AMTPROV_LOG_INFO, "api: status page session opened for %s", peer);
+	evhttp_send_reply(req, 303, "See Other", NULL);
+}
+
 static const char *method_name(enum evhttp_cmd_type t)
 {
 	switch (t) {
@@ -924,6 +1112,32 @@ static void method_not_allowed(struct evhttp_request *req, const char *allow)
 	reply_error(req, 405, "Method Not Allowed", "method not allowed here", NULL);
 }
 
+#define MONITOR_ONLY "a monitoring token reads the metrics only"
+
+/* One method, bearer credentials of @p scopes (a mask): 1 to go on, 0 when answered (405,
+ * 401, or 403 with @p refusal). */
+static int gate(struct api *a, struct evhttp_request *req, enum evhttp_cmd_type want,
+		int scopes, const char *path, const char *refusal)
+{
+	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	const char *why = NULL;
+	struct caller who;
+
+	if (m != want) {
+		method_not_allowed(req, method_name(want));
+		return 0;
+	}
+	if (!authorized(a, req, &who, &why)) {
+		reply_unauthorized(a, req, why, method_name(m), path);
+		return 0;
+	}
+	if (!(who.scope & scopes)) {
+		reply_forbidden(a, req, &who, method_name(m), path, refusal, NULL);
+		return 0;
+	}
+	return 1;
+}
+
 static void route(struct api *a, struct evhttp_request *req)
 {
 	static const char devices[] = "/v1/devices";
@@ -942,11 +1156,43 @@ static void route(struct api *a, struct evhttp_request *req)
 			reply_json(req, 200, "OK", json_pack("{s:s}", "status", "ok"));
 		return;
 	}
+	if (strcmp(path, "/") == 0 || strcmp(path, "/v1/status") == 0) {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else if (!status_allowed(a, req, method_name(m), path))
+			return; /* answered */
+		else if (path[1])
+			show_status(a, req);
+		else
+			show_page(a, req);
+		return;
+	}
+	if (strcmp(path, "/login") == 0) {
+		if (m != EVHTTP_REQ_GET)
+			method_not_allowed(req, "GET");
+		else
+			login(a, req);
+		return;
+	}
+	if (strcmp(path, "/v1/sessions") == 0) {
+		if (gate(a, req, EVHTTP_REQ_POST, SCOPE_ADMIN, path,
+			 "login links need an administrator token"))
+			mint_login(a, req);
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (gate(a, req, EVHTTP_REQ_GET, SCOPE_ADMIN | SCOPE_MONITOR, path,
+			 "the metrics need an administrator or monitoring token"))
+			show_metrics(a, req);
+		return;
+	}
 	if (strcmp(path, devices) == 0) {
 		if (m != EVHTTP_REQ_POST)
 			method_not_allowed(req, "POST");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), devices);
+		else if (who.scope == SCOPE_MONITOR)
+			reply_forbidden(a, req, &who, method_name(m), devices, MONITOR_ONLY, NULL);
 		else
 			register_device(a, req, &who);
 		return;
@@ -964,6 +1210,9 @@ static void route(struct api *a, struct evhttp_request *req)
 		} else if (!authorized(a, req, &who, &why)) {
 			reply_unauthorized(a, req, why, method_name(m),
 					   "/v1/devices/{device}/{operation}");
+		} else if (who.scope == SCOPE_MONITOR) {
+			reply_forbidden(a, req, &who, method_name(m),
+					"/v1/devices/{device}/{operation}", MONITOR_ONLY, NULL);
 		} else if (who.scope != SCOPE_ADMIN) {
 			/* Administrator credentials are never on managed hosts (docs/api.md). */
 			reply_forbidden(a, req, &who, method_name(m),
@@ -983,6 +1232,9 @@ static void route(struct api *a, struct evhttp_request *req)
 			method_not_allowed(req, "GET");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), "/v1/devices/{device}");
+		else if (who.scope == SCOPE_MONITOR)
+			reply_forbidden(a, req, &who, method_name(m), "/v1/devices/{device}",
+					MONITOR_ONLY, NULL);
 		else if (who.scope == SCOPE_ADMIN ||
 			 host_may_read(a, req, &who, path + sizeof(devices)))
 			show_device(a, req, path + sizeof(devices));
@@ -1056,16 +1308,22 @@ static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_e
 	if (!cs)
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api",
 					 "the API needs the credential store (credentials.store)");
-	a->n_alloc = m->api.n_admin_tokens ? m->api.n_admin_tokens : 1;
+	a->n_alloc = m->api.n_admin_tokens + m->api.n_monitor_tokens + 1;
 	a->token_hash = calloc(a->n_alloc, sizeof(*a->token_hash));
+	a->token_scope = calloc(a->n_alloc, sizeof(*a->token_scope));
 	a->reg_keys = calloc(m->api.n_registration_keys + 1, sizeof(*a->reg_keys));
-	if (!a->token_hash || !a->reg_keys)
+	if (!a->token_hash || !a->token_scope || !a->reg_keys)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	for (size_t i = 0; i < m->api.n_admin_tokens; i++) {
+	for (size_t i = 0; i < m->api.n_admin_tokens + m->api.n_monitor_tokens; i++) {
+		int admin = i < m->api.n_admin_tokens;
+		const char *name = admin ? m->api.admin_tokens[i]
+					 : m->api.monitor_tokens[i - m->api.n_admin_tokens];
+		const char *where = admin ? "/api/admin_tokens" : "/api/monitor_tokens";
 		struct amtprov_secret *s = NULL;
 		unsigned int mdlen = 0;
-		int rc = read_credential(cs, m->api.admin_tokens[i], "/api/admin_tokens", 16,
-					 "an administrator token", &s, err);
+		int rc = read_credential(cs, name, where, 16,
+					 admin ? "an administrator token" : "a monitoring token", &s,
+					 err);
 
 		if (rc != AMTPROV_OK)
 			return rc;
@@ -1073,15 +1331,17 @@ static int load_tokens(struct api *a, const struct manifest *m, struct amtprov_e
 		 * secret. */
 		if (authz_secret_like(s->data, s->len)) {
 			util_secret_free(s);
-			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/api/admin_tokens",
-						 "credential '%s' holds an enrollment secret, not an "
-						 "administrator token", m->api.admin_tokens[i]);
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, where,
+						 "credential '%s' holds an enrollment secret, not a "
+						 "bearer token", name);
 		}
 		rc = EVP_Digest(s->data, s->len, a->token_hash[i], &mdlen, EVP_sha256(), NULL);
 		util_secret_free(s);
 		if (rc != 1 || mdlen != TOKEN_HASH_LEN)
 			return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot hash a token");
+		a->token_scope[i] = admin ? SCOPE_ADMIN : SCOPE_MONITOR;
 		a->n_tokens++;
+		a->n_admin += admin;
 	}
 	for (size_t i = 0; i < m->api.n_registration_keys; i++) {
 		int rc = read_credential(cs, m->api.registration_keys[i], "/api/registration_keys",
@@ -1113,6 +1373,11 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 	a->engine = engine;
 	a->log = site_log(site);
 	a->log_framing = (struct alog_limit){.burst = 2, .period = 10};
+	a->sessions = api_sessions_new();
+	if (!a->sessions) {
+		rc = amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		goto fail;
+	}
 	rc = load_tokens(a, m, err);
 	if (rc)
 		goto fail;
@@ -1160,13 +1425,23 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 				a->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 		}
 	}
-	alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu administrator "
-	     "token%s, %zu registration key%s%s; at most %d connections, %d s per request)",
-	     strchr(m->api.host, ':') ? "[" : "", m->api.host, strchr(m->api.host, ':') ? "]" : "",
-	     a->port, a->n_tokens, a->n_tokens == 1 ? "" : "s", a->n_reg_keys,
-	     a->n_reg_keys == 1 ? "" : "s",
-	     m->api.client_ca ? ", client certificates required" : "", api_conns_max(a->conns),
-	     m->api.request_deadline_seconds);
+	{
+		char monitors[48] = "";
+		size_t n_mon = a->n_tokens - a->n_admin;
+
+		if (n_mon)
+			snprintf(monitors, sizeof(monitors), ", %zu monitoring token%s", n_mon,
+				 n_mon == 1 ? "" : "s");
+		alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu "
+		     "administrator token%s%s, %zu registration key%s%s; at most %d connections, "
+		     "%d s per request)",
+		     strchr(m->api.host, ':') ? "[" : "", m->api.host,
+		     strchr(m->api.host, ':') ? "]" : "", a->port, a->n_admin,
+		     a->n_admin == 1 ? "" : "s", monitors, a->n_reg_keys,
+		     a->n_reg_keys == 1 ? "" : "s",
+		     m->api.client_ca ? ", client certificates required" : "",
+		     api_conns_max(a->conns), m->api.request_deadline_seconds);
+	}
 	*out = a;
 	return AMTPROV_OK;
 fail:
@@ -1191,6 +1466,8 @@ void api_free(struct api *a)
 	if (a->token_hash)
 		OPENSSL_cleanse(a->token_hash, a->n_alloc * sizeof(*a->token_hash));
 	free(a->token_hash);
+	free(a->token_scope);
+	api_sessions_free(a->sessions);
 	for (size_t i = 0; a->reg_keys && i < a->n_reg_keys; i++)
 		util_secret_free(a->reg_keys[i]);
 	free(a->reg_keys);

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "metrics.h"
 #include "status.h"
 #include "util.h"
 
@@ -16,6 +17,7 @@ struct engine_job {
 	struct store_device dev;
 	enum device_state state; /* the runnable state the job is for */
 	enum device_state doing; /* the -ING state persisted while it runs (or == state) */
+	int64_t started_ms;      /* monotonic, for the step's duration (metrics.h) */
 	/* blocking call */
 	engine_blocking_fn fn;
 	engine_blocking_done bdone;
@@ -346,6 +348,19 @@ static void job_free(struct engine_job *job)
 	free(job);
 }
 
+/* metrics.h: the step's duration, and the end of provisioning when it is one (PROVISIONED
+ * reached by a provisioning step, not by an update or a renewal; FAILED from any step). */
+static void count_step(const struct engine_job *job, const char *outcome, enum device_state next,
+		       int code)
+{
+	metrics_step(device_state_name(job->state), outcome,
+		     (double)(util_monotonic_ms() - job->started_ms) / 1000.0);
+	if (next == DS_FAILED)
+		metrics_outcome("failed", code);
+	else if (next == DS_PROVISIONED && job->doing != DS_UPDATING && job->doing != DS_RENEWING)
+		metrics_outcome("provisioned", 0);
+}
+
 static void finish(struct engine_job *job, enum device_state next, int error_code,
 		   const char *error_text, int may_retry, int64_t at)
 {
@@ -369,6 +384,7 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			persist(e, job, job->doing, DS_FAILED, AMTPROV_E_INTERNAL, detail, 0,
 				job->dev.attempts);
 			emit_logged(e, AMTPROV_LOG_ERROR, STATUS_PROVISIONING_FAILED, fqdn, detail);
+			count_step(job, "failed", DS_FAILED, AMTPROV_E_INTERNAL);
 		} else {
 			int attempts = next == job->state ? job->dev.attempts : 0;
 
@@ -381,6 +397,7 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 				follow_push(e, job->dev.id);
 				event_active(e->kick_ev, EV_TIMEOUT, 0);
 			}
+			count_step(job, "ok", next, 0);
 		}
 	} else {
 		int code = error_code ? error_code : AMTPROV_E_INTERNAL;
@@ -395,12 +412,14 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 				 attempts, e->cfg.max_attempts, (long long)delay);
 			persist(e, job, job->doing, back, code, why, now_of(e) + delay, attempts);
 			emit_logged(e, AMTPROV_LOG_WARNING, STATUS_PROVISIONING_RETRY, fqdn, detail);
+			count_step(job, "retry", back, code);
 		} else {
 			if (snprintf(detail, sizeof(detail), "%s failed: %s",
 				     device_state_name(job->state), why) >= (int)sizeof(detail))
 				amtprov_error_cut(detail, sizeof(detail)); /* never mid-word */
 			persist(e, job, job->doing, DS_FAILED, code, detail, 0, attempts);
 			emit_logged(e, AMTPROV_LOG_ERROR, STATUS_PROVISIONING_FAILED, fqdn, detail);
+			count_step(job, "failed", DS_FAILED, code);
 		}
 	}
 	if (tx && store_tx_commit(e->st, &txerr) != AMTPROV_OK)
@@ -487,6 +506,7 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	job->dev = *dev;
 	job->state = s;
 	job->doing = device_state_doing(s);
+	job->started_ms = util_monotonic_ms();
 	inflight_add(e, job);
 	/* Entering the -ING state also counts the step in flight (crash-loop guard), in the
 	 * same statement: no extra write. */

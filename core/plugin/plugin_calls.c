@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "metrics.h"
 #include "plugin_host_int.h"
 #include "util.h"
 
@@ -92,26 +93,39 @@ bad:
 				 pi->name, amtprov_ca_outcome_name(res->outcome), op);
 }
 
+/* metrics.h: one CA call, answered by its outcome, or "error" when it failed. */
+static int ca_counted(struct plugin_instance *pi, const char *op, int64_t t0, int rc,
+		      const struct amtprov_ca_result *res)
+{
+	metrics_ca_call(pi->name, op,
+			rc == AMTPROV_OK ? amtprov_ca_outcome_name(res->outcome) : "error",
+			(double)(util_monotonic_ms() - t0) / 1000.0);
+	return rc;
+}
+
 int pi_ca_submit(struct plugin_instance *pi, const char *device,
 		 const struct amtprov_ca_request *req, struct amtprov_ca_result *res,
 		 struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
 	struct pi_call c;
+	int64_t t0;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	result_init(res);
+	t0 = util_monotonic_ms();
 	pi_enter(&c, pi, device);
 	rc = o->submit(pi->handle, req, res, err);
 	pi_leave(&c);
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
+		ca_counted(pi, "submit", t0, rc, res);
 		return amtprov_error_set(err, rc, pi->name, "CA '%s' submit failed: %s", pi->name,
 					 amtprov_strerror(rc));
 	}
-	return check_result(pi, "submit", 1, res, err);
+	return ca_counted(pi, "submit", t0, check_result(pi, "submit", 1, res, err), res);
 }
 
 int pi_ca_csr_attributes(struct plugin_instance *pi, const char *device,
@@ -146,6 +160,7 @@ int pi_ca_poll(struct plugin_instance *pi, const char *device,
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
 	char ck[AMTPROV_CA_COOKIE_SIZE];
 	struct pi_call c;
+	int64_t t0;
 	int rc;
 
 	if (!o)
@@ -156,15 +171,17 @@ int pi_ca_poll(struct plugin_instance *pi, const char *device,
 	result_init(res);
 	if (!SLOT(o, struct amtprov_ca_ops, poll) || !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_POLL))
 		return AMTPROV_OK; /* outcome NOT_SUPPORTED */
+	t0 = util_monotonic_ms();
 	pi_enter(&c, pi, device);
 	rc = o->poll(pi->handle, req, ck, res, err);
 	pi_leave(&c);
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
+		ca_counted(pi, "poll", t0, rc, res);
 		return amtprov_error_set(err, rc, pi->name, "CA '%s' poll failed: %s", pi->name,
 					 amtprov_strerror(rc));
 	}
-	return check_result(pi, "poll", 1, res, err);
+	return ca_counted(pi, "poll", t0, check_result(pi, "poll", 1, res, err), res);
 }
 
 int pi_ca_revoke(struct plugin_instance *pi, const char *device,
@@ -173,6 +190,7 @@ int pi_ca_revoke(struct plugin_instance *pi, const char *device,
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
 	struct pi_call c;
+	int64_t t0;
 	int rc;
 
 	if (!o)
@@ -181,15 +199,17 @@ int pi_ca_revoke(struct plugin_instance *pi, const char *device,
 	if (!SLOT(o, struct amtprov_ca_ops, revoke) ||
 	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_REVOKE))
 		return AMTPROV_OK;
+	t0 = util_monotonic_ms();
 	pi_enter(&c, pi, device);
 	rc = o->revoke(pi->handle, rev, res, err);
 	pi_leave(&c);
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
+		ca_counted(pi, "revoke", t0, rc, res);
 		return amtprov_error_set(err, rc, pi->name, "CA '%s' revoke failed: %s", pi->name,
 					 amtprov_strerror(rc));
 	}
-	return check_result(pi, "revoke", 0, res, err);
+	return ca_counted(pi, "revoke", t0, check_result(pi, "revoke", 0, res, err), res);
 }
 
 int pi_ca_fetch_crl(struct plugin_instance *pi, uint8_t **der, size_t *len,

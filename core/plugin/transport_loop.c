@@ -7,6 +7,9 @@
 
 #include <event2/event.h>
 
+#include "metrics.h"
+#include "util.h"
+
 struct tcall {
 	struct tloop *t;
 	void *session;
@@ -16,6 +19,8 @@ struct tcall {
 	int linked;         /* in its bucket (after begin() returned AGAIN) */
 	struct tcall *prev, *next; /* the calls of the session's bucket */
 	struct tcall *fnext;       /* finished, not yet handed over (FIFO) */
+	uint32_t op;        /* for metrics.h, with its start (monotonic ms) */
+	int64_t started_ms;
 };
 
 /* Calls are found by session (closing one) and by completion (the plugin's done callback
@@ -132,6 +137,7 @@ static void complete_finished(struct tloop *t)
 		call_unlink(c);
 		amtprov_error_clear(&err);
 		rc = pi_transport_finish(t->pi, c->session, &result, &err);
+		metrics_amt_call(c->op, rc, (double)(util_monotonic_ms() - c->started_ms) / 1000.0);
 		c->done(c->ctx, rc, result, &err);
 		json_decref(result);
 		free(c);
@@ -270,11 +276,15 @@ int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params
 	c->session = session;
 	c->done = done;
 	c->ctx = ctx;
+	c->op = op;
+	c->started_ms = util_monotonic_ms();
 	if (!params)
 		params = empty = json_object();
 	rc = pi_transport_begin(t->pi, session, op, params, on_plugin_done, c, err);
 	json_decref(empty);
 	if (rc != AMTPROV_AGAIN) {
+		metrics_amt_call(op, rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc,
+				 (double)(util_monotonic_ms() - c->started_ms) / 1000.0);
 		free(c);
 		return rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc;
 	}

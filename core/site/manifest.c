@@ -1702,7 +1702,7 @@ static void parse_api(struct vctx *c, json_t *root)
 	static const char *const keys[] = {"listen", "certificate", "key", "admin_tokens",
 					   "registration_keys", "address_check", "address_allow",
 					   "tokens", "client_ca", "max_body", "max_connections",
-					   "request_deadline_seconds", NULL};
+					   "request_deadline_seconds", "monitor_tokens", NULL};
 	static const char *const checks[] = {"dns_or_allow_list", "dns", "allow_list", "off",
 					     NULL};
 	struct manifest_api *a = &c->m->api;
@@ -1737,6 +1737,8 @@ static void parse_api(struct vctx *c, json_t *root)
 	}
 	a->admin_tokens = get_cred_list(c, api, p, "admin_tokens", "an administrator's bearer "
 				       "token", &a->n_admin_tokens);
+	a->monitor_tokens = get_cred_list(c, api, p, "monitor_tokens", "a monitoring bearer token",
+					  &a->n_monitor_tokens);
 	a->registration_keys = get_cred_list(c, api, p, "registration_keys", "a site registration "
 					    "key", &a->n_registration_keys);
 	/* No credential would mean either no write at all or an unauthenticated one: neither
@@ -2056,6 +2058,7 @@ void manifest_free(struct manifest *m)
 	free(m->api.key);
 	free(m->api.client_ca);
 	free(m->api.admin_tokens);
+	free(m->api.monitor_tokens);
 	free(m->api.registration_keys);
 	free(m->api.address_allow);
 	for (i = 0; i < m->n_inputs; i++)

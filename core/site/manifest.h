@@ -141,6 +141,9 @@ struct manifest_api {
 	const char **admin_tokens;    /**< credential names of the administrators' bearer tokens,
 				       *   NULL-terminated; NULL when none */
 	size_t n_admin_tokens;
+	const char **monitor_tokens;  /**< credential names of monitoring tokens: GET /metrics
+				       *   only (docs/operations.md "Monitoring"); NULL when none */
+	size_t n_monitor_tokens;
 	const char **registration_keys; /**< credential names of the site registration keys
 					 *   (enrollment secrets are HMACs under them); the first
 					 *   mints, every one verifies; NULL when none */
