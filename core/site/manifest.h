@@ -161,7 +161,8 @@ struct manifest {
 	 * label); NULL-terminated, NULL when absent (any name under dns_suffix). */
 	const char **fqdn_patterns;
 	size_t n_fqdn_patterns;
-	char *database_path;          /**< absolute; default <state_dir>/site.db */
+	char *database_path;          /**< SQLite: absolute path, default <state_dir>/site.db;
+				       *   PostgreSQL: database.url as given (no password) */
 	char *state_dir;              /**< absolute; default <manifest dir>/state */
 	char **plugin_path;           /**< absolute dirs, NULL-terminated */
 

@@ -143,8 +143,8 @@ int store_open(const char *path, int flags, struct store **out, struct amtprov_e
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, path, "out of memory");
 	}
 	st->flags = flags;
-	/* Only SQLite for now; a "postgresql://" URI would select another back end here. */
-	rc = store_sqlite_open(st, flags, err);
+	rc = store_is_pg_url(path) ? store_pg_open(st, flags, err)
+				   : store_sqlite_open(st, flags, err);
 	if (rc != AMTPROV_OK) {
 		free(st->path);
 		free(st);

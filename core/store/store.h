@@ -6,8 +6,8 @@
  * All persistent site state goes through these functions: devices and their provisioning
  * state, every issued certificate, status messages, the audit trail, pending operations
  * (queued revocations, CA cookies to poll, write-ahead password commits) and maintenance
- * task runs. SQLite is the default back end (store_sqlite.c); the functions dispatch
- * through `struct store_ops` so a shared PostgreSQL back end can be added later.
+ * task runs. SQLite is the default back end (store_sqlite.c); PostgreSQL (store_pg.c) is
+ * the one several amtprovd hosts share. The functions dispatch through `struct store_ops`.
  *
  * Conventions:
  *  - Every function returns an enum amtprov_status and fills @p err on failure, with
@@ -25,6 +25,7 @@
 #ifndef AMTPROV_CORE_STORE_H
 #define AMTPROV_CORE_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <amtprov/error.h>
@@ -174,8 +175,21 @@ typedef int (*store_audit_cb)(void *ctx, const struct store_audit *rec);
 typedef int (*store_pending_cb)(void *ctx, const struct store_pending *op);
 
 /**
+ * 1 if @p s names a PostgreSQL database (a "postgresql://" or "postgres://" URI, or a
+ * libpq "keyword=value" conninfo) rather than a SQLite file path.
+ */
+int store_is_pg_url(const char *s);
+/**
+ * Checks a PostgreSQL connection string before use: it must parse, and must not hold a
+ * password (secrets never go in the manifest). 0, or -1 with the reason in @p why.
+ */
+int store_pg_url_check(const char *url, char *why, size_t why_size);
+
+/**
  * Opens (and with STORE_OPEN_CREATE creates) a site database.
- * @param[in] path  file path of the SQLite database
+ * @param[in] path  file path of the SQLite database, or a PostgreSQL connection string
+ *                  (store_is_pg_url; the server and database must exist, CREATE adds
+ *                  the schema to an empty one)
  * @return AMTPROV_OK; AMTPROV_E_NOT_FOUND (missing, no CREATE); AMTPROV_E_CORRUPT (not a
  *         database, failed integrity check, or a schema newer than this build knows);
  *         AMTPROV_E_BUSY; AMTPROV_E_IO. A failed open changes nothing on disk.

@@ -23,9 +23,9 @@
  *  - list slots must not hold a read cursor open while calling the user's callback, so a
  *    callback may call any other store function on the same handle.
  *
- * Adding a back end (e.g. PostgreSQL): write `int store_<name>_open(struct store *st,
- * int flags, struct amtprov_error *err)` that fills st->ops and st->be, and teach
- * store_open() which paths/URIs select it. See docs/database.md.
+ * Adding a back end: write `int store_<name>_open(struct store *st, int flags, struct
+ * amtprov_error *err)` that fills st->ops and st->be, and teach store_open() which
+ * paths/URIs select it (store_pg.c is the second example). See docs/database.md.
  */
 #ifndef AMTPROV_CORE_STORE_INT_H
 #define AMTPROV_CORE_STORE_INT_H
@@ -33,7 +33,7 @@
 #include "store.h"
 
 struct store_ops {
-	const char *name; /**< "sqlite" */
+	const char *name; /**< "sqlite", "postgresql" */
 
 	/** Frees st->be and everything the back end holds; must not free st itself. */
 	void (*close)(struct store *st);
@@ -139,5 +139,14 @@ struct store {
  * file is as it was (a file this call created is removed again).
  */
 int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err);
+
+/**
+ * The PostgreSQL back end's constructor (store_pg.c): st->path is a libpq connection
+ * string (URI or conninfo) without a password. Connects, checks the schema, migrates it
+ * (under an advisory lock, so several hosts may start at once). The server and the
+ * database must exist; with STORE_OPEN_CREATE an empty database gets the schema, without
+ * it an empty database is AMTPROV_E_NOT_FOUND.
+ */
+int store_pg_open(struct store *st, int flags, struct amtprov_error *err);
 
 #endif /* AMTPROV_CORE_STORE_INT_H */
