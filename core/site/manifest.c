@@ -1471,7 +1471,7 @@ static void parse_maintenance(struct vctx *c, json_t *root)
 static void parse_engine(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {"max_in_flight", "ca_workers", "retry",
-					   "crash_loop_limit", NULL};
+					   "crash_loop_limit", "lease_seconds", NULL};
 	static const char *const r_keys[] = {"base_seconds", "max_seconds", "max_attempts", NULL};
 	struct manifest_engine *e = &c->m->engine;
 	char p[PATH_SIZE], rp[PATH_SIZE], kp[PATH_SIZE];
@@ -1484,6 +1484,7 @@ static void parse_engine(struct vctx *c, json_t *root)
 	get_int(c, en, p, "max_in_flight", 1, 100000, &e->max_in_flight);
 	get_int(c, en, p, "ca_workers", 1, 64, &e->ca_workers);
 	get_int(c, en, p, "crash_loop_limit", 1, 1000, &e->crash_loop_limit);
+	get_int(c, en, p, "lease_seconds", 3, 3600, &e->lease_seconds);
 	r = get_object(c, en, p, "retry", 0, rp);
 	if (!r)
 		return;
@@ -1780,6 +1781,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.retry_max_seconds = 3600;
 	m->engine.max_attempts = 10;
 	m->engine.crash_loop_limit = 3;
+	m->engine.lease_seconds = 60;
 	m->api.max_body = 65536;
 	m->api.request_deadline_seconds = 10;
 }

@@ -100,6 +100,7 @@ struct manifest_engine {
 	int retry_max_seconds;        /**< default 3600 */
 	int max_attempts;             /**< default 10; then the device stays FAILED */
 	int crash_loop_limit;         /**< default 3; restarts with a step in flight (R-PROV-13) */
+	int lease_seconds;            /**< default 60; a device lease's life (several hosts) */
 };
 
 /** How the wired IP a host agent reports is checked (api.address_check, docs/api.md). */

@@ -39,7 +39,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -65,6 +65,9 @@ struct store_device {
 	int blocked;                         /**< R-REV-02d */
 	int in_flight;                       /**< times the current step began with no outcome
 					      *   recorded (crash-loop guard); read-only */
+	char lease_owner[STORE_SHORT_SIZE];  /**< host working on it ("" = none); read-only,
+					      *   see store_device_claim (schema 5) */
+	int64_t lease_until;                 /**< the lease expires then; read-only */
 	int64_t created_at;
 	int64_t updated_at;
 };
@@ -277,6 +280,24 @@ int store_device_update(struct store *st, const struct store_device *dev, const 
 int store_device_reregister(struct store *st, int64_t id, const char *from,
 			    const struct store_device *dev, const char *actor, int64_t now,
 			    struct amtprov_error *err);
+
+/* ---- device leases (several hosts on one database, docs/database.md) ---- */
+/**
+ * Claims device @p id for host @p owner until @p until: succeeds when the device has no
+ * lease, its lease is @p owner's, or it expired before @p now. AMTPROV_E_BUSY (nothing
+ * changed) when another host holds a live lease, or (PostgreSQL) another host's
+ * transaction holds the row right now (SKIP LOCKED: a claim never waits).
+ * AMTPROV_E_NOT_FOUND if there is no such device.
+ */
+int store_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
+		       int64_t until, struct amtprov_error *err);
+/** Gives up @p owner's lease on device @p id (nothing happens if it is not @p owner's). */
+int store_device_release(struct store *st, int64_t id, const char *owner,
+			 struct amtprov_error *err);
+/** Extends every lease @p owner holds to @p until (one statement); *n: how many, may be
+ * NULL. A host renews while it works; a host that died stops renewing. */
+int store_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
+		      struct amtprov_error *err);
 
 /* ---- certificates ---- */
 /** Records an issued certificate. AMTPROV_E_EXISTS if sha256 is already recorded. */

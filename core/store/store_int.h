@@ -70,6 +70,15 @@ struct store_ops {
 				 const struct store_device *dev, const char *actor, int64_t now,
 				 struct amtprov_error *err);
 
+	/** @p owner is non-empty and fits STORE_SHORT_SIZE here. */
+	int (*device_claim)(struct store *st, int64_t id, const char *owner, int64_t now,
+			    int64_t until, struct amtprov_error *err);
+	int (*device_release)(struct store *st, int64_t id, const char *owner,
+			      struct amtprov_error *err);
+	/** @p n is never NULL here. */
+	int (*lease_renew)(struct store *st, const char *owner, int64_t until, int64_t *n,
+			   struct amtprov_error *err);
+
 	int (*cert_add)(struct store *st, struct store_cert *cert, int64_t now,
 			struct amtprov_error *err);
 	int (*cert_get)(struct store *st, int64_t id, struct store_cert *out,

@@ -164,6 +164,11 @@ static const char *const store_pg_migrations[] = {
 	/* 3 -> 4: the crash-loop guard. */
 	"ALTER TABLE devices ADD COLUMN in_flight bigint NOT NULL DEFAULT 0\n"
 	"  CHECK (in_flight >= 0);\n",
+
+	/* 4 -> 5: device leases. */
+	"ALTER TABLE devices ADD COLUMN lease_owner text NOT NULL DEFAULT '';\n"
+	"ALTER TABLE devices ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX devices_lease ON devices (lease_owner);\n",
 };
 
 /* Tables every schema at STORE_SCHEMA_VERSION has (store_check looks for each). */

@@ -773,7 +773,7 @@ static void pg_tx_rollback(struct store *st)
 #define DEVICE_COLS                                                                        \
 	"id, fqdn, uuid, amt_version, wired_ip, otp_hash, state, state_since, "            \
 	"last_error_code, last_error, attempts, next_attempt_at, wireless_capable, "       \
-	"blocked, created_at, updated_at, in_flight"
+	"blocked, created_at, updated_at, in_flight, lease_owner, lease_until"
 
 static void read_device(struct rd *r, void *row)
 {
@@ -796,6 +796,8 @@ static void read_device(struct rd *r, void *row)
 	d->created_at = rd_i64(r);
 	d->updated_at = rd_i64(r);
 	d->in_flight = rd_int(r);
+	rd_text(r, d->lease_owner, sizeof(d->lease_owner));
+	d->lease_until = rd_i64(r);
 }
 
 static int get_device(struct store *st, const char *sql, const char *tkey, int64_t ikey,
@@ -1246,6 +1248,82 @@ static int pg_device_reregister(struct store *st, int64_t id, const char *from,
 			 dev->uuid, from, changes_txt[0] ? changes_txt : "same report");
 		rc = audit_insert(st, actor, id, "device.reregister", detail, now, err);
 	}
+	return op_end(st, rc, err);
+}
+
+/* ---- device leases ---- */
+
+/*
+ * The claim locks the row with SKIP LOCKED: a device another host's transaction holds
+ * right now (it is recording a step of it) is skipped at once instead of waited for; the
+ * lease condition then decides. One statement, so it is atomic on its own.
+ */
+static int pg_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
+			   int64_t until, struct amtprov_error *err)
+{
+	struct params p = {0};
+	PGresult *r = NULL;
+	int rc, found;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	p_i64(&p, id);
+	p_text(&p, owner);
+	p_i64(&p, now);
+	p_i64(&p, until);
+	rc = run(st,
+		 "UPDATE devices SET lease_owner = $2, lease_until = $4 WHERE id = "
+		 "(SELECT id FROM devices WHERE id = $1 AND (lease_owner = '' OR "
+		 "lease_owner = $2 OR lease_until < $3) FOR UPDATE SKIP LOCKED)",
+		 &p, &r, "claiming a device", err);
+	if (rc == AMTPROV_OK && changes(r) == 0) {
+		rc = lookup_id(st, "SELECT id FROM devices WHERE id = $1", NULL, id, NULL, &found,
+			       err);
+		if (rc == AMTPROV_OK)
+			rc = found ? amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+						       "device %lld is leased by another host",
+						       (long long)id)
+				   : amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+						       "no device with id %lld", (long long)id);
+	}
+	PQclear(r);
+	return op_end(st, rc, err);
+}
+
+static int pg_device_release(struct store *st, int64_t id, const char *owner,
+			     struct amtprov_error *err)
+{
+	struct params p = {0};
+	int rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	p_i64(&p, id);
+	p_text(&p, owner);
+	rc = exec(st,
+		  "UPDATE devices SET lease_owner = '', lease_until = 0 "
+		  "WHERE id = $1 AND lease_owner = $2",
+		  &p, "releasing a device", err);
+	return op_end(st, rc, err);
+}
+
+static int pg_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
+			  struct amtprov_error *err)
+{
+	struct params p = {0};
+	PGresult *r = NULL;
+	int rc;
+
+	*n = 0;
+	if ((rc = op_begin(st, err)))
+		return rc;
+	p_text(&p, owner);
+	p_i64(&p, until);
+	rc = run(st, "UPDATE devices SET lease_until = $2 WHERE lease_owner = $1", &p, &r,
+		 "renewing leases", err);
+	if (rc == AMTPROV_OK)
+		*n = changes(r);
+	PQclear(r);
 	return op_end(st, rc, err);
 }
 
@@ -1908,6 +1986,9 @@ static const struct store_ops pg_ops = {
 	.device_transition = pg_device_transition,
 	.device_update = pg_device_update,
 	.device_reregister = pg_device_reregister,
+	.device_claim = pg_device_claim,
+	.device_release = pg_device_release,
+	.lease_renew = pg_lease_renew,
 	.cert_add = pg_cert_add,
 	.cert_get = pg_cert_get,
 	.cert_list = pg_cert_list,

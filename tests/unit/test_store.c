@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
@@ -684,7 +685,7 @@ static void test_step_in_flight_count(void)
 }
 
 /* Migration 3 -> 4 on a database with devices: they keep their data, in_flight 0. */
-static void test_migration_3_to_4_keeps_devices(void)
+static void test_migration_3_to_5_keeps_devices(void)
 {
 	struct store *st = open_new();
 	struct amtprov_error err;
@@ -695,15 +696,20 @@ static void test_migration_3_to_4_keeps_devices(void)
 	store_close(st);
 	/* Back to schema 3 as an older amtprov left it. */
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(dbpath, &db), SQLITE_OK);
-	CU_ASSERT_EQUAL(sqlite3_exec(db, "ALTER TABLE devices DROP COLUMN in_flight; "
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP INDEX devices_lease; "
+					 "ALTER TABLE devices DROP COLUMN lease_owner; "
+					 "ALTER TABLE devices DROP COLUMN lease_until; "
+					 "ALTER TABLE devices DROP COLUMN in_flight; "
 					 "PRAGMA user_version = 3;", NULL, NULL, NULL),
 			SQLITE_OK);
 	sqlite3_close(db);
 	amtprov_error_clear(&err);
 	CU_ASSERT_EQUAL_FATAL(store_open(dbpath, 0, &st, &err), AMTPROV_OK);
-	CU_ASSERT_EQUAL(store_schema_version(st), 4);
+	CU_ASSERT_EQUAL(store_schema_version(st), 5);
 	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(d.in_flight, 0);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "");
+	CU_ASSERT_EQUAL(d.lease_until, 0);
 	CU_ASSERT_STRING_EQUAL(d.state, "NEED_PRECHECK");
 	store_close(st);
 }
@@ -1739,6 +1745,63 @@ static void test_cert_data_put_get_once(void)
 	store_close(st);
 }
 
+/* ---- device leases ---- */
+
+/* One host at a time per device: a live lease of another host is E_BUSY, an expired one
+ * is taken over, a released one is free, renewal extends only the owner's leases. */
+static void test_device_lease_claim_expire_release_renew(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_device d;
+	int64_t a = add_device(st, 1), b = add_device(st, 2), n = -1;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-a", 1000, 1060, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-a", 1001, 1061, &err), AMTPROV_OK);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1030, 1090, &err), AMTPROV_E_BUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "leased by another host"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, 9999, "host-b", 1030, 1090, &err),
+			AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(d.lease_until, 1061);
+
+	/* Renewal: host-a's leases only. */
+	CU_ASSERT_EQUAL(store_device_claim(st, b, "host-b", 1000, 1060, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_lease_renew(st, "host-a", 1200, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(store_device_get(st, b, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.lease_until, 1060);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1160, &err), AMTPROV_E_BUSY);
+
+	/* host-b died: its lease runs out and host-a takes the device over. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, b, "host-a", 1061, 1121, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, b, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+
+	/* Releasing someone else's lease does nothing; the owner's release frees it. */
+	CU_ASSERT_EQUAL(store_device_release(st, a, "host-b", &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(store_device_release(st, a, "host-a", &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "");
+	CU_ASSERT_EQUAL(d.lease_until, 0);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1160, &err), AMTPROV_OK);
+
+	/* Bad arguments. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "", 1100, 1160, &err), AMTPROV_E_INVALID);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1100, &err), AMTPROV_E_INVALID);
+	store_close(st);
+}
+
 /* ---- PostgreSQL only ---- */
 
 /* A database without the amtprov schema is "not there yet": E_NOT_FOUND without CREATE
@@ -1856,6 +1919,31 @@ static void test_pg_schema_keeps_history(void)
 	CU_ASSERT_EQUAL(pg_test_exec("SELECT 1 FROM devices, certificates"), 0);
 }
 
+/* A device whose row another host's transaction holds (it is recording a step) is
+ * skipped at once, not waited for: SKIP LOCKED. */
+static void test_pg_claim_skips_a_locked_row(void)
+{
+	struct store *st = open_new(), *other = reopen();
+	struct amtprov_error err;
+	int64_t id = add_device(st, 1);
+	time_t t0;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_tx_begin(other, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(store_device_transition(other, id, "NEED_PRECHECK", "PRECHECKING",
+						      0, NULL, 0, "engine", 1000, &err),
+			      AMTPROV_OK);
+	t0 = time(NULL);
+	CU_ASSERT_EQUAL(store_device_claim(st, id, "host-b", 1000, 1060, &err), AMTPROV_E_BUSY);
+	/* lock_timeout is 5 s: an answer well before it was not a wait. */
+	CU_ASSERT(time(NULL) - t0 < 4);
+	store_tx_rollback(other);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, id, "host-b", 1000, 1060, &err), AMTPROV_OK);
+	store_close(other);
+	store_close(st);
+}
+
 /* Several hosts starting on a new database at once: one migrates, the others wait and
  * find the schema done (an advisory lock), none fails. */
 static void test_pg_concurrent_first_open_migrates_once(void)
@@ -1920,7 +2008,7 @@ static const struct store_test {
 	{ "transition writes one audit record", test_transition_writes_one_audit_record, 0 },
 	{ "transition counts attempts", test_transition_counts_attempts, 0 },
 	{ "crash-loop guard: step-in-flight count (R-PROV-13)", test_step_in_flight_count, 0 },
-	{ "migration 3 -> 4 keeps devices", test_migration_3_to_4_keeps_devices, 1 },
+	{ "migrations 3 -> 4 -> 5 keep devices", test_migration_3_to_5_keeps_devices, 1 },
 	{ "device update changes fields and audits",
 	  test_device_update_changes_fields_and_audits, 0 },
 	{ "re-registration: one compare-and-set with its audit, never the OTP hash",
@@ -1954,6 +2042,8 @@ static const struct store_test {
 	{ "maintenance tasks: put and get", test_task_put_get, 0 },
 	{ "maintenance tasks: on-demand requests are never lost",
 	  test_task_requests_are_never_lost, 0 },
+	{ "device leases: claim, expiry, release, renewal (several hosts)",
+	  test_device_lease_claim_expire_release_renew, 0 },
 	{ "over-long or malformed fields are E_INVALID",
 	  test_overlong_or_malformed_fields_are_invalid, 0 },
 };
@@ -1984,6 +2074,8 @@ void register_store_pg_tests(void)
 		{ "check finds a disabled trigger and a missing table", test_pg_check_finds_tampering },
 		{ "the schema keeps history (no delete, truncate, audit update)",
 		  test_pg_schema_keeps_history },
+		{ "a claim skips a row another transaction holds (SKIP LOCKED)",
+		  test_pg_claim_skips_a_locked_row },
 		{ "several hosts opening a new database at once: migrated once",
 		  test_pg_concurrent_first_open_migrates_once },
 	};
