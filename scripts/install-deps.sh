@@ -25,6 +25,7 @@ DEMO_PACKAGES=(
   libltdl-dev                 # plugin loading
   libjansson-dev              # manifests, JSON
   libsqlite3-dev              # the site database
+  libpq-dev                   # the site database on PostgreSQL (several amtprovd hosts); a build dependency, no server
   libevent-dev                # the engine's event loop
   libcurl4-openssl-dev        # HTTPS + Digest client for the AMT transport
   libmicrohttpd-dev           # small HTTP servers: ca-local's CRL endpoint
@@ -55,6 +56,7 @@ TEST_PACKAGES=(
   samba samba-ad-dc samba-ad-provision winbind  # tests: a throwaway Samba AD DC (adcssim's Kerberos test, directory-ad)
   ldap-utils                  # tests: ldapsearch/ldapmodify check directory-ad's accounts as an AD administrator would
   ldb-tools                   # tests: ldbsearch/ldbmodify on the Samba DC's sam.ldb (test_e2e_kerberos_samba)
+  postgresql                  # tests: a private PostgreSQL server (initdb + pg_ctl) for the shared site database
   strace                      # benchmarks only: bench_provision.sh counts amtprovd's fsyncs per device and thread
 )
 
@@ -63,12 +65,12 @@ PACKAGES=("${DEMO_PACKAGES[@]}")
 if [ -n "$print" ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
 # Debian enables the services of some packages the tests install (FreeRADIUS, the MIT KDC,
-# Samba): the tests start their own instances on loopback, so the system ones are disabled
+# Samba, PostgreSQL): the tests start their own instances on loopback, so the system ones are disabled
 # and stopped, never left listening on the machine's interfaces.
 disable_test_services() {
   command -v systemctl >/dev/null 2>&1 || return 0
   local svc
-  for svc in freeradius krb5-kdc krb5-admin-server samba-ad-dc smbd nmbd winbind; do
+  for svc in freeradius krb5-kdc krb5-admin-server samba-ad-dc smbd nmbd winbind postgresql; do
     if systemctl is-enabled "$svc" >/dev/null 2>&1; then
       $SUDO systemctl disable "$svc" >/dev/null 2>&1 ||
         echo "install-deps: could not disable $svc.service; disable it by hand" >&2

@@ -183,6 +183,7 @@ static void engine_status(void *site, uint32_t id, const char *device, const cha
 static int start_engine(struct daemon *d, struct amtprov_error *err)
 {
 	struct manifest *m = site_manifest(d->site);
+	static char host_id[STORE_SHORT_SIZE];
 	struct engine_config cfg = {
 		.max_in_flight = m->engine.max_in_flight,
 		.workers = m->engine.ca_workers,
@@ -191,9 +192,18 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		.max_attempts = m->engine.max_attempts,
 		.crash_loop_limit = m->engine.crash_loop_limit,
 		.actor = "amtprovd",
+		.host_id = host_id,
+		.lease_seconds = m->engine.lease_seconds,
 	};
 	struct event_base *base;
 	int rewound = 0, rc;
+
+	/* The lease owner: unique per host on a shared database (docs/database.md). */
+	if (getenv("AMTPROV_HOST_ID") && getenv("AMTPROV_HOST_ID")[0])
+		util_strlcpy(host_id, getenv("AMTPROV_HOST_ID"), sizeof(host_id));
+	else if (gethostname(host_id, sizeof(host_id) - 1) != 0 || !host_id[0])
+		util_strlcpy(host_id, "amtprovd", sizeof(host_id));
+	alog(d->log, AMTPROV_LOG_INFO, "host id (device leases): %s", host_id);
 
 	d->engine = engine_new(site_store(d->site), d->log, &cfg, site_clock, d->site,
 			       engine_status, d->site, err);

@@ -30,6 +30,7 @@ struct engine_job {
 	void *abort_arg;
 	/* an offloaded call (engine_offload): no device, not in the in-flight set */
 	int detached;
+	int leased; /* this host holds the device's lease (store_device_claim) */
 	engine_offload_done odone;
 };
 
@@ -71,6 +72,8 @@ struct engine {
 	struct engine_job *done_head;
 	int stopping;
 	int shut_down;
+	/* Device leases (several hosts on one database): last renewal, last reclaim pass. */
+	int64_t renewed_at, reclaimed_at;
 };
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
@@ -342,8 +345,21 @@ static void follow_push(struct engine *e, int64_t id)
 	e->follow[e->n_follow++] = id;
 }
 
+/* Gives the device's lease back: another host may take its next step. */
+static void lease_release(struct engine *e, struct engine_job *job)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (job->leased && store_device_release(e->st, job->dev.id, e->cfg.host_id, &err))
+		alog(e->lg, AMTPROV_LOG_WARNING, "%s: cannot release its lease (it runs out by "
+		     "itself): %s", job->dev.fqdn, err.msg);
+	job->leased = 0;
+}
+
 static void job_free(struct engine_job *job)
 {
+	lease_release(job->e, job);
 	inflight_del(job->e, job);
 	free(job);
 }
@@ -479,6 +495,10 @@ static int collect(void *ctx, const struct store_device *dev)
 		return 1;
 	if (dev->blocked || dev->next_attempt_at > c->now || inflight_has(e, dev->id))
 		return 0;
+	/* Another host works on it (its lease is live): not a candidate here. */
+	if (dev->lease_owner[0] && strcmp(dev->lease_owner, e->cfg.host_id) != 0 &&
+	    dev->lease_until >= c->now)
+		return 0;
 	if (c->n == c->cap) {
 		size_t ncap = c->cap ? c->cap * 2 : 64;
 		struct store_device *nd = realloc(c->devs, ncap * sizeof(*nd));
@@ -508,6 +528,19 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	job->doing = device_state_doing(s);
 	job->started_ms = util_monotonic_ms();
 	inflight_add(e, job);
+	/* One host per device: the lease first (a host that lost the race leaves it). */
+	{
+		struct amtprov_error lerr;
+		int64_t now = now_of(e);
+
+		amtprov_error_clear(&lerr);
+		if (store_device_claim(e->st, dev->id, e->cfg.host_id, now,
+				       now + e->cfg.lease_seconds, &lerr) != AMTPROV_OK) {
+			job_free(job);
+			return;
+		}
+		job->leased = 1;
+	}
 	/* Entering the -ING state also counts the step in flight (crash-loop guard), in the
 	 * same statement: no extra write. */
 	if (job->doing != s &&
@@ -556,6 +589,9 @@ static int start_followups(struct engine *e, int64_t now)
 	}
 	return started;
 }
+}
+
+static void lease_upkeep(struct engine *e, int64_t now);
 
 /* @return how many jobs were started */
 static int scan(struct engine *e)
@@ -563,6 +599,8 @@ static int scan(struct engine *e)
 	struct candidates c = {.e = e, .now = now_of(e)};
 	struct amtprov_error err;
 	int started = start_followups(e, c.now);
+
+	lease_upkeep(e, c.now);
 
 	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
 		if (!e->handlers[s].fn || !device_state_runnable((enum device_state)s))
@@ -632,6 +670,10 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 		e->cfg.scan_interval_ms = 1000;
 	if (!e->cfg.actor)
 		e->cfg.actor = "amtprovd";
+	if (!e->cfg.host_id || !e->cfg.host_id[0])
+		e->cfg.host_id = e->cfg.actor;
+	if (e->cfg.lease_seconds <= 0)
+		e->cfg.lease_seconds = 60;
 	e->now = now;
 	e->now_ctx = now_ctx;
 	e->status = status;
@@ -697,6 +739,8 @@ void engine_shutdown(struct engine *e)
 			persist_step(e, job, job->doing, job->doing, STORE_STEP_UNDO, 0,
 				     "stopped with amtprovd; not counted by the crash-loop guard", 0,
 				     job->dev.attempts);
+		/* Another host may resume it now rather than when the lease runs out. */
+		lease_release(e, job);
 		free(job);
 	}
 	e->in_flight = 0;
@@ -779,6 +823,38 @@ static int set_aside(struct engine *e, const struct store_device *dev, const cha
 	return AMTPROV_OK;
 }
 
+/* Rewinds (or sets aside) one interrupted device; a device that moved meanwhile is left. */
+static int recover_one(struct engine *e, const struct store_device *dev, const char *from,
+		       const char *to, int *count, struct amtprov_error *err)
+{
+	int rc;
+
+	if (dev->in_flight > e->cfg.crash_loop_limit) {
+		rc = set_aside(e, dev, from, err);
+		if (rc == AMTPROV_E_STATE) {
+			amtprov_error_clear(err);
+			return AMTPROV_OK;
+		}
+		if (rc == AMTPROV_OK)
+			(*count)++;
+		return rc;
+	}
+	rc = store_device_step(e->st, dev->id, from, to, STORE_STEP_KEEP, AMTPROV_OK,
+			       "interrupted by a restart; step will run again", 0, dev->attempts,
+			       e->cfg.actor, now_of(e), err);
+	if (rc == AMTPROV_E_STATE) {
+		amtprov_error_clear(err);
+		return AMTPROV_OK; /* moved meanwhile */
+	}
+	if (rc)
+		return rc;
+	alog(e->lg, AMTPROV_LOG_WARNING, "%s: rewound %s -> %s after restart", dev->fqdn, from,
+	     to);
+	emit(e, STATUS_STATE_RESUMED, dev->fqdn, from);
+	(*count)++;
+	return AMTPROV_OK;
+}
+
 int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err)
 {
 	int count = 0;
@@ -794,42 +870,60 @@ int engine_recover(struct engine *e, int *rewound, struct amtprov_error *err)
 		rc = store_device_list(e->st, from, collect_ing, &r, err);
 		for (size_t i = 0; rc == AMTPROV_OK && i < r.n; i++) {
 			struct store_device dev;
+			int64_t now = now_of(e);
 
-			rc = store_device_get(e->st, r.ids[i], &dev, err);
-			if (rc)
-				break;
-			if (dev.in_flight > e->cfg.crash_loop_limit) {
-				rc = set_aside(e, &dev, from, err);
-				if (rc == AMTPROV_E_STATE) {
-					rc = AMTPROV_OK;
-					continue;
-				}
-				if (rc)
-					break;
-				count++;
+			/* Ours and running, or another live host's: not interrupted. The claim
+			 * succeeds for a device nobody holds, a lease of this host's previous
+			 * life, or a dead host's expired one. */
+			if (inflight_has(e, r.ids[i]))
+				continue;
+			rc = store_device_claim(e->st, r.ids[i], e->cfg.host_id, now,
+						now + e->cfg.lease_seconds, err);
+			if (rc == AMTPROV_E_BUSY || rc == AMTPROV_E_NOT_FOUND) {
+				amtprov_error_clear(err);
+				rc = AMTPROV_OK;
 				continue;
 			}
-			rc = store_device_step(e->st, dev.id, from, to, STORE_STEP_KEEP, AMTPROV_OK,
-					       "interrupted by a restart; step will run again", 0,
-					       dev.attempts, e->cfg.actor, now_of(e), err);
-			if (rc == AMTPROV_E_STATE) {
-				rc = AMTPROV_OK; /* moved meanwhile */
-				continue;
-			}
-			if (rc)
-				break;
-			alog(e->lg, AMTPROV_LOG_WARNING, "%s: rewound %s -> %s after restart",
-			     dev.fqdn, from, to);
-			emit(e, STATUS_STATE_RESUMED, dev.fqdn, from);
-			count++;
+			if (rc == AMTPROV_OK)
+				rc = store_device_get(e->st, r.ids[i], &dev, err);
+			if (rc == AMTPROV_OK)
+				rc = recover_one(e, &dev, from, to, &count, err);
+			store_device_release(e->st, r.ids[i], e->cfg.host_id, NULL);
 		}
 		free(r.ids);
 		if (rc)
 			return rc;
 	}
+	e->reclaimed_at = now_of(e);
 	if (rewound)
 		*rewound = count;
 	return AMTPROV_OK;
+}
+
+/* The renewal of this host's leases (every third of their life) and, every lease life,
+ * a recovery pass: the -ING devices of a host that died are rewound here once their
+ * leases ran out, and resumed like after a restart (R-PROV-13). */
+static void lease_upkeep(struct engine *e, int64_t now)
+{
+	struct amtprov_error err;
+	int n = 0;
+
+	amtprov_error_clear(&err);
+	if (now - e->renewed_at >= e->cfg.lease_seconds / 3) {
+		if (store_lease_renew(e->st, e->cfg.host_id, now + e->cfg.lease_seconds, NULL,
+				      &err) == AMTPROV_OK)
+			e->renewed_at = now;
+		else
+			alog(e->lg, AMTPROV_LOG_ERROR, "cannot renew device leases: %s", err.msg);
+	}
+	if (e->reclaimed_at && now - e->reclaimed_at < e->cfg.lease_seconds)
+		return;
+	amtprov_error_clear(&err);
+	if (engine_recover(e, &n, &err) != AMTPROV_OK)
+		alog(e->lg, AMTPROV_LOG_ERROR, "cannot resume interrupted devices: %s", err.msg);
+	else if (n)
+		alog(e->lg, AMTPROV_LOG_NOTICE, "resumed %d device%s another host left", n,
+		     n == 1 ? "" : "s");
 }
 
 int engine_run(struct engine *e, struct amtprov_error *err)

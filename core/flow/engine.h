@@ -44,6 +44,9 @@ struct engine_config {
 				  *   (default 3; R-PROV-13) */
 	int scan_interval_ms;    /**< how often due devices are looked for (default 1000) */
 	const char *actor;       /**< audit actor name (default "amtprovd") */
+	const char *host_id;     /**< lease owner: this host's id, unique on the site
+				  *   (default: actor); docs/database.md, "Several hosts" */
+	int lease_seconds;       /**< device lease life, renewed every third (default 60) */
 };
 
 /**
@@ -79,7 +82,9 @@ void engine_free(struct engine *e);
  * state). A runnable state without a handler is left alone (and reported once). */
 int engine_set_handler(struct engine *e, enum device_state s, engine_step_fn fn, void *ctx);
 
-/** Rewinds every -ING device to its NEED_ state, one transaction each (R-PROV-13). A device
+/** Rewinds every -ING device to its NEED_ state, one transaction each (R-PROV-13), except
+ * those another live host holds a lease on (it claims each first). The engine also runs it
+ * every lease_seconds while it runs, which is how a dead host's devices are resumed. A device
  * whose step was in flight at more than crash_loop_limit crashes in a row goes to FAILED
  * instead, naming the step (status 8116), so it cannot stop the others.
  * @param[out] rewound how many were rewound or set aside; may be NULL */

@@ -28,6 +28,7 @@
 #include "authz.h"
 #include "manifest.h"
 #include "manifest_int.h"
+#include "store.h"
 #include "util.h"
 
 #define PATH_SIZE AMTPROV_ERROR_WHERE_SIZE
@@ -861,12 +862,34 @@ static void parse_site(struct vctx *c, json_t *root)
 	}
 }
 
+/* database.url: a shared PostgreSQL site database (docs/database.md), instead of path. */
+static void parse_database_url(struct vctx *c, json_t *db, const char *path, const char **url)
+{
+	char p[PATH_SIZE], why[256];
+
+	if (!get_string(c, db, path, "url", 0, url))
+		return;
+	manifest_path_key(p, sizeof(p), path, "url");
+	if (c->m->database_path) {
+		err_at(c, p, "give either 'path' (SQLite) or 'url' (PostgreSQL), not both");
+	} else if (!store_is_pg_url(*url)) {
+		err_at(c, p, "not a PostgreSQL connection string (postgresql://HOST/DB or "
+			     "'host=... dbname=...')");
+	} else if (store_pg_url_check(*url, why, sizeof(why)) != 0) {
+		/* why never quotes the URL: it may hold the password being refused. */
+		err_at(c, p, "%s", why);
+	} else if (!(c->m->database_path = strdup(*url))) {
+		c->nomem = 1;
+	}
+}
+
 static void parse_storage(struct vctx *c, json_t *root)
 {
-	static const char *const db_keys[] = {"path", NULL};
+	static const char *const db_keys[] = {"path", "url", NULL};
 	char p[PATH_SIZE];
 	json_t *db, *arr, *v;
 	size_t i, n;
+	const char *url = NULL;
 
 	if (!get_file(c, root, "", "state_dir", 0, &c->m->state_dir))
 		c->m->state_dir = resolve(c, "state");
@@ -875,6 +898,7 @@ static void parse_storage(struct vctx *c, json_t *root)
 	if (db) {
 		check_keys(c, db, p, db_keys);
 		get_file(c, db, p, "path", 0, &c->m->database_path);
+		parse_database_url(c, db, p, &url);
 	}
 	if (!c->m->database_path && c->m->state_dir)
 		c->m->database_path = path_join(c->m->state_dir, "site.db");
@@ -1543,7 +1567,7 @@ static void parse_maintenance(struct vctx *c, json_t *root)
 static void parse_engine(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {"max_in_flight", "ca_workers", "retry",
-					   "crash_loop_limit", NULL};
+					   "crash_loop_limit", "lease_seconds", NULL};
 	static const char *const r_keys[] = {"base_seconds", "max_seconds", "max_attempts", NULL};
 	struct manifest_engine *e = &c->m->engine;
 	char p[PATH_SIZE], rp[PATH_SIZE], kp[PATH_SIZE];
@@ -1556,6 +1580,7 @@ static void parse_engine(struct vctx *c, json_t *root)
 	get_int(c, en, p, "max_in_flight", 1, 100000, &e->max_in_flight);
 	get_int(c, en, p, "ca_workers", 1, 64, &e->ca_workers);
 	get_int(c, en, p, "crash_loop_limit", 1, 1000, &e->crash_loop_limit);
+	get_int(c, en, p, "lease_seconds", 3, 3600, &e->lease_seconds);
 	r = get_object(c, en, p, "retry", 0, rp);
 	if (!r)
 		return;
@@ -1859,6 +1884,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.retry_max_seconds = 3600;
 	m->engine.max_attempts = 10;
 	m->engine.crash_loop_limit = 3;
+	m->engine.lease_seconds = 60;
 	m->api.max_body = 65536;
 	m->api.request_deadline_seconds = 10;
 }

@@ -111,6 +111,7 @@ struct manifest_engine {
 	int retry_max_seconds;        /**< default 3600 */
 	int max_attempts;             /**< default 10; then the device stays FAILED */
 	int crash_loop_limit;         /**< default 3; restarts with a step in flight (R-PROV-13) */
+	int lease_seconds;            /**< default 60; a device lease's life (several hosts) */
 };
 
 /** How the wired IP a host agent reports is checked (api.address_check, docs/api.md). */
@@ -175,7 +176,8 @@ struct manifest {
 	 * label); NULL-terminated, NULL when absent (any name under dns_suffix). */
 	const char **fqdn_patterns;
 	size_t n_fqdn_patterns;
-	char *database_path;          /**< absolute; default <state_dir>/site.db */
+	char *database_path;          /**< SQLite: absolute path, default <state_dir>/site.db;
+				       *   PostgreSQL: database.url as given (no password) */
 	char *state_dir;              /**< absolute; default <manifest dir>/state */
 	char **plugin_path;           /**< absolute dirs, NULL-terminated */
 

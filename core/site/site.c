@@ -208,7 +208,7 @@ int site_open(const struct site_options *opt, struct site **out,
 {
 	struct site *s;
 	struct stat st;
-	int rc, db_exists;
+	int rc, db_exists, is_pg;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -237,10 +237,23 @@ int site_open(const struct site_options *opt, struct site **out,
 		goto fail;
 
 	/* 2. An existing database is checked now (corrupt: stop before touching anything). */
-	db_exists = stat(s->m->database_path, &st) == 0;
+	/* A PostgreSQL database always "exists" (its administrator creates it); one without
+	 * the amtprov schema yet answers E_NOT_FOUND, which is a missing file's case. */
+	is_pg = store_is_pg_url(s->m->database_path);
+	db_exists = is_pg || stat(s->m->database_path, &st) == 0;
 	if (!(opt->flags & SITE_NO_DB) && db_exists) {
 		rc = store_open(s->m->database_path,
 				(opt->flags & SITE_READONLY_DB) ? STORE_OPEN_READONLY : 0, &s->st, err);
+		if (rc == AMTPROV_E_NOT_FOUND && is_pg && (opt->flags & SITE_CREATE_DB)) {
+			amtprov_error_clear(err);
+			rc = AMTPROV_OK;
+		} else if (rc == AMTPROV_E_NOT_FOUND && is_pg) {
+			amtprov_error_clear(err);
+			rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, s->m->database_path,
+					       "the site database has no amtprov schema yet; create "
+					       "it with 'amtprov db init -m %s'",
+					       opt->manifest);
+		}
 		if (rc)
 			goto fail;
 	} else if (!(opt->flags & SITE_NO_DB) && !(opt->flags & SITE_CREATE_DB)) {

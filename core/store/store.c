@@ -143,8 +143,8 @@ int store_open(const char *path, int flags, struct store **out, struct amtprov_e
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, path, "out of memory");
 	}
 	st->flags = flags;
-	/* Only SQLite for now; a "postgresql://" URI would select another back end here. */
-	rc = store_sqlite_open(st, flags, err);
+	rc = store_is_pg_url(path) ? store_pg_open(st, flags, err)
+				   : store_sqlite_open(st, flags, err);
 	if (rc != AMTPROV_OK) {
 		free(st->path);
 		free(st);
@@ -723,4 +723,45 @@ int store_task_list(struct store *st, store_task_cb cb, void *ctx, struct amtpro
 	if (!cb)
 		return bad_arg(st, err, "store_task_list: cb is required");
 	return st->ops->task_list(st, cb, ctx, err);
+}
+
+/* ---- device leases ---- */
+
+int store_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
+		       int64_t until, struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "owner", owner, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	if (until <= now)
+		return bad_arg(st, err, "until: must be later than now");
+	return st->ops->device_claim(st, id, owner, now, until, err);
+}
+
+int store_device_release(struct store *st, int64_t id, const char *owner,
+			 struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "owner", owner, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	return st->ops->device_release(st, id, owner, err);
+}
+
+int store_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
+		      struct amtprov_error *err)
+{
+	int64_t ignored;
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "owner", owner, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	return st->ops->lease_renew(st, owner, until, n ? n : &ignored, err);
 }

@@ -6,8 +6,8 @@
  * All persistent site state goes through these functions: devices and their provisioning
  * state, every issued certificate, status messages, the audit trail, pending operations
  * (queued revocations, CA cookies to poll, write-ahead password commits) and maintenance
- * task runs. SQLite is the default back end (store_sqlite.c); the functions dispatch
- * through `struct store_ops` so a shared PostgreSQL back end can be added later.
+ * task runs. SQLite is the default back end (store_sqlite.c); PostgreSQL (store_pg.c) is
+ * the one several amtprovd hosts share. The functions dispatch through `struct store_ops`.
  *
  * Conventions:
  *  - Every function returns an enum amtprov_status and fills @p err on failure, with
@@ -25,6 +25,7 @@
 #ifndef AMTPROV_CORE_STORE_H
 #define AMTPROV_CORE_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <amtprov/error.h>
@@ -38,7 +39,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -64,6 +65,9 @@ struct store_device {
 	int blocked;                         /**< R-REV-02d */
 	int in_flight;                       /**< times the current step began with no outcome
 					      *   recorded (crash-loop guard); read-only */
+	char lease_owner[STORE_SHORT_SIZE];  /**< host working on it ("" = none); read-only,
+					      *   see store_device_claim (schema 5) */
+	int64_t lease_until;                 /**< the lease expires then; read-only */
 	int64_t created_at;
 	int64_t updated_at;
 };
@@ -174,8 +178,21 @@ typedef int (*store_audit_cb)(void *ctx, const struct store_audit *rec);
 typedef int (*store_pending_cb)(void *ctx, const struct store_pending *op);
 
 /**
+ * 1 if @p s names a PostgreSQL database (a "postgresql://" or "postgres://" URI, or a
+ * libpq "keyword=value" conninfo) rather than a SQLite file path.
+ */
+int store_is_pg_url(const char *s);
+/**
+ * Checks a PostgreSQL connection string before use: it must parse, and must not hold a
+ * password (secrets never go in the manifest). 0, or -1 with the reason in @p why.
+ */
+int store_pg_url_check(const char *url, char *why, size_t why_size);
+
+/**
  * Opens (and with STORE_OPEN_CREATE creates) a site database.
- * @param[in] path  file path of the SQLite database
+ * @param[in] path  file path of the SQLite database, or a PostgreSQL connection string
+ *                  (store_is_pg_url; the server and database must exist, CREATE adds
+ *                  the schema to an empty one)
  * @return AMTPROV_OK; AMTPROV_E_NOT_FOUND (missing, no CREATE); AMTPROV_E_CORRUPT (not a
  *         database, failed integrity check, or a schema newer than this build knows);
  *         AMTPROV_E_BUSY; AMTPROV_E_IO. A failed open changes nothing on disk.
@@ -263,6 +280,24 @@ int store_device_update(struct store *st, const struct store_device *dev, const 
 int store_device_reregister(struct store *st, int64_t id, const char *from,
 			    const struct store_device *dev, const char *actor, int64_t now,
 			    struct amtprov_error *err);
+
+/* ---- device leases (several hosts on one database, docs/database.md) ---- */
+/**
+ * Claims device @p id for host @p owner until @p until: succeeds when the device has no
+ * lease, its lease is @p owner's, or it expired before @p now. AMTPROV_E_BUSY (nothing
+ * changed) when another host holds a live lease, or (PostgreSQL) another host's
+ * transaction holds the row right now (SKIP LOCKED: a claim never waits).
+ * AMTPROV_E_NOT_FOUND if there is no such device.
+ */
+int store_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
+		       int64_t until, struct amtprov_error *err);
+/** Gives up @p owner's lease on device @p id (nothing happens if it is not @p owner's). */
+int store_device_release(struct store *st, int64_t id, const char *owner,
+			 struct amtprov_error *err);
+/** Extends every lease @p owner holds to @p until (one statement); *n: how many, may be
+ * NULL. A host renews while it works; a host that died stops renewing. */
+int store_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
+		      struct amtprov_error *err);
 
 /* ---- certificates ---- */
 /** Records an issued certificate. AMTPROV_E_EXISTS if sha256 is already recorded. */

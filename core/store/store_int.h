@@ -23,9 +23,9 @@
  *  - list slots must not hold a read cursor open while calling the user's callback, so a
  *    callback may call any other store function on the same handle.
  *
- * Adding a back end (e.g. PostgreSQL): write `int store_<name>_open(struct store *st,
- * int flags, struct amtprov_error *err)` that fills st->ops and st->be, and teach
- * store_open() which paths/URIs select it. See docs/database.md.
+ * Adding a back end: write `int store_<name>_open(struct store *st, int flags, struct
+ * amtprov_error *err)` that fills st->ops and st->be, and teach store_open() which
+ * paths/URIs select it (store_pg.c is the second example). See docs/database.md.
  */
 #ifndef AMTPROV_CORE_STORE_INT_H
 #define AMTPROV_CORE_STORE_INT_H
@@ -33,7 +33,7 @@
 #include "store.h"
 
 struct store_ops {
-	const char *name; /**< "sqlite" */
+	const char *name; /**< "sqlite", "postgresql" */
 
 	/** Frees st->be and everything the back end holds; must not free st itself. */
 	void (*close)(struct store *st);
@@ -69,6 +69,15 @@ struct store_ops {
 	int (*device_reregister)(struct store *st, int64_t id, const char *from,
 				 const struct store_device *dev, const char *actor, int64_t now,
 				 struct amtprov_error *err);
+
+	/** @p owner is non-empty and fits STORE_SHORT_SIZE here. */
+	int (*device_claim)(struct store *st, int64_t id, const char *owner, int64_t now,
+			    int64_t until, struct amtprov_error *err);
+	int (*device_release)(struct store *st, int64_t id, const char *owner,
+			      struct amtprov_error *err);
+	/** @p n is never NULL here. */
+	int (*lease_renew)(struct store *st, const char *owner, int64_t until, int64_t *n,
+			   struct amtprov_error *err);
 
 	int (*cert_add)(struct store *st, struct store_cert *cert, int64_t now,
 			struct amtprov_error *err);
@@ -139,5 +148,14 @@ struct store {
  * file is as it was (a file this call created is removed again).
  */
 int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err);
+
+/**
+ * The PostgreSQL back end's constructor (store_pg.c): st->path is a libpq connection
+ * string (URI or conninfo) without a password. Connects, checks the schema, migrates it
+ * (under an advisory lock, so several hosts may start at once). The server and the
+ * database must exist; with STORE_OPEN_CREATE an empty database gets the schema, without
+ * it an empty database is AMTPROV_E_NOT_FOUND.
+ */
+int store_pg_open(struct store *st, int flags, struct amtprov_error *err);
 
 #endif /* AMTPROV_CORE_STORE_INT_H */

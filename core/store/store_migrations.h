@@ -154,6 +154,14 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE devices ADD COLUMN in_flight INTEGER NOT NULL DEFAULT 0\n"
 	"  CHECK (in_flight >= 0);\n"
 	"PRAGMA user_version = 4;\n",
+
+	/* 4 -> 5: device leases, so several amtprovd on one database never work on one device
+	 * at once (docs/database.md, "Several hosts"). lease_owner is the host's id ("" =
+	 * none), lease_until when the lease runs out unless renewed. */
+	"ALTER TABLE devices ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';\n"
+	"ALTER TABLE devices ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;\n"
+	"CREATE INDEX devices_lease ON devices (lease_owner);\n"
+	"PRAGMA user_version = 5;\n",
 };
 
 #endif /* AMTPROV_CORE_STORE_MIGRATIONS_H */

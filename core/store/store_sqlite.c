@@ -1050,7 +1050,7 @@ static void sq_tx_rollback(struct store *st)
 #define DEVICE_COLS                                                                        \
 	"id, fqdn, uuid, amt_version, wired_ip, otp_hash, state, state_since, "            \
 	"last_error_code, last_error, attempts, next_attempt_at, wireless_capable, "       \
-	"blocked, created_at, updated_at, in_flight"
+	"blocked, created_at, updated_at, in_flight, lease_owner, lease_until"
 
 static void read_device(struct rd *r, void *row)
 {
@@ -1073,6 +1073,8 @@ static void read_device(struct rd *r, void *row)
 	d->created_at = rd_i64(r);
 	d->updated_at = rd_i64(r);
 	d->in_flight = rd_int(r);
+	rd_text(r, d->lease_owner, sizeof(d->lease_owner));
+	d->lease_until = rd_i64(r);
 }
 
 /* One device by a single key; *found tells whether it exists. */
@@ -1542,6 +1544,84 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 		rc = audit_insert(st, actor, id, "device.reregister", detail, now, err);
 	}
 	return op_end(st, rc, err);
+}
+
+/* ---- device leases ---- */
+
+/* One host per SQLite file in practice, but the rules are the same as PostgreSQL's, so
+ * several processes on one file (and the engine's tests) get the same behaviour. */
+static int sq_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
+			   int64_t until, struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int rc, found;
+
+	if ((rc = prepare(st,
+			  "UPDATE devices SET lease_owner = ?2, lease_until = ?4 WHERE id = ?1 "
+			  "AND (lease_owner = '' OR lease_owner = ?2 OR lease_until < ?3)",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_i64(&b, 1, id);
+	b_text(&b, 2, owner);
+	b_i64(&b, 3, now);
+	b_i64(&b, 4, until);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = step_done(st, s, "claiming a device", err);
+	release(st, s);
+	if (rc == AMTPROV_OK && sqlite3_changes(db_of(st)) == 0) {
+		rc = lookup_id(st, "SELECT id FROM devices WHERE id = ?1", NULL, id, NULL, &found,
+			       err);
+		if (rc == AMTPROV_OK)
+			rc = found ? amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+						       "device %lld is leased by another host",
+						       (long long)id)
+				   : amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+						       "no device with id %lld", (long long)id);
+	}
+	return rc;
+}
+
+static int sq_device_release(struct store *st, int64_t id, const char *owner,
+			     struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st,
+			  "UPDATE devices SET lease_owner = '', lease_until = 0 "
+			  "WHERE id = ?1 AND lease_owner = ?2",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_i64(&b, 1, id);
+	b_text(&b, 2, owner);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = step_done(st, s, "releasing a device", err);
+	release(st, s);
+	return rc;
+}
+
+static int sq_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
+			  struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st, "UPDATE devices SET lease_until = ?2 WHERE lease_owner = ?1", &s,
+			  err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, owner);
+	b_i64(&b, 2, until);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = step_done(st, s, "renewing leases", err);
+	release(st, s);
+	*n = rc == AMTPROV_OK ? sqlite3_changes(db_of(st)) : 0;
+	return rc;
 }
 
 /* ---- certificates ---- */
@@ -2344,6 +2424,9 @@ static const struct store_ops sqlite_ops = {
 	.device_transition = sq_device_transition,
 	.device_update = sq_device_update,
 	.device_reregister = sq_device_reregister,
+	.device_claim = sq_device_claim,
+	.device_release = sq_device_release,
+	.lease_renew = sq_lease_renew,
 	.cert_add = sq_cert_add,
 	.cert_get = sq_cert_get,
 	.cert_list = sq_cert_list,

@@ -3,6 +3,7 @@
 SUITE(config_table)
 SUITE(manifest)
 SUITE(store)
+SUITE(store_pg)
 SUITE(status)
 SUITE(device_state)
 SUITE(plugin_host)

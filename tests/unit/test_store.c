@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Unit tests of the site database (core/store/store.h, SQLite back end).
+ * Unit tests of the site database (core/store/store.h), against both back ends.
  *
- * Every test works in a fresh mkdtemp directory under $TMPDIR (or /tmp) that the suite's
- * teardown removes, so parallel runs never share a file. Fixtures in
- * AMTPROV_FIXTURES_DIR/db are copied before use: a fixture is never opened in place.
+ * Suite "store" (SQLite): every test works in a fresh mkdtemp directory under $TMPDIR (or
+ * /tmp) that the suite's teardown removes, so parallel runs never share a file. Fixtures
+ * in AMTPROV_FIXTURES_DIR/db are copied before use: a fixture is never opened in place.
+ *
+ * Suite "store_pg" (PostgreSQL): the same tests, except those about SQLite's files, plus
+ * PostgreSQL's own, each on a fresh database created on the server that AMTPROV_TEST_PG
+ * (a libpq conninfo of an administrative database) names and dropped afterwards. ctest
+ * runs it through tests/pg/with_pg.sh, which starts a private server; without
+ * AMTPROV_TEST_PG every test of the suite fails (never skipped silently).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,9 +22,11 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <CUnit/CUnit.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <amtprov/ca.h>
@@ -32,9 +40,14 @@
 
 
 void register_store_tests(void);
+void register_store_pg_tests(void);
 
 static char tdir[4096];
 static char dbpath[4200];
+/* PostgreSQL suite: the server's administrative conninfo and this test's database. */
+static const char *pg_admin;
+static char pg_dbname[64];
+static int pg_seq;
 
 /* ---- helpers ---- */
 
@@ -72,6 +85,71 @@ static void test_teardown(void)
 	if (tdir[0])
 		nftw(tdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	tdir[0] = '\0';
+}
+
+/* Runs one statement on the administrative database; 0 on success. */
+static int pg_admin_exec(const char *conninfo, const char *sql)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	PGresult *r;
+	int ok;
+
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "test_store: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return -1;
+	}
+	r = PQexec(c, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "test_store: %s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return ok ? 0 : -1;
+}
+
+/* Setup of the PostgreSQL suite: a new, empty database; dbpath is its conninfo. */
+static void pg_test_setup(void)
+{
+	char sql[128];
+
+	dbpath[0] = '\0';
+	tdir[0] = '\0';
+	pg_dbname[0] = '\0';
+	pg_admin = getenv("AMTPROV_TEST_PG");
+	if (!pg_admin || !pg_admin[0]) {
+		fprintf(stderr, "test_store: AMTPROV_TEST_PG is not set (run the suite through "
+				"tests/pg/with_pg.sh)\n");
+		return;
+	}
+	snprintf(pg_dbname, sizeof(pg_dbname), "amtprov_t%d_%d", (int)getpid(), ++pg_seq);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", pg_dbname);
+	if (pg_admin_exec(pg_admin, sql) != 0) {
+		pg_dbname[0] = '\0';
+		return;
+	}
+	/* Some tests write files beside the database (copies, fixtures): a directory too;
+	 * it sets dbpath to a file, replaced here by the database's conninfo. */
+	test_setup();
+	snprintf(dbpath, sizeof(dbpath), "%s dbname=%s", pg_admin, pg_dbname);
+}
+
+static void pg_test_teardown(void)
+{
+	char sql[128];
+
+	test_teardown();
+	if (pg_dbname[0]) {
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", pg_dbname);
+		pg_admin_exec(pg_admin, sql);
+	}
+	pg_dbname[0] = '\0';
+}
+
+/* Runs SQL on this test's own PostgreSQL database (behind the store's back). */
+static int pg_test_exec(const char *sql)
+{
+	return pg_admin_exec(dbpath, sql);
 }
 
 static struct store *open_new(void)
@@ -607,7 +685,7 @@ static void test_step_in_flight_count(void)
 }
 
 /* Migration 3 -> 4 on a database with devices: they keep their data, in_flight 0. */
-static void test_migration_3_to_4_keeps_devices(void)
+static void test_migration_3_to_5_keeps_devices(void)
 {
 	struct store *st = open_new();
 	struct amtprov_error err;
@@ -618,15 +696,20 @@ static void test_migration_3_to_4_keeps_devices(void)
 	store_close(st);
 	/* Back to schema 3 as an older amtprov left it. */
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(dbpath, &db), SQLITE_OK);
-	CU_ASSERT_EQUAL(sqlite3_exec(db, "ALTER TABLE devices DROP COLUMN in_flight; "
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP INDEX devices_lease; "
+					 "ALTER TABLE devices DROP COLUMN lease_owner; "
+					 "ALTER TABLE devices DROP COLUMN lease_until; "
+					 "ALTER TABLE devices DROP COLUMN in_flight; "
 					 "PRAGMA user_version = 3;", NULL, NULL, NULL),
 			SQLITE_OK);
 	sqlite3_close(db);
 	amtprov_error_clear(&err);
 	CU_ASSERT_EQUAL_FATAL(store_open(dbpath, 0, &st, &err), AMTPROV_OK);
-	CU_ASSERT_EQUAL(store_schema_version(st), 4);
+	CU_ASSERT_EQUAL(store_schema_version(st), 5);
 	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(d.in_flight, 0);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "");
+	CU_ASSERT_EQUAL(d.lease_until, 0);
 	CU_ASSERT_STRING_EQUAL(d.state, "NEED_PRECHECK");
 	store_close(st);
 }
@@ -1662,75 +1745,348 @@ static void test_cert_data_put_get_once(void)
 	store_close(st);
 }
 
+/* ---- device leases ---- */
+
+/* One host at a time per device: a live lease of another host is E_BUSY, an expired one
+ * is taken over, a released one is free, renewal extends only the owner's leases. */
+static void test_device_lease_claim_expire_release_renew(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_device d;
+	int64_t a = add_device(st, 1), b = add_device(st, 2), n = -1;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-a", 1000, 1060, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-a", 1001, 1061, &err), AMTPROV_OK);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1030, 1090, &err), AMTPROV_E_BUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "leased by another host"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, 9999, "host-b", 1030, 1090, &err),
+			AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(d.lease_until, 1061);
+
+	/* Renewal: host-a's leases only. */
+	CU_ASSERT_EQUAL(store_device_claim(st, b, "host-b", 1000, 1060, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_lease_renew(st, "host-a", 1200, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(store_device_get(st, b, &d, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(d.lease_until, 1060);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1160, &err), AMTPROV_E_BUSY);
+
+	/* host-b died: its lease runs out and host-a takes the device over. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, b, "host-a", 1061, 1121, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, b, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+
+	/* Releasing someone else's lease does nothing; the owner's release frees it. */
+	CU_ASSERT_EQUAL(store_device_release(st, a, "host-b", &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(store_device_release(st, a, "host-a", &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, a, &d, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(d.lease_owner, "");
+	CU_ASSERT_EQUAL(d.lease_until, 0);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1160, &err), AMTPROV_OK);
+
+	/* Bad arguments. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "", 1100, 1160, &err), AMTPROV_E_INVALID);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-b", 1100, 1100, &err), AMTPROV_E_INVALID);
+	store_close(st);
+}
+
+/* ---- PostgreSQL only ---- */
+
+/* A database without the amtprov schema is "not there yet": E_NOT_FOUND without CREATE
+ * (read-only too), and nothing is created in it. */
+static void test_pg_empty_database_needs_create(void)
+{
+	struct amtprov_error err;
+	struct store *st = NULL;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open(dbpath, 0, &st, &err), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no amtprov schema"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open(dbpath, STORE_OPEN_READONLY, &st, &err), AMTPROV_E_NOT_FOUND);
+	/* Still nothing there: the table would make the next open a "foreign" database. */
+	CU_ASSERT_EQUAL(pg_test_exec("SELECT 1 WHERE to_regclass('devices') IS NULL "
+				     "AND to_regclass('amtprov_schema') IS NULL"), 0);
+	st = open_new();
+	CU_ASSERT_EQUAL(store_schema_version(st), STORE_SCHEMA_VERSION);
+	store_close(st);
+}
+
+/* A password in the connection string is refused, and never echoed in the error. */
+static void test_pg_password_in_url_is_refused_unechoed(void)
+{
+	static const char *const urls[] = {
+		"postgresql://amtprov:s3cr3tpw@localhost/site",
+		"host=localhost dbname=site password=s3cr3tpw",
+	};
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		struct amtprov_error err;
+		struct store *st = NULL;
+
+		amtprov_error_clear(&err);
+		CU_ASSERT(store_is_pg_url(urls[i]));
+		CU_ASSERT_EQUAL(store_open(urls[i], STORE_OPEN_CREATE, &st, &err), AMTPROV_E_INVALID);
+		CU_ASSERT_PTR_NULL(st);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "password"));
+		CU_ASSERT_PTR_NULL(strstr(err.msg, "s3cr3tpw"));
+		CU_ASSERT_PTR_NULL(strstr(err.where, "s3cr3tpw"));
+	}
+	CU_ASSERT(!store_is_pg_url("/var/lib/amtprov/site.db"));
+	CU_ASSERT(!store_is_pg_url("site.db"));
+}
+
+/* Another application's database is never taken over. */
+static void test_pg_foreign_database_is_refused(void)
+{
+	struct amtprov_error err;
+	struct store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(pg_test_exec("CREATE TABLE invoices (id int)"), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open(dbpath, STORE_OPEN_CREATE, &st, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "not an amtprov site database"));
+	CU_ASSERT_EQUAL(pg_test_exec("SELECT 1 WHERE to_regclass('devices') IS NULL"), 0);
+}
+
+/* A schema newer than this build is refused, and the database left as it is. */
+static void test_pg_future_schema_version_is_refused(void)
+{
+	struct amtprov_error err;
+	struct store *st = open_new();
+
+	add_device(st, 1);
+	store_close(st);
+	CU_ASSERT_EQUAL_FATAL(pg_test_exec("UPDATE amtprov_schema SET version = 99"), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open(dbpath, 0, &st, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "newer amtprov (schema 99"));
+	CU_ASSERT_EQUAL(pg_test_exec("SELECT 1 FROM amtprov_schema WHERE version = 99"), 0);
+}
+
+/* store_check finds what another tool broke: a disabled "append-only" trigger, a
+ * missing table. */
+static void test_pg_check_finds_tampering(void)
+{
+	struct amtprov_error err;
+	struct store *st = open_new();
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_check(st, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(pg_test_exec("ALTER TABLE audit DISABLE TRIGGER audit_no_delete"), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_check(st, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "audit_no_delete"));
+	CU_ASSERT_EQUAL_FATAL(pg_test_exec("ALTER TABLE audit ENABLE TRIGGER audit_no_delete; "
+					   "DROP TABLE pending_ops"), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_check(st, &err), AMTPROV_E_CORRUPT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "pending_ops is missing"));
+	store_close(st);
+}
+
+/* History is kept by the schema itself, whatever client writes: devices, certificates
+ * and audit rows cannot be deleted or truncated, audit rows not changed. */
+static void test_pg_schema_keeps_history(void)
+{
+	struct store *st = open_new();
+	struct store_cert c;
+	struct amtprov_error err;
+	int64_t id = add_device(st, 1);
+
+	make_cert(&c, id, 1, 1, 5000);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_cert_add(st, &c, 1000, &err), AMTPROV_OK);
+	store_close(st);
+	CU_ASSERT_NOT_EQUAL(pg_test_exec("DELETE FROM devices"), 0);
+	CU_ASSERT_NOT_EQUAL(pg_test_exec("TRUNCATE devices CASCADE"), 0);
+	CU_ASSERT_NOT_EQUAL(pg_test_exec("DELETE FROM certificates"), 0);
+	CU_ASSERT_NOT_EQUAL(pg_test_exec("UPDATE audit SET detail = 'x'"), 0);
+	CU_ASSERT_NOT_EQUAL(pg_test_exec("TRUNCATE audit"), 0);
+	CU_ASSERT_EQUAL(pg_test_exec("SELECT 1 FROM devices, certificates"), 0);
+}
+
+/* A device whose row another host's transaction holds (it is recording a step) is
+ * skipped at once, not waited for: SKIP LOCKED. */
+static void test_pg_claim_skips_a_locked_row(void)
+{
+	struct store *st = open_new(), *other = reopen();
+	struct amtprov_error err;
+	int64_t id = add_device(st, 1);
+	time_t t0;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_tx_begin(other, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(store_device_transition(other, id, "NEED_PRECHECK", "PRECHECKING",
+						      0, NULL, 0, "engine", 1000, &err),
+			      AMTPROV_OK);
+	t0 = time(NULL);
+	CU_ASSERT_EQUAL(store_device_claim(st, id, "host-b", 1000, 1060, &err), AMTPROV_E_BUSY);
+	/* lock_timeout is 5 s: an answer well before it was not a wait. */
+	CU_ASSERT(time(NULL) - t0 < 4);
+	store_tx_rollback(other);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_claim(st, id, "host-b", 1000, 1060, &err), AMTPROV_OK);
+	store_close(other);
+	store_close(st);
+}
+
+/* Several hosts starting on a new database at once: one migrates, the others wait and
+ * find the schema done (an advisory lock), none fails. */
+static void test_pg_concurrent_first_open_migrates_once(void)
+{
+	enum { N = 4 };
+	pid_t pids[N];
+	struct store *st;
+
+	fflush(NULL);
+	for (int i = 0; i < N; i++) {
+		pids[i] = fork();
+		CU_ASSERT_FATAL(pids[i] >= 0);
+		if (pids[i] == 0) {
+			struct amtprov_error cerr;
+			struct store *cs = NULL;
+
+			amtprov_error_clear(&cerr);
+			if (store_open(dbpath, STORE_OPEN_CREATE, &cs, &cerr) != AMTPROV_OK) {
+				fprintf(stderr, "child %d: %s\n", i, cerr.msg);
+				_exit(3);
+			}
+			store_close(cs);
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		int status = 0;
+
+		CU_ASSERT_EQUAL(waitpid(pids[i], &status, 0), pids[i]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	st = reopen();
+	CU_ASSERT_EQUAL(store_schema_version(st), STORE_SCHEMA_VERSION);
+	store_close(st);
+}
+
+/* Every test of both suites; sqlite_only: about SQLite's files (modes, damaged pages, the
+ * header), which a PostgreSQL server keeps to itself. */
+static const struct store_test {
+	const char *name;
+	CU_TestFunc fn;
+	int sqlite_only;
+} store_tests[] = {
+	{ "create, close, reopen keeps data", test_create_close_reopen_keeps_data, 0 },
+	{ "new database file is mode 0600", test_new_database_file_is_mode_0600, 1 },
+	{ "missing file without CREATE is E_NOT_FOUND, not created",
+	  test_missing_file_without_create_is_not_found_and_not_created, 1 },
+	{ "corrupt fixtures refused (E_CORRUPT) and untouched",
+	  test_corrupt_fixtures_are_refused_and_left_untouched, 1 },
+	{ "damaged page fails quick_check", test_damaged_page_fails_quick_check, 1 },
+	{ "future schema version refused untouched",
+	  test_future_schema_version_is_refused_untouched, 1 },
+	{ "empty file needs CREATE, then becomes 0600",
+	  test_empty_file_needs_create_and_becomes_0600, 1 },
+	{ "read-only handle reads, refuses writes",
+	  test_readonly_handle_reads_and_refuses_writes, 0 },
+	{ "device find by FQDN (any case) and by UUID",
+	  test_device_find_by_fqdn_case_insensitive_and_by_uuid, 0 },
+	{ "duplicate FQDN or UUID is E_EXISTS naming the field",
+	  test_device_duplicate_fqdn_or_uuid_is_exists_naming_field, 0 },
+	{ "transition is compare-and-set", test_transition_is_compare_and_set, 0 },
+	{ "transition writes one audit record", test_transition_writes_one_audit_record, 0 },
+	{ "transition counts attempts", test_transition_counts_attempts, 0 },
+	{ "crash-loop guard: step-in-flight count (R-PROV-13)", test_step_in_flight_count, 0 },
+	{ "migrations 3 -> 4 -> 5 keep devices", test_migration_3_to_5_keeps_devices, 1 },
+	{ "device update changes fields and audits",
+	  test_device_update_changes_fields_and_audits, 0 },
+	{ "re-registration: one compare-and-set with its audit, never the OTP hash",
+	  test_device_reregister_is_one_compare_and_set, 0 },
+	{ "re-registration inside a transaction: a failure undoes only itself",
+	  test_device_reregister_inside_transaction, 0 },
+	{ "device list callbacks may write and stop",
+	  test_device_list_callbacks_may_write_and_stop, 0 },
+	{ "device list callback may run the same list (statement cache)",
+	  test_device_list_reentrant_same_statement, 0 },
+	{ "rollback discards all writes", test_tx_rollback_discards_all_writes, 0 },
+	{ "failed call inside a transaction is atomic",
+	  test_tx_failed_call_inside_transaction_is_atomic, 0 },
+	{ "committed state survives reopen", test_committed_state_survives_reopen, 0 },
+	{ "a second handle in one process keeps seeing other processes' writes",
+	  test_second_handle_in_process_keeps_seeing_other_writers, 0 },
+	{ "SIGKILL keeps committed, drops uncommitted",
+	  test_sigkill_keeps_committed_and_drops_uncommitted, 0 },
+	{ "certificates: add, list filters, revoke Superseded",
+	  test_cert_add_list_filters_and_revoke_superseded, 0 },
+	{ "certificates: duplicate sha256 is E_EXISTS", test_cert_duplicate_sha256_is_exists, 0 },
+	{ "certificates: DER and chain stored once, read back (R-PROV-13)",
+	  test_cert_data_put_get_once, 0 },
+	{ "status messages: filters, limit, newest first",
+	  test_status_messages_filter_and_limit_newest_first, 0 },
+	{ "status messages: paging has no skips or repeats",
+	  test_status_list_pages_without_skips_or_repeats, 0 },
+	{ "pending ops: due, retry, done", test_pending_ops_due_retry_done, 0 },
+	{ "pending ops: retry counts attempts", test_pending_retry_counts_attempts, 0 },
+	{ "pending ops: defer is a lease, no attempt counted", test_pending_defer_is_a_lease, 0 },
+	{ "maintenance tasks: put and get", test_task_put_get, 0 },
+	{ "maintenance tasks: on-demand requests are never lost",
+	  test_task_requests_are_never_lost, 0 },
+	{ "device leases: claim, expiry, release, renewal (several hosts)",
+	  test_device_lease_claim_expire_release_renew, 0 },
+	{ "over-long or malformed fields are E_INVALID",
+	  test_overlong_or_malformed_fields_are_invalid, 0 },
+};
+
 void register_store_tests(void)
 {
-	static const struct {
-		const char *name;
-		CU_TestFunc fn;
-	} tests[] = {
-		{ "create, close, reopen keeps data", test_create_close_reopen_keeps_data },
-		{ "new database file is mode 0600", test_new_database_file_is_mode_0600 },
-		{ "missing file without CREATE is E_NOT_FOUND, not created",
-		  test_missing_file_without_create_is_not_found_and_not_created },
-		{ "corrupt fixtures refused (E_CORRUPT) and untouched",
-		  test_corrupt_fixtures_are_refused_and_left_untouched },
-		{ "damaged page fails quick_check", test_damaged_page_fails_quick_check },
-		{ "future schema version refused untouched",
-		  test_future_schema_version_is_refused_untouched },
-		{ "empty file needs CREATE, then becomes 0600",
-		  test_empty_file_needs_create_and_becomes_0600 },
-		{ "read-only handle reads, refuses writes",
-		  test_readonly_handle_reads_and_refuses_writes },
-		{ "device find by FQDN (any case) and by UUID",
-		  test_device_find_by_fqdn_case_insensitive_and_by_uuid },
-		{ "duplicate FQDN or UUID is E_EXISTS naming the field",
-		  test_device_duplicate_fqdn_or_uuid_is_exists_naming_field },
-		{ "transition is compare-and-set", test_transition_is_compare_and_set },
-		{ "transition writes one audit record", test_transition_writes_one_audit_record },
-		{ "transition counts attempts", test_transition_counts_attempts },
-		{ "crash-loop guard: step-in-flight count (R-PROV-13)", test_step_in_flight_count },
-		{ "migration 3 -> 4 keeps devices", test_migration_3_to_4_keeps_devices },
-		{ "device update changes fields and audits",
-		  test_device_update_changes_fields_and_audits },
-		{ "re-registration: one compare-and-set with its audit, never the OTP hash",
-		  test_device_reregister_is_one_compare_and_set },
-		{ "re-registration inside a transaction: a failure undoes only itself",
-		  test_device_reregister_inside_transaction },
-		{ "device list callbacks may write and stop",
-		  test_device_list_callbacks_may_write_and_stop },
-		{ "device list callback may run the same list (statement cache)",
-		  test_device_list_reentrant_same_statement },
-		{ "rollback discards all writes", test_tx_rollback_discards_all_writes },
-		{ "failed call inside a transaction is atomic",
-		  test_tx_failed_call_inside_transaction_is_atomic },
-		{ "committed state survives reopen", test_committed_state_survives_reopen },
-		{ "a second handle in one process keeps seeing other processes' writes",
-		  test_second_handle_in_process_keeps_seeing_other_writers },
-		{ "SIGKILL keeps committed, drops uncommitted",
-		  test_sigkill_keeps_committed_and_drops_uncommitted },
-		{ "certificates: add, list filters, revoke Superseded",
-		  test_cert_add_list_filters_and_revoke_superseded },
-		{ "certificates: duplicate sha256 is E_EXISTS", test_cert_duplicate_sha256_is_exists },
-		{ "certificates: DER and chain stored once, read back (R-PROV-13)",
-		  test_cert_data_put_get_once },
-		{ "status messages: filters, limit, newest first",
-		  test_status_messages_filter_and_limit_newest_first },
-		{ "status messages: paging has no skips or repeats",
-		  test_status_list_pages_without_skips_or_repeats },
-		{ "pending ops: due, retry, done", test_pending_ops_due_retry_done },
-		{ "pending ops: retry counts attempts", test_pending_retry_counts_attempts },
-		{ "pending ops: defer is a lease, no attempt counted", test_pending_defer_is_a_lease },
-		{ "maintenance tasks: put and get", test_task_put_get },
-		{ "maintenance tasks: on-demand requests are never lost",
-		  test_task_requests_are_never_lost },
-		{ "over-long or malformed fields are E_INVALID",
-		  test_overlong_or_malformed_fields_are_invalid },
-	};
 	CU_pSuite s = CU_add_suite_with_setup_and_teardown("store", NULL, NULL, test_setup,
 							   test_teardown);
 
 	if (!s)
 		return;
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-		CU_add_test(s, tests[i].name, tests[i].fn);
+	for (size_t i = 0; i < sizeof(store_tests) / sizeof(store_tests[0]); i++)
+		CU_add_test(s, store_tests[i].name, store_tests[i].fn);
+}
+
+void register_store_pg_tests(void)
+{
+	static const struct {
+		const char *name;
+		CU_TestFunc fn;
+	} pg_only[] = {
+		{ "empty database needs CREATE (E_NOT_FOUND), nothing created",
+		  test_pg_empty_database_needs_create },
+		{ "password in the URL refused and never echoed",
+		  test_pg_password_in_url_is_refused_unechoed },
+		{ "another application's database is refused", test_pg_foreign_database_is_refused },
+		{ "future schema version refused", test_pg_future_schema_version_is_refused },
+		{ "check finds a disabled trigger and a missing table", test_pg_check_finds_tampering },
+		{ "the schema keeps history (no delete, truncate, audit update)",
+		  test_pg_schema_keeps_history },
+		{ "a claim skips a row another transaction holds (SKIP LOCKED)",
+		  test_pg_claim_skips_a_locked_row },
+		{ "several hosts opening a new database at once: migrated once",
+		  test_pg_concurrent_first_open_migrates_once },
+	};
+	CU_pSuite s = CU_add_suite_with_setup_and_teardown("store_pg", NULL, NULL, pg_test_setup,
+							   pg_test_teardown);
+
+	if (!s)
+		return;
+	for (size_t i = 0; i < sizeof(store_tests) / sizeof(store_tests[0]); i++)
+		if (!store_tests[i].sqlite_only)
+			CU_add_test(s, store_tests[i].name, store_tests[i].fn);
+	for (size_t i = 0; i < sizeof(pg_only) / sizeof(pg_only[0]); i++)
+		CU_add_test(s, pg_only[i].name, pg_only[i].fn);
 }
