@@ -589,7 +589,6 @@ static int start_followups(struct engine *e, int64_t now)
 	}
 	return started;
 }
-}
 
 static void lease_upkeep(struct engine *e, int64_t now);
 
