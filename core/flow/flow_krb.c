@@ -16,6 +16,9 @@
 /* AMT's MaximumClockTolerance in minutes: Kerberos' customary five (RFC 4120 allows the
  * realm to choose; AD's default is 5). */
 #define CLOCK_TOLERANCE_MIN 5
+/* msDS-SupportedEncryptionTypes bits: RC4-HMAC, AES128 | AES256 */
+#define ENCTYPE_RC4 0x4u
+#define ENCTYPES_AES 0x18u
 
 struct flow_krb_prep {
 	struct plugin_instance *dir, *cs;
@@ -143,6 +146,17 @@ static int store_keys(struct flow_krb_prep *p, const struct amtprov_secret *pw, 
 	rc = pi_directory_keyinfo(p->dir, p->fqdn, &ki, err);
 	if (rc != AMTPROV_OK)
 		return rc;
+	/* AMT gets the RC4-HMAC key only (EncryptionAlgorithm 0). A KDC encrypts service
+	 * tickets with the strongest type the account allows, so an account that allows AES
+	 * yields tickets AMT can never decrypt: refuse here rather than leave consoles a 401.
+	 * 0 is AD's "not set", where RC4 is the default. */
+	if (ki.enctypes && ((ki.enctypes & ENCTYPES_AES) || !(ki.enctypes & ENCTYPE_RC4)))
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, NULL,
+					 "%s's directory account allows encryption types %u "
+					 "(msDS-SupportedEncryptionTypes): the KDC issues tickets "
+					 "with the strongest, but AMT gets only the RC4-HMAC key; "
+					 "set the directory instance's encryption_types to 4",
+					 p->fqdn, (unsigned)ki.enctypes);
 	json_object_set_new(info, "realm", json_string(ki.realm));
 	json_object_set_new(info, "kvno", json_integer(ki.kvno));
 	json_object_set_new(info, "enctypes", json_integer(ki.enctypes));

@@ -62,10 +62,11 @@ fleet_dev() {
     "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
     "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
 }
-printf '{ "key_pool": 2, "devices": [ %s, %s ] }\n' "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2")" >"$T/fleet.json"
+printf '{ "key_pool": 3, "devices": [ %s, %s, %s ] }\n' "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2")" \
+  "$(fleet_dev pc3 "$NET.3")" >"$T/fleet.json"
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
 PIDS+=("$!")
-check "amtsim serves two devices" wait_for 20 test -S "$T/sim/control.sock"
+check "amtsim serves three devices" wait_for 20 test -S "$T/sim/control.sock"
 M="$T/site/site.json"
 cat >"$M" <<JSON
 {
@@ -77,6 +78,7 @@ cat >"$M" <<JSON
     "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
     "creds": {"plugin": "credstore-file"},
     "ad": {"plugin": "directory-ad", "config": {"url": "ldaps://$IP", "ca_file": "$D/tls/ca.pem",
+           "encryption_types": 4,
            "bind_dn": "amtprov-site@contoso.test", "bind_password": "ad/site"}}
   },
   "credentials": {"store": "creds"},
@@ -108,19 +110,24 @@ for id in pc1 pc2; do
   check "R-PROV-04: $id's account holds the SPNs AMT answers to" bash -c "
     for s in HTTP/$id.contoso.com:16992 HTTP/$id.contoso.com:16993 HTTPS/$id.contoso.com:16993 HTTP/$id.contoso.com; do
       grep -qx \"servicePrincipalName: \$s\" '$T/$id.ldif' || exit 1; done"
-  check "R-ACC-01: $id's account has RC4-HMAC among its encryption types" bash -c \
-    "e=\$(sed -n 's/^msDS-SupportedEncryptionTypes: //p' '$T/$id.ldif'); [ -n \"\$e\" ] && (( e & 4 ))"
+  check "R-ACC-01: $id's account allows RC4-HMAC only (encryption_types 4), the key AMT holds" \
+    grep -qx "msDS-SupportedEncryptionTypes: 4" "$T/$id.ldif"
   "$AMTSIM" dump --control "$T/sim/control.sock" "$id" >"$T/$id.dump.json"
   check "R-ACC-01: AMT on $id holds the realm, the account's key version, its SPNs and the group's SID" \
     python3 - "$T/$id.dump.json" "$T/$id.ldif" "$id" "$GROUP_SID" <<'PY'
-import json, re, sys
+import base64, json, re, sys
 dump = json.load(open(sys.argv[1]))
 k = dump["kerberos"]
 kvno = int(re.search(r"^msDS-KeyVersionNumber: (\d+)$", open(sys.argv[2]).read(), re.M).group(1))
 assert k["enabled"] and k["realm"] == "CONTOSO.TEST" and k["key_version"] == kvno, (k, kvno)
 spns = {s["spn"] for s in k["spns"]}
 assert "HTTP/%s.contoso.com:16993" % sys.argv[3] in spns, spns
-assert sys.argv[4] in json.dumps(dump), "no ACL entry with the group's SID"
+def sid(b64):  # AMT's binary SID as S-1-...
+    b = base64.b64decode(b64)
+    subs = [int.from_bytes(b[8 + 4 * i:12 + 4 * i], "little") for i in range(b[1])]
+    return "S-%d-%d-" % (b[0], int.from_bytes(b[2:8], "big")) + "-".join(map(str, subs))
+sids = [sid(u["kerberos_sid"]) for u in dump["users"] if u.get("kerberos_sid")]
+assert sys.argv[4] in sids, (sids, sys.argv[4])
 PY
 done
 
@@ -138,7 +145,7 @@ tgt() { rm -f "$T/cc.$1"; printf '%s' "$2" | KRB5CCNAME="FILE:$T/cc.$1" kinit "$
 
 check "alice (in amt-admins) gets a TGT" tgt alice 'Alice-Pw-7x!'
 check "R-PROV-04: alice gets a ticket for pc1's SPN HTTP/pc1.contoso.com:16993 (kvno)" \
-  env KRB5CCNAME="FILE:$T/cc.alice" kvno HTTP/pc1.contoso.com:16993
+  bash -c "KRB5CCNAME='FILE:$T/cc.alice' kvno HTTP/pc1.contoso.com:16993 >>'$T/kvno.log' 2>&1"
 status=$(wsman_get "$T/cc.alice")
 check "R-ACC-01: alice reaches pc1's WS-Man with curl --negotiate (got $status)" test "$status" = 200
 check "R-ACC-01: the answer is pc1's AMT_GeneralSettings" grep -q 'AMT_GeneralSettings' "$T/body"
@@ -146,6 +153,9 @@ cp "$T/cc.alice" "$T/cc.alice.old"   # holds the service ticket pc1 accepted
 check "mallory (not in amt-admins) gets a TGT" tgt mallory 'Mallory-Pw-7x!'
 status=$(wsman_get "$T/cc.mallory")
 check "R-ACC-01: mallory, outside the ACL group, gets 401 (got $status)" test "$status" = 401
+"$AMTSIM" dump --control "$T/sim/control.sock" pc1 >"$T/pc1.dump2.json"
+check "pc1's audit says mallory's valid ticket was refused for want of an ACL entry" \
+  python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["audit"]; assert any("mallory" in e["event"] and "no ACL entry" in e["event"] for e in a), [e["event"] for e in a if "egotiate" in e["event"]]' "$T/pc1.dump2.json"
 
 check "the device unprovision is accepted" \
   bash -c "'$AMTPROV' -m '$M' device unprovision pc1.contoso.com | grep -q NEED_UNPROVISION"
@@ -160,6 +170,17 @@ check "the old cache still holds the ticket pc1 accepted" \
   bash -c "KRB5CCNAME='FILE:$T/cc.alice.old' klist | grep -q 'HTTP/pc1.contoso.com@'"
 status=$(wsman_get "$T/cc.alice.old")
 check "R-ACC-01: after unprovision pc1 refuses alice's old ticket (got $status)" test "$status" = 401
+# The plugin's default encryption types (28: RC4 and AES) make the KDC issue AES tickets,
+# while AMT gets the RC4-HMAC key only: the core refuses instead of leaving a device no
+# console can reach.
+sed '/"encryption_types": 4,/d' "$M" >"$T/site/default-enctypes.json"
+"$AMTSIM" agent --state-dir "$T/sim" --device pc3 >"$T/pc3.agent.json" 2>>"$T/agent.err"
+"$AMTPROV" -m "$T/site/default-enctypes.json" device add --from-json "$T/pc3.agent.json" >/dev/null
+"$AMTPROVD" -m "$T/site/default-enctypes.json" -l debug --once=120 2>"$T/amtprovd.3.log"
+"$AMTPROV" -m "$T/site/default-enctypes.json" device show pc3.contoso.com >"$T/pc3.show" 2>&1
+check "R-ACC-01: an account that allows AES is refused, naming the setting to change" \
+  bash -c "grep -q FAILED '$T/pc3.show' && grep -q 'allows encryption types 28' '$T/pc3.show' &&
+           grep -q 'encryption_types to 4' '$T/pc3.show'"
 check "R-ACC-01: the device key never reaches amtprovd's log" \
   bash -c "! grep -qi 'MasterKey>[A-Za-z0-9+/]' '$T'/amtprovd.*.log"
 check "no sanitizer report (amtprovd, amtsim)" no_sanitizer_reports "$T"/amtprovd.*.log "$T/amtsim.log"
