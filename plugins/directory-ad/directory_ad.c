@@ -51,7 +51,8 @@ static const struct amtprov_config_field ad_table[] = {
 	  "container for device accounts when the manifest's amt.directory_container is not "
 	  "set; default CN=Computers,<base_dn>"),
 	F(encryption_types, AMTPROV_CFG_INT, 0, "28", 4, 28,
-	  "msDS-SupportedEncryptionTypes: sum of 4 (RC4-HMAC), 8 (AES128), 16 (AES256)"),
+	  "msDS-SupportedEncryptionTypes: sum of 4 (RC4-HMAC), 8 (AES128), 16 (AES256); "
+	  "4 with amt.kerberos (AMT holds the RC4-HMAC key only)"),
 	F(password_length, AMTPROV_CFG_INT, 0, "32", 16, 120,
 	  "length of the random account password"),
 	F(timeout_seconds, AMTPROV_CFG_INT, 0, "30", 1, 600,

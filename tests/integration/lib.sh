@@ -172,3 +172,11 @@ make_api_cert() {
     -addext "extendedKeyUsage=serverAuth" 2>/dev/null
   chmod 600 "$1/api.key"
 }
+
+# fleet_dev ID ADDR: an amtsim fleet entry for the pre-provisioned device ID.contoso.com
+# (AMT 16.1.25, DHCP domain contoso.com) that trusts make_prov_pki's root ($ROOT_HASH).
+fleet_dev() {
+  printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in",
+    "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
+}

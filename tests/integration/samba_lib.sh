@@ -11,7 +11,12 @@
 #                                        and IP SANs). Offline changes go through SAMBA_SAM.
 #   samba_dc_start DIR IP                start it and wait for the KDC (and LDAPS if served)
 #   samba_krb5_conf FILE IP              a client krb5.conf for the realm at IP
+#   samba_delegate_ou OU USER            give USER the rights docs/directory-ad.md lists for
+#                                        directory-ad's site account, on OU only (offline)
+#   samba_ldap_get FILTER ATTRS...       search the domain over LDAPS as the administrator
+#                                        (after samba_dc_start with ldap), no referrals
 SAMBA_REALM=CONTOSO.TEST
+SAMBA_BASE_DN=DC=contoso,DC=test
 SAMBA_DOMAIN=CONTOSO
 SAMBA_ADMIN_PW='Adm1n!Passw0rd'
 export PATH="$PATH:/usr/sbin"
@@ -44,6 +49,7 @@ samba_dc_provision() {
     --option="log file = $d/log.%m" "${tls[@]}" >"$d/provision.log" 2>&1 ||
     { tail -20 "$d/provision.log"; return 1; }
   SAMBA_SAM=(-H "$d/private/sam.ldb")
+  SAMBA_DC_DIR=$d SAMBA_DC_IP=$ip
   # Tests must not depend on dates or on Samba's complexity rules for their own passwords.
   samba-tool domain passwordsettings set "${SAMBA_SAM[@]}" --complexity=off \
     --max-pwd-age=0 --min-pwd-age=0 >>"$d/provision.log" 2>&1
@@ -77,4 +83,22 @@ samba_krb5_conf() {
 [domain_realm]
   .${SAMBA_REALM,,} = $SAMBA_REALM
 EOF
+}
+
+samba_delegate_ou() {
+  local computer=bf967a86-0de6-11d0-a285-00aa003049e2 sid  # schemaIDGUID of computer
+  sid=$(samba-tool user show "$2" --attributes=objectSid "${SAMBA_SAM[@]}" 2>/dev/null |
+    sed -n 's/^objectSid: //p')
+  [ -n "$sid" ] || return 1
+  # create/delete computer objects in the OU; on those below it read/write properties,
+  # extended rights (reset password), delete, read control
+  samba-tool dsacl set "${SAMBA_SAM[@]}" --objectdn="$1" \
+    --sddl="(OA;;CCDC;$computer;;$sid)(OA;CIIO;RPWPCRSDRC;;$computer;$sid)"
+}
+
+samba_ldap_get() {
+  env LDAPCONF=/dev/null LDAPRC=/dev/null LDAPTLS_CACERT="$SAMBA_DC_DIR/tls/ca.pem" \
+    ldapsearch -LLL -o ldif-wrap=no -x -H "ldaps://$SAMBA_DC_IP" \
+    -D "Administrator@${SAMBA_REALM,,}" -w "$SAMBA_ADMIN_PW" -b "$SAMBA_BASE_DN" "$1" "${@:2}" \
+    2>/dev/null | grep -v '^# ref'
 }

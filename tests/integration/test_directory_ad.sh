@@ -43,14 +43,8 @@ SAM=("${SAMBA_SAM[@]}")
   samba-tool spn add HTTP/taken.contoso.test:16992 spnholder "${SAM[@]}"
 } >>"$T/setup.log" 2>&1
 sid_of() { samba-tool "$1" show "$2" --attributes=objectSid "${SAM[@]}" 2>/dev/null | sed -n 's/^objectSid: //p'; }
-SITE_SID=$(sid_of user amtprov-site)
-# The rights docs/directory-ad.md asks for: create and delete computer objects in the OU,
-# and on the computer objects below it read/write properties, extended rights (reset
-# password), read control and delete.
-COMPUTER=bf967a86-0de6-11d0-a285-00aa003049e2
 check "the site account gets the documented rights on $OU" \
-  samba-tool dsacl set "${SAM[@]}" --objectdn="$OU" \
-  --sddl="(OA;;CCDC;$COMPUTER;;$SITE_SID)(OA;CIIO;RPWPCRSDRC;;$COMPUTER;$SITE_SID)" >>"$T/setup.log" 2>&1
+  samba_delegate_ou "$OU" amtprov-site >>"$T/setup.log" 2>&1
 check "Samba AD DC serves LDAPS and the KDC on $IP only" samba_dc_start "$D" "$IP"
 samba_krb5_conf "$T/krb5.conf" "$IP"
 # STRANGER$ claims a device's name, as a computer someone else joined would.
@@ -60,8 +54,6 @@ printf 'dn: CN=STRANGER,%s\nchangetype: modify\nreplace: dNSHostName\ndNSHostNam
 export KRB5_CONFIG="$T/krb5.conf" KRB5CCNAME="FILE:$T/cc"
 LDAPS=(env LDAPCONF=/dev/null LDAPRC=/dev/null LDAPTLS_CACERT="$D/tls/ca.pem"
        ldapsearch -LLL -o ldif-wrap=no -x -H "ldaps://$IP" -D "Administrator@contoso.test" -w "$SAMBA_ADMIN_PW")
-# ldap_get FILTER ATTRS...: the entries as the administrator sees them (no referrals)
-ldap_get() { "${LDAPS[@]}" -b "$BASE" "$1" "${@:2}" 2>/dev/null | grep -v '^# ref'; }
 
 # A second CA the DC's certificate does not chain to.
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Other CA" \
@@ -104,7 +96,7 @@ F=amt1.contoso.test
 # shellcheck disable=SC2046
 check "R-PROV-04: the device's computer account is created over LDAPS" \
   drive "$T/c1.out" ad create "$F" 'AMT1$' - "$T/pw1" $(spns "$F")
-ldap_get "(sAMAccountName=AMT1\$)" dn servicePrincipalName dNSHostName userAccountControl \
+samba_ldap_get "(sAMAccountName=AMT1\$)" dn servicePrincipalName dNSHostName userAccountControl \
   msDS-SupportedEncryptionTypes description >"$T/acct1.ldif"
 check "R-PROV-04: it is CN=AMT1 in the site's OU" grep -qx "dn: CN=AMT1,$OU" "$T/acct1.ldif"
 for s in $(spns "$F"); do
@@ -147,8 +139,8 @@ printf 'dn: CN=AMT1,%s\nchangetype: modify\nreplace: msDS-SupportedEncryptionTyp
 check "R-PROV-04: create again for the same device succeeds" \
   drive "$T/c2.out" ad create "$F" 'AMT1$' - "$T/pw2" $(spns "$F")
 check "R-PROV-04: still exactly one object for the device (no duplicate)" \
-  test "$(ldap_get "(|(sAMAccountName=AMT1\$)(dNSHostName=$F))" dn | grep -c '^dn:')" = 1
-ldap_get "(sAMAccountName=AMT1\$)" servicePrincipalName msDS-SupportedEncryptionTypes >"$T/acct2.ldif"
+  test "$(samba_ldap_get "(|(sAMAccountName=AMT1\$)(dNSHostName=$F))" dn | grep -c '^dn:')" = 1
+samba_ldap_get "(sAMAccountName=AMT1\$)" servicePrincipalName msDS-SupportedEncryptionTypes >"$T/acct2.ldif"
 check "R-PROV-04: what differed is fixed (the removed SPN, the encryption types)" \
   bash -c "grep -qx 'servicePrincipalName: HTTP/$F' '$T/acct2.ldif' && grep -qx 'msDS-SupportedEncryptionTypes: 28' '$T/acct2.ldif'"
 check "a new password is set and returned" \
@@ -182,11 +174,11 @@ expect_err "R-PROV-04: an account amtprov did not make is refused, named, left a
 expect_err "R-PROV-04: deleting it is refused too" E_DENIED "was not created by amtprov" \
   ad delete stranger.contoso.test
 check "STRANGER\$ is untouched" \
-  test "$(ldap_get '(sAMAccountName=STRANGER$)' description dNSHostName servicePrincipalName | grep -c '^description\|^servicePrincipalName: HTTP/')" = 0
+  test "$(samba_ldap_get '(sAMAccountName=STRANGER$)' description dNSHostName servicePrincipalName | grep -c '^description\|^servicePrincipalName: HTTP/')" = 0
 expect_err "R-PROV-04: an SPN held by another object is refused, naming the holder" \
   E_EXISTS "SPN HTTP/taken.contoso.test:16992 is already held by CN=spnholder,CN=Users,$BASE" \
   ad create taken.contoso.test TAKEN - - HTTP/taken.contoso.test:16992
-check "nothing was written for it" test -z "$(ldap_get '(sAMAccountName=TAKEN$)' dn)"
+check "nothing was written for it" test -z "$(samba_ldap_get '(sAMAccountName=TAKEN$)' dn)"
 expect_err "R-PROV-04: a missing OU is named" E_CONFIG \
   "the container 'OU=Missing,$BASE' does not exist" \
   ad create amt3.contoso.test AMT3 "OU=Missing,$BASE" - HTTP/amt3.contoso.test
@@ -203,7 +195,7 @@ expect_err "StartTLS with the wrong CA: unreachable, no bind without TLS" \
   E_UNREACHABLE "StartTLS with ldap://$IP failed" \
   ad-wrongca-starttls create amt3.contoso.test AMT3 - - HTTP/amt3.contoso.test
 check "none of the refused devices has an account" \
-  test -z "$(ldap_get '(|(sAMAccountName=AMT3$)(dNSHostName=amt3.contoso.test))' dn)"
+  test -z "$(samba_ldap_get '(|(sAMAccountName=AMT3$)(dNSHostName=amt3.contoso.test))' dn)"
 sed 's/"url": "ldaps/"url": "ldapx/' "$T/site/site.json" >"$T/site/bad.json"
 check "a URL that is neither ldaps:// nor ldap:// is a configuration error" \
   bash -c "'$AMTPROV' -m '$T/site/bad.json' manifest check 2>&1 | grep -q 'must be ldaps://HOST or ldap://HOST'"
@@ -224,7 +216,7 @@ expect_err "a filter in a name is only a name" E_NOT_FOUND "no object named '*'"
 # --- delete (R-REV-02a)
 check "R-PROV-04: delete removes the account" drive "$T/d1.out" ad delete "$F"
 check "the account and its SPNs are gone" \
-  test -z "$(ldap_get "(|(sAMAccountName=AMT1\$)(servicePrincipalName=HTTP/$F:16993))" dn)"
+  test -z "$(samba_ldap_get "(|(sAMAccountName=AMT1\$)(servicePrincipalName=HTTP/$F:16993))" dn)"
 # A fresh TGT as the site account: no service ticket cached from before.
 fresh_tgt() { kdestroy >/dev/null 2>&1; echo "$SITE_PW" | kinit amtprov-site@CONTOSO.TEST >/dev/null 2>&1; }
 check "the site account gets a fresh TGT" fresh_tgt
@@ -238,11 +230,6 @@ check "no sanitizer report (driver)" no_sanitizer_reports "$T/drive.log"
 # --- through amtprovd: provisioning creates the accounts, unprovisioning deletes them
 make_prov_pki "$T/pki"   # oob.contoso.com; sets ROOT_HASH (lib.sh)
 mkdir -p "$T/sim" "$T/e2e"
-fleet_dev() {
-  printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in",
-    "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
-}
 printf '{ "key_pool": 2, "devices": [ %s, %s ] }\n' "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2")" >"$T/fleet.json"
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
 PIDS+=("$!")
@@ -277,9 +264,9 @@ check "both devices are PROVISIONED" bash -c "'$AMTPROV' -m '$E2E' --json device
   python3 -c 'import json,sys; s=[d[\"state\"] for d in json.load(sys.stdin)]; assert s==[\"PROVISIONED\"]*2, s'"
 for id in pc1 pc2; do
   ID=${id^^}
-  ldap_get "(sAMAccountName=$ID\$)" servicePrincipalName dNSHostName msDS-SupportedEncryptionTypes >"$T/$id.ldif"
+  samba_ldap_get "(sAMAccountName=$ID\$)" servicePrincipalName dNSHostName msDS-SupportedEncryptionTypes >"$T/$id.ldif"
   check "R-PROV-04: amtprovd made $id's account in $OU" \
-    test "$(ldap_get "(sAMAccountName=$ID\$)" dn)" = "dn: CN=$ID,$OU"
+    test "$(samba_ldap_get "(sAMAccountName=$ID\$)" dn)" = "dn: CN=$ID,$OU"
   check "R-PROV-04: with the SPNs AMT uses and encryption types 28" bash -c "
     for s in HTTP/$id.contoso.com:16992 HTTP/$id.contoso.com:16993 HTTPS/$id.contoso.com:16993; do
       grep -qx \"servicePrincipalName: \$s\" '$T/$id.ldif' || exit 1; done
@@ -292,10 +279,10 @@ check "the device unprovision is accepted" \
   bash -c "'$AMTPROV' -m '$E2E' device unprovision pc1.contoso.com | grep -q NEED_UNPROVISION"
 expect_rc 0 "amtprovd unprovisions pc1" "$AMTPROVD" -m "$E2E" -l debug --once=120 2>"$T/amtprovd.2.log"
 check "R-REV-02a: pc1's account and its SPNs are gone" \
-  test -z "$(ldap_get '(|(sAMAccountName=PC1$)(servicePrincipalName=HTTP/pc1.contoso.com:16993))' dn)"
+  test -z "$(samba_ldap_get '(|(sAMAccountName=PC1$)(servicePrincipalName=HTTP/pc1.contoso.com:16993))' dn)"
 check "a fresh TGT" fresh_tgt
 check "R-REV-02a: no ticket for pc1's SPN any more" bash -c "! kvno HTTP/pc1.contoso.com:16993 >/dev/null 2>&1"
-check "pc2's account stays" test -n "$(ldap_get '(sAMAccountName=PC2$)' dn)"
+check "pc2's account stays" test -n "$(samba_ldap_get '(sAMAccountName=PC2$)' dn)"
 check "no secret in amtprovd's logs (raw, base64, hex)" \
   python3 "$(dirname "$0")/secret_scan.py" "$SECRETS" -- "$T"/amtprovd.*.log
 check "no sanitizer report (amtprovd, amtsim)" no_sanitizer_reports "$T"/amtprovd.*.log "$T/amtsim.log"

@@ -23,8 +23,7 @@ PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 claim_net
 IP="$NET.200"
 D="$T/dc"
-BASE="DC=contoso,DC=test"
-OU="OU=AMT,$BASE"
+OU="OU=AMT,$SAMBA_BASE_DN"
 SITE_PW='Site-Acct-Pw-7x!'
 check "Samba AD DC provisions" samba_dc_provision "$D" "$IP" "ldap kdc"
 SAM=("${SAMBA_SAM[@]}")
@@ -36,32 +35,19 @@ SAM=("${SAMBA_SAM[@]}")
   samba-tool user create mallory 'Mallory-Pw-7x!' "${SAM[@]}"
   samba-tool group addmembers amt-admins alice "${SAM[@]}"
 } >>"$T/setup.log" 2>&1
-sid_of() { samba-tool "$1" show "$2" --attributes=objectSid "${SAM[@]}" 2>/dev/null | sed -n 's/^objectSid: //p'; }
-SITE_SID=$(sid_of user amtprov-site)
-GROUP_SID=$(sid_of group amt-admins)
-# Only the rights docs/directory-ad.md asks for, on the OU (the SDDL given there).
-COMPUTER=bf967a86-0de6-11d0-a285-00aa003049e2
-check "the site account gets only the documented rights on $OU" \
-  samba-tool dsacl set "${SAM[@]}" --objectdn="$OU" \
-  --sddl="(OA;;CCDC;$COMPUTER;;$SITE_SID)(OA;CIIO;RPWPCRSDRC;;$COMPUTER;$SITE_SID)" >>"$T/setup.log" 2>&1
+GROUP_SID=$(samba-tool group show amt-admins --attributes=objectSid "${SAM[@]}" 2>/dev/null |
+  sed -n 's/^objectSid: //p')
+check "the site account gets only the rights docs/directory-ad.md lists, on $OU" \
+  samba_delegate_ou "$OU" amtprov-site >>"$T/setup.log" 2>&1
 check "Samba AD DC serves LDAPS and the KDC on $IP only" samba_dc_start "$D" "$IP"
 samba_krb5_conf "$T/krb5.conf" "$IP"
 # The devices live in contoso.com (the provisioning certificate's domain), their accounts in
 # the realm CONTOSO.TEST: consoles map the device names to that realm.
 printf '  .contoso.com = %s\n' "$SAMBA_REALM" >>"$T/krb5.conf"
 export KRB5_CONFIG="$T/krb5.conf" KRB5CCNAME="FILE:$T/cc"
-LDAPS=(env LDAPCONF=/dev/null LDAPRC=/dev/null LDAPTLS_CACERT="$D/tls/ca.pem"
-       ldapsearch -LLL -o ldif-wrap=no -x -H "ldaps://$IP" -D "Administrator@contoso.test" -w "$SAMBA_ADMIN_PW")
-# ldap_get FILTER ATTRS...: the entries as the administrator sees them (no referrals)
-ldap_get() { "${LDAPS[@]}" -b "$BASE" "$1" "${@:2}" 2>/dev/null | grep -v '^# ref'; }
 
 make_prov_pki "$T/pki"   # oob.contoso.com; sets ROOT_HASH
 mkdir -p "$T/sim" "$T/site"
-fleet_dev() {
-  printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in",
-    "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
-}
 printf '{ "key_pool": 3, "devices": [ %s, %s, %s ] }\n' "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2")" \
   "$(fleet_dev pc3 "$NET.3")" >"$T/fleet.json"
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
@@ -103,7 +89,7 @@ check "both devices are PROVISIONED" \
 
 for id in pc1 pc2; do
   ID=${id^^}
-  ldap_get "(sAMAccountName=$ID\$)" dn servicePrincipalName msDS-SupportedEncryptionTypes \
+  samba_ldap_get "(sAMAccountName=$ID\$)" dn servicePrincipalName msDS-SupportedEncryptionTypes \
     msDS-KeyVersionNumber >"$T/$id.ldif"
   check "R-PROV-04: directory-ad made $id's computer account in $OU" \
     grep -qx "dn: CN=$ID,$OU" "$T/$id.ldif"
@@ -161,8 +147,8 @@ check "the device unprovision is accepted" \
   bash -c "'$AMTPROV' -m '$M' device unprovision pc1.contoso.com | grep -q NEED_UNPROVISION"
 expect_rc 0 "amtprovd unprovisions pc1" "$AMTPROVD" -m "$M" -l debug --once=120 2>"$T/amtprovd.2.log"
 check "R-PROV-04: pc1's account and its SPNs are gone from the directory" \
-  test -z "$(ldap_get '(|(sAMAccountName=PC1$)(servicePrincipalName=HTTP/pc1.contoso.com*))' dn)"
-check "pc2's account stays" test -n "$(ldap_get '(sAMAccountName=PC2$)' dn)"
+  test -z "$(samba_ldap_get '(|(sAMAccountName=PC1$)(servicePrincipalName=HTTP/pc1.contoso.com*))' dn)"
+check "pc2's account stays" test -n "$(samba_ldap_get '(sAMAccountName=PC2$)' dn)"
 check "alice gets a fresh TGT" tgt alice 'Alice-Pw-7x!'
 check "R-PROV-04: no ticket for pc1's SPN can be had any more (kvno fails)" \
   bash -c "! KRB5CCNAME='FILE:$T/cc.alice' kvno HTTP/pc1.contoso.com:16993 >>'$T/kvno.log' 2>&1"
