@@ -73,7 +73,7 @@ check "the start line counts the monitoring token" grep -q "1 administrator toke
 "$AMTPROV" -m "$M" --json device list >"$T/devices.json"
 "$AMTPROV" -m "$M" --json cert list >"$T/certs.json"
 check "the scrape parses and matches the database" /usr/bin/python3 - "$T/metrics.txt" "$T/devices.json" "$T/certs.json" "$AMTPROV_SOURCE_DIR/include/amtprov/error.h" <<'PY'
-import collections, json, re, sys, time
+import collections, datetime, json, re, sys, time
 from prometheus_client.parser import text_string_to_metric_families
 
 text = open(sys.argv[1]).read()
@@ -117,7 +117,10 @@ groups = [("expired", 0), ("7", 7), ("30", 30), ("40", 40), ("90", 90), ("365", 
 expect = collections.Counter()
 for c in active:
     for label, days in groups:
-        if days is None or c["not_after"] - now < days * 86400:
+        # --json times are ISO 8601 UTC ("2027-12-07T15:55:21Z")
+        na = datetime.datetime.strptime(c["not_after"], "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+        if days is None or na - now < days * 86400:
             expect[label] += 1
             break
 for label, _ in groups:
