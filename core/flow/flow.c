@@ -301,8 +301,10 @@ void flow_tls_refusal_reason(struct flow *f, const char *fqdn, const char *trans
 				     "TLS handshake. The certificate passes R-PC-01/02/03/05, so the "
 				     "likely cause is R-PC-04: root hash SHA-256 %s not active in the "
 				     "firmware; check with 'amtprov cert check --device %s "
-				     "--device-hashes FILE'. ",
-				     r.root_sha256[0] ? r.root_sha256 : "unknown", fqdn);
+				     "--device-hashes FILE'. Else R-PC-05: AMT's DNS suffix is outside "
+				     "%s. ",
+				     r.root_sha256[0] ? r.root_sha256 : "unknown", fqdn,
+				     m->dns_suffix ? m->dns_suffix : m->service_point_fqdn);
 	pf_report_free(&r);
 	if (n < size)
 		snprintf(out + n, size - n, "Transport: %s", transport_msg);

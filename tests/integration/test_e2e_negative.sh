@@ -100,7 +100,7 @@ check "R-PC-04: the reason: the device refused the provisioning TLS, R-PC-04 lik
 check "R-PC-04: the reason points to 'amtprov cert check --device ... --device-hashes'" \
   test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%amtprov cert check --device nohash.contoso.com --device-hashes%'")"
 check "R-PROV-07: amtprov's whole explanation is kept; the transport's words follow it" \
-  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%--device-hashes FILE''. Transport: GET_SETUP_STATE: the device refused%'")"
+  test -n "$(q "select 1 from devices where fqdn='nohash.contoso.com' and last_error like '%--device-hashes FILE''. Else R-PC-05: AMT''s DNS suffix is outside contoso.com. Transport: GET_SETUP_STATE: the device refused%'")"
 check "issue 17: the failure is logged once (as status 8104), not by the engine and the status both" \
   test "$(grep -c 'nohash.contoso.com.*NEED_DEVICE_CHECK failed: R-PROV-07' "$T/d1.log")" = 1
 check "R-PROV-07: device show and --json print the whole reason" \
