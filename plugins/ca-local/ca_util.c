@@ -165,13 +165,13 @@ int cl_random_serial(X509 *x)
 	BIGNUM *bn;
 	int ok;
 
-	/* 128 random bits (RFC 5280 allows 20 octets; CA/B asks for 64+ bits of entropy).
-	 * The top bit is cleared so the DER INTEGER stays positive in 16 octets, and a zero
-	 * serial is impossible because one low bit is forced. */
+	/* 126 random bits (RFC 5280 allows 20 octets; CA/B asks for 64+ bits of entropy).
+	 * The top bit is cleared so the DER INTEGER stays positive in 16 octets, and the next
+	 * one is set so every serial is exactly 16 octets (32 hex digits): operators compare
+	 * serials by eye and by length, and a leading zero byte would shorten one at random. */
 	if (RAND_bytes(buf, sizeof(buf)) != 1)
 		return -1;
-	buf[0] &= 0x7f;
-	buf[15] |= 0x01;
+	buf[0] = (unsigned char)((buf[0] & 0x7f) | 0x40);
 	bn = BN_bin2bn(buf, sizeof(buf), NULL);
 	ok = bn && BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) != NULL;
 	BN_free(bn);
