@@ -649,6 +649,7 @@ static void note_input(struct vctx *c, const char *path, const char *key, const 
 		return;
 	}
 	manifest_path_key(n[m->n_inputs].path, PATH_SIZE, path, key);
+	n[m->n_inputs].secret = 0;
 	m->inputs = n;
 	m->n_inputs++;
 }
@@ -885,7 +886,7 @@ static void parse_database_url(struct vctx *c, json_t *db, const char *path, con
 
 static void parse_storage(struct vctx *c, json_t *root)
 {
-	static const char *const db_keys[] = {"path", "url", NULL};
+	static const char *const db_keys[] = {"path", "url", "password_file", NULL};
 	char p[PATH_SIZE];
 	json_t *db, *arr, *v;
 	size_t i, n;
@@ -899,6 +900,16 @@ static void parse_storage(struct vctx *c, json_t *root)
 		check_keys(c, db, p, db_keys);
 		get_file(c, db, p, "path", 0, &c->m->database_path);
 		parse_database_url(c, db, p, &url);
+		if (get_input_file(c, db, p, "password_file", 0, &c->m->database_password_file)) {
+			struct manifest_input *in = c->m->n_inputs ? &c->m->inputs[c->m->n_inputs - 1]
+								   : NULL;
+
+			if (in && !strcmp(in->file, c->m->database_password_file))
+				in->secret = 1;
+			if (!url)
+				err_at(c, "/database/password_file",
+				       "is for a PostgreSQL database: give it with 'url'");
+		}
 	}
 	if (!c->m->database_path && c->m->state_dir)
 		c->m->database_path = path_join(c->m->state_dir, "site.db");
@@ -2092,6 +2103,7 @@ void manifest_free(struct manifest *m)
 	free(m->inputs);
 	free(m->fqdn_patterns);
 	free(m->database_path);
+	free(m->database_password_file);
 	free(m->state_dir);
 	free(m->file);
 	free(m->dir);
@@ -2216,6 +2228,9 @@ size_t manifest_check_inputs(const struct manifest *m, struct manifest_problems 
 			why = "not a regular file";
 		else if (access(in->file, R_OK) != 0)
 			why = strerror(errno);
+		else if (in->secret && (st.st_uid != geteuid() || (st.st_mode & 077)))
+			why = "a password file must be owned by the user amtprov runs as and "
+			      "readable by it only (chmod 600)";
 		if (!why)
 			continue;
 		manifest_problem_add(problems, 0, in->path, "%s: %s", in->file, why);

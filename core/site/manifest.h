@@ -161,6 +161,7 @@ struct manifest_api {
 struct manifest_input {
 	char *file;                          /**< absolute */
 	char path[AMTPROV_ERROR_WHERE_SIZE]; /**< JSON pointer of the key that names it */
+	int secret;                          /**< must be ours and mode 0600 (a password) */
 };
 
 /** A loaded, validated manifest. Everything is owned by it; borrowed by callers. */
@@ -178,6 +179,7 @@ struct manifest {
 	size_t n_fqdn_patterns;
 	char *database_path;          /**< SQLite: absolute path, default <state_dir>/site.db;
 				       *   PostgreSQL: database.url as given (no password) */
+	char *database_password_file; /**< database.password_file (absolute) or NULL */
 	char *state_dir;              /**< absolute; default <manifest dir>/state */
 	char **plugin_path;           /**< absolute dirs, NULL-terminated */
 

@@ -102,7 +102,8 @@ int site_status(struct site *s, uint32_t id, const char *device, const char *det
 		/* A plugin's worker thread: one database handle per thread, never shared. */
 		pthread_mutex_lock(&s->aux_lock);
 		if (!s->st_aux)
-			rc = store_open(store_path(s->st), 0, &s->st_aux, &err);
+			rc = store_open_auth(store_path(s->st), store_password_file(s->st), 0,
+					     &s->st_aux, &err);
 		st = s->st_aux;
 		if (rc == AMTPROV_OK)
 			rc = store_status_add(st, &msg, site_now(s), &err);
@@ -242,8 +243,9 @@ int site_open(const struct site_options *opt, struct site **out,
 	is_pg = store_is_pg_url(s->m->database_path);
 	db_exists = is_pg || stat(s->m->database_path, &st) == 0;
 	if (!(opt->flags & SITE_NO_DB) && db_exists) {
-		rc = store_open(s->m->database_path,
-				(opt->flags & SITE_READONLY_DB) ? STORE_OPEN_READONLY : 0, &s->st, err);
+		rc = store_open_auth(s->m->database_path, s->m->database_password_file,
+				     (opt->flags & SITE_READONLY_DB) ? STORE_OPEN_READONLY : 0,
+				     &s->st, err);
 		if (rc == AMTPROV_E_NOT_FOUND && is_pg && (opt->flags & SITE_CREATE_DB)) {
 			amtprov_error_clear(err);
 			rc = AMTPROV_OK;
@@ -276,7 +278,8 @@ int site_open(const struct site_options *opt, struct site **out,
 		rc = util_mkdir_p(s->m->state_dir, 0700, err);
 		if (rc)
 			goto fail;
-		rc = store_open(s->m->database_path, STORE_OPEN_CREATE, &s->st, err);
+		rc = store_open_auth(s->m->database_path, s->m->database_password_file,
+				     STORE_OPEN_CREATE, &s->st, err);
 		if (rc)
 			goto fail;
 		alog(s->log, AMTPROV_LOG_NOTICE, "created site database %s", s->m->database_path);

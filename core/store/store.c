@@ -120,6 +120,12 @@ static int valid_reason(int r)
 
 int store_open(const char *path, int flags, struct store **out, struct amtprov_error *err)
 {
+	return store_open_auth(path, NULL, flags, out, err);
+}
+
+int store_open_auth(const char *path, const char *password_file, int flags, struct store **out,
+		    struct amtprov_error *err)
+{
 	struct store *st;
 	int rc;
 
@@ -138,7 +144,16 @@ int store_open(const char *path, int flags, struct store **out, struct amtprov_e
 	if (!st)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, path, "out of memory");
 	st->path = strdup(path);
-	if (!st->path) {
+	if (password_file && !store_is_pg_url(path)) {
+		free(st->path);
+		free(st);
+		return amtprov_error_set(err, AMTPROV_E_INVALID, "database.password_file",
+					 "a password file is for a PostgreSQL database only");
+	}
+	st->password_file = password_file ? strdup(password_file) : NULL;
+	if (!st->path || (password_file && !st->password_file)) {
+		free(st->path);
+		free(st->password_file);
 		free(st);
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, path, "out of memory");
 	}
@@ -147,6 +162,7 @@ int store_open(const char *path, int flags, struct store **out, struct amtprov_e
 				   : store_sqlite_open(st, flags, err);
 	if (rc != AMTPROV_OK) {
 		free(st->path);
+		free(st->password_file);
 		free(st);
 		return rc;
 	}
@@ -161,12 +177,18 @@ void store_close(struct store *st)
 	if (st->ops)
 		st->ops->close(st);
 	free(st->path);
+	free(st->password_file);
 	free(st);
 }
 
 const char *store_path(const struct store *st)
 {
 	return st ? st->path : NULL;
+}
+
+const char *store_password_file(const struct store *st)
+{
+	return st ? st->password_file : NULL;
 }
 
 int store_schema_version(struct store *st)

@@ -198,6 +198,16 @@ int store_pg_url_check(const char *url, char *why, size_t why_size);
  *         AMTPROV_E_BUSY; AMTPROV_E_IO. A failed open changes nothing on disk.
  */
 int store_open(const char *path, int flags, struct store **out, struct amtprov_error *err);
+/**
+ * store_open() for a PostgreSQL database whose password is in @p password_file (the
+ * manifest's database.password_file; NULL: none, as store_open). The file holds only the
+ * password (one line); it must be a regular file owned by the user amtprov runs as, with no
+ * group or other permission bits. It is read at each connect and never logged.
+ */
+int store_open_auth(const char *path, const char *password_file, int flags, struct store **out,
+		    struct amtprov_error *err);
+/** The password file it was opened with, or NULL (borrowed). */
+const char *store_password_file(const struct store *st);
 /** Closes. Accepts NULL. */
 void store_close(struct store *st);
 /** The path it was opened with (borrowed). */

@@ -138,6 +138,7 @@ struct store {
 	const struct store_ops *ops;
 	void *be;     /**< back end's private state, owned by the back end */
 	char *path;   /**< as given to store_open, owned */
+	char *password_file; /**< PostgreSQL: file holding the password, or NULL; owned */
 	int flags;    /**< STORE_OPEN_* */
 	int in_tx;    /**< 1 while an explicit store_tx_begin() transaction is open */
 };
@@ -151,7 +152,8 @@ int store_sqlite_open(struct store *st, int flags, struct amtprov_error *err);
 
 /**
  * The PostgreSQL back end's constructor (store_pg.c): st->path is a libpq connection
- * string (URI or conninfo) without a password. Connects, checks the schema, migrates it
+ * string (URI or conninfo) without a password; the password, if any, is read from
+ * st->password_file (or libpq finds it in its password file). Connects, checks the schema, migrates it
  * (under an advisory lock, so several hosts may start at once). The server and the
  * database must exist; with STORE_OPEN_CREATE an empty database gets the schema, without
  * it an empty database is AMTPROV_E_NOT_FOUND.

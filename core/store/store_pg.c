@@ -15,14 +15,21 @@
  * cleared before any callback runs, so callbacks may call any store function.
  *
  * The connection string comes from the manifest (database.url) and never holds a password
- * (refused here and by the manifest): libpq reads it from a password file (PGPASSFILE,
- * ~/.pgpass or passfile= in the URL) or the server trusts the peer (Unix socket).
+ * (refused here and by the manifest): it comes from database.password_file (a file holding
+ * only the password, read at each connect, handed to libpq as a parameter and wiped), or
+ * libpq reads it from its password file (PGPASSFILE, ~/.pgpass or passfile= in the URL),
+ * or the server trusts the peer (Unix socket).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 
 #include "store_int.h"
 #include "store_migrations_pg.h"
@@ -606,11 +613,60 @@ int store_is_pg_url(const char *s)
 
 static const struct store_ops pg_ops;
 
+#define PASSWORD_MAX 1024
+
+/*
+ * Reads database.password_file into @p pw: a regular file owned by us with no group or
+ * other permission bits, holding the password on one line. Messages name the file, never
+ * its content.
+ */
+static int read_password(const char *path, char *pw, size_t size, struct amtprov_error *err)
+{
+	struct stat sb;
+	size_t n = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return amtprov_error_set(err, errno == ENOENT ? AMTPROV_E_NOT_FOUND : AMTPROV_E_IO,
+					 "database.password_file", "%s: %s", path, strerror(errno));
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid() ||
+	    (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+		close(fd);
+		return amtprov_error_set(err, AMTPROV_E_DENIED, "database.password_file",
+					 "%s must be a regular file owned by the user amtprov runs "
+					 "as, readable by it only (chmod 600)",
+					 path);
+	}
+	for (;;) {
+		ssize_t r = read(fd, pw + n, size - 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (n += (size_t)r) >= size - 1)
+			break;
+	}
+	close(fd);
+	pw[n] = '\0';
+	while (n > 0 && (pw[n - 1] == '\n' || pw[n - 1] == '\r'))
+		pw[--n] = '\0';
+	if (n == 0 || n >= size - 2 || strlen(pw) != n || strchr(pw, '\n')) {
+		OPENSSL_cleanse(pw, size);
+		return amtprov_error_set(err, AMTPROV_E_INVALID, "database.password_file",
+					 "%s must hold the password on one line and nothing else "
+					 "(at most %d bytes)",
+					 path, PASSWORD_MAX - 3);
+	}
+	return AMTPROV_OK;
+}
+
 int store_pg_open(struct store *st, int flags, struct amtprov_error *err)
 {
-	/* fallback_application_name and connect_timeout first: the URL may override them. */
-	const char *keys[] = { "fallback_application_name", "connect_timeout", "dbname", NULL };
-	const char *vals[] = { "amtprov", "10", st->path, NULL };
+	/* fallback_application_name and connect_timeout first: the URL may override them;
+	 * the password last, so nothing in the URL overrides it. */
+	char pw[PASSWORD_MAX];
+	const char *keys[] = { "fallback_application_name", "connect_timeout", "dbname",
+			       st->password_file ? "password" : NULL, NULL };
+	const char *vals[] = { "amtprov", "10", st->path, pw, NULL };
 	char why[256], msg[AMTPROV_ERROR_MSG_SIZE];
 	struct pgb *b;
 	int rc, v = 0, foreign = 0;
@@ -618,11 +674,17 @@ int store_pg_open(struct store *st, int flags, struct amtprov_error *err)
 	/* Not st->path as "where": it may hold the very password being refused. */
 	if (store_pg_url_check(st->path, why, sizeof(why)) != 0)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, "database.url", "%s", why);
+	if (st->password_file &&
+	    (rc = read_password(st->password_file, pw, sizeof(pw), err)) != AMTPROV_OK)
+		return rc;
 	b = calloc(1, sizeof(*b));
-	if (!b)
+	if (!b) {
+		OPENSSL_cleanse(pw, sizeof(pw));
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
+	}
 	st->be = b;
 	b->c = PQconnectdbParams(keys, vals, 1);
+	OPENSSL_cleanse(pw, sizeof(pw));
 	if (!b->c || PQstatus(b->c) != CONNECTION_OK) {
 		first_line(msg, sizeof(msg), b->c ? PQerrorMessage(b->c) : "out of memory");
 		rc = amtprov_error_set(err, AMTPROV_E_IO, st->path,

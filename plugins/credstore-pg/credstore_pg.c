@@ -114,14 +114,18 @@ static int read_secret_file(const char *path, const char *field, size_t max, uns
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, field, "%s %s is not a regular file",
 					 field, path);
 	}
-	if (sb.st_uid != geteuid() || (sb.st_mode & (S_IRWXG | S_IRWXO))) {
+	if (sb.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
 		return amtprov_error_set(err, AMTPROV_E_DENIED, field,
-					 "%s %s has owner %u and mode %04o: it must be owned by "
-					 "the user amtprov runs as (%u) and readable by it only "
-					 "(chmod 600)",
-					 field, path, (unsigned)sb.st_uid,
-					 (unsigned)(sb.st_mode & 07777), (unsigned)geteuid());
+					 "%s: chmod 600 %s (its mode %04o lets others read it)",
+					 field, path, (unsigned)(sb.st_mode & 07777));
+	}
+	if (sb.st_uid != geteuid()) {
+		close(fd);
+		return amtprov_error_set(err, AMTPROV_E_DENIED, field,
+					 "%s: %s is owned by uid %u, not by the user amtprov runs "
+					 "as (uid %u)",
+					 field, path, (unsigned)sb.st_uid, (unsigned)geteuid());
 	}
 	buf = OPENSSL_zalloc(max + 1);
 	if (!buf) {

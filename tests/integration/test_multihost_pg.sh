@@ -9,10 +9,15 @@
 # device was provisioned by two hosts); every certificate the CA issued is recorded, one
 # active web server certificate per device.
 #
+# The server asks for a password: the hosts read it from database.password_file, and keep
+# the site's secrets in credstore-pg (issue 16 item 3) in the same database, under a key
+# file the database never sees. At the end every record decrypts with that key, and no
+# secret (nor the database password) is in the raw rows or any host's log.
+#
 # Shared by the hosts and said plainly: they run on this one machine from one manifest, so
-# they share its state directory: credstore-file's directory (one key) and one ca-local
-# instance (its issuance database is SQLite, written under transactions by each process).
-# That is the test's setup, not a supported multi-machine layout (docs/database.md). No
+# they share its state directory and one ca-local instance (its issuance database is
+# SQLite, written under transactions by each process). That is the test's setup, not a
+# supported multi-machine layout (ca-local is single-host, docs/database.md). No
 # host serves ca-local's CRL (they would all bind one address), so the transport's CRL check
 # is off here; revocation is not what this test is about.
 TEST_NAME=multihost_pg${MULTIHOST_HOSTS:+_$MULTIHOST_HOSTS}
@@ -25,20 +30,24 @@ N=12
 pgbase=$(mktemp -d "${TMPDIR:-/tmp}/amtprov-pg-XXXXXX")
 chmod 711 "$pgbase"
 trap 'pg_stop; rm -rf "$pgbase"; cleanup' EXIT
+PG_PASSWORD="db-Pw-$$-$RANDOM$RANDOM"
 pg_start "$pgbase/pg" || { fail "start a private PostgreSQL server"; finish; }
 URL=$(pg_createdb amtprov_site) || { fail "create the site database"; finish; }
-q() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$URL" -c "$1"; }
+q() { pg_psql -q -A -t -v ON_ERROR_STOP=1 "$URL" -c "$1"; }
 
 mkdir -p "$T/sim"; fleet "$N" '{"latency_ms": 150}'; sim_start
 mkdir -p "$T/site"
+(umask 077; printf '%s\n' "$PG_PASSWORD" >"$T/site/db.password"; openssl rand -hex 32 >"$T/site/cred.key")
+CREDKEY=$(cat "$T/site/cred.key")
 cat >"$T/site/site.json" <<JSON
 { "manifest_version": 1,
   "site": { "name": "multi", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
-  "database": { "url": "$URL" },
+  "database": { "url": "$URL", "password_file": "db.password" },
   "plugin_path": ["$PLUGINS"],
   "plugins": { "amt": {"plugin": "amt-transport", "config": {"crl_check": false}},
                "lab-ca": {"plugin": "ca-local", "config": {"crl_url": "http://$NET.250:8080/lab-ca.crl"}},
-               "creds": {"plugin": "credstore-file"} },
+               "creds": {"plugin": "credstore-pg", "config": {"url": "$URL",
+                         "password_file": "$T/site/db.password", "key_file": "$T/site/cred.key"}} },
   "credentials": {"store": "creds"},
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
   "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
@@ -46,6 +55,22 @@ cat >"$T/site/site.json" <<JSON
   "engine": {"max_in_flight": 4, "lease_seconds": 5, "crash_loop_limit": 1000,
              "retry": {"base_seconds": 1, "max_seconds": 2, "max_attempts": 5}} }
 JSON
+# Secret files the hosts cannot rely on are reported by a check that creates nothing.
+# (--no-plugins: credstore-pg reads the same password file and would report it first.)
+chmod 644 "$T/site/db.password"
+"$AMTPROV" -m "$T/site/site.json" manifest check --no-plugins >"$T/check.out" 2>&1
+check "manifest check reports a database password file others can read" \
+  grep -q "/database/password_file.*chmod 600" "$T/check.out"
+"$AMTPROV" -m "$T/site/site.json" manifest check >>"$T/check.out" 2>&1
+check "so does credstore-pg, for its own password_file" \
+  grep -q "/plugins/creds/config/password_file.*chmod 600 " "$T/check.out"
+chmod 600 "$T/site/db.password"; chmod 644 "$T/site/cred.key"
+"$AMTPROV" -m "$T/site/site.json" manifest check >>"$T/check.out" 2>&1
+check "manifest check reports a credential key file others can read" \
+  grep -q "/plugins/creds/config/key_file.*chmod 600 " "$T/check.out"
+chmod 600 "$T/site/cred.key"
+check "manifest check passes with both files 0600" "$AMTPROV" -m "$T/site/site.json" manifest check
+check "the check created nothing in the database" test "$(q "select count(*) from pg_tables where schemaname not in ('pg_catalog', 'information_schema')")" = 0
 check "amtprov db init creates the schema in PostgreSQL" "$AMTPROV" -m "$T/site/site.json" db init
 check "amtprov db check passes" "$AMTPROV" -m "$T/site/site.json" db check
 check "register $N devices" register "$N"
@@ -98,5 +123,27 @@ check "R-PROV-13: every certificate the CA issued is recorded ($(wc -l <"$T/issu
   test "$untracked" -le "$reported"
 check "no lease is left behind" test "$(q "select count(*) from devices where lease_owner not in ('', 'h1')")" = 0
 check "amtprov db check passes after the kill" "$AMTPROV" -m "$T/site/site.json" db check
+# credstore-pg: every record the hosts wrote decrypts with the key file (the format of
+# docs/credstore-pg.md); none of those values, nor the database password, is in the raw rows
+# or in a host's log.
+q "select name, format, key_id, encode(nonce, 'hex'), encode(tag, 'hex'), encode(ciphertext, 'hex') from amtprov_credstore.records" >"$T/cred_rows.txt"
+q "select t::text from amtprov_credstore.records t" >"$T/cred_raw.txt"
+python3 - "$CREDKEY" "$T/cred_rows.txt" >"$T/cred_secrets.txt" <<'PY'
+import hashlib, hmac, sys
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+key = bytes.fromhex(sys.argv[1])
+kid = int.from_bytes(hmac.new(key, b"amtprov credstore-pg key id", hashlib.sha256).digest()[:4], "big") or 1
+for line in open(sys.argv[2]):
+    name, fmt, key_id, nonce, tag, ct = line.rstrip("\n").split("|")
+    assert int(fmt) == 1 and int(key_id) == kid, name
+    aad = b"amtprov-credstore-pg\0" + bytes([1]) + kid.to_bytes(4, "big") + name.encode()
+    value = AESGCM(key).decrypt(bytes.fromhex(nonce), bytes.fromhex(ct + tag), aad)
+    print("%s\t%s" % (name, value.decode("latin-1").replace("\n", "\\n")))
+PY
+check "every credstore-pg record decrypts with the key file ($(wc -l <"$T/cred_rows.txt") records)" \
+  test "$(wc -l <"$T/cred_secrets.txt")" = "$(wc -l <"$T/cred_rows.txt")" -a "$(wc -l <"$T/cred_rows.txt")" -ge "$N"
+printf 'db-password\t%s\ncredstore-key\t%s\n' "$PG_PASSWORD" "$CREDKEY" >>"$T/cred_secrets.txt"
+check "no secret in the raw credential rows or the hosts' logs" \
+  python3 "$AMTPROV_SOURCE_DIR/tests/integration/secret_scan.py" "$T/cred_secrets.txt" -- "$T/cred_raw.txt" "$T"/h*.log "$T/check.out"
 check "no sanitizer report" no_sanitizer_reports "$T"/h*.log "$T/amtsim.log"
 finish

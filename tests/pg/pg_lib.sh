@@ -6,6 +6,10 @@
 # even when the test fails. Sets PG_CONNINFO (a libpq conninfo for the 'postgres' database)
 # and PG_HOST, PG_USER.
 #
+# With PG_PASSWORD set before pg_start, the server asks for that password instead
+# (scram-sha-256 on the socket): a test of how amtprov gets a database password. The
+# helpers here (pg_createdb, pg_psql) give it to psql through PGPASSWORD.
+#
 # initdb and postgres refuse to run as root; as root the server runs as the 'postgres'
 # system user the package creates (runuser), as anyone else it runs as that user.
 
@@ -37,8 +41,15 @@ pg_start() {
   else
     PG_USER=$(id -un)
   fi
-  pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_USER" --auth=trust --no-sync \
+  local auth=(--auth=trust)
+  if [ -n "${PG_PASSWORD:-}" ]; then
+    printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pwfile" && chmod 600 "$PG_DIR/pwfile" || return 1
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$PG_DIR/pwfile"
+    auth=(--auth=scram-sha-256 --pwfile="$PG_DIR/pwfile")
+  fi
+  pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U "$PG_USER" "${auth[@]}" --no-sync \
     -E UTF8 --locale=C >"$PG_DIR.initdb.log" 2>&1 || { cat "$PG_DIR.initdb.log" >&2; return 1; }
+  rm -f "$PG_DIR/pwfile"
   # listen_addresses='': no TCP socket; the Unix socket lives in PG_DIR only. fsync stays on
   # (the default): the tests check durability claims, not speed.
   pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t 60 -l "$PG_DIR/server.log" \
@@ -62,8 +73,13 @@ pg_stop() {
   PG_DIR=""
 }
 
+# pg_psql ARGS...: psql with the server's password (if any) in its environment only.
+pg_psql() {
+  PGPASSWORD=${PG_PASSWORD:-} "$PG_BIN/psql" -X "$@"
+}
+
 # pg_createdb NAME: a new empty database; prints its conninfo.
 pg_createdb() {
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$PG_CONNINFO" -c "CREATE DATABASE \"$1\"" >&2 &&
+  pg_psql -q -v ON_ERROR_STOP=1 "$PG_CONNINFO" -c "CREATE DATABASE \"$1\"" >&2 &&
     echo "host=$PG_DIR user=$PG_USER dbname=$1"
 }
