@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CUnit/CUnit.h>
 
@@ -712,6 +714,45 @@ static void test_relative_paths_resolve_against_the_manifest_directory(void)
 	manifest_problems_free(&pr);
 }
 
+/* database.password_file (issue 16): PostgreSQL only, resolved like every path, and checked
+ * by manifest_check_inputs as a secret (owned by us, no group or other bits). */
+static void test_database_password_file_is_a_private_input(void)
+{
+	struct manifest_problems pr = {0}, ck = {0};
+	char tmpl[] = "/tmp/amtprov-pwfile-XXXXXX", text[512];
+	struct manifest *m;
+	int fd;
+
+	expect_error(HEAD ",'database':{'path':'site.db','password_file':'db.pw'}}",
+		     "/database/password_file", "PostgreSQL");
+	m = expect_ok(HEAD ",'database':{'url':'host=/run/postgresql dbname=s',"
+			   "'password_file':'db.pw'}}",
+		      &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->database_password_file, "/srv/amtprov/contoso/db.pw");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	fd = mkstemp(tmpl);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, "pw\n", 3), 3);
+	close(fd);
+	snprintf(text, sizeof(text),
+		 HEAD ",'database':{'url':'host=/run/postgresql dbname=s','password_file':'%s'}}",
+		 tmpl);
+	m = expect_ok(text, &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(chmod(tmpl, 0600), 0);
+	CU_ASSERT_EQUAL(manifest_check_inputs(m, &ck), 0);
+	CU_ASSERT_EQUAL(chmod(tmpl, 0640), 0);
+	CU_ASSERT_EQUAL(manifest_check_inputs(m, &ck), 1);
+	CU_ASSERT(has_problem(&ck, "/database/password_file", 0, "chmod 600"));
+	unlink(tmpl);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	manifest_problems_free(&ck);
+}
+
 /* 802.1X server_ca paths are resolved inside the borrowed ieee8021x object. */
 static void test_8021x_server_ca_is_resolved_in_the_tree(void)
 {
@@ -1091,6 +1132,8 @@ void register_manifest_tests(void)
 		CU_TestFunc fn;
 	} tests[] = {
 		{"minimal example loads", test_minimal_example_loads},
+		{"database.password_file is a private input (issue 16)",
+		 test_database_password_file_is_a_private_input},
 		{"lab example loads without problems", test_lab_example_loads_without_problems},
 		{"defaults are applied (R-WS-03, R-PC-06)", test_defaults_are_applied},
 		{"maintenance values are configurable", test_maintenance_values_are_configurable},

@@ -378,8 +378,13 @@ static void sql_ok(struct fx *f, const char *sql)
 
 static void hex_of(const char *s, char *out)
 {
-	for (; *s; s++, out += 2)
-		sprintf(out, "%02x", (unsigned char)*s);
+	static const char digits[] = "0123456789abcdef";
+
+	for (; *s; s++) {
+		*out++ = digits[(unsigned char)*s >> 4];
+		*out++ = digits[(unsigned char)*s & 15];
+	}
+	*out = '\0';
 }
 
 /* ---- suite pg: tests ---- */
