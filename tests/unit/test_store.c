@@ -1849,6 +1849,46 @@ static void test_pg_password_in_url_is_refused_unechoed(void)
 	CU_ASSERT(!store_is_pg_url("site.db"));
 }
 
+/* database.password_file: read at connect (the test server trusts the socket, so the
+ * password itself is not checked here; test_multihost_pg logs in with one); a file others
+ * can read, an empty one or a missing one is refused before connecting, never echoed. */
+static void test_pg_password_file_checked_unechoed(void)
+{
+	char pw[] = "/tmp/amtprov-store-pw-XXXXXX";
+	struct amtprov_error err;
+	struct store *st = NULL;
+	int fd = mkstemp(pw);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_EQUAL(write(fd, "s3cr3tpw\n", 9), 9);
+	close(fd);
+	CU_ASSERT_EQUAL(chmod(pw, 0600), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open_auth(dbpath, pw, STORE_OPEN_CREATE, &st, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(store_password_file(st), pw);
+	store_close(st);
+	st = NULL;
+	CU_ASSERT_EQUAL(chmod(pw, 0644), 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open_auth(dbpath, pw, 0, &st, &err), AMTPROV_E_DENIED);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_STRING_EQUAL(err.where, "database.password_file");
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "chmod 600"));
+	CU_ASSERT_EQUAL(chmod(pw, 0600), 0);
+	fd = open(pw, O_WRONLY | O_TRUNC);
+	CU_ASSERT_EQUAL(write(fd, "\n", 1), 1);
+	close(fd);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open_auth(dbpath, pw, 0, &st, &err), AMTPROV_E_INVALID);
+	unlink(pw);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open_auth(dbpath, pw, 0, &st, &err), AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_PTR_NULL(strstr(err.msg, "s3cr3tpw"));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_open_auth("/tmp/x.db", pw, 0, &st, &err), AMTPROV_E_INVALID);
+	CU_ASSERT_PTR_NULL(st);
+}
+
 /* Another application's database is never taken over. */
 static void test_pg_foreign_database_is_refused(void)
 {
@@ -2069,6 +2109,8 @@ void register_store_pg_tests(void)
 		  test_pg_empty_database_needs_create },
 		{ "password in the URL refused and never echoed",
 		  test_pg_password_in_url_is_refused_unechoed },
+		{ "database.password_file checked before connecting, never echoed",
+		  test_pg_password_file_checked_unechoed },
 		{ "another application's database is refused", test_pg_foreign_database_is_refused },
 		{ "future schema version refused", test_pg_future_schema_version_is_refused },
 		{ "check finds a disabled trigger and a missing table", test_pg_check_finds_tampering },
