@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "cpg_int.h"
+#include "plugin_util.h"
 
 #define AAD_LABEL "amtprov-credstore-pg"
 #define KEY_ID_LABEL "amtprov credstore-pg key id"
@@ -38,18 +39,6 @@ int cpg_name_valid(const char *name)
 			return 0;
 	}
 	return n > 0;
-}
-
-/* OpenSSL's first queued reason (never data), then the queue is cleared. */
-static int crypto_fail(struct amtprov_error *err, const char *where, const char *what)
-{
-	unsigned long e = ERR_get_error();
-	char reason[160] = "no detail";
-
-	if (e)
-		ERR_error_string_n(e, reason, sizeof(reason));
-	ERR_clear_error();
-	return amtprov_error_set(err, AMTPROV_E_CRYPTO, where, "%s failed: %s", what, reason);
 }
 
 uint32_t cpg_key_id(const unsigned char key[CPG_KEY_LEN])
@@ -157,7 +146,7 @@ int cpg_seal(const struct cpg_key *key, const char *name, const unsigned char *p
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, name, "out of memory");
 	aad_len = make_aad(aad, CPG_FORMAT, key->id, name);
 	if (RAND_bytes(out->nonce, CPG_NONCE_LEN) != 1) {
-		rc = crypto_fail(err, name, "RAND_bytes");
+		rc = pu_crypto_error(err, name, "RAND_bytes failed");
 		goto out;
 	}
 	c = EVP_CIPHER_CTX_new();
@@ -168,7 +157,7 @@ int cpg_seal(const struct cpg_key *key, const char *name, const unsigned char *p
 	    (len && EVP_EncryptUpdate(c, out->ct, &outl, pt, (int)len) != 1) ||
 	    EVP_EncryptFinal_ex(c, out->ct + (len ? outl : 0), &fin) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, CPG_TAG_LEN, out->tag) != 1)
-		rc = crypto_fail(err, name, "AES-256-GCM encryption");
+		rc = pu_crypto_error(err, name, "AES-256-GCM encryption failed");
 out:
 	EVP_CIPHER_CTX_free(c); /* also cleanses the key schedule */
 	if (rc != AMTPROV_OK) {
@@ -201,7 +190,7 @@ int cpg_open(const struct cpg_key *key, const char *name, const struct cpg_seale
 	    EVP_DecryptUpdate(c, NULL, &outl, aad, (int)aad_len) != 1 ||
 	    (in->ct_len && EVP_DecryptUpdate(c, pt, &outl, in->ct, (int)in->ct_len) != 1) ||
 	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, CPG_TAG_LEN, tag) != 1) {
-		rc = crypto_fail(err, name, "AES-256-GCM decryption");
+		rc = pu_crypto_error(err, name, "AES-256-GCM decryption failed");
 		goto out;
 	}
 	if (EVP_DecryptFinal_ex(c, pt + (in->ct_len ? outl : 0), &fin) != 1) {

@@ -666,21 +666,34 @@ static int open_row(struct cpg *cp, const PGresult *r, int row, const char *name
 	return AMTPROV_OK;
 }
 
+/* Runs @p sql with the one parameter @p name (checked first); NULL with *rc set on failure. */
+static PGresult *run_named(struct cpg *cp, const char *sql, const char *name, int binary,
+			   ExecStatusType want, const char *what, int *rc,
+			   struct amtprov_error *err)
+{
+	const Oid t[1] = {OID_TEXT};
+	const char *v[1] = {name};
+	PGresult *r;
+
+	*rc = check_name(name, err);
+	if (*rc != AMTPROV_OK)
+		return NULL;
+	r = run(cp, sql, 1, t, v, NULL, NULL, binary, want, name, what, err);
+	if (!r)
+		*rc = err && err->code ? err->code : AMTPROV_E_IO;
+	return r;
+}
+
 static int cpg_get(void *instance, const char *name, struct amtprov_secret **out,
 		   struct amtprov_error *err)
 {
 	struct cpg *cp = instance;
-	const Oid t[1] = {OID_TEXT};
-	const char *v[1] = {name};
-	PGresult *r;
-	int rc = check_name(name, err);
+	int rc;
+	PGresult *r = run_named(cp, cp->sql_get, name, 1, PGRES_TUPLES_OK, "reading a record",
+				&rc, err);
 
-	if (rc != AMTPROV_OK)
-		return rc;
-	r = run(cp, cp->sql_get, 1, t, v, NULL, NULL, 1, PGRES_TUPLES_OK, name,
-		"reading a record", err);
 	if (!r)
-		return err ? err->code : AMTPROV_E_IO;
+		return rc;
 	if (PQntuples(r) == 0)
 		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, name, "no record '%s' in %s", name,
 				       cp->table);
@@ -742,17 +755,12 @@ static int cpg_put(void *instance, const char *name, const struct amtprov_secret
 static int cpg_remove(void *instance, const char *name, struct amtprov_error *err)
 {
 	struct cpg *cp = instance;
-	const Oid t[1] = {OID_TEXT};
-	const char *v[1] = {name};
-	PGresult *r;
-	int rc = check_name(name, err);
+	int rc;
+	PGresult *r = run_named(cp, cp->sql_del, name, 0, PGRES_COMMAND_OK, "removing a record",
+				&rc, err);
 
-	if (rc != AMTPROV_OK)
-		return rc;
-	r = run(cp, cp->sql_del, 1, t, v, NULL, NULL, 0, PGRES_COMMAND_OK, name,
-		"removing a record", err);
 	if (!r)
-		return err ? err->code : AMTPROV_E_IO;
+		return rc;
 	if (!strcmp(PQcmdTuples(r), "0"))
 		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, name, "no record '%s' in %s", name,
 				       cp->table);
