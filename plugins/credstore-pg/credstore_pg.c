@@ -172,6 +172,8 @@ static int load_key(const char *file, const char *ffield, const char *env, const
 	if (file && env)
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, efield, "give %s or %s, not both",
 					 ffield, efield);
+	if (file && !*file)
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, ffield, "must not be empty");
 	k = OPENSSL_zalloc(sizeof(*k));
 	if (!k)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, ffield, "out of memory");
@@ -549,7 +551,11 @@ static int cpg_create(const struct amtprov_host *host, const struct json_t *conf
 				       "the old key is the current key (key %08x)", cp->key->id);
 		goto fail;
 	}
-	if (cp->cfg.password_file && (rc = load_password(cp, err)) != AMTPROV_OK)
+	if (cp->cfg.password_file && !*cp->cfg.password_file)
+		rc = amtprov_error_set(err, AMTPROV_E_CONFIG, "password_file", "must not be empty");
+	else if (cp->cfg.password_file)
+		rc = load_password(cp, err);
+	if (rc != AMTPROV_OK)
 		goto fail;
 	host->log(host, AMTPROV_LOG_DEBUG, "credential store in %s, key %08x from %s%s",
 		  cp->table, cp->key->id, cp->key_field, cp->old ? ", with an old key" : "");

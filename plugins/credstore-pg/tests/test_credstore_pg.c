@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CUnit/Basic.h>
@@ -426,6 +427,70 @@ static void test_issue16_two_hosts_share_records(void)
 	fx_done(&f);
 }
 
+/* A child process: one more amtprovd host writing record "shared/rec" over and over (and
+ * its own record), reading it back each time. Exit status 0 when every call succeeded. */
+static int writer_child(struct fx *f, int id)
+{
+	struct amtprov_error err;
+	char value[64], own[32], cfg[512];
+	int i;
+
+	if (create(f, 2, "{\"key_file\": \"\"}", &err) != AMTPROV_E_CONFIG)
+		return 10; /* an empty key_file must not load */
+	snprintf(cfg, sizeof(cfg), "{\"key_file\": \"%s\"}", f->key1);
+	if (create(f, 2, cfg, &err) != AMTPROV_OK)
+		return 11;
+	snprintf(own, sizeof(own), "own/child%d", id);
+	for (i = 0; i < 40; i++) {
+		struct amtprov_secret *got = NULL;
+
+		snprintf(value, sizeof(value), MARK "child%d-%02d", id, i);
+		if (put(f->pi[2], "shared/rec", value, &err) != AMTPROV_OK ||
+		    put(f->pi[2], own, value, &err) != AMTPROV_OK)
+			return 12;
+		amtprov_error_clear(&err);
+		if (pi_credstore_get(f->pi[2], "shared/rec", &got, &err) != AMTPROV_OK)
+			return 13;
+		if (strncmp(got->data, MARK "child", strlen(MARK "child")) != 0)
+			return 14;
+		plugin_instance_host(f->pi[2])->secret_free(plugin_instance_host(f->pi[2]), got);
+	}
+	return 0;
+}
+
+static void test_issue16_concurrent_hosts_upsert(void)
+{
+	struct fx f;
+	struct amtprov_error err;
+	struct amtprov_secret *got = NULL;
+	pid_t pid[2];
+
+	fx_init(&f);
+	for (int c = 0; c < 2; c++) {
+		pid[c] = fork();
+		CU_ASSERT_FATAL(pid[c] >= 0);
+		if (pid[c] == 0)
+			_exit(writer_child(&f, c)); /* no cleanup: the parent's connection is shared */
+	}
+	for (int c = 0; c < 2; c++) {
+		int status = -1;
+
+		CU_ASSERT_EQUAL(waitpid(pid[c], &status, 0), pid[c]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		if (!WIFEXITED(status) || WEXITSTATUS(status))
+			fprintf(stderr, "\n  writer %d: status %d\n", c, status);
+	}
+	/* One whole record, the last commit's: each writer's last value. */
+	create_ok(&f, 0, f.key1);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(pi_credstore_get(f.pi[0], "shared/rec", &got, &err), AMTPROV_OK);
+	CU_ASSERT(!strcmp(got->data, MARK "child0-39") || !strcmp(got->data, MARK "child1-39"));
+	plugin_instance_host(f.pi[0])->secret_free(plugin_instance_host(f.pi[0]), got);
+	CU_ASSERT_EQUAL(get(f.pi[0], "own/child0", MARK "child0-39", &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(get(f.pi[0], "own/child1", MARK "child1-39", &err), AMTPROV_OK);
+	fx_done(&f);
+}
+
 static void test_r_acc_02_wrong_key_names_record(void)
 {
 	struct fx f;
@@ -544,6 +609,7 @@ static void test_r_acc_02_config_errors(void)
 
 #define PG_TESTS(X)                                  \
 	X(test_issue16_two_hosts_share_records)      \
+	X(test_issue16_concurrent_hosts_upsert)      \
 	X(test_r_acc_02_wrong_key_names_record)      \
 	X(test_r_acc_02_tampered_rows_refused)       \
 	X(test_r_acc_02_rotation)                    \
