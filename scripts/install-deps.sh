@@ -43,7 +43,7 @@ TEST_PACKAGES=(
   scep                        # tests: a real SCEP CA (scepserver) for ca-external
   amtterm libsoap-lite-perl liblwp-protocol-https-perl   # tests: amttool, a real legacy AMT SOAP client
   freeradius eapoltest        # tests: a real RADIUS server and 802.1X supplicant (R-8021X-07)
-  python3-cryptography        # tests: read a credstore-file record with its key (test_e2e_recovery)
+  python3-cryptography        # tests: read a credstore-file or credstore-pg record with its key (test_e2e_recovery, test_multihost_pg)
   python3-yaml python3-jsonschema  # tests: real API answers checked against docs/api.openapi.yaml
   python3-prometheus-client   # tests: the Prometheus client library's own parser reads GET /metrics (test_metrics_fleet)
   chromium                    # tests: headless Chromium renders the status page (GET /) and keeps a screenshot (test_status_page)
