@@ -42,7 +42,7 @@ static void print_err(const struct amtprov_error *err)
 }
 
 /* "cli:NAME" for the audit trail: who asked, as the system knows them. */
-static void actor_name(char *out, size_t size)
+void cli_actor_name(char *out, size_t size)
 {
 	const struct passwd *pw = getpwuid(geteuid());
 
@@ -167,7 +167,7 @@ int cmd_device_credentials(const char *manifest, int json, struct alog *log, int
 		site_close(s);
 		return tool_exit_code(&err);
 	}
-	actor_name(actor, sizeof(actor));
+	cli_actor_name(actor, sizeof(actor));
 	rc = device_credentials_reveal(s, cs, argv[optind], actor, &c, &err);
 	if (rc != AMTPROV_OK) {
 		print_err(&err);

@@ -12,5 +12,7 @@ int cmd_device_credentials(const char *manifest, int json, struct alog *log, int
 			   char **argv);
 /** Its usage text. */
 void device_credentials_usage(FILE *out);
+/** "cli:USER" for the audit trail: who asked, as the system knows them. */
+void cli_actor_name(char *out, size_t size);
 
 #endif
