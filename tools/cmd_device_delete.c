@@ -15,7 +15,6 @@
 #include "cmd_device_credentials.h"
 #include "device_delete.h"
 #include "exit_codes.h"
-#include "manifest.h"
 #include "plugin_host.h"
 #include "site.h"
 
@@ -42,22 +41,12 @@ void device_delete_usage(FILE *out)
 	      out);
 }
 
-static void print_err(const struct amtprov_error *err)
-{
-	if (err->where[0])
-		fprintf(stderr, "amtprov: %s: %s\n", err->where, err->msg);
-	else
-		fprintf(stderr, "amtprov: %s\n", err->msg[0] ? err->msg : amtprov_strerror(err->code));
-}
-
 int cmd_device_delete(const char *manifest, int json, struct alog *log, int argc, char **argv)
 {
 	static const struct option opts[] = {{"revoke", no_argument, NULL, 'r'},
 					     {"force", no_argument, NULL, 'f'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	struct site_options so = {.manifest = manifest, .log = log};
-	struct manifest_problems probs = {0};
 	struct device_delete_opts opt = {0};
 	struct device_delete_result res;
 	struct plugin_instance *cs;
@@ -88,21 +77,15 @@ int cmd_device_delete(const char *manifest, int json, struct alog *log, int argc
 		fprintf(stderr, "amtprov: no manifest: use -m FILE or set AMTPROV_MANIFEST\n");
 		return EXIT_USAGE;
 	}
+	rc = cli_site_open(manifest, log, 0, &s);
+	if (rc != EXIT_OK)
+		return rc;
 	amtprov_error_clear(&err);
-	rc = site_open(&so, &s, &probs, &err);
-	if (probs.count)
-		manifest_problems_print(&probs, manifest, stderr);
-	manifest_problems_free(&probs);
-	if (rc != AMTPROV_OK) {
-		if (rc != AMTPROV_E_CONFIG || !probs.count)
-			print_err(&err);
-		return tool_exit_code(&err);
-	}
 	/* Only the credential store is started: the device's secrets go with it. */
 	cs = site_manifest(s)->credstore
 		     ? plugin_host_find(site_plugins(s), site_manifest(s)->credstore) : NULL;
 	if (cs && plugin_host_start_one(cs, &err) != AMTPROV_OK) {
-		print_err(&err);
+		cli_print_err(&err);
 		site_close(s);
 		return tool_exit_code(&err);
 	}
@@ -110,7 +93,7 @@ int cmd_device_delete(const char *manifest, int json, struct alog *log, int argc
 	opt.actor = actor;
 	rc = device_delete(s, argv[optind], &opt, &res, &err);
 	if (rc != AMTPROV_OK) {
-		print_err(&err);
+		cli_print_err(&err);
 		site_close(s);
 		return rc == AMTPROV_E_BUSY ? EXIT_RETRY
 		       : rc == AMTPROV_E_NOT_FOUND || rc == AMTPROV_E_STATE ? EXIT_FAIL
