@@ -154,6 +154,8 @@ check "the DELETE answer matches the OpenAPI document" schema_ok DELETE '/v1/dev
 check "... naming the record its history is kept under" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["record"].endswith(":pc3.contoso.com") and d["state"]=="NEED_DEVICE_CHECK" and d["directory_account_left"] is None, d' "$O"
 check "the deleted device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc3.contoso.com")" 404
 check "status 8121 names the API caller" bash -c "'$AMTPROV' -m '$M' status --id 8121 | grep -q 'deleted by api:'"
+check "GET /metrics counts the record apart from the devices" is "$(c "${AUTH[@]}" "$URL/metrics")" 200
+check "... amtprov_devices_deleted 1, and no 'unknown' state" bash -c "grep -qx 'amtprov_devices_deleted 1' '$O' && ! grep -q 'state=\"unknown\"' '$O'"
 check "GET /v1/devices is 405" is "$(c "${AUTH[@]}" "$URL/v1/devices")" 405
 check "POST /v1/health is 405" is "$(c -X POST "$URL/v1/health")" 405
 
