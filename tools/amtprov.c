@@ -110,7 +110,7 @@ static void usage(FILE *out)
 	      "DEVICE is an FQDN or a UUID.\n"
 	      "Exit status: 0 success, 1 operation failed, 2 usage error, 3 invalid manifest or\n"
 	      "configuration, 4 database error, 5 plugin could not be loaded, 6 busy: try again\n"
-	      "later (device add/register of a device amtprovd is working on).\n",
+	      "later (device add/register/delete of a device amtprovd is working on).\n",
 	      out);
 }
 
@@ -1688,7 +1688,8 @@ static void device_usage(FILE *out)
 	      "admin account; --reveal prints its password, audited (see 'device credentials\n"
 	      "-h'). delete removes the record and keeps its history (see 'device delete -h').\n"
 	      "--json works with all of them.\n"
-	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database.\n",
+	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database,\n"
+	      "5 plugin, 6 busy: try again (add, register or delete of a device in a step).\n",
 	      out);
 }
 
