@@ -29,6 +29,7 @@ void device_delete_usage(FILE *out)
 	      "  a step in progress (exit 6: try again);\n"
 	      "  a state other than REGISTERED, FAILED or UNPROVISIONED, where AMT may hold\n"
 	      "    the site's settings ('amtprov device unprovision' cleans up first);\n"
+	      "  FAILED with its AMT admin password on record (failed after the first stage);\n"
 	      "  a certificate not revoked;\n"
 	      "  a directory computer account created since its last unprovision.\n"
 	      "  --revoke   queue the revocation of its unrevoked certificates\n"

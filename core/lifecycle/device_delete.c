@@ -91,6 +91,13 @@ int device_delete(struct site *s, const char *key, const struct device_delete_op
 			"anyway (a device that is gone for good)", d->state,
 			ds == DS_BLOCKED ? " (deleting it lifts the block)" : "",
 			ds == DS_BLOCKED ? "unblock" : "unprovision", d->fqdn);
+	if (ds == DS_FAILED && !o->force && lifecycle_admin_password_on_record(s, d->fqdn))
+		return amtprov_error_set(
+			err, AMTPROV_E_STATE, d->fqdn,
+			"device is FAILED after amtprov gave AMT its admin password: AMT may hold the "
+			"site's settings; run 'amtprov device unprovision %s' first (deleting would "
+			"drop the only copy of that password); --force deletes the record anyway",
+			d->fqdn);
 	if (site_manifest(s)->directory) {
 		amtprov_error_clear(err);
 		if ((rc = store_audit_list(st, d->id, 0, account_trail, &account, err)))

@@ -13,6 +13,8 @@
  *  - not REGISTERED, FAILED or UNPROVISIONED (AMT may hold the site's settings, or it is
  *    BLOCKED, which a new registration would lift): AMTPROV_E_STATE unless @c force;
  *    'amtprov device unprovision' is the way that cleans AMT up first;
+ *  - FAILED with its AMT admin password on record (it failed after the first stage):
+ *    AMTPROV_E_STATE unless @c force;
  *  - an active certificate: AMTPROV_E_STATE unless @c revoke, which queues its revocation
  *    (cessationOfOperation) for amtprovd's revocation task; never left valid silently;
  *  - a directory account created since the last unprovision: AMTPROV_E_STATE unless

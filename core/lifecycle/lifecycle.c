@@ -317,11 +317,11 @@ static void on_unprovisioned(void *ctx, int rc, const json_t *result,
 	unprov_revoke(u);
 }
 
-static int has_admin_password(struct flow *f, const char *fqdn)
+int lifecycle_admin_password_on_record(struct site *s, const char *fqdn)
 {
-	struct manifest *m = site_manifest(f->site);
+	struct manifest *m = site_manifest(s);
 	struct plugin_instance *cs =
-		m->credstore ? plugin_host_find(site_plugins(f->site), m->credstore) : NULL;
+		m->credstore ? plugin_host_find(site_plugins(s), m->credstore) : NULL;
 	char name[STORE_FQDN_SIZE + 32];
 	struct amtprov_secret *pw = NULL;
 	struct amtprov_error e;
@@ -355,7 +355,7 @@ static void step_unprovision(struct engine_job *job, void *ctx)
 	engine_job_set_abort(job, unprov_abort, u);
 	cert = device_certs_web(f->site, d->id, 1);
 	amtprov_error_clear(&err);
-	if (!has_admin_password(f, d->fqdn)) {
+	if (!lifecycle_admin_password_on_record(f->site, d->fqdn)) {
 		/* amtprov never gave AMT a password: nothing of ours is configured there. */
 		util_strlcpy(u->amt_note, "AMT was never configured by amtprov", sizeof(u->amt_note));
 		unprov_revoke(u);

@@ -49,6 +49,10 @@ int lifecycle_request(struct site *s, const char *device, enum lifecycle_op op,
 int lifecycle_clear_secrets(struct site *s, int64_t device_id, const char *fqdn,
 			    struct amtprov_error *err);
 
+/** 1 when the credential store (started) holds the device's AMT admin password: amtprov
+ * gave it to AMT in the first stage, and no unprovision has removed it since. */
+int lifecycle_admin_password_on_record(struct site *s, const char *fqdn);
+
 /** Registers the NEED_UNPROVISION, NEED_UPDATE and NEED_RENEWAL handlers (after
  * flow_register, which they build on). */
 int lifecycle_register(struct engine *e, struct flow *f, struct amtprov_error *err);

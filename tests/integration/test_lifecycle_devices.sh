@@ -105,6 +105,12 @@ check "device list --state DELETED lists its record" bash -c "$A device list --s
 check "its history is kept: audit trail with device.delete, its revoked certificate" \
   bash -c "$A device show '$tomb' >'$T/tomb.txt' && grep -q 'device.delete.*pc3.contoso.com' '$T/tomb.txt' && grep -q '$serial_pc3.*revoked' '$T/tomb.txt'"
 check "status 8121 reports the delete" bash -c "$A status --id 8121 --device pc3.contoso.com | grep -q 'deleted by cli'"
+# A FAILED device whose admin password amtprov gave AMT (a step after the first stage failed)
+# may still hold the site's settings: deleting it would drop the only copy of the password.
+q "update devices set state = 'FAILED' where fqdn = 'pc1.contoso.com'"
+expect_rc 1 "device delete --revoke refuses a FAILED device that AMT holds the password of" \
+  bash -c "$A device delete --revoke pc1.contoso.com 2>'$T/del.err'"
+check "... saying so, and that nothing was queued" bash -c "grep -q 'admin password' '$T/del.err' && [ \"\$(cert_field pc1.contoso.com active serial)\" = '$serial_pc1' ]"
 check "delete --force --revoke of the PROVISIONED device" bash -c "$A device delete --force --revoke pc1.contoso.com >'$T/del.txt'"
 check "... says its certificate is queued for revocation" grep -q "1 certificate queued for revocation" "$T/del.txt"
 check "... its certificate is revoke-pending, its secrets are removed" \
