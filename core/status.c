@@ -55,6 +55,9 @@ static const struct status_entry catalog[] = {
 	{8120, STORE_SEV_WARNING, "CREDENTIALS_REVEALED",
 	 "An administrator read a device's AMT credentials (Remote Admin, MEBx); the audit "
 	 "trail names who"},
+	{8121, STORE_SEV_WARNING, "DEVICE_DELETED",
+	 "An administrator deleted a device record; its certificates and audit trail are kept "
+	 "under the record's tombstone"},
 	{8200, STORE_SEV_INFO, "CERT_ISSUED", "A certificate was issued"},
 	{8201, STORE_SEV_ERROR, "CERT_REJECTED", "The CA rejected a certificate request"},
 	{8202, STORE_SEV_WARNING, "CA_UNREACHABLE", "The CA could not be reached; will retry"},

@@ -44,6 +44,7 @@ enum status_id {
 	STATUS_REREGISTRATION_DEFERRED = 8115, /**< a step is running: the agent tries again */
 	STATUS_CRASH_LOOP = 8116,             /**< a step was in flight at too many crashes */
 	STATUS_CREDENTIALS_REVEALED = 8120,   /**< an administrator read a device's AMT password */
+	STATUS_DEVICE_DELETED = 8121,         /**< amtprov device delete (docs/lifecycle.md) */
 
 	STATUS_CERT_ISSUED = 8200,
 	STATUS_CERT_REJECTED = 8201,

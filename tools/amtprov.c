@@ -21,6 +21,7 @@
 #include "authz.h"
 #include "device_input.h"
 #include "cmd_device_credentials.h"
+#include "cmd_device_delete.h"
 #include "cmd_plugin_test.h"
 #include "cmd_watch.h"
 #include "device_state.h"
@@ -76,6 +77,8 @@ static void usage(FILE *out)
 	      "                                  directory account and secrets removed\n"
 	      "  device block DEVICE             block it; its certificates are revoked\n"
 	      "  device unblock DEVICE           unblock it (it is unprovisioned next)\n"
+	      "  device delete DEVICE [--revoke] [--force]   remove the record, keep its\n"
+	      "                                  history (see 'amtprov device delete -h')\n"
 	      "  device update DEVICE            apply the site's AMT settings again\n"
 	      "                                  (amtprovd does the device work)\n"
 	      "  device register OPTIONS         register through amtprovd's HTTPS API, as a\n"
@@ -107,7 +110,7 @@ static void usage(FILE *out)
 	      "DEVICE is an FQDN or a UUID.\n"
 	      "Exit status: 0 success, 1 operation failed, 2 usage error, 3 invalid manifest or\n"
 	      "configuration, 4 database error, 5 plugin could not be loaded, 6 busy: try again\n"
-	      "later (device add/register of a device amtprovd is working on).\n",
+	      "later (device add/register/delete of a device amtprovd is working on).\n",
 	      out);
 }
 
@@ -738,12 +741,15 @@ struct list_ctx {
 	struct cli *c;
 	json_t *arr;
 	int n;
+	int deleted; /* list the tombstones of deleted devices (--state DELETED) */
 };
 
 static int list_device(void *ctx, const struct store_device *d)
 {
 	struct list_ctx *l = ctx;
 
+	if (!l->deleted && strcmp(d->state, STORE_DEVICE_DELETED) == 0)
+		return 0; /* no longer in the inventory; their history is kept */
 	if (l->arr) {
 		json_array_append_new(l->arr, device_json(d));
 	} else {
@@ -792,11 +798,12 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 		} else if (o == 'h') {
-			puts("Usage: amtprov -m FILE device list [--state STATE]\n"
+			puts("Usage: amtprov -m FILE device list [--state STATE|DELETED]\n"
 			     "       amtprov -m FILE device list --watch[=SECONDS] [--count N]\n"
 			     "--watch shows the count of devices by state and the provisioning\n"
 			     "throughput, read again every SECONDS (2); --count stops after N readings\n"
-			     "(default: until interrupted). With --json, one JSON object per reading.");
+			     "(default: until interrupted). With --json, one JSON object per reading.\n"
+			     "Deleted devices ('device delete') are listed only with --state DELETED.");
 			return EXIT_OK;
 		} else {
 			return EXIT_USAGE;
@@ -817,7 +824,8 @@ static int cmd_device_list(struct cli *c, int argc, char **argv)
 		for (i = 0; state[i] && i < sizeof(state_uc) - 1; i++)
 			state_uc[i] = (char)toupper((unsigned char)state[i]);
 		state_uc[i] = '\0';
-		if (state[i] || device_state_parse(state_uc) == DS_INVALID) {
+		l.deleted = strcmp(state_uc, STORE_DEVICE_DELETED) == 0;
+		if (state[i] || (device_state_parse(state_uc) == DS_INVALID && !l.deleted)) {
 			fprintf(stderr, "amtprov: unknown state '%s' (see 'amtprov states')\n",
 				state);
 			return EXIT_USAGE;
@@ -1670,6 +1678,7 @@ static void device_usage(FILE *out)
 	      "       amtprov -m FILE device retry DEVICE\n"
 	      "       amtprov -m FILE device unprovision|block|unblock|update DEVICE\n"
 	      "       amtprov -m FILE device credentials DEVICE [--reveal]\n"
+	      "       amtprov -m FILE device delete DEVICE [--revoke] [--force]\n"
 	      "DEVICE is an FQDN or a UUID. retry puts a FAILED device back to REGISTERED.\n"
 	      "unprovision, block, unblock and update are requests that amtprovd carries out\n"
 	      "(docs/lifecycle.md): unprovision does a full unprovision in AMT and revokes the\n"
@@ -1677,8 +1686,10 @@ static void device_usage(FILE *out)
 	      "unblocked (then unprovisioned); update applies the site's AMT settings again and\n"
 	      "keeps the web server certificate (R-REV-03). credentials names the device's AMT\n"
 	      "admin account; --reveal prints its password, audited (see 'device credentials\n"
-	      "-h'). --json works with all of them.\n"
-	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database.\n",
+	      "-h'). delete removes the record and keeps its history (see 'device delete -h').\n"
+	      "--json works with all of them.\n"
+	      "Exit status: 0 done, 1 refused or failed, 2 usage, 3 configuration, 4 database,\n"
+	      "5 plugin, 6 busy: try again (add, register or delete of a device in a step).\n",
 	      out);
 }
 
@@ -1701,7 +1712,8 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    (strcmp(argv[1], "add") && strcmp(argv[1], "register") &&
-	     strcmp(argv[1], "credentials") && wants_help(argc, argv))) {
+	     strcmp(argv[1], "credentials") && strcmp(argv[1], "delete") &&
+	     wants_help(argc, argv))) {
 		device_usage(stdout);
 		return EXIT_OK;
 	}
@@ -1717,6 +1729,8 @@ static int cmd_device(struct cli *c, int argc, char **argv)
 		return cmd_device_retry(c, argc - 1, argv + 1);
 	if (strcmp(argv[1], "credentials") == 0)
 		return cmd_device_credentials(c->manifest, c->json, c->log, argc - 1, argv + 1);
+	if (strcmp(argv[1], "delete") == 0)
+		return cmd_device_delete(c->manifest, c->json, c->log, argc - 1, argv + 1);
 	if ((op = lifecycle_op_parse(argv[1])) >= 0)
 		return cmd_device_lifecycle(c, op, argc - 1, argv + 1);
 	fprintf(stderr, "amtprov: unknown device command '%s'\n", argv[1]);
@@ -2524,6 +2538,8 @@ static int report_device(void *ctx, const struct store_device *d)
 	struct amtprov_error err;
 	char exp[32] = "-", took[32] = "-";
 
+	if (strcmp(d->state, STORE_DEVICE_DELETED) == 0)
+		return 0; /* deleted: 'device list --state DELETED' lists them */
 	memset(&cert, 0, sizeof(cert));
 	amtprov_error_clear(&err);
 	store_cert_list(site_store(r->s), &f, newest_cert, &cert, &err);

@@ -33,7 +33,7 @@ void device_credentials_usage(FILE *out)
 	      out);
 }
 
-static void print_err(const struct amtprov_error *err)
+void cli_print_err(const struct amtprov_error *err)
 {
 	if (err->where[0])
 		fprintf(stderr, "amtprov: %s: %s\n", err->where, err->msg);
@@ -41,8 +41,28 @@ static void print_err(const struct amtprov_error *err)
 		fprintf(stderr, "amtprov: %s\n", err->msg[0] ? err->msg : amtprov_strerror(err->code));
 }
 
+int cli_site_open(const char *manifest, struct alog *log, int flags, struct site **out)
+{
+	struct site_options so = {.manifest = manifest, .log = log, .flags = flags};
+	struct manifest_problems probs = {0};
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	rc = site_open(&so, out, &probs, &err);
+	if (probs.count)
+		manifest_problems_print(&probs, manifest, stderr);
+	manifest_problems_free(&probs);
+	if (rc != AMTPROV_OK) {
+		if (rc != AMTPROV_E_CONFIG || !probs.count)
+			cli_print_err(&err);
+		return tool_exit_code(&err);
+	}
+	return EXIT_OK;
+}
+
 /* "cli:NAME" for the audit trail: who asked, as the system knows them. */
-static void actor_name(char *out, size_t size)
+void cli_actor_name(char *out, size_t size)
 {
 	const struct passwd *pw = getpwuid(geteuid());
 
@@ -80,7 +100,7 @@ static int describe(struct site *s, const char *device, int json)
 	memset(&c, 0, sizeof(c));
 	amtprov_error_clear(&err);
 	if (store_device_find(site_store(s), device, &c.dev, &err) != AMTPROV_OK) {
-		print_err(&err);
+		cli_print_err(&err);
 		return EXIT_FAIL;
 	}
 	c.admin_user = "admin";
@@ -107,8 +127,6 @@ int cmd_device_credentials(const char *manifest, int json, struct alog *log, int
 	static const struct option opts[] = {{"reveal", no_argument, NULL, 'r'},
 					     {"help", no_argument, NULL, 'h'},
 					     {0}};
-	struct site_options so = {.manifest = manifest, .log = log};
-	struct manifest_problems probs = {0};
 	struct device_credentials c;
 	struct plugin_instance *cs;
 	struct amtprov_error err;
@@ -137,17 +155,9 @@ int cmd_device_credentials(const char *manifest, int json, struct alog *log, int
 		return EXIT_USAGE;
 	}
 	/* Only the credential store is started: nothing else of the site runs for this. */
-	so.flags = reveal ? 0 : SITE_NO_PLUGINS | SITE_READONLY_DB;
-	amtprov_error_clear(&err);
-	rc = site_open(&so, &s, &probs, &err);
-	if (probs.count)
-		manifest_problems_print(&probs, manifest, stderr);
-	manifest_problems_free(&probs);
-	if (rc != AMTPROV_OK) {
-		if (rc != AMTPROV_E_CONFIG || !probs.count)
-			print_err(&err);
-		return tool_exit_code(&err);
-	}
+	rc = cli_site_open(manifest, log, reveal ? 0 : SITE_NO_PLUGINS | SITE_READONLY_DB, &s);
+	if (rc != EXIT_OK)
+		return rc;
 	if (!reveal) {
 		rc = describe(s, argv[optind], json);
 		site_close(s);
@@ -161,16 +171,16 @@ int cmd_device_credentials(const char *manifest, int json, struct alog *log, int
 		return EXIT_CONFIG;
 	}
 	if (plugin_host_start_one(cs, &err) != AMTPROV_OK) {
-		print_err(&err);
+		cli_print_err(&err);
 		fprintf(stderr, "amtprov: only the site's administrator, who can read its "
 				"credential store, can reveal a device's credentials\n");
 		site_close(s);
 		return tool_exit_code(&err);
 	}
-	actor_name(actor, sizeof(actor));
+	cli_actor_name(actor, sizeof(actor));
 	rc = device_credentials_reveal(s, cs, argv[optind], actor, &c, &err);
 	if (rc != AMTPROV_OK) {
-		print_err(&err);
+		cli_print_err(&err);
 		site_close(s);
 		return rc == AMTPROV_E_NOT_FOUND ? EXIT_FAIL : tool_exit_code(&err);
 	}

@@ -18,6 +18,7 @@
 
 #include "device_state.h"
 #include "exit_codes.h"
+#include "store.h"
 #include "util.h"
 
 struct reading {
@@ -29,6 +30,8 @@ static int count_state(void *ctx, const char *state, int64_t count)
 {
 	struct reading *r = ctx;
 
+	if (strcmp(state, STORE_DEVICE_DELETED) == 0)
+		return 0; /* deleted: no longer in the inventory */
 	r->n[device_state_parse(state)] += count; /* unknown names land in DS_INVALID */
 	r->total += count;
 	return 0;
@@ -79,7 +82,7 @@ int cmd_watch(struct store *st, double interval, long count, int json)
 		struct amtprov_error err;
 		double t, dt, since;
 		int64_t done, failed, left;
-		char when[32];
+		char when[32], iso[32];
 		time_t wall = time(NULL);
 		struct tm tm;
 
@@ -111,7 +114,9 @@ int cmd_watch(struct store *st, double interval, long count, int json)
 					json_object_set_new(states,
 							    device_state_name((enum device_state)s),
 							    json_integer(cur.n[s]));
-			json_object_set_new(o, "at", json_integer(util_now()));
+			/* ISO 8601 UTC, as every time in --json */
+			json_object_set_new(o, "at", json_string(util_fmt_time(util_now(), iso,
+										sizeof(iso))));
 			json_object_set_new(o, "total", json_integer(cur.total));
 			json_object_set_new(o, "states", states);
 			json_object_set_new(o, "on_the_way", json_integer(left));

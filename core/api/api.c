@@ -8,6 +8,7 @@
  *                                   (R-PROV-01/02/03, registration.h)
  *   GET  /v1/devices/{fqdn-or-uuid} administrator token, or the device's own enrollment
  *                                   secret; its state and last error
+ *   DELETE /v1/devices/{fqdn-or-uuid} administrator token; 'amtprov device delete'
  *   POST /v1/devices/{fqdn-or-uuid}/{unprovision|block|unblock|update}
  *                                   administrator token; records the request
  *                                   (lifecycle.h), 202
@@ -50,6 +51,7 @@
 #include "api_conn.h"
 #include "api_metrics.h"
 #include "api_status.h"
+#include "device_delete.h"
 #include "authz.h"
 #include "credentials.h"
 #include "device_input.h"
@@ -829,9 +831,9 @@ static void show_device(struct api *a, struct evhttp_request *req, const char *r
 	}
 	/* Never the OTP hash: the API reports progress, not what the device proved. */
 	reply_json(req, 200, "OK",
-		   json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:i,s:s,s:i,s:b}", "id", (json_int_t)dev.id,
+		   json_pack("{s:I,s:s,s:s,s:s,s:s,s:o,s:i,s:s,s:i,s:b}", "id", (json_int_t)dev.id,
 			     "fqdn", dev.fqdn, "uuid", dev.uuid, "amt_version", dev.amt_version,
-			     "state", dev.state, "state_since", (json_int_t)dev.state_since,
+			     "state", dev.state, "state_since", api_json_time(dev.state_since),
 			     "last_error_code", dev.last_error_code, "last_error", dev.last_error,
 			     "attempts", dev.attempts, "blocked", dev.blocked));
 }
@@ -923,6 +925,81 @@ static void device_operation(struct api *a, struct evhttp_request *req, const ch
 	reply_json(req, 202, "Accepted",
 		   json_pack("{s:I,s:s,s:s,s:s,s:b}", "id", (json_int_t)dev.id, "fqdn", dev.fqdn,
 			     "operation", op_name, "state", dev.state, "blocked", dev.blocked));
+}
+
+/* A boolean query parameter of DELETE: absent 0, "true"/"1" 1, "false"/"0" 0, else -1. */
+static int query_flag(const struct evkeyvalq *q, const char *name)
+{
+	const char *v = evhttp_find_header(q, name);
+
+	if (!v || !strcmp(v, "false") || !strcmp(v, "0"))
+		return 0;
+	return !strcmp(v, "true") || !strcmp(v, "1") ? 1 : -1;
+}
+
+/* DELETE /v1/devices/{device}[?revoke=true][&force=true] (administrator token only,
+ * route() checks it): 'amtprov device delete', device_delete.h. */
+static void delete_device(struct api *a, struct evhttp_request *req, const char *raw_key)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq q;
+	struct device_delete_opts o = {0};
+	struct device_delete_result res;
+	char key[STORE_FQDN_SIZE], peer[48], actor[STORE_SHORT_SIZE];
+	struct amtprov_error err;
+	json_t *body;
+	int rc;
+
+	if (device_key(req, raw_key, key) < 0)
+		return;
+	TAILQ_INIT(&q);
+	if (query && evhttp_parse_query_str(query, &q) != 0) {
+		reply_error(req, 400, "Bad Request", "the query string does not parse", NULL);
+		return;
+	}
+	o.revoke = query_flag(&q, "revoke");
+	o.force = query_flag(&q, "force");
+	evhttp_clear_headers(&q);
+	if (o.revoke < 0 || o.force < 0) {
+		reply_error(req, 400, "Bad Request", "revoke and force are true or false",
+			    o.revoke < 0 ? "revoke" : "force");
+		return;
+	}
+	peer_name(req, peer, sizeof(peer));
+	snprintf(actor, sizeof(actor), "api:%s", peer);
+	o.actor = actor;
+	amtprov_error_clear(&err);
+	rc = device_delete(a->site, key, &o, &res, &err);
+	if (rc == AMTPROV_E_NOT_FOUND) {
+		reply_error(req, 404, "Not Found", "no such device", NULL);
+		return;
+	}
+	if (rc == AMTPROV_E_STATE || rc == AMTPROV_E_BUSY) {
+		reply_error(req, 409, "Conflict", err.msg, NULL);
+		return;
+	}
+	if (rc != AMTPROV_OK) {
+		alog(a->log, AMTPROV_LOG_ERROR, "api: delete %s failed: %s", key, err.msg);
+		reply_error(req, 500, "Internal Server Error", "the device could not be deleted",
+			    NULL);
+		return;
+	}
+	alog(a->log, AMTPROV_LOG_INFO, "api: delete %s from %s: kept as %s", res.dev.fqdn, peer,
+	     res.tombstone);
+	if (res.secrets_failed)
+		alog(a->log, AMTPROV_LOG_WARNING, "api: delete %s: %d credential records not "
+		     "removed: %s", res.dev.fqdn, res.secrets_failed, res.secrets_error);
+	if (res.revocations_queued)
+		engine_kick(a->engine);
+	body = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:b}", "fqdn", res.dev.fqdn, "uuid",
+			 res.dev.uuid, "state", res.dev.state, "record", res.tombstone,
+			 "certificates_kept", res.certificates, "revocations_queued",
+			 res.revocations_queued, "secrets_removed", !res.secrets_failed);
+	if (body)
+		json_object_set_new(body, "directory_account_left",
+				    res.account_left ? json_string(res.account) : json_null());
+	reply_json(req, 200, "OK", body);
 }
 
 /* GET /metrics: the exposition is built in memory, then sent in one reply. */
@@ -1227,9 +1304,16 @@ static void route(struct api *a, struct evhttp_request *req)
 		return;
 	}
 	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&
+	    path[sizeof(devices)] != '\0' && m == EVHTTP_REQ_DELETE) {
+		if (gate(a, req, EVHTTP_REQ_DELETE, SCOPE_ADMIN, "/v1/devices/{device}",
+			 "deleting a device needs an administrator token"))
+			delete_device(a, req, path + sizeof(devices));
+		return;
+	}
+	if (strncmp(path, devices, sizeof(devices) - 1) == 0 && path[sizeof(devices) - 1] == '/' &&
 	    path[sizeof(devices)] != '\0') {
 		if (m != EVHTTP_REQ_GET)
-			method_not_allowed(req, "GET");
+			method_not_allowed(req, "GET, DELETE");
 		else if (!authorized(a, req, &who, &why))
 			reply_unauthorized(a, req, why, method_name(m), "/v1/devices/{device}");
 		else if (who.scope == SCOPE_MONITOR)

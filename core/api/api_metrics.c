@@ -27,6 +27,7 @@ static const struct {
 struct tally {
 	int64_t now;
 	int64_t devices[DS_COUNT];
+	int64_t deleted;          /* tombstones of deleted devices (store_device_delete) */
 	int64_t certs[N_PURPOSE][N_EXPIRY];
 	int64_t cert_status[4];   /* active, revoke-pending, revoked, expired */
 	FILE *out;
@@ -40,6 +41,10 @@ static int count_state(void *ctx, const char *state, int64_t count)
 	struct tally *t = ctx;
 	enum device_state s = device_state_parse(state);
 
+	if (strcmp(state, STORE_DEVICE_DELETED) == 0) {
+		t->deleted += count;
+		return 0;
+	}
 	t->devices[s] += count; /* an unknown name (a newer schema) lands in DS_INVALID */
 	return 0;
 }
@@ -153,6 +158,9 @@ int api_metrics_write(struct site *site, int64_t now, FILE *out, struct amtprov_
 	if (t.devices[DS_INVALID])
 		fprintf(out, "amtprov_devices{state=\"unknown\"} %lld\n",
 			(long long)t.devices[DS_INVALID]);
+	header(out, "amtprov_devices_deleted", "gauge",
+	       "Records of deleted devices, kept with their history (amtprov device delete).");
+	fprintf(out, "amtprov_devices_deleted %lld\n", (long long)t.deleted);
 
 	header(out, "amtprov_certificates", "gauge",
 	       "Active certificates by purpose and days to expiry (expired, under 7, 30, 40, 90, "

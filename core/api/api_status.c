@@ -22,6 +22,7 @@
 #include "device_state.h"
 #include "manifest.h"
 #include "store.h"
+#include "util.h"
 
 #define MAX_FAILURES 200
 #define MAX_EXPIRING 50
@@ -49,7 +50,7 @@ static const char script[] =
 	"function fill(id,rows,empty,cols){const t=document.getElementById(id);"
 	"t.replaceChildren();if(!rows.length){const tr=row([empty]);"
 	"tr.firstChild.colSpan=cols;t.appendChild(tr);}for(const r of rows)t.appendChild(r);}"
-	"function when(s){return s?new Date(s*1000).toISOString().replace('T',' ').slice(0,19)+' UTC':'never';}"
+	"function when(s){return s?s.replace('T',' ').replace('Z',' UTC'):'never';}"
 	"function show(d){"
 	"document.getElementById('site').textContent=d.site;"
 	"document.getElementById('meta').textContent=d.total+' devices; as of '+when(d.generated_at);"
@@ -200,6 +201,13 @@ static const char *what_to_do(int code, const char *reason)
 	}
 }
 
+json_t *api_json_time(int64_t t)
+{
+	char buf[32];
+
+	return t ? json_string(util_fmt_time(t, buf, sizeof(buf))) : json_null();
+}
+
 struct status_ctx {
 	struct store *st;
 	int64_t now;
@@ -214,6 +222,8 @@ static int add_state(void *ctx, const char *state, int64_t n)
 {
 	struct status_ctx *c = ctx;
 
+	if (strcmp(state, STORE_DEVICE_DELETED) == 0)
+		return 0; /* deleted devices are not in the inventory */
 	json_object_set_new(c->states, state, json_integer(n));
 	c->total += n;
 	return 0;
@@ -226,8 +236,8 @@ static int add_failure(void *ctx, const struct store_device *d)
 	if (c->failed_total++ >= MAX_FAILURES)
 		return 0;
 	json_array_append_new(c->failures,
-			      json_pack("{s:s,s:I,s:s,s:s,s:i,s:s}", "fqdn", d->fqdn, "state_since",
-					(json_int_t)d->state_since, "code",
+			      json_pack("{s:s,s:o,s:s,s:s,s:i,s:s}", "fqdn", d->fqdn, "state_since",
+					api_json_time(d->state_since), "code",
 					amtprov_status_name(d->last_error_code), "reason",
 					d->last_error, "attempts", d->attempts, "what_to_do",
 					what_to_do(d->last_error_code, d->last_error)));
@@ -255,10 +265,10 @@ static int add_task(void *ctx, const struct store_task *t)
 {
 	json_t *tasks = ctx;
 
-	json_array_append_new(tasks, json_pack("{s:s,s:I,s:s,s:s,s:I}", "name", t->name,
-					       "last_run", (json_int_t)t->last_run, "last_result",
+	json_array_append_new(tasks, json_pack("{s:s,s:o,s:s,s:s,s:o}", "name", t->name,
+					       "last_run", api_json_time(t->last_run), "last_result",
 					       amtprov_status_name(t->last_result), "last_detail",
-					       t->last_detail, "next_run", (json_int_t)t->next_run));
+					       t->last_detail, "next_run", api_json_time(t->next_run)));
 	return 0;
 }
 
@@ -298,15 +308,15 @@ int api_status_json(struct site *site, int64_t now, json_t **out, struct amtprov
 			snprintf(d.fqdn, sizeof(d.fqdn), "%s",
 				 x->device_id ? "(unknown device)" : "(site)");
 		json_array_append_new(expiring,
-				      json_pack("{s:s,s:s,s:s,s:I,s:I}", "fqdn", d.fqdn, "purpose",
+				      json_pack("{s:s,s:s,s:s,s:o,s:I}", "fqdn", d.fqdn, "purpose",
 						ca_contract_purpose_name((uint32_t)x->purpose),
 						"serial", x->serial_hex, "not_after",
-						(json_int_t)x->not_after, "days_left",
+						api_json_time(x->not_after), "days_left",
 						(json_int_t)((x->not_after - now) / 86400)));
 	}
 	if (rc == AMTPROV_OK) {
-		*out = json_pack("{s:s,s:I,s:I,s:O,s:O,s:I,s:O,s:I,s:O}", "site",
-				 m->site_name ? m->site_name : "", "generated_at", (json_int_t)now,
+		*out = json_pack("{s:s,s:o,s:I,s:O,s:O,s:I,s:O,s:I,s:O}", "site",
+				 m->site_name ? m->site_name : "", "generated_at", api_json_time(now),
 				 "total", (json_int_t)c->total, "states", c->states, "failures",
 				 c->failures, "failed_total", (json_int_t)c->failed_total, "expiring",
 				 expiring, "active_certificates", (json_int_t)c->active, "tasks",

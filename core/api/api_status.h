@@ -45,6 +45,10 @@ const char *api_status_csp(void);
  */
 int api_status_json(struct site *site, int64_t now, json_t **out, struct amtprov_error *err);
 
+/** A time in the API's JSON: ISO 8601 UTC ("2026-12-07T19:01:16Z"), as the CLI's --json;
+ * null for "never" (0). */
+json_t *api_json_time(int64_t t);
+
 /** One-time login links and the sessions they open. */
 struct api_sessions;
 

@@ -189,55 +189,66 @@ static int unprov_work(void *arg, struct amtprov_error *err)
 struct client_keys {
 	struct plugin_instance *cs;
 	const char *fqdn;
+	int failed;                     /* records not removed (a missing one is fine) */
+	struct amtprov_error first_err;
 };
+
+static void secret_remove(struct client_keys *k, const char *name)
+{
+	struct amtprov_error e;
+	int rc;
+
+	amtprov_error_clear(&e);
+	rc = pi_credstore_remove(k->cs, name, &e);
+	if (rc != AMTPROV_OK && rc != AMTPROV_E_NOT_FOUND && !k->failed++)
+		k->first_err = e;
+}
 
 /* The keys of the device's 802.1X profiles (current and pending), once per certificate. */
 static int remove_client_keys(void *ctx, const struct store_cert *c)
 {
 	struct client_keys *k = ctx;
 	char name[STORE_FQDN_SIZE + STORE_SHORT_SIZE + 32];
-	struct amtprov_error e;
 
 	if (c->purpose != AMTPROV_PURPOSE_CLIENT_8021X)
 		return 0;
 	for (int pending = 0; pending < 2; pending++) {
-		amtprov_error_clear(&e);
 		flow_8021x_key_name(k->fqdn, c->profile, pending, name, sizeof(name));
-		pi_credstore_remove(k->cs, name, &e);
+		secret_remove(k, name);
 	}
 	return 0;
 }
 
 /* Secrets amtprov kept for the device: its admin password (and a pending one), its web
- * server key, its Kerberos keys and its 802.1X client keys. Missing records are fine (removed by an earlier
- * run). */
-static void clear_secrets(struct unprov *u)
+ * server key, its Kerberos keys and its 802.1X client keys. Missing records are fine
+ * (removed by an earlier run). */
+int lifecycle_clear_secrets(struct site *s, int64_t device_id, const char *fqdn,
+			    struct amtprov_error *err)
 {
-	struct manifest *m = site_manifest(u->f->site);
+	struct manifest *m = site_manifest(s);
 	struct plugin_instance *cs =
-		m->credstore ? plugin_host_find(site_plugins(u->f->site), m->credstore) : NULL;
+		m->credstore ? plugin_host_find(site_plugins(s), m->credstore) : NULL;
 	char name[STORE_FQDN_SIZE + 48];
+	struct store_cert_filter f = {.device_id = device_id};
+	struct client_keys k = {.cs = cs, .fqdn = fqdn};
 	struct amtprov_error e;
+	void (*const names[])(const char *, char *, size_t) = {
+		flow_admin_cred_name, flow_admin_cred_name, flow_web_key_name,
+		flow_krb_key_name, flow_krb_info_name};
 
 	if (!cs)
-		return;
-	flow_admin_cred_name(u->fqdn, name, sizeof(name));
-	amtprov_error_clear(&e);
-	pi_credstore_remove(cs, name, &e);
-	util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
-	pi_credstore_remove(cs, name, &e);
-	flow_web_key_name(u->fqdn, name, sizeof(name));
-	pi_credstore_remove(cs, name, &e);
-	flow_krb_key_name(u->fqdn, name, sizeof(name)); /* Kerberos (docs/kerberos.md) */
-	pi_credstore_remove(cs, name, &e);
-	flow_krb_info_name(u->fqdn, name, sizeof(name));
-	pi_credstore_remove(cs, name, &e);
-	{
-		struct store_cert_filter f = {.device_id = u->device_id};
-		struct client_keys k = {.cs = cs, .fqdn = u->fqdn};
-
-		store_cert_list(site_store(u->f->site), &f, remove_client_keys, &k, &e);
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		names[i](fqdn, name, sizeof(name));
+		if (i == 1) /* the admin password's write-ahead copy */
+			util_strlcpy(name + strlen(name), ".pending", sizeof(name) - strlen(name));
+		secret_remove(&k, name);
 	}
+	amtprov_error_clear(&e);
+	store_cert_list(site_store(s), &f, remove_client_keys, &k, &e);
+	if (k.failed && err)
+		*err = k.first_err;
+	return k.failed;
 }
 
 static void unprov_done(struct engine_job *job, int rc, const struct amtprov_error *err,
@@ -260,7 +271,7 @@ static void unprov_done(struct engine_job *job, int rc, const struct amtprov_err
 		unprov_end(u, DS_INVALID, u->dir_rc, why);
 		return;
 	}
-	clear_secrets(u);
+	lifecycle_clear_secrets(u->f->site, u->device_id, u->fqdn, NULL);
 	snprintf(detail, sizeof(detail), "R-REV-02a: %s; %d certificate%s revoked Superseded%s%s",
 		 u->amt_note, done, done == 1 ? "" : "s", left ? ", the rest queued" : "",
 		 u->dir ? "; directory account removed" : "");
@@ -306,11 +317,11 @@ static void on_unprovisioned(void *ctx, int rc, const json_t *result,
 	unprov_revoke(u);
 }
 
-static int has_admin_password(struct flow *f, const char *fqdn)
+int lifecycle_admin_password_on_record(struct site *s, const char *fqdn)
 {
-	struct manifest *m = site_manifest(f->site);
+	struct manifest *m = site_manifest(s);
 	struct plugin_instance *cs =
-		m->credstore ? plugin_host_find(site_plugins(f->site), m->credstore) : NULL;
+		m->credstore ? plugin_host_find(site_plugins(s), m->credstore) : NULL;
 	char name[STORE_FQDN_SIZE + 32];
 	struct amtprov_secret *pw = NULL;
 	struct amtprov_error e;
@@ -344,7 +355,7 @@ static void step_unprovision(struct engine_job *job, void *ctx)
 	engine_job_set_abort(job, unprov_abort, u);
 	cert = device_certs_web(f->site, d->id, 1);
 	amtprov_error_clear(&err);
-	if (!has_admin_password(f, d->fqdn)) {
+	if (!lifecycle_admin_password_on_record(f->site, d->fqdn)) {
 		/* amtprov never gave AMT a password: nothing of ours is configured there. */
 		util_strlcpy(u->amt_note, "AMT was never configured by amtprov", sizeof(u->amt_note));
 		unprov_revoke(u);

@@ -40,6 +40,19 @@ const char *lifecycle_op_name(enum lifecycle_op op);
 int lifecycle_request(struct site *s, const char *device, enum lifecycle_op op,
 		      const char *actor, struct store_device *out, struct amtprov_error *err);
 
+/**
+ * Removes the secrets amtprov keeps for a device from the site's credential store (which
+ * must be started): its admin password and the pending one, web server key, Kerberos keys
+ * and 802.1X client keys. A record that is missing is fine.
+ * @return how many records could not be removed (the first error in @p err, may be NULL)
+ */
+int lifecycle_clear_secrets(struct site *s, int64_t device_id, const char *fqdn,
+			    struct amtprov_error *err);
+
+/** 1 when the credential store (started) holds the device's AMT admin password: amtprov
+ * gave it to AMT in the first stage, and no unprovision has removed it since. */
+int lifecycle_admin_password_on_record(struct site *s, const char *fqdn);
+
 /** Registers the NEED_UNPROVISION, NEED_UPDATE and NEED_RENEWAL handlers (after
  * flow_register, which they build on). */
 int lifecycle_register(struct engine *e, struct flow *f, struct amtprov_error *err);

@@ -21,7 +21,7 @@ struct eval {
 	int64_t now, within;
 	int64_t *ids;
 	size_t n, cap;
-	int renew, wireless, checked;
+	int renew, wireless, checked, certs;
 };
 
 static int collect(void *ctx, const struct store_device *d)
@@ -41,10 +41,20 @@ static int collect(void *ctx, const struct store_device *d)
 	return 0;
 }
 
-static int count_active_web(void *ctx, const struct store_cert *c)
+struct actives {
+	int web, client; /* active web server and 802.1X client certificates */
+};
+
+static int count_active(void *ctx, const struct store_cert *c)
 {
-	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && strcmp(c->status, STORE_CERT_ACTIVE) == 0)
-		(*(int *)ctx)++;
+	struct actives *a = ctx;
+
+	if (strcmp(c->status, STORE_CERT_ACTIVE) != 0)
+		return 0;
+	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER)
+		a->web++;
+	else if (c->purpose == AMTPROV_PURPOSE_CLIENT_8021X)
+		a->client++;
 	return 0;
 }
 
@@ -57,7 +67,8 @@ static void evaluate(struct eval *e, int64_t id)
 	struct amtprov_error err;
 	char detail[STORE_TEXT_SIZE];
 	int64_t cert;
-	int web_due, clients, actives = 0;
+	struct actives actives = {0};
+	int web_due, clients;
 
 	amtprov_error_clear(&err);
 	if (store_device_get(st, id, &d, &err) != AMTPROV_OK || strcmp(d.state, "PROVISIONED"))
@@ -68,9 +79,12 @@ static void evaluate(struct eval *e, int64_t id)
 	e->checked++;
 	/* Two active web server certificates: a renewal recorded the newer one and did not
 	 * finish installing it (flow_renew.c); it is due whatever its dates. */
-	store_cert_list(st, &(struct store_cert_filter){.device_id = d.id}, count_active_web,
+	store_cert_list(st, &(struct store_cert_filter){.device_id = d.id}, count_active,
 			&actives, &err);
-	web_due = actives > 1 || device_certs_due(s, &c);
+	/* Every certificate looked at counts, not one per device: a device with 802.1X client
+	 * certificates has more than one (the count was one short per such device). */
+	e->certs += actives.web + (site_manifest(s)->ieee8021x ? actives.client : 0);
+	web_due = actives.web > 1 || device_certs_due(s, &c);
 	/* R-8021X-06: the client certificates count when the site still configures 802.1X
 	 * (renewing them means binding the profiles again). */
 	clients = site_manifest(s)->ieee8021x ? device_certs_client_due(s, d.id, &c2) : 0;
@@ -90,7 +104,7 @@ static void evaluate(struct eval *e, int64_t id)
 	snprintf(detail, sizeof(detail), "%s: serial %.64s has %lld days left%s%s",
 		 web_due ? "R-WS-03" : "R-8021X-06", c.serial_hex,
 		 (long long)((c.not_after - e->now) / 86400),
-		 actives > 1 ? "; it is not installed yet (an interrupted renewal)" : "",
+		 actives.web > 1 ? "; it is not installed yet (an interrupted renewal)" : "",
 		 web_due && clients ? "; 802.1X client certificates due too" : "");
 	if (store_device_transition(st, d.id, "PROVISIONED", "NEED_RENEWAL", 0, "", 0,
 				    "task:" TASK_EVALUATE_CERTS, e->now, &err) == AMTPROV_OK) {
@@ -116,9 +130,10 @@ void task_evaluate_certificates(const struct task_env *env, struct task_result *
 		return;
 	}
 	out->worked = e.renew + e.wireless > 0;
-	snprintf(out->detail, sizeof(out->detail), "%d certificate%s checked, %d due for renewal "
-		 "(%d days or fewer), %d skipped over wireless", e.checked, e.checked == 1 ? "" : "s",
-		 e.renew, m->maintenance.renew_within_days, e.wireless);
+	snprintf(out->detail, sizeof(out->detail), "%d certificate%s of %d device%s checked, %d "
+		 "due for renewal (%d days or fewer), %d skipped over wireless", e.certs,
+		 e.certs == 1 ? "" : "s", e.checked, e.checked == 1 ? "" : "s", e.renew,
+		 m->maintenance.renew_within_days, e.wireless);
 	if (e.renew && env->engine)
 		engine_kick(env->engine);
 }

@@ -30,11 +30,32 @@ static int revoke_run_call(void *arg, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
-static void revoke_result(struct task_result *out, int done, int left)
+static int count_cert(void *ctx, const struct store_cert *c)
 {
+	(void)c;
+	(*(int64_t *)ctx)++;
+	return 0;
+}
+
+/* The run's own count alone read as the site's ("1 revoked" after a block and an
+ * unprovision revoked two: the unprovision step revokes its device's certificates itself),
+ * so the detail says both: this run's, and every certificate the site has revoked. */
+static void revoke_result(struct site *s, struct task_result *out, int done, int left)
+{
+	struct store_cert_filter f = {.status = STORE_CERT_REVOKED};
+	struct amtprov_error err;
+	int64_t all = 0;
+
+	amtprov_error_clear(&err);
 	out->code = AMTPROV_OK;
 	out->worked = done + left > 0;
-	snprintf(out->detail, sizeof(out->detail), "%d revoked, %d still queued", done, left);
+	if (store_cert_list(site_store(s), &f, count_cert, &all, &err) == AMTPROV_OK)
+		snprintf(out->detail, sizeof(out->detail),
+			 "this run revoked %d, %d still queued; %lld certificate%s revoked in all",
+			 done, left, (long long)all, all == 1 ? "" : "s");
+	else
+		snprintf(out->detail, sizeof(out->detail), "this run revoked %d, %d still queued",
+			 done, left);
 }
 
 static void revoke_run_done(int rc, const struct amtprov_error *err, void *arg)
@@ -46,7 +67,7 @@ static void revoke_run_done(int rc, const struct amtprov_error *err, void *arg)
 	(void)rc;
 	(void)err;
 	revoke_batch_record(r->env.site, r->b, &done, &left);
-	revoke_result(&res, done, left);
+	revoke_result(r->env.site, &res, done, left);
 	sched_task_done(r->env.sched, TASK_REVOCATION_QUEUE, &res);
 	revoke_run_free(r);
 }
@@ -60,12 +81,12 @@ void task_revocation_queue(const struct task_env *env, struct task_result *out)
 
 	if (!env->engine || !env->sched) {
 		revoke_process_due(env->site, &done, &left, NULL);
-		revoke_result(out, done, left);
+		revoke_result(env->site, out, done, left);
 		return;
 	}
 	b = revoke_batch_due(env->site, 0);
 	if (!b) {
-		revoke_result(out, 0, 0);
+		revoke_result(env->site, out, 0, 0);
 		return;
 	}
 	r = calloc(1, sizeof(*r));
@@ -84,5 +105,5 @@ void task_revocation_queue(const struct task_env *env, struct task_result *out)
 	revoke_batch_call(b);
 	revoke_batch_record(env->site, b, &done, &left);
 	revoke_batch_free(b);
-	revoke_result(out, done, left);
+	revoke_result(env->site, out, done, left);
 }

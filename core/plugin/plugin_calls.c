@@ -18,6 +18,26 @@
 #define SLOT(ops, type, member) \
 	((ops)->struct_size >= offsetof(type, member) + sizeof(((type *)0)->member) && (ops)->member)
 
+/* Runs one call into the plugin (the statement after @p device) inside pi_enter/pi_leave:
+ * the instance's lock when it is not thread-safe, the log context naming @p device. */
+#define PI_RUN(pi, device, ...)                     \
+	do {                                        \
+		struct pi_call pi_run_;             \
+		pi_enter(&pi_run_, (pi), (device)); \
+		__VA_ARGS__;                        \
+		pi_leave(&pi_run_);                 \
+	} while (0)
+
+/* An optional slot (ABI 1.2) that the plugin does not have: AMTPROV_E_NOT_SUPPORTED, naming
+ * the plugin, what it cannot do and the slot, then @p hint (may be ""). */
+static int no_slot(struct plugin_instance *pi, const char *cannot, const char *slot,
+		   const char *hint, struct amtprov_error *err)
+{
+	return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
+				 "%s plugin '%s' cannot %s (no %s, ABI 1.2)%s",
+				 plugin_kind_name(pi->mod->desc->kind), pi->name, cannot, slot, hint);
+}
+
 static int wrong_kind(struct plugin_instance *pi, uint32_t kind, struct amtprov_error *err)
 {
 	return amtprov_error_set(err, AMTPROV_E_INTERNAL, pi->name,
@@ -108,7 +128,6 @@ int pi_ca_submit(struct plugin_instance *pi, const char *device,
 		 struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int64_t t0;
 	int rc;
 
@@ -116,9 +135,7 @@ int pi_ca_submit(struct plugin_instance *pi, const char *device,
 		return AMTPROV_E_INTERNAL;
 	result_init(res);
 	t0 = util_monotonic_ms();
-	pi_enter(&c, pi, device);
-	rc = o->submit(pi->handle, req, res, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->submit(pi->handle, req, res, err));
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
 		ca_counted(pi, "submit", t0, rc, res);
@@ -133,7 +150,6 @@ int pi_ca_csr_attributes(struct plugin_instance *pi, const char *device,
 			 struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	*attrs = NULL;
@@ -141,9 +157,7 @@ int pi_ca_csr_attributes(struct plugin_instance *pi, const char *device,
 		return AMTPROV_E_INTERNAL;
 	if (!SLOT(o, struct amtprov_ca_ops, csr_attributes))
 		return AMTPROV_OK; /* a CA before ABI 1.1 wants none */
-	pi_enter(&c, pi, device);
-	rc = o->csr_attributes(pi->handle, req, attrs, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->csr_attributes(pi->handle, req, attrs, err));
 	if (rc != AMTPROV_OK) {
 		util_secret_free(*attrs);
 		*attrs = NULL;
@@ -159,7 +173,6 @@ int pi_ca_poll(struct plugin_instance *pi, const char *device,
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
 	char ck[AMTPROV_CA_COOKIE_SIZE];
-	struct pi_call c;
 	int64_t t0;
 	int rc;
 
@@ -172,9 +185,7 @@ int pi_ca_poll(struct plugin_instance *pi, const char *device,
 	if (!SLOT(o, struct amtprov_ca_ops, poll) || !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_POLL))
 		return AMTPROV_OK; /* outcome NOT_SUPPORTED */
 	t0 = util_monotonic_ms();
-	pi_enter(&c, pi, device);
-	rc = o->poll(pi->handle, req, ck, res, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->poll(pi->handle, req, ck, res, err));
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
 		ca_counted(pi, "poll", t0, rc, res);
@@ -189,7 +200,6 @@ int pi_ca_revoke(struct plugin_instance *pi, const char *device,
 		 struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int64_t t0;
 	int rc;
 
@@ -200,9 +210,7 @@ int pi_ca_revoke(struct plugin_instance *pi, const char *device,
 	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_REVOKE))
 		return AMTPROV_OK;
 	t0 = util_monotonic_ms();
-	pi_enter(&c, pi, device);
-	rc = o->revoke(pi->handle, rev, res, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->revoke(pi->handle, rev, res, err));
 	if (rc != AMTPROV_OK) {
 		pi_ca_result_release(res);
 		ca_counted(pi, "revoke", t0, rc, res);
@@ -216,7 +224,6 @@ int pi_ca_fetch_crl(struct plugin_instance *pi, uint8_t **der, size_t *len,
 		    struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -226,9 +233,7 @@ int pi_ca_fetch_crl(struct plugin_instance *pi, uint8_t **der, size_t *len,
 					 "CA '%s' does not publish a CRL", pi->name);
 	*der = NULL;
 	*len = 0;
-	pi_enter(&c, pi, NULL);
-	rc = o->fetch_crl(pi->handle, der, len, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->fetch_crl(pi->handle, der, len, err));
 	if (rc == AMTPROV_OK && (!*der || !*len)) {
 		free(*der);
 		*der = NULL;
@@ -241,7 +246,6 @@ int pi_ca_fetch_crl(struct plugin_instance *pi, uint8_t **der, size_t *len,
 int pi_ca_fetch_roots(struct plugin_instance *pi, char **pem, struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -251,9 +255,7 @@ int pi_ca_fetch_roots(struct plugin_instance *pi, char **pem, struct amtprov_err
 		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
 					 "CA '%s' cannot return its roots", pi->name);
 	*pem = NULL;
-	pi_enter(&c, pi, NULL);
-	rc = o->fetch_roots(pi->handle, pem, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->fetch_roots(pi->handle, pem, err));
 	return rc;
 }
 
@@ -261,7 +263,6 @@ int pi_ca_list_templates(struct plugin_instance *pi, amtprov_ca_template_cb cb, 
 			 struct amtprov_error *err)
 {
 	const struct amtprov_ca_ops *o = ca_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -270,9 +271,7 @@ int pi_ca_list_templates(struct plugin_instance *pi, amtprov_ca_template_cb cb, 
 	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CA_TEMPLATES))
 		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
 					 "CA '%s' cannot list templates", pi->name);
-	pi_enter(&c, pi, NULL);
-	rc = o->list_templates(pi->handle, cb, ctx, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->list_templates(pi->handle, cb, ctx, err));
 	return rc;
 }
 
@@ -290,15 +289,12 @@ int pi_credstore_get(struct plugin_instance *pi, const char *name,
 		     struct amtprov_secret **out, struct amtprov_error *err)
 {
 	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	*out = NULL;
-	pi_enter(&c, pi, NULL);
-	rc = o->get(pi->handle, name, out, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->get(pi->handle, name, out, err));
 	if (rc == AMTPROV_OK && !*out)
 		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
 					 "credential store '%s' returned no secret", pi->name);
@@ -309,14 +305,11 @@ int pi_credstore_put(struct plugin_instance *pi, const char *name,
 		     const struct amtprov_secret *value, struct amtprov_error *err)
 {
 	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, NULL);
-	rc = o->put(pi->handle, name, value, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->put(pi->handle, name, value, err));
 	return rc;
 }
 
@@ -324,14 +317,11 @@ int pi_credstore_remove(struct plugin_instance *pi, const char *name,
 			struct amtprov_error *err)
 {
 	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, NULL);
-	rc = o->remove(pi->handle, name, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->remove(pi->handle, name, err));
 	return rc;
 }
 
@@ -339,7 +329,6 @@ int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, 
 		      struct amtprov_error *err)
 {
 	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -347,16 +336,13 @@ int pi_credstore_list(struct plugin_instance *pi, amtprov_credstore_name_cb cb, 
 	if (!SLOT(o, struct amtprov_credstore_ops, list))
 		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
 					 "credential store '%s' cannot list records", pi->name);
-	pi_enter(&c, pi, NULL);
-	rc = o->list(pi->handle, cb, ctx, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->list(pi->handle, cb, ctx, err));
 	return rc;
 }
 
 int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err)
 {
 	const struct amtprov_credstore_ops *o = cs_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -365,9 +351,7 @@ int pi_credstore_rotate(struct plugin_instance *pi, struct amtprov_error *err)
 	    !plugin_instance_has_cap(pi, AMTPROV_CAP_CREDSTORE_ROTATE))
 		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
 					 "credential store '%s' cannot rotate its key", pi->name);
-	pi_enter(&c, pi, NULL);
-	rc = o->rotate_key(pi->handle, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->rotate_key(pi->handle, err));
 	return rc;
 }
 
@@ -386,15 +370,13 @@ int pi_transport_session_open(struct plugin_instance *pi,
 			      struct amtprov_error *err)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	*session = NULL;
-	pi_enter(&c, pi, target->device ? target->device->fqdn : NULL);
-	rc = o->session_open(pi->handle, target, session, err);
-	pi_leave(&c);
+	PI_RUN(pi, target->device ? target->device->fqdn : NULL,
+	       rc = o->session_open(pi->handle, target, session, err));
 	if (rc == AMTPROV_OK && !*session)
 		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
 					 "transport '%s' opened no session", pi->name);
@@ -404,13 +386,10 @@ int pi_transport_session_open(struct plugin_instance *pi,
 void pi_transport_session_close(struct plugin_instance *pi, void *session)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, NULL);
-	struct pi_call c;
 
 	if (!o || !session)
 		return;
-	pi_enter(&c, pi, NULL);
-	o->session_close(pi->handle, session);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, o->session_close(pi->handle, session));
 }
 
 int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
@@ -418,14 +397,11 @@ int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
 		       struct amtprov_error *err)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, NULL);
-	rc = o->begin(pi->handle, session, op, params, done, cb_ctx, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->begin(pi->handle, session, op, params, done, cb_ctx, err));
 	/* begin() has no result to give at once: OK would leave the caller waiting for a
 	 * done callback that the ABI does not promise. */
 	if (rc == AMTPROV_OK)
@@ -439,7 +415,6 @@ int pi_transport_get_wait(struct plugin_instance *pi, struct amtprov_wait *wait,
 			  struct amtprov_error *err)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -447,23 +422,18 @@ int pi_transport_get_wait(struct plugin_instance *pi, struct amtprov_wait *wait,
 	wait->fd = -1;
 	wait->events = 0;
 	wait->timeout_ms = -1;
-	pi_enter(&c, pi, NULL);
-	rc = o->get_wait(pi->handle, wait, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->get_wait(pi->handle, wait, err));
 	return rc;
 }
 
 int pi_transport_drive(struct plugin_instance *pi, struct amtprov_error *err)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, NULL);
-	rc = o->drive(pi->handle, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->drive(pi->handle, err));
 	return rc;
 }
 
@@ -471,15 +441,12 @@ int pi_transport_finish(struct plugin_instance *pi, void *session, json_t **resu
 			struct amtprov_error *err)
 {
 	const struct amtprov_transport_ops *o = tr_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	*result = NULL;
-	pi_enter(&c, pi, NULL);
-	rc = o->finish(pi->handle, session, result, err);
-	pi_leave(&c);
+	PI_RUN(pi, NULL, rc = o->finish(pi->handle, session, result, err));
 	if (rc == AMTPROV_OK && !*result)
 		return amtprov_error_set(err, AMTPROV_E_PROTOCOL, pi->mod->path,
 					 "transport '%s' finished an operation without a result",
@@ -506,16 +473,13 @@ int pi_directory_create(struct plugin_instance *pi, const char *device,
 			struct amtprov_secret **password, struct amtprov_error *err)
 {
 	const struct amtprov_directory_ops *o = dir_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	if (password)
 		*password = NULL;
-	pi_enter(&c, pi, device);
-	rc = o->create_account(pi->handle, acct, password, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->create_account(pi->handle, acct, password, err));
 	return rc;
 }
 
@@ -523,14 +487,11 @@ int pi_directory_delete(struct plugin_instance *pi, const char *device, const ch
 			struct amtprov_error *err)
 {
 	const struct amtprov_directory_ops *o = dir_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, device);
-	rc = o->delete_account(pi->handle, fqdn, err);
-	pi_leave(&c);
+	PI_RUN(pi, device, rc = o->delete_account(pi->handle, fqdn, err));
 	return rc;
 }
 
@@ -538,7 +499,6 @@ int pi_directory_keyinfo(struct plugin_instance *pi, const char *fqdn,
 			 struct amtprov_directory_keyinfo *out, struct amtprov_error *err)
 {
 	const struct amtprov_directory_ops *o = dir_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
@@ -546,12 +506,8 @@ int pi_directory_keyinfo(struct plugin_instance *pi, const char *fqdn,
 	memset(out, 0, sizeof(*out));
 	out->struct_size = sizeof(*out);
 	if (!SLOT(o, struct amtprov_directory_ops, account_keyinfo))
-		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
-					 "directory plugin '%s' cannot report an account's "
-					 "Kerberos keys (no account_keyinfo, ABI 1.2)", pi->name);
-	pi_enter(&c, pi, fqdn);
-	rc = o->account_keyinfo(pi->handle, fqdn, out, err);
-	pi_leave(&c);
+		return no_slot(pi, "report an account's Kerberos keys", "account_keyinfo", "", err);
+	PI_RUN(pi, fqdn, rc = o->account_keyinfo(pi->handle, fqdn, out, err));
 	/* the plugin's strings are ours to print: make sure they end */
 	out->realm[sizeof(out->realm) - 1] = '\0';
 	out->salt[sizeof(out->salt) - 1] = '\0';
@@ -566,21 +522,19 @@ int pi_directory_resolve_sid(struct plugin_instance *pi, const char *device, con
 			     char *sid, size_t sid_size, struct amtprov_error *err)
 {
 	const struct amtprov_directory_ops *o = dir_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
 	if (sid_size)
 		sid[0] = '\0';
-	if (!SLOT(o, struct amtprov_directory_ops, resolve_sid))
-		return amtprov_error_set(err, AMTPROV_E_NOT_SUPPORTED, pi->name,
-					 "directory plugin '%s' cannot resolve names to SIDs "
-					 "(no resolve_sid, ABI 1.2): give '%s' as a SID",
-					 pi->name, name);
-	pi_enter(&c, pi, device);
-	rc = o->resolve_sid(pi->handle, name, sid, sid_size, err);
-	pi_leave(&c);
+	if (!SLOT(o, struct amtprov_directory_ops, resolve_sid)) {
+		char hint[512];
+
+		snprintf(hint, sizeof(hint), ": give '%s' as a SID", name);
+		return no_slot(pi, "resolve names to SIDs", "resolve_sid", hint, err);
+	}
+	PI_RUN(pi, device, rc = o->resolve_sid(pi->handle, name, sid, sid_size, err));
 	if (sid_size)
 		sid[sid_size - 1] = '\0';
 	return rc;
@@ -601,14 +555,12 @@ int pi_netprofile_cert_needs(struct plugin_instance *pi, const json_t *profiles,
 			     amtprov_netprofile_need_cb cb, void *ctx, struct amtprov_error *err)
 {
 	const struct amtprov_netprofile_ops *o = np_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, device ? device->fqdn : NULL);
-	rc = o->cert_needs(pi->handle, profiles, device, cb, ctx, err);
-	pi_leave(&c);
+	PI_RUN(pi, device ? device->fqdn : NULL,
+	       rc = o->cert_needs(pi->handle, profiles, device, cb, ctx, err));
 	return rc;
 }
 
@@ -618,15 +570,13 @@ int pi_netprofile_render(struct plugin_instance *pi, const json_t *profiles,
 			 json_t **params, struct amtprov_error *err)
 {
 	const struct amtprov_netprofile_ops *o = np_ops(pi, err);
-	struct pi_call c;
 	int rc;
 
 	*params = NULL;
 	if (!o)
 		return AMTPROV_E_INTERNAL;
-	pi_enter(&c, pi, device ? device->fqdn : NULL);
-	rc = o->render(pi->handle, profiles, device, certs, n_certs, params, err);
-	pi_leave(&c);
+	PI_RUN(pi, device ? device->fqdn : NULL,
+	       rc = o->render(pi->handle, profiles, device, certs, n_certs, params, err));
 	if (rc == AMTPROV_OK && !json_is_object(*params))
 		rc = amtprov_error_set(err, AMTPROV_E_INTERNAL, pi->name,
 				       "netprofile plugin '%s' rendered no object", pi->name);

@@ -747,6 +747,23 @@ int store_task_list(struct store *st, store_task_cb cb, void *ctx, struct amtpro
 	return st->ops->task_list(st, cb, ctx, err);
 }
 
+int store_device_delete(struct store *st, int64_t id, const char *from, const char *actor,
+			const char *detail, int64_t now, struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "from", from, STORE_STATE_SIZE, 1, err)) ||
+	    (rc = check_arg(st, "actor", actor, STORE_SHORT_SIZE, 1, err)) ||
+	    (rc = check_arg(st, "detail", detail, STORE_TEXT_SIZE, 0, err)))
+		return rc;
+	if (strcmp(from, STORE_DEVICE_DELETED) == 0)
+		return amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+					 "device %lld is deleted already", (long long)id);
+	return st->ops->device_delete(st, id, from, actor, detail ? detail : "", now, err);
+}
+
 /* ---- device leases ---- */
 
 int store_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,

@@ -291,6 +291,28 @@ int store_device_reregister(struct store *st, int64_t id, const char *from,
 			    const struct store_device *dev, const char *actor, int64_t now,
 			    struct amtprov_error *err);
 
+/**
+ * Deletes a device from the inventory (amtprov device delete, docs/lifecycle.md), keeping
+ * its history: the row stays as a tombstone, because certificates, audit records and
+ * queued revocations refer to it. In one transaction:
+ *  - compare-and-set: the device must be in state @p from (AMTPROV_E_STATE otherwise),
+ *    hold no live lease of another host (AMTPROV_E_BUSY), and have no certificate in
+ *    status "active" (AMTPROV_E_STATE: queue its revocation first; a "revoke-pending" one
+ *    is fine, its queued revocation goes on);
+ *  - its pending operations other than revocations ("revoke") are dropped;
+ *  - the row becomes state STORE_DEVICE_DELETED with fqdn "deleted-ID:FQDN" (cut to 255,
+ *    never a valid host name) and uuid "deleted-" + ID in 28 digits (never a UUID), so the
+ *    FQDN and UUID are free for a new registration; OTP hash, wired IP, error, attempts,
+ *    block and lease are cleared;
+ *  - an audit record "device.delete" with @p detail (the caller says what was deleted:
+ *    the original FQDN and UUID are in it).
+ * Certificates, their data, audit records and status messages are not touched.
+ */
+int store_device_delete(struct store *st, int64_t id, const char *from, const char *actor,
+			const char *detail, int64_t now, struct amtprov_error *err);
+/** The state of a deleted device's tombstone (not a device_state: nothing works on it). */
+#define STORE_DEVICE_DELETED "DELETED"
+
 /* ---- device leases (several hosts on one database, docs/database.md) ---- */
 /**
  * Claims device @p id for host @p owner until @p until: succeeds when the device has no

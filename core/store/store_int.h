@@ -70,6 +70,10 @@ struct store_ops {
 				 const struct store_device *dev, const char *actor, int64_t now,
 				 struct amtprov_error *err);
 
+	/** @p detail is never NULL here. */
+	int (*device_delete)(struct store *st, int64_t id, const char *from, const char *actor,
+			     const char *detail, int64_t now, struct amtprov_error *err);
+
 	/** @p owner is non-empty and fits STORE_SHORT_SIZE here. */
 	int (*device_claim)(struct store *st, int64_t id, const char *owner, int64_t now,
 			    int64_t until, struct amtprov_error *err);

@@ -1313,6 +1313,59 @@ static int pg_device_reregister(struct store *st, int64_t id, const char *from,
 	return op_end(st, rc, err);
 }
 
+/* store_device_delete(): the row becomes a tombstone (the schema keeps devices). */
+static int pg_device_delete(struct store *st, int64_t id, const char *from, const char *actor,
+			    const char *detail, int64_t now, struct amtprov_error *err)
+{
+	struct store_device old;
+	struct params p = {0}, q = {0};
+	int64_t cert = 0;
+	int found, rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	rc = get_device(st, SQL_DEVICE_BY_ID " FOR UPDATE", NULL, id, &old, &found, err);
+	if (rc == AMTPROV_OK && !found)
+		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+				       "no device with id %lld", (long long)id);
+	if (rc == AMTPROV_OK && strcmp(old.state, from) != 0)
+		rc = amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+				       "device %s is in state %s, not %s", old.fqdn, old.state, from);
+	if (rc == AMTPROV_OK && old.lease_owner[0] && old.lease_until >= now)
+		rc = amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+				       "device %s is leased by host %s", old.fqdn, old.lease_owner);
+	if (rc == AMTPROV_OK)
+		rc = lookup_id(st, "SELECT id FROM certificates WHERE device_id = $1 AND "
+				   "status = 'active' LIMIT 1", NULL, id, &cert, &found, err);
+	if (rc == AMTPROV_OK && found)
+		rc = amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+				       "device %s holds an active certificate (id %lld): queue its "
+				       "revocation first", old.fqdn, (long long)cert);
+	if (rc == AMTPROV_OK) {
+		p_i64(&p, id);
+		rc = exec(st, "DELETE FROM pending_ops WHERE device_id = $1 AND kind <> 'revoke'",
+			  &p, "dropping a deleted device's operations", err);
+	}
+	if (rc == AMTPROV_OK) {
+		p_i64(&q, id);
+		p_text(&q, STORE_DEVICE_DELETED);
+		p_i64(&q, now);
+		p_text(&q, from);
+		rc = write_unique(st,
+				  "UPDATE devices SET fqdn = substr('deleted-' || id || ':' || fqdn, "
+				  "1, 255), uuid = 'deleted-' || lpad(id::text, 28, '0'), "
+				  "state = $2::text, state_since = $3::bigint, otp_hash = '', "
+				  "wired_ip = '', last_error_code = 0, last_error = '', attempts = 0, "
+				  "next_attempt_at = 0, blocked = 0, in_flight = 0, lease_owner = '', "
+				  "lease_until = 0, updated_at = $3::bigint "
+				  "WHERE id = $1::bigint AND state = $4::text",
+				  &q, NULL, "deleting a device", err);
+	}
+	if (rc == AMTPROV_OK)
+		rc = audit_insert(st, actor, id, "device.delete", detail, now, err);
+	return op_end(st, rc, err);
+}
+
 /* ---- device leases ---- */
 
 /*
@@ -2048,6 +2101,7 @@ static const struct store_ops pg_ops = {
 	.device_transition = pg_device_transition,
 	.device_update = pg_device_update,
 	.device_reregister = pg_device_reregister,
+	.device_delete = pg_device_delete,
 	.device_claim = pg_device_claim,
 	.device_release = pg_device_release,
 	.lease_renew = pg_lease_renew,

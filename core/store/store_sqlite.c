@@ -1546,6 +1546,73 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 	return op_end(st, rc, err);
 }
 
+/* store_device_delete(): the row becomes a tombstone (the schema keeps devices). */
+static int sq_device_delete(struct store *st, int64_t id, const char *from, const char *actor,
+			    const char *detail, int64_t now, struct amtprov_error *err)
+{
+	struct store_device old;
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int64_t cert = 0;
+	int found, rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	want_durable(st);
+	rc = get_device(st, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", NULL, id, &old,
+			&found, err);
+	if (rc == AMTPROV_OK && !found)
+		rc = amtprov_error_set(err, AMTPROV_E_NOT_FOUND, st->path,
+				       "no device with id %lld", (long long)id);
+	if (rc == AMTPROV_OK && strcmp(old.state, from) != 0)
+		rc = amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+				       "device %s is in state %s, not %s", old.fqdn, old.state, from);
+	if (rc == AMTPROV_OK && old.lease_owner[0] && old.lease_until >= now)
+		rc = amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+				       "device %s is leased by host %s", old.fqdn, old.lease_owner);
+	if (rc == AMTPROV_OK)
+		rc = lookup_id(st, "SELECT id FROM certificates WHERE device_id = ?1 AND "
+				   "status = 'active' LIMIT 1", NULL, id, &cert, &found, err);
+	if (rc == AMTPROV_OK && found)
+		rc = amtprov_error_set(err, AMTPROV_E_STATE, st->path,
+				       "device %s holds an active certificate (id %lld): queue its "
+				       "revocation first", old.fqdn, (long long)cert);
+	if (rc == AMTPROV_OK)
+		rc = prepare(st, "DELETE FROM pending_ops WHERE device_id = ?1 AND kind <> 'revoke'",
+			     &s, err);
+	if (rc == AMTPROV_OK) {
+		b = (struct binder){ s, SQLITE_OK };
+		b_i64(&b, 1, id);
+		if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+			rc = step_done(st, s, "dropping a deleted device's operations", err);
+	}
+	release(st, s);
+	s = NULL;
+	if (rc == AMTPROV_OK)
+		rc = prepare(st,
+			     "UPDATE devices SET fqdn = substr('deleted-' || id || ':' || fqdn, 1, 255), "
+			     "uuid = printf('deleted-%028d', id), state = ?2, state_since = ?3, "
+			     "otp_hash = '', wired_ip = '', last_error_code = 0, last_error = '', "
+			     "attempts = 0, next_attempt_at = 0, blocked = 0, in_flight = 0, "
+			     "lease_owner = '', lease_until = 0, updated_at = ?3 "
+			     "WHERE id = ?1 AND state = ?4",
+			     &s, err);
+	if (rc == AMTPROV_OK) {
+		b = (struct binder){ s, SQLITE_OK };
+		b_i64(&b, 1, id);
+		b_text(&b, 2, STORE_DEVICE_DELETED);
+		b_i64(&b, 3, now);
+		b_text(&b, 4, from);
+		rc = b_check(st, &b, err);
+	}
+	if (rc == AMTPROV_OK)
+		rc = step_unique(st, s, "deleting a device", err);
+	release(st, s);
+	if (rc == AMTPROV_OK)
+		rc = audit_insert(st, actor, id, "device.delete", detail, now, err);
+	return op_end(st, rc, err);
+}
+
 /* ---- device leases ---- */
 
 /* One host per SQLite file in practice, but the rules are the same as PostgreSQL's, so
@@ -2424,6 +2491,7 @@ static const struct store_ops sqlite_ops = {
 	.device_transition = sq_device_transition,
 	.device_update = sq_device_update,
 	.device_reregister = sq_device_reregister,
+	.device_delete = sq_device_delete,
 	.device_claim = sq_device_claim,
 	.device_release = sq_device_release,
 	.lease_renew = sq_lease_renew,

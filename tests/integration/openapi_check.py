@@ -15,9 +15,22 @@ import jsonschema
 import yaml
 
 
+def nullable(node):
+    """OpenAPI 3.0's `nullable: true` is not JSON Schema: spell it as a "null" type."""
+    if isinstance(node, dict):
+        if node.get("nullable") is True and isinstance(node.get("type"), str):
+            node["type"] = [node["type"], "null"]
+        for v in node.values():
+            nullable(v)
+    elif isinstance(node, list):
+        for v in node:
+            nullable(v)
+    return node
+
+
 def main():
     spec_file, method, path, status, body_file = sys.argv[1:6]
-    spec = yaml.safe_load(open(spec_file))
+    spec = nullable(yaml.safe_load(open(spec_file)))
     op = spec["paths"][path][method.lower()]
     responses = op["responses"]
     resp = responses.get(status) or responses.get(int(status)) or responses.get("default")

@@ -44,6 +44,21 @@ check "R-PROV-04: the audit trail shows the directory step" \
   test "$(q "select count(*) from audit where detail like 'CREATING_DIRECTORY_ACCOUNT -> NEED_DEVICE_CHECK%'")" = 5
 check "started and stopped status messages recorded" \
   test "$(q "select count(*) from status_messages where msg_id in (8000,8001)")" = 2
+# amtprov device delete and the directory account (docs/lifecycle.md "Deleting a device"):
+# pc00002 stands for a device that failed after its account was created.
+q "update devices set state = 'FAILED' where fqdn = 'pc00002.contoso.com'"
+expect_rc 1 "device delete refuses a device whose directory account was created" \
+  "$AMTPROV" -m "$T/site/site.json" device delete pc00002.contoso.com >"$O" 2>"$E"
+check "... naming the account and the unprovision that removes it" \
+  bash -c "grep -q 'computer account' '$E' && grep -q 'device unprovision pc00002.contoso.com' '$E'"
+expect_rc 0 "device delete --force deletes it" "$AMTPROV" -m "$T/site/site.json" device delete --force pc00002.contoso.com >"$O" 2>"$E"
+check "... and says the account was left" grep -q "directory computer account .* was left" "$O"
+"$AMTPROV" -m "$T/site/site.json" device unprovision pc00001.contoso.com >/dev/null
+"$AMTPROVD" -m "$T/site/site.json" --once 2>"$E"
+check "unprovision removes the account (UNPROVISIONED, no transport needed)" \
+  test "$(q "select state from devices where fqdn = 'pc00001.contoso.com'")" = UNPROVISIONED
+expect_rc 0 "then device delete needs no option" "$AMTPROV" -m "$T/site/site.json" device delete pc00001.contoso.com >"$O" 2>"$E"
+check "... and leaves no account behind" bash -c "! grep -q 'was left' '$O'"
 
 # --- a directory that refuses: the device fails with the plugin's reason
 make_site '"plugins": {"ad": {"plugin": "fake-directory", "config": {"fail_with": "denied"}}}, "amt": {"directory": "ad"}'

@@ -107,6 +107,7 @@ check "provisioning starts at once (waits in NEED_DEVICE_CHECK without a transpo
 check "GET /v1/devices/{fqdn} shows its state (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/pc1.contoso.com")" 200
 check "the device answer matches the OpenAPI document" schema_ok GET '/v1/devices/{device}' 200
 check "... without the OTP hash" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="NEED_DEVICE_CHECK" and "otp_hash" not in d and "last_error" in d' "$O"
+check "... its state_since in ISO 8601 UTC, as the CLI's --json (issue 17)" python3 -c 'import json,re,sys; d=json.load(open(sys.argv[1])); assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", d["state_since"]), d' "$O"
 check "GET by UUID (administrator)" is "$(c "${AUTH[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
 check "GET by UUID (its own secret)" is "$(c "${H1[@]}" "$URL/v1/devices/11111111-2222-4333-8444-000000000001")" 200
 check "GET of an unknown device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/nosuch.contoso.com")" 404
@@ -142,7 +143,19 @@ head -c 8000 /dev/zero | tr '\0' ' ' >"$T/big"
 printf '{}' >>"$T/big"
 check "an oversized body is 413" is "$(c -X POST -H 'Content-Type: application/json' "${AUTH[@]}" --data-binary @"$T/big" "$URL/v1/devices")" 413
 check "an unknown path is 404" is "$(c "${AUTH[@]}" "$URL/v1/nothing")" 404
-check "DELETE on a device is 405" is "$(c -X DELETE "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 405
+check "PUT on a device is 405" is "$(c -X PUT "${AUTH[@]}" "$URL/v1/devices/pc1.contoso.com")" 405
+# DELETE /v1/devices/{device} ('amtprov device delete', docs/lifecycle.md)
+check "DELETE with an enrollment secret is 403" is "$(c -X DELETE "${H3[@]}" "$URL/v1/devices/pc3.contoso.com")" 403
+check "DELETE ?force=maybe is 400" is "$(c -X DELETE "${AUTH[@]}" "$URL/v1/devices/pc3.contoso.com?force=maybe")" 400
+check "DELETE of a device in provisioning is 409 without force" is "$(c -X DELETE "${AUTH[@]}" "$URL/v1/devices/pc3.contoso.com")" 409
+check "... saying what to do" grep -q "device unprovision pc3.contoso.com" "$O"
+check "DELETE ?force=true deletes it: 200" is "$(c -X DELETE "${AUTH[@]}" "$URL/v1/devices/pc3.contoso.com?force=true")" 200
+check "the DELETE answer matches the OpenAPI document" schema_ok DELETE '/v1/devices/{device}' 200
+check "... naming the record its history is kept under" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["record"].endswith(":pc3.contoso.com") and d["state"]=="NEED_DEVICE_CHECK" and d["directory_account_left"] is None, d' "$O"
+check "the deleted device is 404" is "$(c "${AUTH[@]}" "$URL/v1/devices/pc3.contoso.com")" 404
+check "status 8121 names the API caller" bash -c "'$AMTPROV' -m '$M' status --id 8121 | grep -q 'deleted by api:'"
+check "GET /metrics counts the record apart from the devices" is "$(c "${AUTH[@]}" "$URL/metrics")" 200
+check "... amtprov_devices_deleted 1, and no 'unknown' state" bash -c "grep -qx 'amtprov_devices_deleted 1' '$O' && ! grep -q 'state=\"unknown\"' '$O'"
 check "GET /v1/devices is 405" is "$(c "${AUTH[@]}" "$URL/v1/devices")" 405
 check "POST /v1/health is 405" is "$(c -X POST "$URL/v1/health")" 405
 

@@ -124,12 +124,22 @@ expect_rc 0 "device list --state registered (lower case) is accepted" \
 check "... and lists the REGISTERED devices" grep -q "$LONG" "$O"
 expect_rc 2 "device list --state of an unknown state is a usage error" \
   run_cli "$O" "$E" -m "$M" device list --state nosuchstate
+# amtprov device delete (docs/lifecycle.md "Deleting a device")
+expect_rc 0 "device delete --help" run_cli "$O" "$E" device delete --help
+check "... names its options and exit status 6" bash -c "grep -q -- --revoke '$O' && grep -q -- --force '$O' && grep -q '6 busy' '$O'"
+expect_rc 2 "device delete without a device is a usage error" run_cli "$O" "$E" -m "$M" device delete
+expect_rc 1 "device delete of an unknown device exits 1" run_cli "$O" "$E" -m "$M" device delete nosuch.contoso.com
+expect_rc 0 "device delete of a REGISTERED device (a mistyped registration)" run_cli "$O" "$E" -m "$M" device delete "$LONG"
+check "... says what it is kept as" grep -q "kept as deleted-[0-9]*:$LONG" "$O"
+check "report leaves the deleted device out" bash -c "'$AMTPROV' -m '$M' report | grep -vq '^$LONG ' && ! '$AMTPROV' -m '$M' report | grep -q '^$LONG '"
+expect_rc 0 "the same FQDN and UUID can be added again" run_cli "$O" "$E" -m "$M" device add \
+  --fqdn "$LONG" --uuid 11111111-2222-4333-8444-55555555555a --amt-version 16.1.25
 expect_rc 0 "amtprovd --help" bash -c '"$0" --help >"$1"' "$AMTPROVD" "$O"
 check "amtprovd --help says what exit status 6 is" grep -q "6 (busy" "$O"
 
 # --- status messages
 expect_rc 0 "status lists registrations" run_cli "$O" "$E" -m "$M" status --id 8100
-check "status 8100 recorded per registered device (3)" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 3
+check "status 8100 recorded per registration (3, and the deleted name added again)" test "$(grep -c DEVICE_REGISTERED "$O")" -eq 4
 expect_rc 0 "status --severity error" run_cli "$O" "$E" -m "$M" --json status --severity error
 check "R-PROV-01 refusal stored as status 8101, the identity refusal as 8114" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [m["msg_id"] for m in d]==[8101, 8114], d' "$O"

@@ -197,6 +197,8 @@ certs pc5 d43
 check "R-8021X-06: at 43 days pc5's client certificates are left alone" \
   test "$(client "$T/pc5.certs.d43.json" lan active serial) $(client "$T/pc5.certs.d43.json" corp active serial)" = "$lan5 $corp5"
 check "... and nothing was due on any device" bash -c "'$AMTPROV' -m '$SITE' --json task list | grep -q ' 0 due for renewal'"
+check "issue 17: the task counts every certificate it checked, 802.1X ones too (3 devices x 3)" \
+  bash -c "'$AMTPROV' -m '$SITE' --json task list | grep -q '9 certificates of 3 devices checked'"
 set_clock $(( na5 - 42 * 86400 ))
 "$AMTPROV" -m "$SITE" task run evaluate-certificates >/dev/null
 check "R-8021X-06: amtprovd runs the task at 42 days and renews" daemon_once

@@ -81,5 +81,43 @@ check "the unblocked device ends UNPROVISIONED, told to unprovision AMT locally"
 check "pc1 was never touched by the others' operations" bash -c "[ \"\$(cert_field pc1.contoso.com active serial)\" = '$serial_pc1' ] && [ \"\$(state_of pc1.contoso.com)\" = PROVISIONED ]"
 check "cert list --status revoked shows exactly the two revoked web server certificates" \
   test "$("$AMTPROV" -m "$SITE" --json cert list --status revoked --purpose web-server | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 2
+# issue 17: after a block and an unprovision revoked two, the revocation task said "1 revoked"
+# (the unprovision step revokes its own device's certificates): it now says both counts.
+"$AMTPROV" -m "$SITE" task run revocation-queue >/dev/null
+daemon_once
+check "the revocation task counts the two revoked certificates" \
+  bash -c "'$AMTPROV' -m '$SITE' task list | grep -q 'revocation-queue.*this run revoked 0, 0 still queued; 2 certificates revoked in all'"
+
+# --- amtprov device delete (docs/lifecycle.md "Deleting a device")
+A="$AMTPROV -m $SITE"
+expect_rc 1 "device delete refuses a PROVISIONED device" bash -c "$A device delete pc1.contoso.com 2>'$T/del.err'"
+check "... and points to unprovision" grep -q "device unprovision pc1.contoso.com" "$T/del.err"
+expect_rc 1 "--force alone never leaves a certificate valid" bash -c "$A device delete --force pc1.contoso.com 2>'$T/del.err'"
+check "... it names the serial and --revoke" bash -c "grep -q '$serial_pc1' '$T/del.err' && grep -q -- --revoke '$T/del.err'"
+check "the refused device is untouched" bash -c "[ \"\$(state_of pc1.contoso.com)\" = PROVISIONED ]"
+expect_rc 0 "device delete of an UNPROVISIONED device" bash -c "$A --json device delete pc3.contoso.com >'$T/del.json'"
+check "--json: the record it is kept as, its certificate kept, none queued" \
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["record"].startswith("deleted-") and j["record"].endswith(":pc3.contoso.com") and j["certificates_kept"]==1 and j["revocations_queued"]==0 and j["secrets_removed"], j' "$T/del.json"
+tomb=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["record"])' "$T/del.json")
+expect_rc 1 "the deleted device is no longer found by its FQDN" bash -c "$A device show pc3.contoso.com 2>/dev/null"
+check "device list leaves it out" bash -c "! $A device list | grep -q pc3"
+check "device list --state DELETED lists its record" bash -c "$A device list --state deleted | grep -q '$tomb'"
+check "its history is kept: audit trail with device.delete, its revoked certificate" \
+  bash -c "$A device show '$tomb' >'$T/tomb.txt' && grep -q 'device.delete.*pc3.contoso.com' '$T/tomb.txt' && grep -q '$serial_pc3.*revoked' '$T/tomb.txt'"
+check "status 8121 reports the delete" bash -c "$A status --id 8121 --device pc3.contoso.com | grep -q 'deleted by cli'"
+# A FAILED device whose admin password amtprov gave AMT (a step after the first stage failed)
+# may still hold the site's settings: deleting it would drop the only copy of the password.
+q "update devices set state = 'FAILED' where fqdn = 'pc1.contoso.com'"
+expect_rc 1 "device delete --revoke refuses a FAILED device that AMT holds the password of" \
+  bash -c "$A device delete --revoke pc1.contoso.com 2>'$T/del.err'"
+check "... saying so, and that nothing was queued" bash -c "grep -q 'admin password' '$T/del.err' && [ \"\$(cert_field pc1.contoso.com active serial)\" = '$serial_pc1' ]"
+check "delete --force --revoke of the PROVISIONED device" bash -c "$A device delete --force --revoke pc1.contoso.com >'$T/del.txt'"
+check "... says its certificate is queued for revocation" grep -q "1 certificate queued for revocation" "$T/del.txt"
+check "... its certificate is revoke-pending, its secrets are removed" \
+  bash -c "[ \"\$(cert_field '$(sed -n 's/.*kept as \([^ ]*\) .*/\1/p' "$T/del.txt")' revoke-pending serial)\" = '$serial_pc1' ] && ! $A cred list | grep -q 'device/pc1'"
+check "amtprovd revokes it" daemon_once
+check "its serial is on the CRL with reason Cessation Of Operation" crl_has "$serial_pc1" "Cessation Of Operation"
+check "the FQDN and UUID are free: pc3 registers again as a new device" register pc3
+check "... which is REGISTERED with an empty history of its own" bash -c "[ \"\$(state_of pc3.contoso.com)\" = REGISTERED ] && ! $A device show pc3.contoso.com | grep -q device.delete"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
 finish

@@ -47,6 +47,10 @@ check "... no external asset (no URL with a scheme or //host in the page)" \
 check "GET /v1/status answers the fleet as JSON" is "$(c "${ADMIN[@]}" "$URL/v1/status")" 200
 check "... the failure texts as they are stored (JSON strings)" \
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); f={x["fqdn"]: x for x in d["failures"]}; assert d["total"]==6 and d["states"]["PROVISIONED"]==4 and sys.argv[2] in f["pc6.contoso.com"]["reason"], d' "$O" "$XSS"
+check "... its times in ISO 8601 UTC (null: never), as the CLI's --json (issue 17)" \
+  python3 -c 'import json,re,sys; d=json.load(open(sys.argv[1])); iso=lambda v: isinstance(v,str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",v); assert iso(d["generated_at"]) and all(iso(f["state_since"]) for f in d["failures"]) and all(iso(c["not_after"]) for c in d["expiring"]) and all(t["last_run"] is None or iso(t["last_run"]) for t in d["tasks"]), d' "$O"
+check "... and the answer matches the OpenAPI document" python3 "$AMTPROV_SOURCE_DIR/tests/integration/openapi_check.py" \
+  "$AMTPROV_SOURCE_DIR/docs/api.openapi.yaml" GET /v1/status 200 "$O"
 
 check "POST /v1/sessions with a monitoring token is 403" is "$(c -X POST -H "Authorization: Bearer $MONITOR" "$URL/v1/sessions")" 403
 link() { c -X POST "${ADMIN[@]}" "$URL/v1/sessions" >/dev/null && python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["login_url"])' "$O"; }
@@ -116,6 +120,8 @@ check "the hostile reason is text: escaped in the DOM, no element made of it, no
            ! grep -qF '<img' '$T/dom.html' && [ \"\$(grep -c '<script' '$T/dom.html')\" = 1 ] &&
            grep -qF '<title>amtprov status</title>' '$T/dom.html'"
 check "the certificates are on the expiry timeline" bash -c "grep -A1000 'id=\"expiring\"' '$T/dom.html' | grep -q 'web-server'"
+check "the page shows the ISO times as dates (not 'Invalid Date' or epoch 1970)" \
+  bash -c "grep -qE '[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC' '$T/dom.html' && ! grep -qE 'Invalid|1970-01-01' '$T/dom.html'"
 check "the maintenance tasks are listed" bash -c "grep -A1000 'id=\"tasks\"' '$T/dom.html' | grep -q 'revocation-queue'"
 check "the page's script was not refused by its own CSP" bash -c "! grep -qi 'Content Security Policy' '$T/chromium.log'"
 

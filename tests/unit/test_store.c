@@ -905,6 +905,89 @@ static void test_device_reregister_is_one_compare_and_set(void)
 	store_close(st);
 }
 
+/* amtprov device delete (docs/lifecycle.md): a compare-and-set that refuses a device
+ * with an active certificate or another host's lease, keeps the row as a tombstone with
+ * its certificates, audit trail and queued revocations, drops its other pending
+ * operations, and frees the FQDN and UUID for a new registration. */
+static void test_device_delete_keeps_history_frees_identity(void)
+{
+	struct store *st = open_new();
+	struct counter c = { 0 };
+	struct amtprov_error err;
+	struct store_device got;
+	struct store_cert cert;
+	struct store_pending op;
+	int64_t id = add_device(st, 1), other = add_device(st, 2), cert_id;
+	int audits;
+
+	amtprov_error_clear(&err);
+	make_cert(&cert, id, 1, 1, 90000);
+	CU_ASSERT_EQUAL_FATAL(store_cert_add(st, &cert, 1100, &err), AMTPROV_OK);
+	cert_id = cert.id;
+	memset(&op, 0, sizeof(op));
+	op.device_id = id;
+	snprintf(op.kind, sizeof(op.kind), "revoke");
+	CU_ASSERT_EQUAL(store_pending_add(st, &op, 1100, &err), AMTPROV_OK);
+	memset(&op, 0, sizeof(op));
+	op.device_id = id;
+	snprintf(op.kind, sizeof(op.kind), "ca-poll");
+	CU_ASSERT_EQUAL(store_pending_add(st, &op, 1100, &err), AMTPROV_OK);
+	audits = audit_count(st, id);
+
+	/* Not in the state the caller checked: nothing changes. */
+	CU_ASSERT_EQUAL(store_device_delete(st, id, "FAILED", "cli", "x", 2000, &err),
+			AMTPROV_E_STATE);
+	/* An active certificate: refused, naming it. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_delete(st, id, "NEED_PRECHECK", "cli", "x", 2000, &err),
+			AMTPROV_E_STATE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "active certificate"));
+	/* Another host's live lease: busy. */
+	CU_ASSERT_EQUAL(store_cert_set_status(st, cert_id, STORE_CERT_REVOKE_PENDING, -1, 2000,
+					      &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_claim(st, id, "host-b", 2000, 2100, &err), AMTPROV_OK);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_delete(st, id, "NEED_PRECHECK", "cli", "x", 2050, &err),
+			AMTPROV_E_BUSY);
+	CU_ASSERT_EQUAL(audit_count(st, id), audits);
+	CU_ASSERT_EQUAL(store_device_find(st, "host1.contoso.com", &got, &err), AMTPROV_OK);
+
+	/* The lease ran out; the revocation is queued: deleted. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_delete(st, id, "NEED_PRECHECK", "cli",
+					    "host1.contoso.com deleted", 2200, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_get(st, id, &got, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(got.state, STORE_DEVICE_DELETED);
+	CU_ASSERT_STRING_EQUAL(got.fqdn, "deleted-1:host1.contoso.com");
+	CU_ASSERT_STRING_EQUAL(got.uuid, "deleted-0000000000000000000000000001");
+	CU_ASSERT_STRING_EQUAL(got.otp_hash, "");
+	CU_ASSERT_STRING_EQUAL(got.lease_owner, "");
+	CU_ASSERT_EQUAL(got.state_since, 2200);
+	/* History kept: the certificate, the audit trail (+1), the queued revocation. */
+	CU_ASSERT_EQUAL(store_cert_get(st, cert_id, &cert, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(cert.device_id, id);
+	CU_ASSERT_EQUAL(store_audit_list(st, id, 0, count_audit, &c, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(c.n, audits + 1);
+	CU_ASSERT_STRING_EQUAL(c.text[audits], "device.delete|host1.contoso.com deleted");
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(store_pending_list(st, id, count_pending, &c, &err), AMTPROV_OK);
+	CU_ASSERT(c.n == 1 && strcmp(c.text[0], "revoke") == 0);
+	/* Not listed under any working state; counted as DELETED. */
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(store_device_list(st, "NEED_PRECHECK", count_device, &c, &err),
+			AMTPROV_OK);
+	CU_ASSERT(c.n == 1 && c.ids[0] == other);
+	/* The FQDN and UUID are free: the same names register as a new device. */
+	CU_ASSERT_EQUAL(store_device_find(st, "host1.contoso.com", &got, &err),
+			AMTPROV_E_NOT_FOUND);
+	CU_ASSERT_NOT_EQUAL(add_device(st, 1), id);
+	/* Deleting a tombstone again is refused. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_delete(st, id, STORE_DEVICE_DELETED, "cli", "", 2300, &err),
+			AMTPROV_E_STATE);
+	store_close(st);
+}
+
 /* Inside an explicit transaction a failed re-registration leaves the transaction usable
  * and undoes only its own work. */
 static void test_device_reregister_inside_transaction(void)
@@ -2055,6 +2138,8 @@ static const struct store_test {
 	  test_device_reregister_is_one_compare_and_set, 0 },
 	{ "re-registration inside a transaction: a failure undoes only itself",
 	  test_device_reregister_inside_transaction, 0 },
+	{ "device delete: refusals, tombstone keeps history, frees FQDN and UUID",
+	  test_device_delete_keeps_history_frees_identity, 0 },
 	{ "device list callbacks may write and stop",
 	  test_device_list_callbacks_may_write_and_stop, 0 },
 	{ "device list callback may run the same list (statement cache)",

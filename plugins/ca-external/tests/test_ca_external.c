@@ -10,12 +10,18 @@
  * scep PENDING/CertPoll: scepserver never answers PENDING, so an in-process responder
  * (scep_stub.c) with its own CA plays a CA that waits for manual approval.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -644,25 +650,96 @@ static void scep_stop(void)
 	}
 }
 
-static int free_port(void)
+/* A listening socket on 127.0.0.1 and a free port; -1 on failure. */
+static int listen_loopback(int *port)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(s, (struct sockaddr *)&a, &l) == 0)
-		port = ntohs(a.sin_port);
-	if (s >= 0)
-		close(s);
-	return port;
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(s, 16) != 0 ||
+	    getsockname(s, (struct sockaddr *)&a, &l) != 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return s;
 }
 
-/* scepserver binds every interface (it has no bind option); the plugin only ever talks to
- * 127.0.0.1. */
+/* The calling process into a user and network namespace of its own (as `unshare -Urn`):
+ * the namespace has only a loopback interface, brought up here. */
+static int private_netns(void)
+{
+	char map[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	struct ifreq r;
+	int fd, s, ok = 1;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0)
+		return -1;
+	/* Map our own uid/gid to root in it, so scepserver's files are ours. */
+	const char *files[3] = {"/proc/self/setgroups", "/proc/self/uid_map", "/proc/self/gid_map"};
+	for (int i = 0; i < 3 && ok; i++) {
+		int n = i == 0 ? snprintf(map, sizeof(map), "deny")
+			: snprintf(map, sizeof(map), "0 %u 1", i == 1 ? (unsigned)uid : (unsigned)gid);
+
+		fd = open(files[i], O_WRONLY | O_CLOEXEC);
+		ok = fd >= 0 && write(fd, map, (size_t)n) == n;
+		if (fd >= 0)
+			close(fd);
+	}
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	memset(&r, 0, sizeof(r));
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "lo");
+	ok = ok && s >= 0 && ioctl(s, SIOCGIFFLAGS, &r) == 0;
+	r.ifr_flags |= IFF_UP;
+	ok = ok && ioctl(s, SIOCSIFFLAGS, &r) == 0;
+	if (s >= 0)
+		close(s);
+	return ok ? 0 : -1;
+}
+
+/* Copies both ways between two connected sockets until either side closes. */
+static void bridge_copy(int a, int b)
+{
+	struct pollfd p[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+	char buf[16384];
+
+	while (poll(p, 2, -1) > 0) {
+		for (int i = 0; i < 2; i++) {
+			ssize_t n;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = read(p[i].fd, buf, sizeof(buf));
+			if (n <= 0)
+				return;
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(p[1 - i].fd, buf + off, (size_t)(n - off));
+
+				if (w <= 0)
+					return;
+				off += w;
+			}
+		}
+	}
+}
+
+/*
+ * Issue 17: scepserver has no bind option and listens on every interface. So it runs in a
+ * network namespace of its own (private_netns), where every interface is that namespace's
+ * loopback, and the test reaches it through a bridge on 127.0.0.1 in the test's namespace.
+ * The bridge's listening socket is made before the unshare, so it stays in the test's
+ * namespace; the connections it makes to scepserver are made after, so they are in
+ * scepserver's. Nothing listens anywhere but on a loopback. scep_pid is the bridge;
+ * scepserver and each connection's copier die with it (PR_SET_PDEATHSIG).
+ */
 static int scep_start(void)
 {
 	char cmd[2 * PATH_MAX], port[16], logp[PATH_MAX];
+	int lis;
 
 	snprintf(scep_dir, sizeof(scep_dir), "/tmp/ca-ext-scep-XXXXXX");
 	if (!mkdtemp(scep_dir))
@@ -673,22 +750,60 @@ static int scep_start(void)
 		 scep_dir);
 	if (run(cmd) != 0)
 		return -1;
-	scep_port = free_port();
+	lis = listen_loopback(&scep_port);
+	if (lis < 0)
+		return -1;
 	snprintf(port, sizeof(port), "%d", scep_port);
 	snprintf(logp, sizeof(logp), "%s/server.log", scep_dir);
 	scep_pid = fork();
 	if (scep_pid == 0) {
+		struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)scep_port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		FILE *lf = freopen(logp, "w", stdout);
 
 		(void)lf;
 		/* Dies with the test, even when the test itself crashes. */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		dup2(STDOUT_FILENO, STDERR_FILENO);
-		if (chdir(scep_dir) == 0)
-			execlp("scepserver", "scepserver", "-depot", "depot", "-port", port,
-			       "-challenge=" CHALLENGE, "-allowrenew", "0", "-debug", (char *)NULL);
-		_exit(127);
+		if (private_netns() != 0) {
+			fprintf(stderr, "cannot make a private network namespace: %s\n",
+				strerror(errno));
+			_exit(126);
+		}
+		if (fork() == 0) {
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			close(lis);
+			if (chdir(scep_dir) == 0)
+				execlp("scepserver", "scepserver", "-depot", "depot", "-port", port,
+				       "-challenge=" CHALLENGE, "-allowrenew", "0", "-debug",
+				       (char *)NULL);
+			_exit(127);
+		}
+		for (;;) {
+			int c = accept4(lis, NULL, NULL, SOCK_CLOEXEC), u;
+
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			if (c < 0) {
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				_exit(1);
+			}
+			if (fork() == 0) {
+				prctl(PR_SET_PDEATHSIG, SIGTERM);
+				u = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+				if (u >= 0 && connect(u, (struct sockaddr *)&to, sizeof(to)) == 0)
+					bridge_copy(c, u);
+				_exit(0);
+			}
+			close(c);
+		}
 	}
+	/* Only the bridge holds the listening socket: once it is stopped, nothing answers
+	 * (the UNREACHABLE case below). */
+	close(lis);
+	if (scep_pid < 0)
+		return -1;
 	for (int i = 0; i < 100; i++) {
 		snprintf(cmd, sizeof(cmd), "grep -q listening '%s'", logp);
 		if (run(cmd) == 0)
@@ -696,6 +811,36 @@ static int scep_start(void)
 		usleep(100000);
 	}
 	return -1;
+}
+
+/* 1 if every TCP listener on @p port in this network namespace is on a loopback address
+ * (127.0.0.0/8 or ::1), from /proc/net/tcp and tcp6 ("ADDR:PORT" in hex, state 0A). */
+static int only_loopback_listens(int port)
+{
+	const char *files[2] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	int ok = 1;
+
+	for (int i = 0; i < 2; i++) {
+		FILE *fp = fopen(files[i], "r");
+		char line[512], addr[64], st[8];
+		unsigned p;
+
+		while (fp && fgets(line, sizeof(line), fp)) {
+			if (sscanf(line, " %*s %63[0-9A-Fa-f]:%x %*s %7s", addr, &p, st) != 3 ||
+			    (int)p != port || strcmp(st, "0A") != 0)
+				continue;
+			/* IPv4: the first octet is the last byte of the (little-endian) word */
+			if (!(i == 0 ? strlen(addr) == 8 && strcmp(addr + 6, "7F") == 0
+				     : strcmp(addr, "00000000000000000000000001000000") == 0)) {
+				fprintf(stderr, "\n  listener on port %d at %s (%s)\n", port, addr,
+					files[i]);
+				ok = 0;
+			}
+		}
+		if (fp)
+			fclose(fp);
+	}
+	return ok;
 }
 
 static int scep_suite_init(void)
@@ -757,6 +902,9 @@ static void test_scep_enroll(void)
 	X509 *x, *ca;
 
 	CU_ASSERT_EQUAL_FATAL(scep_start(), 0);
+	/* issue 17: scepserver listens on every interface of its own namespace only; in
+	 * ours, its port has the bridge's loopback listener and nothing else. */
+	CU_ASSERT_TRUE(only_loopback_listens(scep_port));
 	snprintf(cfg, sizeof(cfg),
 		 "{\"mode\": \"scep\", \"url\": \"http://127.0.0.1:%d/scep\", \"challenge\": "
 		 "\"ext/scep-challenge\", \"timeout_seconds\": 10}",
