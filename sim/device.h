@@ -248,6 +248,7 @@ struct device {
 
 /* Version-dependent behaviour (AMT-PROTOCOL.md §12.2). */
 bool device_has_legacy_soap(const struct device *d);   /* EOI SOAP only below 9.0 */
+int device_version_code(const struct device *d);       /* major * 100 + minor */
 int device_min_tls_version(const struct device *d);    /* OpenSSL TLS1_x_VERSION */
 int device_max_tls_version(const struct device *d);
 bool device_refuses_sha1_and_small_rsa(const struct device *d); /* CSME 16+ */
