@@ -106,6 +106,11 @@ bool device_has_control_modes(const struct device *d)
 	return d->ver_major >= 7;
 }
 
+bool device_has_preprov_tls(const struct device *d)
+{
+	return d->ver_major >= 19;
+}
+
 bool device_allows_non_tls(const struct device *d)
 {
 	return d->ver_major < 16 || (d->ver_major == 16 && d->ver_minor < 1);

@@ -265,6 +265,7 @@ bool device_has_default_sha1_hashes(const struct device *d);    /* removed in 11
 bool device_has_psk(const struct device *d);                    /* removed in 11.0 */
 bool device_has_control_modes(const struct device *d);          /* 7.0+ */
 bool device_allows_non_tls(const struct device *d);             /* closed from 16.1 */
+bool device_has_preprov_tls(const struct device *d);            /* On-Die CA chain, 19+ */
 
 /** Parses "M.m.b" into the device's version fields. @return 0 or -1. */
 int device_set_version(struct device *d, const char *version);

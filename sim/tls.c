@@ -14,6 +14,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include "odca.h"
 #include "simutil.h"
 
 static int ssl_dev_idx = -1;
@@ -243,6 +244,9 @@ int tls_load_active_identity(const struct device *d, X509 **cert, EVP_PKEY **key
 	if (!leaf || !k) {
 		X509_free(leaf);
 		EVP_PKEY_free(k);
+		/* AMT 19+ serves pre-provisioning TLS with its On-Die CA chain (odca.c). */
+		if (device_has_preprov_tls(d) && odca_identity(d, cert, key, chain) == 0)
+			return 0;
 		return tls_load_identity(d, cert, key);
 	}
 	/* The chain AMT sends: issuers from its own store, up to a self-signed root. */
