@@ -42,28 +42,12 @@ static const struct {
 	{"amtsim CSME AMT CA", "amtsim CSME"},
 };
 
-static int ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX c;
-	X509_EXTENSION *e;
-	int ok;
-
-	X509V3_set_ctx_nodb(&c);
-	X509V3_set_ctx(&c, issuer, x, NULL, NULL, 0);
-	e = X509V3_EXT_conf_nid(NULL, &c, nid, value);
-	if (!e)
-		return -1;
-	ok = X509_add_ext(x, e, -1);
-	X509_EXTENSION_free(e);
-	return ok ? 0 : -1;
-}
-
 /* A certificate for @p pub named @p cn / @p ou, issued by @p issuer (NULL: itself) with
  * @p ikey; a CA when @p ca. NULL on failure. */
 static X509 *issue(const char *cn, const char *ou, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *ikey,
 		   int ca)
 {
-	X509 *x = X509_new();
+	X509 *x = X509_new(), *by;
 	X509_NAME *nm;
 	unsigned char serial[16];
 	BIGNUM *bn = NULL;
@@ -84,14 +68,15 @@ static X509 *issue(const char *cn, const char *ou, EVP_PKEY *pub, X509 *issuer, 
 	    !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : nm) ||
 	    !X509_set_pubkey(x, pub))
 		goto out;
-	if (ca ? ext(x, issuer ? issuer : x, NID_basic_constraints, "critical,CA:TRUE") ||
-			 ext(x, issuer ? issuer : x, NID_key_usage, "critical,keyCertSign,cRLSign")
-	       : ext(x, issuer, NID_basic_constraints, "critical,CA:FALSE") ||
-			 ext(x, issuer, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
-			 ext(x, issuer, NID_ext_key_usage, "serverAuth"))
+	by = issuer ? issuer : x;
+	if (ca ? tls_add_ext(x, by, NID_basic_constraints, "critical,CA:TRUE") ||
+			 tls_add_ext(x, by, NID_key_usage, "critical,keyCertSign,cRLSign")
+	       : tls_add_ext(x, by, NID_basic_constraints, "critical,CA:FALSE") ||
+			 tls_add_ext(x, by, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+			 tls_add_ext(x, by, NID_ext_key_usage, "serverAuth"))
 		goto out;
-	if (ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash") ||
-	    (issuer && ext(x, issuer, NID_authority_key_identifier, "keyid:always")))
+	if (tls_add_ext(x, by, NID_subject_key_identifier, "hash") ||
+	    (issuer && tls_add_ext(x, by, NID_authority_key_identifier, "keyid:always")))
 		goto out;
 	ok = X509_sign(x, ikey, EVP_sha384()) > 0;
 out:

@@ -76,14 +76,14 @@ void tls_keypool_free(struct tls_keypool *p)
 
 /* ---- self-signed certificate ----------------------------------------------------------- */
 
-static int add_ext(X509 *x, int nid, const char *value)
+int tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX c;
 	X509_EXTENSION *e;
 	int ok;
 
 	X509V3_set_ctx_nodb(&c);
-	X509V3_set_ctx(&c, x, x, NULL, NULL, 0);
+	X509V3_set_ctx(&c, issuer, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &c, nid, value);
 	if (!e)
 		return -1;
@@ -159,8 +159,9 @@ int tls_ensure_self_cert(struct device *d, struct tls_keypool *pool)
 	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(x, nm);
 	X509_set_pubkey(x, k);
-	if (add_ext(x, NID_subject_alt_name, san) || add_ext(x, NID_ext_key_usage, "serverAuth") ||
-	    add_ext(x, NID_key_usage, "critical,digitalSignature,keyEncipherment"))
+	if (tls_add_ext(x, x, NID_subject_alt_name, san) ||
+	    tls_add_ext(x, x, NID_ext_key_usage, "serverAuth") ||
+	    tls_add_ext(x, x, NID_key_usage, "critical,digitalSignature,keyEncipherment"))
 		goto out;
 	if (!X509_sign(x, k, EVP_sha256()))
 		goto out;

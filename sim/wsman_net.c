@@ -1098,23 +1098,33 @@ int p_8021xprof(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w
 	return 0;
 }
 
+/* The @p idx-th credential context of AMT_8021xCredentialContext (@p legacy: the links an
+ * AMT_8021XProfile Put made) or of CIM_CredentialContext (the other 802.1X and wireless
+ * links; TLS has AMT_TLSCredentialContext); its ElementInContext written to @p b. */
+static const struct dev_ctx *nth_ctx(struct device *d, int idx, bool legacy, struct sbuf *b,
+				     char *key, size_t ks)
+{
+	char id[64];
+
+	for (int i = 0; i < d->n_ctx; i++) {
+		const struct dev_ctx *c = &d->ctxs[i];
+
+		if (strcmp(c->type, "TLS") == 0 || (strcmp(c->providing, PROF_ID) == 0) != legacy ||
+		    idx-- != 0)
+			continue;
+		snprintf(id, sizeof(id), CERT_ID_PREFIX "%u", c->cert_handle);
+		sim_strlcpy(key, id, ks);
+		wm_pepr(b, "ElementInContext", AMT_URI, "AMT_PublicKeyCertificate", "InstanceID", id);
+		return c;
+	}
+	return NULL;
+}
+
 /* AMT_8021xCredentialContext: the links an AMT_8021XProfile Put made. */
 int r_8021xctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 {
-	const struct dev_ctx *c = NULL;
-	char id[64];
-
-	for (int i = 0; i < d->n_ctx; i++)
-		if (!strcmp(d->ctxs[i].type, "802.1X") && !strcmp(d->ctxs[i].providing, PROF_ID) &&
-		    idx-- == 0) {
-			c = &d->ctxs[i];
-			break;
-		}
-	if (!c)
+	if (!nth_ctx(d, idx, true, b, key, ks))
 		return -1;
-	snprintf(id, sizeof(id), CERT_ID_PREFIX "%u", c->cert_handle);
-	sim_strlcpy(key, id, ks);
-	wm_pepr(b, "ElementInContext", AMT_URI, "AMT_PublicKeyCertificate", "InstanceID", id);
 	wm_pepr(b, "ElementProvidingContext", AMT_URI, "AMT_8021XProfile", "InstanceID", PROF_ID);
 	return 0;
 }
@@ -1203,24 +1213,10 @@ const struct method ips8021x_methods[] = {
 
 int r_credctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 {
-	const struct dev_ctx *c = NULL;
-	char id[64];
+	const struct dev_ctx *c = nth_ctx(d, idx, false, b, key, ks);
 
-	for (int i = 0; i < d->n_ctx; i++) {
-		/* TLS has its own class (AMT_TLSCredentialContext), so has the legacy wired
-		 * profile (AMT_8021xCredentialContext). */
-		if (!strcmp(d->ctxs[i].type, "TLS") || !strcmp(d->ctxs[i].providing, PROF_ID))
-			continue;
-		if (idx-- == 0) {
-			c = &d->ctxs[i];
-			break;
-		}
-	}
 	if (!c)
 		return -1;
-	snprintf(id, sizeof(id), CERT_ID_PREFIX "%u", c->cert_handle);
-	sim_strlcpy(key, id, ks);
-	wm_pepr(b, "ElementInContext", AMT_URI, "AMT_PublicKeyCertificate", "InstanceID", id);
 	if (!strcmp(c->type, "WiFi"))
 		wm_pepr(b, "ElementProvidingContext", CIM_URI, "CIM_IEEE8021xSettings", "InstanceID",
 			c->providing);

@@ -204,14 +204,16 @@ static void test_version_rules(void)
 	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "8")));
 	run(&d, NS_WXF "/Put", prof, "", body, &r);
 	CU_ASSERT(has(&r, "InvalidParameter"));
-	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssuer", "7")));
+	snprintf(body, sizeof(body),
+		 PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssuer", "7")));
 	run(&d, NS_WXF "/Put", prof, "", body, &r);
 	CU_ASSERT(has(&r, "InvalidParameter"));
 	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "9")));
 	run(&d, NS_WXF "/Put", prof, "", body, &r);
 	CU_ASSERT(has(&r, "InvalidParameter"));
 	CU_ASSERT_EQUAL(d.n_ctx, 0);
-	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssue", "8")));
+	snprintf(body, sizeof(body),
+		 PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssue", "8")));
 	CU_ASSERT_EQUAL(run(&d, NS_WXF "/Put", prof, "", body, &r), 200);
 	sbuf_free(&r.body);
 	CU_ASSERT_EQUAL(d.n_ctx, 2);
