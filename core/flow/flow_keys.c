@@ -169,8 +169,9 @@ int flow_key_source(struct flow *f, const struct store_device *d, const char *wh
 	if (major * 100 + minor >= AMT_KEYGEN_SINCE)
 		return 1;
 	/* The same rule for every key of the device, so it keeps all its keys one way. */
-	snprintf(why, n, "%s: AMT %.30s cannot generate keys inside AMT (GenerateKeyPair and "
+	snprintf(why, n, "%s: AMT %.30s %s keys inside AMT (GenerateKeyPair and "
 		 "GeneratePKCS10RequestEx come with AMT 6.2); %s", d->fqdn, ver,
+		 d->amt_version[0] ? "cannot generate" : "(version not reported) is not trusted to generate",
 		 *amt_auto ? "amtprov makes the key (/certificates/web_server/key_source 'auto')"
 			   : "/certificates/web_server/key_source 'amt' cannot be honoured: use "
 			     "'auto' or 'amtprov' for it (R-PROV-06)");
