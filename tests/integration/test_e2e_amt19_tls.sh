@@ -6,8 +6,9 @@
 # amtsim plays it for an AMT 19 device (its own ODCA root in sim/odca-root.pem); amtprovd
 # provisions it through amt-transport (R-PROV-07): refused, naming the reason, while the
 # transport's odca_roots is another root; provisioned once odca_roots is the device's root,
-# the chain verified and its leaf pinned. An AMT 16 device beside it keeps its self-signed
-# certificate and is provisioned in both runs.
+# the chain verified and its leaf pinned; and, without odca_roots, a second AMT 19 device on
+# the chain's shape alone (docs/amt-transport.md: the OTP then authenticates the device). An
+# AMT 16 device beside them keeps its self-signed certificate.
 TEST_NAME=e2e_amt19_tls
 . "$(dirname "$0")/lib.sh"
 
@@ -23,6 +24,9 @@ cat >"$T/fleet.json" <<JSON
   "devices": [ $(fleet_dev pc16 "$NET.16"),
     { "id": "pc19", "address": "$NET.19", "amt_version": "19.0.5", "provisioning_state": "in",
       "host_name": "pc19", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
+      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
+    { "id": "pc20", "address": "$NET.20", "amt_version": "19.0.5", "provisioning_state": "in",
+      "host_name": "pc20", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
       "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] } ] }
 JSON
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
@@ -47,7 +51,8 @@ check "AMT 16 still presents its one self-signed certificate" \
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout "$T/other.key" \
   -out "$T/other-root.pem" -subj "/OU=ODCA 2 CSME P other/CN=Other On Die CA Root" -days 30 2>/dev/null
 
-write_manifest() { # $1: odca_roots file
+write_manifest() { # $1: odca_roots file ("": unset)
+  local odca=${1:+\"odca_roots\": \"$1\"}
   mkdir -p "$T/site"
   cat >"$T/site/site.json" <<JSON
 {
@@ -55,7 +60,7 @@ write_manifest() { # $1: odca_roots file
   "site": { "name": "e2e-amt19", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
   "plugin_path": ["$PLUGINS"],
   "plugins": {
-    "amt": {"plugin": "amt-transport", "config": {"odca_roots": "$1"}},
+    "amt": {"plugin": "amt-transport", "config": {$odca}},
     "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
     "creds": {"plugin": "credstore-file"}
   },
@@ -99,6 +104,17 @@ assert d["provisioning_state"] == "post" and d["tls_remote"]["enabled"], d["tls_
 PY
 check "after activation pc19 serves the certificate amtprov installed" bash -c "
   echo | openssl s_client -connect $NET.19:16993 2>/dev/null | openssl x509 -noout -subject | grep -q 'pc19.contoso.com'"
+
+write_manifest ""
+"$AMTSIM" agent --state-dir "$T/sim" --device pc20 >"$T/pc20.agent.json" 2>>"$T/agent.err"
+"$AMTPROV" -m "$M" device add --from-json "$T/pc20.agent.json" >/dev/null
+"$AMTPROVD" -m "$M" --once=60 2>"$T/amtprovd3.log"
+check "no sanitizer report (amtprovd, run 3)" no_sanitizer_reports "$T/amtprovd3.log"
+check "without odca_roots, pc20 (AMT 19) is PROVISIONED on the chain's shape" \
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["state"]=="PROVISIONED", d' \
+  <("$AMTPROV" -m "$M" --json device show pc20.contoso.com)
+check "... and the log says the chain was not verified to a root" \
+  grep -q "$NET.20: accepted AMT On-Die CA chain (shape only: odca_roots not set), leaf SHA-256" "$T/amtprovd3.log"
 check "no sanitizer report (amtsim)" no_sanitizer_reports "$T/amtsim.log"
 
 finish
