@@ -58,6 +58,10 @@ static const struct status_entry catalog[] = {
 	{8121, STORE_SEV_WARNING, "DEVICE_DELETED",
 	 "An administrator deleted a device record; its certificates and audit trail are kept "
 	 "under the record's tombstone"},
+	{8125, STORE_SEV_WARNING, "FIRMWARE_FEATURE_MISSING",
+	 "The device's AMT release lacks a feature the site's manifest asks for (e.g. keys "
+	 "generated inside AMT before 6.2); the message names the device, its version, the "
+	 "feature and what amtprov does instead"},
 	{8200, STORE_SEV_INFO, "CERT_ISSUED", "A certificate was issued"},
 	{8201, STORE_SEV_ERROR, "CERT_REJECTED", "The CA rejected a certificate request"},
 	{8202, STORE_SEV_WARNING, "CA_UNREACHABLE", "The CA could not be reached; will retry"},

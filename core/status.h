@@ -43,6 +43,7 @@ enum status_id {
 	STATUS_REREGISTRATION_REFUSED = 8114, /**< blocked, another identity, unprovision pending */
 	STATUS_REREGISTRATION_DEFERRED = 8115, /**< a step is running: the agent tries again */
 	STATUS_CRASH_LOOP = 8116,             /**< a step was in flight at too many crashes */
+	STATUS_FIRMWARE_FEATURE_MISSING = 8125, /**< the device's AMT release lacks what the site asks */
 	STATUS_CREDENTIALS_REVEALED = 8120,   /**< an administrator read a device's AMT password */
 	STATUS_DEVICE_DELETED = 8121,         /**< amtprov device delete (docs/lifecycle.md) */
 

@@ -21,6 +21,11 @@ bool device_has_legacy_soap(const struct device *d)
 	return d->ver_major < 9;
 }
 
+int device_version_code(const struct device *d)
+{
+	return d->ver_major * 100 + d->ver_minor;
+}
+
 int device_min_tls_version(const struct device *d)
 {
 	/* TLS 1.0 removed in 12.0; TLS 1.1 removed in CSME 16 (15 on desktops: we use 16). */
@@ -99,6 +104,11 @@ bool device_has_psk(const struct device *d)
 bool device_has_control_modes(const struct device *d)
 {
 	return d->ver_major >= 7;
+}
+
+bool device_has_preprov_tls(const struct device *d)
+{
+	return d->ver_major >= 19;
 }
 
 bool device_allows_non_tls(const struct device *d)

@@ -248,6 +248,7 @@ struct device {
 
 /* Version-dependent behaviour (AMT-PROTOCOL.md §12.2). */
 bool device_has_legacy_soap(const struct device *d);   /* EOI SOAP only below 9.0 */
+int device_version_code(const struct device *d);       /* major * 100 + minor */
 int device_min_tls_version(const struct device *d);    /* OpenSSL TLS1_x_VERSION */
 int device_max_tls_version(const struct device *d);
 bool device_refuses_sha1_and_small_rsa(const struct device *d); /* CSME 16+ */
@@ -264,6 +265,7 @@ bool device_has_default_sha1_hashes(const struct device *d);    /* removed in 11
 bool device_has_psk(const struct device *d);                    /* removed in 11.0 */
 bool device_has_control_modes(const struct device *d);          /* 7.0+ */
 bool device_allows_non_tls(const struct device *d);             /* closed from 16.1 */
+bool device_has_preprov_tls(const struct device *d);            /* On-Die CA chain, 19+ */
 
 /** Parses "M.m.b" into the device's version fields. @return 0 or -1. */
 int device_set_version(struct device *d, const char *version);

@@ -27,6 +27,7 @@
 #include "device.h"
 #include "http.h"
 #include "mei.h"
+#include "odca.h"
 #include "simutil.h"
 #include "soap_legacy.h"
 #include "tls.h"
@@ -660,6 +661,11 @@ static int cmd_serve(const char *fleet_path, const char *state_dir, const char *
 		fprintf(stderr, "amtsim: initialisation failed (event base, TLS or key pool)\n");
 		goto out;
 	}
+	if (odca_init(state_dir) != 0) {
+		fprintf(stderr, "amtsim: cannot make or read %s/odca.pem (the On-Die CA of "
+				"AMT 19+ pre-provisioning TLS)\n", state_dir);
+		goto out;
+	}
 	wsman_set_keypool(&f.pool);
 	if (load_fleet(&f, fleet, tls_port, http_port) != 0 || control_listen(&f) != 0)
 		goto out;
@@ -686,6 +692,7 @@ static int cmd_serve(const char *fleet_path, const char *state_dir, const char *
 	rc = 0;
 out:
 	fleet_free(&f);
+	odca_free();
 	json_decref(fleet);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include "odca.h"
 #include "simutil.h"
 
 static int ssl_dev_idx = -1;
@@ -75,14 +76,14 @@ void tls_keypool_free(struct tls_keypool *p)
 
 /* ---- self-signed certificate ----------------------------------------------------------- */
 
-static int add_ext(X509 *x, int nid, const char *value)
+int tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 {
 	X509V3_CTX c;
 	X509_EXTENSION *e;
 	int ok;
 
 	X509V3_set_ctx_nodb(&c);
-	X509V3_set_ctx(&c, x, x, NULL, NULL, 0);
+	X509V3_set_ctx(&c, issuer, x, NULL, NULL, 0);
 	e = X509V3_EXT_conf_nid(NULL, &c, nid, value);
 	if (!e)
 		return -1;
@@ -158,8 +159,9 @@ int tls_ensure_self_cert(struct device *d, struct tls_keypool *pool)
 	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_issuer_name(x, nm);
 	X509_set_pubkey(x, k);
-	if (add_ext(x, NID_subject_alt_name, san) || add_ext(x, NID_ext_key_usage, "serverAuth") ||
-	    add_ext(x, NID_key_usage, "critical,digitalSignature,keyEncipherment"))
+	if (tls_add_ext(x, x, NID_subject_alt_name, san) ||
+	    tls_add_ext(x, x, NID_ext_key_usage, "serverAuth") ||
+	    tls_add_ext(x, x, NID_key_usage, "critical,digitalSignature,keyEncipherment"))
 		goto out;
 	if (!X509_sign(x, k, EVP_sha256()))
 		goto out;
@@ -243,6 +245,9 @@ int tls_load_active_identity(const struct device *d, X509 **cert, EVP_PKEY **key
 	if (!leaf || !k) {
 		X509_free(leaf);
 		EVP_PKEY_free(k);
+		/* AMT 19+ serves pre-provisioning TLS with its On-Die CA chain (odca.c). */
+		if (device_has_preprov_tls(d) && odca_identity(d, cert, key, chain) == 0)
+			return 0;
 		return tls_load_identity(d, cert, key);
 	}
 	/* The chain AMT sends: issuers from its own store, up to a self-signed root. */

@@ -34,6 +34,10 @@ struct tls_keypool {
 int tls_keypool_init(struct tls_keypool *p, const char *dir, int n, int bits);
 void tls_keypool_free(struct tls_keypool *p);
 
+/** Adds extension @p nid (OpenSSL config syntax @p value) to @p x as issued by @p issuer
+ * (@p x itself when self-issued). @return 0 or -1. */
+int tls_add_ext(X509 *x, X509 *issuer, int nid, const char *value);
+
 /** Creates the device's self-signed certificate (CN = FQDN or IP, SAN = IP [+ FQDN]) when it
  * has none, storing PEMs in the device. @return 0 or -1. */
 int tls_ensure_self_cert(struct device *d, struct tls_keypool *pool);

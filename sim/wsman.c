@@ -734,11 +734,40 @@ static const struct wclass classes[] = {
 	 r_8021xprof, p_8021xprof, NULL, NULL, NULL, KEY_EXACT},
 	{"IPS_IEEE8021xSettings", IPS_URI, "InstanceID",
 	 r_ips8021x, p_ips8021x, ips8021x_methods, NULL, NULL, KEY_EXACT},
+	/* The wired profile's certificate links made by an AMT_8021XProfile Put. */
+	{"AMT_8021xCredentialContext", AMT_URI, "ElementInContext",
+	 r_8021xctx, NULL, NULL, NULL, NULL, KEY_ASSOC},
 	{"CIM_CredentialContext", CIM_URI, "ElementInContext",
 	 r_credctx, NULL, NULL, NULL, NULL, KEY_ASSOC},
 };
 
 #define N_CLASSES ((int)(sizeof(classes) / sizeof(classes[0])))
+
+/* What older firmware does not have (docs/amtsim.md, "Version rules"): a class (method
+ * NULL) or one method of a class, from release since (major * 100 + minor) on. */
+static const struct {
+	const char *cls, *method;
+	int since;
+} version_rules[] = {
+	/* Intel's class reference gives IPS_IEEE8021xSettings Version=8.0.0: no release before
+	 * 8.0 has it (AMT_8021XProfile is listed from 3.0). */
+	{"IPS_IEEE8021xSettings", NULL, 800},
+	/* Keys generated inside AMT. */
+	{"AMT_PublicKeyManagementService", "GenerateKeyPair", 602},
+	{"AMT_PublicKeyManagementService", "GeneratePKCS10RequestEx", 602},
+};
+
+/* Whether @p d's release has class @p ci (@p method NULL) or its method @p method. */
+static bool release_has(const struct device *d, int ci, const char *method)
+{
+	for (size_t i = 0; i < sizeof(version_rules) / sizeof(version_rules[0]); i++)
+		if (!strcmp(version_rules[i].cls, classes[ci].name) &&
+		    (method ? version_rules[i].method && !strcmp(version_rules[i].method, method)
+			    : !version_rules[i].method) &&
+		    device_version_code(d) < version_rules[i].since)
+			return false;
+	return true;
+}
 
 static int class_index(const char *uri)
 {
@@ -991,7 +1020,8 @@ static void do_method(struct device *d, int ci, const char *mname, const struct 
 	for (const struct method *p = c->methods; p && p->name; p++)
 		if (!strcmp(p->name, mname))
 			m = p;
-	if (!m) {
+	if (!m || !release_has(d, ci, mname)) {
+		/* A method this firmware release does not have. */
 		wm_fault_action(r, w);
 		return;
 	}
@@ -1084,7 +1114,8 @@ void wsman_handle(struct device *d, const struct http_request *req, struct http_
 		goto out;
 	}
 	ci = class_index(w.resource);
-	if (ci < 0) {
+	if (ci < 0 || !release_has(d, ci, NULL)) {
+		/* Unknown, or a class this firmware release does not have. */
 		fault_dest_unreachable(r, &w);
 		goto out;
 	}

@@ -166,6 +166,7 @@ int r_ips8021x(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 int p_ips8021x(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
 	       struct http_response *r);
 extern const struct method ips8021x_methods[];
+int r_8021xctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 int r_credctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks);
 
 #endif

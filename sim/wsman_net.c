@@ -1030,10 +1030,31 @@ static int put_8021x_common(struct device *d, struct dev_8021x *x, xmlNodePtr in
 	return 0;
 }
 
+/* The client certificate and server root references of an AMT_8021XProfile Put.
+ * @return 0, or -1 when one names no certificate of the right kind. */
+static int legacy_refs(const struct device *d, xmlNodePtr inst, uint32_t *client,
+		       uint32_t *issuer)
+{
+	xmlNodePtr iss = xml_child(inst, NULL, "ServerCertificateIssuer");
+	int i;
+
+	if (!iss)
+		iss = xml_child(inst, NULL, "ServerCertificateIssue");
+	if (cert_ref(d, xml_child(inst, NULL, "ClientCertificate"), client) < 0 ||
+	    cert_ref(d, iss, issuer) < 0)
+		return -1;
+	if (*client && ((i = cert_index(d, *client)) < 0 || d->certs[i].trusted_root))
+		return -1;
+	if (*issuer && ((i = cert_index(d, *issuer)) < 0 || !d->certs[i].trusted_root))
+		return -1;
+	return 0;
+}
+
 int p_8021xprof(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w,
 		struct http_response *r)
 {
 	struct dev_8021x x = d->ieee8021x;
+	uint32_t client = 0, issuer = 0;
 	char s[16];
 	xmlNodePtr n;
 
@@ -1053,10 +1074,58 @@ int p_8021xprof(struct device *d, int idx, xmlNodePtr inst, const struct wreq *w
 			return -1;
 		}
 	}
+	/* The certificate references (write-only, never in a Get): each Put replaces the
+	 * profile's AMT_8021xCredentialContext links; a reference left out removes its link
+	 * (Intel's class reference, AMT-PROTOCOL.md 13.1). The issuer's name is
+	 * ServerCertificateIssuer in Intel's MOF (LMS's generated class) and
+	 * ServerCertificateIssue in go-wsman-messages: both are read. */
+	if (legacy_refs(d, inst, &client, &issuer) != 0) {
+		wm_fault_invalid(r, w, "ClientCertificate must name a certificate whose key AMT holds, "
+				       "ServerCertificateIssuer a trusted root certificate.");
+		return -1;
+	}
+	x.client_cert_handle = client;
+	x.root_cert_handle = issuer;
 	x.ips_enabled = x.enabled ? (x.client_cert_handle ? 2 : 6) : 3;
+	drop_ctx(d, "802.1X", NULL);
+	if (add_ctx(d, "802.1X", client, PROF_ID) || add_ctx(d, "802.1X", issuer, PROF_ID)) {
+		wm_fault_invalid(r, w, "Too many credential contexts.");
+		return -1;
+	}
 	d->ieee8021x = x;
-	device_audit(d, "AMT_8021XProfile Put: %s, protocol %d", x.enabled ? "enabled" : "disabled",
-		     x.protocol);
+	device_audit(d, "AMT_8021XProfile Put: %s, protocol %d, client certificate %u, issuer %u",
+		     x.enabled ? "enabled" : "disabled", x.protocol, client, issuer);
+	return 0;
+}
+
+/* The @p idx-th credential context of AMT_8021xCredentialContext (@p legacy: the links an
+ * AMT_8021XProfile Put made) or of CIM_CredentialContext (the other 802.1X and wireless
+ * links; TLS has AMT_TLSCredentialContext); its ElementInContext written to @p b. */
+static const struct dev_ctx *nth_ctx(struct device *d, int idx, bool legacy, struct sbuf *b,
+				     char *key, size_t ks)
+{
+	char id[64];
+
+	for (int i = 0; i < d->n_ctx; i++) {
+		const struct dev_ctx *c = &d->ctxs[i];
+
+		if (strcmp(c->type, "TLS") == 0 || (strcmp(c->providing, PROF_ID) == 0) != legacy ||
+		    idx-- != 0)
+			continue;
+		snprintf(id, sizeof(id), CERT_ID_PREFIX "%u", c->cert_handle);
+		sim_strlcpy(key, id, ks);
+		wm_pepr(b, "ElementInContext", AMT_URI, "AMT_PublicKeyCertificate", "InstanceID", id);
+		return c;
+	}
+	return NULL;
+}
+
+/* AMT_8021xCredentialContext: the links an AMT_8021XProfile Put made. */
+int r_8021xctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
+{
+	if (!nth_ctx(d, idx, true, b, key, ks))
+		return -1;
+	wm_pepr(b, "ElementProvidingContext", AMT_URI, "AMT_8021XProfile", "InstanceID", PROF_ID);
 	return 0;
 }
 
@@ -1144,23 +1213,10 @@ const struct method ips8021x_methods[] = {
 
 int r_credctx(struct device *d, int idx, struct sbuf *b, char *key, size_t ks)
 {
-	const struct dev_ctx *c = NULL;
-	char id[64];
+	const struct dev_ctx *c = nth_ctx(d, idx, false, b, key, ks);
 
-	/* The 802.1X and wireless links; TLS has its own class (AMT_TLSCredentialContext). */
-	for (int i = 0; i < d->n_ctx; i++) {
-		if (!strcmp(d->ctxs[i].type, "TLS"))
-			continue;
-		if (idx-- == 0) {
-			c = &d->ctxs[i];
-			break;
-		}
-	}
 	if (!c)
 		return -1;
-	snprintf(id, sizeof(id), CERT_ID_PREFIX "%u", c->cert_handle);
-	sim_strlcpy(key, id, ks);
-	wm_pepr(b, "ElementInContext", AMT_URI, "AMT_PublicKeyCertificate", "InstanceID", id);
 	if (!strcmp(c->type, "WiFi"))
 		wm_pepr(b, "ElementProvidingContext", CIM_URI, "CIM_IEEE8021xSettings", "InstanceID",
 			c->providing);

@@ -1379,37 +1379,3 @@ void enroll_start(struct flow *f, struct engine_job *job, const struct enroll_sp
 	e->amt_key = 1;
 	run_worker(e, work_attributes, on_attributes);
 }
-
-/* Where the key is made (manifest key_source, R-PROV-06): 1 inside AMT, 0 by amtprov, -1
- * not possible (@p why says so, about @p what). */
-int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
-		    int *amt_auto, char *why, size_t n)
-{
-	int mode = site_manifest(f->site)->web_server.key_source, major = 0;
-
-	*amt_auto = 0;
-	if (mode == MANIFEST_KEY_AMTPROV)
-		return 0;
-	sscanf(d->amt_version, "%d", &major);
-	*amt_auto = mode == MANIFEST_KEY_AUTO;
-	if (!f->tloop) {
-		if (*amt_auto)
-			return 0;
-		snprintf(why, n, "/certificates/web_server/key_source 'amt' (%s): no usable "
-			 "transport to reach the device's AMT", what);
-		return -1;
-	}
-	/* amtprov's first stage for AMT < 9 is legacy SOAP, which installs the key together
-	 * with the certificate (AMT itself has GenerateKeyPair from 6.2/7.0); the same rule
-	 * holds for every key, so one device keeps all its keys one way. */
-	if (major < 9) {
-		if (*amt_auto)
-			return 0;
-		snprintf(why, n, "/certificates/web_server/key_source 'amt' (%s): AMT %.30s is "
-			 "provisioned through legacy SOAP, which takes the key with the certificate; "
-			 "use 'auto' or 'amtprov' for it (R-PROV-06)", what,
-			 d->amt_version[0] ? d->amt_version : "(unknown)");
-		return -1;
-	}
-	return 1;
-}

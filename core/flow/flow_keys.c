@@ -9,9 +9,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "flow_int.h"
 #include "manifest.h"
 #include "pki.h"
 #include "plugin_host.h"
+#include "status.h"
 #include "util.h"
 
 char *flow_b64(const uint8_t *data, size_t len)
@@ -138,4 +140,50 @@ json_t *flow_chain_array(const char *pem)
 	ERR_clear_error(); /* the end of the chain reads as an error */
 	BIO_free(bio);
 	return arr;
+}
+
+/* Keys generated inside AMT: AMT_PublicKeyManagementService.GenerateKeyPair and
+ * GeneratePKCS10RequestEx from AMT 6.2 (docs/amtsim.md, "Version rules"). Below 9.0 the
+ * first stage is legacy SOAP, but the certificate of a key AMT holds goes in over WS-Man
+ * (AddCertificate, AMT_TLSCredentialContext: AMT 6.0+), as on newer firmware. */
+#define AMT_KEYGEN_SINCE 602
+
+int flow_key_source(struct flow *f, const struct store_device *d, const char *what,
+		    int *amt_auto, char *why, size_t n)
+{
+	int mode = site_manifest(f->site)->web_server.key_source, major = 0, minor = 0;
+	const char *ver = d->amt_version[0] ? d->amt_version : "(unknown)";
+
+	*amt_auto = 0;
+	if (mode == MANIFEST_KEY_AMTPROV)
+		return 0;
+	sscanf(d->amt_version, "%d.%d", &major, &minor);
+	*amt_auto = mode == MANIFEST_KEY_AUTO;
+	if (!f->tloop) {
+		if (*amt_auto)
+			return 0;
+		snprintf(why, n, "/certificates/web_server/key_source 'amt' (%s): no usable "
+			 "transport to reach the device's AMT", what);
+		return -1;
+	}
+	if (major * 100 + minor >= AMT_KEYGEN_SINCE)
+		return 1;
+	/* The same rule for every key of the device, so it keeps all its keys one way. */
+	snprintf(why, n, "%s: AMT %.30s %s keys inside AMT (GenerateKeyPair and "
+		 "GeneratePKCS10RequestEx come with AMT 6.2); %s", d->fqdn, ver,
+		 d->amt_version[0] ? "cannot generate" : "(version not reported) is not trusted to generate",
+		 *amt_auto ? "amtprov makes the key (/certificates/web_server/key_source 'auto')"
+			   : "/certificates/web_server/key_source 'amt' cannot be honoured: use "
+			     "'auto' or 'amtprov' for it (R-PROV-06)");
+	{
+		char detail[STORE_TEXT_SIZE];
+
+		snprintf(detail, sizeof(detail), "%s (%s)", why, what);
+		site_status(f->site, STATUS_FIRMWARE_FEATURE_MISSING, d->fqdn, detail);
+	}
+	if (*amt_auto) {
+		why[0] = 0;
+		return 0;
+	}
+	return -1;
 }

@@ -273,8 +273,11 @@ static int first_stage_next(struct stage_run *r)
 				return -1;
 			}
 			return call(r, AMTPROV_AMT_ADD_KEY, p) < 0 ? -1 : 0;
-		case 3: /* (3) the certificate (legacy SOAP sends the key with it) */
-			p = cert_params(r, r->info.amt_major < 9, &err);
+		case 3: /* (3) the certificate (legacy SOAP sends amtprov's key with it; the
+			 * certificate of a key AMT generated goes in alone, over WS-Man) */
+			p = cert_params(r, r->info.amt_major < 9 &&
+						   !flow_web_key_in_amt(r->f, r->device_id),
+					&err);
 			if (!p) {
 				run_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_NOT_FOUND, err.msg);
 				return -1;

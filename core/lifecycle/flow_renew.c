@@ -292,8 +292,9 @@ static void next(struct renew *r)
 			return;
 		case RS_ADD_CERT:
 			p = json_pack("{s:s}", "cert_der_b64", r->cert_b64);
-			if (p && r->legacy) {
-				/* SetTLSKeyAndCertificate: the leaf, its issuers and the key. */
+			if (p && r->legacy && !r->key_in_amt) {
+				/* SetTLSKeyAndCertificate: the leaf, its issuers and the key. The
+				 * certificate of a key AMT generated (AMT 6.2+) goes in over WS-Man. */
 				json_t *k;
 
 				web_key_name(r, name, sizeof(name));
@@ -419,11 +420,6 @@ static void install(struct renew *r)
 	r->key_in_amt = !(x && key && pki_key_matches(x, key));
 	EVP_PKEY_free(key);
 	X509_free(x);
-	if (r->key_in_amt && r->legacy) {
-		renew_end(r, DS_INVALID, AMTPROV_E_NOT_FOUND,
-			  "renewal on legacy SOAP: the key of the new certificate is not stored");
-		return;
-	}
 	amtprov_error_clear(&err);
 	if (managed_open(r->f, d, r->old_cert_id, &r->m, &err) != AMTPROV_OK) {
 		renew_end(r, DS_INVALID, err.code ? err.code : AMTPROV_E_INTERNAL, err.msg);

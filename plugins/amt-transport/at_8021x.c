@@ -24,6 +24,7 @@
 
 #define IPS8021X "IPS_IEEE8021xSettings"
 #define IPS8021X_ID "Intel(r) AMT: 8021X Settings"
+#define LEGACY8021X "AMT_8021XProfile"
 #define PKMS "AMT_PublicKeyManagementService"
 #define RV_DUPLICATE 0x80A
 
@@ -157,6 +158,80 @@ static void wipe_password(json_t *o)
 	json_decref(o);
 }
 
+/* Below AMT 11 the wired profile is AMT_8021XProfile (Intel's class reference lists it from
+ * 3.0; IPS_IEEE8021xSettings has Version=8.0.0 and Intel RPS, which uses it, targets newer
+ * firmware): one Put carries the settings and the certificate references. */
+static int legacy_wired(const struct at_session *s)
+{
+	return s->amt_major > 0 && s->amt_major < 11;
+}
+
+/* IPS_IEEE8021xSettings' CIM AuthenticationProtocol to AMT_8021XProfile's map
+ * (AMT-PROTOCOL.md 13.1): 0-5 the same, EAP-FAST/TLS 10 -> 6; -1 when the class has none. */
+static int legacy_protocol(json_int_t cim)
+{
+	return cim >= 0 && cim <= 5 ? (int)cim : cim == 10 ? 6 : -1;
+}
+
+/* The AMT_8021XProfile changes for @p settings (radius-8021x's IPS_IEEE8021xSettings
+ * rendering), NULL with s->err set. */
+static json_t *legacy_changes(struct at_session *s, const json_t *settings)
+{
+	static const char *const same[] = {"Username", "Password", "Domain", "RoamingIdentity",
+					   "ServerCertificateName", "PxeTimeout"};
+	const json_t *w = json_object_get(s->params, "wired");
+	const char *root = cstr(s->scratch, "root"), *client = cstr(w, "client_cert_handle");
+	json_t *proto = json_object_get(settings, "AuthenticationProtocol");
+	json_t *cmp = json_object_get(settings, "ServerCertificateNameComparison");
+	json_t *ch = json_object();
+	int p = proto ? legacy_protocol(json_integer_value(proto)) : 0;
+
+	if (!ch) {
+		amtprov_error_set(&s->err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	if (!json_is_object(settings)) {
+		/* No wired profile: 802.1X off, its certificate links gone. */
+		json_object_set_new(ch, "Enabled", json_false());
+		return ch;
+	}
+	if (p < 0) {
+		json_decref(ch);
+		amtprov_error_set(&s->err, AMTPROV_E_NOT_SUPPORTED, "wired",
+				  "SET_8021X: AMT %d configures wired 802.1X through AMT_8021XProfile, "
+				  "which has no EAP method %lld (it has EAP-TLS, TTLS/MSCHAPv2, "
+				  "PEAP/MSCHAPv2, EAP-GTC, EAP-FAST/MSCHAPv2, /GTC, /TLS)",
+				  s->amt_major, (long long)json_integer_value(proto));
+		return NULL;
+	}
+	json_object_set_new(ch, "Enabled",
+			    json_boolean(json_integer_value(json_object_get(settings, "Enabled")) != 3));
+	json_object_set_new(ch, "AuthenticationProtocol", json_integer(p));
+	if (json_is_boolean(json_object_get(settings, "AvailableInS0")))
+		json_object_set(ch, "ActiveInS0", json_object_get(settings, "AvailableInS0"));
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		if (json_object_get(settings, same[i]))
+			/* A copy: the caller wipes the settings' password in place. */
+			json_object_set_new(ch, same[i],
+					    json_deep_copy(json_object_get(settings, same[i])));
+	if (cmp) {
+		/* The AMT class: 0 FullName, 1 DomainSuffix; the CIM map: 2 and 3. */
+		json_int_t c = json_integer_value(cmp);
+
+		json_object_set_new(ch, "ServerCertificateNameComparison",
+				    json_integer(c >= 2 ? c - 2 : c));
+	}
+	if (client)
+		json_object_set_new(ch, "ClientCertificate",
+				    json_pack("{ssssss}", "epr_class", "AMT_PublicKeyCertificate",
+					      "selector", "InstanceID", "value", client));
+	if (root)
+		json_object_set_new(ch, "ServerCertificateIssuer",
+				    json_pack("{ssssss}", "epr_class", "AMT_PublicKeyCertificate",
+					      "selector", "InstanceID", "value", root));
+	return ch;
+}
+
 static int wired_put(struct at_session *s)
 {
 	const json_t *w = json_object_get(s->params, "wired");
@@ -169,13 +244,21 @@ static int wired_put(struct at_session *s)
 						 "SET_8021X: wired needs \"settings\"");
 		/* The Put (step 1) carries the password; the Get before it does not. */
 		ch = with_password(s, w, json_object_get(w, "settings"), s->step == 1);
+		if (ch && legacy_wired(s)) {
+			json_t *l = legacy_changes(s, ch);
+
+			wipe_password(ch);
+			ch = l;
+		}
+	} else if (legacy_wired(s)) {
+		ch = legacy_changes(s, NULL);
 	} else {
 		ch = json_pack("{si}", "Enabled", 3); /* no wired profile: 802.1X off */
 	}
 	if (!ch)
 		return s->err.code;
 	s->req_sensitive = 1;
-	rc = at_get_modify_put(s, IPS8021X, NULL, ch);
+	rc = at_get_modify_put(s, legacy_wired(s) ? LEGACY8021X : IPS8021X, NULL, ch);
 	wipe_password(ch);
 	return rc;
 }
@@ -279,7 +362,8 @@ int at_op_8021x(struct at_session *s)
 			rc = wired_put(s);
 			if (rc == AMTPROV_OK) {
 				s->step = 0;
-				seti(s, "state", S_WIRED_CERTS);
+				/* AMT_8021XProfile's Put bound the certificates already. */
+				seti(s, "state", legacy_wired(s) ? S_WIFI_PORT : S_WIRED_CERTS);
 			}
 			break;
 		case S_WIRED_CERTS:

@@ -54,6 +54,7 @@ struct at_cfg {
 	int legacy_tls;
 	long long keep_alive_ms;
 	long long max_idle_links;
+	char *odca_roots; /* PEM file: trust anchors of AMT's pre-provisioning On-Die CA chain */
 };
 
 struct at_account {
@@ -124,6 +125,7 @@ struct at_instance {
 	struct at_crl_entry *crls;
 	int in_drive;
 	struct at_ident *idents;
+	STACK_OF(X509) *odca_roots; /* cfg.odca_roots, loaded once (at_tls.c) */
 	struct at_link **link_hash; /* AT_LINK_BUCKETS */
 	struct at_link *idle_head, *idle_tail;
 	size_t n_idle;
@@ -287,6 +289,8 @@ int at_ident_get(struct at_instance *in, const char *chain_pem,
 		 const struct amtprov_secret *key_pem, struct at_ident **out,
 		 struct amtprov_error *err);
 void at_idents_free(struct at_instance *in);
+/* Loads cfg.odca_roots (when set) into in->odca_roots; freed by at_idents_free. */
+int at_odca_load(struct at_instance *in, struct amtprov_error *err);
 X509_CRL *at_crl_parse(const char *buf, size_t len);
 
 /* libcurl write callback appending to the struct at_buf in @p userp (at_plugin.c). */

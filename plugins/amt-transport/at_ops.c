@@ -563,15 +563,14 @@ static int op_add_cert(struct at_session *s)
 
 	if (!leaf)
 		return bad_param(s, "cert_der_b64", "base64 DER");
-	if (legacy(s)) {
-		/* EOI: key and chain in one call, leaf first (AMT-PROTOCOL.md 5.3, [recall]). */
+	if (legacy(s) && pstr(s, "key_der_b64")) {
+		/* EOI: key and chain in one call, leaf first (AMT-PROTOCOL.md 5.3, [recall]).
+		 * Without a key (one AMT generated, or one ADD_KEY gave it) the certificate goes
+		 * in over WS-Man, which AMT 6+ has for its certificate store. */
 		const char *key = pstr(s, "key_der_b64");
 
 		if (s->step == 1)
 			return set_result(s, json_pack("{ss}", "cert_handle", "legacy-tls"));
-		if (!key)
-			return bad_param(s, "key_der_b64", "base64 DER (AMT < 9 stores key and "
-							   "certificate together)");
 		at_arg(&a, "PrivateKey", key);
 		at_arg(&a, "CertificateChain", leaf);
 		for (size_t j = 0; j < nchain; j++)
@@ -686,7 +685,9 @@ static int op_enable_tls(struct at_session *s)
 	json_t *sel, *chg;
 	int rc;
 
-	if (legacy(s)) {
+	if (legacy(s) && (!ch || !strcmp(ch, "legacy-tls"))) {
+		/* The certificate SetTLSKeyAndCertificate installed; one added over WS-Man (a key
+		 * AMT generated) gets its TLS credential context over WS-Man below. */
 		if (s->step == 1)
 			return set_result(s, json_object());
 		s->step = 1;

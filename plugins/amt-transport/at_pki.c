@@ -15,6 +15,7 @@
 #define CERT "AMT_PublicKeyCertificate"
 #define TLS_CTX "AMT_TLSCredentialContext"
 #define CRED_CTX "CIM_CredentialContext"
+#define LEGACY_8021X_CTX "AMT_8021xCredentialContext"
 #define WIFI_PORT "CIM_WiFiPort"
 #define WIFI_PROFILE "CIM_WiFiEndpointSettings"
 
@@ -192,7 +193,9 @@ static json_t *context_handles(const json_t *items)
  * the 802.1X/wireless links are bound to. */
 static int op_cert_bindings(struct at_session *s)
 {
-	int rc = at_enum_all(s, s->step == 0 ? TLS_CTX : CRED_CTX);
+	static const char *const cls[] = {TLS_CTX, CRED_CTX, LEGACY_8021X_CTX};
+	int rc = at_enum_all(s, cls[s->step]);
+	json_t *links;
 
 	if (rc != AMTPROV_OK)
 		return rc;
@@ -202,8 +205,25 @@ static int op_cert_bindings(struct at_session *s)
 		s->step = 1;
 		return at_enum_all(s, CRED_CTX); /* enum state is back at 0: starts over */
 	}
+	links = context_handles(json_object_get(s->scratch, "items"));
+	if (s->step == 1 && s->amt_major > 0 && s->amt_major < 11) {
+		/* Below AMT 11 the wired profile is AMT_8021XProfile, whose certificate links
+		 * are AMT_8021xCredentialContext instances (at_8021x.c). */
+		json_object_set_new(s->scratch, "links", links);
+		s->step = 2;
+		return at_enum_all(s, LEGACY_8021X_CTX);
+	}
+	if (s->step == 2) {
+		json_t *more = links, *v;
+		size_t i;
+
+		links = json_deep_copy(json_object_get(s->scratch, "links"));
+		json_array_foreach(more, i, v)
+			json_array_append(links, v);
+		json_decref(more);
+	}
 	return result(s, json_pack("{s:O,s:o}", "tls", json_object_get(s->scratch, "tls"), "links",
-				   context_handles(json_object_get(s->scratch, "items"))));
+				   links));
 }
 
 /* ---- the wireless side of 802.1X ---- */

@@ -53,6 +53,9 @@ static const struct amtprov_config_field at_table[] = {
 	 "session closed, for the next session of the same phase; 0: closed with the session"},
 	{"max_idle_links", AMTPROV_CFG_INT, offsetof(struct at_cfg, max_idle_links), 0, "4096", 0,
 	 1000000, "device connections kept open between sessions at most (oldest closed first)"},
+	{"odca_roots", AMTPROV_CFG_STRING, offsetof(struct at_cfg, odca_roots), 0, NULL, 0, 0,
+	 "PEM file of the On-Die CA roots (Intel's) that AMT's pre-provisioning TLS chain (AMT 19+) "
+	 "must verify to; unset: such a chain is checked for its shape and pinned, not verified"},
 	{NULL, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -148,6 +151,13 @@ static int at_create(const struct amtprov_host *host, const struct json_t *confi
 	in->epfd = -1;
 	in->timer_at = -1;
 	rc = host->config_parse(host, config, at_table, &in->cfg, err);
+	if (rc != AMTPROV_OK) {
+		host->config_free(host, at_table, &in->cfg);
+		free(in);
+		curl_global_cleanup();
+		return rc;
+	}
+	rc = at_odca_load(in, err);
 	if (rc != AMTPROV_OK) {
 		host->config_free(host, at_table, &in->cfg);
 		free(in);

@@ -126,6 +126,26 @@ static void value_xml(struct at_buf *b, const char *pfx, const char *k, const js
 	}
 	if (json_is_null(v))
 		return;
+	if (json_is_object(v) && json_is_string(json_object_get(v, "epr_class"))) {
+		/* A reference property: {"epr_class", "selector", "value"} (AMT_8021XProfile's
+		 * ClientCertificate). */
+		const char *sel, *val;
+		char uri[256];
+
+		at_class_uri(json_string_value(json_object_get(v, "epr_class")), uri, sizeof(uri));
+		at_buf_printf(b, "<%s:%s><a:Address>/wsman</a:Address><a:ReferenceParameters>"
+				 "<w:ResourceURI>", pfx, k);
+		at_buf_add_xml(b, uri);
+		at_buf_add(b, "</w:ResourceURI><w:SelectorSet><w:Selector Name=\"");
+		sel = json_string_value(json_object_get(v, "selector"));
+		val = json_string_value(json_object_get(v, "value"));
+		at_buf_add_xml(b, sel ? sel : "InstanceID");
+		at_buf_add(b, "\">");
+		at_buf_add_xml(b, val ? val : "");
+		at_buf_printf(b, "</w:Selector></w:SelectorSet></a:ReferenceParameters></%s:%s>",
+			      pfx, k);
+		return;
+	}
 	at_buf_printf(b, "<%s:%s>", pfx, k);
 	if (json_is_string(v))
 		at_buf_add_xml(b, json_string_value(v));

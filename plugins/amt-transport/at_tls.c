@@ -67,6 +67,120 @@ static int names_target(struct at_session *s, X509 *x)
 	return s->fqdn && s->fqdn[0] && X509_check_host(x, s->fqdn, 0, 0, NULL) == 1;
 }
 
+/* Pins the device's leaf for the session (a reconnect must show the same one) and logs it
+ * once as @p what. @return 1, or 0 with s->tls_why set. */
+static int pin_leaf(struct at_link *l, struct at_session *s, X509 *leaf, const char *what)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (!X509_digest(leaf, EVP_sha256(), md, &mdlen) || mdlen != 32)
+		return 0;
+	if (l->peer_pinned && memcmp(md, l->peer_sha256, 32) != 0) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "device certificate changed within the session (pinned SHA-256 differs)");
+		return 0;
+	}
+	if (!l->peer_pinned) {
+		char hex[65];
+
+		memcpy(l->peer_sha256, md, 32);
+		l->peer_pinned = 1;
+		for (int i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		s->in->host->log(s->in->host, AMTPROV_LOG_INFO,
+				 "%s: accepted %s SHA-256 %s for provisioning", s->address, what, hex);
+	}
+	keep_peer(l, leaf);
+	return 1;
+}
+
+static int cn_is(X509 *x, const char *const *names, int substring)
+{
+	char cn[256];
+
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+				      sizeof(cn)) <= 0)
+		return 0;
+	for (; *names; names++)
+		if (substring ? strstr(cn, *names) != NULL : strcmp(cn, *names) == 0)
+			return 1;
+	return 0;
+}
+
+/* AMT's pre-provisioning TLS chain from the CSME On-Die CA (AMT 19+, Tiger Lake+ reported;
+ * docs/amt-transport.md "Pre-provisioning TLS"), in the shape rpc-go checks
+ * (internal/certs/lmsTls.go): 4 or 6 certificates, leaf "AMT RCFG" or "iAMT CSME IDevID
+ * RCFG", the certificate at depth 3 a "ROM CA"/"ROM DE" whose issuer's OU begins with an
+ * ODCA prefix; with odca_roots set, the chain verifies to one of them at the host's time,
+ * else each certificate is checked to be signed by the next (shape only: the device is then
+ * authenticated by its one-time password, R-PROV-05, as with a self-signed certificate).
+ * @return 1 accepted, 0 refused (s->tls_why says why). */
+static int verify_odca(struct at_link *l, struct at_session *s, STACK_OF(X509) *peer)
+{
+	static const char *const leaf_cns[] = {"AMT RCFG", "iAMT CSME IDevID RCFG", NULL};
+	static const char *const rom_cns[] = {"ROM CA", "ROM DE", NULL};
+	static const char *const ou_prefixes[] = {"ODCA 2 CSME", "On Die CSME", NULL};
+	int n = sk_X509_num(peer), ou_ok = 0, pos = -1;
+	X509 *leaf = sk_X509_value(peer, 0), *rom = n > 3 ? sk_X509_value(peer, 3) : NULL;
+	X509_NAME *iss = rom ? X509_get_issuer_name(rom) : NULL;
+
+	if ((n != 4 && n != 6) || !cn_is(leaf, leaf_cns, 0) || !cn_is(rom, rom_cns, 1)) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "provisioning mode accepts AMT's own self-signed certificate or its On-Die CA "
+			 "chain (4 or 6 certificates, leaf \"AMT RCFG\", a ROM CA at depth 3); the "
+			 "device presented %d certificate(s) of another shape", n);
+		return 0;
+	}
+	while (!ou_ok && iss && (pos = X509_NAME_get_index_by_NID(iss, NID_organizationalUnitName,
+								   pos)) >= 0) {
+		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(iss, pos));
+
+		for (const char *const *p = ou_prefixes; d && *p && !ou_ok; p++)
+			ou_ok = (size_t)ASN1_STRING_length(d) >= strlen(*p) &&
+				!memcmp(ASN1_STRING_get0_data(d), *p, strlen(*p));
+	}
+	if (!ou_ok) {
+		snprintf(s->tls_why, sizeof(s->tls_why),
+			 "the device's On-Die CA chain: the ROM CA's issuer has no ODCA organizational "
+			 "unit (\"ODCA 2 CSME\" or \"On Die CSME\")");
+		return 0;
+	}
+	if (s->in->odca_roots) {
+		X509_STORE *st = X509_STORE_new();
+		X509_STORE_CTX *vc = X509_STORE_CTX_new();
+		int good = 0, e = X509_V_ERR_UNSPECIFIED;
+
+		for (int i = 0; st && i < sk_X509_num(s->in->odca_roots); i++)
+			X509_STORE_add_cert(st, sk_X509_value(s->in->odca_roots, i));
+		if (st && vc && X509_STORE_CTX_init(vc, st, leaf, peer) == 1) {
+			X509_STORE_CTX_set_time(vc, 0, (time_t)s->in->host->now(s->in->host));
+			good = X509_verify_cert(vc) == 1;
+			e = X509_STORE_CTX_get_error(vc);
+		}
+		X509_STORE_CTX_free(vc);
+		X509_STORE_free(st);
+		if (!good) {
+			snprintf(s->tls_why, sizeof(s->tls_why),
+				 "the device's On-Die CA chain does not verify to the transport's "
+				 "odca_roots (%s)", X509_verify_cert_error_string(e));
+			return 0;
+		}
+		return pin_leaf(l, s, leaf, "AMT On-Die CA chain (verified to odca_roots), leaf");
+	}
+	for (int i = 0; i + 1 < n; i++)
+		if (X509_NAME_cmp(X509_get_issuer_name(sk_X509_value(peer, i)),
+				  X509_get_subject_name(sk_X509_value(peer, i + 1))) != 0 ||
+		    X509_verify(sk_X509_value(peer, i),
+				X509_get0_pubkey(sk_X509_value(peer, i + 1))) != 1) {
+			snprintf(s->tls_why, sizeof(s->tls_why),
+				 "the device's On-Die CA chain is broken: certificate %d is not issued "
+				 "by certificate %d", i, i + 1);
+			return 0;
+		}
+	return pin_leaf(l, s, leaf, "AMT On-Die CA chain (shape only: odca_roots not set), leaf");
+}
+
 static int verify_provisioning(int ok, X509_STORE_CTX *xs)
 {
 	struct at_link *l = link_of(xs);
@@ -74,12 +188,22 @@ static int verify_provisioning(int ok, X509_STORE_CTX *xs)
 	STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
 	X509 *leaf = chain && sk_X509_num(chain) ? sk_X509_value(chain, 0) : NULL;
 	int e = X509_STORE_CTX_get_error(xs);
-	unsigned char md[32];
-	unsigned int mdlen = 0;
 	EVP_PKEY *pub;
 
 	if (!s || !leaf)
 		return 0;
+	{
+		/* What the device sent: more than one certificate is its On-Die CA chain or
+		 * nothing acceptable. */
+		STACK_OF(X509) *peer = X509_STORE_CTX_get0_untrusted(xs);
+
+		if (peer && sk_X509_num(peer) > 1) {
+			if (!verify_odca(l, s, peer))
+				return 0;
+			X509_STORE_CTX_set_error(xs, X509_V_OK);
+			return 1;
+		}
+	}
 	if (ok && e == X509_V_OK && sk_X509_num(chain) == 1)
 		goto check_leaf; /* already accepted at depth 0 */
 	if (sk_X509_num(chain) != 1 || X509_STORE_CTX_get_error_depth(xs) != 0 ||
@@ -106,25 +230,8 @@ check_leaf:
 			 s->address, s->fqdn ? " or " : "", s->fqdn ? s->fqdn : "");
 		return 0;
 	}
-	if (!X509_digest(leaf, EVP_sha256(), md, &mdlen) || mdlen != 32)
+	if (!pin_leaf(l, s, leaf, "AMT self-signed certificate"))
 		return 0;
-	if (l->peer_pinned && memcmp(md, l->peer_sha256, 32) != 0) {
-		snprintf(s->tls_why, sizeof(s->tls_why),
-			 "device certificate changed within the session (pinned SHA-256 differs)");
-		return 0;
-	}
-	if (!l->peer_pinned) {
-		char hex[65];
-
-		memcpy(l->peer_sha256, md, 32);
-		l->peer_pinned = 1;
-		for (int i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", md[i]);
-		s->in->host->log(s->in->host, AMTPROV_LOG_INFO,
-				 "%s: accepted AMT self-signed certificate SHA-256 %s for provisioning",
-				 s->address, hex);
-	}
-	keep_peer(l, leaf);
 	/* Accepted: clear the self-signed error so libcurl's own verify-result check passes. */
 	X509_STORE_CTX_set_error(xs, X509_V_OK);
 	return 1;
@@ -261,8 +368,37 @@ static void ident_free(struct at_ident *id)
 	free(id);
 }
 
+int at_odca_load(struct at_instance *in, struct amtprov_error *err)
+{
+	const char *path = in->cfg.odca_roots;
+	FILE *f;
+	X509 *x;
+
+	if (!path || !path[0])
+		return AMTPROV_OK;
+	f = fopen(path, "r");
+	if (!f)
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "odca_roots",
+					 "odca_roots: cannot read %s", path);
+	in->odca_roots = sk_X509_new_null();
+	while (in->odca_roots && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(in->odca_roots, x))
+			X509_free(x);
+	fclose(f);
+	ERR_clear_error();
+	if (!in->odca_roots || !sk_X509_num(in->odca_roots)) {
+		sk_X509_pop_free(in->odca_roots, X509_free);
+		in->odca_roots = NULL;
+		return amtprov_error_set(err, AMTPROV_E_CONFIG, "odca_roots",
+					 "odca_roots: %s holds no PEM certificate", path);
+	}
+	return AMTPROV_OK;
+}
+
 void at_idents_free(struct at_instance *in)
 {
+	sk_X509_pop_free(in->odca_roots, X509_free);
+	in->odca_roots = NULL;
 	while (in->idents) {
 		struct at_ident *id = in->idents;
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Wireless profile limits (16 total, 8 user), power schemes, time sync, TLS staging. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -163,6 +164,75 @@ static void test_tls_put_waits_for_commit(void)
 	device_clear(&d);
 }
 
+/* Issue 17 item 12: what a firmware release lacks is refused as firmware refuses an unknown
+ * class or method; AMT_8021XProfile binds certificates by reference. */
+static void test_version_rules(void)
+{
+	const char *pkms = AMT_URI "AMT_PublicKeyManagementService";
+	const char *ips = "http://intel.com/wbem/wscim/1/ips-schema/1/IPS_IEEE8021xSettings";
+	const char *prof = AMT_URI "AMT_8021XProfile";
+	const char *gen = "<h:GenerateKeyPair_INPUT xmlns:h=\"http://intel.com/wbem/wscim/1/amt-schema/1/"
+			  "AMT_PublicKeyManagementService\"><h:KeyAlgorithm>0</h:KeyAlgorithm>"
+			  "<h:KeyLength>2048</h:KeyLength></h:GenerateKeyPair_INPUT>";
+	char body[2048];
+	struct device d;
+	struct http_response r;
+
+	device_init(&d, "v", "6.0.30");
+	run(&d, AMT_URI "AMT_PublicKeyManagementService/GenerateKeyPair", pkms, "", gen, &r);
+	CU_ASSERT(has(&r, "ActionNotSupported")); /* from 6.2 */
+	run(&d, NS_WXF "/Get", ips, "", "", &r);
+	CU_ASSERT(has(&r, "DestinationUnreachable")); /* from 8.0 */
+	CU_ASSERT_EQUAL(run(&d, NS_WXF "/Get", prof, "", "", &r), 200);
+	sbuf_free(&r.body);
+	device_clear(&d);
+	device_init(&d, "v", "8.1.40");
+	CU_ASSERT_EQUAL(run(&d, NS_WXF "/Get", ips, "", "", &r), 200);
+	sbuf_free(&r.body);
+
+	/* AMT_8021XProfile: the client reference must not be a root, the issuer must be one. */
+	d.certs[0] = (struct dev_cert){.handle = 7, .der_b64 = strdup("AAAA"), .trusted_root = false};
+	d.certs[1] = (struct dev_cert){.handle = 8, .der_b64 = strdup("AAAA"), .trusted_root = true};
+	d.n_certs = 2;
+#define REF(n, h) "<h:" n "><a:Address>/wsman</a:Address><a:ReferenceParameters><w:ResourceURI>" \
+	AMT_URI "AMT_PublicKeyCertificate</w:ResourceURI><w:SelectorSet><w:Selector " \
+	"Name=\"InstanceID\">Intel(r) AMT Certificate: Handle: " h "</w:Selector></w:SelectorSet>" \
+	"</a:ReferenceParameters></h:" n ">"
+#define PROFILE(refs) "<h:AMT_8021XProfile xmlns:h=\"http://intel.com/wbem/wscim/1/amt-schema/1/" \
+	"AMT_8021XProfile\"><h:Enabled>true</h:Enabled><h:AuthenticationProtocol>0" \
+	"</h:AuthenticationProtocol>" refs "</h:AMT_8021XProfile>"
+	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "8")));
+	run(&d, NS_WXF "/Put", prof, "", body, &r);
+	CU_ASSERT(has(&r, "InvalidParameter"));
+	snprintf(body, sizeof(body),
+		 PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssuer", "7")));
+	run(&d, NS_WXF "/Put", prof, "", body, &r);
+	CU_ASSERT(has(&r, "InvalidParameter"));
+	snprintf(body, sizeof(body), PROFILE(REF("ClientCertificate", "9")));
+	run(&d, NS_WXF "/Put", prof, "", body, &r);
+	CU_ASSERT(has(&r, "InvalidParameter"));
+	CU_ASSERT_EQUAL(d.n_ctx, 0);
+	snprintf(body, sizeof(body),
+		 PROFILE(REF("ClientCertificate", "7") REF("ServerCertificateIssue", "8")));
+	CU_ASSERT_EQUAL(run(&d, NS_WXF "/Put", prof, "", body, &r), 200);
+	sbuf_free(&r.body);
+	CU_ASSERT_EQUAL(d.n_ctx, 2);
+	CU_ASSERT_EQUAL(d.ieee8021x.client_cert_handle, 7);
+	CU_ASSERT_EQUAL(d.ieee8021x.root_cert_handle, 8);
+	CU_ASSERT_EQUAL(run(&d, NS_WSEN "/Enumerate", AMT_URI "AMT_8021xCredentialContext", "",
+			    "<Enumerate xmlns=\"http://schemas.xmlsoap.org/ws/2004/09/enumeration\"/>", &r), 200);
+	sbuf_free(&r.body);
+	/* A Put without references removes the links. */
+	snprintf(body, sizeof(body), PROFILE(""));
+	CU_ASSERT_EQUAL(run(&d, NS_WXF "/Put", prof, "", body, &r), 200);
+	sbuf_free(&r.body);
+	CU_ASSERT_EQUAL(d.n_ctx, 0);
+	CU_ASSERT_EQUAL(d.ieee8021x.client_cert_handle, 0);
+#undef REF
+#undef PROFILE
+	device_clear(&d);
+}
+
 void register_sim_net_tests(void)
 {
 	CU_pSuite s = CU_add_suite("sim.net", NULL, NULL);
@@ -170,4 +240,5 @@ void register_sim_net_tests(void)
 	CU_add_test(s, "wireless: 16 total, 8 user, IT rules", test_wifi_limits);
 	CU_add_test(s, "SetPowerScheme and SetHighAccuracyTimeSynch", test_power_and_time);
 	CU_add_test(s, "TLS Put waits for CommitChanges", test_tls_put_waits_for_commit);
+	CU_add_test(s, "version rules; AMT_8021XProfile certificate references", test_version_rules);
 }

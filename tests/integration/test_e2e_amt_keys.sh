@@ -98,15 +98,16 @@ PY
   cmp -s "$T/$id.served.pub" "$T/$id.amt.pub"
 }
 
-# --- 1. a fleet: two current firmware versions (AMT key) and one AMT 8 device (amtprov key).
+# --- 1. a fleet: two current firmware versions (AMT key) and one AMT 6.0 device (amtprov key:
+# GenerateKeyPair comes with AMT 6.2; AMT 6.2-8.x generate theirs too, test_e2e_legacy.sh).
 mkdir -p "$T/sim"
-fleet '{}' pc1:12.0.45 pc2:16.1.25 pc3:8.1.40
+fleet '{}' pc1:12.0.45 pc2:16.1.25 pc3:6.0.30
 sim_start; site auto
 check "register the devices" register pc1 pc2 pc3
 run_until_settled "$T/d1.log"
-check "every device is PROVISIONED (AMT 12, 16 and 8)" \
+check "every device is PROVISIONED (AMT 12, 16 and 6.0)" \
   test "$(q "select group_concat(state) from devices")" = "PROVISIONED,PROVISIONED,PROVISIONED"
-check "the AMT 8 device got its certificate" \
+check "the AMT 6.0 device got its certificate" \
   test "$(q "select count(*) from certificates c join devices d on d.id=c.device_id where d.fqdn='pc3.contoso.com'")" = 1
 for id in pc1 pc2 pc3; do dump "$id"; done
 for id in pc1 pc2; do
@@ -116,11 +117,11 @@ for id in pc1 pc2; do
   check "R-PROV-10 (3): $id holds its certificate, TLS on" \
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["tls_remote"]["enabled"] and d["tls_remote"]["cert_handle"]' "$T/$id.dump.json"
 done
-check "R-PROV-06: AMT 8 gets a key made by amtprov (no GenerateKeyPair)" test "$(audit_count pc3 'GenerateKeyPair')" = 0
+check "R-PROV-06: AMT 6.0 gets a key made by amtprov (no GenerateKeyPair)" test "$(audit_count pc3 'GenerateKeyPair')" = 0
 "$AMTPROV" -m "$T/site/site.json" cred list >"$T/creds.txt" 2>&1
 check "no web server key in the credential store for the AMT-key devices" \
   bash -c "! grep -q 'device/pc1.contoso.com/web-key' '$T/creds.txt' && ! grep -q 'device/pc2.contoso.com/web-key' '$T/creds.txt'"
-check "the AMT 8 device's key is in the credential store" grep -q 'device/pc3.contoso.com/web-key' "$T/creds.txt"
+check "the AMT 6.0 device's key is in the credential store" grep -q 'device/pc3.contoso.com/web-key' "$T/creds.txt"
 check "no amt-key record is left once the devices committed" test "$(q "select count(*) from pending_ops where kind='amt-key'")" = 0
 sim_stop
 for id in pc1 pc2; do
@@ -204,13 +205,13 @@ sim_stop
 
 # --- 4. key_source "amt" where amtprov cannot use it: a clear reason, nothing requested.
 rm -rf "$T/sim"; mkdir -p "$T/sim"
-fleet '{}' pc3:8.1.40
+fleet '{}' pc3:6.0.30
 sim_start; site amt
 check "register the device" register pc3
 run_until_settled "$T/d6.log"
-check "key_source 'amt' on AMT 8 fails the device" test "$(q "select state from devices")" = FAILED
+check "key_source 'amt' on AMT 6.0 fails the device" test "$(q "select state from devices")" = FAILED
 check "with the reason naming the manifest field and the firmware" \
-  test -n "$(q "select 1 from devices where last_error like '%key_source%legacy SOAP%'")"
+  test -n "$(q "select 1 from devices where last_error like '%AMT 6.0.30 cannot generate keys inside AMT (GenerateKeyPair%key_source%'")"
 check "and no request went to the CA" test "$(q "select count(*) from certificates")" = 0
 sim_stop
 

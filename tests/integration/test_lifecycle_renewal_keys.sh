@@ -4,8 +4,9 @@
 # clock, checked on amtsim's own state:
 #  1. key_source "auto": AMT 12 and 16 renew with a key generated inside AMT (GenerateKeyPair
 #     + GeneratePKCS10RequestEx over the managed session, no AddKey), and serve a certificate
-#     for that key; AMT 8 (legacy SOAP) renews through SetTLSKeyAndCertificate with a key made
-#     by amtprov. The superseded certificate and its key pair are deleted from AMT's store.
+#     for that key; AMT 6.0 (legacy SOAP, no GenerateKeyPair before 6.2) renews through
+#     SetTLSKeyAndCertificate with a key made by amtprov (AMT 6.2-8.x renew with a key made
+#     inside AMT, its certificate over WS-Man: test_e2e_legacy.sh provisions them so). The superseded certificate and its key pair are deleted from AMT's store.
 #  2. key_source "amtprov": a second renewal adds amtprov's key (AddKey); after two renewals
 #     AMT holds only the current web server certificate and key.
 #  3. amtprovd SIGKILLed while AMT generates the renewal key: the restart adopts that key
@@ -19,7 +20,7 @@ TEST_NAME=lifecycle_renewal_keys
 
 q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
 SIM_PID=""
-# fleet [ID:KEYGEN_MS:COMMIT_FAIL]... : pc1 AMT 12, pc2 AMT 16.1, pc3 AMT 8.1 (legacy SOAP)
+# fleet [ID:KEYGEN_MS:COMMIT_FAIL]... : pc1 AMT 12, pc2 AMT 16.1, pc3 AMT 6.0 (legacy SOAP)
 fleet() {
   local ms1=5 ms2=5 ms3=5 cf1=0 cf2=0 cf3=0 spec id ms cf
   for spec in "$@"; do
@@ -30,7 +31,7 @@ fleet() {
 import json, sys
 net, root = sys.argv[1], sys.argv[2]
 devs = []
-for n, (ver, spec) in enumerate(zip(["12.0.45", "16.1.25", "8.1.40"], sys.argv[3:]), 1):
+for n, (ver, spec) in enumerate(zip(["12.0.45", "16.1.25", "6.0.30"], sys.argv[3:]), 1):
     ms, cf = (int(x) for x in spec.split(":"))
     devs.append({"id": "pc%d" % n, "address": "%s.%d" % (net, n), "amt_version": ver,
                  "provisioning_state": "in", "host_name": "pc%d" % n, "domain_name": "contoso.com",
@@ -117,7 +118,7 @@ n_certs_of() { q "select count(*) from certificates c join devices v on v.id=c.d
 make_provisioning_pki
 mkdir -p "$T/sim"
 fleet
-check "amtsim serves AMT 12, 16.1 and 8.1" sim_start
+check "amtsim serves AMT 12, 16.1 and 6.0" sim_start
 write_site '"maintenance": {"evaluate_certificates": {"interval_days": 7, "renew_within_days": 42}},
   "engine": {"retry": {"base_seconds": 1, "max_seconds": 2, "max_attempts": 5}}'
 check "the devices register" register pc1 pc2 pc3
@@ -125,7 +126,7 @@ check "amtprovd provisions them" daemon_once
 check "all three are PROVISIONED" test "$(q "select group_concat(state) from devices")" = "PROVISIONED,PROVISIONED,PROVISIONED"
 for id in pc1 pc2 pc3; do eval "first_$id=\$(cert_field $(fqdn $id) active serial)"; done
 
-# --- 1. key_source auto: AMT's key on AMT >= 9, amtprov's through legacy SOAP on AMT 8.
+# --- 1. key_source auto: AMT's key on AMT >= 9, amtprov's through legacy SOAP on AMT 6.0.
 due_clock
 "$AMTPROV" -m "$SITE" task run evaluate-certificates >/dev/null
 check "round 1: amtprovd renews every device" daemon_once
@@ -144,16 +145,16 @@ for id in pc1 pc2; do
 done
 check "no deletion was refused or left out (no 8301)" test "$(q "select count(*) from status_messages where msg_id=8301")" = 0
 dump pc3
-check "AMT 8 renews through legacy SOAP (SetTLSKeyAndCertificate twice in all)" \
+check "AMT 6.0 renews through legacy SOAP (SetTLSKeyAndCertificate twice in all)" \
   test "$(audit_count pc3 'legacy SOAP SetTLSKeyAndCertificate: StatusCode 0')" = 2
-check "AMT 8 gets no key generated inside AMT" test "$(audit_count pc3 'GenerateKeyPair')" = 0
-check "R-WS-03: AMT 8 serves its new certificate" bash -c "[ \"\$(served_sha256 $NET.3)\" = '$(active_sha pc3)' ]"
-check "R-REV-02c: AMT 8's first certificate is revoked Superseded, on the CRL" crl_has "$first_pc3" Superseded
-check "AMT 8: AMT's store holds only the current web server certificate and its key" store_holds_only_current pc3
+check "AMT 6.0 gets no key generated inside AMT" test "$(audit_count pc3 'GenerateKeyPair')" = 0
+check "R-WS-03: AMT 6.0 serves its new certificate" bash -c "[ \"\$(served_sha256 $NET.3)\" = '$(active_sha pc3)' ]"
+check "R-REV-02c: AMT 6.0's first certificate is revoked Superseded, on the CRL" crl_has "$first_pc3" Superseded
+check "AMT 6.0: AMT's store holds only the current web server certificate and its key" store_holds_only_current pc3
 "$AMTPROV" -m "$SITE" cred list >"$T/creds1.txt" 2>&1
 check "no web server key stored for the AMT-key devices" \
   bash -c "! grep -q 'device/pc1.contoso.com/web-key' '$T/creds1.txt' && ! grep -q 'device/pc2.contoso.com/web-key' '$T/creds1.txt'"
-check "AMT 8's renewal key is stored" grep -q 'device/pc3.contoso.com/web-key' "$T/creds1.txt"
+check "AMT 6.0's renewal key is stored" grep -q 'device/pc3.contoso.com/web-key' "$T/creds1.txt"
 check "no amt-key record is left after the renewal commits" test "$(q "select count(*) from pending_ops where kind in ('amt-key','ca-submit')")" = 0
 check "status 8205 says the key was generated inside AMT" \
   bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc1.contoso.com | grep -q 'generated inside AMT'"
@@ -173,7 +174,7 @@ for id in pc1 pc2 pc3; do
 done
 check "key_source amtprov: the key was added to pc1 (AddKey once), none generated" \
   test "$(audit_count pc1 'AddKey: key handle'):$(audit_count pc1 'GenerateKeyPair: key handle')" = "1:2"
-check "AMT 8 renewed a second time through legacy SOAP" \
+check "AMT 6.0 renewed a second time through legacy SOAP" \
   test "$(audit_count pc3 'legacy SOAP SetTLSKeyAndCertificate: StatusCode 0')" = 3
 
 # --- 3. SIGKILL while AMT generates the renewal key (its answer is 12 s late: the kill must
