@@ -203,7 +203,7 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		util_strlcpy(host_id, getenv("AMTPROV_HOST_ID"), sizeof(host_id));
 	else if (gethostname(host_id, sizeof(host_id) - 1) != 0 || !host_id[0])
 		util_strlcpy(host_id, "amtprovd", sizeof(host_id));
-	alog(d->log, AMTPROV_LOG_INFO, "host id (device leases): %s", host_id);
+	alog(d->log, AMTPROV_LOG_INFO, "host id (device and task leases): %s", host_id);
 
 	d->engine = engine_new(site_store(d->site), d->log, &cfg, site_clock, d->site,
 			       engine_status, d->site, err);
@@ -229,7 +229,7 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot watch for signals");
 	/* Maintenance tasks are checked every second on the engine's base (docs/lifecycle.md). */
 	{
-		struct task_env env = {.site = d->site, .engine = d->engine};
+		struct task_env env = {.site = d->site, .engine = d->engine, .host_id = host_id};
 
 		d->sched = sched_start(&env, err);
 		if (!d->sched)
