@@ -22,7 +22,9 @@
 # Usage: bench/bench_multihost.sh [N] [HOSTS]   (default 300, "1 2 3")
 # Environment: AMTPROV_BUILD_DIR (default: ./build or the current build tree), LATENCY_MS
 # (default 100: amtsim's latency per firmware call), MAX_IN_FLIGHT (default 32, per host),
-# LEASE_SECONDS (default 60, the engine's lease life), AMT_VERSION (default 16.1.25).
+# LEASE_SECONDS (default 60, the engine's lease life), AMT_VERSION (default 16.1.25),
+# SYNC_COMMIT (default on: PostgreSQL's synchronous_commit; "off" shows how much of a host's
+# time is waiting for the database's commits to reach the disk).
 set -euo pipefail
 n=${1:-300}
 hosts_list=${2:-1 2 3}
@@ -35,6 +37,8 @@ latency=${LATENCY_MS:-100}
 max_in_flight=${MAX_IN_FLIGHT:-32}
 lease=${LEASE_SECONDS:-60}
 amt_version=${AMT_VERSION:-16.1.25}
+sync_commit=${SYNC_COMMIT:-on}
+case "$sync_commit" in on|off) ;; *) echo "bench: SYNC_COMMIT is on or off" >&2; exit 2;; esac
 for v in "$latency" "$max_in_flight" "$lease"; do
   case "$v" in ''|*[!0-9]*) echo "bench: LATENCY_MS, MAX_IN_FLIGHT, LEASE_SECONDS are numbers" >&2; exit 2;; esac
 done
@@ -72,6 +76,7 @@ net_a=$(( 200 + $$ % 25 ))
 
 pg_start "$work/pg" >/dev/null || { echo "bench: cannot start PostgreSQL" >&2; exit 1; }
 psql_() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+psql_ "$PG_CONNINFO" -c "ALTER SYSTEM SET synchronous_commit = $sync_commit" -c "SELECT pg_reload_conf()" >/dev/null
 
 pki="$work/pki"
 mkdir -p "$pki"
@@ -164,11 +169,14 @@ pg_cpu() {
     }
     END { printf "%.2f", total / hz }'
 }
+sim_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$sim_pid/stat"
+}
 commits() { psql_ "$PG_CONNINFO" -c "select xact_commit from pg_stat_database where datname = '$1'"; }
 
 # ---- one run per host count ----
 run() {
-  local hosts=$1 db="run$1" dir="$work/run$1" h pids=() ms ok cpu_pg0 cpu_pg1 hcpu=0 c0 c1 load
+  local hosts=$1 db="run$1" dir="$work/run$1" h pids=() ms ok cpu_pg0 cpu_pg1 hcpu=0 c0 c1 load s0 s1
   psql_ "$PG_CONNINFO" -c "CREATE DATABASE $db TEMPLATE tmpl" >/dev/null
   site "$dir/site" "$db"
   # the state directory (credstore-file's key and records) as registration left it
@@ -177,6 +185,7 @@ run() {
   start_sim "$dir/sim"
   load=$(cut -d' ' -f1 /proc/loadavg)
   cpu_pg0=$(pg_cpu)
+  s0=$(sim_cpu)
   c0=$(commits "$db")
   t0=$(date +%s%N)
   for ((h = 1; h <= hosts; h++)); do
@@ -189,6 +198,7 @@ run() {
   host_pids=()
   t1=$(date +%s%N)
   cpu_pg1=$(pg_cpu)
+  s1=$(sim_cpu)
   c1=$(commits "$db")
   stop_sim
   ms=$(( (t1 - t0) / 1000000 ))
@@ -197,9 +207,9 @@ run() {
     hcpu=$(awk -v a="$hcpu" '{ printf "%.2f", a + $1 + $2 }' "$dir/rusage$h")
   done
   awk -v h="$hosts" -v n="$n" -v ok="$ok" -v ms="$ms" -v hc="$hcpu" -v p0="$cpu_pg0" \
-      -v p1="$cpu_pg1" -v c="$((c1 - c0))" -v load="$load" 'BEGIN {
-    printf "%5d %6d %6d %8.1f %7.2f %11.1f %11.1f %11.1f %8.1f\n", h, n, ok, ms / 1000,
-      ok * 1000 / ms, hc * 1000 / n, (p1 - p0) * 1000 / n, c / n, load
+      -v p1="$cpu_pg1" -v c="$((c1 - c0))" -v load="$load" -v s0="$s0" -v s1="$s1" 'BEGIN {
+    printf "%5d %6d %6d %8.1f %7.2f %11.1f %11.1f %9.1f %11.1f %6.1f\n", h, n, ok, ms / 1000,
+      ok * 1000 / ms, hc * 1000 / n, (p1 - p0) * 1000 / n, (s1 - s0) * 1000 / n, c / n, load
   }'
   if [ "$ok" -ne "$n" ]; then
     echo "   ($((n - ok)) not provisioned; first errors of the hosts:)"
@@ -210,15 +220,16 @@ run() {
   rm -rf "$dir"
 }
 
-echo "== several amtprovd on one PostgreSQL ($("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //'), Unix socket, fsync on)"
+echo "== several amtprovd on one PostgreSQL ($("$PG_BIN/postgres" --version | sed 's/^postgres (PostgreSQL) //'), Unix socket, fsync on, synchronous_commit $sync_commit)"
 echo "== fleet: $n devices, AMT $amt_version, ${latency} ms per firmware call; engine.max_in_flight $max_in_flight per host; $(nproc) CPU(s)"
-echo "hosts      N   done   wall_s   dev/s  amtprovd_ms  postgres_ms    xacts/dev  load1"
+echo "hosts      N   done   wall_s   dev/s amtprovd_ms postgres_ms amtsim_ms   xacts/dev  load1"
 for h in $hosts_list; do
   run "$h"
 done
 cat <<EOF
    amtprovd_ms = CPU (user+system) of all the hosts together, per device;
    postgres_ms = the database server's own CPU per device (postmaster + backends, /proc);
+   amtsim_ms = the simulated fleet's CPU per device (one process playing every device);
    xacts/dev = transactions committed in the run's database per device (pg_stat_database:
      every statement outside an explicit transaction counts, reads included);
    load1 = the machine's 1-minute load average when the run began.
