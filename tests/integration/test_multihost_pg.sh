@@ -124,6 +124,8 @@ if [ "$HOSTS" = 2 ]; then
   held() { case "$(tq lease_owner)" in t1|t2) return 0;; *) return 1;; esac; }
   check "one host claims the task's run (task lease)" wait_for 20 held
   X=$(tq lease_owner); Y=t1; [ "$X" = t1 ] && Y=t2
+  check "amtprov task list --json says $X runs it" test "$("$AMTPROV" -m "$T/site/site.json" --json task list |
+    python3 -c 'import json,sys; print([t["running_on"] for t in json.load(sys.stdin) if t["name"] == sys.argv[1]][0])' "$TASK")" = "$X"
   noted() { grep -q "task $TASK: due, run by host $X" "$T/$Y.log"; }
   check "the other host ($Y) sees the task due and held by $X, and does not run it" wait_for 20 noted
   until_dead=$(tq lease_until)
