@@ -2305,9 +2305,12 @@ static int cmd_task_list(struct cli *c)
 		have = store_task_get(site_store(s), t[i].name, &rec, &err) == AMTPROV_OK;
 		if (!have)
 			memset(&rec, 0, sizeof(rec));
+		/* A live task lease: the host running it now (several hosts, database.md). */
+		if (rec.lease_until < util_now())
+			rec.lease_owner[0] = '\0';
 		if (arr) {
 			json_array_append_new(
-				arr, json_pack("{s:s,s:s,s:I,s:o,s:s,s:s,s:o,s:b,s:I}", "name",
+				arr, json_pack("{s:s,s:s,s:I,s:o,s:s,s:s,s:o,s:b,s:I,s:s}", "name",
 					       t[i].name, "title", t[i].title, "interval_seconds",
 					       (json_int_t)every, "last_run", json_time(rec.last_run),
 					       "last_result",
@@ -2315,7 +2318,8 @@ static int cmd_task_list(struct cli *c)
 					       "last_detail", rec.last_detail, "next_run",
 					       json_time(have ? rec.next_run : 0), "requested",
 					       rec.requests > rec.served, "requests",
-					       (json_int_t)rec.requests));
+					       (json_int_t)rec.requests, "running_on",
+					       rec.lease_owner));
 			continue;
 		}
 		if (every % 86400 == 0)
@@ -2324,13 +2328,15 @@ static int cmd_task_list(struct cli *c)
 			snprintf(ev, sizeof(ev), "%lldh", (long long)(every / 3600));
 		else
 			snprintf(ev, sizeof(ev), "%llds", (long long)every);
-		printf("%-26s %-10s %-21s %-14s %-21s %s%s\n", t[i].name, ev,
+		printf("%-26s %-10s %-21s %-14s %-21s %s%s%s%s%s\n", t[i].name, ev,
 		       fmt_or_dash(rec.last_run, a, sizeof(a)),
 		       rec.last_run ? amtprov_status_name(rec.last_result) : "-",
 		       rec.requests > rec.served ? "requested"
 		       : have                    ? fmt_or_dash(rec.next_run, b, sizeof(b))
 						 : "at start",
-		       rec.last_detail, rec.last_run ? "" : t[i].title);
+		       rec.lease_owner[0] ? "[running on " : "", rec.lease_owner,
+		       rec.lease_owner[0] ? "] " : "", rec.last_detail,
+		       rec.last_run ? "" : t[i].title);
 	}
 	if (arr)
 		emit_json(arr);

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "api.h"
+#include "api_metrics.h"
 #include "engine.h"
 #include "evlog.h"
 #include "exit_codes.h"
@@ -41,6 +42,7 @@ struct daemon {
 	struct engine *engine;
 	struct flow *flow;
 	struct api *api;
+	struct metrics_listener *metrics; /* monitoring.metrics_listen */
 	struct sched *sched;
 	int reload;
 	int stop;
@@ -203,7 +205,7 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		util_strlcpy(host_id, getenv("AMTPROV_HOST_ID"), sizeof(host_id));
 	else if (gethostname(host_id, sizeof(host_id) - 1) != 0 || !host_id[0])
 		util_strlcpy(host_id, "amtprovd", sizeof(host_id));
-	alog(d->log, AMTPROV_LOG_INFO, "host id (device leases): %s", host_id);
+	alog(d->log, AMTPROV_LOG_INFO, "host id (device and task leases): %s", host_id);
 
 	d->engine = engine_new(site_store(d->site), d->log, &cfg, site_clock, d->site,
 			       engine_status, d->site, err);
@@ -229,15 +231,19 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 		return amtprov_error_set(err, AMTPROV_E_INTERNAL, NULL, "cannot watch for signals");
 	/* Maintenance tasks are checked every second on the engine's base (docs/lifecycle.md). */
 	{
-		struct task_env env = {.site = d->site, .engine = d->engine};
+		struct task_env env = {.site = d->site, .engine = d->engine, .host_id = host_id};
 
 		d->sched = sched_start(&env, err);
 		if (!d->sched)
 			return err->code ? err->code : AMTPROV_E_NOMEM;
 	}
 	/* The registration API lives on the engine's event base and kicks the engine, so it
-	 * starts after the engine (and is freed before it, in stop_engine). */
-	return api_start(d->site, d->engine, &d->api, err);
+	 * starts after the engine (and is freed before it, in stop_engine); so does the metrics
+	 * listener. */
+	rc = api_start(d->site, d->engine, &d->api, err);
+	if (rc == AMTPROV_OK)
+		rc = metrics_listener_start(d->site, base, &d->metrics, err);
+	return rc;
 }
 
 static void stop_engine(struct daemon *d)
@@ -247,6 +253,8 @@ static void stop_engine(struct daemon *d)
 	 * engine, so no request may arrive once the engine starts going away. */
 	api_free(d->api);
 	d->api = NULL;
+	metrics_listener_free(d->metrics);
+	d->metrics = NULL;
 	sched_free(d->sched);
 	d->sched = NULL;
 	/* Jobs still in flight stay in their -ING state, rewound by the next recover. The flow

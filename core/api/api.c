@@ -1005,36 +1005,7 @@ static void delete_device(struct api *a, struct evhttp_request *req, const char 
 /* GET /metrics: the exposition is built in memory, then sent in one reply. */
 static void show_metrics(struct api *a, struct evhttp_request *req)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct amtprov_error err;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	struct evbuffer *out;
-	int rc;
-
-	if (!f) {
-		reply_error(req, 500, "Internal Server Error", "out of memory", NULL);
-		return;
-	}
-	amtprov_error_clear(&err);
-	rc = api_metrics_write(a->site, util_now(), f, &err);
-	if (fclose(f) != 0 && rc == AMTPROV_OK)
-		rc = amtprov_error_set(&err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	out = evbuffer_new();
-	if (rc != AMTPROV_OK || !out) {
-		alog(a->log, AMTPROV_LOG_ERROR, "api: metrics: %s", out ? err.msg : "out of memory");
-		reply_error(req, 500, "Internal Server Error", "the metrics could not be read", NULL);
-	} else {
-		evhttp_add_header(h, "Content-Type", API_METRICS_CONTENT_TYPE);
-		evhttp_add_header(h, "Cache-Control", "no-store");
-		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
-		evbuffer_add(out, text, len);
-		evhttp_send_reply(req, 200, "OK", out);
-	}
-	if (out)
-		evbuffer_free(out);
-	free(text);
+	api_metrics_reply(a->site, req);
 }
 
 /* The status page and its JSON: a live session cookie (read-only) or an administrator

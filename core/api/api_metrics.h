@@ -28,4 +28,28 @@
  */
 int api_metrics_write(struct site *site, int64_t now, FILE *out, struct amtprov_error *err);
 
+struct evhttp_request;
+struct event_base;
+
+/** Answers a GET /metrics (200 with the exposition, or 500 logged on @p site's log): the
+ * API's handler and the metrics listener's. */
+void api_metrics_reply(struct site *site, struct evhttp_request *req);
+
+/**
+ * The metrics listener (manifest monitoring.metrics_listen; docs/operations.md
+ * "Monitoring"): plain HTTP on its own address, GET /metrics and nothing else; a bearer
+ * token from monitoring.metrics_tokens when the manifest names some (it may only go
+ * without on a loopback address, the manifest checks that). Lives on @p base (the
+ * engine's loop, like the API).
+ */
+struct metrics_listener;
+
+/** Starts it; *out is NULL (and AMTPROV_OK) when the manifest asks for none. */
+int metrics_listener_start(struct site *site, struct event_base *base,
+			   struct metrics_listener **out, struct amtprov_error *err);
+/** The port bound. */
+int metrics_listener_port(const struct metrics_listener *ml);
+/** Closes the socket and its connections, wipes the token digests. Accepts NULL. */
+void metrics_listener_free(struct metrics_listener *ml);
+
 #endif /* AMTPROV_CORE_API_METRICS_H */

@@ -58,13 +58,95 @@ struct running {
 	int busy;
 	int64_t started;
 	int64_t requests; /* the on-demand requests it covers */
+	int64_t renewed;  /* when its lease was last renewed */
 };
 
 struct sched {
 	struct task_env env;
 	struct event *tick;
 	struct running running[N_TASKS];
+	char host_id[STORE_SHORT_SIZE];
+	/* the other host last seen running each task (said once, not every second) */
+	char seen_holder[N_TASKS][STORE_SHORT_SIZE];
 };
+
+/* Task leases (several hosts): only when the env names this host. */
+static int leasing(const struct task_env *env)
+{
+	return env->host_id && env->host_id[0];
+}
+
+static int64_t lease_seconds(struct site *s)
+{
+	int v = site_manifest(s)->engine.lease_seconds;
+
+	return v > 0 ? v : 60;
+}
+
+static void lease_release(const struct task_env *env, const struct task_def *t)
+{
+	struct amtprov_error err;
+
+	amtprov_error_clear(&err);
+	if (leasing(env) && store_task_release(site_store(env->site), t->name, env->host_id,
+					       &err) != AMTPROV_OK)
+		alog(site_log(env->site), AMTPROV_LOG_WARNING,
+		     "task %s: cannot give its lease back (it runs out by itself): %s", t->name,
+		     err.msg);
+}
+
+/* Another host runs it: said once per holder, at info level. */
+static void note_holder(const struct task_env *env, size_t idx)
+{
+	struct store_task rec;
+	struct amtprov_error err;
+	char *seen;
+
+	amtprov_error_clear(&err);
+	if (!env->sched ||
+	    store_task_get(site_store(env->site), tasks[idx].name, &rec, &err) != AMTPROV_OK)
+		return;
+	seen = env->sched->seen_holder[idx];
+	if (!rec.lease_owner[0] || strcmp(seen, rec.lease_owner) == 0)
+		return;
+	util_strlcpy(seen, rec.lease_owner, STORE_SHORT_SIZE);
+	alog(site_log(env->site), AMTPROV_LOG_INFO,
+	     "task %s: due, run by host %s (its lease runs until %lld)", tasks[idx].name,
+	     rec.lease_owner, (long long)rec.lease_until);
+}
+
+/* Claims the task's run for this host, then reads its record again: the host that held it
+ * before may have just run it. 1: claimed and still due (@p rec is fresh); 0: not to run
+ * here (nothing is held). */
+static int claim(const struct task_env *env, size_t idx, int64_t now, struct store_task *rec)
+{
+	const struct task_def *t = &tasks[idx];
+	struct store *st = site_store(env->site);
+	struct amtprov_error err;
+	int rc;
+
+	amtprov_error_clear(&err);
+	rc = store_task_claim(st, t->name, env->host_id, now, now + lease_seconds(env->site),
+			      &err);
+	if (rc == AMTPROV_E_BUSY) {
+		note_holder(env, idx);
+		return 0;
+	}
+	if (rc == AMTPROV_OK)
+		rc = store_task_get(st, t->name, rec, &err);
+	if (rc != AMTPROV_OK) {
+		alog(site_log(env->site), AMTPROV_LOG_ERROR, "task %s: %s", t->name, err.msg);
+		lease_release(env, t);
+		return 0;
+	}
+	if (!sched_is_due(rec, 1, now)) {
+		lease_release(env, t);
+		return 0;
+	}
+	if (env->sched)
+		env->sched->seen_holder[idx][0] = '\0';
+	return 1;
+}
 
 /* Records a finished run: result, detail, schedule; status 8300/8301. */
 static void record_run(struct site *s, const struct task_def *t, int64_t started,
@@ -129,15 +211,18 @@ static int run_one(const struct task_env *env, size_t idx)
 		memset(&rec, 0, sizeof(rec));
 	if (!sched_is_due(&rec, have, now))
 		return 0;
+	if (leasing(env) && !claim(env, idx, now, &rec))
+		return 0;
 	memset(&res, 0, sizeof(res));
 	alog(site_log(s), AMTPROV_LOG_INFO, "task %s: running%s", t->name,
 	     rec.requests > rec.served ? " (requested)" : "");
 	t->run(env, &res);
 	if (res.pending && env->sched) {
-		env->sched->running[idx] = (struct running){1, now, rec.requests};
+		env->sched->running[idx] = (struct running){1, now, rec.requests, now};
 		return 1;
 	}
 	record_run(s, t, now, rec.requests, &res);
+	lease_release(env, t);
 	return 1;
 }
 
@@ -149,6 +234,30 @@ void sched_task_done(struct sched *sc, const char *name, const struct task_resul
 		sc->running[i].busy = 0;
 		record_run(sc->env.site, &tasks[i], sc->running[i].started,
 			   sc->running[i].requests, res);
+		lease_release(&sc->env, &tasks[i]);
+	}
+}
+
+/* Runs going on off the loop keep their leases: renewed every third of their life. */
+static void renew_running(struct sched *sc)
+{
+	struct site *s = sc->env.site;
+	int64_t now = site_now(s), life = lease_seconds(s);
+	struct amtprov_error err;
+
+	for (size_t i = 0; leasing(&sc->env) && i < N_TASKS; i++) {
+		struct running *r = &sc->running[i];
+
+		if (!r->busy || now - r->renewed < life / 3)
+			continue;
+		amtprov_error_clear(&err);
+		if (store_task_claim(site_store(s), tasks[i].name, sc->host_id, now, now + life,
+				     &err) != AMTPROV_OK) {
+			alog(site_log(s), AMTPROV_LOG_WARNING,
+			     "task %s: cannot renew its lease: %s", tasks[i].name, err.msg);
+			continue;
+		}
+		r->renewed = now;
 	}
 }
 
@@ -167,6 +276,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	renew_running(s);
 	sched_run_due(&s->env);
 }
 
@@ -181,6 +291,10 @@ struct sched *sched_start(const struct task_env *env, struct amtprov_error *err)
 	}
 	s->env = *env;
 	s->env.sched = s;
+	/* The env keeps a copy of the id: the caller's may not outlive the scheduler. */
+	if (env->host_id)
+		util_strlcpy(s->host_id, env->host_id, sizeof(s->host_id));
+	s->env.host_id = s->host_id;
 	s->tick = event_new(engine_base(env->engine), -1, EV_PERSIST, on_tick, s);
 	if (!s->tick || event_add(s->tick, &one) < 0) {
 		sched_free(s);
@@ -201,5 +315,10 @@ void sched_free(struct sched *s)
 		return;
 	if (s->tick)
 		event_free(s->tick);
+	/* A run abandoned at shutdown never reports: another host may take it up now rather
+	 * than when the lease runs out (it is still due, nothing was recorded). */
+	for (size_t i = 0; i < N_TASKS; i++)
+		if (s->running[i].busy)
+			lease_release(&s->env, &tasks[i]);
 	free(s);
 }

@@ -9,6 +9,13 @@
  * (store_task_request); amtprovd's scheduler sees them within a second and runs the task in
  * its own process, where the plugins, transport and engine live. The CLI therefore never
  * runs a task itself and is safe to use while amtprovd runs. docs/lifecycle.md.
+ *
+ * Several hosts on one site database (issue 16): a due task is claimed first
+ * (store_task_claim, a lease of engine.lease_seconds on its record), then its record is
+ * read again (another host may have just run it) and only then run; the lease is renewed
+ * every third of its life while a run goes on off the loop and given back when the run is
+ * recorded. A host that dies mid-run stops renewing: another host runs the task once the
+ * lease has run out. docs/database.md, "Several hosts".
  */
 #ifndef AMTPROV_CORE_SCHEDULER_H
 #define AMTPROV_CORE_SCHEDULER_H
@@ -43,6 +50,9 @@ struct task_env {
 	struct engine *engine;          /**< kicked when a task queues device work; may be NULL */
 	/** the scheduler that runs it; NULL (unit tests): every task finishes synchronously */
 	struct sched *sched;
+	/** this host's lease owner id (engine_config.host_id); NULL or "": no task leases
+	 * (unit tests) */
+	const char *host_id;
 };
 
 struct task_def {

@@ -1609,7 +1609,8 @@ static void parse_engine(struct vctx *c, json_t *root)
 /* "host:port" with an IP literal host ("[v6]:port" for IPv6). A name is refused: resolving it
  * at load time would make validation depend on DNS, and the address a server listens on is
  * the operator's deliberate choice. */
-static void parse_listen(struct vctx *c, const char *s, const char *p)
+static void parse_listen(struct vctx *c, const char *s, const char *p, char **host_out,
+			 int *port_out)
 {
 	const char *colon, *hs = s;
 	size_t hlen;
@@ -1652,8 +1653,8 @@ static void parse_listen(struct vctx *c, const char *s, const char *p)
 		err_at(c, p, "'%s' is not a port from 1 to 65535", colon + 1);
 		return;
 	}
-	c->m->api.host = dup_str(c, host);
-	c->m->api.port = (int)port;
+	*host_out = dup_str(c, host);
+	*port_out = (int)port;
 }
 
 /* api[key]: an array of distinct credential names (at most MAX_API_TOKENS); absent: none.
@@ -1753,7 +1754,7 @@ static void parse_api(struct vctx *c, json_t *root)
 	check_keys(c, api, p, keys);
 	if (get_string(c, api, p, "listen", 1, &listen)) {
 		manifest_path_key(lp, sizeof(lp), p, "listen");
-		parse_listen(c, listen, lp);
+		parse_listen(c, listen, lp, &a->host, &a->port);
 	}
 	get_input_file(c, api, p, "certificate", 1, &a->certificate);
 	get_input_file(c, api, p, "key", 1, &a->key);
@@ -1900,12 +1901,47 @@ static void set_defaults(struct manifest *m)
 	m->api.request_deadline_seconds = 10;
 }
 
+/* 127.0.0.0/8 or ::1 (an IP literal: parse_listen checked it). */
+static int is_loopback(const char *host)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, in6addr_loopback.s6_addr, 16) == 0;
+}
+
+/* monitoring: GET /metrics on a listener of its own (plain HTTP, nothing else served). */
+static void parse_monitoring(struct vctx *c, json_t *root)
+{
+	static const char *const keys[] = {"metrics_listen", "metrics_tokens", NULL};
+	struct manifest_monitoring *mo = &c->m->monitoring;
+	char p[PATH_SIZE], lp[PATH_SIZE];
+	json_t *mon = get_object(c, root, "", "monitoring", 0, p);
+	const char *listen;
+
+	if (!mon)
+		return;
+	check_keys(c, mon, p, keys);
+	manifest_path_key(lp, sizeof(lp), p, "metrics_listen");
+	if (get_string(c, mon, p, "metrics_listen", 1, &listen))
+		parse_listen(c, listen, lp, &mo->metrics_host, &mo->metrics_port);
+	mo->metrics_tokens = get_cred_list(c, mon, p, "metrics_tokens", "a metrics bearer token",
+					   &mo->n_metrics_tokens);
+	/* Device counts, host ids and CA names are the site's business: anyone who can reach
+	 * the address reads them when no token is asked for. */
+	if (mo->metrics_host && !mo->n_metrics_tokens && !is_loopback(mo->metrics_host))
+		err_at(c, lp, "'%s' is not a loopback address: an unauthenticated metrics listener "
+			      "is only allowed on 127.0.0.0/8 or ::1; name 'metrics_tokens' to serve "
+			      "the metrics on another network", mo->metrics_host);
+}
+
 static void validate(struct vctx *c, json_t *root)
 {
 	static const char *const keys[] = {
 		"$schema", "manifest_version", "site", "state_dir", "database", "plugin_path",
 		"plugins", "credentials", "provisioning_certificate", "certificates", "amt",
-		"ieee8021x", "maintenance", "engine", "api", NULL};
+		"ieee8021x", "maintenance", "engine", "api", "monitoring", NULL};
 	json_t *v;
 
 	if (!json_is_object(root)) {
@@ -1940,6 +1976,7 @@ static void validate(struct vctx *c, json_t *root)
 	parse_maintenance(c, root);
 	parse_engine(c, root);
 	parse_api(c, root);
+	parse_monitoring(c, root);
 	resolve_refs(c);
 }
 
@@ -2097,6 +2134,8 @@ void manifest_free(struct manifest *m)
 	free(m->api.admin_tokens);
 	free(m->api.monitor_tokens);
 	free(m->api.registration_keys);
+	free(m->monitoring.metrics_host);
+	free(m->monitoring.metrics_tokens);
 	free(m->api.address_allow);
 	for (i = 0; i < m->n_inputs; i++)
 		free(m->inputs[i].file);

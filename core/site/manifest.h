@@ -157,6 +157,16 @@ struct manifest_api {
 	int request_deadline_seconds; /**< a request read and answered within; default 10 */
 };
 
+/** monitoring (docs/operations.md "Monitoring"): a metrics-only listener besides the API. */
+struct manifest_monitoring {
+	char *metrics_host;           /**< IP literal of monitoring.metrics_listen; NULL: GET
+				       *   /metrics is served by the API only */
+	int metrics_port;
+	const char **metrics_tokens;  /**< credential names of bearer tokens the listener asks
+				       *   for; NULL: unauthenticated (loopback addresses only) */
+	size_t n_metrics_tokens;
+};
+
 /** A file the site reads (certificate, key, CA bundle), with the JSON path that names it. */
 struct manifest_input {
 	char *file;                          /**< absolute */
@@ -219,6 +229,7 @@ struct manifest {
 	const json_t *ieee8021x;      /**< the validated "ieee8021x" object or NULL; borrowed */
 
 	struct manifest_maintenance maintenance;
+	struct manifest_monitoring monitoring;
 	struct manifest_engine engine;
 	struct manifest_api api;
 

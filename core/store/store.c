@@ -764,7 +764,45 @@ int store_device_delete(struct store *st, int64_t id, const char *from, const ch
 	return st->ops->device_delete(st, id, from, actor, detail ? detail : "", now, err);
 }
 
+int store_task_claim(struct store *st, const char *name, const char *owner, int64_t now,
+		     int64_t until, struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "name", name, STORE_SHORT_SIZE, 1, err)) ||
+	    (rc = check_arg(st, "owner", owner, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	if (until <= now)
+		return bad_arg(st, err, "until: must be later than now");
+	return st->ops->task_claim(st, name, owner, now, until, err);
+}
+
+int store_task_release(struct store *st, const char *name, const char *owner,
+		       struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if ((rc = check_writable(st, err)) ||
+	    (rc = check_arg(st, "name", name, STORE_SHORT_SIZE, 1, err)) ||
+	    (rc = check_arg(st, "owner", owner, STORE_SHORT_SIZE, 1, err)))
+		return rc;
+	return st->ops->task_release(st, name, owner, err);
+}
+
 /* ---- device leases ---- */
+
+int store_lease_count(struct store *st, int64_t now,
+		      int (*cb)(void *ctx, const char *owner, int64_t live, int64_t expired),
+		      void *ctx, struct amtprov_error *err)
+{
+	CHECK_ST(st, err);
+	if (!cb)
+		return bad_arg(st, err, "store_lease_count: cb is required");
+	return st->ops->lease_count(st, now, cb, ctx, err);
+}
 
 int store_device_claim(struct store *st, int64_t id, const char *owner, int64_t now,
 		       int64_t until, struct amtprov_error *err)

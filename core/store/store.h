@@ -39,7 +39,7 @@
 #define STORE_DN_SIZE 512
 
 /** Current schema version (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 
@@ -166,6 +166,9 @@ struct store_task {
 	int64_t interval_seconds;          /**< the schedule it was last run on (schema 3) */
 	int64_t requests;                  /**< on-demand runs asked for (store_task_request) */
 	int64_t served;                    /**< requests the last run covered; < requests: due */
+	char lease_owner[STORE_SHORT_SIZE]; /**< host running it now ("" = none); read-only,
+					      *   see store_task_claim (schema 6) */
+	int64_t lease_until;               /**< that run's lease expires then; read-only */
 };
 typedef int (*store_task_cb)(void *ctx, const struct store_task *task);
 
@@ -331,6 +334,15 @@ int store_device_release(struct store *st, int64_t id, const char *owner,
 int store_lease_renew(struct store *st, const char *owner, int64_t until, int64_t *n,
 		      struct amtprov_error *err);
 
+/**
+ * Counts the device leases by host: @p cb is called once per owner with how many of its
+ * leases are live (lease_until >= @p now) and how many ran out (a host that died or
+ * stopped; another host may take those devices). Devices with no lease are not counted.
+ */
+int store_lease_count(struct store *st, int64_t now,
+		      int (*cb)(void *ctx, const char *owner, int64_t live, int64_t expired),
+		      void *ctx, struct amtprov_error *err);
+
 /* ---- certificates ---- */
 /** Records an issued certificate. AMTPROV_E_EXISTS if sha256 is already recorded. */
 int store_cert_add(struct store *st, struct store_cert *cert, int64_t now,
@@ -400,6 +412,20 @@ int store_task_put(struct store *st, const struct store_task *task, struct amtpr
 /** Asks for an on-demand run (amtprov task run): requests + 1, creating the record if
  * needed. @param[out] request the new request number; may be NULL */
 int store_task_request(struct store *st, const char *name, int64_t *request,
+		       struct amtprov_error *err);
+/**
+ * Claims the run of task @p name for host @p owner until @p until (creating the task's
+ * record if it has none), so that several hosts on one database run each task once:
+ * succeeds when nobody holds the task, @p owner does (a renewal), or the holder's lease
+ * ran out before @p now (it died mid-run). AMTPROV_E_BUSY (nothing changed) when another
+ * host holds a live lease or (PostgreSQL) another host's transaction holds the row right
+ * now (SKIP LOCKED: never waits). The scheduler re-reads the record after a claim: the
+ * previous holder may have just run it.
+ */
+int store_task_claim(struct store *st, const char *name, const char *owner, int64_t now,
+		     int64_t until, struct amtprov_error *err);
+/** Gives up @p owner's lease on task @p name (nothing happens if it is not @p owner's). */
+int store_task_release(struct store *st, const char *name, const char *owner,
 		       struct amtprov_error *err);
 /** Every task record, by name. */
 int store_task_list(struct store *st, store_task_cb cb, void *ctx, struct amtprov_error *err);

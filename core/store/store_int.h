@@ -131,6 +131,15 @@ struct store_ops {
 			    struct amtprov_error *err);
 	int (*task_list)(struct store *st, store_task_cb cb, void *ctx,
 			 struct amtprov_error *err);
+	/** @p owner is non-empty and fits STORE_SHORT_SIZE here; until > now. */
+	int (*task_claim)(struct store *st, const char *name, const char *owner, int64_t now,
+			  int64_t until, struct amtprov_error *err);
+	int (*task_release)(struct store *st, const char *name, const char *owner,
+			    struct amtprov_error *err);
+	/** Live and expired device leases per owner (store_lease_count). */
+	int (*lease_count)(struct store *st, int64_t now,
+			   int (*cb)(void *ctx, const char *owner, int64_t live, int64_t expired),
+			   void *ctx, struct amtprov_error *err);
 };
 
 /**

@@ -162,6 +162,13 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE devices ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;\n"
 	"CREATE INDEX devices_lease ON devices (lease_owner);\n"
 	"PRAGMA user_version = 5;\n",
+
+	/* 5 -> 6: maintenance task leases, so with several amtprovd on one database each run
+	 * of a task happens on one host (docs/database.md, "Several hosts"): the same
+	 * owner/expiry pair as a device's, held while the task runs. */
+	"ALTER TABLE maintenance_tasks ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';\n"
+	"ALTER TABLE maintenance_tasks ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;\n"
+	"PRAGMA user_version = 6;\n",
 };
 
 #endif /* AMTPROV_CORE_STORE_MIGRATIONS_H */

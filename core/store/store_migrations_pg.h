@@ -169,6 +169,10 @@ static const char *const store_pg_migrations[] = {
 	"ALTER TABLE devices ADD COLUMN lease_owner text NOT NULL DEFAULT '';\n"
 	"ALTER TABLE devices ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;\n"
 	"CREATE INDEX devices_lease ON devices (lease_owner);\n",
+
+	/* 5 -> 6: maintenance task leases. */
+	"ALTER TABLE maintenance_tasks ADD COLUMN lease_owner text NOT NULL DEFAULT '';\n"
+	"ALTER TABLE maintenance_tasks ADD COLUMN lease_until bigint NOT NULL DEFAULT 0;\n",
 };
 
 /* Tables every schema at STORE_SCHEMA_VERSION has (store_check looks for each). */

@@ -1442,6 +1442,38 @@ static int pg_lease_renew(struct store *st, const char *owner, int64_t until, in
 	return op_end(st, rc, err);
 }
 
+static int pg_lease_count(struct store *st, int64_t now,
+			  int (*cb)(void *ctx, const char *owner, int64_t live, int64_t expired),
+			  void *ctx, struct amtprov_error *err)
+{
+	struct params p = {0};
+	PGresult *r;
+	int rc;
+
+	p_i64(&p, now);
+	if ((rc = run(st,
+		      "SELECT lease_owner, count(*) FILTER (WHERE lease_until >= $1::bigint), "
+		      "count(*) FILTER (WHERE lease_until < $1::bigint) FROM devices "
+		      "WHERE lease_owner <> '' GROUP BY lease_owner ORDER BY lease_owner",
+		      &p, &r, "counting device leases", err)))
+		return rc;
+	for (int i = 0; rc == AMTPROV_OK && i < PQntuples(r); i++) {
+		struct rd rdr = { r, i, 0, -1 };
+		char owner[STORE_SHORT_SIZE];
+		int64_t live, expired;
+
+		rd_text(&rdr, owner, sizeof(owner));
+		live = rd_i64(&rdr);
+		expired = rd_i64(&rdr);
+		if ((rc = rd_check(st, &rdr, "devices", err)))
+			break;
+		if (cb(ctx, owner, live, expired))
+			break;
+	}
+	PQclear(r);
+	return rc;
+}
+
 /* ---- certificates ---- */
 
 #define CERT_COLS                                                                          \
@@ -1977,8 +2009,9 @@ static int pg_pending_done(struct store *st, int64_t id, struct amtprov_error *e
 
 /* ---- maintenance tasks ---- */
 
-#define TASK_COLUMNS \
-	"name, last_run, last_result, last_detail, next_run, interval_seconds, requests, served"
+#define TASK_COLUMNS                                                                       \
+	"name, last_run, last_result, last_detail, next_run, interval_seconds, requests, served, " \
+	"lease_owner, lease_until"
 
 static int read_task(struct store *st, const PGresult *r, int row, struct store_task *out,
 		     struct amtprov_error *err)
@@ -1994,6 +2027,8 @@ static int read_task(struct store *st, const PGresult *r, int row, struct store_
 	out->interval_seconds = rd_i64(&rdr);
 	out->requests = rd_i64(&rdr);
 	out->served = rd_i64(&rdr);
+	rd_text(&rdr, out->lease_owner, sizeof(out->lease_owner));
+	out->lease_until = rd_i64(&rdr);
 	return rd_check(st, &rdr, "maintenance_tasks", err);
 }
 
@@ -2085,6 +2120,60 @@ static int pg_task_list(struct store *st, store_task_cb cb, void *ctx,
 	return rc;
 }
 
+/*
+ * Like a device claim: the record is created if the task never ran, then its row is locked
+ * with SKIP LOCKED (a row another host is writing right now, recording its run, is skipped
+ * at once rather than waited for) and the lease condition decides.
+ */
+static int pg_task_claim(struct store *st, const char *name, const char *owner, int64_t now,
+			 int64_t until, struct amtprov_error *err)
+{
+	struct params p = {0};
+	PGresult *r = NULL;
+	int rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	p_text(&p, name);
+	rc = exec(st, "INSERT INTO maintenance_tasks (name) VALUES ($1::text) "
+		  "ON CONFLICT (name) DO NOTHING", &p, "claiming a maintenance task", err);
+	p = (struct params){0};
+	p_text(&p, name);
+	p_text(&p, owner);
+	p_i64(&p, now);
+	p_i64(&p, until);
+	if (rc == AMTPROV_OK)
+		rc = run(st,
+			 "UPDATE maintenance_tasks SET lease_owner = $2::text, "
+			 "lease_until = $4::bigint WHERE name = "
+			 "(SELECT name FROM maintenance_tasks WHERE name = $1::text AND "
+			 "(lease_owner = '' OR lease_owner = $2::text OR lease_until < $3::bigint) "
+			 "FOR UPDATE SKIP LOCKED)",
+			 &p, &r, "claiming a maintenance task", err);
+	if (rc == AMTPROV_OK && changes(r) == 0)
+		rc = amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+				       "maintenance task '%s' is run by another host", name);
+	PQclear(r);
+	return op_end(st, rc, err);
+}
+
+static int pg_task_release(struct store *st, const char *name, const char *owner,
+			   struct amtprov_error *err)
+{
+	struct params p = {0};
+	int rc;
+
+	if ((rc = op_begin(st, err)))
+		return rc;
+	p_text(&p, name);
+	p_text(&p, owner);
+	rc = exec(st,
+		  "UPDATE maintenance_tasks SET lease_owner = '', lease_until = 0 "
+		  "WHERE name = $1::text AND lease_owner = $2::text",
+		  &p, "releasing a maintenance task", err);
+	return op_end(st, rc, err);
+}
+
 static const struct store_ops pg_ops = {
 	.name = "postgresql",
 	.close = pg_close,
@@ -2125,4 +2214,7 @@ static const struct store_ops pg_ops = {
 	.task_put = pg_task_put,
 	.task_request = pg_task_request,
 	.task_list = pg_task_list,
+	.task_claim = pg_task_claim,
+	.task_release = pg_task_release,
+	.lease_count = pg_lease_count,
 };

@@ -1691,6 +1691,48 @@ static int sq_lease_renew(struct store *st, const char *owner, int64_t until, in
 	return rc;
 }
 
+struct lease_row {
+	char owner[STORE_SHORT_SIZE];
+	int64_t live, expired;
+};
+
+static int sq_lease_count(struct store *st, int64_t now,
+			  int (*cb)(void *ctx, const char *owner, int64_t live, int64_t expired),
+			  void *ctx, struct amtprov_error *err)
+{
+	struct lease_row rows[256];
+	int n = 0, rc, r = SQLITE_DONE;
+	sqlite3_stmt *s;
+	struct binder b;
+
+	/* One row per host: read them all, then call back with no statement open. */
+	if ((rc = prepare(st,
+			  "SELECT lease_owner, sum(lease_until >= ?1), sum(lease_until < ?1) "
+			  "FROM devices WHERE lease_owner <> '' GROUP BY lease_owner "
+			  "ORDER BY lease_owner",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_i64(&b, 1, now);
+	rc = b_check(st, &b, err);
+	while (rc == AMTPROV_OK && n < 256 && (r = sqlite3_step(s)) == SQLITE_ROW) {
+		struct rd rdr = { s, 0, -1 };
+
+		rd_text(&rdr, rows[n].owner, sizeof(rows[n].owner));
+		rows[n].live = rd_i64(&rdr);
+		rows[n].expired = rd_i64(&rdr);
+		rc = rd_check(st, &rdr, "devices", err);
+		n++;
+	}
+	if (rc == AMTPROV_OK && n < 256 && r != SQLITE_DONE)
+		rc = sq_fail(st, db_of(st), r, "counting device leases", err);
+	release(st, s);
+	for (int i = 0; rc == AMTPROV_OK && i < n; i++)
+		if (cb(ctx, rows[i].owner, rows[i].live, rows[i].expired))
+			break;
+	return rc;
+}
+
 /* ---- certificates ---- */
 
 #define CERT_COLS                                                                          \
@@ -2344,8 +2386,9 @@ static int sq_pending_done(struct store *st, int64_t id, struct amtprov_error *e
 
 /* ---- maintenance tasks ---- */
 
-#define TASK_COLUMNS \
-	"name, last_run, last_result, last_detail, next_run, interval_seconds, requests, served"
+#define TASK_COLUMNS                                                                       \
+	"name, last_run, last_result, last_detail, next_run, interval_seconds, requests, served, " \
+	"lease_owner, lease_until"
 
 static int read_task(struct store *st, sqlite3_stmt *s, struct store_task *out,
 		     struct amtprov_error *err)
@@ -2361,6 +2404,8 @@ static int read_task(struct store *st, sqlite3_stmt *s, struct store_task *out,
 	out->interval_seconds = rd_i64(&rdr);
 	out->requests = rd_i64(&rdr);
 	out->served = rd_i64(&rdr);
+	rd_text(&rdr, out->lease_owner, sizeof(out->lease_owner));
+	out->lease_until = rd_i64(&rdr);
 	return rd_check(st, &rdr, "maintenance_tasks", err);
 }
 
@@ -2475,6 +2520,57 @@ static int sq_task_list(struct store *st, store_task_cb cb, void *ctx,
 	return rc;
 }
 
+/* One statement: creates the record or takes the lease when it is free, this owner's, or
+ * ran out; no change means another host holds it. */
+static int sq_task_claim(struct store *st, const char *name, const char *owner, int64_t now,
+			 int64_t until, struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st,
+			  "INSERT INTO maintenance_tasks (name, lease_owner, lease_until) "
+			  "VALUES (?1, ?2, ?4) ON CONFLICT (name) DO UPDATE SET "
+			  "lease_owner = excluded.lease_owner, lease_until = excluded.lease_until "
+			  "WHERE lease_owner = '' OR lease_owner = ?2 OR lease_until < ?3",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, name);
+	b_text(&b, 2, owner);
+	b_i64(&b, 3, now);
+	b_i64(&b, 4, until);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = step_done(st, s, "claiming a maintenance task", err);
+	release(st, s);
+	if (rc == AMTPROV_OK && sqlite3_changes(db_of(st)) == 0)
+		rc = amtprov_error_set(err, AMTPROV_E_BUSY, st->path,
+				       "maintenance task '%s' is run by another host", name);
+	return rc;
+}
+
+static int sq_task_release(struct store *st, const char *name, const char *owner,
+			   struct amtprov_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st,
+			  "UPDATE maintenance_tasks SET lease_owner = '', lease_until = 0 "
+			  "WHERE name = ?1 AND lease_owner = ?2",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, name);
+	b_text(&b, 2, owner);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = step_done(st, s, "releasing a maintenance task", err);
+	release(st, s);
+	return rc;
+}
+
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -2515,4 +2611,7 @@ static const struct store_ops sqlite_ops = {
 	.task_put = sq_task_put,
 	.task_request = sq_task_request,
 	.task_list = sq_task_list,
+	.task_claim = sq_task_claim,
+	.task_release = sq_task_release,
+	.lease_count = sq_lease_count,
 };

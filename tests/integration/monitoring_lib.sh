@@ -4,12 +4,19 @@
 # hash in pc5's firmware; R-PROV-05: pc6 reports a wrong OTP), registered by their agents in
 # a site whose API has an administrator token ($TOKEN) and a monitoring token ($MONITOR).
 # Sets URL, M, O, E, pki; start amtprovd with start_daemon and wait for fleet_settled.
+# With METRICS_LISTENER=1 set before sourcing, the site also has a metrics listener
+# (monitoring.metrics_listen) at $METRICS_URL asking for the token $METRICS_TOKEN.
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 claim_net
 IP="$NET.200"
 PORT=$((20000 + $$ % 20000))
 URL="https://$IP:$PORT"
+METRICS_URL="http://$NET.201:$PORT/metrics"
+METRICS_TOKEN="met-$(openssl rand -hex 24)"
+MONITORING_JSON=""
+[ "${METRICS_LISTENER:-0}" = 1 ] && MONITORING_JSON=',
+  "monitoring": { "metrics_listen": "'"$NET.201:$PORT"'", "metrics_tokens": ["api/metrics-token"] }' 
 M="$T/site/site.json"
 O="$T/out"; E="$T/err"
 TOKEN="tok-$(openssl rand -hex 24)"          # an administrator's
@@ -52,12 +59,13 @@ cat >"$M" <<JSON
   "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true},
   "api": { "listen": "$IP:$PORT", "certificate": "$pki/api.pem", "key": "$pki/api.key",
            "admin_tokens": ["api/admin-token"], "monitor_tokens": ["api/monitor-token"],
-           "registration_keys": ["api/registration-key"] }
+           "registration_keys": ["api/registration-key"] }$MONITORING_JSON
 }
 JSON
 "$AMTPROV" -m "$M" db init >/dev/null
 "$AMTPROV" -m "$M" cred set api/admin-token --stdin <<<"$TOKEN"
 "$AMTPROV" -m "$M" cred set api/monitor-token --stdin <<<"$MONITOR"
+"$AMTPROV" -m "$M" cred set api/metrics-token --stdin <<<"$METRICS_TOKEN"
 openssl rand -hex 32 | "$AMTPROV" -m "$M" cred set api/registration-key --stdin
 for i in 1 2 3 4 5 6; do
   "$AMTSIM" agent --state-dir "$T/sim" --device "pc$i" >"$T/pc$i.agent.json" 2>>"$T/agent.err"

@@ -9,8 +9,14 @@
 # monitoring token (api.monitor_tokens) reads it; a monitoring token reads nothing else.
 # 'amtprov device list --watch' follows the same run: its readings end on the database's
 # counts, with every outcome counted.
+# The lease gauges count device and task leases by host id as the database holds them (two
+# other hosts' leases, one live and one run out, are written in for the scrape). The
+# separate metrics listener (monitoring.metrics_listen, plain HTTP on a loopback address)
+# serves GET /metrics and nothing else, behind its own token; after a reload without
+# monitoring.metrics_tokens it serves the loopback address unauthenticated.
 TEST_NAME=metrics_fleet
 . "$(dirname "$0")/lib.sh"
+METRICS_LISTENER=1
 
 . "$(dirname "$0")/monitoring_lib.sh"
 
@@ -19,7 +25,7 @@ TEST_NAME=metrics_fleet
 "$AMTPROV" -m "$M" --json device list --watch=0.2 >"$T/watch.jsonl" 2>"$T/watch.err" &
 WATCH_PID=$!
 PIDS+=("$WATCH_PID")
-start_daemon "$T/amtprovd.log" -m "$M" -l debug
+AMTPROV_HOST_ID=mhost start_daemon "$T/amtprovd.log" -m "$M" -l debug
 check "amtprovd serves the API" wait_for 20 up
 check "the fleet settles (PROVISIONED or FAILED)" wait_for 120 fleet_settled
 
@@ -69,6 +75,50 @@ check "... nor register one (403)" is "$(c -X POST -H 'Content-Type: application
 check "... nor block one (403)" is "$(c -X POST "${MON[@]}" "$URL/v1/devices/pc1.contoso.com/block")" 403
 check "... and nothing changed" bash -c "'$AMTPROV' -m '$M' device show pc1.contoso.com | grep -q PROVISIONED && ! '$AMTPROV' -m '$M' device show pc9.contoso.com >/dev/null 2>&1"
 check "the start line counts the monitoring token" grep -q "1 administrator token, 1 monitoring token" "$T/amtprovd.log"
+
+# Other hosts' leases as a shared database would hold them: h-live works on pc5 and runs
+# the evaluate task; h-dead's lease on pc6 ran out (it died).
+sqlite3 "$T/site/state/site.db" "UPDATE devices SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE fqdn = 'pc5.contoso.com'; UPDATE devices SET lease_owner = 'h-dead', lease_until = 1 WHERE fqdn = 'pc6.contoso.com'; UPDATE maintenance_tasks SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE name = 'evaluate-certificates'"
+check "GET /metrics with the administrator token is 200 (with the leases)" \
+  is "$(c -H "Authorization: Bearer $TOKEN" "$URL/metrics")" 200
+cp "$O" "$T/metrics.txt"
+check "the lease gauges count device and task leases by host" /usr/bin/python3 - "$T/metrics.txt" <<'PY'
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+dev = {(s.labels["host"], s.labels["lease"]): s.value for s in fams["amtprov_device_leases"].samples}
+assert dev == {("h-live", "live"): 1, ("h-live", "expired"): 0, ("h-dead", "live"): 0, ("h-dead", "expired"): 1}, dev
+tasks = {s.labels["host"]: s.value for s in fams["amtprov_task_leases"].samples}
+assert tasks == {"h-live": 1}, tasks
+PY
+
+# The separate metrics listener: GET /metrics only, behind its own token.
+m() { curl -s -o "$O" -D "$T/headers" -w '%{http_code}' "$@"; }
+check "metrics listener: GET /metrics without a token is 401" is "$(m "$METRICS_URL")" 401
+check "... with the administrator's API token is 401 (its own tokens only)" \
+  is "$(m -H "Authorization: Bearer $TOKEN" "$METRICS_URL")" 401
+check "... with its token is 200" is "$(m -H "Authorization: Bearer $METRICS_TOKEN" "$METRICS_URL")" 200
+check "... in the exposition format 0.0.4" grep -qi '^Content-Type: text/plain; version=0.0.4' "$T/headers"
+check "... with the same families as the API's" bash -c "diff <(grep '^# TYPE' '$O') <(grep '^# TYPE' '$T/metrics.txt')"
+check "... which the Prometheus parser reads, leases included" /usr/bin/python3 -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+f = {x.name for x in text_string_to_metric_families(open(sys.argv[1]).read())}
+assert {"amtprov_devices", "amtprov_device_leases", "amtprov_task_leases"} <= f, f' "$O"
+check "... nothing else is served there (404)" \
+  is "$(m -H "Authorization: Bearer $METRICS_TOKEN" "${METRICS_URL%/metrics}/v1/devices/pc1.contoso.com")" 404
+check "... POST /metrics is 405" is "$(m -X POST -H "Authorization: Bearer $METRICS_TOKEN" "$METRICS_URL")" 405
+check "the token is not logged" bash -c "! grep -q '$METRICS_TOKEN' '$T/amtprovd.log'"
+# Without metrics_tokens (a loopback address): unauthenticated after a reload.
+python3 - "$M" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1])); del m["monitoring"]["metrics_tokens"]
+json.dump(m, open(sys.argv[1], "w"))
+PY
+kill -HUP "$DAEMON_PID"
+open_metrics() { [ "$(m "$METRICS_URL")" = 200 ]; }
+check "after a reload without metrics_tokens the loopback listener needs no token" wait_for 20 open_metrics
+check "... and says so at start" grep -q 'GET /metrics on http://.*(unauthenticated, loopback)' "$T/amtprovd.log"
 
 "$AMTPROV" -m "$M" --json device list >"$T/devices.json"
 "$AMTPROV" -m "$M" --json cert list >"$T/certs.json"

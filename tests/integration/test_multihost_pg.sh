@@ -20,6 +20,14 @@
 # supported multi-machine layout (ca-local is single-host, docs/database.md). No
 # host serves ca-local's CRL (they would all bind one address), so the transport's CRL check
 # is off here; revocation is not what this test is about.
+#
+# With two hosts (test_multihost_pg_two.sh) it then checks that a maintenance task runs on
+# one host at a time (task leases): two fresh hosts, a psql session holding an exclusive
+# lock on the certificates table so that a provisioning-certificate run blocks mid-run, and
+# an on-demand run request. One host claims the run and blocks, the other only notes that
+# it is held; the holder is SIGKILLed and the lock dropped; the other runs the task once
+# the holder's lease has run out (its run starts after the dead lease's expiry) and records
+# it.
 TEST_NAME=multihost_pg${MULTIHOST_HOSTS:+_$MULTIHOST_HOSTS}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/recovery_lib.sh"
@@ -122,6 +130,42 @@ PY
 check "R-PROV-13: every certificate the CA issued is recorded ($(wc -l <"$T/issued.txt") issued, $untracked not recorded, $reported reported as possibly untracked)" \
   test "$untracked" -le "$reported"
 check "no lease is left behind" test "$(q "select count(*) from devices where lease_owner not in ('', 'h1')")" = 0
+if [ "$HOSTS" = 2 ]; then
+  TASK=provisioning-certificate
+  tq() { q "select $1 from maintenance_tasks where name = '$TASK'"; }
+  declare -A TPID
+  for t in t1 t2; do
+    AMTPROV_HOST_ID=$t start_daemon "$T/$t.log" -m "$T/site/site.json"
+    TPID[$t]=$DAEMON_PID
+  done
+  up() { grep -q "host id (device and task leases): $1" "$T/$1.log"; }
+  check "two fresh hosts start" wait_for 30 eval 'up t1 && up t2'
+  # The lock makes a run of the task block in its first read of certificates.
+  PGAPPNAME=locker "$PG_BIN/psql" -X -q "$URL" -c "BEGIN; LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);" >/dev/null 2>&1 &
+  LOCKER=$!; PIDS+=("$LOCKER")
+  locked() { [ "$(q "select count(*) from pg_locks l join pg_stat_activity a using (pid) where a.application_name = 'locker' and l.relation = 'certificates'::regclass and l.mode = 'AccessExclusiveLock' and l.granted")" = 1 ]; }
+  check "a psql session holds an exclusive lock on certificates" wait_for 20 locked
+  check "amtprov task run $TASK (on-demand request)" "$AMTPROV" -m "$T/site/site.json" task run "$TASK"
+  held() { case "$(tq lease_owner)" in t1|t2) return 0;; *) return 1;; esac; }
+  check "one host claims the task's run (task lease)" wait_for 20 held
+  X=$(tq lease_owner); Y=t1; [ "$X" = t1 ] && Y=t2
+  check "amtprov task list --json says $X runs it" test "$("$AMTPROV" -m "$T/site/site.json" --json task list |
+    python3 -c 'import json,sys; print([t["running_on"] for t in json.load(sys.stdin) if t["name"] == sys.argv[1]][0])' "$TASK")" = "$X"
+  noted() { grep -q "task $TASK: due, run by host $X" "$T/$Y.log"; }
+  check "the other host ($Y) sees the task due and held by $X, and does not run it" wait_for 20 noted
+  until_dead=$(tq lease_until)
+  kill -KILL "${TPID[$X]}"; wait "${TPID[$X]}" 2>/dev/null
+  q "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'locker'" >/dev/null
+  served() { [ "$(tq "requests = served and last_run > 0 and lease_owner = ''")" = t ]; }
+  check "after $X was SIGKILLed, $Y runs the task and records it" wait_for 60 served
+  check "$Y's run began after $X's lease ran out ($(tq last_run) > $until_dead)" \
+    test "$(tq last_run)" -gt "$until_dead"
+  runs() { grep -c "task $TASK: running (requested)" "$T/$1.log"; }
+  check "the task ran once on each host: interrupted on $X, taken over by $Y ($(runs "$X")+$(runs "$Y"))" \
+    test "$(runs "$X")/$(runs "$Y")" = 1/1
+  kill -TERM "${TPID[$Y]}" 2>/dev/null; wait "${TPID[$Y]}" 2>/dev/null
+  check "no task lease is left behind" test "$(q "select count(*) from maintenance_tasks where lease_owner <> ''")" = 0
+fi
 check "amtprov db check passes after the kill" "$AMTPROV" -m "$T/site/site.json" db check
 # credstore-pg: every record the hosts wrote decrypts with the key file (the format of
 # docs/credstore-pg.md); none of those values, nor the database password, is in the raw rows
@@ -144,6 +188,6 @@ check "every credstore-pg record decrypts with the key file ($(wc -l <"$T/cred_r
   test "$(wc -l <"$T/cred_secrets.txt")" = "$(wc -l <"$T/cred_rows.txt")" -a "$(wc -l <"$T/cred_rows.txt")" -ge "$N"
 printf 'db-password\t%s\ncredstore-key\t%s\n' "$PG_PASSWORD" "$CREDKEY" >>"$T/cred_secrets.txt"
 check "no secret in the raw credential rows or the hosts' logs" \
-  python3 "$AMTPROV_SOURCE_DIR/tests/integration/secret_scan.py" "$T/cred_secrets.txt" -- "$T/cred_raw.txt" "$T"/h*.log "$T/check.out"
-check "no sanitizer report" no_sanitizer_reports "$T"/h*.log "$T/amtsim.log"
+  python3 "$AMTPROV_SOURCE_DIR/tests/integration/secret_scan.py" "$T/cred_secrets.txt" -- "$T/cred_raw.txt" "$T"/h*.log "$T"/t*.log "$T/check.out"
+check "no sanitizer report" no_sanitizer_reports "$T"/h*.log "$T"/t*.log "$T/amtsim.log"
 finish

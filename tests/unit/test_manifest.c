@@ -1038,6 +1038,54 @@ static void test_api_section_is_parsed(void)
 	manifest_problems_free(&pr);
 }
 
+/* monitoring.metrics_listen (issue 16): a loopback address may go without a token, any
+ * other address needs metrics_tokens. */
+static void test_monitoring_section(void)
+{
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(API_HEAD ",'monitoring':{'metrics_listen':'127.0.0.1:9464'}}",
+				       &pr);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->monitoring.metrics_host, "127.0.0.1");
+	CU_ASSERT_EQUAL(m->monitoring.metrics_port, 9464);
+	CU_ASSERT_EQUAL(m->monitoring.n_metrics_tokens, 0);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	m = expect_ok(API_HEAD ",'monitoring':{'metrics_listen':'[::1]:9464'}}", &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_STRING_EQUAL(m->monitoring.metrics_host, "::1");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	m = expect_ok(API_HEAD ",'monitoring':{'metrics_listen':'10.0.0.5:9464',"
+			       "'metrics_tokens':['mon/prometheus']}}",
+		      &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->monitoring.n_metrics_tokens, 1);
+	CU_ASSERT_STRING_EQUAL(m->monitoring.metrics_tokens[0], "mon/prometheus");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	m = expect_ok(HEAD "}", &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_PTR_NULL(m->monitoring.metrics_host);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	expect_error(API_HEAD ",'monitoring':{'metrics_listen':'10.0.0.5:9464'}}",
+		     "/monitoring/metrics_listen", "not a loopback address");
+	expect_error(API_HEAD ",'monitoring':{'metrics_listen':'0.0.0.0:9464'}}",
+		     "/monitoring/metrics_listen", "not a loopback address");
+	expect_error(API_HEAD ",'monitoring':{}}", "/monitoring/metrics_listen",
+		     "missing required key");
+	expect_error(API_HEAD ",'monitoring':{'metrics_listen':'localhost:9464'}}",
+		     "/monitoring/metrics_listen", "not an IPv4 address");
+	expect_error(API_HEAD ",'monitoring':{'metrics_listen':'127.0.0.1:9464','tokens':['a']}}",
+		     "/monitoring/tokens", "unknown key");
+	expect_error(API_HEAD ",'monitoring':{'metrics_listen':'127.0.0.1:9464',"
+			      "'metrics_tokens':[]}}",
+		     "/monitoring/metrics_tokens", "at least one");
+}
+
 static void test_api_section_errors_have_paths(void)
 {
 #define API_OK_REST "'certificate':'a.pem','key':'a.key','admin_tokens':['t']"
@@ -1182,6 +1230,8 @@ void register_manifest_tests(void)
 		{"problems print format", test_problems_print_format},
 		{"api section is parsed", test_api_section_is_parsed},
 		{"api section errors have paths", test_api_section_errors_have_paths},
+		{"monitoring section: metrics listener, loopback unless tokens",
+		 test_monitoring_section},
 		{"site.fqdn_patterns: globs below dns_suffix (R-PC-05)", test_fqdn_patterns},
 		{"AMT 22 crypto policy: defaults, site rules, bad rules (issue 17)",
 		 test_amt_crypto_policy},

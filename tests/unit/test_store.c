@@ -700,12 +700,14 @@ static void test_migration_3_to_5_keeps_devices(void)
 					 "ALTER TABLE devices DROP COLUMN lease_owner; "
 					 "ALTER TABLE devices DROP COLUMN lease_until; "
 					 "ALTER TABLE devices DROP COLUMN in_flight; "
+					 "ALTER TABLE maintenance_tasks DROP COLUMN lease_owner; "
+					 "ALTER TABLE maintenance_tasks DROP COLUMN lease_until; "
 					 "PRAGMA user_version = 3;", NULL, NULL, NULL),
 			SQLITE_OK);
 	sqlite3_close(db);
 	amtprov_error_clear(&err);
 	CU_ASSERT_EQUAL_FATAL(store_open(dbpath, 0, &st, &err), AMTPROV_OK);
-	CU_ASSERT_EQUAL(store_schema_version(st), 5);
+	CU_ASSERT_EQUAL(store_schema_version(st), STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(store_device_get(st, id, &d, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(d.in_flight, 0);
 	CU_ASSERT_STRING_EQUAL(d.lease_owner, "");
@@ -2044,6 +2046,94 @@ static void test_pg_schema_keeps_history(void)
 
 /* A device whose row another host's transaction holds (it is recording a step) is
  * skipped at once, not waited for: SKIP LOCKED. */
+struct lease_counts {
+	char owners[4][STORE_SHORT_SIZE];
+	int64_t live[4], expired[4];
+	int n;
+};
+
+static int count_leases(void *ctx, const char *owner, int64_t live, int64_t expired)
+{
+	struct lease_counts *c = ctx;
+
+	if (c->n < 4) {
+		snprintf(c->owners[c->n], sizeof(c->owners[c->n]), "%s", owner);
+		c->live[c->n] = live;
+		c->expired[c->n++] = expired;
+	}
+	return 0;
+}
+
+/* Issue 16: one run of a maintenance task per site, whatever the number of hosts. */
+static void test_task_lease_claim_expire_release(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct store_task t;
+	struct lease_counts lc = {.n = 0};
+	int64_t a = add_device(st, 1), b = add_device(st, 2);
+
+	amtprov_error_clear(&err);
+	/* A task that never ran gets its record with the claim. */
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-a", 1000, 1060, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_get(st, "evaluate-certificates", &t, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(t.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(t.lease_until, 1060);
+	CU_ASSERT_EQUAL(t.last_run, 0);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-b", 1030, 1090, &err),
+			AMTPROV_E_BUSY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "run by another host"));
+	/* Renewal by the holder; recording the run keeps the lease. */
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-a", 1040, 1100, &err),
+			AMTPROV_OK);
+	t.last_run = 1040;
+	t.next_run = 2040;
+	CU_ASSERT_EQUAL(store_task_put(st, &t, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_get(st, "evaluate-certificates", &t, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(t.lease_owner, "host-a");
+	CU_ASSERT_EQUAL(t.lease_until, 1100);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-b", 1100, 1160, &err),
+			AMTPROV_E_BUSY);
+	/* host-a died: its lease runs out and host-b takes the task over. */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-b", 1101, 1161, &err),
+			AMTPROV_OK);
+	/* Releasing someone else's lease does nothing; the holder's release frees it. */
+	CU_ASSERT_EQUAL(store_task_release(st, "evaluate-certificates", "host-a", &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_get(st, "evaluate-certificates", &t, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(t.lease_owner, "host-b");
+	CU_ASSERT_EQUAL(store_task_release(st, "evaluate-certificates", "host-b", &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_task_get(st, "evaluate-certificates", &t, &err), AMTPROV_OK);
+	CU_ASSERT_STRING_EQUAL(t.lease_owner, "");
+	CU_ASSERT_EQUAL(t.lease_until, 0);
+	CU_ASSERT_EQUAL(t.last_run, 1040);
+	CU_ASSERT_EQUAL(store_task_claim(st, "evaluate-certificates", "host-a", 1200, 1260, &err),
+			AMTPROV_OK);
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_task_claim(st, "x", "", 1200, 1260, &err), AMTPROV_E_INVALID);
+	CU_ASSERT_EQUAL(store_task_claim(st, "x", "host-a", 1200, 1200, &err), AMTPROV_E_INVALID);
+
+	/* Device leases by host, live and run out. */
+	CU_ASSERT_EQUAL(store_lease_count(st, 1000, count_leases, &lc, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(lc.n, 0);
+	CU_ASSERT_EQUAL(store_device_claim(st, a, "host-a", 1000, 1060, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_device_claim(st, b, "host-b", 1000, 1010, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_lease_count(st, 1030, count_leases, &lc, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(lc.n, 2);
+	CU_ASSERT_STRING_EQUAL(lc.owners[0], "host-a");
+	CU_ASSERT_EQUAL(lc.live[0], 1);
+	CU_ASSERT_EQUAL(lc.expired[0], 0);
+	CU_ASSERT_STRING_EQUAL(lc.owners[1], "host-b");
+	CU_ASSERT_EQUAL(lc.live[1], 0);
+	CU_ASSERT_EQUAL(lc.expired[1], 1);
+	store_close(st);
+}
+
 static void test_pg_claim_skips_a_locked_row(void)
 {
 	struct store *st = open_new(), *other = reopen();
@@ -2131,7 +2221,7 @@ static const struct store_test {
 	{ "transition writes one audit record", test_transition_writes_one_audit_record, 0 },
 	{ "transition counts attempts", test_transition_counts_attempts, 0 },
 	{ "crash-loop guard: step-in-flight count (R-PROV-13)", test_step_in_flight_count, 0 },
-	{ "migrations 3 -> 4 -> 5 keep devices", test_migration_3_to_5_keeps_devices, 1 },
+	{ "migrations 3 -> 4 -> 5 -> 6 keep devices", test_migration_3_to_5_keeps_devices, 1 },
 	{ "device update changes fields and audits",
 	  test_device_update_changes_fields_and_audits, 0 },
 	{ "re-registration: one compare-and-set with its audit, never the OTP hash",
@@ -2169,6 +2259,8 @@ static const struct store_test {
 	  test_task_requests_are_never_lost, 0 },
 	{ "device leases: claim, expiry, release, renewal (several hosts)",
 	  test_device_lease_claim_expire_release_renew, 0 },
+	{ "task leases: claim, expiry, release; lease counts by host (several hosts)",
+	  test_task_lease_claim_expire_release, 0 },
 	{ "over-long or malformed fields are E_INVALID",
 	  test_overlong_or_malformed_fields_are_invalid, 0 },
 };
