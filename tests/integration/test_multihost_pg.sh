@@ -141,7 +141,7 @@ if [ "$HOSTS" = 2 ]; then
   up() { grep -q "host id (device and task leases): $1" "$T/$1.log"; }
   check "two fresh hosts start" wait_for 30 eval 'up t1 && up t2'
   # The lock makes a run of the task block in its first read of certificates.
-  PGAPPNAME=locker "$PG_BIN/psql" -X -q "$URL" -c "BEGIN; LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);" >/dev/null 2>&1 &
+  PGAPPNAME=locker pg_psql -q "$URL" -c "BEGIN; LOCK TABLE certificates IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120);" >/dev/null 2>&1 &
   LOCKER=$!; PIDS+=("$LOCKER")
   locked() { [ "$(q "select count(*) from pg_locks l join pg_stat_activity a using (pid) where a.application_name = 'locker' and l.relation = 'certificates'::regclass and l.mode = 'AccessExclusiveLock' and l.granted")" = 1 ]; }
   check "a psql session holds an exclusive lock on certificates" wait_for 20 locked
@@ -166,6 +166,8 @@ if [ "$HOSTS" = 2 ]; then
   kill -TERM "${TPID[$Y]}" 2>/dev/null; wait "${TPID[$Y]}" 2>/dev/null
   check "no task lease is left behind" test "$(q "select count(*) from maintenance_tasks where lease_owner <> ''")" = 0
 fi
+logs=("$T"/h*.log)
+[ "$HOSTS" != 2 ] || logs+=("$T"/t*.log)
 check "amtprov db check passes after the kill" "$AMTPROV" -m "$T/site/site.json" db check
 # credstore-pg: every record the hosts wrote decrypts with the key file (the format of
 # docs/credstore-pg.md); none of those values, nor the database password, is in the raw rows
@@ -188,6 +190,6 @@ check "every credstore-pg record decrypts with the key file ($(wc -l <"$T/cred_r
   test "$(wc -l <"$T/cred_secrets.txt")" = "$(wc -l <"$T/cred_rows.txt")" -a "$(wc -l <"$T/cred_rows.txt")" -ge "$N"
 printf 'db-password\t%s\ncredstore-key\t%s\n' "$PG_PASSWORD" "$CREDKEY" >>"$T/cred_secrets.txt"
 check "no secret in the raw credential rows or the hosts' logs" \
-  python3 "$AMTPROV_SOURCE_DIR/tests/integration/secret_scan.py" "$T/cred_secrets.txt" -- "$T/cred_raw.txt" "$T"/h*.log "$T"/t*.log "$T/check.out"
-check "no sanitizer report" no_sanitizer_reports "$T"/h*.log "$T"/t*.log "$T/amtsim.log"
+  python3 "$AMTPROV_SOURCE_DIR/tests/integration/secret_scan.py" "$T/cred_secrets.txt" -- "$T/cred_raw.txt" "${logs[@]}" "$T/check.out"
+check "no sanitizer report" no_sanitizer_reports "${logs[@]}" "$T/amtsim.log"
 finish
