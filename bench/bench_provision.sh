@@ -27,6 +27,8 @@
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
+# SIZES "-" runs the fsync section alone.
+[ "$sizes" = - ] && sizes=""
 for s in $sizes $latencies; do
   case "$s" in ''|*[!0-9]*) echo "usage: bench_provision.sh [\"N ...\"] [\"MS ...\"]" >&2; exit 2;; esac
 done
@@ -197,7 +199,7 @@ PY
 # pid of the traced execve).
 fsync_run() {
   local n=$1 dir=$2 ok main total loop
-  strace -f -qq -o "$dir/strace" -e trace=execve,fsync,fdatasync,sync_file_range,msync \
+  strace -f -qq -y -o "$dir/strace" -e trace=execve,fsync,fdatasync,sync_file_range,msync \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
   ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
   kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
@@ -206,6 +208,13 @@ fsync_run() {
   loop=$(grep -cE "^$main +(fsync|fdatasync|sync_file_range|msync)\\(" "$dir/strace" || true)
   awk -v n="$n" -v ok="$ok" -v t="$total" -v l="$loop" 'BEGIN {
     printf "%6d %6d %8d %8.2f %8d %9.2f\n", n, ok, t, t / n, l, l / n }'
+  # Per file (strace -y names each descriptor's file) and thread: loop or other.
+  awk -v main="$main" -v n="$n" '$2 ~ /^(fsync|fdatasync|sync_file_range|msync)\(/ {
+      f = $2; sub(/^[a-z_]+\([0-9]+</, "", f); sub(/>.*/, "", f); sub(/.*\//, "", f)
+      sub(/^[0-9a-f]+\.[a-z]+$/, "<record file>", f)
+      k = f (($1 == main) ? " (loop)" : " (other threads)"); c[k]++ }
+    END { for (k in c) printf "         %8.2f per device  %s\n", c[k] / n, k }' "$dir/strace" | sort -k 4
+  [ -n "${KEEP_STRACE:-}" ] && cp "$dir/strace" "$KEEP_STRACE"
   rm -rf "$dir"
 }
 
@@ -234,6 +243,6 @@ cat <<EOF
 EOF
 echo "== network per device, counted by amtsim during amtprovd's run (same runs)"
 echo "     N lat_ms  hs/dev  resumed  req/dev  401/dev  sim_cpu_s"
-cat "$work/net.txt"
+cat "$work/net.txt" 2>/dev/null || true
 echo "   hs = full TLS handshakes; resumed = abbreviated ones; 401 = Digest challenges sent;"
 echo "   sim_cpu_s = amtsim's own CPU during amtprovd's run"
