@@ -23,7 +23,8 @@
 # resumed), HTTP requests and 401 challenges per device, and amtsim's own CPU during the run.
 # MAX_IN_FLIGHT (default 256, the engine's default): the site's engine.max_in_flight (issue 13
 # item 4: 10000 with N=10000 puts every device in flight at once); the peak RSS column then
-# divides by it (rss_KiB/inflight).
+# divides by it (rss_KiB/inflight). PERF_DATA=PREFIX: amtprovd runs under perf record (call
+# graphs by DWARF unwinding, 499 Hz) into PREFIX-N-LAT; its CPU column then includes perf's.
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
@@ -160,7 +161,7 @@ JSON
   sim_stats "$dir/sim/control.sock" >"$dir/stats0"
   sim_cpu0=$(sim_cpu "$sim_pid")
   t0=$(date +%s%N)
-  /usr/bin/time -f '%U %S %M' -o "$dir/rusage" \
+  /usr/bin/time -f '%U %S %M' -o "$dir/rusage" ${PERF_DATA:+perf record -q -F 499 --call-graph dwarf,16384 -o "$PERF_DATA-$n-$lat"} \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
   t1=$(date +%s%N)
   sim_stats "$dir/sim/control.sock" >"$dir/stats1"

@@ -406,7 +406,9 @@ static int commit(struct store *st, struct amtprov_error *err)
 	struct sq *q = st->be;
 	int rc = exec_cached(st, "COMMIT", "committing", err);
 
-	if (rc == AMTPROV_OK && q->durable == DURABLE_LATER && q->sync_src)
+	/* Deferred only on the thread whose actions wait for the syncer (the loop). */
+	if (rc == AMTPROV_OK && q->durable == DURABLE_LATER && q->sync_src &&
+	    store_sync_on_loop())
 		store_sync_defer(q->sync_src);
 	else if (rc == AMTPROV_OK && q->durable)
 		rc = wal_sync(st, err);
@@ -430,27 +432,35 @@ static void want_durable_now(struct store *st)
 	((struct sq *)st->be)->durable = DURABLE_NOW;
 }
 
+/* sqlite3_wal_hook (replaces the automatic checkpoint): past SQLite's default threshold
+ * of 1,000 pages, the syncer checkpoints. */
+static int wal_grown(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	struct sq *q = ctx;
+
+	(void)db;
+	(void)name;
+	if (frames >= 1000 && q->sync_src)
+		store_sync_checkpoint(q->sync_src);
+	return SQLITE_OK;
+}
+
 static int sq_defer_sync(struct store *st, struct amtprov_error *err)
 {
 	struct sq *q = st->be;
 	const char *db = sqlite3_db_filename(q->db, "main");
-	char *wal;
-
 	if (q->sync_src)
 		return AMTPROV_OK;
 	if (!db || !*db)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, st->path,
 					 "deferred syncing needs a database file");
-	wal = malloc(strlen(db) + 5);
-	if (!wal)
-		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	strcpy(wal, db);
-	strcat(wal, "-wal");
-	q->sync_src = store_sync_src_get(wal);
-	free(wal);
+	q->sync_src = store_sync_src_get(db);
 	if (!q->sync_src)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL,
 					 "cannot start the database's syncer thread");
+	/* Checkpoints too leave this thread: SQLite's automatic one (a sync of the WAL and
+	 * of the database, inside a COMMIT) becomes a request to the syncer. */
+	sqlite3_wal_hook(q->db, wal_grown, q);
 	return AMTPROV_OK;
 }
 

@@ -23,11 +23,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 struct store_sync_src {
 	char *path;
 	int fd;        /* opened by the syncer when it first syncs it; -1 before */
 	int dirty;     /* a deferred commit since its last sync */
 	int refs;      /* handles, plus the syncer while it syncs it */
+	int loose;     /* store_sync_later()'s: no handle; goes with the last database */
+	/* A database's WAL: the database file, and the syncer's own connection to it for
+	 * checkpoints (the loop's connection does none: store_sync_checkpoint). */
+	char *db_path;
+	sqlite3 *ckpt_db;
+	int want_ckpt;
 	struct store_sync_src *next;
 };
 
@@ -45,11 +53,13 @@ static uint64_t issued, synced;
 static int failed;
 static char fail_msg[256];
 static struct store_sync_src *sources;
-static int n_sources;
+static int n_sources; /* of databases (not loose) */
+static pthread_t loop_thread; /* the thread that asked for deferred syncing */
 static struct watcher watchers[MAX_WATCHERS];
 static int n_watchers;
 static pthread_t thread;
 static int running, stopping;
+static int ckpt_wanted; /* some source asked for a checkpoint */
 static int calling; /* the syncer is calling watchers (from its copy of the list) */
 /* Serialises starting and joining the thread (never held with mu while joining). */
 static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
@@ -111,8 +121,30 @@ static void src_free(struct store_sync_src *src)
 {
 	if (src->fd >= 0)
 		close(src->fd);
+	if (src->ckpt_db)
+		sqlite3_close(src->ckpt_db);
+	free(src->db_path);
 	free(src->path);
 	free(src);
+}
+
+/* A PASSIVE checkpoint through the syncer's own connection: copies what it can of the WAL
+ * into the database (syncing the WAL first, then the database) without waiting for the
+ * loop's connection, which goes on writing meanwhile. Failures are left to the next one
+ * (the WAL only grows meanwhile; nothing is lost). */
+static void checkpoint(struct store_sync_src *src)
+{
+	/* A fresh connection knows the file is in WAL mode only once it read it. */
+	if (!src->ckpt_db &&
+	    (sqlite3_open_v2(src->db_path, &src->ckpt_db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	     sqlite3_exec(src->ckpt_db, "PRAGMA synchronous = NORMAL; "
+			  "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK)) {
+		sqlite3_close(src->ckpt_db);
+		src->ckpt_db = NULL;
+		return;
+	}
+	sqlite3_wal_checkpoint_v2(src->ckpt_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 static void src_unref_locked(struct store_sync_src *src)
@@ -125,7 +157,8 @@ static void src_unref_locked(struct store_sync_src *src)
 			break;
 		}
 	}
-	n_sources--;
+	if (!src->loose)
+		n_sources--;
 	src_free(src);
 }
 
@@ -140,13 +173,22 @@ static void *syncer_main(void *arg)
 		const char *bad = NULL;
 		uint64_t target;
 
-		while (!stopping && synced == issued)
+		struct store_sync_src *ck[32];
+		int nck = 0;
+
+		while (!stopping && synced == issued && !ckpt_wanted)
 			pthread_cond_wait(&work_cv, &mu);
-		if (synced == issued)
+		if (synced == issued && (stopping || !ckpt_wanted))
 			break; /* stopping, nothing left */
 		target = issued;
+		ckpt_wanted = 0;
 		for (struct store_sync_src *s = sources; s && n < (int)(sizeof(todo) / sizeof(*todo));
 		     s = s->next) {
+			if (s->want_ckpt && nck < (int)(sizeof(ck) / sizeof(*ck))) {
+				s->want_ckpt = 0;
+				s->refs++;
+				ck[nck++] = s;
+			}
 			if (!s->dirty)
 				continue;
 			s->dirty = 0;
@@ -164,11 +206,25 @@ static void *syncer_main(void *arg)
 				bad = todo[i]->path;
 			}
 		}
+		/* After the syncs: the waiting actions need not wait for a checkpoint. */
+		if (nck) {
+			pthread_mutex_lock(&mu);
+			if (err)
+				fail_locked(bad, err);
+			if (!err && target > synced)
+				synced = target;
+			pthread_cond_broadcast(&done_cv);
+			pthread_mutex_unlock(&mu);
+			for (int i = 0; i < nck; i++)
+				checkpoint(ck[i]);
+		}
 		pthread_mutex_lock(&mu);
 		if (err)
 			fail_locked(bad, err);
 		for (int i = 0; i < n; i++)
 			src_unref_locked(todo[i]);
+		for (int i = 0; i < nck; i++)
+			src_unref_locked(ck[i]);
 		/* More than fit in todo[] (never in practice): the rest in the next round. */
 		for (struct store_sync_src *s = sources; s; s = s->next)
 			if (s->dirty)
@@ -265,9 +321,13 @@ void store_sync_unwatch(void (*fn)(void *ctx), void *ctx)
 	pthread_mutex_unlock(&mu);
 }
 
-struct store_sync_src *store_sync_src_get(const char *path)
+struct store_sync_src *store_sync_src_get(const char *db_path)
 {
 	struct store_sync_src *src;
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s-wal", db_path) >= (int)sizeof(path))
+		return NULL;
 
 	pthread_mutex_lock(&life);
 	pthread_mutex_lock(&mu);
@@ -278,7 +338,8 @@ struct store_sync_src *store_sync_src_get(const char *path)
 		}
 	}
 	src = calloc(1, sizeof(*src));
-	if (src && !(src->path = strdup(path))) {
+	if (src && (!(src->path = strdup(path)) || !(src->db_path = strdup(db_path)))) {
+		free(src->path);
 		free(src);
 		src = NULL;
 	}
@@ -289,6 +350,7 @@ struct store_sync_src *store_sync_src_get(const char *path)
 	src->next = sources;
 	sources = src;
 	n_sources++;
+	loop_thread = pthread_self();
 	if (!running) {
 		stopping = 0;
 		if (pthread_create(&thread, NULL, syncer_main, NULL) != 0) {
@@ -330,6 +392,23 @@ void store_sync_src_put(struct store_sync_src *src)
 		pthread_cond_broadcast(&done_cv);
 	}
 	src_unref_locked(src);
+	if (n_sources == 0) {
+		/* The loose files go with the last database: synced here if they need it. */
+		while (sources) {
+			struct store_sync_src *l = sources;
+			int opened, e = 0;
+
+			sources = l->next;
+			if (l->dirty) {
+				e = sync_file(l, &opened);
+				if (!e && opened)
+					e = sync_dir_of(l->path);
+			}
+			if (e)
+				fail_locked(l->path, e);
+			src_free(l);
+		}
+	}
 	if (n_sources == 0 && running) {
 		stopping = 1;
 		pthread_cond_signal(&work_cv);
@@ -355,4 +434,54 @@ uint64_t store_sync_defer(struct store_sync_src *src)
 	pthread_cond_signal(&work_cv);
 	pthread_mutex_unlock(&mu);
 	return t;
+}
+
+int store_sync_later(const char *path)
+{
+	struct store_sync_src *src;
+	int rc = -1;
+
+	pthread_mutex_lock(&mu);
+	if (!running || stopping || !pthread_equal(pthread_self(), loop_thread))
+		goto out;
+	for (src = sources; src && strcmp(src->path, path) != 0; src = src->next)
+		;
+	if (!src) {
+		src = calloc(1, sizeof(*src));
+		if (!src || !(src->path = strdup(path))) {
+			free(src);
+			goto out;
+		}
+		src->fd = -1;
+		src->refs = 1;
+		src->loose = 1;
+		src->next = sources;
+		sources = src;
+	}
+	src->dirty = 1;
+	++issued;
+	pthread_cond_signal(&work_cv);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&mu);
+	return rc;
+}
+
+int store_sync_on_loop(void)
+{
+	int r;
+
+	pthread_mutex_lock(&mu);
+	r = running && !stopping && pthread_equal(pthread_self(), loop_thread);
+	pthread_mutex_unlock(&mu);
+	return r;
+}
+
+void store_sync_checkpoint(struct store_sync_src *src)
+{
+	pthread_mutex_lock(&mu);
+	src->want_ckpt = 1;
+	ckpt_wanted = 1;
+	pthread_cond_signal(&work_cv);
+	pthread_mutex_unlock(&mu);
 }

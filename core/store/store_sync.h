@@ -46,12 +46,23 @@ int store_sync_wait(uint64_t ticket);
 int store_sync_watch(void (*fn)(void *ctx), void *ctx);
 void store_sync_unwatch(void (*fn)(void *ctx), void *ctx);
 
-/* For the back end: a file whose deferred commits the syncer syncs (one per database
- * file, shared by the handles of it; the syncer thread runs while any exists). */
-struct store_sync_src *store_sync_src_get(const char *path);
+/* For the back end: a database whose deferred commits (in its WAL, @p db_path "-wal") the
+ * syncer syncs (one per file, shared by its handles; the syncer thread runs while any
+ * exists). */
+struct store_sync_src *store_sync_src_get(const char *db_path);
 void store_sync_src_put(struct store_sync_src *src);
 /** A durable commit was written to @p src: wakes the syncer. @return the commit's ticket. */
 uint64_t store_sync_defer(struct store_sync_src *src);
+/** A plugin appended a record that must survive power loss to @p path (a credential
+ * store's journal): the syncer syncs it with the next round, before the next action
+ * (host API sync_later). Only on the thread that asked for deferred syncing (the event
+ * loop, where every later action is gated). @return 0, or -1: sync it yourself. */
+int store_sync_later(const char *path);
+/** 1 when the caller is the thread whose durable commits are deferred. */
+int store_sync_on_loop(void);
+/** The WAL of @p src grew past SQLite's checkpoint threshold: the syncer checkpoints it
+ * (PASSIVE, its own connection) instead of the committing thread. */
+void store_sync_checkpoint(struct store_sync_src *src);
 /** The text of the failure once store_sync_passed() returned -1 ("" before). */
 const char *store_sync_error(void);
 
