@@ -14,7 +14,9 @@
  * file is rewritten (temp file, fsync, rename, fsync of the directory) only to create it,
  * to convert a version 1 file, to compact a journal that outgrew the records, and by a
  * rotation. put() returns only once the value is durable (R-PROV-13: the core writes a
- * new AMT password here before the firmware commits it).
+ * new AMT password here before the firmware commits it), or, on amtprovd's event loop,
+ * once the host took over the sync (host API sync_later: its syncer thread syncs the file
+ * before amtprovd's next call to a device or a CA).
  *
  * Plaintext values only ever sit in host->secret_new buffers; keys in OPENSSL_zalloc'd
  * memory that is cleansed on release. Log lines and error messages name files, records and
