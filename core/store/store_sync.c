@@ -392,8 +392,21 @@ void store_sync_src_put(struct store_sync_src *src)
 		pthread_cond_broadcast(&done_cv);
 	}
 	src_unref_locked(src);
+	if (n_sources == 0 && running) {
+		/* The syncer drains (every ticket issued so far) and ends. */
+		stopping = 1;
+		pthread_cond_signal(&work_cv);
+		join = 1;
+	}
+	pthread_mutex_unlock(&mu);
+	if (join)
+		pthread_join(thread, NULL);
+	pthread_mutex_lock(&mu);
+	if (join)
+		running = 0;
 	if (n_sources == 0) {
-		/* The loose files go with the last database: synced here if they need it. */
+		/* The loose files go with the last database (the syncer, which might have
+		 * held them, is gone): synced here if they still need it. */
 		while (sources) {
 			struct store_sync_src *l = sources;
 			int opened, e = 0;
@@ -408,19 +421,12 @@ void store_sync_src_put(struct store_sync_src *src)
 				fail_locked(l->path, e);
 			src_free(l);
 		}
-	}
-	if (n_sources == 0 && running) {
-		stopping = 1;
-		pthread_cond_signal(&work_cv);
-		join = 1;
+		/* Everything issued is on disk now (or failed): no one may wait forever. */
+		if (!failed)
+			synced = issued;
+		pthread_cond_broadcast(&done_cv);
 	}
 	pthread_mutex_unlock(&mu);
-	if (join) {
-		pthread_join(thread, NULL);
-		pthread_mutex_lock(&mu);
-		running = 0;
-		pthread_mutex_unlock(&mu);
-	}
 	pthread_mutex_unlock(&life);
 }
 
