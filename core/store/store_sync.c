@@ -117,6 +117,16 @@ static int sync_dir_of(const char *path)
 	return rc;
 }
 
+/* One file's sync, its directory's too when the file was (re)opened. @return 0 or errno. */
+static int sync_src(struct store_sync_src *src)
+{
+	int opened, e = sync_file(src, &opened);
+
+	if (!e && opened)
+		e = sync_dir_of(src->path);
+	return e;
+}
+
 static void src_free(struct store_sync_src *src)
 {
 	if (src->fd >= 0)
@@ -197,10 +207,8 @@ static void *syncer_main(void *arg)
 		}
 		pthread_mutex_unlock(&mu);
 		for (int i = 0; i < n; i++) {
-			int opened, e = sync_file(todo[i], &opened);
+			int e = sync_src(todo[i]);
 
-			if (!e && opened)
-				e = sync_dir_of(todo[i]->path);
 			if (e && !err) {
 				err = e;
 				bad = todo[i]->path;
@@ -377,13 +385,11 @@ void store_sync_src_put(struct store_sync_src *src)
 	if (src->refs == 1 && src->dirty) {
 		/* The last handle of the file goes: its deferred commits are synced first. */
 		uint64_t target = issued;
-		int opened, e;
+		int e;
 
 		src->dirty = 0;
 		pthread_mutex_unlock(&mu);
-		e = sync_file(src, &opened);
-		if (!e && opened)
-			e = sync_dir_of(src->path);
+		e = sync_src(src);
 		pthread_mutex_lock(&mu);
 		if (e)
 			fail_locked(src->path, e);
@@ -409,14 +415,9 @@ void store_sync_src_put(struct store_sync_src *src)
 		 * held them, is gone): synced here if they still need it. */
 		while (sources) {
 			struct store_sync_src *l = sources;
-			int opened, e = 0;
+			int e = l->dirty ? sync_src(l) : 0;
 
 			sources = l->next;
-			if (l->dirty) {
-				e = sync_file(l, &opened);
-				if (!e && opened)
-					e = sync_dir_of(l->path);
-			}
 			if (e)
 				fail_locked(l->path, e);
 			src_free(l);
