@@ -417,3 +417,8 @@ int tloop_pending(const struct tloop *t)
 {
 	return t->pending + t->n_deferred;
 }
+
+int tloop_deferred(const struct tloop *t)
+{
+	return t->n_deferred;
+}

@@ -60,6 +60,7 @@ static int n_watchers;
 static pthread_t thread;
 static int running, stopping;
 static int ckpt_wanted; /* some source asked for a checkpoint */
+static int held;        /* store_sync_hold(): tests */
 static int calling; /* the syncer is calling watchers (from its copy of the list) */
 /* Serialises starting and joining the thread (never held with mu while joining). */
 static pthread_mutex_t life = PTHREAD_MUTEX_INITIALIZER;
@@ -186,7 +187,7 @@ static void *syncer_main(void *arg)
 		struct store_sync_src *ck[32];
 		int nck = 0;
 
-		while (!stopping && synced == issued && !ckpt_wanted)
+		while (!stopping && (held || (synced == issued && !ckpt_wanted)))
 			pthread_cond_wait(&work_cv, &mu);
 		if (synced == issued && (stopping || !ckpt_wanted))
 			break; /* stopping, nothing left */
@@ -489,6 +490,14 @@ void store_sync_checkpoint(struct store_sync_src *src)
 	pthread_mutex_lock(&mu);
 	src->want_ckpt = 1;
 	ckpt_wanted = 1;
+	pthread_cond_signal(&work_cv);
+	pthread_mutex_unlock(&mu);
+}
+
+void store_sync_hold(int on)
+{
+	pthread_mutex_lock(&mu);
+	held = on;
 	pthread_cond_signal(&work_cv);
 	pthread_mutex_unlock(&mu);
 }

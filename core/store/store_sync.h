@@ -63,6 +63,8 @@ int store_sync_on_loop(void);
 /** The WAL of @p src grew past SQLite's checkpoint threshold: the syncer checkpoints it
  * (PASSIVE, its own connection) instead of the committing thread. */
 void store_sync_checkpoint(struct store_sync_src *src);
+/** Tests: 1 holds the syncer before its next round (tickets do not pass), 0 lets it go. */
+void store_sync_hold(int on);
 /** The text of the failure once store_sync_passed() returned -1 ("" before). */
 const char *store_sync_error(void);
 
