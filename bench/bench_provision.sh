@@ -23,10 +23,13 @@
 # resumed), HTTP requests and 401 challenges per device, and amtsim's own CPU during the run.
 # MAX_IN_FLIGHT (default 256, the engine's default): the site's engine.max_in_flight (issue 13
 # item 4: 10000 with N=10000 puts every device in flight at once); the peak RSS column then
-# divides by it (rss_KiB/inflight).
+# divides by it (rss_KiB/inflight). PERF_DATA=PREFIX: amtprovd runs under perf record (call
+# graphs by DWARF unwinding, 499 Hz) into PREFIX-N-LAT; its CPU column then includes perf's.
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
+# SIZES "-" runs the fsync section alone.
+[ "$sizes" = - ] && sizes=""
 for s in $sizes $latencies; do
   case "$s" in ''|*[!0-9]*) echo "usage: bench_provision.sh [\"N ...\"] [\"MS ...\"]" >&2; exit 2;; esac
 done
@@ -142,6 +145,13 @@ run() {
 }
 JSON
   "$amtprov" -m "$dir/site/site.json" db init >/dev/null
+  # The site's first start makes ca-local's root and issuing keys (two RSA-3072 key
+  # generations, 0.5-3 s of CPU, random): once per site, not per device nor per run. Done
+  # here with no device registered, so the measured run only loads them (before this, that
+  # start-up cost was charged to the N devices: ~7 ms per device at N=300).
+  /usr/bin/time -f '%U %S' -o "$dir/rusage0" \
+    "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd0.log" || true
+  echo "   (N=$n latency $lat ms: the site's first start, no device: $(awk '{ printf "%.2f", $1 + $2 }' "$dir/rusage0") s CPU, not counted)" >&2
   # Registration is the agents' work, not amtprovd's: outside the measurement.
   t0=$(date +%s%N)
   for ((i = 1; i <= n; i++)); do
@@ -158,7 +168,7 @@ JSON
   sim_stats "$dir/sim/control.sock" >"$dir/stats0"
   sim_cpu0=$(sim_cpu "$sim_pid")
   t0=$(date +%s%N)
-  /usr/bin/time -f '%U %S %M' -o "$dir/rusage" \
+  /usr/bin/time -f '%U %S %M' -o "$dir/rusage" ${PERF_DATA:+perf record -q -F 499 --call-graph dwarf,16384 -o "$PERF_DATA-$n-$lat"} \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
   t1=$(date +%s%N)
   sim_stats "$dir/sim/control.sock" >"$dir/stats1"
@@ -197,7 +207,7 @@ PY
 # pid of the traced execve).
 fsync_run() {
   local n=$1 dir=$2 ok main total loop
-  strace -f -qq -o "$dir/strace" -e trace=execve,fsync,fdatasync,sync_file_range,msync \
+  strace -f -qq -y -o "$dir/strace" -e trace=execve,fsync,fdatasync,sync_file_range,msync \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
   ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
   kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
@@ -206,6 +216,13 @@ fsync_run() {
   loop=$(grep -cE "^$main +(fsync|fdatasync|sync_file_range|msync)\\(" "$dir/strace" || true)
   awk -v n="$n" -v ok="$ok" -v t="$total" -v l="$loop" 'BEGIN {
     printf "%6d %6d %8d %8.2f %8d %9.2f\n", n, ok, t, t / n, l, l / n }'
+  # Per file (strace -y names each descriptor's file) and thread: loop or other.
+  awk -v main="$main" -v n="$n" '$2 ~ /^(fsync|fdatasync|sync_file_range|msync)\(/ {
+      f = $2; sub(/^[a-z_]+\([0-9]+</, "", f); sub(/>.*/, "", f); sub(/.*\//, "", f)
+      sub(/^[0-9a-f]+\.[a-z]+$/, "<record file>", f)
+      k = f (($1 == main) ? " (loop)" : " (other threads)"); c[k]++ }
+    END { for (k in c) printf "         %8.2f per device  %s\n", c[k] / n, k }' "$dir/strace" | sort -k 4
+  [ -n "${KEEP_STRACE:-}" ] && cp "$dir/strace" "$KEEP_STRACE"
   rm -rf "$dir"
 }
 
@@ -234,6 +251,6 @@ cat <<EOF
 EOF
 echo "== network per device, counted by amtsim during amtprovd's run (same runs)"
 echo "     N lat_ms  hs/dev  resumed  req/dev  401/dev  sim_cpu_s"
-cat "$work/net.txt"
+cat "$work/net.txt" 2>/dev/null || true
 echo "   hs = full TLS handshakes; resumed = abbreviated ones; 401 = Digest challenges sent;"
 echo "   sim_cpu_s = amtsim's own CPU during amtprovd's run"

@@ -10,6 +10,7 @@
 
 #include "metrics.h"
 #include "status.h"
+#include "store_sync.h"
 #include "util.h"
 
 struct engine_job {
@@ -24,6 +25,9 @@ struct engine_job {
 	void *barg;
 	int brc;
 	struct amtprov_error berr;
+	/* The write-ahead records written before the call was queued (store_sync.h): the
+	 * worker runs it only once they are on disk. */
+	uint64_t sync_ticket;
 	struct engine_job *qnext;
 	/* releases the step's state if the job is abandoned */
 	void (*abort_fn)(void *arg);
@@ -184,7 +188,11 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&e->qlock);
 
 		amtprov_error_clear(&job->berr);
-		{
+		if (store_sync_wait(job->sync_ticket) < 0) {
+			/* The records this call acts on may not be on disk: do not act. */
+			job->brc = amtprov_error_set(&job->berr, AMTPROV_E_IO, NULL, "%s",
+						     store_sync_error());
+		} else {
 			struct alog_ctx prev = alog_ctx_set(NULL, job->dev.fqdn);
 
 			job->brc = job->fn(job->barg, &job->berr);
@@ -228,6 +236,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 
 static void queue_work(struct engine *e, struct engine_job *job)
 {
+	job->sync_ticket = store_sync_ticket();
 	pthread_mutex_lock(&e->qlock);
 	job->qnext = NULL;
 	if (e->work_tail)
@@ -438,6 +447,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			count_step(job, "failed", DS_FAILED, code);
 		}
 	}
+	/* The lease goes with the outcome, in its transaction. */
+	if (tx)
+		lease_release(e, job);
 	if (tx && store_tx_commit(e->st, &txerr) != AMTPROV_OK)
 		alog(e->lg, AMTPROV_LOG_ERROR, "cannot record the outcome of %s: %s",
 		     device_state_name(job->doing), txerr.msg);
@@ -528,27 +540,39 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	job->doing = device_state_doing(s);
 	job->started_ms = util_monotonic_ms();
 	inflight_add(e, job);
-	/* One host per device: the lease first (a host that lost the race leaves it). */
+	/* The lease and the -ING state in one transaction (one commit per step start, not
+	 * two); a failed claim or state change leaves neither. */
 	{
 		struct amtprov_error lerr;
 		int64_t now = now_of(e);
+		int tx, ok;
 
 		amtprov_error_clear(&lerr);
-		if (store_device_claim(e->st, dev->id, e->cfg.host_id, now,
-				       now + e->cfg.lease_seconds, &lerr) != AMTPROV_OK) {
+		tx = store_tx_begin(e->st, &lerr) == AMTPROV_OK;
+		amtprov_error_clear(&lerr);
+		/* One host per device: the lease first (a host that lost the race leaves it). */
+		ok = store_device_claim(e->st, dev->id, e->cfg.host_id, now,
+					now + e->cfg.lease_seconds, &lerr) == AMTPROV_OK;
+		job->leased = ok;
+		/* Entering the -ING state also counts the step in flight (crash-loop guard),
+		 * in the same statement: no extra write. Failing: someone else moved it (CLI,
+		 * another host): leave it alone. */
+		if (ok && job->doing != s)
+			ok = persist_step(e, job, s, job->doing, STORE_STEP_BEGIN, 0, "", 0,
+					  dev->attempts) == AMTPROV_OK;
+		if (tx && ok && store_tx_commit(e->st, &lerr) != AMTPROV_OK) {
+			alog(e->lg, AMTPROV_LOG_ERROR, "%s: cannot start %s: %s", dev->fqdn,
+			     device_state_name(s), lerr.msg);
+			ok = 0;
+			job->leased = 0; /* the failed commit rolled the claim back */
+		} else if (tx && !ok) {
+			store_tx_rollback(e->st);
+			job->leased = 0;
+		}
+		if (!ok) {
 			job_free(job);
 			return;
 		}
-		job->leased = 1;
-	}
-	/* Entering the -ING state also counts the step in flight (crash-loop guard), in the
-	 * same statement: no extra write. */
-	if (job->doing != s &&
-	    persist_step(e, job, s, job->doing, STORE_STEP_BEGIN, 0, "", 0, dev->attempts) !=
-		    AMTPROV_OK) {
-		/* Someone else moved it (CLI, another host): leave it alone. */
-		job_free(job);
-		return;
 	}
 	util_strlcpy(job->dev.state, device_state_name(job->doing), sizeof(job->dev.state));
 	prev = alog_ctx_set(NULL, job->dev.fqdn);
@@ -649,6 +673,15 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 		return NULL;
 	}
 	e->st = st;
+	/* Durable records are synced off the loop; the workers and the transport wait for
+	 * them before they act (store_sync.h). Without it (no file) commits sync inline. */
+	{
+		struct amtprov_error serr;
+
+		amtprov_error_clear(&serr);
+		if (st && store_defer_sync(st, &serr) != AMTPROV_OK && lg)
+			alog(lg, AMTPROV_LOG_DEBUG, "database syncs stay inline: %s", serr.msg);
+	}
 	e->lg = lg;
 	if (cfg)
 		e->cfg = *cfg;

@@ -2,7 +2,9 @@
 /* The CA contract: see ca_contract.h and docs/plugin-guide.md ("The CA contract"). */
 #include "ca_contract.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -202,6 +204,74 @@ static int chain_verifies(struct cc *c, char *why, size_t size)
 	return ok;
 }
 
+/*
+ * The last chain parsed, kept for the next answer: a CA sends the same chain_pem with every
+ * certificate, and parsing it (OpenSSL 3 sets up a decoder for each public key) was ~3 % of
+ * amtprovd's CPU per device (issue 13). Keyed on the whole text; certificates are shared
+ * by reference (X509 objects are immutable once parsed and reference counted).
+ */
+static pthread_mutex_t chain_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *chain_cache_pem;
+static STACK_OF(X509) *chain_cache;
+
+/* A copy of @p chain with a reference to each certificate; NULL on no memory. */
+static STACK_OF(X509) *chain_up_ref(STACK_OF(X509) *chain)
+{
+	STACK_OF(X509) *out = sk_X509_new_null();
+
+	for (int i = 0; out && i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+
+		if (!X509_up_ref(x))
+			goto fail;
+		if (!sk_X509_push(out, x)) {
+			X509_free(x);
+			goto fail;
+		}
+	}
+	return out;
+fail:
+	sk_X509_pop_free(out, X509_free);
+	return NULL;
+}
+
+/* The parsed @p pem: from the cache, else parsed and cached. */
+static int chain_parse(const char *pem, STACK_OF(X509) **out, struct amtprov_error *e)
+{
+	STACK_OF(X509) *parsed = NULL;
+	int rc;
+
+	pthread_mutex_lock(&chain_cache_lock);
+	if (chain_cache_pem && strcmp(chain_cache_pem, pem) == 0)
+		*out = chain_up_ref(chain_cache);
+	pthread_mutex_unlock(&chain_cache_lock);
+	if (*out)
+		return AMTPROV_OK;
+	rc = pki_load_pem(pem, strlen(pem), "chain_pem", &parsed, NULL, e);
+	if (rc != AMTPROV_OK)
+		return rc;
+	*out = chain_up_ref(parsed);
+	if (!*out) {
+		sk_X509_pop_free(parsed, X509_free);
+		return amtprov_error_set(e, AMTPROV_E_NOMEM, NULL, "out of memory");
+	}
+	pthread_mutex_lock(&chain_cache_lock);
+	{
+		char *copy = strdup(pem);
+
+		if (copy) {
+			free(chain_cache_pem);
+			sk_X509_pop_free(chain_cache, X509_free);
+			chain_cache_pem = copy;
+			chain_cache = parsed;
+			parsed = NULL;
+		}
+	}
+	pthread_mutex_unlock(&chain_cache_lock);
+	sk_X509_pop_free(parsed, X509_free);
+	return AMTPROV_OK;
+}
+
 static int check_chain(struct cc *c, char *why, size_t size)
 {
 	const char *pem = c->res->chain_pem;
@@ -215,7 +285,7 @@ static int check_chain(struct cc *c, char *why, size_t size)
 		return 0;
 	}
 	amtprov_error_clear(&e);
-	if (pki_load_pem(pem, strlen(pem), "chain_pem", &c->chain, NULL, &e) != AMTPROV_OK) {
+	if (chain_parse(pem, &c->chain, &e) != AMTPROV_OK) {
 		if (e.code == AMTPROV_E_NOMEM)
 			return -1;
 		snprintf(why, size, "chain_pem is not a list of PEM certificates: %.150s", e.msg);

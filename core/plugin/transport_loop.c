@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "metrics.h"
+#include "store_sync.h"
 #include "util.h"
 
 struct tcall {
@@ -21,6 +22,12 @@ struct tcall {
 	struct tcall *fnext;       /* finished, not yet handed over (FIFO) */
 	uint32_t op;        /* for metrics.h, with its start (monotonic ms) */
 	int64_t started_ms;
+	/* Deferred (store_sync.h): the call starts once the durable records written before
+	 * it was asked for are on disk; until then it waits in the deferred queue with a
+	 * copy of its parameters. */
+	uint64_t ticket;
+	json_t *params;
+	struct tcall *dnext;
 };
 
 /* Calls are found by session (closing one) and by completion (the plugin's done callback
@@ -38,6 +45,10 @@ struct tloop {
 	struct tcall *fin_head, *fin_tail;
 	int pending;
 	int driving; /* re-arm once after drive, not from inside it */
+	/* Calls waiting for the syncer (FIFO; tickets only grow), and the event it fires. */
+	struct tcall *def_head, *def_tail;
+	int n_deferred;
+	struct event *sync_ev;
 };
 
 static void rearm(struct tloop *t);
@@ -203,6 +214,46 @@ static void rearm(struct tloop *t)
 	event_add(t->ev, tvp);
 }
 
+/* The syncer thread finished a round (store_sync.h): wake the loop. */
+static void on_sync_round(void *ctx)
+{
+	struct tloop *t = ctx;
+
+	event_active(t->sync_ev, EV_READ, 0);
+}
+
+static int begin_call(struct tcall *c, const json_t *params, struct amtprov_error *err);
+
+/* Starts the deferred calls whose records are on disk now; fails them if a sync failed. */
+static void on_synced(evutil_socket_t fd, short what, void *arg)
+{
+	struct tloop *t = arg;
+	struct tcall *c;
+	int passed;
+
+	while ((c = t->def_head) && (passed = store_sync_passed(c->ticket)) != 0) {
+		struct amtprov_error err;
+		json_t *params = c->params;
+		int rc;
+
+		t->def_head = c->dnext;
+		if (!t->def_head)
+			t->def_tail = NULL;
+		t->n_deferred--;
+		c->params = NULL;
+		amtprov_error_clear(&err);
+		if (passed < 0)
+			rc = amtprov_error_set(&err, AMTPROV_E_IO, NULL, "%s", store_sync_error());
+		else
+			rc = begin_call(c, params, &err);
+		json_decref(params);
+		if (rc != AMTPROV_OK) {
+			c->done(c->ctx, rc, NULL, &err);
+			free(c);
+		}
+	}
+}
+
 struct tloop *tloop_new(struct event_base *base, struct plugin_instance *pi, struct alog *lg,
 			struct amtprov_error *err)
 {
@@ -222,6 +273,14 @@ struct tloop *tloop_new(struct event_base *base, struct plugin_instance *pi, str
 	t->pi = pi;
 	t->lg = lg;
 	t->ev_fd = -1;
+	t->sync_ev = event_new(base, -1, 0, on_synced, t);
+	if (!t->sync_ev || store_sync_watch(on_sync_round, t) != 0) {
+		if (t->sync_ev)
+			event_free(t->sync_ev);
+		free(t);
+		amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		return NULL;
+	}
 	return t;
 }
 
@@ -229,6 +288,15 @@ void tloop_free(struct tloop *t)
 {
 	if (!t)
 		return;
+	store_sync_unwatch(on_sync_round, t);
+	event_free(t->sync_ev);
+	while (t->def_head) {
+		struct tcall *c = t->def_head;
+
+		t->def_head = c->dnext;
+		json_decref(c->params);
+		free(c);
+	}
 	for (size_t b = 0; b < TL_BUCKETS; b++) {
 		while (t->bucket[b]) {
 			struct tcall *c = t->bucket[b];
@@ -250,6 +318,21 @@ int tloop_session_open(struct tloop *t, const struct amtprov_transport_target *t
 
 void tloop_session_close(struct tloop *t, void *session)
 {
+	for (struct tcall **p = &t->def_head, *prev = NULL; *p;) {
+		struct tcall *c = *p;
+
+		if (c->session != session) {
+			prev = c;
+			p = &c->dnext;
+			continue;
+		}
+		*p = c->dnext;
+		if (t->def_tail == c)
+			t->def_tail = prev;
+		t->n_deferred--;
+		json_decref(c->params);
+		free(c);
+	}
 	for (struct tcall *c = t->bucket[bucket_of(session)], *next; c; c = next) {
 		next = c->next;
 		if (c->session != session)
@@ -263,29 +346,22 @@ void tloop_session_close(struct tloop *t, void *session)
 	rearm(t);
 }
 
-int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params,
-	       tloop_done_fn done, void *ctx, struct amtprov_error *err)
+/* Hands @p c to the plugin. @return AMTPROV_OK (the call is linked; its callback will
+ * come from the loop), else an error and @p c is not linked (the caller frees it). */
+static int begin_call(struct tcall *c, const json_t *params, struct amtprov_error *err)
 {
-	struct tcall *c = calloc(1, sizeof(*c));
+	struct tloop *t = c->t;
 	json_t *empty = NULL;
 	int rc;
 
-	if (!c)
-		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
-	c->t = t;
-	c->session = session;
-	c->done = done;
-	c->ctx = ctx;
-	c->op = op;
 	c->started_ms = util_monotonic_ms();
 	if (!params)
 		params = empty = json_object();
-	rc = pi_transport_begin(t->pi, session, op, params, on_plugin_done, c, err);
+	rc = pi_transport_begin(t->pi, c->session, c->op, params, on_plugin_done, c, err);
 	json_decref(empty);
 	if (rc != AMTPROV_AGAIN) {
-		metrics_amt_call(op, rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc,
+		metrics_amt_call(c->op, rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc,
 				 (double)(util_monotonic_ms() - c->started_ms) / 1000.0);
-		free(c);
 		return rc == AMTPROV_OK ? AMTPROV_E_PROTOCOL : rc;
 	}
 	call_link(c);
@@ -299,7 +375,50 @@ int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params
 	return AMTPROV_OK;
 }
 
+int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params,
+	       tloop_done_fn done, void *ctx, struct amtprov_error *err)
+{
+	struct tcall *c = calloc(1, sizeof(*c));
+	int rc;
+
+	if (!c)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+	c->t = t;
+	c->session = session;
+	c->done = done;
+	c->ctx = ctx;
+	c->op = op;
+	c->ticket = store_sync_ticket();
+	/* A durable record written before this call is not on disk yet (or a sync failed):
+	 * the call waits for the syncer, the loop does not (store_sync.h). */
+	if (c->ticket && (t->def_head || store_sync_passed(c->ticket) != 1)) {
+		c->params = params ? json_deep_copy(params) : json_object();
+		if (!c->params) {
+			free(c);
+			return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		}
+		if (t->def_tail)
+			t->def_tail->dnext = c;
+		else
+			t->def_head = c;
+		t->def_tail = c;
+		t->n_deferred++;
+		/* It may have passed in between: look once more from the loop. */
+		event_active(t->sync_ev, EV_READ, 0);
+		return AMTPROV_OK;
+	}
+	rc = begin_call(c, params, err);
+	if (rc != AMTPROV_OK)
+		free(c);
+	return rc;
+}
+
 int tloop_pending(const struct tloop *t)
 {
-	return t->pending;
+	return t->pending + t->n_deferred;
+}
+
+int tloop_deferred(const struct tloop *t)
+{
+	return t->n_deferred;
 }

@@ -46,7 +46,10 @@ void tloop_session_close(struct tloop *t, void *session);
 int tloop_call(struct tloop *t, void *session, uint32_t op, const json_t *params,
 	       tloop_done_fn done, void *ctx, struct amtprov_error *err);
 
-/** Operations in flight. */
+/** Operations in flight (started, or waiting for the syncer). */
 int tloop_pending(const struct tloop *t);
+
+/** Of those, the ones waiting for durable records to reach the disk (store_sync.h). */
+int tloop_deferred(const struct tloop *t);
 
 #endif /* AMTPROV_CORE_TRANSPORT_LOOP_H */

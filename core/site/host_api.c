@@ -9,6 +9,7 @@
 
 #include "manifest.h"
 #include "plugin_host_int.h"
+#include "store_sync.h"
 #include "util.h"
 
 static struct plugin_instance *instance_of(const struct amtprov_host *host)
@@ -152,6 +153,14 @@ static int h_check_only(const struct amtprov_host *host)
 	return instance_of(host)->ph->env.check_only;
 }
 
+static int h_sync_later(const struct amtprov_host *host, const char *path)
+{
+	(void)host;
+	if (!path || store_sync_later(path) != 0)
+		return AMTPROV_E_NOT_SUPPORTED;
+	return AMTPROV_OK;
+}
+
 static const char *h_instance_name(const struct amtprov_host *host)
 {
 	return instance_of(host)->name;
@@ -178,4 +187,5 @@ void host_api_init(struct plugin_instance *pi)
 	h->state_dir = h_state_dir;
 	h->instance_name = h_instance_name;
 	h->check_only = h_check_only;
+	h->sync_later = h_sync_later;
 }

@@ -204,6 +204,14 @@ int store_check(struct store *st, struct amtprov_error *err)
 	return st->ops->check(st, err);
 }
 
+int store_defer_sync(struct store *st, struct amtprov_error *err)
+{
+	CHECK_ST(st, err);
+	if (!st->ops->defer_sync)
+		return AMTPROV_OK;
+	return st->ops->defer_sync(st, err);
+}
+
 int store_tx_begin(struct store *st, struct amtprov_error *err)
 {
 	int rc;

@@ -212,6 +212,17 @@ int store_open_auth(const char *path, const char *password_file, int flags, stru
 /** The password file it was opened with, or NULL (borrowed). */
 const char *store_password_file(const struct store *st);
 /** Closes. Accepts NULL. */
+/**
+ * Deferred syncing (issue 13; store_sync.h): from now on a commit holding a pending
+ * operation or a certificate returns once it is in the WAL (safe against a process crash)
+ * and the syncer thread makes it survive power loss; whoever acts on such a record waits
+ * for store_sync_ticket() to pass first (the transport loop and the engine's workers do).
+ * For amtprovd's event loop, whose every fsync stalled all devices in flight.
+ * Registrations are still synced before they return. A no-op on back ends whose commits
+ * are durable when they return (PostgreSQL). @return AMTPROV_OK, or an error (no file).
+ */
+int store_defer_sync(struct store *st, struct amtprov_error *err);
+
 void store_close(struct store *st);
 /** The path it was opened with (borrowed). */
 const char *store_path(const struct store *st);

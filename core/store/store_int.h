@@ -37,6 +37,9 @@ struct store_ops {
 
 	/** Frees st->be and everything the back end holds; must not free st itself. */
 	void (*close)(struct store *st);
+	/** Optional (NULL: durable commits are durable when they return, as on a server):
+	 * store_defer_sync(). */
+	int (*defer_sync)(struct store *st, struct amtprov_error *err);
 	int (*schema_version)(struct store *st);
 	int (*check)(struct store *st, struct amtprov_error *err);
 

@@ -31,6 +31,7 @@
 
 #include "store_int.h"
 #include "store_migrations.h"
+#include "store_sync.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -62,9 +63,14 @@ struct sq {
 	int version;
 	dev_t dev; /* identity of the file, for the open-files registry */
 	ino_t ino;
-	/* 1 when the open transaction wrote a record that must survive power loss (a
-	 * certificate or a pending operation): its commit ends with a sync of the WAL. */
+	/* What the open transaction wrote that must survive power loss: DURABLE_LATER (a
+	 * certificate or a pending operation: synced before the commit returns, or, with
+	 * deferred syncing, before amtprovd acts on it: store_sync.h) or DURABLE_NOW (a
+	 * registration: an agent is told at once, so always synced before the commit
+	 * returns). */
 	int durable;
+	/* Deferred syncing (store_defer_sync): the syncer's handle of this WAL, else NULL. */
+	struct store_sync_src *sync_src;
 	struct cached_stmt cache[STMT_CACHE_SIZE];
 	size_t n_cache;
 };
@@ -391,22 +397,71 @@ static int wal_sync(struct store *st, struct amtprov_error *err)
 	return AMTPROV_OK;
 }
 
-/* Commits the open transaction; syncs the WAL when it holds a durable record. */
+enum { DURABLE_NO, DURABLE_LATER, DURABLE_NOW };
+
+/* Commits the open transaction; syncs the WAL when it holds a durable record, or hands
+ * the sync to the syncer thread (store_sync.h) when the record can wait for it. */
 static int commit(struct store *st, struct amtprov_error *err)
 {
 	struct sq *q = st->be;
 	int rc = exec_cached(st, "COMMIT", "committing", err);
 
-	if (rc == AMTPROV_OK && q->durable)
+	/* Deferred only on the thread whose actions wait for the syncer (the loop). */
+	if (rc == AMTPROV_OK && q->durable == DURABLE_LATER && q->sync_src &&
+	    store_sync_on_loop())
+		store_sync_defer(q->sync_src);
+	else if (rc == AMTPROV_OK && q->durable)
 		rc = wal_sync(st, err);
-	q->durable = 0;
+	q->durable = DURABLE_NO;
 	return rc;
 }
 
-/* Marks the transaction of the current call as one that must survive power loss. */
+/* Marks the transaction of the current call as one that must survive power loss before
+ * amtprovd acts on it (a pending operation, a certificate). */
 static void want_durable(struct store *st)
 {
-	((struct sq *)st->be)->durable = 1;
+	struct sq *q = st->be;
+
+	if (q->durable < DURABLE_LATER)
+		q->durable = DURABLE_LATER;
+}
+
+/* ... and before the call returns (a registration: the agent is answered at once). */
+static void want_durable_now(struct store *st)
+{
+	((struct sq *)st->be)->durable = DURABLE_NOW;
+}
+
+/* sqlite3_wal_hook (replaces the automatic checkpoint): past SQLite's default threshold
+ * of 1,000 pages, the syncer checkpoints. */
+static int wal_grown(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+	struct sq *q = ctx;
+
+	(void)db;
+	(void)name;
+	if (frames >= 1000 && q->sync_src)
+		store_sync_checkpoint(q->sync_src);
+	return SQLITE_OK;
+}
+
+static int sq_defer_sync(struct store *st, struct amtprov_error *err)
+{
+	struct sq *q = st->be;
+	const char *db = sqlite3_db_filename(q->db, "main");
+	if (q->sync_src)
+		return AMTPROV_OK;
+	if (!db || !*db)
+		return amtprov_error_set(err, AMTPROV_E_INVALID, st->path,
+					 "deferred syncing needs a database file");
+	q->sync_src = store_sync_src_get(db);
+	if (!q->sync_src)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL,
+					 "cannot start the database's syncer thread");
+	/* Checkpoints too leave this thread: SQLite's automatic one (a sync of the WAL and
+	 * of the database, inside a COMMIT) becomes a request to the syncer. */
+	sqlite3_wal_hook(q->db, wal_grown, q);
+	return AMTPROV_OK;
 }
 
 /* Opens the unit of work for one mutating call: its own transaction, or a savepoint when
@@ -415,7 +470,7 @@ static int op_begin(struct store *st, struct amtprov_error *err)
 {
 	if (st->in_tx)
 		return exec_cached(st, "SAVEPOINT store_op", "starting a savepoint", err);
-	((struct sq *)st->be)->durable = 0;
+	((struct sq *)st->be)->durable = DURABLE_NO;
 	return exec_cached(st, "BEGIN IMMEDIATE", "starting a transaction", err);
 }
 
@@ -1002,6 +1057,9 @@ static void sq_close(struct store *st)
 	/* Callers release every statement they prepare; the cache holds the rest. */
 	cache_clear(q);
 	sqlite3_close(q->db);
+	/* After the close (which may checkpoint): deferred commits not synced yet are synced
+	 * here when this was the file's last deferring handle. */
+	store_sync_src_put(q->sync_src);
 	open_files_del(q->dev, q->ino);
 	free(q);
 	st->be = NULL;
@@ -1166,7 +1224,7 @@ static int sq_device_add(struct store *st, struct store_device *dev, const char 
 
 	if ((rc = op_begin(st, err)))
 		return rc;
-	want_durable(st);
+	want_durable_now(st);
 	if ((rc = device_key_free(st, "fqdn", dev->fqdn, 0, err)) ||
 	    (rc = device_key_free(st, "uuid", dev->uuid, 0, err)))
 		return op_end(st, rc, err);
@@ -1491,7 +1549,7 @@ static int sq_device_reregister(struct store *st, int64_t id, const char *from,
 
 	if ((rc = op_begin(st, err)))
 		return rc;
-	want_durable(st);
+	want_durable_now(st);
 	rc = get_device(st, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", NULL, id, &old,
 			&found, err);
 	if (rc == AMTPROV_OK && !found)
@@ -2574,6 +2632,7 @@ static int sq_task_release(struct store *st, const char *name, const char *owner
 static const struct store_ops sqlite_ops = {
 	.name = "sqlite",
 	.close = sq_close,
+	.defer_sync = sq_defer_sync,
 	.schema_version = sq_schema_version,
 	.check = sq_check,
 	.tx_begin = sq_tx_begin,

@@ -35,7 +35,7 @@ extern "C" {
 /** ABI major: bumped only for incompatible changes. */
 #define AMTPROV_ABI_MAJOR 1
 /** ABI minor: bumped when slots are appended. */
-#define AMTPROV_ABI_MINOR 2
+#define AMTPROV_ABI_MINOR 3
 
 /** The symbol every plugin exports. */
 #define AMTPROV_PLUGIN_SYMBOL "amtprov_plugin"
@@ -189,7 +189,8 @@ struct amtprov_host {
 			  struct amtprov_secret **out, struct amtprov_error *err);
 
 	/**
-	 * Writes a secret to the site's credential store, durably, before returning.
+	 * Writes a secret to the site's credential store, durably: before returning, or, on
+	 * amtprovd's event loop, before amtprovd next acts on a device or a CA (sync_later).
 	 * @param[in] name   record name; copied
 	 * @param[in] secret borrowed; not freed
 	 */
@@ -230,6 +231,19 @@ struct amtprov_host {
 	 */
 	int (*check_only)(const struct amtprov_host *host);
 	/* --- end of ABI 1.1 --- */
+
+	/**
+	 * ABI 1.3: the plugin appended to the file @p path a record that must survive power
+	 * loss (a credential store's journal entry) and asks the host to sync it instead of
+	 * syncing it itself. AMTPROV_OK: the host syncs it, off the calling thread, before
+	 * amtprovd next acts on a device or a CA (a transport call, a CA request); the record
+	 * already survives a crash of the process. Anything else (a process without deferred
+	 * syncing, such as the CLI, or not on amtprovd's event loop): the plugin syncs it
+	 * itself, as before. Check with AMTPROV_HAS_SLOT.
+	 * @param[in] path  borrowed
+	 */
+	int (*sync_later)(const struct amtprov_host *host, const char *path);
+	/* --- end of ABI 1.3 --- */
 };
 
 /** True if a host (or any size-stamped struct) built by the other side has slot @p member. */

@@ -14,7 +14,9 @@
  * file is rewritten (temp file, fsync, rename, fsync of the directory) only to create it,
  * to convert a version 1 file, to compact a journal that outgrew the records, and by a
  * rotation. put() returns only once the value is durable (R-PROV-13: the core writes a
- * new AMT password here before the firmware commits it).
+ * new AMT password here before the firmware commits it), or, on amtprovd's event loop,
+ * once the host took over the sync (host API sync_later: its syncer thread syncs the file
+ * before amtprovd's next call to a device or a CA).
  *
  * Plaintext values only ever sit in host->secret_new buffers; keys in OPENSSL_zalloc'd
  * memory that is cleansed on release. Log lines and error messages name files, records and
@@ -142,6 +144,16 @@ static void cache_written(struct csf *cs, size_t len)
 	cs->cached = cs_ident_of(cs->path, &cs->cache_id, &e) == AMTPROV_OK && cs->cache_id.exists;
 }
 
+/* cs_append's sync_later: the host's, when it has the slot (ABI 1.3) and takes it. */
+static int host_sync_later(void *ctx, const char *path)
+{
+	const struct amtprov_host *host = ctx;
+
+	if (!AMTPROV_HAS_SLOT(host, struct amtprov_host, sync_later) || !host->sync_later)
+		return -1;
+	return host->sync_later(host, path) == AMTPROV_OK ? 0 : -1;
+}
+
 /*
  * Makes the change already applied to the cached store @p st durable: one appended journal
  * entry @p entry when the file is a journal that has not outgrown its records, else the
@@ -156,7 +168,8 @@ static int persist_change(struct csf *cs, struct cs_store *st, const unsigned ch
 
 	if (cs->cache_id.exists && st->version == CS_JOURNAL_VERSION &&
 	    st->entries < st->n + COMPACT_SLACK) {
-		rc = cs_append(cs->path, st->valid_len, entry, entry_len, &cs->cache_id, err);
+		rc = cs_append(cs->path, st->valid_len, entry, entry_len, host_sync_later,
+			       (void *)cs->host, &cs->cache_id, err);
 		if (rc == AMTPROV_OK) {
 			st->entries++;
 			st->valid_len += entry_len;

@@ -303,7 +303,8 @@ int cs_ident_same(const struct cs_ident *a, const struct cs_ident *b)
 }
 
 int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
-	      struct cs_ident *id, struct amtprov_error *err)
+	      int (*sync_later)(void *ctx, const char *path), void *ctx, struct cs_ident *id,
+	      struct amtprov_error *err)
 {
 	struct stat sb;
 	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -329,8 +330,10 @@ int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
 	}
 	if (write_at(fd, buf, len, at, path, err) != AMTPROV_OK)
 		goto fail;
-	/* fdatasync also makes the new size durable (it is needed to read the data). */
-	if (fdatasync(fd) < 0) {
+	/* fdatasync also makes the new size durable (it is needed to read the data). The
+	 * host may take it over (amtprovd's event loop: its syncer thread syncs the file
+	 * before the next action on a device; the entry survives a crash meanwhile). */
+	if ((!sync_later || sync_later(ctx, path) != 0) && fdatasync(fd) < 0) {
 		amtprov_error_set(err, AMTPROV_E_IO, path, "cannot fsync %s: %s", path,
 				  strerror(errno));
 		goto fail;

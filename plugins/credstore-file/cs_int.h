@@ -136,12 +136,14 @@ int cs_ident_of(const char *path, struct cs_ident *id, struct amtprov_error *err
 int cs_ident_same(const struct cs_ident *a, const struct cs_ident *b);
 /*
  * Appends @p len bytes at @p at (the end of the valid part: a torn tail beyond it is cut
- * first) of the existing file @p path, then fdatasync; mode forced to 0600. @p id gets the
- * file's identity afterwards. On failure the file may hold a partial entry, which readers
- * treat as a torn tail.
+ * first) of the existing file @p path, then fdatasync, unless @p sync_later (may be NULL)
+ * returns 0: then the host syncs it before it acts on the record (host API sync_later);
+ * mode forced to 0600. @p id gets the file's identity afterwards. On failure the file may
+ * hold a partial entry, which readers treat as a torn tail.
  */
 int cs_append(const char *path, size_t at, const unsigned char *buf, size_t len,
-	      struct cs_ident *id, struct amtprov_error *err);
+	      int (*sync_later)(void *ctx, const char *path), void *ctx, struct cs_ident *id,
+	      struct amtprov_error *err);
 /* Removes "<path>.tmp.*" left by a writer that died; call only under the exclusive lock. */
 void cs_sweep_temps(const char *path);
 

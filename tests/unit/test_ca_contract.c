@@ -185,6 +185,16 @@ static void test_rule_chain(void)
 	/* 802.1X: the chain is stored, not used to verify the device: any parsable chain. */
 	expect(AMTPROV_PURPOSE_CLIENT_8021X, "chain", NULL);
 }
+/* The parsed chain is kept for the next answer (issue 13): answers whose chains differ are
+ * each judged with their own, in any order. */
+static void test_chain_cache_follows_the_text(void)
+{
+	for (int i = 0; i < 2; i++) {
+		expect(AMTPROV_PURPOSE_WEB_SERVER, "", NULL);
+		expect(AMTPROV_PURPOSE_WEB_SERVER, "", NULL);
+		expect(AMTPROV_PURPOSE_WEB_SERVER, "chain", "chain");
+	}
+}
 static void test_rule_crl(void)
 {
 	expect(AMTPROV_PURPOSE_WEB_SERVER, "crl", "crl");
@@ -308,6 +318,8 @@ void register_ca_contract_tests(void)
 	CU_add_test(s, "rule san: DNS SANs without the FQDN are refused", test_rule_san);
 	CU_add_test(s, "rule eku: wrong EKU per purpose (R-WS-01, R-8021X-02)", test_rule_eku);
 	CU_add_test(s, "rule chain: web server chain must verify the leaf", test_rule_chain);
+	CU_add_test(s, "the chain kept from the last answer is the one of this answer",
+		    test_chain_cache_follows_the_text);
 	CU_add_test(s, "rule crl: web server needs a CDP when CRLs are checked (R-REV-01)",
 		    test_rule_crl);
 	CU_add_test(s, "rule strength: AMT 22 needs RSA 3072 and SHA-384 (issue 17 item 11)",

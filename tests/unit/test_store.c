@@ -33,6 +33,7 @@
 #include <amtprov/types.h>
 
 #include "store.h"
+#include "store_sync.h"
 
 #ifndef AMTPROV_FIXTURES_DIR
 #error "AMTPROV_FIXTURES_DIR must name tests/fixtures (absolute path)"
@@ -2193,6 +2194,61 @@ static void test_pg_concurrent_first_open_migrates_once(void)
 	store_close(st);
 }
 
+/* Issue 13 / R-PROV-13: with deferred syncing a pending operation's COMMIT returns before
+ * its sync and takes a ticket; the syncer thread syncs the WAL and the ticket passes; a
+ * registration is still synced inline (no ticket). The syncer, not the committing thread,
+ * checkpoints: the database file grows while this thread only writes the WAL. */
+static void test_deferred_sync_tickets_and_checkpoint(void)
+{
+	struct store *st = open_new();
+	struct store_pending op;
+	struct amtprov_error err;
+	struct stat sb;
+	off_t before;
+	uint64_t t;
+	int grew = 0;
+
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_defer_sync(st, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_sync_on_loop(), 1);
+	CU_ASSERT_EQUAL(store_sync_wait(store_sync_ticket()), 1);
+	add_device(st, 1);
+	CU_ASSERT_EQUAL(store_sync_ticket(), 0); /* a registration: synced before it returned */
+	memset(&op, 0, sizeof(op));
+	snprintf(op.kind, sizeof(op.kind), "ca-poll");
+	CU_ASSERT_EQUAL_FATAL(store_pending_add(st, &op, 100, &err), AMTPROV_OK);
+	t = store_sync_ticket();
+	/* Either still waiting (a ticket) or already synced by the syncer (0). */
+	if (t) {
+		CU_ASSERT_EQUAL(store_sync_wait(t), 1);
+		CU_ASSERT_EQUAL(store_sync_passed(t), 1);
+	}
+	CU_ASSERT_EQUAL(store_sync_passed(0), 1);
+	CU_ASSERT_STRING_EQUAL(store_sync_error(), "");
+
+	/* More than SQLite's 1,000-page checkpoint threshold, written by this thread. */
+	CU_ASSERT_EQUAL_FATAL(stat(dbpath, &sb), 0);
+	before = sb.st_size;
+	for (int i = 0; i < 1500; i++) {
+		memset(&op, 0, sizeof(op));
+		snprintf(op.kind, sizeof(op.kind), "ca-poll");
+		snprintf(op.payload, sizeof(op.payload), "{\"p\":\"%04096d\"}", i);
+		if (store_pending_add(st, &op, 100 + i, &err) != AMTPROV_OK) {
+			CU_FAIL("pending_add");
+			break;
+		}
+	}
+	CU_ASSERT_EQUAL(store_sync_wait(store_sync_ticket()), 1);
+	/* The checkpoint runs on the syncer after a sync round: poll for its effect. */
+	for (int i = 0; i < 1000 && !grew; i++) {
+		grew = stat(dbpath, &sb) == 0 && sb.st_size > before + 1000 * 4096 / 2;
+		if (!grew)
+			usleep(10000);
+	}
+	CU_ASSERT(grew);
+	store_close(st);
+}
+
 /* Every test of both suites; sqlite_only: about SQLite's files (modes, damaged pages, the
  * header), which a PostgreSQL server keeps to itself. */
 static const struct store_test {
@@ -2254,6 +2310,8 @@ static const struct store_test {
 	{ "pending ops: due, retry, done", test_pending_ops_due_retry_done, 0 },
 	{ "pending ops: retry counts attempts", test_pending_retry_counts_attempts, 0 },
 	{ "pending ops: defer is a lease, no attempt counted", test_pending_defer_is_a_lease, 0 },
+	{ "deferred syncing: tickets pass after the syncer, which checkpoints (R-PROV-13)",
+	  test_deferred_sync_tickets_and_checkpoint, 1 },
 	{ "maintenance tasks: put and get", test_task_put_get, 0 },
 	{ "maintenance tasks: on-demand requests are never lost",
 	  test_task_requests_are_never_lost, 0 },

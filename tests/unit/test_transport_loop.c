@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include <CUnit/CUnit.h>
+#include <event2/event.h>
 
 #include "device_state.h"
 #include "engine.h"
 #include "store.h"
+#include "store_sync.h"
 #include "test_util.h"
 #include "transport_loop.h"
 
@@ -268,6 +270,77 @@ static void test_unknown_op_is_refused_at_once(void)
 	teardown(&f);
 }
 
+static void on_gated(void *ctx, int rc, const json_t *result, const struct amtprov_error *err)
+{
+	int *done = ctx;
+
+	(void)result;
+	(void)err;
+	*done = rc == AMTPROV_OK ? 1 : -1;
+}
+
+static int gated_work(void *arg, struct amtprov_error *err)
+{
+	(void)err;
+	*(int *)arg = 1;
+	return AMTPROV_OK;
+}
+
+static void gated_done(int rc, const struct amtprov_error *err, void *arg)
+{
+	(void)err;
+	(void)arg;
+	CU_ASSERT_EQUAL(rc, AMTPROV_OK);
+}
+
+/* R-PROV-13 with deferred syncing (issue 13): after a pending operation is committed on the
+ * loop, neither a transport call nor a worker job acts before the syncer synced it. */
+static void test_actions_wait_for_the_durable_record(void)
+{
+	struct tl_fixture f;
+	struct amtprov_error err;
+	struct amtprov_device_info info = {.struct_size = sizeof(info), .fqdn = "x.contoso.com"};
+	struct amtprov_transport_target tgt = {.struct_size = sizeof(tgt), .device = &info,
+					       .address = "127.0.0.1", .port = 16993};
+	struct store_pending op;
+	void *session = NULL;
+	int done = 0, worked = 0;
+	uint64_t ticket;
+
+	setup(&f, 0, "{\"latency_ms\": 1}");
+	amtprov_error_clear(&err);
+	store_sync_hold(1);
+	memset(&op, 0, sizeof(op));
+	snprintf(op.kind, sizeof(op.kind), "ca-poll");
+	CU_ASSERT_EQUAL_FATAL(store_pending_add(f.st, &op, 100, &err), AMTPROV_OK);
+	ticket = store_sync_ticket();
+	CU_ASSERT_TRUE(ticket > 0);
+	CU_ASSERT_EQUAL(store_sync_passed(ticket), 0);
+	CU_ASSERT_EQUAL_FATAL(tloop_session_open(f.t, &tgt, &session, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(tloop_call(f.t, session, AMTPROV_AMT_GET_CORE_VERSION, NULL, on_gated,
+				   &done, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(tloop_deferred(f.t), 1);
+	CU_ASSERT_EQUAL(engine_offload(f.e, gated_work, gated_done, NULL, &worked, &err),
+			AMTPROV_OK);
+	/* Held: a few turns of the loop start nothing. */
+	for (int i = 0; i < 20; i++)
+		event_base_loop(engine_base(f.e), EVLOOP_NONBLOCK);
+	CU_ASSERT_EQUAL(tloop_deferred(f.t), 1);
+	CU_ASSERT_EQUAL(done, 0);
+	CU_ASSERT_EQUAL(__atomic_load_n(&worked, __ATOMIC_SEQ_CST), 0);
+	store_sync_hold(0);
+	CU_ASSERT_EQUAL(engine_run_until_idle(f.e, 20000, &err), AMTPROV_OK);
+	for (int i = 0; i < 20000 && done == 0; i++)
+		event_base_loop(engine_base(f.e), EVLOOP_ONCE);
+	CU_ASSERT_EQUAL(store_sync_passed(ticket), 1);
+	CU_ASSERT_EQUAL(done, 1);
+	CU_ASSERT_EQUAL(worked, 1);
+	CU_ASSERT_EQUAL(tloop_deferred(f.t), 0);
+	tloop_session_close(f.t, session);
+	teardown(&f);
+}
+
 void register_transport_loop_tests(void);
 void register_transport_loop_tests(void)
 {
@@ -278,4 +351,6 @@ void register_transport_loop_tests(void)
 	CU_add_test(s, "an AMT error fails only that device, with the AMT reason",
 		    test_amt_error_fails_only_that_device);
 	CU_add_test(s, "an unknown op is refused at once", test_unknown_op_is_refused_at_once);
+	CU_add_test(s, "calls and worker jobs wait for the durable record's sync (R-PROV-13)",
+		    test_actions_wait_for_the_durable_record);
 }
