@@ -39,6 +39,8 @@ sim_start() {
   wait_for 20 test -S "$T/sim/control.sock"
 }
 sim_stop() { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; rm -f "$T/sim/control.sock"; }
+# Each case starts a new site state, so a new lab-ca: 2048-bit CA keys (3072, the default, costs
+# seconds of CPU per case on a loaded machine; other tests keep it).
 site() { # key_source
   mkdir -p "$T/site"
   cat >"$T/site/site.json" <<JSON
@@ -46,7 +48,7 @@ site() { # key_source
   "site": { "name": "keys", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
   "plugin_path": ["$PLUGINS"],
   "plugins": { "amt": {"plugin": "amt-transport"},
-               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080", "key_bits": 2048}},
                "creds": {"plugin": "credstore-file"} },
   "credentials": {"store": "creds"},
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_source": "$1"}},
