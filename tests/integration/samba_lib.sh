@@ -8,11 +8,12 @@
 # The realm is $REALM (default CONTOSO.TEST; set it before samba_dc_provision for another),
 # NetBIOS domain $SAMBA_DOMAIN, administrator password $SAMBA_ADMIN_PW.
 #   need_tools TOOL...                   every tool must be installed, or the test exits
-#   samba_dc_provision DIR IP SERVICES   provision the domain in DIR serving SERVICES ("kdc" or
-#                                        "ldap kdc"); with ldap, DIR/tls/ca.pem is the CA of the
-#                                        DC's certificate (DNS dc1.<realm> and IP SANs). Offline
-#                                        changes go through SAMBA_SAM (-H DIR/private/sam.ldb);
-#                                        its base DN is SAMBA_BASE_DN. Log: DIR/provision.log
+#   samba_dc_provision DIR IP SERVICES   the domain in DIR (a copy of one made once per build
+#                                        tree) serving SERVICES ("kdc" or "ldap kdc"); with
+#                                        ldap, DIR/tls/ca.pem is the CA of the DC's certificate
+#                                        (DNS dc1.<realm> and IP SANs). Offline changes go
+#                                        through SAMBA_SAM (-H DIR/private/sam.ldb); its base DN
+#                                        is SAMBA_BASE_DN. Log: DIR/provision.log
 #   samba_dc_start DIR IP                start it and wait for the KDC (and LDAPS if served)
 #   krb5_conf FILE KDC [SUFFIX...]       a client krb5.conf for $REALM at KDC (host[:port]),
 #                                        over TCP, no DNS; DNS SUFFIXes (default .<realm>)
@@ -42,10 +43,56 @@ need_tools() {
   done
 }
 
+# Provisioning a domain costs some 7 s of CPU (samba-tool, Python), and every test of a realm
+# would make the same one: it is made once per realm and Samba version into a template under
+# the build tree, which each test copies. A domain moves with its smb.conf (the only file that
+# names its directory and address); the services, the address and TLS are set there too.
+# Change SAMBA_TEMPLATE_VERSION with the provisioning below, so that no old template is used.
+SAMBA_TEMPLATES="$AMTPROV_BUILD_DIR/test-cache/samba"
+SAMBA_TEMPLATE_VERSION=1
+samba_template() {
+  local t tmp
+  t=$SAMBA_TEMPLATES/v$SAMBA_TEMPLATE_VERSION-$REALM-$(samba --version | tr -c 'A-Za-z0-9.\n' _)
+  [ -f "$t/ready" ] && { echo "$t"; return 0; }
+  mkdir -p "$SAMBA_TEMPLATES"
+  exec 8>"$t.lock"
+  flock -w 600 8 || { echo "samba_lib: no lock on $t.lock" >&2; return 1; }
+  if [ ! -f "$t/ready" ]; then
+    tmp=$(mktemp -d "$t.tmp-XXXXXX")
+    mkdir -p "$tmp/run"
+    if ! samba-tool domain provision --targetdir="$tmp" --realm="$REALM" \
+        --domain="$SAMBA_DOMAIN" --server-role=dc --dns-backend=NONE --use-rfc2307 \
+        --adminpass="$SAMBA_ADMIN_PW" --host-name=dc1 --host-ip=127.0.0.2 \
+        --option="interfaces = 127.0.0.2/8" --option="bind interfaces only = yes" \
+        --option="server services = kdc" \
+        --option="pid directory = $tmp/run" --option="ncalrpc dir = $tmp/run/ncalrpc" \
+        --option="winbindd socket directory = $tmp/run/winbindd" \
+        --option="ntp signd socket directory = $tmp/run/ntp_signd" \
+        --option="log file = $tmp/log.%m" >"$tmp/provision.log" 2>&1 ||
+      # Tests must not depend on dates or on Samba's complexity rules for their passwords.
+      ! samba-tool domain passwordsettings set -H "$tmp/private/sam.ldb" --complexity=off \
+        --max-pwd-age=0 --min-pwd-age=0 >>"$tmp/provision.log" 2>&1; then
+      tail -20 "$tmp/provision.log" >&2
+      rm -rf "$tmp"
+      exec 8>&-
+      return 1
+    fi
+    echo "$tmp" >"$tmp/ready"          # the directory its smb.conf names
+    rm -rf "$t" && mv "$tmp" "$t"
+  fi
+  exec 8>&-
+  echo "$t"
+}
+
 samba_dc_provision() {
-  local d=$1 ip=$2 services=$3 tls=()
-  mkdir -p "$d/run"
+  local d=$1 ip=$2 services=$3 t from
   SAMBA_BASE_DN=$(samba_base_dn)
+  t=$(samba_template) || return 1
+  from=$(cat "$t/ready")
+  mkdir -p "$d"
+  cp -a "$t/." "$d/" && rm -f "$d/ready" "$d"/log.* || return 1
+  sed -i -e "s|$from|$d|g" -e "s|^\(\s*interfaces = \).*|\1$ip/8|" \
+    -e "s|^\(\s*server services = \).*|\1$services|" "$d/etc/smb.conf"
   if [[ " $services " == *" ldap "* ]]; then
     mkdir -p "$d/tls"
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Test CA $REALM" \
@@ -57,24 +104,13 @@ samba_dc_provision() {
     openssl x509 -req -in "$d/tls/dc.csr" -CA "$d/tls/ca.pem" -CAkey "$d/tls/ca.key" \
       -CAcreateserial -days 30 -extfile "$d/tls/ext" -out "$d/tls/dc.pem" 2>/dev/null
     chmod 600 "$d/tls/dc.key" "$d/tls/ca.key"
-    tls=(--option="tls enabled = yes" --option="tls keyfile = $d/tls/dc.key"
-         --option="tls certfile = $d/tls/dc.pem" --option="tls cafile = $d/tls/ca.pem")
+    sed -i "/^\[global\]/a\\\ttls enabled = yes\n\ttls keyfile = $d/tls/dc.key\n\ttls certfile = $d/tls/dc.pem\n\ttls cafile = $d/tls/ca.pem" \
+      "$d/etc/smb.conf"
   fi
-  samba-tool domain provision --targetdir="$d" --realm="$REALM" --domain="$SAMBA_DOMAIN" \
-    --server-role=dc --dns-backend=NONE --use-rfc2307 --adminpass="$SAMBA_ADMIN_PW" \
-    --host-name=dc1 --host-ip="$ip" \
-    --option="interfaces = $ip/8" --option="bind interfaces only = yes" \
-    --option="server services = $services" \
-    --option="pid directory = $d/run" --option="ncalrpc dir = $d/run/ncalrpc" \
-    --option="winbindd socket directory = $d/run/winbindd" \
-    --option="ntp signd socket directory = $d/run/ntp_signd" \
-    --option="log file = $d/log.%m" "${tls[@]}" >"$d/provision.log" 2>&1 ||
-    { tail -20 "$d/provision.log"; return 1; }
+  grep -q "interfaces = $ip/8" "$d/etc/smb.conf" && ! grep -q "$from" "$d/etc/smb.conf" ||
+    { echo "samba_lib: cannot move the domain to $d" >&2; return 1; }
   SAMBA_SAM=(-H "$d/private/sam.ldb")
   SAMBA_DC_DIR=$d SAMBA_DC_IP=$ip
-  # Tests must not depend on dates or on Samba's complexity rules for their own passwords.
-  samba-tool domain passwordsettings set "${SAMBA_SAM[@]}" --complexity=off \
-    --max-pwd-age=0 --min-pwd-age=0 >>"$d/provision.log" 2>&1
 }
 
 samba_dc_start() {
