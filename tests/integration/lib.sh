@@ -12,6 +12,12 @@ TEST_PLUGINS="$AMTPROV_BUILD_DIR/tests/plugins"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/amtprov-it-${TEST_NAME:-test}-XXXXXX")
 chmod 700 "$T"
+# python3 is the system's (Debian's, whose modules scripts/install-deps.sh installs), also for
+# child processes: a version manager's shim first in PATH (pyenv) takes some 0.3 s per start
+# instead of 0.03, and the tests start python3 hundreds of times.
+if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+  mkdir -p "$T/bin" && ln -s /usr/bin/python3 "$T/bin/python3" && PATH="$T/bin:$PATH"
+fi
 PIDS=()
 CLAIMED_NETS=()
 PASSED=0
@@ -173,10 +179,64 @@ make_api_cert() {
   chmod 600 "$1/api.key"
 }
 
-# fleet_dev ID ADDR: an amtsim fleet entry for the pre-provisioned device ID.contoso.com
-# (AMT 16.1.25, DHCP domain contoso.com) that trusts make_prov_pki's root ($ROOT_HASH).
+# fleet_dev ID ADDR [AMT_VERSION]: an amtsim fleet entry for the pre-provisioned device
+# ID.contoso.com (AMT 16.1.25 unless given, DHCP domain contoso.com) that trusts
+# make_prov_pki's root ($ROOT_HASH).
 fleet_dev() {
-  printf '{ "id": "%s", "address": "%s", "amt_version": "16.1.25", "provisioning_state": "in",
+  printf '{ "id": "%s", "address": "%s", "amt_version": "%s", "provisioning_state": "in",
     "host_name": "%s", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' "$1" "$2" "$1" "$ROOT_HASH"
+    "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "%s" } ] }' \
+    "$1" "$2" "${3:-16.1.25}" "$1" "$ROOT_HASH"
+}
+
+# start_fleet_sim KEY_POOL KEYGEN_MS ENTRY...: $T/fleet.json with these fleet entries
+# (fleet_dev), served by amtsim with its state in $T/sim (log $T/amtsim.log; stopped by the
+# trap); returns once its control socket is up.
+start_fleet_sim() {
+  local pool=$1 ms=$2 devs
+  shift 2
+  devs=$(printf '%s,\n' "$@")
+  mkdir -p "$T/sim"
+  printf '{ "key_pool": %s, "keygen_latency_ms": %s,\n  "devices": [\n%s ] }\n' \
+    "$pool" "$ms" "${devs%,}" >"$T/fleet.json"
+  "$AMTPROV_BUILD_DIR/sim/amtsim" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet \
+    2>"$T/amtsim.log" &
+  PIDS+=("$!")
+  wait_for 20 test -S "$T/sim/control.sock"
+}
+
+# make_lab_site NAME [CREDENTIALS_MEMBERS [AMT_MEMBERS]]: $T/site/site.json, a site that
+# provisions through the real plugins: amt-transport, ca-local "lab-ca" (web server
+# certificates, CRL served on $NET.250:8080) and credstore-file "creds" as the store, with
+# make_prov_pki's certificate in $T/pki; SOL and ping on, IDE-R off. The extra JSON members
+# go into "credentials" and "amt". Then the database is created.
+make_lab_site() {
+  mkdir -p "$T/site"
+  cat >"$T/site/site.json" <<JSON
+{
+  "manifest_version": 1,
+  "site": { "name": "$1", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
+  "plugin_path": ["$AMTPROV_BUILD_DIR/plugins"],
+  "plugins": {
+    "amt": {"plugin": "amt-transport"},
+    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+    "creds": {"plugin": "credstore-file"}
+  },
+  "credentials": {"store": "creds"${2:+, $2}},
+  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
+  "provisioning_certificate": {"certificate": "$T/pki/chain.pem", "key": "$T/pki/prov.key"},
+  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true${3:+,
+          $3}}
+}
+JSON
+  "$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+}
+
+# run_agents ID...: each device's host agent runs (a new OTP); its report is $T/ID.agent.json.
+run_agents() {
+  local id
+  for id in "$@"; do
+    "$AMTPROV_BUILD_DIR/sim/amtsim" agent --state-dir "$T/sim" --device "$id" \
+      >"$T/$id.agent.json" 2>>"$T/agent.err" || return 1
+  done
 }

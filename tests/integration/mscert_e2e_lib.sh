@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Shared by the test_e2e_mscert*.sh tests: an amtsim fleet, sites whose CA "adcs" is
 # ca-mscert against adcssim, and the look-ups on both sides (amtprov's records, adcssim's
-# request database and CRL). Source after lib.sh and adcssim_lib.sh (or adcssim_krb_lib.sh).
+# request database and CRL). Source after lib.sh and adcssim_lib.sh.
 #
 # The caller sets, before mscert_site:
 #   HTTPS      adcssim's https base (https://HOST:PORT): WinRM at $HTTPS/wsman

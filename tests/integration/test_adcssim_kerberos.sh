@@ -8,14 +8,16 @@
 # 401 Negotiate.
 TEST_NAME=adcssim_kerberos
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/adcssim_krb_lib.sh"
+source "$(dirname "$0")/adcssim_lib.sh"
+source "$(dirname "$0")/samba_lib.sh"
 
 need_tools krb5kdc kdb5_util kadmin.local kinit
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
-mit_kdc_start
+HOST=ca.contoso.test
+mit_kdc_start "$HOST"
 
-adcssim_kerberos_checks "$K/http.keytab"
+adcssim_kerberos_checks "$HOST" "$K/http.keytab"
 
 finish

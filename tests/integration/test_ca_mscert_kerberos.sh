@@ -7,13 +7,15 @@
 # CA contract; without a ticket the instance does not start and says the CEP refused it.
 TEST_NAME=ca_mscert_kerberos
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/adcssim_krb_lib.sh"
+source "$(dirname "$0")/adcssim_lib.sh"
+source "$(dirname "$0")/samba_lib.sh"
 
 need_tools krb5kdc kdb5_util kadmin.local kinit kdestroy
 
 claim_net
 IP="$NET.$((($$ & 63) + 1))"
-mit_kdc_start
+HOST=ca.contoso.test SEED=$ADCSSIM_SEED
+mit_kdc_start "$HOST"
 
 check "adcssim starts with the HTTP/$HOST keytab" \
   adcssim_start "$T/ca" "$SEED" "$IP" 8443 8080 "$T/ca.pem" --host "$HOST" --keytab "$K/http.keytab"

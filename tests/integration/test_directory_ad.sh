@@ -14,9 +14,7 @@ TEST_NAME=directory_ad
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/samba_lib.sh"
 
-for t in samba samba-tool ldapsearch kinit kvno ktutil; do
-  command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
-done
+need_tools samba samba-tool ldapsearch kinit kvno ktutil
 DRIVE="$AMTPROV_BUILD_DIR/plugins/directory-ad/ad_drive"
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
@@ -46,7 +44,7 @@ sid_of() { samba-tool "$1" show "$2" --attributes=objectSid "${SAM[@]}" 2>/dev/n
 check "the site account gets the documented rights on $OU" \
   samba_delegate_ou "$OU" amtprov-site >>"$T/setup.log" 2>&1
 check "Samba AD DC serves LDAPS and the KDC on $IP only" samba_dc_start "$D" "$IP"
-samba_krb5_conf "$T/krb5.conf" "$IP"
+krb5_conf "$T/krb5.conf" "$IP"
 # STRANGER$ claims a device's name, as a computer someone else joined would.
 printf 'dn: CN=STRANGER,%s\nchangetype: modify\nreplace: dNSHostName\ndNSHostName: stranger.contoso.test\n' "$OU" |
   env LDAPCONF=/dev/null LDAPRC=/dev/null LDAPTLS_CACERT="$D/tls/ca.pem" \

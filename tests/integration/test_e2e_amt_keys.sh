@@ -39,6 +39,8 @@ sim_start() {
   wait_for 20 test -S "$T/sim/control.sock"
 }
 sim_stop() { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; rm -f "$T/sim/control.sock"; }
+# Each case starts a new site state, so a new lab-ca: 2048-bit CA keys (3072, the default, costs
+# seconds of CPU per case on a loaded machine; other tests keep it).
 site() { # key_source
   mkdir -p "$T/site"
   cat >"$T/site/site.json" <<JSON
@@ -46,7 +48,7 @@ site() { # key_source
   "site": { "name": "keys", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
   "plugin_path": ["$PLUGINS"],
   "plugins": { "amt": {"plugin": "amt-transport"},
-               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080", "key_bits": 2048}},
                "creds": {"plugin": "credstore-file"} },
   "credentials": {"store": "creds"},
   "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer", "key_source": "$1"}},
@@ -79,7 +81,8 @@ run_until_settled() { # runs amtprovd --once until no device is in flight (backo
   return 1
 }
 # served_key_is_amt_key DEVICE: the certificate the device serves on 16993 carries the public
-# key of the key pair AMT generated (read from amtsim's state file, which holds the PEM).
+# key of the key pair AMT generated (read from amtsim's state file, which holds the PEM and
+# is written within a second of a change: the checks wait for it).
 served_key_is_amt_key() {
   local id=$1 n=${1#pc}
   openssl s_client -connect "$NET.$n:16993" -servername "$id.contoso.com" </dev/null 2>/dev/null |
@@ -126,7 +129,7 @@ check "no amt-key record is left once the devices committed" test "$(q "select c
 sim_stop
 for id in pc1 pc2; do
   sim_start
-  check "R-PROV-06: the certificate $id serves carries the key AMT generated" served_key_is_amt_key "$id"
+  check "R-PROV-06: the certificate $id serves carries the key AMT generated" wait_for 10 served_key_is_amt_key "$id"
   sim_stop
 done
 # And that certificate is the one amtprov recorded for the device.
@@ -180,7 +183,7 @@ check "R-PROV-13: AMT holds exactly one key" \
 check "R-PROV-13: one active certificate, for the adopted key" test "$(q "select count(*) from certificates where status='active'")" = 1
 sim_stop
 sim_start
-check "the certificate pc1 serves carries the adopted key" served_key_is_amt_key pc1
+check "the certificate pc1 serves carries the adopted key" wait_for 10 served_key_is_amt_key pc1
 sim_stop
 
 # --- 3. the firmware refuses the certificate (flash write limit) after generating the key:

@@ -11,48 +11,14 @@ TEST_NAME=e2e_digest_accounts
 . "$(dirname "$0")/lib.sh"
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
-PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 claim_net
 
-pki="$T/pki"
-make_prov_pki "$pki"   # sets ROOT_HASH (lib.sh)
-
-mkdir -p "$T/sim"
-cat >"$T/fleet.json" <<JSON
-{ "key_pool": 2, "keygen_latency_ms": 10,
-  "devices": [
-    { "id": "pc1", "address": "$NET.1", "amt_version": "16.1.25", "provisioning_state": "in",
-      "host_name": "pc1", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
-    { "id": "pc2", "address": "$NET.2", "amt_version": "12.0.45", "provisioning_state": "in",
-      "host_name": "pc2", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] }
-  ] }
-JSON
-"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
-PIDS+=("$!")
-check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
-
-mkdir -p "$T/site"
-cat >"$T/site/site.json" <<JSON
-{
-  "manifest_version": 1,
-  "site": { "name": "digest", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
-  "plugin_path": ["$PLUGINS"],
-  "plugins": {
-    "amt": {"plugin": "amt-transport"},
-    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
-    "creds": {"plugin": "credstore-file"}
-  },
-  "credentials": {"store": "creds"},
-  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
-  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
-  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true}
-}
-JSON
-"$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+make_prov_pki "$T/pki"   # sets ROOT_HASH (lib.sh)
+check "amtsim serves the fleet" \
+  start_fleet_sim 2 10 "$(fleet_dev pc1 "$NET.1")" "$(fleet_dev pc2 "$NET.2" 12.0.45)"
+make_lab_site digest
+run_agents pc1 pc2
 for id in pc1 pc2; do
-  "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
   "$AMTPROV" -m "$T/site/site.json" device add --from-json "$T/$id.agent.json" >/dev/null
 done
 # pc2: an admin password amtprov kept from before, which the device no longer has.

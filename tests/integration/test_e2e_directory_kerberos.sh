@@ -14,9 +14,7 @@ TEST_NAME=e2e_directory_kerberos
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/samba_lib.sh"
 
-for t in samba samba-tool ldapsearch kinit kvno curl; do
-  command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
-done
+need_tools samba samba-tool ldapsearch kinit kvno curl
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 
@@ -35,15 +33,13 @@ SAM=("${SAMBA_SAM[@]}")
   samba-tool user create mallory 'Mallory-Pw-7x!' "${SAM[@]}"
   samba-tool group addmembers amt-admins alice "${SAM[@]}"
 } >>"$T/setup.log" 2>&1
-GROUP_SID=$(samba-tool group show amt-admins --attributes=objectSid "${SAM[@]}" 2>/dev/null |
-  sed -n 's/^objectSid: //p')
+GROUP_SID=$(samba_sid amt-admins)
 check "the site account gets only the rights docs/directory-ad.md lists, on $OU" \
   samba_delegate_ou "$OU" amtprov-site >>"$T/setup.log" 2>&1
 check "Samba AD DC serves LDAPS and the KDC on $IP only" samba_dc_start "$D" "$IP"
-samba_krb5_conf "$T/krb5.conf" "$IP"
 # The devices live in contoso.com (the provisioning certificate's domain), their accounts in
 # the realm CONTOSO.TEST: consoles map the device names to that realm.
-printf '  .contoso.com = %s\n' "$SAMBA_REALM" >>"$T/krb5.conf"
+krb5_conf "$T/krb5.conf" "$IP" .contoso.test .contoso.com
 export KRB5_CONFIG="$T/krb5.conf" KRB5CCNAME="FILE:$T/cc"
 
 make_prov_pki "$T/pki"   # oob.contoso.com; sets ROOT_HASH
@@ -127,7 +123,7 @@ wsman_get() {
     -o "$T/body" -w '%{http_code}' "https://pc1.contoso.com:16993/wsman" 2>>"$T/curl.err"
 }
 # tgt USER PW: a fresh ticket cache $T/cc.USER holding only USER's TGT
-tgt() { rm -f "$T/cc.$1"; printf '%s' "$2" | KRB5CCNAME="FILE:$T/cc.$1" kinit "$1@$SAMBA_REALM" >>"$T/kinit.log" 2>&1; }
+tgt() { rm -f "$T/cc.$1"; printf '%s' "$2" | KRB5CCNAME="FILE:$T/cc.$1" kinit "$1@$REALM" >>"$T/kinit.log" 2>&1; }
 
 check "alice (in amt-admins) gets a TGT" tgt alice 'Alice-Pw-7x!'
 check "R-PROV-04: alice gets a ticket for pc1's SPN HTTP/pc1.contoso.com:16993 (kvno)" \

@@ -78,9 +78,12 @@ state_is() { test "$(field "$1" state)" = "$2"; }
 
 # --- 1. crash-loop guard
 check "crash1 registers" register crash1
+# Round N: the device check has begun N times. A kill leaves CHECKING_DEVICE on record, so the
+# state alone would let the next round kill amtprovd before it rewound and began the step.
+begun() { [ "$(field crash1 in_flight)" = "$1" ] && state_is crash1 CHECKING_DEVICE; }
 for round in 1 2 3 4; do
   start_daemon "$T/amtprovd.kill$round.log" -m "$SITE"
-  check "round $round: crash1's device check is in flight" wait_for 30 state_is crash1 CHECKING_DEVICE
+  check "round $round: crash1's device check is in flight (begun $round times)" wait_for 30 begun "$round"
   kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
   check "round $round: in_flight counts $round interrupted run(s)" test "$(field crash1 in_flight)" = "$round"
 done

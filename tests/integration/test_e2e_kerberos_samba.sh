@@ -11,16 +11,15 @@
 # never reaches amtprovd's log.
 TEST_NAME=e2e_kerberos_samba
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/samba_dc_lib.sh"
+. "$(dirname "$0")/samba_lib.sh"
 
-for t in samba samba-tool ldbsearch ldbmodify kinit curl; do
-  command -v "$t" >/dev/null || { echo "missing $t (scripts/install-deps.sh)"; exit 1; }
-done
+need_tools samba samba-tool ldbsearch ldbmodify kinit curl
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
 PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 claim_net
-SAMBA_IP="$NET.200" SAMBA_REALM=CONTOSO.COM SAMBA_DOMAIN=CONTOSO
-samba_dc_start .contoso.com || exit 1
+SAMBA_IP="$NET.200" REALM=CONTOSO.COM
+samba_dc_provision "$T/dc" "$SAMBA_IP" kdc || exit 1
+SAM=("${SAMBA_SAM[@]}")
 
 # The device's account as directory-ad makes it: a password, the SPNs, RC4-HMAC (the key
 # AMT's MasterKey holds) among its encryption types.
@@ -42,7 +41,9 @@ samba-tool group addmembers amt-admins alice "${SAM[@]}" >>"$T/provision.log" 2>
 GROUP_SID=$(samba_sid amt-admins)
 check "the domain has the device account (kvno $KVNO) and the ACL group ($GROUP_SID)" \
   bash -c "[ -n '$KVNO' ] && [[ '$GROUP_SID' == S-1-5-21-* ]]"
-check "Samba's KDC answers" wait_for 60 bash -c "exec 3<>/dev/tcp/$SAMBA_IP/88"
+check "Samba's KDC answers" samba_dc_start "$T/dc" "$SAMBA_IP"
+export KRB5_CONFIG="$T/krb5.conf" KRB5CCNAME="FILE:$T/cc"
+krb5_conf "$KRB5_CONFIG" "$SAMBA_IP" .contoso.com
 
 pki="$T/pki"
 make_prov_pki "$pki"

@@ -165,19 +165,23 @@ check "R-PROV-10 (3): pc8 serves that certificate on 16993 after the commit" bas
 check "R-PROV-10 (4): the empty admin password no longer works" bash -c "
   code=\$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --digest -u admin: -H 'Content-Type: text/xml' --data '<x/>' http://$NET.6:16992/SecurityAdministrationService)
   [ \"\$code\" = 401 ]"
-check "R-PROV-10 (4): the admin digest changed on the devices" python3 - "$T/sim" <<'PY'
+# amtsim writes the devices' state files within a second of a change: the checks wait for it.
+cat >"$T/admin_changed.py" <<'PY'
 import hashlib, json, sys
 for id in ("pc8", "pc6", "pc60", "pc10"):
     s = json.load(open(f"{sys.argv[1]}/{id}.json"))
     empty = hashlib.md5(f'{s["admin_user"]}:{s["realm"]}:'.encode()).hexdigest()
     assert s["admin_ha1"] != empty, id
 PY
-check "R-PROV-10 (5): the MEBx password on the devices is the site's" python3 - "$T/sim" "$MEBX" <<'PY'
+check "R-PROV-10 (4): the admin digest changed on the devices" wait_for 10 python3 "$T/admin_changed.py" "$T/sim"
+cat >"$T/mebx_set.py" <<'PY'
 import json, sys
 for id in ("pc8", "pc6", "pc60"):
     s = json.load(open(f"{sys.argv[1]}/{id}.json"))
     assert s["mebx_password"] == sys.argv[2] and not s["mebx_password_default"], id
 PY
+check "R-PROV-10 (5): the MEBx password on the devices is the site's" \
+  wait_for 10 python3 "$T/mebx_set.py" "$T/sim" "$MEBX"
 # 802.1X below AMT 11 (issue 17 item 12): AMT_8021XProfile, certificates by reference.
 "$AMTPROV" -m "$T/site/site.json" --json cert list --purpose 8021x-client >"$T/certs8021x.json"
 for id in $ALL; do

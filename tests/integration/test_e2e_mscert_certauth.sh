@@ -55,8 +55,8 @@ for f in sys.argv[1:]:
     assert not any(e.startswith("GenerateKeyPair") for e in a), (f, a)
     assert any(e.startswith("AddKey") for e in a), (f, a)
 PY
-check "each device serves adcssim's certificate, for the key amtprov added to AMT" \
-  python3 - "$CA_DIR.pem" "$T/sim" "$T"/pc?.run1.json <<'PY'
+# The keys are read from amtsim's state files, which it writes within a second of a change.
+cat >"$T/served_key.py" <<'PY'
 import base64, json, os, subprocess, sys
 ca, sim = sys.argv[1], sys.argv[2]
 run = lambda args, data: subprocess.run(args, input=data, capture_output=True, check=True).stdout
@@ -71,6 +71,8 @@ for f in sys.argv[3:]:
     held = [run(["openssl", "pkey", "-pubout"], k["pem"].encode()) for k in state["keys"]]
     assert pub in held, (f, "the certificate is not for a key AMT holds")
 PY
+check "each device serves adcssim's certificate, for the key amtprov added to AMT" \
+  wait_for 10 python3 "$T/served_key.py" "$CA_DIR.pem" "$T/sim" "$T"/pc?.run1.json
 
 # ---- pending: taken under submission, polled over the Certificate CES, resubmitted --------
 check "a second site whose web server template needs CA manager approval, with pc3" \

@@ -3,7 +3,7 @@
 # End to end with a Microsoft enterprise CA (issue 12), Kerberos authentication (MS-XCEP
 # clientAuthentication 2, MS-WSTEP transport Kerberos: HTTP Negotiate through GSSAPI):
 # amtprovd, holding the site account's ticket from the KDC of a throwaway Samba AD DC on
-# loopback (samba_kdc_start in adcssim_krb_lib.sh), provisions amtsim devices through
+# loopback (samba_kdc_start in samba_lib.sh), provisions amtsim devices through
 # ca-mscert at adcssim's _CEP_Kerberos and _CES_Kerberos endpoints (the keytab of the service
 # account holding the SPN HTTP/ca.contoso.test), keys made inside AMT, with no enrollment
 # password in the store.
@@ -15,13 +15,15 @@
 #                          the Kerberos authentication; the devices are left as they were.
 TEST_NAME=e2e_mscert_kerberos
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/adcssim_krb_lib.sh"   # HOST, REALM, SEED, need_tools, samba_kdc_start
+. "$(dirname "$0")/adcssim_lib.sh"
+. "$(dirname "$0")/samba_lib.sh"   # REALM, need_tools, samba_kdc_start
 . "$(dirname "$0")/mscert_e2e_lib.sh"
 
 need_tools samba samba-tool klist kinit kdestroy sqlite3
 claim_net
 IP="$NET.240"
-samba_kdc_start   # KRB5_CONFIG, KRB5CCNAME exported: amtprovd inherits them
+HOST=ca.contoso.test SEED=$ADCSSIM_SEED
+samba_kdc_start "$HOST"   # KRB5_CONFIG, KRB5CCNAME exported: amtprovd inherits them
 
 HTTPS="https://$HOST:8443"
 CRL_URL="http://$IP:8080/CertEnroll/$ADCSSIM_CA_NAME.crl"   # no DNS for $HOST: the CDP names the address

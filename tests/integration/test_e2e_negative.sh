@@ -38,6 +38,8 @@ sim_start() {
   wait_for 20 test -S "$T/sim/control.sock"
 }
 sim_stop() { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; rm -f "$T/sim/control.sock"; }
+# Each case starts a new site state, so a new lab-ca: 2048-bit CA keys (3072, the default, costs
+# seconds of CPU per case on a loaded machine; other tests keep it).
 site() { # extra top-level JSON members (may be empty), web server CA section (may be empty)
   mkdir -p "$T/site"
   cat >"$T/site/site.json" <<JSON
@@ -45,7 +47,7 @@ site() { # extra top-level JSON members (may be empty), web server CA section (m
   "site": { "name": "neg", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
   "plugin_path": ["$PLUGINS"],
   "plugins": { "amt": {"plugin": "amt-transport"},
-               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
+               "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080", "key_bits": 2048}},
                "creds": {"plugin": "credstore-file"} },
   "credentials": {"store": "creds"$1},
   $2

@@ -12,7 +12,6 @@ TEST_NAME=e2e_provision
 . "$(dirname "$0")/lib.sh"
 
 AMTSIM="$AMTPROV_BUILD_DIR/sim/amtsim"
-PLUGINS="$AMTPROV_BUILD_DIR/plugins"
 # A loopback /24 of our own (claim_net, lib.sh).
 claim_net
 
@@ -20,46 +19,11 @@ pki="$T/pki"
 make_prov_pki "$pki"   # sets ROOT_HASH (lib.sh)
 
 # Three devices: two current firmware versions and one CSME 16 device.
-mkdir -p "$T/sim"
-cat >"$T/fleet.json" <<JSON
-{ "key_pool": 4, "keygen_latency_ms": 20,
-  "devices": [
-    { "id": "pc1", "address": "$NET.1", "amt_version": "11.8.50", "provisioning_state": "in",
-      "host_name": "pc1", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
-    { "id": "pc2", "address": "$NET.2", "amt_version": "12.0.45", "provisioning_state": "in",
-      "host_name": "pc2", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] },
-    { "id": "pc3", "address": "$NET.3", "amt_version": "16.1.25", "provisioning_state": "in",
-      "host_name": "pc3", "domain_name": "contoso.com", "dhcp_domain": "contoso.com",
-      "root_hashes": [ { "name": "lab root", "algo": "sha256", "hash": "$ROOT_HASH" } ] }
-  ] }
-JSON
-"$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>"$T/amtsim.log" &
-PIDS+=("$!")
-check "amtsim serves the fleet" wait_for 20 test -S "$T/sim/control.sock"
-
-mkdir -p "$T/site"
-cat >"$T/site/site.json" <<JSON
-{
-  "manifest_version": 1,
-  "site": { "name": "e2e", "service_point_fqdn": "oob.contoso.com", "dns_suffix": "contoso.com" },
-  "plugin_path": ["$PLUGINS"],
-  "plugins": {
-    "amt": {"plugin": "amt-transport"},
-    "lab-ca": {"plugin": "ca-local", "config": {"crl_listen": "$NET.250:8080"}},
-    "creds": {"plugin": "credstore-file"}
-  },
-  "credentials": {"store": "creds", "mebx_password": "site/mebx"},
-  "certificates": {"web_server": {"ca": "lab-ca", "template": "AMTWebServer"}},
-  "provisioning_certificate": {"certificate": "$pki/chain.pem", "key": "$pki/prov.key"},
-  "amt": {"transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true,
-          "mebx_password_policy": "always",
+check "amtsim serves the fleet" start_fleet_sim 4 20 "$(fleet_dev pc1 "$NET.1" 11.8.50)" \
+  "$(fleet_dev pc2 "$NET.2" 12.0.45)" "$(fleet_dev pc3 "$NET.3")"
+make_lab_site e2e '"mebx_password": "site/mebx"' '"mebx_password_policy": "always",
           "user_accounts": [{"name": "helpdesk", "kerberos": false, "password": "site/helpdesk",
-                             "realms": ["redirection", "hardware-asset"]}]}
-}
-JSON
-"$AMTPROV" -m "$T/site/site.json" db init >/dev/null
+                             "realms": ["redirection", "hardware-asset"]}]'
 # Secrets the test knows, as "label<TAB>value" lines for secret_scan.py (0600).
 SECRETS="$T/secrets.tsv"
 install -m 600 /dev/null "$SECRETS"
@@ -67,9 +31,7 @@ printf 'M3bx-Str0ng!Pw' | "$AMTPROV" -m "$T/site/site.json" cred set site/mebx -
 printf 'D1gest-Helpdesk-Pw9' | "$AMTPROV" -m "$T/site/site.json" cred set site/helpdesk --stdin
 printf 'mebx\tM3bx-Str0ng!Pw\ndigest helpdesk\tD1gest-Helpdesk-Pw9\n' >>"$SECRETS"
 python3 -c 'import sys; print("provisioning key\t" + open(sys.argv[1]).read().replace("\n", "\\n"))' "$pki/prov.key" >>"$SECRETS"
-for id in pc1 pc2 pc3; do
-  "$AMTSIM" agent --state-dir "$T/sim" --device "$id" >"$T/$id.agent.json" 2>>"$T/agent.err"
-done
+run_agents pc1 pc2 pc3
 # The OTP each agent set, from the simulator's own state (amtprov only ever sees its hash
 # from the agent, and the OTP itself from the device).
 check "the agents' OTPs are known to the test" python3 - "$SECRETS" "$T/sim" <<'PY'

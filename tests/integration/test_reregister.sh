@@ -14,23 +14,25 @@ TEST_NAME=reregister
 
 make_provisioning_pki
 uuid_of() { printf 'aaaaaaaa-0000-4000-8000-0000000000%02d' "$1"; }
-# fleet [ID=UUID ...] [slow=ID]: pc1..pc4 at $NET.1..4 with fixed UUIDs (the SMBIOS UUID a
-# reset keeps); ID=UUID gives a device another one (a new system board); slow=ID makes every
-# answer of that device take 1.5 s, so its steps last long enough to be caught
+# fleet [ID=UUID ...] [hold=ID]: pc1..pc4 at $NET.1..4 with fixed UUIDs (the SMBIOS UUID a
+# reset keeps); ID=UUID gives a device another one (a new system board); hold=ID makes that
+# device answer a CommitChanges only 10 s after applying it (commit_latency_ms), so amtprovd
+# is in COMMITTING for that long, whatever the machine's speed, while the test checks what a
+# registration meanwhile does
 fleet() {
   python3 - "$T/fleet.json" "$NET" "$ROOT_HASH" "$@" <<'PY'
 import json, sys
 out, net, root, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-over = dict(a.split("=", 1) for a in args if not a.startswith("slow="))
-slow = {a[5:] for a in args if a.startswith("slow=")}
+over = dict(a.split("=", 1) for a in args if not a.startswith("hold="))
+hold = {a[5:] for a in args if a.startswith("hold=")}
 devs = []
 for i in range(1, 5):
     d = {"id": f"pc{i}", "address": f"{net}.{i}", "amt_version": "12.0.45",
          "provisioning_state": "in", "host_name": f"pc{i}", "domain_name": "contoso.com",
          "dhcp_domain": "contoso.com", "uuid": over.get(f"pc{i}", "aaaaaaaa-0000-4000-8000-0000000000%02d" % i),
          "root_hashes": [{"name": "lab root", "algo": "sha256", "hash": root}]}
-    if d["id"] in slow:
-        d["faults"] = {"latency_ms": 1500}
+    if d["id"] in hold:
+        d["faults"] = {"commit_latency_ms": 10000}
     devs.append(d)
 json.dump({"key_pool": 4, "keygen_latency_ms": 5, "devices": devs}, open(out, "w"))
 PY
@@ -103,7 +105,7 @@ expect_rc 0 "a provisioned device whose agent reports 'post' again: exit 0" \
 check "... and it stays PROVISIONED" test "$(state_of pc1.contoso.com)" = PROVISIONED
 
 # --- R-REV-02b: pc1 and pc3 are reset locally; their agents run again
-fleet slow=pc3                   # pc3 answers slowly from now on (faults are read at start)
+fleet hold=pc3                   # pc3 holds its commit from now on (faults are read at start)
 reset pc1 pc3
 check "amtsim: pc1 is Not Provisioned again, same UUID" bash -c \
   "'$AMTSIM' dump --control '$T/sim/control.sock' pc1 | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"provisioning_state\"]==\"in\" and d[\"uuid\"]==\"$(uuid_of 1)\", d[\"provisioning_state\"]'"
@@ -134,14 +136,15 @@ check "pc1 serves the new certificate" bash -c "[ \"\$(served_sha256 $NET.1)\" =
 # --- a device amtprovd is working on: deferred (R-PROV-13: a step is never cut short)
 check "pc3's agent makes a new OTP" agent pc3 reset
 expect_rc 0 "pc3 re-registers" register_api "$T/pc3.reset.json"
-in_step() { state_of pc3.contoso.com | grep -q 'ING$'; }
-check "amtprovd works on pc3 (an -ING state)" wait_for 60 in_step
+# pc3's CommitChanges is held 10 s: what follows runs while amtprovd waits for its answer
+# (state names ending in ING are not all of the -ING states: CHECKING_DEVICE is one too).
+in_step() { [ "$(state_of pc3.contoso.com)" = COMMITTING ]; }
+check "amtprovd works on pc3 (an -ING state, COMMITTING)" wait_for 60 in_step
 code=$(post "$T/pc3.reset.json")
 check "registering pc3 again meanwhile is 409" test "$code" = 409
 check "... busy, with Retry-After, saying why" bash -c \
   "grep -qi '^Retry-After: [0-9]' '$T/post.hdr' && python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d[\"result\"]==\"busy\" and d[\"status\"]==8115 and \"working on it\" in d[\"reason\"], d' '$T/post.json'"
-# Between two steps pc3 is briefly in a NEED_ state, so "still -ING" would race; what the 409
-# must not do is restart it (back to REGISTERED) or fail it.
+# What the 409 must not do is restart pc3 (back to REGISTERED) or fail it.
 undisturbed() { case "$(state_of pc3.contoso.com)" in REGISTERED|FAILED|BLOCKED|"") return 1 ;; esac; }
 check "amtprovd still works on pc3 (not restarted, not failed)" undisturbed
 expect_rc 6 "amtprov device register exits 6 (try again later)" register_api "$T/pc3.reset.json"
@@ -177,7 +180,7 @@ kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
 check "no sanitizer report (amtprovd with the API)" no_sanitizer_reports "$T/amtprovd.api.log"
 
 # pc2's system board is replaced: Not Provisioned, another UUID, the same name
-fleet pc2=bbbbbbbb-0000-4000-8000-000000000002   # and pc3 answers at normal speed again
+fleet pc2=bbbbbbbb-0000-4000-8000-000000000002   # and pc3 commits at normal speed again
 reset pc2
 check "pc2's agent reports its new UUID" agent pc2 board
 check "the new board's registration is refused (exit 1), naming the UUID" bash -c \
