@@ -326,11 +326,16 @@ static void log_cas(struct mscert *ms)
 			if (ms_ca_issues(c, &ms->pol.tmpl[k]))
 				o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", o ? "," : "",
 						      ms->pol.tmpl[k].name);
+		unsigned prio = 0;
+
+		for (int k = 0; n && k < c->n_uri; k++)
+			if (!strcmp(c->uris[k].uri, ces[0]))
+				prio = c->uris[k].priority;
 		ms->host->log(ms->host, AMTPROV_LOG_NOTICE,
-			      "CA %d of %d: '%s' (cAReferenceID %d, enrollPermission %s), CES %s%s, "
-			      "templates %s", i + 1, ms->pol.n_ca, c->name, c->ref,
+			      "CA %d of %d: '%s' (cAReferenceID %d, enrollPermission %s), CES %s "
+			      "priority %u%s, templates %s", i + 1, ms->pol.n_ca, c->name, c->ref,
 			      c->enroll ? "true" : "false", n ? ces[0] : "none for this "
-			      "authentication", n > 1 ? " (and failover ones)" : "",
+			      "authentication", prio, n > 1 ? " (and failover ones)" : "",
 			      line[0] ? line : "none");
 	}
 }
