@@ -299,7 +299,8 @@ static void ca_entry(struct sb *b, const struct seed *seed, X509 *cert, const ch
 static void ca_entries(struct adcs *s, struct sb *b, const struct seed_account *who)
 {
 	sb_add(b, "<cAs>");
-	ca_entry(b, &s->seed, s->ca.cert, s->https_base, s->ces_priority, 0, who);
+	ca_entry(b, &s->seed, s->ca.cert, s->https_base, s->ces_priority ? s->ces_priority : 1, 0,
+		 who);
 	for (int p = 0; p < s->n_peers; p++)
 		ca_entry(b, &s->peers[p].seed, s->peers[p].cert, s->peers[p].https_base,
 			 s->peers[p].ces_priority, p + 1, who);

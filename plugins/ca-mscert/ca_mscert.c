@@ -580,7 +580,7 @@ static void answer(struct mscert *ms, const struct ms_ca *ca, const char *ces,
 			res->cookie[il + 1 + rl] = '#';
 			memcpy(res->cookie + il + 2 + rl, cn, cl + 1);
 		}
-		snprintf(res->message, sizeof(res->message), "CA %s: %s (RequestID %s)", cn,
+		snprintf(res->message, sizeof(res->message), "CA %.80s: %.100s (RequestID %.40s)", cn,
 			 rs.disposition[0] ? rs.disposition : "pending", rs.request_id);
 	}
 	ms_rstr_free(&rs);

@@ -210,7 +210,7 @@ int ms_check_template(const struct ms_policy *p, const char *name, uint32_t purp
 		}
 		if (!ms_ca_issues(c, t))
 			continue; /* another template's CA: not a problem */
-		snprintf(what, sizeof(what), "Enroll permission on CA '%s' (issues '%s')", c->name,
+		snprintf(what, sizeof(what), "Enroll permission on CA '%.80s' (issues '%.80s')", c->name,
 			 t->name);
 		if (c->enroll)
 			cb(ctx, 1, "R-CA-04", what, "enrollPermission true", "enrollPermission true",
