@@ -10,7 +10,8 @@
 #   - pc1's request goes to CA 1 (priority) and is pending there: the cookie names CA 1;
 #   - CA 1 goes down: the RequestID stays with CA 1 (polled at CA 1 only, never at CA 2);
 #   - pc2 then enrolls: CA 1 unreachable, CA 2 issues; amtprov records CA 2's chain;
-#   - the certificate is revoked at its issuer, CA 2 (winrm_urls), through plugin test.
+#   - the certificate is revoked at its issuer, CA 2 (winrm_urls), through plugin test;
+#   - CA 1 back, its officer issues pc1's request: the poll at CA 1 provisions pc1.
 TEST_NAME=e2e_mscert_two_cas
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/adcssim_lib.sh"
@@ -100,6 +101,20 @@ check "plugin test with CA 1 down: issued by CA 2 and revoked there" bash -c "
 check "CA 2 lists that certificate revoked" \
   test "$(adcssim_requests "$CA2_DIR" | python3 -c 'import json,sys; print(len([r for r in json.load(sys.stdin) if r["status"] == "revoked"]))')" = 1
 
-check "no secret in amtprovd's logs" bash -c "! grep -q 'Site-Secret-1\|PRIVATE KEY' '$T/d.log' '$T/d2.log'"
+# CA 1 back: the officer issues the pending request there, and amtprovd's poll at CA 1 gets it.
+check "CA 1 is back (same state directory)" \
+  adcssim_start "$CA_DIR" "$ADCSSIM_SEED" "$CA_IP" 8443 8080 "$T/ca1-again.pem"
+check "CA 1's officer resubmits RequestID $REQ" "$ADCSSIM" admin --dir "$CA_DIR" resubmit "$REQ"
+# The core polls a request whose CA was unreachable again a minute later (enroll.c
+# POLL_SECONDS); amtprovd is stopped, so let that minute pass in the database.
+sqlite3 "$T/main/state/site.db" "update pending_ops set next_attempt_at = 0; update devices set next_attempt_at = 0 where fqdn = 'pc1.contoso.com'"
+start_daemon "$T/d3.log" -m "$M"
+check "the poll at CA 1 gets pc1's certificate: PROVISIONED" \
+  wait_for 60 ms_state_is "$M" pc1.contoso.com PROVISIONED
+kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID"
+check "pc1's certificate is CA 1's request $REQ, issued from the approval template" \
+  test "$(ca_status "$(serials pc1.contoso.com web-server active)")" = "issued AMTWebServerApproval sccm-site None"
+
+check "no secret in amtprovd's logs" bash -c "! grep -q 'Site-Secret-1\|PRIVATE KEY' '$T/d.log' '$T/d2.log' '$T/d3.log'"
 check "no sanitizer report (amtsim, adcssim 1 and 2)" no_sanitizer_reports "$T/amtsim.log" "$CA_DIR.err" "$CA2_DIR.err"
 finish
