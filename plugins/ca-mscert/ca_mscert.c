@@ -320,14 +320,13 @@ static void log_cas(struct mscert *ms)
 		char line[1024];
 		size_t o = 0;
 		int n = ms_ca_ces_list(c, ms->auth, ces, MS_MAX_URI);
+		unsigned prio = 0;
 
 		line[0] = '\0';
 		for (int k = 0; k < ms->pol.n_tmpl && o < sizeof(line); k++)
 			if (ms_ca_issues(c, &ms->pol.tmpl[k]))
 				o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", o ? "," : "",
 						      ms->pol.tmpl[k].name);
-		unsigned prio = 0;
-
 		for (int k = 0; n && k < c->n_uri; k++)
 			if (!strcmp(c->uris[k].uri, ces[0]))
 				prio = c->uris[k].priority;
@@ -594,9 +593,10 @@ static const char *template_for(struct mscert *ms, const struct amtprov_ca_reque
 							    : ms->cfg.web_server_template;
 }
 
-/* Posts @p body (built with the call's authentication) to @p ces, reads the answer. */
-static int exchange(struct mscert *ms, const struct ms_ca *cao, const char *ces, int query, const char *arg,
-		    const struct amtprov_ca_request *req, const char *tmpl,
+/* Posts @p body (built with the call's authentication) to @p ces of CA @p cao (NULL:
+ * unknown), reads the answer. */
+static int exchange(struct mscert *ms, const struct ms_ca *cao, const char *ces, int query,
+		    const char *arg, const struct amtprov_ca_request *req, const char *tmpl,
 		    struct amtprov_ca_result *res)
 {
 	struct call_auth ca;
