@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <libxml/parser.h>
+#include <openssl/pem.h>
 
 #include "negotiate.h"
 #include "server.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: adcssim serve --dir DIR --seed FILE --listen IP:PORT --http-listen IP:PORT\n"
 		"                     [--host NAME] [--keytab FILE] [--cdp-url URL]\n"
+		"                     [--ces-priority N] [--peer-ca DIR]...\n"
 		"       adcssim admin --dir DIR resubmit REQUEST_ID\n"
 		"       adcssim admin --dir DIR deny REQUEST_ID\n"
 		"       adcssim admin --dir DIR revoke SERIAL [REASON]\n"
@@ -138,8 +140,53 @@ static int open_state(struct adcs *s, const char *dir, const char *seed_path)
 	return 0;
 }
 
+/* A peer CA from another adcssim's state directory (that server has started: it wrote its
+ * https-base). Only its seed, certificate, address and CES priority are read. */
+static int open_peer(struct adcs *s, const char *dir)
+{
+	struct adcs_peer *p = &s->peers[s->n_peers];
+	char path[700], err[512], prio[32] = "";
+	FILE *f;
+
+	if (s->n_peers == ADCS_MAX_PEERS) {
+		fprintf(stderr, "adcssim serve: at most %d --peer-ca\n", ADCS_MAX_PEERS);
+		return -1;
+	}
+	memset(p, 0, sizeof(*p));
+	snprintf(path, sizeof(path), "%s/seed.json", dir);
+	if (seed_load(&p->seed, path, err, sizeof(err))) {
+		fprintf(stderr, "adcssim serve: --peer-ca %s: %s\n", dir, err);
+		return -1;
+	}
+	s->n_peers++; /* close_state frees its seed from here on */
+	snprintf(path, sizeof(path), "%s/ca.pem", dir);
+	if ((f = fopen(path, "r"))) {
+		p->cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s/https-base", dir);
+	if (!p->cert || read_line(path, p->https_base, sizeof(p->https_base))) {
+		fprintf(stderr, "adcssim serve: --peer-ca %s: no ca.pem or https-base there (start "
+			"that server first)\n", dir);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/ces-priority", dir);
+	p->ces_priority = read_line(path, prio, sizeof(prio)) ? 1 : (unsigned)strtoul(prio, NULL, 10);
+	if (!strcmp(p->seed.ca_name, s->seed.ca_name)) {
+		fprintf(stderr, "adcssim serve: --peer-ca %s is the same CA (\"%s\"): two CES hosts "
+			"of one CA share its --dir instead\n", dir, s->seed.ca_name);
+		return -1;
+	}
+	return 0;
+}
+
 static void close_state(struct adcs *s)
 {
+	for (int i = 0; i < s->n_peers; i++) {
+		seed_free(&s->peers[i].seed);
+		X509_free(s->peers[i].cert);
+	}
+	s->n_peers = 0;
 	winrm_free(s);
 	db_close(s->db);
 	ca_close(&s->ca);
@@ -149,7 +196,9 @@ static void close_state(struct adcs *s)
 static int serve(int argc, char **argv)
 {
 	const char *dir = NULL, *seed = NULL, *listen_s = NULL, *http_s = NULL, *host = NULL;
-	const char *keytab = NULL, *cdp = NULL;
+	const char *keytab = NULL, *cdp = NULL, *peer[ADCS_MAX_PEERS];
+	unsigned prio = 1;
+	int n_peer = 0;
 	char ip[64], hip[64], path[700], seed_copy[700], tls_key[700], err[512], url[600];
 	char name_enc[200];
 	unsigned port, hport;
@@ -175,7 +224,24 @@ static int serve(int argc, char **argv)
 		else if (!strcmp(a, "--host")) host = v;
 		else if (!strcmp(a, "--keytab")) keytab = v;
 		else if (!strcmp(a, "--cdp-url")) cdp = v;
-		else {
+		else if (!strcmp(a, "--peer-ca")) {
+			if (n_peer == ADCS_MAX_PEERS) {
+				fprintf(stderr, "adcssim serve: at most %d --peer-ca\n",
+					ADCS_MAX_PEERS);
+				return 2;
+			}
+			peer[n_peer++] = v;
+		}
+		else if (!strcmp(a, "--ces-priority")) {
+			char *end;
+			unsigned long n = strtoul(v, &end, 10);
+
+			if (*end || !*v || n < 1 || n > 1000000) {
+				fprintf(stderr, "adcssim serve: --ces-priority takes 1..1000000\n");
+				return 2;
+			}
+			prio = (unsigned)n;
+		} else {
 			fprintf(stderr, "adcssim serve: unknown option %s\n", a);
 			return 2;
 		}
@@ -213,6 +279,10 @@ static int serve(int argc, char **argv)
 	if (open_state(&s, dir, seed_copy))
 		goto out;
 	snprintf(s.https_base, sizeof(s.https_base), "https://%s:%u", host, port);
+	s.ces_priority = prio;
+	for (int k = 0; k < n_peer; k++)
+		if (open_peer(&s, peer[k]))
+			goto out;
 	struct stat st;
 	if (stat(seed, &st) == 0)
 		s.last_update = st.st_mtime;
@@ -238,6 +308,10 @@ static int serve(int argc, char **argv)
 		goto out;
 	snprintf(path, sizeof(path), "%s/https-base", dir);
 	snprintf(url, sizeof(url), "%s\n", s.https_base);
+	if (write_text(path, url))
+		goto out;
+	snprintf(path, sizeof(path), "%s/ces-priority", dir);
+	snprintf(url, sizeof(url), "%u\n", prio);
 	if (write_text(path, url))
 		goto out;
 	snprintf(path, sizeof(path), "%s/tls.pem", dir);

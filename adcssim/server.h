@@ -20,6 +20,16 @@
 /* XCEP clientAuthentication values [MS-XCEP 3.1.4.1.3.5]. */
 enum { AUTH_ANONYMOUS = 1, AUTH_KERBEROS = 2, AUTH_USERNAME = 4, AUTH_CERTIFICATE = 8 };
 
+/* Another enterprise CA of the forest that this server's CEP publishes too (serve --peer-ca
+ * DIR: a second adcssim's state). Its CES, key and RequestIDs are the other server's. */
+struct adcs_peer {
+	struct seed seed;     /* its templates (by name) and accounts */
+	X509 *cert;           /* its CA certificate */
+	char https_base[300];
+	unsigned ces_priority;
+};
+#define ADCS_MAX_PEERS 4
+
 struct adcs {
 	struct seed seed;
 	struct ca ca;
@@ -28,6 +38,9 @@ struct adcs {
 	char https_base[300]; /* https://host:port */
 	time_t last_update;   /* XCEP LastUpdateTime: when the seed (policy) last changed */
 	struct winrm_shells *shells;
+	unsigned ces_priority; /* the priority of this CA's first CES URI in the policy */
+	struct adcs_peer peers[ADCS_MAX_PEERS];
+	int n_peers;
 };
 
 /* The HTTPS and HTTP request handler (routes by path, case-insensitively like IIS). */

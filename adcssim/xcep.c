@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/objects.h>
@@ -105,16 +106,34 @@ static void uint_or_nil(struct sb *b, const char *name, unsigned v, int present)
 		nil(b, name);
 }
 
-static void policy(struct sb *b, struct oid_table *oids, const struct seed_template *t,
-		   const struct seed_account *who, const char *ca_hash)
+/* Does @p seed publish a template named like @p t (AD CS: the template is on that CA)? */
+static int publishes(const struct seed *seed, const struct seed_template *t)
 {
+	size_t i;
+
+	for (i = 0; !seed->standalone && i < seed->n_templates; i++)
+		if (!strcasecmp(seed->templates[i].name, t->name))
+			return 1;
+	return 0;
+}
+
+static void policy(struct sb *b, struct oid_table *oids, const struct seed_template *t,
+		   const struct seed_account *who, const struct adcs *s)
+{
+	const char *ca_hash = s->seed.ca_hash;
 	struct tmpl_ext e[CA_MAX_TMPL_EXT];
 	size_t n, i;
 	int ref;
 
 	sb_printf(b, "<policy><policyOIDReference>%d</policyOIDReference>",
 		  oid_ref(oids, t->oid, 9, t->display));
-	sb_add(b, "<cAs><cAReference>0</cAReference></cAs><attributes><commonName>");
+	/* The CAs that issue it [MS-XCEP 3.1.4.1.3.3]: this one (0), and each peer CA (1..n)
+	 * that publishes a template of that name. */
+	sb_add(b, "<cAs><cAReference>0</cAReference>");
+	for (int p = 0; p < s->n_peers; p++)
+		if (publishes(&s->peers[p].seed, t))
+			sb_printf(b, "<cAReference>%d</cAReference>", p + 1);
+	sb_add(b, "</cAs><attributes><commonName>");
 	sb_esc(b, t->name);
 	sb_printf(b, "</commonName><policySchema>%u</policySchema>", t->schema);
 	sb_printf(b, "<certificateValidity><validityPeriodSeconds>%lu</validityPeriodSeconds>"
@@ -227,10 +246,13 @@ static int keep(const struct filter *f, const struct seed_template *t, int versi
 	return 1;
 }
 
-static void ca_entry(struct adcs *s, struct sb *b, const struct seed_account *who)
+/* One cA [MS-XCEP 3.1.4.1.3.2]: its CES URIs (one per authentication, priorities from
+ * @p prio on), certificate, the account's enroll permission, its reference id. */
+static void ca_entry(struct sb *b, const struct seed *seed, X509 *cert, const char *https_base,
+		     unsigned prio, int ref, const struct seed_account *who)
 {
 	unsigned char *der = NULL;
-	int n = i2d_X509(s->ca.cert, &der), may = 0;
+	int n = i2d_X509(cert, &der), may = 0;
 	size_t i;
 	char path[200];
 	static const struct { const char *kind; unsigned auth; } uri[] = {
@@ -238,9 +260,9 @@ static void ca_entry(struct adcs *s, struct sb *b, const struct seed_account *wh
 		{ "Kerberos", AUTH_KERBEROS },
 	};
 
-	for (i = 0; i < s->seed.n_templates; i++)
-		may |= seed_may_enroll(&s->seed.templates[i], who->name);
-	sb_add(b, "<cAs><cA><uris>");
+	for (i = 0; !seed->standalone && i < seed->n_templates; i++)
+		may |= seed_may_enroll(&seed->templates[i], who->name);
+	sb_add(b, "<cA><uris>");
 	for (i = 0; i < sizeof(uri) / sizeof(uri[0]); i++) {
 		size_t k, o = 0;
 
@@ -248,27 +270,41 @@ static void ca_entry(struct adcs *s, struct sb *b, const struct seed_account *wh
 			continue; /* listed only when a keytab makes the endpoint real */
 
 		/* The CA's common name with spaces as %20, like IIS application names. */
-		for (k = 0; s->seed.ca_name[k] && o < sizeof(path) - 4; k++) {
-			if (s->seed.ca_name[k] == ' ') {
+		for (k = 0; seed->ca_name[k] && o < sizeof(path) - 4; k++) {
+			if (seed->ca_name[k] == ' ') {
 				memcpy(path + o, "%20", 3);
 				o += 3;
 			} else {
-				path[o++] = s->seed.ca_name[k];
+				path[o++] = seed->ca_name[k];
 			}
 		}
 		path[o] = '\0';
 		sb_printf(b, "<cAURI><clientAuthentication>%u</clientAuthentication><uri>",
 			  uri[i].auth);
-		sb_esc(b, s->https_base);
+		sb_esc(b, https_base);
 		sb_printf(b, "/%s_CES_%s/service.svc/CES</uri><priority>%zu</priority>"
-			  "<renewalOnly>false</renewalOnly></cAURI>", path, uri[i].kind, i + 1);
+			  "<renewalOnly>false</renewalOnly></cAURI>", path, uri[i].kind,
+			  prio + i);
 	}
 	sb_add(b, "</uris><certificate>");
 	if (n > 0)
 		sb_b64(b, der, (size_t)n);
 	OPENSSL_free(der);
 	sb_printf(b, "</certificate><enrollPermission>%s</enrollPermission>"
-		  "<cAReferenceID>0</cAReferenceID></cA></cAs>", may ? "true" : "false");
+		  "<cAReferenceID>%d</cAReferenceID></cA>", may ? "true" : "false", ref);
+}
+
+/* This server's CA, then the peer CAs (a stand-alone peer too: it is listed, and no
+ * template references it). */
+static void ca_entries(struct adcs *s, struct sb *b, const struct seed_account *who)
+{
+	sb_add(b, "<cAs>");
+	ca_entry(b, &s->seed, s->ca.cert, s->https_base, s->ces_priority ? s->ces_priority : 1, 0,
+		 who);
+	for (int p = 0; p < s->n_peers; p++)
+		ca_entry(b, &s->peers[p].seed, s->peers[p].cert, s->peers[p].https_base,
+			 s->peers[p].ces_priority, p + 1, who);
+	sb_add(b, "</cAs>");
 }
 
 void xcep_get_policies(struct adcs *s, xmlDocPtr doc, const char *msgid,
@@ -328,7 +364,7 @@ void xcep_get_policies(struct adcs *s, xmlDocPtr doc, const char *msgid,
 				continue;
 			if (n++ == 0)
 				sb_add(&b, "<policies>");
-			policy(&b, oids, &s->seed.templates[i], who, s->seed.ca_hash);
+			policy(&b, oids, &s->seed.templates[i], who, s);
 		}
 	}
 	if (n)
@@ -338,7 +374,7 @@ void xcep_get_policies(struct adcs *s, xmlDocPtr doc, const char *msgid,
 	if (s->seed.standalone || n == 0)
 		sb_add(&b, "<cAs xsi:nil=\"true\"/>");
 	else
-		ca_entry(s, &b, who);
+		ca_entries(s, &b, who);
 	if (oids->n == 0) {
 		sb_add(&b, "<oIDs xsi:nil=\"true\"/>");
 	} else {

@@ -536,6 +536,49 @@ static void test_cep_spec_request(void)
 	free(req);
 }
 
+/* CEP with --peer-ca: two enterprise CAs in one schema-valid policy, each template
+ * referencing the CAs that publish it; a stand-alone peer is listed and referenced by none. */
+static void test_cep_peer_ca(void)
+{
+	char *req = spec_getpolicies("xcep-4.1.1.1-getpolicies.xml", "sccm-site", "Site-Secret-1");
+	char err[256];
+	struct adcs_peer *p = &S.peers[0];
+	struct http_resp r;
+
+	memset(p, 0, sizeof(*p));
+	CU_ASSERT_EQUAL_FATAL(seed_load(&p->seed, SEED, err, sizeof(err)), 0);
+	snprintf(p->seed.ca_name, sizeof(p->seed.ca_name), "Contoso Peer CA");
+	snprintf(p->https_base, sizeof(p->https_base), "https://ces2.contoso.com:443");
+	p->cert = S.ca.cert;
+	X509_up_ref(p->cert);
+	p->ces_priority = 20;
+	S.n_peers = 1;
+	r = call(CEP_UP, req, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(valid_body(xsd_xcep, r.body), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "<cAs><cAReference>0</cAReference><cAReference>1"
+					      "</cAReference></cAs><attributes><commonName>"
+					      "AMTWebServer</commonName>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "<cAReferenceID>0</cAReferenceID></cA><cA>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "<uri>https://ces2.contoso.com:443/Contoso%20Peer%20CA"
+					      "_CES_UsernamePassword/service.svc/CES</uri><priority>"
+					      "20</priority>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "<cAReferenceID>1</cAReferenceID></cA></cAs>"));
+	free(r.body);
+
+	p->seed.standalone = 1;
+	r = call(CEP_UP, req, NULL, NULL);
+	CU_ASSERT_EQUAL(r.status, 200);
+	CU_ASSERT_EQUAL(valid_body(xsd_xcep, r.body), 0);
+	CU_ASSERT_PTR_NULL(strstr(r.body, "<cAReference>1</cAReference>"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "<cAReferenceID>1</cAReferenceID></cA></cAs>"));
+	free(r.body);
+	S.n_peers = 0;
+	seed_free(&p->seed);
+	X509_free(p->cert);
+	free(req);
+}
+
 /* CEP: lastUpdate at or after LastUpdateTime -> policiesNotChanged, nil collections. */
 static void test_cep_not_changed(void)
 {
@@ -1238,6 +1281,7 @@ int main(void)
 	CU_add_test(s, "cep_spec_request", test_cep_spec_request);
 	CU_add_test(s, "cep_not_changed", test_cep_not_changed);
 	CU_add_test(s, "cep_client_and_cert", test_cep_client_and_cert);
+	CU_add_test(s, "cep_peer_ca", test_cep_peer_ca);
 	CU_add_test(s, "ces_issue_v2", test_ces_issue_v2);
 	CU_add_test(s, "ces_template_lookup", test_ces_template_lookup);
 	CU_add_test(s, "ces_template_rules", test_ces_template_rules);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <openssl/err.h>
@@ -33,6 +34,7 @@ struct ms_cfg {
 	char *winrm_username;
 	char *winrm_password;   /* credential record name */
 	char *ca_config;
+	char **winrm_urls;      /* "CA NAME=https://CAHOST:5986/wsman", one per issuing CA */
 	char **resolve;
 	char **ces_urls;        /* CES endpoints in the site's order, instead of the policy's */
 	long long timeout_seconds;
@@ -78,6 +80,9 @@ static const struct amtprov_config_field ms_config_table[] = {
 	F(winrm_password, AMTPROV_CFG_CREDENTIAL, 0, NULL,
 	  "revocation: credential record with that account's password"),
 	F(ca_config, AMTPROV_CFG_STRING, 0, "", "revocation: certutil -config, CAHOST\\CA name"),
+	{"winrm_urls", AMTPROV_CFG_STRING_LIST, offsetof(struct ms_cfg, winrm_urls), 0, NULL, 0,
+	 0, "revocation with several CAs: \"CA NAME=https://CAHOST:5986/wsman\" per CA; a "
+	 "certificate is revoked at the CA that issued it (its issuer's CN), on that CA's host"},
 	{"resolve", AMTPROV_CFG_STRING_LIST, offsetof(struct ms_cfg, resolve), 0, NULL, 0, 0,
 	 "HOST:PORT:ADDRESS entries that pin the CA host names to addresses (no DNS for them; "
 	 "Kerberos needs the host name in the URL)"},
@@ -145,6 +150,15 @@ static int validate(struct mscert *ms, struct amtprov_error *err)
 	if (c->ces_urls && !c->ces_urls[0])
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/ces_urls",
 					 "list at least one URL, or leave it out");
+	for (int i = 0; c->winrm_urls && c->winrm_urls[i]; i++) {
+		const char *eq = strchr(c->winrm_urls[i], '=');
+
+		if (!eq || eq == c->winrm_urls[i] || !https_url(eq + 1) ||
+		    !is_set(c->winrm_username) || !is_set(c->winrm_password))
+			return amtprov_error_set(err, AMTPROV_E_CONFIG, "/winrm_urls",
+						 "entry %d must be \"CA NAME=https://...\", with "
+						 "winrm_username and winrm_password", i);
+	}
 	if (is_set(c->winrm_url) && (!https_url(c->winrm_url) || !is_set(c->winrm_username) ||
 				     !is_set(c->winrm_password)))
 		return amtprov_error_set(err, AMTPROV_E_CONFIG, "/winrm_url",
@@ -241,6 +255,7 @@ static void auth_close(struct mscert *ms, struct call_auth *ca)
 struct check_ctx {
 	struct mscert *ms;
 	int verbose;
+	int skips;              /* log the CAs left out (once per policy read) */
 	char first[AMTPROV_CA_MESSAGE_SIZE];
 };
 
@@ -249,6 +264,13 @@ static void on_check(void *vctx, int ok, const char *rule, const char *what,
 {
 	struct check_ctx *c = vctx;
 
+	if (ok == MS_CHECK_SKIP) {
+		if (c->verbose || c->skips)
+			c->ms->host->log(c->ms->host, AMTPROV_LOG_WARNING,
+					 "check SKIP %s: %s: expected %s, actual %s; to fix: %s",
+					 rule, what, expected, actual, fix);
+		return;
+	}
 	if (c->verbose || !ok)
 		c->ms->host->log(c->ms->host, ok ? AMTPROV_LOG_NOTICE : AMTPROV_LOG_ERROR,
 				 "check %s %s: %s: expected %s, actual %s%s%s",
@@ -269,7 +291,7 @@ static void on_check(void *vctx, int ok, const char *rule, const char *what,
 /* Checks every configured template; @return 0 or -1 with the first failure in @p why. */
 static int check_policy(struct mscert *ms, int verbose, char *why, size_t why_size)
 {
-	struct check_ctx c = {.ms = ms, .verbose = verbose};
+	struct check_ctx c = {.ms = ms, .verbose = verbose, .skips = 1};
 	int bad = 0;
 
 	if (is_set(ms->cfg.web_server_template))
@@ -286,6 +308,35 @@ static int check_policy(struct mscert *ms, int verbose, char *why, size_t why_si
 	if (bad)
 		snprintf(why, why_size, "%s", c.first);
 	return bad ? -1 : 0;
+}
+
+/* One line per CA of the policy: its CES URIs for our authentication, best first, and the
+ * templates it issues (`amtprov plugin test` and the log show where requests go). */
+static void log_cas(struct mscert *ms)
+{
+	for (int i = 0; i < ms->pol.n_ca; i++) {
+		const struct ms_ca *c = &ms->pol.ca[i];
+		const char *ces[MS_MAX_URI];
+		char line[1024];
+		size_t o = 0;
+		int n = ms_ca_ces_list(c, ms->auth, ces, MS_MAX_URI);
+		unsigned prio = 0;
+
+		line[0] = '\0';
+		for (int k = 0; k < ms->pol.n_tmpl && o < sizeof(line); k++)
+			if (ms_ca_issues(c, &ms->pol.tmpl[k]))
+				o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s", o ? "," : "",
+						      ms->pol.tmpl[k].name);
+		for (int k = 0; n && k < c->n_uri; k++)
+			if (!strcmp(c->uris[k].uri, ces[0]))
+				prio = c->uris[k].priority;
+		ms->host->log(ms->host, AMTPROV_LOG_NOTICE,
+			      "CA %d of %d: '%s' (cAReferenceID %d, enrollPermission %s), CES %s "
+			      "priority %u%s, templates %s", i + 1, ms->pol.n_ca, c->name, c->ref,
+			      c->enroll ? "true" : "false", n ? ces[0] : "none for this "
+			      "authentication", prio, n > 1 ? " (and failover ones)" : "",
+			      line[0] ? line : "none");
+	}
 }
 
 /* Reads the policy when there is none, it expired, or @p force. @return 0, or -1 with @p why
@@ -356,10 +407,11 @@ static int load_policy(struct mscert *ms, int force, int verbose, uint32_t *outc
 	ms->have_pol = 1;
 	ms->pol_expires = ms->host->now(ms->host) +
 			  (int64_t)(ms->pol.next_update_hours ? ms->pol.next_update_hours : 8) * 3600;
+	log_cas(ms);
 	ms->pol_bad = check_policy(ms, verbose, ms->pol_why, sizeof(ms->pol_why)) != 0;
 	ms->host->log(ms->host, AMTPROV_LOG_NOTICE,
-		      "enrollment policy %s: %d template(s), CES %s; read again in %u h",
-		      ms->pol.policy_id, ms->pol.n_tmpl,
+		      "enrollment policy %s: %d template(s), %d CA(s), CES %s; read again in %u h",
+		      ms->pol.policy_id, ms->pol.n_tmpl, ms->pol.n_ca,
 		      ms->cfg.ces_urls ? ms->cfg.ces_urls[0]
 		      : ms_policy_ces(&ms->pol, ms->auth) ? ms_policy_ces(&ms->pol, ms->auth) : "none",
 		      ms->pol.next_update_hours);
@@ -418,7 +470,7 @@ static char *pem_of(const uint8_t *der, size_t len, char *acc)
 }
 
 /* The issuing chain (no leaf) from the CMC response, else the policy's CA certificate. */
-static char *chain_of(struct mscert *ms, const struct ms_rstr *r)
+static char *chain_of(const struct ms_ca *ca, const struct ms_rstr *r)
 {
 	const unsigned char *p = r->pkcs7;
 	PKCS7 *p7 = r->pkcs7 ? d2i_PKCS7(NULL, &p, (long)r->pkcs7_len) : NULL;
@@ -438,8 +490,8 @@ static char *chain_of(struct mscert *ms, const struct ms_rstr *r)
 		OPENSSL_free(der);
 	}
 	PKCS7_free(p7);
-	if (!n && ms->pol.ca_der)
-		out = pem_of(ms->pol.ca_der, ms->pol.ca_len, NULL);
+	if (!n && ca && ca->der)
+		out = pem_of(ca->der, ca->len, NULL);
 	ERR_clear_error();
 	return out;
 }
@@ -457,8 +509,8 @@ static void set_msg(struct amtprov_ca_result *res, uint32_t outcome, const char 
 }
 
 /* A CES answer (issue or poll) into @p res. */
-static void answer(struct mscert *ms, const char *ces, const struct ms_http_resp *r,
-		   struct amtprov_ca_result *res)
+static void answer(struct mscert *ms, const struct ms_ca *ca, const char *ces,
+		   const struct ms_http_resp *r, struct amtprov_ca_result *res)
 {
 	struct ms_rstr rs;
 	char why[200] = "";
@@ -499,17 +551,19 @@ static void answer(struct mscert *ms, const char *ces, const struct ms_http_resp
 				rs.subcode[0] ? " - " : "", rs.subcode);
 	} else if (rs.cert_der) {
 		res->outcome = AMTPROV_CA_ISSUED;
-		res->chain_pem = chain_of(ms, &rs); /* leaves the leaf out: before the move */
+		res->chain_pem = chain_of(ca, &rs); /* leaves the leaf out: before the move */
 		res->cert_der = rs.cert_der;
 		res->cert_len = rs.cert_len;
 		rs.cert_der = NULL;
 		snprintf(res->message, sizeof(res->message), "%s", rs.disposition);
 	} else {
-		/* Pending: poll the URI the CES gave (its own), with the RequestID. */
+		/* Pending: poll the URI the CES gave (its own), with the RequestID, at this CA
+		 * only: "REQUESTID,URI#CA NAME" (a URI here has no '#'). */
 		const char *ref = https_url(rs.reference) ? rs.reference : ces;
-		size_t il = strlen(rs.request_id), rl = strlen(ref);
+		const char *cn = ca ? ca->name : "";
+		size_t il = strlen(rs.request_id), rl = strlen(ref), cl = strlen(cn);
 
-		if (il + 1 + rl >= sizeof(res->cookie)) {
+		if (il + 1 + rl + 1 + cl >= sizeof(res->cookie)) {
 			set_msg(res, AMTPROV_CA_UNREACHABLE, "CES %s: pending, but its poll URI is "
 				"too long to keep", ces);
 			ms_rstr_free(&rs);
@@ -519,8 +573,13 @@ static void answer(struct mscert *ms, const char *ces, const struct ms_http_resp
 		res->delay_seconds = (uint32_t)ms->cfg.poll_interval;
 		memcpy(res->cookie, rs.request_id, il);
 		res->cookie[il] = ',';
-		memcpy(res->cookie + il + 1, ref, rl + 1);
-		snprintf(res->message, sizeof(res->message), "CA: %s (RequestID %s)",
+		memcpy(res->cookie + il + 1, ref, rl);
+		res->cookie[il + 1 + rl] = '\0';
+		if (cl) {
+			res->cookie[il + 1 + rl] = '#';
+			memcpy(res->cookie + il + 2 + rl, cn, cl + 1);
+		}
+		snprintf(res->message, sizeof(res->message), "CA %.80s: %.100s (RequestID %.40s)", cn,
 			 rs.disposition[0] ? rs.disposition : "pending", rs.request_id);
 	}
 	ms_rstr_free(&rs);
@@ -534,9 +593,10 @@ static const char *template_for(struct mscert *ms, const struct amtprov_ca_reque
 							    : ms->cfg.web_server_template;
 }
 
-/* Posts @p body (built with the call's authentication) to @p ces, reads the answer. */
-static int exchange(struct mscert *ms, const char *ces, int query, const char *arg,
-		    const struct amtprov_ca_request *req, const char *tmpl,
+/* Posts @p body (built with the call's authentication) to @p ces of CA @p cao (NULL:
+ * unknown), reads the answer. */
+static int exchange(struct mscert *ms, const struct ms_ca *cao, const char *ces, int query,
+		    const char *arg, const struct amtprov_ca_request *req, const char *tmpl,
 		    struct amtprov_ca_result *res)
 {
 	struct call_auth ca;
@@ -565,7 +625,7 @@ static int exchange(struct mscert *ms, const char *ces, int query, const char *a
 		set_msg(res, AMTPROV_CA_UNREACHABLE, "%s", why);
 		return AMTPROV_OK;
 	}
-	answer(ms, ces, &r, res);
+	answer(ms, cao, ces, &r, res);
 	ms_http_resp_free(&r);
 	return AMTPROV_OK;
 }
@@ -594,14 +654,15 @@ static int ready(struct mscert *ms, const char *tmpl, uint32_t purpose,
 	return 1;
 }
 
-/* The CES endpoints of the CA, best first: the site's ces_urls in order, else the
- * policy's URIs for the configured authentication by priority. @return how many. */
-static int ces_list(struct mscert *ms, const char *ces[MS_MAX_URI])
+/* The CES endpoints of CA @p ca, best first: the site's ces_urls in order (a site with one
+ * CA and its own list), else the CA's URIs for the configured authentication by priority.
+ * @return how many. */
+static int ces_list(struct mscert *ms, const struct ms_ca *ca, const char *ces[MS_MAX_URI])
 {
 	int n = 0;
 
 	if (!ms->cfg.ces_urls)
-		return ms_policy_ces_list(&ms->pol, ms->auth, ces, MS_MAX_URI);
+		return ms_ca_ces_list(ca, ms->auth, ces, MS_MAX_URI);
 	while (n < MS_MAX_URI && ms->cfg.ces_urls[n]) {
 		ces[n] = ms->cfg.ces_urls[n];
 		n++;
@@ -609,12 +670,31 @@ static int ces_list(struct mscert *ms, const char *ces[MS_MAX_URI])
 	return n;
 }
 
+/* The CAs a request for @p tmpl goes to, best first: those that issue it (cAReferences),
+ * with Enroll permission, by CES priority. With ces_urls, the first of them only. */
+static int target_cas(struct mscert *ms, const char *tmpl, const struct ms_ca *cas[MS_MAX_CA])
+{
+	const struct ms_template *t = ms_policy_template(&ms->pol, tmpl);
+	int n;
+
+	if (!t)
+		return 0;
+	n = ms_template_cas(&ms->pol, t, ms->auth, cas, MS_MAX_CA);
+	if (ms->cfg.ces_urls && !n) { /* the site's own endpoints: any CA issuing it */
+		for (int i = 0; i < ms->pol.n_ca && !n; i++)
+			if (ms_ca_issues(&ms->pol.ca[i], t) && ms->pol.ca[i].enroll)
+				cas[n++] = &ms->pol.ca[i];
+	}
+	return ms->cfg.ces_urls && n > 1 ? 1 : n;
+}
+
 static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 		     struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	struct mscert *ms = instance;
-	const char *tmpl, *ces[MS_MAX_URI];
-	int n = 0, rc = AMTPROV_OK;
+	const char *tmpl, *ces[MS_MAX_CA * MS_MAX_URI];
+	const struct ms_ca *cas[MS_MAX_CA], *of[MS_MAX_CA * MS_MAX_URI];
+	int n = 0, n_ca, rc = AMTPROV_OK;
 
 	if (!req || !res || !req->csr_der || !req->csr_len)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, MS_NAME, "no request");
@@ -627,62 +707,110 @@ static int ms_submit(void *instance, const struct amtprov_ca_request *req,
 	tmpl = template_for(ms, req);
 	if (!ready(ms, tmpl, req->purpose, res))
 		return AMTPROV_OK;
-	n = ces_list(ms, ces);
-	/* Failover (MS-XCEP: the CA's CES URIs in priority order): a CES that cannot be
-	 * reached or does not answer as CES (HTTP 5xx without a CA fault, another status, not
-	 * SOAP) is UNREACHABLE, and the next one gets the same request. An answer of the CA
-	 * itself (issued, pending, a refusal) is final. */
+	n_ca = target_cas(ms, tmpl, cas);
+	for (int k = 0; k < n_ca; k++) {
+		int m = ces_list(ms, cas[k], ces + n);
+
+		for (int i = 0; i < m; i++)
+			of[n + i] = cas[k];
+		n += m;
+	}
+	if (!n) {
+		set_msg(res, AMTPROV_CA_UNCONFIGURED, "%s: no CA of the policy issues template '%s' "
+			"with a CES for %s authentication", MS_NAME, tmpl, ms->cfg.auth);
+		return AMTPROV_OK;
+	}
+	/* Failover (MS-XCEP: the CAs that issue the template, each with its CES URIs in
+	 * priority order): a CES that cannot be reached or does not answer as CES (HTTP 5xx
+	 * without a CA fault, another status, not SOAP) is UNREACHABLE, and the next one, of
+	 * the same CA or the next CA, gets the same request. An answer of a CA itself (issued,
+	 * pending, a refusal) is final: a refused request is not taken to another CA. */
 	for (int i = 0; i < n; i++) {
-		rc = exchange(ms, ces[i], 0, NULL, req, tmpl, res);
+		rc = exchange(ms, of[i], ces[i], 0, NULL, req, tmpl, res);
 		if (rc != AMTPROV_OK || res->outcome != AMTPROV_CA_UNREACHABLE || i + 1 == n)
 			break;
-		ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; trying the next CES, %s",
-			      res->message, ces[i + 1]);
+		ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; trying the next CES, %s (CA '%s')",
+			      res->message, ces[i + 1], of[i + 1]->name);
 	}
 	ERR_clear_error();
 	return rc;
+}
+
+/* Splits a poll cookie "REQUESTID,URI[#CA NAME]". @return 0, or -1 when unusable. */
+static int split_cookie(const char *cookie, char *id, size_t id_size, char *uri,
+			size_t uri_size, char *ca, size_t ca_size)
+{
+	const char *comma = cookie ? strchr(cookie, ',') : NULL, *hash;
+	size_t ul;
+
+	if (!comma || comma == cookie || (size_t)(comma - cookie) >= id_size)
+		return -1;
+	hash = strchr(comma + 1, '#');
+	ul = hash ? (size_t)(hash - comma - 1) : strlen(comma + 1);
+	if (ul >= uri_size || (hash && strlen(hash + 1) >= ca_size))
+		return -1;
+	snprintf(id, id_size, "%.*s", (int)(comma - cookie), cookie);
+	snprintf(uri, uri_size, "%.*s", (int)ul, comma + 1);
+	snprintf(ca, ca_size, "%s", hash ? hash + 1 : "");
+	return https_url(uri) ? 0 : -1;
+}
+
+/* The CA of a cookie: by its name, else (a cookie from before several CAs) the CA that
+ * lists the URI. NULL when the policy no longer has it. */
+static const struct ms_ca *cookie_ca(struct mscert *ms, const char *name, const char *uri)
+{
+	if (name[0])
+		return ms_policy_ca(&ms->pol, name);
+	for (int i = 0; i < ms->pol.n_ca; i++)
+		for (int k = 0; k < ms->pol.ca[i].n_uri; k++)
+			if (!strcmp(ms->pol.ca[i].uris[k].uri, uri))
+				return &ms->pol.ca[i];
+	return ms->pol.n_ca == 1 ? &ms->pol.ca[0] : NULL;
 }
 
 static int ms_poll(void *instance, const struct amtprov_ca_request *req, const char *cookie,
 		   struct amtprov_ca_result *res, struct amtprov_error *err)
 {
 	struct mscert *ms = instance;
-	char id[64], uri[512];
-	const char *comma = cookie ? strchr(cookie, ',') : NULL;
-	int rc;
+	char id[64], uri[512], name[128];
+	const struct ms_ca *ca = NULL;
+	uint32_t outcome;
+	char why[AMTPROV_CA_MESSAGE_SIZE];
+	int rc, have = 0;
 
 	(void)req;
 	if (!res)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, MS_NAME, "no result");
-	if (!comma || comma == cookie || (size_t)(comma - cookie) >= sizeof(id) ||
-	    strlen(comma + 1) >= sizeof(uri) || !https_url(comma + 1)) {
-		set_msg(res, AMTPROV_CA_REJECTED, "%s: unusable cookie (want REQUESTID,https-URI)",
-			MS_NAME);
+	if (split_cookie(cookie, id, sizeof(id), uri, sizeof(uri), name, sizeof(name))) {
+		set_msg(res, AMTPROV_CA_REJECTED, "%s: unusable cookie (want REQUESTID,https-URI"
+			"[#CA])", MS_NAME);
 		return AMTPROV_OK;
 	}
-	snprintf(id, sizeof(id), "%.*s", (int)(comma - cookie), cookie);
-	snprintf(uri, sizeof(uri), "%s", comma + 1);
-	rc = exchange(ms, uri, 1, id, NULL, NULL, res);
-	/* The RequestID belongs to the CA, not to the CES that took the request: when that CES
-	 * cannot be reached, ask the CA's other CES endpoints (a pending answer from one of
-	 * them names it, and the core keeps polling there). */
+	have = !load_policy(ms, 0, 0, &outcome, why, sizeof(why)) || ms->have_pol;
+	if (have)
+		ca = cookie_ca(ms, name, uri);
+	rc = exchange(ms, ca, uri, 1, id, NULL, NULL, res);
+	/* The RequestID belongs to the CA that took the request, not to the CES web service:
+	 * when that CES cannot be reached, ask the same CA's other CES endpoints (a pending
+	 * answer from one of them names it, and the core keeps polling there). Never another
+	 * CA: its RequestIDs are its own. */
 	if (rc == AMTPROV_OK && res->outcome == AMTPROV_CA_UNREACHABLE) {
 		const char *ces[MS_MAX_URI];
-		uint32_t outcome;
-		char why[AMTPROV_CA_MESSAGE_SIZE];
-		int n = 0;
+		int n = ca || ms->cfg.ces_urls ? ces_list(ms, ca, ces) : 0;
 
-		if (ms->cfg.ces_urls || !load_policy(ms, 0, 0, &outcome, why, sizeof(why)))
-			n = ces_list(ms, ces);
 		for (int i = 0; i < n && res->outcome == AMTPROV_CA_UNREACHABLE; i++) {
 			if (!strcmp(ces[i], uri))
 				continue;
 			ms->host->log(ms->host, AMTPROV_LOG_WARNING, "%s; polling RequestID %s at "
 				      "the next CES, %s", res->message, id, ces[i]);
-			rc = exchange(ms, ces[i], 1, id, NULL, NULL, res);
+			rc = exchange(ms, ca, ces[i], 1, id, NULL, NULL, res);
 			if (rc != AMTPROV_OK)
 				break;
 		}
+		if (res->outcome == AMTPROV_CA_UNREACHABLE && ms->pol.n_ca > 1)
+			ms->host->log(ms->host, AMTPROV_LOG_WARNING, "RequestID %s stays with CA '%s' "
+				      "that took it: the policy's other CAs are not asked", id,
+				      ca ? ca->name : name[0] ? name : uri);
 	}
 	if (!res->request_id[0])
 		snprintf(res->request_id, sizeof(res->request_id), "%s", id);
@@ -691,6 +819,68 @@ static int ms_poll(void *instance, const struct amtprov_ca_request *req, const c
 }
 
 /* ---- revocation ---- */
+
+/* The issuing CA's name (its CN, what AD CS calls the CA) from the certificate, else from
+ * the issuer DN in RFC 4514 form. @return 0, or -1 when there is none. */
+static int issuer_cn(const struct amtprov_ca_revocation *rev, char *out, size_t size)
+{
+	const unsigned char *p = rev->cert_der;
+	X509 *x = p ? d2i_X509(NULL, &p, (long)rev->cert_len) : NULL;
+	int n = x ? X509_NAME_get_text_by_NID(X509_get_issuer_name(x), NID_commonName, out,
+					     (int)size) : -1;
+	const char *s = rev->issuer;
+
+	X509_free(x);
+	ERR_clear_error();
+	if (n > 0)
+		return 0;
+	/* RFC 4514: "CN=Contoso Issuing CA,DC=contoso,DC=com" (escaped commas kept). */
+	for (; s && *s; s++) {
+		if ((s == rev->issuer || s[-1] == ',') && !strncasecmp(s, "CN=", 3)) {
+			size_t o = 0;
+
+			for (s += 3; *s && *s != ',' && o + 1 < size; s++) {
+				if (*s == '\\' && s[1])
+					s++;
+				out[o++] = *s;
+			}
+			out[o] = '\0';
+			return o ? 0 : -1;
+		}
+	}
+	return -1;
+}
+
+/* The WinRM endpoint of the CA that issued the certificate: its winrm_urls entry, or,
+ * without winrm_urls, winrm_url (a site with one CA). NULL with @p res set when none. */
+static const char *winrm_target(struct mscert *ms, const struct amtprov_ca_revocation *rev,
+				struct amtprov_ca_result *res)
+{
+	char cn[128] = "";
+
+	if (!ms->cfg.winrm_urls) {
+		if (is_set(ms->cfg.winrm_url))
+			return ms->cfg.winrm_url;
+		set_msg(res, AMTPROV_CA_UNCONFIGURED, "%s: no winrm_url: revocation is not "
+			"configured", MS_NAME);
+		return NULL;
+	}
+	if (issuer_cn(rev, cn, sizeof(cn))) {
+		set_msg(res, AMTPROV_CA_UNCONFIGURED, "%s: serial %s: no issuer CN to pick the CA's "
+			"WinRM endpoint by (winrm_urls)", MS_NAME, rev->serial_hex);
+		return NULL;
+	}
+	for (int i = 0; ms->cfg.winrm_urls[i]; i++) {
+		const char *e = ms->cfg.winrm_urls[i], *eq = strchr(e, '=');
+
+		if (eq && (size_t)(eq - e) == strlen(cn) && !strncasecmp(e, cn, strlen(cn)))
+			return eq + 1;
+	}
+	set_msg(res, AMTPROV_CA_UNCONFIGURED, "%s: serial %s was issued by CA '%s', which has no "
+		"winrm_urls entry; add \"%s=https://CAHOST:5986/wsman\"", MS_NAME,
+		rev->serial_hex, cn, cn);
+	return NULL;
+}
 
 static int ms_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 		     struct amtprov_ca_result *res, struct amtprov_error *err)
@@ -701,6 +891,7 @@ static int ms_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 	struct ms_http_opts o = {0};
 	struct ms_winrm_result wr;
 	char why[AMTPROV_CA_MESSAGE_SIZE] = "";
+	const char *url;
 
 	if (!rev || !res || !rev->serial_hex)
 		return amtprov_error_set(err, AMTPROV_E_INVALID, MS_NAME, "no revocation");
@@ -714,11 +905,8 @@ static int ms_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 			(unsigned)rev->reason);
 		return AMTPROV_OK;
 	}
-	if (!is_set(ms->cfg.winrm_url)) {
-		set_msg(res, AMTPROV_CA_UNCONFIGURED, "%s: no winrm_url: revocation is not "
-			"configured", MS_NAME);
+	if (!(url = winrm_target(ms, rev, res)))
 		return AMTPROV_OK;
-	}
 	amtprov_error_clear(&e);
 	if (ms->host->secret_get(ms->host, ms->cfg.winrm_password, &pw, &e) != AMTPROV_OK) {
 		set_msg(res, AMTPROV_CA_UNCONFIGURED, "credential '%s' (winrm_password): %s",
@@ -730,7 +918,9 @@ static int ms_revoke(void *instance, const struct amtprov_ca_revocation *rev,
 	o.resolve = (const char *const *)ms->cfg.resolve;
 	o.basic_user = ms->cfg.winrm_username;
 	o.basic_password = pw->data;
-	if (ms_winrm_revoke(&o, ms->cfg.winrm_url, ms->cfg.ca_config, rev->serial_hex,
+	/* ca_config names the one CA of winrm_url; with winrm_urls the command runs on the
+	 * issuing CA's own host, where certutil's default is that CA. */
+	if (ms_winrm_revoke(&o, url, ms->cfg.winrm_urls ? "" : ms->cfg.ca_config, rev->serial_hex,
 			    rev->reason, &wr, why, sizeof(why))) {
 		set_msg(res, strstr(why, "HTTP 401") ? AMTPROV_CA_UNCONFIGURED
 						     : AMTPROV_CA_UNREACHABLE, "%s", why);
@@ -760,7 +950,11 @@ static int ms_fetch_roots(void *instance, char **pem, struct amtprov_error *err)
 
 	if (load_policy(ms, 0, 0, &outcome, why, sizeof(why)) && !ms->have_pol)
 		return amtprov_error_set(err, AMTPROV_E_IO, MS_NAME, "%s", why);
-	if (!ms->pol.ca_der || !(*pem = pem_of(ms->pol.ca_der, ms->pol.ca_len, NULL)))
+	*pem = NULL;
+	for (int i = 0; i < ms->pol.n_ca; i++) /* every CA's: a device may hold any one's */
+		if (ms->pol.ca[i].der && !(*pem = pem_of(ms->pol.ca[i].der, ms->pol.ca[i].len, *pem)))
+			break;
+	if (!*pem)
 		return amtprov_error_set(err, AMTPROV_E_NOT_FOUND, MS_NAME,
 					 "the policy carries no usable CA certificate");
 	return AMTPROV_OK;

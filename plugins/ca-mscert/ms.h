@@ -31,6 +31,7 @@
 
 #define MS_MAX_EKU 8
 #define MS_MAX_URI 8
+#define MS_MAX_CA 8               /* enterprise CAs in one policy (more are refused) */
 
 /* HRESULTs the CA answers with (MS-WCCE 3.2). */
 #define MS_E_TEMPLATE_DENIED 0x80094012u
@@ -48,6 +49,8 @@ struct ms_template {
 	uint32_t enroll_flags;   /* enrollmentFlags (0x2: pend all requests) */
 	char eku[MS_MAX_EKU][64];
 	int n_eku;
+	int ca_ref[MS_MAX_CA];   /* policy/cAs/cAReference: the CAs that issue it */
+	int n_ca_ref;            /* 0: cAs nil, every CA of the policy issues it */
 };
 
 struct ms_uri {
@@ -57,18 +60,25 @@ struct ms_uri {
 	char uri[512];
 };
 
+/* One enterprise CA of the policy (GetPoliciesResponse/cAs/cA). */
+struct ms_ca {
+	int ref;                 /* cAReferenceID */
+	int enroll;              /* enrollPermission */
+	char name[128];          /* CN of its certificate: the AD CS CA name */
+	uint8_t *der;            /* the CA's signing certificate */
+	size_t len;
+	struct ms_uri uris[MS_MAX_URI];
+	int n_uri;
+};
+
 struct ms_policy {
 	char policy_id[128];
 	unsigned next_update_hours;
 	int not_changed;         /* policiesNotChanged */
 	struct ms_template *tmpl;
 	int n_tmpl;
-	struct ms_uri uris[MS_MAX_URI]; /* of the first CA (one enterprise CA per CEP here) */
-	int n_uri;
+	struct ms_ca ca[MS_MAX_CA]; /* in the policy's order */
 	int n_ca;                /* 0: no enterprise CA published (stand-alone, R-CA-01) */
-	int ca_enroll;           /* the CA's enrollPermission */
-	uint8_t *ca_der;         /* the CA's signing certificate */
-	size_t ca_len;
 };
 void ms_policy_free(struct ms_policy *p);
 
@@ -141,7 +151,9 @@ void ms_http_resp_free(struct ms_http_resp *r);
 
 /* ---- ms_policy.c ---- */
 /* One check of a template rule; @p ok 0 means the configuration is refused, and @p fix
- * says what the CA administrator changes. */
+ * says what the CA administrator changes; @p ok MS_CHECK_SKIP: a CA of the policy is left
+ * out (a warning), the others still serve the template. */
+#define MS_CHECK_SKIP 2
 typedef void (*ms_check_cb)(void *ctx, int ok, const char *rule, const char *what,
 			    const char *expected, const char *actual, const char *fix);
 /* Applies the rules (R-CA-01..04, EKU per purpose, AMT's key length) to the template a
@@ -149,11 +161,19 @@ typedef void (*ms_check_cb)(void *ctx, int ok, const char *rule, const char *wha
 int ms_check_template(const struct ms_policy *p, const char *template_name, uint32_t purpose,
 		      ms_check_cb cb, void *ctx);
 const struct ms_template *ms_policy_template(const struct ms_policy *p, const char *name);
-/* The CES URIs for @p auth, best first (lowest priority value; renewal-only ones left out),
- * at most @p max of them into @p out. @return how many. */
-int ms_policy_ces_list(const struct ms_policy *p, unsigned auth, const char **out, int max);
-/* Best CES URI for @p auth, or NULL. */
+/* The CES URIs of CA @p ca for @p auth, best first (lowest priority value; renewal-only
+ * ones left out), at most @p max of them into @p out. @return how many. */
+int ms_ca_ces_list(const struct ms_ca *ca, unsigned auth, const char **out, int max);
+/* Best CES URI of any CA of the policy for @p auth (CAs in priority order), or NULL. */
 const char *ms_policy_ces(const struct ms_policy *p, unsigned auth);
+/* Does CA @p ca issue template @p t (its cAReferences, or every CA when it has none)? */
+int ms_ca_issues(const struct ms_ca *ca, const struct ms_template *t);
+/* The CAs that issue @p t, with enroll permission and a CES URI for @p auth, best first
+ * (by their best CES priority; equal priorities keep the policy's order). @return how many. */
+int ms_template_cas(const struct ms_policy *p, const struct ms_template *t, unsigned auth,
+		    const struct ms_ca **out, int max);
+/* The CA named @p name (AD CS CA name, case-insensitive), or NULL. */
+const struct ms_ca *ms_policy_ca(const struct ms_policy *p, const char *name);
 
 /* ---- ms_winrm.c ---- */
 struct ms_winrm_result {

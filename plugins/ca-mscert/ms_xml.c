@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <libxml/parser.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -291,16 +292,34 @@ static void eku_of(const char *b64, struct ms_template *t)
 	free(der);
 }
 
+/* The CA name AD CS uses (certutil -config HOST\\NAME, the CES path): its certificate's CN. */
+static void ca_name_of(struct ms_ca *c)
+{
+	const unsigned char *p = c->der;
+	X509 *x = c->der ? d2i_X509(NULL, &p, (long)c->len) : NULL;
+
+	c->name[0] = '\0';
+	if (!x || X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, c->name,
+					    (int)sizeof(c->name)) < 0)
+		snprintf(c->name, sizeof(c->name), "cA %d", c->ref);
+	X509_free(x);
+	ERR_clear_error();
+}
+
 static int read_template(xmlNodePtr pol, const struct oid_ref *oids, int n_oid,
 			 struct ms_template *t)
 {
-	xmlNodePtr at = ms_xml_child(pol, NS_XCEP, "attributes"), ext, pk;
+	xmlNodePtr at = ms_xml_child(pol, NS_XCEP, "attributes"), ext, pk, cas;
 	const char *oid = oid_by_ref(oids, n_oid, num_of(ms_xml_child(pol, NS_XCEP,
 								       "policyOIDReference"), -1));
 
 	memset(t, 0, sizeof(*t));
 	if (!at)
 		return -1;
+	cas = ms_xml_child(pol, NS_XCEP, "cAs");
+	for (xmlNodePtr r = cas ? cas->children : NULL; r; r = r->next)
+		if (is(r, NS_XCEP, "cAReference") && t->n_ca_ref < MS_MAX_CA)
+			t->ca_ref[t->n_ca_ref++] = (int)num_of(r, -1);
 	text_of(ms_xml_child(at, NS_XCEP, "commonName"), t->name, sizeof(t->name));
 	if (!t->name[0])
 		return -1;
@@ -333,7 +352,8 @@ void ms_policy_free(struct ms_policy *p)
 	if (!p)
 		return;
 	free(p->tmpl);
-	free(p->ca_der);
+	for (int i = 0; i < p->n_ca && i < MS_MAX_CA; i++)
+		free(p->ca[i].der);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -431,33 +451,57 @@ int ms_parse_policies(const char *xml, size_t len, struct ms_policy *out, char *
 	}
 	cas = ms_xml_child(first, NS_XCEP, "cAs");
 	for (xmlNodePtr ca = cas ? cas->children : NULL; ca; ca = ca->next) {
+		struct ms_ca *c = &out->ca[out->n_ca];
 		xmlNodePtr uris;
 		char b64[16384];
 
 		if (!is(ca, NS_XCEP, "cA"))
 			continue;
-		if (out->n_ca++) /* one CA per CEP here; others are ignored */
-			continue;
-		out->ca_enroll = bool_of(ms_xml_child(ca, NS_XCEP, "enrollPermission"));
-		text_of(ms_xml_child(ca, NS_XCEP, "certificate"), b64, sizeof(b64));
-		if (b64[0] && ms_b64_decode(b64, &out->ca_der, &out->ca_len)) {
-			snprintf(why, why_size, "cA/certificate is not base64");
+		if (out->n_ca == MS_MAX_CA) {
+			snprintf(why, why_size, "the policy lists more than %d CAs", MS_MAX_CA);
 			goto out;
 		}
+		out->n_ca++;
+		c->ref = (int)num_of(ms_xml_child(ca, NS_XCEP, "cAReferenceID"), -1);
+		c->enroll = bool_of(ms_xml_child(ca, NS_XCEP, "enrollPermission"));
+		text_of(ms_xml_child(ca, NS_XCEP, "certificate"), b64, sizeof(b64));
+		if (b64[0] && ms_b64_decode(b64, &c->der, &c->len)) {
+			snprintf(why, why_size, "cA %d: certificate is not base64", c->ref);
+			goto out;
+		}
+		ca_name_of(c);
 		uris = ms_xml_child(ca, NS_XCEP, "uris");
 		for (xmlNodePtr u = uris ? uris->children : NULL; u; u = u->next) {
-			struct ms_uri *mu = &out->uris[out->n_uri];
+			struct ms_uri *mu = &c->uris[c->n_uri];
 
-			if (!is(u, NS_XCEP, "cAURI") || out->n_uri >= MS_MAX_URI)
+			if (!is(u, NS_XCEP, "cAURI") || c->n_uri >= MS_MAX_URI)
 				continue;
 			mu->auth = (unsigned)num_of(ms_xml_child(u, NS_XCEP, "clientAuthentication"), 0);
 			mu->priority = (unsigned)num_of(ms_xml_child(u, NS_XCEP, "priority"), 1000);
 			mu->renewal_only = bool_of(ms_xml_child(u, NS_XCEP, "renewalOnly"));
 			text_of(ms_xml_child(u, NS_XCEP, "uri"), mu->uri, sizeof(mu->uri));
 			if (mu->uri[0])
-				out->n_uri++;
+				c->n_uri++;
 		}
+		for (int k = 0; k + 1 < out->n_ca; k++)
+			if (out->ca[k].ref == c->ref) {
+				snprintf(why, why_size, "cAReferenceID %d is not unique", c->ref);
+				goto out;
+			}
 	}
+	/* Every cAReference MUST name a cAReferenceID [MS-XCEP 3.1.4.1.3.3]. */
+	for (int i = 0; i < out->n_tmpl; i++)
+		for (int k = 0; k < out->tmpl[i].n_ca_ref; k++) {
+			int found = 0;
+
+			for (int j = 0; j < out->n_ca; j++)
+				found |= out->ca[j].ref == out->tmpl[i].ca_ref[k];
+			if (!found) {
+				snprintf(why, why_size, "template '%s': cAReference %d names no cA "
+					 "of the policy", out->tmpl[i].name, out->tmpl[i].ca_ref[k]);
+				goto out;
+			}
+		}
 	rc = 0;
 out:
 	free(oids);

@@ -118,7 +118,7 @@ expect_rc 0 "pending (taken under submission), resubmitted, then issued on poll"
   run_cli "$O" "$E" -m "$T/approval/site.json" plugin test --purpose web-server --max-wait 30 ca
 cat "$O"
 check "submit answered WAIT_WITH_DELAY with RequestID,URI as cookie" \
-  grep -Eq "^web-server +submit +WAIT_WITH_DELAY cookie '[0-9]+,$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES' delay 1s" "$O"
+  grep -Eq "^web-server +submit +WAIT_WITH_DELAY cookie '[0-9]+,$HTTPS/Contoso%20Issuing%20CA_CES_UsernamePassword/service.svc/CES#Contoso Issuing CA' delay 1s" "$O"
 check "a poll answered ISSUED" grep -Eq '^web-server +poll +ISSUED certificate' "$O"
 
 officer deny &

@@ -11,6 +11,8 @@
 
 #include <CUnit/Basic.h>
 #include <libxml/parser.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "ms.h"
 
@@ -47,9 +49,10 @@ static void test_spec_policy(void)
 	CU_ASSERT_EQUAL_FATAL(ms_parse_policies(xml, len, &p, why, sizeof(why)), 0);
 	CU_ASSERT_EQUAL(p.n_tmpl, 1);
 	CU_ASSERT_EQUAL(p.n_ca, 1);
-	CU_ASSERT_EQUAL(p.n_uri, 3);
+	CU_ASSERT_EQUAL(p.ca[0].n_uri, 3);
+	CU_ASSERT_EQUAL(p.ca[0].ref, 0);
 	CU_ASSERT_EQUAL(p.next_update_hours, 8);
-	CU_ASSERT_PTR_NOT_NULL(p.ca_der);
+	CU_ASSERT_PTR_NOT_NULL(p.ca[0].der);
 	t = ms_policy_template(&p, "efs");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	CU_ASSERT_EQUAL(t->schema, 1);
@@ -68,6 +71,7 @@ static void test_spec_policy(void)
 static void test_ces_order(void)
 {
 	struct ms_policy p;
+	struct ms_ca *ca = &p.ca[0];
 	const char *out[MS_MAX_URI];
 	static const struct {
 		unsigned auth, priority;
@@ -83,19 +87,20 @@ static void test_ces_order(void)
 	};
 
 	memset(&p, 0, sizeof(p));
+	p.n_ca = 1;
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
-		p.uris[i].auth = in[i].auth;
-		p.uris[i].priority = in[i].priority;
-		p.uris[i].renewal_only = in[i].renewal_only;
-		snprintf(p.uris[i].uri, sizeof(p.uris[i].uri), "%s", in[i].uri);
+		ca->uris[i].auth = in[i].auth;
+		ca->uris[i].priority = in[i].priority;
+		ca->uris[i].renewal_only = in[i].renewal_only;
+		snprintf(ca->uris[i].uri, sizeof(ca->uris[i].uri), "%s", in[i].uri);
 	}
-	p.n_uri = (int)(sizeof(in) / sizeof(in[0]));
-	CU_ASSERT_EQUAL_FATAL(ms_policy_ces_list(&p, MS_AUTH_USERNAME, out, MS_MAX_URI), 4);
+	ca->n_uri = (int)(sizeof(in) / sizeof(in[0]));
+	CU_ASSERT_EQUAL_FATAL(ms_ca_ces_list(ca, MS_AUTH_USERNAME, out, MS_MAX_URI), 4);
 	CU_ASSERT_STRING_EQUAL(out[0], "https://ces-a/CES");
 	CU_ASSERT_STRING_EQUAL(out[1], "https://ces-b/CES");
 	CU_ASSERT_STRING_EQUAL(out[2], "https://ces-c/CES"); /* equal priority: policy order */
 	CU_ASSERT_STRING_EQUAL(out[3], "https://ces-d/CES");
-	CU_ASSERT_EQUAL(ms_policy_ces_list(&p, MS_AUTH_USERNAME, out, 2), 2);
+	CU_ASSERT_EQUAL(ms_ca_ces_list(ca, MS_AUTH_USERNAME, out, 2), 2);
 	CU_ASSERT_STRING_EQUAL(ms_policy_ces(&p, MS_AUTH_CERTIFICATE), "https://ces-cert/CES");
 	CU_ASSERT_PTR_NULL(ms_policy_ces(&p, MS_AUTH_KERBEROS));
 }
@@ -268,6 +273,7 @@ static void test_winrm_receive(void)
 struct seen {
 	int fails;
 	char rules[256];
+	char skips[512];        /* "what" of the CAs left out, ';'-separated */
 };
 
 static void on_check(void *ctx, int ok, const char *rule, const char *what, const char *exp,
@@ -279,7 +285,10 @@ static void on_check(void *ctx, int ok, const char *rule, const char *what, cons
 	(void)exp;
 	CU_ASSERT(fix && *fix); /* every refusal says what to change */
 	(void)act;
-	if (!ok) {
+	if (ok == MS_CHECK_SKIP)
+		snprintf(s->skips + strlen(s->skips), sizeof(s->skips) - strlen(s->skips), "%s;",
+			 what);
+	else if (!ok) {
 		s->fails++;
 		snprintf(s->rules + strlen(s->rules), sizeof(s->rules) - strlen(s->rules), "%s ",
 			 rule);
@@ -300,8 +309,9 @@ static struct ms_template good_web(void)
 static const char *rules_for(struct ms_template t, uint32_t purpose, int n_ca)
 {
 	static struct seen s;
-	struct ms_policy p = {.tmpl = &t, .n_tmpl = 1, .n_ca = n_ca, .ca_enroll = 1};
+	struct ms_policy p = {.tmpl = &t, .n_tmpl = 1, .n_ca = n_ca};
 
+	p.ca[0].enroll = 1;
 	memset(&s, 0, sizeof(s));
 	ms_check_template(&p, "amtwebserver", purpose, on_check, &s);
 	return s.rules;
@@ -331,6 +341,164 @@ static void test_rules(void)
 	CU_ASSERT_STRING_EQUAL(rules_for(t, AMTPROV_PURPOSE_WEB_SERVER, 1), "template ");
 }
 
+/* ---- a policy with several enterprise CAs (MS-XCEP cAs, cAReferences) ---- */
+
+/* A self-signed certificate named CN=@p cn, base64 (the cA/certificate). */
+static char *ca_cert_b64(const char *cn)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	unsigned char *der = NULL;
+	char *b64 = NULL;
+	int n;
+
+	if (k && x) {
+		X509_set_version(x, 2);
+		ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+		X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_UTF8,
+					   (const unsigned char *)cn, -1, -1, 0);
+		X509_set_issuer_name(x, X509_get_subject_name(x));
+		X509_gmtime_adj(X509_getm_notBefore(x), 0);
+		X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+		X509_set_pubkey(x, k);
+		if (X509_sign(x, k, EVP_sha256()) > 0 && (n = i2d_X509(x, &der)) > 0)
+			b64 = ms_b64_encode(der, (size_t)n);
+	}
+	OPENSSL_free(der);
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return b64;
+}
+
+#define XCEP_OPEN                                                                          \
+	"<s:Envelope xmlns:s=\"http://www.w3.org/2003/05/soap-envelope\"><s:Body>"            \
+	"<GetPoliciesResponse xmlns=\"http://schemas.microsoft.com/windows/pki/2009/01/"       \
+	"enrollmentpolicy\"><response><policyID>{P}</policyID><nextUpdateHours>8"              \
+	"</nextUpdateHours><policiesNotChanged>false</policiesNotChanged><policies>"
+#define XCEP_POLICY(oid, cas, name)                                                         \
+	"<policy><policyOIDReference>" oid "</policyOIDReference><cAs>" cas "</cAs>"           \
+	"<attributes><commonName>" name "</commonName><policySchema>2</policySchema>"          \
+	"<permission><enroll>true</enroll></permission><privateKeyAttributes>"                 \
+	"<minimalKeyLength>2048</minimalKeyLength></privateKeyAttributes><subjectNameFlags>1"  \
+	"</subjectNameFlags><extensions><extension><oIDReference>3</oIDReference><value>"      \
+	"MAoGCCsGAQUFBwMB</value></extension></extensions></attributes></policy>"
+#define XCEP_URI(auth, prio, host)                                                          \
+	"<cAURI><clientAuthentication>" auth "</clientAuthentication><uri>https://" host       \
+	"/CES</uri><priority>" prio "</priority><renewalOnly>false</renewalOnly></cAURI>"
+#define XCEP_OIDS                                                                          \
+	"<oIDs><oID><value>1.3.6.1.4.1.311.21.8.1.1</value><group>9</group><oIDReferenceID>1"  \
+	"</oIDReferenceID><defaultName>A</defaultName></oID><oID><value>1.3.6.1.4.1.311.21.8"  \
+	".1.2</value><group>9</group><oIDReferenceID>2</oIDReferenceID><defaultName>B"         \
+	"</defaultName></oID><oID><value>2.5.29.37</value><group>6</group><oIDReferenceID>3"  \
+	"</oIDReferenceID><defaultName>EKU</defaultName></oID></oIDs>"                          \
+	"</GetPoliciesResponse></s:Body></s:Envelope>"
+
+/* Three CAs (cAReferenceIDs 7, 9, 11): AMTWebServer on 9 and 7, OnlyA on 7, none on 11
+ * (what a stand-alone CA looks like); CA 9 prefers UsernameToken (priority 5 < 10), CA 7
+ * the client certificate. CA 7 lets the account enroll only when @p enroll7. */
+static char *multi_ca_policy(int enroll7, const char *dangling)
+{
+	char *a = ca_cert_b64("Contoso CA A"), *b = ca_cert_b64("Contoso CA B"),
+	     *c = ca_cert_b64("Standalone CA");
+	char *xml = malloc(32768);
+
+	if (a && b && c && xml)
+		snprintf(xml, 32768, XCEP_OPEN
+			 XCEP_POLICY("1", "<cAReference>9</cAReference><cAReference>7</cAReference>",
+				     "AMTWebServer")
+			 XCEP_POLICY("2", "<cAReference>7</cAReference>%s", "OnlyA")
+			 "</policies></response><cAs>"
+			 "<cA><uris>" XCEP_URI("4", "10", "ca-a1") XCEP_URI("8", "1", "ca-a-cert")
+			 XCEP_URI("4", "12", "ca-a2") "</uris><certificate>%s</certificate>"
+			 "<enrollPermission>%s</enrollPermission><cAReferenceID>7</cAReferenceID></cA>"
+			 "<cA><uris>" XCEP_URI("4", "5", "ca-b") XCEP_URI("8", "2", "ca-b-cert")
+			 "</uris><certificate>%s</certificate><enrollPermission>true"
+			 "</enrollPermission><cAReferenceID>9</cAReferenceID></cA>"
+			 "<cA><uris>" XCEP_URI("4", "1", "standalone") "</uris><certificate>%s"
+			 "</certificate><enrollPermission>true</enrollPermission><cAReferenceID>11"
+			 "</cAReferenceID></cA></cAs>" XCEP_OIDS,
+			 dangling, a, enroll7 ? "true" : "false", b, c);
+	free(a);
+	free(b);
+	free(c);
+	return xml;
+}
+
+static void test_multi_ca_policy(void)
+{
+	char *xml = multi_ca_policy(1, ""), why[200] = "";
+	const struct ms_ca *cas[MS_MAX_CA];
+	const struct ms_template *t, *only;
+	const char *ces[MS_MAX_URI];
+	struct ms_policy p;
+	struct seen s;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(xml);
+	CU_ASSERT_EQUAL_FATAL(ms_parse_policies(xml, strlen(xml), &p, why, sizeof(why)), 0);
+	free(xml);
+	CU_ASSERT_EQUAL(p.n_ca, 3);
+	CU_ASSERT_EQUAL(p.ca[0].ref, 7);
+	CU_ASSERT_STRING_EQUAL(p.ca[0].name, "Contoso CA A"); /* the CN of cA/certificate */
+	CU_ASSERT_STRING_EQUAL(p.ca[1].name, "Contoso CA B");
+	CU_ASSERT_EQUAL(p.ca[0].n_uri, 3);
+	CU_ASSERT_PTR_EQUAL(ms_policy_ca(&p, "contoso ca b"), &p.ca[1]);
+	CU_ASSERT_PTR_NULL(ms_policy_ca(&p, "Contoso CA C"));
+	t = ms_policy_template(&p, "AMTWebServer");
+	only = ms_policy_template(&p, "OnlyA");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(only);
+	CU_ASSERT_EQUAL(t->n_ca_ref, 2);
+	CU_ASSERT_EQUAL(t->ca_ref[0], 9);
+	CU_ASSERT_EQUAL(t->ca_ref[1], 7);
+	CU_ASSERT_TRUE(ms_ca_issues(&p.ca[0], only));
+	CU_ASSERT_FALSE(ms_ca_issues(&p.ca[1], only));
+	CU_ASSERT_FALSE(ms_ca_issues(&p.ca[2], t));
+	/* UsernameToken: B (priority 5) before A (10); the stand-alone CA issues nothing. */
+	CU_ASSERT_EQUAL_FATAL(ms_template_cas(&p, t, MS_AUTH_USERNAME, cas, MS_MAX_CA), 2);
+	CU_ASSERT_PTR_EQUAL(cas[0], &p.ca[1]);
+	CU_ASSERT_PTR_EQUAL(cas[1], &p.ca[0]);
+	CU_ASSERT_EQUAL_FATAL(ms_ca_ces_list(cas[1], MS_AUTH_USERNAME, ces, MS_MAX_URI), 2);
+	CU_ASSERT_STRING_EQUAL(ces[0], "https://ca-a1/CES"); /* then its failover CES */
+	CU_ASSERT_STRING_EQUAL(ces[1], "https://ca-a2/CES");
+	/* Client certificate: A (priority 1) before B (2). */
+	CU_ASSERT_EQUAL_FATAL(ms_template_cas(&p, t, MS_AUTH_CERTIFICATE, cas, MS_MAX_CA), 2);
+	CU_ASSERT_PTR_EQUAL(cas[0], &p.ca[0]);
+	/* OnlyA: A only, whatever the priorities. */
+	CU_ASSERT_EQUAL_FATAL(ms_template_cas(&p, only, MS_AUTH_USERNAME, cas, MS_MAX_CA), 1);
+	CU_ASSERT_PTR_EQUAL(cas[0], &p.ca[0]);
+	CU_ASSERT_EQUAL(ms_template_cas(&p, t, MS_AUTH_KERBEROS, cas, MS_MAX_CA), 0);
+	/* The rules pass; the stand-alone-like CA is left out with a warning (R-CA-01). */
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(ms_check_template(&p, "AMTWebServer", AMTPROV_PURPOSE_WEB_SERVER,
+					  on_check, &s), 0);
+	CU_ASSERT_STRING_EQUAL(s.skips, "CA 'Standalone CA' publishes templates;");
+	ms_policy_free(&p);
+
+	/* CA A without Enroll permission: skipped for AMTWebServer (B still issues it), and
+	 * OnlyA, which only A issues, is refused (R-CA-04). */
+	xml = multi_ca_policy(0, "");
+	CU_ASSERT_EQUAL_FATAL(ms_parse_policies(xml, strlen(xml), &p, why, sizeof(why)), 0);
+	free(xml);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(ms_check_template(&p, "AMTWebServer", AMTPROV_PURPOSE_WEB_SERVER,
+					  on_check, &s), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(s.skips, "Enroll permission on CA 'Contoso CA A'"));
+	t = ms_policy_template(&p, "AMTWebServer");
+	CU_ASSERT_EQUAL_FATAL(ms_template_cas(&p, t, MS_AUTH_USERNAME, cas, MS_MAX_CA), 1);
+	CU_ASSERT_PTR_EQUAL(cas[0], &p.ca[1]);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(ms_check_template(&p, "OnlyA", AMTPROV_PURPOSE_WEB_SERVER, on_check, &s),
+			1);
+	CU_ASSERT_STRING_EQUAL(s.rules, "R-CA-04 ");
+	ms_policy_free(&p);
+
+	/* A cAReference that names no cA is refused, naming the template. */
+	xml = multi_ca_policy(1, "<cAReference>42</cAReference>");
+	CU_ASSERT_EQUAL(ms_parse_policies(xml, strlen(xml), &p, why, sizeof(why)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "'OnlyA': cAReference 42"));
+	free(xml);
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -347,6 +515,8 @@ int main(void)
 	CU_add_test(su, "built messages parse back, escaped", test_built_messages);
 	CU_add_test(su, "WinRM Receive: output and exit code", test_winrm_receive);
 	CU_add_test(su, "template rules R-CA-01..04, key, EKU, subject", test_rules);
+	CU_add_test(su, "R-CA-01/R-CA-04 several CAs: cAReferences, CES priorities, skipped CAs",
+		    test_multi_ca_policy);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
