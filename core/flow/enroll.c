@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "authz.h"
+#include "ca_contract.h"
 #include "engine.h"
 #include "flow_int.h"
 #include "flow_keys.h"
@@ -590,8 +591,7 @@ static EVP_PKEY *request_key(struct enroll *e, struct amtprov_error *err)
 static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error *err)
 {
 	struct store *st = site_store(e->f->site);
-	const unsigned char *p = e->res.cert_der;
-	X509 *x = d2i_X509(NULL, &p, (long)e->res.cert_len);
+	X509 *x = NULL;
 	EVP_PKEY *key = request_key(e, err);
 	struct store_cert rec;
 	BIGNUM *bn = NULL;
@@ -601,6 +601,9 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 	if (rc == AMTPROV_OK)
 		rc = flow_ca_contract(e->f, e->ca, e->k->purpose, e->fqdn, key, e->key_bits,
 				      e->digest_bits, &e->res, err);
+	/* The certificate the contract just parsed and checked, by reference. */
+	if (rc == AMTPROV_OK)
+		x = ca_contract_leaf(e->res.cert_der, e->res.cert_len);
 	if (rc == AMTPROV_OK && !x)
 		rc = amtprov_error_set(err, AMTPROV_E_PARSE, e->fqdn, "the CA returned a %s "
 				       "certificate that does not parse", e->label);

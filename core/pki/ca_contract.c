@@ -2,6 +2,7 @@
 /* The CA contract: see ca_contract.h and docs/plugin-guide.md ("The CA contract"). */
 #include "ca_contract.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,17 +36,62 @@ struct cc {
 /* A check returns 1 (kept), 0 (broken: @p why says how) or -1 (out of memory). */
 typedef int (*check_fn)(struct cc *c, char *why, size_t size);
 
+/*
+ * The last certificate parsed, kept for the caller that records it next (enroll.c's
+ * record_issued): the same DER was parsed twice per certificate, and each X.509 parse sets up
+ * an OpenSSL 3 decoder for its public key (issue 13). Keyed on the whole DER; shared by
+ * reference (an X509 is immutable once parsed and reference counted).
+ */
+static pthread_mutex_t leaf_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char *leaf_cache_der;
+static size_t leaf_cache_len;
+static X509 *leaf_cache;
+
+X509 *ca_contract_leaf(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	unsigned char *copy;
+	X509 *x = NULL;
+
+	if (!der || !len || len > (size_t)LONG_MAX)
+		return NULL;
+	pthread_mutex_lock(&leaf_cache_lock);
+	if (leaf_cache && leaf_cache_len == len && !memcmp(leaf_cache_der, der, len) &&
+	    X509_up_ref(leaf_cache))
+		x = leaf_cache;
+	pthread_mutex_unlock(&leaf_cache_lock);
+	if (x)
+		return x;
+	x = d2i_X509(NULL, &p, (long)len);
+	ERR_clear_error();
+	if (!x || p != der + len) {
+		X509_free(x);
+		return NULL;
+	}
+	copy = malloc(len);
+	if (copy && X509_up_ref(x)) {
+		memcpy(copy, der, len);
+		pthread_mutex_lock(&leaf_cache_lock);
+		free(leaf_cache_der);
+		X509_free(leaf_cache);
+		leaf_cache_der = copy;
+		leaf_cache_len = len;
+		leaf_cache = x;
+		pthread_mutex_unlock(&leaf_cache_lock);
+	} else {
+		free(copy);
+	}
+	return x;
+}
+
 static int check_der(struct cc *c, char *why, size_t size)
 {
-	const unsigned char *p = c->res->cert_der;
-
-	if (!p || !c->res->cert_len) {
+	if (!c->res->cert_der || !c->res->cert_len) {
 		snprintf(why, size, "the ISSUED answer carries no certificate (cert_der)");
 		return 0;
 	}
-	c->leaf = d2i_X509(NULL, &p, (long)c->res->cert_len);
-	ERR_clear_error();
-	if (!c->leaf || p != c->res->cert_der + c->res->cert_len) {
+	c->leaf = ca_contract_leaf(c->res->cert_der, c->res->cert_len);
+	if (!c->leaf) {
 		snprintf(why, size, "cert_der is not one DER X.509 certificate");
 		return 0;
 	}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <amtprov/ca.h>
 #include <amtprov/error.h>
@@ -74,5 +75,13 @@ void ca_contract_from_site(const struct manifest *m, struct plugin_host *ph,
  */
 int ca_contract_check(const struct ca_contract *k, const struct amtprov_ca_result *res,
 		      const char **rule, struct amtprov_error *err);
+
+/**
+ * The certificate in @p der (exactly one DER X.509 certificate), parsed: the one
+ * ca_contract_check() parsed last when it is the same DER, so the caller that records a
+ * checked certificate does not parse it again. Thread safe.
+ * @return a new reference (X509_free it), or NULL if @p der is not one certificate
+ */
+X509 *ca_contract_leaf(const unsigned char *der, size_t len);
 
 #endif /* AMTPROV_CORE_CA_CONTRACT_H */

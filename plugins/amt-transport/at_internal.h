@@ -81,8 +81,18 @@ struct at_ident {
 	X509 *leaf;
 	STACK_OF(X509) *chain;
 	EVP_PKEY *key;
-	char *leaf_pem; /* for libcurl's CA blob (see at_link.c) */
-	size_t leaf_pem_len;
+};
+
+/* A MANAGED-mode CA bundle, parsed once per instance (keyed by its SHA-256) and shared by
+ * every link trusting it; each connection's X509_STORE gets up-references of these, so no
+ * PEM is parsed per connection (at_tls.c). Reference counted: the instance's list holds one,
+ * each link one (loop thread only). */
+struct at_anchors {
+	struct at_anchors *next;
+	unsigned char id[32];
+	int refs;
+	STACK_OF(X509) *certs;
+	STACK_OF(X509_CRL) *crls; /* a CRL in the bundle is trusted as before */
 };
 
 /* A link: one device, one mode (phase), one easy handle, so one kept-alive connection, its
@@ -103,6 +113,7 @@ struct at_link {
 	int amt_major;
 	struct at_ident *ident;     /* PROVISIONING */
 	unsigned char ca_id[32];    /* MANAGED: SHA-256 of the CA bundle */
+	struct at_anchors *anchors; /* MANAGED: the bundle, parsed; NULL if it holds none */
 	struct curl_slist *connect_to;
 	unsigned char peer_sha256[32];
 	int peer_pinned;
@@ -126,6 +137,10 @@ struct at_instance {
 	int in_drive;
 	struct at_ident *idents;
 	STACK_OF(X509) *odca_roots; /* cfg.odca_roots, loaded once (at_tls.c) */
+	struct at_anchors *anchors_list;
+	size_t n_anchors;
+	char *link_key_pem; /* a CRL of no CA: part of libcurl's reuse key, at_link.c */
+	unsigned long long link_serial;
 	struct at_link **link_hash; /* AT_LINK_BUCKETS */
 	struct at_link *idle_head, *idle_tail;
 	size_t n_idle;
@@ -292,6 +307,15 @@ void at_idents_free(struct at_instance *in);
 /* Loads cfg.odca_roots (when set) into in->odca_roots; freed by at_idents_free. */
 int at_odca_load(struct at_instance *in, struct amtprov_error *err);
 X509_CRL *at_crl_parse(const char *buf, size_t len);
+/* The parsed CA bundle @p pem (SHA-256 @p id): a new reference in @p *out, NULL when the
+ * bundle holds no certificate or CRL (the connection then fails as before); AMTPROV_E_NOMEM
+ * on no memory. */
+int at_anchors_get(struct at_instance *in, const char *pem, const unsigned char id[32],
+		   struct at_anchors **out);
+/* Drops a reference (NULL: nothing). */
+void at_anchors_put(struct at_anchors *a);
+/* Appends the instance's key CRL (PEM, made on first use) to @p out. */
+int at_link_key(struct at_instance *in, struct at_buf *out);
 
 /* libcurl write callback appending to the struct at_buf in @p userp (at_plugin.c). */
 size_t at_write_cb(char *p, size_t size, size_t n, void *userp);

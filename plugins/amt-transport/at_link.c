@@ -144,6 +144,7 @@ static void link_free(struct at_link *l)
 	}
 	if (l->easy)
 		curl_easy_cleanup(l->easy);
+	at_anchors_put(l->anchors);
 	curl_slist_free_all(l->connect_to);
 	OPENSSL_free(l->peer_der);
 	free(l->address);
@@ -207,18 +208,29 @@ static int link_setup(struct at_link *l, struct at_session *s, struct amtprov_er
 	 * handle, so a reconnect of the same device and phase resumes (when the firmware
 	 * offers it) the session our verify callback accepted, and nothing else can. */
 	curl_easy_setopt(e, CURLOPT_SSL_SESSIONID_CACHE, 1L);
-	/* The CA blob starts with a line naming this link: PEM readers skip it, but libcurl
-	 * compares blobs byte for byte before reusing a connection, so a link never reuses a
-	 * connection another link verified (and pinned) under other rules. */
-	at_buf_printf(&cab, "amt-transport link %p\n", (void *)l);
+	/* libcurl would parse a CA blob into a new X509_STORE for every connection (issue 13):
+	 * the callback (at_tls.c) replaces that store with one of up-references to certificates
+	 * parsed once (the provisioning identity needs no anchor; a CA bundle is parsed once
+	 * per instance). The blob stays, for one thing: libcurl compares blobs byte for byte
+	 * before reusing a connection, so a link never reuses a connection another link
+	 * verified (and pinned) under other rules. Its first line names this link (PEM readers
+	 * skip it); the rest is the instance's key CRL, which libcurl's loader needs (it
+	 * refuses a blob without a certificate or CRL) and parses without a public key. */
+	at_buf_printf(&cab, "amt-transport link %llu %p\n", ++in->link_serial, (void *)l);
+	if (at_link_key(in, &cab) != AMTPROV_OK) {
+		at_buf_free(&cab);
+		return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL,
+					 "cannot make the transport's connection key");
+	}
 	if (l->mode == AMTPROV_TRANSPORT_PROVISIONING) {
 		/* Trust is decided by the verify callback (one self-signed certificate naming
-		 * this address); the leaf in the blob only satisfies libcurl's loader and, not
-		 * being self-signed, can never anchor a device chain of length 1. */
-		at_buf_addn(&cab, s->ident->leaf_pem, s->ident->leaf_pem_len);
+		 * this address, or AMT's On-Die CA chain): no anchor at all. */
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
-		at_buf_add(&cab, s->ca_bundle_pem);
+		if (at_anchors_get(in, s->ca_bundle_pem, l->ca_id, &l->anchors) != AMTPROV_OK) {
+			at_buf_free(&cab);
+			return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
+		}
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 		if (strcmp(s->url_host, s->address) != 0) {
 			char m[600];

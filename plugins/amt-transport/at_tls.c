@@ -283,13 +283,41 @@ CURLcode at_tls_ctx_cb(CURL *curl, void *sslctx, void *userp)
 		SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
 	}
 	{
+		/* The connection's own store, replacing the one libcurl built: its verification
+		 * flags (libcurl's partial-chain and trusted-first) are kept, its anchors are
+		 * up-references of certificates parsed once (none in PROVISIONING mode: the
+		 * verify callback decides), so nothing is parsed per connection (issue 13). */
+		X509_STORE *old = SSL_CTX_get_cert_store(ctx), *st = X509_STORE_new();
+
+		if (!st)
+			return CURLE_OUT_OF_MEMORY;
+		if (old && X509_VERIFY_PARAM_set1(X509_STORE_get0_param(st),
+						  X509_STORE_get0_param(old)) != 1) {
+			X509_STORE_free(st);
+			return CURLE_OUT_OF_MEMORY;
+		}
 		/* Certificates and CRLs are judged at the host's time, so a site on a test
 		 * clock (docs/lifecycle.md) sees the validity the rest of amtprov sees. */
-		X509_STORE *vst = SSL_CTX_get_cert_store(ctx);
+		X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(st),
+					   (time_t)s->in->host->now(s->in->host));
+		if (s->mode == AMTPROV_TRANSPORT_MANAGED) {
+			const struct at_anchors *a = l->anchors;
+			int ok = a != NULL;
 
-		if (vst)
-			X509_VERIFY_PARAM_set_time(X509_STORE_get0_param(vst),
-						   (time_t)s->in->host->now(s->in->host));
+			for (int i = 0; ok && i < sk_X509_num(a->certs); i++)
+				ok = X509_STORE_add_cert(st, sk_X509_value(a->certs, i)) == 1;
+			for (int i = 0; ok && i < sk_X509_CRL_num(a->crls); i++)
+				ok = X509_STORE_add_crl(st, sk_X509_CRL_value(a->crls, i)) == 1;
+			if (!ok) {
+				X509_STORE_free(st);
+				ERR_clear_error();
+				snprintf(s->tls_why, sizeof(s->tls_why),
+					 "the CA bundle (ca_bundle_pem) holds no usable PEM "
+					 "certificate");
+				return CURLE_SSL_CACERT_BADFILE;
+			}
+		}
+		SSL_CTX_set_cert_store(ctx, st); /* frees libcurl's */
 	}
 	if (s->mode == AMTPROV_TRANSPORT_PROVISIONING) {
 		/* Up-references of the instance's parsed identity: no PEM parsing and no
@@ -364,7 +392,6 @@ static void ident_free(struct at_ident *id)
 	X509_free(id->leaf);
 	sk_X509_pop_free(id->chain, X509_free);
 	EVP_PKEY_free(id->key);
-	free(id->leaf_pem);
 	free(id);
 }
 
@@ -399,6 +426,15 @@ void at_idents_free(struct at_instance *in)
 {
 	sk_X509_pop_free(in->odca_roots, X509_free);
 	in->odca_roots = NULL;
+	while (in->anchors_list) {
+		struct at_anchors *a = in->anchors_list;
+
+		in->anchors_list = a->next;
+		at_anchors_put(a);
+	}
+	in->n_anchors = 0;
+	free(in->link_key_pem);
+	in->link_key_pem = NULL;
 	while (in->idents) {
 		struct at_ident *id = in->idents;
 
@@ -413,8 +449,6 @@ static int ident_parse(struct at_instance *in, struct at_ident *id, const char *
 {
 	BIO *b = BIO_new_mem_buf(chain_pem, -1);
 	X509 *x;
-	char *p = NULL;
-	long n;
 
 	if (!b)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, NULL, "out of memory");
@@ -442,15 +476,6 @@ static int ident_parse(struct at_instance *in, struct at_ident *id, const char *
 		return amtprov_error_set(err, AMTPROV_E_VERIFY, "client_key_pem",
 					 "the key does not belong to the provisioning certificate");
 	}
-	b = BIO_new(BIO_s_mem());
-	if (!b || PEM_write_bio_X509(b, id->leaf) != 1 || (n = BIO_get_mem_data(b, &p)) <= 0 ||
-	    !(id->leaf_pem = malloc((size_t)n))) {
-		BIO_free(b);
-		return amtprov_error_set(err, AMTPROV_E_CRYPTO, NULL, "cannot encode PEM");
-	}
-	memcpy(id->leaf_pem, p, (size_t)n);
-	id->leaf_pem_len = (size_t)n;
-	BIO_free(b);
 	if (!in->cfg.precheck_provisioning_cert)
 		return AMTPROV_OK;
 	/* AMT refuses these in the handshake without saying why; say it here (R-PC-01). */
@@ -528,6 +553,133 @@ int at_ident_get(struct at_instance *in, const char *chain_pem,
 	id->next = in->idents;
 	in->idents = id;
 	*out = id;
+	return AMTPROV_OK;
+}
+
+/* ---- CA bundles and the link key (issue 13: no PEM parsed per connection) ---- */
+
+/* At most this many parsed CA bundles per instance (a site has one or two); beyond it the
+ * oldest goes from the list (links keep their own reference). */
+#define AT_MAX_ANCHORS 16
+
+void at_anchors_put(struct at_anchors *a)
+{
+	if (!a || --a->refs > 0)
+		return;
+	sk_X509_pop_free(a->certs, X509_free);
+	sk_X509_CRL_pop_free(a->crls, X509_CRL_free);
+	free(a);
+}
+
+/* What libcurl's CA blob loader took from the bundle: every certificate and CRL. NULL when
+ * there is none, or on no memory (*oom set). */
+static struct at_anchors *anchors_parse(const char *pem, int *oom)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	STACK_OF(X509_INFO) *inf = b ? PEM_X509_INFO_read_bio(b, NULL, NULL, NULL) : NULL;
+	struct at_anchors *a = calloc(1, sizeof(*a));
+	int ok = a && (a->certs = sk_X509_new_null()) && (a->crls = sk_X509_CRL_new_null());
+
+	*oom = !b || !ok;
+	if (a)
+		a->refs = 1;
+	for (int i = 0; ok && inf && i < sk_X509_INFO_num(inf); i++) {
+		X509_INFO *it = sk_X509_INFO_value(inf, i);
+
+		if (it->x509) {
+			ok = sk_X509_push(a->certs, it->x509) > 0;
+			if (ok)
+				it->x509 = NULL;
+		}
+		if (ok && it->crl) {
+			ok = sk_X509_CRL_push(a->crls, it->crl) > 0;
+			if (ok)
+				it->crl = NULL;
+		}
+		*oom = !ok;
+	}
+	sk_X509_INFO_pop_free(inf, X509_INFO_free);
+	BIO_free(b);
+	ERR_clear_error();
+	if (!ok || !inf || sk_X509_num(a->certs) + sk_X509_CRL_num(a->crls) == 0) {
+		at_anchors_put(a);
+		return NULL;
+	}
+	return a;
+}
+
+int at_anchors_get(struct at_instance *in, const char *pem, const unsigned char id[32],
+		   struct at_anchors **out)
+{
+	struct at_anchors *a, **pp;
+	int oom = 0;
+
+	*out = NULL;
+	for (a = in->anchors_list; a; a = a->next) {
+		if (!memcmp(a->id, id, 32)) {
+			a->refs++;
+			*out = a;
+			return AMTPROV_OK;
+		}
+	}
+	a = pem ? anchors_parse(pem, &oom) : NULL;
+	if (!a)
+		return oom ? AMTPROV_E_NOMEM : AMTPROV_OK;
+	memcpy(a->id, id, 32);
+	if (in->n_anchors >= AT_MAX_ANCHORS) {
+		for (pp = &in->anchors_list; (*pp)->next; pp = &(*pp)->next)
+			;
+		at_anchors_put(*pp);
+		*pp = NULL;
+		in->n_anchors--;
+	}
+	a->next = in->anchors_list;
+	in->anchors_list = a;
+	in->n_anchors++;
+	a->refs++; /* the list's and the caller's */
+	*out = a;
+	return AMTPROV_OK;
+}
+
+/* A CRL of an issuer no CA has (signed by a throw-away Ed25519 key): it only makes libcurl's
+ * blob loader succeed (at_link.c); the store it lands in is replaced by at_tls_ctx_cb. */
+static char *link_key_make(void)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	X509_CRL *crl = X509_CRL_new();
+	X509_NAME *nm = X509_NAME_new();
+	ASN1_TIME *t = ASN1_TIME_set(NULL, 0);
+	BIO *b = BIO_new(BIO_s_mem());
+	char *p = NULL, *out = NULL;
+	long n;
+
+	if (k && crl && nm && t && b &&
+	    X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
+				       (const unsigned char *)"amt-transport connection key, no CA",
+				       -1, -1, 0) == 1 &&
+	    X509_CRL_set_version(crl, 1) == 1 && X509_CRL_set_issuer_name(crl, nm) == 1 &&
+	    X509_CRL_set1_lastUpdate(crl, t) == 1 && X509_CRL_sign(crl, k, NULL) > 0 &&
+	    PEM_write_bio_X509_CRL(b, crl) == 1 && (n = BIO_get_mem_data(b, &p)) > 0 &&
+	    (out = malloc((size_t)n + 1))) {
+		memcpy(out, p, (size_t)n);
+		out[n] = '\0';
+	}
+	BIO_free(b);
+	ASN1_TIME_free(t);
+	X509_NAME_free(nm);
+	X509_CRL_free(crl);
+	EVP_PKEY_free(k);
+	ERR_clear_error();
+	return out;
+}
+
+int at_link_key(struct at_instance *in, struct at_buf *out)
+{
+	if (!in->link_key_pem)
+		in->link_key_pem = link_key_make();
+	if (!in->link_key_pem)
+		return AMTPROV_E_CRYPTO;
+	at_buf_add(out, in->link_key_pem);
 	return AMTPROV_OK;
 }
 

@@ -1422,6 +1422,52 @@ static void test_stale_nonce_rechallenge(void)
 	tgt_free(&g, pi_main);
 }
 
+/* Connections are kept per trust (issue 13): each connection's anchors are shared parsed
+ * certificates, and libcurl's reuse key is the link's. A session with another CA bundle
+ * never reuses a parked connection the first bundle verified: it verifies afresh (and here
+ * refuses the device, which the other bundle does not trust); a session with the first
+ * bundle again reuses the parked connection (no new handshake). */
+static void test_reuse_per_trust(void)
+{
+	struct tgt g, o;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+	long hs;
+
+	tgt_init(&g, pi_main, 4, 16, AMTPROV_TRANSPORT_MANAGED, "man1.contoso.com", NULL);
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	close_s(pi_main, s);
+
+	tgt_init(&o, pi_main, 4, 16, AMTPROV_TRANSPORT_MANAGED, "man1.contoso.com", NULL);
+	free(o.ca);
+	o.ca = slurp("other.pem");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o.ca);
+	o.t.ca_bundle_pem = o.ca;
+	tgt_account(&o, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &o);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+			AMTPROV_E_VERIFY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "depth"));
+	close_s(pi_main, s);
+	tgt_free(&o, pi_main);
+
+	hs = sim_counter("man1", "handshakes");
+	CU_ASSERT(hs > 0);
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_DEVICE_CERT, NULL, &r, &err), AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL(json_object_get(r, "cert_der_b64"));
+	json_decref(r);
+	close_s(pi_main, s);
+	CU_ASSERT_EQUAL(sim_counter("man1", "handshakes"), hs);
+	tgt_free(&g, pi_main);
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1451,6 +1497,8 @@ int main(void)
 		    "TLS, no new challenge (R-PROV-08)", test_keepalive_limit_reconnect);
 	CU_add_test(su, "stale nonce re-challenged, idle connection dropped (R-PROV-08)",
 		    test_stale_nonce_rechallenge);
+	CU_add_test(su, "a connection is reused only under the same trust (R-REV-01)",
+		    test_reuse_per_trust);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_suites_failed();
