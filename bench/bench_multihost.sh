@@ -78,19 +78,10 @@ pg_start "$work/pg" >/dev/null || { echo "bench: cannot start PostgreSQL" >&2; e
 psql_() { "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 psql_ "$PG_CONNINFO" -c "ALTER SYSTEM SET synchronous_commit = $sync_commit" -c "SELECT pg_reload_conf()" >/dev/null
 
+. "$src/scripts/lab-pki.sh"
 pki="$work/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Bench Provisioning Root" -days 3650 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
-  -subj "/CN=oob.contoso.com" 2>/dev/null
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 365 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-chmod 600 "$pki"/*.key
-root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+lab_prov_pki "$pki" 2048 sha256 365 "Bench Provisioning Root" || { echo "bench: cannot make the lab PKI" >&2; exit 1; }
+root_hash=$LAB_ROOT_HASH
 
 awk -v n="$n" -v a="$net_a" -v lat="$latency" -v ver="$amt_version" -v hash="$root_hash" 'BEGIN {
   printf "{ \"key_pool\": 8, \"keygen_latency_ms\": 50, \"faults\": { \"latency_ms\": %d }, \"devices\": [\n", lat

@@ -89,19 +89,10 @@ else
   floor_what="key made by amtprov: 2 handshakes (2 ECDHE, 2 verifies, 1 client sign), 1 $ca_key CA sign, 1 RSA-2048 keygen and sign"
 fi
 
+. "$here/../scripts/lab-pki.sh"
 pki="$work/pki"
-mkdir -p "$pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Bench Provisioning Root" -days 3650 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
-  -subj "/CN=oob.contoso.com" 2>/dev/null
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 365 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-chmod 600 "$pki"/*.key
-root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+lab_prov_pki "$pki" 2048 sha256 365 "Bench Provisioning Root" || { echo "bench: cannot make the lab PKI" >&2; exit 1; }
+root_hash=$LAB_ROOT_HASH
 
 # amtsim's counters (one JSON line from its control socket) and its CPU seconds so far.
 sim_stats() {

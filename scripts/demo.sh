@@ -69,18 +69,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== a provisioning certificate (CN = service point, AMT OID), as an admin would buy one"
+. "$root/scripts/lab-pki.sh"
 pki="$demo/pki"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-  -subj "/CN=Contoso Provisioning Root" -days 3650 -sha256 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
-  -subj "/CN=oob.contoso.com" 2>/dev/null
-printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-  -CAcreateserial -days 365 -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
-cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-chmod 600 "$pki"/*.key
-root_hash=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+lab_prov_pki "$pki" 2048 sha256 365 "Contoso Provisioning Root" || { echo "demo: cannot make the lab PKI (openssl)" >&2; exit 1; }
+root_hash=$LAB_ROOT_HASH
 # amtprovd's API (where the agents register) on loopback, with its own TLS certificate.
 api_ip="$net.241"
 api_url="https://$api_ip:8443"

@@ -150,23 +150,12 @@ make_site() {
 JSON
 }
 
-# make_prov_pki DIR [BITS] [DIGEST]: a provisioning root and a provisioning certificate for oob.contoso.com
-# with the AMT OID (R-PC-01) in DIR (root.pem, prov.key, chain.pem); sets ROOT_HASH, the
-# root's SHA-256 that simulated devices must hold. RSA BITS (2048) and DIGEST (sha256) throughout.
+# make_prov_pki DIR [BITS] [DIGEST]: the lab provisioning PKI (scripts/lab-pki.sh) in DIR, its
+# leaf valid 200 days; sets ROOT_HASH, the root's SHA-256 that simulated devices must hold.
+. "$AMTPROV_SOURCE_DIR/scripts/lab-pki.sh"
 make_prov_pki() {
-  local d=$1 bits=${2:-2048} md=${3:-sha256}
-  mkdir -p "$d"
-  openssl req -x509 -newkey "rsa:$bits" -nodes -keyout "$d/root.key" -out "$d/root.pem" \
-    -subj "/CN=Provisioning Root" -days 365 "-$md" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -newkey "rsa:$bits" -nodes -keyout "$d/prov.key" -out "$d/prov.csr" \
-    -subj "/CN=oob.contoso.com" 2>/dev/null
-  printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$d/ext"
-  openssl x509 -req -in "$d/prov.csr" -CA "$d/root.pem" -CAkey "$d/root.key" \
-    -CAcreateserial -days 200 "-$md" -extfile "$d/ext" -out "$d/prov.pem" 2>/dev/null
-  cat "$d/prov.pem" "$d/root.pem" >"$d/chain.pem"
-  chmod 600 "$d"/*.key
-  ROOT_HASH=$(openssl x509 -in "$d/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+  lab_prov_pki "$1" "${2:-2048}" "${3:-sha256}" 200 || return 1
+  ROOT_HASH=$LAB_ROOT_HASH
 }
 
 # make_api_cert DIR IP: a self-signed server certificate for amtprovd's API at IP

@@ -15,18 +15,8 @@ set_clock() { echo "$1" >"$CLOCK"; }
 now() { cat "$CLOCK"; }
 
 make_provisioning_pki() { # [days]
-  local pki="$T/pki"; mkdir -p "$pki"
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$pki/root.key" -out "$pki/root.pem" \
-    -subj "/CN=Provisioning Root" -days 3650 -sha256 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-  openssl req -newkey rsa:2048 -nodes -keyout "$pki/prov.key" -out "$pki/prov.csr" \
-    -subj "/CN=oob.contoso.com" 2>/dev/null
-  printf 'extendedKeyUsage=serverAuth,2.16.840.1.113741.1.2.3\nbasicConstraints=CA:FALSE\n' >"$pki/ext"
-  openssl x509 -req -in "$pki/prov.csr" -CA "$pki/root.pem" -CAkey "$pki/root.key" \
-    -CAcreateserial -days "${1:-2000}" -sha256 -extfile "$pki/ext" -out "$pki/prov.pem" 2>/dev/null
-  cat "$pki/prov.pem" "$pki/root.pem" >"$pki/chain.pem"
-  chmod 600 "$pki"/*.key
-  ROOT_HASH=$(openssl x509 -in "$pki/root.pem" -outform DER | sha256sum | cut -d' ' -f1)
+  lab_prov_pki "$T/pki" 2048 sha256 "${1:-2000}" || return 1
+  ROOT_HASH=$LAB_ROOT_HASH
 }
 
 # start_fleet ID... : one AMT 12 device per ID at $NET.1, .2, ...
