@@ -77,8 +77,13 @@ check "... and nothing changed" bash -c "'$AMTPROV' -m '$M' device show pc1.cont
 check "the start line counts the monitoring token" grep -q "1 administrator token, 1 monitoring token" "$T/amtprovd.log"
 
 # Other hosts' leases as a shared database would hold them: h-live works on pc5 and runs
-# the evaluate task; h-dead's lease on pc6 ran out (it died).
-sqlite3 "$T/site/state/site.db" "UPDATE devices SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE fqdn = 'pc5.contoso.com'; UPDATE devices SET lease_owner = 'h-dead', lease_until = 1 WHERE fqdn = 'pc6.contoso.com'; UPDATE maintenance_tasks SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE name = 'evaluate-certificates'"
+# the evaluate task; h-dead's lease on pc6 ran out (it died). Written once amtprovd's
+# scheduler has made the task's record and run it (its first tick creates the row: before
+# that the UPDATE would find no row), and checked to have taken.
+ev_ran() { [ "$(sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "SELECT count(*) FROM maintenance_tasks WHERE name = 'evaluate-certificates' AND last_run > 0 AND lease_owner = ''")" = 1 ]; }
+check "the scheduler ran evaluate-certificates once" wait_for 20 ev_ran
+sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "UPDATE devices SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE fqdn = 'pc5.contoso.com'; UPDATE devices SET lease_owner = 'h-dead', lease_until = 1 WHERE fqdn = 'pc6.contoso.com'; UPDATE maintenance_tasks SET lease_owner = 'h-live', lease_until = strftime('%s','now') + 3600 WHERE name = 'evaluate-certificates'"
+check "the other hosts' leases are in the database" test "$(sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "SELECT (SELECT count(*) FROM devices WHERE lease_owner IN ('h-live', 'h-dead')) || '/' || (SELECT count(*) FROM maintenance_tasks WHERE lease_owner = 'h-live')")" = 2/1
 check "GET /metrics with the administrator token is 200 (with the leases)" \
   is "$(c -H "Authorization: Bearer $TOKEN" "$URL/metrics")" 200
 cp "$O" "$T/metrics.txt"
