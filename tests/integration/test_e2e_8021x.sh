@@ -171,7 +171,7 @@ check "no 802.1X request left in flight" \
   test "$(sqlite3 "$T/site/state/site.db" "select count(*) from pending_ops where kind like '8021x%'" 2>/dev/null)" = 0
 
 # R-PROV-13: the second stage again, manifest unchanged: nothing new, nothing left over.
-sqlite3 "$T/site/state/site.db" "update devices set state='NEED_SECOND_STAGE'"
+sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "update devices set state='NEED_SECOND_STAGE'"
 expect_rc 0 "amtprovd runs the second stage again" "$AMTPROVD" -m "$M" --once=120 2>"$T/amtprovd2.log"
 dump run2
 "$AMTPROV" -m "$M" --json cert list --purpose 8021x-client >"$T/certs2.json"
@@ -206,7 +206,7 @@ radius_stop
 # R-REV-04: provisioning again with another template supersedes the wired certificate; with
 # key_source "amtprov" its new key is made by amtprov and added (the path for old firmware).
 write_manifest "AMT8021XClient" amtprov
-sqlite3 "$T/site/state/site.db" "update devices set state='NEED_SECOND_STAGE'"
+sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "update devices set state='NEED_SECOND_STAGE'"
 expect_rc 0 "amtprovd runs the second stage with the new template" "$AMTPROVD" -m "$M" --once=120 2>"$T/amtprovd3.log"
 dump run3
 "$AMTPROV" -m "$M" --json cert list --purpose 8021x-client >"$T/certs3.json"

@@ -107,7 +107,7 @@ check "CA 1 is back (same state directory)" \
 check "CA 1's officer resubmits RequestID $REQ" "$ADCSSIM" admin --dir "$CA_DIR" resubmit "$REQ"
 # The core polls a request whose CA was unreachable again a minute later (enroll.c
 # POLL_SECONDS); amtprovd is stopped, so let that minute pass in the database.
-sqlite3 "$T/main/state/site.db" "update pending_ops set next_attempt_at = 0; update devices set next_attempt_at = 0 where fqdn = 'pc1.contoso.com'"
+sqlite3 -cmd '.timeout 5000' "$T/main/state/site.db" "update pending_ops set next_attempt_at = 0; update devices set next_attempt_at = 0 where fqdn = 'pc1.contoso.com'"
 start_daemon "$T/d3.log" -m "$M"
 check "the poll at CA 1 gets pc1's certificate: PROVISIONED" \
   wait_for 60 ms_state_is "$M" pc1.contoso.com PROVISIONED

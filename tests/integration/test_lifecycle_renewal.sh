@@ -27,7 +27,7 @@ first=$na1; [ "$na2" -lt "$first" ] && first=$na2
 last=$na1; [ "$na2" -gt "$last" ] && last=$na2
 
 # pc2 is now reached over wireless only (R-WS-04): no wired address on record.
-sqlite3 "$T/site/state/site.db" "UPDATE devices SET wireless_capable = 1, wired_ip = '' WHERE fqdn = 'pc2.contoso.com'"
+sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "UPDATE devices SET wireless_capable = 1, wired_ip = '' WHERE fqdn = 'pc2.contoso.com'"
 
 # 43 days left: nothing to renew.
 set_clock $((first - 43 * 86400))

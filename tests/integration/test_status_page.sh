@@ -21,7 +21,7 @@ check "the fleet settles (PROVISIONED or FAILED)" wait_for 120 fleet_settled
 # page ever put it into the document as HTML. (Written into the stored reason directly: no
 # component of ours produces it.)
 XSS='<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
-sqlite3 "$T/site/state/site.db" "UPDATE devices SET last_error = '$XSS ' || last_error WHERE fqdn = 'pc6.contoso.com'"
+sqlite3 -cmd '.timeout 5000' "$T/site/state/site.db" "UPDATE devices SET last_error = '$XSS ' || last_error WHERE fqdn = 'pc6.contoso.com'"
 check "the hostile reason is stored" bash -c "'$AMTPROV' -m '$M' device show pc6.contoso.com | grep -qF '<script>'"
 
 c() { curl -s -o "$O" -D "$T/headers" -w '%{http_code}' --cacert "$pki/api.pem" "$@"; }
