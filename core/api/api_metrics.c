@@ -30,7 +30,7 @@
  * warns at 40 days; renewal (R-WS-03) looks ahead by the manifest's window. */
 static const struct {
 	const char *label;
-	int64_t max_days; /* not_after - now < max_days days; the last catches the rest */
+	int64_t max_days; /* not_after - now <= max_days days (expired: < 0); the last catches the rest */
 } expiry[] = {
 	{"expired", 0}, {"7", 7}, {"30", 30}, {"40", 40}, {"90", 90}, {"365", 365}, {"later", -1},
 };
@@ -73,7 +73,12 @@ static int count_cert(void *ctx, const struct store_cert *c)
 	if (strcmp(c->status, STORE_CERT_ACTIVE) != 0)
 		return 0;
 	for (size_t i = 0; i < N_EXPIRY; i++) {
-		if (expiry[i].max_days < 0 || c->not_after - t->now < expiry[i].max_days * 86400) {
+		int64_t left = c->not_after - t->now, max = expiry[i].max_days * 86400;
+
+		/* A certificate is valid through its notAfter second (expired: strictly past it),
+		 * and one that ends exactly N days from now is within N days: a one-year
+		 * certificate scraped in the second it was issued is in "365", not "later". */
+		if (expiry[i].max_days < 0 || (max == 0 ? left < 0 : left <= max)) {
 			t->certs[p][i]++;
 			break;
 		}
