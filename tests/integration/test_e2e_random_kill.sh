@@ -18,7 +18,9 @@ SEED=${RANDOM_KILL_SEED:-$(( $$ ^ $(date +%s) ))}
 RANDOM=$SEED
 echo "# seed $SEED, $KILLS kills, $N devices"
 
-mkdir -p "$T/sim"; fleet "$N" '{"latency_ms": 100}'; sim_start
+# 250 ms a firmware answer: a device's flow lasts long enough that the kills land inside
+# flows however fast the machine is (at 100 ms a fast machine finished the fleet after four).
+mkdir -p "$T/sim"; fleet "$N" '{"latency_ms": 250}'; sim_start
 # The crash-loop guard would set aside a device whose step is hit by 4 kills (by design,
 # docs/states.md); this test is about what the kills leave, so the guard is set high.
 site 4 '"crash_loop_limit": 1000, '
@@ -28,6 +30,8 @@ progressed() { [ "$(audit_rows)" -gt "$1" ]; }
 in_flow() { q "select count(*) from devices where state not in ('REGISTERED', 'PROVISIONED')"; }
 intact=0 mid=0
 for ((k = 1; k <= KILLS; k++)); do
+  # A kill after the fleet is done proves nothing more: stop there.
+  [ "$(q "select count(*) from devices where state <> 'PROVISIONED'")" -gt 0 ] || break
   before=$(audit_rows)
   start_daemon "$T/d$k.log" -m "$T/site/site.json"
   # Once it is working (start-up takes long on a loaded machine), 0.0 .. 1.5 s more: the
@@ -39,9 +43,9 @@ for ((k = 1; k <= KILLS; k++)); do
   [ "$(in_flow)" -gt 0 ] && mid=$((mid + 1))
   echo "# kill $k: $(q "select group_concat(state || ':' || n, ' ') from (select state, count(*) n from devices group by state)")"
 done
-check "the database is intact after each of the $KILLS kills" test "$intact" = "$KILLS"
-check "the kills came mid-flow ($mid of $KILLS left devices between REGISTERED and PROVISIONED)" \
-  test "$mid" -ge $(( KILLS / 2 ))
+check "the database is intact after each of the $((k - 1)) kills" test "$intact" = "$((k - 1))"
+check "the kills came mid-flow ($mid of $((k - 1)) left devices between REGISTERED and PROVISIONED; at least 3)" \
+  test "$mid" -ge 3
 echo "# after the kills: $(q "select group_concat(state || ':' || n, ' ') from (select state, count(*) n from devices group by state)")"
 # --once stops when nothing is due; a step that met a passing error retries after a short
 # backoff, so run it until the fleet settles, as the daemon would simply keep going.
