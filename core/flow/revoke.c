@@ -189,6 +189,20 @@ struct revoke_batch *revoke_batch_due(struct site *s, int64_t device_id)
 	return b;
 }
 
+void revoke_batch_release(struct site *s, struct revoke_batch *b)
+{
+	struct amtprov_error err;
+
+	for (size_t i = 0; b && i < b->n; i++) {
+		amtprov_error_clear(&err);
+		if (store_pending_defer(site_store(s), b->items[i].op.id, b->items[i].op.next_attempt_at,
+					&err))
+			alog(site_log(s), AMTPROV_LOG_WARNING, "revocation %lld: %s",
+			     (long long)b->items[i].op.id, err.msg);
+	}
+	revoke_batch_free(b);
+}
+
 void revoke_batch_call(struct revoke_batch *b)
 {
 	for (size_t i = 0; b && i < b->n; i++) {

@@ -61,6 +61,9 @@ void revoke_batch_call(struct revoke_batch *b);
 /** Records the answers: revoked (status 8203) or retried later (status 8204 the first time).
  * @param[out] done, left  counts; may be NULL */
 void revoke_batch_record(struct site *s, struct revoke_batch *b, int *done, int *left);
+/** Gives back a batch that was never asked of a CA (no worker to run it): each revocation
+ * is due again when it was before revoke_batch_due() leased it, then the batch is freed. */
+void revoke_batch_release(struct site *s, struct revoke_batch *b);
 void revoke_batch_free(struct revoke_batch *b);
 
 struct engine_job;

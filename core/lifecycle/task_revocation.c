@@ -91,6 +91,8 @@ void task_revocation_queue(const struct task_env *env, struct task_result *out)
 	}
 	r = calloc(1, sizeof(*r));
 	amtprov_error_clear(&err);
+	if (!r)
+		amtprov_error_set(&err, AMTPROV_E_NOMEM, NULL, "out of memory");
 	if (r) {
 		r->env = *env;
 		r->b = b;
@@ -101,9 +103,12 @@ void task_revocation_queue(const struct task_env *env, struct task_result *out)
 		}
 		free(r);
 	}
-	/* No worker to be had: better late on the loop than not at all. */
-	revoke_batch_call(b);
-	revoke_batch_record(env->site, b, &done, &left);
-	revoke_batch_free(b);
-	revoke_result(env->site, out, done, left);
+	/* No worker to be had (the engine is stopping, or no memory). Calling the CAs here
+	 * would block the event loop for as long as a CA takes, and act before the store's
+	 * sync ticket passed (store_sync.h): the revocations stay queued, due as they were,
+	 * for the next run (or the next start). */
+	revoke_batch_release(env->site, b);
+	out->code = err.code != AMTPROV_OK ? err.code : AMTPROV_E_INTERNAL;
+	snprintf(out->detail, sizeof(out->detail), "not run, the revocations stay queued: %s",
+		 err.msg[0] ? err.msg : "no worker");
 }

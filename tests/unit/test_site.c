@@ -14,8 +14,10 @@
 #include <CUnit/CUnit.h>
 
 #include "device_certs.h"
+#include "engine.h"
 #include "lifecycle.h"
 #include "revoke.h"
+#include "scheduler.h"
 #include "site.h"
 #include "status.h"
 #include "test_util.h"
@@ -225,6 +227,64 @@ static void test_revocation_queue_rules_and_retries(void)
 	CU_ASSERT_EQUAL(done + left, 0);
 	CU_ASSERT_EQUAL(store_pending_list(site_store(s), d.id, count_ops, &ops, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(ops, 1);
+	plugin_host_stop_all(site_plugins(s));
+	site_close(s);
+	fx_done(&f);
+}
+
+/* R-REV-02: the revocation task offloads its CA calls to a worker; with no worker to be
+ * had (the engine is stopping) it calls no CA on the event loop, says so, and the revocation
+ * stays queued, done by the next run: never lost. */
+static void test_revocation_task_without_worker_keeps_queue(void)
+{
+	struct engine_config cfg = {.max_in_flight = 4, .workers = 1, .actor = "test"};
+	struct task_result out = {0};
+	struct fx f;
+	struct site *s = NULL;
+	struct engine *e;
+	struct sched *sc;
+	struct task_env env = {0};
+	struct amtprov_error err;
+	struct store_device d;
+	struct store_cert c;
+	int64_t client;
+	int n = 0, done = 0, left = 0;
+
+	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"fake-ca-issued\"}}}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(site_plugins(s), &err), AMTPROV_OK);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
+	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
+	snprintf(d.state, sizeof(d.state), "PROVISIONED");
+	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	client = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
+	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(n, 1);
+
+	amtprov_error_clear(&err);
+	e = engine_new(site_store(s), NULL, &cfg, NULL, NULL, NULL, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	env.site = s;
+	env.engine = e;
+	sc = sched_start(&env, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sc);
+	engine_shutdown(e);
+
+	task_revocation_queue(sched_env(sc), &out);
+	CU_ASSERT_EQUAL(out.pending, 0);
+	CU_ASSERT_NOT_EQUAL(out.code, AMTPROV_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out.detail, "stay queued"));
+	/* No CA was asked: still pending at the CA, still queued. */
+	CU_ASSERT_STRING_EQUAL(status_of(s, client, &c), STORE_CERT_REVOKE_PENDING);
+	sched_free(sc);
+	engine_free(e);
+
+	CU_ASSERT_EQUAL(revoke_process_due(s, &done, &left, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(done, 1);
+	CU_ASSERT_EQUAL(left, 0);
+	CU_ASSERT_STRING_EQUAL(status_of(s, client, &c), STORE_CERT_REVOKED);
 	plugin_host_stop_all(site_plugins(s));
 	site_close(s);
 	fx_done(&f);
@@ -472,6 +532,9 @@ void register_site_tests(void)
 		    test_test_clock_file_drives_site_now);
 	CU_add_test(s, "revocation queue: purposes per rule (R-REV-03/04), retried, never lost",
 		    test_revocation_queue_rules_and_retries);
+	CU_add_test(s, "the revocation task with no worker calls no CA on the loop and keeps "
+			"the queue (R-REV-02)",
+		    test_revocation_task_without_worker_keeps_queue);
 	CU_add_test(s, "802.1X client certificates: due at 42 days, kept when bound, update mark "
 		       "(R-8021X-06, R-REV-04)", test_client_certificates_due_kept_and_marked);
 	CU_add_test(s, "a bad manifest is refused and nothing is created",
