@@ -13,6 +13,8 @@
 
 #include <CUnit/CUnit.h>
 
+#include "api_metrics.h"
+#include "ca_contract.h"
 #include "device_certs.h"
 #include "engine.h"
 #include "lifecycle.h"
@@ -290,6 +292,66 @@ static void test_revocation_task_without_worker_keeps_queue(void)
 	fx_done(&f);
 }
 
+/* The metric's value for one expiry group of web server certificates (-1: no line). */
+static long long expiry_gauge(const char *text, const char *group)
+{
+	char key[160];
+	const char *at;
+
+	snprintf(key, sizeof(key),
+		 "amtprov_certificates{purpose=\"%s\",expires_within_days=\"%s\"} ",
+		 ca_contract_purpose_name(AMTPROV_PURPOSE_WEB_SERVER), group);
+	at = strstr(text, key);
+	return at ? strtoll(at + strlen(key), NULL, 10) : -1;
+}
+
+/* R-PC-06 (monitoring): each active certificate is in exactly one days-to-expiry group; a
+ * certificate is valid through its notAfter second, and one ending exactly N days from now
+ * is within N days (a one-year certificate scraped in the second it was issued is in "365",
+ * not "later": test_metrics_fleet was flaky on that boundary). */
+static void test_metrics_expiry_groups_at_their_boundaries(void)
+{
+	const int64_t now = 1900000000, day = 86400;
+	struct fx f;
+	struct site *s = NULL;
+	struct amtprov_error err;
+	struct store_device d;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	fx_init(&f, SITE_HEAD "}");
+	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_NO_PLUGINS | SITE_CREATE_DB, &s, &err), AMTPROV_OK);
+	memset(&d, 0, sizeof(d));
+	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
+	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
+	snprintf(d.state, sizeof(d.state), "PROVISIONED");
+	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '1', now - 1);       /* expired */
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '2', now);           /* 7 */
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '3', now + 7 * day); /* 7 */
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '4', now + 7 * day + 1);
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '5', now + 40 * day);
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '6', now + 365 * day);
+	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '7', now + 365 * day + 1);
+
+	out = open_memstream(&text, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_EQUAL(api_metrics_write(s, now, out, &err), AMTPROV_OK);
+	fclose(out);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "expired"), 1);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "7"), 2);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "30"), 1);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "40"), 1);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "90"), 0);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "365"), 1);
+	CU_ASSERT_EQUAL(expiry_gauge(text, "later"), 1);
+	free(text);
+	site_close(s);
+	fx_done(&f);
+}
+
 /* R-8021X-06: a client certificate with renew_within_days (42) or fewer left is due, one
  * with 43 is not. R-REV-04: the 802.1X step's end revokes every other active client
  * certificate of the device but those it bound; an update's mark names the certificates
@@ -535,6 +597,9 @@ void register_site_tests(void)
 	CU_add_test(s, "the revocation task with no worker calls no CA on the loop and keeps "
 			"the queue (R-REV-02)",
 		    test_revocation_task_without_worker_keeps_queue);
+	CU_add_test(s, "metrics: a certificate is in one expiry group, boundaries inclusive "
+			"(R-PC-06)",
+		    test_metrics_expiry_groups_at_their_boundaries);
 	CU_add_test(s, "802.1X client certificates: due at 42 days, kept when bound, update mark "
 		       "(R-8021X-06, R-REV-04)", test_client_certificates_due_kept_and_marked);
 	CU_add_test(s, "a bad manifest is refused and nothing is created",
