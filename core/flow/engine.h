@@ -30,12 +30,20 @@
 #include "log.h"
 #include "store.h"
 
+/** The default ramp (engine_config.max_starting). */
+#define ENGINE_MAX_STARTING 256
+
 struct engine;
 struct engine_job;
 struct event_base;
 
 struct engine_config {
 	int max_in_flight;       /**< devices worked on at once (default 256) */
+	int max_starting;        /**< the ramp: devices the scan started (new ones, or due
+				  *   again) in a flow at once, at most: from their first step
+				  *   until their steps stop following each other; the
+				  *   follow-ups never wait for room (default
+				  *   ENGINE_MAX_STARTING) */
 	int workers;             /**< worker threads for blocking calls (default 4) */
 	int retry_base_seconds;  /**< first backoff (default 60) */
 	int retry_max_seconds;   /**< backoff cap (default 3600) */
