@@ -293,7 +293,13 @@ static int send_request(struct at_session *s)
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)s->req.len);
 	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)left);
 	set_account(s);
-	at_buf_reset(&s->resp);
+	/* The last answer was read (its step built this request): its text and parse tree
+	 * would wait with the device for the next answer (issue 13 item 4). */
+	if (s->doc)
+		xmlFreeDoc(s->doc);
+	s->doc = NULL;
+	s->body = NULL;
+	at_buf_free(&s->resp);
 	s->http_code = 0;
 	s->tls_why[0] = '\0';
 	s->curl_err[0] = '\0';
