@@ -59,6 +59,8 @@ max_in_flight=${MAX_IN_FLIGHT:-256}
 case "$max_in_flight" in ''|*[!0-9]*) echo "bench: MAX_IN_FLIGHT is a number" >&2; exit 2;; esac
 max_starting=${MAX_STARTING:-}
 case "$max_starting" in *[!0-9]*) echo "bench: MAX_STARTING is a number" >&2; exit 2;; esac
+engine_extra=""
+[ -n "$max_starting" ] && engine_extra=", \"max_starting\": $max_starting"
 ca_key=${CA_KEY:-rsa:3072}
 case "$ca_key" in
   rsa:2048|rsa:3072|rsa:4096) ca_cfg="\"key_type\": \"rsa\", \"key_bits\": ${ca_key#rsa:}";;
@@ -155,7 +157,7 @@ run() {
   "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer", "key_source": "$key_source" } },
   "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
   "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true },
-  "engine": { "max_in_flight": $max_in_flight${max_starting:+, "max_starting": $max_starting} }
+  "engine": { "max_in_flight": $max_in_flight$engine_extra }
 }
 JSON
   "$amtprov" -m "$dir/site/site.json" db init >/dev/null
