@@ -102,10 +102,10 @@ lab_prov_pki "$pki" 2048 sha256 365 "Bench Provisioning Root" || { echo "bench: 
 root_hash=$LAB_ROOT_HASH
 
 # The most descriptors amtprovd (the child of /usr/bin/time, or of perf) held, sampled every
-# 0.2 s until it exits.
+# 0.2 s until it exits (0: it was not found within 10 s).
 fds_peak() {
   local t=$1 p="" q k peak=0
-  for _ in $(seq 50); do
+  for _ in $(seq 500); do
     p=$(pgrep -P "$t" | head -1 || true)
     [ -n "$p" ] && [ -z "${PERF_DATA:-}" ] && break
     [ -n "$p" ] && q=$(pgrep -P "$p" | head -1 || true) && [ -n "$q" ] && p=$q && break

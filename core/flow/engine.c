@@ -516,7 +516,7 @@ struct candidates {
  * a full TLS handshake, and holds one for the rest of its flow (its steps run back to back
  * as follow-ups). With thousands in flight started together, every handshake ran at once
  * and passed the connect timeout on a loaded machine (each device then waited for its
- * retry), and every device held a connection (libcurl's and OpenSSL's state, ~70 KiB)
+ * retry), and every device held a connection (libcurl's and OpenSSL's state, ~85 KiB)
  * while the machine could serve only a few hundred. So at most max_starting devices the
  * scan started are in a flow at once: a device counts from its first step until its steps
  * stop following each other (it is provisioned, fails, or waits: for a retry, for the CA);

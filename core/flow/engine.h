@@ -6,14 +6,16 @@
  * The engine picks devices whose state is runnable and due (REGISTERED, NEED_*, CA_WAITING,
  * next_attempt_at <= now), up to max_in_flight at once, depth first: a device whose step
  * ends in a state that is runnable now gets the slot back before the scan starts anyone
- * else, so a device's steps run back to back. For a NEED_X device it first
- * persists NEED_X -> X_ING, then calls the step handler registered for NEED_X. The handler
- * never blocks: it finishes at once or starts asynchronous work (engine_job_blocking() for
- * plugin calls that may block, which run on a bounded worker pool; transport waits for
- * non-blocking I/O) and calls engine_job_done() later, on the loop thread. The engine then
- * persists X_ING -> next. A failure is either retried with exponential backoff (transient
- * codes: unreachable, timeout, busy) or ends in FAILED with the reason. One device's
- * failure never affects another. No thread waits per device.
+ * else, so a device's steps run back to back; new devices enter at most max_starting at a
+ * time (the ramp: a device the scan started keeps its place until its steps stop following
+ * each other). For a NEED_X device it first persists NEED_X -> X_ING, then calls the step
+ * handler registered for NEED_X. The handler never blocks: it finishes at once or starts
+ * asynchronous work (engine_job_blocking() for plugin calls that may block, which run on a
+ * bounded worker pool; transport waits for non-blocking I/O) and calls engine_job_done()
+ * later, on the loop thread. The engine then persists X_ING -> next. A failure is either
+ * retried with exponential backoff (transient codes: unreachable, timeout, busy) or ends in
+ * FAILED with the reason. One device's failure never affects another. No thread waits per
+ * device.
  *
  * Each transition is one database transaction (with its audit record), so a crash at any
  * point leaves every device in its last committed state; engine_recover() rewinds -ING
