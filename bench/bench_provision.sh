@@ -23,7 +23,10 @@
 # resumed), HTTP requests and 401 challenges per device, and amtsim's own CPU during the run.
 # MAX_IN_FLIGHT (default 256, the engine's default): the site's engine.max_in_flight (issue 13
 # item 4: 10000 with N=10000 puts every device in flight at once); the peak RSS column then
-# divides by it (rss_KiB/inflight). PERF_DATA=PREFIX: amtprovd runs under perf record (call
+# divides by it (rss_KiB/inflight). MAX_STARTING (default: the engine's, 256): the site's
+# engine.max_starting, the ramp (devices the scan started in a flow at once). The column
+# peak_fds is the most descriptors amtprovd held (sampled every 0.2 s: about one TLS
+# connection per device in a flow or parked, plus ~25). PERF_DATA=PREFIX: amtprovd runs under perf record (call
 # graphs by DWARF unwinding, 499 Hz) into PREFIX-N-LAT; its CPU column then includes perf's.
 set -euo pipefail
 sizes=${1:-100 1000}
@@ -54,6 +57,10 @@ read -r -a versions <<<"${AMT_VERSIONS:-11.8.50 12.0.45 16.1.25 15.0.30}"
 key_source=${KEY_SOURCE:-auto}
 max_in_flight=${MAX_IN_FLIGHT:-256}
 case "$max_in_flight" in ''|*[!0-9]*) echo "bench: MAX_IN_FLIGHT is a number" >&2; exit 2;; esac
+max_starting=${MAX_STARTING:-}
+case "$max_starting" in *[!0-9]*) echo "bench: MAX_STARTING is a number" >&2; exit 2;; esac
+engine_extra=""
+[ -n "$max_starting" ] && engine_extra=", \"max_starting\": $max_starting"
 ca_key=${CA_KEY:-rsa:3072}
 case "$ca_key" in
   rsa:2048|rsa:3072|rsa:4096) ca_cfg="\"key_type\": \"rsa\", \"key_bits\": ${ca_key#rsa:}";;
@@ -94,6 +101,24 @@ pki="$work/pki"
 lab_prov_pki "$pki" 2048 sha256 365 "Bench Provisioning Root" || { echo "bench: cannot make the lab PKI" >&2; exit 1; }
 root_hash=$LAB_ROOT_HASH
 
+# The most descriptors amtprovd (the child of /usr/bin/time, or of perf) held, sampled every
+# 0.2 s until it exits (0: it was not found within 10 s).
+fds_peak() {
+  local t=$1 p="" q k peak=0
+  for _ in $(seq 500); do
+    p=$(pgrep -P "$t" | head -1 || true)
+    [ -n "$p" ] && [ -z "${PERF_DATA:-}" ] && break
+    [ -n "$p" ] && q=$(pgrep -P "$p" | head -1 || true) && [ -n "$q" ] && p=$q && break
+    sleep 0.02
+  done
+  while [ -n "$p" ] && [ -d "/proc/$p/fd" ]; do
+    k=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+    [ "$k" -gt "$peak" ] && peak=$k
+    sleep 0.2
+  done
+  echo "$peak"
+}
+
 # amtsim's counters (one JSON line from its control socket) and its CPU seconds so far.
 sim_stats() {
   python3 "$here/sim_ctl.py" "$1"
@@ -105,7 +130,7 @@ sim_cpu() {
 # One run: N devices, LAT ms per call. Prints one result line. MODE "fsync" runs amtprovd
 # under strace instead, for the fsync section (its CPU figures would be strace's).
 run() {
-  local n=$1 lat=$2 mode=${3:-time} dir="$work/run-$1-$2" i id t0 t1 ms ok rss user sys cpu_ms
+  local n=$1 lat=$2 mode=${3:-time} dir="$work/run-$1-$2" i id t0 t1 ms ok rss user sys cpu_ms fds
   mkdir -p "$dir/sim" "$dir/site"
   awk -v n="$n" -v a="$net_a" -v lat="$lat" -v vers="${versions[*]}" -v hash="$root_hash" 'BEGIN {
     nv = split(vers, v, " ")
@@ -132,7 +157,7 @@ run() {
   "certificates": { "web_server": { "ca": "lab-ca", "template": "AMTWebServer", "key_source": "$key_source" } },
   "provisioning_certificate": { "certificate": "$pki/chain.pem", "key": "$pki/prov.key" },
   "amt": { "transport": "amt", "serial_over_lan": true, "ide_redirection": false, "ping": true },
-  "engine": { "max_in_flight": $max_in_flight }
+  "engine": { "max_in_flight": $max_in_flight$engine_extra }
 }
 JSON
   "$amtprov" -m "$dir/site/site.json" db init >/dev/null
@@ -160,7 +185,12 @@ JSON
   sim_cpu0=$(sim_cpu "$sim_pid")
   t0=$(date +%s%N)
   /usr/bin/time -f '%U %S %M' -o "$dir/rusage" ${PERF_DATA:+perf record -q -F 499 --call-graph dwarf,16384 -o "$PERF_DATA-$n-$lat"} \
-    "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" || true
+    "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" &
+  local run_pid=$! fds_pid
+  fds_peak "$run_pid" >"$dir/fds" &
+  fds_pid=$!
+  wait "$run_pid" || true
+  wait "$fds_pid" || true
   t1=$(date +%s%N)
   sim_stats "$dir/sim/control.sock" >"$dir/stats1"
   sim_cpu1=$(sim_cpu "$sim_pid")
@@ -168,12 +198,13 @@ JSON
   ok=$("$amtprov" -m "$dir/site/site.json" device list --state PROVISIONED | grep -c contoso || true)
   kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""
   read -r user sys rss <"$dir/rusage"
+  fds=$(cat "$dir/fds" 2>/dev/null || echo 0)
   cpu_ms=$(awk -v u="$user" -v s="$sys" -v n="$n" 'BEGIN { printf "%.1f", (u + s) * 1000 / n }')
   awk -v n="$n" -v lat="$lat" -v ok="$ok" -v ms="$ms" -v cpu="$cpu_ms" -v u="$user" -v s="$sys" \
-      -v rss="$rss" -v f="$floor_ms" -v mif="$max_in_flight" 'BEGIN {
+      -v rss="$rss" -v f="$floor_ms" -v mif="$max_in_flight" -v fds="$fds" 'BEGIN {
     inflight = n < mif ? n : mif
-    printf "%6d %6d %6d %8.1f %7.1f %8.1f %11.4f %9.2f %8.1f %8.1f %10.1f\n", n, lat, ok,
-      ms / 1000, ok * 1000 / ms, u + s, cpu / 1000, f, cpu / f, rss / 1024, rss / inflight
+    printf "%6d %6d %6d %8.1f %7.1f %8.1f %11.4f %9.2f %8.1f %8.1f %10.1f %9d\n", n, lat, ok,
+      ms / 1000, ok * 1000 / ms, u + s, cpu / 1000, f, cpu / f, rss / 1024, rss / inflight, fds
   }'
   # ---- network counters (issue 13 item 1: handshakes, requests, 401s; counted by amtsim) ----
   python3 - "$dir/stats0" "$dir/stats1" "$n" "$lat" "$sim_cpu0" "$sim_cpu1" >>"$work/net.txt" <<'PY'
@@ -228,8 +259,8 @@ fi
 
 echo "== provisioning through amtprovd (amt-transport, ca-local, credstore-file)"
 echo "== provisioning: key_source $key_source; floor = $floor_what"
-echo "== engine.max_in_flight $max_in_flight"
-echo "     N lat_ms   done  wall_s   dev/s    cpu_s  cpu_s/dev  floor_ms  x_floor  rss_MiB rss_KiB/inflight"
+echo "== engine.max_in_flight $max_in_flight, engine.max_starting ${max_starting:-(default)}"
+echo "     N lat_ms   done  wall_s   dev/s    cpu_s  cpu_s/dev  floor_ms  x_floor  rss_MiB rss_KiB/inflight peak_fds"
 for n in $sizes; do
   for lat in $latencies; do
     run "$n" "$lat"

@@ -188,6 +188,7 @@ static int start_engine(struct daemon *d, struct amtprov_error *err)
 	static char host_id[STORE_SHORT_SIZE];
 	struct engine_config cfg = {
 		.max_in_flight = m->engine.max_in_flight,
+		.max_starting = m->engine.max_starting,
 		.workers = m->engine.ca_workers,
 		.retry_base_seconds = m->engine.retry_base_seconds,
 		.retry_max_seconds = m->engine.retry_max_seconds,

@@ -35,6 +35,7 @@ struct engine_job {
 	/* an offloaded call (engine_offload): no device, not in the in-flight set */
 	int detached;
 	int leased; /* this host holds the device's lease (store_device_claim) */
+	int fresh;  /* in a flow the scan started: counted by the ramp (ramp_room) */
 	engine_offload_done odone;
 };
 
@@ -58,13 +59,17 @@ struct engine {
 	struct engine_job **slots;
 	size_t n_slots;
 	int in_flight;
+	int starting;  /* fresh jobs in flight and fresh follow-ups waiting (ramp_room) */
 	int offloaded; /* engine_offload calls queued or running */
 
 	struct event *scan_ev;
 	struct event *kick_ev; /* a scan on the next loop turn, after a step finished */
 	/* Devices whose step just ended in a runnable state that is due: their next step
 	 * starts before any device found by the scan (see scan()). */
-	int64_t *follow;
+	struct follow {
+		int64_t id;
+		int fresh; /* the ending job's: its flow goes on (ramp_room) */
+	} *follow;
 	size_t n_follow, cap_follow;
 	struct event *done_ev;
 
@@ -340,18 +345,20 @@ static int persist(struct engine *e, struct engine_job *job, enum device_state f
 }
 
 /* Remembers that @p id's next step is due now; on no memory the scan still finds it. */
-static void follow_push(struct engine *e, int64_t id)
+static void follow_push(struct engine *e, int64_t id, int fresh)
 {
 	if (e->n_follow == e->cap_follow) {
 		size_t ncap = e->cap_follow ? e->cap_follow * 2 : 64;
-		int64_t *nf = realloc(e->follow, ncap * sizeof(*nf));
+		struct follow *nf = realloc(e->follow, ncap * sizeof(*nf));
 
 		if (!nf)
 			return;
 		e->follow = nf;
 		e->cap_follow = ncap;
 	}
-	e->follow[e->n_follow++] = id;
+	e->follow[e->n_follow].id = id;
+	e->follow[e->n_follow++].fresh = fresh;
+	e->starting += fresh;
 }
 
 /* Gives the device's lease back: another host may take its next step. */
@@ -368,6 +375,8 @@ static void lease_release(struct engine *e, struct engine_job *job)
 
 static void job_free(struct engine_job *job)
 {
+	if (job->fresh)
+		job->e->starting--;
 	lease_release(job->e, job);
 	inflight_del(job->e, job);
 	free(job);
@@ -419,7 +428,7 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			 * devices: it takes the slot this step leaves. */
 			if (persist(e, job, job->doing, next, 0, "", at, attempts) == AMTPROV_OK &&
 			    device_state_runnable(next) && at <= now_of(e)) {
-				follow_push(e, job->dev.id);
+				follow_push(e, job->dev.id, job->fresh);
 				event_active(e->kick_ev, EV_TIMEOUT, 0);
 			}
 			count_step(job, "ok", next, 0);
@@ -454,6 +463,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 		alog(e->lg, AMTPROV_LOG_ERROR, "cannot record the outcome of %s: %s",
 		     device_state_name(job->doing), txerr.msg);
 	alog_ctx_restore(prev);
+	/* Its place in the ramp is free: the scan may start another device. */
+	if (job->fresh)
+		event_active(e->kick_ev, EV_TIMEOUT, 0);
 	job_free(job);
 }
 
@@ -496,14 +508,33 @@ struct candidates {
 	struct store_device *devs;
 	size_t n, cap;
 	int64_t now;
+	int room; /* ramp_room() when the scan began */
 };
+
+/* The ramp (issue 13 item 4): how many more devices the scan may start now. A device the
+ * scan starts (a new one, or one due again after a wait) opens connections, beginning with
+ * a full TLS handshake, and holds one for the rest of its flow (its steps run back to back
+ * as follow-ups). With thousands in flight started together, every handshake ran at once
+ * and passed the connect timeout on a loaded machine (each device then waited for its
+ * retry), and every device held a connection (libcurl's and OpenSSL's state, ~85 KiB)
+ * while the machine could serve only a few hundred. So at most max_starting devices the
+ * scan started are in a flow at once: a device counts from its first step until its steps
+ * stop following each other (it is provisioned, fails, or waits: for a retry, for the CA);
+ * then its place goes to the next device. The follow-ups of devices in a flow never wait
+ * for room: they go first. */
+static int ramp_room(const struct engine *e)
+{
+	int room = e->cfg.max_starting - e->starting;
+
+	return room > 0 ? room : 0;
+}
 
 static int collect(void *ctx, const struct store_device *dev)
 {
 	struct candidates *c = ctx;
 	struct engine *e = c->e;
 
-	if ((int)(c->n) + e->in_flight >= e->cfg.max_in_flight)
+	if ((int)(c->n) + e->in_flight >= e->cfg.max_in_flight || (int)c->n >= c->room)
 		return 1;
 	if (dev->blocked || dev->next_attempt_at > c->now || inflight_has(e, dev->id))
 		return 0;
@@ -524,7 +555,7 @@ static int collect(void *ctx, const struct store_device *dev)
 	return 0;
 }
 
-static void start_job(struct engine *e, const struct store_device *dev)
+static void start_job(struct engine *e, const struct store_device *dev, int fresh)
 {
 	enum device_state s = device_state_parse(dev->state);
 	struct handler *h = &e->handlers[s];
@@ -539,6 +570,8 @@ static void start_job(struct engine *e, const struct store_device *dev)
 	job->state = s;
 	job->doing = device_state_doing(s);
 	job->started_ms = util_monotonic_ms();
+	job->fresh = fresh;
+	e->starting += fresh;
 	inflight_add(e, job);
 	/* The lease and the -ING state in one transaction (one commit per step start, not
 	 * two); a failed claim or state change leaves neither. */
@@ -594,16 +627,18 @@ static int start_followups(struct engine *e, int64_t now)
 		struct store_device dev;
 		struct amtprov_error err;
 		enum device_state s;
+		int fresh = e->follow[i].fresh;
 
+		e->starting -= fresh; /* the job takes it over, or the flow ends here */
 		amtprov_error_clear(&err);
-		if (inflight_has(e, e->follow[i]) ||
-		    store_device_get(e->st, e->follow[i], &dev, &err) != AMTPROV_OK)
+		if (inflight_has(e, e->follow[i].id) ||
+		    store_device_get(e->st, e->follow[i].id, &dev, &err) != AMTPROV_OK)
 			continue; /* gone, or already running: nothing to follow */
 		s = device_state_parse(dev.state);
 		if (!device_state_runnable(s) || !e->handlers[s].fn || dev.blocked ||
 		    dev.next_attempt_at > now)
 			continue; /* moved meanwhile (CLI, another host): the scan decides */
-		start_job(e, &dev);
+		start_job(e, &dev, fresh);
 		started++;
 	}
 	/* What did not fit waits at the front for the next free slot. */
@@ -623,12 +658,13 @@ static int scan(struct engine *e)
 	struct amtprov_error err;
 	int started = start_followups(e, c.now);
 
+	c.room = ramp_room(e);
 	lease_upkeep(e, c.now);
 
 	for (int s = DS_INVALID + 1; s < DS_COUNT; s++) {
 		if (!e->handlers[s].fn || !device_state_runnable((enum device_state)s))
 			continue;
-		if (e->in_flight + (int)c.n >= e->cfg.max_in_flight)
+		if (e->in_flight + (int)c.n >= e->cfg.max_in_flight || (int)c.n >= c.room)
 			break;
 		amtprov_error_clear(&err);
 		if (store_device_list(e->st, device_state_name((enum device_state)s), collect, &c,
@@ -637,7 +673,7 @@ static int scan(struct engine *e)
 	}
 	/* Started after listing: no job writes while a read statement is open. */
 	for (size_t i = 0; i < c.n; i++, started++)
-		start_job(e, &c.devs[i]);
+		start_job(e, &c.devs[i], 1);
 	free(c.devs);
 	return started;
 }
@@ -687,6 +723,8 @@ struct engine *engine_new(struct store *st, struct alog *lg, const struct engine
 		e->cfg = *cfg;
 	if (e->cfg.max_in_flight <= 0)
 		e->cfg.max_in_flight = 256;
+	if (e->cfg.max_starting <= 0)
+		e->cfg.max_starting = ENGINE_MAX_STARTING;
 	if (e->cfg.workers <= 0)
 		e->cfg.workers = 4;
 	if (e->cfg.retry_base_seconds <= 0)
@@ -776,6 +814,7 @@ void engine_shutdown(struct engine *e)
 		free(job);
 	}
 	e->in_flight = 0;
+	e->starting = 0;
 }
 
 void engine_free(struct engine *e)

@@ -6,14 +6,16 @@
  * The engine picks devices whose state is runnable and due (REGISTERED, NEED_*, CA_WAITING,
  * next_attempt_at <= now), up to max_in_flight at once, depth first: a device whose step
  * ends in a state that is runnable now gets the slot back before the scan starts anyone
- * else, so a device's steps run back to back. For a NEED_X device it first
- * persists NEED_X -> X_ING, then calls the step handler registered for NEED_X. The handler
- * never blocks: it finishes at once or starts asynchronous work (engine_job_blocking() for
- * plugin calls that may block, which run on a bounded worker pool; transport waits for
- * non-blocking I/O) and calls engine_job_done() later, on the loop thread. The engine then
- * persists X_ING -> next. A failure is either retried with exponential backoff (transient
- * codes: unreachable, timeout, busy) or ends in FAILED with the reason. One device's
- * failure never affects another. No thread waits per device.
+ * else, so a device's steps run back to back; new devices enter at most max_starting at a
+ * time (the ramp: a device the scan started keeps its place until its steps stop following
+ * each other). For a NEED_X device it first persists NEED_X -> X_ING, then calls the step
+ * handler registered for NEED_X. The handler never blocks: it finishes at once or starts
+ * asynchronous work (engine_job_blocking() for plugin calls that may block, which run on a
+ * bounded worker pool; transport waits for non-blocking I/O) and calls engine_job_done()
+ * later, on the loop thread. The engine then persists X_ING -> next. A failure is either
+ * retried with exponential backoff (transient codes: unreachable, timeout, busy) or ends in
+ * FAILED with the reason. One device's failure never affects another. No thread waits per
+ * device.
  *
  * Each transition is one database transaction (with its audit record), so a crash at any
  * point leaves every device in its last committed state; engine_recover() rewinds -ING
@@ -30,12 +32,20 @@
 #include "log.h"
 #include "store.h"
 
+/** The default ramp (engine_config.max_starting). */
+#define ENGINE_MAX_STARTING 256
+
 struct engine;
 struct engine_job;
 struct event_base;
 
 struct engine_config {
 	int max_in_flight;       /**< devices worked on at once (default 256) */
+	int max_starting;        /**< the ramp: devices the scan started (new ones, or due
+				  *   again) in a flow at once, at most: from their first step
+				  *   until their steps stop following each other; the
+				  *   follow-ups never wait for room (default
+				  *   ENGINE_MAX_STARTING) */
 	int workers;             /**< worker threads for blocking calls (default 4) */
 	int retry_base_seconds;  /**< first backoff (default 60) */
 	int retry_max_seconds;   /**< backoff cap (default 3600) */

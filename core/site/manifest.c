@@ -1577,8 +1577,8 @@ static void parse_maintenance(struct vctx *c, json_t *root)
 
 static void parse_engine(struct vctx *c, json_t *root)
 {
-	static const char *const keys[] = {"max_in_flight", "ca_workers", "retry",
-					   "crash_loop_limit", "lease_seconds", NULL};
+	static const char *const keys[] = {"max_in_flight", "max_starting", "ca_workers",
+					   "retry", "crash_loop_limit", "lease_seconds", NULL};
 	static const char *const r_keys[] = {"base_seconds", "max_seconds", "max_attempts", NULL};
 	struct manifest_engine *e = &c->m->engine;
 	char p[PATH_SIZE], rp[PATH_SIZE], kp[PATH_SIZE];
@@ -1589,6 +1589,7 @@ static void parse_engine(struct vctx *c, json_t *root)
 		return;
 	check_keys(c, en, p, keys);
 	get_int(c, en, p, "max_in_flight", 1, 100000, &e->max_in_flight);
+	get_int(c, en, p, "max_starting", 1, 100000, &e->max_starting);
 	get_int(c, en, p, "ca_workers", 1, 64, &e->ca_workers);
 	get_int(c, en, p, "crash_loop_limit", 1, 1000, &e->crash_loop_limit);
 	get_int(c, en, p, "lease_seconds", 3, 3600, &e->lease_seconds);
@@ -1891,6 +1892,7 @@ static void set_defaults(struct manifest *m)
 	m->maintenance.provcert_warning_days = 40;   /* R-PC-06: message 7210 */
 	m->maintenance.provcert_error_days = 15;     /* R-PC-06: message 7211 */
 	m->engine.max_in_flight = 256;
+	m->engine.max_starting = 256; /* engine.h ENGINE_MAX_STARTING */
 	m->engine.ca_workers = 4;
 	m->engine.retry_base_seconds = 60;
 	m->engine.retry_max_seconds = 3600;

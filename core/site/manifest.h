@@ -106,6 +106,8 @@ struct manifest_maintenance {
 /** Engine tuning. */
 struct manifest_engine {
 	int max_in_flight;            /**< devices provisioned concurrently; default 256 */
+	int max_starting;             /**< the ramp: devices the scan started in a flow at
+				       *   once (engine_config.max_starting); default 256 */
 	int ca_workers;               /**< worker threads for blocking plugin calls; default 4 */
 	int retry_base_seconds;       /**< default 60 */
 	int retry_max_seconds;        /**< default 3600 */

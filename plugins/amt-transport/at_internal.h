@@ -30,6 +30,11 @@
  * hostile peer must not make amtprovd buffer without end). */
 #define AT_MAX_RESPONSE (16u * 1024 * 1024)
 
+/* libcurl's buffers per easy handle (at_link.c): the upload buffer (libcurl's minimum, 16 KiB)
+ * and the receive buffer. */
+#define AT_UPLOAD_BUFFER 16384L
+#define AT_RECV_BUFFER 4096L
+
 /* ---- growable text buffer: the plugins' shared one (plugins/common/pu_buf.h) ---- */
 #include "pu_buf.h"
 #define at_buf pu_buf

@@ -194,6 +194,14 @@ static int link_setup(struct at_link *l, struct at_session *s, struct amtprov_er
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)in->cfg.connect_timeout_ms);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	/* Memory per device in flight (issue 13 item 4): libcurl 7.88 holds a 64 KiB upload
+	 * buffer for every HTTPS request while it waits for the answer (the request is copied
+	 * into it, freed when the transfer ends) and a 16 KiB receive buffer for the life of
+	 * the handle. AMT's requests and answers are a few KiB: the smallest upload buffer
+	 * libcurl takes (16 KiB) and a 4 KiB receive buffer save ~60 KiB per device (a longer
+	 * answer is read in more pieces; OpenSSL still reads whole records). */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, AT_UPLOAD_BUFFER);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, AT_RECV_BUFFER);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, at_tls_ctx_cb);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, l);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -51,7 +51,7 @@ static const struct amtprov_config_field at_table[] = {
 	{"keep_alive_ms", AMTPROV_CFG_INT, offsetof(struct at_cfg, keep_alive_ms), 0, "60000", 0,
 	 600000, "how long a device's connection (TLS session, Digest nonce) is kept after its "
 	 "session closed, for the next session of the same phase; 0: closed with the session"},
-	{"max_idle_links", AMTPROV_CFG_INT, offsetof(struct at_cfg, max_idle_links), 0, "4096", 0,
+	{"max_idle_links", AMTPROV_CFG_INT, offsetof(struct at_cfg, max_idle_links), 0, "512", 0,
 	 1000000, "device connections kept open between sessions at most (oldest closed first)"},
 	{"odca_roots", AMTPROV_CFG_STRING, offsetof(struct at_cfg, odca_roots), 0, NULL, 0, 0,
 	 "PEM file of the On-Die CA roots (Intel's) that AMT's pre-provisioning TLS chain (AMT 19+) "
@@ -293,7 +293,13 @@ static int send_request(struct at_session *s)
 	curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE, (long)s->req.len);
 	curl_easy_setopt(s->easy, CURLOPT_TIMEOUT_MS, (long)left);
 	set_account(s);
-	at_buf_reset(&s->resp);
+	/* The last answer was read (its step built this request): its text and parse tree
+	 * would wait with the device for the next answer (issue 13 item 4). */
+	if (s->doc)
+		xmlFreeDoc(s->doc);
+	s->doc = NULL;
+	s->body = NULL;
+	at_buf_free(&s->resp);
 	s->http_code = 0;
 	s->tls_why[0] = '\0';
 	s->curl_err[0] = '\0';

@@ -323,6 +323,114 @@ static void test_steps_of_a_device_run_back_to_back(void)
 	teardown(&f);
 }
 
+/* The ramp (issue 13 item 4): steps that stay in flight until the test ends them. */
+struct ramp_fixture {
+	struct engine_job *jobs[16];
+	int n;
+};
+
+static void step_parked(struct engine_job *job, void *ctx)
+{
+	struct ramp_fixture *r = ctx;
+
+	CU_ASSERT_FATAL(r->n < 16);
+	r->jobs[r->n++] = job;
+}
+
+/* Ends the parked step of device @p index with @p next; @return 0 if it was parked. */
+static int ramp_end(struct ramp_fixture *r, int index, enum device_state next)
+{
+	for (int i = 0; i < r->n; i++) {
+		if (device_index(engine_job_device(r->jobs[i])) != index)
+			continue;
+		engine_job_done(r->jobs[i], next, AMTPROV_OK, NULL);
+		r->jobs[i] = r->jobs[--r->n];
+		return 0;
+	}
+	return -1;
+}
+
+/* Which step device @p index has in flight (DS_INVALID: none). */
+static enum device_state ramp_step(struct ramp_fixture *r, int index)
+{
+	for (int i = 0; i < r->n; i++)
+		if (device_index(engine_job_device(r->jobs[i])) == index)
+			return engine_job_state(r->jobs[i]);
+	return DS_INVALID;
+}
+
+/* At most max_starting devices the scan started are in a flow at once, however large
+ * max_in_flight; a device in a flow keeps its place from step to step (its follow-up
+ * starts even when the ramp is full), and its place goes to the next device when its steps
+ * stop following each other. Driven scan by scan (engine_kick), no loop, no clock. */
+static void test_ramp_bounds_devices_starting(void)
+{
+	struct engine_config cfg = {.max_in_flight = 8, .max_starting = 2, .workers = 1,
+				    .scan_interval_ms = 60000, .actor = "test"};
+	struct ramp_fixture r = {0};
+	struct amtprov_error err;
+	struct fixture f;
+	struct engine *e;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 7);
+	amtprov_error_clear(&err);
+	e = engine_new(f.st, f.log, &cfg, fake_now, &f, on_status, &f, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+	/* REGISTERED and NEED_DEVICE_CHECK stay in flight; NEED_CERTIFICATE has no handler
+	 * here, so a device's flow ends there. */
+	engine_set_handler(e, DS_REGISTERED, step_parked, &r);
+	engine_set_handler(e, DS_NEED_DEVICE_CHECK, step_parked, &r);
+
+	engine_kick(e);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 2); /* 7 due, 8 allowed in flight: the ramp */
+	CU_ASSERT_EQUAL(ramp_step(&r, 0), DS_REGISTERED);
+	CU_ASSERT_EQUAL(ramp_step(&r, 1), DS_REGISTERED);
+	engine_kick(e);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+
+	/* Device 0's next step goes on at once, in its place: no new device. */
+	CU_ASSERT_EQUAL(ramp_end(&r, 0, DS_NEED_DEVICE_CHECK), 0);
+	engine_kick(e);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+	CU_ASSERT_EQUAL(ramp_step(&r, 0), DS_NEED_DEVICE_CHECK);
+	CU_ASSERT_EQUAL(ramp_step(&r, 2), DS_INVALID);
+
+	/* Device 0's flow ends (nothing runs NEED_CERTIFICATE): device 2 takes its place. */
+	CU_ASSERT_EQUAL(ramp_end(&r, 0, DS_NEED_CERTIFICATE), 0);
+	engine_kick(e);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+	CU_ASSERT_EQUAL(ramp_step(&r, 2), DS_REGISTERED);
+	CU_ASSERT_EQUAL(ramp_step(&r, 3), DS_INVALID);
+
+	/* Both flows go on while the ramp is full: follow-ups never wait for room. */
+	CU_ASSERT_EQUAL(ramp_end(&r, 1, DS_NEED_DEVICE_CHECK), 0);
+	CU_ASSERT_EQUAL(ramp_end(&r, 2, DS_NEED_DEVICE_CHECK), 0);
+	engine_kick(e);
+	CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+	CU_ASSERT_EQUAL(ramp_step(&r, 1), DS_NEED_DEVICE_CHECK);
+	CU_ASSERT_EQUAL(ramp_step(&r, 2), DS_NEED_DEVICE_CHECK);
+
+	/* Both end: the next two start, and so on to the last. */
+	for (int next = 3; next < 7; next += 2) {
+		for (int d = next - 2; d < next; d++)
+			if (ramp_step(&r, d) == DS_REGISTERED)
+				CU_ASSERT_EQUAL(ramp_end(&r, d, DS_NEED_DEVICE_CHECK), 0);
+		engine_kick(e);
+		CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+		for (int d = next - 2; d < next; d++)
+			CU_ASSERT_EQUAL(ramp_end(&r, d, DS_NEED_CERTIFICATE), 0);
+		engine_kick(e);
+		CU_ASSERT_EQUAL(engine_in_flight(e), 2);
+		CU_ASSERT_EQUAL(ramp_step(&r, next), DS_REGISTERED);
+		CU_ASSERT_EQUAL(ramp_step(&r, next + 1), DS_REGISTERED);
+	}
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_CERTIFICATE"), 5);
+	CU_ASSERT_EQUAL(f.n_failed, 0);
+	engine_free(e);
+	teardown(&f);
+}
+
 /* Each transition is persisted with an audit record "FROM -> TO" (R-PROV-13). */
 struct audit_ctx {
 	int n;
@@ -814,6 +922,8 @@ void register_engine_tests(void)
 		    test_many_devices_bounded_concurrency);
 	CU_add_test(s, "a device's steps run back to back, depth first (issue 13)",
 		    test_steps_of_a_device_run_back_to_back);
+	CU_add_test(s, "the ramp: at most max_starting devices in a flow, follow-ups first",
+		    test_ramp_bounds_devices_starting);
 	CU_add_test(s, "each transition is persisted and audited (R-PROV-13)",
 		    test_transitions_are_persisted_and_audited);
 	CU_add_test(s, "transient failure retries with backoff on the driven clock",

@@ -181,6 +181,7 @@ static void test_defaults_are_applied(void)
 	CU_ASSERT_EQUAL(m->maintenance.provcert_warning_days, 40);
 	CU_ASSERT_EQUAL(m->maintenance.provcert_error_days, 15);
 	CU_ASSERT_EQUAL(m->engine.max_in_flight, 256);
+	CU_ASSERT_EQUAL(m->engine.max_starting, 256);
 	CU_ASSERT_EQUAL(m->engine.ca_workers, 4);
 	CU_ASSERT_EQUAL(m->engine.retry_base_seconds, 60);
 	CU_ASSERT_EQUAL(m->engine.retry_max_seconds, 3600);
