@@ -655,6 +655,9 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 		if (rc == AMTPROV_OK)
 			e->submit_marker = 0;
 	}
+	/* The managed sessions verify the device against this certificate's CRL. */
+	if (rc == AMTPROV_OK && e->k->purpose == AMTPROV_PURPOSE_WEB_SERVER)
+		flow_crl_url_note(e->f, e->res.cert_der, e->res.cert_len, x);
 	/* Recorded: an 802.1X profile's pending key becomes its current key. */
 	if (rc == AMTPROV_OK && !e->amt_key && e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X)
 		rc = enroll_key_promote(e->f, e->fqdn, e->profile, err);

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/sha.h>
+
 #include "ca_contract.h"
 #include "pki.h"
 #include "preflight.h"
@@ -525,11 +527,92 @@ static void drop_amt(struct flow *f)
 	f->n_accounts = 0;
 }
 
+/* ---- CRL URLs of recorded certificates, by the SHA-256 of their DER (flow_crl_url) ---- */
+
+/* Direct mapped: a digest is uniformly distributed, a collision replaces the older entry.
+ * Sized for the devices between their certificate's recording and their managed sessions
+ * (max_in_flight, default 256, with room): 1024 * ~48 bytes. */
+#define CRL_URL_SLOTS 1024
+
+struct flow_crl_slot {
+	unsigned char sha256[SHA256_DIGEST_LENGTH];
+	char *url; /* NULL: empty slot; "" when the certificate names no CRL */
+};
+
+static struct flow_crl_slot *crl_slot(struct flow *f, const uint8_t *der, size_t len,
+				      unsigned char *md)
+{
+	uint32_t h;
+
+	if (!der || !len || !SHA256(der, len, md))
+		return NULL;
+	if (!f->crl_urls && !(f->crl_urls = calloc(CRL_URL_SLOTS, sizeof(*f->crl_urls))))
+		return NULL;
+	memcpy(&h, md, sizeof(h));
+	return &f->crl_urls[h % CRL_URL_SLOTS];
+}
+
+static char *crl_url_of(X509 *x)
+{
+	char **cdp = x ? pki_cdp_urls(x) : NULL;
+	char *url = cdp && cdp[0] ? strdup(cdp[0]) : NULL;
+
+	pki_strv_free(cdp);
+	return url;
+}
+
+static void crl_remember(struct flow_crl_slot *slot, const unsigned char *md, const char *url)
+{
+	char *copy = strdup(url ? url : "");
+
+	if (!slot || !copy) {
+		free(copy);
+		return;
+	}
+	free(slot->url);
+	slot->url = copy;
+	memcpy(slot->sha256, md, sizeof(slot->sha256));
+}
+
+void flow_crl_url_note(struct flow *f, const uint8_t *der, size_t len, X509 *x)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct flow_crl_slot *slot = crl_slot(f, der, len, md);
+	char *url;
+
+	if (!slot || !x)
+		return;
+	url = crl_url_of(x);
+	crl_remember(slot, md, url);
+	free(url);
+}
+
+char *flow_crl_url(struct flow *f, const uint8_t *der, size_t len)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct flow_crl_slot *slot = crl_slot(f, der, len, md);
+	const unsigned char *p = der;
+	X509 *x;
+	char *url;
+
+	if (slot && slot->url && memcmp(slot->sha256, md, sizeof(md)) == 0)
+		return slot->url[0] ? strdup(slot->url) : NULL;
+	x = der ? d2i_X509(NULL, &p, (long)len) : NULL;
+	url = crl_url_of(x);
+	if (x) /* what does not parse is not remembered */
+		crl_remember(slot, md, url);
+	X509_free(x);
+	return url;
+}
+
 void flow_free(struct flow *f)
 {
 	if (!f)
 		return;
 	drop_amt(f);
+	for (size_t i = 0; f->crl_urls && i < CRL_URL_SLOTS; i++)
+		free(f->crl_urls[i].url);
+	free(f->crl_urls);
 	free(f);
 }
 
