@@ -34,6 +34,8 @@ struct flow {
 	size_t n_accounts;
 	/* flow_crl_url's cache: the CRL URL of recorded certificates by thumbprint. */
 	struct flow_crl_slot *crl_urls;
+	size_t n_crl_urls;
+	uint64_t crl_clock;
 };
 
 
