@@ -584,6 +584,9 @@ struct list_spec {
 	/* Keys of a row, bound to :k1/:k2 for the next batch. */
 	void (*key)(const void *row, int64_t *k1, int64_t *k2);
 	int (*emit)(void *emit_ctx, const void *row);
+	/* Rows of the first query (0: LIST_BATCH), doubled for each next one up to
+	 * LIST_BATCH: for a caller that usually stops after a few rows. */
+	int first_batch;
 };
 
 static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *spec,
@@ -593,14 +596,16 @@ static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *s
 	int ik1 = sqlite3_bind_parameter_index(s, ":k1");
 	int ik2 = sqlite3_bind_parameter_index(s, ":k2");
 	int in = sqlite3_bind_parameter_index(s, ":n");
-	unsigned char *rows = malloc(spec->row_size * LIST_BATCH);
+	int batch = spec->first_batch > 0 && spec->first_batch < LIST_BATCH ? spec->first_batch
+									      : LIST_BATCH;
+	unsigned char *rows = malloc(spec->row_size * (size_t)batch);
 	int remaining = limit > 0 ? limit : -1;
 	int rc = AMTPROV_OK;
 
 	if (!rows)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
 	for (;;) {
-		int want = LIST_BATCH, got = 0, r = SQLITE_OK, stop = 0;
+		int want = batch, got = 0, r = SQLITE_OK, stop = 0;
 		struct binder b = { s, SQLITE_OK };
 
 		if (remaining >= 0 && remaining < want)
@@ -634,6 +639,17 @@ static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *s
 		spec->key(rows + (got - 1) * spec->row_size, &k1, &k2);
 		if (remaining > 0)
 			remaining -= got;
+		if (batch < LIST_BATCH) {
+			unsigned char *more;
+
+			batch = batch * 2 < LIST_BATCH ? batch * 2 : LIST_BATCH;
+			more = realloc(rows, spec->row_size * (size_t)batch);
+			if (!more) {
+				rc = amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
+				break;
+			}
+			rows = more;
+		}
 	}
 	free(rows);
 	return rc;
@@ -1340,6 +1356,49 @@ static int sq_device_list(struct store *st, const char *state, store_device_cb c
 	b_text(&b, 1, state);
 	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
 		rc = run_list(st, s, &device_spec, INT64_MIN, 0, 0, &e, err);
+	release(st, s);
+	return rc;
+}
+
+/* The engine's candidates: by next_attempt_at then id, in the (state, next_attempt_at)
+ * index's order (its entries end with the rowid), so the query reads only rows it returns. */
+static void key_by_due(const void *row, int64_t *k1, int64_t *k2)
+{
+	const struct store_device *d = row;
+
+	*k1 = d->next_attempt_at;
+	*k2 = d->id;
+}
+
+static const struct list_spec device_due_spec = {
+	.table = "devices",
+	.row_size = sizeof(struct store_device),
+	.read = read_device,
+	.key = key_by_due,
+	.emit = emit_device,
+	.first_batch = 4,
+};
+
+static int sq_device_list_due(struct store *st, const char *state, int64_t now,
+			      store_device_cb cb, void *ctx, struct amtprov_error *err)
+{
+	struct device_emit e = { cb, ctx };
+	sqlite3_stmt *s;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st,
+			  "SELECT " DEVICE_COLS " FROM devices "
+			  "WHERE state = ?1 AND next_attempt_at <= ?2 AND blocked = 0 "
+			  "AND (next_attempt_at, id) > (:k1, :k2) "
+			  "ORDER BY next_attempt_at, id LIMIT :n",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, state);
+	b_i64(&b, 2, now);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = run_list(st, s, &device_due_spec, INT64_MIN, INT64_MIN, 0, &e, err);
 	release(st, s);
 	return rc;
 }
@@ -2642,6 +2701,7 @@ static const struct store_ops sqlite_ops = {
 	.device_get = sq_device_get,
 	.device_find = sq_device_find,
 	.device_list = sq_device_list,
+	.device_list_due = sq_device_list_due,
 	.device_count_by_state = sq_device_count_by_state,
 	.device_transition = sq_device_transition,
 	.device_update = sq_device_update,
