@@ -99,6 +99,84 @@ static char *signed_b64(EVP_PKEY *key, const char *cn)
 	return b64;
 }
 
+/* @p b64 decoded, changed by @p edit (offset from the end, or appended bytes), encoded. */
+static char *edited_b64(const char *b64, int flip_from_end, const char *append)
+{
+	size_t n = 0, extra = append ? strlen(append) : 0;
+	unsigned char *der = flow_unb64(b64, &n), *big = der ? malloc(n + extra) : NULL;
+	char *out;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memcpy(big, der, n);
+	if (flip_from_end)
+		big[n - (size_t)flip_from_end] ^= 0x01;
+	if (extra)
+		memcpy(big + n, append, extra);
+	out = flow_b64(big, n + extra);
+	free(der);
+	free(big);
+	return out;
+}
+
+static int check_b64(X509_REQ *tmpl, EVP_PKEY *amt, const char *b64, struct amtprov_error *err)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	amtprov_error_clear(err);
+	rc = flow_amt_check_signed("pc1", tmpl, amt, "k1", b64, &der, &len, err);
+	CU_ASSERT_EQUAL(rc == AMTPROV_OK, der != NULL);
+	free(der);
+	return rc;
+}
+
+/* AMT's answer is the template byte for byte (checked without parsing the request) or
+ * re-encoded (parsed and compared field by field): either way the signature, the key and
+ * every byte after the request are checked. */
+static void check_signed_variants(X509_REQ *tmpl, EVP_PKEY *amt, EVP_PKEY *other,
+				  const char *good)
+{
+	X509_REQ *r = tmpl_for(amt, "pc1.contoso.com");
+	X509_NAME *ascii = X509_NAME_new();
+	struct amtprov_error err;
+	unsigned char *der = NULL;
+	char *b64;
+	int n;
+
+	/* The template's bytes with a damaged signature. */
+	b64 = edited_b64(good, 5, NULL);
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT(tu_contains(err.msg, "does not verify"));
+	free(b64);
+	/* Bytes after the request. */
+	b64 = edited_b64(good, 0, "\x05\x00");
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_PROTOCOL);
+	free(b64);
+	/* The template's bytes (AMT's key in it) signed by another key. */
+	CU_ASSERT_FATAL(X509_REQ_sign(r, other, EVP_sha256()) > 0);
+	n = i2d_X509_REQ(r, &der);
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT(tu_contains(err.msg, "does not verify"));
+	free(b64);
+	OPENSSL_free(der);
+	der = NULL;
+	/* The same request encoded otherwise (the CN as a PrintableString): the fields are
+	 * compared, and they are the template's. */
+	X509_NAME_add_entry_by_txt(ascii, "CN", MBSTRING_ASC,
+				   (const unsigned char *)"pc1.contoso.com", -1, -1, 0);
+	X509_REQ_set_subject_name(r, ascii);
+	CU_ASSERT_FATAL(X509_REQ_sign(r, amt, EVP_sha256()) > 0);
+	n = i2d_X509_REQ(r, &der);
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_OK);
+	free(b64);
+	OPENSSL_free(der);
+	X509_NAME_free(ascii);
+	X509_REQ_free(r);
+}
+
 static void test_check_signed(void)
 {
 	EVP_PKEY *amt = EVP_RSA_gen(2048), *other = EVP_RSA_gen(2048);
@@ -127,6 +205,8 @@ static void test_check_signed(void)
 			AMTPROV_OK);
 	CU_ASSERT(der && len > 0);
 	free(der);
+	der = NULL;
+	check_signed_variants(tmpl, amt, other, good);
 	free(good);
 	free(renamed);
 	free(foreign);
