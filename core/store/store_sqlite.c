@@ -2002,11 +2002,18 @@ static int sq_cert_list(struct store *st, const struct store_cert_filter *f,
 	struct binder b;
 	int rc;
 
+	/* One device's: by its index (certificates_device), not a walk over every
+	 * certificate of the site (SQLite cannot use the index under "?1 = 0 OR"). */
 	if ((rc = prepare(st,
-			  "SELECT " CERT_COLS " FROM certificates "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND (?2 = 0 OR purpose = ?2) "
-			  "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
-			  "AND id > :k1 ORDER BY id LIMIT :n",
+			  f->device_id
+				  ? "SELECT " CERT_COLS " FROM certificates "
+				    "WHERE device_id = ?1 AND (?2 = 0 OR purpose = ?2) "
+				    "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
+				    "AND id > :k1 ORDER BY id LIMIT :n"
+				  : "SELECT " CERT_COLS " FROM certificates "
+				    "WHERE (?1 = 0 OR device_id = ?1) AND (?2 = 0 OR purpose = ?2) "
+				    "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
+				    "AND id > :k1 ORDER BY id LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -2300,9 +2307,14 @@ static int sq_audit_list(struct store *st, int64_t device_id, int limit, store_a
 	struct binder b;
 	int rc;
 
+	/* One device's by its index (audit_device), as sq_cert_list. */
 	if ((rc = prepare(st,
-			  "SELECT id, at, actor, coalesce(device_id, 0), action, detail FROM audit "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id LIMIT :n",
+			  device_id ? "SELECT id, at, actor, coalesce(device_id, 0), action, detail "
+				      "FROM audit WHERE device_id = ?1 AND id > :k1 ORDER BY id "
+				      "LIMIT :n"
+				    : "SELECT id, at, actor, coalesce(device_id, 0), action, detail "
+				      "FROM audit WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 "
+				      "ORDER BY id LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -2425,9 +2437,13 @@ static int sq_pending_list(struct store *st, int64_t device_id, store_pending_cb
 	struct binder b;
 	int rc;
 
+	/* One device's by its index (pending_ops_device), as sq_cert_list. */
 	if ((rc = prepare(st,
-			  "SELECT " PENDING_COLS " FROM pending_ops "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id LIMIT :n",
+			  device_id ? "SELECT " PENDING_COLS " FROM pending_ops "
+				      "WHERE device_id = ?1 AND id > :k1 ORDER BY id LIMIT :n"
+				    : "SELECT " PENDING_COLS " FROM pending_ops "
+				      "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id "
+				      "LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };

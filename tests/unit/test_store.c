@@ -1406,6 +1406,17 @@ static void test_cert_add_list_filters_and_revoke_superseded(void)
 	memset(&n, 0, sizeof(n));
 	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
 	CU_ASSERT(n.n == 2 && n.ids[0] == ids[0] && n.ids[1] == ids[1]);
+	/* One device's (by its index) with the other filters. */
+	f.purpose = AMTPROV_PURPOSE_WEB_SERVER;
+	f.status = STORE_CERT_ACTIVE;
+	memset(&n, 0, sizeof(n));
+	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
+	CU_ASSERT(n.n == 1 && n.ids[0] == ids[0]);
+	f.device_id = d2;
+	f.not_after_before = 7000;
+	memset(&n, 0, sizeof(n));
+	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n.n, 0);
 
 	memset(&f, 0, sizeof(f));
 	f.not_after_before = 7001;
