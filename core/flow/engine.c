@@ -667,8 +667,10 @@ static int scan(struct engine *e)
 		if (e->in_flight + (int)c.n >= e->cfg.max_in_flight || (int)c.n >= c.room)
 			break;
 		amtprov_error_clear(&err);
-		if (store_device_list(e->st, device_state_name((enum device_state)s), collect, &c,
-				      &err) != AMTPROV_OK)
+		/* The due ones only, by the state's index: a scan reads about the rows it
+		 * starts, not every device (it runs whenever a slot frees). */
+		if (store_device_list_due(e->st, device_state_name((enum device_state)s), c.now,
+					  collect, &c, &err) != AMTPROV_OK)
 			alog(e->lg, AMTPROV_LOG_ERROR, "cannot list devices: %s", err.msg);
 	}
 	/* Started after listing: no job writes while a read statement is open. */

@@ -14,10 +14,12 @@
  */
 #include "enroll.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -655,6 +657,9 @@ static int record_issued(struct enroll *e, int64_t *new_id, struct amtprov_error
 		if (rc == AMTPROV_OK)
 			e->submit_marker = 0;
 	}
+	/* The managed sessions verify the device against this certificate's CRL. */
+	if (rc == AMTPROV_OK && e->k->purpose == AMTPROV_PURPOSE_WEB_SERVER)
+		flow_crl_url_note(e->f, e->res.cert_der, e->res.cert_len, x);
 	/* Recorded: an 802.1X profile's pending key becomes its current key. */
 	if (rc == AMTPROV_OK && !e->amt_key && e->k->purpose == AMTPROV_PURPOSE_CLIENT_8021X)
 		rc = enroll_key_promote(e->f, e->fqdn, e->profile, err);
@@ -1008,6 +1013,67 @@ static void amt_sign(struct enroll *e)
 	free(b64);
 }
 
+/*
+ * The common case of flow_amt_check_signed, checked without parsing the request: AMT
+ * returned exactly the template's certificationRequestInfo (RFC 2986), byte for byte,
+ * signed with sha256/384/512WithRSAEncryption. Subject, public key, extensions and
+ * attributes are then the template's by construction, and what is left to check is the
+ * signature over those very bytes with AMT's key. (d2i_X509_REQ would decode the public key
+ * once more through OpenSSL 3's decoder, the costliest part of the check.) 1: verified;
+ * 0: not that case, or it does not verify: the full check decides and says why.
+ */
+static int signed_as_template(X509_REQ *tmpl, EVP_PKEY *pub, const unsigned char *der,
+			      size_t len)
+{
+	const unsigned char *p = der, *info, *end;
+	unsigned char *want = NULL;
+	const ASN1_OBJECT *oid = NULL;
+	const void *pval = NULL;
+	X509_ALGOR *alg = NULL;
+	ASN1_BIT_STRING *sig = NULL;
+	EVP_MD_CTX *ctx = NULL;
+	const EVP_MD *md = NULL;
+	long olen = 0, ilen = 0;
+	int tag, cls, ptype = V_ASN1_UNDEF, mdnid = NID_undef, pknid = NID_undef, wlen, ok = 0;
+
+	/* CertificationRequest ::= SEQUENCE { info SEQUENCE, algorithm, signature BIT STRING },
+	 * definite lengths (DER), nothing after it. */
+	if (!der || !len || len > (size_t)LONG_MAX ||
+	    ASN1_get_object(&p, &olen, &tag, &cls, (long)len) != V_ASN1_CONSTRUCTED ||
+	    tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL || olen != (long)len - (p - der))
+		return 0;
+	end = p + olen;
+	info = p;
+	if (ASN1_get_object(&p, &ilen, &tag, &cls, end - p) != V_ASN1_CONSTRUCTED ||
+	    tag != V_ASN1_SEQUENCE || cls != V_ASN1_UNIVERSAL)
+		return 0;
+	p += ilen;
+	ilen = p - info;
+	wlen = i2d_re_X509_REQ_tbs(tmpl, &want);
+	if (wlen <= 0 || wlen != ilen || memcmp(want, info, (size_t)ilen) != 0)
+		goto out;
+	alg = d2i_X509_ALGOR(NULL, &p, end - p);
+	sig = alg ? d2i_ASN1_BIT_STRING(NULL, &p, end - p) : NULL;
+	if (!sig || p != end || (sig->flags & 0x07) != 0)
+		goto out;
+	X509_ALGOR_get0(&oid, &ptype, &pval, alg);
+	if (!OBJ_find_sigid_algs(OBJ_obj2nid(oid), &mdnid, &pknid) || pknid != NID_rsaEncryption ||
+	    (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF) ||
+	    (mdnid != NID_sha256 && mdnid != NID_sha384 && mdnid != NID_sha512) ||
+	    !(md = EVP_get_digestbynid(mdnid)) || !(ctx = EVP_MD_CTX_new()))
+		goto out;
+	ok = EVP_DigestVerifyInit(ctx, NULL, md, NULL, pub) == 1 &&
+	     EVP_DigestVerify(ctx, ASN1_STRING_get0_data(sig), (size_t)ASN1_STRING_length(sig),
+			      info, (size_t)ilen) == 1;
+out:
+	EVP_MD_CTX_free(ctx);
+	ASN1_BIT_STRING_free(sig);
+	X509_ALGOR_free(alg);
+	OPENSSL_free(want);
+	ERR_clear_error();
+	return ok;
+}
+
 /* The request AMT signed must be the template, signed by the key AMT holds. */
 int flow_amt_check_signed(const char *fqdn, X509_REQ *tmpl, EVP_PKEY *pub_amt,
 			  const char *handle, const char *b64, uint8_t **csr_der, size_t *csr_len,
@@ -1016,15 +1082,24 @@ int flow_amt_check_signed(const char *fqdn, X509_REQ *tmpl, EVP_PKEY *pub_amt,
 	size_t len = 0;
 	unsigned char *der = flow_unb64(b64, &len);
 	const unsigned char *p = der;
-	X509_REQ *req = der ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
-	EVP_PKEY *pub = req ? X509_REQ_get0_pubkey(req) : NULL;
-	STACK_OF(X509_EXTENSION) *got = req ? X509_REQ_get_extensions(req) : NULL;
-	STACK_OF(X509_EXTENSION) *want = X509_REQ_get_extensions(tmpl);
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub = NULL;
+	STACK_OF(X509_EXTENSION) *got = NULL, *want = NULL;
 	unsigned char *gd = NULL, *wd = NULL;
-	int gn = got ? i2d_X509_EXTENSIONS(got, &gd) : -1;
-	int wn = want ? i2d_X509_EXTENSIONS(want, &wd) : -1;
-	int rc = AMTPROV_OK;
+	int gn, wn, rc = AMTPROV_OK;
 
+	if (der && tmpl && pub_amt && signed_as_template(tmpl, pub_amt, der, len)) {
+		free(*csr_der);
+		*csr_der = der;
+		*csr_len = len;
+		return AMTPROV_OK;
+	}
+	req = der ? d2i_X509_REQ(NULL, &p, (long)len) : NULL;
+	pub = req ? X509_REQ_get0_pubkey(req) : NULL;
+	got = req ? X509_REQ_get_extensions(req) : NULL;
+	want = X509_REQ_get_extensions(tmpl);
+	gn = got ? i2d_X509_EXTENSIONS(got, &gd) : -1;
+	wn = want ? i2d_X509_EXTENSIONS(want, &wd) : -1;
 	/* A request without extensions: both sides have none. */
 	if (gn < 0 && wn < 0 && req)
 		gn = wn = 0;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/sha.h>
+
 #include "ca_contract.h"
 #include "pki.h"
 #include "preflight.h"
@@ -525,11 +527,127 @@ static void drop_amt(struct flow *f)
 	f->n_accounts = 0;
 }
 
+/* ---- CRL URLs of recorded certificates, by the SHA-256 of their DER (flow_crl_url) ---- */
+
+/* Four-way set associative, the least recently used entry of a set replaced: sized for the
+ * devices between their certificate's recording and their managed sessions (depth first:
+ * at most max_in_flight), four slots per device in flight (at least 1024, at most 65536;
+ * ~48 bytes each, plus the URL), so that a set overflows rarely. A miss costs a parse. */
+#define CRL_URL_WAYS 4
+
+struct flow_crl_slot {
+	unsigned char sha256[SHA256_DIGEST_LENGTH];
+	char *url;     /* NULL: empty slot; "" when the certificate names no CRL */
+	uint64_t used; /* flow's crl_clock at the last use */
+};
+
+static size_t crl_slots(const struct flow *f)
+{
+	size_t want = 4 * (size_t)(f->site ? site_manifest(f->site)->engine.max_in_flight : 256),
+	       n = 1024;
+
+	while (n < want && n < 65536)
+		n *= 2;
+	return n;
+}
+
+/* The set of @p der's digest (into @p md); NULL when it cannot be had. */
+static struct flow_crl_slot *crl_set(struct flow *f, const uint8_t *der, size_t len,
+				     unsigned char *md)
+{
+	uint32_t h;
+
+	if (!der || !len || !SHA256(der, len, md))
+		return NULL;
+	if (!f->crl_urls) {
+		f->n_crl_urls = crl_slots(f);
+		f->crl_urls = calloc(f->n_crl_urls, sizeof(*f->crl_urls));
+		if (!f->crl_urls)
+			return NULL;
+	}
+	memcpy(&h, md, sizeof(h));
+	return &f->crl_urls[(h % (f->n_crl_urls / CRL_URL_WAYS)) * CRL_URL_WAYS];
+}
+
+static struct flow_crl_slot *crl_find(struct flow *f, struct flow_crl_slot *set,
+				      const unsigned char *md)
+{
+	for (int i = 0; set && i < CRL_URL_WAYS; i++)
+		if (set[i].url && memcmp(set[i].sha256, md, SHA256_DIGEST_LENGTH) == 0) {
+			set[i].used = ++f->crl_clock;
+			return &set[i];
+		}
+	return NULL;
+}
+
+static char *crl_url_of(X509 *x)
+{
+	char **cdp = x ? pki_cdp_urls(x) : NULL;
+	char *url = cdp && cdp[0] ? strdup(cdp[0]) : NULL;
+
+	pki_strv_free(cdp);
+	return url;
+}
+
+static void crl_remember(struct flow *f, struct flow_crl_slot *set, const unsigned char *md,
+			 const char *url)
+{
+	struct flow_crl_slot *hit = crl_find(f, set, md), *slot = hit;
+	char *copy = strdup(url ? url : "");
+
+	/* Else an empty slot of the set, else its least recently used. */
+	for (int i = 0; set && !hit && i < CRL_URL_WAYS; i++)
+		if (!slot || (slot->url && (!set[i].url || set[i].used < slot->used)))
+			slot = &set[i];
+	if (!slot || !copy) {
+		free(copy);
+		return;
+	}
+	free(slot->url);
+	slot->url = copy;
+	slot->used = ++f->crl_clock;
+	memcpy(slot->sha256, md, sizeof(slot->sha256));
+}
+
+void flow_crl_url_note(struct flow *f, const uint8_t *der, size_t len, X509 *x)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct flow_crl_slot *set = crl_set(f, der, len, md);
+	char *url;
+
+	if (!set || !x)
+		return;
+	url = crl_url_of(x);
+	crl_remember(f, set, md, url);
+	free(url);
+}
+
+char *flow_crl_url(struct flow *f, const uint8_t *der, size_t len)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct flow_crl_slot *set = crl_set(f, der, len, md), *hit = crl_find(f, set, md);
+	const unsigned char *p = der;
+	X509 *x;
+	char *url;
+
+	if (hit)
+		return hit->url[0] ? strdup(hit->url) : NULL;
+	x = der ? d2i_X509(NULL, &p, (long)len) : NULL;
+	url = crl_url_of(x);
+	if (x && set) /* what does not parse is not remembered */
+		crl_remember(f, set, md, url);
+	X509_free(x);
+	return url;
+}
+
 void flow_free(struct flow *f)
 {
 	if (!f)
 		return;
 	drop_amt(f);
+	for (size_t i = 0; f->crl_urls && i < f->n_crl_urls; i++)
+		free(f->crl_urls[i].url);
+	free(f->crl_urls);
 	free(f);
 }
 

@@ -32,8 +32,21 @@ struct flow {
 	struct flow_account *accounts;
 	struct amtprov_transport_account *tr_accounts;
 	size_t n_accounts;
+	/* flow_crl_url's cache: the CRL URL of recorded certificates by thumbprint. */
+	struct flow_crl_slot *crl_urls;
+	size_t n_crl_urls;
+	uint64_t crl_clock;
 };
 
+
+/* The CRL URL (first CRL distribution point) of the certificate @p der: malloc'd, NULL
+ * when it names none (or does not parse). Remembered by the DER's SHA-256, so a managed
+ * session does not parse the recorded certificate again for it (an OpenSSL 3 key decode per
+ * session): recording a certificate notes it (flow_crl_url_note), a miss parses @p der. A
+ * bounded cache (a miss costs only the parse). Loop thread. */
+char *flow_crl_url(struct flow *f, const uint8_t *der, size_t len);
+/* Notes the CRL URL of @p x, parsed from @p der, as it is recorded. */
+void flow_crl_url_note(struct flow *f, const uint8_t *der, size_t len, X509 *x);
 
 /* flow_cert.c: NEED_CERTIFICATE and CA_WAITING (R-PROV-06), through enroll.c. */
 void flow_step_certificate(struct engine_job *job, void *ctx);

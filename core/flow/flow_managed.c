@@ -17,9 +17,6 @@ int managed_open(struct flow *f, const struct store_device *d, int64_t cert_id,
 	struct amtprov_transport_target tgt;
 	uint8_t *der = NULL;
 	size_t len = 0;
-	const unsigned char *p;
-	X509 *x;
-	char **cdp;
 	int major = 0, minor = 0, rc;
 
 	memset(m, 0, sizeof(*m));
@@ -40,13 +37,7 @@ int managed_open(struct flow *f, const struct store_device *d, int64_t cert_id,
 	rc = store_cert_data_get(site_store(f->site), cert_id, &der, &len, &m->ca_bundle, err);
 	if (rc)
 		return rc;
-	p = der;
-	x = d2i_X509(NULL, &p, (long)len);
-	cdp = x ? pki_cdp_urls(x) : NULL;
-	if (cdp && cdp[0])
-		m->crl_url = strdup(cdp[0]);
-	pki_strv_free(cdp);
-	X509_free(x);
+	m->crl_url = flow_crl_url(f, der, len);
 	free(der);
 	rc = flow_device_accounts(f, m->fqdn, &m->accounts, err);
 	if (rc)

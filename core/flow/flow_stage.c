@@ -792,9 +792,6 @@ static int open_session(struct stage_run *r, struct amtprov_error *err)
 		struct active_cert a = {0};
 		uint8_t *der = NULL;
 		size_t len = 0;
-		const unsigned char *p;
-		X509 *x = NULL;
-		char **cdp;
 
 		store_cert_list(site_store(f->site), &flt, newest_web_cert, &a, err);
 		if (!a.found || store_cert_data_get(site_store(f->site), a.id, &der, &len,
@@ -802,13 +799,7 @@ static int open_session(struct stage_run *r, struct amtprov_error *err)
 			return err->code ? err->code
 					 : amtprov_error_set(err, AMTPROV_E_NOT_FOUND, r->fqdn,
 							     "no web server certificate recorded");
-		p = der;
-		x = d2i_X509(NULL, &p, (long)len);
-		cdp = x ? pki_cdp_urls(x) : NULL;
-		if (cdp && cdp[0])
-			r->crl_url = strdup(cdp[0]);
-		pki_strv_free(cdp);
-		X509_free(x);
+		r->crl_url = flow_crl_url(f, der, len);
 		free(der);
 		tgt.mode = AMTPROV_TRANSPORT_MANAGED;
 		tgt.ca_bundle_pem = r->ca_bundle;

@@ -331,6 +331,19 @@ int store_device_list(struct store *st, const char *state, store_device_cb cb, v
 	return st->ops->device_list(st, state, cb, ctx, err);
 }
 
+int store_device_list_due(struct store *st, const char *state, int64_t now, store_device_cb cb,
+			  void *ctx, struct amtprov_error *err)
+{
+	int rc;
+
+	CHECK_ST(st, err);
+	if (!cb)
+		return bad_arg(st, err, "store_device_list_due: cb is required");
+	if ((rc = check_arg(st, "state", state, STORE_STATE_SIZE, 1, err)))
+		return rc;
+	return st->ops->device_list_due(st, state, now, cb, ctx, err);
+}
+
 int store_device_count_by_state(struct store *st,
 				int (*cb)(void *ctx, const char *state, int64_t count),
 				void *ctx, struct amtprov_error *err)

@@ -249,6 +249,13 @@ int store_device_find(struct store *st, const char *key, struct store_device *ou
 /** Lists devices (ordered by id); @p state NULL for all. */
 int store_device_list(struct store *st, const char *state, store_device_cb cb, void *ctx,
 		      struct amtprov_error *err);
+/** Lists the devices in @p state that are due at @p now: not blocked, next_attempt_at <=
+ * @p now; the longest due first (by next_attempt_at, then id). What the engine may start:
+ * the rows read follow the (state, next_attempt_at) index, about as many as @p cb takes
+ * before it returns non-zero (a first page of a few rows, larger pages after), whatever the
+ * number of devices in other states or not due. */
+int store_device_list_due(struct store *st, const char *state, int64_t now, store_device_cb cb,
+			  void *ctx, struct amtprov_error *err);
 /** Counts devices per state: calls cb(ctx, state, count) for each state present. */
 int store_device_count_by_state(struct store *st,
 				int (*cb)(void *ctx, const char *state, int64_t count),

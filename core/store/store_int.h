@@ -56,6 +56,8 @@ struct store_ops {
 			   struct store_device *out, struct amtprov_error *err);
 	int (*device_list)(struct store *st, const char *state, store_device_cb cb, void *ctx,
 			   struct amtprov_error *err);
+	int (*device_list_due)(struct store *st, const char *state, int64_t now,
+			       store_device_cb cb, void *ctx, struct amtprov_error *err);
 	int (*device_count_by_state)(struct store *st,
 				     int (*cb)(void *ctx, const char *state, int64_t count),
 				     void *ctx, struct amtprov_error *err);

@@ -398,13 +398,18 @@ struct list_spec {
 	void (*read)(struct rd *r, void *row);
 	void (*key)(const void *row, int64_t *k1, int64_t *k2);
 	int (*emit)(void *emit_ctx, const void *row);
+	/* Rows of the first query (0: LIST_BATCH), doubled for each next one up to
+	 * LIST_BATCH: for a caller that usually stops after a few rows. */
+	int first_batch;
 };
 
 static int run_list(struct store *st, const char *sql, const struct params *filters,
 		    const struct list_spec *spec, int64_t k1, int64_t k2, int limit,
 		    void *emit_ctx, struct amtprov_error *err)
 {
-	unsigned char *rows = malloc(spec->row_size * LIST_BATCH);
+	int batch = spec->first_batch > 0 && spec->first_batch < LIST_BATCH ? spec->first_batch
+									      : LIST_BATCH;
+	unsigned char *rows = malloc(spec->row_size * (size_t)batch);
 	int remaining = limit > 0 ? limit : -1;
 	int rc = AMTPROV_OK;
 
@@ -412,7 +417,7 @@ static int run_list(struct store *st, const char *sql, const struct params *filt
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
 	for (;;) {
 		struct params p = *filters;
-		int want = LIST_BATCH, got, stop = 0;
+		int want = batch, got, stop = 0;
 		PGresult *r;
 
 		if (remaining >= 0 && remaining < want)
@@ -449,6 +454,17 @@ static int run_list(struct store *st, const char *sql, const struct params *filt
 		spec->key(rows + (size_t)(got - 1) * spec->row_size, &k1, &k2);
 		if (remaining > 0)
 			remaining -= got;
+		if (batch < LIST_BATCH) {
+			unsigned char *more;
+
+			batch = batch * 2 < LIST_BATCH ? batch * 2 : LIST_BATCH;
+			more = realloc(rows, spec->row_size * (size_t)batch);
+			if (!more) {
+				rc = amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
+				break;
+			}
+			rows = more;
+		}
 	}
 	free(rows);
 	return rc;
@@ -1092,6 +1108,40 @@ static int pg_device_list(struct store *st, const char *state, store_device_cb c
 			"WHERE ($1::text IS NULL OR state = $1::text) AND id > $2::bigint "
 			"ORDER BY id LIMIT $4::bigint",
 			&p, &device_spec, INT64_MIN, 0, 0, &e, err);
+}
+
+/* The engine's candidates, in the (state, next_attempt_at) index's order. */
+static void key_by_due(const void *row, int64_t *k1, int64_t *k2)
+{
+	const struct store_device *d = row;
+
+	*k1 = d->next_attempt_at;
+	*k2 = d->id;
+}
+
+static const struct list_spec device_due_spec = {
+	.table = "devices",
+	.row_size = sizeof(struct store_device),
+	.read = read_device,
+	.key = key_by_due,
+	.emit = emit_device,
+	.first_batch = 4,
+};
+
+static int pg_device_list_due(struct store *st, const char *state, int64_t now,
+			      store_device_cb cb, void *ctx, struct amtprov_error *err)
+{
+	struct emit_ctx e = { .cb.device = cb, .ctx = ctx };
+	struct params p = {0};
+
+	p_text(&p, state);
+	p_i64(&p, now);
+	return run_list(st,
+			"SELECT " DEVICE_COLS " FROM devices "
+			"WHERE state = $1::text AND next_attempt_at <= $2::bigint AND blocked = 0 "
+			"AND (next_attempt_at, id) > ($3::bigint, $4::bigint) "
+			"ORDER BY next_attempt_at, id LIMIT $5::bigint",
+			&p, &device_due_spec, INT64_MIN, INT64_MIN, 0, &e, err);
 }
 
 static int pg_device_count_by_state(struct store *st,
@@ -2186,6 +2236,7 @@ static const struct store_ops pg_ops = {
 	.device_get = pg_device_get,
 	.device_find = pg_device_find,
 	.device_list = pg_device_list,
+	.device_list_due = pg_device_list_due,
 	.device_count_by_state = pg_device_count_by_state,
 	.device_transition = pg_device_transition,
 	.device_update = pg_device_update,

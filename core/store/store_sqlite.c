@@ -584,6 +584,9 @@ struct list_spec {
 	/* Keys of a row, bound to :k1/:k2 for the next batch. */
 	void (*key)(const void *row, int64_t *k1, int64_t *k2);
 	int (*emit)(void *emit_ctx, const void *row);
+	/* Rows of the first query (0: LIST_BATCH), doubled for each next one up to
+	 * LIST_BATCH: for a caller that usually stops after a few rows. */
+	int first_batch;
 };
 
 static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *spec,
@@ -593,14 +596,16 @@ static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *s
 	int ik1 = sqlite3_bind_parameter_index(s, ":k1");
 	int ik2 = sqlite3_bind_parameter_index(s, ":k2");
 	int in = sqlite3_bind_parameter_index(s, ":n");
-	unsigned char *rows = malloc(spec->row_size * LIST_BATCH);
+	int batch = spec->first_batch > 0 && spec->first_batch < LIST_BATCH ? spec->first_batch
+									      : LIST_BATCH;
+	unsigned char *rows = malloc(spec->row_size * (size_t)batch);
 	int remaining = limit > 0 ? limit : -1;
 	int rc = AMTPROV_OK;
 
 	if (!rows)
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
 	for (;;) {
-		int want = LIST_BATCH, got = 0, r = SQLITE_OK, stop = 0;
+		int want = batch, got = 0, r = SQLITE_OK, stop = 0;
 		struct binder b = { s, SQLITE_OK };
 
 		if (remaining >= 0 && remaining < want)
@@ -634,6 +639,17 @@ static int run_list(struct store *st, sqlite3_stmt *s, const struct list_spec *s
 		spec->key(rows + (got - 1) * spec->row_size, &k1, &k2);
 		if (remaining > 0)
 			remaining -= got;
+		if (batch < LIST_BATCH) {
+			unsigned char *more;
+
+			batch = batch * 2 < LIST_BATCH ? batch * 2 : LIST_BATCH;
+			more = realloc(rows, spec->row_size * (size_t)batch);
+			if (!more) {
+				rc = amtprov_error_set(err, AMTPROV_E_NOMEM, st->path, "out of memory");
+				break;
+			}
+			rows = more;
+		}
 	}
 	free(rows);
 	return rc;
@@ -1344,6 +1360,49 @@ static int sq_device_list(struct store *st, const char *state, store_device_cb c
 	return rc;
 }
 
+/* The engine's candidates: by next_attempt_at then id, in the (state, next_attempt_at)
+ * index's order (its entries end with the rowid), so the query reads only rows it returns. */
+static void key_by_due(const void *row, int64_t *k1, int64_t *k2)
+{
+	const struct store_device *d = row;
+
+	*k1 = d->next_attempt_at;
+	*k2 = d->id;
+}
+
+static const struct list_spec device_due_spec = {
+	.table = "devices",
+	.row_size = sizeof(struct store_device),
+	.read = read_device,
+	.key = key_by_due,
+	.emit = emit_device,
+	.first_batch = 4,
+};
+
+static int sq_device_list_due(struct store *st, const char *state, int64_t now,
+			      store_device_cb cb, void *ctx, struct amtprov_error *err)
+{
+	struct device_emit e = { cb, ctx };
+	sqlite3_stmt *s;
+	struct binder b;
+	int rc;
+
+	if ((rc = prepare(st,
+			  "SELECT " DEVICE_COLS " FROM devices "
+			  "WHERE state = ?1 AND next_attempt_at <= ?2 AND blocked = 0 "
+			  "AND (next_attempt_at, id) > (:k1, :k2) "
+			  "ORDER BY next_attempt_at, id LIMIT :n",
+			  &s, err)))
+		return rc;
+	b = (struct binder){ s, SQLITE_OK };
+	b_text(&b, 1, state);
+	b_i64(&b, 2, now);
+	if ((rc = b_check(st, &b, err)) == AMTPROV_OK)
+		rc = run_list(st, s, &device_due_spec, INT64_MIN, INT64_MIN, 0, &e, err);
+	release(st, s);
+	return rc;
+}
+
 struct state_count {
 	char state[STORE_STATE_SIZE];
 	int64_t count;
@@ -1943,11 +2002,18 @@ static int sq_cert_list(struct store *st, const struct store_cert_filter *f,
 	struct binder b;
 	int rc;
 
+	/* One device's: by its index (certificates_device), not a walk over every
+	 * certificate of the site (SQLite cannot use the index under "?1 = 0 OR"). */
 	if ((rc = prepare(st,
-			  "SELECT " CERT_COLS " FROM certificates "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND (?2 = 0 OR purpose = ?2) "
-			  "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
-			  "AND id > :k1 ORDER BY id LIMIT :n",
+			  f->device_id
+				  ? "SELECT " CERT_COLS " FROM certificates "
+				    "WHERE device_id = ?1 AND (?2 = 0 OR purpose = ?2) "
+				    "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
+				    "AND id > :k1 ORDER BY id LIMIT :n"
+				  : "SELECT " CERT_COLS " FROM certificates "
+				    "WHERE (?1 = 0 OR device_id = ?1) AND (?2 = 0 OR purpose = ?2) "
+				    "AND (?3 IS NULL OR status = ?3) AND (?4 = 0 OR not_after < ?4) "
+				    "AND id > :k1 ORDER BY id LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -2241,9 +2307,14 @@ static int sq_audit_list(struct store *st, int64_t device_id, int limit, store_a
 	struct binder b;
 	int rc;
 
+	/* One device's by its index (audit_device), as sq_cert_list. */
 	if ((rc = prepare(st,
-			  "SELECT id, at, actor, coalesce(device_id, 0), action, detail FROM audit "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id LIMIT :n",
+			  device_id ? "SELECT id, at, actor, coalesce(device_id, 0), action, detail "
+				      "FROM audit WHERE device_id = ?1 AND id > :k1 ORDER BY id "
+				      "LIMIT :n"
+				    : "SELECT id, at, actor, coalesce(device_id, 0), action, detail "
+				      "FROM audit WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 "
+				      "ORDER BY id LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -2366,9 +2437,13 @@ static int sq_pending_list(struct store *st, int64_t device_id, store_pending_cb
 	struct binder b;
 	int rc;
 
+	/* One device's by its index (pending_ops_device), as sq_cert_list. */
 	if ((rc = prepare(st,
-			  "SELECT " PENDING_COLS " FROM pending_ops "
-			  "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id LIMIT :n",
+			  device_id ? "SELECT " PENDING_COLS " FROM pending_ops "
+				      "WHERE device_id = ?1 AND id > :k1 ORDER BY id LIMIT :n"
+				    : "SELECT " PENDING_COLS " FROM pending_ops "
+				      "WHERE (?1 = 0 OR device_id = ?1) AND id > :k1 ORDER BY id "
+				      "LIMIT :n",
 			  &s, err)))
 		return rc;
 	b = (struct binder){ s, SQLITE_OK };
@@ -2642,6 +2717,7 @@ static const struct store_ops sqlite_ops = {
 	.device_get = sq_device_get,
 	.device_find = sq_device_find,
 	.device_list = sq_device_list,
+	.device_list_due = sq_device_list_due,
 	.device_count_by_state = sq_device_count_by_state,
 	.device_transition = sq_device_transition,
 	.device_update = sq_device_update,

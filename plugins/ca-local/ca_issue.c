@@ -234,6 +234,45 @@ static int unique_serial(struct ca_local *ca, X509 *x, char **hex, struct amtpro
 				 "no unique serial number after 8 tries: check the RNG");
 }
 
+/*
+ * Puts the request's SubjectPublicKeyInfo into @p x as it is, algorithm, parameters and key
+ * bits copied: X509_set_pubkey would encode the key parsed from the request and decode that
+ * encoding again (OpenSSL 3's decoder, a second parse of the same key per certificate).
+ * The key was parsed and checked from these very bytes (weak_key, the request's
+ * self-signature), so the certificate carries exactly what was checked.
+ */
+static int copy_spki(X509 *x, X509_REQ *r)
+{
+	X509_PUBKEY *to = X509_get_X509_PUBKEY(x);
+	ASN1_OBJECT *oid, *alg;
+	const unsigned char *bits;
+	X509_ALGOR *pa;
+	const void *pval;
+	void *param = NULL;
+	unsigned char *copy;
+	int len, ptype, has_param;
+
+	if (!to || X509_PUBKEY_get0_param(&oid, &bits, &len, &pa, X509_REQ_get_X509_PUBKEY(r)) != 1 ||
+	    len <= 0)
+		return -1;
+	X509_ALGOR_get0(NULL, &ptype, &pval, pa);
+	has_param = pval && ptype != V_ASN1_UNDEF && ptype != V_ASN1_NULL;
+	alg = OBJ_dup(oid);
+	if (has_param)
+		param = ptype == V_ASN1_OBJECT ? (void *)OBJ_dup(pval) : (void *)ASN1_STRING_dup(pval);
+	copy = OPENSSL_memdup(bits, (size_t)len);
+	if (alg && (param || !has_param) && copy &&
+	    X509_PUBKEY_set0_param(to, alg, ptype, param, copy, len) == 1)
+		return 0;
+	ASN1_OBJECT_free(alg);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(param);
+	else
+		ASN1_STRING_free(param);
+	OPENSSL_free(copy);
+	return -1;
+}
+
 static int64_t asn1_to_epoch(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -328,7 +367,7 @@ int cl_issue(struct ca_local *ca, const struct amtprov_ca_request *req,
 			      &t) ||
 	    X509_set_subject_name(x, subject) != 1 ||
 	    X509_set_issuer_name(x, X509_get_subject_name(ca->issuing)) != 1 ||
-	    X509_set_pubkey(x, pub) != 1)
+	    copy_spki(x, r) < 0)
 		goto crypto;
 	/* A leaf never outlives the CA that vouches for it. */
 	if (ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(ca->issuing)) > 0 &&

@@ -519,11 +519,21 @@ int cs_store_set(struct cs_store *st, struct cs_rec *rec, struct amtprov_error *
 	rc = store_grow(st, st->n + 1, err);
 	if (rc != AMTPROV_OK)
 		return rc;
-	/* Appending in order (rotation rebuilds a sorted store) must not scan every time. */
-	if (st->n && strcmp(st->recs[st->n - 1].name, rec->name) < 0)
-		at = st->n;
-	while (at < st->n && strcmp(st->recs[at].name, rec->name) < 0)
-		at++;
+	/* The first record named after it, by binary search: a linear scan from the start
+	 * made every put O(records), and devices put their records in no global order
+	 * (hundreds in flight at once). */
+	{
+		size_t hi = st->n;
+
+		while (at < hi) {
+			size_t mid = at + (hi - at) / 2;
+
+			if (strcmp(st->recs[mid].name, rec->name) < 0)
+				at = mid + 1;
+			else
+				hi = mid;
+		}
+	}
 	if (at < st->n)
 		memmove(&st->recs[at + 1], &st->recs[at], (st->n - at) * sizeof(*st->recs));
 	st->recs[at] = *rec;

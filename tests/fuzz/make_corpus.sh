@@ -18,8 +18,9 @@ mkdir -p "$out"
 rm -f "$out"/fuzz_transport_*/amt* "$out"/fuzz_transport_*/crl-* "$out"/fuzz_sim_*/amt*
 "$bin/make_corpus" "$out"
 mkdir -p "$out/fuzz_scep_reply" "$out/fuzz_credstore_file" "$out/fuzz_manifest" \
-  "$out/fuzz_api_request"
+  "$out/fuzz_api_request" "$out/fuzz_amt_signed"
 FUZZ_SCEP_SEEDS=$out/fuzz_scep_reply "$bin/fuzz_scep_reply" -runs=0 >/dev/null 2>&1
+FUZZ_AMT_SIGNED_SEEDS=$out/fuzz_amt_signed "$bin/fuzz_amt_signed" -runs=0 >/dev/null 2>&1
 FUZZ_CS_SEEDS=$out/fuzz_credstore_file "$bin/fuzz_credstore_file" -runs=0 >/dev/null 2>&1
 for f in tests/fixtures/manifests/*.json examples/manifests/*.json; do
   cp "$f" "$out/fuzz_manifest/$(basename "$(dirname "$f")")-$(basename "$f")"

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "enroll.h"
 #include "flow_int.h"
@@ -98,6 +99,84 @@ static char *signed_b64(EVP_PKEY *key, const char *cn)
 	return b64;
 }
 
+/* @p b64 decoded, changed by @p edit (offset from the end, or appended bytes), encoded. */
+static char *edited_b64(const char *b64, int flip_from_end, const char *append)
+{
+	size_t n = 0, extra = append ? strlen(append) : 0;
+	unsigned char *der = flow_unb64(b64, &n), *big = der ? malloc(n + extra) : NULL;
+	char *out;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	memcpy(big, der, n);
+	if (flip_from_end)
+		big[n - (size_t)flip_from_end] ^= 0x01;
+	if (extra)
+		memcpy(big + n, append, extra);
+	out = flow_b64(big, n + extra);
+	free(der);
+	free(big);
+	return out;
+}
+
+static int check_b64(X509_REQ *tmpl, EVP_PKEY *amt, const char *b64, struct amtprov_error *err)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	int rc;
+
+	amtprov_error_clear(err);
+	rc = flow_amt_check_signed("pc1", tmpl, amt, "k1", b64, &der, &len, err);
+	CU_ASSERT_EQUAL(rc == AMTPROV_OK, der != NULL);
+	free(der);
+	return rc;
+}
+
+/* AMT's answer is the template byte for byte (checked without parsing the request) or
+ * re-encoded (parsed and compared field by field): either way the signature, the key and
+ * every byte after the request are checked. */
+static void check_signed_variants(X509_REQ *tmpl, EVP_PKEY *amt, EVP_PKEY *other,
+				  const char *good)
+{
+	X509_REQ *r = tmpl_for(amt, "pc1.contoso.com");
+	X509_NAME *ascii = X509_NAME_new();
+	struct amtprov_error err;
+	unsigned char *der = NULL;
+	char *b64;
+	int n;
+
+	/* The template's bytes with a damaged signature. */
+	b64 = edited_b64(good, 5, NULL);
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT(tu_contains(err.msg, "does not verify"));
+	free(b64);
+	/* Bytes after the request. */
+	b64 = edited_b64(good, 0, "\x05\x00");
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_PROTOCOL);
+	free(b64);
+	/* The template's bytes (AMT's key in it) signed by another key. */
+	CU_ASSERT_FATAL(X509_REQ_sign(r, other, EVP_sha256()) > 0);
+	n = i2d_X509_REQ(r, &der);
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_E_VERIFY);
+	CU_ASSERT(tu_contains(err.msg, "does not verify"));
+	free(b64);
+	OPENSSL_free(der);
+	der = NULL;
+	/* The same request encoded otherwise (the CN as a PrintableString): the fields are
+	 * compared, and they are the template's. */
+	X509_NAME_add_entry_by_txt(ascii, "CN", MBSTRING_ASC,
+				   (const unsigned char *)"pc1.contoso.com", -1, -1, 0);
+	X509_REQ_set_subject_name(r, ascii);
+	CU_ASSERT_FATAL(X509_REQ_sign(r, amt, EVP_sha256()) > 0);
+	n = i2d_X509_REQ(r, &der);
+	b64 = n > 0 ? flow_b64(der, (size_t)n) : NULL;
+	CU_ASSERT_EQUAL(check_b64(tmpl, amt, b64, &err), AMTPROV_OK);
+	free(b64);
+	OPENSSL_free(der);
+	X509_NAME_free(ascii);
+	X509_REQ_free(r);
+}
+
 static void test_check_signed(void)
 {
 	EVP_PKEY *amt = EVP_RSA_gen(2048), *other = EVP_RSA_gen(2048);
@@ -126,6 +205,8 @@ static void test_check_signed(void)
 			AMTPROV_OK);
 	CU_ASSERT(der && len > 0);
 	free(der);
+	der = NULL;
+	check_signed_variants(tmpl, amt, other, good);
 	free(good);
 	free(renamed);
 	free(foreign);
@@ -227,6 +308,103 @@ static void test_waiting_records(void)
 	free(dir);
 }
 
+/* A self-signed certificate naming @p url as its CRL distribution point (none if NULL),
+ * DER in *@p der (OPENSSL_free). */
+static X509 *crl_cert(EVP_PKEY *k, int serial, const char *url, unsigned char **der, int *len)
+{
+	X509 *c = X509_new();
+	X509_NAME *n = X509_get_subject_name(c);
+	X509V3_CTX ctx;
+	X509_EXTENSION *e = NULL;
+	char cdp[128];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	X509_set_version(c, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(c), serial);
+	X509_gmtime_adj(X509_getm_notBefore(c), 0);
+	X509_gmtime_adj(X509_getm_notAfter(c), 86400);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"pc.contoso.com",
+				   -1, -1, 0);
+	X509_set_issuer_name(c, n);
+	X509_set_pubkey(c, k);
+	if (url) {
+		snprintf(cdp, sizeof(cdp), "URI:%s", url);
+		X509V3_set_ctx(&ctx, c, c, NULL, NULL, 0);
+		e = X509V3_EXT_conf_nid(NULL, &ctx, NID_crl_distribution_points, cdp);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+		X509_add_ext(c, e, -1);
+		X509_EXTENSION_free(e);
+	}
+	CU_ASSERT_FATAL(X509_sign(c, k, EVP_sha256()) > 0);
+	*der = NULL;
+	*len = i2d_X509(c, der);
+	CU_ASSERT_FATAL(*len > 0);
+	return c;
+}
+
+/* 1 when flow_crl_url gives @p want (NULL: none) for @p der. */
+static int crl_url_is(struct flow *f, const unsigned char *der, int len, const char *want)
+{
+	char *got = flow_crl_url(f, der, (size_t)len);
+	int ok = want ? got && strcmp(got, want) == 0 : got == NULL;
+
+	if (!ok)
+		fprintf(stderr, "\n  CRL URL '%s', expected '%s'\n", got ? got : "(none)",
+			want ? want : "(none)");
+	free(got);
+	return ok;
+}
+
+/* A managed session's CRL URL comes from the recorded certificate's DER, parsed once:
+ * right for every certificate, cached or not, more than the cache holds included;
+ * none for a certificate without one or a DER that does not parse. */
+static void test_crl_url(void)
+{
+	enum { N = 1100 }; /* more than the cache's slots: collisions replace, never mix up */
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	struct flow *f = flow_new(NULL);
+	unsigned char *der[N] = {0}, *plain = NULL, *other = NULL;
+	int len[N], plain_len, other_len;
+	char url[N][64];
+	X509 *x, *y;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	for (int i = 0; i < N; i++) {
+		snprintf(url[i], sizeof(url[i]), "http://pki.contoso.com/ca%d.crl", i);
+		X509_free(crl_cert(k, i + 1, url[i], &der[i], &len[i]));
+	}
+	/* Parsed on the first ask, the same answer from the cache after. */
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < N; i++)
+			CU_ASSERT_TRUE(crl_url_is(f, der[i], len[i], url[i]));
+	/* No CRL distribution point: none, cached or not. */
+	X509_free(crl_cert(k, N + 1, NULL, &plain, &plain_len));
+	CU_ASSERT_TRUE(crl_url_is(f, plain, plain_len, NULL));
+	CU_ASSERT_TRUE(crl_url_is(f, plain, plain_len, NULL));
+	/* A DER that does not parse: none, and nothing remembered for it. */
+	CU_ASSERT_TRUE(crl_url_is(f, der[0], len[0] - 10, NULL));
+	CU_ASSERT_TRUE(crl_url_is(f, der[0], len[0] - 10, NULL));
+	CU_ASSERT_TRUE(crl_url_is(f, NULL, 0, NULL));
+	/* A certificate noted as it is recorded is answered without a parse: a probe noting
+	 * another certificate's URL under this DER tells which path answered. */
+	OPENSSL_free(plain);
+	x = crl_cert(k, N + 2, "http://pki.contoso.com/new.crl", &other, &other_len);
+	y = crl_cert(k, N + 3, "http://pki.contoso.com/probe.crl", &plain, &plain_len);
+	flow_crl_url_note(f, other, (size_t)other_len, x);
+	CU_ASSERT_TRUE(crl_url_is(f, other, other_len, "http://pki.contoso.com/new.crl"));
+	flow_crl_url_note(f, other, (size_t)other_len, y);
+	CU_ASSERT_TRUE(crl_url_is(f, other, other_len, "http://pki.contoso.com/probe.crl"));
+	X509_free(x);
+	X509_free(y);
+	for (int i = 0; i < N; i++)
+		OPENSSL_free(der[i]);
+	OPENSSL_free(plain);
+	OPENSSL_free(other);
+	flow_free(f);
+	EVP_PKEY_free(k);
+}
+
 void register_enroll_tests(void)
 {
 	CU_pSuite s = CU_add_suite("enroll", NULL, NULL);
@@ -238,4 +416,6 @@ void register_enroll_tests(void)
 		    test_check_signed);
 	CU_add_test(s, "CA_WAITING finds every purpose's poll, older records included",
 		    test_waiting_records);
+	CU_add_test(s, "a managed session's CRL URL: parsed once per certificate, always its own",
+		    test_crl_url);
 }

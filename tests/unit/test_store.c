@@ -1125,6 +1125,93 @@ static void test_device_list_reentrant_same_statement(void)
 	store_close(st);
 }
 
+/* The engine's candidates (store_device_list_due): the due, unblocked devices of one state
+ * in (next_attempt_at, id) order, across pages (more than one page share one
+ * next_attempt_at), none twice, the callback may stop. */
+struct due_seen {
+	int n, stop_after;
+	int64_t id[256], at[256];
+};
+
+static int due_collect(void *ctx, const struct store_device *d)
+{
+	struct due_seen *s = ctx;
+
+	if (s->n < 256) {
+		s->id[s->n] = d->id;
+		s->at[s->n] = d->next_attempt_at;
+	}
+	s->n++;
+	return s->stop_after && s->n >= s->stop_after;
+}
+
+static void test_device_list_due(void)
+{
+	struct store *st = open_new();
+	struct amtprov_error err;
+	struct due_seen seen;
+	int want = 0, want_later = 0, ordered = 1, wrong = 0;
+
+	/* 200 devices: every 4th not due before 5000, every 10th blocked; of the others
+	 * most due at 0 (more than a page), some at 1500; 20 more in another state. */
+	for (int i = 0; i < 220; i++) {
+		struct store_device d;
+
+		make_device(&d, i);
+		if (i >= 200)
+			snprintf(d.state, sizeof(d.state), "PROVISIONED");
+		else if (i % 4 == 0)
+			d.next_attempt_at = 5000;
+		else
+			d.next_attempt_at = i % 7 == 0 ? 1500 : 0;
+		d.blocked = i < 200 && i % 10 == 1;
+		amtprov_error_clear(&err);
+		CU_ASSERT_EQUAL_FATAL(store_device_add(st, &d, "test", 1000, &err), AMTPROV_OK);
+		if (i < 200 && !d.blocked && i % 4 == 0)
+			want_later++;
+		else if (i < 200 && !d.blocked)
+			want++;
+	}
+	memset(&seen, 0, sizeof(seen));
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(store_device_list_due(st, "NEED_PRECHECK", 2000, due_collect, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, want);
+	for (int i = 1; i < seen.n && i < 256; i++)
+		if (seen.at[i] < seen.at[i - 1] ||
+		    (seen.at[i] == seen.at[i - 1] && seen.id[i] <= seen.id[i - 1]))
+			ordered = 0;
+	CU_ASSERT_TRUE(ordered);
+	for (int i = 0; i < seen.n && i < 256; i++) {
+		struct store_device d;
+
+		CU_ASSERT_EQUAL_FATAL(store_device_get(st, seen.id[i], &d, &err), AMTPROV_OK);
+		if (d.blocked || d.next_attempt_at > 2000 || strcmp(d.state, "NEED_PRECHECK") != 0)
+			wrong++;
+	}
+	CU_ASSERT_EQUAL(wrong, 0);
+	/* Later, the deferred ones are due too, after the others. */
+	memset(&seen, 0, sizeof(seen));
+	CU_ASSERT_EQUAL(store_device_list_due(st, "NEED_PRECHECK", 5000, due_collect, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, want + want_later);
+	CU_ASSERT_EQUAL(seen.at[seen.n - 1], 5000);
+	/* The callback stops the walk. */
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 3;
+	CU_ASSERT_EQUAL(store_device_list_due(st, "NEED_PRECHECK", 2000, due_collect, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, 3);
+	/* Another state, and a state is required. */
+	memset(&seen, 0, sizeof(seen));
+	CU_ASSERT_EQUAL(store_device_list_due(st, "PROVISIONED", 2000, due_collect, &seen, &err),
+			AMTPROV_OK);
+	CU_ASSERT_EQUAL(seen.n, 20);
+	CU_ASSERT_EQUAL(store_device_list_due(st, "", 2000, due_collect, &seen, &err),
+			AMTPROV_E_INVALID);
+	store_close(st);
+}
+
 /* ---- transactions and durability ---- */
 
 /* A rolled-back explicit transaction leaves no trace of any of its writes. */
@@ -1319,6 +1406,17 @@ static void test_cert_add_list_filters_and_revoke_superseded(void)
 	memset(&n, 0, sizeof(n));
 	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
 	CU_ASSERT(n.n == 2 && n.ids[0] == ids[0] && n.ids[1] == ids[1]);
+	/* One device's (by its index) with the other filters. */
+	f.purpose = AMTPROV_PURPOSE_WEB_SERVER;
+	f.status = STORE_CERT_ACTIVE;
+	memset(&n, 0, sizeof(n));
+	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
+	CU_ASSERT(n.n == 1 && n.ids[0] == ids[0]);
+	f.device_id = d2;
+	f.not_after_before = 7000;
+	memset(&n, 0, sizeof(n));
+	CU_ASSERT_EQUAL(store_cert_list(st, &f, count_cert, &n, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(n.n, 0);
 
 	memset(&f, 0, sizeof(f));
 	f.not_after_before = 7001;
@@ -2290,6 +2388,8 @@ static const struct store_test {
 	  test_device_list_callbacks_may_write_and_stop, 0 },
 	{ "device list callback may run the same list (statement cache)",
 	  test_device_list_reentrant_same_statement, 0 },
+	{ "due devices of a state: by next attempt then id, pages, not blocked",
+	  test_device_list_due, 0 },
 	{ "rollback discards all writes", test_tx_rollback_discards_all_writes, 0 },
 	{ "failed call inside a transaction is atomic",
 	  test_tx_failed_call_inside_transaction_is_atomic, 0 },

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sqlite3.h>
@@ -278,6 +279,34 @@ static int submit(struct plugin_instance *pi, uint32_t purpose, const char *fqdn
 	return rc;
 }
 
+/* The certificate carries the request's SubjectPublicKeyInfo byte for byte (ca-local copies
+ * it rather than re-encoding the parsed key), it decodes to the same key, and its subject key
+ * identifier is the SHA-1 of those key bits (RFC 5280 4.2.1.2, method 1). */
+static void check_same_key(X509 *x, const uint8_t *csr, size_t len)
+{
+	const unsigned char *p = csr;
+	X509_REQ *r = d2i_X509_REQ(NULL, &p, (long)len);
+	unsigned char *a = NULL, *b = NULL, md[SHA_DIGEST_LENGTH];
+	const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
+	const ASN1_BIT_STRING *bits = X509_get0_pubkey_bitstr(x);
+	int la, lb;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	la = i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(r), &a);
+	lb = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &b);
+	CU_ASSERT_TRUE(la > 0 && la == lb && memcmp(a, b, (size_t)la) == 0);
+	CU_ASSERT_PTR_NOT_NULL(X509_get0_pubkey(x));
+	CU_ASSERT_EQUAL(EVP_PKEY_eq(X509_get0_pubkey(x), X509_REQ_get0_pubkey(r)), 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ski);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bits);
+	SHA1(ASN1_STRING_get0_data(bits), (size_t)ASN1_STRING_length(bits), md);
+	CU_ASSERT_EQUAL(ASN1_STRING_length(ski), SHA_DIGEST_LENGTH);
+	CU_ASSERT_EQUAL(memcmp(ASN1_STRING_get0_data(ski), md, SHA_DIGEST_LENGTH), 0);
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	X509_REQ_free(r);
+}
+
 /* Issues a certificate for @p purpose with a fresh request; returns it (caller frees). */
 static X509 *issue(struct plugin_instance *pi, uint32_t purpose, enum keykind k,
 		   const char *csr_cn, const char *fqdn)
@@ -299,6 +328,8 @@ static X509 *issue(struct plugin_instance *pi, uint32_t purpose, enum keykind k,
 	x = d2i_X509(NULL, &p, (long)res.cert_len);
 	CU_ASSERT_PTR_NOT_NULL(x);
 	pi_ca_result_release(&res);
+	if (x)
+		check_same_key(x, csr, len);
 	free(csr);
 	return x;
 }

@@ -584,6 +584,51 @@ static void test_r_acc_02_list_names_only(void)
 	fx_done(&f);
 }
 
+struct order {
+	char prev[64];
+	int n, unordered;
+};
+
+static int check_order(void *ctx, const char *name)
+{
+	struct order *o = ctx;
+
+	if (o->n++ && strcmp(o->prev, name) >= 0)
+		o->unordered++;
+	snprintf(o->prev, sizeof(o->prev), "%s", name);
+	return 0;
+}
+
+/* Records put in no order (devices in flight together) are each found and listed in name
+ * order: the index stays sorted whatever the order of the puts. */
+static void test_r_acc_02_puts_in_any_order(void)
+{
+	struct amtprov_error err;
+	struct order o = {.n = 0};
+	char name[64], value[64];
+	struct fx f;
+
+	fx_init(&f);
+	create_ok(&f, NULL);
+	for (int i = 0; i < 97; i++) {
+		int k = (i * 37) % 97;
+
+		snprintf(name, sizeof(name), "device/pc%03d.contoso.com/admin", k);
+		snprintf(value, sizeof(value), "secret-%03d", k);
+		CU_ASSERT_EQUAL(put(f.pi, name, value), AMTPROV_OK);
+	}
+	for (int k = 0; k < 97; k++) {
+		snprintf(name, sizeof(name), "device/pc%03d.contoso.com/admin", k);
+		snprintf(value, sizeof(value), "secret-%03d", k);
+		expect(f.pi, name, value);
+	}
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(pi_credstore_list(f.pi, check_order, &o, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(o.n, 97);
+	CU_ASSERT_EQUAL(o.unordered, 0);
+	fx_done(&f);
+}
+
 static void test_r_acc_02_invalid_names(void)
 {
 	static const char *const bad[] = {"", "a b", "x\n", "semi;colon", "caf\xc3\xa9",
@@ -1408,6 +1453,7 @@ static void test_r_acc_02_config_errors(void)
 	X(test_r_acc_02_overwrite)                      \
 	X(test_r_acc_02_remove)                         \
 	X(test_r_acc_02_list_names_only)                \
+	X(test_r_acc_02_puts_in_any_order)              \
 	X(test_r_acc_02_invalid_names)                  \
 	X(test_r_prov_13_persistence)                   \
 	X(test_r_acc_02_file_modes)                     \
