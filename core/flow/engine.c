@@ -54,6 +54,8 @@ struct engine {
 	engine_status_fn status;
 	void *status_ctx;
 	struct handler handlers[DS_COUNT];
+	engine_idle_fn idle_fn;
+	void *idle_ctx;
 
 	/* in-flight set: open addressing on device id */
 	struct engine_job **slots;
@@ -403,7 +405,7 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 	char detail[STORE_TEXT_SIZE];
 	struct alog_ctx prev = alog_ctx_set(NULL, fqdn);
 	struct amtprov_error txerr;
-	int tx;
+	int tx, followed = 0;
 
 	/* The outcome's state, audit and status rows in one transaction (one commit per
 	 * step). Without it (a transaction already open) each is still atomic on its own. */
@@ -430,6 +432,7 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 			    device_state_runnable(next) && at <= now_of(e)) {
 				follow_push(e, job->dev.id, job->fresh);
 				event_active(e->kick_ev, EV_TIMEOUT, 0);
+				followed = 1;
 			}
 			count_step(job, "ok", next, 0);
 		}
@@ -466,6 +469,9 @@ static void finish(struct engine_job *job, enum device_state next, int error_cod
 	/* Its place in the ramp is free: the scan may start another device. */
 	if (job->fresh)
 		event_active(e->kick_ev, EV_TIMEOUT, 0);
+	/* No next step follows now: what was kept for one (its connection) can go. */
+	if (!followed && e->idle_fn)
+		e->idle_fn(e->idle_ctx, &job->dev);
 	job_free(job);
 }
 
@@ -636,8 +642,11 @@ static int start_followups(struct engine *e, int64_t now)
 			continue; /* gone, or already running: nothing to follow */
 		s = device_state_parse(dev.state);
 		if (!device_state_runnable(s) || !e->handlers[s].fn || dev.blocked ||
-		    dev.next_attempt_at > now)
-			continue; /* moved meanwhile (CLI, another host): the scan decides */
+		    dev.next_attempt_at > now) {
+			if (e->idle_fn) /* moved meanwhile (CLI, another host): the scan decides */
+				e->idle_fn(e->idle_ctx, &dev);
+			continue;
+		}
 		start_job(e, &dev, fresh);
 		started++;
 	}
@@ -785,6 +794,8 @@ void engine_shutdown(struct engine *e)
 	if (!e || e->shut_down)
 		return;
 	e->shut_down = 1;
+	/* The flow (the idle hook's owner) may be freed right after. */
+	e->idle_fn = NULL;
 	pthread_mutex_lock(&e->qlock);
 	e->stopping = 1;
 	pthread_cond_broadcast(&e->qcond);
@@ -838,6 +849,12 @@ void engine_free(struct engine *e)
 	free(e->slots);
 	free(e->follow);
 	free(e);
+}
+
+void engine_set_idle_hook(struct engine *e, engine_idle_fn fn, void *ctx)
+{
+	e->idle_fn = fn;
+	e->idle_ctx = ctx;
 }
 
 int engine_set_handler(struct engine *e, enum device_state s, engine_step_fn fn, void *ctx)

@@ -92,6 +92,14 @@ void engine_free(struct engine *e);
  * state). A runnable state without a handler is left alone (and reported once). */
 int engine_set_handler(struct engine *e, enum device_state s, engine_step_fn fn, void *ctx);
 
+/** Called on the loop thread when a device's steps stop following each other: its step
+ * ended in a final state, or it waits (for a retry, for its CA). @p dev is the device as
+ * the step left it (borrowed). */
+typedef void (*engine_idle_fn)(void *ctx, const struct store_device *dev);
+/** Registers the hook above (one; NULL removes it). The flow uses it to let the device's
+ * kept connections go at once (issue 13: nothing idles in the transport's cache). */
+void engine_set_idle_hook(struct engine *e, engine_idle_fn fn, void *ctx);
+
 /** Rewinds every -ING device to its NEED_ state, one transaction each (R-PROV-13), except
  * those another live host holds a lease on (it claims each first). The engine also runs it
  * every lease_seconds while it runs, which is how a dead host's devices are resumed. A device

@@ -723,6 +723,18 @@ static int provcert_stopped(struct flow *f)
 	return 1;
 }
 
+/* The engine's idle hook: the device's steps stopped following each other, so the
+ * connection the transport kept for its next session goes now rather than idling for the
+ * transport's keep-alive (issue 13: finished devices' connections filled libcurl's cache,
+ * which it walks on every transfer). */
+static void device_idle(void *ctx, const struct store_device *dev)
+{
+	struct flow *f = ctx;
+
+	if (f->tloop)
+		tloop_device_idle(f->tloop, dev->wired_ip[0] ? dev->wired_ip : dev->fqdn, 16993);
+}
+
 int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 {
 	struct manifest *m;
@@ -732,6 +744,7 @@ int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)
 	m = site_manifest(f->site);
 	engine_set_handler(e, DS_REGISTERED, step_registered, f);
 	engine_set_handler(e, DS_NEED_DIRECTORY_ACCOUNT, step_directory, f);
+	engine_set_idle_hook(e, device_idle, f);
 	if (m->transport) {
 		struct amtprov_error perr;
 

@@ -392,6 +392,16 @@ void pi_transport_session_close(struct plugin_instance *pi, void *session)
 	PI_RUN(pi, NULL, o->session_close(pi->handle, session));
 }
 
+void pi_transport_device_idle(struct plugin_instance *pi, const char *address, uint16_t port)
+{
+	const struct amtprov_transport_ops *o = tr_ops(pi, NULL);
+
+	if (!o || !address || !AMTPROV_HAS_SLOT(o, struct amtprov_transport_ops, device_idle) ||
+	    !o->device_idle)
+		return;
+	PI_RUN(pi, NULL, o->device_idle(pi->handle, address, port));
+}
+
 int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
 		       const json_t *params, amtprov_transport_done_cb done, void *cb_ctx,
 		       struct amtprov_error *err)

@@ -144,6 +144,9 @@ int pi_transport_session_open(struct plugin_instance *pi,
 			      const struct amtprov_transport_target *target, void **session,
 			      struct amtprov_error *err);
 void pi_transport_session_close(struct plugin_instance *pi, void *session);
+/** The device's flow paused or ended (transport op device_idle, ABI 1.4); a no-op for a
+ * transport without the slot. */
+void pi_transport_device_idle(struct plugin_instance *pi, const char *address, uint16_t port);
 /** Starts op; AMTPROV_AGAIN when running (then exactly one done callback follows). */
 int pi_transport_begin(struct plugin_instance *pi, void *session, uint32_t op,
 		       const json_t *params, amtprov_transport_done_cb done, void *cb_ctx,

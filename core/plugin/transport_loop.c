@@ -346,6 +346,12 @@ void tloop_session_close(struct tloop *t, void *session)
 	rearm(t);
 }
 
+void tloop_device_idle(struct tloop *t, const char *address, uint16_t port)
+{
+	pi_transport_device_idle(t->pi, address, port);
+	rearm(t);
+}
+
 /* Hands @p c to the plugin. @return AMTPROV_OK (the call is linked; its callback will
  * come from the loop), else an error and @p c is not linked (the caller frees it). */
 static int begin_call(struct tcall *c, const json_t *params, struct amtprov_error *err)

@@ -38,6 +38,9 @@ int tloop_session_open(struct tloop *t, const struct amtprov_transport_target *t
 		       void **session, struct amtprov_error *err);
 /** Closes a session, abandoning a running operation (its callback is not called). */
 void tloop_session_close(struct tloop *t, void *session);
+/** The device at @p address:@p port has no more sessions for now (its flow paused or ended):
+ * the transport closes the connections it kept for it (issue 13: nothing idles). */
+void tloop_device_idle(struct tloop *t, const char *address, uint16_t port);
 
 /**
  * Starts @p op on @p session (one at a time per session). @p params is borrowed for the

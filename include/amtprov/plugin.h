@@ -35,7 +35,7 @@ extern "C" {
 /** ABI major: bumped only for incompatible changes. */
 #define AMTPROV_ABI_MAJOR 1
 /** ABI minor: bumped when slots are appended. */
-#define AMTPROV_ABI_MINOR 3
+#define AMTPROV_ABI_MINOR 4
 
 /** The symbol every plugin exports. */
 #define AMTPROV_PLUGIN_SYMBOL "amtprov_plugin"

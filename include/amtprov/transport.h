@@ -172,6 +172,17 @@ struct amtprov_transport_ops {
 	/** Index into target->accounts of the account that authenticated, or -1. Optional. */
 	int (*session_account)(void *instance, void *session);
 	/* --- end of ABI 1.0 --- */
+
+	/**
+	 * Optional (ABI 1.4; the core checks with AMTPROV_HAS_SLOT): the core has no more
+	 * sessions for the device at @p address and @p port for now: its steps stopped
+	 * following each other (it is provisioned, failed, or waits for a retry or its CA).
+	 * A transport that keeps a device's connection between sessions closes the ones it
+	 * kept for it (a session still open is not touched); a later session connects anew.
+	 * Never blocks. @p address borrowed.
+	 */
+	void (*device_idle)(void *instance, const char *address, uint16_t port);
+	/* --- end of ABI 1.4 --- */
 };
 
 #ifdef __cplusplus

@@ -334,6 +334,9 @@ int at_link_attach(struct at_session *s, struct amtprov_error *err);
 void at_link_detach(struct at_session *s);
 /* Closes parked links whose keep-alive time ran out; the earliest expiry (ms, -1: none). */
 int64_t at_links_expire(struct at_instance *in, int64_t now);
+/* The core has no more sessions for the device for now (transport op device_idle): its
+ * parked links are closed at once instead of idling for keep_alive_ms. */
+void at_links_device_idle(struct at_instance *in, const char *address, uint16_t port);
 /* Frees every link (instance teardown, sessions already closed). */
 void at_links_free(struct at_instance *in);
 

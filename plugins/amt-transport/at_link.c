@@ -373,6 +373,21 @@ void at_link_detach(struct at_session *s)
 		link_free(in->idle_head);
 }
 
+void at_links_device_idle(struct at_instance *in, const char *address, uint16_t port)
+{
+	struct at_link **pp = &in->link_hash[bucket_of(address)];
+
+	while (*pp) {
+		struct at_link *l = *pp;
+
+		if (l->parked && l->port == port && strcmp(l->address, address) == 0) {
+			link_free(l); /* unlinks it: *pp is the next one now */
+			continue;
+		}
+		pp = &l->hnext;
+	}
+}
+
 int64_t at_links_expire(struct at_instance *in, int64_t now)
 {
 	/* Parked in order and all with the same keep-alive: the head expires first. */

@@ -870,6 +870,12 @@ static void at_stop(void *instance)
 {
 }
 
+static void at_device_idle(void *instance, const char *address, uint16_t port)
+{
+	if (instance && address)
+		at_links_device_idle(instance, address, port);
+}
+
 static const struct amtprov_transport_ops at_ops = {
 	.struct_size = sizeof(struct amtprov_transport_ops),
 	.start = at_start,
@@ -881,6 +887,7 @@ static const struct amtprov_transport_ops at_ops = {
 	.drive = at_drive,
 	.finish = at_finish,
 	.session_account = at_session_account,
+	.device_idle = at_device_idle,
 };
 
 static const char *const at_caps[] = {

@@ -323,6 +323,49 @@ static void test_steps_of_a_device_run_back_to_back(void)
 	teardown(&f);
 }
 
+/* The idle hook (issue 13, nothing idles in the transport): called once per device when
+ * its steps stop following each other, never between two steps of its flow. */
+struct idle_count {
+	int per_device[20];
+	int total;
+	struct engine *e;
+};
+
+static void count_idle(void *ctx, const struct store_device *dev)
+{
+	struct idle_count *c = ctx;
+	int i = device_index(dev);
+
+	c->total++;
+	if (i >= 0 && i < 20)
+		c->per_device[i]++;
+}
+
+static void test_idle_hook_once_when_steps_stop_following(void)
+{
+	struct fixture f;
+	struct idle_count c = {0};
+	struct amtprov_error err;
+
+	CU_ASSERT_EQUAL_FATAL(setup(&f), 0);
+	add_devices(&f, 20);
+	c.e = make_engine(&f, 4);
+	set_handlers(c.e, &f);
+	engine_set_idle_hook(c.e, count_idle, &c);
+	f.transient_failures = 1; /* one device waits for its retry: idle there */
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL(engine_run_until_idle(c.e, 60000, &err), AMTPROV_OK);
+	/* 19 devices reached NEED_FIRST_STAGE (no handler here: the end of this flow); one
+	 * waits in NEED_CERTIFICATE for its retry. Each went idle exactly once. */
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_FIRST_STAGE"), 19);
+	CU_ASSERT_EQUAL(count_in(&f, "NEED_CERTIFICATE"), 1);
+	CU_ASSERT_EQUAL(c.total, 20);
+	for (int i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(c.per_device[i], 1);
+	engine_free(c.e);
+	teardown(&f);
+}
+
 /* The ramp (issue 13 item 4): steps that stay in flight until the test ends them. */
 struct ramp_fixture {
 	struct engine_job *jobs[16];
@@ -922,6 +965,8 @@ void register_engine_tests(void)
 		    test_many_devices_bounded_concurrency);
 	CU_add_test(s, "a device's steps run back to back, depth first (issue 13)",
 		    test_steps_of_a_device_run_back_to_back);
+	CU_add_test(s, "the idle hook: once per device when its steps stop following (issue 13)",
+		    test_idle_hook_once_when_steps_stop_following);
 	CU_add_test(s, "the ramp: at most max_starting devices in a flow, follow-ups first",
 		    test_ramp_bounds_devices_starting);
 	CU_add_test(s, "each transition is persisted and audited (R-PROV-13)",

@@ -256,6 +256,9 @@ static int suite_init(void)
 	json_object_set_new(d, "keepalive_timeout_s", json_integer(1));
 	json_object_set_new(d, "nonce_lifetime", json_integer(1));
 	json_array_append_new(devs, d);
+	/* ka3 and ka4: plain devices for device_idle (each test its own counters). */
+	json_array_append_new(devs, device("ka3", KA_HOST + 2, "16.1.25", "post"));
+	json_array_append_new(devs, device("ka4", KA_HOST + 3, "16.1.25", "post"));
 	for (int i = 0; i < N_FLEET; i++) {
 		char id[16];
 
@@ -1489,6 +1492,53 @@ static void test_reuse_per_trust(void)
 	tgt_free(&g, pi_main);
 }
 
+/* Issue 13, nothing idles: when the core says a device has no more sessions for now
+ * (device_idle, ABI 1.4), its parked connection is closed at once, so its next session
+ * connects anew (a handshake and a Digest challenge); another device's parked connection,
+ * and a device's connection while a session is open on it, are untouched. */
+static void test_device_idle_closes_parked_link(void)
+{
+	const struct amtprov_transport_ops *o = ops_of(pi_main);
+	struct tgt a, b;
+	struct amtprov_error err;
+	json_t *r;
+	void *s;
+
+	tgt_init(&a, pi_main, KA_HOST + 2, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&a, pi_main, "admin", "P@ssw0rd1");
+	tgt_init(&b, pi_main, KA_HOST + 3, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&b, pi_main, "admin", "P@ssw0rd1");
+	for (int i = 0; i < 2; i++) {
+		s = open_ok(pi_main, i ? &b : &a);
+		CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err),
+				AMTPROV_OK);
+		json_decref(r);
+		close_s(pi_main, s);
+	}
+	expect_counts("ka3", 2, 1, 1, 0);
+	expect_counts("ka4", 2, 1, 1, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(o->device_idle);
+	o->device_idle(plugin_instance_handle(pi_main), a.address, 16993);
+
+	s = open_ok(pi_main, &a); /* ka3: a new connection, a new challenge */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	close_s(pi_main, s);
+	expect_counts("ka3", 4, 2, 2, 0);
+
+	s = open_ok(pi_main, &b); /* ka4: its parked connection, no new handshake */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	/* An open session's connection is not the core's to close. */
+	o->device_idle(plugin_instance_handle(pi_main), b.address, 16993);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_CORE_VERSION, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	close_s(pi_main, s);
+	expect_counts("ka4", 4, 1, 1, 0);
+	tgt_free(&a, pi_main);
+	tgt_free(&b, pi_main);
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1518,6 +1568,8 @@ int main(void)
 		    "TLS, no new challenge (R-PROV-08)", test_keepalive_limit_reconnect);
 	CU_add_test(su, "stale nonce re-challenged, idle connection dropped (R-PROV-08)",
 		    test_stale_nonce_rechallenge);
+	CU_add_test(su, "device_idle closes the device's parked connection only (issue 13)",
+		    test_device_idle_closes_parked_link);
 	CU_add_test(su, "a connection is reused only under the same trust (R-REV-01)",
 		    test_reuse_per_trust);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
