@@ -126,6 +126,13 @@ done
 check "R-PROV-12: one admin password per device is in the store" \
   test "$(grep -c '^device/pc[123].contoso.com/admin	' "$T/creds.tsv")" = 3
 grep '^device/.*/admin	' "$T/creds.tsv" >>"$SECRETS"
+# amtsim writes a device's state file up to a second after the change: wait until each
+# holds the key AMT was given before reading them.
+sim_has_keys() {
+  python3 -c 'import json,sys; assert all(json.load(open(f)).get("keys") for f in sys.argv[1:])' \
+    "$T"/sim/pc1.json "$T"/sim/pc2.json "$T"/sim/pc3.json
+}
+check "R-PROV-10 (3): amtsim recorded the key each device was given" wait_for 10 sim_has_keys
 python3 - "$SECRETS" "$T/sim" <<'PY'
 import json, sys
 with open(sys.argv[1], "a") as out:
