@@ -72,6 +72,9 @@ void flow_step_second_stage(struct engine_job *job, void *ctx);
 void flow_step_8021x(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
+/** A random admin password of @p len (8..32) characters that AMT's strong-password rule
+ * accepts (flow_stage.c); NULL on a bad length or no randomness. */
+struct amtprov_secret *flow_random_password(int len);
 /* The Digest accounts to try for a device, in order (R-PROV-09): admin with this device's
  * stored password and with a pending one (set just before a crash), then the site's
  * provisioning accounts. Free with flow_device_accounts_free. */
