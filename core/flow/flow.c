@@ -441,7 +441,7 @@ void flow_provisioning_target(struct flow *f, const struct store_device *d,
 	tgt->device = info;
 	/* R-PROV-02: wireless-capable devices are provisioned over their wired address. */
 	tgt->address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
-	tgt->port = 16993;
+	tgt->port = FLOW_AMT_TLS_PORT;
 	tgt->mode = AMTPROV_TRANSPORT_PROVISIONING;
 	tgt->client_chain_pem = f->chain_pem;
 	tgt->client_key_pem = f->key_pem;
@@ -732,7 +732,8 @@ static void device_idle(void *ctx, const struct store_device *dev)
 	struct flow *f = ctx;
 
 	if (f->tloop)
-		tloop_device_idle(f->tloop, dev->wired_ip[0] ? dev->wired_ip : dev->fqdn, 16993);
+		tloop_device_idle(f->tloop, dev->wired_ip[0] ? dev->wired_ip : dev->fqdn,
+				  FLOW_AMT_TLS_PORT);
 }
 
 int flow_register(struct engine *e, struct flow *f, struct amtprov_error *err)

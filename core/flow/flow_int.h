@@ -71,6 +71,9 @@ void flow_step_second_stage(struct engine_job *job, void *ctx);
 /* flow_stage.c: NEED_8021X, the second stage's 802.1X part as its own state (R-PROV-11 3). */
 void flow_step_8021x(struct engine_job *job, void *ctx);
 /* The credential-store record that holds a device's admin password (R-PROV-12). */
+/** AMT's TLS port: every session the flow opens, and what it tells the transport is idle. */
+#define FLOW_AMT_TLS_PORT 16993
+
 void flow_admin_cred_name(const char *fqdn, char *out, size_t size);
 /** A random admin password of @p len (8..32) characters that AMT's strong-password rule
  * accepts (flow_stage.c); NULL on a bad length or no randomness. */

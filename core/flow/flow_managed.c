@@ -46,7 +46,7 @@ int managed_open(struct flow *f, const struct store_device *d, int64_t cert_id,
 	tgt.struct_size = sizeof(tgt);
 	tgt.device = &m->info;
 	tgt.address = m->address;
-	tgt.port = 16993;
+	tgt.port = FLOW_AMT_TLS_PORT;
 	tgt.accounts = m->accounts.list;
 	tgt.n_accounts = m->accounts.n;
 	tgt.mode = AMTPROV_TRANSPORT_MANAGED;

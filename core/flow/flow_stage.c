@@ -787,7 +787,7 @@ static int open_session(struct stage_run *r, struct amtprov_error *err)
 	tgt.struct_size = sizeof(tgt);
 	tgt.device = &r->info;
 	tgt.address = d->wired_ip[0] ? d->wired_ip : d->fqdn;
-	tgt.port = 16993;
+	tgt.port = FLOW_AMT_TLS_PORT;
 	tgt.accounts = r->accounts.list;
 	tgt.n_accounts = r->accounts.n;
 	if (r->stage == STAGE_SECOND || r->stage == STAGE_8021X || r->commit_check) {

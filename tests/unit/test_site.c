@@ -140,6 +140,21 @@ static void test_test_clock_file_drives_site_now(void)
 	fx_done(&f);
 }
 
+/* A PROVISIONED device record named @p fqdn (its id in the result). */
+static int64_t add_device(struct site *s, const char *fqdn, const char *uuid)
+{
+	struct store_device d;
+	struct amtprov_error err;
+
+	memset(&d, 0, sizeof(d));
+	snprintf(d.fqdn, sizeof(d.fqdn), "%s", fqdn);
+	snprintf(d.uuid, sizeof(d.uuid), "%s", uuid);
+	snprintf(d.state, sizeof(d.state), "PROVISIONED");
+	amtprov_error_clear(&err);
+	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	return d.id;
+}
+
 static int64_t add_cert_until(struct site *s, int64_t dev, int purpose, const char *ca,
 			      char hexdigit, int64_t not_after)
 {
@@ -188,7 +203,7 @@ static void test_revocation_queue_rules_and_retries(void)
 	struct fx f;
 	struct site *s = NULL;
 	struct amtprov_error err;
-	struct store_device d;
+	int64_t dev;
 	struct store_cert c;
 	int64_t web, client, down;
 	int n = 0, done = 0, left = 0, ops = 0;
@@ -198,23 +213,19 @@ static void test_revocation_queue_rules_and_retries(void)
 			      "\"down-ca\":{\"plugin\":\"fake-ca-unreachable\"}}}");
 	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(site_plugins(s), &err), AMTPROV_OK);
-	memset(&d, 0, sizeof(d));
-	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
-	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
-	snprintf(d.state, sizeof(d.state), "PROVISIONED");
-	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
-	web = add_cert(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'A');
-	client = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
-	down = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "down-ca", 'C');
+	dev = add_device(s, "pc1.contoso.com", "11111111-2222-4333-8444-555555555555");
+	web = add_cert(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'A');
+	client = add_cert(s, dev, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
+	down = add_cert(s, dev, AMTPROV_PURPOSE_CLIENT_8021X, "down-ca", 'C');
 
 	/* R-REV-04 (update with templates): client certificates only. */
-	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
+	CU_ASSERT_EQUAL(revoke_queue_device(s, dev, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
 			AMTPROV_OK);
 	CU_ASSERT_EQUAL(n, 2);
 	CU_ASSERT_STRING_EQUAL(status_of(s, web, &c), STORE_CERT_ACTIVE); /* R-REV-03 */
 	CU_ASSERT_STRING_EQUAL(status_of(s, client, &c), STORE_CERT_REVOKE_PENDING);
 	/* Queueing again adds nothing. */
-	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "again", &n, &err),
+	CU_ASSERT_EQUAL(revoke_queue_device(s, dev, REVOKE_CLIENT_8021X, 0, "again", &n, &err),
 			AMTPROV_OK);
 	CU_ASSERT_EQUAL(n, 0);
 
@@ -227,7 +238,7 @@ static void test_revocation_queue_rules_and_retries(void)
 	CU_ASSERT_STRING_EQUAL(status_of(s, down, &c), STORE_CERT_REVOKE_PENDING);
 	CU_ASSERT_EQUAL(revoke_process_due(s, &done, &left, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(done + left, 0);
-	CU_ASSERT_EQUAL(store_pending_list(site_store(s), d.id, count_ops, &ops, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(store_pending_list(site_store(s), dev, count_ops, &ops, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL(ops, 1);
 	plugin_host_stop_all(site_plugins(s));
 	site_close(s);
@@ -247,7 +258,7 @@ static void test_revocation_task_without_worker_keeps_queue(void)
 	struct sched *sc;
 	struct task_env env = {0};
 	struct amtprov_error err;
-	struct store_device d;
+	int64_t dev;
 	struct store_cert c;
 	int64_t client;
 	int n = 0, done = 0, left = 0;
@@ -255,13 +266,9 @@ static void test_revocation_task_without_worker_keeps_queue(void)
 	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"fake-ca-issued\"}}}");
 	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
 	CU_ASSERT_EQUAL_FATAL(plugin_host_start_all(site_plugins(s), &err), AMTPROV_OK);
-	memset(&d, 0, sizeof(d));
-	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
-	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
-	snprintf(d.state, sizeof(d.state), "PROVISIONED");
-	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
-	client = add_cert(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
-	CU_ASSERT_EQUAL(revoke_queue_device(s, d.id, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
+	dev = add_device(s, "pc1.contoso.com", "11111111-2222-4333-8444-555555555555");
+	client = add_cert(s, dev, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'B');
+	CU_ASSERT_EQUAL(revoke_queue_device(s, dev, REVOKE_CLIENT_8021X, 0, "update", &n, &err),
 			AMTPROV_OK);
 	CU_ASSERT_EQUAL(n, 1);
 
@@ -315,25 +322,21 @@ static void test_metrics_expiry_groups_at_their_boundaries(void)
 	struct fx f;
 	struct site *s = NULL;
 	struct amtprov_error err;
-	struct store_device d;
+	int64_t dev;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out;
 
 	fx_init(&f, SITE_HEAD "}");
 	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_NO_PLUGINS | SITE_CREATE_DB, &s, &err), AMTPROV_OK);
-	memset(&d, 0, sizeof(d));
-	snprintf(d.fqdn, sizeof(d.fqdn), "pc1.contoso.com");
-	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-555555555555");
-	snprintf(d.state, sizeof(d.state), "PROVISIONED");
-	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '1', now - 1);       /* expired */
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '2', now);           /* 7 */
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '3', now + 7 * day); /* 7 */
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '4', now + 7 * day + 1);
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '5', now + 40 * day);
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '6', now + 365 * day);
-	add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '7', now + 365 * day + 1);
+	dev = add_device(s, "pc1.contoso.com", "11111111-2222-4333-8444-555555555555");
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '1', now - 1);       /* expired */
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '2', now);           /* 7 */
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '3', now + 7 * day); /* 7 */
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '4', now + 7 * day + 1);
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '5', now + 40 * day);
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '6', now + 365 * day);
+	add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", '7', now + 365 * day + 1);
 
 	out = open_memstream(&text, &len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
@@ -361,37 +364,33 @@ static void test_client_certificates_due_kept_and_marked(void)
 	struct fx f;
 	struct site *s = NULL;
 	struct amtprov_error err;
-	struct store_device d;
+	int64_t dev;
 	struct store_cert c, first;
 	int64_t now, due, fresh, web;
 	int n = 0;
 
 	fx_init(&f, SITE_HEAD ",\"plugins\":{\"lab-ca\":{\"plugin\":\"fake-ca-issued\"}}}");
 	CU_ASSERT_EQUAL_FATAL(open_site(&f, SITE_CREATE_DB, &s, &err), AMTPROV_OK);
-	memset(&d, 0, sizeof(d));
-	snprintf(d.fqdn, sizeof(d.fqdn), "pc2.contoso.com");
-	snprintf(d.uuid, sizeof(d.uuid), "11111111-2222-4333-8444-666666666666");
-	snprintf(d.state, sizeof(d.state), "PROVISIONED");
-	CU_ASSERT_EQUAL_FATAL(store_device_add(site_store(s), &d, "test", 1, &err), AMTPROV_OK);
+	dev = add_device(s, "pc2.contoso.com", "11111111-2222-4333-8444-666666666666");
 	now = site_now(s);
-	due = add_cert_until(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'D', now + 42 * 86400);
-	fresh = add_cert_until(s, d.id, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'E',
+	due = add_cert_until(s, dev, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'D', now + 42 * 86400);
+	fresh = add_cert_until(s, dev, AMTPROV_PURPOSE_CLIENT_8021X, "lab-ca", 'E',
 			       now + 43 * 86400);
-	web = add_cert_until(s, d.id, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'F', now + 86400);
+	web = add_cert_until(s, dev, AMTPROV_PURPOSE_WEB_SERVER, "lab-ca", 'F', now + 86400);
 
-	CU_ASSERT_EQUAL(device_certs_client_due(s, d.id, &first), 1);
+	CU_ASSERT_EQUAL(device_certs_client_due(s, dev, &first), 1);
 	CU_ASSERT_EQUAL(first.id, due);
 	CU_ASSERT_TRUE(device_certs_due(s, &first));
 	CU_ASSERT_EQUAL(store_cert_get(site_store(s), fresh, &c, &err), AMTPROV_OK);
 	CU_ASSERT_FALSE(device_certs_due(s, &c));
 
-	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, d.id, &err), AMTPROV_OK);
-	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, d.id, &err), AMTPROV_OK); /* replaces */
-	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 0), web + 1);
-	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 1), web + 1);
-	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, d.id, 0), 0); /* removed */
+	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, dev, &err), AMTPROV_OK);
+	CU_ASSERT_EQUAL(device_certs_8021x_mark_update(s, dev, &err), AMTPROV_OK); /* replaces */
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, dev, 0), web + 1);
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, dev, 1), web + 1);
+	CU_ASSERT_EQUAL(device_certs_8021x_update_mark(s, dev, 0), 0); /* removed */
 
-	CU_ASSERT_EQUAL(revoke_queue_device_except(s, d.id, REVOKE_CLIENT_8021X, &fresh, 1,
+	CU_ASSERT_EQUAL(revoke_queue_device_except(s, dev, REVOKE_CLIENT_8021X, &fresh, 1,
 						   "bound", &n, &err),
 			AMTPROV_OK);
 	CU_ASSERT_EQUAL(n, 1);
