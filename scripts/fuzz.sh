@@ -15,7 +15,7 @@ case "$secs" in ''|*[!0-9]*) echo "usage: $0 [SECONDS] [harness...]" >&2; exit 2
 build=${AMTPROV_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${FUZZ_JOBS:-2}
 all=(fuzz_transport_wsman fuzz_transport_soap fuzz_api_request fuzz_manifest fuzz_credstore_file
-     fuzz_scep_reply fuzz_amt_signed fuzz_sim_http fuzz_sim_wsman fuzz_sim_soap fuzz_sim_pac)
+     fuzz_scep_reply fuzz_mscert_reply fuzz_amt_signed fuzz_sim_http fuzz_sim_wsman fuzz_sim_soap fuzz_sim_pac)
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=("${all[@]}")
 
