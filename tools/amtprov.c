@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "amt_password.h"
 #include "authz.h"
 #include "device_input.h"
 #include "cmd_device_credentials.h"
@@ -195,7 +196,11 @@ static int cmd_manifest(struct cli *c, int argc, char **argv)
 	}
 	if (optind < argc)
 		c->manifest = argv[optind];
-	rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY | (no_plugins ? SITE_NO_PLUGINS : 0), &s);
+	/* With the plugins, the passwords the site sets on AMT are read from the credential
+	 * store and checked against AMT's rule, as amtprovd does at start. */
+	rc = open_site(c, SITE_NO_DB | SITE_CHECK_ONLY |
+				  (no_plugins ? SITE_NO_PLUGINS : SITE_CHECK_AMT_PASSWORDS),
+		       &s);
 	if (rc == EXIT_OK) {
 		struct manifest_problems probs = {0};
 
@@ -1747,7 +1752,12 @@ static void cred_usage(FILE *out)
 	      "Stores a secret in the site's credential store (credentials.store), lists the\n"
 	      "record names, or re-encrypts every record under a new key (rotate). A secret\n"
 	      "is never printed. One trailing newline of the input\n"
-	      "is dropped, so 'echo TOKEN | amtprov cred set NAME --stdin' stores TOKEN.\n",
+	      "is dropped, so 'echo TOKEN | amtprov cred set NAME --stdin' stores TOKEN.\n"
+	      "A record the manifest names as a password amtprov sets on AMT\n"
+	      "(credentials.mebx_password, a Digest user account's password) must pass AMT's\n"
+	      "strong-password rule (docs/manifest.md \"AMT passwords\"), or it is refused.\n"
+	      "Exit status: 0 done, 1 failed or refused (nothing stored), 2 usage error,\n"
+	      "3 invalid manifest or no credential store, 5 plugin could not be loaded.\n",
 	      out);
 }
 
@@ -1787,6 +1797,44 @@ static int print_cred_name(void *ctx, const char *name)
 	else
 		printf("%s\n", name);
 	return 0;
+}
+
+/* amt_password_uses: where the manifest uses record @p name as a password set on AMT. */
+struct amt_use {
+	const char *name;
+	char where[AMTPROV_ERROR_WHERE_SIZE];
+};
+
+static int find_amt_use(void *ctx, const char *where, const char *name)
+{
+	struct amt_use *u = ctx;
+
+	if (strcmp(name, u->name) != 0)
+		return 0;
+	util_strlcpy(u->where, where, sizeof(u->where));
+	return 1;
+}
+
+/* A record the site sets on AMT as a password must pass AMT's rule, or every device would
+ * fail with INVALID_PASSWORD: refused before it is stored (docs/manifest.md "AMT passwords").
+ * The message names the field, the record and the broken clauses, never the value. */
+static int refuse_weak_amt_password(struct cli *c, struct site *s, const char *name,
+				    const struct amtprov_secret *sec)
+{
+	struct amt_use u = {.name = name};
+	char clauses[160];
+	unsigned faults;
+
+	if (!amt_password_uses(site_manifest(s), find_amt_use, &u))
+		return 0;
+	faults = amt_password_check(sec->data, sec->len);
+	if (!faults)
+		return 0;
+	amt_password_faults(faults, clauses, sizeof(clauses));
+	fprintf(stderr, "amtprov: %s: %s: credential '%s' is a password the site sets on AMT, "
+		"and AMT refuses this value (INVALID_PASSWORD): %s; nothing stored (see "
+		"docs/manifest.md \"AMT passwords\")\n", c->manifest, u.where, name, clauses);
+	return 1;
 }
 
 static int cmd_cred(struct cli *c, int argc, char **argv)
@@ -1874,6 +1922,10 @@ static int cmd_cred(struct cli *c, int argc, char **argv)
 	rc = open_credstore(c, &s, &cs, 0);
 	if (rc)
 		goto out;
+	if (refuse_weak_amt_password(c, s, name, sec)) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
 	if (pi_credstore_put(cs, name, sec, &err) != AMTPROV_OK) {
 		print_error(&err);
 		rc = exit_for(err.code);

@@ -134,8 +134,12 @@ static void usage(FILE *out)
 /* Opens (validates, loads plugins, creates instances) without starting the plugins. */
 static int open_site_unstarted(struct daemon *d, struct site **site, struct amtprov_error *err)
 {
+	/* The passwords the site sets on AMT are read and checked now, at start and at every
+	 * reload, before any device is touched (docs/manifest.md "AMT passwords"). */
 	struct site_options opt = {
-		.manifest = d->manifest, .flags = SITE_CREATE_DB, .log = d->log};
+		.manifest = d->manifest,
+		.flags = SITE_CREATE_DB | SITE_CHECK_AMT_PASSWORDS,
+		.log = d->log};
 	struct manifest_problems probs = {0};
 	int rc;
 

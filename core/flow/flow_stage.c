@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "amt_password.h"
 #include "flow_int.h"
 #include "flow_keys.h"
 #include "flow_krb.h"
@@ -113,17 +114,18 @@ void flow_admin_cred_name(const char *fqdn, char *out, size_t size)
 /* A strong random password AMT accepts: upper, lower, digit and a symbol, no quotes or
  * colons (they break Digest and XML in some clients). No '_' either: AMT allows it but does
  * not count it as the symbol, so a password whose only symbol was '_' (about 1 in 13 per
- * draw, less the other positions' symbols) was refused with INVALID_PASSWORD (AMT-PROTOCOL.md,
- * "Strong password"). */
+ * draw, less the other positions' symbols) was refused with INVALID_PASSWORD. The result is
+ * checked against the rule itself (amt_password_check, AMT-PROTOCOL.md section 10), so a
+ * change to the sets that breaks it gives no password rather than one AMT refuses. */
 struct amtprov_secret *flow_random_password(int len)
 {
 	static const char upper[] = "ABCDEFGHJKLMNPQRSTUVWXYZ", lower[] = "abcdefghijkmnpqrstuvwxyz",
 			  digit[] = "23456789", sym[] = "!#$%*+-.=?@^";
 	static const char *const sets[] = {upper, lower, digit, sym};
 	struct amtprov_secret *s = util_secret_new((size_t)len);
-	unsigned char rnd[64];
+	unsigned char rnd[AMT_PASSWORD_MAX];
 
-	if (!s || len < 8 || len > 32 || RAND_bytes(rnd, len) != 1) {
+	if (!s || len < AMT_PASSWORD_MIN || len > AMT_PASSWORD_MAX || RAND_bytes(rnd, len) != 1) {
 		util_secret_free(s);
 		return NULL;
 	}
@@ -142,6 +144,10 @@ struct amtprov_secret *flow_random_password(int len)
 		s->data[j] = t;
 	}
 	util_wipe(rnd, sizeof(rnd));
+	if (amt_password_check(s->data, s->len) != 0) {
+		util_secret_free(s);
+		return NULL;
+	}
 	return s;
 }
 

@@ -25,6 +25,7 @@
 
 #include <amtprov/plugin.h>
 
+#include "amt_password.h"
 #include "authz.h"
 #include "manifest.h"
 #include "manifest_int.h"
@@ -1347,7 +1348,8 @@ static void parse_amt(struct vctx *c, json_t *root)
 			err_at(c, kp, "policy '%s' needs credentials.mebx_password (R-PROV-10)",
 			       policies[policy]);
 		}
-		get_int(c, amt, p, "admin_password_length", 8, 32, &c->m->admin_password_length);
+		get_int(c, amt, p, "admin_password_length", AMT_PASSWORD_MIN, AMT_PASSWORD_MAX,
+			&c->m->admin_password_length);
 		parse_user_accounts(c, amt, p);
 		get_bool(c, amt, p, "kerberos", &c->m->kerberos);
 		check_kerberos(c, amt, p);

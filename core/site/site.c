@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "amt_password.h"
+#include "manifest_int.h"
 #include "status.h"
 #include "util.h"
 
@@ -204,6 +206,69 @@ static int load_plugins(struct site *s, int check_only, struct amtprov_error *er
 	return cc.rc;
 }
 
+struct pw_check {
+	struct site *s;
+	struct plugin_instance *cs;
+	struct manifest_problems *problems;
+	size_t bad;
+	char first[AMTPROV_ERROR_WHERE_SIZE];
+};
+
+/* One record the site sets on AMT as a password: readable and accepted by AMT's rule. The
+ * problem names the field and the record, never a character of the value (R-ACC-02). */
+static int check_one_password(void *ctx, const char *where, const char *name)
+{
+	struct pw_check *c = ctx;
+	struct amtprov_secret *pw = NULL;
+	struct amtprov_error e;
+	char clauses[160];
+	unsigned faults;
+
+	amtprov_error_clear(&e);
+	if (!c->cs) {
+		manifest_problem_add(c->problems, 0, where, "cannot check credential '%s': the "
+				     "credential store '%s' is not loaded", name,
+				     c->s->m->credstore ? c->s->m->credstore : "");
+	} else if (pi_credstore_get(c->cs, name, &pw, &e) != AMTPROV_OK) {
+		manifest_problem_add(c->problems, 0, where, "cannot read credential '%s' (%s); "
+				     "store it with 'amtprov cred set %s --stdin'", name, e.msg,
+				     name);
+	} else {
+		faults = amt_password_check(pw->data, pw->len);
+		util_secret_free(pw);
+		if (!faults)
+			return 0;
+		amt_password_faults(faults, clauses, sizeof(clauses));
+		manifest_problem_add(c->problems, 0, where, "credential '%s' holds a password AMT "
+				     "refuses (INVALID_PASSWORD): %s; see docs/manifest.md \"AMT "
+				     "passwords\"", name, clauses);
+	}
+	if (!c->bad++)
+		util_strlcpy(c->first, where, sizeof(c->first));
+	return 0;
+}
+
+/* SITE_CHECK_AMT_PASSWORDS: every refused password is a problem, reported at once, and the
+ * site does not open: AMT would refuse it on every device (2054 INVALID_PASSWORD). */
+static int check_amt_passwords(struct site *s, struct manifest_problems *problems,
+			       struct amtprov_error *err)
+{
+	struct manifest_problems own = {0};
+	struct pw_check c = {
+		.s = s,
+		.cs = s->m->credstore ? plugin_host_find(s->ph, s->m->credstore) : NULL,
+		.problems = problems ? problems : &own,
+	};
+
+	amt_password_uses(s->m, check_one_password, &c);
+	manifest_problems_free(&own);
+	if (!c.bad)
+		return AMTPROV_OK;
+	return amtprov_error_set(err, AMTPROV_E_CONFIG, s->m->file,
+				 "%zu password%s the site sets on AMT cannot be used (first at %s)",
+				 c.bad, c.bad == 1 ? "" : "s", c.first);
+}
+
 int site_open(const struct site_options *opt, struct site **out,
 	      struct manifest_problems *problems, struct amtprov_error *err)
 {
@@ -271,6 +336,11 @@ int site_open(const struct site_options *opt, struct site **out,
 		rc = load_plugins(s, !!(opt->flags & SITE_CHECK_ONLY), err);
 		if (rc)
 			goto fail;
+		if (opt->flags & SITE_CHECK_AMT_PASSWORDS) {
+			rc = check_amt_passwords(s, problems, err);
+			if (rc)
+				goto fail;
+		}
 	}
 
 	/* 4. Only now create what is missing. */

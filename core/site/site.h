@@ -7,7 +7,8 @@
  *
  * site_open() validates before it changes anything: the manifest is loaded in full, the
  * database (when it exists) is checked, plugins are loaded and their capabilities checked
- * against what the manifest asks of them; only then is a missing database created.
+ * against what the manifest asks of them (and, with SITE_CHECK_AMT_PASSWORDS, the
+ * passwords it sets on AMT); only then is a missing database created.
  */
 #ifndef AMTPROV_CORE_SITE_H
 #define AMTPROV_CORE_SITE_H
@@ -32,6 +33,10 @@ struct site;
 #define SITE_READONLY_DB 0x4  /**< open the database read-only; never create */
 #define SITE_NO_DB 0x8        /**< do not open the database (manifest check) */
 #define SITE_CHECK_ONLY 0x10  /**< plugins only validate: nothing is created on disk */
+/** Read every password the site sets on AMT (amt_password_uses) from the credential store
+ * and check it against AMT's rule (amt_password.h) before anything is created: one problem
+ * per refused, missing or unreadable record, at its manifest field (needs plugins). */
+#define SITE_CHECK_AMT_PASSWORDS 0x20
 
 struct site_options {
 	const char *manifest;       /**< path of the site manifest */

@@ -17,6 +17,7 @@
 
 #include <amtprov/plugin.h>
 
+#include "amt_password.h"
 #include "manifest.h"
 
 #ifndef AMTPROV_FIXTURES_DIR
@@ -1174,6 +1175,126 @@ static void test_fqdn_patterns(void)
 #undef SITE_P
 }
 
+/* R-PROV-10 (5), R-PROV-11 (1), R-ACC-01: AMT's strong-password rule (AMT-PROTOCOL.md
+ * section 10), one clause at a time: each password below breaks exactly one. */
+static void test_amt_password_rule_clause_by_clause(void)
+{
+	static const struct {
+		const char *pw;
+		size_t len; /* 0: strlen */
+		unsigned faults;
+	} cases[] = {
+		{"Aa1!aaaa", 0, 0},                          /* 8: the shortest accepted */
+		{"Aa1!aaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 0},  /* 32: the longest */
+		{"Aa1!aaa", 0, AMT_PW_SHORT},                /* 7 */
+		{"Aa1!aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, AMT_PW_LONG}, /* 33 */
+		{"Aa1!aaa:", 0, AMT_PW_CHARACTER},
+		{"Aa1!aaa,", 0, AMT_PW_CHARACTER},
+		{"Aa1!aaa\"", 0, AMT_PW_CHARACTER},
+		{"Aa1!aaa\t", 0, AMT_PW_CHARACTER},          /* a control character */
+		{"Aa1!aaa\x7f", 0, AMT_PW_CHARACTER},        /* DEL */
+		{"Aa1!aa\xc3\xa9", 0, AMT_PW_CHARACTER},     /* not 7-bit ASCII */
+		{"Aa1!a\0aa", 8, AMT_PW_CHARACTER},          /* NUL inside: the length counts */
+		{"Aab!aaaa", 0, AMT_PW_NO_DIGIT},
+		{"AA1!AAAA", 0, AMT_PW_NO_LOWER},
+		{"aa1!aaaa", 0, AMT_PW_NO_UPPER},
+		{"Aa1aaaaa", 0, AMT_PW_NO_SYMBOL},
+		/* '_' and space are accepted characters but not the symbol */
+		{"Aa1_aaaa", 0, AMT_PW_NO_SYMBOL},
+		{"Aa1 aaaa", 0, AMT_PW_NO_SYMBOL},
+		{"Aa1_ !aa", 0, 0},
+		{"", 0, AMT_PW_SHORT | AMT_PW_NO_DIGIT | AMT_PW_NO_LOWER | AMT_PW_NO_UPPER |
+			   AMT_PW_NO_SYMBOL},
+	};
+	static const char symbols[] = "!#$%&'()*+-./;<=>?@[\\]^`{|}~";
+	char pw[9], text[200];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = cases[i].len ? cases[i].len : strlen(cases[i].pw);
+		unsigned got = amt_password_check(cases[i].pw, len);
+
+		if (got != cases[i].faults)
+			fprintf(stderr, "\ncase %zu: faults %#x, want %#x\n", i, got,
+				cases[i].faults);
+		CU_ASSERT_EQUAL(got, cases[i].faults);
+	}
+	/* Every other printable non-alphanumeric character is the symbol. */
+	for (const char *c = symbols; *c; c++) {
+		snprintf(pw, sizeof(pw), "Aa1%caaaa", *c);
+		CU_ASSERT_EQUAL(amt_password_check(pw, strlen(pw)), 0);
+	}
+	CU_ASSERT_EQUAL(amt_password_check(NULL, 0), amt_password_check("", 0));
+	/* The clauses in words, in a fixed order; none from the password. */
+	amt_password_faults(AMT_PW_NO_SYMBOL | AMT_PW_NO_DIGIT, text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "no digit, no symbol ('_' and space do not count)");
+	amt_password_faults(AMT_PW_SHORT, text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "fewer than 8 characters");
+	amt_password_faults(AMT_PW_LONG | AMT_PW_CHARACTER, text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "more than 32 characters, a character other than "
+				     "printable ASCII or one of : , \"");
+	amt_password_faults(AMT_PW_NO_LOWER | AMT_PW_NO_UPPER, text, 12);
+	CU_ASSERT_STRING_EQUAL(text, ""); /* the first clause does not fit: nothing half-said */
+	amt_password_faults(0, text, sizeof(text));
+	CU_ASSERT_STRING_EQUAL(text, "");
+}
+
+struct uses {
+	char seen[4][160];
+	size_t n;
+	size_t stop_after; /* 0: never */
+};
+
+static int note_use(void *ctx, const char *where, const char *name)
+{
+	struct uses *u = ctx;
+
+	if (u->n < 4)
+		snprintf(u->seen[u->n], sizeof(u->seen[0]), "%s=%s", where, name);
+	u->n++;
+	return u->stop_after && u->n >= u->stop_after ? 7 : 0;
+}
+
+/* R-PROV-10 (5), R-PROV-11 (1): the passwords the site sets on AMT are the MEBx password
+ * (when the policy lets provisioning set it) and the Digest user accounts' passwords; not
+ * the provisioning accounts' (what a device already has, R-PROV-09) nor a Kerberos
+ * account (it has none). */
+static void test_amt_password_uses_are_the_passwords_set_on_amt(void)
+{
+#define USES_SITE(policy)                                                                  \
+	HEAD ",'plugins':{'cs':{'plugin':'credstore-file'}},'credentials':{'store':'cs',"  \
+	     "'mebx_password':'site/mebx','provisioning_accounts':[{'user':'admin',"        \
+	     "'password':'site/factory'}]},'amt':{" policy "'user_accounts':["             \
+	     "{'name':'S-1-5-21-1-2-3-500','realms':['redirection']},"                       \
+	     "{'name':'helpdesk','kerberos':false,'password':'site/helpdesk',"              \
+	     "'realms':['redirection']}]}}"
+	struct manifest_problems pr = {0};
+	struct manifest *m = expect_ok(USES_SITE(""), &pr);
+	struct uses u = {.n = 0};
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(amt_password_uses(m, note_use, &u), 0);
+	CU_ASSERT_EQUAL(u.n, 2);
+	CU_ASSERT_STRING_EQUAL(u.seen[0], "/credentials/mebx_password=site/mebx");
+	CU_ASSERT_STRING_EQUAL(u.seen[1], "/amt/user_accounts/1/password=site/helpdesk");
+	/* A nonzero answer stops the walk and is returned. */
+	memset(&u, 0, sizeof(u));
+	u.stop_after = 1;
+	CU_ASSERT_EQUAL(amt_password_uses(m, note_use, &u), 7);
+	CU_ASSERT_EQUAL(u.n, 1);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+	/* mebx_password_policy "never": provisioning never sets the MEBx password. */
+	m = expect_ok(USES_SITE("'mebx_password_policy':'never',"), &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	memset(&u, 0, sizeof(u));
+	amt_password_uses(m, note_use, &u);
+	CU_ASSERT_EQUAL(u.n, 1);
+	CU_ASSERT_STRING_EQUAL(u.seen[0], "/amt/user_accounts/1/password=site/helpdesk");
+	manifest_free(m);
+	manifest_problems_free(&pr);
+#undef USES_SITE
+}
+
 void register_manifest_tests(void)
 {
 	static const struct {
@@ -1236,6 +1357,12 @@ void register_manifest_tests(void)
 		{"site.fqdn_patterns: globs below dns_suffix (R-PC-05)", test_fqdn_patterns},
 		{"AMT 22 crypto policy: defaults, site rules, bad rules (issue 17)",
 		 test_amt_crypto_policy},
+		{"AMT's strong-password rule, clause by clause; '_' is no symbol (R-PROV-10, "
+		 "R-PROV-11, R-ACC-01)",
+		 test_amt_password_rule_clause_by_clause},
+		{"the passwords set on AMT: MEBx by policy, Digest accounts; not provisioning "
+		 "accounts (R-PROV-10, R-PROV-11, R-PROV-09)",
+		 test_amt_password_uses_are_the_passwords_set_on_amt},
 	};
 	CU_pSuite s = CU_add_suite("manifest", NULL, NULL);
 	size_t i;
