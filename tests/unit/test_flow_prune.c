@@ -79,6 +79,13 @@ static void make_cert(struct fx *x, int i)
 	X509_free(c);
 }
 
+/* Certificate @p i listed in AMT under @p handle. */
+static void list_cert(struct fx *x, const char *handle, int i)
+{
+	json_array_append_new(x->certs, json_pack("{s:s,s:s}", "cert_handle", handle,
+						  "cert_der_b64", x->der_b64[i]));
+}
+
 /* AMT's lists: every key pair; certificates B (the TLS context's) and D (a link's). The
  * record: A superseded, B current. */
 static void setup(struct fx *x)
@@ -106,10 +113,8 @@ static void setup(struct fx *x)
 		free(b64);
 		OPENSSL_free(pk);
 	}
-	json_array_append_new(x->certs, json_pack("{s:s,s:s}", "cert_handle", "cert-B",
-						  "cert_der_b64", x->der_b64[KB]));
-	json_array_append_new(x->certs, json_pack("{s:s,s:s}", "cert_handle", "cert-D",
-						  "cert_der_b64", x->der_b64[KD]));
+	list_cert(x, "cert-B", KB);
+	list_cert(x, "cert-D", KD);
 	json_array_append_new(x->superseded, json_string(x->sha[KA]));
 	x->v = (struct flow_prune_view){.in_use = x->in_use, .certs = x->certs, .keys = x->keys,
 					.superseded = x->superseded, .recorded = &x->key[KA],
@@ -140,12 +145,17 @@ static const char *joined(const json_t *a, char *out, size_t size)
 	return out;
 }
 
-#define EXPECT(x, certs, keys)                                                          \
-	do {                                                                            \
-		char got_[256];                                                         \
-		CU_ASSERT_STRING_EQUAL(joined((x)->del_certs, got_, sizeof(got_)), certs); \
-		CU_ASSERT_STRING_EQUAL(joined((x)->del_keys, got_, sizeof(got_)), keys);   \
-	} while (0)
+/* Runs the choice on @p x, compares the handles chosen with @p certs and @p keys
+ * (comma-separated), and releases @p x. */
+static void expect(struct fx *x, const char *certs, const char *keys)
+{
+	char got[256];
+
+	flow_prune_choose(&x->v, x->del_certs, x->del_keys);
+	CU_ASSERT_STRING_EQUAL(joined(x->del_certs, got, sizeof(got)), certs);
+	CU_ASSERT_STRING_EQUAL(joined(x->del_keys, got, sizeof(got)), keys);
+	teardown(x);
+}
 
 /* The usual renewal: A and its key a leave AMT; B, D, their keys and c stay. */
 static void test_superseded_certificate_and_its_key_go(void)
@@ -153,11 +163,8 @@ static void test_superseded_certificate_and_its_key_go(void)
 	struct fx x;
 
 	setup(&x);
-	json_array_append_new(x.certs, json_pack("{s:s,s:s}", "cert_handle", "cert-A",
-						 "cert_der_b64", x.der_b64[KA]));
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "cert-A", "key-a");
-	teardown(&x);
+	list_cert(&x, "cert-A", KA);
+	expect(&x, "cert-A", "key-a");
 }
 
 /* The CI failure (test_lifecycle_renewal_keys, R-REV-02c): amtprovd was killed after AMT
@@ -168,23 +175,18 @@ static void test_key_of_a_certificate_already_gone_goes(void)
 	struct fx x;
 
 	setup(&x);
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "key-a");
-	teardown(&x);
+	expect(&x, "", "key-a");
 }
 
 /* A key certified twice (an interrupted request asked again with the key AMT had made):
- * the current certificate carries it, so it stays, whether the current certificate is
- * listed or only on record. */
+ * the current certificate carries it (as its record says), so it stays. */
 static void test_key_the_current_certificate_carries_stays(void)
 {
 	struct fx x;
 
 	setup(&x);
 	x.v.current = x.key[KA];
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 }
 
 /* A certificate left in AMT (here D, another purpose's) carrying the superseded record's
@@ -195,9 +197,7 @@ static void test_key_a_certificate_in_amt_carries_stays(void)
 
 	setup(&x);
 	x.v.recorded = &x.key[KD];
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 }
 
 /* A superseded certificate a context still uses stays, and so does its key. */
@@ -206,12 +206,9 @@ static void test_superseded_certificate_in_use_stays(void)
 	struct fx x;
 
 	setup(&x);
-	json_array_append_new(x.certs, json_pack("{s:s,s:s}", "cert_handle", "cert-A",
-						 "cert_der_b64", x.der_b64[KA]));
+	list_cert(&x, "cert-A", KA);
 	json_array_append_new(x.in_use, json_string("cert-A"));
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 }
 
 /* Nothing on a guess: unknown bindings delete nothing; an unknown current key keeps the
@@ -222,25 +219,18 @@ static void test_nothing_on_a_guess(void)
 	struct fx x;
 
 	setup(&x);
-	json_array_append_new(x.certs, json_pack("{s:s,s:s}", "cert_handle", "cert-A",
-						 "cert_der_b64", x.der_b64[KA]));
+	list_cert(&x, "cert-A", KA);
 	x.v.in_use = NULL;
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 
 	setup(&x);
 	x.v.current = NULL;
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 
 	setup(&x);
 	json_array_append_new(x.certs, json_pack("{s:s,s:s}", "cert_handle", "cert-X",
 						 "cert_der_b64", "AAAA"));
-	flow_prune_choose(&x.v, x.del_certs, x.del_keys);
-	EXPECT(&x, "", "");
-	teardown(&x);
+	expect(&x, "", "");
 }
 
 void register_flow_prune_tests(void)
