@@ -10,6 +10,10 @@
  *      certificates other than the current one, unless a context names it; then each key
  *      pair whose public key such a certificate carried and no certificate left in AMT
  *      carries (a key AMT generated once may have been certified twice).
+ * The superseded certificates' public keys are also read from the record (their DER), so a
+ * key pair whose certificate left AMT before it did (a prune interrupted, e.g. amtprovd
+ * killed, between the two deletions; a key deletion refused) is still recognised and goes
+ * at the next prune, instead of staying in AMT's store for good.
  * AMT refuses to delete what is in use as well; a refusal is reported, never fatal.
  */
 #include "flow_prune.h"
@@ -41,6 +45,9 @@ struct flow_prune {
 	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other web certificates */
 	json_t *del_certs;  /* handles still to delete */
 	json_t *del_keys;
+	EVP_PKEY **recorded; /* public keys of the superseded certificates on record */
+	size_t n_recorded;
+	EVP_PKEY *current;   /* the current certificate's, from the record; NULL: unknown */
 	int n_certs, n_keys;
 	char problem[STORE_TEXT_SIZE];
 	flow_prune_done_fn done;
@@ -56,6 +63,10 @@ void flow_prune_free(struct flow_prune *p)
 	json_decref(p->superseded);
 	json_decref(p->del_certs);
 	json_decref(p->del_keys);
+	for (size_t i = 0; i < p->n_recorded; i++)
+		EVP_PKEY_free(p->recorded[i]);
+	free(p->recorded);
+	EVP_PKEY_free(p->current);
 	free(p);
 }
 
@@ -99,21 +110,21 @@ static int list(struct flow_prune *p, enum prune_phase phase, uint32_t op,
 }
 
 /* 1 when the TLS server or a link uses certificate @p handle. */
-static int in_use(const struct flow_prune *p, const char *handle)
+static int in_use(const json_t *used, const char *handle)
 {
 	const json_t *v;
 	size_t i;
 
 	/* Not knowing counts as in use: nothing is deleted on a guess. */
-	if (!p->in_use)
+	if (!used)
 		return 1;
-	json_array_foreach(p->in_use, i, v)
+	json_array_foreach(used, i, v)
 		if (json_is_string(v) && strcmp(json_string_value(v), handle) == 0)
 			return 1;
 	return 0;
 }
 
-static int superseded(const struct flow_prune *p, const char *der_b64, EVP_PKEY **pub)
+static int superseded(const json_t *shas, const char *der_b64, EVP_PKEY **pub)
 {
 	size_t len = 0, i;
 	unsigned char *der = flow_unb64(der_b64, &len);
@@ -128,7 +139,7 @@ static int superseded(const struct flow_prune *p, const char *der_b64, EVP_PKEY 
 	if (x && X509_digest(x, EVP_sha256(), md, &mdlen))
 		for (unsigned int j = 0; j < mdlen; j++)
 			snprintf(hex + 2 * j, 3, "%02X", md[j]);
-	json_array_foreach(p->superseded, i, v)
+	json_array_foreach(shas, i, v)
 		if (hex[0] && json_is_string(v) && strcmp(json_string_value(v), hex) == 0)
 			found = 1;
 	*pub = x ? X509_get_pubkey(x) : NULL;
@@ -145,25 +156,26 @@ static int key_in(EVP_PKEY *k, EVP_PKEY *const *set, size_t n)
 	return 0;
 }
 
-/* What goes: superseded certificates no context uses, and the key pairs only they carry. */
-static void choose(struct flow_prune *p, const json_t *keys)
+void flow_prune_choose(const struct flow_prune_view *v, json_t *del_certs, json_t *del_keys)
 {
 	EVP_PKEY *gone[MAX_KEYS] = {0}, *kept[MAX_KEYS] = {0};
 	size_t n_gone = 0, n_kept = 0, i;
 	int overflow = 0;
+	/* Keys known only from the record go too once the bindings are known (a key a context
+	 * uses has its certificate in AMT, so it is kept) and the current key is known. */
+	size_t n_recorded = v->in_use && v->current ? v->n_recorded : 0;
 	const json_t *it;
 
-	p->del_certs = json_array();
-	p->del_keys = json_array();
-	json_array_foreach(p->certs, i, it) {
+	json_array_foreach(v->certs, i, it) {
 		const char *id = json_string_value(json_object_get(it, "cert_handle"));
 		const char *der = json_string_value(json_object_get(it, "cert_der_b64"));
 		EVP_PKEY *pub = NULL;
 
 		if (!id || !der)
 			continue;
-		if (superseded(p, der, &pub) && !in_use(p, id) && n_gone < MAX_KEYS) {
-			json_array_append_new(p->del_certs, json_string(id));
+		if (superseded(v->superseded, der, &pub) && !in_use(v->in_use, id) &&
+		    n_gone < MAX_KEYS) {
+			json_array_append_new(del_certs, json_string(id));
 			gone[n_gone++] = pub;
 		} else if (pub && n_kept < MAX_KEYS) {
 			kept[n_kept++] = pub;
@@ -172,19 +184,34 @@ static void choose(struct flow_prune *p, const json_t *keys)
 			EVP_PKEY_free(pub);
 		}
 	}
-	json_array_foreach(keys, i, it) {
+	json_array_foreach(v->keys, i, it) {
 		const char *id = json_string_value(json_object_get(it, "key_handle"));
 		EVP_PKEY *k = flow_amt_public_key(json_string_value(json_object_get(it,
 										    "public_key_b64")));
 
-		if (id && !overflow && key_in(k, gone, n_gone) && !key_in(k, kept, n_kept))
-			json_array_append_new(p->del_keys, json_string(id));
+		if (id && k && !overflow &&
+		    (key_in(k, gone, n_gone) || key_in(k, v->recorded, n_recorded)) &&
+		    !key_in(k, kept, n_kept) && !key_in(k, &v->current, v->current ? 1 : 0))
+			json_array_append_new(del_keys, json_string(id));
 		EVP_PKEY_free(k);
 	}
 	for (i = 0; i < n_gone; i++)
 		EVP_PKEY_free(gone[i]);
 	for (i = 0; i < n_kept; i++)
 		EVP_PKEY_free(kept[i]);
+}
+
+/* What goes: superseded certificates no context uses, and the key pairs only they carry. */
+static void choose(struct flow_prune *p, const json_t *keys)
+{
+	const struct flow_prune_view v = {
+		.in_use = p->in_use, .certs = p->certs, .keys = keys, .superseded = p->superseded,
+		.recorded = p->recorded, .n_recorded = p->n_recorded, .current = p->current};
+
+	p->del_certs = json_array();
+	p->del_keys = json_array();
+	if (p->del_certs && p->del_keys)
+		flow_prune_choose(&v, p->del_certs, p->del_keys);
 }
 
 /* The next deletion, or the end. */
@@ -280,6 +307,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 
 struct collect {
 	json_t *out;
+	json_t *ids;
 	int64_t keep;
 };
 
@@ -287,9 +315,53 @@ static int collect_cb(void *ctx, const struct store_cert *c)
 {
 	struct collect *k = ctx;
 
-	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && c->id != k->keep && c->sha256[0])
+	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && c->id != k->keep && c->sha256[0]) {
 		json_array_append_new(k->out, json_string(c->sha256));
+		json_array_append_new(k->ids, json_integer(c->id));
+	}
 	return 0;
+}
+
+/* The public key of certificate @p id on record; NULL when its DER is not stored (records
+ * older than schema 2) or does not parse. */
+static EVP_PKEY *recorded_key(struct store *st, int64_t id)
+{
+	struct amtprov_error err;
+	uint8_t *der = NULL;
+	size_t len = 0;
+	const unsigned char *q;
+	X509 *x = NULL;
+	EVP_PKEY *pub;
+
+	amtprov_error_clear(&err);
+	if (store_cert_data_get(st, id, &der, &len, NULL, &err) == AMTPROV_OK) {
+		q = der;
+		x = d2i_X509(NULL, &q, (long)len);
+	}
+	pub = x ? X509_get_pubkey(x) : NULL;
+	X509_free(x);
+	free(der);
+	return pub;
+}
+
+/* The superseded certificates' keys and the current one's, from the record. */
+static int read_recorded(struct flow_prune *p, const json_t *ids, struct amtprov_error *err)
+{
+	struct store *st = site_store(p->f->site);
+	size_t n = json_array_size(ids), i;
+	const json_t *v;
+
+	p->recorded = n ? calloc(n, sizeof(*p->recorded)) : NULL;
+	if (n && !p->recorded)
+		return amtprov_error_set(err, AMTPROV_E_NOMEM, p->fqdn, "out of memory");
+	json_array_foreach(ids, i, v) {
+		EVP_PKEY *k = recorded_key(st, json_integer_value(v));
+
+		if (k)
+			p->recorded[p->n_recorded++] = k;
+	}
+	p->current = recorded_key(st, p->keep_id);
+	return AMTPROV_OK;
 }
 
 int flow_prune_start(struct flow *f, void *session, int64_t device_id, const char *fqdn,
@@ -312,9 +384,13 @@ int flow_prune_start(struct flow *f, void *session, int64_t device_id, const cha
 	p->ctx = ctx;
 	util_strlcpy(p->fqdn, fqdn, sizeof(p->fqdn));
 	p->superseded = k.out = json_array();
-	rc = p->superseded
+	k.ids = json_array();
+	rc = p->superseded && k.ids
 		     ? store_cert_list(site_store(f->site), &flt, collect_cb, &k, err)
 		     : amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
+	if (rc == AMTPROV_OK)
+		rc = read_recorded(p, k.ids, err);
+	json_decref(k.ids);
 	if (rc == AMTPROV_OK)
 		rc = list(p, P_BINDINGS, AMTPROV_AMT_LIST_CERT_BINDINGS, err);
 	if (rc != AMTPROV_OK) {

@@ -10,7 +10,9 @@
 #  2. key_source "amtprov": a second renewal adds amtprov's key (AddKey); after two renewals
 #     AMT holds only the current web server certificate and key.
 #  3. amtprovd SIGKILLed while AMT generates the renewal key: the restart adopts that key
-#     (exactly one new key), installs and commits.
+#     (exactly one new key), installs and commits. pc2's renewal, cut short by the kill inside
+#     its prune (superseded certificate deleted, its key pair not yet), leaves no key pair
+#     behind: the restart knows that key by the certificate's record and deletes it.
 #  4. AMT refuses the commit of a renewal: the device stays PROVISIONED and serves its current
 #     certificate; the next evaluation installs the recorded certificate without a new
 #     request or key.
@@ -20,23 +22,25 @@ TEST_NAME=lifecycle_renewal_keys
 
 q() { sqlite3 -batch -noheader "$T/site/state/site.db" "$1"; }
 SIM_PID=""
-# fleet [ID:KEYGEN_MS:COMMIT_FAIL]... : pc1 AMT 12, pc2 AMT 16.1, pc3 AMT 6.0 (legacy SOAP)
+# fleet [ID:KEYGEN_MS:COMMIT_FAIL]... : pc1 AMT 12, pc2 AMT 16.1, pc3 AMT 6.0 (legacy SOAP);
+# FAULTS='{"ID": {...}}' adds amtsim faults (docs/amtsim.md) to a device's.
 fleet() {
   local ms1=5 ms2=5 ms3=5 cf1=0 cf2=0 cf3=0 spec id ms cf
   for spec in "$@"; do
     IFS=: read -r id ms cf <<<"$spec"
     eval "ms${id#pc}=$ms; cf${id#pc}=${cf:-0}"
   done
-  python3 - "$NET" "$ROOT_HASH" "$ms1:$cf1" "$ms2:$cf2" "$ms3:$cf3" >"$T/fleet.json" <<'PY'
+  python3 - "$NET" "$ROOT_HASH" "${FAULTS:-}" "$ms1:$cf1" "$ms2:$cf2" "$ms3:$cf3" >"$T/fleet.json" <<'PY'
 import json, sys
 net, root = sys.argv[1], sys.argv[2]
+extra = json.loads(sys.argv[3] or "{}")
 devs = []
-for n, (ver, spec) in enumerate(zip(["12.0.45", "16.1.25", "6.0.30"], sys.argv[3:]), 1):
+for n, (ver, spec) in enumerate(zip(["12.0.45", "16.1.25", "6.0.30"], sys.argv[4:]), 1):
     ms, cf = (int(x) for x in spec.split(":"))
     devs.append({"id": "pc%d" % n, "address": "%s.%d" % (net, n), "amt_version": ver,
                  "provisioning_state": "in", "host_name": "pc%d" % n, "domain_name": "contoso.com",
                  "dhcp_domain": "contoso.com", "tls_modern_override": True,
-                 "keygen_latency_ms": ms, "faults": {"commit_fail": cf},
+                 "keygen_latency_ms": ms, "faults": dict({"commit_fail": cf}, **extra.get("pc%d" % n, {})),
                  "root_hashes": [{"name": "lab root", "algo": "sha256", "hash": root}]})
 print(json.dumps({"key_pool": 4, "keygen_latency_ms": 5, "devices": devs}))
 PY
@@ -178,16 +182,30 @@ check "AMT 6.0 renewed a second time through legacy SOAP" \
   test "$(audit_count pc3 'legacy SOAP SetTLSKeyAndCertificate: StatusCode 0')" = 3
 
 # --- 3. SIGKILL while AMT generates the renewal key (its answer is 12 s late: the kill must
-# land inside that window even when a loaded machine makes the dump polling slow).
+# land inside that window even when a loaded machine makes the dump polling slow). pc2, which
+# renews beside pc1, is then inside its prune: AMT has deleted its superseded certificate but
+# amtprovd still waits for that answer (amtsim drips it) and has not asked for the key pair.
+# The certificate's InstanceID is in pc2's renewal twice: the TLS context leaves it, then it
+# is deleted.
 key_source auto
-sim_stop; fleet pc1:12000; sim_start
+old_cert=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tls_remote"]["cert_handle"])' "$T/pc2.dump.json")
+old_key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["handle"])' "$T/pc2.dump.json")
+sim_stop
+FAULTS="{\"pc2\": {\"hostile\": \"slow_drip\", \"hostile_nth\": 2,
+  \"hostile_match\": \"Intel(r) AMT Certificate: Handle: $old_cert<\"}}" fleet pc1:12000
+sim_start
 dump pc1; gen_before=$(audit_count pc1 'GenerateKeyPair: key handle')
 due_clock
 "$AMTPROV" -m "$SITE" task run evaluate-certificates >/dev/null
 start_daemon "$T/amtprovd.kill.log" -m "$SITE"
 check "AMT starts generating pc1's renewal key" wait_for 40 bash -c \
   "'$AMTSIM' dump --control '$T/sim/control.sock' pc1 | python3 -c 'import json,sys; sys.exit(sum(\"GenerateKeyPair: key handle\" in e[\"event\"] for e in json.load(sys.stdin)[\"audit\"]) <= $gen_before)'"
+check "AMT deletes pc2's superseded certificate (its answer held back)" wait_for 40 bash -c \
+  "'$AMTSIM' dump --control '$T/sim/control.sock' pc2 | grep -q '\"certificate handle $old_cert deleted\"'"
 kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+dump pc2
+check "the kill came between pc2's certificate deletion and its key pair's" \
+  test "$(audit_count pc2 "certificate handle $old_cert deleted"):$(audit_count pc2 "key handle $old_key deleted")" = 1:0
 check "the kill came before amtprov learnt the handle (intent on record)" python3 - "$T/site/state/site.db" <<'PY'
 import json, sqlite3, sys
 rows = [json.loads(p) for (p,) in sqlite3.connect(sys.argv[1]).execute(
@@ -209,6 +227,11 @@ check "R-PROV-13: exactly one new key: GenerateKeyPair ran once more for pc1" \
 check "R-PROV-13: pc1 serves the certificate for the key AMT generated before the kill" served_key_is_amt pc1
 check "R-PROV-13: pc1 has one active web server certificate, AMT holds it and one key" store_holds_only_current pc1
 check "R-WS-03: pc1 serves its active certificate" bash -c "[ \"\$(served_sha256 $NET.1)\" = '$(active_sha pc1)' ]"
+dump pc2
+check "R-REV-02c: the restart deletes pc2's key pair whose certificate had gone already" \
+  test "$(audit_count pc2 "key handle $old_key deleted")" = 1
+check "R-REV-02c: pc2 holds only its current certificate and key after the restart" \
+  store_holds_only_current pc2
 check "no amt-key record left" test "$(q "select count(*) from pending_ops where kind='amt-key'")" = 0
 
 # --- 4. AMT refuses pc2's renewal commit: PROVISIONED with its current certificate; the next
