@@ -8,11 +8,31 @@
 
 #include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
 #include <openssl/tls1.h>
 #include <openssl/x509.h>
 
 #include "mei.h"
 #include "simutil.h"
+
+/* The SubjectPublicKeyInfo PEM of private key @p pem (malloc'd), or NULL. */
+static char *public_pem(const char *pem)
+{
+	BIO *in = pem ? BIO_new_mem_buf(pem, -1) : NULL;
+	EVP_PKEY *k = in ? PEM_read_bio_PrivateKey(in, NULL, NULL, NULL) : NULL;
+	BIO *out = k ? BIO_new(BIO_s_mem()) : NULL;
+	char *data = NULL, *s = NULL;
+	long n = out && PEM_write_bio_PUBKEY(out, k) ? BIO_get_mem_data(out, &data) : 0;
+
+	if (n > 0 && (s = malloc((size_t)n + 1))) {
+		memcpy(s, data, (size_t)n);
+		s[n] = 0;
+	}
+	BIO_free(out);
+	EVP_PKEY_free(k);
+	BIO_free(in);
+	return s;
+}
 
 /* ---- version rules ------------------------------------------------------------------- */
 
@@ -688,8 +708,13 @@ json_t *device_to_json(const struct device *d, bool secrets)
 	a = json_array();
 	for (int i = 0; i < d->n_keys; i++) {
 		json_t *e = json_object();
+		char *pub = public_pem(d->keys[i].pem);
 
 		json_object_set_new(e, "handle", json_integer(d->keys[i].handle));
+		/* The public half is no secret: a test tells which key is whose without it. */
+		if (pub)
+			json_object_set_new(e, "public_pem", json_string(pub));
+		free(pub);
 		if (secrets)
 			json_object_set_new(e, "pem", json_string(d->keys[i].pem));
 		json_array_append_new(a, e);

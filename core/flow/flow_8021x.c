@@ -18,7 +18,13 @@
  *      the existing wireless profiles;
  *   6. render the profiles bound to their own certificates (R-8021X-04) and SET_8021X;
  *   7. delete the certificates the old links used that no link uses any more;
- *   8. revoke, Superseded, every other active client certificate of the device (R-REV-04):
+ *   8. prune AMT's store (flow_prune.c, the web server renewal's prune with the purpose
+ *      802.1X): every other client certificate of the device on record that AMT still holds
+ *      and no context uses, and the key pairs only those certificates carried, found by the
+ *      certificates' DER on record, so also the keys of the certificates step 7 deleted, or
+ *      an interrupted run deleted (R-PROV-13); never a key a certificate left in AMT (web
+ *      server, another profile's) or a current one carries (a renewal may keep its key);
+ *   9. revoke, Superseded, every other active client certificate of the device (R-REV-04):
  *      only now, once the new ones are bound, so the device never runs on a revoked one.
  * "Still good" depends on why the step runs (the job's state):
  *   NEED_SECOND_STAGE  provisioning: same CA and template, not expired, and recorded in this
@@ -51,6 +57,7 @@
 #include "device_certs.h"
 #include "flow_int.h"
 #include "flow_keys.h"
+#include "flow_prune.h"
 #include "pki.h"
 #include "revoke.h"
 #include "status.h"
@@ -72,6 +79,7 @@ enum x_phase {
 	X_SET,
 	X_ENUM_CTX_AFTER,
 	X_DEL_OLD,
+	X_PRUNE,
 };
 
 struct x_need {
@@ -107,6 +115,8 @@ struct x8021x {
 	int amt_keys;                 /* 1: requests get a key generated inside AMT */
 	int amt_auto;                 /* key_source auto: amtprov's key if AMT can't */
 	struct revoke_job revoking;   /* the superseded certificates, asked of their CAs */
+	struct flow_prune *prune;     /* superseded certificates and keys leaving AMT's store */
+	char pruned[STORE_TEXT_SIZE]; /* what the prune deleted ("" if nothing) */
 };
 
 void flow_8021x_free(struct x8021x *x)
@@ -118,6 +128,7 @@ void flow_8021x_free(struct x8021x *x)
 	json_decref(x->old_certs);
 	json_decref(x->todo);
 	enroll_free(x->enroll);
+	flow_prune_free(x->prune);
 	revoke_batch_free(x->revoking.batch);
 	free(x);
 }
@@ -132,7 +143,7 @@ static void finish(struct x8021x *x, enum flow_outcome o, int rc, const char *wh
 
 	snprintf(text, sizeof(text), "%s", why ? why : "");
 	flow_8021x_free(x);
-	done(ctx, o, rc, rc ? text : NULL, at);
+	done(ctx, o, rc, rc || text[0] ? text : NULL, at);
 }
 
 static void fail(struct x8021x *x, int rc, const char *fmt, ...) AMTPROV_PRINTF(3, 4);
@@ -206,7 +217,7 @@ static void on_revoked(void *owner)
 	struct x8021x *x = owner;
 
 	x->in_worker = 0;
-	finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
+	finish(x, FLOW_DONE, AMTPROV_OK, x->pruned, 0);
 }
 
 static const char *supersede_reason(const struct x8021x *x)
@@ -249,15 +260,51 @@ static void end_step(struct x8021x *x)
 		.owner = x,
 	};
 	if (!x->revoking.batch) {
-		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
+		finish(x, FLOW_DONE, AMTPROV_OK, x->pruned, 0);
 		return;
 	}
 	x->in_worker = 1;
 	if (revoke_job_start(&x->revoking, x->job, &err) != AMTPROV_OK) {
 		/* Queued: the revocation task asks the CAs. */
 		x->in_worker = 0;
-		finish(x, FLOW_DONE, AMTPROV_OK, NULL, 0);
+		finish(x, FLOW_DONE, AMTPROV_OK, x->pruned, 0);
 	}
+}
+
+/* ---- AMT's store: superseded client certificates and their keys (flow_prune.c) ---- */
+
+static void pruned(void *ctx, int certs, int keys, const char *deleted, const char *problem)
+{
+	struct x8021x *x = ctx;
+
+	(void)certs;
+	(void)keys;
+	x->prune = NULL; /* freed by flow_prune.c */
+	util_strlcpy(x->pruned, deleted ? deleted : "", sizeof(x->pruned));
+	if (deleted && deleted[0])
+		alog(site_log(x->f->site), AMTPROV_LOG_INFO, "%s: 802.1X: %s", x->fqdn, deleted);
+	/* The profiles are bound either way: what is left in AMT's store goes at the next run. */
+	if (problem && problem[0])
+		alog(site_log(x->f->site), AMTPROV_LOG_WARNING, "%s: 802.1X: superseded client "
+		     "certificates or keys left in AMT's store: %s", x->fqdn, problem);
+	end_step(x);
+}
+
+/* Every client certificate of the device on record but the profiles' current ones is
+ * superseded: its key pair goes unless a certificate still in AMT or a current one has it. */
+static void start_prune(struct x8021x *x)
+{
+	int64_t keep[MAX_NEEDS];
+	struct amtprov_error err;
+
+	for (size_t i = 0; i < x->n_needs; i++)
+		keep[i] = x->needs[i].cert_id;
+	x->phase = X_PRUNE;
+	amtprov_error_clear(&err);
+	if (flow_prune_start(x->f, x->session, x->device_id, x->fqdn,
+			     AMTPROV_PURPOSE_CLIENT_8021X, keep, x->n_needs, pruned, x, &x->prune,
+			     &err) != AMTPROV_OK)
+		pruned(x, 0, 0, "", err.msg[0] ? err.msg : "cannot start");
 }
 
 /* ---- the certificate of needs[cur] from its CA: the enrollment (enroll.c) ---- */
@@ -656,7 +703,7 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 			call(x, AMTPROV_AMT_DELETE_CERTIFICATE, json_pack("{s:s}", "cert_handle", id));
 			return;
 		}
-		end_step(x);
+		start_prune(x);
 		return;
 	default:
 		break;

@@ -159,7 +159,8 @@ int flow_ca_contract(struct flow *f, struct plugin_instance *ca, uint32_t purpos
 struct x8021x;
 /* How it ended, called exactly once (possibly from within flow_8021x_start): rc AMTPROV_OK
  * with outcome @p o: FLOW_DONE, FLOW_WAIT (a CA answered WAIT: poll at @p at) or FLOW_AGAIN
- * (a CA answered NEED_REKEY); else the failure (rc, why) for engine_job_done. The x8021x is
+ * (a CA answered NEED_REKEY); else the failure (rc, why) for engine_job_done. On success
+ * @p why, when not NULL, says what the step deleted from AMT's store (handles). The x8021x is
  * freed before the call. */
 typedef void (*flow_8021x_done_fn)(void *ctx, enum flow_outcome o, int rc, const char *why,
 				   int64_t at);

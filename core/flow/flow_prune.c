@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Superseded web server certificates and their key pairs out of AMT's store: see
- * flow_prune.h. AMT keeps few certificates and keys, so without this every renewal would
- * leave one of each behind until the store is full (AddKey/AddCertificate then fail).
+ * Superseded certificates and their key pairs out of AMT's store: see flow_prune.h. AMT
+ * keeps few certificates and keys, so without this every renewal would leave one of each
+ * behind until the store is full (AddKey/AddCertificate then fail). The same prune serves
+ * web server certificates (renewal, the first stage) and 802.1X client certificates (the
+ * 802.1X step: provisioning, update, renewal); only the purpose and the current
+ * certificates differ.
  *   1. list what uses certificates: the TLS server and the 802.1X and wireless links
  *      (LIST_CERT_BINDINGS);
  *   2. list the certificates and the key pairs AMT holds (LIST_CERTIFICATES, LIST_KEYS);
- *   3. delete each certificate whose SHA-256 is one of the device's recorded web server
- *      certificates other than the current one, unless a context names it; then each key
- *      pair whose public key such a certificate carried and no certificate left in AMT
- *      carries (a key AMT generated once may have been certified twice).
+ *   3. delete each certificate whose SHA-256 is one of the device's recorded certificates of
+ *      the purpose other than the current ones, unless a context names it; then each key
+ *      pair whose public key such a certificate carried and no certificate left in AMT and
+ *      no current certificate carries (a key may have been certified twice).
  * The superseded certificates' public keys are also read from the record (their DER), so a
  * key pair whose certificate left AMT before it did (a prune interrupted, e.g. amtprovd
  * killed, between the two deletions; a key deletion refused) is still recognised and goes
@@ -30,6 +33,8 @@
 #include "flow_keys.h"
 #include "util.h"
 
+#define PRUNE_AUDIT "amt.store-pruned"
+
 #define MAX_KEYS 64
 
 enum prune_phase { P_BINDINGS, P_CERTS, P_KEYS, P_DEL_CERTS, P_DEL_KEYS };
@@ -37,18 +42,22 @@ enum prune_phase { P_BINDINGS, P_CERTS, P_KEYS, P_DEL_CERTS, P_DEL_KEYS };
 struct flow_prune {
 	struct flow *f;
 	void *session;
-	int64_t device_id, keep_id;
+	int64_t device_id;
+	int purpose;
+	int64_t *keep; /* the current certificates of the purpose */
+	size_t n_keep;
 	char fqdn[STORE_FQDN_SIZE];
 	enum prune_phase phase;
 	json_t *in_use;     /* handles of the certificates TLS or a link uses; NULL: unknown */
 	json_t *certs;      /* LIST_CERTIFICATES items */
-	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other web certificates */
+	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other certificates */
 	json_t *del_certs;  /* handles still to delete */
 	json_t *del_keys;
 	EVP_PKEY **recorded; /* public keys of the superseded certificates on record */
 	size_t n_recorded;
-	EVP_PKEY *current;   /* the current certificate's, from the record; NULL: unknown */
+	EVP_PKEY **current;  /* the current certificates', from the record; NULL: unknown */
 	int n_certs, n_keys;
+	char certs_gone[STORE_TEXT_SIZE / 4], keys_gone[STORE_TEXT_SIZE / 4]; /* handles */
 	char problem[STORE_TEXT_SIZE];
 	flow_prune_done_fn done;
 	void *ctx;
@@ -66,20 +75,60 @@ void flow_prune_free(struct flow_prune *p)
 	for (size_t i = 0; i < p->n_recorded; i++)
 		EVP_PKEY_free(p->recorded[i]);
 	free(p->recorded);
-	EVP_PKEY_free(p->current);
+	for (size_t i = 0; p->current && i < p->n_keep; i++)
+		EVP_PKEY_free(p->current[i]);
+	free(p->current);
+	free(p->keep);
 	free(p);
+}
+
+static const char *purpose_name(int purpose)
+{
+	return purpose == AMTPROV_PURPOSE_CLIENT_8021X ? "802.1X client" : "web server";
+}
+
+/* What went, by handle ("" if nothing), and an audit record of it. */
+static void deleted_text(struct flow_prune *p, char *out, size_t size)
+{
+	struct amtprov_error err;
+
+	out[0] = 0;
+	if (!p->n_certs && !p->n_keys)
+		return;
+	snprintf(out, size, "superseded %s certificates: %d certificate(s)%s%s and %d key pair(s)%s%s "
+		 "deleted from AMT's store", purpose_name(p->purpose), p->n_certs,
+		 p->n_certs ? " " : "", p->certs_gone, p->n_keys, p->n_keys ? " " : "",
+		 p->keys_gone);
+	amtprov_error_clear(&err);
+	/* The deletions are done in AMT either way; an audit record that fails is logged. */
+	if (store_audit_add(site_store(p->f->site), "amtprov", p->device_id, PRUNE_AUDIT, out,
+			    site_now(p->f->site), &err) != AMTPROV_OK)
+		alog(site_log(p->f->site), AMTPROV_LOG_WARNING, "%s: audit record %s not written: %s",
+		     p->fqdn, PRUNE_AUDIT, err.msg);
 }
 
 static void finish(struct flow_prune *p)
 {
-	char problem[STORE_TEXT_SIZE];
+	char problem[STORE_TEXT_SIZE], deleted[STORE_TEXT_SIZE];
 	flow_prune_done_fn done = p->done;
 	void *ctx = p->ctx;
 	int certs = p->n_certs, keys = p->n_keys;
 
 	util_strlcpy(problem, p->problem, sizeof(problem));
+	deleted_text(p, deleted, sizeof(deleted));
 	flow_prune_free(p);
-	done(ctx, certs, keys, problem);
+	done(ctx, certs, keys, deleted, problem);
+}
+
+/* @p id appended to the list @p list of @p size ("a, b"); an ellipsis once it is full. */
+static void add_handle(char *list, size_t size, const char *id)
+{
+	size_t n = strlen(list);
+
+	if (n + strlen(id) + 6 < size)
+		snprintf(list + n, size - n, "%s%s", n ? ", " : "", id);
+	else if (n + 5 < size && (n < 3 || strcmp(list + n - 3, "...")))
+		snprintf(list + n, size - n, ", ...");
 }
 
 static void note(struct flow_prune *p, const char *what, const char *id,
@@ -159,12 +208,17 @@ static int key_in(EVP_PKEY *k, EVP_PKEY *const *set, size_t n)
 void flow_prune_choose(const struct flow_prune_view *v, json_t *del_certs, json_t *del_keys)
 {
 	EVP_PKEY *gone[MAX_KEYS] = {0}, *kept[MAX_KEYS] = {0};
-	size_t n_gone = 0, n_kept = 0, i;
-	int overflow = 0;
-	/* Keys known only from the record go too once the bindings are known (a key a context
-	 * uses has its certificate in AMT, so it is kept) and the current key is known. */
-	size_t n_recorded = v->in_use && v->current ? v->n_recorded : 0;
+	size_t n_gone = 0, n_kept = 0, i, n_recorded = 0;
+	int overflow = 0, current_known = 1;
 	const json_t *it;
+
+	for (i = 0; i < v->n_current; i++)
+		if (!v->current[i])
+			current_known = 0;
+	/* Keys known only from the record go too once the bindings are known (a key a context
+	 * uses has its certificate in AMT, so it is kept) and every current key is known. */
+	if (v->in_use && current_known)
+		n_recorded = v->n_recorded;
 
 	json_array_foreach(v->certs, i, it) {
 		const char *id = json_string_value(json_object_get(it, "cert_handle"));
@@ -191,7 +245,7 @@ void flow_prune_choose(const struct flow_prune_view *v, json_t *del_certs, json_
 
 		if (id && k && !overflow &&
 		    (key_in(k, gone, n_gone) || key_in(k, v->recorded, n_recorded)) &&
-		    !key_in(k, kept, n_kept) && !key_in(k, &v->current, v->current ? 1 : 0))
+		    !key_in(k, kept, n_kept) && !key_in(k, v->current, v->n_current))
 			json_array_append_new(del_keys, json_string(id));
 		EVP_PKEY_free(k);
 	}
@@ -206,7 +260,8 @@ static void choose(struct flow_prune *p, const json_t *keys)
 {
 	const struct flow_prune_view v = {
 		.in_use = p->in_use, .certs = p->certs, .keys = keys, .superseded = p->superseded,
-		.recorded = p->recorded, .n_recorded = p->n_recorded, .current = p->current};
+		.recorded = p->recorded, .n_recorded = p->n_recorded, .current = p->current,
+		.n_current = p->n_keep};
 
 	p->del_certs = json_array();
 	p->del_keys = json_array();
@@ -293,9 +348,13 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		json_t *todo = p->phase == P_DEL_CERTS ? p->del_certs : p->del_keys;
 		const char *id = json_string_value(json_array_get(todo, 0));
 
-		if (rc == AMTPROV_OK)
+		if (rc == AMTPROV_OK) {
 			*(p->phase == P_DEL_CERTS ? &p->n_certs : &p->n_keys) += 1;
-		else
+			if (p->phase == P_DEL_CERTS)
+				add_handle(p->certs_gone, sizeof(p->certs_gone), id ? id : "");
+			else
+				add_handle(p->keys_gone, sizeof(p->keys_gone), id ? id : "");
+		} else
 			note(p, p->phase == P_DEL_CERTS ? "deleting certificate" : "deleting key pair",
 			     id, err);
 		json_array_remove(todo, 0);
@@ -308,14 +367,23 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 struct collect {
 	json_t *out;
 	json_t *ids;
-	int64_t keep;
+	const struct flow_prune *p;
 };
+
+static int kept_id(const struct flow_prune *p, int64_t id)
+{
+	for (size_t i = 0; i < p->n_keep; i++)
+		if (p->keep[i] == id)
+			return 1;
+	return 0;
+}
 
 static int collect_cb(void *ctx, const struct store_cert *c)
 {
 	struct collect *k = ctx;
 
-	if (c->purpose == AMTPROV_PURPOSE_WEB_SERVER && c->id != k->keep && c->sha256[0]) {
+	/* Any status: a revoked certificate's key may still be in AMT. */
+	if ((int)c->purpose == k->p->purpose && !kept_id(k->p, c->id) && c->sha256[0]) {
 		json_array_append_new(k->out, json_string(c->sha256));
 		json_array_append_new(k->ids, json_integer(c->id));
 	}
@@ -344,7 +412,7 @@ static EVP_PKEY *recorded_key(struct store *st, int64_t id)
 	return pub;
 }
 
-/* The superseded certificates' keys and the current one's, from the record. */
+/* The superseded certificates' keys and the current ones', from the record. */
 static int read_recorded(struct flow_prune *p, const json_t *ids, struct amtprov_error *err)
 {
 	struct store *st = site_store(p->f->site);
@@ -352,7 +420,8 @@ static int read_recorded(struct flow_prune *p, const json_t *ids, struct amtprov
 	const json_t *v;
 
 	p->recorded = n ? calloc(n, sizeof(*p->recorded)) : NULL;
-	if (n && !p->recorded)
+	p->current = p->n_keep ? calloc(p->n_keep, sizeof(*p->current)) : NULL;
+	if ((n && !p->recorded) || (p->n_keep && !p->current))
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, p->fqdn, "out of memory");
 	json_array_foreach(ids, i, v) {
 		EVP_PKEY *k = recorded_key(st, json_integer_value(v));
@@ -360,26 +429,32 @@ static int read_recorded(struct flow_prune *p, const json_t *ids, struct amtprov
 		if (k)
 			p->recorded[p->n_recorded++] = k;
 	}
-	p->current = recorded_key(st, p->keep_id);
+	for (i = 0; i < p->n_keep; i++)
+		p->current[i] = recorded_key(st, p->keep[i]);
 	return AMTPROV_OK;
 }
 
 int flow_prune_start(struct flow *f, void *session, int64_t device_id, const char *fqdn,
-		     int64_t keep_cert_id, flow_prune_done_fn done, void *ctx,
-		     struct flow_prune **out, struct amtprov_error *err)
+		     int purpose, const int64_t *keep, size_t n_keep, flow_prune_done_fn done,
+		     void *ctx, struct flow_prune **out, struct amtprov_error *err)
 {
 	struct flow_prune *p = calloc(1, sizeof(*p));
-	struct store_cert_filter flt = {.device_id = device_id};
-	struct collect k = {.keep = keep_cert_id};
+	struct store_cert_filter flt = {.device_id = device_id, .purpose = purpose};
+	struct collect k = {.p = p};
 	int rc;
 
 	*out = NULL;
-	if (!p)
+	if (p && n_keep && (p->keep = calloc(n_keep, sizeof(*p->keep))))
+		memcpy(p->keep, keep, n_keep * sizeof(*keep));
+	if (!p || (n_keep && !p->keep)) {
+		free(p);
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
+	}
 	p->f = f;
 	p->session = session;
 	p->device_id = device_id;
-	p->keep_id = keep_cert_id;
+	p->purpose = purpose;
+	p->n_keep = n_keep;
 	p->done = done;
 	p->ctx = ctx;
 	util_strlcpy(p->fqdn, fqdn, sizeof(p->fqdn));

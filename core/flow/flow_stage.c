@@ -637,17 +637,18 @@ static int promote_admin_password(struct stage_run *r, struct amtprov_error *err
 	return rc;
 }
 
-static void pruned(void *ctx, int certs, int keys, const char *problem)
+static void pruned(void *ctx, int certs, int keys, const char *deleted, const char *problem)
 {
 	struct stage_run *r = ctx;
 
+	(void)certs;
+	(void)keys;
 	r->prune = NULL; /* freed by flow_prune.c */
 	if (problem && problem[0])
 		alog(site_log(r->f->site), AMTPROV_LOG_WARNING, "%s: superseded certificates left "
 		     "in AMT's store: %s", r->fqdn, problem);
-	else if (certs + keys)
-		alog(site_log(r->f->site), AMTPROV_LOG_INFO, "%s: %d superseded certificate(s) and "
-		     "%d key pair(s) deleted from AMT's store", r->fqdn, certs, keys);
+	if (deleted && deleted[0])
+		alog(site_log(r->f->site), AMTPROV_LOG_INFO, "%s: %s", r->fqdn, deleted);
 	advance(r);
 }
 
@@ -734,9 +735,10 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		 * certificate leaves AMT's store too (a failure is only logged). */
 		r->tls_replacing = 2;
 		amtprov_error_clear(&e2);
-		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn, r->cert_id, pruned, r,
+		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn,
+				     AMTPROV_PURPOSE_WEB_SERVER, &r->cert_id, 1, pruned, r,
 				     &r->prune, &e2) != AMTPROV_OK)
-			pruned(r, 0, 0, e2.msg[0] ? e2.msg : "cannot start");
+			pruned(r, 0, 0, "", e2.msg[0] ? e2.msg : "cannot start");
 		return;
 	}
 	if (rc == AMTPROV_OK && r->looking_up_cert) {

@@ -70,7 +70,7 @@ struct renew {
 	char *chain_pem;
 	struct revoke_batch *batch;
 	struct flow_prune *prune;
-	int pruned_certs, pruned_keys;
+	char pruned[STORE_TEXT_SIZE]; /* what the prune deleted, by handle */
 	int clients_due;     /* 802.1X client certificates due too (R-8021X-06) */
 	struct x8021x *x;    /* their renewal, while it runs */
 };
@@ -146,9 +146,15 @@ static void clients_done(void *ctx, enum flow_outcome o, int rc, const char *why
 		renew_end(r, DS_INVALID, rc, why);
 		return;
 	}
-	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn,
-		    "802.1X client certificates renewed (R-8021X-06): new keys and certificates "
-		    "in AMT, each profile bound to its new one, the old ones revoked Superseded");
+	{
+		char detail[STORE_TEXT_SIZE];
+
+		snprintf(detail, sizeof(detail), "802.1X client certificates renewed (R-8021X-06): "
+			 "new keys and certificates in AMT, each profile bound to its new one, the "
+			 "old ones revoked Superseded; %.300s",
+			 why && why[0] ? why : "nothing deleted from AMT's store");
+		site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn, detail);
+	}
 	renew_outcome(r, FLOW_DONE);
 }
 
@@ -191,11 +197,11 @@ static void revoked(struct engine_job *job, int rc, const struct amtprov_error *
 	(void)err;
 	revoke_batch_record(r->f->site, r->batch, &done, &left);
 	snprintf(detail, sizeof(detail), "web server certificate renewed (R-WS-03%s) with a key %s; "
-		 "%d older certificate%s revoked Superseded%s; %d certificate%s and %d key pair%s "
-		 "deleted from AMT", r->resumed ? ", an interrupted renewal finished" : "",
+		 "%d older certificate%s revoked Superseded%s; %.300s",
+		 r->resumed ? ", an interrupted renewal finished" : "",
 		 r->key_in_amt ? "generated inside AMT" : "made by amtprov",
-		 done, done == 1 ? "" : "s", left ? ", the rest queued" : "", r->pruned_certs,
-		 r->pruned_certs == 1 ? "" : "s", r->pruned_keys, r->pruned_keys == 1 ? "" : "s");
+		 done, done == 1 ? "" : "s", left ? ", the rest queued" : "",
+		 r->pruned[0] ? r->pruned : "nothing deleted from AMT's store");
 	site_status(r->f->site, STATUS_CERT_RENEWED, r->fqdn, detail);
 	if (r->clients_due) {
 		renew_clients(r);
@@ -234,14 +240,15 @@ static void supersede(struct renew *r)
 
 static void next(struct renew *r);
 
-static void pruned(void *ctx, int certs, int keys, const char *problem)
+static void pruned(void *ctx, int certs, int keys, const char *deleted, const char *problem)
 {
 	struct renew *r = ctx;
 	char detail[STORE_TEXT_SIZE];
 
+	(void)certs;
+	(void)keys;
 	r->prune = NULL; /* freed by flow_prune.c */
-	r->pruned_certs = certs;
-	r->pruned_keys = keys;
+	util_strlcpy(r->pruned, deleted ? deleted : "", sizeof(r->pruned));
 	if (problem && problem[0]) {
 		/* The renewal is done; what is left in AMT's store is only reported. */
 		snprintf(detail, sizeof(detail), "renewal: superseded certificates or keys left in "
@@ -320,9 +327,10 @@ static void next(struct renew *r)
 			return;
 		case RS_PRUNE:
 			committed(r);
-			if (flow_prune_start(r->f, r->m.session, r->device_id, r->fqdn, r->new_cert_id,
-					     pruned, r, &r->prune, &err) != AMTPROV_OK) {
-				pruned(r, 0, 0, err.msg[0] ? err.msg : "cannot start");
+			if (flow_prune_start(r->f, r->m.session, r->device_id, r->fqdn,
+					     AMTPROV_PURPOSE_WEB_SERVER, &r->new_cert_id, 1, pruned,
+					     r, &r->prune, &err) != AMTPROV_OK) {
+				pruned(r, 0, 0, "", err.msg[0] ? err.msg : "cannot start");
 				return;
 			}
 			return;

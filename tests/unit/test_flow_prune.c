@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What a prune deletes from AMT's store (core/flow/flow_prune.c, flow_prune_choose): the
- * superseded web server certificates no context uses and the key pairs only they carry
- * (R-REV-02c); a key pair whose certificate left AMT before it did (a prune interrupted
- * between the two deletions: amtprovd killed, a deletion refused) is known by the record and
- * goes too; nothing that a certificate left in AMT, the current certificate, or nothing on
- * record carries, and nothing on a guess.
+ * superseded web server (R-REV-02c) or 802.1X client (R-REV-04, R-8021X-06) certificates no
+ * context uses and the key pairs only they carry; a key pair whose certificate left AMT
+ * before it did (a prune or the 802.1X step interrupted between the two deletions: amtprovd
+ * killed, a deletion refused, R-PROV-13) is known by the record and goes too; nothing that a
+ * certificate left in AMT, a current certificate, or nothing on record carries, and nothing
+ * on a guess.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +25,18 @@
 void register_flow_prune_tests(void);
 
 /* Key pairs a (superseded certificate A), b (the current certificate B), c (nothing of the
- * site's on record: another application's), d (another purpose's certificate D in AMT). */
-enum { KA, KB, KC, KD, NKEYS };
+ * site's on record: another application's), d (another purpose's certificate D in AMT), e
+ * (certificate E, the 802.1X cases' second profile's). */
+enum { KA, KB, KC, KD, KE, NKEYS };
+/* Certificates: one per key (index = the key's), and A2, a second one for key a (a renewal
+ * that kept its key). */
+enum { CA2 = NKEYS, NCERTS };
 
 struct fx {
 	EVP_PKEY *key[NKEYS];
-	char *der_b64[NKEYS]; /* a self-signed certificate for each key */
-	char sha[NKEYS][65];
+	char *der_b64[NCERTS]; /* self-signed certificates */
+	char sha[NCERTS][65];
+	EVP_PKEY *current[2];
 	json_t *certs, *keys, *superseded, *in_use, *del_certs, *del_keys;
 	struct flow_prune_view v;
 };
@@ -52,7 +58,8 @@ static int suite_clean(void)
 	return 0;
 }
 
-static void make_cert(struct fx *x, int i)
+/* Certificate @p i (serial i + 1) for key @p k. */
+static void make_cert(struct fx *x, int i, int k)
 {
 	X509 *c = X509_new();
 	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
@@ -67,8 +74,8 @@ static void make_cert(struct fx *x, int i)
 	X509_NAME_add_entry_by_txt(X509_get_subject_name(c), "CN", MBSTRING_ASC,
 				   (const unsigned char *)"pc.contoso.com", -1, -1, 0);
 	X509_set_issuer_name(c, X509_get_subject_name(c));
-	X509_set_pubkey(c, x->key[i]);
-	CU_ASSERT_FATAL(X509_sign(c, x->key[i], EVP_sha256()) > 0);
+	X509_set_pubkey(c, x->key[k]);
+	CU_ASSERT_FATAL(X509_sign(c, x->key[k], EVP_sha256()) > 0);
 	len = i2d_X509(c, &der);
 	CU_ASSERT_FATAL(len > 0);
 	x->der_b64[i] = flow_b64(der, (size_t)len);
@@ -103,7 +110,7 @@ static void setup(struct fx *x)
 		char *b64, handle[16];
 
 		x->key[i] = keys_made[i];
-		make_cert(x, i);
+		make_cert(x, i, i);
 		n = i2d_PublicKey(x->key[i], &pk); /* PKCS#1 RSAPublicKey, as AMT lists it */
 		CU_ASSERT_FATAL(n > 0);
 		b64 = flow_b64(pk, (size_t)n);
@@ -113,17 +120,32 @@ static void setup(struct fx *x)
 		free(b64);
 		OPENSSL_free(pk);
 	}
+	make_cert(x, CA2, KA);
 	list_cert(x, "cert-B", KB);
 	list_cert(x, "cert-D", KD);
 	json_array_append_new(x->superseded, json_string(x->sha[KA]));
+	x->current[0] = x->key[KB];
 	x->v = (struct flow_prune_view){.in_use = x->in_use, .certs = x->certs, .keys = x->keys,
 					.superseded = x->superseded, .recorded = &x->key[KA],
-					.n_recorded = 1, .current = x->key[KB]};
+					.n_recorded = 1, .current = x->current, .n_current = 1};
+}
+
+/* The 802.1X step's prune: B is the web server certificate (TLS uses it), D and E are the
+ * current client certificates of profiles "lan" and "corp" (their links use them), A is the
+ * "lan" certificate they replaced, superseded on record. */
+static void setup_8021x(struct fx *x)
+{
+	setup(x);
+	list_cert(x, "cert-E", KE);
+	json_array_append_new(x->in_use, json_string("cert-E"));
+	x->current[0] = x->key[KD];
+	x->current[1] = x->key[KE];
+	x->v.n_current = 2;
 }
 
 static void teardown(struct fx *x)
 {
-	for (int i = 0; i < NKEYS; i++)
+	for (int i = 0; i < NCERTS; i++)
 		free(x->der_b64[i]);
 	json_decref(x->certs);
 	json_decref(x->keys);
@@ -185,7 +207,7 @@ static void test_key_the_current_certificate_carries_stays(void)
 	struct fx x;
 
 	setup(&x);
-	x.v.current = x.key[KA];
+	x.current[0] = x.key[KA];
 	expect(&x, "", "");
 }
 
@@ -224,12 +246,67 @@ static void test_nothing_on_a_guess(void)
 	expect(&x, "", "");
 
 	setup(&x);
-	x.v.current = NULL;
+	x.current[0] = NULL;
 	expect(&x, "", "");
 
 	setup(&x);
 	json_array_append_new(x.certs, json_pack("{s:s,s:s}", "cert_handle", "cert-X",
 						 "cert_der_b64", "AAAA"));
+	expect(&x, "", "");
+}
+
+/* R-8021X-06, R-REV-04: the renewal replaced "lan"'s A by D. The step deleted A already (no
+ * link uses it) and the prune knows a from A's record: a goes, and nothing else (R-PROV-13:
+ * as after a run killed between the two deletions); when A is still in AMT (a run
+ * interrupted before the step deleted it) A goes with a. */
+static void test_8021x_orphan_of_a_replaced_certificate_goes(void)
+{
+	struct fx x;
+
+	setup_8021x(&x);
+	expect(&x, "", "key-a");
+
+	setup_8021x(&x);
+	list_cert(&x, "cert-A", KA);
+	expect(&x, "cert-A", "key-a");
+}
+
+/* R-8021X-06: a key that a certificate still in AMT carries stays: A had the web server
+ * certificate's key b, or the key e of the other profile's current certificate E. */
+static void test_8021x_key_a_certificate_in_amt_carries_stays(void)
+{
+	struct fx x;
+
+	setup_8021x(&x);
+	x.v.recorded = &x.key[KB];
+	expect(&x, "", "");
+
+	setup_8021x(&x);
+	x.v.recorded = &x.key[KE];
+	expect(&x, "", "");
+}
+
+/* R-8021X-06 with key reuse: "lan"'s renewal kept key a, its new certificate A2 carries it.
+ * A (still in AMT, unlinked) goes, a stays; it stays on the current certificates' record
+ * alone too (A2 not listed), and while one of them is unknown nothing known only from the
+ * record goes. */
+static void test_8021x_current_key_stays(void)
+{
+	struct fx x;
+
+	setup_8021x(&x);
+	list_cert(&x, "cert-A", KA);
+	list_cert(&x, "cert-A2", CA2);
+	json_array_append_new(x.in_use, json_string("cert-A2"));
+	x.current[0] = x.key[KA];
+	expect(&x, "cert-A", "");
+
+	setup_8021x(&x);
+	x.current[1] = x.key[KA];
+	expect(&x, "", "");
+
+	setup_8021x(&x);
+	x.current[1] = NULL;
 	expect(&x, "", "");
 }
 
@@ -250,6 +327,12 @@ void register_flow_prune_tests(void)
 		{"a superseded certificate a context uses stays, with its key",
 		 test_superseded_certificate_in_use_stays},
 		{"nothing is deleted on a guess", test_nothing_on_a_guess},
+		{"R-8021X-06, R-REV-04, R-PROV-13: the key of a replaced 802.1X certificate goes",
+		 test_8021x_orphan_of_a_replaced_certificate_goes},
+		{"R-8021X-06: a key a certificate in AMT carries (web server, other profile) stays",
+		 test_8021x_key_a_certificate_in_amt_carries_stays},
+		{"R-8021X-06: a current 802.1X certificate's key stays (key reuse)",
+		 test_8021x_current_key_stays},
 	};
 	CU_pSuite s = CU_add_suite("flow_prune", suite_init, suite_clean);
 	size_t i;
