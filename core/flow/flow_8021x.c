@@ -17,14 +17,14 @@
  *   5. note the certificates AMT's 802.1X links use now (LIST_CERT_BINDINGS) and delete
  *      the existing wireless profiles;
  *   6. render the profiles bound to their own certificates (R-8021X-04) and SET_8021X;
- *   7. delete the certificates the old links used that no link uses any more;
- *   8. prune AMT's store (flow_prune.c, the web server renewal's prune with the purpose
- *      802.1X): every other client certificate of the device on record that AMT still holds
- *      and no context uses, and the key pairs only those certificates carried, found by the
- *      certificates' DER on record, so also the keys of the certificates step 7 deleted, or
- *      an interrupted run deleted (R-PROV-13); never a key a certificate left in AMT (web
- *      server, another profile's) or a current one carries (a renewal may keep its key);
- *   9. revoke, Superseded, every other active client certificate of the device (R-REV-04):
+ *   7. prune AMT's store (flow_prune.c, the web server renewal's prune with the purpose
+ *      802.1X): delete the certificates the old links used that no link uses any more, every
+ *      other client certificate of the device on record that AMT still holds and no context
+ *      uses, and the key pairs only those certificates carried. A recorded certificate's key
+ *      is known by its DER on record, so the key of one an interrupted run deleted goes too
+ *      (R-PROV-13); never a key a certificate left in AMT (web server, another profile's) or
+ *      a current one carries (a renewal may keep its key);
+ *   8. revoke, Superseded, every other active client certificate of the device (R-REV-04):
  *      only now, once the new ones are bound, so the device never runs on a revoked one.
  * "Still good" depends on why the step runs (the job's state):
  *   NEED_SECOND_STAGE  provisioning: same CA and template, not expired, and recorded in this
@@ -78,7 +78,6 @@ enum x_phase {
 	X_DEL_WIFI,
 	X_SET,
 	X_ENUM_CTX_AFTER,
-	X_DEL_OLD,
 	X_PRUNE,
 };
 
@@ -106,7 +105,7 @@ struct x8021x {
 	struct x_need needs[MAX_NEEDS];
 	size_t n_needs, cur;
 	json_t *old_certs; /* handles of the certificates the 802.1X links used before */
-	json_t *todo;      /* handles still to delete in this phase */
+	json_t *todo;      /* wireless profiles still to delete */
 	struct plugin_instance *cs;
 	struct enroll *enroll;        /* the certificate of needs[cur] (enroll.c) */
 	int in_worker;
@@ -291,19 +290,22 @@ static void pruned(void *ctx, int certs, int keys, const char *deleted, const ch
 }
 
 /* Every client certificate of the device on record but the profiles' current ones is
- * superseded: its key pair goes unless a certificate still in AMT or a current one has it. */
-static void start_prune(struct x8021x *x)
+ * superseded, and so is each certificate in @p unlinked (the old links used it, none does
+ * now): they go, with each key pair unless a certificate still in AMT or a current one
+ * has it. */
+static void start_prune(struct x8021x *x, const json_t *unlinked)
 {
 	int64_t keep[MAX_NEEDS];
+	struct flow_prune_spec spec = {.purpose = AMTPROV_PURPOSE_CLIENT_8021X, .keep = keep,
+				       .n_keep = x->n_needs, .also = unlinked};
 	struct amtprov_error err;
 
 	for (size_t i = 0; i < x->n_needs; i++)
 		keep[i] = x->needs[i].cert_id;
 	x->phase = X_PRUNE;
 	amtprov_error_clear(&err);
-	if (flow_prune_start(x->f, x->session, x->device_id, x->fqdn,
-			     AMTPROV_PURPOSE_CLIENT_8021X, keep, x->n_needs, pruned, x, &x->prune,
-			     &err) != AMTPROV_OK)
+	if (flow_prune_start(x->f, x->session, x->device_id, x->fqdn, &spec, pruned, x,
+			     &x->prune, &err) != AMTPROV_OK)
 		pruned(x, 0, 0, "", err.msg[0] ? err.msg : "cannot start");
 }
 
@@ -676,35 +678,23 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		call(x, AMTPROV_AMT_LIST_CERT_BINDINGS, json_object());
 		return;
 	case X_ENUM_CTX_AFTER: {
-		json_t *now_linked;
+		json_t *now_linked, *unlinked;
 		const json_t *v;
 
 		if (rc != AMTPROV_OK)
 			break;
 		/* What the old links used and no link uses now goes (R-PROV-11 3). */
 		now_linked = linked_certs(result);
-		json_decref(x->todo);
-		x->todo = json_array();
+		unlinked = json_array();
 		json_array_foreach(x->old_certs, i, v)
 			if (json_is_string(v) && !in_array(now_linked, json_string_value(v)) &&
-			    !in_array(x->todo, json_string_value(v)))
-				json_array_append(x->todo, (json_t *)v);
+			    !in_array(unlinked, json_string_value(v)))
+				json_array_append(unlinked, (json_t *)v);
 		json_decref(now_linked);
-		x->phase = X_DEL_OLD;
-	}
-		/* fall through */
-	case X_DEL_OLD:
-		/* A certificate AMT still uses elsewhere refuses deletion: that is fine. */
-		if (json_array_size(x->todo)) {
-			char id[256];
-
-			util_strlcpy(id, json_string_value(json_array_get(x->todo, 0)), sizeof(id));
-			json_array_remove(x->todo, 0);
-			call(x, AMTPROV_AMT_DELETE_CERTIFICATE, json_pack("{s:s}", "cert_handle", id));
-			return;
-		}
-		start_prune(x);
+		start_prune(x, unlinked);
+		json_decref(unlinked);
 		return;
+	}
 	default:
 		break;
 	}

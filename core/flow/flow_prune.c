@@ -51,6 +51,7 @@ struct flow_prune {
 	json_t *in_use;     /* handles of the certificates TLS or a link uses; NULL: unknown */
 	json_t *certs;      /* LIST_CERTIFICATES items */
 	json_t *superseded; /* SHA-256 (upper-case hex) of the device's other certificates */
+	json_t *also;       /* handles to delete as well (NULL: none) */
 	json_t *del_certs;  /* handles still to delete */
 	json_t *del_keys;
 	EVP_PKEY **recorded; /* public keys of the superseded certificates on record */
@@ -70,6 +71,7 @@ void flow_prune_free(struct flow_prune *p)
 	json_decref(p->in_use);
 	json_decref(p->certs);
 	json_decref(p->superseded);
+	json_decref(p->also);
 	json_decref(p->del_certs);
 	json_decref(p->del_keys);
 	for (size_t i = 0; i < p->n_recorded; i++)
@@ -95,10 +97,9 @@ static void deleted_text(struct flow_prune *p, char *out, size_t size)
 	out[0] = 0;
 	if (!p->n_certs && !p->n_keys)
 		return;
-	snprintf(out, size, "superseded %s certificates: %d certificate(s)%s%s and %d key pair(s)%s%s "
-		 "deleted from AMT's store", purpose_name(p->purpose), p->n_certs,
-		 p->n_certs ? " " : "", p->certs_gone, p->n_keys, p->n_keys ? " " : "",
-		 p->keys_gone);
+	snprintf(out, size, "deleted from AMT's store (superseded %s certificates): %s%s%s%s%s",
+		 purpose_name(p->purpose), p->n_certs ? "certificates " : "", p->certs_gone,
+		 p->n_certs && p->n_keys ? "; " : "", p->n_keys ? "key pairs " : "", p->keys_gone);
 	amtprov_error_clear(&err);
 	/* The deletions are done in AMT either way; an audit record that fails is logged. */
 	if (store_audit_add(site_store(p->f->site), "amtprov", p->device_id, PRUNE_AUDIT, out,
@@ -158,19 +159,23 @@ static int list(struct flow_prune *p, enum prune_phase phase, uint32_t op,
 	return call(p, op, json_object(), err);
 }
 
-/* 1 when the TLS server or a link uses certificate @p handle. */
-static int in_use(const json_t *used, const char *handle)
+/* 1 when array @p a (NULL: empty) holds string @p handle. */
+static int named(const json_t *a, const char *handle)
 {
 	const json_t *v;
 	size_t i;
 
-	/* Not knowing counts as in use: nothing is deleted on a guess. */
-	if (!used)
-		return 1;
-	json_array_foreach(used, i, v)
+	json_array_foreach(a, i, v)
 		if (json_is_string(v) && strcmp(json_string_value(v), handle) == 0)
 			return 1;
 	return 0;
+}
+
+/* 1 when the TLS server or a link uses certificate @p handle. Not knowing counts as in use:
+ * nothing is deleted on a guess. */
+static int in_use(const json_t *used, const char *handle)
+{
+	return !used || named(used, handle);
 }
 
 static int superseded(const json_t *shas, const char *der_b64, EVP_PKEY **pub)
@@ -227,8 +232,9 @@ void flow_prune_choose(const struct flow_prune_view *v, json_t *del_certs, json_
 
 		if (!id || !der)
 			continue;
-		if (superseded(v->superseded, der, &pub) && !in_use(v->in_use, id) &&
-		    n_gone < MAX_KEYS) {
+		int old = superseded(v->superseded, der, &pub) || named(v->also, id);
+
+		if (old && !in_use(v->in_use, id) && n_gone < MAX_KEYS) {
 			json_array_append_new(del_certs, json_string(id));
 			gone[n_gone++] = pub;
 		} else if (pub && n_kept < MAX_KEYS) {
@@ -261,7 +267,7 @@ static void choose(struct flow_prune *p, const json_t *keys)
 	const struct flow_prune_view v = {
 		.in_use = p->in_use, .certs = p->certs, .keys = keys, .superseded = p->superseded,
 		.recorded = p->recorded, .n_recorded = p->n_recorded, .current = p->current,
-		.n_current = p->n_keep};
+		.n_current = p->n_keep, .also = p->also};
 
 	p->del_certs = json_array();
 	p->del_keys = json_array();
@@ -435,26 +441,28 @@ static int read_recorded(struct flow_prune *p, const json_t *ids, struct amtprov
 }
 
 int flow_prune_start(struct flow *f, void *session, int64_t device_id, const char *fqdn,
-		     int purpose, const int64_t *keep, size_t n_keep, flow_prune_done_fn done,
-		     void *ctx, struct flow_prune **out, struct amtprov_error *err)
+		     const struct flow_prune_spec *spec, flow_prune_done_fn done, void *ctx,
+		     struct flow_prune **out, struct amtprov_error *err)
 {
 	struct flow_prune *p = calloc(1, sizeof(*p));
-	struct store_cert_filter flt = {.device_id = device_id, .purpose = purpose};
+	struct store_cert_filter flt = {.device_id = device_id, .purpose = spec->purpose};
 	struct collect k = {.p = p};
 	int rc;
 
 	*out = NULL;
-	if (p && n_keep && (p->keep = calloc(n_keep, sizeof(*p->keep))))
-		memcpy(p->keep, keep, n_keep * sizeof(*keep));
-	if (!p || (n_keep && !p->keep)) {
-		free(p);
+	if (p && spec->n_keep && (p->keep = calloc(spec->n_keep, sizeof(*p->keep))))
+		memcpy(p->keep, spec->keep, spec->n_keep * sizeof(*spec->keep));
+	if (p && spec->also)
+		p->also = json_deep_copy(spec->also);
+	if (!p || (spec->n_keep && !p->keep) || (spec->also && !p->also)) {
+		flow_prune_free(p);
 		return amtprov_error_set(err, AMTPROV_E_NOMEM, fqdn, "out of memory");
 	}
 	p->f = f;
 	p->session = session;
 	p->device_id = device_id;
-	p->purpose = purpose;
-	p->n_keep = n_keep;
+	p->purpose = spec->purpose;
+	p->n_keep = spec->n_keep;
 	p->done = done;
 	p->ctx = ctx;
 	util_strlcpy(p->fqdn, fqdn, sizeof(p->fqdn));

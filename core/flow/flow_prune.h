@@ -26,12 +26,21 @@ struct flow_prune;
 typedef void (*flow_prune_done_fn)(void *ctx, int certs, int keys, const char *deleted,
 				   const char *problem);
 
+/** What a prune deletes. */
+struct flow_prune_spec {
+	int purpose;          /**< AMTPROV_PURPOSE_WEB_SERVER or _CLIENT_8021X */
+	const int64_t *keep;  /**< the current certificates of the purpose (record ids) */
+	size_t n_keep;
+	const json_t *also;   /**< NULL, or AMT handles of certificates to delete as well
+			       *   (unless in use), e.g. ones the old 802.1X links used; copied */
+};
+
 /** Starts on the open @p session (borrowed: kept open until done). Every certificate of
- * @p device_id and @p purpose (AMTPROV_PURPOSE_WEB_SERVER, _CLIENT_8021X) on record, in any
- * status, other than the @p n_keep current ones in @p keep counts as superseded. */
+ * @p device_id and the spec's purpose on record, in any status, other than the current ones
+ * counts as superseded. */
 int flow_prune_start(struct flow *f, void *session, int64_t device_id, const char *fqdn,
-		     int purpose, const int64_t *keep, size_t n_keep, flow_prune_done_fn done,
-		     void *ctx, struct flow_prune **out, struct amtprov_error *err);
+		     const struct flow_prune_spec *spec, flow_prune_done_fn done, void *ctx,
+		     struct flow_prune **out, struct amtprov_error *err);
 /** What a prune sees: AMT's lists and the device's record. */
 struct flow_prune_view {
 	const json_t *in_use;      /**< handles of certificates a context uses; NULL: unknown */
@@ -44,10 +53,11 @@ struct flow_prune_view {
 	EVP_PKEY *const *current;  /**< the current certificates' public keys (one for the web
 				    *   server, one per 802.1X profile); a NULL entry: unknown */
 	size_t n_current;
+	const json_t *also;        /**< handles that go like superseded ones; NULL: none */
 };
 
-/** Chooses what goes (no I/O): the handles of the superseded certificates no context uses
- * into @p del_certs, and into @p del_keys each key pair such a certificate carries, or a
+/** Chooses what goes (no I/O): the handles of the superseded certificates (and of those
+ * named in @p v->also) no context uses into @p del_certs, and into @p del_keys each key pair such a certificate carries, or a
  * superseded certificate on record carries even when it left AMT already, provided no
  * certificate left in AMT (of any purpose) and no current one carries it. Nothing when the
  * bindings are unknown, nothing known only from the record while a current key is unknown,

@@ -730,13 +730,14 @@ static void on_op(void *ctx, int rc, const json_t *result, const struct amtprov_
 		return;
 	if (rc == AMTPROV_OK && r->tls_replacing == 1) {
 		struct amtprov_error e2;
+		struct flow_prune_spec spec = {.purpose = AMTPROV_PURPOSE_WEB_SERVER,
+					       .keep = &r->cert_id, .n_keep = 1};
 
 		/* The context was bound to a superseded certificate of an earlier attempt: that
 		 * certificate leaves AMT's store too (a failure is only logged). */
 		r->tls_replacing = 2;
 		amtprov_error_clear(&e2);
-		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn,
-				     AMTPROV_PURPOSE_WEB_SERVER, &r->cert_id, 1, pruned, r,
+		if (flow_prune_start(r->f, r->session, r->device_id, r->fqdn, &spec, pruned, r,
 				     &r->prune, &e2) != AMTPROV_OK)
 			pruned(r, 0, 0, "", e2.msg[0] ? e2.msg : "cannot start");
 		return;

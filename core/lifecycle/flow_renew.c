@@ -325,15 +325,18 @@ static void next(struct renew *r)
 		case RS_COMMIT:
 			call(r, AMTPROV_AMT_COMMIT, NULL);
 			return;
-		case RS_PRUNE:
+		case RS_PRUNE: {
+			struct flow_prune_spec spec = {.purpose = AMTPROV_PURPOSE_WEB_SERVER,
+						       .keep = &r->new_cert_id, .n_keep = 1};
+
 			committed(r);
-			if (flow_prune_start(r->f, r->m.session, r->device_id, r->fqdn,
-					     AMTPROV_PURPOSE_WEB_SERVER, &r->new_cert_id, 1, pruned,
+			if (flow_prune_start(r->f, r->m.session, r->device_id, r->fqdn, &spec, pruned,
 					     r, &r->prune, &err) != AMTPROV_OK) {
 				pruned(r, 0, 0, "", err.msg[0] ? err.msg : "cannot start");
 				return;
 			}
 			return;
+		}
 		default:
 			supersede(r);
 			return;

@@ -271,6 +271,26 @@ static void test_8021x_orphan_of_a_replaced_certificate_goes(void)
 	expect(&x, "cert-A", "key-a");
 }
 
+/* R-PROV-11 (3): a certificate the old links used and none uses now (C, not on record:
+ * another tool bound it) goes, with its key c; one a link uses again stays with its key. */
+static void test_8021x_unlinked_certificate_goes(void)
+{
+	struct fx x;
+	json_t *also = json_pack("[s]", "cert-C");
+
+	setup_8021x(&x);
+	list_cert(&x, "cert-C", KC);
+	x.v.also = also;
+	expect(&x, "cert-C", "key-a,key-c");
+
+	setup_8021x(&x);
+	list_cert(&x, "cert-C", KC);
+	json_array_append_new(x.in_use, json_string("cert-C"));
+	x.v.also = also;
+	expect(&x, "", "key-a");
+	json_decref(also);
+}
+
 /* R-8021X-06: a key that a certificate still in AMT carries stays: A had the web server
  * certificate's key b, or the key e of the other profile's current certificate E. */
 static void test_8021x_key_a_certificate_in_amt_carries_stays(void)
@@ -329,6 +349,8 @@ void register_flow_prune_tests(void)
 		{"nothing is deleted on a guess", test_nothing_on_a_guess},
 		{"R-8021X-06, R-REV-04, R-PROV-13: the key of a replaced 802.1X certificate goes",
 		 test_8021x_orphan_of_a_replaced_certificate_goes},
+		{"R-PROV-11: a certificate no 802.1X link uses any more goes, with its key",
+		 test_8021x_unlinked_certificate_goes},
 		{"R-8021X-06: a key a certificate in AMT carries (web server, other profile) stays",
 		 test_8021x_key_a_certificate_in_amt_carries_stays},
 		{"R-8021X-06: a current 802.1X certificate's key stays (key reuse)",
