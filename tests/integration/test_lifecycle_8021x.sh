@@ -14,7 +14,10 @@
 #   R-REV-03               ... while the web server certificate is NOT revoked;
 #   R-8021X-06, R-WS-04    evaluate-certificates renews client certificates at 42 days left
 #                          (not at 43): new key and certificate in AMT, the profiles re-bound
-#                          through SET_8021X, the old serials on the CRL; not over wireless.
+#                          through SET_8021X, the old serials on the CRL; not over wireless;
+#                          the old certificates and their keys leave AMT's store (it holds the
+#                          current client certificates' keys and the web server's, no other),
+#                          named by handle in status 8205 and the audit trail.
 # The clock is the test clock (AMTPROV_TEST_CLOCK_FILE): no sleeping.
 TEST_NAME=lifecycle_8021x
 . "$(dirname "$0")/lib.sh"
@@ -242,6 +245,33 @@ PY
 }
 check "R-8021X-06 with R-PROV-06: the renewed client certificates' keys were generated inside AMT (no AddKey)" \
   wait_for 5 renewed_keys_in_amt
+# only_current_keys OLD NEW: AMT (live, NEW) holds exactly the keys of the bound client
+# certificates and of the web server certificate; the keys of the ones bound in OLD are gone,
+# and the audit trail names each of their handles as deleted.
+only_current_keys() {
+  "$AMTPROV" -m "$SITE" --json device show pc5.contoso.com >"$T/pc5.show.json" &&
+  python3 - "$1" "$2" "$T/pc5.show.json" <<'PY'
+import base64, json, subprocess, sys
+old, new, show = (json.load(open(f)) for f in sys.argv[1:])
+norm = lambda pem: "".join(pem.split())
+def pub(d, h):
+    der = base64.b64decode([c["der"] for c in d["certificates"] if c["handle"] == h][0])
+    return norm(subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"], input=der,
+                               capture_output=True, check=True).stdout.decode())
+bound = lambda d: [d["ieee8021x"]["client_cert_handle"]] + [p["client_cert_handle"] for p in d["wifi_profiles"]]
+want = {pub(new, h) for h in bound(new) + [new["tls_remote"]["cert_handle"]]}
+held = [norm(k["public_pem"]) for k in new["keys"]]
+assert len(want) == 3 and sorted(held) == sorted(want), ("AMT holds other keys", len(held), len(want))
+old_keys = [k["handle"] for k in old["keys"] if norm(k["public_pem"]) in {pub(old, h) for h in bound(old)}]
+assert len(old_keys) == 2, old_keys
+pruned = " ".join(a["detail"] for a in show["audit"] if a["action"] == "amt.store-pruned")
+for h in old_keys:
+    assert "Intel(r) AMT Key: Handle: %d," % h in pruned + ",", ("not audited", h, pruned)
+PY
+}
+check "R-8021X-06, R-REV-04: AMT holds the renewed client certificates' keys and the web server's, the old keys are deleted (audited by handle)" \
+  only_current_keys "$T/pc5.run1.json" "$T/pc5.d42.json"
+check "status 8205 names the deleted key pairs" bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc5.contoso.com | grep -q 'key pairs Intel(r) AMT Key: Handle: '"
 check "the web server certificate (82 days left) is not renewed with them" \
   test "$(web "$T/pc5.certs.d42.json" active)" = "$web5"
 check "status 8205 reports the client renewal" bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc5.contoso.com | grep -q '802.1X client'"
