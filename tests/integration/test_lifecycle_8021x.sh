@@ -17,7 +17,9 @@
 #                          through SET_8021X, the old serials on the CRL; not over wireless;
 #                          the old certificates and their keys leave AMT's store (it holds the
 #                          current client certificates' keys and the web server's, no other),
-#                          named by handle in status 8205 and the audit trail.
+#                          named by handle in status 8205 and the audit trail;
+#   R-PROV-13              ... even when amtprovd is killed between a certificate's deletion
+#                          and its key pair's: the next run deletes the key (by the record).
 # The clock is the test clock (AMTPROV_TEST_CLOCK_FILE): no sleeping.
 TEST_NAME=lifecycle_8021x
 . "$(dirname "$0")/lib.sh"
@@ -126,14 +128,31 @@ check "another device keeps its secrets" bash -c "'$AMTPROV' -m '$SITE' cred lis
 # known device re-registers (docs/states.md) and provisioning starts over from REGISTERED.
 lan_p=$(client "$T/pc4.certs.run1.json" lan active serial); corp_p=$(client "$T/pc4.certs.run1.json" corp active serial)
 web_p=$(web "$T/pc4.certs.run1.json" active)
+# The restart also arms pc5 for the renewal below: AMT answers the deletion of its "lan"
+# certificate one byte per second, so amtprovd can be killed after AMT deleted it and before
+# amtprovd asked for the key pair (R-PROV-13).
+# key_of DUMP CERT_HANDLE: the handle of the key pair certificate CERT_HANDLE carries
+key_of() {
+  python3 - "$@" <<'PY'
+import base64, json, subprocess, sys
+d, h = json.load(open(sys.argv[1])), int(sys.argv[2])
+der = base64.b64decode([c["der"] for c in d["certificates"] if c["handle"] == h][0])
+pub = subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"], input=der, capture_output=True).stdout.decode()
+print(*[k["handle"] for k in d["keys"] if "".join(k["public_pem"].split()) == "".join(pub.split())])
+PY
+}
+lan5_cert=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc5.run1.json")
+lan5_key=$(key_of "$T/pc5.run1.json" "$lan5_cert")
 kill "$AMTSIM_PID"; wait "$AMTSIM_PID" 2>/dev/null
 rm -f "$T/sim/pc4.json" "$T/sim/control.sock"
-python3 - "$T/fleet.json" "$T/pc4.agent.json" <<'PY'
+python3 - "$T/fleet.json" "$T/pc4.agent.json" "Intel(r) AMT Certificate: Handle: $lan5_cert<" <<'PY'
 import json, sys
 fleet, agent = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 for d in fleet["devices"]:
     if d["id"] == "pc4":
         d["uuid"] = agent["uuid"]
+    if d["id"] == "pc5":
+        d["faults"] = {"hostile": "slow_drip", "hostile_drip_ms": 1000, "hostile_match": sys.argv[3]}
 json.dump(fleet, open(sys.argv[1], "w"))
 PY
 "$AMTSIM" serve --fleet "$T/fleet.json" --state-dir "$T/sim" --quiet 2>>"$T/amtsim.log" &
@@ -204,7 +223,15 @@ check "issue 17: the task counts every certificate it checked, 802.1X ones too (
   bash -c "'$AMTPROV' -m '$SITE' --json task list | grep -q '9 certificates of 3 devices checked'"
 set_clock $(( na5 - 42 * 86400 ))
 "$AMTPROV" -m "$SITE" task run evaluate-certificates >/dev/null
-check "R-8021X-06: amtprovd runs the task at 42 days and renews" daemon_once
+start_daemon "$T/amtprovd.kill.log" -m "$SITE" --once=120
+check "R-PROV-13: amtprovd renews pc5 until AMT deletes its old lan certificate (answer held back)" \
+  wait_for 60 bash -c "'$AMTSIM' dump --control '$T/sim/control.sock' pc5 | grep -q '\"certificate handle $lan5_cert deleted\"'"
+kill -KILL "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null
+dump pc5 kill
+deleted() { python3 -c 'import json,sys; print(sum(e["event"] == sys.argv[2] for e in json.load(open(sys.argv[1]))["audit"]))' "$@"; }
+check "... and is killed before it asks for that certificate's key pair" \
+  test "$(deleted "$T/pc5.kill.json" "certificate handle $lan5_cert deleted"):$(deleted "$T/pc5.kill.json" "key handle $lan5_key deleted")" = 1:0
+check "R-8021X-06: amtprovd runs again and finishes the renewal" daemon_once
 check "pc5 is PROVISIONED again" test "$(state_of pc5.contoso.com)" = PROVISIONED
 certs pc5 d42; dump pc5 d42
 lan6=$(client "$T/pc5.certs.d42.json" lan active serial); corp6=$(client "$T/pc5.certs.d42.json" corp active serial)
@@ -269,8 +296,10 @@ for h in old_keys:
     assert "Intel(r) AMT Key: Handle: %d," % h in pruned + ",", ("not audited", h, pruned)
 PY
 }
-check "R-8021X-06, R-REV-04: AMT holds the renewed client certificates' keys and the web server's, the old keys are deleted (audited by handle)" \
+check "R-8021X-06, R-REV-04, R-PROV-13: AMT holds the renewed client certificates' keys and the web server's, the old keys are deleted (audited by handle)" \
   only_current_keys "$T/pc5.run1.json" "$T/pc5.d42.json"
+check "R-PROV-13: the key pair of the certificate deleted before the kill is deleted once, after it" \
+  test "$(deleted "$T/pc5.d42.json" "key handle $lan5_key deleted")" = 1
 check "status 8205 names the deleted key pairs" bash -c "'$AMTPROV' -m '$SITE' status --id 8205 --device pc5.contoso.com | grep -q 'key pairs Intel(r) AMT Key: Handle: '"
 check "the web server certificate (82 days left) is not renewed with them" \
   test "$(web "$T/pc5.certs.d42.json" active)" = "$web5"
