@@ -229,11 +229,11 @@ void flow_prune_choose(const struct flow_prune_view *v, json_t *del_certs, json_
 		const char *id = json_string_value(json_object_get(it, "cert_handle"));
 		const char *der = json_string_value(json_object_get(it, "cert_der_b64"));
 		EVP_PKEY *pub = NULL;
+		int old;
 
 		if (!id || !der)
 			continue;
-		int old = superseded(v->superseded, der, &pub) || named(v->also, id);
-
+		old = superseded(v->superseded, der, &pub) || named(v->also, id);
 		if (old && !in_use(v->in_use, id) && n_gone < MAX_KEYS) {
 			json_array_append_new(del_certs, json_string(id));
 			gone[n_gone++] = pub;
