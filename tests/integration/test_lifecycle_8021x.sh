@@ -143,6 +143,7 @@ PY
 }
 lan5_cert=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ieee8021x"]["client_cert_handle"])' "$T/pc5.run1.json")
 lan5_key=$(key_of "$T/pc5.run1.json" "$lan5_cert")
+check "amtsim dump tells pc5's lan key pair by its public half" test -n "$lan5_key"
 kill "$AMTSIM_PID"; wait "$AMTSIM_PID" 2>/dev/null
 rm -f "$T/sim/pc4.json" "$T/sim/control.sock"
 python3 - "$T/fleet.json" "$T/pc4.agent.json" "Intel(r) AMT Certificate: Handle: $lan5_cert<" <<'PY'
@@ -291,7 +292,7 @@ held = [norm(k["public_pem"]) for k in new["keys"]]
 assert len(want) == 3 and sorted(held) == sorted(want), ("AMT holds other keys", len(held), len(want))
 old_keys = [k["handle"] for k in old["keys"] if norm(k["public_pem"]) in {pub(old, h) for h in bound(old)}]
 assert len(old_keys) == 2, old_keys
-pruned = " ".join(a["detail"] for a in show["audit"] if a["action"] == "amt.store-pruned")
+pruned = ", ".join(a["detail"] for a in show["audit"] if a["action"] == "amt.store-pruned")
 for h in old_keys:
     assert "Intel(r) AMT Key: Handle: %d," % h in pruned + ",", ("not audited", h, pruned)
 PY
