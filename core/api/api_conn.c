@@ -4,6 +4,12 @@
  * itself; what it offers to hook is the bufferevent callback (every accepted connection)
  * and the listener. A connection's record hangs off its SSL object (ex data) and goes with
  * it, which is the one free evhttp cannot skip.
+ *
+ * Per client address (api_addr.h): evhttp's bufferevent callback comes before evhttp gives
+ * the connection its socket, so a connection is "placed" (its peer read, counted against its
+ * address) right after: at the next accept, or from an event made active at once for the
+ * last of a burst. Placing happens before the next connection takes room under the global
+ * cap, so a flooding address is held to its own limit before it can crowd out the others.
  */
 #include "api_conn.h"
 
@@ -13,6 +19,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "api_addr.h"
+
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
@@ -21,6 +29,7 @@
 #define API_ACCEPT_PAUSE_MS 250    /* no accepting for this long after accept() failed */
 #define API_AUTO_MAX_CONNECTIONS 1024
 #define API_BACKLOG 1024           /* pending connections the kernel queues for accept */
+#define API_AUTO_PER_ADDRESS 32    /* at most, by default; see connection_cap_per_address */
 
 /* One accepted connection, from its accept to the free of its TLS object. */
 struct api_conn {
@@ -28,6 +37,8 @@ struct api_conn {
 	struct bufferevent *bev;
 	struct event *deadline;       /* the whole request must be in and answered by then */
 	struct api_conn *prev, *next; /* a->oldest...a->newest, least recently active first */
+	struct api_addr *addr;        /* its client, once placed; NULL when not counted */
+	struct api_conn *addr_prev, *addr_next; /* addr->oldest...addr->newest, likewise */
 };
 
 struct api_conns {
@@ -35,12 +46,16 @@ struct api_conns {
 	struct alog *log;
 	struct api_conn *oldest, *newest;
 	int n_conns, max_conns;
+	struct api_addrs *addrs;      /* clients with connections open; NULL: no such limit */
+	int max_per_addr;
+	struct api_conn *unplaced;    /* the newest connection, not yet counted to its client */
+	struct event *place;          /* places it once evhttp gave it its socket */
 	struct timeval deadline;
 	struct evconnlistener *listener;
 	struct event *resume;         /* accepting again after a pause */
 	/* Lines an abuser could otherwise repeat at will, each kind limited on its own. */
-	struct alog_limit log_full, log_deadline, log_accept;
-	unsigned long evicted, expired, pauses;
+	struct alog_limit log_full, log_deadline, log_accept, log_addr;
+	unsigned long evicted, expired, pauses, addr_evicted;
 	struct api_conns *next_server; /* running */
 };
 
@@ -75,6 +90,30 @@ static void conn_append(struct api_conns *a, struct api_conn *c)
 	a->newest = c;
 }
 
+static void addr_unlink(struct api_addr *e, struct api_conn *c)
+{
+	if (c->addr_prev)
+		c->addr_prev->addr_next = c->addr_next;
+	else
+		e->oldest = c->addr_next;
+	if (c->addr_next)
+		c->addr_next->addr_prev = c->addr_prev;
+	else
+		e->newest = c->addr_prev;
+	c->addr_prev = c->addr_next = NULL;
+}
+
+static void addr_append(struct api_addr *e, struct api_conn *c)
+{
+	c->addr_prev = e->newest;
+	c->addr_next = NULL;
+	if (e->newest)
+		e->newest->addr_next = c;
+	else
+		e->oldest = c;
+	e->newest = c;
+}
+
 static struct api_conn *conn_of(struct evhttp_connection *evcon)
 {
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
@@ -87,10 +126,20 @@ static struct api_conn *conn_of(struct evhttp_connection *evcon)
  * libevent finalizes bufferevents from its loop). */
 static void conn_detach(struct api_conn *c)
 {
-	if (!c->a)
+	struct api_conns *a = c->a;
+
+	if (!a)
 		return;
-	conn_unlink(c->a, c);
-	c->a->n_conns--;
+	conn_unlink(a, c);
+	a->n_conns--;
+	if (a->unplaced == c)
+		a->unplaced = NULL;
+	if (c->addr) {
+		addr_unlink(c->addr, c);
+		if (--c->addr->n == 0)
+			api_addrs_drop(a->addrs, c->addr);
+		c->addr = NULL;
+	}
 	c->a = NULL;
 	if (c->deadline)
 		event_free(c->deadline);
@@ -177,6 +226,60 @@ static void conn_make_room(struct api_conns *a)
 	}
 }
 
+/* Counts @p c, whose socket evhttp has set by now, against its client, and holds the client
+ * to its limit: over it, the client's own least recently active connection is closed, never
+ * another client's. (Refusing the new one instead would let a flooder holding its limit in
+ * slow connections lock out everyone behind the same address, a NAT's honest hosts
+ * included, until its deadlines ran out; closing the oldest lets those hosts' new requests
+ * through, as the global cap does.) */
+static void conn_place(struct api_conns *a, struct api_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct api_addr_key k;
+	struct api_addr *e;
+	unsigned long held = 0;
+	char who[API_ADDR_STRLEN];
+
+	/* Gone already, not IP, or no memory: the global cap still counts it. */
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    api_addr_key_of((struct sockaddr *)&ss, len, &k) < 0)
+		return;
+	e = api_addrs_get(a->addrs, &k);
+	if (!e)
+		return;
+	c->addr = e;
+	addr_append(e, c);
+	if (++e->n <= a->max_per_addr)
+		return;
+	a->addr_evicted++;
+	if (alog_limit_allow(&a->log_addr, &held))
+		alog(a->log, AMTPROV_LOG_NOTICE,
+		     "api: %s has %d connections open (api.max_connections_per_address): closing "
+		     "its least recently active (%lu closed so far; %lu such lines suppressed)",
+		     api_addr_key_str(&k, who, sizeof(who)), e->n - 1, a->addr_evicted, held);
+	/* c is the newest and the limit at least 1: never c itself, and e stays. */
+	while (e->n > a->max_per_addr)
+		conn_close(e->oldest);
+}
+
+static void conn_place_pending(struct api_conns *a)
+{
+	struct api_conn *c = a->unplaced;
+
+	if (!c)
+		return;
+	a->unplaced = NULL;
+	conn_place(a, c);
+}
+
+static void on_place(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	conn_place_pending(arg);
+}
+
 /* evhttp's bufferevent callback: runs for every accepted connection, before its first
  * byte is read. On NULL (out of memory) evhttp falls back to plain HTTP:
  * api_conns_request() refuses requests on such a connection. */
@@ -187,6 +290,8 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 	struct bufferevent *bev;
 	SSL *ssl;
 
+	/* The previous connection of a burst first: its client may be the one at its limit. */
+	conn_place_pending(a);
 	conn_make_room(a);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -211,6 +316,10 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 		return NULL;
 	}
 	c->bev = bev;
+	if (a->addrs) {
+		a->unplaced = c;
+		event_active(a->place, EV_TIMEOUT, 1);
+	}
 	/* Many clients close without close_notify; that is not an attack on a request that
 	 * already got its full answer. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -278,6 +387,28 @@ static int connection_cap(const struct manifest_api *m, struct alog *log)
 	return cap < 8 ? 8 : (int)cap;
 }
 
+/* api.max_connections_per_address, or a quarter of the cap, at most 32: host agents
+ * register once each and need one connection at a time, but a NAT or proxy may put many
+ * hosts behind one address (all of them registering after a mass rollout), and going over
+ * costs an honest client little (its own idlest connection). A quarter still keeps one
+ * address from taking most of the cap. */
+static int connection_cap_per_address(const struct manifest_api *m, int cap, struct alog *log)
+{
+	int n = m->max_connections_per_address;
+
+	if (n < 0) {
+		n = cap / 4;
+		if (n > API_AUTO_PER_ADDRESS)
+			n = API_AUTO_PER_ADDRESS;
+		return n < 1 ? 1 : n;
+	}
+	if (n >= cap)
+		alog(log, AMTPROV_LOG_WARNING,
+		     "api: max_connections_per_address %d is not below the connection cap %d: one "
+		     "address can fill it", n, cap);
+	return n;
+}
+
 struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SSL_CTX *tls,
 				const struct manifest_api *m, struct alog *log)
 {
@@ -296,9 +427,20 @@ struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SS
 	}
 	a->tls = tls;
 	a->log = log;
-	a->log_full = a->log_deadline = a->log_accept =
+	a->log_full = a->log_deadline = a->log_accept = a->log_addr =
 		(struct alog_limit){.burst = 2, .period = 10};
 	a->max_conns = connection_cap(m, log);
+	a->max_per_addr = connection_cap_per_address(m, a->max_conns, log);
+	if (a->max_per_addr) {
+		a->addrs = api_addrs_new((size_t)a->max_conns);
+		a->place = a->addrs ? event_new(base, -1, 0, on_place, a) : NULL;
+		if (!a->place) {
+			api_addrs_free(a->addrs);
+			event_free(a->resume);
+			free(a);
+			return NULL;
+		}
+	}
 	a->deadline.tv_sec = m->request_deadline_seconds;
 	evhttp_set_bevcb(http, new_tls_bev, a);
 	return a;
@@ -322,8 +464,14 @@ int api_conns_request(struct api_conns *a, struct evhttp_request *req)
 	if (!c)
 		return -1;
 	if (c->a == a) {
+		if (a->unplaced == c)
+			conn_place_pending(a);
 		conn_unlink(a, c);
 		conn_append(a, c);
+		if (c->addr) {
+			addr_unlink(c->addr, c);
+			addr_append(c->addr, c);
+		}
 		evtimer_add(c->deadline, &a->deadline);
 	}
 	return 0;
@@ -332,6 +480,11 @@ int api_conns_request(struct api_conns *a, struct evhttp_request *req)
 int api_conns_max(const struct api_conns *a)
 {
 	return a->max_conns;
+}
+
+int api_conns_max_per_address(const struct api_conns *a)
+{
+	return a->max_per_addr;
 }
 
 void api_conns_free(struct api_conns *a)
@@ -347,6 +500,9 @@ void api_conns_free(struct api_conns *a)
 	 * point here, nor their timers outlive the event base. */
 	while (a->oldest)
 		conn_detach(a->oldest);
+	if (a->place)
+		event_free(a->place);
+	api_addrs_free(a->addrs);
 	event_free(a->resume);
 	free(a);
 }
