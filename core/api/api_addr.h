@@ -39,11 +39,16 @@ char *api_addr_key_str(const struct api_addr_key *k, char *buf, size_t size);
 
 struct api_conn;
 
+/** Connections, least recently active first (api_conn.c links them). */
+struct api_conn_list {
+	struct api_conn *oldest, *newest;
+};
+
 /** One client with connections open. */
 struct api_addr {
 	struct api_addr_key key;
 	int n;                         /**< connections counted against it (the caller's) */
-	struct api_conn *oldest, *newest; /**< the caller's list of them */
+	struct api_conn_list conns;    /**< the caller's list of them */
 	struct api_addr *chain;        /**< next in its bucket */
 };
 

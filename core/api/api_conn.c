@@ -36,15 +36,19 @@ struct api_conn {
 	struct api_conns *a;          /* NULL once closing or the server is freed */
 	struct bufferevent *bev;
 	struct event *deadline;       /* the whole request must be in and answered by then */
-	struct api_conn *prev, *next; /* a->oldest...a->newest, least recently active first */
 	struct api_addr *addr;        /* its client, once placed; NULL when not counted */
-	struct api_conn *addr_prev, *addr_next; /* addr->oldest...addr->newest, likewise */
+	/* Its places in a->all and in addr->conns, least recently active first. */
+	struct {
+		struct api_conn *prev, *next;
+	} link[2];
 };
+
+enum { ALL, BY_ADDR }; /* api_conn.link[] */
 
 struct api_conns {
 	SSL_CTX *tls;
 	struct alog *log;
-	struct api_conn *oldest, *newest;
+	struct api_conn_list all;     /* every connection counted, least recently active first */
 	int n_conns, max_conns;
 	struct api_addrs *addrs;      /* clients with connections open; NULL: no such limit */
 	int max_per_addr;
@@ -66,52 +70,30 @@ static struct api_conns *running;
 static int conn_slot = -1; /* SSL ex data index of the struct api_conn */
 static pthread_once_t conn_slot_once = PTHREAD_ONCE_INIT;
 
-static void conn_unlink(struct api_conns *a, struct api_conn *c)
+static void list_unlink(struct api_conn_list *l, struct api_conn *c, int k)
 {
-	if (c->prev)
-		c->prev->next = c->next;
+	struct api_conn *prev = c->link[k].prev, *next = c->link[k].next;
+
+	if (prev)
+		prev->link[k].next = next;
 	else
-		a->oldest = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+		l->oldest = next;
+	if (next)
+		next->link[k].prev = prev;
 	else
-		a->newest = c->prev;
-	c->prev = c->next = NULL;
+		l->newest = prev;
+	c->link[k].prev = c->link[k].next = NULL;
 }
 
-static void conn_append(struct api_conns *a, struct api_conn *c)
+static void list_append(struct api_conn_list *l, struct api_conn *c, int k)
 {
-	c->prev = a->newest;
-	c->next = NULL;
-	if (a->newest)
-		a->newest->next = c;
+	c->link[k].prev = l->newest;
+	c->link[k].next = NULL;
+	if (l->newest)
+		l->newest->link[k].next = c;
 	else
-		a->oldest = c;
-	a->newest = c;
-}
-
-static void addr_unlink(struct api_addr *e, struct api_conn *c)
-{
-	if (c->addr_prev)
-		c->addr_prev->addr_next = c->addr_next;
-	else
-		e->oldest = c->addr_next;
-	if (c->addr_next)
-		c->addr_next->addr_prev = c->addr_prev;
-	else
-		e->newest = c->addr_prev;
-	c->addr_prev = c->addr_next = NULL;
-}
-
-static void addr_append(struct api_addr *e, struct api_conn *c)
-{
-	c->addr_prev = e->newest;
-	c->addr_next = NULL;
-	if (e->newest)
-		e->newest->addr_next = c;
-	else
-		e->oldest = c;
-	e->newest = c;
+		l->oldest = c;
+	l->newest = c;
 }
 
 static struct api_conn *conn_of(struct evhttp_connection *evcon)
@@ -130,12 +112,12 @@ static void conn_detach(struct api_conn *c)
 
 	if (!a)
 		return;
-	conn_unlink(a, c);
+	list_unlink(&a->all, c, ALL);
 	a->n_conns--;
 	if (a->unplaced == c)
 		a->unplaced = NULL;
 	if (c->addr) {
-		addr_unlink(c->addr, c);
+		list_unlink(&c->addr->conns, c, BY_ADDR);
 		if (--c->addr->n == 0)
 			api_addrs_drop(a->addrs, c->addr);
 		c->addr = NULL;
@@ -215,14 +197,14 @@ static void conn_make_room(struct api_conns *a)
 {
 	unsigned long held = 0;
 
-	while (a->n_conns >= a->max_conns && a->oldest) {
+	while (a->n_conns >= a->max_conns && a->all.oldest) {
 		a->evicted++;
 		if (alog_limit_allow(&a->log_full, &held))
 			alog(a->log, AMTPROV_LOG_NOTICE,
 			     "api: %d connections open (api.max_connections): closing the least "
 			     "recently active (%lu closed so far; %lu such lines suppressed)",
 			     a->n_conns, a->evicted, held);
-		conn_close(a->oldest);
+		conn_close(a->all.oldest);
 	}
 }
 
@@ -250,7 +232,7 @@ static void conn_place(struct api_conns *a, struct api_conn *c)
 	if (!e)
 		return;
 	c->addr = e;
-	addr_append(e, c);
+	list_append(&e->conns, c, BY_ADDR);
 	if (++e->n <= a->max_per_addr)
 		return;
 	a->addr_evicted++;
@@ -261,7 +243,7 @@ static void conn_place(struct api_conns *a, struct api_conn *c)
 		     api_addr_key_str(&k, who, sizeof(who)), e->n - 1, a->addr_evicted, held);
 	/* c is the newest and the limit at least 1: never c itself, and e stays. */
 	while (e->n > a->max_per_addr)
-		conn_close(e->oldest);
+		conn_close(e->conns.oldest);
 }
 
 static void conn_place_pending(struct api_conns *a)
@@ -307,7 +289,7 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 	}
 	/* From here the SSL owns the record (conn_ex_free). */
 	c->a = a;
-	conn_append(a, c);
+	list_append(&a->all, c, ALL);
 	a->n_conns++;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -360,8 +342,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 		     "far; %lu such lines suppressed)",
 		     evutil_socket_error_to_string(e), a->n_conns, API_ACCEPT_PAUSE_MS, a->pauses,
 		     held);
-	if (a->oldest)
-		conn_close(a->oldest);
+	if (a->all.oldest)
+		conn_close(a->all.oldest);
 }
 
 /* api.max_connections, or a quarter of the open-files limit: the engine's device, CA and
@@ -466,11 +448,11 @@ int api_conns_request(struct api_conns *a, struct evhttp_request *req)
 	if (c->a == a) {
 		if (a->unplaced == c)
 			conn_place_pending(a);
-		conn_unlink(a, c);
-		conn_append(a, c);
+		list_unlink(&a->all, c, ALL);
+		list_append(&a->all, c, ALL);
 		if (c->addr) {
-			addr_unlink(c->addr, c);
-			addr_append(c->addr, c);
+			list_unlink(&c->addr->conns, c, BY_ADDR);
+			list_append(&c->addr->conns, c, BY_ADDR);
 		}
 		evtimer_add(c->deadline, &a->deadline);
 	}
@@ -498,8 +480,8 @@ void api_conns_free(struct api_conns *a)
 		}
 	/* Connections whose bufferevents libevent has yet to finalize: their records must not
 	 * point here, nor their timers outlive the event base. */
-	while (a->oldest)
-		conn_detach(a->oldest);
+	while (a->all.oldest)
+		conn_detach(a->all.oldest);
 	if (a->place)
 		event_free(a->place);
 	api_addrs_free(a->addrs);

@@ -97,7 +97,7 @@ static void test_table(void)
 		e[i] = api_addrs_get(t, &k);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(e[i]);
 		CU_ASSERT_EQUAL(e[i]->n, 0);
-		CU_ASSERT_PTR_NULL(e[i]->oldest);
+		CU_ASSERT_PTR_NULL(e[i]->conns.oldest);
 		e[i]->n = 1; /* the caller's count */
 	}
 	CU_ASSERT_EQUAL(api_addrs_size(t), N);
@@ -139,9 +139,17 @@ static void test_table(void)
 
 void register_api_addr_tests(void)
 {
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+	} tests[] = {
+		{"one client: an IPv4 address, an IPv6 /64, IPv4-mapped as IPv4", test_keying},
+		{"the table finds, drops and frees every address", test_table},
+	};
 	CU_pSuite s = CU_add_suite("api_addr", NULL, NULL);
 
-	CU_add_test(s, "one client: an IPv4 address, an IPv6 /64, IPv4-mapped as IPv4",
-		    test_keying);
-	CU_add_test(s, "the table finds, drops and frees every address", test_table);
+	if (!s)
+		return;
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
+		CU_add_test(s, tests[i].name, tests[i].fn);
 }
