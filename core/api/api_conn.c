@@ -19,12 +19,13 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "api_addr.h"
-
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <openssl/crypto.h>
+
+#include "api_addr.h"
+#include "metrics.h"
 
 #define API_ACCEPT_PAUSE_MS 250    /* no accepting for this long after accept() failed */
 #define API_AUTO_MAX_CONNECTIONS 1024
@@ -188,6 +189,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		     "(%lu closed so far; %lu such lines suppressed)",
 		     peer, (long)a->deadline.tv_sec, a->expired, held);
 	}
+	metrics_api_closed("request_deadline");
 	conn_close(c);
 }
 
@@ -204,6 +206,7 @@ static void conn_make_room(struct api_conns *a)
 			     "api: %d connections open (api.max_connections): closing the least "
 			     "recently active (%lu closed so far; %lu such lines suppressed)",
 			     a->n_conns, a->evicted, held);
+		metrics_api_closed("max_connections");
 		conn_close(a->all.oldest);
 	}
 }
@@ -242,8 +245,10 @@ static void conn_place(struct api_conns *a, struct api_conn *c)
 		     "its least recently active (%lu closed so far; %lu such lines suppressed)",
 		     api_addr_key_str(&k, who, sizeof(who)), e->n - 1, a->addr_evicted, held);
 	/* c is the newest and the limit at least 1: never c itself, and e stays. */
-	while (e->n > a->max_per_addr)
+	while (e->n > a->max_per_addr) {
+		metrics_api_closed("max_connections_per_address");
 		conn_close(e->conns.oldest);
+	}
 }
 
 static void conn_place_pending(struct api_conns *a)
@@ -342,8 +347,10 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 		     "far; %lu such lines suppressed)",
 		     evutil_socket_error_to_string(e), a->n_conns, API_ACCEPT_PAUSE_MS, a->pauses,
 		     held);
-	if (a->all.oldest)
+	if (a->all.oldest) {
+		metrics_api_closed("descriptors");
 		conn_close(a->all.oldest);
+	}
 }
 
 /* api.max_connections, or a quarter of the open-files limit: the engine's device, CA and

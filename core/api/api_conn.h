@@ -24,7 +24,8 @@ struct api_conns;
 
 /**
  * Takes over the connections of @p http (its bufferevent callback): each is TLS with @p tls
- * (borrowed, outlives the result) and counted. Cap and deadline come from @p m.
+ * (borrowed, outlives the result) and counted, in all and per client address. The caps and
+ * the deadline come from @p m.
  * @return NULL when out of memory.
  */
 struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SSL_CTX *tls,

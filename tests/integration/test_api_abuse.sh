@@ -165,6 +165,12 @@ check "the same Content-Length twice is accepted" bash -c "
 # Without the per-address limit the flood fills the cap and the daemon says it closes
 # connections at api.max_connections (checked below from its log, not from timing).
 FLOOD="$NET.50"; HONEST="$NET.60"
+# closed REASON: the daemon's count of API connections it closed under that limit (/metrics).
+closed() {
+  c "${AUTH[@]}" "$URL/metrics" >/dev/null
+  awk -v k="amtprov_api_connections_closed_total{reason=\"$1\"}" '$1 == k { n = $2 } END { print n + 0 }' "$O"
+}
+cap0=$(closed max_connections); addr0=$(closed max_connections_per_address)
 sed -i 's/"max_connections": 1000/"max_connections": 64, "max_connections_per_address": 16/' "$T/a/site.json"
 off=$(wc -c <"$LOG")
 kill -HUP "$D"
@@ -187,6 +193,10 @@ tail -c +$((off + 1)) "$LOG" >"$T/flood.log"
 check "the flooding address was held to 16 (the daemon names it)" grep -q "api: $FLOOD has 16 connections open (api.max_connections_per_address): closing its least recently active" "$T/flood.log"
 check "... never more: every such line says 16" bash -c "! grep -F '(api.max_connections_per_address)' '$T/flood.log' | grep -vq ' has 16 connections open '"
 check "the cap of 64 was never reached: no connection closed to make room" bash -c "! grep -Fq '(api.max_connections)' '$T/flood.log'"
+cap1=$(closed max_connections); addr1=$(closed max_connections_per_address)
+echo "closed at the cap: $cap0 -> $cap1; at the per-address limit: $addr0 -> $addr1"
+check "... nor counted in /metrics (amtprov_api_connections_closed_total, max_connections)" is "$cap1" "$cap0"
+check "/metrics counts the flood's closings at the per-address limit" ge "$((addr1 - addr0))" 1
 check "the other address was never limited" bash -c "! grep -Fq 'api: $HONEST has' '$T/flood.log'"
 check "the flood's log lines stayed few (under 4 KiB)" le "$(wc -c <"$T/flood.log")" 4096
 fds() { ls "/proc/$D/fd" | wc -l; }
