@@ -163,7 +163,7 @@ check "the same Content-Length twice is accepted" bash -c "
 # own least recently active), so the cap is never reached and no other client's connection
 # is closed to make room: a host at another address keeps being answered and registers.
 # Without the per-address limit the flood fills the cap and the daemon says it closes
-# connections at api.max_connections (checked below from its log, not from timing).
+# connections at api.max_connections (checked from its log and its /metrics, not timing).
 FLOOD="$NET.50"; HONEST="$NET.60"
 # closed REASON: the daemon's count of API connections it closed under that limit (/metrics).
 closed() {
@@ -179,7 +179,7 @@ check "a reload puts the per-address limit in force (said at start)" wait_for 20
 check "... and the API answers again" wait_for 20 up
 nice -n 19 python3 "$SLOW" slow "$IP" "$PORT" --clients 200 --seconds 100 --source "$FLOOD" --report "$T/flood.json" &
 FLOOD_PID=$!; PIDS+=("$FLOOD_PID")
-flooding() { ge "$(report connects "$T/flood.json")" 300 && ge "$(report closed_by_server "$T/flood.json")" 200; }
+flooding() { ge "$(report connects "$T/flood.json")" 250 && ge "$(report closed_by_server "$T/flood.json")" 200; }
 check "one address keeps 200 slow connections coming (reconnecting when closed)" wait_for 30 flooding
 ok=0
 for i in 1 2 3; do [ "$(c --interface "$HONEST" "$URL/v1/health")" = 200 ] && ok=$((ok + 1)); done
@@ -199,7 +199,6 @@ check "... nor counted in /metrics (amtprov_api_connections_closed_total, max_co
 check "/metrics counts the flood's closings at the per-address limit" ge "$((addr1 - addr0))" 1
 check "the other address was never limited" bash -c "! grep -Fq 'api: $HONEST has' '$T/flood.log'"
 check "the flood's log lines stayed few (under 4 KiB)" le "$(wc -c <"$T/flood.log")" 4096
-fds() { ls "/proc/$D/fd" | wc -l; }
 check "every flood connection was released (no descriptor leak across the reload)" wait_for 10 settled
 
 kill -TERM "$D"
