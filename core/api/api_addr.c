@@ -38,7 +38,9 @@ int api_addr_key_of(const struct sockaddr *sa, socklen_t len, struct api_addr_ke
 	if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
 
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		/* Every host on a link has an fe80::/64 address: there, the prefix says nothing
+		 * of the host. */
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr))
 			memcpy(k->b, &in6->sin6_addr, 16);
 		else
 			memcpy(k->b, &in6->sin6_addr, 8);
@@ -54,6 +56,10 @@ char *api_addr_key_str(const struct api_addr_key *k, char *buf, size_t size)
 
 	if (memcmp(k->b, v4, sizeof(v4)) == 0) {
 		if (!inet_ntop(AF_INET, k->b + 12, s, sizeof(s)))
+			snprintf(s, sizeof(s), "?");
+		snprintf(buf, size, "%s", s);
+	} else if (k->b[0] == 0xfe && (k->b[1] & 0xc0) == 0x80) { /* link-local, whole */
+		if (!inet_ntop(AF_INET6, k->b, s, sizeof(s)))
 			snprintf(s, sizeof(s), "?");
 		snprintf(buf, size, "%s", s);
 	} else {

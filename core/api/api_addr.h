@@ -8,7 +8,8 @@
  * One client is an IPv4 address, or the /64 prefix of an IPv6 address: one host (or one
  * site network) is normally given a whole /64 and picks addresses in it at will (privacy
  * extensions, RFC 8981), so a per-address limit on IPv6 must count the prefix. An
- * IPv4-mapped IPv6 address (::ffff:a.b.c.d, a dual-stack socket) is its IPv4 address.
+ * IPv4-mapped IPv6 address (::ffff:a.b.c.d, a dual-stack socket) is its IPv4 address. A
+ * link-local address (fe80::/10) is counted whole: every host of a link shares fe80::/64.
  *
  * The table only finds, adds and removes: the caller (api_conn.c) keeps each address's
  * connections and count. Everything runs on the event loop thread of the server.
@@ -19,8 +20,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/** A client as counted: IPv4 as ::ffff:a.b.c.d, IPv6 as its first 8 bytes then zeros (the
- * two never meet: a /64 key ends in 8 zero bytes, an IPv4 key has 0xffff in bytes 10-11). */
+/** A client as counted: IPv4 as ::ffff:a.b.c.d, IPv6 as its first 8 bytes then zeros, IPv6
+ * link-local whole (they never meet: a /64 key ends in 8 zero bytes and never starts with
+ * fe80::/10, an IPv4 key starts with 10 zero bytes). */
 struct api_addr_key {
 	unsigned char b[16];
 };
@@ -34,7 +36,7 @@ struct api_addr_key {
  */
 int api_addr_key_of(const struct sockaddr *sa, socklen_t len, struct api_addr_key *k);
 
-/** @p k for the log: "192.0.2.7", "2001:db8:1:2::/64". @return @p buf */
+/** @p k for the log: "192.0.2.7", "2001:db8:1:2::/64", "fe80::1". @return @p buf */
 char *api_addr_key_str(const struct api_addr_key *k, char *buf, size_t size);
 
 struct api_conn;

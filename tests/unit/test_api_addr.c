@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The registration API's clients by address (core/api/api_addr.c, docs/api.md "Limits under
- * abuse"), what api.max_connections_per_address counts: an IPv4 address, an IPv6 /64, an
- * IPv4-mapped IPv6 address as its IPv4 address; and the table of addresses with connections
+ * abuse"), what api.max_connections_per_address counts: an IPv4 address, an IPv6 /64 (a
+ * link-local address whole), an IPv4-mapped IPv6 address as its IPv4 address; and the table of addresses with connections
  * open, which must give every address back, forget each one dropped and free what is left.
  * The limit itself (closing an address's own least recently active connection) needs a
  * server: tests/integration/test_api_abuse.sh. */
@@ -65,6 +65,11 @@ static void test_keying(void)
 	CU_ASSERT_STRING_EQUAL(str_of("2001:db8:1:2:a:b:c:d", buf, sizeof(buf)),
 			       "2001:db8:1:2::/64");
 	CU_ASSERT_STRING_EQUAL(str_of("::1", buf, sizeof(buf)), "::/64");
+	/* Link-local: every host of the link is in fe80::/64, so each address counts alone. */
+	CU_ASSERT(!same("fe80::1", "fe80::2"));
+	CU_ASSERT(same("fe80::1:2", "fe80::1:2"));
+	CU_ASSERT(!same("fe80::", "::")); /* fe80::/64 itself is not the ::/64 prefix */
+	CU_ASSERT_STRING_EQUAL(str_of("fe80::a:b", buf, sizeof(buf)), "fe80::a:b");
 	/* IPv4-mapped IPv6 (a dual-stack listener) is its IPv4 address... */
 	CU_ASSERT(same("::ffff:192.0.2.7", "192.0.2.7"));
 	CU_ASSERT(!same("::ffff:192.0.2.7", "::ffff:192.0.2.8"));
@@ -143,7 +148,8 @@ void register_api_addr_tests(void)
 		const char *name;
 		void (*fn)(void);
 	} tests[] = {
-		{"one client: an IPv4 address, an IPv6 /64, IPv4-mapped as IPv4", test_keying},
+		{"one client: an IPv4 address, an IPv6 /64 (link-local whole), IPv4-mapped as IPv4",
+		 test_keying},
 		{"the table finds, drops and frees every address", test_table},
 	};
 	CU_pSuite s = CU_add_suite("api_addr", NULL, NULL);
