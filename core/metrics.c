@@ -31,7 +31,7 @@ struct family {
 	const char *labels[MAX_LABELS]; /* NULL-terminated when fewer */
 };
 
-enum family_id { F_STEP, F_OUTCOME, F_CA, F_AMT, F_AMT_SECONDS, F_COUNT };
+enum family_id { F_STEP, F_OUTCOME, F_CA, F_AMT, F_AMT_SECONDS, F_API_CLOSED, F_COUNT };
 
 static const struct family families[F_COUNT] = {
 	[F_STEP] = {"amtprov_step_duration_seconds",
@@ -48,6 +48,9 @@ static const struct family families[F_COUNT] = {
 	[F_AMT_SECONDS] = {"amtprov_amt_call_duration_seconds",
 			   "Latency of AMT operations, by operation.", HISTOGRAM,
 			   {"op", NULL, NULL}},
+	[F_API_CLOSED] = {"amtprov_api_connections_closed_total",
+			  "Registration API connections the server closed under its limits, by "
+			  "the limit.", COUNTER, {"reason", NULL, NULL}},
 };
 
 /* Upper bounds in seconds; +Inf is implicit. Device steps and CA calls take from
@@ -140,6 +143,13 @@ void metrics_ca_call(const char *instance, const char *op, const char *answer, d
 	const char *v[MAX_LABELS] = {instance, op, answer};
 
 	add(F_CA, v, 1, seconds);
+}
+
+void metrics_api_closed(const char *reason)
+{
+	const char *v[MAX_LABELS] = {reason, NULL, NULL};
+
+	add(F_API_CLOSED, v, 0, 0);
 }
 
 const char *metrics_amt_op_name(unsigned op, char *buf, size_t size)

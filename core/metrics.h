@@ -37,6 +37,11 @@ void metrics_ca_call(const char *instance, const char *op, const char *answer, d
  * amtprov_status_name: "OK", "E_UNREACHABLE", ...). */
 void metrics_amt_call(unsigned op, int rc, double seconds);
 
+/** The registration API closed a connection under one of its limits (docs/api.md "Limits
+ * under abuse"): @p reason "max_connections", "max_connections_per_address",
+ * "request_deadline" or "descriptors" (accepting paused). */
+void metrics_api_closed(const char *reason);
+
 /** The lower-case name of an AMT operation ("get_setup_state"), "op_N" when unknown. */
 const char *metrics_amt_op_name(unsigned op, char *buf, size_t size);
 

@@ -1481,21 +1481,25 @@ int api_start(struct site *site, struct engine *engine, struct api **out,
 		}
 	}
 	{
-		char monitors[48] = "";
+		char monitors[48] = "", per_addr[48] = "no per-address limit";
 		size_t n_mon = a->n_tokens - a->n_admin;
+
+		if (api_conns_max_per_address(a->conns))
+			snprintf(per_addr, sizeof(per_addr), "%d per address",
+				 api_conns_max_per_address(a->conns));
 
 		if (n_mon)
 			snprintf(monitors, sizeof(monitors), ", %zu monitoring token%s", n_mon,
 				 n_mon == 1 ? "" : "s");
 		alog(a->log, AMTPROV_LOG_NOTICE, "api: listening on https://%s%s%s:%d (%zu "
 		     "administrator token%s%s, %zu registration key%s%s; at most %d connections, "
-		     "%d s per request)",
+		     "%s, %d s per request)",
 		     strchr(m->api.host, ':') ? "[" : "", m->api.host,
 		     strchr(m->api.host, ':') ? "]" : "", a->port, a->n_admin,
 		     a->n_admin == 1 ? "" : "s", monitors, a->n_reg_keys,
 		     a->n_reg_keys == 1 ? "" : "s",
 		     m->api.client_ca ? ", client certificates required" : "",
-		     api_conns_max(a->conns), m->api.request_deadline_seconds);
+		     api_conns_max(a->conns), per_addr, m->api.request_deadline_seconds);
 	}
 	*out = a;
 	return AMTPROV_OK;

@@ -4,6 +4,12 @@
  * itself; what it offers to hook is the bufferevent callback (every accepted connection)
  * and the listener. A connection's record hangs off its SSL object (ex data) and goes with
  * it, which is the one free evhttp cannot skip.
+ *
+ * Per client address (api_addr.h): evhttp's bufferevent callback comes before evhttp gives
+ * the connection its socket, so a connection is "placed" (its peer read, counted against its
+ * address) right after: at the next accept, or from an event made active at once for the
+ * last of a burst. Placing happens before the next connection takes room under the global
+ * cap, so a flooding address is held to its own limit before it can crowd out the others.
  */
 #include "api_conn.h"
 
@@ -18,29 +24,43 @@
 #include <event2/listener.h>
 #include <openssl/crypto.h>
 
+#include "api_addr.h"
+#include "metrics.h"
+
 #define API_ACCEPT_PAUSE_MS 250    /* no accepting for this long after accept() failed */
 #define API_AUTO_MAX_CONNECTIONS 1024
 #define API_BACKLOG 1024           /* pending connections the kernel queues for accept */
+#define API_AUTO_PER_ADDRESS 32    /* at most, by default; see connection_cap_per_address */
 
 /* One accepted connection, from its accept to the free of its TLS object. */
 struct api_conn {
 	struct api_conns *a;          /* NULL once closing or the server is freed */
 	struct bufferevent *bev;
 	struct event *deadline;       /* the whole request must be in and answered by then */
-	struct api_conn *prev, *next; /* a->oldest...a->newest, least recently active first */
+	struct api_addr *addr;        /* its client, once placed; NULL when not counted */
+	/* Its places in a->all and in addr->conns, least recently active first. */
+	struct {
+		struct api_conn *prev, *next;
+	} link[2];
 };
+
+enum { ALL, BY_ADDR }; /* api_conn.link[] */
 
 struct api_conns {
 	SSL_CTX *tls;
 	struct alog *log;
-	struct api_conn *oldest, *newest;
+	struct api_conn_list all;     /* every connection counted, least recently active first */
 	int n_conns, max_conns;
+	struct api_addrs *addrs;      /* clients with connections open; NULL: no such limit */
+	int max_per_addr;
+	struct api_conn *unplaced;    /* the newest connection, not yet counted to its client */
+	struct event *place;          /* places it once evhttp gave it its socket */
 	struct timeval deadline;
 	struct evconnlistener *listener;
 	struct event *resume;         /* accepting again after a pause */
 	/* Lines an abuser could otherwise repeat at will, each kind limited on its own. */
-	struct alog_limit log_full, log_deadline, log_accept;
-	unsigned long evicted, expired, pauses;
+	struct alog_limit log_full, log_deadline, log_accept, log_addr;
+	unsigned long evicted, expired, pauses, addr_evicted;
 	struct api_conns *next_server; /* running */
 };
 
@@ -51,28 +71,30 @@ static struct api_conns *running;
 static int conn_slot = -1; /* SSL ex data index of the struct api_conn */
 static pthread_once_t conn_slot_once = PTHREAD_ONCE_INIT;
 
-static void conn_unlink(struct api_conns *a, struct api_conn *c)
+static void list_unlink(struct api_conn_list *l, struct api_conn *c, int k)
 {
-	if (c->prev)
-		c->prev->next = c->next;
+	struct api_conn *prev = c->link[k].prev, *next = c->link[k].next;
+
+	if (prev)
+		prev->link[k].next = next;
 	else
-		a->oldest = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+		l->oldest = next;
+	if (next)
+		next->link[k].prev = prev;
 	else
-		a->newest = c->prev;
-	c->prev = c->next = NULL;
+		l->newest = prev;
+	c->link[k].prev = c->link[k].next = NULL;
 }
 
-static void conn_append(struct api_conns *a, struct api_conn *c)
+static void list_append(struct api_conn_list *l, struct api_conn *c, int k)
 {
-	c->prev = a->newest;
-	c->next = NULL;
-	if (a->newest)
-		a->newest->next = c;
+	c->link[k].prev = l->newest;
+	c->link[k].next = NULL;
+	if (l->newest)
+		l->newest->link[k].next = c;
 	else
-		a->oldest = c;
-	a->newest = c;
+		l->oldest = c;
+	l->newest = c;
 }
 
 static struct api_conn *conn_of(struct evhttp_connection *evcon)
@@ -87,10 +109,20 @@ static struct api_conn *conn_of(struct evhttp_connection *evcon)
  * libevent finalizes bufferevents from its loop). */
 static void conn_detach(struct api_conn *c)
 {
-	if (!c->a)
+	struct api_conns *a = c->a;
+
+	if (!a)
 		return;
-	conn_unlink(c->a, c);
-	c->a->n_conns--;
+	list_unlink(&a->all, c, ALL);
+	a->n_conns--;
+	if (a->unplaced == c)
+		a->unplaced = NULL;
+	if (c->addr) {
+		list_unlink(&c->addr->conns, c, BY_ADDR);
+		if (--c->addr->n == 0)
+			api_addrs_drop(a->addrs, c->addr);
+		c->addr = NULL;
+	}
 	c->a = NULL;
 	if (c->deadline)
 		event_free(c->deadline);
@@ -157,6 +189,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		     "(%lu closed so far; %lu such lines suppressed)",
 		     peer, (long)a->deadline.tv_sec, a->expired, held);
 	}
+	metrics_api_closed("request_deadline");
 	conn_close(c);
 }
 
@@ -166,15 +199,72 @@ static void conn_make_room(struct api_conns *a)
 {
 	unsigned long held = 0;
 
-	while (a->n_conns >= a->max_conns && a->oldest) {
+	while (a->n_conns >= a->max_conns && a->all.oldest) {
 		a->evicted++;
 		if (alog_limit_allow(&a->log_full, &held))
 			alog(a->log, AMTPROV_LOG_NOTICE,
 			     "api: %d connections open (api.max_connections): closing the least "
 			     "recently active (%lu closed so far; %lu such lines suppressed)",
 			     a->n_conns, a->evicted, held);
-		conn_close(a->oldest);
+		metrics_api_closed("max_connections");
+		conn_close(a->all.oldest);
 	}
+}
+
+/* Counts @p c, whose socket evhttp has set by now, against its client, and holds the client
+ * to its limit: over it, the client's own least recently active connection is closed, never
+ * another client's. (Refusing the new one instead would let a flooder holding its limit in
+ * slow connections lock out everyone behind the same address, a NAT's honest hosts
+ * included, until its deadlines ran out; closing the oldest lets those hosts' new requests
+ * through, as the global cap does.) */
+static void conn_place(struct api_conns *a, struct api_conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct api_addr_key k;
+	struct api_addr *e;
+	unsigned long held = 0;
+	char who[API_ADDR_STRLEN];
+
+	/* Gone already, not IP, or no memory: the global cap still counts it. */
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len) < 0 ||
+	    api_addr_key_of((struct sockaddr *)&ss, len, &k) < 0)
+		return;
+	e = api_addrs_get(a->addrs, &k);
+	if (!e)
+		return;
+	c->addr = e;
+	list_append(&e->conns, c, BY_ADDR);
+	if (++e->n <= a->max_per_addr)
+		return;
+	a->addr_evicted++;
+	if (alog_limit_allow(&a->log_addr, &held))
+		alog(a->log, AMTPROV_LOG_NOTICE,
+		     "api: %s has %d connections open (api.max_connections_per_address): closing "
+		     "its least recently active (%lu closed so far; %lu such lines suppressed)",
+		     api_addr_key_str(&k, who, sizeof(who)), e->n - 1, a->addr_evicted, held);
+	/* c is the newest and the limit at least 1: never c itself, and e stays. */
+	while (e->n > a->max_per_addr) {
+		metrics_api_closed("max_connections_per_address");
+		conn_close(e->conns.oldest);
+	}
+}
+
+static void conn_place_pending(struct api_conns *a)
+{
+	struct api_conn *c = a->unplaced;
+
+	if (!c)
+		return;
+	a->unplaced = NULL;
+	conn_place(a, c);
+}
+
+static void on_place(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	conn_place_pending(arg);
 }
 
 /* evhttp's bufferevent callback: runs for every accepted connection, before its first
@@ -187,6 +277,8 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 	struct bufferevent *bev;
 	SSL *ssl;
 
+	/* The previous connection of a burst first: its client may be the one at its limit. */
+	conn_place_pending(a);
 	conn_make_room(a);
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -202,7 +294,7 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 	}
 	/* From here the SSL owns the record (conn_ex_free). */
 	c->a = a;
-	conn_append(a, c);
+	list_append(&a->all, c, ALL);
 	a->n_conns++;
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					     BEV_OPT_CLOSE_ON_FREE);
@@ -211,6 +303,10 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 		return NULL;
 	}
 	c->bev = bev;
+	if (a->addrs) {
+		a->unplaced = c;
+		event_active(a->place, EV_TIMEOUT, 1);
+	}
 	/* Many clients close without close_notify; that is not an attack on a request that
 	 * already got its full answer. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
@@ -251,8 +347,10 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 		     "far; %lu such lines suppressed)",
 		     evutil_socket_error_to_string(e), a->n_conns, API_ACCEPT_PAUSE_MS, a->pauses,
 		     held);
-	if (a->oldest)
-		conn_close(a->oldest);
+	if (a->all.oldest) {
+		metrics_api_closed("descriptors");
+		conn_close(a->all.oldest);
+	}
 }
 
 /* api.max_connections, or a quarter of the open-files limit: the engine's device, CA and
@@ -278,6 +376,28 @@ static int connection_cap(const struct manifest_api *m, struct alog *log)
 	return cap < 8 ? 8 : (int)cap;
 }
 
+/* api.max_connections_per_address, or a quarter of the cap, at most 32: host agents
+ * register once each and need one connection at a time, but a NAT or proxy may put many
+ * hosts behind one address (all of them registering after a mass rollout), and going over
+ * costs an honest client little (its own idlest connection). A quarter still keeps one
+ * address from taking most of the cap. */
+static int connection_cap_per_address(const struct manifest_api *m, int cap, struct alog *log)
+{
+	int n = m->max_connections_per_address;
+
+	if (n < 0) {
+		n = cap / 4;
+		if (n > API_AUTO_PER_ADDRESS)
+			n = API_AUTO_PER_ADDRESS;
+		return n < 1 ? 1 : n;
+	}
+	if (n >= cap)
+		alog(log, AMTPROV_LOG_WARNING,
+		     "api: max_connections_per_address %d is not below the connection cap %d: one "
+		     "address can fill it", n, cap);
+	return n;
+}
+
 struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SSL_CTX *tls,
 				const struct manifest_api *m, struct alog *log)
 {
@@ -296,9 +416,20 @@ struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SS
 	}
 	a->tls = tls;
 	a->log = log;
-	a->log_full = a->log_deadline = a->log_accept =
+	a->log_full = a->log_deadline = a->log_accept = a->log_addr =
 		(struct alog_limit){.burst = 2, .period = 10};
 	a->max_conns = connection_cap(m, log);
+	a->max_per_addr = connection_cap_per_address(m, a->max_conns, log);
+	if (a->max_per_addr) {
+		a->addrs = api_addrs_new((size_t)a->max_conns);
+		a->place = a->addrs ? event_new(base, -1, 0, on_place, a) : NULL;
+		if (!a->place) {
+			api_addrs_free(a->addrs);
+			event_free(a->resume);
+			free(a);
+			return NULL;
+		}
+	}
 	a->deadline.tv_sec = m->request_deadline_seconds;
 	evhttp_set_bevcb(http, new_tls_bev, a);
 	return a;
@@ -322,8 +453,14 @@ int api_conns_request(struct api_conns *a, struct evhttp_request *req)
 	if (!c)
 		return -1;
 	if (c->a == a) {
-		conn_unlink(a, c);
-		conn_append(a, c);
+		if (a->unplaced == c)
+			conn_place_pending(a);
+		list_unlink(&a->all, c, ALL);
+		list_append(&a->all, c, ALL);
+		if (c->addr) {
+			list_unlink(&c->addr->conns, c, BY_ADDR);
+			list_append(&c->addr->conns, c, BY_ADDR);
+		}
 		evtimer_add(c->deadline, &a->deadline);
 	}
 	return 0;
@@ -332,6 +469,11 @@ int api_conns_request(struct api_conns *a, struct evhttp_request *req)
 int api_conns_max(const struct api_conns *a)
 {
 	return a->max_conns;
+}
+
+int api_conns_max_per_address(const struct api_conns *a)
+{
+	return a->max_per_addr;
 }
 
 void api_conns_free(struct api_conns *a)
@@ -345,8 +487,11 @@ void api_conns_free(struct api_conns *a)
 		}
 	/* Connections whose bufferevents libevent has yet to finalize: their records must not
 	 * point here, nor their timers outlive the event base. */
-	while (a->oldest)
-		conn_detach(a->oldest);
+	while (a->all.oldest)
+		conn_detach(a->all.oldest);
+	if (a->place)
+		event_free(a->place);
+	api_addrs_free(a->addrs);
 	event_free(a->resume);
 	free(a);
 }

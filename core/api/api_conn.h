@@ -3,7 +3,8 @@
  * @file api_conn.h
  * @brief The registration API's connections, bounded under abuse (docs/api.md, "Limits
  *        under abuse"): TLS on every accepted connection, a cap on how many are open (a new
- *        one closes the least recently active when full), a deadline for each whole request
+ *        one closes the least recently active when full) and on how many one client address
+ *        has open (a new one closes that address's own least recently active), a deadline for each whole request
  *        however slowly it trickles in, and accepting paused, not retried in a loop, when
  *        the process runs out of descriptors. libevent 2.1's evhttp has none of these.
  *
@@ -23,7 +24,8 @@ struct api_conns;
 
 /**
  * Takes over the connections of @p http (its bufferevent callback): each is TLS with @p tls
- * (borrowed, outlives the result) and counted. Cap and deadline come from @p m.
+ * (borrowed, outlives the result) and counted, in all and per client address. The caps and
+ * the deadline come from @p m.
  * @return NULL when out of memory.
  */
 struct api_conns *api_conns_new(struct evhttp *http, struct event_base *base, SSL_CTX *tls,
@@ -42,6 +44,9 @@ int api_conns_request(struct api_conns *cs, struct evhttp_request *req);
 
 /** The cap in force. */
 int api_conns_max(const struct api_conns *cs);
+
+/** The per-address cap in force (an IPv4 address, an IPv6 /64; api_addr.h); 0: none. */
+int api_conns_max_per_address(const struct api_conns *cs);
 
 /** After evhttp_free() of the server: forgets the connections libevent has yet to finalize.
  * Accepts NULL. */

@@ -1742,7 +1742,8 @@ static void parse_api(struct vctx *c, json_t *root)
 	static const char *const keys[] = {"listen", "certificate", "key", "admin_tokens",
 					   "registration_keys", "address_check", "address_allow",
 					   "tokens", "client_ca", "max_body", "max_connections",
-					   "request_deadline_seconds", "monitor_tokens", NULL};
+					   "max_connections_per_address", "request_deadline_seconds",
+					   "monitor_tokens", NULL};
 	static const char *const checks[] = {"dns_or_allow_list", "dns", "allow_list", "off",
 					     NULL};
 	struct manifest_api *a = &c->m->api;
@@ -1764,6 +1765,14 @@ static void parse_api(struct vctx *c, json_t *root)
 	get_input_file(c, api, p, "client_ca", 0, &a->client_ca);
 	get_int(c, api, p, "max_body", 1024, 1048576, &a->max_body);
 	get_int(c, api, p, "max_connections", 1, 65536, &a->max_connections);
+	if (get_int(c, api, p, "max_connections_per_address", 0, 65536,
+		    &a->max_connections_per_address) &&
+	    a->max_connections && a->max_connections_per_address > a->max_connections) {
+		manifest_path_key(kp, sizeof(kp), p, "max_connections_per_address");
+		err_at(c, kp, "%d is more than max_connections (%d): it would never apply; set at "
+			      "most %d, or 0 for no per-address limit",
+		       a->max_connections_per_address, a->max_connections, a->max_connections);
+	}
 	get_int(c, api, p, "request_deadline_seconds", 1, 300, &a->request_deadline_seconds);
 	/* The one shared token of earlier versions let every host agent holding it register
 	 * any name and administer every device. Silently keeping it as an administrator token
@@ -1903,6 +1912,7 @@ static void set_defaults(struct manifest *m)
 	m->engine.lease_seconds = 60;
 	m->api.max_body = 65536;
 	m->api.request_deadline_seconds = 10;
+	m->api.max_connections_per_address = -1; /* from the cap in force (api_conn.c) */
 }
 
 /* 127.0.0.0/8 or ::1 (an IP literal: parse_listen checked it). */

@@ -156,6 +156,9 @@ struct manifest_api {
 	size_t n_address_allow;
 	int max_body;                 /**< largest request body in bytes; default 65536 */
 	int max_connections;          /**< open connections at most; 0: from the fd limit */
+	int max_connections_per_address; /**< open connections from one IPv4 address or IPv6 /64
+					  *   at most; 0: no such limit; -1 (the default): a
+					  *   quarter of the cap in force, at most 32 */
 	int request_deadline_seconds; /**< a request read and answered within; default 10 */
 };
 

@@ -3,12 +3,15 @@
 """Hostile HTTPS clients for test_api_abuse.sh, loopback only.
 
   slow HOST PORT --clients N --seconds S [--tls-share F] [--interval I] [--report FILE]
+       [--source IP]
       (SIGTERM ends it early.)
       Holds N connections that each trickle a request one byte per I seconds and never
       finish it; a connection the server closes is opened again after a short pause (a
       slowloris). A share F of them completes the TLS handshake first and trickles HTTP
       headers; the rest trickle a TLS ClientHello. Every socket is closed at the end. The
-      report (JSON) counts connections and how long the server let them live.
+      report (JSON) counts connections and how long the server let them live. They connect
+      from 100 addresses of HOST's /24 (.100 to .199), or all from --source (one client
+      address flooding the server).
 
   raw HOST PORT FILE
       Sends the bytes of FILE over one TLS connection (no certificate check: the test's
@@ -191,7 +194,10 @@ class Slow:
         self.interval = args.interval
         self.tls_share = args.tls_share
         net = args.host.rsplit(".", 1)[0]
-        self.sources = ["%s.%d" % (net, i) for i in range(100, 200)]
+        if args.source:
+            self.sources = [args.source]
+        else:
+            self.sources = ["%s.%d" % (net, i) for i in range(100, 200)]
         self.ctx = client_context()
         self.hello = client_hello(self.ctx)
         self.request = b"GET /v1/health HTTP/1.1\r\nHost: slow\r\nX-Slow: "
@@ -277,12 +283,13 @@ def main():
     s.add_argument("--interval", type=float, default=1.0)
     s.add_argument("--tls-share", type=float, default=0.25)
     s.add_argument("--report")
+    s.add_argument("--source")
     r = sub.add_parser("raw")
     r.add_argument("host")
     r.add_argument("port", type=int)
     r.add_argument("file")
     args = p.parse_args()
-    if not args.host.startswith("127."):
+    if not args.host.startswith("127.") or (getattr(args, "source", None) or "127.").split(".")[0] != "127":
         sys.exit("loopback addresses only")
     if args.cmd == "raw":
         raw(args)

@@ -6,7 +6,9 @@
 # daemon's CPU and log bounded; a trickling client cut at the request deadline although it
 # never goes idle; a descriptor shortage (EMFILE) that pauses accepting instead of spinning
 # and logging without end; device keys with %00, '/' or control characters refused on every
-# device route; ambiguous request framing (Content-Length) refused.
+# device route; ambiguous request framing (Content-Length) refused; one address flooding slow
+# connections held to api.max_connections_per_address, so a host at another address still
+# registers (R-PROV-02, R-PROV-03) and the global cap is never reached.
 # Everything listens and connects on the test's own loopback /24 (claim_net).
 TEST_NAME=api_abuse
 . "$(dirname "$0")/lib.sh"
@@ -56,8 +58,8 @@ is() { [ "$1" = "$2" ] || { echo "got $1, want $2: $(cat "$O" 2>/dev/null)" >&2;
 AUTH=(-H "Authorization: Bearer $TOKEN")
 dev_json() { printf '{"fqdn":"%s","uuid":"%s","amt_version":"11.8.50","wired_ip":"10.0.0.5"}' "$1" "$2"; }
 register() { c -X POST -H 'Content-Type: application/json' "${AUTH[@]}" --data-binary "$(dev_json "$1" "$2")" "$URL/v1/devices"; }
-# report KEY: a number from the slow clients' report.
-report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "$T/slow.json" "$1" 2>/dev/null || echo 0; }
+# report KEY [FILE]: a number from the slow clients' report.
+report() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], 0))' "${2:-$T/slow.json}" "$1" 2>/dev/null || echo 0; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
@@ -66,7 +68,9 @@ LOG="$T/amtprovd.log"
 start_daemon "$LOG" -m "$T/a/site.json"
 up() { [ "$(c "$URL/v1/health")" = 200 ]; }
 check "amtprovd serves the API" wait_for 20 up
-check "the cap and the deadline are in force (and said at start)" grep -q "at most 1000 connections, 5 s per request" "$LOG"
+# (The slow clients below come from 100 addresses, 20 each: under the default per-address
+# limit, a quarter of the cap but at most 32.)
+check "the caps and the deadline are in force (and said at start)" grep -q "at most 1000 connections, 32 per address, 5 s per request" "$LOG"
 D="$DAEMON_PID"
 
 # --- 2,000 slow clients against a cap of 1,000: the server keeps closing the least recently
@@ -153,6 +157,49 @@ check "no device pc2 was registered by any of it" bash -c "! '$AMTPROV' -m '$T/a
 check "the same Content-Length twice is accepted" bash -c "
   printf 'POST /v1/devices HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $TOKEN\r\nContent-Type: application/json\r\nContent-Length: $L\r\nContent-Length: $L\r\nConnection: close\r\n\r\n%s' '$B' >'$T/req'
   timeout 10 python3 '$SLOW' raw '$IP' '$PORT' '$T/req' | grep -q '^HTTP/1.1 201'"
+
+# --- one address floods. A reload (SIGHUP) brings a cap of 64 and 16 per address; 200 slow
+# connections from one address of the /24 are held to 16 (each new one closes that address's
+# own least recently active), so the cap is never reached and no other client's connection
+# is closed to make room: a host at another address keeps being answered and registers.
+# Without the per-address limit the flood fills the cap and the daemon says it closes
+# connections at api.max_connections (checked from its log and its /metrics, not timing).
+FLOOD="$NET.50"; HONEST="$NET.60"
+# closed REASON: the daemon's count of API connections it closed under that limit (/metrics).
+closed() {
+  c "${AUTH[@]}" "$URL/metrics" >/dev/null
+  awk -v k="amtprov_api_connections_closed_total{reason=\"$1\"}" '$1 == k { n = $2 } END { print n + 0 }' "$O"
+}
+cap0=$(closed max_connections); addr0=$(closed max_connections_per_address)
+sed -i 's/"max_connections": 1000/"max_connections": 64, "max_connections_per_address": 16/' "$T/a/site.json"
+off=$(wc -c <"$LOG")
+kill -HUP "$D"
+reloaded() { tail -c +$((off + 1)) "$LOG" | grep -q "at most 64 connections, 16 per address, 5 s per request"; }
+check "a reload puts the per-address limit in force (said at start)" wait_for 20 reloaded
+check "... and the API answers again" wait_for 20 up
+nice -n 19 python3 "$SLOW" slow "$IP" "$PORT" --clients 200 --seconds 100 --source "$FLOOD" --report "$T/flood.json" &
+FLOOD_PID=$!; PIDS+=("$FLOOD_PID")
+flooding() { ge "$(report connects "$T/flood.json")" 250 && ge "$(report closed_by_server "$T/flood.json")" 200; }
+check "one address keeps 200 slow connections coming (reconnecting when closed)" wait_for 30 flooding
+ok=0
+for i in 1 2 3; do [ "$(c --interface "$HONEST" "$URL/v1/health")" = 200 ] && ok=$((ok + 1)); done
+check "/v1/health answers another address every time during the flood" is "$ok" 3
+check "R-PROV-02/03: a host at another address registers during the flood" is "$(c --interface "$HONEST" -X POST -H 'Content-Type: application/json' "${AUTH[@]}" --data-binary "$(dev_json pc3.contoso.com 11111111-2222-4333-8444-000000000003)" "$URL/v1/devices")" 201
+check "the flood was still on" is "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("done", False))' "$T/flood.json")" False
+kill -TERM "$FLOOD_PID"
+wait "$FLOOD_PID"
+echo "flood: $(cat "$T/flood.json")"
+tail -c +$((off + 1)) "$LOG" >"$T/flood.log"
+check "the flooding address was held to 16 (the daemon names it)" grep -q "api: $FLOOD has 16 connections open (api.max_connections_per_address): closing its least recently active" "$T/flood.log"
+check "... never more: every such line says 16" bash -c "! grep -F '(api.max_connections_per_address)' '$T/flood.log' | grep -vq ' has 16 connections open '"
+check "the cap of 64 was never reached: no connection closed to make room" bash -c "! grep -Fq '(api.max_connections)' '$T/flood.log'"
+cap1=$(closed max_connections); addr1=$(closed max_connections_per_address)
+echo "closed at the cap: $cap0 -> $cap1; at the per-address limit: $addr0 -> $addr1"
+check "... nor counted in /metrics (amtprov_api_connections_closed_total, max_connections)" is "$cap1" "$cap0"
+check "/metrics counts the flood's closings at the per-address limit" ge "$((addr1 - addr0))" 1
+check "the other address was never limited" bash -c "! grep -Fq 'api: $HONEST has' '$T/flood.log'"
+check "the flood's log lines stayed few (under 4 KiB)" le "$(wc -c <"$T/flood.log")" 4096
+check "every flood connection was released (no descriptor leak across the reload)" wait_for 10 settled
 
 kill -TERM "$D"
 check "amtprovd stops cleanly" wait "$D"

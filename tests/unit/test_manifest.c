@@ -991,7 +991,8 @@ static void test_api_section_is_parsed(void)
 					       "'api/b'],'registration_keys':['api/reg'],"
 					       "'address_allow':['10.1.0.0/16','fd00::/8','10.0.0.7'],"
 					       "'client_ca':'ca.pem','max_body':2048,"
-					       "'max_connections':50,'request_deadline_seconds':4}}",
+					       "'max_connections':50,'max_connections_per_address':50,"
+					       "'request_deadline_seconds':4}}",
 				       &pr);
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
@@ -1012,6 +1013,7 @@ static void test_api_section_is_parsed(void)
 	CU_ASSERT_EQUAL(m->api.address_allow[2].prefix, 32);
 	CU_ASSERT_EQUAL(m->api.max_body, 2048);
 	CU_ASSERT_EQUAL(m->api.max_connections, 50);
+	CU_ASSERT_EQUAL(m->api.max_connections_per_address, 50); /* the cap itself: allowed */
 	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 4);
 	manifest_free(m);
 	manifest_problems_free(&pr);
@@ -1025,10 +1027,21 @@ static void test_api_section_is_parsed(void)
 	CU_ASSERT_EQUAL(m->api.max_body, 65536);
 	/* 0: sized from the open-files limit when the API starts */
 	CU_ASSERT_EQUAL(m->api.max_connections, 0);
+	/* -1: a quarter of the cap in force, at most 32, when the API starts */
+	CU_ASSERT_EQUAL(m->api.max_connections_per_address, -1);
 	CU_ASSERT_EQUAL(m->api.request_deadline_seconds, 10);
 	CU_ASSERT_EQUAL(m->api.n_admin_tokens, 0);
 	CU_ASSERT_EQUAL(m->api.address_check, MANIFEST_ADDR_DNS);
 	CU_ASSERT_PTR_NULL(m->api.client_ca);
+	manifest_free(m);
+	manifest_problems_free(&pr);
+
+	/* 0: no per-address limit (with the cap sized at start, nothing to compare it with) */
+	m = expect_ok(API_HEAD ",'api':{'listen':'127.0.0.1:1','certificate':'a.pem','key':'a.key',"
+			       "'registration_keys':['k'],'max_connections_per_address':0}}",
+		      &pr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_EQUAL(m->api.max_connections_per_address, 0);
 	manifest_free(m);
 	manifest_problems_free(&pr);
 
@@ -1139,6 +1152,16 @@ static void test_api_section_errors_have_paths(void)
 		     "/api/max_body", "from 1024 to 1048576");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST ",'max_connections':0}}",
 		     "/api/max_connections", "from 1 to 65536");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST
+			      ",'max_connections_per_address':-1}}",
+		     "/api/max_connections_per_address", "from 0 to 65536");
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST
+			      ",'max_connections_per_address':'8'}}",
+		     "/api/max_connections_per_address", "must be an integer");
+	/* More per address than in all: a limit that never applies is a mistake. */
+	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST
+			      ",'max_connections':100,'max_connections_per_address':101}}",
+		     "/api/max_connections_per_address", "more than max_connections (100)");
 	expect_error(API_HEAD ",'api':{'listen':'127.0.0.1:1'," API_OK_REST
 			      ",'request_deadline_seconds':301}}",
 		     "/api/request_deadline_seconds", "from 1 to 300");

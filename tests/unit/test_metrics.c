@@ -100,6 +100,26 @@ static void test_labels_escaped(void)
 	metrics_reset();
 }
 
+/* The registration API's closings under its limits: one counter, labelled by the limit. */
+static void test_api_closed(void)
+{
+	char *text;
+
+	metrics_reset();
+	metrics_api_closed("max_connections_per_address");
+	metrics_api_closed("max_connections_per_address");
+	metrics_api_closed("request_deadline");
+	text = render();
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "# TYPE amtprov_api_connections_closed_total counter\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "amtprov_api_connections_closed_total{reason=\"max_"
+					    "connections_per_address\"} 2\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "amtprov_api_connections_closed_total{reason=\"request_"
+					    "deadline\"} 1\n"));
+	CU_ASSERT_PTR_NULL(strstr(text, "{reason=\"max_connections\"}"));
+	free(text);
+	metrics_reset();
+}
+
 void register_metrics_tests(void)
 {
 	CU_pSuite s = CU_add_suite("metrics", NULL, NULL);
@@ -108,4 +128,5 @@ void register_metrics_tests(void)
 	CU_add_test(s, "histograms are cumulative, +Inf is _count", test_histogram_cumulative);
 	CU_add_test(s, "label values escaped; status and AMT operation names",
 		    test_labels_escaped);
+	CU_add_test(s, "API connections closed, by limit", test_api_closed);
 }
