@@ -718,6 +718,7 @@ static int at_begin(void *instance, void *session, uint32_t op, const struct jso
 					 "amt-transport: operation %u is not implemented",
 					 (unsigned)op);
 	op_reset(s);
+	at_session_known_begin(s, op);
 	s->op = op;
 	s->params = params ? json_deep_copy(params) : json_object();
 	if (!s->params)
