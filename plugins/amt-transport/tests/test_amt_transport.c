@@ -1661,6 +1661,43 @@ static void test_known_answers(void)
 	util_secret_free(pw);
 }
 
+/* Issue 13: every open or parked link keeps its connection, however few requests are in
+ * flight. libcurl's own limit (four connections per transfer in flight) closed the oldest
+ * whenever a transfer ended with more connections open, so a device whose requests came
+ * between others' met a new TLS handshake (counted here on 8 devices, one request at a
+ * time: with that limit each device reconnected in the second round). On the second instance,
+ * whose multi handle has no other transfer, so that one is in flight at a time. */
+static void test_connections_kept(void)
+{
+	struct tgt g[8];
+	void *s[8];
+	long hs[8];
+	struct amtprov_error err;
+	json_t *r;
+	char id[16];
+
+	for (int i = 0; i < 8; i++) {
+		tgt_init(&g[i], pi_nocheck, 100 + i, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+		tgt_account(&g[i], pi_nocheck, "admin", "P@ssw0rd1");
+		s[i] = open_ok(pi_nocheck, &g[i]);
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 8; i++) {
+			snprintf(id, sizeof(id), "f%d", i);
+			if (round == 1)
+				hs[i] = sim_counter(id, "handshakes");
+			CU_ASSERT_EQUAL(run(pi_nocheck, s[i], AMTPROV_AMT_GET_CORE_VERSION, NULL, &r,
+					    &err), AMTPROV_OK);
+			json_decref(r);
+		}
+	for (int i = 0; i < 8; i++) {
+		snprintf(id, sizeof(id), "f%d", i);
+		CU_ASSERT_EQUAL(sim_counter(id, "handshakes"), hs[i]);
+		close_s(pi_nocheck, s[i]);
+		tgt_free(&g[i], pi_nocheck);
+	}
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1694,6 +1731,8 @@ int main(void)
 		    test_device_idle_closes_parked_link);
 	CU_add_test(su, "what the session read is not asked again; no Put that changes nothing "
 		    "(R-PROV-05, R-PROV-10, issue 13)", test_known_answers);
+	CU_add_test(su, "connections kept with few requests in flight (issue 13)",
+		    test_connections_kept);
 	CU_add_test(su, "a connection is reused only under the same trust (R-REV-01)",
 		    test_reuse_per_trust);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
