@@ -255,6 +255,17 @@ static void note_realm(struct at_session *s, const char *cls, const json_t *inst
 		memcpy(s->realm, r, strlen(r) + 1);
 }
 
+/* The DigestRealm of the AMT_GeneralSettings instance in s->body (a Get's answer), noted for
+ * the session too. */
+static int body_realm(struct at_session *s, char *realm, size_t n)
+{
+	if (need_text(s, "DigestRealm", realm, n))
+		return s->err.code;
+	if (realm[0] && strlen(realm) < sizeof(s->realm))
+		memcpy(s->realm, realm, strlen(realm) + 1);
+	return AMTPROV_OK;
+}
+
 /* 1 when the instance @p inst (as read: every property a string) already has each value of
  * @p changes, rendered as a Put would send it (booleans true/false, integers in decimal);
  * 0 when any differs, is absent or is not a plain value. */
@@ -844,7 +855,7 @@ static int op_admin_password(struct at_session *s)
 	}
 	if (!legacy(s) && s->step == 0)
 		snprintf(realm, sizeof(realm), "%s", s->realm);
-	else if (!legacy(s) && need_text(s, "DigestRealm", realm, sizeof(realm)))
+	else if (!legacy(s) && body_realm(s, realm, sizeof(realm)))
 		return s->err.code;
 	rc = get_secret(s, "credential", &pw);
 	if (rc != AMTPROV_OK)
@@ -927,7 +938,7 @@ static int op_acls(struct at_session *s)
 		}
 		if (s->step == 0)
 			snprintf(realm, sizeof(realm), "%s", s->realm);
-		else if (need_text(s, "DigestRealm", realm, sizeof(realm)))
+		else if (body_realm(s, realm, sizeof(realm)))
 			return s->err.code;
 		json_object_set_new(s->scratch, "realm", json_string(realm));
 		json_object_set_new(s->scratch, "handles", json_array());
