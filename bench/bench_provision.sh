@@ -28,6 +28,11 @@
 # peak_fds is the most descriptors amtprovd held (sampled every 0.2 s: about one TLS
 # connection per device in a flow or parked, plus ~25). PERF_DATA=PREFIX: amtprovd runs under perf record (call
 # graphs by DWARF unwinding, 499 Hz) into PREFIX-N-LAT; its CPU column then includes perf's.
+# CALLGRIND=PREFIX: amtprovd runs under valgrind's callgrind into PREFIX-N-LAT and the
+# instructions it executed are printed: a count the machine's load does not move (this VM
+# has no hardware counters for perf stat); run two sizes and divide the difference by the
+# difference of N for the instructions per device (start-up cancels). Its CPU columns are
+# then valgrind's (~50x slower).
 set -euo pipefail
 sizes=${1:-100 1000}
 latencies=${2:-0 100}
@@ -185,6 +190,7 @@ JSON
   sim_cpu0=$(sim_cpu "$sim_pid")
   t0=$(date +%s%N)
   /usr/bin/time -f '%U %S %M' -o "$dir/rusage" ${PERF_DATA:+perf record -q -F 499 --call-graph dwarf,16384 -o "$PERF_DATA-$n-$lat"} \
+    ${CALLGRIND:+valgrind -q --tool=callgrind --callgrind-out-file="$CALLGRIND-$n-$lat"} \
     "$amtprovd" -m "$dir/site/site.json" --once=3000 --log-level warning 2>"$dir/amtprovd.log" &
   local run_pid=$! fds_pid
   fds_peak "$run_pid" >"$dir/fds" &
@@ -216,6 +222,9 @@ print("%6d %6d %7.2f %8.2f %8.2f %8.2f %10.1f" % (n, lat, d["handshakes"] / n, d
       d["requests"] / n, d["challenges"] / n, c1 - c0))
 PY
   # ---- end of network counters ----
+  if [ -n "${CALLGRIND:-}" ]; then
+    echo "   (N=$n latency $lat ms: amtprovd executed $(sed -n 's/^summary: //p' "$CALLGRIND-$n-$lat") instructions, callgrind)"
+  fi
   if [ "$ok" -ne "$n" ]; then
     echo "   ($((n - ok)) not provisioned; first errors of amtprovd:)"
     grep -m 3 -i 'error\|fail' "$dir/amtprovd.log" | sed 's/^/   /' || true

@@ -216,7 +216,22 @@ struct at_session {
 	struct at_buf crl_buf;
 	int crl_wait; /* the first request waits for the CRL */
 	int tls_ok; /* a request went through: later TLS failures are not a refusal */
+
+	/* What this session already read from its device, so that no request asks again for
+	 * an answer it has (issue 13: each costs 100-500 ms of firmware time). A session is
+	 * one device and one phase; both are this device's answers on this session, gone when
+	 * it closes. */
+	/* AMT_GeneralSettings.DigestRealm from any instance of it read here (read-only in
+	 * AMT; forgotten when COMMIT or UNPROVISION begins, the end of a phase). */
+	char realm[128];
+	/* SHA-256 (hex) of the ProvisioningServerOTP in the AMT_SetupAndConfigurationService
+	 * instance GET_SETUP_STATE read: it serves the next operation only, if that is
+	 * GET_OTP_HASH (at_begin forgets it otherwise), so nothing can come in between. */
+	char setup_otp_hash[65];
 };
+
+/* at_begin: forgets what the operation @p op may not take from earlier answers (above). */
+void at_session_known_begin(struct at_session *s, uint32_t op);
 
 /* ---- XML helpers (at_xml.c) ---- */
 /* Parses without network, without entity expansion; refuses any DOCTYPE. */

@@ -236,10 +236,69 @@ static int enum_all(struct at_session *s, const char *cls)
 	return at_wsman_pull(s, cls, ctx);
 }
 
+/* ---- what the session read already (at_internal.h) ---- */
+
+void at_session_known_begin(struct at_session *s, uint32_t op)
+{
+	if (op != AMTPROV_AMT_GET_OTP_HASH)
+		s->setup_otp_hash[0] = '\0';
+	if (op == AMTPROV_AMT_COMMIT || op == AMTPROV_AMT_UNPROVISION)
+		s->realm[0] = '\0';
+}
+
+/* Notes the DigestRealm of an AMT_GeneralSettings instance @p inst the device returned. */
+static void note_realm(struct at_session *s, const char *cls, const json_t *inst)
+{
+	const char *r = json_string_value(json_object_get(inst, "DigestRealm"));
+
+	if (strcmp(cls, GS) == 0 && r && r[0] && strlen(r) < sizeof(s->realm))
+		memcpy(s->realm, r, strlen(r) + 1);
+}
+
+/* The DigestRealm of the AMT_GeneralSettings instance in s->body (a Get's answer), noted for
+ * the session too. */
+static int body_realm(struct at_session *s, char *realm, size_t n)
+{
+	if (need_text(s, "DigestRealm", realm, n))
+		return s->err.code;
+	if (realm[0] && strlen(realm) < sizeof(s->realm))
+		memcpy(s->realm, realm, strlen(realm) + 1);
+	return AMTPROV_OK;
+}
+
+/* 1 when the instance @p inst (as read: every property a string) already has each value of
+ * @p changes, rendered as a Put would send it (booleans true/false, integers in decimal);
+ * 0 when any differs, is absent or is not a plain value. */
+static int has_values(const json_t *inst, const json_t *changes)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)changes, k, v) {
+		const char *now = json_string_value(json_object_get(inst, k));
+		char want[32];
+
+		if (!now)
+			return 0;
+		if (json_is_boolean(v))
+			snprintf(want, sizeof(want), "%s", json_is_true(v) ? "true" : "false");
+		else if (json_is_integer(v))
+			snprintf(want, sizeof(want), "%lld", (long long)json_integer_value(v));
+		else if (!json_is_string(v))
+			return 0;
+		if (strcmp(now, json_is_string(v) ? json_string_value(v) : want) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 /* ---- Get, modify, Put (whole instance, as AMT wants) ---- */
 
-static int get_modify_put(struct at_session *s, const char *cls, const json_t *sel,
-			  const json_t *changes)
+/* @p skip_same: no Put when the instance read has every value of @p changes already (the
+ * Put would send the device the instance it just returned). Only for classes whose Put does
+ * nothing but set those properties. */
+static int gmp(struct at_session *s, const char *cls, const json_t *sel, const json_t *changes,
+	       int skip_same)
 {
 	json_t *inst, *psel;
 	const char *k, *id;
@@ -253,12 +312,18 @@ static int get_modify_put(struct at_session *s, const char *cls, const json_t *s
 	if (s->step == 2) {
 		/* AMT answers a Put with the updated instance: anything else is not a success. */
 		inst = body_instance(s, cls);
+		note_realm(s, cls, inst);
 		json_decref(inst);
 		return inst ? set_result(s, json_object()) : s->err.code;
 	}
 	inst = body_instance(s, cls); /* Put back whole: it must be this class's instance */
 	if (!inst)
 		return s->err.code;
+	note_realm(s, cls, inst);
+	if (skip_same && has_values(inst, changes)) {
+		json_decref(inst);
+		return set_result(s, json_object());
+	}
 	json_object_foreach((json_t *)changes, k, v)
 		json_object_set(inst, k, v);
 	psel = sel ? json_deep_copy(sel) : NULL;
@@ -270,6 +335,19 @@ static int get_modify_put(struct at_session *s, const char *cls, const json_t *s
 	json_decref(psel);
 	json_decref(inst);
 	return rc;
+}
+
+static int get_modify_put(struct at_session *s, const char *cls, const json_t *sel,
+			  const json_t *changes)
+{
+	return gmp(s, cls, sel, changes, 0);
+}
+
+/* Get, modify, Put of a class of plain settings (AMT_GeneralSettings,
+ * AMT_RedirectionService): a Put that would change nothing is not sent. */
+static int settings_put(struct at_session *s, const char *cls, const json_t *changes)
+{
+	return gmp(s, cls, NULL, changes, 1);
 }
 
 /* ---- operations ---- */
@@ -298,6 +376,29 @@ static const char *state_name(long v)
 	return v == 0 ? "pre" : v == 1 ? "in" : v == 2 ? "post" : "unknown";
 }
 
+/* The SHA-256 (hex) of the ProvisioningServerOTP in the AMT_SetupAndConfigurationService
+ * instance in s->body: 0, -1 when there is none (AMT shows it only in provisioning state
+ * 'in'), -2 when it is not base64, -3 when SHA-256 fails. */
+static int body_otp_hash(struct at_session *s, char hx[65])
+{
+	char b[256];
+	unsigned char raw[192], md[32];
+	unsigned int mdlen = 0;
+	int n;
+
+	if (at_xml_find_text(s->body, "ProvisioningServerOTP", b, sizeof(b)) || !b[0])
+		return -1;
+	n = unb64(b, raw, sizeof(raw));
+	OPENSSL_cleanse(b, sizeof(b));
+	if (n <= 0)
+		return -2;
+	n = EVP_Digest(raw, (size_t)n, md, &mdlen, EVP_sha256(), NULL) ? 0 : -3;
+	OPENSSL_cleanse(raw, sizeof(raw));
+	if (n == 0)
+		hex(md, 32, hx);
+	return n;
+}
+
 static int op_setup_state(struct at_session *s)
 {
 	char st[32] = "", mode[32] = "", dhcp[256] = "", trusted[256] = "";
@@ -315,6 +416,10 @@ static int op_setup_state(struct at_session *s)
 	n = strtol(st, NULL, 10);
 	if (legacy(s))
 		return set_result(s, json_pack("{ss}", "state", state_name(n)));
+	/* The same instance holds the OTP: GET_OTP_HASH right after this takes it from here
+	 * rather than asking the device again for the instance it just returned. */
+	if (body_otp_hash(s, s->setup_otp_hash) != 0)
+		s->setup_otp_hash[0] = '\0';
 	at_xml_find_text(s->body, "ProvisioningMode", mode, sizeof(mode));
 	at_xml_find_text(s->body, "DhcpDNSSuffix", dhcp, sizeof(dhcp));
 	at_xml_find_text(s->body, "TrustedDNSSuffix", trusted, sizeof(trusted));
@@ -327,28 +432,32 @@ static int op_setup_state(struct at_session *s)
 
 static int op_otp_hash(struct at_session *s)
 {
-	char b[256], hx[65];
-	unsigned char raw[192], md[32];
-	unsigned int mdlen = 0;
-	int n;
+	char hx[65];
+	int rc;
 
+	if (s->step == 0 && s->setup_otp_hash[0]) {
+		/* GET_SETUP_STATE, the operation just before on this session, read it. */
+		rc = set_result(s, json_pack("{ss}", "otp_hash", s->setup_otp_hash));
+		s->setup_otp_hash[0] = '\0';
+		return rc;
+	}
 	if (s->step == 0) {
 		s->step = 1;
 		return at_wsman_get(s, SCS, NULL);
 	}
-	if (at_xml_find_text(s->body, "ProvisioningServerOTP", b, sizeof(b)) || !b[0])
+	switch (body_otp_hash(s, hx)) {
+	case 0:
+		return set_result(s, json_pack("{ss}", "otp_hash", hx));
+	case -1:
 		return amtprov_error_set(&s->err, AMTPROV_E_STATE, s->address,
 					 "the device returned no ProvisioningServerOTP (AMT shows "
 					 "it only in provisioning state 'in')");
-	n = unb64(b, raw, sizeof(raw));
-	if (n <= 0)
+	case -2:
 		return amtprov_error_set(&s->err, AMTPROV_E_PROTOCOL, s->address,
 					 "ProvisioningServerOTP is not base64");
-	if (!EVP_Digest(raw, (size_t)n, md, &mdlen, EVP_sha256(), NULL))
+	default:
 		return amtprov_error_set(&s->err, AMTPROV_E_CRYPTO, NULL, "SHA-256 failed");
-	hex(md, 32, hx);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	return set_result(s, json_pack("{ss}", "otp_hash", hx));
+	}
 }
 
 static int op_hashes(struct at_session *s)
@@ -444,7 +553,7 @@ static int op_host_name(struct at_session *s)
 	}
 	ch = dom ? json_pack("{ss ss}", "HostName", host, "DomainName", dom)
 		 : json_pack("{ss}", "HostName", host);
-	rc = get_modify_put(s, GS, NULL, ch);
+	rc = settings_put(s, GS, ch);
 	json_decref(ch);
 	return rc;
 }
@@ -460,7 +569,7 @@ static int op_ping(struct at_session *s)
 	ch = json_pack("{sb}", "PingResponseEnabled", json_is_true(en));
 	if (json_is_boolean(rmcp))
 		json_object_set_new(ch, "RmcpPingResponseEnabled", json_boolean(json_is_true(rmcp)));
-	rc = get_modify_put(s, GS, NULL, ch);
+	rc = settings_put(s, GS, ch);
 	json_decref(ch);
 	return rc;
 }
@@ -731,18 +840,23 @@ static int op_admin_password(struct at_session *s)
 {
 	const char *user = pstr(s, "user") ? pstr(s, "user") : "admin";
 	struct amtprov_secret *pw = NULL;
-	char realm[128], dp[64];
+	char realm[128] = "", dp[64];
 	struct at_buf a = {0};
 	int rc;
 
 	if (s->step == 2)
 		return set_result(s, json_object());
-	if (s->step == 0 && !legacy(s)) {
+	/* The realm comes from AMT_GeneralSettings: read here unless this session read it. */
+	if (s->step == 0 && !legacy(s) && !s->realm[0]) {
 		if (!pstr(s, "credential"))
 			return bad_param(s, "credential", "the name of a credential-store record");
 		s->step = 1;
 		return at_wsman_get(s, GS, NULL);
 	}
+	if (!legacy(s) && s->step == 0)
+		snprintf(realm, sizeof(realm), "%s", s->realm);
+	else if (!legacy(s) && body_realm(s, realm, sizeof(realm)))
+		return s->err.code;
 	rc = get_secret(s, "credential", &pw);
 	if (rc != AMTPROV_OK)
 		return rc;
@@ -753,16 +867,14 @@ static int op_admin_password(struct at_session *s)
 		s->step = 2;
 		s->req_sensitive = 1;
 		rc = at_soap_call(s, "SecurityAdministration", "SetAdminAclEntry", a.p);
-	} else if (need_text(s, "DigestRealm", realm, sizeof(realm)) == AMTPROV_OK &&
-		   digest_password(user, realm, pw, dp, sizeof(dp)) == 0) {
+	} else if (digest_password(user, realm, pw, dp, sizeof(dp)) == 0) {
 		at_arg(&a, "DigestPassword", dp);
 		OPENSSL_cleanse(dp, sizeof(dp));
 		s->step = 2;
 		s->req_sensitive = 1;
 		rc = at_wsman_invoke(s, AUTHS, NULL, "SetAdminAclEntryEx", a.p);
 	} else {
-		rc = s->err.code ? s->err.code
-				 : amtprov_error_set(&s->err, AMTPROV_E_CRYPTO, NULL, "MD5 failed");
+		rc = amtprov_error_set(&s->err, AMTPROV_E_CRYPTO, NULL, "MD5 failed");
 	}
 	if (a.p)
 		OPENSSL_cleanse(a.p, a.len);
@@ -818,10 +930,15 @@ static int op_acls(struct at_session *s)
 		return bad_param(s, "accounts", "an array of {user, credential | sid, access, realms}");
 	switch (s->step) {
 	case 0:
-		s->step = 1;
-		return at_wsman_get(s, GS, NULL);
 	case 1:
-		if (need_text(s, "DigestRealm", realm, sizeof(realm)))
+		/* The realm, from AMT_GeneralSettings unless this session read it already. */
+		if (s->step == 0 && !s->realm[0]) {
+			s->step = 1;
+			return at_wsman_get(s, GS, NULL);
+		}
+		if (s->step == 0)
+			snprintf(realm, sizeof(realm), "%s", s->realm);
+		else if (body_realm(s, realm, sizeof(realm)))
 			return s->err.code;
 		json_object_set_new(s->scratch, "realm", json_string(realm));
 		json_object_set_new(s->scratch, "handles", json_array());
@@ -1140,7 +1257,7 @@ static int op_redirection(struct at_session *s)
 		if (s->step == 10)
 			s->step = 0;
 		ch = json_pack("{sb}", "ListenerEnabled", sol || ider);
-		rc = get_modify_put(s, "AMT_RedirectionService", NULL, ch);
+		rc = settings_put(s, "AMT_RedirectionService", ch);
 		json_decref(ch);
 		if (rc != AMTPROV_OK)
 			return rc; /* a request in flight, or an error */

@@ -175,6 +175,14 @@ static int at_create(const struct amtprov_host *host, const struct json_t *confi
 	curl_multi_setopt(in->multi, CURLMOPT_SOCKETDATA, in);
 	curl_multi_setopt(in->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(in->multi, CURLMOPT_TIMERDATA, in);
+	/* libcurl's own cache limit is four connections per transfer in flight: whenever a
+	 * transfer ended with more open it closed the longest unused, walking the whole cache
+	 * to find it, so a device whose requests came between others' (fewer requests in
+	 * flight than devices in a flow) met a new TLS handshake (issue 13). The links decide
+	 * which connections live (at_link.c): at most one per open session and one per parked
+	 * link. */
+	curl_multi_setopt(in->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(in->cfg.max_sessions + in->cfg.max_idle_links));
 	*instance = in;
 	return AMTPROV_OK;
 }
@@ -718,6 +726,7 @@ static int at_begin(void *instance, void *session, uint32_t op, const struct jso
 					 "amt-transport: operation %u is not implemented",
 					 (unsigned)op);
 	op_reset(s);
+	at_session_known_begin(s, op);
 	s->op = op;
 	s->params = params ? json_deep_copy(params) : json_object();
 	if (!s->params)

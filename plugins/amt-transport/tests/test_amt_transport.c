@@ -30,6 +30,7 @@
 #include <jansson.h>
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include <amtprov/transport.h>
@@ -151,6 +152,7 @@ static int wait_port(const char *ip, int port)
 /* amtsim's hostile answers and what the transport must say about each (never crash). */
 #define HOSTILE_HOST 40
 #define KA_HOST 90
+#define KN1_OTP "Kn0wn-0TP-456"
 static const struct {
 	const char *kind;
 	int rc;
@@ -259,6 +261,16 @@ static int suite_init(void)
 	/* ka3 and ka4: plain devices for device_idle (each test its own counters). */
 	json_array_append_new(devs, device("ka3", KA_HOST + 2, "16.1.25", "post"));
 	json_array_append_new(devs, device("ka4", KA_HOST + 3, "16.1.25", "post"));
+	/* kn1 (in provisioning, with an OTP) and kn2: what a session knows already (issue 13). */
+	d = device("kn1", KA_HOST + 4, "12.0.45", "in");
+	json_object_del(d, "admin_password");
+	json_object_set_new(d, "otp", json_string(KN1_OTP));
+	json_object_set_new(d, "dhcp_domain", json_string("contoso.com"));
+	json_object_set_new(d, "root_hashes",
+			    json_pack("[{ss ss ss}]", "name", "test root", "algo", "sha256", "hash",
+				      root_hash));
+	json_array_append_new(devs, d);
+	json_array_append_new(devs, device("kn2", KA_HOST + 5, "16.1.25", "post"));
 	for (int i = 0; i < N_FLEET; i++) {
 		char id[16];
 
@@ -1539,6 +1551,153 @@ static void test_device_idle_closes_parked_link(void)
 	tgt_free(&b, pi_main);
 }
 
+/* amtsim's count of the requests of @p id it answered (not those it met with a 401). */
+static long answered(const char *id)
+{
+	return sim_counter(id, "requests") - sim_counter(id, "challenges"); /* every 401 */
+}
+
+/* Issue 13: what a session read already is not asked for again, and a Put that would change
+ * nothing is not sent; each only within one session and only where nothing came in between
+ * (R-PROV-05's OTP right after the setup state; AMT_GeneralSettings' DigestRealm, read-only
+ * in AMT, for SetAdminAclEntryEx, R-PROV-10 4). */
+static void test_known_answers(void)
+{
+	const char *otp_hex;
+	char want[65], got[65];
+	unsigned char md[32];
+	struct amtprov_secret *pw = util_secret_new(12);
+	struct amtprov_error err;
+	struct tgt g;
+	json_t *r;
+	void *s;
+	long n;
+
+	/* The OTP from the instance GET_SETUP_STATE just read: no request. */
+	SHA256((const unsigned char *)KN1_OTP, strlen(KN1_OTP), md);
+	for (int i = 0; i < 32; i++)
+		snprintf(want + 2 * i, 3, "%02x", md[i]);
+	tgt_init(&g, pi_main, KA_HOST + 4, 12, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_SETUP_STATE, NULL, &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(r, "state")), "in");
+	json_decref(r);
+	n = answered("kn1");
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_OTP_HASH, NULL, &r, &err), AMTPROV_OK);
+	otp_hex = json_string_value(json_object_get(r, "otp_hash"));
+	snprintf(got, sizeof(got), "%s", otp_hex ? otp_hex : "");
+	json_decref(r);
+	CU_ASSERT_STRING_EQUAL(got, want);
+	CU_ASSERT_EQUAL(answered("kn1"), n);
+	/* Another operation in between: GET_OTP_HASH reads the device (one Get). */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_HASHES, NULL, &r, &err), AMTPROV_OK);
+	json_decref(r);
+	n = answered("kn1");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_GET_OTP_HASH, NULL, &r, &err), AMTPROV_OK);
+	otp_hex = json_string_value(json_object_get(r, "otp_hash"));
+	snprintf(got, sizeof(got), "%s", otp_hex ? otp_hex : "");
+	json_decref(r);
+	CU_ASSERT_STRING_EQUAL(got, want);
+	CU_ASSERT_EQUAL(answered("kn1"), n + 1);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	/* kn2: host name and domain as they are: the Get alone. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
+	memcpy(pw->data, "N3w-Adm1n!Pw", 12);
+	CU_ASSERT_EQUAL(pi_credstore_put(pi_cs, "device/kn2/admin", pw, &err), AMTPROV_OK);
+	tgt_init(&g, pi_main, KA_HOST + 5, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "P@ssw0rd1");
+	s = open_ok(pi_main, &g);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_HOST_NAME,
+			    "{\"host\":\"kn2\",\"domain\":\"contoso.com\"}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(answered("kn2"), 1);
+	/* A new host name: Get and Put. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_HOST_NAME,
+			    "{\"host\":\"kn2b\",\"domain\":\"contoso.com\"}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(answered("kn2"), 3);
+	/* Ping: on already (amtsim's default, as AMT's): the Get alone; off: Get and Put. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_PING, "{\"enabled\":true}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(answered("kn2"), 4);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_PING, "{\"enabled\":false}", &r, &err),
+			AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(answered("kn2"), 6);
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_WSMAN_GET, "{\"class\":\"AMT_GeneralSettings\"}",
+			    &r, &err), AMTPROV_OK);
+	ASSERT_JSTR(json_string_value(json_object_get(json_object_get(r, "instance"),
+						      "PingResponseEnabled")), "false");
+	ASSERT_JSTR(json_string_value(json_object_get(json_object_get(r, "instance"), "HostName")),
+		    "kn2b");
+	json_decref(r);
+	/* The admin password with the realm this session read: SetAdminAclEntryEx alone. */
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_ADMIN_PASSWORD,
+			    "{\"credential\":\"device/kn2/admin\"}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(answered("kn2"), 8);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+
+	/* The password set with the remembered realm is the one the device now takes; a new
+	 * session knows no realm and reads it (Get, then SetAdminAclEntryEx). */
+	tgt_init(&g, pi_main, KA_HOST + 5, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+	tgt_account(&g, pi_main, "admin", "N3w-Adm1n!Pw");
+	s = open_ok(pi_main, &g);
+	n = answered("kn2");
+	CU_ASSERT_EQUAL(run(pi_main, s, AMTPROV_AMT_SET_ADMIN_PASSWORD,
+			    "{\"credential\":\"device/kn2/admin\"}", &r, &err), AMTPROV_OK);
+	json_decref(r);
+	CU_ASSERT_EQUAL(ops_of(pi_main)->session_account(plugin_instance_handle(pi_main), s), 0);
+	CU_ASSERT_EQUAL(answered("kn2"), n + 2);
+	close_s(pi_main, s);
+	tgt_free(&g, pi_main);
+	util_secret_free(pw);
+}
+
+/* Issue 13: every open or parked link keeps its connection, however few requests are in
+ * flight. libcurl's own limit (four connections per transfer in flight) closed the oldest
+ * whenever a transfer ended with more connections open, so a device whose requests came
+ * between others' met a new TLS handshake (counted here on 8 devices, one request at a
+ * time: with that limit each device reconnected in the second round). On the second instance,
+ * whose multi handle has no other transfer, so that one is in flight at a time. */
+static void test_connections_kept(void)
+{
+	struct tgt g[8];
+	void *s[8];
+	long hs[8];
+	struct amtprov_error err;
+	json_t *r;
+	char id[16];
+
+	for (int i = 0; i < 8; i++) {
+		tgt_init(&g[i], pi_nocheck, 100 + i, 16, AMTPROV_TRANSPORT_PROVISIONING, NULL, "prov");
+		tgt_account(&g[i], pi_nocheck, "admin", "P@ssw0rd1");
+		s[i] = open_ok(pi_nocheck, &g[i]);
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 8; i++) {
+			snprintf(id, sizeof(id), "f%d", i);
+			if (round == 1)
+				hs[i] = sim_counter(id, "handshakes");
+			CU_ASSERT_EQUAL(run(pi_nocheck, s[i], AMTPROV_AMT_GET_CORE_VERSION, NULL, &r,
+					    &err), AMTPROV_OK);
+			json_decref(r);
+		}
+	for (int i = 0; i < 8; i++) {
+		snprintf(id, sizeof(id), "f%d", i);
+		CU_ASSERT_EQUAL(sim_counter(id, "handshakes"), hs[i]);
+		close_s(pi_nocheck, s[i]);
+		tgt_free(&g[i], pi_nocheck);
+	}
+}
+
 int main(void)
 {
 	CU_pSuite su;
@@ -1570,6 +1729,10 @@ int main(void)
 		    test_stale_nonce_rechallenge);
 	CU_add_test(su, "device_idle closes the device's parked connection only (issue 13)",
 		    test_device_idle_closes_parked_link);
+	CU_add_test(su, "what the session read is not asked again; no Put that changes nothing "
+		    "(R-PROV-05, R-PROV-10, issue 13)", test_known_answers);
+	CU_add_test(su, "connections kept with few requests in flight (issue 13)",
+		    test_connections_kept);
 	CU_add_test(su, "a connection is reused only under the same trust (R-REV-01)",
 		    test_reuse_per_trust);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
