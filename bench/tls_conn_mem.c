@@ -48,7 +48,7 @@ static long rss_kib(void)
 		return -1;
 	while (fgets(line, sizeof(line), f))
 		if (strncmp(line, "VmRSS:", 6) == 0)
-			v = atol(line + 6);
+			v = strtol(line + 6, NULL, 10);
 	fclose(f);
 	return v;
 }
@@ -118,7 +118,8 @@ static SSL *open_one(SSL_CTX *ctx, const struct sockaddr_in *a)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 2000;
+	char *end = NULL;
+	long n = argc > 1 ? strtol(argv[1], &end, 10) : 2000;
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t al = sizeof(a);
 	SSL_CTX *ctx;
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
 	pid_t child;
 	int lfd;
 
-	if (n < 1 || n > 100000) {
+	if (n < 1 || n > 100000 || (end && *end)) {
 		fprintf(stderr, "usage: tls_conn_mem [N]   (1..100000, default 2000)\n");
 		return 2;
 	}
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
-		serve(lfd, n + 1);
+		serve(lfd, (int)n + 1);
 		_exit(0);
 	}
 	close(lfd);
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i <= n; i++)
 		conns[i] = open_one(ctx, &a);
 	after = rss_kib();
-	printf("connections=%d\n", n);
+	printf("connections=%ld\n", n);
 	printf("cipher=%s\n", SSL_get_cipher_name(conns[n]));
 	printf("rss_before_kib=%ld\nrss_after_kib=%ld\n", before, after);
 	printf("kib_per_connection=%.1f\n", (double)(after - before) / n);
