@@ -41,7 +41,7 @@ void amt_password_faults(unsigned faults, char *buf, size_t size)
 	} clauses[] = {
 		{AMT_PW_SHORT, "fewer than " STR(AMT_PASSWORD_MIN) " characters"},
 		{AMT_PW_LONG, "more than " STR(AMT_PASSWORD_MAX) " characters"},
-		{AMT_PW_CHARACTER, "a character other than printable ASCII or one of : , \""},
+		{AMT_PW_CHARACTER, "a character that is not printable ASCII, or is one of : , \""},
 		{AMT_PW_NO_DIGIT, "no digit"},
 		{AMT_PW_NO_LOWER, "no lower-case letter"},
 		{AMT_PW_NO_UPPER, "no upper-case letter"},

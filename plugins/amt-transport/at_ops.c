@@ -246,13 +246,18 @@ void at_session_known_begin(struct at_session *s, uint32_t op)
 		s->realm[0] = '\0';
 }
 
+/* Keeps DigestRealm @p r, as this device returned it on this session. */
+static void keep_realm(struct at_session *s, const char *r)
+{
+	if (r && r[0] && strlen(r) < sizeof(s->realm))
+		memcpy(s->realm, r, strlen(r) + 1);
+}
+
 /* Notes the DigestRealm of an AMT_GeneralSettings instance @p inst the device returned. */
 static void note_realm(struct at_session *s, const char *cls, const json_t *inst)
 {
-	const char *r = json_string_value(json_object_get(inst, "DigestRealm"));
-
-	if (strcmp(cls, GS) == 0 && r && r[0] && strlen(r) < sizeof(s->realm))
-		memcpy(s->realm, r, strlen(r) + 1);
+	if (strcmp(cls, GS) == 0)
+		keep_realm(s, json_string_value(json_object_get(inst, "DigestRealm")));
 }
 
 /* The DigestRealm of the AMT_GeneralSettings instance in s->body (a Get's answer), noted for
@@ -261,8 +266,7 @@ static int body_realm(struct at_session *s, char *realm, size_t n)
 {
 	if (need_text(s, "DigestRealm", realm, n))
 		return s->err.code;
-	if (realm[0] && strlen(realm) < sizeof(s->realm))
-		memcpy(s->realm, realm, strlen(realm) + 1);
+	keep_realm(s, realm);
 	return AMTPROV_OK;
 }
 

@@ -1253,8 +1253,8 @@ static void test_amt_password_rule_clause_by_clause(void)
 	amt_password_faults(AMT_PW_SHORT, text, sizeof(text));
 	CU_ASSERT_STRING_EQUAL(text, "fewer than 8 characters");
 	amt_password_faults(AMT_PW_LONG | AMT_PW_CHARACTER, text, sizeof(text));
-	CU_ASSERT_STRING_EQUAL(text, "more than 32 characters, a character other than "
-				     "printable ASCII or one of : , \"");
+	CU_ASSERT_STRING_EQUAL(text, "more than 32 characters, a character that is not "
+				     "printable ASCII, or is one of : , \"");
 	amt_password_faults(AMT_PW_NO_LOWER | AMT_PW_NO_UPPER, text, 12);
 	CU_ASSERT_STRING_EQUAL(text, ""); /* the first clause does not fit: nothing half-said */
 	amt_password_faults(0, text, sizeof(text));
